@@ -1,0 +1,136 @@
+// Command gatehoused is the Gatehouse policy-decision daemon: it opens the
+// store, builds the decision snapshot, and serves the gRPC API with health
+// and reflection until SIGINT or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/demo"
+	"github.com/gatehouse-dev/gatehouse/internal/server"
+	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "gatehoused:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// run parses the configuration and serves until ctx ends.
+func run(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg := config.Default()
+	fs := flag.NewFlagSet("gatehoused", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := config.ApplyEnv(fs, os.LookupEnv); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	level, _ := cfg.Level()
+	hopts := &slog.HandlerOptions{Level: level}
+	var handler slog.Handler = slog.NewJSONHandler(stderr, hopts)
+	if cfg.LogFormat == "text" {
+		handler = slog.NewTextHandler(stderr, hopts)
+	}
+	log := slog.New(handler)
+	if cfg.Insecure {
+		log.Warn("serving without authentication (--insecure)", "listen", cfg.Listen)
+	}
+
+	start := time.Now()
+	st, err := bolt.Open(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close store", "err", err)
+		} else {
+			log.Info("store closed", "revision", st.Revision())
+		}
+	}()
+	if cfg.Demo {
+		seeded, err := demo.Seed(ctx, st, time.Now())
+		if err != nil {
+			return fmt.Errorf("seed demo data: %w", err)
+		}
+		log.Info("demo data", "seeded", seeded, "account", demo.AccountID)
+	}
+	snaps, err := snapshot.New(ctx, st, log)
+	if err != nil {
+		return fmt.Errorf("build snapshot: %w", err)
+	}
+	followCtx, stopFollow := context.WithCancel(context.Background())
+	followDone := make(chan struct{})
+	go func() {
+		defer close(followDone)
+		snaps.Run(followCtx)
+	}()
+	defer func() {
+		stopFollow()
+		<-followDone
+	}()
+
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log})
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(lis) }()
+	log.Info("serving", "listen", lis.Addr().String(), "data_dir", cfg.DataDir,
+		"revision", snaps.Current().Revision(), "accounts", snaps.Current().NumAccounts(),
+		"startup", time.Since(start).String())
+	if cfg.Demo {
+		printDemoHelp(stderr, lis.Addr().String())
+	}
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down; letting in-flight calls finish", "timeout", cfg.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	srv.Shutdown(sctx)
+	return <-serveErr
+}
+
+// printDemoHelp prints ready-to-paste calls against the demo data.
+func printDemoHelp(w io.Writer, addr string) {
+	fmt.Fprintf(w, `
+Gatehouse is serving on %[1]s with the demo account %[2]q (representative "alice").
+Try, in another terminal (bin/grpcurl is built by make run):
+
+  bin/grpcurl -plaintext %[1]s list
+  bin/grpcurl -plaintext -d '{"account_id":"%[2]s"}' %[1]s gatehouse.v1.AdminService/GetLiveGuideSettings
+  bin/grpcurl -plaintext -d '{"settings":{"account_id":"%[2]s","agent_click_restricted":true},"update_mask":{"paths":["agent_click_restricted"]}}' %[1]s gatehouse.v1.AdminService/UpdateLiveGuideSettings
+  bin/grpcurl -plaintext -d '{"account_id":"%[2]s","kind":"SESSION_KIND_LIVE_GUIDE","representative_id":"alice","customer_id":"cust-1"}' %[1]s gatehouse.v1.SessionService/StartSession
+  bin/grpcurl -plaintext -d '{"session_id":"<id from StartSession>","actor":{"role":"ROLE_AGENT","id":"alice"},"feature":"FEATURE_CLICK","url":"https://www.example.com/"}' %[1]s gatehouse.v1.DecisionService/CheckFeature
+
+`, addr, demo.AccountID)
+}

@@ -1,0 +1,122 @@
+// Package config holds the daemon's configuration: defaults, flags with
+// GATEHOUSE_<FLAG> environment fallbacks, and validation.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is the daemon's configuration.
+type Config struct {
+	// Listen is the gRPC listen address (host:port).
+	Listen string
+	// DataDir is the directory holding the bbolt file.
+	DataDir string
+	// Demo seeds demo data into an empty store at start.
+	Demo bool
+	// Insecure allows serving a non-loopback address without
+	// authentication. The daemon has no authentication yet, so any
+	// non-loopback address needs it.
+	Insecure bool
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is json or text.
+	LogFormat string
+	// ShutdownTimeout bounds how long in-flight calls may run after SIGTERM.
+	ShutdownTimeout time.Duration
+}
+
+// Default returns the defaults: loopback on port 8470, ./data.
+func Default() Config {
+	return Config{
+		Listen:          "127.0.0.1:8470",
+		DataDir:         "./data",
+		LogLevel:        "info",
+		LogFormat:       "json",
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// RegisterFlags binds c's fields to flags of fs, with c's values as defaults.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address `host:port`")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the bbolt store file")
+	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed demo data into an empty store")
+	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback listen address without authentication")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may finish after SIGTERM")
+}
+
+// EnvName returns the environment variable read for a flag: GATEHOUSE_ and
+// the flag name upper-cased with dashes as underscores.
+func EnvName(flagName string) string {
+	return "GATEHOUSE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// ApplyEnv sets every flag not given on the command line from its
+// environment variable, when that is set. Flags win over the environment.
+func ApplyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		if v, ok := lookup(EnvName(f.Name)); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", EnvName(f.Name), v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Validate checks c. A listen address that is not loopback is refused
+// unless Insecure is set, because the daemon does not authenticate callers.
+func (c Config) Validate() error {
+	var errs []error
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
+	} else if !isLoopback(host) && !c.Insecure {
+		errs = append(errs, fmt.Errorf("listen %q is not a loopback address and callers are not authenticated; pass --insecure to serve it anyway", c.Listen))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir must not be empty"))
+	}
+	if _, err := c.Level(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log-format %q: want json or text", c.LogFormat))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("shutdown-timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Level returns the slog level of LogLevel.
+func (c Config) Level() (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return l, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return l, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,109 @@
+package policy
+
+import "time"
+
+// Account is a tenant.
+type Account struct {
+	ID          string    `json:"id"`
+	DisplayName string    `json:"display_name"`
+	CobrowseURL string    `json:"cobrowse_url,omitempty"`
+	CreateTime  time.Time `json:"create_time"`
+	Revision    uint64    `json:"revision"`
+}
+
+// LiveGuideSettings are an account's co-browse switches.
+type LiveGuideSettings struct {
+	AccountID             string `json:"account_id"`
+	AgentClickRestricted  bool   `json:"agent_click_restricted"`
+	AgentInputRestricted  bool   `json:"agent_input_restricted"`
+	ClipboardAgent        bool   `json:"clipboard_agent"`
+	ClipboardCustomer     bool   `json:"clipboard_customer"`
+	VideoAgent            bool   `json:"video_agent"`
+	VideoCustomer         bool   `json:"video_customer"`
+	VoiceChat             bool   `json:"voice_chat"`
+	SessionRecording      bool   `json:"session_recording"`
+	DocumentShareAgent    bool   `json:"document_share_agent"`
+	DocumentShareCustomer bool   `json:"document_share_customer"`
+	DocumentDownload      bool   `json:"document_download"`
+	Chat                  bool   `json:"chat"`
+	DisplayAgentName      bool   `json:"display_agent_name"`
+	ShowDisclaimer        bool   `json:"show_disclaimer"`
+	LanguageSelector      bool   `json:"language_selector"`
+	SessionStartURL       string `json:"session_start_url"`
+	Revision              uint64 `json:"revision"`
+}
+
+// DefaultLiveGuideSettings returns the settings a new account starts with:
+// the product's documented defaults, and the least privilege where it
+// documents none (clipboard and the disclaimer are on, everything else off).
+func DefaultLiveGuideSettings(accountID string) LiveGuideSettings {
+	return LiveGuideSettings{
+		AccountID:         accountID,
+		ClipboardAgent:    true,
+		ClipboardCustomer: true,
+		ShowDisclaimer:    true,
+	}
+}
+
+// Representative is an agent who serves sessions.
+type Representative struct {
+	ID               string    `json:"id"`
+	DisplayName      string    `json:"display_name"`
+	TeamID           string    `json:"team_id,omitempty"`
+	Functions        Functions `json:"functions"`
+	LiveGuideEnabled bool      `json:"live_guide_enabled"`
+	Revision         uint64    `json:"revision"`
+}
+
+// SessionKind is the product family of a session.
+type SessionKind int
+
+// Session kinds; the values equal the wire enum's.
+const (
+	SessionKindUnspecified SessionKind = iota
+	SessionKindLiveGuide
+	SessionKindSupport
+)
+
+// SessionState is the life-cycle state of a session.
+type SessionState int
+
+// Session states; the values equal the wire enum's.
+const (
+	SessionStateUnspecified SessionState = iota
+	SessionStateActive
+	SessionStateEnded
+)
+
+// Specialist is an external specialist taking part in a support session.
+type Specialist struct {
+	ID          string `json:"id"`
+	DisplayName string `json:"display_name"`
+}
+
+// Session is a Live Guide or support session.
+type Session struct {
+	ID                   string       `json:"id"`
+	AccountID            string       `json:"account_id"`
+	Kind                 SessionKind  `json:"kind"`
+	State                SessionState `json:"state"`
+	RepresentativeID     string       `json:"representative_id"`
+	CustomerID           string       `json:"customer_id"`
+	PortalID             string       `json:"portal_id,omitempty"`
+	Specialists          []Specialist `json:"specialists,omitempty"`
+	StartTime            time.Time    `json:"start_time"`
+	EndTime              time.Time    `json:"end_time,omitzero"`
+	CustomerRating       int32        `json:"customer_rating,omitempty"`
+	RepresentativeRating int32        `json:"representative_rating,omitempty"`
+	Revision             uint64       `json:"revision"`
+}
+
+// HasSpecialist reports whether id is currently a specialist in s.
+func (s *Session) HasSpecialist(id string) bool {
+	for i := range s.Specialists {
+		if s.Specialists[i].ID == id {
+			return true
+		}
+	}
+	return false
+}

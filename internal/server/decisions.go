@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+)
+
+// decisionService implements gatehousev1.DecisionServiceServer.
+type decisionService struct {
+	gatehousev1.UnimplementedDecisionServiceServer
+	s *Server
+}
+
+// maxChecks bounds one CheckFeatures call.
+const maxChecks = 1000
+
+// validateCheck validates one check, naming fields under prefix, and fills q.
+func validateCheck(v *violations, prefix string, req *gatehousev1.CheckFeatureRequest, q *policy.Query) {
+	v.checkID(prefix+"session_id", req.GetSessionId(), false)
+	actor := req.GetActor()
+	switch {
+	case actor == nil:
+		v.add(prefix+"actor", "is required")
+	case actor.GetRole() < gatehousev1.Role_ROLE_AGENT || actor.GetRole() > gatehousev1.Role_ROLE_EXTERNAL_SPECIALIST:
+		v.add(prefix+"actor.role", "must be ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST")
+	}
+	if actor != nil {
+		v.checkID(prefix+"actor.id", actor.GetId(), false)
+	}
+	f := policy.Feature(req.GetFeature())
+	if !f.Valid() {
+		v.add(prefix+"feature", "must be a known feature")
+	}
+	if fr := req.GetFrame(); fr < gatehousev1.Frame_FRAME_UNSPECIFIED || fr > gatehousev1.Frame_FRAME_IFRAME {
+		v.add(prefix+"frame", "must be FRAME_TOP_LEVEL or FRAME_IFRAME")
+	}
+	switch u := req.GetUrl(); {
+	case len(u) > maxURLLength:
+		v.add(prefix+"url", "must be at most %d bytes", maxURLLength)
+	case u == "" && f.NeedsURL():
+		v.add(prefix+"url", "is required for %s", req.GetFeature())
+	}
+	*q = policy.Query{
+		SessionID: req.GetSessionId(),
+		Role:      policy.Role(actor.GetRole()),
+		ActorID:   actor.GetId(),
+		Feature:   f,
+		URL:       req.GetUrl(),
+		Frame:     policy.Frame(req.GetFrame()),
+	}
+}
+
+// snapshotAt returns the current snapshot, or waits for one at minRev. The
+// wait is bounded by the call's deadline, or by MaxRevisionWait without one.
+func (s *Server) snapshotAt(ctx context.Context, minRev uint64) (*policy.Snapshot, error) {
+	if snap := s.snaps.Current(); snap.Revision() >= minRev {
+		return snap, nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.maxRev)
+		defer cancel()
+	}
+	return s.snaps.WaitFor(ctx, minRev)
+}
+
+func (d *decisionService) CheckFeature(ctx context.Context, req *gatehousev1.CheckFeatureRequest) (*gatehousev1.CheckFeatureResponse, error) {
+	var v violations
+	var q policy.Query
+	validateCheck(&v, "", req, &q)
+	if err := v.err(); err != nil {
+		return nil, d.s.status(ctx, err)
+	}
+	snap, err := d.s.snapshotAt(ctx, req.GetMinRevision())
+	if err != nil {
+		return nil, d.s.status(ctx, err)
+	}
+	dec, err := snap.Check(&q)
+	if err != nil {
+		return nil, d.s.status(ctx, err)
+	}
+	return decisionToProto(dec, snap.Revision()), nil
+}
+
+func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.CheckFeaturesRequest) (*gatehousev1.CheckFeaturesResponse, error) {
+	var v violations
+	checks := req.GetChecks()
+	switch {
+	case len(checks) == 0:
+		v.add("checks", "must hold at least one check")
+	case len(checks) > maxChecks:
+		v.add("checks", "must hold at most %d checks, got %d", maxChecks, len(checks))
+	}
+	if err := v.err(); err != nil {
+		return nil, d.s.status(ctx, err)
+	}
+	qs := make([]policy.Query, len(checks))
+	var minRev uint64
+	for i, c := range checks {
+		validateCheck(&v, fmt.Sprintf("checks[%d].", i), c, &qs[i])
+		minRev = max(minRev, c.GetMinRevision())
+	}
+	if err := v.err(); err != nil {
+		return nil, d.s.status(ctx, err)
+	}
+	// One snapshot answers every check, so the answers are consistent with
+	// each other.
+	snap, err := d.s.snapshotAt(ctx, minRev)
+	if err != nil {
+		return nil, d.s.status(ctx, err)
+	}
+	resp := &gatehousev1.CheckFeaturesResponse{Results: make([]*gatehousev1.CheckFeatureResponse, len(qs)), Revision: snap.Revision()}
+	for i := range qs {
+		dec, err := snap.Check(&qs[i])
+		if err != nil {
+			return nil, d.s.status(ctx, fmt.Errorf("checks[%d]: %w", i, err))
+		}
+		resp.Results[i] = decisionToProto(dec, snap.Revision())
+	}
+	return resp, nil
+}

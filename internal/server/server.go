@@ -1,0 +1,196 @@
+// Package server is Gatehouse's gRPC edge: request validation, conversion
+// between the wire types and internal/policy, error-to-status mapping (once,
+// in toStatus) and the interceptor chain. Decisions are delegated to the
+// current policy.Snapshot; writes go through internal/store.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Store persists everything; required.
+	Store store.Store
+	// Snapshots follows Store and answers decisions; required.
+	Snapshots *snapshot.Follower
+	// Logger receives call logs and internal errors; required.
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// MaxRevisionWait bounds how long a decision with min_revision waits
+	// when the call has no deadline (default 5s).
+	MaxRevisionWait time.Duration
+}
+
+// Server serves the Gatehouse API, health and reflection.
+type Server struct {
+	store  store.Store
+	snaps  *snapshot.Follower
+	log    *slog.Logger
+	now    func() time.Time
+	maxRev time.Duration
+
+	grpc   *grpc.Server
+	health *health.Server
+}
+
+// New builds a server with its interceptor chain: panic recovery (a panic
+// becomes INTERNAL and is logged, the process keeps serving) inside a
+// structured log line per call with its code and latency.
+func New(o Options) *Server {
+	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.maxRev <= 0 {
+		s.maxRev = 5 * time.Second
+	}
+	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
+		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
+	})
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
+		s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p))
+		return status.Error(codes.Internal, "internal error")
+	})
+	s.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(
+			logging.UnaryServerInterceptor(logger, logOpts...),
+			recovery.UnaryServerInterceptor(recoverOpt),
+		),
+		grpc.ChainStreamInterceptor(
+			logging.StreamServerInterceptor(logger, logOpts...),
+			recovery.StreamServerInterceptor(recoverOpt),
+		),
+	)
+	gatehousev1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
+	gatehousev1.RegisterSessionServiceServer(s.grpc, &sessionService{s: s})
+	gatehousev1.RegisterDecisionServiceServer(s.grpc, &decisionService{s: s})
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	for name := range s.grpc.GetServiceInfo() {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	reflection.Register(s.grpc)
+	return s
+}
+
+// Serve accepts connections on lis until Shutdown.
+func (s *Server) Serve(lis net.Listener) error {
+	err := s.grpc.Serve(lis)
+	if errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown reports NOT_SERVING, lets in-flight calls finish until ctx ends,
+// then closes the remaining connections.
+func (s *Server) Shutdown(ctx context.Context) {
+	s.health.Shutdown()
+	done := make(chan struct{})
+	go func() {
+		s.grpc.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.grpc.Stop()
+		<-done
+	}
+}
+
+// status maps err for the wire; see toStatus.
+func (s *Server) status(ctx context.Context, err error) error { return toStatus(ctx, s.log, err) }
+
+// write commits fn, then waits until the decision snapshot reflects the
+// commit, so that the next decision sees the write (read-your-writes).
+func (s *Server) write(ctx context.Context, fn func(store.Tx) error) (uint64, error) {
+	rev, err := s.store.Update(ctx, fn)
+	if err != nil {
+		return 0, err
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.maxRev)
+	defer cancel()
+	if _, err := s.snaps.WaitFor(wctx, rev); err != nil {
+		// The write is committed and durable; only its visibility to
+		// decisions is late. Report success, and say so in the log.
+		s.log.WarnContext(ctx, "snapshot did not catch up with a committed write", "revision", rev, "err", err)
+	}
+	return rev, nil
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newID returns a random slug with the given prefix (80 bits of entropy).
+func newID(prefix string) string {
+	b := make([]byte, 10)
+	_, _ = rand.Read(b)
+	return prefix + idEncoding.EncodeToString(b)
+}
+
+// Page size bounds of every List RPC.
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// pageTokenPrefix versions the opaque page token.
+const pageTokenPrefix = "v1:"
+
+// pageParams validates page_size and page_token. The token holds the last
+// id returned, so a listing continues after it however the collection
+// changed in between: it never repeats or skips an entry that existed
+// throughout.
+func pageParams(size int32, token string) (limit int, after string, err error) {
+	var v violations
+	switch {
+	case size < 0:
+		v.add("page_size", "must not be negative")
+	case size == 0:
+		limit = defaultPageSize
+	default:
+		limit = min(int(size), maxPageSize)
+	}
+	if token != "" {
+		raw, derr := base64.RawURLEncoding.DecodeString(token)
+		id, ok := strings.CutPrefix(string(raw), pageTokenPrefix)
+		if derr != nil || !ok || !isSlug(id) {
+			v.add("page_token", "is not a token returned by this RPC")
+		}
+		after = id
+	}
+	return limit, after, v.err()
+}
+
+// nextPageToken returns the token continuing after lastID, or "" when no
+// more results follow.
+func nextPageToken(more bool, lastID string) string {
+	if !more {
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenPrefix + lastID))
+}

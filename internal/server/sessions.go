@@ -1,0 +1,132 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"google.golang.org/grpc/codes"
+)
+
+// sessionService implements gatehousev1.SessionServiceServer.
+type sessionService struct {
+	gatehousev1.UnimplementedSessionServiceServer
+	s *Server
+}
+
+func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.StartSessionRequest) (*gatehousev1.StartSessionResponse, error) {
+	var v violations
+	v.checkID("account_id", req.GetAccountId(), false)
+	v.checkID("representative_id", req.GetRepresentativeId(), false)
+	v.checkID("customer_id", req.GetCustomerId(), false)
+	switch req.GetKind() {
+	case gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE:
+		if req.GetPortalId() != "" {
+			v.add("portal_id", "must be empty for a Live Guide session")
+		}
+	case gatehousev1.SessionKind_SESSION_KIND_SUPPORT:
+	default:
+		v.add("kind", "must be SESSION_KIND_LIVE_GUIDE or SESSION_KIND_SUPPORT")
+	}
+	if err := v.err(); err != nil {
+		return nil, ss.s.status(ctx, err)
+	}
+	if req.GetKind() == gatehousev1.SessionKind_SESSION_KIND_SUPPORT {
+		return nil, ss.s.status(ctx, newError(codes.Unimplemented, "", nil, "support sessions are not implemented yet"))
+	}
+	acct := req.GetAccountId()
+	sess := policy.Session{
+		AccountID:        acct,
+		Kind:             policy.SessionKindLiveGuide,
+		State:            policy.SessionStateActive,
+		RepresentativeID: req.GetRepresentativeId(),
+		CustomerID:       req.GetCustomerId(),
+		StartTime:        ss.s.now().UTC(),
+	}
+	_, err := ss.s.write(ctx, func(tx store.Tx) error {
+		rep, err := getRepresentative(tx, acct, sess.RepresentativeID)
+		if err != nil {
+			return err
+		}
+		if !rep.LiveGuideEnabled {
+			return newError(codes.FailedPrecondition, reasonRepNotAllowed,
+				map[string]string{"representative_id": rep.ID},
+				"representative %q is not enabled for Live Guide", rep.ID)
+		}
+		for {
+			sess.ID = newID("s-")
+			taken, err := store.SessionExists(tx, sess.ID)
+			if err != nil {
+				return err
+			}
+			if !taken {
+				break
+			}
+		}
+		return store.PutSession(tx, &sess)
+	})
+	if err != nil {
+		return nil, ss.s.status(ctx, err)
+	}
+	return &gatehousev1.StartSessionResponse{Session: sessionToProto(&sess)}, nil
+}
+
+func getSession(tx store.ReadTx, id string) (policy.Session, error) {
+	s, err := store.GetSession(tx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return s, notFound("session", id)
+	}
+	return s, err
+}
+
+func (ss *sessionService) GetSession(ctx context.Context, req *gatehousev1.GetSessionRequest) (*gatehousev1.GetSessionResponse, error) {
+	var v violations
+	v.checkID("session_id", req.GetSessionId(), false)
+	if err := v.err(); err != nil {
+		return nil, ss.s.status(ctx, err)
+	}
+	var sess policy.Session
+	err := ss.s.store.View(ctx, func(tx store.ReadTx) (err error) {
+		sess, err = getSession(tx, req.GetSessionId())
+		return err
+	})
+	if err != nil {
+		return nil, ss.s.status(ctx, err)
+	}
+	return &gatehousev1.GetSessionResponse{Session: sessionToProto(&sess)}, nil
+}
+
+func (ss *sessionService) EndSession(ctx context.Context, req *gatehousev1.EndSessionRequest) (*gatehousev1.EndSessionResponse, error) {
+	var v violations
+	v.checkID("session_id", req.GetSessionId(), false)
+	if r := req.GetCustomerRating(); r < 0 || r > 5 {
+		v.add("customer_rating", "must be 0 (none) or 1-5")
+	}
+	if r := req.GetRepresentativeRating(); r < 0 || r > 5 {
+		v.add("representative_rating", "must be 0 (none) or 1-5")
+	}
+	if err := v.err(); err != nil {
+		return nil, ss.s.status(ctx, err)
+	}
+	var sess policy.Session
+	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
+		sess, err = getSession(tx, req.GetSessionId())
+		if err != nil {
+			return err
+		}
+		if sess.State == policy.SessionStateEnded {
+			return newError(codes.FailedPrecondition, reasonSessionEnded, nil, "session %q has already ended", sess.ID)
+		}
+		sess.State = policy.SessionStateEnded
+		sess.EndTime = ss.s.now().UTC()
+		sess.CustomerRating = req.GetCustomerRating()
+		sess.RepresentativeRating = req.GetRepresentativeRating()
+		return store.PutSession(tx, &sess)
+	})
+	if err != nil {
+		return nil, ss.s.status(ctx, err)
+	}
+	return &gatehousev1.EndSessionResponse{Session: sessionToProto(&sess)}, nil
+}

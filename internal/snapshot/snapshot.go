@@ -1,0 +1,206 @@
+// Package snapshot keeps the decision engine's in-memory policy.Snapshot in
+// step with the store: it loads everything at start, then follows the
+// store's commits and rebuilds only the accounts and sessions a commit
+// touched, swapping the new snapshot in atomically. Readers never lock.
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+)
+
+// Follower owns the current snapshot of one store.
+type Follower struct {
+	st  store.Store
+	log *slog.Logger
+	cur atomic.Pointer[policy.Snapshot]
+
+	mu      sync.Mutex    // serializes rebuilds
+	waitMu  sync.Mutex    // guards changed
+	changed chan struct{} // closed and replaced on every swap
+
+	// lastBuild is the duration of the last rebuild, for metrics.
+	lastBuild atomic.Int64
+}
+
+// New loads the whole store into a first snapshot.
+func New(ctx context.Context, st store.Store, log *slog.Logger) (*Follower, error) {
+	f := &Follower{st: st, log: log, changed: make(chan struct{})}
+	snap, err := f.loadAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.cur.Store(snap)
+	return f, nil
+}
+
+// Current returns the latest snapshot. It never blocks.
+func (f *Follower) Current() *policy.Snapshot { return f.cur.Load() }
+
+// LastBuild returns how long the last rebuild took.
+func (f *Follower) LastBuild() time.Duration { return time.Duration(f.lastBuild.Load()) }
+
+// Run follows the store until ctx ends.
+func (f *Follower) Run(ctx context.Context) {
+	ch, cancel := f.st.Subscribe()
+	defer cancel()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	for {
+		// The first pass catches a commit that landed between New and
+		// Subscribe.
+		if err := f.catchUp(ctx); err != nil {
+			// Keep serving the last good snapshot: decisions stay
+			// consistent with a committed revision, and writes wait.
+			f.log.Error("snapshot rebuild failed; serving last good snapshot", "revision", f.Current().Revision(), "err", err)
+			retry.Reset(time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-retry.C:
+		}
+	}
+}
+
+// WaitFor returns a snapshot at revision rev or later, waiting for the
+// follower to catch up until ctx ends.
+func (f *Follower) WaitFor(ctx context.Context, rev uint64) (*policy.Snapshot, error) {
+	for {
+		f.waitMu.Lock()
+		ch := f.changed
+		f.waitMu.Unlock()
+		if s := f.Current(); s.Revision() >= rev {
+			return s, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// catchUp applies every commit after the current snapshot.
+func (f *Follower) catchUp(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	start := time.Now()
+	cur := f.Current()
+	if f.st.Revision() <= cur.Revision() {
+		return nil
+	}
+	next, err := f.apply(ctx, cur)
+	if errors.Is(err, store.ErrCompacted) {
+		f.log.Warn("change history compacted; reloading the whole store", "revision", cur.Revision())
+		next, err = f.loadAll(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	f.swap(next)
+	f.lastBuild.Store(int64(time.Since(start)))
+	return nil
+}
+
+func (f *Follower) swap(s *policy.Snapshot) {
+	f.cur.Store(s)
+	f.waitMu.Lock()
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.waitMu.Unlock()
+}
+
+// apply rebuilds the accounts and sessions touched by the commits after
+// cur, reading them in one transaction so that the new snapshot is exactly
+// the store at that transaction's revision.
+func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Snapshot, error) {
+	var next *policy.Snapshot
+	err := f.st.View(ctx, func(tx store.ReadTx) error {
+		if tx.Revision() <= cur.Revision() {
+			next = cur
+			return nil
+		}
+		changes, err := f.st.Changes(cur.Revision())
+		if err != nil {
+			return err
+		}
+		accounts := map[string]bool{}
+		sessions := map[string]bool{}
+		for _, c := range changes {
+			if c.Revision > tx.Revision() {
+				break
+			}
+			for _, k := range c.Keys {
+				info := store.ParseKey(k)
+				switch {
+				case info.Session != "":
+					sessions[info.Session] = true
+				case info.Account != "":
+					accounts[info.Account] = true
+				}
+			}
+		}
+		accStates := make(map[string]*policy.AccountState, len(accounts))
+		sessStates := make(map[string]*policy.Session, len(sessions))
+		for id := range accounts {
+			d, _, err := store.LoadAccount(tx, id, false)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				accStates[id] = nil
+			case err != nil:
+				return fmt.Errorf("load account %q: %w", id, err)
+			default:
+				accStates[id] = policy.Compile(d)
+			}
+		}
+		for id := range sessions {
+			s, err := store.GetSession(tx, id)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				sessStates[id] = nil
+			case err != nil:
+				return fmt.Errorf("load session %q: %w", id, err)
+			default:
+				sessStates[id] = &s
+			}
+		}
+		next = cur.Apply(tx.Revision(), accStates, sessStates)
+		return nil
+	})
+	return next, err
+}
+
+func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
+	var snap *policy.Snapshot
+	err := f.st.View(ctx, func(tx store.ReadTx) error {
+		ids, err := store.AccountIDs(tx)
+		if err != nil {
+			return err
+		}
+		accounts := make(map[string]*policy.AccountState, len(ids))
+		sessions := map[string]*policy.Session{}
+		for _, id := range ids {
+			d, ss, err := store.LoadAccount(tx, id, true)
+			if err != nil {
+				return fmt.Errorf("load account %q: %w", id, err)
+			}
+			accounts[id] = policy.Compile(d)
+			for i := range ss {
+				sessions[ss[i].ID] = &ss[i]
+			}
+		}
+		snap = policy.NewSnapshot(tx.Revision(), accounts, sessions)
+		return nil
+	})
+	return snap, err
+}

@@ -1,0 +1,282 @@
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+)
+
+// Key layout. Ids are slugs ([a-z0-9-]), so "/" never occurs inside one.
+//
+//	acct/<account>                   policy.Account
+//	t/<account>/settings             policy.LiveGuideSettings
+//	t/<account>/rep/<id>             policy.Representative
+//	t/<account>/session/<id>         policy.Session
+//	sess/<session>                   account id (global session index)
+//
+// Everything an account owns lives under t/<account>/, so loading or
+// deleting an account is one prefix scan.
+const (
+	accountPrefix      = "acct/"
+	tenantPrefix       = "t/"
+	sessionIndexPrefix = "sess/"
+
+	kindSettings = "settings"
+	kindRep      = "rep"
+	kindSession  = "session"
+)
+
+func accountKey(id string) string        { return accountPrefix + id }
+func tenantKeyPrefix(acct string) string { return tenantPrefix + acct + "/" }
+func settingsKey(acct string) string     { return tenantKeyPrefix(acct) + kindSettings }
+func repKey(acct, id string) string      { return tenantKeyPrefix(acct) + kindRep + "/" + id }
+func sessionKey(acct, id string) string  { return tenantKeyPrefix(acct) + kindSession + "/" + id }
+func sessionIndexKey(id string) string   { return sessionIndexPrefix + id }
+func repPrefix(acct string) string       { return tenantKeyPrefix(acct) + kindRep + "/" }
+func sessionPrefixOf(acct string) string { return tenantKeyPrefix(acct) + kindSession + "/" }
+func afterKey(prefix, id string) string {
+	if id == "" {
+		return ""
+	}
+	return prefix + id
+}
+
+// KeyInfo says what a key holds.
+type KeyInfo struct {
+	// Account is the account the key belongs to; empty for store-wide keys.
+	Account string
+	// Session is the session id when the key holds a session record.
+	Session string
+}
+
+// ParseKey tells which account (and session) a key belongs to, so that a
+// follower of Changes can rebuild only what changed.
+func ParseKey(key string) KeyInfo {
+	switch {
+	case strings.HasPrefix(key, accountPrefix):
+		return KeyInfo{Account: key[len(accountPrefix):]}
+	case strings.HasPrefix(key, tenantPrefix):
+		rest := key[len(tenantPrefix):]
+		acct, sub, _ := strings.Cut(rest, "/")
+		info := KeyInfo{Account: acct}
+		if id, ok := strings.CutPrefix(sub, kindSession+"/"); ok {
+			info.Session = id
+		}
+		return info
+	}
+	return KeyInfo{}
+}
+
+func getJSON[T any](tx ReadTx, key string) (T, error) {
+	var v T
+	b, err := tx.Get(key)
+	if err != nil {
+		return v, err
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return v, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+	}
+	return v, nil
+}
+
+func putJSON(tx Tx, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode %q: %w", key, err)
+	}
+	return tx.Put(key, b)
+}
+
+// listJSON decodes up to limit records under prefix after the key
+// startAfter (limit <= 0: all). It returns the records and whether more
+// follow.
+func listJSON[T any](tx ReadTx, prefix, startAfter string, limit int) ([]T, bool, error) {
+	var out []T
+	more := false
+	err := tx.Scan(prefix, startAfter, func(key string, val []byte) (bool, error) {
+		if limit > 0 && len(out) == limit {
+			more = true
+			return false, nil
+		}
+		var v T
+		if err := json.Unmarshal(val, &v); err != nil {
+			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+		}
+		out = append(out, v)
+		return true, nil
+	})
+	return out, more, err
+}
+
+// GetAccount returns an account, or ErrNotFound.
+func GetAccount(tx ReadTx, id string) (policy.Account, error) {
+	return getJSON[policy.Account](tx, accountKey(id))
+}
+
+// PutAccount writes an account, stamping it with the transaction's revision.
+func PutAccount(tx Tx, a *policy.Account) error {
+	a.Revision = tx.Revision()
+	return putJSON(tx, accountKey(a.ID), a)
+}
+
+// ListAccounts returns up to limit accounts with ids after afterID, in id
+// order, and whether more follow.
+func ListAccounts(tx ReadTx, afterID string, limit int) ([]policy.Account, bool, error) {
+	return listJSON[policy.Account](tx, accountPrefix, afterKey(accountPrefix, afterID), limit)
+}
+
+// DeleteAccount deletes an account and everything it owns. It returns
+// ErrNotFound when the account does not exist.
+func DeleteAccount(tx Tx, id string) error {
+	if _, err := tx.Get(accountKey(id)); err != nil {
+		return err
+	}
+	var keys []string
+	err := tx.Scan(tenantKeyPrefix(id), "", func(key string, _ []byte) (bool, error) {
+		keys = append(keys, key)
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if info := ParseKey(k); info.Session != "" {
+			if err := tx.Delete(sessionIndexKey(info.Session)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(k); err != nil {
+			return err
+		}
+	}
+	return tx.Delete(accountKey(id))
+}
+
+// GetSettings returns an account's Live Guide settings, or ErrNotFound.
+func GetSettings(tx ReadTx, acct string) (policy.LiveGuideSettings, error) {
+	return getJSON[policy.LiveGuideSettings](tx, settingsKey(acct))
+}
+
+// PutSettings writes an account's Live Guide settings, stamping the revision.
+func PutSettings(tx Tx, s *policy.LiveGuideSettings) error {
+	s.Revision = tx.Revision()
+	return putJSON(tx, settingsKey(s.AccountID), s)
+}
+
+// GetRepresentative returns a representative, or ErrNotFound.
+func GetRepresentative(tx ReadTx, acct, id string) (policy.Representative, error) {
+	return getJSON[policy.Representative](tx, repKey(acct, id))
+}
+
+// PutRepresentative writes a representative, stamping the revision.
+func PutRepresentative(tx Tx, acct string, r *policy.Representative) error {
+	r.Revision = tx.Revision()
+	return putJSON(tx, repKey(acct, r.ID), r)
+}
+
+// DeleteRepresentative deletes a representative.
+func DeleteRepresentative(tx Tx, acct, id string) error { return tx.Delete(repKey(acct, id)) }
+
+// ListRepresentatives returns up to limit representatives with ids after
+// afterID, and whether more follow.
+func ListRepresentatives(tx ReadTx, acct, afterID string, limit int) ([]policy.Representative, bool, error) {
+	p := repPrefix(acct)
+	return listJSON[policy.Representative](tx, p, afterKey(p, afterID), limit)
+}
+
+// GetSession returns a session by id, or ErrNotFound.
+func GetSession(tx ReadTx, id string) (policy.Session, error) {
+	acct, err := tx.Get(sessionIndexKey(id))
+	if err != nil {
+		return policy.Session{}, err
+	}
+	return getJSON[policy.Session](tx, sessionKey(string(acct), id))
+}
+
+// PutSession writes a session and its index entry, stamping the revision.
+func PutSession(tx Tx, s *policy.Session) error {
+	s.Revision = tx.Revision()
+	if err := tx.Put(sessionIndexKey(s.ID), []byte(s.AccountID)); err != nil {
+		return err
+	}
+	return putJSON(tx, sessionKey(s.AccountID, s.ID), s)
+}
+
+// SessionExists reports whether a session id is taken.
+func SessionExists(tx ReadTx, id string) (bool, error) {
+	_, err := tx.Get(sessionIndexKey(id))
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// ActiveSessionsOf counts the active sessions of a representative.
+func ActiveSessionsOf(tx ReadTx, acct, repID string) (int, error) {
+	n := 0
+	err := tx.Scan(sessionPrefixOf(acct), "", func(key string, val []byte) (bool, error) {
+		var s policy.Session
+		if err := json.Unmarshal(val, &s); err != nil {
+			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+		}
+		if s.RepresentativeID == repID && s.State == policy.SessionStateActive {
+			n++
+		}
+		return true, nil
+	})
+	return n, err
+}
+
+// LoadAccount reads everything one account owns in one prefix scan: its
+// decision data and, when withSessions is set, its sessions. It returns
+// ErrNotFound when the account does not exist.
+func LoadAccount(tx ReadTx, acct string, withSessions bool) (policy.AccountData, []policy.Session, error) {
+	var d policy.AccountData
+	var sessions []policy.Session
+	a, err := GetAccount(tx, acct)
+	if err != nil {
+		return d, nil, err
+	}
+	d.Account = a
+	d.Settings = policy.DefaultLiveGuideSettings(acct)
+	prefix := tenantKeyPrefix(acct)
+	err = tx.Scan(prefix, "", func(key string, val []byte) (bool, error) {
+		kind, _, _ := strings.Cut(key[len(prefix):], "/")
+		var err error
+		switch kind {
+		case kindSettings:
+			err = json.Unmarshal(val, &d.Settings)
+		case kindRep:
+			var r policy.Representative
+			if err = json.Unmarshal(val, &r); err == nil {
+				d.Representatives = append(d.Representatives, r)
+			}
+		case kindSession:
+			if !withSessions {
+				return true, nil
+			}
+			var s policy.Session
+			if err = json.Unmarshal(val, &s); err == nil {
+				sessions = append(sessions, s)
+			}
+		}
+		if err != nil {
+			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+		}
+		return true, nil
+	})
+	return d, sessions, err
+}
+
+// AccountIDs returns the ids of all accounts in order.
+func AccountIDs(tx ReadTx) ([]string, error) {
+	var ids []string
+	err := tx.Scan(accountPrefix, "", func(key string, _ []byte) (bool, error) {
+		ids = append(ids, key[len(accountPrefix):])
+		return true, nil
+	})
+	return ids, err
+}

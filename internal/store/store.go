@@ -1,0 +1,83 @@
+// Package store defines how Gatehouse persists its state: a small
+// transactional key-value interface (Store, Tx) that the embedded bbolt
+// driver implements today and an etcd driver can implement later, plus the
+// key layout and typed record helpers shared by every driver.
+//
+// Every committed write bumps one store revision. Drivers publish each
+// commit as a Change so that the decision snapshot can follow the store.
+// The package may import internal/policy (the record types) but never gRPC or
+// the generated API code.
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// Sentinel errors returned by drivers and the typed helpers.
+var (
+	// ErrNotFound: the key or record does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrCompacted: Changes was asked for changes the driver no longer keeps;
+	// the caller must reload everything.
+	ErrCompacted = errors.New("changes compacted")
+	// ErrSchemaTooNew: the store was written by a newer schema version.
+	ErrSchemaTooNew = errors.New("store schema is newer than this binary supports")
+	// ErrCorrupt: the store file or a record in it cannot be read.
+	ErrCorrupt = errors.New("store is corrupt")
+	// ErrClosed: the store has been closed.
+	ErrClosed = errors.New("store is closed")
+)
+
+// Store is a transactional key-value store with a monotonically increasing
+// revision. Keys are UTF-8 strings ordered bytewise.
+type Store interface {
+	// View runs fn in a consistent read-only transaction.
+	View(ctx context.Context, fn func(ReadTx) error) error
+	// Update runs fn in a read-write transaction and commits it (durably)
+	// when fn returns nil; any error rolls everything back. It returns the
+	// store revision of the commit, or the current revision when fn wrote
+	// nothing. An error means nothing was committed.
+	Update(ctx context.Context, fn func(Tx) error) (uint64, error)
+	// Revision returns the revision of the last commit.
+	Revision() uint64
+	// Changes returns the commits after revision rev in order. Called inside
+	// View it covers at least every commit up to the transaction's revision
+	// (later ones may be present; callers skip them). It returns
+	// ErrCompacted when it no longer knows all of them.
+	Changes(rev uint64) ([]Change, error)
+	// Subscribe returns a channel that receives a value (coalesced) after
+	// every commit, and a function that ends the subscription.
+	Subscribe() (<-chan struct{}, func())
+	// Close releases the store. Transactions in flight finish first.
+	Close() error
+}
+
+// ReadTx reads a consistent view of the store.
+type ReadTx interface {
+	// Revision is the revision the transaction reads at; in a write
+	// transaction it is the revision the commit will have.
+	Revision() uint64
+	// Get returns the value of key, or ErrNotFound. The slice is valid only
+	// during the transaction.
+	Get(key string) ([]byte, error)
+	// Scan calls fn for every key with the given prefix that sorts after
+	// startAfter (all when empty), in order, until fn returns false or an
+	// error. The value slice is valid only during the call.
+	Scan(prefix, startAfter string, fn func(key string, val []byte) (bool, error)) error
+}
+
+// Tx is a read-write transaction.
+type Tx interface {
+	ReadTx
+	// Put sets key to val.
+	Put(key string, val []byte) error
+	// Delete removes key; deleting a missing key is not an error.
+	Delete(key string) error
+}
+
+// Change describes one commit: its revision and the keys it wrote or deleted.
+type Change struct {
+	Revision uint64
+	Keys     []string
+}
