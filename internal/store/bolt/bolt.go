@@ -74,17 +74,26 @@ func openWith(dir string, migs map[int]Migration, version int) (s *Store, err er
 			s, err = nil, fmt.Errorf("%w: %s: %v", store.ErrCorrupt, path, r)
 		}
 	}()
+	if err := preflight(path); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
+	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
+		switch {
+		case errors.Is(err, berrors.ErrTimeout):
 			return nil, fmt.Errorf("open %s: locked by another process", path)
+		case errors.Is(err, os.ErrPermission), errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("open %s: %w", path, err)
 		}
-		if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) || errors.Is(err, berrors.ErrVersionMismatch) {
-			return nil, fmt.Errorf("%w: %s: %v", store.ErrCorrupt, path, err)
-		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		// Everything else bbolt reports at open (bad magic, checksum,
+		// version, "file size too small", …) is a damaged file.
+		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
 	}
 	s = &Store{db: db, subs: map[int]chan struct{}{}}
+	if err := s.verify(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
+	}
 	if err := s.init(migs, version); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -153,13 +162,21 @@ func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.View(func(btx *bbolt.Tx) error {
+	return closedErr(s.db.View(func(btx *bbolt.Tx) error {
 		t := &tx{b: btx.Bucket(kvBucket)}
 		if raw := btx.Bucket(metaBucket).Get(keyRevision); len(raw) == 8 {
 			t.rev = binary.BigEndian.Uint64(raw)
 		}
 		return fn(t)
-	})
+	}))
+}
+
+// closedErr maps bbolt's "database not open" to store.ErrClosed.
+func closedErr(err error) error {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return store.ErrClosed
+	}
+	return err
 }
 
 // Update implements store.Store. Commits are fsynced before it returns.
@@ -195,7 +212,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 		if recorded {
 			s.unrecord()
 		}
-		return 0, err
+		return 0, closedErr(err)
 	}
 	if len(t.keys) == 0 {
 		return cur, nil
@@ -249,7 +266,11 @@ func (s *Store) Changes(rev uint64) ([]store.Change, error) {
 		return nil, store.ErrCompacted
 	}
 	i := int(rev + 1 - s.changes[0].Revision)
-	return append([]store.Change(nil), s.changes[i:]...), nil
+	out := make([]store.Change, len(s.changes)-i)
+	for j, c := range s.changes[i:] {
+		out[j] = store.Change{Revision: c.Revision, Keys: append([]string(nil), c.Keys...)}
+	}
+	return out, nil
 }
 
 // Subscribe implements store.Store.
@@ -286,11 +307,24 @@ type tx struct {
 func (t *tx) Revision() uint64 { return t.rev }
 
 func (t *tx) Get(key string) ([]byte, error) {
-	v := t.b.Get([]byte(key))
-	if v == nil {
+	v, ok := t.lookup(key)
+	if !ok {
 		return nil, store.ErrNotFound
 	}
 	return v, nil
+}
+
+// lookup finds key with a cursor: bbolt's Bucket.Get answers nil both for a
+// missing key and for an empty value, which are different here.
+func (t *tx) lookup(key string) ([]byte, bool) {
+	k, v := t.b.Cursor().Seek([]byte(key))
+	if k == nil || string(k) != key {
+		return nil, false
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, true
 }
 
 func (t *tx) Scan(prefix, startAfter string, fn func(string, []byte) (bool, error)) error {
@@ -328,7 +362,9 @@ func (t *tx) Put(key string, val []byte) error {
 	if key == "" {
 		return errors.New("empty key")
 	}
-	if err := t.b.Put([]byte(key), val); err != nil {
+	// bbolt keeps a reference to val until the commit; the caller may
+	// reuse its buffer as soon as Put returns.
+	if err := t.b.Put([]byte(key), append([]byte{}, val...)); err != nil {
 		return err
 	}
 	t.touch(key)
@@ -336,7 +372,7 @@ func (t *tx) Put(key string, val []byte) error {
 }
 
 func (t *tx) Delete(key string) error {
-	if t.b.Get([]byte(key)) == nil {
+	if _, ok := t.lookup(key); !ok {
 		return nil
 	}
 	if err := t.b.Delete([]byte(key)); err != nil {

@@ -1,0 +1,329 @@
+package config_test
+
+import (
+	"flag"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := config.Default()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v, want nil", err)
+	}
+	if c.Insecure || c.Demo {
+		t.Errorf("Default() has Insecure=%v Demo=%v, want both false", c.Insecure, c.Demo)
+	}
+	if l, err := c.Level(); err != nil || l.String() != "INFO" {
+		t.Errorf("Default().Level() = %v, %v; want INFO, nil", l, err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*config.Config)
+		// wantErr lists substrings the error must contain; nil means valid.
+		wantErr []string
+	}{
+		{name: "default", edit: func(*config.Config) {}},
+		{name: "loopback v4", edit: func(c *config.Config) { c.Listen = "127.0.0.1:8470" }},
+		{name: "loopback v4 other address", edit: func(c *config.Config) { c.Listen = "127.1.2.3:1" }},
+		{name: "loopback v4 port zero", edit: func(c *config.Config) { c.Listen = "127.0.0.1:0" }},
+		{name: "loopback v6", edit: func(c *config.Config) { c.Listen = "[::1]:8470" }},
+		{name: "localhost", edit: func(c *config.Config) { c.Listen = "localhost:8470" }},
+		{name: "loopback with insecure", edit: func(c *config.Config) { c.Listen = "127.0.0.1:8470"; c.Insecure = true }},
+
+		{name: "all interfaces v4", edit: func(c *config.Config) { c.Listen = "0.0.0.0:8470" }, wantErr: []string{`"0.0.0.0:8470"`, "loopback", "--insecure"}},
+		{name: "all interfaces v6", edit: func(c *config.Config) { c.Listen = "[::]:8470" }, wantErr: []string{"--insecure"}},
+		{name: "empty host", edit: func(c *config.Config) { c.Listen = ":8470" }, wantErr: []string{"--insecure"}},
+		{name: "LAN v4", edit: func(c *config.Config) { c.Listen = "192.168.1.20:8470" }, wantErr: []string{`"192.168.1.20:8470"`, "--insecure"}},
+		{name: "LAN v6", edit: func(c *config.Config) { c.Listen = "[fd00::1]:8470" }, wantErr: []string{"--insecure"}},
+		{name: "host name", edit: func(c *config.Config) { c.Listen = "gatehouse.example.com:8470" }, wantErr: []string{"--insecure"}},
+		{name: "all interfaces v4 insecure", edit: func(c *config.Config) { c.Listen = "0.0.0.0:8470"; c.Insecure = true }},
+		{name: "all interfaces v6 insecure", edit: func(c *config.Config) { c.Listen = "[::]:8470"; c.Insecure = true }},
+		{name: "empty host insecure", edit: func(c *config.Config) { c.Listen = ":8470"; c.Insecure = true }},
+		{name: "LAN v4 insecure", edit: func(c *config.Config) { c.Listen = "192.168.1.20:8470"; c.Insecure = true }},
+		{name: "host name insecure", edit: func(c *config.Config) { c.Listen = "gatehouse.example.com:8470"; c.Insecure = true }},
+
+		{name: "address without port", edit: func(c *config.Config) { c.Listen = "127.0.0.1" }, wantErr: []string{`listen "127.0.0.1"`}},
+		{name: "address without port insecure", edit: func(c *config.Config) { c.Listen = "127.0.0.1"; c.Insecure = true }, wantErr: []string{`listen "127.0.0.1"`}},
+		{name: "empty address", edit: func(c *config.Config) { c.Listen = "" }, wantErr: []string{`listen ""`}},
+		{name: "unbracketed v6", edit: func(c *config.Config) { c.Listen = "::1:8470" }, wantErr: []string{`listen "::1:8470"`}},
+
+		{name: "empty data dir", edit: func(c *config.Config) { c.DataDir = "" }, wantErr: []string{"data-dir"}},
+
+		{name: "log level debug", edit: func(c *config.Config) { c.LogLevel = "debug" }},
+		{name: "log level warn", edit: func(c *config.Config) { c.LogLevel = "warn" }},
+		{name: "log level error", edit: func(c *config.Config) { c.LogLevel = "error" }},
+		{name: "log level upper case", edit: func(c *config.Config) { c.LogLevel = "WARN" }},
+		{name: "bad log level", edit: func(c *config.Config) { c.LogLevel = "loud" }, wantErr: []string{`log-level "loud"`}},
+		{name: "empty log level", edit: func(c *config.Config) { c.LogLevel = "" }, wantErr: []string{`log-level ""`}},
+
+		{name: "log format text", edit: func(c *config.Config) { c.LogFormat = "text" }},
+		{name: "bad log format", edit: func(c *config.Config) { c.LogFormat = "yaml" }, wantErr: []string{`log-format "yaml"`}},
+		{name: "empty log format", edit: func(c *config.Config) { c.LogFormat = "" }, wantErr: []string{`log-format ""`}},
+
+		{name: "short shutdown timeout", edit: func(c *config.Config) { c.ShutdownTimeout = time.Millisecond }},
+		{name: "zero shutdown timeout", edit: func(c *config.Config) { c.ShutdownTimeout = 0 }, wantErr: []string{"shutdown-timeout"}},
+		{name: "negative shutdown timeout", edit: func(c *config.Config) { c.ShutdownTimeout = -time.Second }, wantErr: []string{"shutdown-timeout"}},
+
+		{
+			name: "every problem is reported",
+			edit: func(c *config.Config) {
+				c.Listen = "10.0.0.1:8470"
+				c.DataDir = ""
+				c.LogLevel = "loud"
+				c.LogFormat = "xml"
+				c.ShutdownTimeout = 0
+			},
+			wantErr: []string{"--insecure", "data-dir", "log-level", "log-format", "shutdown-timeout"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default()
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("Validate(%+v) = %v, want nil", c, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate(%+v) = nil, want an error containing %q", c, tt.wantErr)
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("Validate(%+v) = %q, want it to contain %q", c, err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	for flagName, want := range map[string]string{
+		"data-dir":         "GATEHOUSE_DATA_DIR",
+		"listen":           "GATEHOUSE_LISTEN",
+		"demo":             "GATEHOUSE_DEMO",
+		"insecure":         "GATEHOUSE_INSECURE",
+		"log-level":        "GATEHOUSE_LOG_LEVEL",
+		"log-format":       "GATEHOUSE_LOG_FORMAT",
+		"shutdown-timeout": "GATEHOUSE_SHUTDOWN_TIMEOUT",
+	} {
+		if got := config.EnvName(flagName); got != want {
+			t.Errorf("EnvName(%q) = %q, want %q", flagName, got, want)
+		}
+	}
+}
+
+// parse registers a default Config on a fresh flag set, parses args and
+// applies env as the environment.
+func parse(t *testing.T, args []string, env map[string]string) (config.Config, error) {
+	t.Helper()
+	c := config.Default()
+	fs := flag.NewFlagSet("gatehoused", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("Parse(%q): %v", args, err)
+	}
+	err := config.ApplyEnv(fs, func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	})
+	return c, err
+}
+
+func TestRegisterFlags(t *testing.T) {
+	c, err := parse(t, []string{
+		"--listen", "[::1]:9000", "--data-dir", "/var/lib/gatehouse", "--demo", "--insecure",
+		"--log-level", "debug", "--log-format", "text", "--shutdown-timeout", "250ms",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Config{
+		Listen: "[::1]:9000", DataDir: "/var/lib/gatehouse", Demo: true, Insecure: true,
+		LogLevel: "debug", LogFormat: "text", ShutdownTimeout: 250 * time.Millisecond,
+	}
+	if c != want {
+		t.Errorf("flags gave %+v, want %+v", c, want)
+	}
+
+	c, err = parse(t, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c != config.Default() {
+		t.Errorf("no flags and no environment gave %+v, want the defaults %+v", c, config.Default())
+	}
+}
+
+func TestApplyEnv(t *testing.T) {
+	allEnv := map[string]string{
+		"GATEHOUSE_LISTEN":           "0.0.0.0:9001",
+		"GATEHOUSE_DATA_DIR":         "/srv/gatehouse",
+		"GATEHOUSE_DEMO":             "true",
+		"GATEHOUSE_INSECURE":         "1",
+		"GATEHOUSE_LOG_LEVEL":        "warn",
+		"GATEHOUSE_LOG_FORMAT":       "text",
+		"GATEHOUSE_SHUTDOWN_TIMEOUT": "3s",
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    func(*config.Config)
+		wantErr []string
+	}{
+		{
+			name: "no environment keeps defaults",
+			want: func(*config.Config) {},
+		},
+		{
+			name: "environment fills every unset flag",
+			env:  allEnv,
+			want: func(c *config.Config) {
+				*c = config.Config{
+					Listen: "0.0.0.0:9001", DataDir: "/srv/gatehouse", Demo: true, Insecure: true,
+					LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 3 * time.Second,
+				}
+			},
+		},
+		{
+			name: "command-line flags win",
+			args: []string{"--listen", "127.0.0.1:7000", "--data-dir", "/tmp/x", "--shutdown-timeout", "1s"},
+			env:  allEnv,
+			want: func(c *config.Config) {
+				*c = config.Config{
+					Listen: "127.0.0.1:7000", DataDir: "/tmp/x", Demo: true, Insecure: true,
+					LogLevel: "warn", LogFormat: "text", ShutdownTimeout: time.Second,
+				}
+			},
+		},
+		{
+			name: "a flag set to its default value still wins",
+			args: []string{"--demo=false", "--insecure=false", "--listen", "127.0.0.1:8470"},
+			env:  allEnv,
+			want: func(c *config.Config) {
+				*c = config.Config{
+					Listen: "127.0.0.1:8470", DataDir: "/srv/gatehouse", Demo: false, Insecure: false,
+					LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 3 * time.Second,
+				}
+			},
+		},
+		{
+			name: "unrelated variables are ignored",
+			env:  map[string]string{"LISTEN": "0.0.0.0:1", "GATEHOUSE_PORT": "1", "gatehouse_listen": "0.0.0.0:2", "DATA_DIR": "/nope"},
+			want: func(*config.Config) {},
+		},
+		{
+			name:    "bad duration names the variable",
+			env:     map[string]string{"GATEHOUSE_SHUTDOWN_TIMEOUT": "soon"},
+			wantErr: []string{"GATEHOUSE_SHUTDOWN_TIMEOUT", `"soon"`},
+		},
+		{
+			name:    "bad bool names the variable",
+			env:     map[string]string{"GATEHOUSE_DEMO": "maybe"},
+			wantErr: []string{"GATEHOUSE_DEMO", `"maybe"`},
+		},
+		{
+			name:    "every bad variable is named",
+			env:     map[string]string{"GATEHOUSE_DEMO": "maybe", "GATEHOUSE_INSECURE": "perhaps", "GATEHOUSE_SHUTDOWN_TIMEOUT": "10"},
+			wantErr: []string{"GATEHOUSE_DEMO", "GATEHOUSE_INSECURE", "GATEHOUSE_SHUTDOWN_TIMEOUT"},
+		},
+		{
+			name: "a bad variable is not read when its flag is given",
+			args: []string{"--shutdown-timeout", "2s", "--demo"},
+			env:  map[string]string{"GATEHOUSE_SHUTDOWN_TIMEOUT": "soon", "GATEHOUSE_DEMO": "maybe"},
+			want: func(c *config.Config) { c.ShutdownTimeout = 2 * time.Second; c.Demo = true },
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parse(t, tt.args, tt.env)
+			if tt.wantErr != nil {
+				if err == nil {
+					t.Fatalf("ApplyEnv = nil, want an error containing %q", tt.wantErr)
+				}
+				for _, w := range tt.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("ApplyEnv = %q, want it to contain %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ApplyEnv: %v", err)
+			}
+			want := config.Default()
+			tt.want(&want)
+			if c != want {
+				t.Errorf("got %+v\nwant %+v", c, want)
+			}
+		})
+	}
+}
+
+// TestApplyEnvLooksUpOnlyUnsetFlags checks that the environment is asked
+// exactly for the variables of the flags not given on the command line.
+func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
+	c := config.Default()
+	fs := flag.NewFlagSet("gatehoused", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--listen", "127.0.0.1:1", "--log-format=text"}); err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	err := config.ApplyEnv(fs, func(k string) (string, bool) {
+		asked = append(asked, k)
+		return "", false
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(asked)
+	want := []string{
+		"GATEHOUSE_DATA_DIR", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
+		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_SHUTDOWN_TIMEOUT",
+	}
+	if !slices.Equal(asked, want) {
+		t.Errorf("looked up %q, want %q", asked, want)
+	}
+}
+
+// TestEnvThenValidate checks the order the daemon uses: a non-loopback
+// address from the environment is still refused without --insecure, and
+// accepted when the environment also sets GATEHOUSE_INSECURE.
+func TestEnvThenValidate(t *testing.T) {
+	c, err := parse(t, nil, map[string]string{"GATEHOUSE_LISTEN": "0.0.0.0:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "--insecure") {
+		t.Errorf("Validate after GATEHOUSE_LISTEN=0.0.0.0:0 = %v, want an error mentioning --insecure", err)
+	}
+	c, err = parse(t, nil, map[string]string{"GATEHOUSE_LISTEN": "0.0.0.0:0", "GATEHOUSE_INSECURE": "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate after GATEHOUSE_LISTEN=0.0.0.0:0 GATEHOUSE_INSECURE=true = %v, want nil", err)
+	}
+	c, err = parse(t, []string{"--insecure=false"}, map[string]string{"GATEHOUSE_LISTEN": "0.0.0.0:0", "GATEHOUSE_INSECURE": "true"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err == nil {
+		t.Errorf("Validate with --insecure=false overriding GATEHOUSE_INSECURE=true = nil, want a refusal")
+	}
+}

@@ -1,0 +1,144 @@
+package bolt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+
+	bbolt "go.etcd.io/bbolt"
+)
+
+// bbolt's on-disk meta page (go.etcd.io/bbolt/internal/common): a 16-byte
+// page header, then magic, version, page size, flags, root bucket (root
+// page id, sequence), freelist page id, page-id high-water mark, txid and an
+// FNV-64a checksum of the fields before it.
+const (
+	pageHeaderSize = 16
+	metaMagic      = 0xED0CDAED
+	metaVersion    = 2
+	metaSize       = 4 + 4 + 4 + 4 + 16 + 8 + 8 + 8 + 8
+	noFreelist     = ^uint64(0)
+)
+
+type meta struct {
+	pageSize uint32
+	root     uint64
+	freelist uint64
+	hwm      uint64
+	txid     uint64
+}
+
+// parseMeta decodes and checks one meta page; ok is false when it is not a
+// valid bbolt meta page.
+func parseMeta(b []byte) (m meta, ok bool) {
+	if len(b) < pageHeaderSize+metaSize {
+		return m, false
+	}
+	d := b[pageHeaderSize : pageHeaderSize+metaSize]
+	le := binary.LittleEndian
+	if le.Uint32(d[0:]) != metaMagic || le.Uint32(d[4:]) != metaVersion {
+		return m, false
+	}
+	h := fnv.New64a()
+	_, _ = h.Write(d[:metaSize-8])
+	if h.Sum64() != le.Uint64(d[metaSize-8:]) {
+		return m, false
+	}
+	return meta{
+		pageSize: le.Uint32(d[8:]),
+		root:     le.Uint64(d[16:]),
+		freelist: le.Uint64(d[32:]),
+		hwm:      le.Uint64(d[40:]),
+		txid:     le.Uint64(d[48:]),
+	}, true
+}
+
+// preflight checks the file's meta pages before bbolt maps it. bbolt trusts
+// the newest valid meta page; when that page points past the end of the
+// file (a truncated copy, a torn write) bbolt reads unmapped memory and the
+// process dies with a fault that recover cannot catch. A missing or empty
+// file passes: bbolt initializes it.
+func preflight(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	if size == 0 {
+		return nil
+	}
+	head := make([]byte, 4096)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return err
+	}
+	head = head[:n]
+	m0, ok0 := parseMeta(head)
+	pageSize := int64(os.Getpagesize())
+	if ok0 {
+		pageSize = int64(m0.pageSize)
+	}
+	if pageSize < 1024 || pageSize > 1<<20 {
+		return fmt.Errorf("%w: implausible page size %d", errCorruptFile, pageSize)
+	}
+	second := make([]byte, pageHeaderSize+metaSize)
+	var m1 meta
+	ok1 := false
+	if _, err := f.ReadAt(second, pageSize); err == nil {
+		m1, ok1 = parseMeta(second)
+	}
+	var m meta
+	switch {
+	case ok0 && ok1:
+		m = m0
+		if m1.txid > m0.txid {
+			m = m1
+		}
+	case ok0:
+		m = m0
+	case ok1:
+		m = m1
+	default:
+		return fmt.Errorf("%w: no valid meta page", errCorruptFile)
+	}
+	if m.hwm < 4 || int64(m.hwm)*int64(m.pageSize) > size {
+		return fmt.Errorf("%w: file is %d bytes but its meta page needs %d pages of %d bytes (truncated?)",
+			errCorruptFile, size, m.hwm, m.pageSize)
+	}
+	if m.root < 2 || m.root >= m.hwm || (m.freelist != noFreelist && (m.freelist < 2 || m.freelist >= m.hwm)) {
+		return fmt.Errorf("%w: meta page points outside the file (root %d, freelist %d, %d pages)",
+			errCorruptFile, m.root, m.freelist, m.hwm)
+	}
+	return nil
+}
+
+var errCorruptFile = errors.New("damaged file")
+
+// verify walks every page reachable from the root with bbolt's own
+// consistency check, which validates page ids before it follows them.
+func (s *Store) verify() error {
+	return s.db.View(func(tx *bbolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+			if len(errs) == 10 {
+				break
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("%w: consistency check: %w", errCorruptFile, errors.Join(errs...))
+		}
+		return nil
+	})
+}
