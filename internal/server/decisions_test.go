@@ -174,7 +174,9 @@ func TestCheckFeature_Validation(t *testing.T) {
 		{"unknown feature", func(r *gatehousev1.CheckFeatureRequest) { r.Feature = 50 }, "feature"},
 		{"unknown frame", func(r *gatehousev1.CheckFeatureRequest) { r.Frame = 7 }, "frame"},
 		{"no url for click", func(r *gatehousev1.CheckFeatureRequest) { r.Url = "" }, "url"},
-		{"huge url", func(r *gatehousev1.CheckFeatureRequest) { r.Url = "https://a.example/" + strings.Repeat("a", maxURLLength) }, "url"},
+		{"huge url", func(r *gatehousev1.CheckFeatureRequest) {
+			r.Url = "https://a.example/" + strings.Repeat("a", maxURLLength)
+		}, "url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := ok()

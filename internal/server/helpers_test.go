@@ -208,4 +208,3 @@ func wantInvalid(t *testing.T, err error, fields ...string) {
 		t.Fatalf("INVALID_ARGUMENT without field violations: %v", err)
 	}
 }
-
