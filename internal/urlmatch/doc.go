@@ -22,29 +22,32 @@
 //
 // # Parsing choice
 //
-// Parse implements the WHATWG URL Standard's basic URL parser for the two
-// special schemes it permits, written in this package (about 500 lines
-// including the host parser), with IDNA from golang.org/x/net/idna.
+// Parse implements the part of the WHATWG URL Standard's basic URL parser
+// that applies here (no base URL, special schemes only), written in this
+// package in a few hundred lines, with IDNA from golang.org/x/net/idna.
 //
 // net/url was rejected: it implements RFC 3986, not what browsers do. It
-// does not treat '\' as '/' (so "https://evil.net\@test.com" has host
+// does not treat '\' as '/' (so "https://evil.net\@test.com" has the host
 // test.com for net/url but evil.net for a browser), does not remove tabs
 // and newlines, does not normalize IPv4 number forms (0x7f.1, 2130706433,
 // 0177.0.0.1), does not apply IDNA, and parses "http:test.com" as an
 // opaque URL without host. Each difference is a way to make the checked
 // host differ from the visited host.
 //
-// github.com/nlnwa/whatwg-url implements the WHATWG standard and was
-// evaluated against hostile inputs. It gives the right host for the cases
-// above, but: it accepts "http://[::1]]/" (it trims all brackets with
-// strings.Trim); it turns "http://xn--.com/" into the host ".com" (x/net/idna
-// maps an empty "xn--" label to an empty label and nothing rejects it); it
-// accepts port 0; and it needs github.com/bits-and-blooms/bitset, a further
-// module this repository does not otherwise use. The subset of the standard
-// needed here (no base URL, no non-special schemes, no query or fragment
-// handling beyond cutting them off) is small enough to implement directly
-// and audit, so this package does that and keeps full control over every
-// rule. The whatwg-url parser remains a useful differential oracle.
+// github.com/nlnwa/whatwg-url implements the WHATWG standard and agrees
+// with this package on the cases above, but comparing the two on hostile
+// and random input showed, on its side: "http://[::1]]/" is accepted
+// (it trims brackets with strings.Trim); "http://xn--.com/" yields the host
+// ".com" (x/net/idna maps an empty "xn--" label to an empty label and
+// nothing rejects it); port 0 is accepted; IPv4 parts are parsed with
+// strconv.ParseInt, so "http://+0/" becomes 0.0.0.0 and labels like
+// "20000000000000000000a" are reported as out-of-range numbers instead of
+// being domain labels; and UseSTD3ASCIIRules is applied to non-ASCII hosts,
+// which the standard does not do. It also needs
+// github.com/bits-and-blooms/bitset, a further module. Since the subset
+// needed here is small enough to implement directly and audit, this
+// package does that and keeps control over every rule, rather than
+// wrapping a lenient parser in corrections.
 //
 // # Normalization and deviations from the standard
 //
@@ -68,14 +71,16 @@
 // ErrNotPermitted; by the standard's rules "localhost:8080" has the scheme
 // "localhost".
 //
-// Stricter than the standard (each only turns an accepted URL into
-// ErrInvalid): a single trailing dot of a domain is dropped, because
-// "test.com." is the same DNS name as "test.com"; empty labels ("a..b",
-// ".a") and names beyond DNS limits (253 bytes, 63 per label) are
-// rejected; an IDNA result must map to itself, so punycode that decodes to
-// something else is rejected; port 0 is rejected; an IPv6 literal with more
-// than one pair of brackets is rejected explicitly. Userinfo is allowed
-// but ignored, as a browser ignores it for choosing the host.
+// A single trailing dot of a domain is dropped, because "test.com." is the
+// same DNS name as "test.com". Stricter than the standard (each of these
+// only turns an accepted URL into ErrInvalid): empty labels ("a..b", ".a",
+// "a.xn--") and names beyond DNS limits (253 bytes, 63 per label) are
+// rejected; an IDNA result must map to itself; port 0 is rejected, as port
+// 0 stands for the default port in URL; an IPv6 literal with more than one
+// pair of brackets is rejected explicitly. Userinfo is allowed but
+// ignored, as it is not the host. Bytes of invalid UTF-8 in the path are
+// percent-encoded one by one (the standard would first replace them with
+// U+FFFD); in the host they are ErrInvalid.
 //
 // # Patterns
 //
@@ -86,8 +91,11 @@
 // labels, may use "*" only as a whole leading label, may not carry
 // userinfo, query or fragment, and may not be a public suffix ("com",
 // "co.uk", "github.io"), which would allow whole registries. Only names the
-// Public Suffix List actually lists count; "localhost", "intranet" and
-// other unlisted single-label names are valid patterns. A pattern with a
+// Public Suffix List actually lists count, plus names directly above one of
+// its wildcard rules ("ck" for "*.ck"); "localhost", "intranet" and other
+// unlisted names are valid patterns. The list is the snapshot compiled into
+// golang.org/x/net/publicsuffix, so it changes only when that module is
+// upgraded. A pattern with a
 // path never matches a URL whose path contains an encoded '/' or '\' or a
 // "..;" segment, because servers resolve those inconsistently.
 //

@@ -9,13 +9,16 @@ import (
 // Entry is one allowlist entry: an identifier chosen by the caller and the
 // pattern that the entry allows.
 type Entry struct {
-	ID      string
+	// ID identifies the entry in Index.Match results.
+	ID string
+	// Pattern is what the entry allows; the zero Pattern allows nothing.
 	Pattern Pattern
 }
 
 // Index finds the allowlist entry that allows a URL. It is keyed by pattern
-// host, so a lookup costs one map probe per label of the URL host, however
-// many entries there are. An Index is immutable after NewIndex returns and
+// host, so a lookup costs one map probe per label of the URL host, plus one
+// Pattern.Match per entry sharing a probed host, however many entries there
+// are in total. An Index is immutable after NewIndex returns and
 // is safe for concurrent use by any number of goroutines.
 type Index struct {
 	byHost map[string][]Entry

@@ -74,7 +74,9 @@ func defaultPort(scheme string) uint16 {
 // "example.com/x" or "//example.com" cannot be resolved without a base),
 // "http://" and other URLs without a host, ports that are not decimal or are
 // out of range, port 0, forbidden host code points, invalid IPv4 or IPv6
-// literals, and hosts that fail IDNA. Error messages never repeat the input.
+// literals, and hosts that fail IDNA. Error messages never repeat the input
+// (they name the scheme only if it is a well-known one such as
+// "javascript"), because URLs can carry credentials.
 //
 // Parse follows the standard except where it is stricter: it additionally
 // rejects port 0, domain hosts with empty labels or beyond DNS length limits,

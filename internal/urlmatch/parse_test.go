@@ -47,6 +47,10 @@ func TestParseNormalizes(t *testing.T) {
 		{"http://[1:2:3:4:5:6:7:8]/", "http://[1:2:3:4:5:6:7:8]/"},
 		{"http://[ABCD::]:8080", "http://[abcd::]:8080/"},
 		{"http://localhost", "http://localhost/"},
+		{"http://+0/", "http://+0/"},                                       // '+' is not a digit: a domain, not 0.0.0.0
+		{"http://20000000000000000000a/", "http://20000000000000000000a/"}, // not a number at all
+		{"http://Xn--0ChB0A0A00A00AA/", "http://xn--0chb0a0a00a00aa/"},     // no STD3 rules for IDNs
+		{"http://0x/", "http://0.0.0.0/"},
 		{"http:///\\\\example.com", "http://example.com/"},
 		{"https://user:pa:ss@example.com", "https://example.com/"},
 	}
@@ -143,6 +147,7 @@ func TestParseErrors(t *testing.T) {
 		{"http://1.2.3.4.5/", ErrInvalid},
 		{"http://a.1/", ErrInvalid},
 		{"http://a.0x/", ErrInvalid},
+		{"http://a.0x1/", ErrInvalid},
 		{"http://1.2.3.09/", ErrInvalid},
 		{"http://256.256.256.256/", ErrInvalid},
 		{"http://4294967296/", ErrInvalid},
