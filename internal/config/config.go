@@ -30,16 +30,19 @@ type Config struct {
 	LogFormat string
 	// ShutdownTimeout bounds how long in-flight calls may run after SIGTERM.
 	ShutdownTimeout time.Duration
+	// CobrowseBaseDomain is the domain co-browse URLs are generated under.
+	CobrowseBaseDomain string
 }
 
 // Default returns the defaults: loopback on port 8470, ./data.
 func Default() Config {
 	return Config{
-		Listen:          "127.0.0.1:8470",
-		DataDir:         "./data",
-		LogLevel:        "info",
-		LogFormat:       "json",
-		ShutdownTimeout: 10 * time.Second,
+		Listen:             "127.0.0.1:8470",
+		DataDir:            "./data",
+		LogLevel:           "info",
+		LogFormat:          "json",
+		ShutdownTimeout:    10 * time.Second,
+		CobrowseBaseDomain: "support.me",
 	}
 }
 
@@ -52,6 +55,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may finish after SIGTERM")
+	fs.StringVar(&c.CobrowseBaseDomain, "cobrowse-base-domain", c.CobrowseBaseDomain, "domain of generated co-browse URLs (https://<name>.<domain>)")
 }
 
 // EnvName returns the environment variable read for a flag: GATEHOUSE_ and
@@ -98,6 +102,9 @@ func (c Config) Validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log-format %q: want json or text", c.LogFormat))
 	}
+	if !validDomain(c.CobrowseBaseDomain) {
+		errs = append(errs, fmt.Errorf("cobrowse-base-domain %q: want a lower-case DNS name such as support.me", c.CobrowseBaseDomain))
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown-timeout must be positive"))
 	}
@@ -119,4 +126,25 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// validDomain reports whether d is a lower-case DNS name of at least two
+// labels of letters, digits and inner hyphens.
+func validDomain(d string) bool {
+	labels := strings.Split(d, ".")
+	if len(d) > 253 || len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -72,6 +72,10 @@ func TestValidate(t *testing.T) {
 		{name: "short shutdown timeout", edit: func(c *config.Config) { c.ShutdownTimeout = time.Millisecond }},
 		{name: "zero shutdown timeout", edit: func(c *config.Config) { c.ShutdownTimeout = 0 }, wantErr: []string{"shutdown-timeout"}},
 		{name: "negative shutdown timeout", edit: func(c *config.Config) { c.ShutdownTimeout = -time.Second }, wantErr: []string{"shutdown-timeout"}},
+		{name: "cobrowse domain with scheme", edit: func(c *config.Config) { c.CobrowseBaseDomain = "https://support.me" }, wantErr: []string{"cobrowse-base-domain"}},
+		{name: "cobrowse domain single label", edit: func(c *config.Config) { c.CobrowseBaseDomain = "me" }, wantErr: []string{"cobrowse-base-domain"}},
+		{name: "cobrowse domain upper case", edit: func(c *config.Config) { c.CobrowseBaseDomain = "Support.Me" }, wantErr: []string{"cobrowse-base-domain"}},
+		{name: "cobrowse domain other", edit: func(c *config.Config) { c.CobrowseBaseDomain = "cobrowse.example.co.uk" }},
 
 		{
 			name: "every problem is reported",
@@ -146,6 +150,7 @@ func TestRegisterFlags(t *testing.T) {
 	c, err := parse(t, []string{
 		"--listen", "[::1]:9000", "--data-dir", "/var/lib/gatehouse", "--demo", "--insecure",
 		"--log-level", "debug", "--log-format", "text", "--shutdown-timeout", "250ms",
+		"--cobrowse-base-domain", "cobrowse.example.com",
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -153,6 +158,7 @@ func TestRegisterFlags(t *testing.T) {
 	want := config.Config{
 		Listen: "[::1]:9000", DataDir: "/var/lib/gatehouse", Demo: true, Insecure: true,
 		LogLevel: "debug", LogFormat: "text", ShutdownTimeout: 250 * time.Millisecond,
+		CobrowseBaseDomain: "cobrowse.example.com",
 	}
 	if c != want {
 		t.Errorf("flags gave %+v, want %+v", c, want)
@@ -169,13 +175,14 @@ func TestRegisterFlags(t *testing.T) {
 
 func TestApplyEnv(t *testing.T) {
 	allEnv := map[string]string{
-		"GATEHOUSE_LISTEN":           "0.0.0.0:9001",
-		"GATEHOUSE_DATA_DIR":         "/srv/gatehouse",
-		"GATEHOUSE_DEMO":             "true",
-		"GATEHOUSE_INSECURE":         "1",
-		"GATEHOUSE_LOG_LEVEL":        "warn",
-		"GATEHOUSE_LOG_FORMAT":       "text",
-		"GATEHOUSE_SHUTDOWN_TIMEOUT": "3s",
+		"GATEHOUSE_LISTEN":               "0.0.0.0:9001",
+		"GATEHOUSE_DATA_DIR":             "/srv/gatehouse",
+		"GATEHOUSE_DEMO":                 "true",
+		"GATEHOUSE_INSECURE":             "1",
+		"GATEHOUSE_LOG_LEVEL":            "warn",
+		"GATEHOUSE_LOG_FORMAT":           "text",
+		"GATEHOUSE_SHUTDOWN_TIMEOUT":     "3s",
+		"GATEHOUSE_COBROWSE_BASE_DOMAIN": "co.example.org",
 	}
 	tests := []struct {
 		name    string
@@ -195,6 +202,7 @@ func TestApplyEnv(t *testing.T) {
 				*c = config.Config{
 					Listen: "0.0.0.0:9001", DataDir: "/srv/gatehouse", Demo: true, Insecure: true,
 					LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 3 * time.Second,
+					CobrowseBaseDomain: "co.example.org",
 				}
 			},
 		},
@@ -206,6 +214,7 @@ func TestApplyEnv(t *testing.T) {
 				*c = config.Config{
 					Listen: "127.0.0.1:7000", DataDir: "/tmp/x", Demo: true, Insecure: true,
 					LogLevel: "warn", LogFormat: "text", ShutdownTimeout: time.Second,
+					CobrowseBaseDomain: "co.example.org",
 				}
 			},
 		},
@@ -217,6 +226,7 @@ func TestApplyEnv(t *testing.T) {
 				*c = config.Config{
 					Listen: "127.0.0.1:8470", DataDir: "/srv/gatehouse", Demo: false, Insecure: false,
 					LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 3 * time.Second,
+					CobrowseBaseDomain: "co.example.org",
 				}
 			},
 		},
@@ -293,7 +303,7 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 	}
 	slices.Sort(asked)
 	want := []string{
-		"GATEHOUSE_DATA_DIR", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
+		"GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
 		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_SHUTDOWN_TIMEOUT",
 	}
 	if !slices.Equal(asked, want) {

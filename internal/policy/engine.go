@@ -1,6 +1,11 @@
 package policy
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/gatehouse-dev/gatehouse/internal/selector"
+	"github.com/gatehouse-dev/gatehouse/internal/urlmatch"
+)
 
 // ErrSessionNotFound is returned by Check when the snapshot does not know the
 // session (or its account).
@@ -14,12 +19,16 @@ type Query struct {
 	Feature   Feature
 	URL       string
 	Frame     Frame
+	// Element is the element acted on (nil when the caller sent none) and
+	// Ancestors its ancestors, outermost first.
+	Element   *selector.Element
+	Ancestors []selector.Element
 }
 
 // Check answers q. A denial is a Decision with Allowed false, not an error;
 // the only error is ErrSessionNotFound. Evaluation order, first denial wins:
 // session ended, actor not in session, feature not of this session kind,
-// role switches.
+// the page URL, role and account switches, privacy rules.
 func (s *Snapshot) Check(q *Query) (Decision, error) {
 	sess := s.sessions[q.SessionID]
 	if sess == nil {
@@ -60,12 +69,47 @@ func (s *Session) hasActor(role Role, id string) bool {
 	return false
 }
 
-// checkCobrowse applies the account switches. External specialists are
+// checkCobrowse decides a Live Guide feature. External specialists are
 // treated as agents.
 func (as *AccountState) checkCobrowse(q *Query) Decision {
 	agent := q.Role != RoleCustomer
+	var u urlmatch.URL
+	entry := ""
+	if q.Feature.NeedsURL() {
+		var err error
+		u, err = urlmatch.Parse(q.URL)
+		switch {
+		case errors.Is(err, urlmatch.ErrNotPermitted):
+			return deny(ReasonURLNotPermitted, "")
+		case err != nil:
+			return deny(ReasonURLInvalid, "")
+		}
+		id, ok, _ := as.AllowlistMatch(u)
+		// A page off the allowlist may still appear in an iframe: the frame
+		// may navigate and the customer may act in it, the agent may not.
+		exempt := q.Frame == FrameIframe && (q.Feature == FeatureNavigate || !agent)
+		if !ok && !exempt {
+			return deny(ReasonDomainNotAllowlisted, "allowlist")
+		}
+		entry = id
+	}
+	if d := as.checkSwitches(q.Feature, agent); !d.Allowed {
+		return d
+	}
+	if agent {
+		if d := as.checkPrivacy(q, u); !d.Allowed {
+			return d
+		}
+	}
+	d := allow()
+	d.Rule = entry
+	return d
+}
+
+// checkSwitches applies the role and account switches.
+func (as *AccountState) checkSwitches(f Feature, agent bool) Decision {
 	st := &as.Settings
-	switch q.Feature {
+	switch f {
 	case FeatureClick, FeatureScroll:
 		if agent && st.AgentClickRestricted {
 			return deny(ReasonAgentClickRestricted, "agent_click_restricted")
@@ -88,6 +132,33 @@ func (as *AccountState) checkCobrowse(q *Query) Decision {
 		return accountSwitch(st.DocumentDownload, "document_download")
 	case FeatureChat:
 		return accountSwitch(st.Chat, "chat")
+	}
+	return allow()
+}
+
+// checkPrivacy applies the privacy rules to an agent's CLICK (BUTTON_BLOCK)
+// and VIEW_ELEMENT or TYPE (DATA_MASK) on page u. When the caller names no
+// element, any rule of the right kind on the page denies: privacy rules
+// cannot be bypassed by leaving the element out.
+func (as *AccountState) checkPrivacy(q *Query, u urlmatch.URL) Decision {
+	var kind PrivacyRuleKind
+	var reason Reason
+	switch q.Feature {
+	case FeatureClick:
+		kind, reason = PrivacyRuleKindButtonBlock, ReasonElementBlocked
+	case FeatureViewElement, FeatureType:
+		kind, reason = PrivacyRuleKindDataMask, ReasonElementMasked
+	default:
+		return allow()
+	}
+	for i := range as.privacy {
+		r := &as.privacy[i]
+		if r.kind != kind || (!r.anyPage && !r.pattern.Match(u)) {
+			continue
+		}
+		if q.Element == nil || r.sel == nil || r.sel.Match(*q.Element, q.Ancestors) {
+			return deny(reason, r.id)
+		}
 	}
 	return allow()
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 )
 
+const page = "https://www.example.com/"
+
 func testSnapshot(settings LiveGuideSettings, sessions ...*Session) *Snapshot {
 	acct := Compile(AccountData{
 		Account:         Account{ID: "acme"},
@@ -39,20 +41,20 @@ func TestSnapshot_Check(t *testing.T) {
 		q    Query
 		want Decision
 	}{
-		{"agent click restricted", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: FeatureClick}, Decision{Reason: ReasonAgentClickRestricted, Rule: "agent_click_restricted"}},
-		{"agent scroll restricted with clicks", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: FeatureScroll}, Decision{Reason: ReasonAgentClickRestricted, Rule: "agent_click_restricted"}},
-		{"specialist is an agent", Query{SessionID: "s-1", Role: RoleExternalSpecialist, ActorID: "spec", Feature: FeatureClick}, Decision{Reason: ReasonAgentClickRestricted, Rule: "agent_click_restricted"}},
-		{"agent input restricted", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: FeatureType}, Decision{Reason: ReasonAgentInputRestricted, Rule: "agent_input_restricted"}},
-		{"customer may click", Query{SessionID: "s-1", Role: RoleCustomer, ActorID: "cust", Feature: FeatureClick}, Decision{Allowed: true, Reason: ReasonAllowed}},
-		{"customer may type", Query{SessionID: "s-1", Role: RoleCustomer, ActorID: "cust", Feature: FeatureType}, Decision{Allowed: true, Reason: ReasonAllowed}},
-		{"clipboard default on", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: FeatureClipboard}, Decision{Allowed: true, Reason: ReasonAllowed}},
-		{"chat default off", Query{SessionID: "s-1", Role: RoleCustomer, ActorID: "cust", Feature: FeatureChat}, Decision{Reason: ReasonFeatureDisabled, Rule: "chat"}},
-		{"ended first", Query{SessionID: "s-ended", Role: RoleAgent, ActorID: "mallory", Feature: FeatureSendFiles}, Decision{Reason: ReasonSessionEnded}},
-		{"wrong actor", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "cust", Feature: FeatureChat}, Decision{Reason: ReasonActorNotInSession}},
-		{"unspecified role", Query{SessionID: "s-1", Role: RoleUnspecified, ActorID: "alice", Feature: FeatureChat}, Decision{Reason: ReasonActorNotInSession}},
-		{"support feature in live guide", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: FeatureSendFiles}, Decision{Reason: ReasonFeatureNotInSessionKind}},
-		{"unknown feature", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: 99}, Decision{Reason: ReasonFeatureNotInSessionKind}},
-		{"support sessions not decided yet", Query{SessionID: "s-support", Role: RoleAgent, ActorID: "alice", Feature: FeatureSendFiles}, Decision{Reason: ReasonFeatureNotInSessionKind}},
+		{"agent click restricted", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: FeatureClick, URL: page}, Decision{Reason: ReasonAgentClickRestricted, Rule: "agent_click_restricted"}},
+		{"agent scroll restricted with clicks", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: FeatureScroll, URL: page}, Decision{Reason: ReasonAgentClickRestricted, Rule: "agent_click_restricted"}},
+		{"specialist is an agent", Query{SessionID: "s-1", Role: RoleExternalSpecialist, ActorID: "spec", Feature: FeatureClick, URL: page}, Decision{Reason: ReasonAgentClickRestricted, Rule: "agent_click_restricted"}},
+		{"agent input restricted", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: FeatureType, URL: page}, Decision{Reason: ReasonAgentInputRestricted, Rule: "agent_input_restricted"}},
+		{"customer may click", Query{SessionID: "s-1", Role: RoleCustomer, ActorID: "cust", Feature: FeatureClick, URL: page}, Decision{Allowed: true, Reason: ReasonAllowed}},
+		{"customer may type", Query{SessionID: "s-1", Role: RoleCustomer, ActorID: "cust", Feature: FeatureType, URL: page}, Decision{Allowed: true, Reason: ReasonAllowed}},
+		{"clipboard default on", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: FeatureClipboard, URL: page}, Decision{Allowed: true, Reason: ReasonAllowed}},
+		{"chat default off", Query{SessionID: "s-1", Role: RoleCustomer, ActorID: "cust", Feature: FeatureChat, URL: page}, Decision{Reason: ReasonFeatureDisabled, Rule: "chat"}},
+		{"ended first", Query{SessionID: "s-ended", Role: RoleAgent, ActorID: "mallory", Feature: FeatureSendFiles, URL: page}, Decision{Reason: ReasonSessionEnded}},
+		{"wrong actor", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "cust", Feature: FeatureChat, URL: page}, Decision{Reason: ReasonActorNotInSession}},
+		{"unspecified role", Query{SessionID: "s-1", Role: RoleUnspecified, ActorID: "alice", Feature: FeatureChat, URL: page}, Decision{Reason: ReasonActorNotInSession}},
+		{"support feature in live guide", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: FeatureSendFiles, URL: page}, Decision{Reason: ReasonFeatureNotInSessionKind}},
+		{"unknown feature", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: 99, URL: page}, Decision{Reason: ReasonFeatureNotInSessionKind}},
+		{"support sessions not decided yet", Query{SessionID: "s-support", Role: RoleAgent, ActorID: "alice", Feature: FeatureSendFiles, URL: page}, Decision{Reason: ReasonFeatureNotInSessionKind}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := snap.Check(&tc.q)
@@ -69,7 +71,7 @@ func TestSnapshot_Check(t *testing.T) {
 	}
 	orphan := liveGuide("s-orphan")
 	orphan.AccountID = "gone"
-	if _, err := snap.Apply(8, nil, map[string]*Session{"s-orphan": orphan}).Check(&Query{SessionID: "s-orphan", Role: RoleAgent, ActorID: "alice", Feature: FeatureChat}); !errors.Is(err, ErrSessionNotFound) {
+	if _, err := snap.Apply(8, nil, map[string]*Session{"s-orphan": orphan}).Check(&Query{SessionID: "s-orphan", Role: RoleAgent, ActorID: "alice", Feature: FeatureChat, URL: page}); !errors.Is(err, ErrSessionNotFound) {
 		t.Fatalf("session of an unknown account: %v", err)
 	}
 }

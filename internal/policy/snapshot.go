@@ -1,6 +1,12 @@
 package policy
 
-import "maps"
+import (
+	"fmt"
+	"maps"
+
+	"github.com/gatehouse-dev/gatehouse/internal/selector"
+	"github.com/gatehouse-dev/gatehouse/internal/urlmatch"
+)
 
 // Snapshot is an immutable, compiled view of the whole store at one
 // revision. The decision path reads only snapshots; a new one is built after
@@ -71,6 +77,9 @@ type AccountData struct {
 	Account         Account
 	Settings        LiveGuideSettings
 	Representatives []Representative
+	Allowlist       []AllowlistEntry
+	PrivacyRules    []PrivacyRule
+	Customizations  []Customization
 }
 
 // AccountState is an account compiled for decisions. It is immutable.
@@ -78,21 +87,110 @@ type AccountState struct {
 	Account         Account
 	Settings        LiveGuideSettings
 	representatives map[string]*Representative
+
+	// allowlist holds the stored entries in id order; allowIndex answers
+	// matches. The allowlist is "non-empty" whenever entries are stored,
+	// even if some no longer compile, so a broken entry can only narrow
+	// what is allowed, never open every page.
+	allowlist  []AllowlistEntry
+	allowIndex *urlmatch.Index
+
+	privacy        []compiledRule
+	privacyRules   []PrivacyRule
+	customizations map[string]Customization
+
+	// Problems lists stored records that no longer compile (for example a
+	// pattern that became a public suffix after a list update). Each is
+	// handled fail-closed; see Compile.
+	Problems []string
 }
 
-// Compile builds the decision state of one account.
+// compiledRule is a privacy rule ready for matching. A nil selector or
+// pattern that failed to compile makes the rule match every element or
+// every page: a broken privacy rule protects more, never less.
+type compiledRule struct {
+	id       string
+	kind     PrivacyRuleKind
+	sel      *selector.Selector
+	pattern  urlmatch.Pattern
+	anyPage  bool
+	selError bool
+}
+
+// Compile builds the decision state of one account. Records that no longer
+// compile are reported in Problems and handled fail-closed: an allowlist
+// entry is left out (it allows nothing), a privacy rule matches more.
 func Compile(d AccountData) *AccountState {
 	as := &AccountState{
 		Account:         d.Account,
 		Settings:        d.Settings,
 		representatives: make(map[string]*Representative, len(d.Representatives)),
+		allowlist:       d.Allowlist,
+		privacyRules:    d.PrivacyRules,
+		customizations:  make(map[string]Customization, len(d.Customizations)),
 	}
 	for i := range d.Representatives {
 		r := d.Representatives[i]
 		as.representatives[r.ID] = &r
+	}
+	entries := make([]urlmatch.Entry, 0, len(d.Allowlist))
+	for _, e := range d.Allowlist {
+		p, err := urlmatch.ParsePattern(e.Pattern)
+		if err != nil {
+			as.Problems = append(as.Problems, fmt.Sprintf("allowlist entry %q: %v", e.ID, err))
+			continue
+		}
+		entries = append(entries, urlmatch.Entry{ID: e.ID, Pattern: p})
+	}
+	as.allowIndex = urlmatch.NewIndex(entries)
+	for _, r := range d.PrivacyRules {
+		cr := compiledRule{id: r.ID, kind: r.Kind, anyPage: r.URLPattern == ""}
+		if sel, err := selector.Compile(r.Selector); err != nil {
+			as.Problems = append(as.Problems, fmt.Sprintf("privacy rule %q: %v", r.ID, err))
+			cr.selError = true
+		} else {
+			cr.sel = sel
+		}
+		if !cr.anyPage {
+			if p, err := urlmatch.ParsePattern(r.URLPattern); err != nil {
+				as.Problems = append(as.Problems, fmt.Sprintf("privacy rule %q: url_pattern: %v", r.ID, err))
+				cr.anyPage = true
+			} else {
+				cr.pattern = p
+			}
+		}
+		as.privacy = append(as.privacy, cr)
+	}
+	for _, c := range d.Customizations {
+		as.customizations[c.Language] = c
 	}
 	return as
 }
 
 // Representative returns a representative of the account, or nil.
 func (as *AccountState) Representative(id string) *Representative { return as.representatives[id] }
+
+// Allowlist returns the account's allowlist entries in id order. The slice
+// must not be modified.
+func (as *AccountState) Allowlist() []AllowlistEntry { return as.allowlist }
+
+// PrivacyRules returns the account's privacy rules in id order. The slice
+// must not be modified.
+func (as *AccountState) PrivacyRules() []PrivacyRule { return as.privacyRules }
+
+// StoredCustomization returns the account's stored texts for a language.
+func (as *AccountState) StoredCustomization(lang string) (Customization, bool) {
+	c, ok := as.customizations[lang]
+	return c, ok
+}
+
+// AllowlistMatch reports which entry allows u, whether one does, and
+// whether the account has an allowlist at all (an empty allowlist allows
+// every http(s) page).
+func (as *AccountState) AllowlistMatch(u urlmatch.URL) (id string, ok, restricted bool) {
+	if len(as.allowlist) == 0 {
+		return "", true, false
+	}
+	id, ok = as.allowIndex.Match(u)
+	return id, ok, true
+}

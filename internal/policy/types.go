@@ -107,3 +107,44 @@ func (s *Session) HasSpecialist(id string) bool {
 	}
 	return false
 }
+
+// AllowlistEntry allows co-browsing of the pages its pattern matches. The
+// pattern is stored in its normalized form.
+type AllowlistEntry struct {
+	ID          string `json:"id"`
+	Pattern     string `json:"pattern"`
+	Description string `json:"description,omitempty"`
+	Revision    uint64 `json:"revision"`
+}
+
+// PrivacyRuleKind is what a privacy rule does; the values equal the wire
+// enum's.
+type PrivacyRuleKind int
+
+// Privacy rule kinds.
+const (
+	PrivacyRuleKindUnspecified PrivacyRuleKind = iota
+	PrivacyRuleKindButtonBlock
+	PrivacyRuleKindDataMask
+)
+
+// PrivacyRule hides elements from, or protects them against, the agent.
+// URLPattern uses the allowlist syntax; empty means every page.
+type PrivacyRule struct {
+	ID          string          `json:"id"`
+	Kind        PrivacyRuleKind `json:"kind"`
+	Selector    string          `json:"selector"`
+	URLPattern  string          `json:"url_pattern,omitempty"`
+	Description string          `json:"description,omitempty"`
+	Revision    uint64          `json:"revision"`
+}
+
+// Customization holds an account's texts for one language.
+type Customization struct {
+	AccountID      string `json:"account_id"`
+	Language       string `json:"language"`
+	DisclaimerText string `json:"disclaimer_text"`
+	AgentAlias     string `json:"agent_alias"`
+	CustomerAlias  string `json:"customer_alias"`
+	Revision       uint64 `json:"revision"`
+}

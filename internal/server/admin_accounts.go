@@ -228,7 +228,7 @@ func (a *adminService) UpdateLiveGuideSettings(ctx context.Context, req *gatehou
 			return err
 		}
 		out = settingsFromProto(p)
-		if err := validateStartURL(out.SessionStartURL); err != nil {
+		if err := validateStartURL(tx, out.AccountID, out.SessionStartURL); err != nil {
 			return err
 		}
 		return store.PutSettings(tx, &out)

@@ -29,6 +29,11 @@ var implemented = map[string]bool{
 	"CreateRepresentative": true, "GetRepresentative": true, "ListRepresentatives": true, "UpdateRepresentative": true, "DeleteRepresentative": true,
 	"StartSession": true, "GetSession": true, "EndSession": true,
 	"CheckFeature": true, "CheckFeatures": true,
+	"GetCustomization": true, "UpdateCustomization": true,
+	"GenerateCobrowseUrl": true, "SetCobrowseUrl": true,
+	"CreateAllowlistEntry": true, "GetAllowlistEntry": true, "ListAllowlistEntries": true, "UpdateAllowlistEntry": true, "DeleteAllowlistEntry": true,
+	"GetSessionPolicy": true, "WatchSessionPolicy": true,
+	"CreatePrivacyRule": true, "GetPrivacyRule": true, "ListPrivacyRules": true, "UpdatePrivacyRule": true, "DeletePrivacyRule": true,
 }
 
 // services are the API's service descriptors.
@@ -77,6 +82,12 @@ func TestEveryRPC_EmptyRequest(t *testing.T) {
 				if name == "ListAccounts" { // the one RPC whose empty request is valid
 					if err != nil {
 						t.Fatalf("ListAccounts{}: %v", err)
+					}
+					return
+				}
+				if name == "SetCobrowseUrl" { // operator-only: refused for every caller until caller roles exist
+					if code != codes.PermissionDenied {
+						t.Fatalf("SetCobrowseUrl{}: got %v (%v), want PermissionDenied", code, err)
 					}
 					return
 				}

@@ -6,6 +6,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/selector"
 )
 
 // decisionService implements gatehousev1.DecisionServiceServer.
@@ -50,6 +51,63 @@ func validateCheck(v *violations, prefix string, req *gatehousev1.CheckFeatureRe
 		Feature:   f,
 		URL:       req.GetUrl(),
 		Frame:     policy.Frame(req.GetFrame()),
+	}
+	if el := req.GetElement(); el != nil {
+		validateElement(v, prefix+"element", el)
+		q.Element = &selector.Element{Tag: el.GetTag(), ID: el.GetId(), Classes: el.GetClasses(), Attributes: el.GetAttributes()}
+		if n := len(el.GetAncestors()); n > 0 {
+			q.Ancestors = make([]selector.Element, n)
+			for i, a := range el.GetAncestors() {
+				q.Ancestors[i] = selector.Element{Tag: a.GetTag(), ID: a.GetId(), Classes: a.GetClasses(), Attributes: a.GetAttributes()}
+			}
+		}
+	}
+}
+
+// Bounds of an element descriptor.
+const (
+	maxAncestors  = 256
+	maxClasses    = 64
+	maxAttributes = 64
+	maxNameLen    = 256
+	maxValueLen   = 4096
+)
+
+// validateElement bounds the size of an element descriptor so that no
+// request can make a decision arbitrarily expensive.
+func validateElement(v *violations, field string, el *gatehousev1.Element) {
+	if len(el.GetAncestors()) > maxAncestors {
+		v.add(field+".ancestors", "must hold at most %d elements", maxAncestors)
+		return
+	}
+	validateNode(v, field, el.GetTag(), el.GetId(), el.GetClasses(), el.GetAttributes())
+	for i, a := range el.GetAncestors() {
+		validateNode(v, fmt.Sprintf("%s.ancestors[%d]", field, i), a.GetTag(), a.GetId(), a.GetClasses(), a.GetAttributes())
+	}
+}
+
+func validateNode(v *violations, field, tag, id string, classes []string, attrs map[string]string) {
+	switch {
+	case len(tag) > maxNameLen:
+		v.add(field+".tag", "must be at most %d bytes", maxNameLen)
+	case len(id) > maxValueLen:
+		v.add(field+".id", "must be at most %d bytes", maxValueLen)
+	case len(classes) > maxClasses:
+		v.add(field+".classes", "must hold at most %d classes", maxClasses)
+	case len(attrs) > maxAttributes:
+		v.add(field+".attributes", "must hold at most %d attributes", maxAttributes)
+	}
+	for _, c := range classes {
+		if len(c) > maxNameLen {
+			v.add(field+".classes", "class names must be at most %d bytes", maxNameLen)
+			break
+		}
+	}
+	for k, val := range attrs {
+		if len(k) > maxNameLen || len(val) > maxValueLen {
+			v.add(field+".attributes", "names must be at most %d bytes and values %d", maxNameLen, maxValueLen)
+			break
+		}
 	}
 }
 

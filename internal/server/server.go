@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
@@ -42,6 +43,9 @@ type Options struct {
 	// MaxRevisionWait bounds how long a decision with min_revision waits
 	// when the call has no deadline (default 5s).
 	MaxRevisionWait time.Duration
+	// CobrowseBaseDomain is the domain co-browse URLs are generated under
+	// (default "support.me": https://<name>.support.me).
+	CobrowseBaseDomain string
 }
 
 // Server serves the Gatehouse API, health and reflection.
@@ -51,16 +55,26 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time
 	maxRev time.Duration
+	// cobrowseBase is the domain of generated co-browse URLs.
+	cobrowseBase string
 
 	grpc   *grpc.Server
 	health *health.Server
+	// done is closed by Shutdown so that long-lived streams end and
+	// graceful stop does not wait for them.
+	done     chan struct{}
+	shutdown sync.Once
 }
 
 // New builds a server with its interceptor chain: panic recovery (a panic
 // becomes INTERNAL and is logged, the process keeps serving) inside a
 // structured log line per call with its code and latency.
 func New(o Options) *Server {
-	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait}
+	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain}
+	s.done = make(chan struct{})
+	if s.cobrowseBase == "" {
+		s.cobrowseBase = "support.me"
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -109,6 +123,7 @@ func (s *Server) Serve(lis net.Listener) error {
 // Shutdown reports NOT_SERVING, lets in-flight calls finish until ctx ends,
 // then closes the remaining connections.
 func (s *Server) Shutdown(ctx context.Context) {
+	s.shutdown.Do(func() { close(s.done) })
 	s.health.Shutdown()
 	done := make(chan struct{})
 	go func() {

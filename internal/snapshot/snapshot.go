@@ -204,3 +204,11 @@ func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 	})
 	return snap, err
 }
+
+// Changed returns a channel that is closed when the snapshot after the
+// current one is swapped in. Take it before reading Current to miss no swap.
+func (f *Follower) Changed() <-chan struct{} {
+	f.waitMu.Lock()
+	defer f.waitMu.Unlock()
+	return f.changed
+}

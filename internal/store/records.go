@@ -15,28 +15,37 @@ import (
 //	t/<account>/settings             policy.LiveGuideSettings
 //	t/<account>/rep/<id>             policy.Representative
 //	t/<account>/session/<id>         policy.Session
+//	t/<account>/allow/<id>           policy.AllowlistEntry
+//	t/<account>/privacy/<id>         policy.PrivacyRule
+//	t/<account>/custom/<language>    policy.Customization
 //	sess/<session>                   account id (global session index)
+//	cobrowse/<url>                   account id (co-browse URL uniqueness index)
 //
 // Everything an account owns lives under t/<account>/, so loading or
 // deleting an account is one prefix scan.
 const (
-	accountPrefix      = "acct/"
-	tenantPrefix       = "t/"
-	sessionIndexPrefix = "sess/"
+	accountPrefix       = "acct/"
+	tenantPrefix        = "t/"
+	sessionIndexPrefix  = "sess/"
+	cobrowseIndexPrefix = "cobrowse/"
 
 	kindSettings = "settings"
 	kindRep      = "rep"
 	kindSession  = "session"
+	kindAllow    = "allow"
+	kindPrivacy  = "privacy"
+	kindCustom   = "custom"
 )
 
-func accountKey(id string) string        { return accountPrefix + id }
-func tenantKeyPrefix(acct string) string { return tenantPrefix + acct + "/" }
-func settingsKey(acct string) string     { return tenantKeyPrefix(acct) + kindSettings }
-func repKey(acct, id string) string      { return tenantKeyPrefix(acct) + kindRep + "/" + id }
-func sessionKey(acct, id string) string  { return tenantKeyPrefix(acct) + kindSession + "/" + id }
-func sessionIndexKey(id string) string   { return sessionIndexPrefix + id }
-func repPrefix(acct string) string       { return tenantKeyPrefix(acct) + kindRep + "/" }
-func sessionPrefixOf(acct string) string { return tenantKeyPrefix(acct) + kindSession + "/" }
+func accountKey(id string) string          { return accountPrefix + id }
+func tenantKeyPrefix(acct string) string   { return tenantPrefix + acct + "/" }
+func settingsKey(acct string) string       { return tenantKeyPrefix(acct) + kindSettings }
+func repKey(acct, id string) string        { return tenantKeyPrefix(acct) + kindRep + "/" + id }
+func sessionKey(acct, id string) string    { return tenantKeyPrefix(acct) + kindSession + "/" + id }
+func sessionIndexKey(id string) string     { return sessionIndexPrefix + id }
+func ownedPrefix(acct, kind string) string { return tenantKeyPrefix(acct) + kind + "/" }
+func repPrefix(acct string) string         { return tenantKeyPrefix(acct) + kindRep + "/" }
+func sessionPrefixOf(acct string) string   { return tenantKeyPrefix(acct) + kindSession + "/" }
 func afterKey(prefix, id string) string {
 	if id == "" {
 		return ""
@@ -131,11 +140,17 @@ func ListAccounts(tx ReadTx, afterID string, limit int) ([]policy.Account, bool,
 // DeleteAccount deletes an account and everything it owns. It returns
 // ErrNotFound when the account does not exist.
 func DeleteAccount(tx Tx, id string) error {
-	if _, err := tx.Get(accountKey(id)); err != nil {
+	acct, err := GetAccount(tx, id)
+	if err != nil {
 		return err
 	}
+	if acct.CobrowseURL != "" {
+		if err := SetCobrowseOwner(tx, acct.CobrowseURL, ""); err != nil {
+			return err
+		}
+	}
 	var keys []string
-	err := tx.Scan(tenantKeyPrefix(id), "", func(key string, _ []byte) (bool, error) {
+	err = tx.Scan(tenantKeyPrefix(id), "", func(key string, _ []byte) (bool, error) {
 		keys = append(keys, key)
 		return true, nil
 	})
@@ -254,6 +269,21 @@ func LoadAccount(tx ReadTx, acct string, withSessions bool) (policy.AccountData,
 			if err = json.Unmarshal(val, &r); err == nil {
 				d.Representatives = append(d.Representatives, r)
 			}
+		case kindAllow:
+			var e policy.AllowlistEntry
+			if err = json.Unmarshal(val, &e); err == nil {
+				d.Allowlist = append(d.Allowlist, e)
+			}
+		case kindPrivacy:
+			var r policy.PrivacyRule
+			if err = json.Unmarshal(val, &r); err == nil {
+				d.PrivacyRules = append(d.PrivacyRules, r)
+			}
+		case kindCustom:
+			var c policy.Customization
+			if err = json.Unmarshal(val, &c); err == nil {
+				d.Customizations = append(d.Customizations, c)
+			}
 		case kindSession:
 			if !withSessions {
 				return true, nil
@@ -279,4 +309,78 @@ func AccountIDs(tx ReadTx) ([]string, error) {
 		return true, nil
 	})
 	return ids, err
+}
+
+// GetAllowlistEntry returns an allowlist entry, or ErrNotFound.
+func GetAllowlistEntry(tx ReadTx, acct, id string) (policy.AllowlistEntry, error) {
+	return getJSON[policy.AllowlistEntry](tx, ownedPrefix(acct, kindAllow)+id)
+}
+
+// PutAllowlistEntry writes an allowlist entry, stamping the revision.
+func PutAllowlistEntry(tx Tx, acct string, e *policy.AllowlistEntry) error {
+	e.Revision = tx.Revision()
+	return putJSON(tx, ownedPrefix(acct, kindAllow)+e.ID, e)
+}
+
+// DeleteAllowlistEntry deletes an allowlist entry.
+func DeleteAllowlistEntry(tx Tx, acct, id string) error {
+	return tx.Delete(ownedPrefix(acct, kindAllow) + id)
+}
+
+// ListAllowlistEntries returns up to limit entries with ids after afterID
+// (limit <= 0: all), and whether more follow.
+func ListAllowlistEntries(tx ReadTx, acct, afterID string, limit int) ([]policy.AllowlistEntry, bool, error) {
+	p := ownedPrefix(acct, kindAllow)
+	return listJSON[policy.AllowlistEntry](tx, p, afterKey(p, afterID), limit)
+}
+
+// GetPrivacyRule returns a privacy rule, or ErrNotFound.
+func GetPrivacyRule(tx ReadTx, acct, id string) (policy.PrivacyRule, error) {
+	return getJSON[policy.PrivacyRule](tx, ownedPrefix(acct, kindPrivacy)+id)
+}
+
+// PutPrivacyRule writes a privacy rule, stamping the revision.
+func PutPrivacyRule(tx Tx, acct string, r *policy.PrivacyRule) error {
+	r.Revision = tx.Revision()
+	return putJSON(tx, ownedPrefix(acct, kindPrivacy)+r.ID, r)
+}
+
+// DeletePrivacyRule deletes a privacy rule.
+func DeletePrivacyRule(tx Tx, acct, id string) error {
+	return tx.Delete(ownedPrefix(acct, kindPrivacy) + id)
+}
+
+// ListPrivacyRules returns up to limit rules with ids after afterID, and
+// whether more follow.
+func ListPrivacyRules(tx ReadTx, acct, afterID string, limit int) ([]policy.PrivacyRule, bool, error) {
+	p := ownedPrefix(acct, kindPrivacy)
+	return listJSON[policy.PrivacyRule](tx, p, afterKey(p, afterID), limit)
+}
+
+// GetCustomization returns an account's stored texts for a language, or
+// ErrNotFound while the built-in defaults are in force.
+func GetCustomization(tx ReadTx, acct, lang string) (policy.Customization, error) {
+	return getJSON[policy.Customization](tx, ownedPrefix(acct, kindCustom)+lang)
+}
+
+// PutCustomization writes an account's texts for one language, stamping the
+// revision.
+func PutCustomization(tx Tx, c *policy.Customization) error {
+	c.Revision = tx.Revision()
+	return putJSON(tx, ownedPrefix(c.AccountID, kindCustom)+c.Language, c)
+}
+
+// CobrowseOwner returns the account that holds a co-browse URL, or
+// ErrNotFound.
+func CobrowseOwner(tx ReadTx, url string) (string, error) {
+	b, err := tx.Get(cobrowseIndexPrefix + url)
+	return string(b), err
+}
+
+// SetCobrowseOwner records that acct holds url ("" releases it).
+func SetCobrowseOwner(tx Tx, url, acct string) error {
+	if acct == "" {
+		return tx.Delete(cobrowseIndexPrefix + url)
+	}
+	return tx.Put(cobrowseIndexPrefix+url, []byte(acct))
 }

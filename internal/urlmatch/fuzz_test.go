@@ -218,6 +218,26 @@ func FuzzParsePattern(f *testing.F) {
 		if err == nil && !p.IsWildcard() && u.Host != p.Host() {
 			t.Fatalf("pattern %q has host %q, but as a URL its host is %q", s, p.Host(), u.Host)
 		}
+		if ambiguousPath(p.Path()) {
+			t.Fatalf("pattern %q has a path that can never match", s)
+		}
+		// A pattern matches the URL made of its own parts.
+		own := URL{Scheme: p.Scheme(), Host: p.Host(), Port: p.Port(), Path: p.Path()}
+		if own.Scheme == "" {
+			own.Scheme = "https"
+		}
+		if p.IsWildcard() {
+			own.Host = "x." + own.Host
+		}
+		if own.Port == defaultPort(own.Scheme) {
+			own.Port = 0
+		}
+		if own.Path == "" {
+			own.Path = "/"
+		}
+		if u, err := Parse(own.String()); err == nil && !p.Match(u) {
+			t.Fatalf("pattern %q does not match %q", s, u.String())
+		}
 	})
 }
 

@@ -49,7 +49,7 @@ type Pattern struct {
 // '-' and '_' after IDNA; hosts that are public suffixes listed in the
 // Public Suffix List ("com", "co.uk", "github.io"), or that are the parent
 // of a wildcard rule of that list ("ck" under "*.ck"); port 0 or ports out
-// of range. Names that the list does not mention, such as "localhost",
+// of range; paths that Match would always refuse (see Match). Names that the list does not mention, such as "localhost",
 // "intranet" or "corp", are accepted.
 func ParsePattern(raw string) (Pattern, error) {
 	s := stripTabNewline(trimC0Space(raw))
@@ -138,7 +138,13 @@ func ParsePattern(raw string) (Pattern, error) {
 		p.port = port
 	}
 	if path != "" {
-		if np := normalizePath(path); np != "/" {
+		np := normalizePath(path)
+		if ambiguousPath(np) {
+			// Match refuses such URL paths, so the pattern could never
+			// match anything.
+			return Pattern{}, patternErr("path must not contain \"%2F\", \"%5C\" or a \"..;\" segment")
+		}
+		if np != "/" {
 			p.path = np
 		}
 	}

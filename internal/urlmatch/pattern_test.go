@@ -114,6 +114,8 @@ func TestParsePatternRejected(t *testing.T) {
 		{"example.com?x=1", "query"},
 		{"example.com/#top", "fragment"},
 		{`example.com\admin`, "backslash"},
+		{"example.com/a%2Fb", "path must not contain"},
+		{"example.com/a/%2e;x/", "path must not contain"},
 		{"example.com:", "port is empty"},
 		{"example.com:0", "port 0"},
 		{"example.com:65536", "port out of range"},

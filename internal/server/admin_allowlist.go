@@ -1,0 +1,185 @@
+package server
+
+import (
+	"context"
+	"errors"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/selector"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/gatehouse-dev/gatehouse/internal/urlmatch"
+)
+
+const (
+	maxDescription = 1000
+	maxPatternLen  = 2048
+)
+
+// normalizePattern validates an allowlist pattern and returns its canonical
+// form, adding a violation of field when it is not acceptable.
+func normalizePattern(v *violations, field, raw string) string {
+	if len(raw) > maxPatternLen {
+		v.add(field, "must be at most %d bytes", maxPatternLen)
+		return ""
+	}
+	p, err := urlmatch.ParsePattern(raw)
+	if err != nil {
+		var pe *urlmatch.PatternError
+		if errors.As(err, &pe) {
+			v.add(field, "%s", pe.Reason)
+		} else {
+			v.add(field, "%v", err)
+		}
+		return ""
+	}
+	return p.String()
+}
+
+var allowlistEntries = &collection[policy.AllowlistEntry, *gatehousev1.AllowlistEntry]{
+	kind:     "allowlist entry",
+	field:    "entry",
+	idPrefix: "e-",
+	mutable:  []string{"pattern", "description"},
+	get:      store.GetAllowlistEntry,
+	put:      store.PutAllowlistEntry,
+	del:      store.DeleteAllowlistEntry,
+	list:     store.ListAllowlistEntries,
+	id:       func(e *policy.AllowlistEntry) string { return e.ID },
+	revision: func(e *policy.AllowlistEntry) uint64 { return e.Revision },
+	toProto: func(e *policy.AllowlistEntry) *gatehousev1.AllowlistEntry {
+		return &gatehousev1.AllowlistEntry{Id: e.ID, Pattern: e.Pattern, Description: e.Description, Etag: etagOf(e.Revision), Revision: e.Revision}
+	},
+	// Patterns are normalized once, on write, by the same code that parses
+	// URLs at decision time, so a stored pattern means exactly what the
+	// matcher will do with it.
+	fromProto: func(_ store.ReadTx, _ string, p *gatehousev1.AllowlistEntry) (policy.AllowlistEntry, error) {
+		var v violations
+		pattern := normalizePattern(&v, "entry.pattern", p.GetPattern())
+		v.checkText("entry.description", p.GetDescription(), false, maxDescription)
+		return policy.AllowlistEntry{ID: p.GetId(), Pattern: pattern, Description: p.GetDescription()}, v.err()
+	},
+}
+
+var privacyRules = &collection[policy.PrivacyRule, *gatehousev1.PrivacyRule]{
+	kind:     "privacy rule",
+	field:    "rule",
+	idPrefix: "p-",
+	mutable:  []string{"kind", "selector", "url_pattern", "description"},
+	get:      store.GetPrivacyRule,
+	put:      store.PutPrivacyRule,
+	del:      store.DeletePrivacyRule,
+	list:     store.ListPrivacyRules,
+	id:       func(r *policy.PrivacyRule) string { return r.ID },
+	revision: func(r *policy.PrivacyRule) uint64 { return r.Revision },
+	toProto: func(r *policy.PrivacyRule) *gatehousev1.PrivacyRule {
+		return &gatehousev1.PrivacyRule{Id: r.ID, Kind: gatehousev1.PrivacyRuleKind(r.Kind), Selector: r.Selector,
+			UrlPattern: r.URLPattern, Description: r.Description, Etag: etagOf(r.Revision), Revision: r.Revision}
+	},
+	fromProto: func(_ store.ReadTx, _ string, p *gatehousev1.PrivacyRule) (policy.PrivacyRule, error) {
+		var v violations
+		r := policy.PrivacyRule{ID: p.GetId(), Kind: policy.PrivacyRuleKind(p.GetKind()), Description: p.GetDescription()}
+		switch p.GetKind() {
+		case gatehousev1.PrivacyRuleKind_PRIVACY_RULE_KIND_BUTTON_BLOCK, gatehousev1.PrivacyRuleKind_PRIVACY_RULE_KIND_DATA_MASK:
+		default:
+			v.add("rule.kind", "must be PRIVACY_RULE_KIND_BUTTON_BLOCK or PRIVACY_RULE_KIND_DATA_MASK")
+		}
+		if sel, err := selector.Compile(p.GetSelector()); err != nil {
+			var se *selector.Error
+			if errors.As(err, &se) {
+				v.add("rule.selector", "%s", se.Reason)
+			} else {
+				v.add("rule.selector", "%v", err)
+			}
+		} else {
+			r.Selector = sel.String()
+		}
+		if p.GetUrlPattern() != "" {
+			r.URLPattern = normalizePattern(&v, "rule.url_pattern", p.GetUrlPattern())
+		}
+		v.checkText("rule.description", p.GetDescription(), false, maxDescription)
+		return r, v.err()
+	},
+}
+
+func (a *adminService) CreateAllowlistEntry(ctx context.Context, req *gatehousev1.CreateAllowlistEntryRequest) (*gatehousev1.CreateAllowlistEntryResponse, error) {
+	e, err := allowlistEntries.create(ctx, a.s, req.GetAccountId(), req.GetEntry(), req.GetEntry().GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &gatehousev1.CreateAllowlistEntryResponse{Entry: e}, nil
+}
+
+func (a *adminService) GetAllowlistEntry(ctx context.Context, req *gatehousev1.GetAllowlistEntryRequest) (*gatehousev1.GetAllowlistEntryResponse, error) {
+	e, err := allowlistEntries.getOne(ctx, a.s, req.GetAccountId(), req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &gatehousev1.GetAllowlistEntryResponse{Entry: e}, nil
+}
+
+func (a *adminService) ListAllowlistEntries(ctx context.Context, req *gatehousev1.ListAllowlistEntriesRequest) (*gatehousev1.ListAllowlistEntriesResponse, error) {
+	items, next, err := allowlistEntries.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return &gatehousev1.ListAllowlistEntriesResponse{Entries: items, NextPageToken: next}, nil
+}
+
+func (a *adminService) UpdateAllowlistEntry(ctx context.Context, req *gatehousev1.UpdateAllowlistEntryRequest) (*gatehousev1.UpdateAllowlistEntryResponse, error) {
+	in := req.GetEntry()
+	e, err := allowlistEntries.update(ctx, a.s, req.GetAccountId(), in, in.GetId(), in.GetEtag(), req.GetUpdateMask())
+	if err != nil {
+		return nil, err
+	}
+	return &gatehousev1.UpdateAllowlistEntryResponse{Entry: e}, nil
+}
+
+func (a *adminService) DeleteAllowlistEntry(ctx context.Context, req *gatehousev1.DeleteAllowlistEntryRequest) (*gatehousev1.DeleteAllowlistEntryResponse, error) {
+	rev, err := allowlistEntries.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag())
+	if err != nil {
+		return nil, err
+	}
+	return &gatehousev1.DeleteAllowlistEntryResponse{Revision: rev}, nil
+}
+
+func (a *adminService) CreatePrivacyRule(ctx context.Context, req *gatehousev1.CreatePrivacyRuleRequest) (*gatehousev1.CreatePrivacyRuleResponse, error) {
+	r, err := privacyRules.create(ctx, a.s, req.GetAccountId(), req.GetRule(), req.GetRule().GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &gatehousev1.CreatePrivacyRuleResponse{Rule: r}, nil
+}
+
+func (a *adminService) GetPrivacyRule(ctx context.Context, req *gatehousev1.GetPrivacyRuleRequest) (*gatehousev1.GetPrivacyRuleResponse, error) {
+	r, err := privacyRules.getOne(ctx, a.s, req.GetAccountId(), req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &gatehousev1.GetPrivacyRuleResponse{Rule: r}, nil
+}
+
+func (a *adminService) ListPrivacyRules(ctx context.Context, req *gatehousev1.ListPrivacyRulesRequest) (*gatehousev1.ListPrivacyRulesResponse, error) {
+	items, next, err := privacyRules.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, err
+	}
+	return &gatehousev1.ListPrivacyRulesResponse{Rules: items, NextPageToken: next}, nil
+}
+
+func (a *adminService) UpdatePrivacyRule(ctx context.Context, req *gatehousev1.UpdatePrivacyRuleRequest) (*gatehousev1.UpdatePrivacyRuleResponse, error) {
+	in := req.GetRule()
+	r, err := privacyRules.update(ctx, a.s, req.GetAccountId(), in, in.GetId(), in.GetEtag(), req.GetUpdateMask())
+	if err != nil {
+		return nil, err
+	}
+	return &gatehousev1.UpdatePrivacyRuleResponse{Rule: r}, nil
+}
+
+func (a *adminService) DeletePrivacyRule(ctx context.Context, req *gatehousev1.DeletePrivacyRuleRequest) (*gatehousev1.DeletePrivacyRuleResponse, error) {
+	rev, err := privacyRules.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag())
+	if err != nil {
+		return nil, err
+	}
+	return &gatehousev1.DeletePrivacyRuleResponse{Revision: rev}, nil
+}
