@@ -4,6 +4,8 @@ go 1.26.0
 
 require (
 	github.com/andybalholm/cascadia v1.3.5 // indirect
+	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6 // indirect
+	github.com/emersion/go-smtp v0.25.1 // indirect
 	github.com/grpc-ecosystem/go-grpc-middleware/v2 v2.3.4 // indirect
 	github.com/nlnwa/whatwg-url v0.6.2 // indirect
 	go.etcd.io/bbolt v1.5.0 // indirect

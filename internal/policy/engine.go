@@ -50,9 +50,15 @@ func (s *Snapshot) Check(q *Query) (Decision, error) {
 			return deny(ReasonFeatureNotInSessionKind, ""), nil
 		}
 		return as.checkCobrowse(q), nil
+	case SessionKindSupport:
+		fn, ok := q.Feature.Function()
+		if !ok {
+			return deny(ReasonFeatureNotInSessionKind, ""), nil
+		}
+		// A function is decided for the session's representative,
+		// whoever asks.
+		return as.checkFunction(sess, fn), nil
 	default:
-		// Support sessions are decided by the portal chain, which this
-		// version does not evaluate yet: deny rather than guess.
 		return deny(ReasonFeatureNotInSessionKind, ""), nil
 	}
 }

@@ -54,7 +54,8 @@ func TestSnapshot_Check(t *testing.T) {
 		{"unspecified role", Query{SessionID: "s-1", Role: RoleUnspecified, ActorID: "alice", Feature: FeatureChat, URL: page}, Decision{Reason: ReasonActorNotInSession}},
 		{"support feature in live guide", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: FeatureSendFiles, URL: page}, Decision{Reason: ReasonFeatureNotInSessionKind}},
 		{"unknown feature", Query{SessionID: "s-1", Role: RoleAgent, ActorID: "alice", Feature: 99, URL: page}, Decision{Reason: ReasonFeatureNotInSessionKind}},
-		{"support sessions not decided yet", Query{SessionID: "s-support", Role: RoleAgent, ActorID: "alice", Feature: FeatureSendFiles, URL: page}, Decision{Reason: ReasonFeatureNotInSessionKind}},
+		{"support session at an unknown portal fails closed", Query{SessionID: "s-support", Role: RoleAgent, ActorID: "alice", Feature: FeatureSendFiles, URL: page}, Decision{Reason: ReasonPortalFunctionDisabled}},
+		{"co-browse feature in a support session", Query{SessionID: "s-support", Role: RoleAgent, ActorID: "alice", Feature: FeatureClick, URL: page}, Decision{Reason: ReasonFeatureNotInSessionKind}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := snap.Check(&tc.q)

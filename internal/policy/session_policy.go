@@ -11,7 +11,10 @@ type SessionPolicy struct {
 	Customization    Customization
 	AgentDisplayName string
 	CobrowseURL      string
-	Revision         uint64
+	// Functions are the effective support functions of a support
+	// session's representative at its portal; none for Live Guide.
+	Functions Functions
+	Revision  uint64
 }
 
 // SessionPolicy builds the policy of a session for a language tag (it is
@@ -43,6 +46,9 @@ func (s *Snapshot) SessionPolicy(sessionID string, role Role, actorID, languageT
 		Customization: c,
 		CobrowseURL:   as.Account.CobrowseURL,
 		Revision:      s.revision,
+	}
+	if sess.Kind == SessionKindSupport {
+		p.Functions = as.EffectiveFunctions(sess.PortalID, sess.RepresentativeID)
 	}
 	p.AgentDisplayName = c.AgentAlias
 	if rep := as.Representative(sess.RepresentativeID); as.Settings.DisplayAgentName && rep != nil && rep.DisplayName != "" {

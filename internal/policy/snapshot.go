@@ -80,6 +80,9 @@ type AccountData struct {
 	Allowlist       []AllowlistEntry
 	PrivacyRules    []PrivacyRule
 	Customizations  []Customization
+	Portals         []Portal
+	Teams           []Team
+	BusinessHours   []BusinessHours
 }
 
 // AccountState is an account compiled for decisions. It is immutable.
@@ -98,6 +101,7 @@ type AccountState struct {
 	privacy        []compiledRule
 	privacyRules   []PrivacyRule
 	customizations map[string]Customization
+	support        supportState
 
 	// Problems lists stored records that no longer compile (for example a
 	// pattern that became a public suffix after a list update). Each is
@@ -164,6 +168,9 @@ func Compile(d AccountData) *AccountState {
 	for _, c := range d.Customizations {
 		as.customizations[c.Language] = c
 	}
+	var problems []string
+	as.support, problems = compileSupport(&d)
+	as.Problems = append(as.Problems, problems...)
 	return as
 }
 

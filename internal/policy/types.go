@@ -148,3 +148,50 @@ type Customization struct {
 	CustomerAlias  string `json:"customer_alias"`
 	Revision       uint64 `json:"revision"`
 }
+
+// Portal is a remote-support portal (ParentID empty) or subportal.
+type Portal struct {
+	ID                string    `json:"id"`
+	ParentID          string    `json:"parent_id,omitempty"`
+	Name              string    `json:"name"`
+	Functions         Functions `json:"functions"`
+	NotificationEmail string    `json:"notification_email,omitempty"`
+	BusinessHoursID   string    `json:"business_hours_id,omitempty"`
+	Revision          uint64    `json:"revision"`
+}
+
+// Team groups representatives; a team without a portal of its own inherits
+// its parent's.
+type Team struct {
+	ID       string `json:"id"`
+	ParentID string `json:"parent_id,omitempty"`
+	Name     string `json:"name"`
+	PortalID string `json:"portal_id,omitempty"`
+	Revision uint64 `json:"revision"`
+}
+
+// WeeklyWindow is an opening window in a business-hours set's time zone.
+type WeeklyWindow struct {
+	Day   time.Weekday `json:"day"`
+	Start string       `json:"start"`
+	End   string       `json:"end"`
+}
+
+// Holiday overrides the weekly windows on one local date.
+type Holiday struct {
+	Date   string `json:"date"`
+	Name   string `json:"name,omitempty"`
+	Closed bool   `json:"closed,omitempty"`
+	Start  string `json:"start,omitempty"`
+	End    string `json:"end,omitempty"`
+}
+
+// BusinessHours is a named set of opening hours assigned to portals.
+type BusinessHours struct {
+	ID       string         `json:"id"`
+	Name     string         `json:"name"`
+	TimeZone string         `json:"time_zone"`
+	Weekly   []WeeklyWindow `json:"weekly,omitempty"`
+	Holidays []Holiday      `json:"holidays,omitempty"`
+	Revision uint64         `json:"revision"`
+}

@@ -13,7 +13,7 @@ var representatives = &collection[policy.Representative, *gatehousev1.Representa
 	kind:     "representative",
 	field:    "representative",
 	idPrefix: "r-",
-	mutable:  []string{"display_name", "functions", "live_guide_enabled"},
+	mutable:  []string{"display_name", "team_id", "functions", "live_guide_enabled"},
 	get:      store.GetRepresentative,
 	put:      store.PutRepresentative,
 	del:      store.DeleteRepresentative,
@@ -21,15 +21,15 @@ var representatives = &collection[policy.Representative, *gatehousev1.Representa
 	id:       func(r *policy.Representative) string { return r.ID },
 	revision: func(r *policy.Representative) uint64 { return r.Revision },
 	toProto:  representativeToProto,
-	fromProto: func(_ store.ReadTx, _ string, p *gatehousev1.Representative) (policy.Representative, error) {
+	fromProto: func(tx store.ReadTx, acct string, p *gatehousev1.Representative) (policy.Representative, error) {
 		var v violations
 		v.checkText("representative.display_name", p.GetDisplayName(), true, maxDisplayName)
-		if p.GetTeamId() != "" {
-			v.add("representative.team_id", "teams are not supported by this version; leave empty")
+		if err := checkRef(tx, &v, "representative.team_id", p.GetTeamId(), "team", acct, store.GetTeam); err != nil {
+			return policy.Representative{}, err
 		}
 		return representativeFromProto(p), v.err()
 	},
-	inUse: func(tx store.ReadTx, acct string, r *policy.Representative) error {
+	beforeDelete: func(tx store.Tx, acct string, r *policy.Representative) error {
 		n, err := store.ActiveSessionsOf(tx, acct, r.ID)
 		if err != nil {
 			return err

@@ -33,8 +33,12 @@ type collection[D any, P proto.Message] struct {
 	// fromProto validates a resource to be written and converts it,
 	// normalizing what needs it; violations name fields under c.field.
 	fromProto func(tx store.ReadTx, acct string, p P) (D, error)
-	// inUse, when set, refuses a delete while something depends on d.
-	inUse func(tx store.ReadTx, acct string, d *D) error
+	// afterCreate, when set, runs in the creating transaction (for
+	// resources that come with others, like a top portal's subportal).
+	afterCreate func(tx store.Tx, acct string, d *D) error
+	// beforeDelete, when set, runs in the deleting transaction: it refuses
+	// a delete while something depends on d, or deletes what goes with it.
+	beforeDelete func(tx store.Tx, acct string, d *D) error
 }
 
 // load reads one resource of an existing account.
@@ -84,7 +88,13 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 			return err
 		}
 		out = d
-		return c.put(tx, acct, &out)
+		if err := c.put(tx, acct, &out); err != nil {
+			return err
+		}
+		if c.afterCreate != nil {
+			return c.afterCreate(tx, acct, &out)
+		}
+		return nil
 	})
 	if err != nil {
 		return zero, s.status(ctx, err)
@@ -194,8 +204,8 @@ func (c *collection[D, P]) remove(ctx context.Context, s *Server, acct, id, etag
 		if err := checkEtag(c.kind, id, etag, c.revision(&cur)); err != nil {
 			return err
 		}
-		if c.inUse != nil {
-			if err := c.inUse(tx, acct, &cur); err != nil {
+		if c.beforeDelete != nil {
+			if err := c.beforeDelete(tx, acct, &cur); err != nil {
 				return err
 			}
 		}

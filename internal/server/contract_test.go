@@ -33,6 +33,10 @@ var implemented = map[string]bool{
 	"GenerateCobrowseUrl": true, "SetCobrowseUrl": true,
 	"CreateAllowlistEntry": true, "GetAllowlistEntry": true, "ListAllowlistEntries": true, "UpdateAllowlistEntry": true, "DeleteAllowlistEntry": true,
 	"GetSessionPolicy": true, "WatchSessionPolicy": true,
+	"CreatePortal": true, "GetPortal": true, "ListPortals": true, "UpdatePortal": true, "DeletePortal": true,
+	"CreateTeam": true, "GetTeam": true, "ListTeams": true, "UpdateTeam": true, "DeleteTeam": true,
+	"CreateBusinessHours": true, "GetBusinessHours": true, "ListBusinessHours": true, "UpdateBusinessHours": true, "DeleteBusinessHours": true,
+	"InviteExternalSpecialist": true, "RemoveExternalSpecialist": true,
 	"CreatePrivacyRule": true, "GetPrivacyRule": true, "ListPrivacyRules": true, "UpdatePrivacyRule": true, "DeletePrivacyRule": true,
 }
 

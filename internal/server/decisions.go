@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
+	"google.golang.org/grpc/codes"
 )
 
 // decisionService implements gatehousev1.DecisionServiceServer.
@@ -137,6 +139,9 @@ func (d *decisionService) CheckFeature(ctx context.Context, req *gatehousev1.Che
 		return nil, d.s.status(ctx, err)
 	}
 	dec, err := snap.Check(&q)
+	if errors.Is(err, policy.ErrSessionNotFound) {
+		err = notFound("session", q.SessionID)
+	}
 	if err != nil {
 		return nil, d.s.status(ctx, err)
 	}
@@ -173,8 +178,11 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 	resp := &gatehousev1.CheckFeaturesResponse{Results: make([]*gatehousev1.CheckFeatureResponse, len(qs)), Revision: snap.Revision()}
 	for i := range qs {
 		dec, err := snap.Check(&qs[i])
+		if errors.Is(err, policy.ErrSessionNotFound) {
+			err = newError(codes.NotFound, "", nil, "checks[%d]: session %q not found", i, qs[i].SessionID)
+		}
 		if err != nil {
-			return nil, d.s.status(ctx, fmt.Errorf("checks[%d]: %w", i, err))
+			return nil, d.s.status(ctx, err)
 		}
 		resp.Results[i] = decisionToProto(dec, snap.Revision())
 	}

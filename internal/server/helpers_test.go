@@ -36,7 +36,7 @@ type testEnv struct {
 
 // MustStart starts a server over the store in dir (a new temp dir when
 // empty) and stops it when the test ends.
-func MustStart(t *testing.T, dir string) *testEnv {
+func MustStart(t *testing.T, dir string, opts ...func(*Options)) *testEnv {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -53,7 +53,11 @@ func MustStart(t *testing.T, dir string) *testEnv {
 	}
 	followed := make(chan struct{})
 	go func() { defer close(followed); snaps.Run(ctx) }()
-	srv := New(Options{Store: st, Snapshots: snaps, Logger: log})
+	o := Options{Store: st, Snapshots: snaps, Logger: log}
+	for _, f := range opts {
+		f(&o)
+	}
+	srv := New(o)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -207,4 +211,16 @@ func wantInvalid(t *testing.T, err error, fields ...string) {
 	if len(got) == 0 {
 		t.Fatalf("INVALID_ARGUMENT without field violations: %v", err)
 	}
+}
+
+func statusCode(err error) codes.Code { return status.Code(err) }
+
+// errorMeta returns the ErrorInfo metadata of a status.
+func errorMeta(st *status.Status) map[string]string {
+	for _, d := range st.Details() {
+		if ei, ok := d.(*errdetails.ErrorInfo); ok {
+			return ei.GetMetadata()
+		}
+	}
+	return nil
 }

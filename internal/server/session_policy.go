@@ -51,7 +51,7 @@ func sessionPolicy(snap *policy.Snapshot, sessionID string, actor *gatehousev1.A
 		AgentDisplayName: p.AgentDisplayName,
 		SessionStartUrl:  p.Settings.SessionStartURL,
 		CobrowseUrl:      p.CobrowseURL,
-		Functions:        &gatehousev1.SupportFunctions{},
+		Functions:        functionsToProto(p.Functions),
 		Revision:         p.Revision,
 	}
 	for i := range p.Allowlist {

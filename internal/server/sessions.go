@@ -27,30 +27,34 @@ func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.Sta
 			v.add("portal_id", "must be empty for a Live Guide session")
 		}
 	case gatehousev1.SessionKind_SESSION_KIND_SUPPORT:
+		v.checkID("portal_id", req.GetPortalId(), false)
 	default:
 		v.add("kind", "must be SESSION_KIND_LIVE_GUIDE or SESSION_KIND_SUPPORT")
 	}
 	if err := v.err(); err != nil {
 		return nil, ss.s.status(ctx, err)
 	}
-	if req.GetKind() == gatehousev1.SessionKind_SESSION_KIND_SUPPORT {
-		return nil, ss.s.status(ctx, newError(codes.Unimplemented, "", nil, "support sessions are not implemented yet"))
-	}
 	acct := req.GetAccountId()
+	now := ss.s.now()
 	sess := policy.Session{
 		AccountID:        acct,
-		Kind:             policy.SessionKindLiveGuide,
+		Kind:             policy.SessionKind(req.GetKind()),
 		State:            policy.SessionStateActive,
 		RepresentativeID: req.GetRepresentativeId(),
 		CustomerID:       req.GetCustomerId(),
-		StartTime:        ss.s.now().UTC(),
+		PortalID:         req.GetPortalId(),
+		StartTime:        now.UTC(),
 	}
 	_, err := ss.s.write(ctx, func(tx store.Tx) error {
 		rep, err := getRepresentative(tx, acct, sess.RepresentativeID)
 		if err != nil {
 			return err
 		}
-		if !rep.LiveGuideEnabled {
+		if sess.Kind == policy.SessionKindSupport {
+			if err := checkSupportStart(tx, acct, &rep, sess.PortalID, now); err != nil {
+				return err
+			}
+		} else if !rep.LiveGuideEnabled {
 			return newError(codes.FailedPrecondition, reasonRepNotAllowed,
 				map[string]string{"representative_id": rep.ID},
 				"representative %q is not enabled for Live Guide", rep.ID)
@@ -123,7 +127,12 @@ func (ss *sessionService) EndSession(ctx context.Context, req *gatehousev1.EndSe
 		sess.EndTime = ss.s.now().UTC()
 		sess.CustomerRating = req.GetCustomerRating()
 		sess.RepresentativeRating = req.GetRepresentativeRating()
-		return store.PutSession(tx, &sess)
+		if err := store.PutSession(tx, &sess); err != nil {
+			return err
+		}
+		// The completed-session record is queued in the same transaction
+		// as the end of the session: both happen, or neither does.
+		return enqueueCompletedSession(tx, &sess)
 	})
 	if err != nil {
 		return nil, ss.s.status(ctx, err)

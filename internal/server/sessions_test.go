@@ -32,7 +32,7 @@ func TestStartSession(t *testing.T) {
 		{"no kind", &gatehousev1.StartSessionRequest{AccountId: "acme", RepresentativeId: "alice", CustomerId: "c"}, codes.InvalidArgument, "", []string{"kind"}},
 		{"portal on live guide", &gatehousev1.StartSessionRequest{AccountId: "acme", Kind: lg, RepresentativeId: "alice", CustomerId: "c", PortalId: "p"}, codes.InvalidArgument, "", []string{"portal_id"}},
 		{"missing ids", &gatehousev1.StartSessionRequest{Kind: lg}, codes.InvalidArgument, "", []string{"account_id", "representative_id", "customer_id"}},
-		{"support not yet", &gatehousev1.StartSessionRequest{AccountId: "acme", Kind: gatehousev1.SessionKind_SESSION_KIND_SUPPORT, RepresentativeId: "alice", CustomerId: "c", PortalId: "p"}, codes.Unimplemented, "", nil},
+		{"support at an unknown portal", &gatehousev1.StartSessionRequest{AccountId: "acme", Kind: gatehousev1.SessionKind_SESSION_KIND_SUPPORT, RepresentativeId: "alice", CustomerId: "c", PortalId: "p"}, codes.NotFound, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := e.sessions.StartSession(ctx, tc.req)

@@ -18,6 +18,9 @@ import (
 //	t/<account>/allow/<id>           policy.AllowlistEntry
 //	t/<account>/privacy/<id>         policy.PrivacyRule
 //	t/<account>/custom/<language>    policy.Customization
+//	t/<account>/portal/<id>          policy.Portal
+//	t/<account>/team/<id>            policy.Team
+//	t/<account>/hours/<id>           policy.BusinessHours
 //	sess/<session>                   account id (global session index)
 //	cobrowse/<url>                   account id (co-browse URL uniqueness index)
 //
@@ -35,6 +38,9 @@ const (
 	kindAllow    = "allow"
 	kindPrivacy  = "privacy"
 	kindCustom   = "custom"
+	kindPortal   = "portal"
+	kindTeam     = "team"
+	kindHours    = "hours"
 )
 
 func accountKey(id string) string          { return accountPrefix + id }
@@ -183,23 +189,22 @@ func PutSettings(tx Tx, s *policy.LiveGuideSettings) error {
 
 // GetRepresentative returns a representative, or ErrNotFound.
 func GetRepresentative(tx ReadTx, acct, id string) (policy.Representative, error) {
-	return getJSON[policy.Representative](tx, repKey(acct, id))
+	return getOwned[policy.Representative](tx, acct, kindRep, id)
 }
 
 // PutRepresentative writes a representative, stamping the revision.
 func PutRepresentative(tx Tx, acct string, r *policy.Representative) error {
 	r.Revision = tx.Revision()
-	return putJSON(tx, repKey(acct, r.ID), r)
+	return putOwned(tx, acct, kindRep, r.ID, r)
 }
 
 // DeleteRepresentative deletes a representative.
-func DeleteRepresentative(tx Tx, acct, id string) error { return tx.Delete(repKey(acct, id)) }
+func DeleteRepresentative(tx Tx, acct, id string) error { return deleteOwned(tx, acct, kindRep, id) }
 
 // ListRepresentatives returns up to limit representatives with ids after
 // afterID, and whether more follow.
 func ListRepresentatives(tx ReadTx, acct, afterID string, limit int) ([]policy.Representative, bool, error) {
-	p := repPrefix(acct)
-	return listJSON[policy.Representative](tx, p, afterKey(p, afterID), limit)
+	return listOwned[policy.Representative](tx, acct, kindRep, afterID, limit)
 }
 
 // GetSession returns a session by id, or ErrNotFound.
@@ -231,13 +236,19 @@ func SessionExists(tx ReadTx, id string) (bool, error) {
 
 // ActiveSessionsOf counts the active sessions of a representative.
 func ActiveSessionsOf(tx ReadTx, acct, repID string) (int, error) {
+	return CountActiveSessions(tx, acct, func(s *policy.Session) bool { return s.RepresentativeID == repID })
+}
+
+// CountActiveSessions counts an account's active sessions for which match
+// is true.
+func CountActiveSessions(tx ReadTx, acct string, match func(*policy.Session) bool) (int, error) {
 	n := 0
 	err := tx.Scan(sessionPrefixOf(acct), "", func(key string, val []byte) (bool, error) {
 		var s policy.Session
 		if err := json.Unmarshal(val, &s); err != nil {
 			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
 		}
-		if s.RepresentativeID == repID && s.State == policy.SessionStateActive {
+		if s.State == policy.SessionStateActive && match(&s) {
 			n++
 		}
 		return true, nil
@@ -284,6 +295,21 @@ func LoadAccount(tx ReadTx, acct string, withSessions bool) (policy.AccountData,
 			if err = json.Unmarshal(val, &c); err == nil {
 				d.Customizations = append(d.Customizations, c)
 			}
+		case kindPortal:
+			var p policy.Portal
+			if err = json.Unmarshal(val, &p); err == nil {
+				d.Portals = append(d.Portals, p)
+			}
+		case kindTeam:
+			var t policy.Team
+			if err = json.Unmarshal(val, &t); err == nil {
+				d.Teams = append(d.Teams, t)
+			}
+		case kindHours:
+			var h policy.BusinessHours
+			if err = json.Unmarshal(val, &h); err == nil {
+				d.BusinessHours = append(d.BusinessHours, h)
+			}
 		case kindSession:
 			if !withSessions {
 				return true, nil
@@ -311,50 +337,67 @@ func AccountIDs(tx ReadTx) ([]string, error) {
 	return ids, err
 }
 
+// getOwned, putOwned, deleteOwned and listOwned read and write the records
+// of one kind that an account owns (t/<account>/<kind>/<id>).
+func getOwned[T any](tx ReadTx, acct, kind, id string) (T, error) {
+	return getJSON[T](tx, ownedPrefix(acct, kind)+id)
+}
+
+func putOwned(tx Tx, acct, kind, id string, v any) error {
+	return putJSON(tx, ownedPrefix(acct, kind)+id, v)
+}
+
+func deleteOwned(tx Tx, acct, kind, id string) error {
+	return tx.Delete(ownedPrefix(acct, kind) + id)
+}
+
+func listOwned[T any](tx ReadTx, acct, kind, afterID string, limit int) ([]T, bool, error) {
+	p := ownedPrefix(acct, kind)
+	return listJSON[T](tx, p, afterKey(p, afterID), limit)
+}
+
 // GetAllowlistEntry returns an allowlist entry, or ErrNotFound.
 func GetAllowlistEntry(tx ReadTx, acct, id string) (policy.AllowlistEntry, error) {
-	return getJSON[policy.AllowlistEntry](tx, ownedPrefix(acct, kindAllow)+id)
+	return getOwned[policy.AllowlistEntry](tx, acct, kindAllow, id)
 }
 
 // PutAllowlistEntry writes an allowlist entry, stamping the revision.
 func PutAllowlistEntry(tx Tx, acct string, e *policy.AllowlistEntry) error {
 	e.Revision = tx.Revision()
-	return putJSON(tx, ownedPrefix(acct, kindAllow)+e.ID, e)
+	return putOwned(tx, acct, kindAllow, e.ID, e)
 }
 
 // DeleteAllowlistEntry deletes an allowlist entry.
 func DeleteAllowlistEntry(tx Tx, acct, id string) error {
-	return tx.Delete(ownedPrefix(acct, kindAllow) + id)
+	return deleteOwned(tx, acct, kindAllow, id)
 }
 
 // ListAllowlistEntries returns up to limit entries with ids after afterID
 // (limit <= 0: all), and whether more follow.
 func ListAllowlistEntries(tx ReadTx, acct, afterID string, limit int) ([]policy.AllowlistEntry, bool, error) {
-	p := ownedPrefix(acct, kindAllow)
-	return listJSON[policy.AllowlistEntry](tx, p, afterKey(p, afterID), limit)
+	return listOwned[policy.AllowlistEntry](tx, acct, kindAllow, afterID, limit)
 }
 
 // GetPrivacyRule returns a privacy rule, or ErrNotFound.
 func GetPrivacyRule(tx ReadTx, acct, id string) (policy.PrivacyRule, error) {
-	return getJSON[policy.PrivacyRule](tx, ownedPrefix(acct, kindPrivacy)+id)
+	return getOwned[policy.PrivacyRule](tx, acct, kindPrivacy, id)
 }
 
 // PutPrivacyRule writes a privacy rule, stamping the revision.
 func PutPrivacyRule(tx Tx, acct string, r *policy.PrivacyRule) error {
 	r.Revision = tx.Revision()
-	return putJSON(tx, ownedPrefix(acct, kindPrivacy)+r.ID, r)
+	return putOwned(tx, acct, kindPrivacy, r.ID, r)
 }
 
 // DeletePrivacyRule deletes a privacy rule.
 func DeletePrivacyRule(tx Tx, acct, id string) error {
-	return tx.Delete(ownedPrefix(acct, kindPrivacy) + id)
+	return deleteOwned(tx, acct, kindPrivacy, id)
 }
 
 // ListPrivacyRules returns up to limit rules with ids after afterID, and
 // whether more follow.
 func ListPrivacyRules(tx ReadTx, acct, afterID string, limit int) ([]policy.PrivacyRule, bool, error) {
-	p := ownedPrefix(acct, kindPrivacy)
-	return listJSON[policy.PrivacyRule](tx, p, afterKey(p, afterID), limit)
+	return listOwned[policy.PrivacyRule](tx, acct, kindPrivacy, afterID, limit)
 }
 
 // GetCustomization returns an account's stored texts for a language, or
@@ -383,4 +426,64 @@ func SetCobrowseOwner(tx Tx, url, acct string) error {
 		return tx.Delete(cobrowseIndexPrefix + url)
 	}
 	return tx.Put(cobrowseIndexPrefix+url, []byte(acct))
+}
+
+// GetPortal returns a portal, or ErrNotFound.
+func GetPortal(tx ReadTx, acct, id string) (policy.Portal, error) {
+	return getOwned[policy.Portal](tx, acct, kindPortal, id)
+}
+
+// PutPortal writes a portal, stamping the revision.
+func PutPortal(tx Tx, acct string, p *policy.Portal) error {
+	p.Revision = tx.Revision()
+	return putOwned(tx, acct, kindPortal, p.ID, p)
+}
+
+// DeletePortal deletes a portal.
+func DeletePortal(tx Tx, acct, id string) error { return deleteOwned(tx, acct, kindPortal, id) }
+
+// ListPortals returns up to limit portals with ids after afterID (limit <= 0:
+// all), and whether more follow.
+func ListPortals(tx ReadTx, acct, afterID string, limit int) ([]policy.Portal, bool, error) {
+	return listOwned[policy.Portal](tx, acct, kindPortal, afterID, limit)
+}
+
+// GetTeam returns a team, or ErrNotFound.
+func GetTeam(tx ReadTx, acct, id string) (policy.Team, error) {
+	return getOwned[policy.Team](tx, acct, kindTeam, id)
+}
+
+// PutTeam writes a team, stamping the revision.
+func PutTeam(tx Tx, acct string, t *policy.Team) error {
+	t.Revision = tx.Revision()
+	return putOwned(tx, acct, kindTeam, t.ID, t)
+}
+
+// DeleteTeam deletes a team.
+func DeleteTeam(tx Tx, acct, id string) error { return deleteOwned(tx, acct, kindTeam, id) }
+
+// ListTeams returns up to limit teams with ids after afterID (limit <= 0:
+// all), and whether more follow.
+func ListTeams(tx ReadTx, acct, afterID string, limit int) ([]policy.Team, bool, error) {
+	return listOwned[policy.Team](tx, acct, kindTeam, afterID, limit)
+}
+
+// GetBusinessHours returns a business-hours set, or ErrNotFound.
+func GetBusinessHours(tx ReadTx, acct, id string) (policy.BusinessHours, error) {
+	return getOwned[policy.BusinessHours](tx, acct, kindHours, id)
+}
+
+// PutBusinessHours writes a business-hours set, stamping the revision.
+func PutBusinessHours(tx Tx, acct string, h *policy.BusinessHours) error {
+	h.Revision = tx.Revision()
+	return putOwned(tx, acct, kindHours, h.ID, h)
+}
+
+// DeleteBusinessHours deletes a business-hours set.
+func DeleteBusinessHours(tx Tx, acct, id string) error { return deleteOwned(tx, acct, kindHours, id) }
+
+// ListBusinessHours returns up to limit sets with ids after afterID (limit <=
+// 0: all), and whether more follow.
+func ListBusinessHours(tx ReadTx, acct, afterID string, limit int) ([]policy.BusinessHours, bool, error) {
+	return listOwned[policy.BusinessHours](tx, acct, kindHours, afterID, limit)
 }

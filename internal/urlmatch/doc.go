@@ -36,8 +36,8 @@
 //
 // github.com/nlnwa/whatwg-url implements the WHATWG standard and agrees
 // with this package on the cases above, but comparing the two on hostile
-// and random input showed, on its side: "http://[::1]]/" is accepted
-// (it trims brackets with strings.Trim); "http://xn--.com/" yields the host
+// and random input showed, on its side: "http://[::1]]/" and
+// "http://[[::1]/" are accepted (it trims brackets with strings.Trim); "http://xn--.com/" yields the host
 // ".com" (x/net/idna maps an empty "xn--" label to an empty label and
 // nothing rejects it); port 0 is accepted; IPv4 parts are parsed with
 // strconv.ParseInt, so "http://+0/" becomes 0.0.0.0 and labels like

@@ -134,6 +134,8 @@ func TestParseErrors(t *testing.T) {
 		{"http://[/", ErrInvalid},
 		{"http://[]/", ErrInvalid},
 		{"http://[::1]x/", ErrInvalid},
+		{"http://[[::1]/", ErrInvalid},
+		{"http://[::1]]/", ErrInvalid},
 		{"http://x[::1]/", ErrInvalid},
 		{"http://[1:2:3:4:5:6:7:8:9]/", ErrInvalid},
 		{"http://[1::2::3]/", ErrInvalid},

@@ -1,0 +1,240 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+)
+
+// Backend delivers one queued message. It returns nil only when the message
+// has been handed over for good (an SMTP server answered 250 to its data, a
+// file was written durably); any error means "try again later".
+type Backend interface {
+	Deliver(ctx context.Context, m *store.OutboxMessage) error
+}
+
+// Defaults of Options.
+const (
+	// DefaultMaxIdle is the longest the sender sleeps without looking at
+	// the outbox.
+	DefaultMaxIdle = time.Minute
+	// DefaultBatch is how many messages one store read returns.
+	DefaultBatch = 100
+	// MaxBackoff caps the pause between two attempts at one message.
+	MaxBackoff = 10 * time.Minute
+	// maxLastError bounds the error text kept with a message.
+	maxLastError = 500
+	// storeErrorPause is how long the sender waits after the store failed.
+	storeErrorPause = 5 * time.Second
+)
+
+// Options configure a Sender.
+type Options struct {
+	// Store holds the outbox; required.
+	Store store.Store
+	// Backend delivers; required.
+	Backend Backend
+	// Logger receives one line per delivery and per failed attempt;
+	// discarded when nil.
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// Backoff returns the pause after a message's failures-th failed
+	// attempt; DefaultBackoff when nil.
+	Backoff func(failures int) time.Duration
+	// MaxIdle is the longest sleep without a look at the outbox;
+	// DefaultMaxIdle when zero.
+	MaxIdle time.Duration
+	// Batch is how many messages one store read returns; DefaultBatch
+	// when zero.
+	Batch int
+}
+
+// DefaultBackoff doubles the pause from 1s with every failure up to
+// MaxBackoff, then picks a random point in its upper half so that messages
+// that failed together do not retry in lockstep.
+func DefaultBackoff(failures int) time.Duration {
+	d := MaxBackoff
+	if failures <= 20 {
+		d = min(time.Second<<max(failures-1, 0), MaxBackoff)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// Sender delivers the outbox: oldest message first, each at least once. A
+// message is deleted from the outbox, in its own store transaction, only
+// after the backend accepted it; a failed attempt is recorded on the
+// message (attempts, last error, next attempt after a backoff) and retried,
+// without end. A process that stops between the backend's acceptance and
+// the delete sends that message again after a restart: receivers can
+// recognize the duplicate by its Message-ID (see MessageID).
+//
+// Only one Sender may run per store.
+type Sender struct {
+	store   store.Store
+	backend Backend
+	log     *slog.Logger
+	now     func() time.Time
+	backoff func(int) time.Duration
+	maxIdle time.Duration
+	batch   int
+
+	// lastSeen is the highest outbox id seen so far; a message queued
+	// later has a higher id (ids start with the commit's revision), so
+	// after a commit only the messages after it need a look.
+	lastSeen string
+	// nextDue is the earliest next attempt of a message seen and not yet
+	// due; zero when none is known.
+	nextDue time.Time
+}
+
+// NewSender returns a sender; call Run to start it.
+func NewSender(o Options) *Sender {
+	s := &Sender{store: o.Store, backend: o.Backend, log: o.Logger, now: o.Now, backoff: o.Backoff, maxIdle: o.MaxIdle, batch: o.Batch}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.backoff == nil {
+		s.backoff = DefaultBackoff
+	}
+	if s.maxIdle <= 0 {
+		s.maxIdle = DefaultMaxIdle
+	}
+	if s.batch <= 0 {
+		s.batch = DefaultBatch
+	}
+	return s
+}
+
+// Run delivers until ctx ends. It wakes after every store commit (to send
+// what was just queued), when a retry falls due, and at least every
+// MaxIdle. An attempt in flight when ctx ends is abandoned without being
+// counted; the message stays queued. Run returns after its last store
+// write, so the store may be closed once it has returned.
+func (s *Sender) Run(ctx context.Context) {
+	commits, unsubscribe := s.store.Subscribe()
+	defer unsubscribe()
+	s.log.Info("notification sender started", "backend", fmt.Sprint(s.backend))
+	full := true
+	for {
+		if !s.nextDue.IsZero() && !s.now().Before(s.nextDue) {
+			full = true
+		}
+		err := s.pass(ctx, full)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := s.maxIdle
+		if err != nil {
+			s.log.Error("notification outbox", "err", err)
+			wait = min(wait, storeErrorPause)
+		}
+		if !s.nextDue.IsZero() {
+			wait = min(wait, max(s.nextDue.Sub(s.now()), 0))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-commits:
+			full = err != nil
+		case <-t.C:
+			full = true
+		}
+		t.Stop()
+	}
+}
+
+// SendDue makes one attempt at every message that is due now, oldest first.
+// It returns when all were tried, when ctx ends, or on a store error.
+func (s *Sender) SendDue(ctx context.Context) error { return s.pass(ctx, true) }
+
+// pass tries the due messages: all of them when full, else only those
+// queued after the last one seen.
+func (s *Sender) pass(ctx context.Context, full bool) error {
+	after := s.lastSeen
+	if full {
+		after = ""
+		s.nextDue = time.Time{}
+	}
+	now := s.now()
+	for {
+		var page []store.OutboxMessage
+		var more bool
+		err := s.store.View(ctx, func(tx store.ReadTx) (err error) {
+			page, more, err = store.ListOutbox(tx, after, s.batch)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i := range page {
+			m := &page[i]
+			if m.ID > s.lastSeen {
+				s.lastSeen = m.ID
+			}
+			if m.NextAttempt.After(now) {
+				s.due(m.NextAttempt)
+				continue
+			}
+			if err := s.attempt(ctx, m); err != nil {
+				return err
+			}
+		}
+		if !more || len(page) == 0 {
+			return nil
+		}
+		after = page[len(page)-1].ID
+	}
+}
+
+// due notes that a message falls due at t.
+func (s *Sender) due(t time.Time) {
+	if s.nextDue.IsZero() || t.Before(s.nextDue) {
+		s.nextDue = t
+	}
+}
+
+// attempt delivers m once and records the outcome. It returns an error only
+// when ctx ended or the store failed.
+func (s *Sender) attempt(ctx context.Context, m *store.OutboxMessage) error {
+	derr := s.backend.Deliver(ctx, m)
+	if derr != nil && ctx.Err() != nil {
+		return ctx.Err() // abandoned by shutdown: not the message's fault
+	}
+	// The outcome is recorded even when ctx ends meanwhile: a delivered
+	// message must leave the outbox now, not be sent again after a restart.
+	wctx := context.WithoutCancel(ctx)
+	if derr == nil {
+		_, err := s.store.Update(wctx, func(tx store.Tx) error { return store.DeleteOutbox(tx, m.ID) })
+		if err != nil {
+			return fmt.Errorf("delete delivered message %s (it will be sent again): %w", m.ID, err)
+		}
+		s.log.Info("notification delivered", "id", m.ID, "session_id", m.SessionID, "account_id", m.AccountID,
+			"to", m.To, "attempts", m.Attempts+1)
+		return nil
+	}
+	m.Attempts++
+	m.LastError = derr.Error()
+	if len(m.LastError) > maxLastError {
+		m.LastError = m.LastError[:maxLastError]
+	}
+	m.NextAttempt = s.now().Add(s.backoff(m.Attempts)).UTC()
+	_, err := s.store.Update(wctx, func(tx store.Tx) error { return store.UpdateOutbox(tx, m) })
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("record failed attempt at %s: %w", m.ID, err)
+	}
+	s.due(m.NextAttempt)
+	s.log.Warn("notification delivery failed; will retry", "id", m.ID, "session_id", m.SessionID, "account_id", m.AccountID,
+		"to", m.To, "attempts", m.Attempts, "next_attempt", m.NextAttempt.Format(time.RFC3339), "err", derr)
+	return nil
+}

@@ -1,0 +1,87 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// The outbox holds messages waiting for delivery (completed-session
+// notifications). It is store-wide and ordered by the revision that queued
+// each message:
+//
+//	outbox/<20-digit revision>-<session>   OutboxMessage
+//
+// Its keys are neither under acct/ nor under t/, so ParseKey reports no
+// account for them and the decision snapshot ignores outbox writes.
+const outboxPrefix = "outbox/"
+
+// OutboxMessage is one queued notification and its delivery bookkeeping.
+type OutboxMessage struct {
+	// ID is "<20-digit revision>-<session id>", set by EnqueueOutbox; it
+	// orders the outbox and names the message wherever it is delivered.
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+	SessionID string `json:"session_id"`
+	// To is the recipient's address.
+	To string `json:"to"`
+	// XML is the record to deliver.
+	XML string `json:"xml"`
+	// Attempts counts the failed delivery attempts so far.
+	Attempts int `json:"attempts"`
+	// NextAttempt is when the next attempt is due; zero means now.
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
+	// LastError describes the last failed attempt.
+	LastError string `json:"last_error,omitempty"`
+	// Created is when the message was queued.
+	Created time.Time `json:"created"`
+}
+
+// OutboxID returns the id of the message queued for a session at revision
+// rev. Zero-padding the revision makes the key order the queue order.
+func OutboxID(rev uint64, sessionID string) string {
+	return fmt.Sprintf("%020d-%s", rev, sessionID)
+}
+
+func outboxKey(id string) string { return outboxPrefix + id }
+
+// EnqueueOutbox queues m in tx, setting m.ID from the transaction's
+// revision and m.SessionID. It refuses a message without a session or a
+// recipient, and a second message for the same session in one transaction.
+func EnqueueOutbox(tx Tx, m *OutboxMessage) error {
+	if m.SessionID == "" || strings.Contains(m.SessionID, "/") || m.To == "" {
+		return errors.New("outbox message needs a session id (without '/') and a recipient")
+	}
+	m.ID = OutboxID(tx.Revision(), m.SessionID)
+	if _, err := tx.Get(outboxKey(m.ID)); err == nil {
+		return fmt.Errorf("outbox message %q already queued", m.ID)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return putJSON(tx, outboxKey(m.ID), m)
+}
+
+// GetOutbox returns a queued message, or ErrNotFound.
+func GetOutbox(tx ReadTx, id string) (OutboxMessage, error) {
+	return getJSON[OutboxMessage](tx, outboxKey(id))
+}
+
+// ListOutbox returns up to limit queued messages with ids after afterID (all
+// when limit <= 0), oldest first, and whether more follow.
+func ListOutbox(tx ReadTx, afterID string, limit int) ([]OutboxMessage, bool, error) {
+	return listJSON[OutboxMessage](tx, outboxPrefix, afterKey(outboxPrefix, afterID), limit)
+}
+
+// UpdateOutbox rewrites a queued message (its delivery bookkeeping). It
+// returns ErrNotFound when the message is no longer queued, so that a late
+// update never brings back a delivered message.
+func UpdateOutbox(tx Tx, m *OutboxMessage) error {
+	if _, err := tx.Get(outboxKey(m.ID)); err != nil {
+		return err
+	}
+	return putJSON(tx, outboxKey(m.ID), m)
+}
+
+// DeleteOutbox removes a delivered message; a missing one is not an error.
+func DeleteOutbox(tx Tx, id string) error { return tx.Delete(outboxKey(id)) }
