@@ -159,7 +159,7 @@ func (as *AccountState) checkPrivacy(q *Query, u urlmatch.URL) Decision {
 	}
 	for i := range as.privacy {
 		r := &as.privacy[i]
-		if r.kind != kind || (!r.anyPage && !r.pattern.Match(u)) {
+		if r.kind != kind || !r.matchPage(u) {
 			continue
 		}
 		if q.Element == nil || r.sel == nil || r.sel.Match(*q.Element, q.Ancestors) {

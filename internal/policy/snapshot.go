@@ -113,12 +113,14 @@ type AccountState struct {
 // pattern that failed to compile makes the rule match every element or
 // every page: a broken privacy rule protects more, never less.
 type compiledRule struct {
-	id       string
-	kind     PrivacyRuleKind
-	sel      *selector.Selector
-	pattern  urlmatch.Pattern
-	anyPage  bool
-	selError bool
+	id      string
+	kind    PrivacyRuleKind
+	sel     *selector.Selector
+	pattern urlmatch.Pattern // host part; see rulePattern
+	// pathPrefix is the loose path prefix of the url_pattern, "" for none.
+	pathPrefix string
+	anyPage    bool
+	selError   bool
 }
 
 // Compile builds the decision state of one account. Records that no longer
@@ -156,11 +158,11 @@ func Compile(d AccountData) *AccountState {
 			cr.sel = sel
 		}
 		if !cr.anyPage {
-			if p, err := urlmatch.ParsePattern(r.URLPattern); err != nil {
+			if p, prefix, err := rulePattern(r.URLPattern); err != nil {
 				as.Problems = append(as.Problems, fmt.Sprintf("privacy rule %q: url_pattern: %v", r.ID, err))
 				cr.anyPage = true
 			} else {
-				cr.pattern = p
+				cr.pattern, cr.pathPrefix = p, prefix
 			}
 		}
 		as.privacy = append(as.privacy, cr)
