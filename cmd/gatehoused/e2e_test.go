@@ -917,7 +917,7 @@ func TestE2E_DemoFlagSeeds(t *testing.T) {
 		t.Fatalf("StartSession for alice: %v", err)
 	}
 	sess := started.GetSession()
-	checkDecision(ctx, t, c, click(sess.GetId(), agent("alice")), true, gatehousev1.Reason_REASON_ALLOWED, "")
+	checkDecision(ctx, t, c, click(sess.GetId(), agent("alice")), true, gatehousev1.Reason_REASON_ALLOWED, "site") // the demo allowlist entry that allows the page
 
 	_, err = c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{
 		AccountId: "demo", Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE,

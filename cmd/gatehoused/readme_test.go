@@ -19,78 +19,99 @@ import (
 // continuations are joined: $G -d '<json>' $A <service>/<method>.
 var readmeCall = regexp.MustCompile(`^\$G -d '([^']*)'\s+\$A (\S+)/(\S+)$`)
 
-// TestREADME_WalkThrough replays the README's grpcurl walk-through against
-// the real binary on an empty store, with the same JSON requests, and
-// compares the last answer with the JSON the README shows, so the README
-// cannot drift from what the service does.
-func TestREADME_WalkThrough(t *testing.T) {
-	t.Parallel()
+// readmeStep is one grpcurl call of the README and, when the README shows
+// one right after the call's code block, the answer it shows.
+type readmeStep struct {
+	body, service, method string
+	want                  string
+}
+
+// readmeSteps parses the README's walk-throughs.
+func readmeSteps(t *testing.T) []readmeStep {
+	t.Helper()
 	raw, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := strings.ReplaceAll(string(raw), "\\\n", " ")
-	var calls [][]string
-	var wantJSON string
-	lines := strings.Split(text, "\n")
-	for i, line := range lines {
-		line = strings.TrimSpace(line)
+	lines := strings.Split(strings.ReplaceAll(string(raw), "\\\n", " "), "\n")
+	var steps []readmeStep
+	prev := ""
+	for i := 0; i < len(lines); i++ {
+		line := strings.TrimSpace(lines[i])
 		if m := readmeCall.FindStringSubmatch(line); m != nil {
-			calls = append(calls, m[1:])
+			steps = append(steps, readmeStep{body: m[1], service: m[2], method: m[3]})
 		}
-		// The answer shown is the ```json block after the last call.
-		if line == "```json" && len(calls) > 0 && wantJSON == "" {
+		// A json block right after a closing code fence is the answer
+		// to the last call.
+		if line == "```json" && prev == "```" && len(steps) > 0 {
 			var b strings.Builder
-			for _, l := range lines[i+1:] {
-				if strings.TrimSpace(l) == "```" {
-					break
-				}
-				b.WriteString(l + "\n")
+			for i++; i < len(lines) && strings.TrimSpace(lines[i]) != "```"; i++ {
+				b.WriteString(lines[i] + "\n")
 			}
-			wantJSON = b.String()
+			steps[len(steps)-1].want = b.String()
+			line = "```"
+		}
+		if line != "" {
+			prev = line
 		}
 	}
-	if len(calls) < 5 || wantJSON == "" {
-		t.Fatalf("README walk-through not found (%d calls, answer %q)", len(calls), wantJSON)
+	return steps
+}
+
+// TestREADME_WalkThrough replays the README's grpcurl walk-throughs against
+// the real binary on an empty store, with the same JSON requests, and
+// compares every answer the README shows with the service's, so the README
+// cannot drift from what the service does.
+func TestREADME_WalkThrough(t *testing.T) {
+	t.Parallel()
+	steps := readmeSteps(t)
+	shown := 0
+	for _, st := range steps {
+		if st.want != "" {
+			shown++
+		}
+	}
+	if len(steps) < 10 || shown < 3 {
+		t.Fatalf("README walk-throughs not found (%d calls, %d answers)", len(steps), shown)
 	}
 
 	d := start(t, nil, loopbackArgs(t.TempDir())...)
 	c := dial(t, d.addr)
 	ctx := testContext(t)
 	sessionID := ""
-	var last proto.Message
-	for _, call := range calls {
-		body, service, method := call[0], call[1], call[2]
-		sd, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
+	for _, st := range steps {
+		sd, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(st.service))
 		if err != nil {
-			t.Fatalf("README names unknown service %s: %v", service, err)
+			t.Fatalf("README names unknown service %s: %v", st.service, err)
 		}
-		md := sd.(protoreflect.ServiceDescriptor).Methods().ByName(protoreflect.Name(method))
+		md := sd.(protoreflect.ServiceDescriptor).Methods().ByName(protoreflect.Name(st.method))
 		if md == nil {
-			t.Fatalf("README names unknown method %s/%s", service, method)
+			t.Fatalf("README names unknown method %s/%s", st.service, st.method)
 		}
-		body = strings.ReplaceAll(body, "s-…", sessionID)
+		body := strings.ReplaceAll(st.body, "s-…", sessionID)
 		body = grpcurlMask.ReplaceAllStringFunc(body, canonicalMask)
 		in := newMessage(t, md.Input())
 		if err := protojson.Unmarshal([]byte(body), in); err != nil {
-			t.Fatalf("README request for %s is not valid JSON for %s: %v", method, md.Input().FullName(), err)
+			t.Fatalf("README request for %s is not valid JSON for %s: %v", st.method, md.Input().FullName(), err)
 		}
 		out := newMessage(t, md.Output())
-		if err := c.conn.Invoke(ctx, "/"+service+"/"+method, in, out); err != nil {
-			t.Fatalf("README call %s(%s): %v", method, body, err)
+		if err := c.conn.Invoke(ctx, "/"+st.service+"/"+st.method, in, out); err != nil {
+			t.Fatalf("README call %s(%s): %v", st.method, body, err)
 		}
-		if method == "StartSession" {
-			sessionID = out.ProtoReflect().Get(md.Output().Fields().ByName("session")).Message().
-				Get(md.Output().Fields().ByName("session").Message().Fields().ByName("id")).String()
+		if st.method == "StartSession" {
+			sf := md.Output().Fields().ByName("session")
+			sessionID = out.ProtoReflect().Get(sf).Message().Get(sf.Message().Fields().ByName("id")).String()
 		}
-		last = out
-	}
-	want := newMessage(t, last.ProtoReflect().Descriptor())
-	if err := protojson.Unmarshal([]byte(wantJSON), want); err != nil {
-		t.Fatalf("README answer is not a %s: %v", last.ProtoReflect().Descriptor().FullName(), err)
-	}
-	if !proto.Equal(last, want) {
-		t.Fatalf("README shows\n%s\nbut the service answers\n%s", wantJSON, protojson.Format(last))
+		if st.want == "" {
+			continue
+		}
+		want := newMessage(t, md.Output())
+		if err := protojson.Unmarshal([]byte(st.want), want); err != nil {
+			t.Fatalf("README answer to %s is not a %s: %v", st.method, md.Output().FullName(), err)
+		}
+		if !proto.Equal(out, want) {
+			t.Fatalf("README shows for %s(%s)\n%s\nbut the service answers\n%s", st.method, body, st.want, protojson.Format(out))
+		}
 	}
 }
 

@@ -14,7 +14,10 @@ import (
 const AccountID = "demo"
 
 // Seed writes the demo account into st when st holds no account at all, and
-// reports whether it did. Existing data is never touched.
+// reports whether it did. Existing data is never touched. The account has
+// Live Guide settings, an allowlist entry, two privacy rules, a portal with
+// its default subportal, a team and two representatives (alice may run Live
+// Guide sessions, bob may not).
 func Seed(ctx context.Context, st store.Store, now time.Time) (bool, error) {
 	seeded := false
 	_, err := st.Update(ctx, func(tx store.Tx) error {
@@ -36,9 +39,37 @@ func Seed(ctx context.Context, st store.Store, now time.Time) (bool, error) {
 		if err := store.PutSettings(tx, &settings); err != nil {
 			return err
 		}
+		allow := policy.AllowlistEntry{ID: "site", Pattern: "example.com", Description: "the bank's web site"}
+		if err := store.PutAllowlistEntry(tx, AccountID, &allow); err != nil {
+			return err
+		}
+		for _, r := range []policy.PrivacyRule{
+			{ID: "card", Kind: policy.PrivacyRuleKindDataMask, Selector: "input[name=cvv], #card-number", URLPattern: "shop.example.com/checkout", Description: "card data"},
+			{ID: "transfer", Kind: policy.PrivacyRuleKindButtonBlock, Selector: "button.transfer", URLPattern: "www.example.com/transfer", Description: "only customers move money"},
+		} {
+			if err := store.PutPrivacyRule(tx, AccountID, &r); err != nil {
+				return err
+			}
+		}
+		all := policy.Functions(1<<policy.NumFunctions - 1)
+		for _, p := range []policy.Portal{
+			{ID: "helpdesk", Name: "Help desk", Functions: all.With(policy.FunctionRecordCustomerScreen, false)},
+			{ID: "helpdesk-default", ParentID: "helpdesk", Name: "Help desk (default)", Functions: all},
+		} {
+			if err := store.PutPortal(tx, AccountID, &p); err != nil {
+				return err
+			}
+		}
+		team := policy.Team{ID: "tier1", Name: "Tier 1", PortalID: "helpdesk"}
+		if err := store.PutTeam(tx, AccountID, &team); err != nil {
+			return err
+		}
+		some := policy.Functions(0).With(policy.FunctionSendFiles, true).With(policy.FunctionReceiveFiles, true).
+			With(policy.FunctionAnnotations, true).With(policy.FunctionInviteExternalSpecialist, true).
+			With(policy.FunctionCustomerScreenSharing, true)
 		for _, r := range []policy.Representative{
-			{ID: "alice", DisplayName: "Alice Agent", LiveGuideEnabled: true},
-			{ID: "bob", DisplayName: "Bob Builder", LiveGuideEnabled: false},
+			{ID: "alice", DisplayName: "Alice Agent", TeamID: "tier1", Functions: some, LiveGuideEnabled: true},
+			{ID: "bob", DisplayName: "Bob Builder", TeamID: "tier1", Functions: all, LiveGuideEnabled: false},
 		} {
 			if err := store.PutRepresentative(tx, AccountID, &r); err != nil {
 				return err

@@ -168,9 +168,9 @@ var fuzzPatternSeeds = []string{
 	"",
 }
 
-// FuzzParsePattern checks that ParsePattern never panics, that errors are
+// FuzzPattern checks that ParsePattern never panics, that errors are
 // *PatternError, and that accepted patterns round-trip through String.
-func FuzzParsePattern(f *testing.F) {
+func FuzzPattern(f *testing.F) {
 	for _, s := range fuzzPatternSeeds {
 		f.Add(s)
 	}
