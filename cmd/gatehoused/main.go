@@ -18,6 +18,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
+	"github.com/gatehouse-dev/gatehouse/internal/notify"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
@@ -56,7 +57,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		handler = slog.NewTextHandler(stderr, hopts)
 	}
 	log := slog.New(handler)
-	if cfg.Insecure {
+	if cfg.Insecure && cfg.Auth == "none" {
 		log.Warn("serving without authentication (--insecure)", "listen", cfg.Listen)
 	}
 
@@ -79,6 +80,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		log.Info("demo data", "seeded", seeded, "account", demo.AccountID)
 	}
+	// The notification sender stops (deferred) before the store closes.
+	stopSender := startSender(cfg, st, log)
+	defer stopSender()
+	if cfg.BootstrapTokenFile != "" {
+		if err := bootstrapToken(ctx, st, cfg.BootstrapTokenFile, log); err != nil {
+			return err
+		}
+	}
 	snaps, err := snapshot.New(ctx, st, log)
 	if err != nil {
 		return fmt.Errorf("build snapshot: %w", err)
@@ -98,7 +107,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain})
+	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain,
+		Authenticate: cfg.Auth == "token"})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
 	log.Info("serving", "listen", lis.Addr().String(), "data_dir", cfg.DataDir,
@@ -118,6 +128,63 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	defer cancel()
 	srv.Shutdown(sctx)
 	return <-serveErr
+}
+
+// startSender runs the completed-session notification sender until the
+// returned function is called; that function returns once the sender has
+// made its last store write.
+func startSender(cfg config.Config, st *bolt.Store, log *slog.Logger) func() {
+	var backend notify.Backend = &notify.Dir{Path: cfg.NotificationDir()}
+	if cfg.SMTPAddr != "" {
+		backend = &notify.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom}
+	}
+	sender := notify.NewSender(notify.Options{Store: st, Backend: backend, Logger: log.With("component", "notify")})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sender.Run(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// bootstrapToken writes a new operator token to path when the store has no
+// operator token, so that a daemon with --auth token can be administered
+// from its first start. The file is created with mode 0600 and never
+// overwritten.
+func bootstrapToken(ctx context.Context, st *bolt.Store, path string, log *slog.Logger) error {
+	// The file is claimed first, so a token is never created whose secret
+	// could not be written down.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		log.Info("bootstrap token file exists; not overwritten", "file", path)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("bootstrap token file: %w", err)
+	}
+	bearer, created, err := server.BootstrapOperatorToken(ctx, st, "bootstrap operator", time.Now())
+	if err == nil && created {
+		_, err = fmt.Fprintln(f, bearer)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || !created {
+		_ = os.Remove(path)
+	}
+	switch {
+	case err != nil:
+		return fmt.Errorf("bootstrap token: %w", err)
+	case !created:
+		log.Info("an operator token exists; no bootstrap token written", "file", path)
+	default:
+		log.Warn("wrote a new operator token; keep it secret", "file", path)
+	}
+	return nil
 }
 
 // printDemoHelp prints ready-to-paste calls against the demo data.

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/mail"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -21,9 +23,14 @@ type Config struct {
 	// Demo seeds demo data into an empty store at start.
 	Demo bool
 	// Insecure allows serving a non-loopback address without
-	// authentication. The daemon has no authentication yet, so any
-	// non-loopback address needs it.
+	// authentication (Auth "none").
 	Insecure bool
+	// Auth is "none" (every caller is an operator: loopback development)
+	// or "token" (bearer tokens with roles and account scope).
+	Auth string
+	// BootstrapTokenFile, when set and the store has no operator token,
+	// receives a new operator bearer token (mode 0600).
+	BootstrapTokenFile string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// LogFormat is json or text.
@@ -32,6 +39,14 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// CobrowseBaseDomain is the domain co-browse URLs are generated under.
 	CobrowseBaseDomain string
+	// SMTPAddr is the host:port of the SMTP server completed-session
+	// notifications are sent through; empty writes them to OutboxDir.
+	SMTPAddr string
+	// SMTPFrom is the sender address of the notifications.
+	SMTPFrom string
+	// OutboxDir is where notifications are written as files when SMTPAddr
+	// is empty; empty means <DataDir>/outbox.
+	OutboxDir string
 }
 
 // Default returns the defaults: loopback on port 8470, ./data.
@@ -41,8 +56,10 @@ func Default() Config {
 		DataDir:            "./data",
 		LogLevel:           "info",
 		LogFormat:          "json",
+		Auth:               "none",
 		ShutdownTimeout:    10 * time.Second,
 		CobrowseBaseDomain: "support.me",
+		SMTPFrom:           "gatehouse@localhost",
 	}
 }
 
@@ -52,10 +69,24 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the bbolt store file")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed demo data into an empty store")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback listen address without authentication")
+	fs.StringVar(&c.Auth, "auth", c.Auth, "caller authentication: none (loopback development) or token (bearer tokens)")
+	fs.StringVar(&c.BootstrapTokenFile, "bootstrap-token-file", c.BootstrapTokenFile, "write a new operator token to this `file` when the store has none")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may finish after SIGTERM")
 	fs.StringVar(&c.CobrowseBaseDomain, "cobrowse-base-domain", c.CobrowseBaseDomain, "domain of generated co-browse URLs (https://<name>.<domain>)")
+	fs.StringVar(&c.SMTPAddr, "smtp-addr", c.SMTPAddr, "SMTP server `host:port` for completed-session notifications (empty: write them to --outbox-dir)")
+	fs.StringVar(&c.SMTPFrom, "smtp-from", c.SMTPFrom, "sender `address` of completed-session notifications")
+	fs.StringVar(&c.OutboxDir, "outbox-dir", c.OutboxDir, "directory completed-session notifications are written to without --smtp-addr (default <data-dir>/outbox)")
+}
+
+// NotificationDir returns the directory notifications are written to when
+// no SMTP server is configured.
+func (c Config) NotificationDir() string {
+	if c.OutboxDir != "" {
+		return c.OutboxDir
+	}
+	return filepath.Join(c.DataDir, "outbox")
 }
 
 // EnvName returns the environment variable read for a flag: GATEHOUSE_ and
@@ -84,14 +115,17 @@ func ApplyEnv(fs *flag.FlagSet, lookup func(string) (string, bool)) error {
 }
 
 // Validate checks c. A listen address that is not loopback is refused
-// unless Insecure is set, because the daemon does not authenticate callers.
+// without authentication unless Insecure is set.
 func (c Config) Validate() error {
 	var errs []error
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
-	} else if !isLoopback(host) && !c.Insecure {
-		errs = append(errs, fmt.Errorf("listen %q is not a loopback address and callers are not authenticated; pass --insecure to serve it anyway", c.Listen))
+	} else if !isLoopback(host) && !c.Insecure && c.Auth != "token" {
+		errs = append(errs, fmt.Errorf("listen %q is not a loopback address and callers are not authenticated; use --auth token, or pass --insecure to serve it anyway", c.Listen))
+	}
+	if c.Auth != "none" && c.Auth != "token" {
+		errs = append(errs, fmt.Errorf("auth %q: want none or token", c.Auth))
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir must not be empty"))
@@ -107,6 +141,17 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("shutdown-timeout must be positive"))
+	}
+	if c.SMTPAddr != "" {
+		if host, port, err := net.SplitHostPort(c.SMTPAddr); err != nil || host == "" || port == "" {
+			errs = append(errs, fmt.Errorf("smtp-addr %q: want host:port such as mail.example.com:25", c.SMTPAddr))
+		}
+		if c.OutboxDir != "" {
+			errs = append(errs, errors.New("outbox-dir is used only without smtp-addr; set one of them"))
+		}
+	}
+	if a, err := mail.ParseAddress(c.SMTPFrom); err != nil || a.Address != c.SMTPFrom || a.Name != "" {
+		errs = append(errs, fmt.Errorf("smtp-from %q: want a plain e-mail address such as gatehouse@example.com", c.SMTPFrom))
 	}
 	return errors.Join(errs...)
 }

@@ -76,6 +76,19 @@ func TestValidate(t *testing.T) {
 		{name: "cobrowse domain single label", edit: func(c *config.Config) { c.CobrowseBaseDomain = "me" }, wantErr: []string{"cobrowse-base-domain"}},
 		{name: "cobrowse domain upper case", edit: func(c *config.Config) { c.CobrowseBaseDomain = "Support.Me" }, wantErr: []string{"cobrowse-base-domain"}},
 		{name: "cobrowse domain other", edit: func(c *config.Config) { c.CobrowseBaseDomain = "cobrowse.example.co.uk" }},
+		{name: "unknown auth", edit: func(c *config.Config) { c.Auth = "magic" }, wantErr: []string{"auth"}},
+		{name: "token auth on any address", edit: func(c *config.Config) { c.Auth = "token"; c.Listen = "0.0.0.0:8470" }},
+
+		{name: "smtp server", edit: func(c *config.Config) { c.SMTPAddr = "mail.example.com:25" }},
+		{name: "smtp server loopback v6", edit: func(c *config.Config) { c.SMTPAddr = "[::1]:2525" }},
+		{name: "outbox dir without smtp", edit: func(c *config.Config) { c.OutboxDir = "/var/spool/gatehouse" }},
+		{name: "smtp without port", edit: func(c *config.Config) { c.SMTPAddr = "mail.example.com" }, wantErr: []string{`smtp-addr "mail.example.com"`}},
+		{name: "smtp without host", edit: func(c *config.Config) { c.SMTPAddr = ":25" }, wantErr: []string{`smtp-addr ":25"`}},
+		{name: "smtp and outbox dir", edit: func(c *config.Config) { c.SMTPAddr = "mail.example.com:25"; c.OutboxDir = "/x" }, wantErr: []string{"outbox-dir", "smtp-addr"}},
+		{name: "smtp from with name", edit: func(c *config.Config) { c.SMTPFrom = "Gatehouse <gatehouse@example.com>" }, wantErr: []string{"smtp-from"}},
+		{name: "smtp from not an address", edit: func(c *config.Config) { c.SMTPFrom = "gatehouse" }, wantErr: []string{"smtp-from"}},
+		{name: "empty smtp from", edit: func(c *config.Config) { c.SMTPFrom = "" }, wantErr: []string{"smtp-from"}},
+		{name: "smtp from other", edit: func(c *config.Config) { c.SMTPFrom = "noreply@support.example.com" }},
 
 		{
 			name: "every problem is reported",
@@ -121,6 +134,9 @@ func TestEnvName(t *testing.T) {
 		"log-level":        "GATEHOUSE_LOG_LEVEL",
 		"log-format":       "GATEHOUSE_LOG_FORMAT",
 		"shutdown-timeout": "GATEHOUSE_SHUTDOWN_TIMEOUT",
+		"smtp-addr":        "GATEHOUSE_SMTP_ADDR",
+		"smtp-from":        "GATEHOUSE_SMTP_FROM",
+		"outbox-dir":       "GATEHOUSE_OUTBOX_DIR",
 	} {
 		if got := config.EnvName(flagName); got != want {
 			t.Errorf("EnvName(%q) = %q, want %q", flagName, got, want)
@@ -151,14 +167,16 @@ func TestRegisterFlags(t *testing.T) {
 		"--listen", "[::1]:9000", "--data-dir", "/var/lib/gatehouse", "--demo", "--insecure",
 		"--log-level", "debug", "--log-format", "text", "--shutdown-timeout", "250ms",
 		"--cobrowse-base-domain", "cobrowse.example.com",
+		"--smtp-addr", "mail.example.com:587", "--smtp-from", "noreply@example.com", "--outbox-dir", "/var/spool/gh",
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := config.Config{
 		Listen: "[::1]:9000", DataDir: "/var/lib/gatehouse", Demo: true, Insecure: true,
-		LogLevel: "debug", LogFormat: "text", ShutdownTimeout: 250 * time.Millisecond,
+		LogLevel: "debug", LogFormat: "text", Auth: "none", ShutdownTimeout: 250 * time.Millisecond,
 		CobrowseBaseDomain: "cobrowse.example.com",
+		SMTPAddr:           "mail.example.com:587", SMTPFrom: "noreply@example.com", OutboxDir: "/var/spool/gh",
 	}
 	if c != want {
 		t.Errorf("flags gave %+v, want %+v", c, want)
@@ -183,6 +201,9 @@ func TestApplyEnv(t *testing.T) {
 		"GATEHOUSE_LOG_FORMAT":           "text",
 		"GATEHOUSE_SHUTDOWN_TIMEOUT":     "3s",
 		"GATEHOUSE_COBROWSE_BASE_DOMAIN": "co.example.org",
+		"GATEHOUSE_SMTP_ADDR":            "smtp.example.org:25",
+		"GATEHOUSE_SMTP_FROM":            "gh@example.org",
+		"GATEHOUSE_OUTBOX_DIR":           "/srv/outbox",
 	}
 	tests := []struct {
 		name    string
@@ -201,8 +222,9 @@ func TestApplyEnv(t *testing.T) {
 			want: func(c *config.Config) {
 				*c = config.Config{
 					Listen: "0.0.0.0:9001", DataDir: "/srv/gatehouse", Demo: true, Insecure: true,
-					LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 3 * time.Second,
+					LogLevel: "warn", LogFormat: "text", Auth: "none", ShutdownTimeout: 3 * time.Second,
 					CobrowseBaseDomain: "co.example.org",
+					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 				}
 			},
 		},
@@ -213,8 +235,9 @@ func TestApplyEnv(t *testing.T) {
 			want: func(c *config.Config) {
 				*c = config.Config{
 					Listen: "127.0.0.1:7000", DataDir: "/tmp/x", Demo: true, Insecure: true,
-					LogLevel: "warn", LogFormat: "text", ShutdownTimeout: time.Second,
+					LogLevel: "warn", LogFormat: "text", Auth: "none", ShutdownTimeout: time.Second,
 					CobrowseBaseDomain: "co.example.org",
+					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 				}
 			},
 		},
@@ -225,8 +248,9 @@ func TestApplyEnv(t *testing.T) {
 			want: func(c *config.Config) {
 				*c = config.Config{
 					Listen: "127.0.0.1:8470", DataDir: "/srv/gatehouse", Demo: false, Insecure: false,
-					LogLevel: "warn", LogFormat: "text", ShutdownTimeout: 3 * time.Second,
+					LogLevel: "warn", LogFormat: "text", Auth: "none", ShutdownTimeout: 3 * time.Second,
 					CobrowseBaseDomain: "co.example.org",
+					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 				}
 			},
 		},
@@ -303,8 +327,9 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 	}
 	slices.Sort(asked)
 	want := []string{
-		"GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
-		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_SHUTDOWN_TIMEOUT",
+		"GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
+		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_OUTBOX_DIR", "GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR",
+		"GATEHOUSE_SMTP_FROM",
 	}
 	if !slices.Equal(asked, want) {
 		t.Errorf("looked up %q, want %q", asked, want)
@@ -335,5 +360,20 @@ func TestEnvThenValidate(t *testing.T) {
 	}
 	if err := c.Validate(); err == nil {
 		t.Errorf("Validate with --insecure=false overriding GATEHOUSE_INSECURE=true = nil, want a refusal")
+	}
+}
+
+func TestNotificationDir(t *testing.T) {
+	c := config.Default()
+	c.DataDir = "/var/lib/gatehouse"
+	if got := c.NotificationDir(); got != "/var/lib/gatehouse/outbox" {
+		t.Errorf("NotificationDir() = %q, want the outbox under the data dir", got)
+	}
+	c.OutboxDir = "/var/spool/gatehouse"
+	if got := c.NotificationDir(); got != "/var/spool/gatehouse" {
+		t.Errorf("NotificationDir() with OutboxDir = %q", got)
+	}
+	if d := config.Default(); d.SMTPAddr != "" || d.SMTPFrom != "gatehouse@localhost" || d.OutboxDir != "" {
+		t.Errorf("Default() notification settings = %q %q %q", d.SMTPAddr, d.SMTPFrom, d.OutboxDir)
 	}
 }

@@ -12,8 +12,8 @@
 //     ([Schedule.NextOpen], [Schedule.NextChange]).
 //
 // It is pure: it performs no I/O other than reading the time zone database
-// in [Compile], and it never reads a clock. Callers pass the instant to
-// evaluate. It depends on the standard library only and must not import
+// in [Compile] (once per zone name per process; loaded zones are cached),
+// and it never reads a clock. Callers pass the instant to evaluate. It depends on the standard library only and must not import
 // gRPC, generated protobuf code or any other gatehouse package; transport
 // layers convert their messages into a [Spec]. Note that [Weekday] is
 // time.Weekday, whose zero value is Sunday: an "unspecified" weekday must be

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -60,7 +61,10 @@ const (
 
 // Compile validates s and returns the compiled schedule. When s is invalid
 // the error is an [Errors] value listing every problem; errors.Is(err,
-// ErrInvalid) holds and errors.As finds each *[Error].
+// ErrInvalid) holds and errors.As finds each *[Error]. When there are more
+// than [MaxWeeklyWindows] windows or [MaxHolidays] holidays, the excess is
+// reported once and only the entries within the limit are checked
+// individually. The schedule does not refer to s after Compile returns.
 func Compile(s Spec) (*Schedule, error) {
 	var errs Errors
 	add := func(field, reason string) {
@@ -167,13 +171,23 @@ func compileZone(name string, add func(field, reason string)) *time.Location {
 		add(field, "must be an IANA time zone name such as \"Europe/Berlin\""+echo(name))
 		return nil
 	}
+	if loc, ok := zoneCache.Load(name); ok {
+		return loc.(*time.Location)
+	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
 		add(field, "unknown time zone"+echo(name))
 		return nil
 	}
+	zoneCache.Store(name, loc)
 	return loc
 }
+
+// zoneCache holds the zones loaded so far, by name. Loading a zone reads
+// and parses a file of the zone database; sets are compiled on every
+// decision that needs them. Only names the database knows are stored, so
+// the cache is bounded by the size of the database.
+var zoneCache sync.Map // string -> *time.Location
 
 func zoneNameChars(name string) bool {
 	if name[0] == '/' || name[len(name)-1] == '/' {

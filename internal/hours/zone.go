@@ -12,9 +12,10 @@ import (
 const (
 	secondsPerDay = 86400
 	minutesPerDay = 1440
-	// zoneMargin exceeds the largest UTC offset any zone has used (about
-	// 15h56m of local mean time), so every instant showing a given wall
-	// clock lies within zoneMargin of that wall clock read as UTC.
+	// zoneMargin exceeds every UTC offset in the zone database (all are
+	// within 16 hours, counting historical local mean time), so every
+	// instant showing a given wall clock lies within zoneMargin of that
+	// wall clock read as UTC.
 	zoneMargin = 26 * 3600
 )
 

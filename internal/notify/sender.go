@@ -155,7 +155,8 @@ func (s *Sender) Run(ctx context.Context) {
 }
 
 // SendDue makes one attempt at every message that is due now, oldest first.
-// It returns when all were tried, when ctx ends, or on a store error.
+// It returns when all were tried, when ctx ends, or on a store error. It
+// must not run while the same Sender's Run does.
 func (s *Sender) SendDue(ctx context.Context) error { return s.pass(ctx, true) }
 
 // pass tries the due messages: all of them when full, else only those

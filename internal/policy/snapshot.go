@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"maps"
 
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
+
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
 	"github.com/gatehouse-dev/gatehouse/internal/urlmatch"
 )
@@ -15,6 +17,7 @@ type Snapshot struct {
 	revision uint64
 	accounts map[string]*AccountState
 	sessions map[string]*Session
+	tokens   map[string]*auth.Token
 }
 
 // NewSnapshot returns a snapshot at revision rev. It takes ownership of the
@@ -49,7 +52,7 @@ func (s *Snapshot) NumSessions() int { return len(s.sessions) }
 // map is copied only when it changes, so a session start does not copy the
 // account map and a settings change does not copy the session map.
 func (s *Snapshot) Apply(rev uint64, accounts map[string]*AccountState, sessions map[string]*Session) *Snapshot {
-	next := &Snapshot{revision: rev, accounts: s.accounts, sessions: s.sessions}
+	next := &Snapshot{revision: rev, accounts: s.accounts, sessions: s.sessions, tokens: s.tokens}
 	if len(accounts) > 0 {
 		next.accounts = applyMap(s.accounts, accounts)
 	}
@@ -59,8 +62,22 @@ func (s *Snapshot) Apply(rev uint64, accounts map[string]*AccountState, sessions
 	return next
 }
 
+// WithTokens returns s with the given caller tokens replaced (nil removes
+// one). s is left unchanged.
+func (s *Snapshot) WithTokens(changes map[string]*auth.Token) *Snapshot {
+	next := *s
+	next.tokens = applyMap(s.tokens, changes)
+	return &next
+}
+
+// Token returns a caller token by id, or nil.
+func (s *Snapshot) Token(id string) *auth.Token { return s.tokens[id] }
+
 func applyMap[V any](base, changes map[string]*V) map[string]*V {
 	out := maps.Clone(base)
+	if out == nil {
+		out = make(map[string]*V, len(changes))
+	}
 	for k, v := range changes {
 		if v == nil {
 			delete(out, k)

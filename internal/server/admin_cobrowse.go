@@ -17,7 +17,6 @@ import (
 const (
 	reasonCobrowseURLAlreadySet  = "COBROWSE_URL_ALREADY_SET"
 	reasonCobrowseNamesExhausted = "COBROWSE_NAMES_EXHAUSTED"
-	reasonOperatorRequired       = "OPERATOR_REQUIRED"
 )
 
 // cobrowseNameAttempts bounds how many random names GenerateCobrowseUrl
@@ -157,24 +156,18 @@ func (a *adminService) GenerateCobrowseUrl(ctx context.Context, req *gatehousev1
 	return &gatehousev1.GenerateCobrowseUrlResponse{Url: acct.CobrowseURL, Account: accountToProto(&acct)}, nil
 }
 
-// SetCobrowseUrl changes an account's co-browse URL. It is an operator-level
-// RPC (in the product only support staff may change the URL), and this
-// server cannot tell operators from other callers yet: until caller roles
-// and operator authentication exist, it is refused for every caller with
-// PERMISSION_DENIED, before the request is even looked at. The role check
-// that replaces the refusal calls setCobrowseURL, which holds the logic.
-func (a *adminService) SetCobrowseUrl(ctx context.Context, _ *gatehousev1.SetCobrowseUrlRequest) (*gatehousev1.SetCobrowseUrlResponse, error) {
-	return nil, a.s.status(ctx, newError(codes.PermissionDenied, reasonOperatorRequired, nil,
-		"SetCobrowseUrl needs an operator caller, and operator authentication is not configured on this server; "+
-			"GenerateCobrowseUrl gives an account its URL"))
+// SetCobrowseUrl is operator-only: the access rules refuse every other
+// caller before the handler runs (the product lets only support staff
+// change an account's URL).
+func (a *adminService) SetCobrowseUrl(ctx context.Context, req *gatehousev1.SetCobrowseUrlRequest) (*gatehousev1.SetCobrowseUrlResponse, error) {
+	return a.setCobrowseURL(ctx, req.GetAccountId(), req.GetUrl())
 }
 
 // setCobrowseURL sets an account's co-browse URL for an operator caller:
 // url must be https://<label>.<base> (INVALID_ARGUMENT on field "url"
 // otherwise) and not held by another account (ALREADY_EXISTS); the
 // account's previous URL is released for others to take. Setting the URL
-// the account already has succeeds without writing. Only the operator
-// branch of SetCobrowseUrl may call it.
+// the account already has succeeds without writing.
 func (a *adminService) setCobrowseURL(ctx context.Context, acctID, url string) (*gatehousev1.SetCobrowseUrlResponse, error) {
 	var v violations
 	v.checkID("account_id", acctID, false)

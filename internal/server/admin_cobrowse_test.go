@@ -304,30 +304,34 @@ func TestCobrowse_BaseDomain(t *testing.T) {
 // TestCobrowse_SetRefused: SetCobrowseUrl is operator-only, and no caller
 // can be an operator yet, so every call is PERMISSION_DENIED and changes
 // nothing, valid or not.
-func TestCobrowse_SetRefused(t *testing.T) {
+// TestCobrowse_SetOperatorOnly: only an operator may set a co-browse URL;
+// an admin, even of the account and of all accounts, is refused and
+// nothing changes.
+func TestCobrowse_SetOperatorOnly(t *testing.T) {
 	t.Parallel()
-	e := MustStart(t, "")
-	e.MustCreateAccount("acme")
-	gen := e.mustGenerateCobrowseURL("acme")
+	e := mustStartAuth(t)
 	ctx := ctxT(t)
-	for _, req := range []*gatehousev1.SetCobrowseUrlRequest{
-		{},
-		{AccountId: "acme", Url: "https://acme.support.me"},
-		{AccountId: "nobody", Url: "https://x.support.me"},
-		{AccountId: "acme", Url: "not a url"},
-	} {
-		_, err := e.admin.SetCobrowseUrl(ctx, req)
-		st := wantCode(t, err, codes.PermissionDenied)
-		if msg := st.Message(); !strings.Contains(msg, "operator") || !strings.Contains(msg, "not configured") {
-			t.Fatalf("message %q does not explain the refusal", msg)
-		}
-		if errorReason(st) != reasonOperatorRequired {
-			t.Fatalf("reason = %q", errorReason(st))
-		}
+	before := e.mustGetAccountAs("a", e.tokens["operator"])
+	for _, who := range []string{"admin-a", "admin-all", "decider-a"} {
+		_, err := e.admin.SetCobrowseUrl(withToken(ctx, e.tokens[who]), &gatehousev1.SetCobrowseUrlRequest{AccountId: "a", Url: "https://alpha.support.me"})
+		wantCode(t, err, codes.PermissionDenied)
 	}
-	if got := e.mustGetAccount("acme"); got.GetCobrowseUrl() != gen.GetUrl() || got.GetRevision() != gen.GetAccount().GetRevision() {
+	if got := e.mustGetAccountAs("a", e.tokens["operator"]); got.GetRevision() != before.GetRevision() || got.GetCobrowseUrl() != "" {
 		t.Fatalf("refused calls changed the account: %v", got)
 	}
+	resp, err := e.admin.SetCobrowseUrl(withToken(ctx, e.tokens["operator"]), &gatehousev1.SetCobrowseUrlRequest{AccountId: "a", Url: "https://alpha.support.me"})
+	if err != nil || resp.GetUrl() != "https://alpha.support.me" || resp.GetAccount().GetCobrowseUrl() != resp.GetUrl() {
+		t.Fatalf("operator: %v %v", resp, err)
+	}
+}
+
+func (e *authEnv) mustGetAccountAs(id, bearer string) *gatehousev1.Account {
+	e.t.Helper()
+	resp, err := e.admin.GetAccount(withToken(ctxT(e.t), bearer), &gatehousev1.GetAccountRequest{Id: id})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp.GetAccount()
 }
 
 func TestCobrowse_SetLogic(t *testing.T) {

@@ -138,6 +138,9 @@ func (d *decisionService) CheckFeature(ctx context.Context, req *gatehousev1.Che
 	if err != nil {
 		return nil, d.s.status(ctx, err)
 	}
+	if err := snapshotSessionAccess(ctx, snap, q.SessionID); err != nil {
+		return nil, d.s.status(ctx, err)
+	}
 	dec, err := snap.Check(&q)
 	if errors.Is(err, policy.ErrSessionNotFound) {
 		err = notFound("session", q.SessionID)
@@ -176,6 +179,11 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 		return nil, d.s.status(ctx, err)
 	}
 	resp := &gatehousev1.CheckFeaturesResponse{Results: make([]*gatehousev1.CheckFeatureResponse, len(qs)), Revision: snap.Revision()}
+	for i := range qs {
+		if err := snapshotSessionAccess(ctx, snap, qs[i].SessionID); err != nil {
+			return nil, d.s.status(ctx, err)
+		}
+	}
 	for i := range qs {
 		dec, err := snap.Check(&qs[i])
 		if errors.Is(err, policy.ErrSessionNotFound) {

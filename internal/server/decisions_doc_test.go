@@ -1,10 +1,10 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,15 +22,6 @@ import (
 // decisionsDoc is the page whose examples TestDecisionsDoc replays.
 const decisionsDoc = "../../docs/decisions.md"
 
-// docNotExemplified are the reasons docs/decisions.md documents without a
-// runnable example because support sessions cannot be started yet. Once an
-// example answers one of them, the test asks for it to be removed here and
-// from the doc's "Support sessions (not served yet)" list.
-var docNotExemplified = []gatehousev1.Reason{
-	gatehousev1.Reason_REASON_PORTAL_FUNCTION_DISABLED,
-	gatehousev1.Reason_REASON_REPRESENTATIVE_FUNCTION_DISABLED,
-}
-
 var (
 	// docExampleRE matches an example: a sh block immediately followed by a
 	// json block.
@@ -41,8 +32,9 @@ var (
 	docCommandRE = regexp.MustCompile(`(?s)^grpcurl -plaintext (-format-error )?-d '([^']*)' 127\.0\.0\.1:8470 (gatehouse\.v1\.DecisionService)/([A-Za-z]+)$`)
 	// docPlaceholderRE finds placeholders left after substitution.
 	docPlaceholderRE = regexp.MustCompile(`"[A-Z_]*SESSION"`)
+	// docFixtureCallRE is one admin call of the fixture's sh block.
+	docFixtureCallRE = regexp.MustCompile(`^grpcurl -plaintext -d '([^']*)' 127\.0\.0\.1:8470 (gatehouse\.v1\.[A-Za-z]+)/([A-Za-z]+)(?:   # [A-Z_]+)?$`)
 	docHeadingRE     = regexp.MustCompile(`(?m)^#{1,6} .*$`)
-	docReasonRE      = regexp.MustCompile(`REASON_[A-Z_]+`)
 	docRevisionRE    = regexp.MustCompile(`"revision": "(\d+)"`)
 )
 
@@ -124,8 +116,8 @@ func docFixture(e *testEnv) (map[string]string, uint64) {
 	e.MustUpdateSettings(&gatehousev1.LiveGuideSettings{AccountId: "strict", AgentClickRestricted: true}, "agent_click_restricted")
 	strict := e.MustStartSession("strict")
 
-	// Support in acme: send_files is off on corp, receive_files also on
-	// corp-eu, annotations for bob.
+	// Support in acme: send_files is off on corp and corp-eu, receive_files
+	// on corp-eu only, annotations for bob.
 	must := func(what string, err error) {
 		e.t.Helper()
 		if err != nil {
@@ -229,7 +221,7 @@ func sameStatus(got, want *spb.Status) error {
 // TestDecisionsDoc replays every grpcurl example of docs/decisions.md
 // against a server holding the fixture the doc describes and compares the
 // answers with the ones the doc shows (ignoring revisions), and checks that
-// every reason has an example or is listed as not served yet.
+// every reason has an example.
 func TestDecisionsDoc(t *testing.T) {
 	t.Parallel()
 	raw, err := os.ReadFile(decisionsDoc)
@@ -244,6 +236,7 @@ func TestDecisionsDoc(t *testing.T) {
 
 	e := MustStart(t, "")
 	ids, fixtureRev := docFixture(e)
+	checkDocFixtureCalls(t, doc, fixtureRev)
 
 	// The doc says which revision its answers were made at; keep that true.
 	for _, m := range docRevisionRE.FindAllStringSubmatch(doc, -1) {
@@ -261,27 +254,15 @@ func TestDecisionsDoc(t *testing.T) {
 				req = strings.ReplaceAll(req, strconv.Quote(k), strconv.Quote(v))
 			}
 			if p := docPlaceholderRE.FindString(req); p != "" {
-				t.Fatalf("%s: unknown placeholder %s (known: SESSION, ENDED_SESSION, STRICT_SESSION)", ex.name, p)
+				t.Fatalf("%s: unknown placeholder %s (known: SESSION, ENDED_SESSION, STRICT_SESSION, SUPPORT_SESSION)", ex.name, p)
 			}
-			d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(ex.service))
-			if err != nil {
-				t.Fatalf("%s: %v", ex.name, err)
-			}
-			md := d.(protoreflect.ServiceDescriptor).Methods().ByName(protoreflect.Name(ex.method))
-			if md == nil || md.IsStreamingClient() || md.IsStreamingServer() {
-				t.Fatalf("%s: %s/%s is not a unary method", ex.name, ex.service, ex.method)
-			}
-			in, err := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
-			if err != nil {
-				t.Fatalf("%s: %v", ex.name, err)
-			}
-			out, err := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+			in, out, err := methodTypes(ex.service, ex.method)
 			if err != nil {
 				t.Fatalf("%s: %v", ex.name, err)
 			}
 			reqMsg := in.New().Interface()
 			if err := protojson.Unmarshal([]byte(req), reqMsg); err != nil {
-				t.Fatalf("%s: request JSON does not parse as %s: %v", ex.name, md.Input().FullName(), err)
+				t.Fatalf("%s: request JSON does not parse as %s: %v", ex.name, in.Descriptor().FullName(), err)
 			}
 			got := out.New().Interface()
 			callErr := e.conn.Invoke(ctxT(t), "/"+ex.service+"/"+ex.method, reqMsg, got)
@@ -305,7 +286,7 @@ func TestDecisionsDoc(t *testing.T) {
 			}
 			want := out.New().Interface()
 			if err := protojson.Unmarshal([]byte(ex.answer), want); err != nil {
-				t.Fatalf("%s: shown answer does not parse as %s: %v", ex.name, md.Output().FullName(), err)
+				t.Fatalf("%s: shown answer does not parse as %s: %v", ex.name, out.Descriptor().FullName(), err)
 			}
 			reasonsOf(want.ProtoReflect(), seen)
 			if got.ProtoReflect().Get(got.ProtoReflect().Descriptor().Fields().ByName("revision")).Uint() == 0 {
@@ -323,36 +304,11 @@ func TestDecisionsDoc(t *testing.T) {
 		return
 	}
 
-	// Every reason has an example, except the ones listed as not served.
-	for n := range gatehousev1.Reason_name {
-		r := gatehousev1.Reason(n)
-		switch {
-		case r == gatehousev1.Reason_REASON_UNSPECIFIED:
-		case slices.Contains(docNotExemplified, r) && seen[r]:
-			t.Errorf("%s now has an example in docs/decisions.md: remove it from docNotExemplified and from the doc's \"Support sessions (not served yet)\" list", r)
-		case !slices.Contains(docNotExemplified, r) && !seen[r]:
-			t.Errorf("no example in docs/decisions.md answers %s: add one", r)
+	// Every reason has an example.
+	for n, name := range gatehousev1.Reason_name {
+		if n != int32(gatehousev1.Reason_REASON_UNSPECIFIED) && !seen[gatehousev1.Reason(n)] {
+			t.Errorf("no example in docs/decisions.md answers %s: add one", name)
 		}
-	}
-
-	// The doc lists exactly those reasons as not exemplified.
-	section := docSection(doc, "### Support sessions (not served yet)")
-	if section == "" {
-		t.Fatalf(`docs/decisions.md has no "### Support sessions (not served yet)" section`)
-	}
-	var listed, want []string
-	for _, r := range docReasonRE.FindAllString(section, -1) {
-		if !slices.Contains(listed, r) {
-			listed = append(listed, r)
-		}
-	}
-	for _, r := range docNotExemplified {
-		want = append(want, r.String())
-	}
-	slices.Sort(listed)
-	slices.Sort(want)
-	if !slices.Equal(listed, want) {
-		t.Errorf(`"Support sessions (not served yet)" names %v, want exactly the reasons without an example %v`, listed, want)
 	}
 
 	// The order of evaluation names every reason.
@@ -362,6 +318,103 @@ func TestDecisionsDoc(t *testing.T) {
 			t.Errorf(`"Order of evaluation" does not name %s`, name)
 		}
 	}
+}
+
+// methodTypes resolves the request and response types of a unary method.
+func methodTypes(service, method string) (protoreflect.MessageType, protoreflect.MessageType, error) {
+	d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(service))
+	if err != nil {
+		return nil, nil, err
+	}
+	sd, ok := d.(protoreflect.ServiceDescriptor)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s is not a service", service)
+	}
+	md := sd.Methods().ByName(protoreflect.Name(method))
+	if md == nil || md.IsStreamingClient() || md.IsStreamingServer() {
+		return nil, nil, fmt.Errorf("%s/%s is not a unary method", service, method)
+	}
+	in, err := protoregistry.GlobalTypes.FindMessageByName(md.Input().FullName())
+	if err != nil {
+		return nil, nil, err
+	}
+	out, err := protoregistry.GlobalTypes.FindMessageByName(md.Output().FullName())
+	if err != nil {
+		return nil, nil, err
+	}
+	return in, out, nil
+}
+
+// checkDocFixtureCalls checks the admin calls the doc lists for the
+// fixture: each is a well-formed request of an existing method, and there
+// is one per revision docFixture's store went through (every write is one
+// revision), so a call added to one and not the other is noticed.
+func checkDocFixtureCalls(t *testing.T, doc string, fixtureRev uint64) {
+	t.Helper()
+	section := docSection(doc, "### The fixture")
+	m := docShRE.FindStringSubmatch(section)
+	if m == nil {
+		t.Fatal(`docs/decisions.md: "### The fixture" has no sh block with the admin calls`)
+	}
+	calls := strings.Split(strings.TrimSpace(m[1]), "\n")
+	for i, line := range calls {
+		c := docFixtureCallRE.FindStringSubmatch(line)
+		if c == nil {
+			t.Errorf("fixture call %d is not of the form grpcurl -plaintext -d '<json>' 127.0.0.1:8470 gatehouse.v1.<Service>/<Method>[   # PLACEHOLDER]:\n%s", i+1, line)
+			continue
+		}
+		in, _, err := methodTypes(c[2], c[3])
+		if err != nil {
+			t.Errorf("fixture call %d: %v", i+1, err)
+			continue
+		}
+		if err := protojson.Unmarshal(grpcurlFieldMasks(t, c[1]), in.New().Interface()); err != nil {
+			t.Errorf("fixture call %d: request JSON does not parse as %s: %v", i+1, in.Descriptor().FullName(), err)
+		}
+	}
+	if uint64(len(calls)) != fixtureRev {
+		t.Errorf("docs/decisions.md lists %d fixture calls but docFixture's store ends at revision %d: keep the list and docFixture in step", len(calls), fixtureRev)
+	}
+}
+
+// grpcurlFieldMasks rewrites the field masks of a request as grpcurl takes
+// them over server reflection, {"paths": ["a_b"]}, into the string form
+// protojson expects, "aB".
+func grpcurlFieldMasks(t *testing.T, req string) []byte {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(req), &v); err != nil {
+		t.Errorf("request is not JSON: %v\n%s", err, req)
+		return []byte(req)
+	}
+	var walk func(v any) any
+	walk = func(v any) any {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return v
+		}
+		if paths, ok := m["paths"].([]any); ok && len(m) == 1 {
+			var camel []string
+			for _, p := range paths {
+				s, _ := p.(string)
+				parts := strings.Split(s, "_")
+				for i := 1; i < len(parts); i++ {
+					parts[i] = strings.ToUpper(parts[i][:min(1, len(parts[i]))]) + parts[i][min(1, len(parts[i])):]
+				}
+				camel = append(camel, strings.Join(parts, ""))
+			}
+			return strings.Join(camel, ",")
+		}
+		for k, x := range m {
+			m[k] = walk(x)
+		}
+		return m
+	}
+	b, err := json.Marshal(walk(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // docSection returns the text of the section that starts with heading, up

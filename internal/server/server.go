@@ -46,6 +46,12 @@ type Options struct {
 	// CobrowseBaseDomain is the domain co-browse URLs are generated under
 	// (default "support.me": https://<name>.support.me).
 	CobrowseBaseDomain string
+	// Authenticate requires a bearer token on every call but health and
+	// reflection. Without it every caller is an operator for all accounts.
+	Authenticate bool
+	// Limits bound message size, concurrent calls, the default decision
+	// deadline and keepalive; see overload.go.
+	Limits Limits
 }
 
 // Server serves the Gatehouse API, health and reflection.
@@ -57,6 +63,9 @@ type Server struct {
 	maxRev time.Duration
 	// cobrowseBase is the domain of generated co-browse URLs.
 	cobrowseBase string
+	authOn       bool
+	// rules is the permission table (accessRules).
+	rules map[string]access
 
 	grpc   *grpc.Server
 	health *health.Server
@@ -70,7 +79,7 @@ type Server struct {
 // becomes INTERNAL and is logged, the process keeps serving) inside a
 // structured log line per call with its code and latency.
 func New(o Options) *Server {
-	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain}
+	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules}
 	s.done = make(chan struct{})
 	if s.cobrowseBase == "" {
 		s.cobrowseBase = "support.me"
@@ -89,16 +98,18 @@ func New(o Options) *Server {
 		s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p))
 		return status.Error(codes.Internal, "internal error")
 	})
-	s.grpc = grpc.NewServer(
+	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(
 			logging.UnaryServerInterceptor(logger, logOpts...),
 			recovery.UnaryServerInterceptor(recoverOpt),
+			s.unaryAuth,
 		),
 		grpc.ChainStreamInterceptor(
 			logging.StreamServerInterceptor(logger, logOpts...),
 			recovery.StreamServerInterceptor(recoverOpt),
+			s.streamAuth,
 		),
-	)
+	}, o.Limits.serverOptions()...)...)
 	gatehousev1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	gatehousev1.RegisterSessionServiceServer(s.grpc, &sessionService{s: s})
 	gatehousev1.RegisterDecisionServiceServer(s.grpc, &decisionService{s: s})

@@ -34,7 +34,10 @@ func validatePolicyRequest(sessionID string, actor *gatehousev1.Actor, lang stri
 // sessionPolicy builds the wire policy from one snapshot. An actor who is
 // not a participant gets PERMISSION_DENIED: the policy is for the people in
 // the session.
-func sessionPolicy(snap *policy.Snapshot, sessionID string, actor *gatehousev1.Actor, lang string) (*gatehousev1.SessionPolicy, error) {
+func sessionPolicy(ctx context.Context, snap *policy.Snapshot, sessionID string, actor *gatehousev1.Actor, lang string) (*gatehousev1.SessionPolicy, error) {
+	if err := snapshotSessionAccess(ctx, snap, sessionID); err != nil {
+		return nil, err
+	}
 	p, ok, err := snap.SessionPolicy(sessionID, policy.Role(actor.GetRole()), actor.GetId(), lang)
 	if err != nil {
 		return nil, err
@@ -71,7 +74,7 @@ func (d *decisionService) GetSessionPolicy(ctx context.Context, req *gatehousev1
 	if err != nil {
 		return nil, d.s.status(ctx, err)
 	}
-	p, err := sessionPolicy(snap, req.GetSessionId(), req.GetActor(), req.GetLanguage())
+	p, err := sessionPolicy(ctx, snap, req.GetSessionId(), req.GetActor(), req.GetLanguage())
 	if err != nil {
 		return nil, d.s.status(ctx, err)
 	}
@@ -90,7 +93,7 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 	var last *gatehousev1.SessionPolicy
 	for {
 		changed := d.s.snaps.Changed()
-		p, err := sessionPolicy(d.s.snaps.Current(), req.GetSessionId(), req.GetActor(), req.GetLanguage())
+		p, err := sessionPolicy(ctx, d.s.snaps.Current(), req.GetSessionId(), req.GetActor(), req.GetLanguage())
 		if err != nil {
 			return d.s.status(ctx, err)
 		}

@@ -93,8 +93,10 @@ func (ss *sessionService) GetSession(ctx context.Context, req *gatehousev1.GetSe
 	}
 	var sess policy.Session
 	err := ss.s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		sess, err = getSession(tx, req.GetSessionId())
-		return err
+		if sess, err = getSession(tx, req.GetSessionId()); err != nil {
+			return err
+		}
+		return checkSessionAccess(ctx, &sess)
 	})
 	if err != nil {
 		return nil, ss.s.status(ctx, err)
@@ -118,6 +120,9 @@ func (ss *sessionService) EndSession(ctx context.Context, req *gatehousev1.EndSe
 	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
 		sess, err = getSession(tx, req.GetSessionId())
 		if err != nil {
+			return err
+		}
+		if err := checkSessionAccess(ctx, &sess); err != nil {
 			return err
 		}
 		if sess.State == policy.SessionStateEnded {

@@ -101,6 +101,9 @@ func (ss *sessionService) InviteExternalSpecialist(ctx context.Context, req *gat
 		if sess, err = activeSupportSession(tx, req.GetSessionId()); err != nil {
 			return err
 		}
+		if err := checkSessionAccess(ctx, &sess); err != nil {
+			return err
+		}
 		if err := checkSessionFunction(tx, &sess, policy.FunctionInviteExternalSpecialist); err != nil {
 			return err
 		}
@@ -132,6 +135,9 @@ func (ss *sessionService) RemoveExternalSpecialist(ctx context.Context, req *gat
 	var sess policy.Session
 	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
 		if sess, err = getSession(tx, req.GetSessionId()); err != nil {
+			return err
+		}
+		if err := checkSessionAccess(ctx, &sess); err != nil {
 			return err
 		}
 		kept := sess.Specialists[:0:0]

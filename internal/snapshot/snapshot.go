@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
@@ -136,6 +137,7 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 		}
 		accounts := map[string]bool{}
 		sessions := map[string]bool{}
+		tokens := map[string]bool{}
 		for _, c := range changes {
 			if c.Revision > tx.Revision() {
 				break
@@ -143,6 +145,8 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 			for _, k := range c.Keys {
 				info := store.ParseKey(k)
 				switch {
+				case info.Token != "":
+					tokens[info.Token] = true
 				case info.Session != "":
 					sessions[info.Session] = true
 				case info.Account != "":
@@ -175,6 +179,21 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 			}
 		}
 		next = cur.Apply(tx.Revision(), accStates, sessStates)
+		if len(tokens) > 0 {
+			changed := make(map[string]*auth.Token, len(tokens))
+			for id := range tokens {
+				t, err := store.GetToken(tx, id)
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					changed[id] = nil
+				case err != nil:
+					return fmt.Errorf("load token %q: %w", id, err)
+				default:
+					changed[id] = &t
+				}
+			}
+			next = next.WithTokens(changed)
+		}
 		return nil
 	})
 	return next, err
@@ -199,7 +218,15 @@ func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 				sessions[ss[i].ID] = &ss[i]
 			}
 		}
-		snap = policy.NewSnapshot(tx.Revision(), accounts, sessions)
+		toks, _, err := store.ListTokens(tx, "", 0)
+		if err != nil {
+			return err
+		}
+		tokens := make(map[string]*auth.Token, len(toks))
+		for i := range toks {
+			tokens[toks[i].ID] = &toks[i]
+		}
+		snap = policy.NewSnapshot(tx.Revision(), accounts, sessions).WithTokens(tokens)
 		return nil
 	})
 	return snap, err

@@ -13,7 +13,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 )
 
-func openStore(t *testing.T, dir string) *bolt.Store {
+func openOutboxStore(t *testing.T, dir string) *bolt.Store {
 	t.Helper()
 	s, err := bolt.Open(dir)
 	if err != nil {
@@ -24,7 +24,7 @@ func openStore(t *testing.T, dir string) *bolt.Store {
 }
 
 // enqueue queues a message for session in its own commit and returns it.
-func enqueue(t *testing.T, s store.Store, session, to string) store.OutboxMessage {
+func enqueueMsg(t *testing.T, s store.Store, session, to string) store.OutboxMessage {
 	t.Helper()
 	m := store.OutboxMessage{AccountID: "acme", SessionID: session, To: to, XML: "<x>" + session + "</x>",
 		Created: time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)}
@@ -38,7 +38,7 @@ func enqueue(t *testing.T, s store.Store, session, to string) store.OutboxMessag
 	return m
 }
 
-func listAll(t *testing.T, s store.Store) []store.OutboxMessage {
+func listOutbox(t *testing.T, s store.Store) []store.OutboxMessage {
 	t.Helper()
 	var out []store.OutboxMessage
 	err := s.View(context.Background(), func(tx store.ReadTx) (err error) {
@@ -69,16 +69,16 @@ func TestOutboxID(t *testing.T) {
 
 func TestOutbox_EnqueueListUpdateDelete(t *testing.T) {
 	dir := t.TempDir()
-	s := openStore(t, dir)
+	s := openOutboxStore(t, dir)
 	ctx := context.Background()
 
 	// Twelve commits cross the 9 -> 10 boundary, where unpadded revisions
 	// would sort out of order.
 	var queued []store.OutboxMessage
 	for i := range 12 {
-		queued = append(queued, enqueue(t, s, fmt.Sprintf("s-%02d", 12-i), "ops@example.com"))
+		queued = append(queued, enqueueMsg(t, s, fmt.Sprintf("s-%02d", 12-i), "ops@example.com"))
 	}
-	got := listAll(t, s)
+	got := listOutbox(t, s)
 	if !reflect.DeepEqual(got, queued) {
 		t.Fatalf("ListOutbox = %+v\nwant the queue order %+v", got, queued)
 	}
@@ -146,23 +146,23 @@ func TestOutbox_EnqueueListUpdateDelete(t *testing.T) {
 	if s.Revision() != rev {
 		t.Errorf("deleting a missing message committed revision %d", s.Revision())
 	}
-	if n := len(listAll(t, s)); n != len(queued)-1 {
+	if n := len(listOutbox(t, s)); n != len(queued)-1 {
 		t.Fatalf("%d messages left, want %d", n, len(queued)-1)
 	}
 
 	// Everything survives a restart.
-	want := listAll(t, s)
+	want := listOutbox(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s2 := openStore(t, dir)
-	if got := listAll(t, s2); !reflect.DeepEqual(got, want) {
+	s2 := openOutboxStore(t, dir)
+	if got := listOutbox(t, s2); !reflect.DeepEqual(got, want) {
 		t.Fatalf("after reopen ListOutbox = %+v\nwant %+v", got, want)
 	}
 }
 
 func TestOutbox_EnqueueIsTransactional(t *testing.T) {
-	s := openStore(t, t.TempDir())
+	s := openOutboxStore(t, t.TempDir())
 	ctx := context.Background()
 	boom := errors.New("boom")
 	_, err := s.Update(ctx, func(tx store.Tx) error {
@@ -175,7 +175,7 @@ func TestOutbox_EnqueueIsTransactional(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("Update = %v, want boom", err)
 	}
-	if got := listAll(t, s); len(got) != 0 {
+	if got := listOutbox(t, s); len(got) != 0 {
 		t.Fatalf("a rolled-back transaction left %+v in the outbox", got)
 	}
 
@@ -203,9 +203,9 @@ func TestOutbox_EnqueueIsTransactional(t *testing.T) {
 // TestOutbox_KeysAreStoreWide checks that outbox writes are seen in Changes
 // but belong to no account, so the decision snapshot skips them.
 func TestOutbox_KeysAreStoreWide(t *testing.T) {
-	s := openStore(t, t.TempDir())
+	s := openOutboxStore(t, t.TempDir())
 	before := s.Revision()
-	m := enqueue(t, s, "s-1", "ops@example.com")
+	m := enqueueMsg(t, s, "s-1", "ops@example.com")
 	changes, err := s.Changes(before)
 	if err != nil {
 		t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 )
 
@@ -23,6 +24,7 @@ import (
 //	t/<account>/hours/<id>           policy.BusinessHours
 //	sess/<session>                   account id (global session index)
 //	cobrowse/<url>                   account id (co-browse URL uniqueness index)
+//	token/<id>                       auth.Token (caller credentials, hashed)
 //
 // Everything an account owns lives under t/<account>/, so loading or
 // deleting an account is one prefix scan.
@@ -31,6 +33,7 @@ const (
 	tenantPrefix        = "t/"
 	sessionIndexPrefix  = "sess/"
 	cobrowseIndexPrefix = "cobrowse/"
+	tokenPrefix         = "token/"
 
 	kindSettings = "settings"
 	kindRep      = "rep"
@@ -65,12 +68,16 @@ type KeyInfo struct {
 	Account string
 	// Session is the session id when the key holds a session record.
 	Session string
+	// Token is the token id when the key holds a caller token.
+	Token string
 }
 
 // ParseKey tells which account (and session) a key belongs to, so that a
 // follower of Changes can rebuild only what changed.
 func ParseKey(key string) KeyInfo {
 	switch {
+	case strings.HasPrefix(key, tokenPrefix):
+		return KeyInfo{Token: key[len(tokenPrefix):]}
 	case strings.HasPrefix(key, accountPrefix):
 		return KeyInfo{Account: key[len(accountPrefix):]}
 	case strings.HasPrefix(key, tenantPrefix):
@@ -486,4 +493,21 @@ func DeleteBusinessHours(tx Tx, acct, id string) error { return deleteOwned(tx, 
 // 0: all), and whether more follow.
 func ListBusinessHours(tx ReadTx, acct, afterID string, limit int) ([]policy.BusinessHours, bool, error) {
 	return listOwned[policy.BusinessHours](tx, acct, kindHours, afterID, limit)
+}
+
+// GetToken returns a caller token, or ErrNotFound.
+func GetToken(tx ReadTx, id string) (auth.Token, error) {
+	return getJSON[auth.Token](tx, tokenPrefix+id)
+}
+
+// PutToken writes a caller token, stamping the revision.
+func PutToken(tx Tx, t *auth.Token) error {
+	t.Revision = tx.Revision()
+	return putJSON(tx, tokenPrefix+t.ID, t)
+}
+
+// ListTokens returns up to limit tokens with ids after afterID (limit <= 0:
+// all), and whether more follow.
+func ListTokens(tx ReadTx, afterID string, limit int) ([]auth.Token, bool, error) {
+	return listJSON[auth.Token](tx, tokenPrefix, afterKey(tokenPrefix, afterID), limit)
 }

@@ -4527,6 +4527,310 @@ func (x *DeleteBusinessHoursResponse) GetRevision() uint64 {
 	return 0
 }
 
+// CreateCallerTokenRequest creates a token.
+type CreateCallerTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token carries name, role and account_id (empty for all accounts).
+	Token         *CallerToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCallerTokenRequest) Reset() {
+	*x = CreateCallerTokenRequest{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCallerTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCallerTokenRequest) ProtoMessage() {}
+
+func (x *CreateCallerTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCallerTokenRequest.ProtoReflect.Descriptor instead.
+func (*CreateCallerTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{84}
+}
+
+func (x *CreateCallerTokenRequest) GetToken() *CallerToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+// CreateCallerTokenResponse carries the token and its secret.
+type CreateCallerTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token is the token as written.
+	Token *CallerToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// bearer is the string to send as "authorization: Bearer <bearer>"; it
+	// cannot be read again.
+	Bearer        string `protobuf:"bytes,2,opt,name=bearer,proto3" json:"bearer,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCallerTokenResponse) Reset() {
+	*x = CreateCallerTokenResponse{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCallerTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCallerTokenResponse) ProtoMessage() {}
+
+func (x *CreateCallerTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCallerTokenResponse.ProtoReflect.Descriptor instead.
+func (*CreateCallerTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *CreateCallerTokenResponse) GetToken() *CallerToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *CreateCallerTokenResponse) GetBearer() string {
+	if x != nil {
+		return x.Bearer
+	}
+	return ""
+}
+
+// ListCallerTokensRequest lists tokens.
+type ListCallerTokensRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// page_size is the maximum number of results (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,1,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token continues a previous listing.
+	PageToken     string `protobuf:"bytes,2,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCallerTokensRequest) Reset() {
+	*x = ListCallerTokensRequest{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCallerTokensRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCallerTokensRequest) ProtoMessage() {}
+
+func (x *ListCallerTokensRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCallerTokensRequest.ProtoReflect.Descriptor instead.
+func (*ListCallerTokensRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *ListCallerTokensRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListCallerTokensRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListCallerTokensResponse carries a page of tokens.
+type ListCallerTokensResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// tokens are the tokens of this page, without secrets.
+	Tokens []*CallerToken `protobuf:"bytes,1,rep,name=tokens,proto3" json:"tokens,omitempty"`
+	// next_page_token continues the listing; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCallerTokensResponse) Reset() {
+	*x = ListCallerTokensResponse{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[87]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCallerTokensResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCallerTokensResponse) ProtoMessage() {}
+
+func (x *ListCallerTokensResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[87]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCallerTokensResponse.ProtoReflect.Descriptor instead.
+func (*ListCallerTokensResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{87}
+}
+
+func (x *ListCallerTokensResponse) GetTokens() []*CallerToken {
+	if x != nil {
+		return x.Tokens
+	}
+	return nil
+}
+
+func (x *ListCallerTokensResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// RevokeCallerTokenRequest revokes a token.
+type RevokeCallerTokenRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names the token.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCallerTokenRequest) Reset() {
+	*x = RevokeCallerTokenRequest{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[88]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCallerTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCallerTokenRequest) ProtoMessage() {}
+
+func (x *RevokeCallerTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[88]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCallerTokenRequest.ProtoReflect.Descriptor instead.
+func (*RevokeCallerTokenRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{88}
+}
+
+func (x *RevokeCallerTokenRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// RevokeCallerTokenResponse carries the revoked token.
+type RevokeCallerTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token is the token as written.
+	Token         *CallerToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeCallerTokenResponse) Reset() {
+	*x = RevokeCallerTokenResponse{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[89]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeCallerTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeCallerTokenResponse) ProtoMessage() {}
+
+func (x *RevokeCallerTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[89]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeCallerTokenResponse.ProtoReflect.Descriptor instead.
+func (*RevokeCallerTokenResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{89}
+}
+
+func (x *RevokeCallerTokenResponse) GetToken() *CallerToken {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
 var File_gatehouse_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
@@ -4824,7 +5128,23 @@ const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12\x12\n" +
 	"\x04etag\x18\x03 \x01(\tR\x04etag\"9\n" +
 	"\x1bDeleteBusinessHoursResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x04R\brevision2\x93 \n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\"K\n" +
+	"\x18CreateCallerTokenRequest\x12/\n" +
+	"\x05token\x18\x01 \x01(\v2\x19.gatehouse.v1.CallerTokenR\x05token\"d\n" +
+	"\x19CreateCallerTokenResponse\x12/\n" +
+	"\x05token\x18\x01 \x01(\v2\x19.gatehouse.v1.CallerTokenR\x05token\x12\x16\n" +
+	"\x06bearer\x18\x02 \x01(\tR\x06bearer\"U\n" +
+	"\x17ListCallerTokensRequest\x12\x1b\n" +
+	"\tpage_size\x18\x01 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x02 \x01(\tR\tpageToken\"u\n" +
+	"\x18ListCallerTokensResponse\x121\n" +
+	"\x06tokens\x18\x01 \x03(\v2\x19.gatehouse.v1.CallerTokenR\x06tokens\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"*\n" +
+	"\x18RevokeCallerTokenRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"L\n" +
+	"\x19RevokeCallerTokenResponse\x12/\n" +
+	"\x05token\x18\x01 \x01(\v2\x19.gatehouse.v1.CallerTokenR\x05token2\xc2\"\n" +
 	"\fAdminService\x12X\n" +
 	"\rCreateAccount\x12\".gatehouse.v1.CreateAccountRequest\x1a#.gatehouse.v1.CreateAccountResponse\x12O\n" +
 	"\n" +
@@ -4870,7 +5190,10 @@ const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
 	"\x10GetBusinessHours\x12%.gatehouse.v1.GetBusinessHoursRequest\x1a&.gatehouse.v1.GetBusinessHoursResponse\x12d\n" +
 	"\x11ListBusinessHours\x12&.gatehouse.v1.ListBusinessHoursRequest\x1a'.gatehouse.v1.ListBusinessHoursResponse\x12j\n" +
 	"\x13UpdateBusinessHours\x12(.gatehouse.v1.UpdateBusinessHoursRequest\x1a).gatehouse.v1.UpdateBusinessHoursResponse\x12j\n" +
-	"\x13DeleteBusinessHours\x12(.gatehouse.v1.DeleteBusinessHoursRequest\x1a).gatehouse.v1.DeleteBusinessHoursResponse\x12^\n" +
+	"\x13DeleteBusinessHours\x12(.gatehouse.v1.DeleteBusinessHoursRequest\x1a).gatehouse.v1.DeleteBusinessHoursResponse\x12d\n" +
+	"\x11CreateCallerToken\x12&.gatehouse.v1.CreateCallerTokenRequest\x1a'.gatehouse.v1.CreateCallerTokenResponse\x12a\n" +
+	"\x10ListCallerTokens\x12%.gatehouse.v1.ListCallerTokensRequest\x1a&.gatehouse.v1.ListCallerTokensResponse\x12d\n" +
+	"\x11RevokeCallerToken\x12&.gatehouse.v1.RevokeCallerTokenRequest\x1a'.gatehouse.v1.RevokeCallerTokenResponse\x12^\n" +
 	"\x0fListAuditEvents\x12$.gatehouse.v1.ListAuditEventsRequest\x1a%.gatehouse.v1.ListAuditEventsResponseB\xb7\x01\n" +
 	"\x10com.gatehouse.v1B\x11AdminServiceProtoP\x01Z?github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1;gatehousev1\xa2\x02\x03GXX\xaa\x02\fGatehouse.V1\xca\x02\fGatehouse\\V1\xe2\x02\x18Gatehouse\\V1\\GPBMetadata\xea\x02\rGatehouse::V1b\x06proto3"
 
@@ -4886,7 +5209,7 @@ func file_gatehouse_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_admin_service_proto_rawDescData
 }
 
-var file_gatehouse_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 84)
+var file_gatehouse_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
 var file_gatehouse_v1_admin_service_proto_goTypes = []any{
 	(*CreateAccountRequest)(nil),            // 0: gatehouse.v1.CreateAccountRequest
 	(*CreateAccountResponse)(nil),           // 1: gatehouse.v1.CreateAccountResponse
@@ -4972,171 +5295,188 @@ var file_gatehouse_v1_admin_service_proto_goTypes = []any{
 	(*UpdateBusinessHoursResponse)(nil),     // 81: gatehouse.v1.UpdateBusinessHoursResponse
 	(*DeleteBusinessHoursRequest)(nil),      // 82: gatehouse.v1.DeleteBusinessHoursRequest
 	(*DeleteBusinessHoursResponse)(nil),     // 83: gatehouse.v1.DeleteBusinessHoursResponse
-	(*Account)(nil),                         // 84: gatehouse.v1.Account
-	(*fieldmaskpb.FieldMask)(nil),           // 85: google.protobuf.FieldMask
-	(*LiveGuideSettings)(nil),               // 86: gatehouse.v1.LiveGuideSettings
-	(*Customization)(nil),                   // 87: gatehouse.v1.Customization
-	(*timestamppb.Timestamp)(nil),           // 88: google.protobuf.Timestamp
-	(*AuditEvent)(nil),                      // 89: gatehouse.v1.AuditEvent
-	(*AllowlistEntry)(nil),                  // 90: gatehouse.v1.AllowlistEntry
-	(*PrivacyRule)(nil),                     // 91: gatehouse.v1.PrivacyRule
-	(*Portal)(nil),                          // 92: gatehouse.v1.Portal
-	(*Team)(nil),                            // 93: gatehouse.v1.Team
-	(*Representative)(nil),                  // 94: gatehouse.v1.Representative
-	(*BusinessHours)(nil),                   // 95: gatehouse.v1.BusinessHours
+	(*CreateCallerTokenRequest)(nil),        // 84: gatehouse.v1.CreateCallerTokenRequest
+	(*CreateCallerTokenResponse)(nil),       // 85: gatehouse.v1.CreateCallerTokenResponse
+	(*ListCallerTokensRequest)(nil),         // 86: gatehouse.v1.ListCallerTokensRequest
+	(*ListCallerTokensResponse)(nil),        // 87: gatehouse.v1.ListCallerTokensResponse
+	(*RevokeCallerTokenRequest)(nil),        // 88: gatehouse.v1.RevokeCallerTokenRequest
+	(*RevokeCallerTokenResponse)(nil),       // 89: gatehouse.v1.RevokeCallerTokenResponse
+	(*Account)(nil),                         // 90: gatehouse.v1.Account
+	(*fieldmaskpb.FieldMask)(nil),           // 91: google.protobuf.FieldMask
+	(*LiveGuideSettings)(nil),               // 92: gatehouse.v1.LiveGuideSettings
+	(*Customization)(nil),                   // 93: gatehouse.v1.Customization
+	(*timestamppb.Timestamp)(nil),           // 94: google.protobuf.Timestamp
+	(*AuditEvent)(nil),                      // 95: gatehouse.v1.AuditEvent
+	(*AllowlistEntry)(nil),                  // 96: gatehouse.v1.AllowlistEntry
+	(*PrivacyRule)(nil),                     // 97: gatehouse.v1.PrivacyRule
+	(*Portal)(nil),                          // 98: gatehouse.v1.Portal
+	(*Team)(nil),                            // 99: gatehouse.v1.Team
+	(*Representative)(nil),                  // 100: gatehouse.v1.Representative
+	(*BusinessHours)(nil),                   // 101: gatehouse.v1.BusinessHours
+	(*CallerToken)(nil),                     // 102: gatehouse.v1.CallerToken
 }
 var file_gatehouse_v1_admin_service_proto_depIdxs = []int32{
-	84,  // 0: gatehouse.v1.CreateAccountRequest.account:type_name -> gatehouse.v1.Account
-	84,  // 1: gatehouse.v1.CreateAccountResponse.account:type_name -> gatehouse.v1.Account
-	84,  // 2: gatehouse.v1.GetAccountResponse.account:type_name -> gatehouse.v1.Account
-	84,  // 3: gatehouse.v1.ListAccountsResponse.accounts:type_name -> gatehouse.v1.Account
-	84,  // 4: gatehouse.v1.UpdateAccountRequest.account:type_name -> gatehouse.v1.Account
-	85,  // 5: gatehouse.v1.UpdateAccountRequest.update_mask:type_name -> google.protobuf.FieldMask
-	84,  // 6: gatehouse.v1.UpdateAccountResponse.account:type_name -> gatehouse.v1.Account
-	86,  // 7: gatehouse.v1.GetLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	86,  // 8: gatehouse.v1.UpdateLiveGuideSettingsRequest.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	85,  // 9: gatehouse.v1.UpdateLiveGuideSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	86,  // 10: gatehouse.v1.UpdateLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	87,  // 11: gatehouse.v1.GetCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
-	87,  // 12: gatehouse.v1.UpdateCustomizationRequest.customization:type_name -> gatehouse.v1.Customization
-	85,  // 13: gatehouse.v1.UpdateCustomizationRequest.update_mask:type_name -> google.protobuf.FieldMask
-	87,  // 14: gatehouse.v1.UpdateCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
-	84,  // 15: gatehouse.v1.GenerateCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
-	84,  // 16: gatehouse.v1.SetCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
-	88,  // 17: gatehouse.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	88,  // 18: gatehouse.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	89,  // 19: gatehouse.v1.ListAuditEventsResponse.events:type_name -> gatehouse.v1.AuditEvent
-	90,  // 20: gatehouse.v1.CreateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
-	90,  // 21: gatehouse.v1.CreateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
-	90,  // 22: gatehouse.v1.GetAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
-	90,  // 23: gatehouse.v1.ListAllowlistEntriesResponse.entries:type_name -> gatehouse.v1.AllowlistEntry
-	90,  // 24: gatehouse.v1.UpdateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
-	85,  // 25: gatehouse.v1.UpdateAllowlistEntryRequest.update_mask:type_name -> google.protobuf.FieldMask
-	90,  // 26: gatehouse.v1.UpdateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
-	91,  // 27: gatehouse.v1.CreatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
-	91,  // 28: gatehouse.v1.CreatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
-	91,  // 29: gatehouse.v1.GetPrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
-	91,  // 30: gatehouse.v1.ListPrivacyRulesResponse.rules:type_name -> gatehouse.v1.PrivacyRule
-	91,  // 31: gatehouse.v1.UpdatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
-	85,  // 32: gatehouse.v1.UpdatePrivacyRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
-	91,  // 33: gatehouse.v1.UpdatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
-	92,  // 34: gatehouse.v1.CreatePortalRequest.portal:type_name -> gatehouse.v1.Portal
-	92,  // 35: gatehouse.v1.CreatePortalResponse.portal:type_name -> gatehouse.v1.Portal
-	92,  // 36: gatehouse.v1.GetPortalResponse.portal:type_name -> gatehouse.v1.Portal
-	92,  // 37: gatehouse.v1.ListPortalsResponse.portals:type_name -> gatehouse.v1.Portal
-	92,  // 38: gatehouse.v1.UpdatePortalRequest.portal:type_name -> gatehouse.v1.Portal
-	85,  // 39: gatehouse.v1.UpdatePortalRequest.update_mask:type_name -> google.protobuf.FieldMask
-	92,  // 40: gatehouse.v1.UpdatePortalResponse.portal:type_name -> gatehouse.v1.Portal
-	93,  // 41: gatehouse.v1.CreateTeamRequest.team:type_name -> gatehouse.v1.Team
-	93,  // 42: gatehouse.v1.CreateTeamResponse.team:type_name -> gatehouse.v1.Team
-	93,  // 43: gatehouse.v1.GetTeamResponse.team:type_name -> gatehouse.v1.Team
-	93,  // 44: gatehouse.v1.ListTeamsResponse.teams:type_name -> gatehouse.v1.Team
-	93,  // 45: gatehouse.v1.UpdateTeamRequest.team:type_name -> gatehouse.v1.Team
-	85,  // 46: gatehouse.v1.UpdateTeamRequest.update_mask:type_name -> google.protobuf.FieldMask
-	93,  // 47: gatehouse.v1.UpdateTeamResponse.team:type_name -> gatehouse.v1.Team
-	94,  // 48: gatehouse.v1.CreateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
-	94,  // 49: gatehouse.v1.CreateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
-	94,  // 50: gatehouse.v1.GetRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
-	94,  // 51: gatehouse.v1.ListRepresentativesResponse.representatives:type_name -> gatehouse.v1.Representative
-	94,  // 52: gatehouse.v1.UpdateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
-	85,  // 53: gatehouse.v1.UpdateRepresentativeRequest.update_mask:type_name -> google.protobuf.FieldMask
-	94,  // 54: gatehouse.v1.UpdateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
-	95,  // 55: gatehouse.v1.CreateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
-	95,  // 56: gatehouse.v1.CreateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	95,  // 57: gatehouse.v1.GetBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	95,  // 58: gatehouse.v1.ListBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	95,  // 59: gatehouse.v1.UpdateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
-	85,  // 60: gatehouse.v1.UpdateBusinessHoursRequest.update_mask:type_name -> google.protobuf.FieldMask
-	95,  // 61: gatehouse.v1.UpdateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	0,   // 62: gatehouse.v1.AdminService.CreateAccount:input_type -> gatehouse.v1.CreateAccountRequest
-	2,   // 63: gatehouse.v1.AdminService.GetAccount:input_type -> gatehouse.v1.GetAccountRequest
-	4,   // 64: gatehouse.v1.AdminService.ListAccounts:input_type -> gatehouse.v1.ListAccountsRequest
-	6,   // 65: gatehouse.v1.AdminService.UpdateAccount:input_type -> gatehouse.v1.UpdateAccountRequest
-	8,   // 66: gatehouse.v1.AdminService.DeleteAccount:input_type -> gatehouse.v1.DeleteAccountRequest
-	10,  // 67: gatehouse.v1.AdminService.GetLiveGuideSettings:input_type -> gatehouse.v1.GetLiveGuideSettingsRequest
-	12,  // 68: gatehouse.v1.AdminService.UpdateLiveGuideSettings:input_type -> gatehouse.v1.UpdateLiveGuideSettingsRequest
-	14,  // 69: gatehouse.v1.AdminService.GetCustomization:input_type -> gatehouse.v1.GetCustomizationRequest
-	16,  // 70: gatehouse.v1.AdminService.UpdateCustomization:input_type -> gatehouse.v1.UpdateCustomizationRequest
-	18,  // 71: gatehouse.v1.AdminService.GenerateCobrowseUrl:input_type -> gatehouse.v1.GenerateCobrowseUrlRequest
-	20,  // 72: gatehouse.v1.AdminService.SetCobrowseUrl:input_type -> gatehouse.v1.SetCobrowseUrlRequest
-	24,  // 73: gatehouse.v1.AdminService.CreateAllowlistEntry:input_type -> gatehouse.v1.CreateAllowlistEntryRequest
-	26,  // 74: gatehouse.v1.AdminService.GetAllowlistEntry:input_type -> gatehouse.v1.GetAllowlistEntryRequest
-	28,  // 75: gatehouse.v1.AdminService.ListAllowlistEntries:input_type -> gatehouse.v1.ListAllowlistEntriesRequest
-	30,  // 76: gatehouse.v1.AdminService.UpdateAllowlistEntry:input_type -> gatehouse.v1.UpdateAllowlistEntryRequest
-	32,  // 77: gatehouse.v1.AdminService.DeleteAllowlistEntry:input_type -> gatehouse.v1.DeleteAllowlistEntryRequest
-	34,  // 78: gatehouse.v1.AdminService.CreatePrivacyRule:input_type -> gatehouse.v1.CreatePrivacyRuleRequest
-	36,  // 79: gatehouse.v1.AdminService.GetPrivacyRule:input_type -> gatehouse.v1.GetPrivacyRuleRequest
-	38,  // 80: gatehouse.v1.AdminService.ListPrivacyRules:input_type -> gatehouse.v1.ListPrivacyRulesRequest
-	40,  // 81: gatehouse.v1.AdminService.UpdatePrivacyRule:input_type -> gatehouse.v1.UpdatePrivacyRuleRequest
-	42,  // 82: gatehouse.v1.AdminService.DeletePrivacyRule:input_type -> gatehouse.v1.DeletePrivacyRuleRequest
-	44,  // 83: gatehouse.v1.AdminService.CreatePortal:input_type -> gatehouse.v1.CreatePortalRequest
-	46,  // 84: gatehouse.v1.AdminService.GetPortal:input_type -> gatehouse.v1.GetPortalRequest
-	48,  // 85: gatehouse.v1.AdminService.ListPortals:input_type -> gatehouse.v1.ListPortalsRequest
-	50,  // 86: gatehouse.v1.AdminService.UpdatePortal:input_type -> gatehouse.v1.UpdatePortalRequest
-	52,  // 87: gatehouse.v1.AdminService.DeletePortal:input_type -> gatehouse.v1.DeletePortalRequest
-	54,  // 88: gatehouse.v1.AdminService.CreateTeam:input_type -> gatehouse.v1.CreateTeamRequest
-	56,  // 89: gatehouse.v1.AdminService.GetTeam:input_type -> gatehouse.v1.GetTeamRequest
-	58,  // 90: gatehouse.v1.AdminService.ListTeams:input_type -> gatehouse.v1.ListTeamsRequest
-	60,  // 91: gatehouse.v1.AdminService.UpdateTeam:input_type -> gatehouse.v1.UpdateTeamRequest
-	62,  // 92: gatehouse.v1.AdminService.DeleteTeam:input_type -> gatehouse.v1.DeleteTeamRequest
-	64,  // 93: gatehouse.v1.AdminService.CreateRepresentative:input_type -> gatehouse.v1.CreateRepresentativeRequest
-	66,  // 94: gatehouse.v1.AdminService.GetRepresentative:input_type -> gatehouse.v1.GetRepresentativeRequest
-	68,  // 95: gatehouse.v1.AdminService.ListRepresentatives:input_type -> gatehouse.v1.ListRepresentativesRequest
-	70,  // 96: gatehouse.v1.AdminService.UpdateRepresentative:input_type -> gatehouse.v1.UpdateRepresentativeRequest
-	72,  // 97: gatehouse.v1.AdminService.DeleteRepresentative:input_type -> gatehouse.v1.DeleteRepresentativeRequest
-	74,  // 98: gatehouse.v1.AdminService.CreateBusinessHours:input_type -> gatehouse.v1.CreateBusinessHoursRequest
-	76,  // 99: gatehouse.v1.AdminService.GetBusinessHours:input_type -> gatehouse.v1.GetBusinessHoursRequest
-	78,  // 100: gatehouse.v1.AdminService.ListBusinessHours:input_type -> gatehouse.v1.ListBusinessHoursRequest
-	80,  // 101: gatehouse.v1.AdminService.UpdateBusinessHours:input_type -> gatehouse.v1.UpdateBusinessHoursRequest
-	82,  // 102: gatehouse.v1.AdminService.DeleteBusinessHours:input_type -> gatehouse.v1.DeleteBusinessHoursRequest
-	22,  // 103: gatehouse.v1.AdminService.ListAuditEvents:input_type -> gatehouse.v1.ListAuditEventsRequest
-	1,   // 104: gatehouse.v1.AdminService.CreateAccount:output_type -> gatehouse.v1.CreateAccountResponse
-	3,   // 105: gatehouse.v1.AdminService.GetAccount:output_type -> gatehouse.v1.GetAccountResponse
-	5,   // 106: gatehouse.v1.AdminService.ListAccounts:output_type -> gatehouse.v1.ListAccountsResponse
-	7,   // 107: gatehouse.v1.AdminService.UpdateAccount:output_type -> gatehouse.v1.UpdateAccountResponse
-	9,   // 108: gatehouse.v1.AdminService.DeleteAccount:output_type -> gatehouse.v1.DeleteAccountResponse
-	11,  // 109: gatehouse.v1.AdminService.GetLiveGuideSettings:output_type -> gatehouse.v1.GetLiveGuideSettingsResponse
-	13,  // 110: gatehouse.v1.AdminService.UpdateLiveGuideSettings:output_type -> gatehouse.v1.UpdateLiveGuideSettingsResponse
-	15,  // 111: gatehouse.v1.AdminService.GetCustomization:output_type -> gatehouse.v1.GetCustomizationResponse
-	17,  // 112: gatehouse.v1.AdminService.UpdateCustomization:output_type -> gatehouse.v1.UpdateCustomizationResponse
-	19,  // 113: gatehouse.v1.AdminService.GenerateCobrowseUrl:output_type -> gatehouse.v1.GenerateCobrowseUrlResponse
-	21,  // 114: gatehouse.v1.AdminService.SetCobrowseUrl:output_type -> gatehouse.v1.SetCobrowseUrlResponse
-	25,  // 115: gatehouse.v1.AdminService.CreateAllowlistEntry:output_type -> gatehouse.v1.CreateAllowlistEntryResponse
-	27,  // 116: gatehouse.v1.AdminService.GetAllowlistEntry:output_type -> gatehouse.v1.GetAllowlistEntryResponse
-	29,  // 117: gatehouse.v1.AdminService.ListAllowlistEntries:output_type -> gatehouse.v1.ListAllowlistEntriesResponse
-	31,  // 118: gatehouse.v1.AdminService.UpdateAllowlistEntry:output_type -> gatehouse.v1.UpdateAllowlistEntryResponse
-	33,  // 119: gatehouse.v1.AdminService.DeleteAllowlistEntry:output_type -> gatehouse.v1.DeleteAllowlistEntryResponse
-	35,  // 120: gatehouse.v1.AdminService.CreatePrivacyRule:output_type -> gatehouse.v1.CreatePrivacyRuleResponse
-	37,  // 121: gatehouse.v1.AdminService.GetPrivacyRule:output_type -> gatehouse.v1.GetPrivacyRuleResponse
-	39,  // 122: gatehouse.v1.AdminService.ListPrivacyRules:output_type -> gatehouse.v1.ListPrivacyRulesResponse
-	41,  // 123: gatehouse.v1.AdminService.UpdatePrivacyRule:output_type -> gatehouse.v1.UpdatePrivacyRuleResponse
-	43,  // 124: gatehouse.v1.AdminService.DeletePrivacyRule:output_type -> gatehouse.v1.DeletePrivacyRuleResponse
-	45,  // 125: gatehouse.v1.AdminService.CreatePortal:output_type -> gatehouse.v1.CreatePortalResponse
-	47,  // 126: gatehouse.v1.AdminService.GetPortal:output_type -> gatehouse.v1.GetPortalResponse
-	49,  // 127: gatehouse.v1.AdminService.ListPortals:output_type -> gatehouse.v1.ListPortalsResponse
-	51,  // 128: gatehouse.v1.AdminService.UpdatePortal:output_type -> gatehouse.v1.UpdatePortalResponse
-	53,  // 129: gatehouse.v1.AdminService.DeletePortal:output_type -> gatehouse.v1.DeletePortalResponse
-	55,  // 130: gatehouse.v1.AdminService.CreateTeam:output_type -> gatehouse.v1.CreateTeamResponse
-	57,  // 131: gatehouse.v1.AdminService.GetTeam:output_type -> gatehouse.v1.GetTeamResponse
-	59,  // 132: gatehouse.v1.AdminService.ListTeams:output_type -> gatehouse.v1.ListTeamsResponse
-	61,  // 133: gatehouse.v1.AdminService.UpdateTeam:output_type -> gatehouse.v1.UpdateTeamResponse
-	63,  // 134: gatehouse.v1.AdminService.DeleteTeam:output_type -> gatehouse.v1.DeleteTeamResponse
-	65,  // 135: gatehouse.v1.AdminService.CreateRepresentative:output_type -> gatehouse.v1.CreateRepresentativeResponse
-	67,  // 136: gatehouse.v1.AdminService.GetRepresentative:output_type -> gatehouse.v1.GetRepresentativeResponse
-	69,  // 137: gatehouse.v1.AdminService.ListRepresentatives:output_type -> gatehouse.v1.ListRepresentativesResponse
-	71,  // 138: gatehouse.v1.AdminService.UpdateRepresentative:output_type -> gatehouse.v1.UpdateRepresentativeResponse
-	73,  // 139: gatehouse.v1.AdminService.DeleteRepresentative:output_type -> gatehouse.v1.DeleteRepresentativeResponse
-	75,  // 140: gatehouse.v1.AdminService.CreateBusinessHours:output_type -> gatehouse.v1.CreateBusinessHoursResponse
-	77,  // 141: gatehouse.v1.AdminService.GetBusinessHours:output_type -> gatehouse.v1.GetBusinessHoursResponse
-	79,  // 142: gatehouse.v1.AdminService.ListBusinessHours:output_type -> gatehouse.v1.ListBusinessHoursResponse
-	81,  // 143: gatehouse.v1.AdminService.UpdateBusinessHours:output_type -> gatehouse.v1.UpdateBusinessHoursResponse
-	83,  // 144: gatehouse.v1.AdminService.DeleteBusinessHours:output_type -> gatehouse.v1.DeleteBusinessHoursResponse
-	23,  // 145: gatehouse.v1.AdminService.ListAuditEvents:output_type -> gatehouse.v1.ListAuditEventsResponse
-	104, // [104:146] is the sub-list for method output_type
-	62,  // [62:104] is the sub-list for method input_type
-	62,  // [62:62] is the sub-list for extension type_name
-	62,  // [62:62] is the sub-list for extension extendee
-	0,   // [0:62] is the sub-list for field type_name
+	90,  // 0: gatehouse.v1.CreateAccountRequest.account:type_name -> gatehouse.v1.Account
+	90,  // 1: gatehouse.v1.CreateAccountResponse.account:type_name -> gatehouse.v1.Account
+	90,  // 2: gatehouse.v1.GetAccountResponse.account:type_name -> gatehouse.v1.Account
+	90,  // 3: gatehouse.v1.ListAccountsResponse.accounts:type_name -> gatehouse.v1.Account
+	90,  // 4: gatehouse.v1.UpdateAccountRequest.account:type_name -> gatehouse.v1.Account
+	91,  // 5: gatehouse.v1.UpdateAccountRequest.update_mask:type_name -> google.protobuf.FieldMask
+	90,  // 6: gatehouse.v1.UpdateAccountResponse.account:type_name -> gatehouse.v1.Account
+	92,  // 7: gatehouse.v1.GetLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	92,  // 8: gatehouse.v1.UpdateLiveGuideSettingsRequest.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	91,  // 9: gatehouse.v1.UpdateLiveGuideSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	92,  // 10: gatehouse.v1.UpdateLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	93,  // 11: gatehouse.v1.GetCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
+	93,  // 12: gatehouse.v1.UpdateCustomizationRequest.customization:type_name -> gatehouse.v1.Customization
+	91,  // 13: gatehouse.v1.UpdateCustomizationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	93,  // 14: gatehouse.v1.UpdateCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
+	90,  // 15: gatehouse.v1.GenerateCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
+	90,  // 16: gatehouse.v1.SetCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
+	94,  // 17: gatehouse.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	94,  // 18: gatehouse.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	95,  // 19: gatehouse.v1.ListAuditEventsResponse.events:type_name -> gatehouse.v1.AuditEvent
+	96,  // 20: gatehouse.v1.CreateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
+	96,  // 21: gatehouse.v1.CreateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
+	96,  // 22: gatehouse.v1.GetAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
+	96,  // 23: gatehouse.v1.ListAllowlistEntriesResponse.entries:type_name -> gatehouse.v1.AllowlistEntry
+	96,  // 24: gatehouse.v1.UpdateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
+	91,  // 25: gatehouse.v1.UpdateAllowlistEntryRequest.update_mask:type_name -> google.protobuf.FieldMask
+	96,  // 26: gatehouse.v1.UpdateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
+	97,  // 27: gatehouse.v1.CreatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
+	97,  // 28: gatehouse.v1.CreatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
+	97,  // 29: gatehouse.v1.GetPrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
+	97,  // 30: gatehouse.v1.ListPrivacyRulesResponse.rules:type_name -> gatehouse.v1.PrivacyRule
+	97,  // 31: gatehouse.v1.UpdatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
+	91,  // 32: gatehouse.v1.UpdatePrivacyRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	97,  // 33: gatehouse.v1.UpdatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
+	98,  // 34: gatehouse.v1.CreatePortalRequest.portal:type_name -> gatehouse.v1.Portal
+	98,  // 35: gatehouse.v1.CreatePortalResponse.portal:type_name -> gatehouse.v1.Portal
+	98,  // 36: gatehouse.v1.GetPortalResponse.portal:type_name -> gatehouse.v1.Portal
+	98,  // 37: gatehouse.v1.ListPortalsResponse.portals:type_name -> gatehouse.v1.Portal
+	98,  // 38: gatehouse.v1.UpdatePortalRequest.portal:type_name -> gatehouse.v1.Portal
+	91,  // 39: gatehouse.v1.UpdatePortalRequest.update_mask:type_name -> google.protobuf.FieldMask
+	98,  // 40: gatehouse.v1.UpdatePortalResponse.portal:type_name -> gatehouse.v1.Portal
+	99,  // 41: gatehouse.v1.CreateTeamRequest.team:type_name -> gatehouse.v1.Team
+	99,  // 42: gatehouse.v1.CreateTeamResponse.team:type_name -> gatehouse.v1.Team
+	99,  // 43: gatehouse.v1.GetTeamResponse.team:type_name -> gatehouse.v1.Team
+	99,  // 44: gatehouse.v1.ListTeamsResponse.teams:type_name -> gatehouse.v1.Team
+	99,  // 45: gatehouse.v1.UpdateTeamRequest.team:type_name -> gatehouse.v1.Team
+	91,  // 46: gatehouse.v1.UpdateTeamRequest.update_mask:type_name -> google.protobuf.FieldMask
+	99,  // 47: gatehouse.v1.UpdateTeamResponse.team:type_name -> gatehouse.v1.Team
+	100, // 48: gatehouse.v1.CreateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
+	100, // 49: gatehouse.v1.CreateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
+	100, // 50: gatehouse.v1.GetRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
+	100, // 51: gatehouse.v1.ListRepresentativesResponse.representatives:type_name -> gatehouse.v1.Representative
+	100, // 52: gatehouse.v1.UpdateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
+	91,  // 53: gatehouse.v1.UpdateRepresentativeRequest.update_mask:type_name -> google.protobuf.FieldMask
+	100, // 54: gatehouse.v1.UpdateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
+	101, // 55: gatehouse.v1.CreateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
+	101, // 56: gatehouse.v1.CreateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	101, // 57: gatehouse.v1.GetBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	101, // 58: gatehouse.v1.ListBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	101, // 59: gatehouse.v1.UpdateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
+	91,  // 60: gatehouse.v1.UpdateBusinessHoursRequest.update_mask:type_name -> google.protobuf.FieldMask
+	101, // 61: gatehouse.v1.UpdateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	102, // 62: gatehouse.v1.CreateCallerTokenRequest.token:type_name -> gatehouse.v1.CallerToken
+	102, // 63: gatehouse.v1.CreateCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
+	102, // 64: gatehouse.v1.ListCallerTokensResponse.tokens:type_name -> gatehouse.v1.CallerToken
+	102, // 65: gatehouse.v1.RevokeCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
+	0,   // 66: gatehouse.v1.AdminService.CreateAccount:input_type -> gatehouse.v1.CreateAccountRequest
+	2,   // 67: gatehouse.v1.AdminService.GetAccount:input_type -> gatehouse.v1.GetAccountRequest
+	4,   // 68: gatehouse.v1.AdminService.ListAccounts:input_type -> gatehouse.v1.ListAccountsRequest
+	6,   // 69: gatehouse.v1.AdminService.UpdateAccount:input_type -> gatehouse.v1.UpdateAccountRequest
+	8,   // 70: gatehouse.v1.AdminService.DeleteAccount:input_type -> gatehouse.v1.DeleteAccountRequest
+	10,  // 71: gatehouse.v1.AdminService.GetLiveGuideSettings:input_type -> gatehouse.v1.GetLiveGuideSettingsRequest
+	12,  // 72: gatehouse.v1.AdminService.UpdateLiveGuideSettings:input_type -> gatehouse.v1.UpdateLiveGuideSettingsRequest
+	14,  // 73: gatehouse.v1.AdminService.GetCustomization:input_type -> gatehouse.v1.GetCustomizationRequest
+	16,  // 74: gatehouse.v1.AdminService.UpdateCustomization:input_type -> gatehouse.v1.UpdateCustomizationRequest
+	18,  // 75: gatehouse.v1.AdminService.GenerateCobrowseUrl:input_type -> gatehouse.v1.GenerateCobrowseUrlRequest
+	20,  // 76: gatehouse.v1.AdminService.SetCobrowseUrl:input_type -> gatehouse.v1.SetCobrowseUrlRequest
+	24,  // 77: gatehouse.v1.AdminService.CreateAllowlistEntry:input_type -> gatehouse.v1.CreateAllowlistEntryRequest
+	26,  // 78: gatehouse.v1.AdminService.GetAllowlistEntry:input_type -> gatehouse.v1.GetAllowlistEntryRequest
+	28,  // 79: gatehouse.v1.AdminService.ListAllowlistEntries:input_type -> gatehouse.v1.ListAllowlistEntriesRequest
+	30,  // 80: gatehouse.v1.AdminService.UpdateAllowlistEntry:input_type -> gatehouse.v1.UpdateAllowlistEntryRequest
+	32,  // 81: gatehouse.v1.AdminService.DeleteAllowlistEntry:input_type -> gatehouse.v1.DeleteAllowlistEntryRequest
+	34,  // 82: gatehouse.v1.AdminService.CreatePrivacyRule:input_type -> gatehouse.v1.CreatePrivacyRuleRequest
+	36,  // 83: gatehouse.v1.AdminService.GetPrivacyRule:input_type -> gatehouse.v1.GetPrivacyRuleRequest
+	38,  // 84: gatehouse.v1.AdminService.ListPrivacyRules:input_type -> gatehouse.v1.ListPrivacyRulesRequest
+	40,  // 85: gatehouse.v1.AdminService.UpdatePrivacyRule:input_type -> gatehouse.v1.UpdatePrivacyRuleRequest
+	42,  // 86: gatehouse.v1.AdminService.DeletePrivacyRule:input_type -> gatehouse.v1.DeletePrivacyRuleRequest
+	44,  // 87: gatehouse.v1.AdminService.CreatePortal:input_type -> gatehouse.v1.CreatePortalRequest
+	46,  // 88: gatehouse.v1.AdminService.GetPortal:input_type -> gatehouse.v1.GetPortalRequest
+	48,  // 89: gatehouse.v1.AdminService.ListPortals:input_type -> gatehouse.v1.ListPortalsRequest
+	50,  // 90: gatehouse.v1.AdminService.UpdatePortal:input_type -> gatehouse.v1.UpdatePortalRequest
+	52,  // 91: gatehouse.v1.AdminService.DeletePortal:input_type -> gatehouse.v1.DeletePortalRequest
+	54,  // 92: gatehouse.v1.AdminService.CreateTeam:input_type -> gatehouse.v1.CreateTeamRequest
+	56,  // 93: gatehouse.v1.AdminService.GetTeam:input_type -> gatehouse.v1.GetTeamRequest
+	58,  // 94: gatehouse.v1.AdminService.ListTeams:input_type -> gatehouse.v1.ListTeamsRequest
+	60,  // 95: gatehouse.v1.AdminService.UpdateTeam:input_type -> gatehouse.v1.UpdateTeamRequest
+	62,  // 96: gatehouse.v1.AdminService.DeleteTeam:input_type -> gatehouse.v1.DeleteTeamRequest
+	64,  // 97: gatehouse.v1.AdminService.CreateRepresentative:input_type -> gatehouse.v1.CreateRepresentativeRequest
+	66,  // 98: gatehouse.v1.AdminService.GetRepresentative:input_type -> gatehouse.v1.GetRepresentativeRequest
+	68,  // 99: gatehouse.v1.AdminService.ListRepresentatives:input_type -> gatehouse.v1.ListRepresentativesRequest
+	70,  // 100: gatehouse.v1.AdminService.UpdateRepresentative:input_type -> gatehouse.v1.UpdateRepresentativeRequest
+	72,  // 101: gatehouse.v1.AdminService.DeleteRepresentative:input_type -> gatehouse.v1.DeleteRepresentativeRequest
+	74,  // 102: gatehouse.v1.AdminService.CreateBusinessHours:input_type -> gatehouse.v1.CreateBusinessHoursRequest
+	76,  // 103: gatehouse.v1.AdminService.GetBusinessHours:input_type -> gatehouse.v1.GetBusinessHoursRequest
+	78,  // 104: gatehouse.v1.AdminService.ListBusinessHours:input_type -> gatehouse.v1.ListBusinessHoursRequest
+	80,  // 105: gatehouse.v1.AdminService.UpdateBusinessHours:input_type -> gatehouse.v1.UpdateBusinessHoursRequest
+	82,  // 106: gatehouse.v1.AdminService.DeleteBusinessHours:input_type -> gatehouse.v1.DeleteBusinessHoursRequest
+	84,  // 107: gatehouse.v1.AdminService.CreateCallerToken:input_type -> gatehouse.v1.CreateCallerTokenRequest
+	86,  // 108: gatehouse.v1.AdminService.ListCallerTokens:input_type -> gatehouse.v1.ListCallerTokensRequest
+	88,  // 109: gatehouse.v1.AdminService.RevokeCallerToken:input_type -> gatehouse.v1.RevokeCallerTokenRequest
+	22,  // 110: gatehouse.v1.AdminService.ListAuditEvents:input_type -> gatehouse.v1.ListAuditEventsRequest
+	1,   // 111: gatehouse.v1.AdminService.CreateAccount:output_type -> gatehouse.v1.CreateAccountResponse
+	3,   // 112: gatehouse.v1.AdminService.GetAccount:output_type -> gatehouse.v1.GetAccountResponse
+	5,   // 113: gatehouse.v1.AdminService.ListAccounts:output_type -> gatehouse.v1.ListAccountsResponse
+	7,   // 114: gatehouse.v1.AdminService.UpdateAccount:output_type -> gatehouse.v1.UpdateAccountResponse
+	9,   // 115: gatehouse.v1.AdminService.DeleteAccount:output_type -> gatehouse.v1.DeleteAccountResponse
+	11,  // 116: gatehouse.v1.AdminService.GetLiveGuideSettings:output_type -> gatehouse.v1.GetLiveGuideSettingsResponse
+	13,  // 117: gatehouse.v1.AdminService.UpdateLiveGuideSettings:output_type -> gatehouse.v1.UpdateLiveGuideSettingsResponse
+	15,  // 118: gatehouse.v1.AdminService.GetCustomization:output_type -> gatehouse.v1.GetCustomizationResponse
+	17,  // 119: gatehouse.v1.AdminService.UpdateCustomization:output_type -> gatehouse.v1.UpdateCustomizationResponse
+	19,  // 120: gatehouse.v1.AdminService.GenerateCobrowseUrl:output_type -> gatehouse.v1.GenerateCobrowseUrlResponse
+	21,  // 121: gatehouse.v1.AdminService.SetCobrowseUrl:output_type -> gatehouse.v1.SetCobrowseUrlResponse
+	25,  // 122: gatehouse.v1.AdminService.CreateAllowlistEntry:output_type -> gatehouse.v1.CreateAllowlistEntryResponse
+	27,  // 123: gatehouse.v1.AdminService.GetAllowlistEntry:output_type -> gatehouse.v1.GetAllowlistEntryResponse
+	29,  // 124: gatehouse.v1.AdminService.ListAllowlistEntries:output_type -> gatehouse.v1.ListAllowlistEntriesResponse
+	31,  // 125: gatehouse.v1.AdminService.UpdateAllowlistEntry:output_type -> gatehouse.v1.UpdateAllowlistEntryResponse
+	33,  // 126: gatehouse.v1.AdminService.DeleteAllowlistEntry:output_type -> gatehouse.v1.DeleteAllowlistEntryResponse
+	35,  // 127: gatehouse.v1.AdminService.CreatePrivacyRule:output_type -> gatehouse.v1.CreatePrivacyRuleResponse
+	37,  // 128: gatehouse.v1.AdminService.GetPrivacyRule:output_type -> gatehouse.v1.GetPrivacyRuleResponse
+	39,  // 129: gatehouse.v1.AdminService.ListPrivacyRules:output_type -> gatehouse.v1.ListPrivacyRulesResponse
+	41,  // 130: gatehouse.v1.AdminService.UpdatePrivacyRule:output_type -> gatehouse.v1.UpdatePrivacyRuleResponse
+	43,  // 131: gatehouse.v1.AdminService.DeletePrivacyRule:output_type -> gatehouse.v1.DeletePrivacyRuleResponse
+	45,  // 132: gatehouse.v1.AdminService.CreatePortal:output_type -> gatehouse.v1.CreatePortalResponse
+	47,  // 133: gatehouse.v1.AdminService.GetPortal:output_type -> gatehouse.v1.GetPortalResponse
+	49,  // 134: gatehouse.v1.AdminService.ListPortals:output_type -> gatehouse.v1.ListPortalsResponse
+	51,  // 135: gatehouse.v1.AdminService.UpdatePortal:output_type -> gatehouse.v1.UpdatePortalResponse
+	53,  // 136: gatehouse.v1.AdminService.DeletePortal:output_type -> gatehouse.v1.DeletePortalResponse
+	55,  // 137: gatehouse.v1.AdminService.CreateTeam:output_type -> gatehouse.v1.CreateTeamResponse
+	57,  // 138: gatehouse.v1.AdminService.GetTeam:output_type -> gatehouse.v1.GetTeamResponse
+	59,  // 139: gatehouse.v1.AdminService.ListTeams:output_type -> gatehouse.v1.ListTeamsResponse
+	61,  // 140: gatehouse.v1.AdminService.UpdateTeam:output_type -> gatehouse.v1.UpdateTeamResponse
+	63,  // 141: gatehouse.v1.AdminService.DeleteTeam:output_type -> gatehouse.v1.DeleteTeamResponse
+	65,  // 142: gatehouse.v1.AdminService.CreateRepresentative:output_type -> gatehouse.v1.CreateRepresentativeResponse
+	67,  // 143: gatehouse.v1.AdminService.GetRepresentative:output_type -> gatehouse.v1.GetRepresentativeResponse
+	69,  // 144: gatehouse.v1.AdminService.ListRepresentatives:output_type -> gatehouse.v1.ListRepresentativesResponse
+	71,  // 145: gatehouse.v1.AdminService.UpdateRepresentative:output_type -> gatehouse.v1.UpdateRepresentativeResponse
+	73,  // 146: gatehouse.v1.AdminService.DeleteRepresentative:output_type -> gatehouse.v1.DeleteRepresentativeResponse
+	75,  // 147: gatehouse.v1.AdminService.CreateBusinessHours:output_type -> gatehouse.v1.CreateBusinessHoursResponse
+	77,  // 148: gatehouse.v1.AdminService.GetBusinessHours:output_type -> gatehouse.v1.GetBusinessHoursResponse
+	79,  // 149: gatehouse.v1.AdminService.ListBusinessHours:output_type -> gatehouse.v1.ListBusinessHoursResponse
+	81,  // 150: gatehouse.v1.AdminService.UpdateBusinessHours:output_type -> gatehouse.v1.UpdateBusinessHoursResponse
+	83,  // 151: gatehouse.v1.AdminService.DeleteBusinessHours:output_type -> gatehouse.v1.DeleteBusinessHoursResponse
+	85,  // 152: gatehouse.v1.AdminService.CreateCallerToken:output_type -> gatehouse.v1.CreateCallerTokenResponse
+	87,  // 153: gatehouse.v1.AdminService.ListCallerTokens:output_type -> gatehouse.v1.ListCallerTokensResponse
+	89,  // 154: gatehouse.v1.AdminService.RevokeCallerToken:output_type -> gatehouse.v1.RevokeCallerTokenResponse
+	23,  // 155: gatehouse.v1.AdminService.ListAuditEvents:output_type -> gatehouse.v1.ListAuditEventsResponse
+	111, // [111:156] is the sub-list for method output_type
+	66,  // [66:111] is the sub-list for method input_type
+	66,  // [66:66] is the sub-list for extension type_name
+	66,  // [66:66] is the sub-list for extension extendee
+	0,   // [0:66] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_admin_service_proto_init() }
@@ -5151,7 +5491,7 @@ func file_gatehouse_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_admin_service_proto_rawDesc), len(file_gatehouse_v1_admin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   84,
+			NumMessages:   90,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -60,6 +60,9 @@ const (
 	AdminService_ListBusinessHours_FullMethodName       = "/gatehouse.v1.AdminService/ListBusinessHours"
 	AdminService_UpdateBusinessHours_FullMethodName     = "/gatehouse.v1.AdminService/UpdateBusinessHours"
 	AdminService_DeleteBusinessHours_FullMethodName     = "/gatehouse.v1.AdminService/DeleteBusinessHours"
+	AdminService_CreateCallerToken_FullMethodName       = "/gatehouse.v1.AdminService/CreateCallerToken"
+	AdminService_ListCallerTokens_FullMethodName        = "/gatehouse.v1.AdminService/ListCallerTokens"
+	AdminService_RevokeCallerToken_FullMethodName       = "/gatehouse.v1.AdminService/RevokeCallerToken"
 	AdminService_ListAuditEvents_FullMethodName         = "/gatehouse.v1.AdminService/ListAuditEvents"
 )
 
@@ -174,6 +177,13 @@ type AdminServiceClient interface {
 	// DeleteBusinessHours deletes a business-hours set; NOT_FOUND when unknown. Deleting a set still assigned to a portal is
 	// FAILED_PRECONDITION.
 	DeleteBusinessHours(ctx context.Context, in *DeleteBusinessHoursRequest, opts ...grpc.CallOption) (*DeleteBusinessHoursResponse, error)
+	// CreateCallerToken creates a bearer token; operators only. The response
+	// holds the secret bearer string, which is shown only once.
+	CreateCallerToken(ctx context.Context, in *CreateCallerTokenRequest, opts ...grpc.CallOption) (*CreateCallerTokenResponse, error)
+	// ListCallerTokens lists tokens (never their secrets); operators only.
+	ListCallerTokens(ctx context.Context, in *ListCallerTokensRequest, opts ...grpc.CallOption) (*ListCallerTokensResponse, error)
+	// RevokeCallerToken revokes a token at once; operators only.
+	RevokeCallerToken(ctx context.Context, in *RevokeCallerTokenRequest, opts ...grpc.CallOption) (*RevokeCallerTokenResponse, error)
 	// ListAuditEvents lists committed writes, newest last.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
@@ -596,6 +606,36 @@ func (c *adminServiceClient) DeleteBusinessHours(ctx context.Context, in *Delete
 	return out, nil
 }
 
+func (c *adminServiceClient) CreateCallerToken(ctx context.Context, in *CreateCallerTokenRequest, opts ...grpc.CallOption) (*CreateCallerTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateCallerTokenResponse)
+	err := c.cc.Invoke(ctx, AdminService_CreateCallerToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ListCallerTokens(ctx context.Context, in *ListCallerTokensRequest, opts ...grpc.CallOption) (*ListCallerTokensResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListCallerTokensResponse)
+	err := c.cc.Invoke(ctx, AdminService_ListCallerTokens_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RevokeCallerToken(ctx context.Context, in *RevokeCallerTokenRequest, opts ...grpc.CallOption) (*RevokeCallerTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeCallerTokenResponse)
+	err := c.cc.Invoke(ctx, AdminService_RevokeCallerToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAuditEventsResponse)
@@ -717,6 +757,13 @@ type AdminServiceServer interface {
 	// DeleteBusinessHours deletes a business-hours set; NOT_FOUND when unknown. Deleting a set still assigned to a portal is
 	// FAILED_PRECONDITION.
 	DeleteBusinessHours(context.Context, *DeleteBusinessHoursRequest) (*DeleteBusinessHoursResponse, error)
+	// CreateCallerToken creates a bearer token; operators only. The response
+	// holds the secret bearer string, which is shown only once.
+	CreateCallerToken(context.Context, *CreateCallerTokenRequest) (*CreateCallerTokenResponse, error)
+	// ListCallerTokens lists tokens (never their secrets); operators only.
+	ListCallerTokens(context.Context, *ListCallerTokensRequest) (*ListCallerTokensResponse, error)
+	// RevokeCallerToken revokes a token at once; operators only.
+	RevokeCallerToken(context.Context, *RevokeCallerTokenRequest) (*RevokeCallerTokenResponse, error)
 	// ListAuditEvents lists committed writes, newest last.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
@@ -851,6 +898,15 @@ func (UnimplementedAdminServiceServer) UpdateBusinessHours(context.Context, *Upd
 }
 func (UnimplementedAdminServiceServer) DeleteBusinessHours(context.Context, *DeleteBusinessHoursRequest) (*DeleteBusinessHoursResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteBusinessHours not implemented")
+}
+func (UnimplementedAdminServiceServer) CreateCallerToken(context.Context, *CreateCallerTokenRequest) (*CreateCallerTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCallerToken not implemented")
+}
+func (UnimplementedAdminServiceServer) ListCallerTokens(context.Context, *ListCallerTokensRequest) (*ListCallerTokensResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListCallerTokens not implemented")
+}
+func (UnimplementedAdminServiceServer) RevokeCallerToken(context.Context, *RevokeCallerTokenRequest) (*RevokeCallerTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RevokeCallerToken not implemented")
 }
 func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
@@ -1614,6 +1670,60 @@ func _AdminService_DeleteBusinessHours_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_CreateCallerToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCallerTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).CreateCallerToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_CreateCallerToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).CreateCallerToken(ctx, req.(*CreateCallerTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ListCallerTokens_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListCallerTokensRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ListCallerTokens(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ListCallerTokens_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ListCallerTokens(ctx, req.(*ListCallerTokensRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RevokeCallerToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeCallerTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RevokeCallerToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RevokeCallerToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RevokeCallerToken(ctx, req.(*RevokeCallerTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListAuditEventsRequest)
 	if err := dec(in); err != nil {
@@ -1802,6 +1912,18 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteBusinessHours",
 			Handler:    _AdminService_DeleteBusinessHours_Handler,
+		},
+		{
+			MethodName: "CreateCallerToken",
+			Handler:    _AdminService_CreateCallerToken_Handler,
+		},
+		{
+			MethodName: "ListCallerTokens",
+			Handler:    _AdminService_ListCallerTokens_Handler,
+		},
+		{
+			MethodName: "RevokeCallerToken",
+			Handler:    _AdminService_RevokeCallerToken_Handler,
 		},
 		{
 			MethodName: "ListAuditEvents",

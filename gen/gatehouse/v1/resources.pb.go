@@ -1517,6 +1517,107 @@ func (x *AuditEvent) GetRevision() uint64 {
 	return 0
 }
 
+// CallerToken is a bearer credential. Only a hash of its secret is stored;
+// the secret is shown once, by CreateCallerToken.
+type CallerToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id identifies the token; it is the first part of the bearer string.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// name describes who holds the token.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// role is what the holder may do.
+	Role CallerRole `protobuf:"varint,3,opt,name=role,proto3,enum=gatehouse.v1.CallerRole" json:"role,omitempty"`
+	// account_id scopes the token to one account; empty for all accounts.
+	AccountId string `protobuf:"bytes,4,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// create_time is when the token was created; output only.
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// revoked tokens authenticate nobody; output only.
+	Revoked bool `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
+	// revision is the store revision of the last change; output only.
+	Revision      uint64 `protobuf:"varint,7,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CallerToken) Reset() {
+	*x = CallerToken{}
+	mi := &file_gatehouse_v1_resources_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CallerToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CallerToken) ProtoMessage() {}
+
+func (x *CallerToken) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_resources_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CallerToken.ProtoReflect.Descriptor instead.
+func (*CallerToken) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_resources_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CallerToken) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CallerToken) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CallerToken) GetRole() CallerRole {
+	if x != nil {
+		return x.Role
+	}
+	return CallerRole_CALLER_ROLE_UNSPECIFIED
+}
+
+func (x *CallerToken) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *CallerToken) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *CallerToken) GetRevoked() bool {
+	if x != nil {
+		return x.Revoked
+	}
+	return false
+}
+
+func (x *CallerToken) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_gatehouse_v1_resources_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_resources_proto_rawDesc = "" +
@@ -1660,7 +1761,17 @@ const file_gatehouse_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"after_json\x18\t \x01(\tR\tafterJson\x12\x1a\n" +
 	"\brevision\x18\n" +
-	" \x01(\x04R\brevisionB\xb4\x01\n" +
+	" \x01(\x04R\brevision\"\xf1\x01\n" +
+	"\vCallerToken\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12,\n" +
+	"\x04role\x18\x03 \x01(\x0e2\x18.gatehouse.v1.CallerRoleR\x04role\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x04 \x01(\tR\taccountId\x12;\n" +
+	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12\x18\n" +
+	"\arevoked\x18\x06 \x01(\bR\arevoked\x12\x1a\n" +
+	"\brevision\x18\a \x01(\x04R\brevisionB\xb4\x01\n" +
 	"\x10com.gatehouse.v1B\x0eResourcesProtoP\x01Z?github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1;gatehousev1\xa2\x02\x03GXX\xaa\x02\fGatehouse.V1\xca\x02\fGatehouse\\V1\xe2\x02\x18Gatehouse\\V1\\GPBMetadata\xea\x02\rGatehouse::V1b\x06proto3"
 
 var (
@@ -1675,7 +1786,7 @@ func file_gatehouse_v1_resources_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_resources_proto_rawDescData
 }
 
-var file_gatehouse_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_gatehouse_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_gatehouse_v1_resources_proto_goTypes = []any{
 	(*Account)(nil),               // 0: gatehouse.v1.Account
 	(*LiveGuideSettings)(nil),     // 1: gatehouse.v1.LiveGuideSettings
@@ -1691,32 +1802,36 @@ var file_gatehouse_v1_resources_proto_goTypes = []any{
 	(*ExternalSpecialist)(nil),    // 11: gatehouse.v1.ExternalSpecialist
 	(*Session)(nil),               // 12: gatehouse.v1.Session
 	(*AuditEvent)(nil),            // 13: gatehouse.v1.AuditEvent
-	(*timestamppb.Timestamp)(nil), // 14: google.protobuf.Timestamp
-	(PrivacyRuleKind)(0),          // 15: gatehouse.v1.PrivacyRuleKind
-	(*SupportFunctions)(nil),      // 16: gatehouse.v1.SupportFunctions
-	(Weekday)(0),                  // 17: gatehouse.v1.Weekday
-	(SessionKind)(0),              // 18: gatehouse.v1.SessionKind
-	(SessionState)(0),             // 19: gatehouse.v1.SessionState
+	(*CallerToken)(nil),           // 14: gatehouse.v1.CallerToken
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(PrivacyRuleKind)(0),          // 16: gatehouse.v1.PrivacyRuleKind
+	(*SupportFunctions)(nil),      // 17: gatehouse.v1.SupportFunctions
+	(Weekday)(0),                  // 18: gatehouse.v1.Weekday
+	(SessionKind)(0),              // 19: gatehouse.v1.SessionKind
+	(SessionState)(0),             // 20: gatehouse.v1.SessionState
+	(CallerRole)(0),               // 21: gatehouse.v1.CallerRole
 }
 var file_gatehouse_v1_resources_proto_depIdxs = []int32{
-	14, // 0: gatehouse.v1.Account.create_time:type_name -> google.protobuf.Timestamp
-	15, // 1: gatehouse.v1.PrivacyRule.kind:type_name -> gatehouse.v1.PrivacyRuleKind
-	16, // 2: gatehouse.v1.Portal.functions:type_name -> gatehouse.v1.SupportFunctions
-	16, // 3: gatehouse.v1.Representative.functions:type_name -> gatehouse.v1.SupportFunctions
-	17, // 4: gatehouse.v1.WeeklyWindow.day:type_name -> gatehouse.v1.Weekday
+	15, // 0: gatehouse.v1.Account.create_time:type_name -> google.protobuf.Timestamp
+	16, // 1: gatehouse.v1.PrivacyRule.kind:type_name -> gatehouse.v1.PrivacyRuleKind
+	17, // 2: gatehouse.v1.Portal.functions:type_name -> gatehouse.v1.SupportFunctions
+	17, // 3: gatehouse.v1.Representative.functions:type_name -> gatehouse.v1.SupportFunctions
+	18, // 4: gatehouse.v1.WeeklyWindow.day:type_name -> gatehouse.v1.Weekday
 	8,  // 5: gatehouse.v1.BusinessHours.weekly:type_name -> gatehouse.v1.WeeklyWindow
 	9,  // 6: gatehouse.v1.BusinessHours.holidays:type_name -> gatehouse.v1.Holiday
-	18, // 7: gatehouse.v1.Session.kind:type_name -> gatehouse.v1.SessionKind
-	19, // 8: gatehouse.v1.Session.state:type_name -> gatehouse.v1.SessionState
+	19, // 7: gatehouse.v1.Session.kind:type_name -> gatehouse.v1.SessionKind
+	20, // 8: gatehouse.v1.Session.state:type_name -> gatehouse.v1.SessionState
 	11, // 9: gatehouse.v1.Session.specialists:type_name -> gatehouse.v1.ExternalSpecialist
-	14, // 10: gatehouse.v1.Session.start_time:type_name -> google.protobuf.Timestamp
-	14, // 11: gatehouse.v1.Session.end_time:type_name -> google.protobuf.Timestamp
-	14, // 12: gatehouse.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	15, // 10: gatehouse.v1.Session.start_time:type_name -> google.protobuf.Timestamp
+	15, // 11: gatehouse.v1.Session.end_time:type_name -> google.protobuf.Timestamp
+	15, // 12: gatehouse.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	21, // 13: gatehouse.v1.CallerToken.role:type_name -> gatehouse.v1.CallerRole
+	15, // 14: gatehouse.v1.CallerToken.create_time:type_name -> google.protobuf.Timestamp
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_resources_proto_init() }
@@ -1731,7 +1846,7 @@ func file_gatehouse_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_resources_proto_rawDesc), len(file_gatehouse_v1_resources_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -610,6 +610,64 @@ func (Weekday) EnumDescriptor() ([]byte, []int) {
 	return file_gatehouse_v1_types_proto_rawDescGZIP(), []int{7}
 }
 
+// CallerRole is what an authenticated caller may do.
+type CallerRole int32
+
+const (
+	// CALLER_ROLE_UNSPECIFIED is invalid in requests.
+	CallerRole_CALLER_ROLE_UNSPECIFIED CallerRole = 0
+	// CALLER_ROLE_DECIDER may call DecisionService and SessionService.
+	CallerRole_CALLER_ROLE_DECIDER CallerRole = 1
+	// CALLER_ROLE_ADMIN may call AdminService, except store-wide operations.
+	CallerRole_CALLER_ROLE_ADMIN CallerRole = 2
+	// CALLER_ROLE_OPERATOR may call everything, including account creation
+	// and deletion, SetCobrowseUrl and caller tokens.
+	CallerRole_CALLER_ROLE_OPERATOR CallerRole = 3
+)
+
+// Enum value maps for CallerRole.
+var (
+	CallerRole_name = map[int32]string{
+		0: "CALLER_ROLE_UNSPECIFIED",
+		1: "CALLER_ROLE_DECIDER",
+		2: "CALLER_ROLE_ADMIN",
+		3: "CALLER_ROLE_OPERATOR",
+	}
+	CallerRole_value = map[string]int32{
+		"CALLER_ROLE_UNSPECIFIED": 0,
+		"CALLER_ROLE_DECIDER":     1,
+		"CALLER_ROLE_ADMIN":       2,
+		"CALLER_ROLE_OPERATOR":    3,
+	}
+)
+
+func (x CallerRole) Enum() *CallerRole {
+	p := new(CallerRole)
+	*p = x
+	return p
+}
+
+func (x CallerRole) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CallerRole) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_v1_types_proto_enumTypes[8].Descriptor()
+}
+
+func (CallerRole) Type() protoreflect.EnumType {
+	return &file_gatehouse_v1_types_proto_enumTypes[8]
+}
+
+func (x CallerRole) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CallerRole.Descriptor instead.
+func (CallerRole) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_v1_types_proto_rawDescGZIP(), []int{8}
+}
+
 // SupportFunctions holds one switch per support function. All are off unless
 // set. A function is on for a representative in a session only when it is on
 // for the subportal, every ancestor portal and the representative.
@@ -851,7 +909,13 @@ const file_gatehouse_v1_types_proto_rawDesc = "" +
 	"\x10WEEKDAY_THURSDAY\x10\x04\x12\x12\n" +
 	"\x0eWEEKDAY_FRIDAY\x10\x05\x12\x14\n" +
 	"\x10WEEKDAY_SATURDAY\x10\x06\x12\x12\n" +
-	"\x0eWEEKDAY_SUNDAY\x10\aB\xb0\x01\n" +
+	"\x0eWEEKDAY_SUNDAY\x10\a*s\n" +
+	"\n" +
+	"CallerRole\x12\x1b\n" +
+	"\x17CALLER_ROLE_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13CALLER_ROLE_DECIDER\x10\x01\x12\x15\n" +
+	"\x11CALLER_ROLE_ADMIN\x10\x02\x12\x18\n" +
+	"\x14CALLER_ROLE_OPERATOR\x10\x03B\xb0\x01\n" +
 	"\x10com.gatehouse.v1B\n" +
 	"TypesProtoP\x01Z?github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1;gatehousev1\xa2\x02\x03GXX\xaa\x02\fGatehouse.V1\xca\x02\fGatehouse\\V1\xe2\x02\x18Gatehouse\\V1\\GPBMetadata\xea\x02\rGatehouse::V1b\x06proto3"
 
@@ -867,7 +931,7 @@ func file_gatehouse_v1_types_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_types_proto_rawDescData
 }
 
-var file_gatehouse_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
+var file_gatehouse_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
 var file_gatehouse_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
 var file_gatehouse_v1_types_proto_goTypes = []any{
 	(Role)(0),                // 0: gatehouse.v1.Role
@@ -878,7 +942,8 @@ var file_gatehouse_v1_types_proto_goTypes = []any{
 	(Frame)(0),               // 5: gatehouse.v1.Frame
 	(PrivacyRuleKind)(0),     // 6: gatehouse.v1.PrivacyRuleKind
 	(Weekday)(0),             // 7: gatehouse.v1.Weekday
-	(*SupportFunctions)(nil), // 8: gatehouse.v1.SupportFunctions
+	(CallerRole)(0),          // 8: gatehouse.v1.CallerRole
+	(*SupportFunctions)(nil), // 9: gatehouse.v1.SupportFunctions
 }
 var file_gatehouse_v1_types_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -898,7 +963,7 @@ func file_gatehouse_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_types_proto_rawDesc), len(file_gatehouse_v1_types_proto_rawDesc)),
-			NumEnums:      8,
+			NumEnums:      9,
 			NumMessages:   1,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -1,0 +1,126 @@
+// Package auth holds caller identity: bearer tokens (only a SHA-256 hash of
+// the secret is stored), roles, account scope, and the caller carried in a
+// request's context. It is pure: no I/O, no gRPC.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// Role is what a caller may do; the values equal the wire enum CallerRole.
+type Role int
+
+// Roles. Operator includes every other role.
+const (
+	RoleUnspecified Role = iota
+	RoleDecider
+	RoleAdmin
+	RoleOperator
+)
+
+// String returns the role's lower-case name.
+func (r Role) String() string {
+	switch r {
+	case RoleDecider:
+		return "decider"
+	case RoleAdmin:
+		return "admin"
+	case RoleOperator:
+		return "operator"
+	}
+	return "unspecified"
+}
+
+// Token is a stored bearer credential.
+type Token struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Role       Role      `json:"role"`
+	AccountID  string    `json:"account_id,omitempty"`
+	Hash       string    `json:"hash"`
+	CreateTime time.Time `json:"create_time"`
+	Revoked    bool      `json:"revoked,omitempty"`
+	Revision   uint64    `json:"revision"`
+}
+
+// bearerPrefix starts every bearer string, so that leaked tokens are easy
+// to recognise (and to scan for).
+const bearerPrefix = "gh_"
+
+var enc = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewBearer returns a new token id, the bearer string to hand out once
+// ("gh_<id>_<secret>") and the hash to store.
+func NewBearer() (id, bearer, hash string) {
+	b := make([]byte, 10+32)
+	_, _ = rand.Read(b)
+	id = "k-" + enc.EncodeToString(b[:10])
+	secret := enc.EncodeToString(b[10:])
+	return id, bearerPrefix + id + "_" + secret, HashSecret(secret)
+}
+
+// ParseBearer splits a bearer string into token id and secret.
+func ParseBearer(s string) (id, secret string, ok bool) {
+	rest, ok := strings.CutPrefix(s, bearerPrefix)
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '_')
+	if i <= 0 || i == len(rest)-1 {
+		return "", "", false
+	}
+	return rest[:i], rest[i+1:], true
+}
+
+// HashSecret is the stored form of a secret.
+func HashSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// Verify reports whether secret is t's, in constant time, and t is not
+// revoked.
+func (t *Token) Verify(secret string) bool {
+	h := HashSecret(secret)
+	return !t.Revoked && subtle.ConstantTimeCompare([]byte(h), []byte(t.Hash)) == 1
+}
+
+// Caller is an authenticated identity.
+type Caller struct {
+	// Name identifies the caller in logs and the audit log.
+	Name string
+	// Role is what the caller may do.
+	Role Role
+	// AccountID scopes the caller to one account; empty for all.
+	AccountID string
+}
+
+// Local is the caller of a server that does not authenticate (loopback
+// development): an operator for all accounts.
+var Local = Caller{Name: "local", Role: RoleOperator}
+
+// Has reports whether c may act in role r; operators may act in every role.
+func (c Caller) Has(r Role) bool { return c.Role == r || c.Role == RoleOperator }
+
+// CanAccess reports whether c may touch account acct.
+func (c Caller) CanAccess(acct string) bool { return c.AccountID == "" || c.AccountID == acct }
+
+type ctxKey struct{}
+
+// NewContext returns ctx carrying c.
+func NewContext(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, ctxKey{}, c)
+}
+
+// FromContext returns the caller in ctx, and false when there is none.
+func FromContext(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(ctxKey{}).(Caller)
+	return c, ok
+}

@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+)
+
+func tokenToProto(t *auth.Token) *gatehousev1.CallerToken {
+	return &gatehousev1.CallerToken{Id: t.ID, Name: t.Name, Role: gatehousev1.CallerRole(t.Role), AccountId: t.AccountID,
+		CreateTime: timestampOf(t.CreateTime), Revoked: t.Revoked, Revision: t.Revision}
+}
+
+func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.CreateCallerTokenRequest) (*gatehousev1.CreateCallerTokenResponse, error) {
+	var v violations
+	in := req.GetToken()
+	if in == nil {
+		v.add("token", "is required")
+	}
+	v.checkText("token.name", in.GetName(), true, maxDisplayName)
+	if r := in.GetRole(); r < gatehousev1.CallerRole_CALLER_ROLE_DECIDER || r > gatehousev1.CallerRole_CALLER_ROLE_OPERATOR {
+		v.add("token.role", "must be CALLER_ROLE_DECIDER, CALLER_ROLE_ADMIN or CALLER_ROLE_OPERATOR")
+	}
+	v.checkID("token.account_id", in.GetAccountId(), true)
+	if err := v.err(); err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	id, bearer, hash := auth.NewBearer()
+	tok := auth.Token{ID: id, Name: in.GetName(), Role: auth.Role(in.GetRole()), AccountID: in.GetAccountId(), Hash: hash, CreateTime: a.s.now().UTC()}
+	_, err := a.s.write(ctx, func(tx store.Tx) error {
+		if tok.AccountID != "" {
+			if _, err := getAccount(tx, tok.AccountID); err != nil {
+				return err
+			}
+		}
+		return store.PutToken(tx, &tok)
+	})
+	if err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	return &gatehousev1.CreateCallerTokenResponse{Token: tokenToProto(&tok), Bearer: bearer}, nil
+}
+
+func (a *adminService) ListCallerTokens(ctx context.Context, req *gatehousev1.ListCallerTokensRequest) (*gatehousev1.ListCallerTokensResponse, error) {
+	limit, after, err := pageParams(req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	var list []auth.Token
+	var more bool
+	err = a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
+		list, more, err = store.ListTokens(tx, after, limit)
+		return err
+	})
+	if err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	resp := &gatehousev1.ListCallerTokensResponse{}
+	for i := range list {
+		resp.Tokens = append(resp.Tokens, tokenToProto(&list[i]))
+	}
+	if more {
+		resp.NextPageToken = nextPageToken(more, list[len(list)-1].ID)
+	}
+	return resp, nil
+}
+
+func (a *adminService) RevokeCallerToken(ctx context.Context, req *gatehousev1.RevokeCallerTokenRequest) (*gatehousev1.RevokeCallerTokenResponse, error) {
+	var v violations
+	v.checkID("id", req.GetId(), false)
+	if err := v.err(); err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	var tok auth.Token
+	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+		tok, err = store.GetToken(tx, req.GetId())
+		if errors.Is(err, store.ErrNotFound) {
+			return notFound("token", req.GetId())
+		}
+		if err != nil || tok.Revoked {
+			return err
+		}
+		tok.Revoked = true
+		return store.PutToken(tx, &tok)
+	})
+	if err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	return &gatehousev1.RevokeCallerTokenResponse{Token: tokenToProto(&tok)}, nil
+}
+
+// BootstrapOperatorToken creates an operator token named name when the
+// store has no usable operator token, and returns its bearer string
+// (created is false, and bearer empty, when one exists). It lets a daemon
+// that requires authentication be administered from its first start.
+func BootstrapOperatorToken(ctx context.Context, st store.Store, name string, now time.Time) (bearer string, created bool, err error) {
+	_, err = st.Update(ctx, func(tx store.Tx) error {
+		toks, _, err := store.ListTokens(tx, "", 0)
+		if err != nil {
+			return err
+		}
+		for _, t := range toks {
+			if t.Role == auth.RoleOperator && !t.Revoked {
+				return nil
+			}
+		}
+		id, b, hash := auth.NewBearer()
+		tok := auth.Token{ID: id, Name: name, Role: auth.RoleOperator, Hash: hash, CreateTime: now.UTC()}
+		bearer, created = b, true
+		return store.PutToken(tx, &tok)
+	})
+	if err != nil {
+		return "", false, err
+	}
+	return bearer, created, nil
+}

@@ -1,0 +1,218 @@
+package server
+
+import (
+	"context"
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// access says who may call one RPC.
+type access struct {
+	role auth.Role
+	// account is the request field (a dotted path) naming the account the
+	// call touches; a caller scoped to another account is refused before
+	// the handler runs.
+	account string
+	// allAccounts: the call is store-wide, so only callers scoped to all
+	// accounts may make it (also when account names no account, e.g.
+	// ListAuditEvents without account_id).
+	allAccounts bool
+	// session: the call names a session; the handler checks the caller may
+	// access the session's account once it has found the session.
+	session bool
+}
+
+const (
+	adminSvc    = "/gatehouse.v1.AdminService/"
+	sessionSvc  = "/gatehouse.v1.SessionService/"
+	decisionSvc = "/gatehouse.v1.DecisionService/"
+)
+
+var (
+	operator        = access{role: auth.RoleOperator, allAccounts: true}
+	adminOf         = func(field string) access { return access{role: auth.RoleAdmin, account: field} }
+	deciderSession  = access{role: auth.RoleDecider, session: true}
+	adminAccountIDs = []string{
+		"GetLiveGuideSettings", "GetCustomization", "GenerateCobrowseUrl",
+		"CreateAllowlistEntry", "GetAllowlistEntry", "ListAllowlistEntries", "UpdateAllowlistEntry", "DeleteAllowlistEntry",
+		"CreatePrivacyRule", "GetPrivacyRule", "ListPrivacyRules", "UpdatePrivacyRule", "DeletePrivacyRule",
+		"CreatePortal", "GetPortal", "ListPortals", "UpdatePortal", "DeletePortal",
+		"CreateTeam", "GetTeam", "ListTeams", "UpdateTeam", "DeleteTeam",
+		"CreateRepresentative", "GetRepresentative", "ListRepresentatives", "UpdateRepresentative", "DeleteRepresentative",
+		"CreateBusinessHours", "GetBusinessHours", "ListBusinessHours", "UpdateBusinessHours", "DeleteBusinessHours",
+	}
+)
+
+// accessRules is the permission table: every RPC of the API must have an
+// entry (a test enumerates the service descriptors), and a method without
+// one is refused, so a new RPC cannot slip in unprotected.
+var accessRules = func() map[string]access {
+	m := map[string]access{
+		adminSvc + "CreateAccount":              operator,
+		adminSvc + "DeleteAccount":              operator,
+		adminSvc + "ListAccounts":               {role: auth.RoleAdmin, allAccounts: true},
+		adminSvc + "GetAccount":                 adminOf("id"),
+		adminSvc + "UpdateAccount":              adminOf("account.id"),
+		adminSvc + "UpdateLiveGuideSettings":    adminOf("settings.account_id"),
+		adminSvc + "UpdateCustomization":        adminOf("customization.account_id"),
+		adminSvc + "SetCobrowseUrl":             operator,
+		adminSvc + "CreateCallerToken":          operator,
+		adminSvc + "ListCallerTokens":           operator,
+		adminSvc + "RevokeCallerToken":          operator,
+		adminSvc + "ListAuditEvents":            {role: auth.RoleAdmin, account: "account_id", allAccounts: true},
+		sessionSvc + "StartSession":             {role: auth.RoleDecider, account: "account_id"},
+		sessionSvc + "GetSession":               deciderSession,
+		sessionSvc + "EndSession":               deciderSession,
+		sessionSvc + "InviteExternalSpecialist": deciderSession,
+		sessionSvc + "RemoveExternalSpecialist": deciderSession,
+		decisionSvc + "CheckFeature":            deciderSession,
+		decisionSvc + "CheckFeatures":           deciderSession,
+		decisionSvc + "GetSessionPolicy":        deciderSession,
+		decisionSvc + "WatchSessionPolicy":      deciderSession,
+	}
+	for _, name := range adminAccountIDs {
+		m[adminSvc+name] = adminOf("account_id")
+	}
+	return m
+}()
+
+// open methods need no caller: health checks and reflection.
+func openMethod(method string) bool {
+	return strings.HasPrefix(method, "/grpc.health.v1.Health/") || strings.HasPrefix(method, "/grpc.reflection.")
+}
+
+func permissionDenied(format string, args ...any) error {
+	return status.Errorf(codes.PermissionDenied, format, args...)
+}
+
+// authenticate finds the caller of a request. Without authentication
+// configured every caller is auth.Local (the daemon refuses that on a
+// non-loopback address unless told --insecure).
+func (s *Server) authenticate(ctx context.Context) (auth.Caller, error) {
+	if !s.authOn {
+		return auth.Local, nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) != 1 {
+		return auth.Caller{}, status.Error(codes.Unauthenticated, `send one "authorization: Bearer <token>" header`)
+	}
+	scheme, bearer, _ := strings.Cut(vals[0], " ")
+	id, secret, ok := auth.ParseBearer(strings.TrimSpace(bearer))
+	if !strings.EqualFold(scheme, "bearer") || !ok {
+		return auth.Caller{}, status.Error(codes.Unauthenticated, `malformed authorization header; want "Bearer gh_…"`)
+	}
+	tok := s.snaps.Current().Token(id)
+	if tok == nil || !tok.Verify(secret) {
+		return auth.Caller{}, status.Error(codes.Unauthenticated, "unknown or revoked token")
+	}
+	return auth.Caller{Name: tok.Name + " (" + tok.ID + ")", Role: tok.Role, AccountID: tok.AccountID}, nil
+}
+
+// authorize authenticates the caller of method and applies its access
+// rule to req (nil for streams, whose rules name no request field).
+func (s *Server) authorize(ctx context.Context, method string, req any) (context.Context, error) {
+	if openMethod(method) {
+		return ctx, nil
+	}
+	rule, ok := s.rules[method]
+	if !ok {
+		return nil, permissionDenied("%s has no access rule", method)
+	}
+	caller, err := s.authenticate(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !caller.Has(rule.role) {
+		return nil, permissionDenied("%s needs the %s role; caller %q is %s", method, rule.role, caller.Name, caller.Role)
+	}
+	acct := ""
+	if m, ok := req.(proto.Message); ok && rule.account != "" {
+		acct = fieldString(m, rule.account)
+	}
+	switch {
+	case acct != "" && !caller.CanAccess(acct):
+		return nil, permissionDenied("caller %q may not access account %q", caller.Name, acct)
+	case acct == "" && rule.allAccounts && caller.AccountID != "":
+		return nil, permissionDenied("%s is store-wide; caller %q is scoped to account %q", method, caller.Name, caller.AccountID)
+	}
+	return auth.NewContext(ctx, caller), nil
+}
+
+// fieldString reads a string field at a dotted path of m ("" when unset).
+func fieldString(m proto.Message, path string) string {
+	r := m.ProtoReflect()
+	parts := strings.Split(path, ".")
+	for i, name := range parts {
+		fd := r.Descriptor().Fields().ByName(protoreflect.Name(name))
+		if fd == nil {
+			return ""
+		}
+		if i == len(parts)-1 {
+			if fd.Kind() != protoreflect.StringKind {
+				return ""
+			}
+			return r.Get(fd).String()
+		}
+		if fd.Kind() != protoreflect.MessageKind || !r.Has(fd) {
+			return ""
+		}
+		r = r.Get(fd).Message()
+	}
+	return ""
+}
+
+// checkSessionAccess refuses a caller scoped to another account than the
+// session's. Handlers of session-addressed RPCs call it once they have
+// found the session.
+func checkSessionAccess(ctx context.Context, sess *policy.Session) error {
+	caller, ok := auth.FromContext(ctx)
+	if !ok {
+		return permissionDenied("no caller")
+	}
+	if !caller.CanAccess(sess.AccountID) {
+		return permissionDenied("caller %q may not access session %q", caller.Name, sess.ID)
+	}
+	return nil
+}
+
+func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	ctx, err := s.authorize(ctx, info.FullMethod, req)
+	if err != nil {
+		return nil, err
+	}
+	return handler(ctx, req)
+}
+
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	ctx, err := s.authorize(ss.Context(), info.FullMethod, nil)
+	if err != nil {
+		return err
+	}
+	return handler(srv, &callerStream{ServerStream: ss, ctx: ctx})
+}
+
+// callerStream carries the authorized context into a stream handler.
+type callerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (c *callerStream) Context() context.Context { return c.ctx }
+
+// snapshotSessionAccess applies checkSessionAccess to a session of snap;
+// an unknown session is left to the caller (NOT_FOUND).
+func snapshotSessionAccess(ctx context.Context, snap *policy.Snapshot, id string) error {
+	if sess := snap.Session(id); sess != nil {
+		return checkSessionAccess(ctx, sess)
+	}
+	return nil
+}

@@ -1,0 +1,172 @@
+package server
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// Defaults of Limits.
+const (
+	DefaultMaxRecvMsgSize    = 4 << 20
+	DefaultMaxInflight       = 1024
+	DefaultDecisionTimeout   = time.Second
+	DefaultKeepaliveMinTime  = 10 * time.Second
+	DefaultMaxConnectionIdle = 15 * time.Minute
+	DefaultKeepaliveTime     = time.Minute
+	DefaultKeepaliveTimeout  = 20 * time.Second
+)
+
+// reasonOverloaded is the ErrorInfo reason of a call shed because too many
+// calls are in flight.
+const reasonOverloaded = "OVERLOADED"
+
+// overloadRetryDelay is the RetryInfo delay suggested to a shed caller.
+const overloadRetryDelay = 50 * time.Millisecond
+
+// Limits bound what callers can make one server do. A zero field takes its
+// default.
+type Limits struct {
+	// MaxRecvMsgSize is the largest request message accepted, in bytes
+	// (default 4 MiB). gRPC refuses a larger one with RESOURCE_EXHAUSTED
+	// before it is decoded.
+	MaxRecvMsgSize int
+	// MaxInflight is how many unary calls may run at once (default 1024).
+	// The next one is refused at once with RESOURCE_EXHAUSTED (ErrorInfo
+	// reason OVERLOADED, RetryInfo) instead of waiting in a queue. Server
+	// streams (WatchSessionPolicy) have a pool of the same size of their
+	// own, so long-lived watches cannot starve decisions. Health checks are
+	// never refused.
+	MaxInflight int
+	// DecisionTimeout is the deadline given to a DecisionService call whose
+	// caller set none (default 1s), so that a decision waiting for a
+	// min_revision cannot hold a slot for long.
+	DecisionTimeout time.Duration
+	// KeepaliveMinTime is the shortest interval between client keepalive
+	// pings the server tolerates (default 10s), with or without calls in
+	// flight; a client that pings more often is disconnected with GOAWAY
+	// "too_many_pings".
+	KeepaliveMinTime time.Duration
+	// MaxConnectionIdle closes a connection that has had no call for that
+	// long (default 15m); clients reconnect transparently.
+	MaxConnectionIdle time.Duration
+	// KeepaliveTime is how long a connection may be silent before the
+	// server pings it (default 1m), and KeepaliveTimeout how long the
+	// server waits for the answer before it closes the connection (default
+	// 20s), so that dead peers do not hold resources.
+	KeepaliveTime    time.Duration
+	KeepaliveTimeout time.Duration
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if l.MaxRecvMsgSize <= 0 {
+		l.MaxRecvMsgSize = DefaultMaxRecvMsgSize
+	}
+	if l.MaxInflight <= 0 {
+		l.MaxInflight = DefaultMaxInflight
+	}
+	def(&l.DecisionTimeout, DefaultDecisionTimeout)
+	def(&l.KeepaliveMinTime, DefaultKeepaliveMinTime)
+	def(&l.MaxConnectionIdle, DefaultMaxConnectionIdle)
+	def(&l.KeepaliveTime, DefaultKeepaliveTime)
+	def(&l.KeepaliveTimeout, DefaultKeepaliveTimeout)
+	return l
+}
+
+// serverOptions returns the gRPC options that enforce l: message size,
+// keepalive, and the interceptors that shed load and give decisions a
+// deadline. They come after the server's other interceptors, so a shed call
+// is still logged.
+func (l Limits) serverOptions() []grpc.ServerOption {
+	l = l.withDefaults()
+	lim := &limiter{
+		unary:           make(chan struct{}, l.MaxInflight),
+		streams:         make(chan struct{}, l.MaxInflight),
+		decisionTimeout: l.DecisionTimeout,
+	}
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(l.MaxRecvMsgSize),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             l.KeepaliveMinTime,
+			PermitWithoutStream: true,
+		}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: l.MaxConnectionIdle,
+			Time:              l.KeepaliveTime,
+			Timeout:           l.KeepaliveTimeout,
+		}),
+		grpc.ChainUnaryInterceptor(lim.unaryInterceptor),
+		grpc.ChainStreamInterceptor(lim.streamInterceptor),
+	}
+}
+
+// limiter is a pair of counting semaphores (buffered channels: a send
+// acquires a slot, a receive releases it) that are only ever tried, never
+// waited on.
+type limiter struct {
+	unary, streams  chan struct{}
+	decisionTimeout time.Duration
+}
+
+var (
+	healthPrefix   = "/" + healthpb.Health_ServiceDesc.ServiceName + "/"
+	decisionPrefix = "/" + gatehousev1.DecisionService_ServiceDesc.ServiceName + "/"
+)
+
+func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if strings.HasPrefix(info.FullMethod, healthPrefix) {
+		return handler(ctx, req)
+	}
+	select {
+	case l.unary <- struct{}{}:
+	default:
+		return nil, overloaded(cap(l.unary), "calls")
+	}
+	defer func() { <-l.unary }()
+	if strings.HasPrefix(info.FullMethod, decisionPrefix) {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, l.decisionTimeout)
+			defer cancel()
+		}
+	}
+	return handler(ctx, req)
+}
+
+func (l *limiter) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if strings.HasPrefix(info.FullMethod, healthPrefix) {
+		return handler(srv, ss)
+	}
+	select {
+	case l.streams <- struct{}{}:
+	default:
+		return overloaded(cap(l.streams), "streams")
+	}
+	defer func() { <-l.streams }()
+	return handler(srv, ss)
+}
+
+// overloaded is the status of a shed call.
+func overloaded(limit int, what string) error {
+	st := status.Newf(codes.ResourceExhausted, "server is at its limit of %d concurrent %s; retry with backoff", limit, what)
+	st, _ = st.WithDetails(
+		&errdetails.ErrorInfo{Reason: reasonOverloaded, Domain: errorDomain, Metadata: map[string]string{"limit": strconv.Itoa(limit)}},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(overloadRetryDelay)},
+	)
+	return st.Err()
+}
