@@ -108,7 +108,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain,
-		Authenticate: cfg.Auth == "token"})
+		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
 	log.Info("serving", "listen", lis.Addr().String(), "data_dir", cfg.DataDir,

@@ -31,6 +31,8 @@ type Config struct {
 	// BootstrapTokenFile, when set and the store has no operator token,
 	// receives a new operator bearer token (mode 0600).
 	BootstrapTokenFile string
+	// AuditRetention is how long audit events are kept; 0 keeps them.
+	AuditRetention time.Duration
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// LogFormat is json or text.
@@ -57,6 +59,7 @@ func Default() Config {
 		LogLevel:           "info",
 		LogFormat:          "json",
 		Auth:               "none",
+		AuditRetention:     90 * 24 * time.Hour,
 		ShutdownTimeout:    10 * time.Second,
 		CobrowseBaseDomain: "support.me",
 		SMTPFrom:           "gatehouse@localhost",
@@ -70,6 +73,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed demo data into an empty store")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback listen address without authentication")
 	fs.StringVar(&c.Auth, "auth", c.Auth, "caller authentication: none (loopback development) or token (bearer tokens)")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "how long audit events are kept (0: forever)")
 	fs.StringVar(&c.BootstrapTokenFile, "bootstrap-token-file", c.BootstrapTokenFile, "write a new operator token to this `file` when the store has none")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
@@ -123,6 +127,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
 	} else if !isLoopback(host) && !c.Insecure && c.Auth != "token" {
 		errs = append(errs, fmt.Errorf("listen %q is not a loopback address and callers are not authenticated; use --auth token, or pass --insecure to serve it anyway", c.Listen))
+	}
+	if c.AuditRetention < 0 {
+		errs = append(errs, errors.New("audit-retention must not be negative"))
 	}
 	if c.Auth != "none" && c.Auth != "token" {
 		errs = append(errs, fmt.Errorf("auth %q: want none or token", c.Auth))

@@ -174,7 +174,7 @@ func TestRegisterFlags(t *testing.T) {
 	}
 	want := config.Config{
 		Listen: "[::1]:9000", DataDir: "/var/lib/gatehouse", Demo: true, Insecure: true,
-		LogLevel: "debug", LogFormat: "text", Auth: "none", ShutdownTimeout: 250 * time.Millisecond,
+		LogLevel: "debug", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 250 * time.Millisecond,
 		CobrowseBaseDomain: "cobrowse.example.com",
 		SMTPAddr:           "mail.example.com:587", SMTPFrom: "noreply@example.com", OutboxDir: "/var/spool/gh",
 	}
@@ -222,7 +222,7 @@ func TestApplyEnv(t *testing.T) {
 			want: func(c *config.Config) {
 				*c = config.Config{
 					Listen: "0.0.0.0:9001", DataDir: "/srv/gatehouse", Demo: true, Insecure: true,
-					LogLevel: "warn", LogFormat: "text", Auth: "none", ShutdownTimeout: 3 * time.Second,
+					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 3 * time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 				}
@@ -235,7 +235,7 @@ func TestApplyEnv(t *testing.T) {
 			want: func(c *config.Config) {
 				*c = config.Config{
 					Listen: "127.0.0.1:7000", DataDir: "/tmp/x", Demo: true, Insecure: true,
-					LogLevel: "warn", LogFormat: "text", Auth: "none", ShutdownTimeout: time.Second,
+					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 				}
@@ -248,7 +248,7 @@ func TestApplyEnv(t *testing.T) {
 			want: func(c *config.Config) {
 				*c = config.Config{
 					Listen: "127.0.0.1:8470", DataDir: "/srv/gatehouse", Demo: false, Insecure: false,
-					LogLevel: "warn", LogFormat: "text", Auth: "none", ShutdownTimeout: 3 * time.Second,
+					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 3 * time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 				}
@@ -327,7 +327,7 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 	}
 	slices.Sort(asked)
 	want := []string{
-		"GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
+		"GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
 		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_OUTBOX_DIR", "GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR",
 		"GATEHOUSE_SMTP_FROM",
 	}

@@ -52,6 +52,8 @@ type Options struct {
 	// Limits bound message size, concurrent calls, the default decision
 	// deadline and keepalive; see overload.go.
 	Limits Limits
+	// AuditRetention is how long audit events are kept (0: forever).
+	AuditRetention time.Duration
 }
 
 // Server serves the Gatehouse API, health and reflection.
@@ -64,6 +66,8 @@ type Server struct {
 	// cobrowseBase is the domain of generated co-browse URLs.
 	cobrowseBase string
 	authOn       bool
+	// auditRetention is how long audit events are kept (0: forever).
+	auditRetention time.Duration
 	// rules is the permission table (accessRules).
 	rules map[string]access
 
@@ -79,7 +83,7 @@ type Server struct {
 // becomes INTERNAL and is logged, the process keeps serving) inside a
 // structured log line per call with its code and latency.
 func New(o Options) *Server {
-	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules}
+	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules, auditRetention: o.AuditRetention}
 	s.done = make(chan struct{})
 	if s.cobrowseBase == "" {
 		s.cobrowseBase = "support.me"
@@ -152,10 +156,17 @@ func (s *Server) Shutdown(ctx context.Context) {
 // status maps err for the wire; see toStatus.
 func (s *Server) status(ctx context.Context, err error) error { return toStatus(ctx, s.log, err) }
 
-// write commits fn, then waits until the decision snapshot reflects the
+// write commits fn together with the audit events of what it changed, then
+// waits until the decision snapshot reflects the
 // commit, so that the next decision sees the write (read-your-writes).
 func (s *Server) write(ctx context.Context, fn func(store.Tx) error) (uint64, error) {
-	rev, err := s.store.Update(ctx, fn)
+	rev, err := s.store.Update(ctx, func(tx store.Tx) error {
+		at := newAuditTx(tx)
+		if err := fn(at); err != nil {
+			return err
+		}
+		return at.flush(ctx, s)
+	})
 	if err != nil {
 		return 0, err
 	}

@@ -1,0 +1,162 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"google.golang.org/grpc"
+)
+
+// auditTx records, for every resource a write transaction touches, its
+// value before the transaction; flush then appends one audit event per
+// resource that changed, in the same transaction, so that a write and its
+// audit record commit together or not at all.
+type auditTx struct {
+	store.Tx
+	touched []string
+	before  map[string][]byte // nil: the resource did not exist
+}
+
+func newAuditTx(tx store.Tx) *auditTx { return &auditTx{Tx: tx, before: map[string][]byte{}} }
+
+func (a *auditTx) remember(key string) {
+	if _, seen := a.before[key]; seen {
+		return
+	}
+	if _, _, _, ok := store.ResourceOfKey(key); !ok {
+		return
+	}
+	var prev []byte
+	if v, err := a.Tx.Get(key); err == nil {
+		prev = bytes.Clone(v)
+	}
+	a.before[key] = prev
+	a.touched = append(a.touched, key)
+}
+
+func (a *auditTx) Put(key string, val []byte) error {
+	a.remember(key)
+	return a.Tx.Put(key, val)
+}
+
+func (a *auditTx) Delete(key string) error {
+	a.remember(key)
+	return a.Tx.Delete(key)
+}
+
+// maxAuditPurge bounds how many expired events one write deletes.
+const maxAuditPurge = 100
+
+func (a *auditTx) flush(ctx context.Context, s *Server) error {
+	caller := auth.Local.Name
+	if c, ok := auth.FromContext(ctx); ok {
+		caller = c.Name
+	}
+	rpc, _ := grpc.Method(ctx)
+	now := s.now().UTC()
+	seq := 0
+	for _, key := range a.touched {
+		var after []byte
+		if v, err := a.Tx.Get(key); err == nil {
+			after = v
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		before := a.before[key]
+		if bytes.Equal(before, after) {
+			continue
+		}
+		acct, typ, id, _ := store.ResourceOfKey(key)
+		e := store.AuditEvent{ID: store.AuditID(a.Revision(), seq), AccountID: acct, Caller: caller, Time: now, RPC: rpc,
+			ResourceType: typ, ResourceID: id, Before: auditJSON(typ, before), After: auditJSON(typ, after), Revision: a.Revision()}
+		if err := store.PutAuditEvent(a.Tx, &e); err != nil {
+			return err
+		}
+		seq++
+	}
+	if s.auditRetention > 0 && seq > 0 {
+		if _, err := store.PurgeAuditEvents(a.Tx, now.Add(-s.auditRetention), maxAuditPurge); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// auditJSON is the stored record as the audit log shows it; secrets (a
+// caller token's hash) are left out.
+func auditJSON(typ string, raw []byte) string {
+	if raw == nil {
+		return ""
+	}
+	if typ != "caller_token" {
+		return string(raw)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return ""
+	}
+	delete(m, "hash")
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+func (a *adminService) ListAuditEvents(ctx context.Context, req *gatehousev1.ListAuditEventsRequest) (*gatehousev1.ListAuditEventsResponse, error) {
+	var v violations
+	v.checkID("account_id", req.GetAccountId(), true)
+	if len(req.GetResourceType()) > 64 {
+		v.add("resource_type", "must be at most 64 bytes")
+	}
+	v.checkID("resource_id", req.GetResourceId(), true)
+	var start, end time.Time
+	if ts := req.GetStartTime(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			v.add("start_time", "%v", err)
+		}
+		start = ts.AsTime()
+	}
+	if ts := req.GetEndTime(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			v.add("end_time", "%v", err)
+		}
+		end = ts.AsTime()
+	}
+	if err := v.err(); err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	limit, after, err := pageParams(req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	match := func(e *store.AuditEvent) bool {
+		return (req.GetAccountId() == "" || e.AccountID == req.GetAccountId()) &&
+			(req.GetResourceType() == "" || e.ResourceType == req.GetResourceType()) &&
+			(req.GetResourceId() == "" || e.ResourceID == req.GetResourceId()) &&
+			(start.IsZero() || !e.Time.Before(start)) &&
+			(end.IsZero() || e.Time.Before(end))
+	}
+	var events []store.AuditEvent
+	var more bool
+	err = a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
+		events, more, err = store.ListAuditEvents(tx, after, limit, match)
+		return err
+	})
+	if err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	resp := &gatehousev1.ListAuditEventsResponse{}
+	for i := range events {
+		e := &events[i]
+		resp.Events = append(resp.Events, &gatehousev1.AuditEvent{Id: e.ID, AccountId: e.AccountID, Caller: e.Caller, Time: timestampOf(e.Time),
+			Rpc: e.RPC, ResourceType: e.ResourceType, ResourceId: e.ResourceID, BeforeJson: e.Before, AfterJson: e.After, Revision: e.Revision})
+	}
+	if more {
+		resp.NextPageToken = nextPageToken(more, events[len(events)-1].ID)
+	}
+	return resp, nil
+}

@@ -1,0 +1,119 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// AuditEvent records one resource written by one committed transaction.
+type AuditEvent struct {
+	ID           string    `json:"id"`
+	AccountID    string    `json:"account_id,omitempty"`
+	Caller       string    `json:"caller"`
+	Time         time.Time `json:"time"`
+	RPC          string    `json:"rpc"`
+	ResourceType string    `json:"resource_type"`
+	ResourceID   string    `json:"resource_id"`
+	Before       string    `json:"before,omitempty"`
+	After        string    `json:"after,omitempty"`
+	Revision     uint64    `json:"revision"`
+}
+
+// auditPrefix keys are ordered by revision, then by position in the
+// transaction: audit/<20-digit revision>-<4-digit sequence>.
+const auditPrefix = "audit/"
+
+// AuditID returns the id of the seq-th event of the commit at revision rev.
+func AuditID(rev uint64, seq int) string { return fmt.Sprintf("%020d-%04d", rev, seq) }
+
+// PutAuditEvent writes an audit event under its id.
+func PutAuditEvent(tx Tx, e *AuditEvent) error { return putJSON(tx, auditPrefix+e.ID, e) }
+
+// ListAuditEvents returns up to limit events after afterID, oldest first,
+// for which match is true, and whether more may follow.
+func ListAuditEvents(tx ReadTx, afterID string, limit int, match func(*AuditEvent) bool) ([]AuditEvent, bool, error) {
+	var out []AuditEvent
+	more := false
+	err := tx.Scan(auditPrefix, afterKey(auditPrefix, afterID), func(key string, val []byte) (bool, error) {
+		var e AuditEvent
+		if err := json.Unmarshal(val, &e); err != nil {
+			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+		}
+		if !match(&e) {
+			return true, nil
+		}
+		if len(out) == limit {
+			more = true
+			return false, nil
+		}
+		out = append(out, e)
+		return true, nil
+	})
+	return out, more, err
+}
+
+// PurgeAuditEvents deletes up to max of the oldest events older than
+// before, and returns how many it deleted.
+func PurgeAuditEvents(tx Tx, before time.Time, max int) (int, error) {
+	var keys []string
+	err := tx.Scan(auditPrefix, "", func(key string, val []byte) (bool, error) {
+		var e AuditEvent
+		if err := json.Unmarshal(val, &e); err != nil {
+			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+		}
+		if !e.Time.Before(before) || len(keys) == max {
+			return false, nil
+		}
+		keys = append(keys, key)
+		return true, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		if err := tx.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}
+
+// resourceTypes names the audited kinds of account-owned records.
+var resourceTypes = map[string]string{
+	kindSettings: "live_guide_settings",
+	kindRep:      "representative",
+	kindSession:  "session",
+	kindAllow:    "allowlist_entry",
+	kindPrivacy:  "privacy_rule",
+	kindCustom:   "customization",
+	kindPortal:   "portal",
+	kindTeam:     "team",
+	kindHours:    "business_hours",
+}
+
+// ResourceOfKey tells which resource a key holds, for the audit log:
+// its account ("" for store-wide records), type and id. ok is false for
+// keys that are not resources (indexes, the outbox, the audit log itself).
+func ResourceOfKey(key string) (acct, typ, id string, ok bool) {
+	switch {
+	case strings.HasPrefix(key, accountPrefix):
+		id := key[len(accountPrefix):]
+		return id, "account", id, true
+	case strings.HasPrefix(key, tokenPrefix):
+		return "", "caller_token", key[len(tokenPrefix):], true
+	case strings.HasPrefix(key, tenantPrefix):
+		acct, rest, _ := strings.Cut(key[len(tenantPrefix):], "/")
+		kind, id, _ := strings.Cut(rest, "/")
+		typ, known := resourceTypes[kind]
+		if !known {
+			return "", "", "", false
+		}
+		if id == "" {
+			id = acct
+		}
+		return acct, typ, id, true
+	}
+	return "", "", "", false
+}
