@@ -67,6 +67,7 @@ var accessRules = func() map[string]access {
 		adminSvc + "CreateCallerToken":          operator,
 		adminSvc + "ListCallerTokens":           operator,
 		adminSvc + "RevokeCallerToken":          operator,
+		adminSvc + "BackupStore":                operator,
 		adminSvc + "ListAuditEvents":            {role: auth.RoleAdmin, account: "account_id", allAccounts: true},
 		sessionSvc + "StartSession":             {role: auth.RoleDecider, account: "account_id"},
 		sessionSvc + "GetSession":               deciderSession,

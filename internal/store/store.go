@@ -12,6 +12,7 @@ package store
 import (
 	"context"
 	"errors"
+	"io"
 )
 
 // Sentinel errors returned by drivers and the typed helpers.
@@ -80,4 +81,13 @@ type Tx interface {
 type Change struct {
 	Revision uint64
 	Keys     []string
+}
+
+// Backuper is implemented by drivers that can copy their whole state while
+// serving (the bbolt file; an etcd driver would use an etcd snapshot).
+type Backuper interface {
+	// Backup writes a consistent copy to the writer that open returns;
+	// open learns first the revision the copy reflects and its size in
+	// bytes.
+	Backup(ctx context.Context, open func(rev uint64, size int64) (io.Writer, error)) error
 }

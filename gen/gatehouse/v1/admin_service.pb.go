@@ -4831,6 +4831,107 @@ func (x *RevokeCallerTokenResponse) GetToken() *CallerToken {
 	return nil
 }
 
+// BackupStoreRequest asks for a backup of the store.
+type BackupStoreRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupStoreRequest) Reset() {
+	*x = BackupStoreRequest{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[90]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupStoreRequest) ProtoMessage() {}
+
+func (x *BackupStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[90]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupStoreRequest.ProtoReflect.Descriptor instead.
+func (*BackupStoreRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{90}
+}
+
+// BackupStoreResponse carries one chunk of the backup.
+type BackupStoreResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// chunk is the next part of the store file.
+	Chunk []byte `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// revision is the store revision the backup reflects (every message).
+	Revision uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// size is the size of the whole file in bytes (every message).
+	Size          int64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BackupStoreResponse) Reset() {
+	*x = BackupStoreResponse{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[91]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BackupStoreResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BackupStoreResponse) ProtoMessage() {}
+
+func (x *BackupStoreResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[91]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BackupStoreResponse.ProtoReflect.Descriptor instead.
+func (*BackupStoreResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{91}
+}
+
+func (x *BackupStoreResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *BackupStoreResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *BackupStoreResponse) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 var File_gatehouse_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
@@ -5144,7 +5245,12 @@ const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
 	"\x18RevokeCallerTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"L\n" +
 	"\x19RevokeCallerTokenResponse\x12/\n" +
-	"\x05token\x18\x01 \x01(\v2\x19.gatehouse.v1.CallerTokenR\x05token2\xc2\"\n" +
+	"\x05token\x18\x01 \x01(\v2\x19.gatehouse.v1.CallerTokenR\x05token\"\x14\n" +
+	"\x12BackupStoreRequest\"[\n" +
+	"\x13BackupStoreResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size2\x98#\n" +
 	"\fAdminService\x12X\n" +
 	"\rCreateAccount\x12\".gatehouse.v1.CreateAccountRequest\x1a#.gatehouse.v1.CreateAccountResponse\x12O\n" +
 	"\n" +
@@ -5193,7 +5299,8 @@ const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
 	"\x13DeleteBusinessHours\x12(.gatehouse.v1.DeleteBusinessHoursRequest\x1a).gatehouse.v1.DeleteBusinessHoursResponse\x12d\n" +
 	"\x11CreateCallerToken\x12&.gatehouse.v1.CreateCallerTokenRequest\x1a'.gatehouse.v1.CreateCallerTokenResponse\x12a\n" +
 	"\x10ListCallerTokens\x12%.gatehouse.v1.ListCallerTokensRequest\x1a&.gatehouse.v1.ListCallerTokensResponse\x12d\n" +
-	"\x11RevokeCallerToken\x12&.gatehouse.v1.RevokeCallerTokenRequest\x1a'.gatehouse.v1.RevokeCallerTokenResponse\x12^\n" +
+	"\x11RevokeCallerToken\x12&.gatehouse.v1.RevokeCallerTokenRequest\x1a'.gatehouse.v1.RevokeCallerTokenResponse\x12T\n" +
+	"\vBackupStore\x12 .gatehouse.v1.BackupStoreRequest\x1a!.gatehouse.v1.BackupStoreResponse0\x01\x12^\n" +
 	"\x0fListAuditEvents\x12$.gatehouse.v1.ListAuditEventsRequest\x1a%.gatehouse.v1.ListAuditEventsResponseB\xb7\x01\n" +
 	"\x10com.gatehouse.v1B\x11AdminServiceProtoP\x01Z?github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1;gatehousev1\xa2\x02\x03GXX\xaa\x02\fGatehouse.V1\xca\x02\fGatehouse\\V1\xe2\x02\x18Gatehouse\\V1\\GPBMetadata\xea\x02\rGatehouse::V1b\x06proto3"
 
@@ -5209,7 +5316,7 @@ func file_gatehouse_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_admin_service_proto_rawDescData
 }
 
-var file_gatehouse_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
+var file_gatehouse_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
 var file_gatehouse_v1_admin_service_proto_goTypes = []any{
 	(*CreateAccountRequest)(nil),            // 0: gatehouse.v1.CreateAccountRequest
 	(*CreateAccountResponse)(nil),           // 1: gatehouse.v1.CreateAccountResponse
@@ -5301,87 +5408,89 @@ var file_gatehouse_v1_admin_service_proto_goTypes = []any{
 	(*ListCallerTokensResponse)(nil),        // 87: gatehouse.v1.ListCallerTokensResponse
 	(*RevokeCallerTokenRequest)(nil),        // 88: gatehouse.v1.RevokeCallerTokenRequest
 	(*RevokeCallerTokenResponse)(nil),       // 89: gatehouse.v1.RevokeCallerTokenResponse
-	(*Account)(nil),                         // 90: gatehouse.v1.Account
-	(*fieldmaskpb.FieldMask)(nil),           // 91: google.protobuf.FieldMask
-	(*LiveGuideSettings)(nil),               // 92: gatehouse.v1.LiveGuideSettings
-	(*Customization)(nil),                   // 93: gatehouse.v1.Customization
-	(*timestamppb.Timestamp)(nil),           // 94: google.protobuf.Timestamp
-	(*AuditEvent)(nil),                      // 95: gatehouse.v1.AuditEvent
-	(*AllowlistEntry)(nil),                  // 96: gatehouse.v1.AllowlistEntry
-	(*PrivacyRule)(nil),                     // 97: gatehouse.v1.PrivacyRule
-	(*Portal)(nil),                          // 98: gatehouse.v1.Portal
-	(*Team)(nil),                            // 99: gatehouse.v1.Team
-	(*Representative)(nil),                  // 100: gatehouse.v1.Representative
-	(*BusinessHours)(nil),                   // 101: gatehouse.v1.BusinessHours
-	(*CallerToken)(nil),                     // 102: gatehouse.v1.CallerToken
+	(*BackupStoreRequest)(nil),              // 90: gatehouse.v1.BackupStoreRequest
+	(*BackupStoreResponse)(nil),             // 91: gatehouse.v1.BackupStoreResponse
+	(*Account)(nil),                         // 92: gatehouse.v1.Account
+	(*fieldmaskpb.FieldMask)(nil),           // 93: google.protobuf.FieldMask
+	(*LiveGuideSettings)(nil),               // 94: gatehouse.v1.LiveGuideSettings
+	(*Customization)(nil),                   // 95: gatehouse.v1.Customization
+	(*timestamppb.Timestamp)(nil),           // 96: google.protobuf.Timestamp
+	(*AuditEvent)(nil),                      // 97: gatehouse.v1.AuditEvent
+	(*AllowlistEntry)(nil),                  // 98: gatehouse.v1.AllowlistEntry
+	(*PrivacyRule)(nil),                     // 99: gatehouse.v1.PrivacyRule
+	(*Portal)(nil),                          // 100: gatehouse.v1.Portal
+	(*Team)(nil),                            // 101: gatehouse.v1.Team
+	(*Representative)(nil),                  // 102: gatehouse.v1.Representative
+	(*BusinessHours)(nil),                   // 103: gatehouse.v1.BusinessHours
+	(*CallerToken)(nil),                     // 104: gatehouse.v1.CallerToken
 }
 var file_gatehouse_v1_admin_service_proto_depIdxs = []int32{
-	90,  // 0: gatehouse.v1.CreateAccountRequest.account:type_name -> gatehouse.v1.Account
-	90,  // 1: gatehouse.v1.CreateAccountResponse.account:type_name -> gatehouse.v1.Account
-	90,  // 2: gatehouse.v1.GetAccountResponse.account:type_name -> gatehouse.v1.Account
-	90,  // 3: gatehouse.v1.ListAccountsResponse.accounts:type_name -> gatehouse.v1.Account
-	90,  // 4: gatehouse.v1.UpdateAccountRequest.account:type_name -> gatehouse.v1.Account
-	91,  // 5: gatehouse.v1.UpdateAccountRequest.update_mask:type_name -> google.protobuf.FieldMask
-	90,  // 6: gatehouse.v1.UpdateAccountResponse.account:type_name -> gatehouse.v1.Account
-	92,  // 7: gatehouse.v1.GetLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	92,  // 8: gatehouse.v1.UpdateLiveGuideSettingsRequest.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	91,  // 9: gatehouse.v1.UpdateLiveGuideSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	92,  // 10: gatehouse.v1.UpdateLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	93,  // 11: gatehouse.v1.GetCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
-	93,  // 12: gatehouse.v1.UpdateCustomizationRequest.customization:type_name -> gatehouse.v1.Customization
-	91,  // 13: gatehouse.v1.UpdateCustomizationRequest.update_mask:type_name -> google.protobuf.FieldMask
-	93,  // 14: gatehouse.v1.UpdateCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
-	90,  // 15: gatehouse.v1.GenerateCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
-	90,  // 16: gatehouse.v1.SetCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
-	94,  // 17: gatehouse.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	94,  // 18: gatehouse.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	95,  // 19: gatehouse.v1.ListAuditEventsResponse.events:type_name -> gatehouse.v1.AuditEvent
-	96,  // 20: gatehouse.v1.CreateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
-	96,  // 21: gatehouse.v1.CreateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
-	96,  // 22: gatehouse.v1.GetAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
-	96,  // 23: gatehouse.v1.ListAllowlistEntriesResponse.entries:type_name -> gatehouse.v1.AllowlistEntry
-	96,  // 24: gatehouse.v1.UpdateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
-	91,  // 25: gatehouse.v1.UpdateAllowlistEntryRequest.update_mask:type_name -> google.protobuf.FieldMask
-	96,  // 26: gatehouse.v1.UpdateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
-	97,  // 27: gatehouse.v1.CreatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
-	97,  // 28: gatehouse.v1.CreatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
-	97,  // 29: gatehouse.v1.GetPrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
-	97,  // 30: gatehouse.v1.ListPrivacyRulesResponse.rules:type_name -> gatehouse.v1.PrivacyRule
-	97,  // 31: gatehouse.v1.UpdatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
-	91,  // 32: gatehouse.v1.UpdatePrivacyRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
-	97,  // 33: gatehouse.v1.UpdatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
-	98,  // 34: gatehouse.v1.CreatePortalRequest.portal:type_name -> gatehouse.v1.Portal
-	98,  // 35: gatehouse.v1.CreatePortalResponse.portal:type_name -> gatehouse.v1.Portal
-	98,  // 36: gatehouse.v1.GetPortalResponse.portal:type_name -> gatehouse.v1.Portal
-	98,  // 37: gatehouse.v1.ListPortalsResponse.portals:type_name -> gatehouse.v1.Portal
-	98,  // 38: gatehouse.v1.UpdatePortalRequest.portal:type_name -> gatehouse.v1.Portal
-	91,  // 39: gatehouse.v1.UpdatePortalRequest.update_mask:type_name -> google.protobuf.FieldMask
-	98,  // 40: gatehouse.v1.UpdatePortalResponse.portal:type_name -> gatehouse.v1.Portal
-	99,  // 41: gatehouse.v1.CreateTeamRequest.team:type_name -> gatehouse.v1.Team
-	99,  // 42: gatehouse.v1.CreateTeamResponse.team:type_name -> gatehouse.v1.Team
-	99,  // 43: gatehouse.v1.GetTeamResponse.team:type_name -> gatehouse.v1.Team
-	99,  // 44: gatehouse.v1.ListTeamsResponse.teams:type_name -> gatehouse.v1.Team
-	99,  // 45: gatehouse.v1.UpdateTeamRequest.team:type_name -> gatehouse.v1.Team
-	91,  // 46: gatehouse.v1.UpdateTeamRequest.update_mask:type_name -> google.protobuf.FieldMask
-	99,  // 47: gatehouse.v1.UpdateTeamResponse.team:type_name -> gatehouse.v1.Team
-	100, // 48: gatehouse.v1.CreateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
-	100, // 49: gatehouse.v1.CreateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
-	100, // 50: gatehouse.v1.GetRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
-	100, // 51: gatehouse.v1.ListRepresentativesResponse.representatives:type_name -> gatehouse.v1.Representative
-	100, // 52: gatehouse.v1.UpdateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
-	91,  // 53: gatehouse.v1.UpdateRepresentativeRequest.update_mask:type_name -> google.protobuf.FieldMask
-	100, // 54: gatehouse.v1.UpdateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
-	101, // 55: gatehouse.v1.CreateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
-	101, // 56: gatehouse.v1.CreateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	101, // 57: gatehouse.v1.GetBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	101, // 58: gatehouse.v1.ListBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	101, // 59: gatehouse.v1.UpdateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
-	91,  // 60: gatehouse.v1.UpdateBusinessHoursRequest.update_mask:type_name -> google.protobuf.FieldMask
-	101, // 61: gatehouse.v1.UpdateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	102, // 62: gatehouse.v1.CreateCallerTokenRequest.token:type_name -> gatehouse.v1.CallerToken
-	102, // 63: gatehouse.v1.CreateCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
-	102, // 64: gatehouse.v1.ListCallerTokensResponse.tokens:type_name -> gatehouse.v1.CallerToken
-	102, // 65: gatehouse.v1.RevokeCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
+	92,  // 0: gatehouse.v1.CreateAccountRequest.account:type_name -> gatehouse.v1.Account
+	92,  // 1: gatehouse.v1.CreateAccountResponse.account:type_name -> gatehouse.v1.Account
+	92,  // 2: gatehouse.v1.GetAccountResponse.account:type_name -> gatehouse.v1.Account
+	92,  // 3: gatehouse.v1.ListAccountsResponse.accounts:type_name -> gatehouse.v1.Account
+	92,  // 4: gatehouse.v1.UpdateAccountRequest.account:type_name -> gatehouse.v1.Account
+	93,  // 5: gatehouse.v1.UpdateAccountRequest.update_mask:type_name -> google.protobuf.FieldMask
+	92,  // 6: gatehouse.v1.UpdateAccountResponse.account:type_name -> gatehouse.v1.Account
+	94,  // 7: gatehouse.v1.GetLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	94,  // 8: gatehouse.v1.UpdateLiveGuideSettingsRequest.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	93,  // 9: gatehouse.v1.UpdateLiveGuideSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	94,  // 10: gatehouse.v1.UpdateLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	95,  // 11: gatehouse.v1.GetCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
+	95,  // 12: gatehouse.v1.UpdateCustomizationRequest.customization:type_name -> gatehouse.v1.Customization
+	93,  // 13: gatehouse.v1.UpdateCustomizationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	95,  // 14: gatehouse.v1.UpdateCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
+	92,  // 15: gatehouse.v1.GenerateCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
+	92,  // 16: gatehouse.v1.SetCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
+	96,  // 17: gatehouse.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	96,  // 18: gatehouse.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	97,  // 19: gatehouse.v1.ListAuditEventsResponse.events:type_name -> gatehouse.v1.AuditEvent
+	98,  // 20: gatehouse.v1.CreateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
+	98,  // 21: gatehouse.v1.CreateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
+	98,  // 22: gatehouse.v1.GetAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
+	98,  // 23: gatehouse.v1.ListAllowlistEntriesResponse.entries:type_name -> gatehouse.v1.AllowlistEntry
+	98,  // 24: gatehouse.v1.UpdateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
+	93,  // 25: gatehouse.v1.UpdateAllowlistEntryRequest.update_mask:type_name -> google.protobuf.FieldMask
+	98,  // 26: gatehouse.v1.UpdateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
+	99,  // 27: gatehouse.v1.CreatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
+	99,  // 28: gatehouse.v1.CreatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
+	99,  // 29: gatehouse.v1.GetPrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
+	99,  // 30: gatehouse.v1.ListPrivacyRulesResponse.rules:type_name -> gatehouse.v1.PrivacyRule
+	99,  // 31: gatehouse.v1.UpdatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
+	93,  // 32: gatehouse.v1.UpdatePrivacyRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	99,  // 33: gatehouse.v1.UpdatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
+	100, // 34: gatehouse.v1.CreatePortalRequest.portal:type_name -> gatehouse.v1.Portal
+	100, // 35: gatehouse.v1.CreatePortalResponse.portal:type_name -> gatehouse.v1.Portal
+	100, // 36: gatehouse.v1.GetPortalResponse.portal:type_name -> gatehouse.v1.Portal
+	100, // 37: gatehouse.v1.ListPortalsResponse.portals:type_name -> gatehouse.v1.Portal
+	100, // 38: gatehouse.v1.UpdatePortalRequest.portal:type_name -> gatehouse.v1.Portal
+	93,  // 39: gatehouse.v1.UpdatePortalRequest.update_mask:type_name -> google.protobuf.FieldMask
+	100, // 40: gatehouse.v1.UpdatePortalResponse.portal:type_name -> gatehouse.v1.Portal
+	101, // 41: gatehouse.v1.CreateTeamRequest.team:type_name -> gatehouse.v1.Team
+	101, // 42: gatehouse.v1.CreateTeamResponse.team:type_name -> gatehouse.v1.Team
+	101, // 43: gatehouse.v1.GetTeamResponse.team:type_name -> gatehouse.v1.Team
+	101, // 44: gatehouse.v1.ListTeamsResponse.teams:type_name -> gatehouse.v1.Team
+	101, // 45: gatehouse.v1.UpdateTeamRequest.team:type_name -> gatehouse.v1.Team
+	93,  // 46: gatehouse.v1.UpdateTeamRequest.update_mask:type_name -> google.protobuf.FieldMask
+	101, // 47: gatehouse.v1.UpdateTeamResponse.team:type_name -> gatehouse.v1.Team
+	102, // 48: gatehouse.v1.CreateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
+	102, // 49: gatehouse.v1.CreateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
+	102, // 50: gatehouse.v1.GetRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
+	102, // 51: gatehouse.v1.ListRepresentativesResponse.representatives:type_name -> gatehouse.v1.Representative
+	102, // 52: gatehouse.v1.UpdateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
+	93,  // 53: gatehouse.v1.UpdateRepresentativeRequest.update_mask:type_name -> google.protobuf.FieldMask
+	102, // 54: gatehouse.v1.UpdateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
+	103, // 55: gatehouse.v1.CreateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
+	103, // 56: gatehouse.v1.CreateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	103, // 57: gatehouse.v1.GetBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	103, // 58: gatehouse.v1.ListBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	103, // 59: gatehouse.v1.UpdateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
+	93,  // 60: gatehouse.v1.UpdateBusinessHoursRequest.update_mask:type_name -> google.protobuf.FieldMask
+	103, // 61: gatehouse.v1.UpdateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	104, // 62: gatehouse.v1.CreateCallerTokenRequest.token:type_name -> gatehouse.v1.CallerToken
+	104, // 63: gatehouse.v1.CreateCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
+	104, // 64: gatehouse.v1.ListCallerTokensResponse.tokens:type_name -> gatehouse.v1.CallerToken
+	104, // 65: gatehouse.v1.RevokeCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
 	0,   // 66: gatehouse.v1.AdminService.CreateAccount:input_type -> gatehouse.v1.CreateAccountRequest
 	2,   // 67: gatehouse.v1.AdminService.GetAccount:input_type -> gatehouse.v1.GetAccountRequest
 	4,   // 68: gatehouse.v1.AdminService.ListAccounts:input_type -> gatehouse.v1.ListAccountsRequest
@@ -5426,54 +5535,56 @@ var file_gatehouse_v1_admin_service_proto_depIdxs = []int32{
 	84,  // 107: gatehouse.v1.AdminService.CreateCallerToken:input_type -> gatehouse.v1.CreateCallerTokenRequest
 	86,  // 108: gatehouse.v1.AdminService.ListCallerTokens:input_type -> gatehouse.v1.ListCallerTokensRequest
 	88,  // 109: gatehouse.v1.AdminService.RevokeCallerToken:input_type -> gatehouse.v1.RevokeCallerTokenRequest
-	22,  // 110: gatehouse.v1.AdminService.ListAuditEvents:input_type -> gatehouse.v1.ListAuditEventsRequest
-	1,   // 111: gatehouse.v1.AdminService.CreateAccount:output_type -> gatehouse.v1.CreateAccountResponse
-	3,   // 112: gatehouse.v1.AdminService.GetAccount:output_type -> gatehouse.v1.GetAccountResponse
-	5,   // 113: gatehouse.v1.AdminService.ListAccounts:output_type -> gatehouse.v1.ListAccountsResponse
-	7,   // 114: gatehouse.v1.AdminService.UpdateAccount:output_type -> gatehouse.v1.UpdateAccountResponse
-	9,   // 115: gatehouse.v1.AdminService.DeleteAccount:output_type -> gatehouse.v1.DeleteAccountResponse
-	11,  // 116: gatehouse.v1.AdminService.GetLiveGuideSettings:output_type -> gatehouse.v1.GetLiveGuideSettingsResponse
-	13,  // 117: gatehouse.v1.AdminService.UpdateLiveGuideSettings:output_type -> gatehouse.v1.UpdateLiveGuideSettingsResponse
-	15,  // 118: gatehouse.v1.AdminService.GetCustomization:output_type -> gatehouse.v1.GetCustomizationResponse
-	17,  // 119: gatehouse.v1.AdminService.UpdateCustomization:output_type -> gatehouse.v1.UpdateCustomizationResponse
-	19,  // 120: gatehouse.v1.AdminService.GenerateCobrowseUrl:output_type -> gatehouse.v1.GenerateCobrowseUrlResponse
-	21,  // 121: gatehouse.v1.AdminService.SetCobrowseUrl:output_type -> gatehouse.v1.SetCobrowseUrlResponse
-	25,  // 122: gatehouse.v1.AdminService.CreateAllowlistEntry:output_type -> gatehouse.v1.CreateAllowlistEntryResponse
-	27,  // 123: gatehouse.v1.AdminService.GetAllowlistEntry:output_type -> gatehouse.v1.GetAllowlistEntryResponse
-	29,  // 124: gatehouse.v1.AdminService.ListAllowlistEntries:output_type -> gatehouse.v1.ListAllowlistEntriesResponse
-	31,  // 125: gatehouse.v1.AdminService.UpdateAllowlistEntry:output_type -> gatehouse.v1.UpdateAllowlistEntryResponse
-	33,  // 126: gatehouse.v1.AdminService.DeleteAllowlistEntry:output_type -> gatehouse.v1.DeleteAllowlistEntryResponse
-	35,  // 127: gatehouse.v1.AdminService.CreatePrivacyRule:output_type -> gatehouse.v1.CreatePrivacyRuleResponse
-	37,  // 128: gatehouse.v1.AdminService.GetPrivacyRule:output_type -> gatehouse.v1.GetPrivacyRuleResponse
-	39,  // 129: gatehouse.v1.AdminService.ListPrivacyRules:output_type -> gatehouse.v1.ListPrivacyRulesResponse
-	41,  // 130: gatehouse.v1.AdminService.UpdatePrivacyRule:output_type -> gatehouse.v1.UpdatePrivacyRuleResponse
-	43,  // 131: gatehouse.v1.AdminService.DeletePrivacyRule:output_type -> gatehouse.v1.DeletePrivacyRuleResponse
-	45,  // 132: gatehouse.v1.AdminService.CreatePortal:output_type -> gatehouse.v1.CreatePortalResponse
-	47,  // 133: gatehouse.v1.AdminService.GetPortal:output_type -> gatehouse.v1.GetPortalResponse
-	49,  // 134: gatehouse.v1.AdminService.ListPortals:output_type -> gatehouse.v1.ListPortalsResponse
-	51,  // 135: gatehouse.v1.AdminService.UpdatePortal:output_type -> gatehouse.v1.UpdatePortalResponse
-	53,  // 136: gatehouse.v1.AdminService.DeletePortal:output_type -> gatehouse.v1.DeletePortalResponse
-	55,  // 137: gatehouse.v1.AdminService.CreateTeam:output_type -> gatehouse.v1.CreateTeamResponse
-	57,  // 138: gatehouse.v1.AdminService.GetTeam:output_type -> gatehouse.v1.GetTeamResponse
-	59,  // 139: gatehouse.v1.AdminService.ListTeams:output_type -> gatehouse.v1.ListTeamsResponse
-	61,  // 140: gatehouse.v1.AdminService.UpdateTeam:output_type -> gatehouse.v1.UpdateTeamResponse
-	63,  // 141: gatehouse.v1.AdminService.DeleteTeam:output_type -> gatehouse.v1.DeleteTeamResponse
-	65,  // 142: gatehouse.v1.AdminService.CreateRepresentative:output_type -> gatehouse.v1.CreateRepresentativeResponse
-	67,  // 143: gatehouse.v1.AdminService.GetRepresentative:output_type -> gatehouse.v1.GetRepresentativeResponse
-	69,  // 144: gatehouse.v1.AdminService.ListRepresentatives:output_type -> gatehouse.v1.ListRepresentativesResponse
-	71,  // 145: gatehouse.v1.AdminService.UpdateRepresentative:output_type -> gatehouse.v1.UpdateRepresentativeResponse
-	73,  // 146: gatehouse.v1.AdminService.DeleteRepresentative:output_type -> gatehouse.v1.DeleteRepresentativeResponse
-	75,  // 147: gatehouse.v1.AdminService.CreateBusinessHours:output_type -> gatehouse.v1.CreateBusinessHoursResponse
-	77,  // 148: gatehouse.v1.AdminService.GetBusinessHours:output_type -> gatehouse.v1.GetBusinessHoursResponse
-	79,  // 149: gatehouse.v1.AdminService.ListBusinessHours:output_type -> gatehouse.v1.ListBusinessHoursResponse
-	81,  // 150: gatehouse.v1.AdminService.UpdateBusinessHours:output_type -> gatehouse.v1.UpdateBusinessHoursResponse
-	83,  // 151: gatehouse.v1.AdminService.DeleteBusinessHours:output_type -> gatehouse.v1.DeleteBusinessHoursResponse
-	85,  // 152: gatehouse.v1.AdminService.CreateCallerToken:output_type -> gatehouse.v1.CreateCallerTokenResponse
-	87,  // 153: gatehouse.v1.AdminService.ListCallerTokens:output_type -> gatehouse.v1.ListCallerTokensResponse
-	89,  // 154: gatehouse.v1.AdminService.RevokeCallerToken:output_type -> gatehouse.v1.RevokeCallerTokenResponse
-	23,  // 155: gatehouse.v1.AdminService.ListAuditEvents:output_type -> gatehouse.v1.ListAuditEventsResponse
-	111, // [111:156] is the sub-list for method output_type
-	66,  // [66:111] is the sub-list for method input_type
+	90,  // 110: gatehouse.v1.AdminService.BackupStore:input_type -> gatehouse.v1.BackupStoreRequest
+	22,  // 111: gatehouse.v1.AdminService.ListAuditEvents:input_type -> gatehouse.v1.ListAuditEventsRequest
+	1,   // 112: gatehouse.v1.AdminService.CreateAccount:output_type -> gatehouse.v1.CreateAccountResponse
+	3,   // 113: gatehouse.v1.AdminService.GetAccount:output_type -> gatehouse.v1.GetAccountResponse
+	5,   // 114: gatehouse.v1.AdminService.ListAccounts:output_type -> gatehouse.v1.ListAccountsResponse
+	7,   // 115: gatehouse.v1.AdminService.UpdateAccount:output_type -> gatehouse.v1.UpdateAccountResponse
+	9,   // 116: gatehouse.v1.AdminService.DeleteAccount:output_type -> gatehouse.v1.DeleteAccountResponse
+	11,  // 117: gatehouse.v1.AdminService.GetLiveGuideSettings:output_type -> gatehouse.v1.GetLiveGuideSettingsResponse
+	13,  // 118: gatehouse.v1.AdminService.UpdateLiveGuideSettings:output_type -> gatehouse.v1.UpdateLiveGuideSettingsResponse
+	15,  // 119: gatehouse.v1.AdminService.GetCustomization:output_type -> gatehouse.v1.GetCustomizationResponse
+	17,  // 120: gatehouse.v1.AdminService.UpdateCustomization:output_type -> gatehouse.v1.UpdateCustomizationResponse
+	19,  // 121: gatehouse.v1.AdminService.GenerateCobrowseUrl:output_type -> gatehouse.v1.GenerateCobrowseUrlResponse
+	21,  // 122: gatehouse.v1.AdminService.SetCobrowseUrl:output_type -> gatehouse.v1.SetCobrowseUrlResponse
+	25,  // 123: gatehouse.v1.AdminService.CreateAllowlistEntry:output_type -> gatehouse.v1.CreateAllowlistEntryResponse
+	27,  // 124: gatehouse.v1.AdminService.GetAllowlistEntry:output_type -> gatehouse.v1.GetAllowlistEntryResponse
+	29,  // 125: gatehouse.v1.AdminService.ListAllowlistEntries:output_type -> gatehouse.v1.ListAllowlistEntriesResponse
+	31,  // 126: gatehouse.v1.AdminService.UpdateAllowlistEntry:output_type -> gatehouse.v1.UpdateAllowlistEntryResponse
+	33,  // 127: gatehouse.v1.AdminService.DeleteAllowlistEntry:output_type -> gatehouse.v1.DeleteAllowlistEntryResponse
+	35,  // 128: gatehouse.v1.AdminService.CreatePrivacyRule:output_type -> gatehouse.v1.CreatePrivacyRuleResponse
+	37,  // 129: gatehouse.v1.AdminService.GetPrivacyRule:output_type -> gatehouse.v1.GetPrivacyRuleResponse
+	39,  // 130: gatehouse.v1.AdminService.ListPrivacyRules:output_type -> gatehouse.v1.ListPrivacyRulesResponse
+	41,  // 131: gatehouse.v1.AdminService.UpdatePrivacyRule:output_type -> gatehouse.v1.UpdatePrivacyRuleResponse
+	43,  // 132: gatehouse.v1.AdminService.DeletePrivacyRule:output_type -> gatehouse.v1.DeletePrivacyRuleResponse
+	45,  // 133: gatehouse.v1.AdminService.CreatePortal:output_type -> gatehouse.v1.CreatePortalResponse
+	47,  // 134: gatehouse.v1.AdminService.GetPortal:output_type -> gatehouse.v1.GetPortalResponse
+	49,  // 135: gatehouse.v1.AdminService.ListPortals:output_type -> gatehouse.v1.ListPortalsResponse
+	51,  // 136: gatehouse.v1.AdminService.UpdatePortal:output_type -> gatehouse.v1.UpdatePortalResponse
+	53,  // 137: gatehouse.v1.AdminService.DeletePortal:output_type -> gatehouse.v1.DeletePortalResponse
+	55,  // 138: gatehouse.v1.AdminService.CreateTeam:output_type -> gatehouse.v1.CreateTeamResponse
+	57,  // 139: gatehouse.v1.AdminService.GetTeam:output_type -> gatehouse.v1.GetTeamResponse
+	59,  // 140: gatehouse.v1.AdminService.ListTeams:output_type -> gatehouse.v1.ListTeamsResponse
+	61,  // 141: gatehouse.v1.AdminService.UpdateTeam:output_type -> gatehouse.v1.UpdateTeamResponse
+	63,  // 142: gatehouse.v1.AdminService.DeleteTeam:output_type -> gatehouse.v1.DeleteTeamResponse
+	65,  // 143: gatehouse.v1.AdminService.CreateRepresentative:output_type -> gatehouse.v1.CreateRepresentativeResponse
+	67,  // 144: gatehouse.v1.AdminService.GetRepresentative:output_type -> gatehouse.v1.GetRepresentativeResponse
+	69,  // 145: gatehouse.v1.AdminService.ListRepresentatives:output_type -> gatehouse.v1.ListRepresentativesResponse
+	71,  // 146: gatehouse.v1.AdminService.UpdateRepresentative:output_type -> gatehouse.v1.UpdateRepresentativeResponse
+	73,  // 147: gatehouse.v1.AdminService.DeleteRepresentative:output_type -> gatehouse.v1.DeleteRepresentativeResponse
+	75,  // 148: gatehouse.v1.AdminService.CreateBusinessHours:output_type -> gatehouse.v1.CreateBusinessHoursResponse
+	77,  // 149: gatehouse.v1.AdminService.GetBusinessHours:output_type -> gatehouse.v1.GetBusinessHoursResponse
+	79,  // 150: gatehouse.v1.AdminService.ListBusinessHours:output_type -> gatehouse.v1.ListBusinessHoursResponse
+	81,  // 151: gatehouse.v1.AdminService.UpdateBusinessHours:output_type -> gatehouse.v1.UpdateBusinessHoursResponse
+	83,  // 152: gatehouse.v1.AdminService.DeleteBusinessHours:output_type -> gatehouse.v1.DeleteBusinessHoursResponse
+	85,  // 153: gatehouse.v1.AdminService.CreateCallerToken:output_type -> gatehouse.v1.CreateCallerTokenResponse
+	87,  // 154: gatehouse.v1.AdminService.ListCallerTokens:output_type -> gatehouse.v1.ListCallerTokensResponse
+	89,  // 155: gatehouse.v1.AdminService.RevokeCallerToken:output_type -> gatehouse.v1.RevokeCallerTokenResponse
+	91,  // 156: gatehouse.v1.AdminService.BackupStore:output_type -> gatehouse.v1.BackupStoreResponse
+	23,  // 157: gatehouse.v1.AdminService.ListAuditEvents:output_type -> gatehouse.v1.ListAuditEventsResponse
+	112, // [112:158] is the sub-list for method output_type
+	66,  // [66:112] is the sub-list for method input_type
 	66,  // [66:66] is the sub-list for extension type_name
 	66,  // [66:66] is the sub-list for extension extendee
 	0,   // [0:66] is the sub-list for field type_name
@@ -5491,7 +5602,7 @@ func file_gatehouse_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_admin_service_proto_rawDesc), len(file_gatehouse_v1_admin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   90,
+			NumMessages:   92,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -63,6 +63,7 @@ const (
 	AdminService_CreateCallerToken_FullMethodName       = "/gatehouse.v1.AdminService/CreateCallerToken"
 	AdminService_ListCallerTokens_FullMethodName        = "/gatehouse.v1.AdminService/ListCallerTokens"
 	AdminService_RevokeCallerToken_FullMethodName       = "/gatehouse.v1.AdminService/RevokeCallerToken"
+	AdminService_BackupStore_FullMethodName             = "/gatehouse.v1.AdminService/BackupStore"
 	AdminService_ListAuditEvents_FullMethodName         = "/gatehouse.v1.AdminService/ListAuditEvents"
 )
 
@@ -184,6 +185,10 @@ type AdminServiceClient interface {
 	ListCallerTokens(ctx context.Context, in *ListCallerTokensRequest, opts ...grpc.CallOption) (*ListCallerTokensResponse, error)
 	// RevokeCallerToken revokes a token at once; operators only.
 	RevokeCallerToken(ctx context.Context, in *RevokeCallerTokenRequest, opts ...grpc.CallOption) (*RevokeCallerTokenResponse, error)
+	// BackupStore streams a consistent copy of the whole store file, taken in
+	// one read transaction while the server keeps serving; operators only.
+	// Write the chunks in order to a file to get a store the daemon can open.
+	BackupStore(ctx context.Context, in *BackupStoreRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupStoreResponse], error)
 	// ListAuditEvents lists committed writes, newest last.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 }
@@ -636,6 +641,25 @@ func (c *adminServiceClient) RevokeCallerToken(ctx context.Context, in *RevokeCa
 	return out, nil
 }
 
+func (c *adminServiceClient) BackupStore(ctx context.Context, in *BackupStoreRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[BackupStoreResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &AdminService_ServiceDesc.Streams[0], AdminService_BackupStore_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[BackupStoreRequest, BackupStoreResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_BackupStoreClient = grpc.ServerStreamingClient[BackupStoreResponse]
+
 func (c *adminServiceClient) ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListAuditEventsResponse)
@@ -764,6 +788,10 @@ type AdminServiceServer interface {
 	ListCallerTokens(context.Context, *ListCallerTokensRequest) (*ListCallerTokensResponse, error)
 	// RevokeCallerToken revokes a token at once; operators only.
 	RevokeCallerToken(context.Context, *RevokeCallerTokenRequest) (*RevokeCallerTokenResponse, error)
+	// BackupStore streams a consistent copy of the whole store file, taken in
+	// one read transaction while the server keeps serving; operators only.
+	// Write the chunks in order to a file to get a store the daemon can open.
+	BackupStore(*BackupStoreRequest, grpc.ServerStreamingServer[BackupStoreResponse]) error
 	// ListAuditEvents lists committed writes, newest last.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
@@ -907,6 +935,9 @@ func (UnimplementedAdminServiceServer) ListCallerTokens(context.Context, *ListCa
 }
 func (UnimplementedAdminServiceServer) RevokeCallerToken(context.Context, *RevokeCallerTokenRequest) (*RevokeCallerTokenResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RevokeCallerToken not implemented")
+}
+func (UnimplementedAdminServiceServer) BackupStore(*BackupStoreRequest, grpc.ServerStreamingServer[BackupStoreResponse]) error {
+	return status.Error(codes.Unimplemented, "method BackupStore not implemented")
 }
 func (UnimplementedAdminServiceServer) ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuditEvents not implemented")
@@ -1724,6 +1755,17 @@ func _AdminService_RevokeCallerToken_Handler(srv interface{}, ctx context.Contex
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_BackupStore_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(BackupStoreRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(AdminServiceServer).BackupStore(m, &grpc.GenericServerStream[BackupStoreRequest, BackupStoreResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type AdminService_BackupStoreServer = grpc.ServerStreamingServer[BackupStoreResponse]
+
 func _AdminService_ListAuditEvents_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(ListAuditEventsRequest)
 	if err := dec(in); err != nil {
@@ -1930,6 +1972,12 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _AdminService_ListAuditEvents_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "BackupStore",
+			Handler:       _AdminService_BackupStore_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "gatehouse/v1/admin_service.proto",
 }

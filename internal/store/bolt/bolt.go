@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -380,4 +381,25 @@ func (t *tx) Delete(key string) error {
 	}
 	t.touch(key)
 	return nil
+}
+
+// Backup writes a consistent copy of the database file, taken in one read
+// transaction while writers keep committing, to the writer open returns
+// for the copy's revision and size. It implements store.Backuper.
+func (s *Store) Backup(ctx context.Context, open func(rev uint64, size int64) (io.Writer, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return closedErr(s.db.View(func(btx *bbolt.Tx) error {
+		var rev uint64
+		if raw := btx.Bucket(metaBucket).Get(keyRevision); len(raw) == 8 {
+			rev = binary.BigEndian.Uint64(raw)
+		}
+		w, err := open(rev, btx.Size())
+		if err != nil {
+			return err
+		}
+		_, err = btx.WriteTo(w)
+		return err
+	}))
 }
