@@ -8,6 +8,7 @@ TOOLS     := $(GO) tool -modfile=tools.go.mod
 BUF       := $(TOOLS) buf
 LISTEN    ?= 127.0.0.1:8470
 DATA_DIR  ?= ./data
+METRICS_ADDR ?= 127.0.0.1:9470
 FUZZTIME  ?= 30s
 BENCHTIME ?= 1s
 
@@ -55,7 +56,7 @@ bin/grpcurl: tools.go.mod tools.go.sum
 
 .PHONY: run
 run: build bin/grpcurl ## run the daemon on $(LISTEN) with demo data in $(DATA_DIR)
-	bin/gatehoused --listen $(LISTEN) --data-dir $(DATA_DIR) --demo --log-format text
+	bin/gatehoused --listen $(LISTEN) --data-dir $(DATA_DIR) --demo --log-format text --metrics-addr $(METRICS_ADDR)
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each

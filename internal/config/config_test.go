@@ -132,6 +132,7 @@ func TestEnvName(t *testing.T) {
 		"demo":             "GATEHOUSE_DEMO",
 		"insecure":         "GATEHOUSE_INSECURE",
 		"log-level":        "GATEHOUSE_LOG_LEVEL",
+		"metrics-addr":     "GATEHOUSE_METRICS_ADDR",
 		"log-format":       "GATEHOUSE_LOG_FORMAT",
 		"shutdown-timeout": "GATEHOUSE_SHUTDOWN_TIMEOUT",
 		"smtp-addr":        "GATEHOUSE_SMTP_ADDR",
@@ -328,7 +329,7 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 	slices.Sort(asked)
 	want := []string{
 		"GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
-		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_OUTBOX_DIR", "GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR",
+		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_METRICS_ADDR", "GATEHOUSE_OUTBOX_DIR", "GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR",
 		"GATEHOUSE_SMTP_FROM",
 	}
 	if !slices.Equal(asked, want) {

@@ -144,11 +144,12 @@ const (
 	ReasonElementMasked
 	ReasonPortalFunctionDisabled
 	ReasonRepresentativeFunctionDisabled
-	numReasons
+	// NumReasons is the number of reasons, for tables indexed by Reason.
+	NumReasons
 )
 
 // reasonMessages are fixed so that building a decision never allocates.
-var reasonMessages = [numReasons]string{
+var reasonMessages = [NumReasons]string{
 	ReasonUnspecified:                    "no decision",
 	ReasonAllowed:                        "allowed",
 	ReasonSessionEnded:                   "the session has ended",
@@ -168,7 +169,7 @@ var reasonMessages = [numReasons]string{
 
 // Message returns a fixed English explanation of r.
 func (r Reason) Message() string {
-	if r < 0 || r >= numReasons {
+	if r < 0 || r >= NumReasons {
 		return reasonMessages[ReasonUnspecified]
 	}
 	return reasonMessages[r]
@@ -184,3 +185,40 @@ type Decision struct {
 
 func allow() Decision                     { return Decision{Allowed: true, Reason: ReasonAllowed} }
 func deny(r Reason, rule string) Decision { return Decision{Reason: r, Rule: rule} }
+
+var featureNames = map[Feature]string{
+	FeatureNavigate: "navigate", FeatureClick: "click", FeatureScroll: "scroll", FeatureType: "type",
+	FeatureViewElement: "view_element", FeatureClipboard: "clipboard", FeatureVideo: "video",
+	FeatureVoiceChat: "voice_chat", FeatureRecording: "recording", FeatureDocumentShare: "document_share",
+	FeatureDocumentDownload: "document_download", FeatureChat: "chat",
+	FeatureCustomerScreenSharing: "customer_screen_sharing", FeatureRepScreenSharing: "rep_screen_sharing",
+	FeatureRecordCustomerScreen: "record_customer_screen", FeatureRecordRepScreen: "record_rep_screen",
+	FeatureSendFiles: "send_files", FeatureReceiveFiles: "receive_files", FeatureRunAsService: "run_as_service",
+	FeatureStartAsService: "start_as_service", FeatureUninstallServiceOnEnd: "uninstall_service_on_end",
+	FeatureChatReceiptSound: "chat_receipt_sound", FeatureAnnotations: "annotations",
+	FeatureInviteExternalSpecialist: "invite_external_specialist",
+}
+
+// String returns the feature's lower-case name ("send_files"), or
+// "unknown".
+func (f Feature) String() string {
+	if n, ok := featureNames[f]; ok {
+		return n
+	}
+	return "unknown"
+}
+
+var reasonNames = [NumReasons]string{
+	"unspecified", "allowed", "session_ended", "actor_not_in_session", "feature_not_in_session_kind",
+	"url_invalid", "url_not_permitted", "domain_not_allowlisted", "agent_click_restricted",
+	"agent_input_restricted", "feature_disabled", "element_blocked", "element_masked",
+	"portal_function_disabled", "representative_function_disabled",
+}
+
+// String returns the reason's lower-case name ("agent_click_restricted").
+func (r Reason) String() string {
+	if r < 0 || r >= NumReasons {
+		return "unknown"
+	}
+	return reasonNames[r]
+}

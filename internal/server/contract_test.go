@@ -126,6 +126,9 @@ func TestEnums_MatchWire(t *testing.T) {
 		if !f.Valid() {
 			t.Errorf("%s (%d) is not a valid policy.Feature", v.Name(), v.Number())
 		}
+		if want := strings.ToLower(strings.TrimPrefix(string(v.Name()), "FEATURE_")); f.String() != want {
+			t.Errorf("%s: String() = %q, want %q", v.Name(), f.String(), want)
+		}
 		fn, isFunc := f.Function()
 		if isFunc == f.IsCobrowse() {
 			t.Errorf("%s: cobrowse=%v function=%v", v.Name(), f.IsCobrowse(), isFunc)
@@ -147,6 +150,9 @@ func TestEnums_MatchWire(t *testing.T) {
 		r := policy.Reason(v.Number())
 		if v.Number() != 0 && r.Message() == policy.ReasonUnspecified.Message() {
 			t.Errorf("%s has no message", v.Name())
+		}
+		if want := strings.ToLower(strings.TrimPrefix(string(v.Name()), "REASON_")); r.String() != want {
+			t.Errorf("%s: String() = %q, want %q", v.Name(), r.String(), want)
 		}
 	}
 	pairs := []struct {

@@ -148,6 +148,7 @@ func (d *decisionService) CheckFeature(ctx context.Context, req *gatehousev1.Che
 	if err != nil {
 		return nil, d.s.status(ctx, err)
 	}
+	d.s.metrics.countDecision(q.Feature, dec)
 	return decisionToProto(dec, snap.Revision()), nil
 }
 
@@ -192,6 +193,7 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 		if err != nil {
 			return nil, d.s.status(ctx, err)
 		}
+		d.s.metrics.countDecision(qs[i].Feature, dec)
 		resp.Results[i] = decisionToProto(dec, snap.Revision())
 	}
 	return resp, nil

@@ -54,6 +54,8 @@ type Options struct {
 	Limits Limits
 	// AuditRetention is how long audit events are kept (0: forever).
 	AuditRetention time.Duration
+	// Metrics, when set, receives the gRPC and decision metrics.
+	Metrics *Metrics
 }
 
 // Server serves the Gatehouse API, health and reflection.
@@ -68,6 +70,7 @@ type Server struct {
 	authOn       bool
 	// auditRetention is how long audit events are kept (0: forever).
 	auditRetention time.Duration
+	metrics        *Metrics
 	// rules is the permission table (accessRules).
 	rules map[string]access
 
@@ -79,11 +82,14 @@ type Server struct {
 	shutdown sync.Once
 }
 
-// New builds a server with its interceptor chain: panic recovery (a panic
-// becomes INTERNAL and is logged, the process keeps serving) inside a
-// structured log line per call with its code and latency.
+// New builds a server with its interceptor chain, outermost first: metrics
+// (when configured), a request id (taken from the caller's x-request-id or
+// generated, returned in the response header and logged), a structured log
+// line per call with its code and latency, panic recovery (a panic becomes
+// INTERNAL and is logged, the process keeps serving), then authentication
+// and the permission table.
 func New(o Options) *Server {
-	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules, auditRetention: o.AuditRetention}
+	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules, auditRetention: o.AuditRetention, metrics: o.Metrics}
 	s.done = make(chan struct{})
 	if s.cobrowseBase == "" {
 		s.cobrowseBase = "support.me"
@@ -97,22 +103,28 @@ func New(o Options) *Server {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall)}
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(requestIDFields)}
+	unary := []grpc.UnaryServerInterceptor{unaryRequestID}
+	stream := []grpc.StreamServerInterceptor{streamRequestID}
+	if s.metrics != nil {
+		unary = append([]grpc.UnaryServerInterceptor{s.metrics.grpc.UnaryServerInterceptor()}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{s.metrics.grpc.StreamServerInterceptor()}, stream...)
+	}
 	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
 		s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p))
 		return status.Error(codes.Internal, "internal error")
 	})
 	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(
+		grpc.ChainUnaryInterceptor(append(unary,
 			logging.UnaryServerInterceptor(logger, logOpts...),
 			recovery.UnaryServerInterceptor(recoverOpt),
 			s.unaryAuth,
-		),
-		grpc.ChainStreamInterceptor(
+		)...),
+		grpc.ChainStreamInterceptor(append(stream,
 			logging.StreamServerInterceptor(logger, logOpts...),
 			recovery.StreamServerInterceptor(recoverOpt),
 			s.streamAuth,
-		),
+		)...),
 	}, o.Limits.serverOptions()...)...)
 	gatehousev1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	gatehousev1.RegisterSessionServiceServer(s.grpc, &sessionService{s: s})
@@ -123,6 +135,10 @@ func New(o Options) *Server {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	reflection.Register(s.grpc)
+	if s.metrics != nil {
+		s.metrics.grpc.InitializeMetrics(s.grpc)
+		s.metrics.watch(s.snaps, s.store)
+	}
 	return s
 }
 

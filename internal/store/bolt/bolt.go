@@ -403,3 +403,12 @@ func (s *Store) Backup(ctx context.Context, open func(rev uint64, size int64) (i
 		return err
 	}))
 }
+
+// Size returns the size of the database file.
+func (s *Store) Size() (int64, error) {
+	fi, err := os.Stat(s.db.Path())
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are the daemon's Prometheus metrics: the standard grpc_server_*
+// metrics of go-grpc-middleware, decisions by feature and reason, and the
+// state of the snapshot and the store.
+type Metrics struct {
+	// Registry holds every metric; serve it with promhttp.
+	Registry *prometheus.Registry
+	grpc     *grpcprom.ServerMetrics
+	// decisions[featureSlot][reason] are resolved once, so that counting a
+	// decision on the hot path is one atomic add.
+	decisions [numFeatureSlots][]prometheus.Counter
+}
+
+// Feature slots: co-browse features 1..12, support functions after them.
+const numFeatureSlots = int(policy.FeatureChat) + 1 + int(policy.NumFunctions)
+
+func featureSlot(f policy.Feature) int {
+	if fn, ok := f.Function(); ok {
+		return int(policy.FeatureChat) + 1 + int(fn)
+	}
+	if f.IsCobrowse() {
+		return int(f)
+	}
+	return 0
+}
+
+// NewMetrics creates the metrics, including Go runtime and process
+// collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
+			grpcprom.WithHistogramBuckets([]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}))),
+	}
+	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_decisions_total",
+		Help: "Decisions answered, by feature and reason.",
+	}, []string{"feature", "reason"})
+	for slot := range m.decisions {
+		m.decisions[slot] = make([]prometheus.Counter, policy.NumReasons)
+	}
+	for f := policy.Feature(0); f <= policy.FeatureFunctionBase+policy.Feature(policy.NumFunctions); f++ {
+		if !f.Valid() {
+			continue
+		}
+		for r := policy.ReasonAllowed; r < policy.NumReasons; r++ {
+			m.decisions[featureSlot(f)][r] = decisions.WithLabelValues(f.String(), r.String())
+		}
+	}
+	m.Registry.MustRegister(m.grpc, decisions,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// countDecision counts one decision; m may be nil.
+func (m *Metrics) countDecision(f policy.Feature, d policy.Decision) {
+	if m == nil || d.Reason <= 0 || d.Reason >= policy.NumReasons {
+		return
+	}
+	if c := m.decisions[featureSlot(f)][d.Reason]; c != nil {
+		c.Inc()
+	}
+}
+
+// watch registers gauges that read the snapshot and the store at scrape
+// time.
+func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store) {
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	cs := []prometheus.Collector{
+		gauge("gatehouse_snapshot_revision", "Store revision of the snapshot decisions are answered from.",
+			func() float64 { return float64(snaps.Current().Revision()) }),
+		gauge("gatehouse_store_revision", "Revision of the last commit to the store.",
+			func() float64 { return float64(st.Revision()) }),
+		gauge("gatehouse_snapshot_rebuild_seconds", "Duration of the last snapshot rebuild.",
+			func() float64 { return snaps.LastBuild().Seconds() }),
+		gauge("gatehouse_snapshot_accounts", "Accounts in the snapshot.",
+			func() float64 { return float64(snaps.Current().NumAccounts()) }),
+		gauge("gatehouse_snapshot_sessions", "Sessions in the snapshot.",
+			func() float64 { return float64(snaps.Current().NumSessions()) }),
+	}
+	if sz, ok := st.(interface{ Size() (int64, error) }); ok {
+		cs = append(cs, gauge("gatehouse_store_size_bytes", "Size of the store file.", func() float64 {
+			n, err := sz.Size()
+			if err != nil {
+				return -1
+			}
+			return float64(n)
+		}))
+	}
+	m.Registry.MustRegister(cs...)
+}
