@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
+	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
@@ -109,12 +111,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		if tlsCfg, err = tlsconfig.Server(tlsconfig.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, ClientCA: cfg.TLSClientCA}); err != nil {
+			return err
+		}
+	}
 	var metrics *server.Metrics
 	if cfg.MetricsAddr != "" {
 		metrics = server.NewMetrics()
 	}
 	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain,
-		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics})
+		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg})
 	if metrics != nil {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, log)
 		if err != nil {

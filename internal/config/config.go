@@ -36,6 +36,11 @@ type Config struct {
 	// MetricsAddr is the host:port Prometheus metrics are served on at
 	// /metrics; empty serves none.
 	MetricsAddr string
+	// TLSCert and TLSKey are PEM files of the server certificate; set both
+	// to serve TLS. They are reloaded when they change.
+	TLSCert, TLSKey string
+	// TLSClientCA, when set, requires client certificates signed by it.
+	TLSClientCA string
 	// LogLevel is debug, info, warn or error.
 	LogLevel string
 	// LogFormat is json or text.
@@ -76,6 +81,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed demo data into an empty store")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback listen address without authentication")
 	fs.StringVar(&c.Auth, "auth", c.Auth, "caller authentication: none (loopback development) or token (bearer tokens)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM `file` of the server certificate chain (with --tls-key: serve TLS)")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM `file` of the server certificate's private key")
+	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM `file` of the CA that client certificates must chain to (mutual TLS)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics on this `host:port` at /metrics (empty: none)")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "how long audit events are kept (0: forever)")
 	fs.StringVar(&c.BootstrapTokenFile, "bootstrap-token-file", c.BootstrapTokenFile, "write a new operator token to this `file` when the store has none")
@@ -129,8 +137,14 @@ func (c Config) Validate() error {
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
-	} else if !isLoopback(host) && !c.Insecure && c.Auth != "token" {
+	} else if !isLoopback(host) && !c.Insecure && c.Auth != "token" && c.TLSClientCA == "" {
 		errs = append(errs, fmt.Errorf("listen %q is not a loopback address and callers are not authenticated; use --auth token, or pass --insecure to serve it anyway", c.Listen))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("tls-cert and tls-key go together"))
+	}
+	if c.TLSClientCA != "" && c.TLSCert == "" {
+		errs = append(errs, errors.New("tls-client-ca needs tls-cert and tls-key"))
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

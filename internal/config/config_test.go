@@ -77,6 +77,11 @@ func TestValidate(t *testing.T) {
 		{name: "cobrowse domain upper case", edit: func(c *config.Config) { c.CobrowseBaseDomain = "Support.Me" }, wantErr: []string{"cobrowse-base-domain"}},
 		{name: "cobrowse domain other", edit: func(c *config.Config) { c.CobrowseBaseDomain = "cobrowse.example.co.uk" }},
 		{name: "unknown auth", edit: func(c *config.Config) { c.Auth = "magic" }, wantErr: []string{"auth"}},
+		{name: "tls cert without key", edit: func(c *config.Config) { c.TLSCert = "c.pem" }, wantErr: []string{"tls-cert and tls-key"}},
+		{name: "client ca without tls", edit: func(c *config.Config) { c.TLSClientCA = "ca.pem" }, wantErr: []string{"tls-client-ca"}},
+		{name: "mtls on any address", edit: func(c *config.Config) {
+			c.TLSCert, c.TLSKey, c.TLSClientCA, c.Listen = "c.pem", "k.pem", "ca.pem", "0.0.0.0:8470"
+		}},
 		{name: "token auth on any address", edit: func(c *config.Config) { c.Auth = "token"; c.Listen = "0.0.0.0:8470" }},
 
 		{name: "smtp server", edit: func(c *config.Config) { c.SMTPAddr = "mail.example.com:25" }},
@@ -330,7 +335,7 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 	want := []string{
 		"GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
 		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_METRICS_ADDR", "GATEHOUSE_OUTBOX_DIR", "GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR",
-		"GATEHOUSE_SMTP_FROM",
+		"GATEHOUSE_SMTP_FROM", "GATEHOUSE_TLS_CERT", "GATEHOUSE_TLS_CLIENT_CA", "GATEHOUSE_TLS_KEY",
 	}
 	if !slices.Equal(asked, want) {
 		t.Errorf("looked up %q, want %q", asked, want)

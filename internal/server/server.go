@@ -7,6 +7,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base32"
 	"encoding/base64"
 	"errors"
@@ -24,6 +25,7 @@ import (
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
@@ -56,6 +58,17 @@ type Options struct {
 	AuditRetention time.Duration
 	// Metrics, when set, receives the gRPC and decision metrics.
 	Metrics *Metrics
+	// TLS, when set, serves TLS (and mutual TLS when it requires client
+	// certificates) instead of plaintext.
+	TLS *tls.Config
+}
+
+// tlsOption returns the transport credentials of cfg (none when nil).
+func tlsOption(cfg *tls.Config) []grpc.ServerOption {
+	if cfg == nil {
+		return nil
+	}
+	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(cfg))}
 }
 
 // Server serves the Gatehouse API, health and reflection.
@@ -125,7 +138,7 @@ func New(o Options) *Server {
 			recovery.StreamServerInterceptor(recoverOpt),
 			s.streamAuth,
 		)...),
-	}, o.Limits.serverOptions()...)...)
+	}, append(o.Limits.serverOptions(), tlsOption(o.TLS)...)...)...)
 	gatehousev1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	gatehousev1.RegisterSessionServiceServer(s.grpc, &sessionService{s: s})
 	gatehousev1.RegisterDecisionServiceServer(s.grpc, &decisionService{s: s})
