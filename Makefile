@@ -10,6 +10,8 @@ LISTEN    ?= 127.0.0.1:8470
 DATA_DIR  ?= ./data
 METRICS_ADDR ?= 127.0.0.1:9470
 FUZZTIME  ?= 30s
+SOAK_TIME ?= 10m
+CRASH_TIME ?= 5m
 BENCHTIME ?= 1s
 
 .PHONY: help
@@ -48,8 +50,12 @@ test: check-generated lint ## everything CI runs: generated code fresh, lint, al
 	$(GO) test -race -count=1 ./...
 
 .PHONY: build
-build: ## build bin/gatehoused
+build: cli ## build bin/gatehoused and the admin CLI bin/gatehouse
 	$(GO) build -o bin/gatehoused ./cmd/gatehoused
+
+.PHONY: cli
+cli: ## build the admin CLI bin/gatehouse
+	$(GO) build -o bin/gatehouse ./cmd/gatehouse
 
 bin/grpcurl: tools.go.mod tools.go.sum
 	$(GO) build -modfile=tools.go.mod -o bin/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
@@ -66,6 +72,14 @@ fuzz: ## run every fuzz target for FUZZTIME each
 			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+.PHONY: soak
+soak: ## run mixed load against the daemon for SOAK_TIME (default 10m); report goroutines and memory, fail on growth
+	SOAK_TIME=$(SOAK_TIME) $(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./cmd/gatehoused
+
+.PHONY: crash
+crash: ## kill the daemon at random points during writes for CRASH_TIME (default 5m) and check the store after each
+	CRASH_TIME=$(CRASH_TIME) $(GO) test -count=1 -timeout 0 -v -run '^TestCrash_KillDuringWrites$$' ./cmd/gatehoused
 
 .PHONY: bench
 bench: ## run the Go benchmarks with -benchmem

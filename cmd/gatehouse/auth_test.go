@@ -1,0 +1,180 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig"
+	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig/tlstest"
+)
+
+func TestTokens_CreateListRevoke(t *testing.T) {
+	t.Parallel()
+	ts := mustStart(t, withAuth)
+	ts.mustAccount("acme")
+	ts.mustAccount("other")
+
+	out := ts.must("tokens", "create", "--name", "acme admin", "--role", "admin", "--account", "acme")
+	d := detail(out)
+	bearer := d["bearer"]
+	if !strings.HasPrefix(bearer, "gh_") || d["role"] != "ADMIN" || d["account_id"] != "acme" {
+		t.Fatalf("create: %v", d)
+	}
+	id := d["id"]
+	quiet := strings.TrimSpace(ts.must("tokens", "create", "--name", "decider", "--role", "decider", "-q"))
+	if !strings.HasPrefix(quiet, "gh_") || strings.Contains(quiet, "\n") {
+		t.Fatalf("-q: %q", quiet)
+	}
+	list := ts.must("tokens", "list")
+	wantIn(t, list, "acme admin", "ADMIN", "DECIDER", "OPERATOR", "test operator")
+	if strings.Contains(list, bearer) {
+		t.Fatal("list shows a secret")
+	}
+
+	// The admin token works for its account only.
+	admin := map[string]string{"GATEHOUSE_ADDR": ts.addr, "GATEHOUSE_TOKEN": bearer}
+	if r := runCLI(t, admin, "", "accounts", "get", "acme"); r.code != 0 {
+		t.Fatalf("admin get own account: %+v", r)
+	}
+	r := runCLI(t, admin, "", "accounts", "get", "other")
+	if r.code != exitError || !strings.Contains(r.err, "Error: PERMISSION_DENIED:") {
+		t.Fatalf("admin get other account: %+v", r)
+	}
+	r = runCLI(t, admin, "", "tokens", "list")
+	if r.code != exitError || !strings.Contains(r.err, "PERMISSION_DENIED") {
+		t.Fatalf("admin lists tokens: %+v", r)
+	}
+
+	revoked := detail(ts.must("tokens", "revoke", id))
+	if revoked["revoked"] != "true" {
+		t.Fatalf("revoke: %v", revoked)
+	}
+	r = runCLI(t, admin, "", "accounts", "get", "acme")
+	if r.code != exitError || !strings.Contains(r.err, "Error: UNAUTHENTICATED:") || !strings.Contains(r.err, "hint: pass a bearer token") {
+		t.Fatalf("revoked token: %+v", r)
+	}
+}
+
+func TestToken_FlagFileAndEnv(t *testing.T) {
+	t.Parallel()
+	ts := mustStart(t, withAuth)
+	noToken := map[string]string{"GATEHOUSE_ADDR": ts.addr}
+	r := runCLI(t, noToken, "", "accounts", "list")
+	if r.code != exitError || !strings.Contains(r.err, "UNAUTHENTICATED") {
+		t.Fatalf("no token: %+v", r)
+	}
+	if r := runCLI(t, noToken, "", "accounts", "list", "--token", ts.bearer); r.code != 0 {
+		t.Fatalf("--token: %+v", r)
+	}
+	file := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(file, []byte(ts.bearer+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := runCLI(t, noToken, "", "accounts", "list", "--token-file", file); r.code != 0 {
+		t.Fatalf("--token-file: %+v", r)
+	}
+	if r := runCLI(t, map[string]string{"GATEHOUSE_ADDR": ts.addr, "GATEHOUSE_TOKEN_FILE": file}, "", "accounts", "list"); r.code != 0 {
+		t.Fatalf("GATEHOUSE_TOKEN_FILE: %+v", r)
+	}
+	if r := runCLI(t, map[string]string{"GATEHOUSE_ADDR": ts.addr, "GATEHOUSE_TOKEN": ts.bearer}, "", "accounts", "list"); r.code != 0 {
+		t.Fatalf("GATEHOUSE_TOKEN: %+v", r)
+	}
+	// The flag wins over the environment.
+	r = runCLI(t, map[string]string{"GATEHOUSE_ADDR": ts.addr, "GATEHOUSE_TOKEN": ts.bearer}, "", "accounts", "list", "--token", "gh_k-nobody_secret")
+	if r.code != exitError || !strings.Contains(r.err, "UNAUTHENTICATED") {
+		t.Fatalf("--token over GATEHOUSE_TOKEN: %+v", r)
+	}
+	r = runCLI(t, noToken, "", "accounts", "list", "--token", "x", "--token-file", file)
+	if r.code != exitUsage {
+		t.Fatalf("--token and --token-file: %+v", r)
+	}
+}
+
+func TestAddr_FlagAndEnv(t *testing.T) {
+	t.Parallel()
+	ts := mustStart(t)
+	ts.mustAccount("acme")
+	// Nothing listens on the env address; the flag wins over it.
+	dead := "127.0.0.1:1"
+	if r := runCLI(t, map[string]string{"GATEHOUSE_ADDR": dead}, "", "accounts", "list", "--addr", ts.addr); r.code != 0 {
+		t.Fatalf("--addr over GATEHOUSE_ADDR: %+v", r)
+	}
+	r := runCLI(t, map[string]string{"GATEHOUSE_ADDR": dead}, "", "accounts", "list", "--timeout", "2s")
+	if r.code != exitError || !strings.Contains(r.err, "Error: UNAVAILABLE:") || !strings.Contains(r.err, "hint: is gatehoused serving on "+dead) {
+		t.Fatalf("GATEHOUSE_ADDR of a dead server: %+v", r)
+	}
+	// GATEHOUSE_ACCOUNT stands in for --account.
+	env := map[string]string{"GATEHOUSE_ADDR": ts.addr, "GATEHOUSE_ACCOUNT": "acme"}
+	if r := runCLI(t, env, "", "settings", "get"); r.code != 0 || !strings.Contains(r.out, "account_id               acme") {
+		t.Fatalf("GATEHOUSE_ACCOUNT: %+v", r)
+	}
+}
+
+func TestTLS_CAAndClientCertificate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	cert, key := tlstest.WriteSelfSigned(t, dir, "gatehouse-test")
+	cfg, err := tlsconfig.Server(tlsconfig.Files{Cert: cert, Key: key, ClientCA: cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := mustStart(t, withTLS(cfg))
+	env := map[string]string{"GATEHOUSE_ADDR": ts.addr}
+	if r := runCLI(t, env, "", "accounts", "list", "--tls-ca", cert, "--tls-cert", cert, "--tls-key", key); r.code != 0 {
+		t.Fatalf("mutual TLS: %+v", r)
+	}
+	if r := runCLI(t, env, "", "accounts", "list", "--tls-ca", cert, "--timeout", "2s"); r.code != exitError {
+		t.Fatalf("no client certificate for a mutual-TLS server: %+v", r)
+	}
+	if r := runCLI(t, env, "", "accounts", "list", "--timeout", "2s"); r.code != exitError || !strings.Contains(r.err, "UNAVAILABLE") {
+		t.Fatalf("plaintext to a TLS server: %+v", r)
+	}
+	if r := runCLI(t, env, "", "accounts", "list", "--tls-ca", cert, "--tls-cert", cert); r.code != exitUsage {
+		t.Fatalf("--tls-cert without --tls-key: %+v", r)
+	}
+
+	serverOnly, err := tlsconfig.Server(tlsconfig.Files{Cert: cert, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts2 := mustStart(t, withTLS(serverOnly))
+	if r := runCLI(t, map[string]string{"GATEHOUSE_ADDR": ts2.addr}, "", "accounts", "list", "--tls-ca", cert, "--tls-server-name", "127.0.0.1"); r.code != 0 {
+		t.Fatalf("server TLS: %+v", r)
+	}
+}
+
+func TestAudit_List(t *testing.T) {
+	t.Parallel()
+	ts := mustStart(t)
+	ts.mustAccount("acme")
+	ts.mustAccount("other")
+	ts.must("accounts", "update", "acme", "--display-name", "Acme Corp")
+	ts.must("portals", "create", "helpdesk", "-a", "acme", "--name", "Help desk")
+	ts.must("portals", "update", "helpdesk", "-a", "acme", "--function", "send_files=true")
+
+	out := ts.must("audit", "list", "-a", "acme")
+	wantIn(t, out, "REVISION", "CALLER", "CreateAccount", "account/acme", "create", "UpdateAccount", "update display_name",
+		"portal/helpdesk-default", "UpdatePortal", "update functions")
+	if strings.Contains(out, "account/other") {
+		t.Fatalf("another account's events:\n%s", out)
+	}
+	portals := ts.must("audit", "list", "-a", "acme", "--resource-type", "portal", "--resource-id", "helpdesk")
+	if rows := strings.Count(strings.TrimSpace(portals), "\n"); rows != 2 {
+		t.Fatalf("portal helpdesk: %d events\n%s", rows, portals)
+	}
+	if rows := strings.Count(strings.TrimSpace(ts.must("audit", "list", "--since", "1h")), "\n"); rows < 6 {
+		t.Fatalf("--since 1h lists %d events", rows)
+	}
+	if got := strings.TrimSpace(ts.must("audit", "list", "--until", "2000-01-01")); strings.Contains(got, "\n") {
+		t.Fatalf("--until 2000-01-01 lists events:\n%s", got)
+	}
+	j := ts.mustJSON("audit", "list", "-a", "acme", "--resource-type", "account")
+	events := j["events"].([]any)
+	last := events[len(events)-1].(map[string]any)
+	if !strings.Contains(last["after_json"].(string), "Acme Corp") || last["rpc"] != "/gatehouse.v1.AdminService/UpdateAccount" {
+		t.Fatalf("json events: %v", last)
+	}
+	wantIn(t, ts.mustFail(exitUsage, "audit", "list", "--since", "yesterday").err, `--since: "yesterday" is not an RFC 3339 time`)
+}

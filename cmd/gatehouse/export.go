@@ -1,0 +1,735 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+)
+
+// exportFormat names the version of the account document.
+const exportFormat = "gatehouse.account/v1"
+
+// accountDoc is everything an account owns that can be written back
+// through the API. It holds no output-only fields (etags, revisions,
+// creation times, the account_id of owned resources), so exporting an
+// imported account gives the same document. Sessions, audit events and
+// caller tokens are not part of it.
+type accountDoc struct {
+	account         *gatehousev1.Account
+	settings        *gatehousev1.LiveGuideSettings
+	customizations  []*gatehousev1.Customization
+	allowlist       []*gatehousev1.AllowlistEntry
+	privacyRules    []*gatehousev1.PrivacyRule
+	businessHours   []*gatehousev1.BusinessHours
+	portals         []*gatehousev1.Portal
+	teams           []*gatehousev1.Team
+	representatives []*gatehousev1.Representative
+}
+
+// section is one top-level key of the document.
+type section struct {
+	key  string
+	list bool
+	// full renders every field, also false and empty ones (the settings,
+	// so the document shows every switch).
+	full   bool
+	newMsg func() proto.Message
+	get    func(d *accountDoc) []proto.Message
+	set    func(d *accountDoc, ms []proto.Message)
+}
+
+func asMessages[T proto.Message](in []T) []proto.Message {
+	out := make([]proto.Message, len(in))
+	for i, m := range in {
+		out[i] = m
+	}
+	return out
+}
+
+func fromMessages[T proto.Message](in []proto.Message) []T {
+	out := make([]T, len(in))
+	for i, m := range in {
+		out[i] = m.(T)
+	}
+	return out
+}
+
+func one[T proto.Message](m T) []proto.Message {
+	if m.ProtoReflect().IsValid() {
+		return []proto.Message{m}
+	}
+	return nil
+}
+
+// sections are the document's keys in order. Import writes them in the
+// order their references need (see importResources).
+var sections = []section{
+	{key: "account", newMsg: func() proto.Message { return &gatehousev1.Account{} },
+		get: func(d *accountDoc) []proto.Message { return one(d.account) },
+		set: func(d *accountDoc, ms []proto.Message) { d.account = ms[0].(*gatehousev1.Account) }},
+	{key: "settings", full: true, newMsg: func() proto.Message { return &gatehousev1.LiveGuideSettings{} },
+		get: func(d *accountDoc) []proto.Message { return one(d.settings) },
+		set: func(d *accountDoc, ms []proto.Message) { d.settings = ms[0].(*gatehousev1.LiveGuideSettings) }},
+	{key: "customizations", list: true, newMsg: func() proto.Message { return &gatehousev1.Customization{} },
+		get: func(d *accountDoc) []proto.Message { return asMessages(d.customizations) },
+		set: func(d *accountDoc, ms []proto.Message) {
+			d.customizations = fromMessages[*gatehousev1.Customization](ms)
+		}},
+	{key: "allowlist", list: true, newMsg: func() proto.Message { return &gatehousev1.AllowlistEntry{} },
+		get: func(d *accountDoc) []proto.Message { return asMessages(d.allowlist) },
+		set: func(d *accountDoc, ms []proto.Message) { d.allowlist = fromMessages[*gatehousev1.AllowlistEntry](ms) }},
+	{key: "privacy_rules", list: true, newMsg: func() proto.Message { return &gatehousev1.PrivacyRule{} },
+		get: func(d *accountDoc) []proto.Message { return asMessages(d.privacyRules) },
+		set: func(d *accountDoc, ms []proto.Message) { d.privacyRules = fromMessages[*gatehousev1.PrivacyRule](ms) }},
+	{key: "business_hours", list: true, newMsg: func() proto.Message { return &gatehousev1.BusinessHours{} },
+		get: func(d *accountDoc) []proto.Message { return asMessages(d.businessHours) },
+		set: func(d *accountDoc, ms []proto.Message) {
+			d.businessHours = fromMessages[*gatehousev1.BusinessHours](ms)
+		}},
+	{key: "portals", list: true, newMsg: func() proto.Message { return &gatehousev1.Portal{} },
+		get: func(d *accountDoc) []proto.Message { return asMessages(d.portals) },
+		set: func(d *accountDoc, ms []proto.Message) { d.portals = fromMessages[*gatehousev1.Portal](ms) }},
+	{key: "teams", list: true, newMsg: func() proto.Message { return &gatehousev1.Team{} },
+		get: func(d *accountDoc) []proto.Message { return asMessages(d.teams) },
+		set: func(d *accountDoc, ms []proto.Message) { d.teams = fromMessages[*gatehousev1.Team](ms) }},
+	{key: "representatives", list: true, newMsg: func() proto.Message { return &gatehousev1.Representative{} },
+		get: func(d *accountDoc) []proto.Message { return asMessages(d.representatives) },
+		set: func(d *accountDoc, ms []proto.Message) {
+			d.representatives = fromMessages[*gatehousev1.Representative](ms)
+		}},
+}
+
+// docOutputOnly are the fields the document leaves out.
+var docOutputOnly = []string{"etag", "revision", "create_time", "account_id"}
+
+// stripOutputOnly clears the fields the document leaves out.
+func stripOutputOnly(m proto.Message) {
+	r := m.ProtoReflect()
+	for _, f := range docOutputOnly {
+		if fd := r.Descriptor().Fields().ByName(protoreflect.Name(f)); fd != nil {
+			r.Clear(fd)
+		}
+	}
+}
+
+// encode renders the document as YAML or JSON.
+func (d *accountDoc) encode(format string) ([]byte, error) {
+	root := &yaml.Node{Kind: yaml.MappingNode}
+	root.Content = append(root.Content, strNode("format"), strNode(exportFormat))
+	for _, s := range sections {
+		ms := s.get(d)
+		if len(ms) == 0 {
+			continue
+		}
+		var val *yaml.Node
+		if s.list {
+			val = &yaml.Node{Kind: yaml.SequenceNode}
+		}
+		for _, m := range ms {
+			n, err := resourceNode(m, s.full)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", s.key, err)
+			}
+			if !s.list {
+				val = n
+				break
+			}
+			val.Content = append(val.Content, n)
+		}
+		root.Content = append(root.Content, strNode(s.key), val)
+	}
+	if format == "json" {
+		raw, err := nodeJSON(root)
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, raw, "", "  "); err != nil {
+			return nil, err
+		}
+		buf.WriteByte('\n')
+		return buf.Bytes(), nil
+	}
+	return encodeYAML(&yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{root}})
+}
+
+func strNode(s string) *yaml.Node {
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+}
+
+// resourceNode renders one resource as a mapping node in field order,
+// without output-only fields.
+func resourceNode(m proto.Message, full bool) (*yaml.Node, error) {
+	m = proto.Clone(m)
+	stripOutputOnly(m)
+	opts := protoJSON
+	opts.EmitUnpopulated = full
+	b, err := opts.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	n := doc.Content[0]
+	if full {
+		// EmitUnpopulated also brings back the cleared output-only fields.
+		kept := n.Content[:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if !slices.Contains(docOutputOnly, n.Content[i].Value) {
+				kept = append(kept, n.Content[i], n.Content[i+1])
+			}
+		}
+		n.Content = kept
+	}
+	return n, nil
+}
+
+// decodeDoc reads a document in YAML or JSON (JSON is YAML). Unknown keys
+// and fields are errors, so a typo is not silently dropped.
+func decodeDoc(data []byte) (*accountDoc, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil, errors.New("not an account document: want a mapping with format, account, settings, …")
+	}
+	root := doc.Content[0]
+	d := &accountDoc{}
+	var keys []string
+	for _, s := range sections {
+		keys = append(keys, s.key)
+	}
+	format := ""
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k, v := root.Content[i].Value, root.Content[i+1]
+		if k == "format" {
+			format = v.Value
+			continue
+		}
+		idx := slices.IndexFunc(sections, func(s section) bool { return s.key == k })
+		if idx < 0 {
+			return nil, fmt.Errorf("line %d: unknown key %q (keys: format, %s)", root.Content[i].Line, k, strings.Join(keys, ", "))
+		}
+		s := sections[idx]
+		elems := []*yaml.Node{v}
+		if s.list {
+			if v.Kind != yaml.SequenceNode {
+				return nil, fmt.Errorf("line %d: %s must be a list", v.Line, k)
+			}
+			elems = v.Content
+		}
+		var ms []proto.Message
+		for j, e := range elems {
+			raw, err := nodeJSON(e)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			m := s.newMsg()
+			if err := protojson.Unmarshal(raw, m); err != nil {
+				where := k
+				if s.list {
+					where = fmt.Sprintf("%s[%d]", k, j)
+				}
+				return nil, fmt.Errorf("%s (line %d): %w", where, e.Line, err)
+			}
+			stripOutputOnly(m)
+			ms = append(ms, m)
+		}
+		if len(ms) > 0 {
+			s.set(d, ms)
+		}
+	}
+	if format != exportFormat {
+		return nil, fmt.Errorf("format %q: want %q", format, exportFormat)
+	}
+	if d.account == nil || d.account.GetId() == "" {
+		return nil, errors.New("the document has no account id")
+	}
+	return d, nil
+}
+
+// parentsFirst orders items so that every item comes after its parent
+// (when the parent is among them), keeping the given order otherwise:
+// each root is followed by its descendants, depth first.
+func parentsFirst[T proto.Message](items []T) []T {
+	ids := map[string]bool{}
+	children := map[string][]T{}
+	for _, m := range items {
+		ids[getString(m.ProtoReflect(), "id")] = true
+	}
+	var roots []T
+	for _, m := range items {
+		p := getString(m.ProtoReflect(), "parent_id")
+		if p == "" || !ids[p] {
+			roots = append(roots, m)
+		} else {
+			children[p] = append(children[p], m)
+		}
+	}
+	out := make([]T, 0, len(items))
+	seen := map[string]bool{}
+	var visit func(m T)
+	visit = func(m T) {
+		id := getString(m.ProtoReflect(), "id")
+		if seen[id] {
+			return
+		}
+		seen[id] = true
+		out = append(out, m)
+		for _, c := range children[id] {
+			visit(c)
+		}
+	}
+	for _, r := range roots {
+		visit(r)
+	}
+	for _, m := range items { // cycles: left for the server to refuse
+		visit(m)
+	}
+	return out
+}
+
+// docFormat picks json or yaml from --format, else the file extension.
+func docFormat(flag, file string) (string, error) {
+	switch flag {
+	case "json", "yaml":
+		return flag, nil
+	case "":
+	default:
+		return "", usageError{fmt.Errorf("--format %q: want yaml or json", flag)}
+	}
+	if strings.HasSuffix(strings.ToLower(file), ".json") {
+		return "json", nil
+	}
+	return "yaml", nil
+}
+
+func exportCmd(a *app) *cobra.Command {
+	var file, format string
+	cmd := &cobra.Command{
+		Use:   "export --account ID [-f FILE]",
+		Short: "Write a whole account as one YAML or JSON document",
+		Long: `Write an account and everything it owns as one document: the account (id,
+display name, co-browse URL), all Live Guide settings, the texts of every
+language changed from the built-in defaults, the allowlist, privacy rules,
+business hours, portals (parents before children, default subportals
+included), teams (parents first) and representatives. Output-only fields
+(etags, revisions, creation times) are left out, so export → import →
+export gives the same bytes. Sessions, audit events and caller tokens are
+not exported.
+
+The format follows --format, else the file's extension (.json → JSON),
+else YAML. The reads are separate calls: export while nobody is changing
+the account to get a consistent picture.`,
+		Example: "  gatehouse export --account acme -f acme.yaml",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			acct, err := a.accountOf(cmd)
+			if err != nil {
+				return err
+			}
+			fmtName, err := docFormat(format, file)
+			if err != nil {
+				return err
+			}
+			d, err := a.readAccount(cmd.Context(), acct)
+			if err != nil {
+				return err
+			}
+			b, err := d.encode(fmtName)
+			if err != nil {
+				return err
+			}
+			if file == "" || file == "-" {
+				_, err = a.out.Write(b)
+				return err
+			}
+			if err := writeAtomic(file, 0o644, func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
+				return err
+			}
+			fmt.Fprintf(a.errOut, "exported account %s to %s\n", acct, file)
+			return nil
+		},
+	}
+	addAccountFlag(a, cmd, false)
+	cmd.Flags().StringVarP(&file, "file", "f", "-", "output `file` (- for stdout)")
+	cmd.Flags().StringVar(&format, "format", "", "yaml or json (default: from the file extension, else yaml)")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"yaml", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+// readAccount reads everything the document holds.
+func (a *app) readAccount(ctx context.Context, acct string) (*accountDoc, error) {
+	c, err := a.client()
+	if err != nil {
+		return nil, err
+	}
+	d := &accountDoc{}
+	// get runs one call with its own deadline.
+	get := func(fn func(ctx context.Context) error) error {
+		cctx, cancel := a.call(ctx)
+		defer cancel()
+		return fn(cctx)
+	}
+	err = get(func(ctx context.Context) error {
+		r, err := c.admin.GetAccount(ctx, &gatehousev1.GetAccountRequest{Id: acct})
+		d.account = r.GetAccount()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = get(func(ctx context.Context) error {
+		r, err := c.admin.GetLiveGuideSettings(ctx, &gatehousev1.GetLiveGuideSettingsRequest{AccountId: acct})
+		d.settings = r.GetSettings()
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range languages {
+		var cu *gatehousev1.Customization
+		err = get(func(ctx context.Context) error {
+			r, err := c.admin.GetCustomization(ctx, &gatehousev1.GetCustomizationRequest{AccountId: acct, Language: l})
+			cu = r.GetCustomization()
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		// Revision 0: the built-in defaults are in force.
+		if cu.GetRevision() != 0 {
+			d.customizations = append(d.customizations, cu)
+		}
+	}
+	listOf := func(f *family) ([]protoreflect.Message, error) {
+		resp, err := a.listAll(ctx, listFlags{}, func(ctx context.Context, size int32, token string) (proto.Message, error) {
+			return f.list(ctx, c, acct, size, token)
+		})
+		if err != nil {
+			return nil, err
+		}
+		return messages(resp), nil
+	}
+	var ms []protoreflect.Message
+	if ms, err = listOf(allowlistFamily()); err != nil {
+		return nil, err
+	}
+	d.allowlist = typed[*gatehousev1.AllowlistEntry](ms)
+	if ms, err = listOf(privacyRulesFamily()); err != nil {
+		return nil, err
+	}
+	d.privacyRules = typed[*gatehousev1.PrivacyRule](ms)
+	if ms, err = listOf(businessHoursFamily()); err != nil {
+		return nil, err
+	}
+	d.businessHours = typed[*gatehousev1.BusinessHours](ms)
+	if ms, err = listOf(portalsFamily()); err != nil {
+		return nil, err
+	}
+	d.portals = parentsFirst(typed[*gatehousev1.Portal](ms))
+	if ms, err = listOf(teamsFamily()); err != nil {
+		return nil, err
+	}
+	d.teams = parentsFirst(typed[*gatehousev1.Team](ms))
+	if ms, err = listOf(representativesFamily()); err != nil {
+		return nil, err
+	}
+	d.representatives = typed[*gatehousev1.Representative](ms)
+	return d, nil
+}
+
+func typed[T proto.Message](ms []protoreflect.Message) []T {
+	out := make([]T, len(ms))
+	for i, m := range ms {
+		out[i] = m.Interface().(T)
+	}
+	return out
+}
+
+// importResult is what import reports.
+type importResult struct {
+	Account  string         `json:"account"`
+	Revision uint64         `json:"revision"`
+	Created  map[string]int `json:"created"`
+	Notes    []string       `json:"notes,omitempty"`
+}
+
+func importCmd(a *app) *cobra.Command {
+	var file, rename string
+	cmd := &cobra.Command{
+		Use:   "import -f FILE [--account NEW-ID]",
+		Short: "Recreate an exported account (refused when the account exists)",
+		Long: `Recreate an account from a document written by export (YAML or JSON; - reads
+stdin). The account must not exist yet: import never changes an existing
+account. --account imports under another id; the co-browse URL is then not
+carried over (it is unique across accounts) and can be generated anew.
+
+Creating accounts and setting co-browse URLs needs an operator token. When a
+step fails, the partly imported account is deleted again and the error names
+the resource that failed.`,
+		Example: "  gatehouse import -f acme.yaml\n  gatehouse import -f acme.yaml --account acme-staging",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if file == "" {
+				return usageError{errors.New("import needs -f FILE")}
+			}
+			var data []byte
+			var err error
+			if file == "-" {
+				data, err = io.ReadAll(a.stdin)
+			} else {
+				data, err = os.ReadFile(file)
+			}
+			if err != nil {
+				return err
+			}
+			d, err := decodeDoc(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			var notes []string
+			if rename != "" && rename != d.account.GetId() {
+				d.account.Id = rename
+				if d.account.GetCobrowseUrl() != "" {
+					notes = append(notes, "the co-browse URL "+d.account.GetCobrowseUrl()+" stays with the original account; generate a new one with: gatehouse cobrowse-url generate --account "+rename)
+					d.account.CobrowseUrl = ""
+				}
+			}
+			res, err := a.importAccount(cmd.Context(), d)
+			if err != nil {
+				return err
+			}
+			res.Notes = append(res.Notes, notes...)
+			return a.emit(res, func(w io.Writer) error {
+				fmt.Fprintf(w, "imported account %s at revision %d\n", res.Account, res.Revision)
+				tw := newTable(w)
+				for _, s := range sections[1:] {
+					row(tw, "  "+s.key, fmt.Sprint(res.Created[s.key]))
+				}
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				for _, n := range res.Notes {
+					fmt.Fprintln(w, "note:", n)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "", "document `file` (- for stdin)")
+	cmd.Flags().StringVarP(&rename, "account", "a", "", "import under this account `id` instead of the document's")
+	return cmd
+}
+
+// importAccount writes d into the store through the API. On failure it
+// deletes the account again (best effort) and returns the error with the
+// resource that failed.
+func (a *app) importAccount(ctx context.Context, d *accountDoc) (res *importResult, err error) {
+	c, err := a.client()
+	if err != nil {
+		return nil, err
+	}
+	acct := d.account.GetId()
+	res = &importResult{Account: acct, Created: map[string]int{}}
+	call := func(what string, fn func(ctx context.Context) (proto.Message, error)) error {
+		cctx, cancel := a.call(ctx)
+		defer cancel()
+		m, err := fn(cctx)
+		if err != nil {
+			return wrapStatus(what, err)
+		}
+		if m != nil {
+			r := m.ProtoReflect()
+			if fd := r.Descriptor().Fields().ByName("revision"); fd != nil && r.Get(fd).Uint() > res.Revision {
+				res.Revision = r.Get(fd).Uint()
+			}
+		}
+		return nil
+	}
+
+	err = call("account "+acct, func(ctx context.Context) (proto.Message, error) {
+		_, err := c.admin.GetAccount(ctx, &gatehousev1.GetAccountRequest{Id: acct})
+		return nil, err
+	})
+	switch {
+	case err == nil:
+		return nil, fmt.Errorf("account %q already exists; import refuses to change an existing account (delete it first, or import under another id with --account)", acct)
+	case status.Code(err) != codes.NotFound:
+		return nil, err
+	}
+	err = call("account "+acct, func(ctx context.Context) (proto.Message, error) {
+		r, err := c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: acct, DisplayName: d.account.GetDisplayName()}})
+		return r.GetAccount(), err
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		cctx, cancel := a.call(context.WithoutCancel(ctx))
+		defer cancel()
+		if _, derr := c.admin.DeleteAccount(cctx, &gatehousev1.DeleteAccountRequest{Id: acct}); derr != nil {
+			fmt.Fprintf(a.errOut, "import failed and the partly imported account %s could not be deleted: %v\n", acct, derr)
+			return
+		}
+		fmt.Fprintf(a.errOut, "import failed; the partly imported account %s was deleted again\n", acct)
+	}()
+	if err = a.importResources(ctx, c, d, res, call); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func (a *app) importResources(ctx context.Context, c *clients, d *accountDoc, res *importResult,
+	call func(string, func(ctx context.Context) (proto.Message, error)) error) error {
+	acct := d.account.GetId()
+	if u := d.account.GetCobrowseUrl(); u != "" {
+		if err := call("cobrowse URL", func(ctx context.Context) (proto.Message, error) {
+			r, err := c.admin.SetCobrowseUrl(ctx, &gatehousev1.SetCobrowseUrlRequest{AccountId: acct, Url: u})
+			return r.GetAccount(), err
+		}); err != nil {
+			return err
+		}
+	}
+	create := func(f *family, key string, items []proto.Message) error {
+		for _, m := range items {
+			id := getString(m.ProtoReflect(), "id")
+			if err := call(f.kind+" "+id, func(ctx context.Context) (proto.Message, error) { return f.create(ctx, c, acct, m) }); err != nil {
+				return err
+			}
+			res.Created[key]++
+		}
+		return nil
+	}
+	if err := create(businessHoursFamily(), "business_hours", asMessages(d.businessHours)); err != nil {
+		return err
+	}
+	if err := create(allowlistFamily(), "allowlist", asMessages(d.allowlist)); err != nil {
+		return err
+	}
+	if err := create(privacyRulesFamily(), "privacy_rules", asMessages(d.privacyRules)); err != nil {
+		return err
+	}
+	if d.settings != nil {
+		s := proto.Clone(d.settings).(*gatehousev1.LiveGuideSettings)
+		s.AccountId = acct
+		// An empty mask writes every switch, so the account gets exactly
+		// the document's settings.
+		if err := call("settings", func(ctx context.Context) (proto.Message, error) {
+			r, err := c.admin.UpdateLiveGuideSettings(ctx, &gatehousev1.UpdateLiveGuideSettingsRequest{Settings: s})
+			return r.GetSettings(), err
+		}); err != nil {
+			return err
+		}
+		res.Created["settings"] = 1
+	}
+	for _, cu := range d.customizations {
+		cu = proto.Clone(cu).(*gatehousev1.Customization)
+		cu.AccountId = acct
+		if err := call("customization "+cu.GetLanguage(), func(ctx context.Context) (proto.Message, error) {
+			r, err := c.admin.UpdateCustomization(ctx, &gatehousev1.UpdateCustomizationRequest{Customization: cu})
+			return r.GetCustomization(), err
+		}); err != nil {
+			return err
+		}
+		res.Created["customizations"]++
+	}
+	if err := a.importPortals(ctx, c, acct, d.portals, res, call); err != nil {
+		return err
+	}
+	if err := create(teamsFamily(), "teams", asMessages(parentsFirst(d.teams))); err != nil {
+		return err
+	}
+	return create(representativesFamily(), "representatives", asMessages(d.representatives))
+}
+
+// importPortals creates the portals parents first. Creating a top portal
+// also creates its default subportal; when the document holds that
+// subportal (an export always does, unless it was deleted), it is updated
+// to the document's values instead of created, and an automatic subportal
+// the document does not hold is deleted once the top portal's other
+// subportals exist.
+func (a *app) importPortals(ctx context.Context, c *clients, acct string, portals []*gatehousev1.Portal, res *importResult,
+	call func(string, func(ctx context.Context) (proto.Message, error)) error) error {
+	pf := portalsFamily()
+	known := map[string]bool{}
+	auto := map[string]bool{}
+	for _, p := range parentsFirst(portals) {
+		if auto[p.GetId()] {
+			delete(auto, p.GetId())
+			if err := call("portal "+p.GetId(), func(ctx context.Context) (proto.Message, error) {
+				return pf.update(ctx, c, acct, p, &fieldmaskpb.FieldMask{})
+			}); err != nil {
+				return err
+			}
+			res.Created["portals"]++
+			continue
+		}
+		if err := call("portal "+p.GetId(), func(ctx context.Context) (proto.Message, error) { return pf.create(ctx, c, acct, p) }); err != nil {
+			return err
+		}
+		res.Created["portals"]++
+		known[p.GetId()] = true
+		if p.GetParentId() != "" {
+			continue
+		}
+		resp, err := a.listAll(ctx, listFlags{}, func(ctx context.Context, size int32, token string) (proto.Message, error) {
+			return pf.list(ctx, c, acct, size, token)
+		})
+		if err != nil {
+			return wrapStatus("portals", err)
+		}
+		for _, m := range messages(resp) {
+			if id := getString(m, "id"); !known[id] && getString(m, "parent_id") == p.GetId() {
+				known[id], auto[id] = true, true
+			}
+		}
+	}
+	extra := make([]string, 0, len(auto))
+	for id := range auto {
+		extra = append(extra, id)
+	}
+	slices.Sort(extra)
+	for _, id := range extra {
+		if err := call("portal "+id, func(ctx context.Context) (proto.Message, error) { return pf.del(ctx, c, acct, id, "") }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wrapStatus names the resource a call failed on, keeping the gRPC status
+// (and its details) reachable with errors.As and status.FromError.
+func wrapStatus(what string, err error) error {
+	return &stepError{what: what, err: err}
+}
+
+type stepError struct {
+	what string
+	err  error
+}
+
+func (e *stepError) Error() string { return e.what + ": " + e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }

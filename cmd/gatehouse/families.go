@@ -1,0 +1,524 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+)
+
+// family is one kind of resource with Create / Get / List / Update /
+// Delete RPCs. Its commands are built from this description.
+type family struct {
+	use     string // command name, e.g. "portals"
+	aliases []string
+	kind    string // singular, for messages: "portal"
+	short   string
+	long    string
+	account bool // owned by an account: every command takes --account
+	newItem func() proto.Message
+	fields  []fieldSpec
+	columns []column
+
+	get    func(ctx context.Context, c *clients, acct, id string) (proto.Message, error)
+	list   func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error)
+	create func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error)
+	update func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error)
+	del    func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error)
+}
+
+const functionUsage = "support function `name=bool` (repeatable; \"all=false\" for all twelve), e.g. send_files=true"
+
+func families() []*family {
+	return []*family{accountsFamily(), allowlistFamily(), privacyRulesFamily(), portalsFamily(),
+		teamsFamily(), representativesFamily(), businessHoursFamily()}
+}
+
+func accountsFamily() *family {
+	return &family{
+		use: "accounts", aliases: []string{"account"}, kind: "account",
+		short:   "Manage accounts (tenants)",
+		long:    "Accounts are tenants; everything else belongs to one account. Creating and deleting accounts needs an operator token.",
+		newItem: func() proto.Message { return &gatehousev1.Account{} },
+		fields:  []fieldSpec{{"display-name", "display_name", "human-readable `name`"}},
+		columns: cols("id", "display_name", "cobrowse_url", "create_time"),
+		get: func(ctx context.Context, c *clients, _, id string) (proto.Message, error) {
+			r, err := c.admin.GetAccount(ctx, &gatehousev1.GetAccountRequest{Id: id})
+			return r.GetAccount(), err
+		},
+		list: func(ctx context.Context, c *clients, _ string, size int32, token string) (proto.Message, error) {
+			return c.admin.ListAccounts(ctx, &gatehousev1.ListAccountsRequest{PageSize: size, PageToken: token})
+		},
+		create: func(ctx context.Context, c *clients, _ string, item proto.Message) (proto.Message, error) {
+			r, err := c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: item.(*gatehousev1.Account)})
+			return r.GetAccount(), err
+		},
+		update: func(ctx context.Context, c *clients, _ string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
+			r, err := c.admin.UpdateAccount(ctx, &gatehousev1.UpdateAccountRequest{Account: item.(*gatehousev1.Account), UpdateMask: mask})
+			return r.GetAccount(), err
+		},
+		del: func(ctx context.Context, c *clients, _, id, etag string) (proto.Message, error) {
+			return c.admin.DeleteAccount(ctx, &gatehousev1.DeleteAccountRequest{Id: id, Etag: etag})
+		},
+	}
+}
+
+func allowlistFamily() *family {
+	return &family{
+		use: "allowlist", aliases: []string{"allowlist-entries"}, kind: "allowlist entry", account: true,
+		short: "Manage the co-browse domain allowlist",
+		long: `An empty allowlist lets every http(s) page be co-browsed; a non-empty one only
+the pages an entry matches. Patterns are [*.]host[:port][/path-prefix]:
+"example.com" matches the host and its subdomains, "*.example.com" subdomains only.`,
+		newItem: func() proto.Message { return &gatehousev1.AllowlistEntry{} },
+		fields: []fieldSpec{
+			{"pattern", "pattern", "`pattern` such as example.com, *.example.com, example.com:8443/help/"},
+			{"description", "description", "free `text` for admins"},
+		},
+		columns: cols("id", "pattern", "description"),
+		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {
+			r, err := c.admin.GetAllowlistEntry(ctx, &gatehousev1.GetAllowlistEntryRequest{AccountId: acct, Id: id})
+			return r.GetEntry(), err
+		},
+		list: func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error) {
+			return c.admin.ListAllowlistEntries(ctx, &gatehousev1.ListAllowlistEntriesRequest{AccountId: acct, PageSize: size, PageToken: token})
+		},
+		create: func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error) {
+			r, err := c.admin.CreateAllowlistEntry(ctx, &gatehousev1.CreateAllowlistEntryRequest{AccountId: acct, Entry: item.(*gatehousev1.AllowlistEntry)})
+			return r.GetEntry(), err
+		},
+		update: func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
+			r, err := c.admin.UpdateAllowlistEntry(ctx, &gatehousev1.UpdateAllowlistEntryRequest{AccountId: acct, Entry: item.(*gatehousev1.AllowlistEntry), UpdateMask: mask})
+			return r.GetEntry(), err
+		},
+		del: func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error) {
+			return c.admin.DeleteAllowlistEntry(ctx, &gatehousev1.DeleteAllowlistEntryRequest{AccountId: acct, Id: id, Etag: etag})
+		},
+	}
+}
+
+func privacyRulesFamily() *family {
+	return &family{
+		use: "privacy-rules", aliases: []string{"privacy-rule"}, kind: "privacy rule", account: true,
+		short: "Manage privacy rules (button blocking, data masking)",
+		long: `BUTTON_BLOCK: the agent may not click matching elements. DATA_MASK: matching
+elements are hidden from the agent, who may not type into them either.
+Selectors are CSS over the element and its ancestors.`,
+		newItem: func() proto.Message { return &gatehousev1.PrivacyRule{} },
+		fields: []fieldSpec{
+			{"kind", "kind", "what happens to matching elements"},
+			{"selector", "selector", "CSS `selector`, e.g. \"form#pay button.submit\""},
+			{"url-pattern", "url_pattern", "limit the rule to pages matching `pattern` (allowlist syntax; empty: every page)"},
+			{"description", "description", "free `text` for admins"},
+		},
+		columns: cols("id", "kind", "selector", "url_pattern", "description"),
+		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {
+			r, err := c.admin.GetPrivacyRule(ctx, &gatehousev1.GetPrivacyRuleRequest{AccountId: acct, Id: id})
+			return r.GetRule(), err
+		},
+		list: func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error) {
+			return c.admin.ListPrivacyRules(ctx, &gatehousev1.ListPrivacyRulesRequest{AccountId: acct, PageSize: size, PageToken: token})
+		},
+		create: func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error) {
+			r, err := c.admin.CreatePrivacyRule(ctx, &gatehousev1.CreatePrivacyRuleRequest{AccountId: acct, Rule: item.(*gatehousev1.PrivacyRule)})
+			return r.GetRule(), err
+		},
+		update: func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
+			r, err := c.admin.UpdatePrivacyRule(ctx, &gatehousev1.UpdatePrivacyRuleRequest{AccountId: acct, Rule: item.(*gatehousev1.PrivacyRule), UpdateMask: mask})
+			return r.GetRule(), err
+		},
+		del: func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error) {
+			return c.admin.DeletePrivacyRule(ctx, &gatehousev1.DeletePrivacyRuleRequest{AccountId: acct, Id: id, Etag: etag})
+		},
+	}
+}
+
+func portalsFamily() *family {
+	return &family{
+		use: "portals", aliases: []string{"portal"}, kind: "portal", account: true,
+		short: "Manage remote-support portals and subportals",
+		long: `A top portal (no --parent) comes with a default subportal "<id>-default"
+that has every function on. A function is on for a representative only when
+it is on for the subportal, every ancestor portal and the representative.`,
+		newItem: func() proto.Message { return &gatehousev1.Portal{} },
+		fields: []fieldSpec{
+			{"parent", "parent_id", "parent portal `id` (empty for a top portal)"},
+			{"name", "name", "human-readable `name`"},
+			{"function", "functions", functionUsage},
+			{"notification-email", "notification_email", "`address` that receives completed-session records"},
+			{"business-hours", "business_hours_id", "business hours `id` in force (empty: always open)"},
+		},
+		columns: cols("id", "parent_id", "name", "functions", "business_hours_id", "notification_email"),
+		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {
+			r, err := c.admin.GetPortal(ctx, &gatehousev1.GetPortalRequest{AccountId: acct, Id: id})
+			return r.GetPortal(), err
+		},
+		list: func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error) {
+			return c.admin.ListPortals(ctx, &gatehousev1.ListPortalsRequest{AccountId: acct, PageSize: size, PageToken: token})
+		},
+		create: func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error) {
+			r, err := c.admin.CreatePortal(ctx, &gatehousev1.CreatePortalRequest{AccountId: acct, Portal: item.(*gatehousev1.Portal)})
+			return r.GetPortal(), err
+		},
+		update: func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
+			r, err := c.admin.UpdatePortal(ctx, &gatehousev1.UpdatePortalRequest{AccountId: acct, Portal: item.(*gatehousev1.Portal), UpdateMask: mask})
+			return r.GetPortal(), err
+		},
+		del: func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error) {
+			return c.admin.DeletePortal(ctx, &gatehousev1.DeletePortalRequest{AccountId: acct, Id: id, Etag: etag})
+		},
+	}
+}
+
+func teamsFamily() *family {
+	return &family{
+		use: "teams", aliases: []string{"team"}, kind: "team", account: true,
+		short:   "Manage teams and subteams",
+		long:    "A subteam with no portal of its own inherits its parent's.",
+		newItem: func() proto.Message { return &gatehousev1.Team{} },
+		fields: []fieldSpec{
+			{"parent", "parent_id", "parent team `id` (empty for a top team)"},
+			{"name", "name", "human-readable `name`"},
+			{"portal", "portal_id", "portal `id` the team serves (empty: inherit)"},
+		},
+		columns: cols("id", "parent_id", "name", "portal_id"),
+		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {
+			r, err := c.admin.GetTeam(ctx, &gatehousev1.GetTeamRequest{AccountId: acct, Id: id})
+			return r.GetTeam(), err
+		},
+		list: func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error) {
+			return c.admin.ListTeams(ctx, &gatehousev1.ListTeamsRequest{AccountId: acct, PageSize: size, PageToken: token})
+		},
+		create: func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error) {
+			r, err := c.admin.CreateTeam(ctx, &gatehousev1.CreateTeamRequest{AccountId: acct, Team: item.(*gatehousev1.Team)})
+			return r.GetTeam(), err
+		},
+		update: func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
+			r, err := c.admin.UpdateTeam(ctx, &gatehousev1.UpdateTeamRequest{AccountId: acct, Team: item.(*gatehousev1.Team), UpdateMask: mask})
+			return r.GetTeam(), err
+		},
+		del: func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error) {
+			return c.admin.DeleteTeam(ctx, &gatehousev1.DeleteTeamRequest{AccountId: acct, Id: id, Etag: etag})
+		},
+	}
+}
+
+func representativesFamily() *family {
+	return &family{
+		use: "representatives", aliases: []string{"representative", "reps"}, kind: "representative", account: true,
+		short:   "Manage representatives (agents)",
+		newItem: func() proto.Message { return &gatehousev1.Representative{} },
+		fields: []fieldSpec{
+			{"display-name", "display_name", "real `name`, shown to customers when display_agent_name is on"},
+			{"team", "team_id", "team `id` (empty for none)"},
+			{"function", "functions", functionUsage},
+			{"live-guide", "live_guide_enabled", "may run Live Guide (co-browse) sessions"},
+		},
+		columns: cols("id", "display_name", "team_id", "live_guide_enabled", "functions"),
+		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {
+			r, err := c.admin.GetRepresentative(ctx, &gatehousev1.GetRepresentativeRequest{AccountId: acct, Id: id})
+			return r.GetRepresentative(), err
+		},
+		list: func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error) {
+			return c.admin.ListRepresentatives(ctx, &gatehousev1.ListRepresentativesRequest{AccountId: acct, PageSize: size, PageToken: token})
+		},
+		create: func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error) {
+			r, err := c.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: acct, Representative: item.(*gatehousev1.Representative)})
+			return r.GetRepresentative(), err
+		},
+		update: func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
+			r, err := c.admin.UpdateRepresentative(ctx, &gatehousev1.UpdateRepresentativeRequest{AccountId: acct, Representative: item.(*gatehousev1.Representative), UpdateMask: mask})
+			return r.GetRepresentative(), err
+		},
+		del: func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error) {
+			return c.admin.DeleteRepresentative(ctx, &gatehousev1.DeleteRepresentativeRequest{AccountId: acct, Id: id, Etag: etag})
+		},
+	}
+}
+
+func businessHoursFamily() *family {
+	count := func(field, unit string) column {
+		return column{header: strings.ToUpper(field), value: func(m protoreflect.Message) string {
+			n := m.Get(m.Descriptor().Fields().ByName(protoreflect.Name(field))).List().Len()
+			if n == 1 {
+				return "1 " + unit
+			}
+			return fmt.Sprintf("%d %ss", n, unit)
+		}}
+	}
+	return &family{
+		use: "business-hours", aliases: []string{"hours"}, kind: "business-hours set", account: true,
+		short: "Manage business hours (weekly windows and holidays)",
+		long: `Weekly windows: --window "mon 09:00-17:00", also "mon-fri 09:00-17:00" or
+"sat,sun 10:00-14:00" (one window per day; an end before the start crosses
+midnight; "24:00" ends at midnight). Holidays: --holiday "2026-12-25 closed
+Christmas" or --holiday "2026-12-24 09:00-12:00 Christmas Eve". On update,
+--window / --holiday replace the whole list; "none" empties it.`,
+		newItem: func() proto.Message { return &gatehousev1.BusinessHours{} },
+		fields: []fieldSpec{
+			{"name", "name", "human-readable `name`"},
+			{"time-zone", "time_zone", "IANA time `zone`, e.g. Europe/Berlin"},
+			{"window", "weekly", "weekly window \"DAYS HH:MM-HH:MM\" (repeatable)"},
+			{"holiday", "holidays", "holiday \"YYYY-MM-DD closed|HH:MM-HH:MM [NAME]\" (repeatable)"},
+		},
+		columns: append(cols("id", "name", "time_zone"), count("weekly", "window"), count("holidays", "holiday")),
+		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {
+			r, err := c.admin.GetBusinessHours(ctx, &gatehousev1.GetBusinessHoursRequest{AccountId: acct, Id: id})
+			return r.GetBusinessHours(), err
+		},
+		list: func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error) {
+			return c.admin.ListBusinessHours(ctx, &gatehousev1.ListBusinessHoursRequest{AccountId: acct, PageSize: size, PageToken: token})
+		},
+		create: func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error) {
+			r, err := c.admin.CreateBusinessHours(ctx, &gatehousev1.CreateBusinessHoursRequest{AccountId: acct, BusinessHours: item.(*gatehousev1.BusinessHours)})
+			return r.GetBusinessHours(), err
+		},
+		update: func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
+			r, err := c.admin.UpdateBusinessHours(ctx, &gatehousev1.UpdateBusinessHoursRequest{AccountId: acct, BusinessHours: item.(*gatehousev1.BusinessHours), UpdateMask: mask})
+			return r.GetBusinessHours(), err
+		},
+		del: func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error) {
+			return c.admin.DeleteBusinessHours(ctx, &gatehousev1.DeleteBusinessHoursRequest{AccountId: acct, Id: id, Etag: etag})
+		},
+	}
+}
+
+// familyCmd builds "gatehouse <family> list|get|create|update|delete".
+func familyCmd(a *app, f *family) *cobra.Command {
+	parent := &cobra.Command{Use: f.use, Aliases: f.aliases, Short: f.short, Long: f.long}
+	if f.account {
+		addAccountFlag(a, parent, true)
+	}
+	parent.AddCommand(f.listCmd(a), f.getCmd(a), f.createCmd(a), f.updateCmd(a), f.deleteCmd(a))
+	return parent
+}
+
+// scope returns the account a command of f works in ("" for accounts).
+func (f *family) scope(a *app, cmd *cobra.Command) (string, error) {
+	if !f.account {
+		return "", nil
+	}
+	return a.accountOf(cmd)
+}
+
+func (f *family) listCmd(a *app) *cobra.Command {
+	var lf listFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List " + f.use + " ordered by id",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			acct, err := f.scope(a, cmd)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			resp, err := a.listAll(cmd.Context(), lf, func(ctx context.Context, size int32, token string) (proto.Message, error) {
+				return f.list(ctx, c, acct, size, token)
+			})
+			if err != nil {
+				return err
+			}
+			return a.emit(resp, func(w io.Writer) error {
+				if err := listTable(w, f.columns, messages(resp)); err != nil {
+					return err
+				}
+				a.moreNote(resp)
+				return nil
+			})
+		},
+	}
+	lf.bind(cmd)
+	return cmd
+}
+
+func (f *family) getCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:               "get ID",
+		Short:             "Show one " + f.kind,
+		Args:              args(cobra.ExactArgs(1)),
+		ValidArgsFunction: f.completeIDs(a),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			acct, err := f.scope(a, cmd)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.call(cmd.Context())
+			defer cancel()
+			item, err := f.get(ctx, c, acct, argv[0])
+			if err != nil {
+				return err
+			}
+			return a.emit(item, func(w io.Writer) error { return detailTable(w, item) })
+		},
+	}
+}
+
+func (f *family) createCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "create [ID]",
+		Short: "Create " + article(f.kind) + " (the server generates the id when none is given)",
+		Args:  args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			acct, err := f.scope(a, cmd)
+			if err != nil {
+				return err
+			}
+			item := f.newItem()
+			if len(argv) == 1 {
+				setString(item, "id", argv[0])
+			}
+			if _, err := applyFields(cmd.Flags(), f.fields, item); err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.call(cmd.Context())
+			defer cancel()
+			out, err := f.create(ctx, c, acct, item)
+			if err != nil {
+				return err
+			}
+			return a.emit(out, func(w io.Writer) error { return detailTable(w, out) })
+		},
+	}
+	bindFields(cmd, f.newItem().ProtoReflect().Descriptor(), f.fields)
+	return cmd
+}
+
+func (f *family) updateCmd(a *app) *cobra.Command {
+	var etag string
+	cmd := &cobra.Command{
+		Use:   "update ID",
+		Short: "Change the given fields of " + article(f.kind) + " (only those)",
+		Long: "Change the given fields of " + article(f.kind) + ". Only the flags given are sent in\n" +
+			"the update mask, so everything else is left alone. With --etag the write\n" +
+			"happens only if nobody changed the " + f.kind + " since it was read (else ABORTED).",
+		Args:              args(cobra.ExactArgs(1)),
+		ValidArgsFunction: f.completeIDs(a),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			acct, err := f.scope(a, cmd)
+			if err != nil {
+				return err
+			}
+			item := f.newItem()
+			setString(item, "id", argv[0])
+			setString(item, "etag", etag)
+			paths, err := applyFields(cmd.Flags(), f.fields, item)
+			if err != nil {
+				return err
+			}
+			if len(paths) == 0 {
+				return usageError{fmt.Errorf("nothing to update: give at least one of %s", flagNames(f.fields))}
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.call(cmd.Context())
+			defer cancel()
+			out, err := f.update(ctx, c, acct, item, &fieldmaskpb.FieldMask{Paths: paths})
+			if err != nil {
+				return err
+			}
+			return a.emit(out, func(w io.Writer) error { return detailTable(w, out) })
+		},
+	}
+	bindFields(cmd, f.newItem().ProtoReflect().Descriptor(), f.fields)
+	cmd.Flags().StringVar(&etag, "etag", "", "write only if the current etag is `etag` (from get)")
+	return cmd
+}
+
+func (f *family) deleteCmd(a *app) *cobra.Command {
+	var etag string
+	cmd := &cobra.Command{
+		Use:               "delete ID",
+		Short:             "Delete " + article(f.kind),
+		Args:              args(cobra.ExactArgs(1)),
+		ValidArgsFunction: f.completeIDs(a),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			acct, err := f.scope(a, cmd)
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.call(cmd.Context())
+			defer cancel()
+			resp, err := f.del(ctx, c, acct, argv[0], etag)
+			if err != nil {
+				return err
+			}
+			return a.emit(resp, func(w io.Writer) error {
+				rev := resp.ProtoReflect().Get(resp.ProtoReflect().Descriptor().Fields().ByName("revision")).Uint()
+				_, err := fmt.Fprintf(w, "deleted %s %q at revision %d\n", f.kind, argv[0], rev)
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringVar(&etag, "etag", "", "delete only if the current etag is `etag`")
+	return cmd
+}
+
+// completeIDs completes the first argument with the ids of f.
+func (f *family) completeIDs(a *app) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, argv []string, _ string) ([]string, cobra.ShellCompDirective) {
+		if len(argv) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		if a.resolveGlobals(cmd) != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		acct := ""
+		if f.account {
+			var err error
+			if acct, err = a.accountOf(cmd); err != nil {
+				return nil, cobra.ShellCompDirectiveNoFileComp
+			}
+		}
+		c, err := a.client()
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		resp, err := a.listAll(cmd.Context(), listFlags{limit: 1000}, func(ctx context.Context, size int32, token string) (proto.Message, error) {
+			return f.list(ctx, c, acct, size, token)
+		})
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var ids []string
+		for _, m := range messages(resp) {
+			ids = append(ids, getString(m, "id"))
+		}
+		return ids, cobra.ShellCompDirectiveNoFileComp
+	}
+}
+
+func (a *app) completeAccounts(cmd *cobra.Command, argv []string, s string) ([]string, cobra.ShellCompDirective) {
+	return accountsFamily().completeIDs(a)(cmd, nil, s)
+}
+
+// article prefixes a noun with "a" or "an".
+func article(noun string) string {
+	if strings.ContainsRune("aeiou", rune(noun[0])) {
+		return "an " + noun
+	}
+	return "a " + noun
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+func tokensCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "tokens",
+		Aliases: []string{"token"},
+		Short:   "Manage caller bearer tokens (operators only)",
+		Long: `Bearer tokens authenticate callers when gatehoused runs with --auth token.
+Roles: decider (SessionService, DecisionService), admin (AdminService except
+store-wide operations), operator (everything). A token is scoped to one
+account with --account, or to all accounts without it.`,
+	}
+	var name, role, acct string
+	var quiet bool
+	create := &cobra.Command{
+		Use:   "create --name NAME --role ROLE",
+		Short: "Create a token and print its bearer string (shown only this once)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, err := parseEnum(callerRoleDesc, role)
+			if err != nil {
+				return usageError{fmt.Errorf("--role: %w", err)}
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.call(cmd.Context())
+			defer cancel()
+			resp, err := c.admin.CreateCallerToken(ctx, &gatehousev1.CreateCallerTokenRequest{Token: &gatehousev1.CallerToken{Name: name, Role: gatehousev1.CallerRole(r), AccountId: acct}})
+			if err != nil {
+				return err
+			}
+			if quiet {
+				_, err := fmt.Fprintln(a.out, resp.GetBearer())
+				return err
+			}
+			return a.emit(resp, func(w io.Writer) error {
+				tw := newTable(w)
+				writeDetail(tw, resp.GetToken().ProtoReflect())
+				row(tw, "bearer", resp.GetBearer())
+				if err := tw.Flush(); err != nil {
+					return err
+				}
+				fmt.Fprintln(a.errOut, "The bearer is shown only once: store it now (send it with --token or --token-file).")
+				return nil
+			})
+		},
+	}
+	create.Flags().StringVar(&name, "name", "", "who holds the token")
+	create.Flags().StringVar(&role, "role", "", "role ("+strings.Join(enumChoices(callerRoleDesc), ", ")+")")
+	create.Flags().StringVarP(&acct, "account", "a", "", "scope the token to this account `id` (default: all accounts)")
+	create.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the bearer string")
+	_ = create.MarkFlagRequired("role")
+	_ = create.RegisterFlagCompletionFunc("role", enumFlagCompletion(callerRoleDesc))
+	_ = create.RegisterFlagCompletionFunc("account", a.completeAccounts)
+
+	var lf listFlags
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List tokens (never their secrets)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			resp, err := a.listAll(cmd.Context(), lf, func(ctx context.Context, size int32, token string) (proto.Message, error) {
+				return c.admin.ListCallerTokens(ctx, &gatehousev1.ListCallerTokensRequest{PageSize: size, PageToken: token})
+			})
+			if err != nil {
+				return err
+			}
+			return a.emit(resp, func(w io.Writer) error {
+				if err := listTable(w, cols("id", "name", "role", "account_id", "create_time", "revoked"), messages(resp)); err != nil {
+					return err
+				}
+				a.moreNote(resp)
+				return nil
+			})
+		},
+	}
+	lf.bind(list)
+
+	revoke := &cobra.Command{
+		Use:   "revoke ID",
+		Short: "Revoke a token at once",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, argv []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.call(cmd.Context())
+			defer cancel()
+			resp, err := c.admin.RevokeCallerToken(ctx, &gatehousev1.RevokeCallerTokenRequest{Id: argv[0]})
+			if err != nil {
+				return err
+			}
+			t := resp.GetToken()
+			return a.emit(t, func(w io.Writer) error { return detailTable(w, t) })
+		},
+	}
+	cmd.AddCommand(create, list, revoke)
+	return cmd
+}
+
+func auditCmd(a *app) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Read the audit log of committed writes",
+	}
+	var typ, id, since, until string
+	var lf listFlags
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List audit events, oldest first",
+		Long: `List audit events, oldest first. Without --account every account's events
+are listed (callers scoped to all accounts only). --since and --until take
+an RFC 3339 time, a date (2026-11-24, UTC) or a duration back from now (90m,
+24h). CHANGED lists the top-level fields an update changed.`,
+		Example: "  gatehouse audit list --account acme --resource-type portal --since 24h",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			acct, _ := cmd.Flags().GetString("account")
+			if acct == "" {
+				acct = a.env(envAccount)
+			}
+			req := &gatehousev1.ListAuditEventsRequest{AccountId: acct, ResourceType: typ, ResourceId: id}
+			var err error
+			now := time.Now()
+			if req.StartTime, err = parseWhen(since, now); err != nil {
+				return usageError{fmt.Errorf("--since: %w", err)}
+			}
+			if req.EndTime, err = parseWhen(until, now); err != nil {
+				return usageError{fmt.Errorf("--until: %w", err)}
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			resp, err := a.listAll(cmd.Context(), lf, func(ctx context.Context, size int32, token string) (proto.Message, error) {
+				r := proto.Clone(req).(*gatehousev1.ListAuditEventsRequest)
+				r.PageSize, r.PageToken = size, token
+				return c.admin.ListAuditEvents(ctx, r)
+			})
+			if err != nil {
+				return err
+			}
+			return a.emit(resp, func(w io.Writer) error {
+				cs := append(cols("revision", "time", "account_id", "caller"),
+					column{"RPC", func(m protoreflect.Message) string {
+						rpc := getString(m, "rpc")
+						return rpc[strings.LastIndexByte(rpc, '/')+1:]
+					}},
+					column{"RESOURCE", func(m protoreflect.Message) string {
+						return getString(m, "resource_type") + "/" + getString(m, "resource_id")
+					}},
+					column{"CHANGE", func(m protoreflect.Message) string {
+						return auditChange(getString(m, "before_json"), getString(m, "after_json"))
+					}})
+				if err := listTable(w, cs, messages(resp)); err != nil {
+					return err
+				}
+				a.moreNote(resp)
+				return nil
+			})
+		},
+	}
+	addAccountFlag(a, list, false)
+	list.Flags().StringVar(&typ, "resource-type", "", "only this kind of resource (account, live_guide_settings, customization, allowlist_entry, privacy_rule, portal, team, representative, business_hours, session, caller_token)")
+	list.Flags().StringVar(&id, "resource-id", "", "only this resource `id`")
+	list.Flags().StringVar(&since, "since", "", "only events at or after `time`")
+	list.Flags().StringVar(&until, "until", "", "only events before `time`")
+	lf.bind(list)
+	cmd.AddCommand(list)
+	return cmd
+}
+
+// parseWhen reads an RFC 3339 time, a date (UTC) or a duration back from
+// now; "" is no bound.
+func parseWhen(s string, now time.Time) (*timestamppb.Timestamp, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return timestamppb.New(t), nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return timestamppb.New(t), nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return timestamppb.New(now.Add(-d)), nil
+	}
+	return nil, fmt.Errorf("%q is not an RFC 3339 time, a date or a duration", s)
+}
+
+// auditChange summarizes an event: "create", "delete" or "update" with
+// the top-level fields that changed (revision and etag left out).
+func auditChange(before, after string) string {
+	switch {
+	case before == "" && after == "":
+		return ""
+	case before == "":
+		return "create"
+	case after == "":
+		return "delete"
+	}
+	var b, a map[string]json.RawMessage
+	if json.Unmarshal([]byte(before), &b) != nil || json.Unmarshal([]byte(after), &a) != nil {
+		return "update"
+	}
+	var changed []string
+	for k, v := range a {
+		if k == "revision" || k == "etag" {
+			continue
+		}
+		if string(b[k]) != string(v) {
+			changed = append(changed, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok && k != "revision" && k != "etag" {
+			changed = append(changed, k)
+		}
+	}
+	slices.Sort(changed)
+	if len(changed) == 0 {
+		return "update"
+	}
+	return "update " + strings.Join(changed, ",")
+}
