@@ -81,9 +81,39 @@ soak: ## run mixed load against the daemon for SOAK_TIME (default 10m); report g
 crash: ## kill the daemon at random points during writes for CRASH_TIME (default 5m) and check the store after each
 	CRASH_TIME=$(CRASH_TIME) $(GO) test -count=1 -timeout 0 -v -run '^TestCrash_KillDuringWrites$$' ./cmd/gatehoused
 
+# Benchmarks, generated data and the load test (docs/performance.md).
+BENCH             ?= .
+BENCHPKG          ?= ./internal/...
+BENCHCOUNT        ?= 1
+SCALE             ?= large
+SEED              ?= 1
+LOADTEST_DIR      ?= $(or $(TMPDIR),/tmp)/gatehouse-loadtest-$(SCALE)-$(SEED)
+LOADTEST_LISTEN   ?= 127.0.0.1:8479
+LOADTEST_DURATION ?= 60s
+LOADTEST_LOG_LEVEL ?= warn
+LOADTEST_ARGS     ?=
+
 .PHONY: bench
-bench: ## run the Go benchmarks with -benchmem
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./internal/...
+bench: ## run the Go benchmarks with -benchmem (BENCH, BENCHPKG, BENCHTIME, BENCHCOUNT); decision engine: BENCHPKG=./internal/policy
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(BENCHPKG)
+
+.PHONY: gendata
+gendata: ## fill DATA_DIR with a generated tenant population (SCALE=large|small|tiny, SEED); reuses one generated before
+	$(GO) run ./cmd/gatehouse-loadtest gendata -data-dir $(DATA_DIR) -scale $(SCALE) -seed $(SEED)
+
+.PHONY: loadtest
+loadtest: ## load-test a daemon on a generated large store in LOADTEST_DIR (LOADTEST_DURATION, default 60s; LOADTEST_LOG_LEVEL)
+	$(GO) build -o bin/gatehoused ./cmd/gatehoused
+	$(GO) build -o bin/gatehouse-loadtest ./cmd/gatehouse-loadtest
+	bin/gatehouse-loadtest gendata -data-dir $(LOADTEST_DIR) -scale $(SCALE) -seed $(SEED)
+	@start=$$(date +%s%N); \
+	bin/gatehoused --listen $(LOADTEST_LISTEN) --data-dir $(LOADTEST_DIR) --log-level $(LOADTEST_LOG_LEVEL) \
+		2>$(LOADTEST_DIR)/gatehoused.log & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true' EXIT; \
+	echo "gatehoused pid $$pid on $(LOADTEST_LISTEN), store $(LOADTEST_DIR), log $(LOADTEST_DIR)/gatehoused.log"; \
+	bin/gatehouse-loadtest run -addr $(LOADTEST_LISTEN) -manifest $(LOADTEST_DIR) -duration $(LOADTEST_DURATION) \
+		-pid $$pid -started-at $$start -json $(LOADTEST_DIR)/loadtest.json $(LOADTEST_ARGS)
+	bin/gatehouse-loadtest reflect -data-dir $(LOADTEST_DIR) -json $(LOADTEST_DIR)/reflect.json
 
 .PHONY: clean
 clean: ## remove build output (not the data directory)

@@ -122,7 +122,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		metrics = server.NewMetrics()
 	}
 	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain,
-		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg})
+		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg,
+		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, DecisionTimeout: cfg.DecisionTimeout}})
 	if metrics != nil {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, log)
 		if err != nil {
@@ -137,6 +138,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		"startup", time.Since(start).String())
 	if cfg.Demo {
 		printDemoHelp(stderr, lis.Addr().String())
+	}
+	if cfg.StatsInterval > 0 {
+		go logStats(followCtx, cfg.StatsInterval, snaps, log)
 	}
 
 	select {

@@ -57,6 +57,16 @@ type Config struct {
 	// OutboxDir is where notifications are written as files when SMTPAddr
 	// is empty; empty means <DataDir>/outbox.
 	OutboxDir string
+	// MaxRecvMsgSize is the largest request message accepted, in bytes.
+	MaxRecvMsgSize int
+	// MaxInflight is how many calls may run at once (and, separately, how
+	// many streams are open); more are refused with RESOURCE_EXHAUSTED.
+	MaxInflight int
+	// DecisionTimeout is the deadline of a decision whose caller set none.
+	DecisionTimeout time.Duration
+	// StatsInterval is how often runtime statistics (goroutines, memory,
+	// revision) are logged; 0 logs none.
+	StatsInterval time.Duration
 }
 
 // Default returns the defaults: loopback on port 8470, ./data.
@@ -71,6 +81,9 @@ func Default() Config {
 		ShutdownTimeout:    10 * time.Second,
 		CobrowseBaseDomain: "support.me",
 		SMTPFrom:           "gatehouse@localhost",
+		MaxRecvMsgSize:     4 << 20,
+		MaxInflight:        1024,
+		DecisionTimeout:    time.Second,
 	}
 }
 
@@ -94,6 +107,10 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", c.SMTPAddr, "SMTP server `host:port` for completed-session notifications (empty: write them to --outbox-dir)")
 	fs.StringVar(&c.SMTPFrom, "smtp-from", c.SMTPFrom, "sender `address` of completed-session notifications")
 	fs.StringVar(&c.OutboxDir, "outbox-dir", c.OutboxDir, "directory completed-session notifications are written to without --smtp-addr (default <data-dir>/outbox)")
+	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", c.MaxRecvMsgSize, "largest request message accepted, in `bytes` (larger: RESOURCE_EXHAUSTED)")
+	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "calls served at once, and streams open at once; more are refused with RESOURCE_EXHAUSTED (health checks exempt)")
+	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "deadline of a decision whose caller sets none")
+	fs.DurationVar(&c.StatsInterval, "stats-interval", c.StatsInterval, "log runtime statistics (goroutines, memory, revision) this often (0: never)")
 }
 
 // NotificationDir returns the directory notifications are written to when
@@ -182,6 +199,18 @@ func (c Config) Validate() error {
 	}
 	if a, err := mail.ParseAddress(c.SMTPFrom); err != nil || a.Address != c.SMTPFrom || a.Name != "" {
 		errs = append(errs, fmt.Errorf("smtp-from %q: want a plain e-mail address such as gatehouse@example.com", c.SMTPFrom))
+	}
+	if c.MaxRecvMsgSize < 1024 {
+		errs = append(errs, fmt.Errorf("max-recv-msg-size %d: want at least 1024 bytes", c.MaxRecvMsgSize))
+	}
+	if c.MaxInflight < 1 {
+		errs = append(errs, fmt.Errorf("max-inflight %d: want at least 1", c.MaxInflight))
+	}
+	if c.DecisionTimeout <= 0 {
+		errs = append(errs, errors.New("decision-timeout must be positive"))
+	}
+	if c.StatsInterval < 0 {
+		errs = append(errs, errors.New("stats-interval must not be negative"))
 	}
 	return errors.Join(errs...)
 }

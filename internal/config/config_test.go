@@ -95,6 +95,16 @@ func TestValidate(t *testing.T) {
 		{name: "empty smtp from", edit: func(c *config.Config) { c.SMTPFrom = "" }, wantErr: []string{"smtp-from"}},
 		{name: "smtp from other", edit: func(c *config.Config) { c.SMTPFrom = "noreply@support.example.com" }},
 
+		{name: "small message limit", edit: func(c *config.Config) { c.MaxRecvMsgSize = 1024 }},
+		{name: "tiny message limit", edit: func(c *config.Config) { c.MaxRecvMsgSize = 1023 }, wantErr: []string{"max-recv-msg-size 1023"}},
+		{name: "one call at a time", edit: func(c *config.Config) { c.MaxInflight = 1 }},
+		{name: "no calls at all", edit: func(c *config.Config) { c.MaxInflight = 0 }, wantErr: []string{"max-inflight 0"}},
+		{name: "negative inflight", edit: func(c *config.Config) { c.MaxInflight = -5 }, wantErr: []string{"max-inflight -5"}},
+		{name: "short decision timeout", edit: func(c *config.Config) { c.DecisionTimeout = time.Millisecond }},
+		{name: "zero decision timeout", edit: func(c *config.Config) { c.DecisionTimeout = 0 }, wantErr: []string{"decision-timeout"}},
+		{name: "stats every minute", edit: func(c *config.Config) { c.StatsInterval = time.Minute }},
+		{name: "negative stats interval", edit: func(c *config.Config) { c.StatsInterval = -time.Second }, wantErr: []string{"stats-interval"}},
+
 		{
 			name: "every problem is reported",
 			edit: func(c *config.Config) {
@@ -132,17 +142,21 @@ func TestValidate(t *testing.T) {
 
 func TestEnvName(t *testing.T) {
 	for flagName, want := range map[string]string{
-		"data-dir":         "GATEHOUSE_DATA_DIR",
-		"listen":           "GATEHOUSE_LISTEN",
-		"demo":             "GATEHOUSE_DEMO",
-		"insecure":         "GATEHOUSE_INSECURE",
-		"log-level":        "GATEHOUSE_LOG_LEVEL",
-		"metrics-addr":     "GATEHOUSE_METRICS_ADDR",
-		"log-format":       "GATEHOUSE_LOG_FORMAT",
-		"shutdown-timeout": "GATEHOUSE_SHUTDOWN_TIMEOUT",
-		"smtp-addr":        "GATEHOUSE_SMTP_ADDR",
-		"smtp-from":        "GATEHOUSE_SMTP_FROM",
-		"outbox-dir":       "GATEHOUSE_OUTBOX_DIR",
+		"data-dir":          "GATEHOUSE_DATA_DIR",
+		"listen":            "GATEHOUSE_LISTEN",
+		"demo":              "GATEHOUSE_DEMO",
+		"insecure":          "GATEHOUSE_INSECURE",
+		"log-level":         "GATEHOUSE_LOG_LEVEL",
+		"metrics-addr":      "GATEHOUSE_METRICS_ADDR",
+		"log-format":        "GATEHOUSE_LOG_FORMAT",
+		"shutdown-timeout":  "GATEHOUSE_SHUTDOWN_TIMEOUT",
+		"smtp-addr":         "GATEHOUSE_SMTP_ADDR",
+		"smtp-from":         "GATEHOUSE_SMTP_FROM",
+		"outbox-dir":        "GATEHOUSE_OUTBOX_DIR",
+		"max-recv-msg-size": "GATEHOUSE_MAX_RECV_MSG_SIZE",
+		"max-inflight":      "GATEHOUSE_MAX_INFLIGHT",
+		"decision-timeout":  "GATEHOUSE_DECISION_TIMEOUT",
+		"stats-interval":    "GATEHOUSE_STATS_INTERVAL",
 	} {
 		if got := config.EnvName(flagName); got != want {
 			t.Errorf("EnvName(%q) = %q, want %q", flagName, got, want)
@@ -174,6 +188,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--log-level", "debug", "--log-format", "text", "--shutdown-timeout", "250ms",
 		"--cobrowse-base-domain", "cobrowse.example.com",
 		"--smtp-addr", "mail.example.com:587", "--smtp-from", "noreply@example.com", "--outbox-dir", "/var/spool/gh",
+		"--max-recv-msg-size", "8388608", "--max-inflight", "64", "--decision-timeout", "250ms", "--stats-interval", "30s",
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -183,6 +198,7 @@ func TestRegisterFlags(t *testing.T) {
 		LogLevel: "debug", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 250 * time.Millisecond,
 		CobrowseBaseDomain: "cobrowse.example.com",
 		SMTPAddr:           "mail.example.com:587", SMTPFrom: "noreply@example.com", OutboxDir: "/var/spool/gh",
+		MaxRecvMsgSize: 8 << 20, MaxInflight: 64, DecisionTimeout: 250 * time.Millisecond, StatsInterval: 30 * time.Second,
 	}
 	if c != want {
 		t.Errorf("flags gave %+v, want %+v", c, want)
@@ -210,6 +226,10 @@ func TestApplyEnv(t *testing.T) {
 		"GATEHOUSE_SMTP_ADDR":            "smtp.example.org:25",
 		"GATEHOUSE_SMTP_FROM":            "gh@example.org",
 		"GATEHOUSE_OUTBOX_DIR":           "/srv/outbox",
+		"GATEHOUSE_MAX_RECV_MSG_SIZE":    "2048",
+		"GATEHOUSE_MAX_INFLIGHT":         "8",
+		"GATEHOUSE_DECISION_TIMEOUT":     "2s",
+		"GATEHOUSE_STATS_INTERVAL":       "1m",
 	}
 	tests := []struct {
 		name    string
@@ -231,6 +251,7 @@ func TestApplyEnv(t *testing.T) {
 					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 3 * time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
+					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 				}
 			},
 		},
@@ -244,6 +265,7 @@ func TestApplyEnv(t *testing.T) {
 					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
+					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 				}
 			},
 		},
@@ -257,6 +279,7 @@ func TestApplyEnv(t *testing.T) {
 					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 3 * time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
+					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 				}
 			},
 		},
@@ -333,9 +356,11 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 	}
 	slices.Sort(asked)
 	want := []string{
-		"GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
-		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_METRICS_ADDR", "GATEHOUSE_OUTBOX_DIR", "GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR",
-		"GATEHOUSE_SMTP_FROM", "GATEHOUSE_TLS_CERT", "GATEHOUSE_TLS_CLIENT_CA", "GATEHOUSE_TLS_KEY",
+		"GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR",
+		"GATEHOUSE_DECISION_TIMEOUT", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
+		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_METRICS_ADDR", "GATEHOUSE_OUTBOX_DIR",
+		"GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR", "GATEHOUSE_SMTP_FROM", "GATEHOUSE_STATS_INTERVAL", "GATEHOUSE_TLS_CERT",
+		"GATEHOUSE_TLS_CLIENT_CA", "GATEHOUSE_TLS_KEY",
 	}
 	if !slices.Equal(asked, want) {
 		t.Errorf("looked up %q, want %q", asked, want)
@@ -381,5 +406,13 @@ func TestNotificationDir(t *testing.T) {
 	}
 	if d := config.Default(); d.SMTPAddr != "" || d.SMTPFrom != "gatehouse@localhost" || d.OutboxDir != "" {
 		t.Errorf("Default() notification settings = %q %q %q", d.SMTPAddr, d.SMTPFrom, d.OutboxDir)
+	}
+}
+
+func TestDefaultLimits(t *testing.T) {
+	d := config.Default()
+	if d.MaxRecvMsgSize != 4<<20 || d.MaxInflight != 1024 || d.DecisionTimeout != time.Second || d.StatsInterval != 0 {
+		t.Errorf("Default() limits = %d bytes, %d in flight, decision timeout %v, stats every %v; want 4 MiB, 1024, 1s, never",
+			d.MaxRecvMsgSize, d.MaxInflight, d.DecisionTimeout, d.StatsInterval)
 	}
 }
