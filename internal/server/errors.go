@@ -148,6 +148,11 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.Canceled, "canceled")
 	case errors.Is(err, store.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down")
+	case errors.Is(err, store.ErrNoSpace):
+		// Nothing was committed; the condition may pass, so the client may
+		// retry later. Decisions keep being served from the last snapshot.
+		log.ErrorContext(ctx, "store cannot grow", "err", err)
+		return status.Error(codes.Unavailable, "the store is out of space; nothing was written")
 	}
 	if _, ok := status.FromError(err); ok {
 		return err

@@ -28,6 +28,9 @@ var (
 	ErrCorrupt = errors.New("store is corrupt")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store is closed")
+	// ErrNoSpace: the commit failed because the disk (or the file size
+	// limit) is full; nothing was written.
+	ErrNoSpace = errors.New("store is out of space")
 )
 
 // Store is a transactional key-value store with a monotonically increasing

@@ -12,8 +12,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/store"
@@ -172,6 +174,18 @@ func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 	}))
 }
 
+// noSpaceErr marks an out-of-space failure as store.ErrNoSpace. bbolt
+// formats the underlying error into its own ("file resize error: …: file
+// too large"), so the errno is matched by its text as well.
+func noSpaceErr(err error) error {
+	for _, errno := range []syscall.Errno{syscall.ENOSPC, syscall.EFBIG, syscall.EDQUOT} {
+		if errors.Is(err, errno) || strings.Contains(err.Error(), errno.Error()) {
+			return fmt.Errorf("%w: %v", store.ErrNoSpace, err)
+		}
+	}
+	return err
+}
+
 // closedErr maps bbolt's "database not open" to store.ErrClosed.
 func closedErr(err error) error {
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
@@ -213,7 +227,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 		if recorded {
 			s.unrecord()
 		}
-		return 0, closedErr(err)
+		return 0, noSpaceErr(closedErr(err))
 	}
 	if len(t.keys) == 0 {
 		return cur, nil
