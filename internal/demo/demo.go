@@ -53,7 +53,7 @@ func Seed(ctx context.Context, st store.Store, now time.Time) (bool, error) {
 		}
 		all := policy.Functions(1<<policy.NumFunctions - 1)
 		for _, p := range []policy.Portal{
-			{ID: "helpdesk", Name: "Help desk", Functions: all.With(policy.FunctionRecordCustomerScreen, false)},
+			{ID: "helpdesk", Name: "Help desk", Functions: all.With(policy.FunctionRecordCustomerScreen, false), NotificationEmail: "support-reports@example.com"},
 			{ID: "helpdesk-default", ParentID: "helpdesk", Name: "Help desk (default)", Functions: all},
 		} {
 			if err := store.PutPortal(tx, AccountID, &p); err != nil {
