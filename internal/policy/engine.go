@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
 	"github.com/gatehouse-dev/gatehouse/internal/urlmatch"
@@ -157,14 +158,47 @@ func (as *AccountState) checkPrivacy(q *Query, u urlmatch.URL) Decision {
 	default:
 		return allow()
 	}
-	for i := range as.privacy {
-		r := &as.privacy[i]
-		if r.kind != kind || !r.matchPage(u) {
-			continue
+	// The first rule in id order that applies wins. Only rules of the
+	// right kind that apply on every page or whose pattern host is the
+	// page's host or one of its parent domains can apply (see ruleIndex).
+	ix := &as.privacyIndex[kind]
+	page := pageOf(u)
+	best := -1
+	try := func(rules []int32) {
+		for _, i := range rules {
+			if best >= 0 && int(i) >= best {
+				return
+			}
+			r := &as.privacy[i]
+			if !r.matchLoose(&page) {
+				continue
+			}
+			if q.Element == nil || r.sel == nil || r.sel.Match(*q.Element, q.Ancestors) {
+				best = int(i)
+				return
+			}
 		}
-		if q.Element == nil || r.sel == nil || r.sel.Match(*q.Element, q.Ancestors) {
-			return deny(reason, r.id)
+	}
+	try(ix.anyPage)
+	if len(ix.byHost) > 0 && u.Host != "" {
+		h := u.Host
+		if u.IsIP() {
+			try(ix.byHost[h])
+		} else {
+			for end, labels := len(h), 1; ; labels++ {
+				dot := strings.LastIndexByte(h[:end], '.')
+				if urlmatch.HasLabels(ix.labels, labels) {
+					try(ix.byHost[h[dot+1:]])
+				}
+				if dot < 0 {
+					break
+				}
+				end = dot
+			}
 		}
+	}
+	if best >= 0 {
+		return deny(reason, as.privacy[best].id)
 	}
 	return allow()
 }

@@ -52,16 +52,82 @@ func loosePath(p string) string {
 		}
 		p = strings.Join(segs, "/")
 	}
-	return path.Clean("/" + p)
+	// path.Clean returns a clean rooted path as it is, without
+	// allocating; "/"+p is only needed when p is not rooted (Clean
+	// collapses the doubled slash otherwise).
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return path.Clean(p)
 }
 
 // matchPage reports whether the rule applies on page u.
 func (r *compiledRule) matchPage(u urlmatch.URL) bool {
+	page := pageOf(u)
+	return r.matchLoose(&page)
+}
+
+// pageURL is a page URL whose loose path is computed at most once, when a
+// rule with a path first needs it.
+type pageURL struct {
+	u     urlmatch.URL
+	loose string
+	done  bool
+}
+
+func pageOf(u urlmatch.URL) pageURL { return pageURL{u: u} }
+
+func (p *pageURL) loosePath() string {
+	if !p.done {
+		p.loose, p.done = loosePath(p.u.Path), true
+	}
+	return p.loose
+}
+
+// matchLoose reports whether the rule applies on the page.
+func (r *compiledRule) matchLoose(p *pageURL) bool {
 	if r.anyPage {
 		return true
 	}
-	if !r.pattern.Match(u) {
+	if !r.pattern.Match(p.u) {
 		return false
 	}
-	return r.pathPrefix == "" || strings.HasPrefix(loosePath(u.Path), r.pathPrefix)
+	return r.pathPrefix == "" || strings.HasPrefix(p.loosePath(), r.pathPrefix)
+}
+
+// numIndexedKinds bounds the rule kinds that are indexed; decisions only
+// ask for BUTTON_BLOCK and DATA_MASK rules.
+const numIndexedKinds = int(PrivacyRuleKindDataMask) + 1
+
+// ruleIndex lists the privacy rules of one kind by where they can apply,
+// as positions in AccountState.privacy (id order), ascending: rules for
+// every page (including those whose url_pattern no longer compiles), and
+// the others by the host of their url_pattern. A rule can only apply on a
+// page whose host is its pattern host or a subdomain of it (for IP
+// literals: the host itself), so a decision looks at the page host and its
+// parent domains only, however many rules the account has.
+type ruleIndex struct {
+	anyPage []int32
+	byHost  map[string][]int32
+	labels  uint64 // urlmatch.LabelMask of the keys of byHost
+}
+
+func (as *AccountState) indexPrivacy() {
+	for i := range as.privacy {
+		r := &as.privacy[i]
+		if r.kind < 0 || int(r.kind) >= numIndexedKinds {
+			continue
+		}
+		ix := &as.privacyIndex[r.kind]
+		if r.anyPage {
+			ix.anyPage = append(ix.anyPage, int32(i))
+			continue
+		}
+		if ix.byHost == nil {
+			ix.byHost = map[string][]int32{}
+		}
+		h := r.pattern.Host()
+		ix.byHost[h] = append(ix.byHost[h], int32(i))
+		ix.labels |= urlmatch.LabelMask(h)
+	}
 }

@@ -116,6 +116,7 @@ type AccountState struct {
 	allowIndex *urlmatch.Index
 
 	privacy        []compiledRule
+	privacyIndex   [numIndexedKinds]ruleIndex
 	privacyRules   []PrivacyRule
 	customizations map[string]Customization
 	support        supportState
@@ -124,7 +125,23 @@ type AccountState struct {
 	// pattern that became a public suffix after a list update). Each is
 	// handled fail-closed; see Compile.
 	Problems []string
+
+	// What CompileFrom reuses: the input records (see Data), the parsed
+	// pattern of each allowlist entry (zero when it does not compile) and
+	// the problems of each part.
+	data          AccountData
+	allowPatterns []urlmatch.Pattern
+	problems      [numParts][]string
 }
+
+// The parts of an account whose problems are kept apart, in the order
+// Problems lists them.
+const (
+	partAllowlist = iota
+	partPrivacy
+	partSupport
+	numParts
+)
 
 // compiledRule is a privacy rule ready for matching. A nil selector or
 // pattern that failed to compile makes the rule match every element or
@@ -142,8 +159,17 @@ type compiledRule struct {
 
 // Compile builds the decision state of one account. Records that no longer
 // compile are reported in Problems and handled fail-closed: an allowlist
-// entry is left out (it allows nothing), a privacy rule matches more.
-func Compile(d AccountData) *AccountState {
+// entry is left out (it allows nothing), a privacy rule matches more. The
+// state keeps d's slices; they must not be modified afterwards.
+func Compile(d AccountData) *AccountState { return CompileFrom(nil, d) }
+
+// CompileFrom returns what Compile(d) returns, reusing the work done for
+// prev (an earlier state of the same account, or nil): parts whose record
+// slices are the ones prev was compiled from are taken over as they are,
+// and allowlist entries and privacy rules that are unchanged are not parsed
+// again. A write to a large account then costs what changed, not the size
+// of the account.
+func CompileFrom(prev *AccountState, d AccountData) *AccountState {
 	as := &AccountState{
 		Account:         d.Account,
 		Settings:        d.Settings,
@@ -151,32 +177,93 @@ func Compile(d AccountData) *AccountState {
 		allowlist:       d.Allowlist,
 		privacyRules:    d.PrivacyRules,
 		customizations:  make(map[string]Customization, len(d.Customizations)),
+		data:            d,
+	}
+	if prev == nil {
+		prev = &AccountState{}
 	}
 	for i := range d.Representatives {
-		r := d.Representatives[i]
-		as.representatives[r.ID] = &r
+		as.representatives[d.Representatives[i].ID] = &d.Representatives[i]
 	}
+	if sameSlice(prev.data.Allowlist, d.Allowlist) && prev.allowIndex != nil {
+		as.allowIndex, as.allowPatterns, as.problems[partAllowlist] = prev.allowIndex, prev.allowPatterns, prev.problems[partAllowlist]
+	} else {
+		as.compileAllowlist(prev)
+	}
+	if sameSlice(prev.data.PrivacyRules, d.PrivacyRules) && prev.data.PrivacyRules != nil {
+		as.privacy, as.privacyIndex, as.problems[partPrivacy] = prev.privacy, prev.privacyIndex, prev.problems[partPrivacy]
+	} else {
+		as.compilePrivacy(prev)
+	}
+	for _, c := range d.Customizations {
+		as.customizations[c.Language] = c
+	}
+	if sameSlice(prev.data.Portals, d.Portals) && sameSlice(prev.data.Teams, d.Teams) && prev.support.portals != nil {
+		as.support, as.problems[partSupport] = prev.support, prev.problems[partSupport]
+	} else {
+		as.support, as.problems[partSupport] = compileSupport(&as.data)
+	}
+	for _, p := range as.problems {
+		as.Problems = append(as.Problems, p...)
+	}
+	return as
+}
+
+// sameSlice reports whether a and b are the same slice (not just equal).
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+func (as *AccountState) compileAllowlist(prev *AccountState) {
+	d := &as.data
+	as.allowPatterns = make([]urlmatch.Pattern, len(d.Allowlist))
 	entries := make([]urlmatch.Entry, 0, len(d.Allowlist))
-	for _, e := range d.Allowlist {
-		p, err := urlmatch.ParsePattern(e.Pattern)
-		if err != nil {
-			as.Problems = append(as.Problems, fmt.Sprintf("allowlist entry %q: %v", e.ID, err))
-			continue
+	j := 0 // prev.data.Allowlist and d.Allowlist are both in id order
+	for i, e := range d.Allowlist {
+		for j < len(prev.data.Allowlist) && prev.data.Allowlist[j].ID < e.ID {
+			j++
 		}
-		entries = append(entries, urlmatch.Entry{ID: e.ID, Pattern: p})
+		if j < len(prev.data.Allowlist) && prev.data.Allowlist[j].ID == e.ID && prev.data.Allowlist[j].Pattern == e.Pattern &&
+			prev.allowPatterns[j].Host() != "" {
+			as.allowPatterns[i] = prev.allowPatterns[j]
+		} else {
+			p, err := urlmatch.ParsePattern(e.Pattern)
+			if err != nil {
+				as.problems[partAllowlist] = append(as.problems[partAllowlist], fmt.Sprintf("allowlist entry %q: %v", e.ID, err))
+				continue
+			}
+			as.allowPatterns[i] = p
+		}
+		entries = append(entries, urlmatch.Entry{ID: e.ID, Pattern: as.allowPatterns[i]})
 	}
 	as.allowIndex = urlmatch.NewIndex(entries)
+}
+
+func (as *AccountState) compilePrivacy(prev *AccountState) {
+	d := &as.data
+	as.privacy = make([]compiledRule, 0, len(d.PrivacyRules))
+	j := 0 // both in id order
 	for _, r := range d.PrivacyRules {
+		for j < len(prev.data.PrivacyRules) && prev.data.PrivacyRules[j].ID < r.ID {
+			j++
+		}
+		if j < len(prev.data.PrivacyRules) {
+			if old, cr := prev.data.PrivacyRules[j], prev.privacy[j]; old.ID == r.ID && old.Kind == r.Kind && old.Selector == r.Selector &&
+				old.URLPattern == r.URLPattern && !cr.selError && cr.anyPage == (r.URLPattern == "") {
+				as.privacy = append(as.privacy, cr)
+				continue
+			}
+		}
 		cr := compiledRule{id: r.ID, kind: r.Kind, anyPage: r.URLPattern == ""}
 		if sel, err := selector.Compile(r.Selector); err != nil {
-			as.Problems = append(as.Problems, fmt.Sprintf("privacy rule %q: %v", r.ID, err))
+			as.problems[partPrivacy] = append(as.problems[partPrivacy], fmt.Sprintf("privacy rule %q: %v", r.ID, err))
 			cr.selError = true
 		} else {
 			cr.sel = sel
 		}
 		if !cr.anyPage {
 			if p, prefix, err := rulePattern(r.URLPattern); err != nil {
-				as.Problems = append(as.Problems, fmt.Sprintf("privacy rule %q: url_pattern: %v", r.ID, err))
+				as.problems[partPrivacy] = append(as.problems[partPrivacy], fmt.Sprintf("privacy rule %q: url_pattern: %v", r.ID, err))
 				cr.anyPage = true
 			} else {
 				cr.pattern, cr.pathPrefix = p, prefix
@@ -184,14 +271,13 @@ func Compile(d AccountData) *AccountState {
 		}
 		as.privacy = append(as.privacy, cr)
 	}
-	for _, c := range d.Customizations {
-		as.customizations[c.Language] = c
-	}
-	var problems []string
-	as.support, problems = compileSupport(&d)
-	as.Problems = append(as.Problems, problems...)
-	return as
+	as.indexPrivacy()
 }
+
+// Data returns the records the state was compiled from. They are shared
+// with the state: replace slices to change them, never modify them in
+// place.
+func (as *AccountState) Data() AccountData { return as.data }
 
 // Representative returns a representative of the account, or nil.
 func (as *AccountState) Representative(id string) *Representative { return as.representatives[id] }

@@ -8,7 +8,9 @@ type Account struct {
 	DisplayName string    `json:"display_name"`
 	CobrowseURL string    `json:"cobrowse_url,omitempty"`
 	CreateTime  time.Time `json:"create_time"`
-	Revision    uint64    `json:"revision"`
+	// DecisionLogPercent is the share of the account's decisions logged.
+	DecisionLogPercent uint32 `json:"decision_log_percent,omitempty"`
+	Revision           uint64 `json:"revision"`
 }
 
 // LiveGuideSettings are an account's co-browse switches.

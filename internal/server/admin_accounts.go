@@ -36,10 +36,13 @@ func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.Creat
 	}
 	v.checkID("account.id", in.GetId(), true)
 	v.checkText("account.display_name", in.GetDisplayName(), true, maxDisplayName)
+	if in.GetDecisionLogPercent() > 100 {
+		v.add("account.decision_log_percent", "must be 0-100")
+	}
 	if err := v.err(); err != nil {
 		return nil, a.s.status(ctx, err)
 	}
-	acct := policy.Account{ID: in.GetId(), DisplayName: in.GetDisplayName(), CreateTime: a.s.now().UTC()}
+	acct := policy.Account{ID: in.GetId(), DisplayName: in.GetDisplayName(), DecisionLogPercent: in.GetDecisionLogPercent(), CreateTime: a.s.now().UTC()}
 	if acct.ID == "" {
 		acct.ID = newID("a-")
 	}
@@ -104,7 +107,7 @@ func (a *adminService) ListAccounts(ctx context.Context, req *gatehousev1.ListAc
 }
 
 // accountMutable are the fields UpdateAccount may change.
-var accountMutable = []string{"display_name"}
+var accountMutable = []string{"display_name", "decision_log_percent"}
 
 func (a *adminService) UpdateAccount(ctx context.Context, req *gatehousev1.UpdateAccountRequest) (*gatehousev1.UpdateAccountResponse, error) {
 	var v violations
@@ -131,10 +134,14 @@ func (a *adminService) UpdateAccount(ctx context.Context, req *gatehousev1.Updat
 		}
 		var v violations
 		v.checkText("account.display_name", p.GetDisplayName(), true, maxDisplayName)
+		if p.GetDecisionLogPercent() > 100 {
+			v.add("account.decision_log_percent", "must be 0-100")
+		}
 		if err := v.err(); err != nil {
 			return err
 		}
 		cur.DisplayName = p.GetDisplayName()
+		cur.DecisionLogPercent = p.GetDecisionLogPercent()
 		out = cur
 		return store.PutAccount(tx, &out)
 	})

@@ -23,12 +23,13 @@ func timestampOf(t time.Time) *timestamppb.Timestamp {
 
 func accountToProto(a *policy.Account) *gatehousev1.Account {
 	return &gatehousev1.Account{
-		Id:          a.ID,
-		DisplayName: a.DisplayName,
-		CobrowseUrl: a.CobrowseURL,
-		CreateTime:  timestampOf(a.CreateTime),
-		Etag:        etagOf(a.Revision),
-		Revision:    a.Revision,
+		Id:                 a.ID,
+		DisplayName:        a.DisplayName,
+		CobrowseUrl:        a.CobrowseURL,
+		CreateTime:         timestampOf(a.CreateTime),
+		DecisionLogPercent: a.DecisionLogPercent,
+		Etag:               etagOf(a.Revision),
+		Revision:           a.Revision,
 	}
 }
 

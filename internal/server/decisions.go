@@ -82,32 +82,41 @@ func validateElement(v *violations, field string, el *gatehousev1.Element) {
 		v.add(field+".ancestors", "must hold at most %d elements", maxAncestors)
 		return
 	}
-	validateNode(v, field, el.GetTag(), el.GetId(), el.GetClasses(), el.GetAttributes())
+	validateNode(v, field, -1, el.GetTag(), el.GetId(), el.GetClasses(), el.GetAttributes())
 	for i, a := range el.GetAncestors() {
-		validateNode(v, fmt.Sprintf("%s.ancestors[%d]", field, i), a.GetTag(), a.GetId(), a.GetClasses(), a.GetAttributes())
+		validateNode(v, field, i, a.GetTag(), a.GetId(), a.GetClasses(), a.GetAttributes())
 	}
 }
 
-func validateNode(v *violations, field, tag, id string, classes []string, attrs map[string]string) {
+// validateNode checks the element (ancestor < 0) or one of its ancestors.
+// Field names are built only for a violation: a valid element, the common
+// case, costs no formatting.
+func validateNode(v *violations, field string, ancestor int, tag, id string, classes []string, attrs map[string]string) {
+	name := func(sub string) string {
+		if ancestor < 0 {
+			return field + "." + sub
+		}
+		return fmt.Sprintf("%s.ancestors[%d].%s", field, ancestor, sub)
+	}
 	switch {
 	case len(tag) > maxNameLen:
-		v.add(field+".tag", "must be at most %d bytes", maxNameLen)
+		v.add(name("tag"), "must be at most %d bytes", maxNameLen)
 	case len(id) > maxValueLen:
-		v.add(field+".id", "must be at most %d bytes", maxValueLen)
+		v.add(name("id"), "must be at most %d bytes", maxValueLen)
 	case len(classes) > maxClasses:
-		v.add(field+".classes", "must hold at most %d classes", maxClasses)
+		v.add(name("classes"), "must hold at most %d classes", maxClasses)
 	case len(attrs) > maxAttributes:
-		v.add(field+".attributes", "must hold at most %d attributes", maxAttributes)
+		v.add(name("attributes"), "must hold at most %d attributes", maxAttributes)
 	}
 	for _, c := range classes {
 		if len(c) > maxNameLen {
-			v.add(field+".classes", "class names must be at most %d bytes", maxNameLen)
+			v.add(name("classes"), "class names must be at most %d bytes", maxNameLen)
 			break
 		}
 	}
 	for k, val := range attrs {
 		if len(k) > maxNameLen || len(val) > maxValueLen {
-			v.add(field+".attributes", "names must be at most %d bytes and values %d", maxNameLen, maxValueLen)
+			v.add(name("attributes"), "names must be at most %d bytes and values %d", maxNameLen, maxValueLen)
 			break
 		}
 	}
@@ -149,6 +158,7 @@ func (d *decisionService) CheckFeature(ctx context.Context, req *gatehousev1.Che
 		return nil, d.s.status(ctx, err)
 	}
 	d.s.metrics.countDecision(q.Feature, dec)
+	d.s.decisions.record(ctx, snap, &q, dec)
 	return decisionToProto(dec, snap.Revision()), nil
 }
 
@@ -194,6 +204,7 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 			return nil, d.s.status(ctx, err)
 		}
 		d.s.metrics.countDecision(qs[i].Feature, dec)
+		d.s.decisions.record(ctx, snap, &qs[i], dec)
 		resp.Results[i] = decisionToProto(dec, snap.Revision())
 	}
 	return resp, nil

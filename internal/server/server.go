@@ -84,6 +84,7 @@ type Server struct {
 	// auditRetention is how long audit events are kept (0: forever).
 	auditRetention time.Duration
 	metrics        *Metrics
+	decisions      *decisionLog
 	// rules is the permission table (accessRules).
 	rules map[string]access
 
@@ -104,6 +105,7 @@ type Server struct {
 func New(o Options) *Server {
 	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules, auditRetention: o.AuditRetention, metrics: o.Metrics}
 	s.done = make(chan struct{})
+	s.decisions = &decisionLog{log: s.log}
 	if s.cobrowseBase == "" {
 		s.cobrowseBase = "support.me"
 	}

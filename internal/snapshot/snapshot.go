@@ -135,7 +135,7 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 		if err != nil {
 			return err
 		}
-		accounts := map[string]bool{}
+		accounts := map[string][]string{} // account -> keys written
 		sessions := map[string]bool{}
 		tokens := map[string]bool{}
 		for _, c := range changes {
@@ -150,21 +150,22 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 				case info.Session != "":
 					sessions[info.Session] = true
 				case info.Account != "":
-					accounts[info.Account] = true
+					accounts[info.Account] = append(accounts[info.Account], k)
 				}
 			}
 		}
 		accStates := make(map[string]*policy.AccountState, len(accounts))
 		sessStates := make(map[string]*policy.Session, len(sessions))
-		for id := range accounts {
-			d, _, err := store.LoadAccount(tx, id, false)
+		for id, keys := range accounts {
+			prev := cur.Account(id)
+			d, err := loadAccount(tx, prev, id, keys)
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 				accStates[id] = nil
 			case err != nil:
 				return fmt.Errorf("load account %q: %w", id, err)
 			default:
-				accStates[id] = policy.Compile(d)
+				accStates[id] = policy.CompileFrom(prev, d)
 			}
 		}
 		for id := range sessions {
@@ -197,6 +198,23 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 		return nil
 	})
 	return next, err
+}
+
+// maxPatchKeys bounds the keys of one account that apply reads one by
+// one; beyond it, reading the whole account in one scan is cheaper.
+const maxPatchKeys = 1000
+
+// loadAccount returns the data of an account at tx: prev's records with
+// the written keys read again when the account was known, else all of it.
+// Either way CompileFrom then recompiles only what changed, so a write to
+// a large account does not cost its size.
+func loadAccount(tx store.ReadTx, prev *policy.AccountState, id string, keys []string) (policy.AccountData, error) {
+	if prev != nil && len(keys) <= maxPatchKeys {
+		d := prev.Data()
+		return d, store.PatchAccount(tx, &d, keys)
+	}
+	d, _, err := store.LoadAccount(tx, id, false)
+	return d, err
 }
 
 func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {

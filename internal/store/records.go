@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
@@ -332,6 +333,87 @@ func LoadAccount(tx ReadTx, acct string, withSessions bool) (policy.AccountData,
 		return true, nil
 	})
 	return d, sessions, err
+}
+
+// PatchAccount brings d, the data of account d.Account.ID as LoadAccount
+// (without sessions) returned it at an earlier revision, up to the
+// revision of tx, given every key of that account written since (repeats
+// allowed, any order): only those records are read again. Session keys
+// and keys of kinds LoadAccount does not read are ignored. Slices of d are
+// replaced, never modified in place, so d may share them with a compiled
+// state. It returns ErrNotFound when the account no longer exists.
+func PatchAccount(tx ReadTx, d *policy.AccountData, keys []string) error {
+	acct := d.Account.ID
+	prefix := tenantKeyPrefix(acct)
+	copied := map[string]bool{}
+	for _, key := range keys {
+		if key == accountKey(acct) {
+			a, err := GetAccount(tx, acct)
+			if err != nil {
+				return err
+			}
+			d.Account = a
+			continue
+		}
+		rest, ok := strings.CutPrefix(key, prefix)
+		if !ok {
+			continue
+		}
+		kind, id, _ := strings.Cut(rest, "/")
+		owned := copied[kind]
+		copied[kind] = true
+		var err error
+		switch kind {
+		case kindSettings:
+			d.Settings, err = GetSettings(tx, acct)
+			if errors.Is(err, ErrNotFound) {
+				d.Settings, err = policy.DefaultLiveGuideSettings(acct), nil
+			}
+		case kindRep:
+			d.Representatives, err = patchRecord(tx, key, id, d.Representatives, owned, func(r *policy.Representative) string { return r.ID })
+		case kindAllow:
+			d.Allowlist, err = patchRecord(tx, key, id, d.Allowlist, owned, func(e *policy.AllowlistEntry) string { return e.ID })
+		case kindPrivacy:
+			d.PrivacyRules, err = patchRecord(tx, key, id, d.PrivacyRules, owned, func(r *policy.PrivacyRule) string { return r.ID })
+		case kindCustom:
+			d.Customizations, err = patchRecord(tx, key, id, d.Customizations, owned, func(c *policy.Customization) string { return c.Language })
+		case kindPortal:
+			d.Portals, err = patchRecord(tx, key, id, d.Portals, owned, func(p *policy.Portal) string { return p.ID })
+		case kindTeam:
+			d.Teams, err = patchRecord(tx, key, id, d.Teams, owned, func(t *policy.Team) string { return t.ID })
+		case kindHours:
+			d.BusinessHours, err = patchRecord(tx, key, id, d.BusinessHours, owned, func(h *policy.BusinessHours) string { return h.ID })
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// patchRecord replaces, inserts or (when key no longer exists) removes the
+// record id in s, which is in id order as LoadAccount returns it. s is
+// copied first unless owned says it already is a copy.
+func patchRecord[T any](tx ReadTx, key, id string, s []T, owned bool, idOf func(*T) string) ([]T, error) {
+	v, err := getJSON[T](tx, key)
+	gone := errors.Is(err, ErrNotFound)
+	if err != nil && !gone {
+		return s, err
+	}
+	i, found := slices.BinarySearchFunc(s, id, func(x T, id string) int { return strings.Compare(idOf(&x), id) })
+	if !owned {
+		s = slices.Clone(s)
+	}
+	switch {
+	case gone && found:
+		s = slices.Delete(s, i, i+1)
+	case gone:
+	case found:
+		s[i] = v
+	default:
+		s = slices.Insert(s, i, v)
+	}
+	return s, nil
 }
 
 // AccountIDs returns the ids of all accounts in order.

@@ -23,7 +23,28 @@ type Entry struct {
 type Index struct {
 	byHost map[string][]Entry
 	n      int
+	// labels has bit k set when some key has k labels (bit 63: 63 or
+	// more), so that Match probes only host suffixes that can be keys.
+	labels uint64
 }
+
+// labelBit returns the bit of LabelMask for a host with n labels.
+func labelBit(n int) uint64 { return 1 << min(n, 63) }
+
+// LabelMask returns a mask with bit k set for every host in hosts that
+// has k labels (bit 63: 63 or more). A lookup of a host suffix with k
+// labels can only hit when bit k is set.
+func LabelMask(hosts ...string) uint64 {
+	var m uint64
+	for _, h := range hosts {
+		m |= labelBit(strings.Count(h, ".") + 1)
+	}
+	return m
+}
+
+// HasLabels reports whether mask (from LabelMask) has a host with n
+// labels.
+func HasLabels(mask uint64, n int) bool { return mask&labelBit(n) != 0 }
 
 // NewIndex builds an Index over entries. Entries whose Pattern is the zero
 // Pattern are ignored. The slice is not retained.
@@ -34,6 +55,7 @@ func NewIndex(entries []Entry) *Index {
 			continue
 		}
 		ix.byHost[e.Pattern.host] = append(ix.byHost[e.Pattern.host], e)
+		ix.labels |= LabelMask(e.Pattern.host)
 		ix.n++
 	}
 	for _, bucket := range ix.byHost {
@@ -79,11 +101,13 @@ func (ix *Index) Match(u URL) (id string, ok bool) {
 	// longer, so a later match replaces an earlier one.
 	var best *Entry
 	end := len(h)
-	for {
+	for labels := 1; ; labels++ {
 		dot := strings.LastIndexByte(h[:end], '.')
-		if bucket, found := ix.byHost[h[dot+1:]]; found {
-			if e := firstMatch(bucket, u); e != nil {
-				best = e
+		if HasLabels(ix.labels, labels) {
+			if bucket, found := ix.byHost[h[dot+1:]]; found {
+				if e := firstMatch(bucket, u); e != nil {
+					best = e
+				}
 			}
 		}
 		if dot < 0 {

@@ -83,6 +83,14 @@ func defaultPort(scheme string) uint16 {
 // and IDNA results that are not a fixed point of the mapping; and it drops a
 // single trailing dot from domain hosts.
 func Parse(raw string) (URL, error) {
+	if u, ok := parseFast(raw); ok {
+		return u, nil
+	}
+	return parseFull(raw)
+}
+
+// parseFull is Parse without the fast path.
+func parseFull(raw string) (URL, error) {
 	s := stripTabNewline(trimC0Space(raw))
 	if s == "" {
 		return URL{}, invalid("empty URL")
@@ -226,6 +234,14 @@ func isSchemeByte(c byte) bool {
 // ...) are resolved, and bytes outside the path percent-encode set's
 // complement are percent-encoded. The result starts with "/".
 func normalizePath(raw string) string {
+	if cleanPath(raw) {
+		return raw
+	}
+	return normalizePathFull(raw)
+}
+
+// normalizePathFull is normalizePath without the shortcut for clean paths.
+func normalizePathFull(raw string) string {
 	if len(raw) > 0 && (raw[0] == '/' || raw[0] == '\\') {
 		raw = raw[1:]
 	}
@@ -303,4 +319,105 @@ func isDoubleDotSegment(s string) bool {
 		return strings.EqualFold(s, "%2e%2e")
 	}
 	return false
+}
+
+// parseFast parses the common shape of a page URL in one pass and without
+// allocating: "http://" or "https://" in lower case, a host of lower-case
+// letters, digits, '-' and '.' with non-empty labels within DNS limits, no
+// "xn--" label, a last label that starts with a letter and no trailing
+// dot, an optional port, and a path that needs no percent-encoding and has
+// no '\' and no dot segment (query and fragment may hold anything). For
+// such input every step of the full parser is the identity, so the result
+// is a set of substrings of raw and equals what the full parser returns.
+// Anything else reports false and goes through the full parser.
+func parseFast(raw string) (URL, bool) {
+	var u URL
+	i := 0
+	switch {
+	case strings.HasPrefix(raw, "https://"):
+		u.Scheme, i = "https", len("https://")
+	case strings.HasPrefix(raw, "http://"):
+		u.Scheme, i = "http", len("http://")
+	default:
+		return URL{}, false
+	}
+	// Host: labels of [a-z0-9-], up to ':', '/', '?', '#' or the end.
+	hostStart, labelStart := i, i
+	for ; i < len(raw); i++ {
+		c := raw[i]
+		if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' {
+			continue
+		}
+		if c != '.' {
+			break
+		}
+		if !fastLabelOK(raw[labelStart:i]) {
+			return URL{}, false
+		}
+		labelStart = i + 1
+	}
+	last := raw[labelStart:i]
+	if !fastLabelOK(last) || last[0] < 'a' || last[0] > 'z' || i-hostStart > maxHostLen {
+		// An empty last label is a trailing dot; a last label starting
+		// with a digit may be an IPv4 address.
+		return URL{}, false
+	}
+	u.Host = raw[hostStart:i]
+	if i < len(raw) && raw[i] == ':' {
+		j := i + 1
+		for j < len(raw) && isDigit(raw[j]) {
+			j++
+		}
+		port, err := parsePort(raw[i+1 : j])
+		if err != nil {
+			return URL{}, false
+		}
+		if port != defaultPort(u.Scheme) {
+			u.Port = port
+		}
+		i = j
+	}
+	if i == len(raw) || raw[i] == '?' || raw[i] == '#' {
+		u.Path = "/"
+		return u, true
+	}
+	end := i
+	for end < len(raw) && raw[end] != '?' && raw[end] != '#' {
+		end++
+	}
+	if !cleanPath(raw[i:end]) {
+		return URL{}, false
+	}
+	u.Path = raw[i:end]
+	return u, true
+}
+
+// cleanPath reports whether normalizePath(raw) is raw itself: raw starts
+// with '/' and has no '\', no byte to percent-encode and no dot segment
+// (also percent-encoded).
+func cleanPath(raw string) bool {
+	if raw == "" || raw[0] != '/' {
+		return false
+	}
+	segStart := 1
+	for i := 1; i <= len(raw); i++ {
+		if i < len(raw) && raw[i] != '/' {
+			if c := raw[i]; c == '\\' || needsPathEscape(c) {
+				return false
+			}
+			continue
+		}
+		if seg := raw[segStart:i]; seg != "" && (seg[0] == '.' || seg[0] == '%') && (isSingleDotSegment(seg) || isDoubleDotSegment(seg)) {
+			return false
+		}
+		segStart = i + 1
+	}
+	return true
+}
+
+// fastLabelOK reports whether a host label is acceptable to parseFast:
+// non-empty, within the DNS limit and not an "xn--" label (which needs
+// IDNA validation).
+func fastLabelOK(l string) bool {
+	return l != "" && len(l) <= maxLabelLen && !strings.HasPrefix(l, "xn--")
 }

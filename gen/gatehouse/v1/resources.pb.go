@@ -40,9 +40,14 @@ type Account struct {
 	Etag string `protobuf:"bytes,5,opt,name=etag,proto3" json:"etag,omitempty"`
 	// revision is the store revision of the commit that last changed the
 	// account; output only.
-	Revision      uint64 `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Revision uint64 `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
+	// decision_log_percent turns on the decision log for this account: that
+	// percentage (0-100) of its decisions is logged with what was asked, the
+	// answer and the revision, bounded to a fixed number of lines per second
+	// for the whole daemon. 0 (the default) logs none.
+	DecisionLogPercent uint32 `protobuf:"varint,7,opt,name=decision_log_percent,json=decisionLogPercent,proto3" json:"decision_log_percent,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Account) Reset() {
@@ -113,6 +118,13 @@ func (x *Account) GetEtag() string {
 func (x *Account) GetRevision() uint64 {
 	if x != nil {
 		return x.Revision
+	}
+	return 0
+}
+
+func (x *Account) GetDecisionLogPercent() uint32 {
+	if x != nil {
+		return x.DecisionLogPercent
 	}
 	return 0
 }
@@ -1622,7 +1634,7 @@ var File_gatehouse_v1_resources_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_resources_proto_rawDesc = "" +
 	"\n" +
-	"\x1cgatehouse/v1/resources.proto\x12\fgatehouse.v1\x1a\x18gatehouse/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n" +
+	"\x1cgatehouse/v1/resources.proto\x12\fgatehouse.v1\x1a\x18gatehouse/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfe\x01\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
 	"\fdisplay_name\x18\x02 \x01(\tR\vdisplayName\x12!\n" +
@@ -1630,7 +1642,8 @@ const file_gatehouse_v1_resources_proto_rawDesc = "" +
 	"\vcreate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x12\n" +
 	"\x04etag\x18\x05 \x01(\tR\x04etag\x12\x1a\n" +
-	"\brevision\x18\x06 \x01(\x04R\brevision\"\x95\x06\n" +
+	"\brevision\x18\x06 \x01(\x04R\brevision\x120\n" +
+	"\x14decision_log_percent\x18\a \x01(\rR\x12decisionLogPercent\"\x95\x06\n" +
 	"\x11LiveGuideSettings\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x124\n" +

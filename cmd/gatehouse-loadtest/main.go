@@ -1,0 +1,656 @@
+// Command gatehouse-loadtest generates large Gatehouse stores and measures
+// a running daemon against them.
+//
+//	gatehouse-loadtest gendata -data-dir DIR [-scale large|small|tiny] [-seed N] [-force]
+//	gatehouse-loadtest run     [-addr 127.0.0.1:8470] -manifest DIR [-duration 60s] ...
+//	gatehouse-loadtest reflect -data-dir DIR [-writes 20]
+//
+// gendata fills an empty bbolt store with a deterministic tenant population
+// (internal/loadgen) and writes loadgen-manifest.json next to it.
+//
+// run measures, against one daemon in one run, the standard gRPC health
+// Check as a baseline and CheckFeature with a realistic mix, alternating
+// the two in rounds at each concurrency, then CheckFeatures in batches of
+// 100 against single calls, then sequential writes; it prints throughput,
+// latency percentiles and the ratios to the baseline, and checks them
+// against the targets. It only talks to loopback addresses.
+//
+// reflect opens the store itself (the daemon must be stopped) and measures
+// how long the decision snapshot takes to reflect a write to one account,
+// and that only that account is rebuilt.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/loadgen"
+	"github.com/gatehouse-dev/gatehouse/internal/server"
+	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "gatehouse-loadtest:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "gendata":
+		return gendata(ctx, args, stdout, stderr)
+	case "run":
+		return loadtest(ctx, args, stdout, stderr)
+	case "reflect":
+		return reflect(ctx, args, stdout, stderr)
+	}
+	return fmt.Errorf("unknown command %q (want gendata, run or reflect)", cmd)
+}
+
+// ---- gendata ----
+
+func gendata(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gendata", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("data-dir", "", "directory of the store to fill (required)")
+	scale := fs.String("scale", "large", "population preset: large, small or tiny")
+	seed := fs.Uint64("seed", 1, "random seed")
+	force := fs.Bool("force", false, "replace an existing store in data-dir")
+	probes := fs.Int("probes", 400, "sessions described in the manifest")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("gendata: -data-dir is required")
+	}
+	cfg, err := loadgen.Preset(*scale)
+	if err != nil {
+		return err
+	}
+	cfg.Seed = *seed
+	dbPath := filepath.Join(*dir, bolt.FileName)
+	if _, err := os.Stat(dbPath); err == nil {
+		m, merr := loadgen.ReadManifest(*dir)
+		switch {
+		case merr == nil && m.Matches(cfg) && !*force:
+			fmt.Fprintf(stdout, "gendata: reusing %s (%s, seed %d, revision %d)\n", dbPath, cfg.Name, cfg.Seed, m.Revision)
+			return nil
+		case !*force:
+			return fmt.Errorf("gendata: %s exists and was not generated with scale %s seed %d; use -force to replace it", dbPath, cfg.Name, cfg.Seed)
+		}
+		for _, p := range []string{dbPath, filepath.Join(*dir, loadgen.ManifestName)} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+		}
+	}
+	t0 := time.Now()
+	d, err := loadgen.Generate(cfg)
+	if err != nil {
+		return err
+	}
+	genTime := time.Since(t0)
+	st, err := bolt.Open(*dir)
+	if err != nil {
+		return err
+	}
+	t1 := time.Now()
+	prog := newProgress(stderr)
+	rev, err := loadgen.WriteStore(ctx, st, d, loadgen.WriteOptions{Progress: func(done, total int) {
+		prog.show(fmt.Sprintf("gendata: %d/%d records (%.0f%%) %s", done, total, 100*float64(done)/float64(total), time.Since(t1).Round(time.Millisecond)))
+	}})
+	prog.done()
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	writeTime := time.Since(t1)
+	m := loadgen.NewManifest(d, rev, *probes)
+	m.Generated = time.Now().UTC().Truncate(time.Second)
+	m.WriteSeconds = writeTime.Seconds()
+	if err := loadgen.WriteManifest(*dir, m); err != nil {
+		return err
+	}
+	fi, _ := os.Stat(dbPath)
+	c := m.Counts
+	fmt.Fprintf(stdout, "gendata: %s scale, seed %d: generated in %s, written in %s (revision %d, %.1f MiB)\n",
+		cfg.Name, cfg.Seed, genTime.Round(time.Millisecond), writeTime.Round(time.Millisecond), rev, float64(fi.Size())/(1<<20))
+	fmt.Fprintf(stdout, "  %d accounts; %d allowlist entries (largest %d, %d accounts without); %d privacy rules (largest %d)\n",
+		c.Accounts, c.AllowlistEntries, c.MaxAllowlist, c.EmptyAllowlists, c.PrivacyRules, c.MaxPrivacyRules)
+	fmt.Fprintf(stdout, "  %d top portals (%d portal records with subportals); %d teams; %d representatives (largest %d)\n",
+		c.TopPortals, c.PortalRecords, c.Teams, c.Representatives, c.MaxReps)
+	fmt.Fprintf(stdout, "  %d active sessions (%d support); manifest %s\n", c.Sessions, c.SupportSessions, filepath.Join(*dir, loadgen.ManifestName))
+	return nil
+}
+
+// ---- run ----
+
+type runConfig struct {
+	addr        string
+	manifest    string
+	duration    time.Duration
+	conc        []int
+	rounds      int
+	conns       int
+	batch       int
+	batchConc   int
+	writes      int
+	pid         int
+	startedAt   int64
+	wait        time.Duration
+	jsonOut     string
+	checkTarget bool
+	inprocess   string
+	logLevel    string
+	cpuProfile  string
+	memProfile  string
+}
+
+func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c runConfig
+	var conc string
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8470", "daemon address (loopback only)")
+	fs.StringVar(&c.manifest, "manifest", "./data", "manifest file, or the data directory holding it")
+	fs.DurationVar(&c.duration, "duration", 60*time.Second, "total time budget of the measurement")
+	fs.StringVar(&conc, "concurrency", "1,16,50", "comma-separated numbers of concurrent callers")
+	fs.IntVar(&c.rounds, "rounds", 4, "alternating baseline/subject rounds per concurrency")
+	fs.IntVar(&c.conns, "conns", 4, "client connections shared by the callers")
+	fs.IntVar(&c.batch, "batch", 100, "checks per CheckFeatures call")
+	fs.IntVar(&c.batchConc, "batch-concurrency", 16, "callers in the batch comparison")
+	fs.IntVar(&c.writes, "writes", 50, "writes per series in the write measurements (0: skip)")
+	fs.IntVar(&c.pid, "pid", 0, "daemon process id, to read its RSS from /proc (0: skip)")
+	fs.Int64Var(&c.startedAt, "started-at", 0, "when the daemon was started (Unix ns), to report its start-up time")
+	fs.DurationVar(&c.wait, "wait", 5*time.Minute, "how long to wait for the daemon to report SERVING")
+	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
+	fs.BoolVar(&c.checkTarget, "fail-on-miss", false, "exit non-zero when a target is missed")
+	fs.StringVar(&c.inprocess, "inprocess", "", "serve this data directory from inside the tool (for profiling) instead of calling -addr")
+	fs.StringVar(&c.logLevel, "inprocess-log-level", "warn", "log level of the -inprocess server")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (with -inprocess: client and server) to this file")
+	fs.StringVar(&c.memProfile, "memprofile", "", "write an allocation profile of this process to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.inprocess != "" {
+		addr, stop, err := serveInProcess(ctx, c.inprocess, c.logLevel, stderr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		c.addr = addr
+		if !flagSet(fs, "manifest") {
+			c.manifest = c.inprocess
+		}
+	}
+	if c.cpuProfile != "" {
+		stop, err := startCPUProfile(c.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	if c.memProfile != "" {
+		runtime.MemProfileRate = 64 << 10
+		defer writeMemProfile(c.memProfile, stderr)
+	}
+	var err error
+	if c.conc, err = parseInts(conc); err != nil {
+		return fmt.Errorf("-concurrency: %w", err)
+	}
+	if err := checkLoopback(c.addr); err != nil {
+		return err
+	}
+	if c.rounds < 1 || c.conns < 1 || c.batch < 1 || c.batch > 1000 || c.duration <= 0 {
+		return errors.New("-rounds, -conns and -duration must be positive and -batch within 1..1000")
+	}
+	m, err := loadgen.ReadManifest(c.manifest)
+	if err != nil {
+		return err
+	}
+	conns := make(loadgen.Conns, 0, c.conns)
+	defer func() { conns.Close() }()
+	for range c.conns {
+		cc, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return err
+		}
+		conns = append(conns, cc)
+	}
+	rep := &report{Addr: c.addr, Store: m.Config, Counts: m.Counts, StoreRevision: m.Revision,
+		CPUs: runtime.NumCPU(), GoVersion: runtime.Version()}
+	// CPU time per call: the daemon's (from /proc) when its pid is known,
+	// this process's (client and server) in-process.
+	var cpuClock func() time.Duration
+	switch {
+	case c.pid > 0:
+		cpuClock = func() time.Duration { return procCPU(c.pid) }
+		rep.CPUSource = "daemon"
+	case c.inprocess != "":
+		cpuClock = selfCPU
+		rep.CPUSource = "process (client and server)"
+	}
+	prog := newProgress(stderr)
+
+	// Start-up: wait until the daemon answers SERVING.
+	ready, err := waitServing(ctx, conns[0], c.wait)
+	if err != nil {
+		return err
+	}
+	if c.startedAt > 0 {
+		rep.StartupSeconds = ready.Sub(time.Unix(0, c.startedAt)).Seconds()
+	}
+	if c.pid > 0 {
+		rep.RSSAfterStart, rep.HWMAfterStart = procMemory(c.pid)
+	}
+
+	w, err := loadgen.BuildWorkload(m, 20_000, loadgen.DefaultMix, m.Config.Seed)
+	if err != nil {
+		return err
+	}
+	rep.Mix = w.Kinds
+	rep.Sessions, rep.MixAccounts = workloadSpread(w, m)
+
+	// Budget: 4 % warm-up, up to 15 % writes, the rest split evenly over
+	// the measured phases.
+	phases := len(c.conc)*2*c.rounds + 2*c.rounds
+	warm := c.duration * 4 / 100 / 2
+	writeBudget := time.Duration(0)
+	if c.writes > 0 {
+		writeBudget = c.duration * 15 / 100
+	}
+	perPhase := (c.duration - 2*warm - writeBudget) / time.Duration(phases)
+	rep.PhaseSeconds = perPhase.Seconds()
+	maxConc := slices.Max(append([]int{c.batchConc}, c.conc...))
+	health, check := loadgen.HealthOp(conns), loadgen.CheckOp(conns, w)
+	batch := loadgen.BatchOp(conns, w, c.batch)
+	var step atomic.Int32
+	total := phases
+	next := func() { step.Add(1) }
+	progress := func(p loadgen.Progress) {
+		prog.show(fmt.Sprintf("[%2d/%d] %-22s callers %-3d %5.1fs/%.1fs %8.0f calls/s errors %d",
+			step.Load(), total, p.Phase, p.Concurrency, p.Elapsed.Seconds(), p.Duration.Seconds(),
+			float64(p.Calls)/max(p.Elapsed.Seconds(), 1e-9), p.Errors))
+	}
+	// Warm-up (not recorded): connections, server goroutines, caches.
+	for _, op := range []struct {
+		name string
+		op   loadgen.Op
+	}{{"warm-up Health", health}, {"warm-up CheckFeature", check}} {
+		r := loadgen.RunPhase(ctx, loadgen.Phase{Name: op.name, Concurrency: maxConc, Duration: warm, Op: op.op, Progress: progress})
+		if r.Errors > 0 {
+			prog.done()
+			return fmt.Errorf("%s: %d of %d calls failed, first: %v", op.name, r.Errors, r.Calls, r.FirstError)
+		}
+	}
+	for _, n := range c.conc {
+		base := loadgen.Phase{Name: "Health", Concurrency: n, Op: health, Progress: progress, OnStart: next, CPUClock: cpuClock}
+		subj := loadgen.Phase{Name: "CheckFeature", Concurrency: n, Op: check, Progress: progress, OnStart: next, CPUClock: cpuClock}
+		cmp := loadgen.Compare(ctx, c.rounds, perPhase, base, subj)
+		rep.Comparisons = append(rep.Comparisons, comparisonOf(&cmp))
+	}
+	single := loadgen.Phase{Name: "CheckFeature x1", Concurrency: c.batchConc, Op: check, Progress: progress, OnStart: next, CPUClock: cpuClock}
+	batched := loadgen.Phase{Name: fmt.Sprintf("CheckFeatures x%d", c.batch), Concurrency: c.batchConc, Op: batch, PerCall: c.batch,
+		Progress: progress, OnStart: next, CPUClock: cpuClock}
+	bc := loadgen.Compare(ctx, c.rounds, perPhase, single, batched)
+	rep.Batch = comparisonOf(&bc)
+	prog.done()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	if c.writes > 0 {
+		rep.Writes = measureWrites(ctx, conns[0], m, c.writes, writeBudget, prog)
+	}
+	if c.pid > 0 {
+		rep.RSSAfterLoad, rep.HWMAfterLoad = procMemory(c.pid)
+	}
+	rep.evaluate()
+	rep.print(stdout)
+	if c.jsonOut != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(c.jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	if c.checkTarget {
+		for _, t := range rep.Targets {
+			if !t.Met {
+				return fmt.Errorf("target missed: %s", t.Name)
+			}
+		}
+	}
+	for _, cmp := range append(rep.Comparisons, rep.Batch) {
+		if cmp.Baseline.Errors+cmp.Subject.Errors > 0 {
+			return fmt.Errorf("%d calls failed at %d callers: %s", cmp.Baseline.Errors+cmp.Subject.Errors, cmp.Concurrency,
+				cmp.Baseline.FirstError+cmp.Subject.FirstError)
+		}
+	}
+	return nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%q is not a positive number", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// checkLoopback refuses any target that is not a loopback address: the
+// tool generates heavy load and writes, and is meant for a local daemon.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("-addr %q: %w", addr, err)
+	}
+	var ips []net.IP
+	if ip := net.ParseIP(host); ip != nil {
+		ips = []net.IP{ip}
+	} else if host == "localhost" {
+		addrs, err := net.LookupIP(host)
+		if err != nil {
+			return fmt.Errorf("-addr %q: %w", addr, err)
+		}
+		ips = addrs
+	}
+	if len(ips) == 0 {
+		return fmt.Errorf("-addr %q: refusing a target that is not a loopback address", addr)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("-addr %q: refusing a target that is not a loopback address", addr)
+		}
+	}
+	return nil
+}
+
+// waitServing polls the health service until it reports SERVING and
+// returns when it first did.
+func waitServing(ctx context.Context, cc *grpc.ClientConn, wait time.Duration) (time.Time, error) {
+	client := healthpb.NewHealthClient(cc)
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var last error
+	for {
+		cctx, ccancel := context.WithTimeout(ctx, time.Second)
+		resp, err := client.Check(cctx, &healthpb.HealthCheckRequest{})
+		ccancel()
+		if err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return time.Now(), nil
+		}
+		if err != nil {
+			last = err
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("daemon not serving after %s: %v", wait, last)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// procCPU returns the CPU time (user and system) a process has used, from
+// /proc/<pid>/stat, in clock ticks of 10 ms (USER_HZ is 100 on Linux).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// selfCPU returns the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// procMemory returns VmRSS and VmHWM of a process in bytes.
+func procMemory(pid int) (rss, hwm int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[0], 10, 64)
+		switch k {
+		case "VmRSS":
+			rss = n << 10
+		case "VmHWM":
+			hwm = n << 10
+		}
+	}
+	return rss, hwm
+}
+
+// workloadSpread counts the sessions and accounts a workload asks about.
+func workloadSpread(w *loadgen.Workload, m *loadgen.Manifest) (sessions, accounts int) {
+	account := map[string]string{}
+	for _, p := range m.Probes {
+		account[p.SessionID] = p.AccountID
+	}
+	s, a := map[string]bool{}, map[string]bool{}
+	for _, c := range w.Checks {
+		s[c.GetSessionId()] = true
+		a[account[c.GetSessionId()]] = true
+	}
+	return len(s), len(a)
+}
+
+// measureWrites runs the write series on the largest account and on a
+// typical (median-sized) one, splitting the budget evenly.
+func measureWrites(ctx context.Context, cc *grpc.ClientConn, m *loadgen.Manifest, n int, budget time.Duration, prog *progress) []writeRow {
+	accounts := []loadgen.AccountSize{m.Accounts[0]}
+	if len(m.Accounts) > 1 {
+		accounts = append(accounts, m.Accounts[len(m.Accounts)/2])
+	}
+	per := budget / time.Duration(2*len(accounts))
+	run := strconv.FormatInt(time.Now().Unix()%1_000_000, 36)
+	var rows []writeRow
+	for _, a := range accounts {
+		prog.show(fmt.Sprintf("writes: UpdateLiveGuideSettings on %s", a.ID))
+		s := loadgen.MeasureSettingsUpdates(ctx, cc, a.ID, n, per)
+		rows = append(rows, writeRowOf(&s, a))
+		prog.show(fmt.Sprintf("writes: CreateAllowlistEntry on %s", a.ID))
+		cr, del := loadgen.MeasureAllowlistCreates(ctx, cc, a.ID, run, n, per/2)
+		rows = append(rows, writeRowOf(&cr, a), writeRowOf(&del, a))
+	}
+	prog.done()
+	return rows
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// serveInProcess serves the store in dir on a loopback port from this
+// process, wired like the daemon's defaults (no authentication), and
+// returns its address and a function that stops it.
+func serveInProcess(ctx context.Context, dir, level string, stderr io.Writer) (string, func(), error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return "", nil, fmt.Errorf("-inprocess-log-level: %w", err)
+	}
+	st, err := bolt.Open(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	snaps, err := snapshot.New(ctx, st, log)
+	if err != nil {
+		st.Close()
+		return "", nil, err
+	}
+	fctx, cancel := context.WithCancel(context.Background())
+	followed := make(chan struct{})
+	go func() { defer close(followed); snaps.Run(fctx) }()
+	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		cancel()
+		st.Close()
+		return "", nil, err
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	return lis.Addr().String(), func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		srv.Shutdown(sctx)
+		<-served
+		cancel()
+		<-followed
+		st.Close()
+	}, nil
+}
+
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func writeMemProfile(path string, stderr io.Writer) {
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "memprofile:", err)
+	}
+}
+
+// ---- reflect ----
+
+func reflect(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("reflect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("data-dir", "", "directory of the store (the daemon must not be running)")
+	writes := fs.Int("writes", 20, "writes per series")
+	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the write series to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("reflect: -data-dir is required")
+	}
+	m, err := loadgen.ReadManifest(*dir)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	st, err := bolt.Open(*dir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	t1 := time.Now()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	f, err := snapshot.New(ctx, st, log)
+	if err != nil {
+		return err
+	}
+	t2 := time.Now()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	rss, _ := procMemory(os.Getpid())
+	rr := reflectReport{OpenSeconds: t1.Sub(t0).Seconds(), LoadSeconds: t2.Sub(t1).Seconds(), HeapInuse: ms.HeapInuse, RSS: rss,
+		Accounts: f.Current().NumAccounts(), Sessions: f.Current().NumSessions()}
+	fctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(fctx) }()
+	defer func() { cancel(); <-done }()
+
+	accounts := []loadgen.AccountSize{m.Accounts[0]}
+	if len(m.Accounts) > 1 {
+		accounts = append(accounts, m.Accounts[len(m.Accounts)/2])
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
+	for _, a := range accounts {
+		for _, kind := range []string{"settings", "allowlist"} {
+			r, err := loadgen.MeasureReflect(ctx, st, f, a.ID, kind, *writes)
+			if err != nil {
+				return fmt.Errorf("reflect %s on %s: %w", kind, a.ID, err)
+			}
+			rr.Series = append(rr.Series, reflectRowOf(&r, a))
+		}
+	}
+	rr.print(stdout)
+	if *jsonOut != "" {
+		b, _ := json.MarshalIndent(rr, "", "  ")
+		return os.WriteFile(*jsonOut, b, 0o644)
+	}
+	return nil
+}

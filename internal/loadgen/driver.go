@@ -1,0 +1,351 @@
+package loadgen
+
+import (
+	"context"
+	"math/bits"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Histogram records durations with a relative error below 1.6 % (64
+// linear sub-buckets per power of two). The zero value is ready to use; a
+// Histogram is not safe for concurrent use (give each caller its own and
+// Merge them).
+type Histogram struct {
+	counts [histBuckets]uint64
+	n      uint64
+	sum    int64
+	max    int64
+}
+
+const (
+	histSub     = 64 // sub-buckets per power of two
+	histBuckets = histSub + 40*histSub/2
+)
+
+func histIndex(v int64) int {
+	if v < histSub {
+		return int(max(v, 0))
+	}
+	exp := bits.Len64(uint64(v)) - 6 // v>>exp is in [32, 64)
+	i := histSub + (exp-1)*histSub/2 + int(v>>exp) - histSub/2
+	return min(i, histBuckets-1)
+}
+
+// histLower returns the smallest value of bucket i.
+func histLower(i int) int64 {
+	if i < histSub {
+		return int64(i)
+	}
+	i -= histSub
+	exp := i/(histSub/2) + 1
+	return int64(i%(histSub/2)+histSub/2) << exp
+}
+
+// Record adds one duration.
+func (h *Histogram) Record(d time.Duration) {
+	v := int64(d)
+	h.counts[histIndex(v)]++
+	h.n++
+	h.sum += v
+	h.max = max(h.max, v)
+}
+
+// Merge adds o's samples to h.
+func (h *Histogram) Merge(o *Histogram) {
+	for i, c := range o.counts {
+		h.counts[i] += c
+	}
+	h.n += o.n
+	h.sum += o.sum
+	h.max = max(h.max, o.max)
+}
+
+// Count returns the number of samples.
+func (h *Histogram) Count() uint64 { return h.n }
+
+// Mean returns the mean duration.
+func (h *Histogram) Mean() time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	return time.Duration(h.sum / int64(h.n))
+}
+
+// Max returns the largest duration recorded.
+func (h *Histogram) Max() time.Duration { return time.Duration(h.max) }
+
+// Quantile returns the q-quantile (0 < q <= 1), as the midpoint of its
+// bucket.
+func (h *Histogram) Quantile(q float64) time.Duration {
+	if h.n == 0 {
+		return 0
+	}
+	rank := uint64(q*float64(h.n) + 0.5)
+	rank = min(max(rank, 1), h.n)
+	var seen uint64
+	for i, c := range h.counts {
+		seen += c
+		if seen >= rank {
+			lo, hi := histLower(i), histLower(i+1)
+			return time.Duration(min((lo+hi)/2, h.max))
+		}
+	}
+	return time.Duration(h.max)
+}
+
+// Op is one call of a load phase. worker identifies the caller (0 …
+// concurrency-1); seq counts that caller's calls.
+type Op func(ctx context.Context, worker int, seq uint64) error
+
+// Phase describes a timed run of an operation.
+type Phase struct {
+	Name        string
+	Concurrency int
+	Duration    time.Duration
+	Op          Op
+	// PerCall is how many decisions one call makes (1 unless batched).
+	PerCall int
+	// Progress, when set, is called about every interval with the
+	// running totals.
+	Progress func(p Progress)
+	// ProgressEvery is the progress interval (default 500ms).
+	ProgressEvery time.Duration
+	// OnStart, when set, is called when the phase starts.
+	OnStart func()
+	// CPUClock, when set, reads a CPU-time counter (for example the
+	// server process's); the phase records how much it advanced.
+	CPUClock func() time.Duration
+}
+
+// Progress is a running total of a phase.
+type Progress struct {
+	Phase       string
+	Concurrency int
+	Elapsed     time.Duration
+	Duration    time.Duration
+	Calls       uint64
+	Errors      uint64
+}
+
+// Result is the outcome of a phase (or of several merged).
+type Result struct {
+	Name        string
+	Concurrency int
+	PerCall     int
+	Calls       uint64
+	Errors      uint64
+	FirstError  error
+	Elapsed     time.Duration
+	Latency     Histogram
+	// Rounds is the number of phases merged into this result.
+	Rounds int
+	// CPU is how far Phase.CPUClock advanced during the phase.
+	CPU time.Duration
+}
+
+// CPUPerCall returns CPU divided by the calls made.
+func (r *Result) CPUPerCall() time.Duration {
+	if r.Calls == 0 {
+		return 0
+	}
+	return r.CPU / time.Duration(r.Calls)
+}
+
+// Throughput returns successful calls per second.
+func (r *Result) Throughput() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Calls-r.Errors) / r.Elapsed.Seconds()
+}
+
+// DecisionsPerSecond returns Throughput times PerCall.
+func (r *Result) DecisionsPerSecond() float64 { return r.Throughput() * float64(max(r.PerCall, 1)) }
+
+// Merge adds o (another round of the same phase) to r.
+func (r *Result) Merge(o *Result) {
+	if r.Rounds == 0 {
+		*r = *o
+		return
+	}
+	r.Calls += o.Calls
+	r.Errors += o.Errors
+	if r.FirstError == nil {
+		r.FirstError = o.FirstError
+	}
+	r.Elapsed += o.Elapsed
+	r.Latency.Merge(&o.Latency)
+	r.Rounds += o.Rounds
+	r.CPU += o.CPU
+}
+
+// RunPhase runs p.Op from p.Concurrency callers, each in a closed loop,
+// until p.Duration has passed or ctx ends, and returns the calls made and
+// their latencies. Errors count as calls; their latency is not recorded.
+func RunPhase(ctx context.Context, p Phase) Result {
+	conc := max(p.Concurrency, 1)
+	// Calls still in flight long after the phase should have ended mean
+	// a stuck server; give up on them.
+	ctx, cancel := context.WithTimeout(ctx, p.Duration+30*time.Second)
+	defer cancel()
+	var calls, errs atomic.Uint64
+	var firstErr atomic.Pointer[error]
+	hists := make([]Histogram, conc)
+	if p.OnStart != nil {
+		p.OnStart()
+	}
+	var cpu0 time.Duration
+	if p.CPUClock != nil {
+		cpu0 = p.CPUClock()
+	}
+	start := time.Now()
+	deadline := start.Add(p.Duration)
+	var wg sync.WaitGroup
+	for w := range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := &hists[w]
+			for seq := uint64(0); ; seq++ {
+				t0 := time.Now()
+				if !t0.Before(deadline) || ctx.Err() != nil {
+					return
+				}
+				err := p.Op(ctx, w, seq)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					errs.Add(1)
+					firstErr.CompareAndSwap(nil, &err)
+				} else {
+					h.Record(time.Since(t0))
+				}
+				calls.Add(1)
+			}
+		}()
+	}
+	done := make(chan struct{})
+	var pwg sync.WaitGroup
+	if p.Progress != nil {
+		pwg.Add(1)
+		every := p.ProgressEvery
+		if every <= 0 {
+			every = 500 * time.Millisecond
+		}
+		go func() {
+			defer pwg.Done()
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					p.Progress(Progress{Phase: p.Name, Concurrency: conc, Elapsed: time.Since(start), Duration: p.Duration,
+						Calls: calls.Load(), Errors: errs.Load()})
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	pwg.Wait()
+	r := Result{Name: p.Name, Concurrency: conc, PerCall: max(p.PerCall, 1), Calls: calls.Load(), Errors: errs.Load(),
+		Elapsed: time.Since(start), Rounds: 1}
+	if p.CPUClock != nil {
+		r.CPU = p.CPUClock() - cpu0
+	}
+	if e := firstErr.Load(); e != nil {
+		r.FirstError = *e
+	}
+	for i := range hists {
+		r.Latency.Merge(&hists[i])
+	}
+	return r
+}
+
+// Comparison is a subject measured against a baseline in alternating
+// rounds at one concurrency.
+type Comparison struct {
+	Concurrency int
+	Baseline    Result
+	Subject     Result
+	// RoundRatios are the per-round subject/baseline throughput ratios,
+	// which show how much the machine drifted during the run;
+	// RoundP50Ratios and RoundP99Ratios the same for latency.
+	RoundRatios    []float64
+	RoundP50Ratios []float64
+	RoundP99Ratios []float64
+}
+
+// Median returns the median of xs (0 for none).
+func Median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// ThroughputRatio returns subject/baseline throughput (decisions per
+// second when the subject is batched).
+func (c *Comparison) ThroughputRatio() float64 {
+	if b := c.Baseline.DecisionsPerSecond(); b > 0 {
+		return c.Subject.DecisionsPerSecond() / b
+	}
+	return 0
+}
+
+// LatencyRatio returns the subject/baseline ratio of the q-quantile.
+func (c *Comparison) LatencyRatio(q float64) float64 {
+	if b := c.Baseline.Latency.Quantile(q); b > 0 {
+		return float64(c.Subject.Latency.Quantile(q)) / float64(b)
+	}
+	return 0
+}
+
+// Compare runs baseline and subject alternately, rounds times each, for
+// perPhase each time, swapping which goes first every round so that a
+// machine that speeds up or slows down during the run favours neither.
+func Compare(ctx context.Context, rounds int, perPhase time.Duration, baseline, subject Phase) Comparison {
+	c := Comparison{Concurrency: subject.Concurrency}
+	for r := range rounds {
+		if ctx.Err() != nil {
+			break
+		}
+		order := []*Phase{&baseline, &subject}
+		if r%2 == 1 {
+			order[0], order[1] = order[1], order[0]
+		}
+		var got [2]Result
+		for _, p := range order {
+			p.Duration = perPhase
+			res := RunPhase(ctx, *p)
+			if p == &baseline {
+				got[0] = res
+			} else {
+				got[1] = res
+			}
+		}
+		c.Baseline.Merge(&got[0])
+		c.Subject.Merge(&got[1])
+		if b := got[0].DecisionsPerSecond(); b > 0 {
+			c.RoundRatios = append(c.RoundRatios, got[1].DecisionsPerSecond()/b)
+		}
+		if b := got[0].Latency.Quantile(0.5); b > 0 {
+			c.RoundP50Ratios = append(c.RoundP50Ratios, float64(got[1].Latency.Quantile(0.5))/float64(b))
+		}
+		if b := got[0].Latency.Quantile(0.99); b > 0 {
+			c.RoundP99Ratios = append(c.RoundP99Ratios, float64(got[1].Latency.Quantile(0.99))/float64(b))
+		}
+	}
+	return c
+}
