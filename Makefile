@@ -46,8 +46,23 @@ lint: ## gofmt, go vet, buf lint, buf breaking
 	$(MAKE) --no-print-directory breaking
 
 .PHONY: test
-test: check-generated lint ## everything CI runs: generated code fresh, lint, all tests with -race
+test: check-generated lint ## everything CI runs: generated code fresh, lint, all tests with -race, a brief fuzz of every target
 	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz-smoke
+
+# A fuzz target that finds a failure writes it to testdata/fuzz and fails
+# again on the rerun (the new input is then part of its corpus); the rerun
+# only absorbs the Go 1.26 fuzz coordinator's spurious "context deadline
+# exceeded" at the -fuzztime boundary (golang/go#75804).
+.PHONY: fuzz-smoke
+fuzz-smoke: ## run every fuzz target for 3s (part of make test)
+	@for pkg in $$($(GO) list ./internal/...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== fuzz $$pkg $$target (3s)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime 3s $$pkg >/dev/null 2>&1 || \
+				$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime 3s $$pkg || exit 1; \
+		done; \
+	done
 
 .PHONY: build
 build: cli ## build bin/gatehoused and the admin CLI bin/gatehouse
