@@ -3,21 +3,15 @@ package server
 import (
 	"context"
 	"hash/fnv"
-	"io"
-	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -67,56 +61,6 @@ const (
 	fuzzLiveSession    = "s-fuzz-live"
 	fuzzSupportSession = "s-fuzz-support"
 )
-
-// startTB starts a server like MustStart, for a testing.F as well.
-func startTB(tb testing.TB, opts ...func(*Options)) *testEnv {
-	tb.Helper()
-	dir := tb.TempDir()
-	st, err := bolt.Open(dir)
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	snaps, err := snapshot.New(ctx, st, log)
-	if err != nil {
-		tb.Fatalf("snapshot: %v", err)
-	}
-	followed := make(chan struct{})
-	go func() { defer close(followed); snaps.Run(ctx) }()
-	o := Options{Store: st, Snapshots: snaps, Logger: log}
-	for _, f := range opts {
-		f(&o)
-	}
-	srv := New(o)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	e := &testEnv{dir: dir, store: st, srv: srv, conn: conn,
-		admin:    gatehousev1.NewAdminServiceClient(conn),
-		sessions: gatehousev1.NewSessionServiceClient(conn),
-		decide:   gatehousev1.NewDecisionServiceClient(conn),
-	}
-	if t, ok := tb.(*testing.T); ok {
-		e.t = t
-	}
-	tb.Cleanup(func() {
-		_ = conn.Close()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		srv.Shutdown(sctx)
-		cancel()
-		<-followed
-		_ = st.Close()
-	})
-	return e
-}
 
 // seedFuzzStore writes the fixture the seeds refer to: an account with a
 // representative in a team at a portal with business hours, an allowlist
@@ -208,7 +152,7 @@ func FuzzRPC(f *testing.F) {
 	for _, md := range rpcMethods {
 		f.Add(string(md.Name()), []byte{})
 	}
-	e := startTB(f, withLimits(Limits{DecisionTimeout: 50 * time.Millisecond}), func(o *Options) { o.MaxRevisionWait = 50 * time.Millisecond })
+	e := MustStart(f, "", withLimits(Limits{DecisionTimeout: 50 * time.Millisecond}), func(o *Options) { o.MaxRevisionWait = 50 * time.Millisecond })
 	seedFuzzStore(f, e)
 	f.Fuzz(func(t *testing.T, method string, data []byte) {
 		md := fuzzMethod(method)

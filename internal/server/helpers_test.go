@@ -22,7 +22,7 @@ import (
 
 // testEnv is a real server on a loopback port over a real bbolt file.
 type testEnv struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	store *bolt.Store
 	srv   *Server
@@ -36,7 +36,7 @@ type testEnv struct {
 
 // MustStart starts a server over the store in dir (a new temp dir when
 // empty) and stops it when the test ends.
-func MustStart(t *testing.T, dir string, opts ...func(*Options)) *testEnv {
+func MustStart(t testing.TB, dir string, opts ...func(*Options)) *testEnv {
 	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
@@ -104,7 +104,7 @@ func (e *testEnv) Restart() *testEnv {
 	return MustStart(e.t, e.dir)
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
 	return ctx
