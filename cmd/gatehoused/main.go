@@ -247,5 +247,8 @@ Try, in another terminal (bin/grpcurl is built by make run):
   bin/grpcurl -plaintext -d '{"account_id":"%[2]s","kind":"SESSION_KIND_LIVE_GUIDE","representative_id":"alice","customer_id":"cust-1"}' %[1]s gatehouse.v1.SessionService/StartSession
   bin/grpcurl -plaintext -d '{"session_id":"<id from StartSession>","actor":{"role":"ROLE_AGENT","id":"alice"},"feature":"FEATURE_CLICK","url":"https://www.example.com/"}' %[1]s gatehouse.v1.DecisionService/CheckFeature
 
+Or with the admin CLI (make build): bin/gatehouse --addr %[1]s settings get -a %[2]s
+(docs/cli.md has every command; README.md has a full walk-through.)
+
 `, addr, demo.AccountID)
 }
