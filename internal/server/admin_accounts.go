@@ -9,9 +9,9 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
-// adminService implements gatehousev1.AdminServiceServer. RPCs of resources
-// this version does not manage yet answer UNIMPLEMENTED through the
-// embedded type.
+// adminService implements gatehousev1.AdminServiceServer. The embedded
+// type answers UNIMPLEMENTED for an RPC added to the contract before it is
+// served (the contract test then requires an entry for it).
 type adminService struct {
 	gatehousev1.UnimplementedAdminServiceServer
 	s *Server
