@@ -246,6 +246,21 @@ func (a *app) call(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithCancel(ctx)
 }
 
+// accountCall prepares a call about cmd's account: the account, the
+// clients, and the call's context with its cancel function (nil on error).
+func (a *app) accountCall(cmd *cobra.Command) (string, *clients, context.Context, context.CancelFunc, error) {
+	acct, err := a.accountOf(cmd)
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	c, err := a.client()
+	if err != nil {
+		return "", nil, nil, nil, err
+	}
+	ctx, cancel := a.call(cmd.Context())
+	return acct, c, ctx, cancel, nil
+}
+
 // accountOf returns the --account of cmd, else GATEHOUSE_ACCOUNT.
 func (a *app) accountOf(cmd *cobra.Command) (string, error) {
 	acct, _ := cmd.Flags().GetString("account")

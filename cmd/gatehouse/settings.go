@@ -41,15 +41,10 @@ func settingsCmd(a *app) *cobra.Command {
 		Short: "Show the Live Guide settings",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			acct, err := a.accountOf(cmd)
+			acct, c, ctx, cancel, err := a.accountCall(cmd)
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
 			defer cancel()
 			resp, err := c.admin.GetLiveGuideSettings(ctx, &gatehousev1.GetLiveGuideSettingsRequest{AccountId: acct})
 			if err != nil {
@@ -157,15 +152,10 @@ func customizationCmd(a *app) *cobra.Command {
 		Short: "Show the texts of one language (negotiated: fr-CA gives fr, unknown gives en)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			acct, err := a.accountOf(cmd)
+			acct, c, ctx, cancel, err := a.accountCall(cmd)
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
 			defer cancel()
 			resp, err := c.admin.GetCustomization(ctx, &gatehousev1.GetCustomizationRequest{AccountId: acct, Language: getLang})
 			if err != nil {
@@ -275,15 +265,10 @@ func cobrowseURLCmd(a *app) *cobra.Command {
 		Short: "Show the account's co-browse URL (empty until generated)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			acct, err := a.accountOf(cmd)
+			acct, c, ctx, cancel, err := a.accountCall(cmd)
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
 			defer cancel()
 			resp, err := c.admin.GetAccount(ctx, &gatehousev1.GetAccountRequest{Id: acct})
 			if err != nil {
@@ -300,15 +285,10 @@ func cobrowseURLCmd(a *app) *cobra.Command {
 		Short: "Give the account a random, readable co-browse URL (once; a second call is FAILED_PRECONDITION)",
 		Args:  args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			acct, err := a.accountOf(cmd)
+			acct, c, ctx, cancel, err := a.accountCall(cmd)
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
 			defer cancel()
 			resp, err := c.admin.GenerateCobrowseUrl(ctx, &gatehousev1.GenerateCobrowseUrlRequest{AccountId: acct})
 			if err != nil {
@@ -325,15 +305,10 @@ func cobrowseURLCmd(a *app) *cobra.Command {
 		Short: "Set the account's co-browse URL (operators only; unique across accounts)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			acct, err := a.accountOf(cmd)
+			acct, c, ctx, cancel, err := a.accountCall(cmd)
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
 			defer cancel()
 			resp, err := c.admin.SetCobrowseUrl(ctx, &gatehousev1.SetCobrowseUrlRequest{AccountId: acct, Url: argv[0]})
 			if err != nil {
