@@ -122,3 +122,26 @@ func BenchmarkSnapshot_Check(b *testing.B) {
 		}
 	}
 }
+
+func TestSnapshot_DecisionLoggedFollowsApply(t *testing.T) {
+	t.Parallel()
+	on := Compile(AccountData{Account: Account{ID: "a", DecisionLogPercent: 10}})
+	off := Compile(AccountData{Account: Account{ID: "a"}})
+	s := NewSnapshot(1, map[string]*AccountState{"a": off}, nil)
+	if s.DecisionLogged() {
+		t.Fatal("logged with no account on")
+	}
+	s = s.Apply(2, map[string]*AccountState{"a": on}, nil)
+	if !s.DecisionLogged() {
+		t.Fatal("not logged after turning it on")
+	}
+	if s.WithTokens(nil).DecisionLogged() != true {
+		t.Fatal("WithTokens lost the count")
+	}
+	if s.Apply(3, map[string]*AccountState{"a": nil}, nil).DecisionLogged() {
+		t.Fatal("still logged after the account was deleted")
+	}
+	if s.Apply(3, map[string]*AccountState{"a": off}, nil).DecisionLogged() {
+		t.Fatal("still logged after turning it off")
+	}
+}

@@ -18,7 +18,12 @@ type Snapshot struct {
 	accounts map[string]*AccountState
 	sessions map[string]*Session
 	tokens   map[string]*auth.Token
+	// loggedAccounts counts accounts with a decision log, so that the
+	// decision path skips the log's lookups while no account has one.
+	loggedAccounts int
 }
+
+func logs(as *AccountState) bool { return as != nil && as.Account.DecisionLogPercent > 0 }
 
 // NewSnapshot returns a snapshot at revision rev. It takes ownership of the
 // maps.
@@ -29,8 +34,17 @@ func NewSnapshot(rev uint64, accounts map[string]*AccountState, sessions map[str
 	if sessions == nil {
 		sessions = map[string]*Session{}
 	}
-	return &Snapshot{revision: rev, accounts: accounts, sessions: sessions}
+	snap := &Snapshot{revision: rev, accounts: accounts, sessions: sessions}
+	for _, as := range accounts {
+		if logs(as) {
+			snap.loggedAccounts++
+		}
+	}
+	return snap
 }
+
+// DecisionLogged reports whether any account has its decision log on.
+func (s *Snapshot) DecisionLogged() bool { return s.loggedAccounts > 0 }
 
 // Revision is the store revision the snapshot reflects.
 func (s *Snapshot) Revision() uint64 { return s.revision }
@@ -52,8 +66,16 @@ func (s *Snapshot) NumSessions() int { return len(s.sessions) }
 // map is copied only when it changes, so a session start does not copy the
 // account map and a settings change does not copy the session map.
 func (s *Snapshot) Apply(rev uint64, accounts map[string]*AccountState, sessions map[string]*Session) *Snapshot {
-	next := &Snapshot{revision: rev, accounts: s.accounts, sessions: s.sessions, tokens: s.tokens}
+	next := &Snapshot{revision: rev, accounts: s.accounts, sessions: s.sessions, tokens: s.tokens, loggedAccounts: s.loggedAccounts}
 	if len(accounts) > 0 {
+		for id, as := range accounts {
+			if logs(s.accounts[id]) {
+				next.loggedAccounts--
+			}
+			if logs(as) {
+				next.loggedAccounts++
+			}
+		}
 		next.accounts = applyMap(s.accounts, accounts)
 	}
 	if len(sessions) > 0 {
