@@ -207,9 +207,11 @@ func FuzzPattern(f *testing.F) {
 			t.Fatalf("ParsePattern(%q): scheme %q", raw, p.Scheme())
 		}
 		// A pattern host, with a scheme in front, is itself a URL host.
+		// Only a scheme prefix is cut: "://" may also stand in the path
+		// ("0.0.0.0/://").
 		rest := s
-		if i := strings.Index(s, "://"); i >= 0 {
-			rest = s[i+3:]
+		if p.Scheme() != "" {
+			rest = strings.TrimPrefix(s, p.Scheme()+"://")
 		}
 		u, err := Parse("http://" + rest)
 		if err != nil && !p.IsWildcard() {
