@@ -55,7 +55,6 @@ type toggle struct {
 	ackedValue bool
 	// pending is the value of a write that got no answer, if any.
 	pending    *bool
-	everAcked  bool
 	writesSent int
 }
 
@@ -100,7 +99,7 @@ func TestCrash_KillDuringWrites(t *testing.T) {
 
 	h := &crashHistory{accounts: map[string]outcome{}, entries: map[string]outcome{}, deleted: map[string]outcome{}, sessions: map[string]outcome{}}
 	d := start(t, nil, loopbackArgs(dir)...)
-	setupCrashAccounts(t, dial(t, d.addr))
+	setupCrashAccounts(t, dial(t, d.addr), h)
 	d.stop()
 
 	var lastServed uint64
@@ -175,13 +174,23 @@ func count(m map[string]outcome, o outcome) int {
 	return n
 }
 
-func setupCrashAccounts(t *testing.T, c *clients) {
+// setupCrashAccounts creates the accounts and records the togglers'
+// initial settings as acknowledged: a first toggle that dies unanswered
+// leaves the settings the account was created with, at that revision.
+func setupCrashAccounts(t *testing.T, c *clients, h *crashHistory) {
 	t.Helper()
 	ctx := testContext(t)
 	for _, id := range []string{crashAccount, "tog-0", "tog-1"} {
 		if _, err := c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: id, DisplayName: id}}); err != nil {
 			t.Fatal(err)
 		}
+	}
+	for w := range togglers {
+		s, err := c.admin.GetLiveGuideSettings(ctx, &gatehousev1.GetLiveGuideSettingsRequest{AccountId: fmt.Sprintf("tog-%d", w)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.toggles[w] = toggle{ackedRev: s.GetSettings().GetRevision(), ackedValue: s.GetSettings().GetAgentClickRestricted()}
 	}
 	if _, err := c.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: crashAccount,
 		Representative: &gatehousev1.Representative{Id: "alice", DisplayName: "Alice", LiveGuideEnabled: true}}); err != nil {
@@ -223,7 +232,7 @@ func toggleWriter(ctx context.Context, t *testing.T, c *clients, h *crashHistory
 			return
 		}
 		h.mu.Lock()
-		tg.ackedRev, tg.ackedValue, tg.pending, tg.everAcked = resp.GetSettings().GetRevision(), v, nil, true
+		tg.ackedRev, tg.ackedValue, tg.pending = resp.GetSettings().GetRevision(), v, nil
 		h.ack(resp.GetSettings().GetRevision())
 		h.mu.Unlock()
 	}
@@ -438,8 +447,6 @@ func checkCrashFile(t *testing.T, dir string, h *crashHistory) {
 // or the value of the one write still in flight when the daemon died.
 func checkToggle(w int, tg *toggle, value bool, rev uint64) error {
 	switch {
-	case !tg.everAcked && tg.pending == nil:
-		return nil
 	case rev < tg.ackedRev:
 		return fmt.Errorf("tog-%d settings at revision %d; revision %d was acknowledged", w, rev, tg.ackedRev)
 	case rev == tg.ackedRev && value != tg.ackedValue:
@@ -449,7 +456,6 @@ func checkToggle(w int, tg *toggle, value bool, rev uint64) error {
 	}
 	// Settle what the store decided, so that the next run knows.
 	tg.ackedRev, tg.ackedValue, tg.pending = rev, value, nil
-	tg.everAcked = true
 	return nil
 }
 
@@ -465,7 +471,7 @@ func checkCrashAPI(t *testing.T, c *clients, h *crashHistory) {
 			t.Fatal(err)
 		}
 		tg := h.toggles[w]
-		if tg.everAcked && (s.GetSettings().GetRevision() != tg.ackedRev || s.GetSettings().GetAgentClickRestricted() != tg.ackedValue) {
+		if s.GetSettings().GetRevision() != tg.ackedRev || s.GetSettings().GetAgentClickRestricted() != tg.ackedValue {
 			t.Fatalf("tog-%d after restart: %v at %d; the file said %v at %d", w, s.GetSettings().GetAgentClickRestricted(), s.GetSettings().GetRevision(), tg.ackedValue, tg.ackedRev)
 		}
 	}
@@ -504,5 +510,39 @@ func checkCrashAPI(t *testing.T, c *clients, h *crashHistory) {
 		if resp.GetRevision() < h.maxRev {
 			t.Fatalf("decision after restart at revision %d; %d was acknowledged", resp.GetRevision(), h.maxRev)
 		}
+	}
+}
+
+// TestCheckToggle pins the crash test's settings oracle, including the
+// case that once failed it: the first toggle of a run dies unanswered and
+// uncommitted, so the file still holds the settings of account creation.
+func TestCheckToggle(t *testing.T) {
+	t.Parallel()
+	on, off := true, false
+	for _, tc := range []struct {
+		name  string
+		tg    toggle
+		value bool
+		rev   uint64
+		ok    bool
+	}{
+		{"first write lost", toggle{ackedRev: 2, pending: &on}, false, 2, true},
+		{"first write committed unanswered", toggle{ackedRev: 2, pending: &on}, true, 9, true},
+		{"acknowledged value kept", toggle{ackedRev: 9, ackedValue: true}, true, 9, true},
+		{"acknowledged value changed", toggle{ackedRev: 9, ackedValue: true}, false, 9, false},
+		{"acknowledged write lost", toggle{ackedRev: 9, ackedValue: true}, false, 2, false},
+		{"newer value nobody sent", toggle{ackedRev: 9, ackedValue: true}, false, 12, false},
+		{"newer value of the wrong write", toggle{ackedRev: 9, ackedValue: true, pending: &off}, true, 12, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tg := tc.tg
+			err := checkToggle(0, &tg, tc.value, tc.rev)
+			if (err == nil) != tc.ok {
+				t.Fatalf("checkToggle(%+v, %v at %d) = %v; want ok=%v", tc.tg, tc.value, tc.rev, err, tc.ok)
+			}
+			if err == nil && (tg.ackedRev != tc.rev || tg.ackedValue != tc.value || tg.pending != nil) {
+				t.Fatalf("after an accepted check the history is %+v; want %v at %d settled", tg, tc.value, tc.rev)
+			}
+		})
 	}
 }
