@@ -178,3 +178,58 @@ func TestAudit_List(t *testing.T) {
 	}
 	wantIn(t, ts.mustFail(exitUsage, "audit", "list", "--since", "yesterday").err, `--since: "yesterday" is not an RFC 3339 time`)
 }
+
+// TestTokens_CertificateCredential: an operator registers a client
+// certificate identity; the CLI then authenticates with that certificate
+// alone, in the credential's role and account.
+func TestTokens_CertificateCredential(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	serverCert, serverKey := tlstest.WriteSelfSigned(t, dir, "gatehouse-test")
+	ca := tlstest.NewCA(t, dir, "callers")
+	cfg, err := tlsconfig.Server(tlsconfig.Files{Cert: serverCert, Key: serverKey, ClientCA: ca.CertFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := mustStart(t, withAuth, withTLS(cfg))
+	opCert, opKey := ca.WriteClient(t, dir, "ops", "ops-console")
+	toolCert, toolKey := ca.WriteClient(t, dir, "tool", "acme-admin-tool", "spiffe://example.org/acme/admin-tool")
+	tlsArgs := func(cert, key string) []string {
+		return []string{"--tls-ca", serverCert, "--tls-cert", cert, "--tls-key", key}
+	}
+	op := map[string]string{"GATEHOUSE_ADDR": ts.addr, "GATEHOUSE_TOKEN": ts.bearer}
+	mustCLI := func(env map[string]string, args ...string) string {
+		t.Helper()
+		r := runCLI(t, env, "", args...)
+		if r.code != 0 {
+			t.Fatalf("gatehouse %s: %+v", strings.Join(args, " "), r)
+		}
+		return r.out
+	}
+	for _, acct := range []string{"acme", "other"} {
+		mustCLI(op, append(tlsArgs(opCert, opKey), "accounts", "create", acct, "--display-name", acct)...)
+	}
+	created := detail(mustCLI(op, append(tlsArgs(opCert, opKey), "tokens", "create", "--name", "acme admin tool", "--role", "admin",
+		"--account", "acme", "--certificate-identity", "spiffe://example.org/acme/admin-tool")...))
+	if created["certificate_identity"] != "spiffe://example.org/acme/admin-tool" || created["bearer"] != "" {
+		t.Fatalf("create a certificate credential: %v", created)
+	}
+	wantIn(t, mustCLI(op, append(tlsArgs(opCert, opKey), "tokens", "list")...), "CERTIFICATE_IDENTITY", "spiffe://example.org/acme/admin-tool")
+
+	// No token: the certificate is the caller.
+	certOnly := map[string]string{"GATEHOUSE_ADDR": ts.addr}
+	mustCLI(certOnly, append(tlsArgs(toolCert, toolKey), "accounts", "get", "acme")...)
+	r := runCLI(t, certOnly, "", append(tlsArgs(toolCert, toolKey), "accounts", "get", "other")...)
+	if r.code != exitError || !strings.Contains(r.err, "PERMISSION_DENIED") {
+		t.Fatalf("certificate credential, other account: %+v", r)
+	}
+	r = runCLI(t, certOnly, "", append(tlsArgs(opCert, opKey), "accounts", "get", "acme")...)
+	if r.code != exitError || !strings.Contains(r.err, "UNAUTHENTICATED") || !strings.Contains(r.err, "not registered") {
+		t.Fatalf("unregistered certificate: %+v", r)
+	}
+	mustCLI(op, append(tlsArgs(opCert, opKey), "tokens", "revoke", created["id"])...)
+	r = runCLI(t, certOnly, "", append(tlsArgs(toolCert, toolKey), "accounts", "get", "acme")...)
+	if r.code != exitError || !strings.Contains(r.err, "UNAUTHENTICATED") {
+		t.Fatalf("revoked certificate credential: %+v", r)
+	}
+}

@@ -20,13 +20,18 @@ func tokensCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "tokens",
 		Aliases: []string{"token"},
-		Short:   "Manage caller bearer tokens (operators only)",
-		Long: `Bearer tokens authenticate callers when gatehoused runs with --auth token.
+		Short:   "Manage caller tokens and certificate credentials (operators only)",
+		Long: `Tokens authenticate callers when gatehoused runs with --auth token.
 Roles: decider (SessionService, DecisionService), admin (AdminService except
 store-wide operations), operator (everything). A token is scoped to one
-account with --account, or to all accounts without it.`,
+account with --account, or to all accounts without it.
+
+A token is a bearer secret, or, with --certificate-identity, a certificate
+credential: with --tls-client-ca, a caller that sends no bearer token and
+whose verified client certificate has that subject common name or URI SAN
+(e.g. a SPIFFE ID) is this caller. No secret exists for it.`,
 	}
-	var name, role, acct string
+	var name, role, acct, certID string
 	var quiet bool
 	create := &cobra.Command{
 		Use:   "create --name NAME --role ROLE",
@@ -43,17 +48,25 @@ account with --account, or to all accounts without it.`,
 			}
 			ctx, cancel := a.call(cmd.Context())
 			defer cancel()
-			resp, err := c.admin.CreateCallerToken(ctx, &gatehousev1.CreateCallerTokenRequest{Token: &gatehousev1.CallerToken{Name: name, Role: gatehousev1.CallerRole(r), AccountId: acct}})
+			resp, err := c.admin.CreateCallerToken(ctx, &gatehousev1.CreateCallerTokenRequest{Token: &gatehousev1.CallerToken{
+				Name: name, Role: gatehousev1.CallerRole(r), AccountId: acct, CertificateIdentity: certID}})
 			if err != nil {
 				return err
 			}
 			if quiet {
-				_, err := fmt.Fprintln(a.out, resp.GetBearer())
+				out := resp.GetBearer()
+				if out == "" {
+					out = resp.GetToken().GetId()
+				}
+				_, err := fmt.Fprintln(a.out, out)
 				return err
 			}
 			return a.emit(resp, func(w io.Writer) error {
 				tw := newTable(w)
 				writeDetail(tw, resp.GetToken().ProtoReflect())
+				if resp.GetBearer() == "" {
+					return tw.Flush()
+				}
 				row(tw, "bearer", resp.GetBearer())
 				if err := tw.Flush(); err != nil {
 					return err
@@ -66,7 +79,8 @@ account with --account, or to all accounts without it.`,
 	create.Flags().StringVar(&name, "name", "", "who holds the token")
 	create.Flags().StringVar(&role, "role", "", "role ("+strings.Join(enumChoices(callerRoleDesc), ", ")+")")
 	create.Flags().StringVarP(&acct, "account", "a", "", "scope the token to this account `id` (default: all accounts)")
-	create.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the bearer string")
+	create.Flags().StringVar(&certID, "certificate-identity", "", "create a certificate credential for client certificates with this subject common name or URI SAN (no bearer secret)")
+	create.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the bearer string (the token id for a certificate credential)")
 	_ = create.MarkFlagRequired("role")
 	_ = create.RegisterFlagCompletionFunc("role", enumFlagCompletion(callerRoleDesc))
 	_ = create.RegisterFlagCompletionFunc("account", a.completeAccounts)
@@ -88,7 +102,7 @@ account with --account, or to all accounts without it.`,
 				return err
 			}
 			return a.emit(resp, func(w io.Writer) error {
-				if err := listTable(w, cols("id", "name", "role", "account_id", "create_time", "revoked"), messages(resp)); err != nil {
+				if err := listTable(w, cols("id", "name", "role", "account_id", "certificate_identity", "create_time", "revoked"), messages(resp)); err != nil {
 					return err
 				}
 				a.moreNote(resp)

@@ -1,6 +1,6 @@
 // Package auth holds caller identity: bearer tokens (only a SHA-256 hash of
-// the secret is stored), roles, account scope, and the caller carried in a
-// request's context. It is pure: no I/O, no gRPC.
+// the secret is stored), certificate credentials, roles, account scope, and
+// the caller carried in a request's context. It is pure: no I/O, no gRPC.
 package auth
 
 import (
@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"encoding/base32"
 	"encoding/hex"
 	"strings"
@@ -38,16 +39,20 @@ func (r Role) String() string {
 	return "unspecified"
 }
 
-// Token is a stored bearer credential.
+// Token is a stored caller credential: a bearer token (Hash set) or a
+// certificate credential (CertIdentity set, no secret).
 type Token struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"name"`
-	Role       Role      `json:"role"`
-	AccountID  string    `json:"account_id,omitempty"`
-	Hash       string    `json:"hash"`
-	CreateTime time.Time `json:"create_time"`
-	Revoked    bool      `json:"revoked,omitempty"`
-	Revision   uint64    `json:"revision"`
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Role      Role   `json:"role"`
+	AccountID string `json:"account_id,omitempty"`
+	Hash      string `json:"hash,omitempty"`
+	// CertIdentity is the subject common name or URI SAN of the client
+	// certificates this credential authenticates.
+	CertIdentity string    `json:"cert_identity,omitempty"`
+	CreateTime   time.Time `json:"create_time"`
+	Revoked      bool      `json:"revoked,omitempty"`
+	Revision     uint64    `json:"revision"`
 }
 
 // bearerPrefix starts every bearer string, so that leaked tokens are easy
@@ -86,10 +91,24 @@ func HashSecret(secret string) string {
 }
 
 // Verify reports whether secret is t's, in constant time, and t is not
-// revoked.
+// revoked. A certificate credential has no secret: it verifies none.
 func (t *Token) Verify(secret string) bool {
 	h := HashSecret(secret)
-	return !t.Revoked && subtle.ConstantTimeCompare([]byte(h), []byte(t.Hash)) == 1
+	return !t.Revoked && t.Hash != "" && subtle.ConstantTimeCompare([]byte(h), []byte(t.Hash)) == 1
+}
+
+// CertIdentities returns the identities a verified client certificate
+// may be registered under: its subject common name (when set) and its URI
+// subject alternative names (SPIFFE IDs among them), in that order.
+func CertIdentities(cert *x509.Certificate) []string {
+	var ids []string
+	if cert.Subject.CommonName != "" {
+		ids = append(ids, cert.Subject.CommonName)
+	}
+	for _, u := range cert.URIs {
+		ids = append(ids, u.String())
+	}
+	return ids
 }
 
 // Caller is an authenticated identity.

@@ -93,7 +93,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the bbolt store file")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed demo data into an empty store")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback listen address without authentication")
-	fs.StringVar(&c.Auth, "auth", c.Auth, "caller authentication: none (loopback development) or token (bearer tokens)")
+	fs.StringVar(&c.Auth, "auth", c.Auth, "caller authentication: none (loopback development) or token (bearer tokens, and client certificates registered by identity when --tls-client-ca is set)")
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "PEM `file` of the server certificate chain (with --tls-key: serve TLS)")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM `file` of the server certificate's private key")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM `file` of the CA that client certificates must chain to (mutual TLS)")

@@ -18,6 +18,8 @@ type Snapshot struct {
 	accounts map[string]*AccountState
 	sessions map[string]*Session
 	tokens   map[string]*auth.Token
+	// certs indexes the unrevoked certificate credentials by identity.
+	certs map[string]*auth.Token
 	// loggedAccounts counts accounts with a decision log, so that the
 	// decision path skips the log's lookups while no account has one.
 	loggedAccounts int
@@ -66,7 +68,7 @@ func (s *Snapshot) NumSessions() int { return len(s.sessions) }
 // map is copied only when it changes, so a session start does not copy the
 // account map and a settings change does not copy the session map.
 func (s *Snapshot) Apply(rev uint64, accounts map[string]*AccountState, sessions map[string]*Session) *Snapshot {
-	next := &Snapshot{revision: rev, accounts: s.accounts, sessions: s.sessions, tokens: s.tokens, loggedAccounts: s.loggedAccounts}
+	next := &Snapshot{revision: rev, accounts: s.accounts, sessions: s.sessions, tokens: s.tokens, certs: s.certs, loggedAccounts: s.loggedAccounts}
 	if len(accounts) > 0 {
 		for id, as := range accounts {
 			if logs(s.accounts[id]) {
@@ -89,11 +91,22 @@ func (s *Snapshot) Apply(rev uint64, accounts map[string]*AccountState, sessions
 func (s *Snapshot) WithTokens(changes map[string]*auth.Token) *Snapshot {
 	next := *s
 	next.tokens = applyMap(s.tokens, changes)
+	// Callers are few and change rarely: rebuild the certificate index.
+	next.certs = map[string]*auth.Token{}
+	for _, t := range next.tokens {
+		if t.CertIdentity != "" && !t.Revoked {
+			next.certs[t.CertIdentity] = t
+		}
+	}
 	return &next
 }
 
 // Token returns a caller token by id, or nil.
 func (s *Snapshot) Token(id string) *auth.Token { return s.tokens[id] }
+
+// CertToken returns the unrevoked certificate credential registered for a
+// client certificate identity, or nil.
+func (s *Snapshot) CertToken(identity string) *auth.Token { return s.certs[identity] }
 
 func applyMap[V any](base, changes map[string]*V) map[string]*V {
 	out := maps.Clone(base)

@@ -3,17 +3,24 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
+	"unicode"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"google.golang.org/grpc/codes"
 )
 
 func tokenToProto(t *auth.Token) *gatehousev1.CallerToken {
 	return &gatehousev1.CallerToken{Id: t.ID, Name: t.Name, Role: gatehousev1.CallerRole(t.Role), AccountId: t.AccountID,
-		CreateTime: timestampOf(t.CreateTime), Revoked: t.Revoked, Revision: t.Revision}
+		CreateTime: timestampOf(t.CreateTime), Revoked: t.Revoked, Revision: t.Revision, CertificateIdentity: t.CertIdentity}
 }
+
+// maxCertIdentity bounds a certificate identity (a common name is at most
+// 64 bytes; URI SANs such as SPIFFE IDs are at most 2048).
+const maxCertIdentity = 2048
 
 func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.CreateCallerTokenRequest) (*gatehousev1.CreateCallerTokenResponse, error) {
 	var v violations
@@ -26,14 +33,28 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 		v.add("token.role", "must be CALLER_ROLE_DECIDER, CALLER_ROLE_ADMIN or CALLER_ROLE_OPERATOR")
 	}
 	v.checkID("token.account_id", in.GetAccountId(), true)
+	certID := in.GetCertificateIdentity()
+	v.checkText("token.certificate_identity", certID, false, maxCertIdentity)
+	if strings.TrimSpace(certID) != certID || strings.ContainsFunc(certID, unicode.IsControl) {
+		v.add("token.certificate_identity", "must not have surrounding spaces or control characters")
+	}
 	if err := v.err(); err != nil {
 		return nil, a.s.status(ctx, err)
 	}
 	id, bearer, hash := auth.NewBearer()
 	tok := auth.Token{ID: id, Name: in.GetName(), Role: auth.Role(in.GetRole()), AccountID: in.GetAccountId(), Hash: hash, CreateTime: a.s.now().UTC()}
+	if certID != "" {
+		// A certificate credential has no secret to hand out.
+		bearer, tok.Hash, tok.CertIdentity = "", "", certID
+	}
 	_, err := a.s.write(ctx, func(tx store.Tx) error {
 		if tok.AccountID != "" {
 			if _, err := getAccount(tx, tok.AccountID); err != nil {
+				return err
+			}
+		}
+		if certID != "" {
+			if err := checkCertIdentityFree(tx, certID); err != nil {
 				return err
 			}
 		}
@@ -43,6 +64,21 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 		return nil, a.s.status(ctx, err)
 	}
 	return &gatehousev1.CreateCallerTokenResponse{Token: tokenToProto(&tok), Bearer: bearer}, nil
+}
+
+// checkCertIdentityFree refuses a second unrevoked credential for one
+// certificate identity, so that a certificate names one caller.
+func checkCertIdentityFree(tx store.ReadTx, identity string) error {
+	toks, _, err := store.ListTokens(tx, "", 0)
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		if t.CertIdentity == identity && !t.Revoked {
+			return newError(codes.AlreadyExists, "", nil, "certificate identity %q already belongs to token %q; revoke it first", identity, t.ID)
+		}
+	}
+	return nil
 }
 
 func (a *adminService) ListCallerTokens(ctx context.Context, req *gatehousev1.ListCallerTokensRequest) (*gatehousev1.ListCallerTokensResponse, error) {

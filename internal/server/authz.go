@@ -2,13 +2,16 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -94,17 +97,24 @@ func permissionDenied(format string, args ...any) error {
 	return status.Errorf(codes.PermissionDenied, format, args...)
 }
 
-// authenticate finds the caller of a request. Without authentication
-// configured every caller is auth.Local (the daemon refuses that on a
-// non-loopback address unless told --insecure).
+// authenticate finds the caller of a request: the bearer token of its
+// authorization header or, without one, the certificate credential of its
+// verified client certificate. Without authentication configured every
+// caller is auth.Local (the daemon refuses that on a non-loopback address
+// unless told --insecure or --tls-client-ca).
 func (s *Server) authenticate(ctx context.Context) (auth.Caller, error) {
 	if !s.authOn {
 		return auth.Local, nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		if cert := verifiedClientCert(ctx); cert != nil {
+			return s.certCaller(cert)
+		}
+	}
 	if len(vals) != 1 {
-		return auth.Caller{}, status.Error(codes.Unauthenticated, `send one "authorization: Bearer <token>" header`)
+		return auth.Caller{}, status.Error(codes.Unauthenticated, `send one "authorization: Bearer <token>" header, or a registered client certificate`)
 	}
 	scheme, bearer, _ := strings.Cut(vals[0], " ")
 	id, secret, ok := auth.ParseBearer(strings.TrimSpace(bearer))
@@ -116,6 +126,37 @@ func (s *Server) authenticate(ctx context.Context) (auth.Caller, error) {
 		return auth.Caller{}, status.Error(codes.Unauthenticated, "unknown or revoked token")
 	}
 	return auth.Caller{Name: tok.Name + " (" + tok.ID + ")", Role: tok.Role, AccountID: tok.AccountID}, nil
+}
+
+// verifiedClientCert returns the client certificate of a mutual TLS
+// connection, once the handshake has verified it against the client CA;
+// nil otherwise.
+func verifiedClientCert(ctx context.Context) *x509.Certificate {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	return info.State.VerifiedChains[0][0]
+}
+
+// certCaller is the caller registered for a verified client certificate:
+// the first of its identities (common name, then URI SANs) that an
+// unrevoked certificate credential holds.
+func (s *Server) certCaller(cert *x509.Certificate) (auth.Caller, error) {
+	ids := auth.CertIdentities(cert)
+	snap := s.snaps.Current()
+	for _, id := range ids {
+		if tok := snap.CertToken(id); tok != nil {
+			return auth.Caller{Name: tok.Name + " (" + tok.ID + ")", Role: tok.Role, AccountID: tok.AccountID}, nil
+		}
+	}
+	return auth.Caller{}, status.Errorf(codes.Unauthenticated,
+		"client certificate %q is not registered as a caller (identities %q); create a token with that certificate_identity, or send a bearer token",
+		cert.Subject.String(), ids)
 }
 
 // authorize authenticates the caller of method and applies its access

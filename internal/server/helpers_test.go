@@ -24,6 +24,7 @@ import (
 type testEnv struct {
 	t     testing.TB
 	dir   string
+	addr  string // the server's loopback address
 	store *bolt.Store
 	srv   *Server
 	conn  *grpc.ClientConn
@@ -69,7 +70,7 @@ func MustStart(t testing.TB, dir string, opts ...func(*Options)) *testEnv {
 		t.Fatal(err)
 	}
 	e := &testEnv{
-		t: t, dir: dir, store: st, srv: srv, conn: conn,
+		t: t, dir: dir, addr: lis.Addr().String(), store: st, srv: srv, conn: conn,
 		admin:    gatehousev1.NewAdminServiceClient(conn),
 		sessions: gatehousev1.NewSessionServiceClient(conn),
 		decide:   gatehousev1.NewDecisionServiceClient(conn),

@@ -48,8 +48,10 @@ type Options struct {
 	// CobrowseBaseDomain is the domain co-browse URLs are generated under
 	// (default "support.me": https://<name>.support.me).
 	CobrowseBaseDomain string
-	// Authenticate requires a bearer token on every call but health and
-	// reflection. Without it every caller is an operator for all accounts.
+	// Authenticate requires a registered credential on every call but
+	// health and reflection: a bearer token, or a client certificate (with
+	// TLS requiring them) registered by certificate identity. Without it
+	// every caller is an operator for all accounts.
 	Authenticate bool
 	// Limits bound message size, concurrent calls, the default decision
 	// deadline and keepalive; see overload.go.

@@ -4530,7 +4530,8 @@ func (x *DeleteBusinessHoursResponse) GetRevision() uint64 {
 // CreateCallerTokenRequest creates a token.
 type CreateCallerTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// token carries name, role and account_id (empty for all accounts).
+	// token carries name, role, account_id (empty for all accounts) and, for
+	// a certificate credential, certificate_identity.
 	Token         *CallerToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -4579,7 +4580,7 @@ type CreateCallerTokenResponse struct {
 	// token is the token as written.
 	Token *CallerToken `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
 	// bearer is the string to send as "authorization: Bearer <bearer>"; it
-	// cannot be read again.
+	// cannot be read again. Empty for a certificate credential.
 	Bearer        string `protobuf:"bytes,2,opt,name=bearer,proto3" json:"bearer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

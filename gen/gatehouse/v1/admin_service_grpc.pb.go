@@ -178,8 +178,9 @@ type AdminServiceClient interface {
 	// DeleteBusinessHours deletes a business-hours set; NOT_FOUND when unknown. Deleting a set still assigned to a portal is
 	// FAILED_PRECONDITION.
 	DeleteBusinessHours(ctx context.Context, in *DeleteBusinessHoursRequest, opts ...grpc.CallOption) (*DeleteBusinessHoursResponse, error)
-	// CreateCallerToken creates a bearer token; operators only. The response
-	// holds the secret bearer string, which is shown only once.
+	// CreateCallerToken creates a bearer token, or a certificate credential
+	// when token.certificate_identity is set; operators only. The response
+	// holds the secret bearer string of a bearer token, shown only once.
 	CreateCallerToken(ctx context.Context, in *CreateCallerTokenRequest, opts ...grpc.CallOption) (*CreateCallerTokenResponse, error)
 	// ListCallerTokens lists tokens (never their secrets); operators only.
 	ListCallerTokens(ctx context.Context, in *ListCallerTokensRequest, opts ...grpc.CallOption) (*ListCallerTokensResponse, error)
@@ -781,8 +782,9 @@ type AdminServiceServer interface {
 	// DeleteBusinessHours deletes a business-hours set; NOT_FOUND when unknown. Deleting a set still assigned to a portal is
 	// FAILED_PRECONDITION.
 	DeleteBusinessHours(context.Context, *DeleteBusinessHoursRequest) (*DeleteBusinessHoursResponse, error)
-	// CreateCallerToken creates a bearer token; operators only. The response
-	// holds the secret bearer string, which is shown only once.
+	// CreateCallerToken creates a bearer token, or a certificate credential
+	// when token.certificate_identity is set; operators only. The response
+	// holds the secret bearer string of a bearer token, shown only once.
 	CreateCallerToken(context.Context, *CreateCallerTokenRequest) (*CreateCallerTokenResponse, error)
 	// ListCallerTokens lists tokens (never their secrets); operators only.
 	ListCallerTokens(context.Context, *ListCallerTokensRequest) (*ListCallerTokensResponse, error)

@@ -1529,8 +1529,10 @@ func (x *AuditEvent) GetRevision() uint64 {
 	return 0
 }
 
-// CallerToken is a bearer credential. Only a hash of its secret is stored;
-// the secret is shown once, by CreateCallerToken.
+// CallerToken is a caller's credential: a bearer token, of which only a
+// hash of the secret is stored (the secret is shown once, by
+// CreateCallerToken), or, when certificate_identity is set, a client
+// certificate verified by the daemon's --tls-client-ca.
 type CallerToken struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// id identifies the token; it is the first part of the bearer string.
@@ -1546,9 +1548,16 @@ type CallerToken struct {
 	// revoked tokens authenticate nobody; output only.
 	Revoked bool `protobuf:"varint,6,opt,name=revoked,proto3" json:"revoked,omitempty"`
 	// revision is the store revision of the last change; output only.
-	Revision      uint64 `protobuf:"varint,7,opt,name=revision,proto3" json:"revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Revision uint64 `protobuf:"varint,7,opt,name=revision,proto3" json:"revision,omitempty"`
+	// certificate_identity, when set, makes this a certificate credential:
+	// a caller without an authorization header whose verified client
+	// certificate has this subject common name, or this URI subject
+	// alternative name (e.g. a SPIFFE ID "spiffe://example.org/session-server"),
+	// is this caller. No bearer secret exists for it. At most one unrevoked
+	// token holds an identity. Immutable.
+	CertificateIdentity string `protobuf:"bytes,8,opt,name=certificate_identity,json=certificateIdentity,proto3" json:"certificate_identity,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *CallerToken) Reset() {
@@ -1628,6 +1637,13 @@ func (x *CallerToken) GetRevision() uint64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *CallerToken) GetCertificateIdentity() string {
+	if x != nil {
+		return x.CertificateIdentity
+	}
+	return ""
 }
 
 var File_gatehouse_v1_resources_proto protoreflect.FileDescriptor
@@ -1774,7 +1790,7 @@ const file_gatehouse_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"after_json\x18\t \x01(\tR\tafterJson\x12\x1a\n" +
 	"\brevision\x18\n" +
-	" \x01(\x04R\brevision\"\xf1\x01\n" +
+	" \x01(\x04R\brevision\"\xa4\x02\n" +
 	"\vCallerToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12,\n" +
@@ -1784,7 +1800,8 @@ const file_gatehouse_v1_resources_proto_rawDesc = "" +
 	"\vcreate_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12\x18\n" +
 	"\arevoked\x18\x06 \x01(\bR\arevoked\x12\x1a\n" +
-	"\brevision\x18\a \x01(\x04R\brevisionB\xb4\x01\n" +
+	"\brevision\x18\a \x01(\x04R\brevision\x121\n" +
+	"\x14certificate_identity\x18\b \x01(\tR\x13certificateIdentityB\xb4\x01\n" +
 	"\x10com.gatehouse.v1B\x0eResourcesProtoP\x01Z?github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1;gatehousev1\xa2\x02\x03GXX\xaa\x02\fGatehouse.V1\xca\x02\fGatehouse\\V1\xe2\x02\x18Gatehouse\\V1\\GPBMetadata\xea\x02\rGatehouse::V1b\x06proto3"
 
 var (
