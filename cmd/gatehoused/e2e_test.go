@@ -281,6 +281,19 @@ func (d *daemon) mustLog(msg string) map[string]any {
 	return e
 }
 
+// awaitLog returns the first entry with msg once the daemon has logged
+// it, failing the test when it has not within 10 s.
+func (d *daemon) awaitLog(msg string) map[string]any {
+	d.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if i, e := d.logIndex(msg, nil); i >= 0 {
+			return e
+		}
+	}
+	d.t.Fatalf("no log entry with msg %q within 10s", msg)
+	return nil
+}
+
 func parseLog(line string) (map[string]any, bool) {
 	if !strings.HasPrefix(line, "{") {
 		return nil, false
@@ -1135,4 +1148,49 @@ func TestE2E_HealthAndReflection(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.stop()
+}
+
+// TestE2E_SessionLifecycleFlags: the daemon runs the session sweeper with
+// its flags: a restart with a --session-max-age the session has outlived
+// ends it at start (logged, SESSION_ENDED), and one with a
+// --session-retention it has outlived deletes it (NOT_FOUND).
+func TestE2E_SessionLifecycleFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := testContext(t)
+	d := start(t, nil, loopbackArgs(dir)...)
+	c := dial(t, d.addr)
+	if _, err := c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: "acme",
+		Representative: &gatehousev1.Representative{Id: "alice", DisplayName: "Alice", LiveGuideEnabled: true}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: "acme",
+		Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE, RepresentativeId: "alice", CustomerId: "cust-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := resp.GetSession().GetId()
+	checkDecision(ctx, t, c, click(id, agent("alice")), true, gatehousev1.Reason_REASON_ALLOWED, "")
+	d.stop()
+
+	time.Sleep(10 * time.Millisecond) // the session is now older than 5 ms
+	d = start(t, nil, loopbackArgs(dir, "--session-max-age", "5ms", "--session-retention", "0")...)
+	c = dial(t, d.addr)
+	if got := logUint(t, d.awaitLog("swept sessions"), "ended"); got != 1 {
+		t.Fatalf("the sweep at start ended %d sessions; want 1", got)
+	}
+	checkDecision(ctx, t, c, click(id, agent("alice")), false, gatehousev1.Reason_REASON_SESSION_ENDED, "")
+	d.stop()
+
+	time.Sleep(10 * time.Millisecond)
+	d = start(t, nil, loopbackArgs(dir, "--session-retention", "5ms")...)
+	c = dial(t, d.addr)
+	if got := logUint(t, d.awaitLog("swept sessions"), "deleted"); got != 1 {
+		t.Fatalf("the sweep at start deleted %d sessions; want 1", got)
+	}
+	_, err = c.decide.CheckFeature(ctx, click(id, agent("alice")))
+	wantCode(t, "CheckFeature in a deleted session", err, codes.NotFound)
 }

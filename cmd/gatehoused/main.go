@@ -142,6 +142,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.StatsInterval > 0 {
 		go logStats(followCtx, cfg.StatsInterval, snaps, log)
 	}
+	// The session sweeper stops (deferred) before the snapshot follower
+	// and the store.
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		srv.RunSessionSweeper(sweepCtx, server.SessionLifecycle{MaxAge: cfg.SessionMaxAge, Retention: cfg.SessionRetention})
+	}()
+	defer func() {
+		stopSweep()
+		<-sweepDone
+	}()
 
 	select {
 	case err := <-serveErr:

@@ -33,6 +33,12 @@ type Config struct {
 	BootstrapTokenFile string
 	// AuditRetention is how long audit events are kept; 0 keeps them.
 	AuditRetention time.Duration
+	// SessionMaxAge ends active sessions this long after their start; 0
+	// never does.
+	SessionMaxAge time.Duration
+	// SessionRetention deletes ended sessions this long after their end;
+	// 0 keeps them.
+	SessionRetention time.Duration
 	// MetricsAddr is the host:port Prometheus metrics are served on at
 	// /metrics; empty serves none.
 	MetricsAddr string
@@ -78,6 +84,8 @@ func Default() Config {
 		LogFormat:          "json",
 		Auth:               "none",
 		AuditRetention:     90 * 24 * time.Hour,
+		SessionMaxAge:      24 * time.Hour,
+		SessionRetention:   30 * 24 * time.Hour,
 		ShutdownTimeout:    10 * time.Second,
 		CobrowseBaseDomain: "support.me",
 		SMTPFrom:           "gatehouse@localhost",
@@ -99,6 +107,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM `file` of the CA that client certificates must chain to (mutual TLS)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics on this `host:port` at /metrics (empty: none)")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "how long audit events are kept (0: forever)")
+	fs.DurationVar(&c.SessionMaxAge, "session-max-age", c.SessionMaxAge, "end active sessions this long after their start, as EndSession would (0: never)")
+	fs.DurationVar(&c.SessionRetention, "session-retention", c.SessionRetention, "delete ended sessions this long after their end; until then late checks answer SESSION_ENDED (0: forever)")
 	fs.StringVar(&c.BootstrapTokenFile, "bootstrap-token-file", c.BootstrapTokenFile, "write a new operator token to this `file` when the store has none")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
@@ -170,6 +180,9 @@ func (c Config) Validate() error {
 	}
 	if c.AuditRetention < 0 {
 		errs = append(errs, errors.New("audit-retention must not be negative"))
+	}
+	if c.SessionMaxAge < 0 || c.SessionRetention < 0 {
+		errs = append(errs, errors.New("session-max-age and session-retention must not be negative"))
 	}
 	if c.Auth != "none" && c.Auth != "token" {
 		errs = append(errs, fmt.Errorf("auth %q: want none or token", c.Auth))

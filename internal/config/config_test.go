@@ -104,6 +104,8 @@ func TestValidate(t *testing.T) {
 		{name: "zero decision timeout", edit: func(c *config.Config) { c.DecisionTimeout = 0 }, wantErr: []string{"decision-timeout"}},
 		{name: "stats every minute", edit: func(c *config.Config) { c.StatsInterval = time.Minute }},
 		{name: "negative stats interval", edit: func(c *config.Config) { c.StatsInterval = -time.Second }, wantErr: []string{"stats-interval"}},
+		{name: "negative session max age", edit: func(c *config.Config) { c.SessionMaxAge = -time.Hour }, wantErr: []string{"session-max-age"}},
+		{name: "negative session retention", edit: func(c *config.Config) { c.SessionRetention = -time.Hour }, wantErr: []string{"session-retention"}},
 
 		{
 			name: "every problem is reported",
@@ -189,6 +191,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--cobrowse-base-domain", "cobrowse.example.com",
 		"--smtp-addr", "mail.example.com:587", "--smtp-from", "noreply@example.com", "--outbox-dir", "/var/spool/gh",
 		"--max-recv-msg-size", "8388608", "--max-inflight", "64", "--decision-timeout", "250ms", "--stats-interval", "30s",
+		"--session-max-age", "2h", "--session-retention", "0",
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -196,6 +199,7 @@ func TestRegisterFlags(t *testing.T) {
 	want := config.Config{
 		Listen: "[::1]:9000", DataDir: "/var/lib/gatehouse", Demo: true, Insecure: true,
 		LogLevel: "debug", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 250 * time.Millisecond,
+		SessionMaxAge: 2 * time.Hour, SessionRetention: 0,
 		CobrowseBaseDomain: "cobrowse.example.com",
 		SMTPAddr:           "mail.example.com:587", SMTPFrom: "noreply@example.com", OutboxDir: "/var/spool/gh",
 		MaxRecvMsgSize: 8 << 20, MaxInflight: 64, DecisionTimeout: 250 * time.Millisecond, StatsInterval: 30 * time.Second,
@@ -230,6 +234,8 @@ func TestApplyEnv(t *testing.T) {
 		"GATEHOUSE_MAX_INFLIGHT":         "8",
 		"GATEHOUSE_DECISION_TIMEOUT":     "2s",
 		"GATEHOUSE_STATS_INTERVAL":       "1m",
+		"GATEHOUSE_SESSION_MAX_AGE":      "12h",
+		"GATEHOUSE_SESSION_RETENTION":    "168h",
 	}
 	tests := []struct {
 		name    string
@@ -252,6 +258,7 @@ func TestApplyEnv(t *testing.T) {
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
+					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 				}
 			},
 		},
@@ -266,6 +273,7 @@ func TestApplyEnv(t *testing.T) {
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
+					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 				}
 			},
 		},
@@ -280,6 +288,7 @@ func TestApplyEnv(t *testing.T) {
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
+					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 				}
 			},
 		},
@@ -359,7 +368,7 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 		"GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR",
 		"GATEHOUSE_DECISION_TIMEOUT", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
 		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_METRICS_ADDR", "GATEHOUSE_OUTBOX_DIR",
-		"GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR", "GATEHOUSE_SMTP_FROM", "GATEHOUSE_STATS_INTERVAL", "GATEHOUSE_TLS_CERT",
+		"GATEHOUSE_SESSION_MAX_AGE", "GATEHOUSE_SESSION_RETENTION", "GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR", "GATEHOUSE_SMTP_FROM", "GATEHOUSE_STATS_INTERVAL", "GATEHOUSE_TLS_CERT",
 		"GATEHOUSE_TLS_CLIENT_CA", "GATEHOUSE_TLS_KEY",
 	}
 	if !slices.Equal(asked, want) {

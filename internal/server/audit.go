@@ -50,6 +50,14 @@ func (a *auditTx) Delete(key string) error {
 	return a.Tx.Delete(key)
 }
 
+type operationKey struct{}
+
+// withOperation names, for the audit log, the writes of a background job
+// (which no RPC makes).
+func withOperation(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, operationKey{}, name)
+}
+
 // maxAuditPurge bounds how many expired events one write deletes.
 const maxAuditPurge = 100
 
@@ -58,7 +66,10 @@ func (a *auditTx) flush(ctx context.Context, s *Server) error {
 	if c, ok := auth.FromContext(ctx); ok {
 		caller = c.Name
 	}
-	rpc, _ := grpc.Method(ctx)
+	rpc, ok := grpc.Method(ctx)
+	if !ok {
+		rpc, _ = ctx.Value(operationKey{}).(string)
+	}
 	now := s.now().UTC()
 	seq := 0
 	for _, key := range a.touched {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
@@ -592,4 +593,33 @@ func PutToken(tx Tx, t *auth.Token) error {
 // all), and whether more follow.
 func ListTokens(tx ReadTx, afterID string, limit int) ([]auth.Token, bool, error) {
 	return listJSON[auth.Token](tx, tokenPrefix, afterKey(tokenPrefix, afterID), limit)
+}
+
+// SessionsToSweep returns, in id order, up to max sessions (0: no limit)
+// that are active and started before startedBefore, or ended before
+// endedBefore; a zero time selects none of that kind.
+func SessionsToSweep(tx ReadTx, startedBefore, endedBefore time.Time, max int) ([]policy.Session, error) {
+	var out []policy.Session
+	err := tx.Scan(sessionIndexPrefix, "", func(key string, acct []byte) (bool, error) {
+		id := strings.TrimPrefix(key, sessionIndexPrefix)
+		s, err := getJSON[policy.Session](tx, sessionKey(string(acct), id))
+		if err != nil {
+			return false, fmt.Errorf("session %q: %w", id, err)
+		}
+		stale := s.State == policy.SessionStateActive && !startedBefore.IsZero() && s.StartTime.Before(startedBefore)
+		expired := s.State == policy.SessionStateEnded && !endedBefore.IsZero() && s.EndTime.Before(endedBefore)
+		if stale || expired {
+			out = append(out, s)
+		}
+		return max <= 0 || len(out) < max, nil
+	})
+	return out, err
+}
+
+// DeleteSession removes a session and its index entry.
+func DeleteSession(tx Tx, s *policy.Session) error {
+	if err := tx.Delete(sessionIndexKey(s.ID)); err != nil {
+		return err
+	}
+	return tx.Delete(sessionKey(s.AccountID, s.ID))
 }
