@@ -116,18 +116,46 @@ func TestE2E_RefusesNewerSchema(t *testing.T) {
 	wantRefusal(t, dir, true, "newer", "schema 2")
 }
 
-// TestE2E_RefusesUndecodableRecord: one record the binary cannot decode
-// stops start-up; the daemon never serves decisions from a partial or
-// defaulted view of an account.
-func TestE2E_RefusesUndecodableRecord(t *testing.T) {
+// TestE2E_UndecodableRecordLeavesItsAccountOut: a record the binary
+// cannot decode does not stop start-up, nor serve a partial or defaulted
+// view of its account: the daemon logs the account as unreadable, answers
+// its sessions' decisions with DATA_LOSS, and serves every other account.
+func TestE2E_UndecodableRecordLeavesItsAccountOut(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	d := start(t, nil, loopbackArgs(dir, "--demo")...)
+	ctx := testContext(t)
+	d := start(t, nil, loopbackArgs(dir)...)
+	c := dial(t, d.addr)
+	sessions := map[string]string{}
+	for _, acct := range []string{"acme", "other"} {
+		if _, err := c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: acct, DisplayName: acct}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: acct,
+			Representative: &gatehousev1.Representative{Id: "alice", DisplayName: "Alice", LiveGuideEnabled: true}}); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: acct,
+			Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE, RepresentativeId: "alice", CustomerId: "cust-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sessions[acct] = resp.GetSession().GetId()
+	}
 	d.stop()
 	rawUpdate(t, dir, func(kv, _ *bbolt.Bucket) error {
-		return kv.Put([]byte("t/demo/settings"), []byte(`{"agent_click_restricted":`))
+		return kv.Put([]byte("t/acme/settings"), []byte(`{"agent_click_restricted":`))
 	})
-	wantRefusal(t, dir, false, "corrupt", "t/demo/settings")
+
+	d = start(t, nil, loopbackArgs(dir)...)
+	e := d.mustLog("account unreadable: its decisions are refused until its records are repaired")
+	if e["account_id"] != "acme" || e["level"] != "ERROR" || !strings.Contains(fmt.Sprint(e["err"]), "t/acme/settings") {
+		t.Errorf("log entry %v; want an ERROR naming account acme and the key t/acme/settings", e)
+	}
+	c = dial(t, d.addr)
+	_, err := c.decide.CheckFeature(ctx, click(sessions["acme"], agent("alice")))
+	wantCode(t, "CheckFeature in the unreadable account", err, codes.DataLoss)
+	checkDecision(ctx, t, c, click(sessions["other"], agent("alice")), true, gatehousev1.Reason_REASON_ALLOWED, "")
 }
 
 // TestE2E_DiskFull limits the size of files the running daemon may write

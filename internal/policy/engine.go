@@ -27,9 +27,11 @@ type Query struct {
 }
 
 // Check answers q. A denial is a Decision with Allowed false, not an error;
-// the only error is ErrSessionNotFound. Evaluation order, first denial wins:
-// session ended, actor not in session, feature not of this session kind,
-// the page URL, role and account switches, privacy rules.
+// the only errors are ErrSessionNotFound and, for a session whose account
+// cannot be read from the store, an *UnreadableError. Evaluation order,
+// first denial wins: session ended, actor not in session, feature not of
+// this session kind, the page URL, role and account switches, privacy
+// rules.
 func (s *Snapshot) Check(q *Query) (Decision, error) {
 	sess := s.sessions[q.SessionID]
 	if sess == nil {
@@ -37,7 +39,7 @@ func (s *Snapshot) Check(q *Query) (Decision, error) {
 	}
 	as := s.accounts[sess.AccountID]
 	if as == nil {
-		return Decision{}, ErrSessionNotFound
+		return Decision{}, s.missingAccount(sess.AccountID)
 	}
 	if sess.State != SessionStateActive {
 		return deny(ReasonSessionEnded, ""), nil

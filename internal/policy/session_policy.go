@@ -27,7 +27,7 @@ func (s *Snapshot) SessionPolicy(sessionID string, role Role, actorID, languageT
 	}
 	as := s.accounts[sess.AccountID]
 	if as == nil {
-		return p, false, ErrSessionNotFound
+		return p, false, s.missingAccount(sess.AccountID)
 	}
 	if !sess.hasActor(role, actorID) {
 		return p, false, nil

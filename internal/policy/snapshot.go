@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 
@@ -20,6 +21,10 @@ type Snapshot struct {
 	tokens   map[string]*auth.Token
 	// certs indexes the unrevoked certificate credentials by identity.
 	certs map[string]*auth.Token
+	// unreadable holds the accounts left out because a stored record of
+	// theirs cannot be decoded, with why; their sessions' decisions fail
+	// with an UnreadableError instead of being answered.
+	unreadable map[string]string
 	// loggedAccounts counts accounts with a decision log, so that the
 	// decision path skips the log's lookups while no account has one.
 	loggedAccounts int
@@ -68,7 +73,8 @@ func (s *Snapshot) NumSessions() int { return len(s.sessions) }
 // map is copied only when it changes, so a session start does not copy the
 // account map and a settings change does not copy the session map.
 func (s *Snapshot) Apply(rev uint64, accounts map[string]*AccountState, sessions map[string]*Session) *Snapshot {
-	next := &Snapshot{revision: rev, accounts: s.accounts, sessions: s.sessions, tokens: s.tokens, certs: s.certs, loggedAccounts: s.loggedAccounts}
+	next := &Snapshot{revision: rev, accounts: s.accounts, sessions: s.sessions, tokens: s.tokens, certs: s.certs,
+		unreadable: s.unreadable, loggedAccounts: s.loggedAccounts}
 	if len(accounts) > 0 {
 		for id, as := range accounts {
 			if logs(s.accounts[id]) {
@@ -99,6 +105,59 @@ func (s *Snapshot) WithTokens(changes map[string]*auth.Token) *Snapshot {
 		}
 	}
 	return &next
+}
+
+// WithUnreadable returns s with accounts marked unreadable (a non-empty
+// reason) or no longer unreadable (an empty one). s is left unchanged.
+func (s *Snapshot) WithUnreadable(changes map[string]string) *Snapshot {
+	next := *s
+	next.unreadable = maps.Clone(s.unreadable)
+	if next.unreadable == nil {
+		next.unreadable = map[string]string{}
+	}
+	for id, why := range changes {
+		if why == "" {
+			delete(next.unreadable, id)
+		} else {
+			next.unreadable[id] = why
+		}
+	}
+	return &next
+}
+
+// Unreadable returns why an account's records cannot be read, and false
+// when they can (or the account does not exist).
+func (s *Snapshot) Unreadable(id string) (string, bool) {
+	why, ok := s.unreadable[id]
+	return why, ok
+}
+
+// NumUnreadable returns how many accounts are unreadable.
+func (s *Snapshot) NumUnreadable() int { return len(s.unreadable) }
+
+// ErrAccountUnreadable is the error, wrapped in an *UnreadableError, of a
+// decision in a session whose account cannot be read from the store.
+var ErrAccountUnreadable = errors.New("account unreadable")
+
+// UnreadableError says which account cannot be read, and why.
+type UnreadableError struct {
+	AccountID string
+	Why       string
+}
+
+func (e *UnreadableError) Error() string {
+	return fmt.Sprintf("account %q cannot be read from the store: %s", e.AccountID, e.Why)
+}
+
+func (e *UnreadableError) Unwrap() error { return ErrAccountUnreadable }
+
+// missingAccount is the error of a session whose account the snapshot does
+// not hold: unreadable, or gone.
+func (s *Snapshot) missingAccount(id string) error {
+	if why, ok := s.unreadable[id]; ok {
+		return &UnreadableError{AccountID: id, Why: why}
+	}
+	return ErrSessionNotFound
 }
 
 // Token returns a caller token by id, or nil.

@@ -130,6 +130,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	}
 	var ae *apiError
 	var ve *validationError
+	var ue *policy.UnreadableError
 	switch {
 	case errors.As(err, &ve):
 		st, _ := status.New(codes.InvalidArgument, ve.Error()).WithDetails(&errdetails.BadRequest{FieldViolations: ve.fields})
@@ -142,6 +143,12 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return st.Err()
 	case errors.Is(err, policy.ErrSessionNotFound):
 		return status.Error(codes.NotFound, "session not found")
+	case errors.As(err, &ue):
+		log.ErrorContext(ctx, "decision refused: account unreadable", "account_id", ue.AccountID, "err", ue.Why)
+		return status.Errorf(codes.DataLoss, "account %q cannot be read from the store; its decisions are refused until an operator repairs it", ue.AccountID)
+	case errors.Is(err, store.ErrCorrupt):
+		log.ErrorContext(ctx, "stored record undecodable", "err", err)
+		return status.Error(codes.DataLoss, "a stored record cannot be decoded; an operator must repair the store")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):

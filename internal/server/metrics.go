@@ -89,6 +89,8 @@ func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store) {
 			func() float64 { return float64(snaps.Current().NumAccounts()) }),
 		gauge("gatehouse_snapshot_sessions", "Sessions in the snapshot.",
 			func() float64 { return float64(snaps.Current().NumSessions()) }),
+		gauge("gatehouse_snapshot_unreadable_accounts", "Accounts left out of the snapshot because a stored record of theirs cannot be decoded; their decisions answer DATA_LOSS.",
+			func() float64 { return float64(snaps.Current().NumUnreadable()) }),
 	}
 	if sz, ok := st.(interface{ Size() (int64, error) }); ok {
 		cs = append(cs, gauge("gatehouse_store_size_bytes", "Size of the store file.", func() float64 {

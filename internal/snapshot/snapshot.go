@@ -156,16 +156,31 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 		}
 		accStates := make(map[string]*policy.AccountState, len(accounts))
 		sessStates := make(map[string]*policy.Session, len(sessions))
+		unreadable := map[string]string{}
 		for id, keys := range accounts {
 			prev := cur.Account(id)
+			_, wasUnreadable := cur.Unreadable(id)
 			d, err := loadAccount(tx, prev, id, keys)
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 				accStates[id] = nil
+				if wasUnreadable {
+					unreadable[id] = "" // deleted
+				}
+			case errors.Is(err, store.ErrCorrupt):
+				// Only this account is left out; the others go on.
+				accStates[id] = nil
+				unreadable[id] = err.Error()
+				f.log.Error("account unreadable: its decisions are refused until its records are repaired",
+					"account_id", id, "revision", tx.Revision(), "err", err)
 			case err != nil:
 				return fmt.Errorf("load account %q: %w", id, err)
 			default:
 				accStates[id] = policy.CompileFrom(prev, d)
+				if wasUnreadable {
+					unreadable[id] = ""
+					f.log.Info("account readable again", "account_id", id, "revision", tx.Revision())
+				}
 			}
 		}
 		for id := range sessions {
@@ -173,6 +188,10 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 				sessStates[id] = nil
+			case errors.Is(err, store.ErrCorrupt):
+				sessStates[id] = nil
+				f.log.Error("session unreadable: left out of the snapshot (checks in it answer NOT_FOUND)",
+					"session_id", id, "revision", tx.Revision(), "err", err)
 			case err != nil:
 				return fmt.Errorf("load session %q: %w", id, err)
 			default:
@@ -180,6 +199,9 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 			}
 		}
 		next = cur.Apply(tx.Revision(), accStates, sessStates)
+		if len(unreadable) > 0 {
+			next = next.WithUnreadable(unreadable)
+		}
 		if len(tokens) > 0 {
 			changed := make(map[string]*auth.Token, len(tokens))
 			for id := range tokens {
@@ -187,6 +209,9 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 				switch {
 				case errors.Is(err, store.ErrNotFound):
 					changed[id] = nil
+				case errors.Is(err, store.ErrCorrupt):
+					changed[id] = nil
+					f.log.Error("caller token unreadable: it authenticates nobody", "token_id", id, "err", err)
 				case err != nil:
 					return fmt.Errorf("load token %q: %w", id, err)
 				default:
@@ -226,17 +251,32 @@ func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 		}
 		accounts := make(map[string]*policy.AccountState, len(ids))
 		sessions := map[string]*policy.Session{}
+		unreadable := map[string]string{}
 		for _, id := range ids {
-			d, ss, err := store.LoadAccount(tx, id, true)
-			if err != nil {
+			d, _, err := store.LoadAccount(tx, id, false)
+			switch {
+			case errors.Is(err, store.ErrCorrupt):
+				// Leave this account out (its sessions stay, so that
+				// their decisions say why they fail); the others go on.
+				unreadable[id] = err.Error()
+				f.log.Error("account unreadable: its decisions are refused until its records are repaired",
+					"account_id", id, "revision", tx.Revision(), "err", err)
+			case err != nil:
 				return fmt.Errorf("load account %q: %w", id, err)
+			default:
+				accounts[id] = policy.Compile(d)
 			}
-			accounts[id] = policy.Compile(d)
+			ss, err := store.AccountSessions(tx, id, f.badSession)
+			if err != nil {
+				return fmt.Errorf("load sessions of %q: %w", id, err)
+			}
 			for i := range ss {
 				sessions[ss[i].ID] = &ss[i]
 			}
 		}
-		toks, _, err := store.ListTokens(tx, "", 0)
+		toks, err := store.LoadTokens(tx, func(key string, err error) {
+			f.log.Error("caller token unreadable: it authenticates nobody", "key", key, "err", err)
+		})
 		if err != nil {
 			return err
 		}
@@ -244,10 +284,14 @@ func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 		for i := range toks {
 			tokens[toks[i].ID] = &toks[i]
 		}
-		snap = policy.NewSnapshot(tx.Revision(), accounts, sessions).WithTokens(tokens)
+		snap = policy.NewSnapshot(tx.Revision(), accounts, sessions).WithTokens(tokens).WithUnreadable(unreadable)
 		return nil
 	})
 	return snap, err
+}
+
+func (f *Follower) badSession(key string, err error) {
+	f.log.Error("session unreadable: left out of the snapshot (checks in it answer NOT_FOUND)", "key", key, "err", err)
 }
 
 // Changed returns a channel that is closed when the snapshot after the

@@ -603,6 +603,9 @@ func SessionsToSweep(tx ReadTx, startedBefore, endedBefore time.Time, max int) (
 	err := tx.Scan(sessionIndexPrefix, "", func(key string, acct []byte) (bool, error) {
 		id := strings.TrimPrefix(key, sessionIndexPrefix)
 		s, err := getJSON[policy.Session](tx, sessionKey(string(acct), id))
+		if errors.Is(err, ErrCorrupt) {
+			return true, nil // undecodable: the snapshot reports it; nothing to decide here
+		}
 		if err != nil {
 			return false, fmt.Errorf("session %q: %w", id, err)
 		}
@@ -622,4 +625,34 @@ func DeleteSession(tx Tx, s *policy.Session) error {
 		return err
 	}
 	return tx.Delete(sessionKey(s.AccountID, s.ID))
+}
+
+// scanDecodable decodes every record under prefix as a T and calls ok with
+// each that decodes, bad with the key of each that does not.
+func scanDecodable[T any](tx ReadTx, prefix string, ok func(v T), bad func(key string, err error)) error {
+	return tx.Scan(prefix, "", func(key string, val []byte) (bool, error) {
+		var v T
+		if err := json.Unmarshal(val, &v); err != nil {
+			bad(key, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err))
+			return true, nil
+		}
+		ok(v)
+		return true, nil
+	})
+}
+
+// AccountSessions returns the sessions of an account that decode; bad is
+// called with the key of each that does not.
+func AccountSessions(tx ReadTx, acct string, bad func(key string, err error)) ([]policy.Session, error) {
+	var out []policy.Session
+	err := scanDecodable(tx, sessionPrefixOf(acct), func(s policy.Session) { out = append(out, s) }, bad)
+	return out, err
+}
+
+// LoadTokens returns every caller token that decodes; bad is called with
+// the key of each that does not.
+func LoadTokens(tx ReadTx, bad func(key string, err error)) ([]auth.Token, error) {
+	var out []auth.Token
+	err := scanDecodable(tx, tokenPrefix, func(t auth.Token) { out = append(out, t) }, bad)
+	return out, err
 }
