@@ -18,34 +18,63 @@ import (
 	"time"
 )
 
-// WriteSelfSigned writes a self-signed CA certificate for 127.0.0.1 with
-// the given common name, usable as server and client certificate and as
-// its own CA, into dir as cert.pem and key.pem, and returns the paths.
-func WriteSelfSigned(t *testing.T, dir, cn string) (certFile, keyFile string) {
+// template returns a certificate template valid for an hour either side of
+// now, with the given common name.
+func template(cn string) *x509.Certificate {
+	return &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+}
+
+// issue signs tmpl with a new key: by parent's key, or self-signed when
+// parent is nil. It returns the certificate's DER bytes and its key.
+func issue(t *testing.T, tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) ([]byte, *ecdsa.PrivateKey) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if parent == nil {
+		parent, parentKey = tmpl, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return der, key
+}
+
+// writePEM writes a certificate (and its key when key is not nil) as PEM
+// files.
+func writePEM(t *testing.T, certFile string, der []byte, keyFile string, key *ecdsa.PrivateKey) {
+	t.Helper()
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if key == nil {
+		return
 	}
 	kb, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// WriteSelfSigned writes a self-signed CA certificate for 127.0.0.1 with
+// the given common name, usable as server and client certificate and as
+// its own CA, into dir as cert.pem and key.pem, and returns the paths.
+func WriteSelfSigned(t *testing.T, dir, cn string) (certFile, keyFile string) {
+	t.Helper()
+	tmpl := template(cn)
+	tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+	tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+	der, key := issue(t, tmpl, nil, nil)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writePEM(t, certFile, der, keyFile, key)
 	return certFile, keyFile
 }
 
@@ -62,25 +91,15 @@ type CA struct {
 // (as ca.pem).
 func NewCA(t *testing.T, dir, cn string) *CA {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageCertSign, IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tmpl := template(cn)
+	tmpl.KeyUsage, tmpl.IsCA, tmpl.BasicConstraintsValid = x509.KeyUsageCertSign, true, true
+	der, key := issue(t, tmpl, nil, nil)
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ca := &CA{CertFile: filepath.Join(dir, "ca.pem"), cert: cert, key: key}
-	if err := os.WriteFile(ca.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writePEM(t, ca.CertFile, der, "", nil)
 	return ca
 }
 
@@ -88,13 +107,8 @@ func NewCA(t *testing.T, dir, cn string) *CA {
 // given subject common name and URI subject alternative names.
 func (ca *CA) IssueClient(t *testing.T, cn string, uris ...string) tls.Certificate {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	tmpl := template(cn)
+	tmpl.KeyUsage, tmpl.ExtKeyUsage = x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	for _, s := range uris {
 		u, err := url.Parse(s)
 		if err != nil {
@@ -102,10 +116,7 @@ func (ca *CA) IssueClient(t *testing.T, cn string, uris ...string) tls.Certifica
 		}
 		tmpl.URIs = append(tmpl.URIs, u)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	der, key := issue(t, tmpl, ca.cert, ca.key)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
 
@@ -114,16 +125,7 @@ func (ca *CA) IssueClient(t *testing.T, cn string, uris ...string) tls.Certifica
 func (ca *CA) WriteClient(t *testing.T, dir, name, cn string, uris ...string) (certFile, keyFile string) {
 	t.Helper()
 	c := ca.IssueClient(t, cn, uris...)
-	kb, err := x509.MarshalECPrivateKey(c.PrivateKey.(*ecdsa.PrivateKey))
-	if err != nil {
-		t.Fatal(err)
-	}
 	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writePEM(t, certFile, c.Certificate[0], keyFile, c.PrivateKey.(*ecdsa.PrivateKey))
 	return certFile, keyFile
 }
