@@ -3,6 +3,7 @@ package notify_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 )
 
@@ -37,6 +39,8 @@ type mailServer struct {
 	stalled  int
 	dataSeen int
 	accepted []received
+	// users, when set, is who may send (see mailOptions.users).
+	users map[string]string
 }
 
 // received is one accepted message.
@@ -52,7 +56,24 @@ var errTryLater = &gosmtp.SMTPError{Code: 451, EnhancedCode: gosmtp.EnhancedCode
 // startMailServer serves on 127.0.0.1:0 until the test ends.
 func startMailServer(t *testing.T) *mailServer {
 	t.Helper()
-	ms := &mailServer{t: t}
+	return startMailServerWith(t, mailOptions{})
+}
+
+// mailOptions configure a mail server.
+type mailOptions struct {
+	// users, when set, are the only senders accepted (AUTH PLAIN,
+	// username to password); MAIL FROM before AUTH is refused.
+	users map[string]string
+	// insecureAuth offers AUTH over plaintext connections too.
+	insecureAuth bool
+	// implicitTLS serves TLS from the first byte with this configuration.
+	implicitTLS *tls.Config
+}
+
+// startMailServerWith serves on 127.0.0.1:0 with o until the test ends.
+func startMailServerWith(t *testing.T, o mailOptions) *mailServer {
+	t.Helper()
+	ms := &mailServer{t: t, users: o.users}
 	srv := gosmtp.NewServer(gosmtp.BackendFunc(func(*gosmtp.Conn) (gosmtp.Session, error) {
 		return &mailSession{ms: ms}, nil
 	}))
@@ -60,9 +81,13 @@ func startMailServer(t *testing.T) *mailServer {
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 	srv.ReadTimeout = 10 * time.Second
 	srv.WriteTimeout = 10 * time.Second
+	srv.AllowInsecureAuth = o.insecureAuth
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if o.implicitTLS != nil {
+		lis = tls.NewListener(lis, o.implicitTLS)
 	}
 	ms.addr = lis.Addr().String()
 	served := make(chan error, 1)
@@ -132,15 +157,33 @@ func (ms *mailServer) take(from string, to []string, raw []byte) error {
 }
 
 type mailSession struct {
-	ms   *mailServer
-	from string
-	to   []string
+	ms     *mailServer
+	from   string
+	to     []string
+	authed string
+}
+
+var errAuthRequired = &gosmtp.SMTPError{Code: 530, EnhancedCode: gosmtp.EnhancedCode{5, 7, 0}, Message: "authentication required"}
+
+func (s *mailSession) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+func (s *mailSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, username, password string) error {
+		if want, ok := s.ms.users[username]; !ok || want != password {
+			return gosmtp.ErrAuthFailed
+		}
+		s.authed = username
+		return nil
+	}), nil
 }
 
 func (s *mailSession) Reset()        { s.from, s.to = "", nil }
 func (s *mailSession) Logout() error { return nil }
 
 func (s *mailSession) Mail(from string, _ *gosmtp.MailOptions) error {
+	if s.ms.users != nil && s.authed == "" {
+		return errAuthRequired
+	}
 	s.from = from
 	return nil
 }

@@ -21,11 +21,15 @@ import (
 const DefaultSMTPTimeout = 30 * time.Second
 
 // SMTP delivers messages to one SMTP server (a relay or the recipients'
-// mail server), one message per connection, without authentication: the
-// server must accept mail from this host for the recipients (relay by
-// network). When the server offers STARTTLS the connection is upgraded and
-// the server's certificate is verified against its host name, except for a
-// server on a loopback address, where the traffic never leaves the machine.
+// mail server), one message per connection. With ImplicitTLS the
+// connection is TLS from the start (port 465); otherwise, when the server
+// offers STARTTLS, the connection is upgraded. Either way the server's
+// certificate is verified against its host name; a server on a loopback
+// address is not asked for STARTTLS, as the traffic never leaves the
+// machine. With a Username the client authenticates with AUTH PLAIN, which
+// it does only over TLS or to a loopback server, so a password is never
+// sent in the clear; without one the server must accept mail from this
+// host (relay by network).
 type SMTP struct {
 	// Addr is the server's host:port.
 	Addr string
@@ -35,9 +39,14 @@ type SMTP struct {
 	HelloName string
 	// Timeout bounds one delivery; DefaultSMTPTimeout when zero.
 	Timeout time.Duration
-	// TLSConfig is used for STARTTLS; nil verifies against the host name
-	// with the system's roots.
+	// TLSConfig is used for STARTTLS and implicit TLS; nil verifies
+	// against the host name with the system's roots.
 	TLSConfig *tls.Config
+	// ImplicitTLS speaks TLS from the first byte (SMTPS, port 465).
+	ImplicitTLS bool
+	// Username and Password, when Username is set, authenticate with AUTH
+	// PLAIN.
+	Username, Password string
 }
 
 // String names the backend in logs.
@@ -71,6 +80,14 @@ func (s *SMTP) Deliver(ctx context.Context, m *store.OutboxMessage) error {
 	_ = conn.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	if s.ImplicitTLS {
+		tc := tls.Client(conn, s.tlsConfig(host))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			_ = conn.Close()
+			return fmt.Errorf("TLS: %w", err)
+		}
+		conn = tc
+	}
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
 		_ = conn.Close()
@@ -84,13 +101,19 @@ func (s *SMTP) Deliver(ctx context.Context, m *store.OutboxMessage) error {
 	if err := c.Hello(helo); err != nil {
 		return fmt.Errorf("EHLO: %w", err)
 	}
-	if ok, _ := c.Extension("STARTTLS"); ok && !isLoopback(host) {
-		cfg := s.TLSConfig
-		if cfg == nil {
-			cfg = &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
-		}
-		if err := c.StartTLS(cfg); err != nil {
+	if ok, _ := c.Extension("STARTTLS"); ok && !s.ImplicitTLS && !isLoopback(host) {
+		if err := c.StartTLS(s.tlsConfig(host)); err != nil {
 			return fmt.Errorf("STARTTLS: %w", err)
+		}
+	}
+	if s.Username != "" {
+		if ok, _ := c.Extension("AUTH"); !ok {
+			return errors.New("AUTH: the server offers no authentication (over this connection)")
+		}
+		// PlainAuth itself refuses to send the password without TLS,
+		// except to localhost.
+		if err := c.Auth(smtp.PlainAuth("", s.Username, s.Password, host)); err != nil {
+			return fmt.Errorf("AUTH: %w", err)
 		}
 	}
 	if err := c.Mail(s.From); err != nil {
@@ -114,6 +137,17 @@ func (s *SMTP) Deliver(ctx context.Context, m *store.OutboxMessage) error {
 	}
 	_ = c.Quit() // the message is accepted; a failing QUIT changes nothing
 	return nil
+}
+
+func (s *SMTP) tlsConfig(host string) *tls.Config {
+	if s.TLSConfig != nil {
+		cfg := s.TLSConfig.Clone()
+		if cfg.ServerName == "" {
+			cfg.ServerName = host
+		}
+		return cfg
+	}
+	return &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
 }
 
 func isLoopback(host string) bool {

@@ -2,6 +2,8 @@ package notify_test
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/mail"
 	"os"
@@ -13,6 +15,7 @@ import (
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/gatehouse-dev/gatehouse/internal/notify"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig/tlstest"
 )
 
 const from = "gatehouse@example.org"
@@ -193,5 +196,74 @@ func TestDir_WritesRecordFiles(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Errorf("refused ids left files: %v", entries)
+	}
+}
+
+// TestSMTP_AuthPlain: with a username the client authenticates with AUTH
+// PLAIN before MAIL FROM; a wrong password is an error and nothing is
+// accepted; a server that offers no AUTH over the connection gets no
+// password at all.
+func TestSMTP_AuthPlain(t *testing.T) {
+	users := map[string]string{"gatehouse": "s3cret"}
+	ms := startMailServerWith(t, mailOptions{users: users, insecureAuth: true})
+	m := goldenMessage(t)
+	if err := (&notify.SMTP{Addr: ms.addr, From: from}).Deliver(ctxT(t), &m); err == nil || !strings.Contains(err.Error(), "MAIL FROM") {
+		t.Fatalf("no credentials for a server that requires them: %v; want MAIL FROM refused", err)
+	}
+	if err := (&notify.SMTP{Addr: ms.addr, From: from, Username: "gatehouse", Password: "wrong"}).Deliver(ctxT(t), &m); err == nil || !strings.Contains(err.Error(), "AUTH") {
+		t.Fatalf("wrong password: %v; want an AUTH error", err)
+	}
+	if got, _ := ms.snapshot(); len(got) != 0 {
+		t.Fatalf("%d messages accepted without valid credentials", len(got))
+	}
+	if err := (&notify.SMTP{Addr: ms.addr, From: from, Username: "gatehouse", Password: "s3cret"}).Deliver(ctxT(t), &m); err != nil {
+		t.Fatalf("valid credentials: %v", err)
+	}
+	if got, _ := ms.snapshot(); len(got) != 1 {
+		t.Fatalf("%d messages accepted; want 1", len(got))
+	}
+
+	// Without TLS the server offers no AUTH: the client stops there.
+	plain := startMailServerWith(t, mailOptions{users: users})
+	err := (&notify.SMTP{Addr: plain.addr, From: from, Username: "gatehouse", Password: "s3cret"}).Deliver(ctxT(t), &m)
+	if err == nil || !strings.Contains(err.Error(), "offers no authentication") {
+		t.Fatalf("credentials for a server without AUTH: %v", err)
+	}
+}
+
+// TestSMTP_ImplicitTLS: with ImplicitTLS the client speaks TLS from the
+// first byte, verifies the server's certificate and may authenticate; a
+// client that does not cannot talk to such a server.
+func TestSMTP_ImplicitTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := tlstest.WriteSelfSigned(t, dir, "mail.test")
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	ms := startMailServerWith(t, mailOptions{users: map[string]string{"gatehouse": "s3cret"},
+		implicitTLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
+	m := goldenMessage(t)
+	b := &notify.SMTP{Addr: ms.addr, From: from, ImplicitTLS: true, TLSConfig: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		Username: "gatehouse", Password: "s3cret", Timeout: 5 * time.Second}
+	if err := b.Deliver(ctxT(t), &m); err != nil {
+		t.Fatalf("implicit TLS with credentials: %v", err)
+	}
+	if got, _ := ms.snapshot(); len(got) != 1 {
+		t.Fatalf("%d messages accepted; want 1", len(got))
+	}
+	untrusted := &notify.SMTP{Addr: ms.addr, From: from, ImplicitTLS: true, Timeout: 5 * time.Second}
+	if err := untrusted.Deliver(ctxT(t), &m); err == nil || !strings.Contains(err.Error(), "TLS") {
+		t.Fatalf("implicit TLS to a server whose certificate is not trusted: %v; want a TLS error", err)
+	}
+	plaintext := &notify.SMTP{Addr: ms.addr, From: from, Timeout: 2 * time.Second}
+	if err := plaintext.Deliver(ctxT(t), &m); err == nil {
+		t.Fatal("a plaintext client delivered to an implicit-TLS server")
 	}
 }
