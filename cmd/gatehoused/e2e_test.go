@@ -82,12 +82,12 @@ func binary(t *testing.T) string {
 	return binPath
 }
 
-// environ returns the test's environment without any GATEHOUSE_ variable,
-// plus extra (KEY=VALUE).
+// environ returns the test's environment without any GATEHOUSE_ or
+// OpenTelemetry (OTEL_) variable, plus extra (KEY=VALUE).
 func environ(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GATEHOUSE_") {
+		if !strings.HasPrefix(kv, "GATEHOUSE_") && !strings.HasPrefix(kv, "OTEL_") {
 			env = append(env, kv)
 		}
 	}
@@ -769,6 +769,9 @@ func TestE2E_RefusesBadConfiguration(t *testing.T) {
 		{"bad log format", nil, []string{"--log-format", "yaml"}, "log-format"},
 		{"zero shutdown timeout", nil, []string{"--shutdown-timeout", "0s"}, "shutdown-timeout"},
 		{"unknown flag", nil, []string{"--no-such-flag"}, "no-such-flag"},
+		{"otel endpoint without port", nil, []string{"--otel-endpoint", "otel-collector"}, "otel-endpoint"},
+		{"sample ratio above one", []string{"GATEHOUSE_OTEL_SAMPLE_RATIO=2"}, nil, "otel-sample-ratio"},
+		{"bad OTEL_RESOURCE_ATTRIBUTES with tracing", []string{"OTEL_RESOURCE_ATTRIBUTES=no-equals-sign"}, []string{"--otel-endpoint", "127.0.0.1:4317"}, "tracing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -25,7 +26,11 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig"
+	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 func main() {
@@ -121,8 +126,19 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if cfg.MetricsAddr != "" {
 		metrics = server.NewMetrics()
 	}
+	// The tracer provider is created before the server and, deferred, shut
+	// down after it stopped: every span has ended by then.
+	var tp trace.TracerProvider
+	if cfg.OTelEndpoint != "" {
+		sdktp, err := startTracing(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer stopTracing(sdktp, cfg.ShutdownTimeout, log)
+		tp = sdktp
+	}
 	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain,
-		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg,
+		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg, TracerProvider: tp,
 		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, DecisionTimeout: cfg.DecisionTimeout}})
 	if metrics != nil {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, log)
@@ -222,6 +238,46 @@ func bootstrapToken(ctx context.Context, st *bolt.Store, path string, log *slog.
 		log.Warn("wrote a new operator token; keep it secret", "file", path)
 	}
 	return nil
+}
+
+// maxTraceFlush bounds how long the spans still queued at shutdown may take
+// to reach the collector, after the last call ended.
+const maxTraceFlush = 5 * time.Second
+
+// startTracing creates the tracer provider exporting to cfg.OTelEndpoint
+// and routes the OpenTelemetry SDK's errors (an unreachable collector,
+// dropped spans) into the log.
+func startTracing(ctx context.Context, cfg config.Config, log *slog.Logger) (*sdktrace.TracerProvider, error) {
+	tp, err := tracing.NewProvider(ctx, tracing.Settings{Endpoint: cfg.OTelEndpoint, Plaintext: cfg.OTelPlaintext(),
+		SampleRatio: cfg.OTelSampleRatio, ServiceVersion: version()})
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing error", "err", err) }))
+	log.Info("tracing on", "otel_endpoint", cfg.OTelEndpoint, "plaintext", cfg.OTelPlaintext(), "sample_ratio", cfg.OTelSampleRatio)
+	return tp, nil
+}
+
+// stopTracing flushes the queued spans and stops the exporter, for at most
+// maxTraceFlush or the shutdown timeout, whichever is shorter.
+func stopTracing(tp *sdktrace.TracerProvider, shutdownTimeout time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(maxTraceFlush, shutdownTimeout))
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		log.Warn("traces not flushed", "err", err)
+		return
+	}
+	log.Info("traces flushed")
+}
+
+// version is the daemon's module version when the build recorded one (go
+// install of a tagged version, or a VCS-stamped build), else "".
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok || bi.Main.Version == "" || bi.Main.Version == "(devel)" {
+		return ""
+	}
+	return bi.Main.Version
 }
 
 // serveMetrics serves Prometheus metrics on addr at /metrics until the

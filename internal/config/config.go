@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/mail"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -73,6 +74,17 @@ type Config struct {
 	// StatsInterval is how often runtime statistics (goroutines, memory,
 	// revision) are logged; 0 logs none.
 	StatsInterval time.Duration
+	// OTelEndpoint is the host:port of an OTLP/gRPC trace collector; empty
+	// (the default) turns tracing off.
+	OTelEndpoint string
+	// OTelInsecure sends spans to a non-loopback OTelEndpoint without TLS.
+	// A loopback endpoint (a collector agent on the same host) is always
+	// plaintext; see OTelPlaintext.
+	OTelInsecure bool
+	// OTelSampleRatio is the share of calls that arrive without a trace
+	// context which start a new trace (default 0.01). A call that carries
+	// one follows its caller's sampling decision.
+	OTelSampleRatio float64
 }
 
 // Default returns the defaults: loopback on port 8470, ./data.
@@ -92,6 +104,7 @@ func Default() Config {
 		MaxRecvMsgSize:     4 << 20,
 		MaxInflight:        1024,
 		DecisionTimeout:    time.Second,
+		OTelSampleRatio:    0.01,
 	}
 }
 
@@ -121,6 +134,18 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "calls served at once, and streams open at once; more are refused with RESOURCE_EXHAUSTED (health checks exempt)")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "deadline of a decision whose caller sets none")
 	fs.DurationVar(&c.StatsInterval, "stats-interval", c.StatsInterval, "log runtime statistics (goroutines, memory, revision) this often (0: never)")
+	fs.StringVar(&c.OTelEndpoint, "otel-endpoint", c.OTelEndpoint, "send OpenTelemetry traces to the OTLP/gRPC collector at this `host:port` (empty: tracing off)")
+	fs.BoolVar(&c.OTelInsecure, "otel-insecure", c.OTelInsecure, "send traces to a non-loopback --otel-endpoint without TLS (a loopback endpoint is always plaintext)")
+	fs.Float64Var(&c.OTelSampleRatio, "otel-sample-ratio", c.OTelSampleRatio, "share (0 to 1) of calls without a caller's trace context that start a trace; calls with one follow the caller's decision")
+}
+
+// OTelPlaintext reports whether spans are sent to OTelEndpoint without
+// TLS: when OTelInsecure is set, or when the endpoint is a loopback address
+// (localhost, 127.0.0.0/8, ::1), where a collector agent on the same host
+// listens in plaintext by default.
+func (c Config) OTelPlaintext() bool {
+	host, _, err := net.SplitHostPort(c.OTelEndpoint)
+	return c.OTelInsecure || (err == nil && isLoopback(host))
 }
 
 // NotificationDir returns the directory notifications are written to when
@@ -224,6 +249,16 @@ func (c Config) Validate() error {
 	}
 	if c.StatsInterval < 0 {
 		errs = append(errs, errors.New("stats-interval must not be negative"))
+	}
+	if c.OTelEndpoint != "" {
+		host, port, err := net.SplitHostPort(c.OTelEndpoint)
+		if n, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil || n == 0 {
+			errs = append(errs, fmt.Errorf("otel-endpoint %q: want the host:port of an OTLP/gRPC collector such as otel-collector:4317", c.OTelEndpoint))
+		}
+	}
+	// Written so that NaN fails too.
+	if !(c.OTelSampleRatio >= 0 && c.OTelSampleRatio <= 1) {
+		errs = append(errs, fmt.Errorf("otel-sample-ratio %v: want a number from 0 to 1", c.OTelSampleRatio))
 	}
 	return errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package config_test
 import (
 	"flag"
 	"io"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -107,6 +108,23 @@ func TestValidate(t *testing.T) {
 		{name: "negative session max age", edit: func(c *config.Config) { c.SessionMaxAge = -time.Hour }, wantErr: []string{"session-max-age"}},
 		{name: "negative session retention", edit: func(c *config.Config) { c.SessionRetention = -time.Hour }, wantErr: []string{"session-retention"}},
 
+		{name: "otel collector", edit: func(c *config.Config) { c.OTelEndpoint = "otel-collector.observability:4317" }},
+		{name: "otel collector loopback v6", edit: func(c *config.Config) { c.OTelEndpoint = "[::1]:4317" }},
+		{name: "otel collector insecure", edit: func(c *config.Config) { c.OTelEndpoint = "10.0.0.7:4317"; c.OTelInsecure = true }},
+		{name: "otel insecure without endpoint is ignored", edit: func(c *config.Config) { c.OTelInsecure = true }},
+		{name: "otel endpoint without port", edit: func(c *config.Config) { c.OTelEndpoint = "otel-collector" }, wantErr: []string{`otel-endpoint "otel-collector"`}},
+		{name: "otel endpoint without host", edit: func(c *config.Config) { c.OTelEndpoint = ":4317" }, wantErr: []string{`otel-endpoint ":4317"`}},
+		{name: "otel endpoint as URL", edit: func(c *config.Config) { c.OTelEndpoint = "http://otel-collector:4317" }, wantErr: []string{`otel-endpoint "http://otel-collector:4317"`}},
+		{name: "otel endpoint named port", edit: func(c *config.Config) { c.OTelEndpoint = "otel-collector:otlp" }, wantErr: []string{`otel-endpoint "otel-collector:otlp"`}},
+		{name: "otel endpoint port zero", edit: func(c *config.Config) { c.OTelEndpoint = "otel-collector:0" }, wantErr: []string{`otel-endpoint "otel-collector:0"`}},
+		{name: "otel endpoint port too large", edit: func(c *config.Config) { c.OTelEndpoint = "otel-collector:65536" }, wantErr: []string{`otel-endpoint "otel-collector:65536"`}},
+		{name: "sample nothing", edit: func(c *config.Config) { c.OTelSampleRatio = 0 }},
+		{name: "sample everything", edit: func(c *config.Config) { c.OTelSampleRatio = 1 }},
+		{name: "negative sample ratio", edit: func(c *config.Config) { c.OTelSampleRatio = -0.1 }, wantErr: []string{"otel-sample-ratio -0.1"}},
+		{name: "sample ratio above one", edit: func(c *config.Config) { c.OTelSampleRatio = 1.5 }, wantErr: []string{"otel-sample-ratio 1.5"}},
+		{name: "sample ratio NaN", edit: func(c *config.Config) { c.OTelSampleRatio = math.NaN() }, wantErr: []string{"otel-sample-ratio NaN"}},
+		{name: "sample ratio infinite", edit: func(c *config.Config) { c.OTelSampleRatio = math.Inf(1) }, wantErr: []string{"otel-sample-ratio +Inf"}},
+
 		{
 			name: "every problem is reported",
 			edit: func(c *config.Config) {
@@ -159,6 +177,9 @@ func TestEnvName(t *testing.T) {
 		"max-inflight":      "GATEHOUSE_MAX_INFLIGHT",
 		"decision-timeout":  "GATEHOUSE_DECISION_TIMEOUT",
 		"stats-interval":    "GATEHOUSE_STATS_INTERVAL",
+		"otel-endpoint":     "GATEHOUSE_OTEL_ENDPOINT",
+		"otel-insecure":     "GATEHOUSE_OTEL_INSECURE",
+		"otel-sample-ratio": "GATEHOUSE_OTEL_SAMPLE_RATIO",
 	} {
 		if got := config.EnvName(flagName); got != want {
 			t.Errorf("EnvName(%q) = %q, want %q", flagName, got, want)
@@ -192,6 +213,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--smtp-addr", "mail.example.com:587", "--smtp-from", "noreply@example.com", "--outbox-dir", "/var/spool/gh",
 		"--max-recv-msg-size", "8388608", "--max-inflight", "64", "--decision-timeout", "250ms", "--stats-interval", "30s",
 		"--session-max-age", "2h", "--session-retention", "0",
+		"--otel-endpoint", "otel-collector:4317", "--otel-insecure", "--otel-sample-ratio", "0.25",
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -203,6 +225,7 @@ func TestRegisterFlags(t *testing.T) {
 		CobrowseBaseDomain: "cobrowse.example.com",
 		SMTPAddr:           "mail.example.com:587", SMTPFrom: "noreply@example.com", OutboxDir: "/var/spool/gh",
 		MaxRecvMsgSize: 8 << 20, MaxInflight: 64, DecisionTimeout: 250 * time.Millisecond, StatsInterval: 30 * time.Second,
+		OTelEndpoint: "otel-collector:4317", OTelInsecure: true, OTelSampleRatio: 0.25,
 	}
 	if c != want {
 		t.Errorf("flags gave %+v, want %+v", c, want)
@@ -236,6 +259,9 @@ func TestApplyEnv(t *testing.T) {
 		"GATEHOUSE_STATS_INTERVAL":       "1m",
 		"GATEHOUSE_SESSION_MAX_AGE":      "12h",
 		"GATEHOUSE_SESSION_RETENTION":    "168h",
+		"GATEHOUSE_OTEL_ENDPOINT":        "collector.example.org:4317",
+		"GATEHOUSE_OTEL_INSECURE":        "true",
+		"GATEHOUSE_OTEL_SAMPLE_RATIO":    "0.5",
 	}
 	tests := []struct {
 		name    string
@@ -259,6 +285,7 @@ func TestApplyEnv(t *testing.T) {
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
+					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
 				}
 			},
 		},
@@ -274,6 +301,7 @@ func TestApplyEnv(t *testing.T) {
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
+					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
 				}
 			},
 		},
@@ -289,6 +317,7 @@ func TestApplyEnv(t *testing.T) {
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
+					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
 				}
 			},
 		},
@@ -301,6 +330,11 @@ func TestApplyEnv(t *testing.T) {
 			name:    "bad duration names the variable",
 			env:     map[string]string{"GATEHOUSE_SHUTDOWN_TIMEOUT": "soon"},
 			wantErr: []string{"GATEHOUSE_SHUTDOWN_TIMEOUT", `"soon"`},
+		},
+		{
+			name:    "bad float names the variable",
+			env:     map[string]string{"GATEHOUSE_OTEL_SAMPLE_RATIO": "1%"},
+			wantErr: []string{"GATEHOUSE_OTEL_SAMPLE_RATIO", `"1%"`},
 		},
 		{
 			name:    "bad bool names the variable",
@@ -367,8 +401,10 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 	want := []string{
 		"GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR",
 		"GATEHOUSE_DECISION_TIMEOUT", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
-		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_METRICS_ADDR", "GATEHOUSE_OUTBOX_DIR",
-		"GATEHOUSE_SESSION_MAX_AGE", "GATEHOUSE_SESSION_RETENTION", "GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR", "GATEHOUSE_SMTP_FROM", "GATEHOUSE_STATS_INTERVAL", "GATEHOUSE_TLS_CERT",
+		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_METRICS_ADDR",
+		"GATEHOUSE_OTEL_ENDPOINT", "GATEHOUSE_OTEL_INSECURE", "GATEHOUSE_OTEL_SAMPLE_RATIO", "GATEHOUSE_OUTBOX_DIR",
+		"GATEHOUSE_SESSION_MAX_AGE", "GATEHOUSE_SESSION_RETENTION",
+		"GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR", "GATEHOUSE_SMTP_FROM", "GATEHOUSE_STATS_INTERVAL", "GATEHOUSE_TLS_CERT",
 		"GATEHOUSE_TLS_CLIENT_CA", "GATEHOUSE_TLS_KEY",
 	}
 	if !slices.Equal(asked, want) {
@@ -423,5 +459,37 @@ func TestDefaultLimits(t *testing.T) {
 	if d.MaxRecvMsgSize != 4<<20 || d.MaxInflight != 1024 || d.DecisionTimeout != time.Second || d.StatsInterval != 0 {
 		t.Errorf("Default() limits = %d bytes, %d in flight, decision timeout %v, stats every %v; want 4 MiB, 1024, 1s, never",
 			d.MaxRecvMsgSize, d.MaxInflight, d.DecisionTimeout, d.StatsInterval)
+	}
+}
+
+func TestDefaultTracing(t *testing.T) {
+	d := config.Default()
+	if d.OTelEndpoint != "" || d.OTelInsecure || d.OTelSampleRatio != 0.01 {
+		t.Errorf("Default() tracing = endpoint %q, insecure %v, sample ratio %v; want off, false, 0.01",
+			d.OTelEndpoint, d.OTelInsecure, d.OTelSampleRatio)
+	}
+}
+
+func TestOTelPlaintext(t *testing.T) {
+	for _, tt := range []struct {
+		endpoint string
+		insecure bool
+		want     bool
+	}{
+		{"127.0.0.1:4317", false, true},
+		{"127.0.0.53:4317", false, true},
+		{"localhost:4317", false, true},
+		{"[::1]:4317", false, true},
+		{"otel-collector:4317", false, false},
+		{"10.0.0.7:4317", false, false},
+		{"[fd00::7]:4317", false, false},
+		{"otel-collector:4317", true, true},
+		{"127.0.0.1:4317", true, true},
+	} {
+		c := config.Default()
+		c.OTelEndpoint, c.OTelInsecure = tt.endpoint, tt.insecure
+		if got := c.OTelPlaintext(); got != tt.want {
+			t.Errorf("OTelPlaintext() with endpoint %q, insecure %v = %v, want %v", tt.endpoint, tt.insecure, got, tt.want)
+		}
 	}
 }

@@ -159,6 +159,9 @@ func (d *decisionService) CheckFeature(ctx context.Context, req *gatehousev1.Che
 	}
 	d.s.metrics.countDecision(q.Feature, dec)
 	d.s.decisions.record(ctx, snap, &q, dec)
+	if d.s.tracing {
+		traceDecision(ctx, q.Feature, dec, snap.Revision())
+	}
 	return decisionToProto(dec, snap.Revision()), nil
 }
 
@@ -206,6 +209,9 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 		d.s.metrics.countDecision(qs[i].Feature, dec)
 		d.s.decisions.record(ctx, snap, &qs[i], dec)
 		resp.Results[i] = decisionToProto(dec, snap.Revision())
+	}
+	if d.s.tracing {
+		traceChecks(ctx, len(qs), snap.Revision())
 	}
 	return resp, nil
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -63,6 +65,10 @@ type Options struct {
 	// TLS, when set, serves TLS (and mutual TLS when it requires client
 	// certificates) instead of plaintext.
 	TLS *tls.Config
+	// TracerProvider, when set, traces every call but health checks and
+	// continues the callers' W3C trace context; see tracingOption. Without
+	// it nothing is instrumented.
+	TracerProvider trace.TracerProvider
 }
 
 // tlsOption returns the transport credentials of cfg (none when nil).
@@ -87,6 +93,9 @@ type Server struct {
 	auditRetention time.Duration
 	metrics        *Metrics
 	decisions      *decisionLog
+	// tracing is set when calls are traced; decisions annotate their
+	// spans only then.
+	tracing bool
 	// rules is the permission table (accessRules).
 	rules map[string]access
 
@@ -98,14 +107,16 @@ type Server struct {
 	shutdown sync.Once
 }
 
-// New builds a server with its interceptor chain, outermost first: metrics
+// New builds a server with its interceptor chain, outermost first (after
+// the tracing stats handler when Options.TracerProvider is set): metrics
 // (when configured), a request id (taken from the caller's x-request-id or
 // generated, returned in the response header and logged), a structured log
 // line per call with its code and latency, panic recovery (a panic becomes
 // INTERNAL and is logged, the process keeps serving), then authentication
 // and the permission table.
 func New(o Options) *Server {
-	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules, auditRetention: o.AuditRetention, metrics: o.Metrics}
+	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules, auditRetention: o.AuditRetention, metrics: o.Metrics,
+		tracing: o.TracerProvider != nil}
 	s.done = make(chan struct{})
 	s.decisions = &decisionLog{log: s.log}
 	if s.cobrowseBase == "" {
@@ -120,7 +131,11 @@ func New(o Options) *Server {
 	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
 		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
 	})
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(requestIDFields)}
+	logFields := requestIDFields
+	if s.tracing {
+		logFields = traceLogFields
+	}
+	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(logFields)}
 	unary := []grpc.UnaryServerInterceptor{unaryRequestID}
 	stream := []grpc.StreamServerInterceptor{streamRequestID}
 	if s.metrics != nil {
@@ -142,7 +157,7 @@ func New(o Options) *Server {
 			recovery.StreamServerInterceptor(recoverOpt),
 			s.streamAuth,
 		)...),
-	}, append(o.Limits.serverOptions(), tlsOption(o.TLS)...)...)...)
+	}, slices.Concat(o.Limits.serverOptions(), tlsOption(o.TLS), tracingOption(o.TracerProvider))...)...)
 	gatehousev1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	gatehousev1.RegisterSessionServiceServer(s.grpc, &sessionService{s: s})
 	gatehousev1.RegisterDecisionServiceServer(s.grpc, &decisionService{s: s})

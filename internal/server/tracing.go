@@ -1,0 +1,83 @@
+package server
+
+import (
+	"context"
+
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
+	"go.opentelemetry.io/otel/attribute"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+)
+
+// tracingOption instruments every call but health checks with a server
+// span from tp (named after the method, e.g.
+// "gatehouse.v1.DecisionService/CheckFeature"), continuing the caller's
+// W3C trace context (traceparent, tracestate). Without tp there is no
+// stats handler at all, so a daemon without tracing pays nothing for it.
+//
+// Health checks are left out: load balancers and orchestrators probe every
+// few seconds, and their spans would outnumber the interesting ones without
+// telling anything the health status does not. The handler's own metrics
+// are off; the Prometheus metrics cover calls.
+func tracingOption(tp trace.TracerProvider) []grpc.ServerOption {
+	if tp == nil {
+		return nil
+	}
+	return []grpc.ServerOption{grpc.StatsHandler(otelgrpc.NewServerHandler(
+		otelgrpc.WithTracerProvider(tp),
+		otelgrpc.WithPropagators(propagation.TraceContext{}),
+		otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
+		otelgrpc.WithFilter(filters.Not(filters.HealthCheck())),
+	))}
+}
+
+// Attributes of a CheckFeature span.
+const (
+	attrFeature  = attribute.Key("gatehouse.feature")
+	attrAllowed  = attribute.Key("gatehouse.decision.allowed")
+	attrReason   = attribute.Key("gatehouse.decision.reason")
+	attrRule     = attribute.Key("gatehouse.decision.rule")
+	attrRevision = attribute.Key("gatehouse.revision")
+	attrChecks   = attribute.Key("gatehouse.checks")
+)
+
+// traceDecision records a CheckFeature answer on the call's span when that
+// span is sampled. Callers check Server.tracing first.
+func traceDecision(ctx context.Context, f policy.Feature, d policy.Decision, rev uint64) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(
+		attrFeature.String(f.String()),
+		attrAllowed.Bool(d.Allowed),
+		attrReason.String(d.Reason.String()),
+		attrRule.String(d.Rule),
+		attrRevision.Int64(int64(rev)),
+	)
+}
+
+// traceChecks records the size and revision of a CheckFeatures call on its
+// span when that span is sampled. Callers check Server.tracing first.
+func traceChecks(ctx context.Context, n int, rev uint64) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attrChecks.Int(n), attrRevision.Int64(int64(rev)))
+}
+
+// traceLogFields adds the trace id of a sampled call to its log line, next
+// to the request id, so that a log line leads to its trace.
+func traceLogFields(ctx context.Context) logging.Fields {
+	fields := requestIDFields(ctx)
+	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
+		fields = append(fields, "trace_id", sc.TraceID().String())
+	}
+	return fields
+}
