@@ -772,6 +772,8 @@ func TestE2E_RefusesBadConfiguration(t *testing.T) {
 		{"otel endpoint without port", nil, []string{"--otel-endpoint", "otel-collector"}, "otel-endpoint"},
 		{"sample ratio above one", []string{"GATEHOUSE_OTEL_SAMPLE_RATIO=2"}, nil, "otel-sample-ratio"},
 		{"bad OTEL_RESOURCE_ATTRIBUTES with tracing", []string{"OTEL_RESOURCE_ATTRIBUTES=no-equals-sign"}, []string{"--otel-endpoint", "127.0.0.1:4317"}, "tracing"},
+		{"unreadable smtp password file", nil, []string{"--smtp-addr", "127.0.0.1:2525", "--smtp-username", "gh", "--smtp-password-file", "/nonexistent/smtp.pw"}, "smtp-password-file"},
+		{"smtp username without password file", nil, []string{"--smtp-addr", "127.0.0.1:2525", "--smtp-username", "gh"}, "smtp-username and smtp-password-file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -90,7 +91,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("demo data", "seeded", seeded, "account", demo.AccountID)
 	}
 	// The notification sender stops (deferred) before the store closes.
-	stopSender := startSender(cfg, st, log)
+	stopSender, err := startSender(cfg, st, log)
+	if err != nil {
+		return err
+	}
 	defer stopSender()
 	if cfg.BootstrapTokenFile != "" {
 		if err := bootstrapToken(ctx, st, cfg.BootstrapTokenFile, log); err != nil {
@@ -186,10 +190,18 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 // startSender runs the completed-session notification sender until the
 // returned function is called; that function returns once the sender has
 // made its last store write.
-func startSender(cfg config.Config, st *bolt.Store, log *slog.Logger) func() {
+func startSender(cfg config.Config, st *bolt.Store, log *slog.Logger) (func(), error) {
 	var backend notify.Backend = &notify.Dir{Path: cfg.NotificationDir()}
 	if cfg.SMTPAddr != "" {
-		backend = &notify.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom}
+		b := &notify.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, ImplicitTLS: cfg.SMTPImplicitTLS, Username: cfg.SMTPUsername}
+		if cfg.SMTPPasswordFile != "" {
+			pw, err := os.ReadFile(cfg.SMTPPasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("smtp-password-file: %w", err)
+			}
+			b.Password = strings.TrimRight(string(pw), "\r\n")
+		}
+		backend = b
 	}
 	sender := notify.NewSender(notify.Options{Store: st, Backend: backend, Logger: log.With("component", "notify")})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -201,7 +213,7 @@ func startSender(cfg config.Config, st *bolt.Store, log *slog.Logger) func() {
 	return func() {
 		cancel()
 		<-done
-	}
+	}, nil
 }
 
 // bootstrapToken writes a new operator token to path when the store has no

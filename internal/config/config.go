@@ -61,6 +61,15 @@ type Config struct {
 	SMTPAddr string
 	// SMTPFrom is the sender address of the notifications.
 	SMTPFrom string
+	// SMTPUsername, when set, authenticates to the SMTP server (AUTH
+	// PLAIN, only over TLS or to a loopback server) with the password in
+	// SMTPPasswordFile.
+	SMTPUsername string
+	// SMTPPasswordFile holds the SMTP password (trailing newline ignored).
+	SMTPPasswordFile string
+	// SMTPImplicitTLS speaks TLS from the first byte (SMTPS, port 465)
+	// instead of upgrading with STARTTLS.
+	SMTPImplicitTLS bool
 	// OutboxDir is where notifications are written as files when SMTPAddr
 	// is empty; empty means <DataDir>/outbox.
 	OutboxDir string
@@ -129,6 +138,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.CobrowseBaseDomain, "cobrowse-base-domain", c.CobrowseBaseDomain, "domain of generated co-browse URLs (https://<name>.<domain>)")
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", c.SMTPAddr, "SMTP server `host:port` for completed-session notifications (empty: write them to --outbox-dir)")
 	fs.StringVar(&c.SMTPFrom, "smtp-from", c.SMTPFrom, "sender `address` of completed-session notifications")
+	fs.StringVar(&c.SMTPUsername, "smtp-username", c.SMTPUsername, "authenticate to the SMTP server as this `user` (AUTH PLAIN, only over TLS or to a loopback server)")
+	fs.StringVar(&c.SMTPPasswordFile, "smtp-password-file", c.SMTPPasswordFile, "`file` holding the SMTP password, for --smtp-username")
+	fs.BoolVar(&c.SMTPImplicitTLS, "smtp-implicit-tls", c.SMTPImplicitTLS, "speak TLS to the SMTP server from the first byte (SMTPS, usually port 465) instead of STARTTLS")
 	fs.StringVar(&c.OutboxDir, "outbox-dir", c.OutboxDir, "directory completed-session notifications are written to without --smtp-addr (default <data-dir>/outbox)")
 	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", c.MaxRecvMsgSize, "largest request message accepted, in `bytes` (larger: RESOURCE_EXHAUSTED)")
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "calls served at once, and streams open at once; more are refused with RESOURCE_EXHAUSTED (health checks exempt)")
@@ -234,6 +246,12 @@ func (c Config) Validate() error {
 		if c.OutboxDir != "" {
 			errs = append(errs, errors.New("outbox-dir is used only without smtp-addr; set one of them"))
 		}
+	}
+	if (c.SMTPUsername == "") != (c.SMTPPasswordFile == "") {
+		errs = append(errs, errors.New("smtp-username and smtp-password-file go together"))
+	}
+	if c.SMTPAddr == "" && (c.SMTPUsername != "" || c.SMTPImplicitTLS) {
+		errs = append(errs, errors.New("smtp-username, smtp-password-file and smtp-implicit-tls need smtp-addr"))
 	}
 	if a, err := mail.ParseAddress(c.SMTPFrom); err != nil || a.Address != c.SMTPFrom || a.Name != "" {
 		errs = append(errs, fmt.Errorf("smtp-from %q: want a plain e-mail address such as gatehouse@example.com", c.SMTPFrom))

@@ -95,6 +95,12 @@ func TestValidate(t *testing.T) {
 		{name: "smtp from not an address", edit: func(c *config.Config) { c.SMTPFrom = "gatehouse" }, wantErr: []string{"smtp-from"}},
 		{name: "empty smtp from", edit: func(c *config.Config) { c.SMTPFrom = "" }, wantErr: []string{"smtp-from"}},
 		{name: "smtp from other", edit: func(c *config.Config) { c.SMTPFrom = "noreply@support.example.com" }},
+		{name: "smtp with credentials", edit: func(c *config.Config) {
+			c.SMTPAddr, c.SMTPUsername, c.SMTPPasswordFile, c.SMTPImplicitTLS = "mail.example.com:465", "gh", "/run/pw", true
+		}},
+		{name: "smtp username without password", edit: func(c *config.Config) { c.SMTPAddr, c.SMTPUsername = "mail.example.com:587", "gh" }, wantErr: []string{"smtp-username and smtp-password-file"}},
+		{name: "smtp password without username", edit: func(c *config.Config) { c.SMTPAddr, c.SMTPPasswordFile = "mail.example.com:587", "/run/pw" }, wantErr: []string{"smtp-username and smtp-password-file"}},
+		{name: "smtp implicit tls without server", edit: func(c *config.Config) { c.SMTPImplicitTLS = true }, wantErr: []string{"need smtp-addr"}},
 
 		{name: "small message limit", edit: func(c *config.Config) { c.MaxRecvMsgSize = 1024 }},
 		{name: "tiny message limit", edit: func(c *config.Config) { c.MaxRecvMsgSize = 1023 }, wantErr: []string{"max-recv-msg-size 1023"}},
@@ -211,6 +217,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--log-level", "debug", "--log-format", "text", "--shutdown-timeout", "250ms",
 		"--cobrowse-base-domain", "cobrowse.example.com",
 		"--smtp-addr", "mail.example.com:587", "--smtp-from", "noreply@example.com", "--outbox-dir", "/var/spool/gh",
+		"--smtp-username", "gh", "--smtp-password-file", "/run/secrets/smtp", "--smtp-implicit-tls",
 		"--max-recv-msg-size", "8388608", "--max-inflight", "64", "--decision-timeout", "250ms", "--stats-interval", "30s",
 		"--session-max-age", "2h", "--session-retention", "0",
 		"--otel-endpoint", "otel-collector:4317", "--otel-insecure", "--otel-sample-ratio", "0.25",
@@ -224,6 +231,7 @@ func TestRegisterFlags(t *testing.T) {
 		SessionMaxAge: 2 * time.Hour, SessionRetention: 0,
 		CobrowseBaseDomain: "cobrowse.example.com",
 		SMTPAddr:           "mail.example.com:587", SMTPFrom: "noreply@example.com", OutboxDir: "/var/spool/gh",
+		SMTPUsername: "gh", SMTPPasswordFile: "/run/secrets/smtp", SMTPImplicitTLS: true,
 		MaxRecvMsgSize: 8 << 20, MaxInflight: 64, DecisionTimeout: 250 * time.Millisecond, StatsInterval: 30 * time.Second,
 		OTelEndpoint: "otel-collector:4317", OTelInsecure: true, OTelSampleRatio: 0.25,
 	}
@@ -252,6 +260,9 @@ func TestApplyEnv(t *testing.T) {
 		"GATEHOUSE_COBROWSE_BASE_DOMAIN": "co.example.org",
 		"GATEHOUSE_SMTP_ADDR":            "smtp.example.org:25",
 		"GATEHOUSE_SMTP_FROM":            "gh@example.org",
+		"GATEHOUSE_SMTP_USERNAME":        "relay-user",
+		"GATEHOUSE_SMTP_PASSWORD_FILE":   "/srv/smtp.pw",
+		"GATEHOUSE_SMTP_IMPLICIT_TLS":    "true",
 		"GATEHOUSE_OUTBOX_DIR":           "/srv/outbox",
 		"GATEHOUSE_MAX_RECV_MSG_SIZE":    "2048",
 		"GATEHOUSE_MAX_INFLIGHT":         "8",
@@ -283,6 +294,7 @@ func TestApplyEnv(t *testing.T) {
 					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 3 * time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
+					SMTPUsername: "relay-user", SMTPPasswordFile: "/srv/smtp.pw", SMTPImplicitTLS: true,
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
@@ -299,6 +311,7 @@ func TestApplyEnv(t *testing.T) {
 					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
+					SMTPUsername: "relay-user", SMTPPasswordFile: "/srv/smtp.pw", SMTPImplicitTLS: true,
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
@@ -315,6 +328,7 @@ func TestApplyEnv(t *testing.T) {
 					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 3 * time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
+					SMTPUsername: "relay-user", SMTPPasswordFile: "/srv/smtp.pw", SMTPImplicitTLS: true,
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
@@ -404,7 +418,8 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_METRICS_ADDR",
 		"GATEHOUSE_OTEL_ENDPOINT", "GATEHOUSE_OTEL_INSECURE", "GATEHOUSE_OTEL_SAMPLE_RATIO", "GATEHOUSE_OUTBOX_DIR",
 		"GATEHOUSE_SESSION_MAX_AGE", "GATEHOUSE_SESSION_RETENTION",
-		"GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR", "GATEHOUSE_SMTP_FROM", "GATEHOUSE_STATS_INTERVAL", "GATEHOUSE_TLS_CERT",
+		"GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR", "GATEHOUSE_SMTP_FROM",
+		"GATEHOUSE_SMTP_IMPLICIT_TLS", "GATEHOUSE_SMTP_PASSWORD_FILE", "GATEHOUSE_SMTP_USERNAME", "GATEHOUSE_STATS_INTERVAL", "GATEHOUSE_TLS_CERT",
 		"GATEHOUSE_TLS_CLIENT_CA", "GATEHOUSE_TLS_KEY",
 	}
 	if !slices.Equal(asked, want) {
