@@ -1,6 +1,9 @@
 package server
 
 import (
+	"context"
+	"time"
+
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
@@ -74,7 +77,7 @@ func (m *Metrics) countDecision(f policy.Feature, d policy.Decision) {
 
 // watch registers gauges that read the snapshot and the store at scrape
 // time.
-func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store) {
+func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store, now func() time.Time) {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}
@@ -92,6 +95,31 @@ func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store) {
 		gauge("gatehouse_snapshot_unreadable_accounts", "Accounts left out of the snapshot because a stored record of theirs cannot be decoded; their decisions answer DATA_LOSS.",
 			func() float64 { return float64(snaps.Current().NumUnreadable()) }),
 	}
+	outbox := func(f func(queued int, oldest time.Time) float64) func() float64 {
+		return func() float64 {
+			var n int
+			var oldest time.Time
+			err := st.View(context.Background(), func(tx store.ReadTx) (err error) {
+				n, oldest, err = store.OutboxStats(tx)
+				return err
+			})
+			if err != nil {
+				return -1
+			}
+			return f(n, oldest)
+		}
+	}
+	cs = append(cs,
+		gauge("gatehouse_notifications_queued", "Completed-session notifications waiting for delivery (-1: the outbox cannot be read).",
+			outbox(func(n int, _ time.Time) float64 { return float64(n) })),
+		gauge("gatehouse_notifications_oldest_age_seconds", "Age of the oldest notification waiting for delivery; 0 when none waits. Alert when it grows: deliveries are failing.",
+			outbox(func(n int, oldest time.Time) float64 {
+				if n == 0 {
+					return 0
+				}
+				return now().Sub(oldest).Seconds()
+			})),
+	)
 	if sz, ok := st.(interface{ Size() (int64, error) }); ok {
 		cs = append(cs, gauge("gatehouse_store_size_bytes", "Size of the store file.", func() float64 {
 			n, err := sz.Size()

@@ -1,8 +1,12 @@
 package server
 
 import (
+	"fmt"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
@@ -61,5 +65,74 @@ func TestRequestID_EchoedOrGenerated(t *testing.T) {
 	}
 	if got := hdr.Get("x-request-id"); len(got) != 1 || len(got[0]) != 16 {
 		t.Fatalf("generated request id = %v", got)
+	}
+}
+
+// TestMetrics_NotificationQueue: the outbox gauges count the queued
+// completed-session notifications and the age of the oldest, by the
+// server's clock.
+func TestMetrics_NotificationQueue(t *testing.T) {
+	t.Parallel()
+	clk := &outboxClock{now: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)}
+	m := NewMetrics()
+	e := MustStart(t, "", func(o *Options) { o.Metrics = m; o.Now = clk.Now })
+	supportFixture(t, e)
+	gauges := func() string {
+		t.Helper()
+		var b strings.Builder
+		for _, name := range []string{"gatehouse_notifications_queued", "gatehouse_notifications_oldest_age_seconds"} {
+			mfs, err := m.Registry.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				if mf.GetName() == name {
+					fmt.Fprintf(&b, "%s=%g ", name, mf.GetMetric()[0].GetGauge().GetValue())
+				}
+			}
+		}
+		return strings.TrimSpace(b.String())
+	}
+	if got := gauges(); got != "gatehouse_notifications_queued=0 gatehouse_notifications_oldest_age_seconds=0" {
+		t.Fatalf("empty outbox: %s", got)
+	}
+	e.setNotificationEmail("corp", "ops@example.com")
+	e.mustEndSession(&gatehousev1.EndSessionRequest{SessionId: e.MustStartSupport("alice", "corp-default").GetId()})
+	clk.Advance(90 * time.Second)
+	e.mustEndSession(&gatehousev1.EndSessionRequest{SessionId: e.MustStartSupport("bob", "corp-eu").GetId()})
+	if got := gauges(); got != "gatehouse_notifications_queued=2 gatehouse_notifications_oldest_age_seconds=90" {
+		t.Fatalf("two queued, the oldest 90 s ago: %s", got)
+	}
+}
+
+// TestMetrics_Documented: docs/operations.md lists every gatehouse_*
+// metric, and names none that does not exist.
+func TestMetrics_Documented(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics()
+	e := MustStart(t, "", func(o *Options) { o.Metrics = m })
+	e.MustCreateAccount("acme")
+	e.MustCheck(&gatehousev1.CheckFeatureRequest{SessionId: e.MustStartSession("acme").GetId(), Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT})
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for _, mf := range mfs {
+		if name := mf.GetName(); strings.HasPrefix(name, "gatehouse_") {
+			served[name] = true
+			if !strings.Contains(string(doc), "`"+name+"`") && !strings.Contains(string(doc), "`"+name+"{") {
+				t.Errorf("docs/operations.md does not document %s", name)
+			}
+		}
+	}
+	for _, name := range regexp.MustCompile("gatehouse_[a-z_]+").FindAllString(string(doc), -1) {
+		if !served[name] {
+			t.Errorf("docs/operations.md names %s, which is not served", name)
+		}
 	}
 }

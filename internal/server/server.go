@@ -169,7 +169,7 @@ func New(o Options) *Server {
 	reflection.Register(s.grpc)
 	if s.metrics != nil {
 		s.metrics.grpc.InitializeMetrics(s.grpc)
-		s.metrics.watch(s.snaps, s.store)
+		s.metrics.watch(s.snaps, s.store, s.now)
 	}
 	return s
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -85,3 +86,20 @@ func UpdateOutbox(tx Tx, m *OutboxMessage) error {
 
 // DeleteOutbox removes a delivered message; a missing one is not an error.
 func DeleteOutbox(tx Tx, id string) error { return tx.Delete(outboxKey(id)) }
+
+// OutboxStats returns how many messages are queued and when the oldest was
+// queued (zero when none is).
+func OutboxStats(tx ReadTx) (queued int, oldest time.Time, err error) {
+	err = tx.Scan(outboxPrefix, "", func(key string, val []byte) (bool, error) {
+		if queued == 0 {
+			var m OutboxMessage
+			if err := json.Unmarshal(val, &m); err != nil {
+				return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+			}
+			oldest = m.Created
+		}
+		queued++
+		return true, nil
+	})
+	return queued, oldest, err
+}
