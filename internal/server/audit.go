@@ -152,9 +152,9 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *gatehousev1.Lis
 			(end.IsZero() || e.Time.Before(end))
 	}
 	var events []store.AuditEvent
-	var more bool
+	var next string
 	err = a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		events, more, err = store.ListAuditEvents(tx, after, limit, match)
+		events, next, err = store.ListAuditEvents(tx, after, limit, a.s.auditScan, match)
 		return err
 	})
 	if err != nil {
@@ -166,8 +166,6 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *gatehousev1.Lis
 		resp.Events = append(resp.Events, &gatehousev1.AuditEvent{Id: e.ID, AccountId: e.AccountID, Caller: e.Caller, Time: timestampOf(e.Time),
 			Rpc: e.RPC, ResourceType: e.ResourceType, ResourceId: e.ResourceID, BeforeJson: e.Before, AfterJson: e.After, Revision: e.Revision})
 	}
-	if more {
-		resp.NextPageToken = nextPageToken(more, events[len(events)-1].ID)
-	}
+	resp.NextPageToken = nextPageToken(next != "", next)
 	return resp, nil
 }

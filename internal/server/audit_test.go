@@ -1,6 +1,7 @@
 package server
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -134,4 +135,67 @@ func TestAudit_EveryAdminWrite(t *testing.T) {
 	wantCode(t, err, codes.PermissionDenied)
 	_, err = a.ListAuditEvents(withToken(ctxT(t), e.tokens["admin-a"]), &gatehousev1.ListAuditEventsRequest{})
 	wantCode(t, err, codes.PermissionDenied)
+}
+
+// TestAudit_ScanIsBoundedPerCall: a narrow filter over a long log examines
+// at most AuditScanLimit events per call; a page may then come back short,
+// or empty, with a token, and paging on finds every matching event once,
+// in order.
+func TestAudit_ScanIsBoundedPerCall(t *testing.T) {
+	t.Parallel()
+	e := MustStart(t, "", func(o *Options) { o.AuditScanLimit = 5 })
+	ctx := ctxT(t)
+	e.MustCreateAccount("rare")
+	e.MustCreateAccount("busy")
+	for i := range 12 {
+		e.MustUpdateSettings(&gatehousev1.LiveGuideSettings{AccountId: "busy", Chat: i%2 == 0}, "chat")
+	}
+	e.MustUpdateSettings(&gatehousev1.LiveGuideSettings{AccountId: "rare", Chat: true}, "chat")
+	for i := range 12 {
+		e.MustUpdateSettings(&gatehousev1.LiveGuideSettings{AccountId: "busy", Chat: i%2 == 1}, "chat")
+	}
+	var got []string
+	calls, emptyWithToken := 0, 0
+	for token := ""; ; {
+		resp, err := e.admin.ListAuditEvents(ctx, &gatehousev1.ListAuditEventsRequest{AccountId: "rare", PageSize: 2, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls++
+		for _, ev := range resp.GetEvents() {
+			got = append(got, ev.GetResourceType()+"/"+ev.GetResourceId())
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+		if len(resp.GetEvents()) == 0 {
+			emptyWithToken++
+		}
+		if calls > 100 {
+			t.Fatal("paging does not end")
+		}
+	}
+	// rare: account, settings (create) and the representative, then one
+	// settings update.
+	want := []string{"account/rare", "live_guide_settings/rare", "representative/alice", "live_guide_settings/rare"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events of rare over %d calls: %q; want %q", calls, got, want)
+	}
+	total := 0
+	for token := ""; ; {
+		resp, err := e.admin.ListAuditEvents(ctx, &gatehousev1.ListAuditEventsRequest{PageSize: 1000, PageToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(resp.GetEvents())
+		if len(resp.GetEvents()) > 5 {
+			t.Fatalf("one call returned %d events; at most 5 may be examined", len(resp.GetEvents()))
+		}
+		if token = resp.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	if minCalls := (total + 4) / 5; calls < minCalls || emptyWithToken == 0 {
+		t.Fatalf("%d calls (%d empty pages with a token) for a filter over %d events examined 5 at a time; want at least %d calls and some empty pages", calls, emptyWithToken, total, minCalls)
+	}
 }

@@ -60,6 +60,10 @@ type Options struct {
 	Limits Limits
 	// AuditRetention is how long audit events are kept (0: forever).
 	AuditRetention time.Duration
+	// AuditScanLimit bounds the audit events one ListAuditEvents call
+	// examines (default 10 000), so that a narrow filter over a long log
+	// costs a bounded amount per call; the caller pages on.
+	AuditScanLimit int
 	// Metrics, when set, receives the gRPC and decision metrics.
 	Metrics *Metrics
 	// TLS, when set, serves TLS (and mutual TLS when it requires client
@@ -91,6 +95,8 @@ type Server struct {
 	authOn       bool
 	// auditRetention is how long audit events are kept (0: forever).
 	auditRetention time.Duration
+	// auditScan bounds the events one ListAuditEvents call examines.
+	auditScan int
 	metrics        *Metrics
 	decisions      *decisionLog
 	// tracing is set when calls are traced; decisions annotate their
@@ -117,6 +123,10 @@ type Server struct {
 func New(o Options) *Server {
 	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules, auditRetention: o.AuditRetention, metrics: o.Metrics,
 		tracing: o.TracerProvider != nil}
+	s.auditScan = o.AuditScanLimit
+	if s.auditScan <= 0 {
+		s.auditScan = 10000
+	}
 	s.done = make(chan struct{})
 	s.decisions = &decisionLog{log: s.log}
 	if s.cobrowseBase == "" {

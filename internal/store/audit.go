@@ -32,26 +32,35 @@ func AuditID(rev uint64, seq int) string { return fmt.Sprintf("%020d-%04d", rev,
 func PutAuditEvent(tx Tx, e *AuditEvent) error { return putJSON(tx, auditPrefix+e.ID, e) }
 
 // ListAuditEvents returns up to limit events after afterID, oldest first,
-// for which match is true, and whether more may follow.
-func ListAuditEvents(tx ReadTx, afterID string, limit int, match func(*AuditEvent) bool) ([]AuditEvent, bool, error) {
-	var out []AuditEvent
-	more := false
-	err := tx.Scan(auditPrefix, afterKey(auditPrefix, afterID), func(key string, val []byte) (bool, error) {
+// for which match is true, examining at most maxScan events (0: no bound).
+// next is the id to continue after: the last event returned when another
+// matches, the last event examined when maxScan cut the scan short, and
+// "" when no more event matches.
+func ListAuditEvents(tx ReadTx, afterID string, limit, maxScan int, match func(*AuditEvent) bool) (events []AuditEvent, next string, err error) {
+	scanned, last := 0, ""
+	err = tx.Scan(auditPrefix, afterKey(auditPrefix, afterID), func(key string, val []byte) (bool, error) {
+		if maxScan > 0 && scanned == maxScan {
+			next = last
+			return false, nil
+		}
+		scanned++
 		var e AuditEvent
 		if err := json.Unmarshal(val, &e); err != nil {
 			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
 		}
 		if !match(&e) {
+			last = e.ID
 			return true, nil
 		}
-		if len(out) == limit {
-			more = true
+		if len(events) == limit {
+			next = events[len(events)-1].ID
 			return false, nil
 		}
-		out = append(out, e)
+		events = append(events, e)
+		last = e.ID
 		return true, nil
 	})
-	return out, more, err
+	return events, next, err
 }
 
 // PurgeAuditEvents deletes up to max of the oldest events older than

@@ -1229,7 +1229,9 @@ func (x *ListAuditEventsRequest) GetPageToken() string {
 // ListAuditEventsResponse carries a page of events.
 type ListAuditEventsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// events are the events of this page, oldest first.
+	// events are the events of this page, oldest first. One call examines a
+	// bounded number of events, so a page of a narrow filter may hold fewer
+	// than page_size events, or none, and still have a next_page_token.
 	Events []*AuditEvent `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
 	// next_page_token continues the listing; empty on the last page.
 	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`

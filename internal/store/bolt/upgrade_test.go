@@ -240,7 +240,7 @@ func checkDecodes(t *testing.T, s *Store) {
 		if _, _, err := store.ListOutbox(tx, "", 0); err != nil {
 			return fmt.Errorf("outbox: %w", err)
 		}
-		if _, _, err := store.ListAuditEvents(tx, "", 0, func(*store.AuditEvent) bool { return true }); err != nil {
+		if _, _, err := store.ListAuditEvents(tx, "", 0, 0, func(*store.AuditEvent) bool { return true }); err != nil {
 			return fmt.Errorf("audit: %w", err)
 		}
 		return nil
