@@ -97,8 +97,8 @@ type Server struct {
 	auditRetention time.Duration
 	// auditScan bounds the events one ListAuditEvents call examines.
 	auditScan int
-	metrics        *Metrics
-	decisions      *decisionLog
+	metrics   *Metrics
+	decisions *decisionLog
 	// tracing is set when calls are traced; decisions annotate their
 	// spans only then.
 	tracing bool
