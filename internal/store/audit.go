@@ -31,8 +31,9 @@ func AuditID(rev uint64, seq int) string { return fmt.Sprintf("%020d-%04d", rev,
 // PutAuditEvent writes an audit event under its id.
 func PutAuditEvent(tx Tx, e *AuditEvent) error { return putJSON(tx, auditPrefix+e.ID, e) }
 
-// ListAuditEvents returns up to limit events after afterID, oldest first,
-// for which match is true, examining at most maxScan events (0: no bound).
+// ListAuditEvents returns up to limit events (0: no limit) after afterID,
+// oldest first, for which match is true, examining at most maxScan events
+// (0: no bound).
 // next is the id to continue after: the last event returned when another
 // matches, the last event examined when maxScan cut the scan short, and
 // "" when no more event matches.
@@ -52,7 +53,7 @@ func ListAuditEvents(tx ReadTx, afterID string, limit, maxScan int, match func(*
 			last = e.ID
 			return true, nil
 		}
-		if len(events) == limit {
+		if limit > 0 && len(events) == limit {
 			next = events[len(events)-1].ID
 			return false, nil
 		}
