@@ -123,6 +123,7 @@ Commands are "gatehouse <resource> <verb>". Account-owned resources take
 		withGroup("store", backupCmd(a)),
 		withGroup("store", tokensCmd(a)),
 		withGroup("store", auditCmd(a)),
+		withGroup("store", notificationsCmd(a)),
 	)
 	root.SetHelpCommandGroupID("store")
 	root.SetCompletionCommandGroupID("store")

@@ -198,7 +198,7 @@ an RFC 3339 time, a date (2026-11-24, UTC) or a duration back from now (90m,
 		},
 	}
 	addAccountFlag(a, list, false)
-	list.Flags().StringVar(&typ, "resource-type", "", "only this kind of resource (account, live_guide_settings, customization, allowlist_entry, privacy_rule, portal, team, representative, business_hours, session, caller_token)")
+	list.Flags().StringVar(&typ, "resource-type", "", "only this kind of resource (account, live_guide_settings, customization, allowlist_entry, privacy_rule, portal, team, representative, business_hours, session, caller_token, notification)")
 	list.Flags().StringVar(&id, "resource-id", "", "only this resource `id`")
 	list.Flags().StringVar(&since, "since", "", "only events at or after `time`")
 	list.Flags().StringVar(&until, "until", "", "only events before `time`")

@@ -91,7 +91,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("demo data", "seeded", seeded, "account", demo.AccountID)
 	}
 	// The notification sender stops (deferred) before the store closes.
-	stopSender, err := startSender(cfg, st, log)
+	wakeSender, stopSender, err := startSender(cfg, st, log)
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		tp = sdktp
 	}
 	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain,
-		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg, TracerProvider: tp,
+		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg, NotificationRetried: wakeSender, TracerProvider: tp,
 		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, DecisionTimeout: cfg.DecisionTimeout}})
 	if metrics != nil {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, log)
@@ -190,14 +190,14 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 // startSender runs the completed-session notification sender until the
 // returned function is called; that function returns once the sender has
 // made its last store write.
-func startSender(cfg config.Config, st *bolt.Store, log *slog.Logger) (func(), error) {
+func startSender(cfg config.Config, st *bolt.Store, log *slog.Logger) (wake, stop func(), err error) {
 	var backend notify.Backend = &notify.Dir{Path: cfg.NotificationDir()}
 	if cfg.SMTPAddr != "" {
 		b := &notify.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, ImplicitTLS: cfg.SMTPImplicitTLS, Username: cfg.SMTPUsername}
 		if cfg.SMTPPasswordFile != "" {
 			pw, err := os.ReadFile(cfg.SMTPPasswordFile)
 			if err != nil {
-				return nil, fmt.Errorf("smtp-password-file: %w", err)
+				return nil, nil, fmt.Errorf("smtp-password-file: %w", err)
 			}
 			b.Password = strings.TrimRight(string(pw), "\r\n")
 		}
@@ -210,7 +210,7 @@ func startSender(cfg config.Config, st *bolt.Store, log *slog.Logger) (func(), e
 		defer close(done)
 		sender.Run(ctx)
 	}()
-	return func() {
+	return sender.Wake, func() {
 		cancel()
 		<-done
 	}, nil

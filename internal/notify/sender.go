@@ -91,11 +91,14 @@ type Sender struct {
 	// nextDue is the earliest next attempt of a message seen and not yet
 	// due; zero when none is known.
 	nextDue time.Time
+	// wake asks Run for a full pass at once (see Wake).
+	wake chan struct{}
 }
 
 // NewSender returns a sender; call Run to start it.
 func NewSender(o Options) *Sender {
-	s := &Sender{store: o.Store, backend: o.Backend, log: o.Logger, now: o.Now, backoff: o.Backoff, maxIdle: o.MaxIdle, batch: o.Batch}
+	s := &Sender{store: o.Store, backend: o.Backend, log: o.Logger, now: o.Now, backoff: o.Backoff, maxIdle: o.MaxIdle, batch: o.Batch,
+		wake: make(chan struct{}, 1)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -147,10 +150,22 @@ func (s *Sender) Run(ctx context.Context) {
 			return
 		case <-commits:
 			full = err != nil
+		case <-s.wake:
+			full = true
 		case <-t.C:
 			full = true
 		}
 		t.Stop()
+	}
+}
+
+// Wake makes Run look at the whole outbox at once, for a message an
+// operator made due (RetryNotification) instead of at the next full pass.
+// It never blocks.
+func (s *Sender) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -224,16 +239,25 @@ func (s *Sender) attempt(ctx context.Context, m *store.OutboxMessage) error {
 			"to", m.To, "attempts", m.Attempts+1)
 		return nil
 	}
-	m.Attempts++
-	m.LastError = derr.Error()
-	if len(m.LastError) > maxLastError {
-		m.LastError = m.LastError[:maxLastError]
+	lastErr := derr.Error()
+	if len(lastErr) > maxLastError {
+		lastErr = lastErr[:maxLastError]
 	}
-	m.NextAttempt = s.now().Add(s.backoff(m.Attempts)).UTC()
-	_, err := s.store.Update(wctx, func(tx store.Tx) error { return store.UpdateOutbox(tx, m) })
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	next := s.now().Add(s.backoff(m.Attempts + 1)).UTC()
+	// Only the bookkeeping of the stored message changes: an operator may
+	// have corrected its recipient while this attempt ran.
+	var cur store.OutboxMessage
+	_, err := s.store.Update(wctx, func(tx store.Tx) (err error) {
+		cur, err = store.RecordOutboxFailure(tx, m.ID, lastErr, next)
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // dropped by an operator meanwhile
+	}
+	if err != nil {
 		return fmt.Errorf("record failed attempt at %s: %w", m.ID, err)
 	}
+	*m = cur
 	s.due(m.NextAttempt)
 	s.log.Warn("notification delivery failed; will retry", "id", m.ID, "session_id", m.SessionID, "account_id", m.AccountID,
 		"to", m.To, "attempts", m.Attempts, "next_attempt", m.NextAttempt.Format(time.RFC3339), "err", derr)

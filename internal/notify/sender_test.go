@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	gosmtp "github.com/emersion/go-smtp"
 	"github.com/gatehouse-dev/gatehouse/internal/notify"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
@@ -381,5 +382,43 @@ func TestDefaultBackoff(t *testing.T) {
 		if len(seen) < 2 {
 			t.Errorf("DefaultBackoff(%d) has no jitter", tc.failures)
 		}
+	}
+}
+
+// TestSender_WakeSendsARetriedMessageAtOnce: a message made due again by
+// an operator (its next attempt cleared, as RetryNotification does) is
+// sent as soon as Wake is called, not at the next full pass an hour away.
+func TestSender_WakeSendsARetriedMessageAtOnce(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	ms := startMailServer(t)
+	ms.set(func(ms *mailServer) {
+		ms.rcptErr = &gosmtp.SMTPError{Code: 550, EnhancedCode: gosmtp.EnhancedCode{5, 1, 1}, Message: "no such user"}
+	})
+	m := enqueue(t, st, "s-typo")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	s := notify.NewSender(notify.Options{Store: st, Backend: &notify.SMTP{Addr: ms.addr, From: from}, Backoff: fixedBackoff(time.Hour), MaxIdle: time.Hour})
+	go func() { defer close(done); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitFor(t, "the first failed attempt", func() bool {
+		q := outbox(t, st)
+		return len(q) == 1 && q[0].Attempts == 1
+	})
+
+	ms.set(func(ms *mailServer) { ms.rcptErr = nil })
+	if _, err := st.Update(ctxT(t), func(tx store.Tx) error {
+		cur, err := store.GetOutbox(tx, m.ID)
+		if err != nil {
+			return err
+		}
+		cur.NextAttempt, cur.To = time.Time{}, "ops@example.com"
+		return store.UpdateOutbox(tx, &cur)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Wake()
+	waitFor(t, "delivery after Wake", func() bool { return len(outbox(t, st)) == 0 })
+	if got, _ := ms.snapshot(); len(got) != 1 || got[0].to[0] != "ops@example.com" {
+		t.Fatalf("accepted %+v; want one message to the corrected address", got)
 	}
 }

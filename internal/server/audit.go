@@ -84,6 +84,12 @@ func (a *auditTx) flush(ctx context.Context, s *Server) error {
 			continue
 		}
 		acct, typ, id, _ := store.ResourceOfKey(key)
+		if typ == "notification" {
+			acct = store.OutboxAccount(before)
+			if acct == "" {
+				acct = store.OutboxAccount(after)
+			}
+		}
 		e := store.AuditEvent{ID: store.AuditID(a.Revision(), seq), AccountID: acct, Caller: caller, Time: now, RPC: rpc,
 			ResourceType: typ, ResourceID: id, Before: auditJSON(typ, before), After: auditJSON(typ, after), Revision: a.Revision()}
 		if err := store.PutAuditEvent(a.Tx, &e); err != nil {

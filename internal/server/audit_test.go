@@ -1,11 +1,13 @@
 package server
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc/codes"
 )
 
@@ -59,6 +61,22 @@ func TestAudit_EveryAdminWrite(t *testing.T) {
 			must(a.RevokeCallerToken(op, &gatehousev1.RevokeCallerTokenRequest{Id: tok.GetId()}))
 		}
 	}
+	// Two queued notifications: one retried to a corrected address, one
+	// dropped.
+	var queued [2]store.OutboxMessage
+	if _, err := e.store.Update(ctxT(t), func(tx store.Tx) error {
+		for i := range queued {
+			queued[i] = store.OutboxMessage{AccountID: "a", SessionID: fmt.Sprintf("s-queued-%d", i), To: "typo@exmaple.com", XML: "<r/>"}
+			if err := store.EnqueueOutbox(tx, &queued[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	must(a.RetryNotification(op, &gatehousev1.RetryNotificationRequest{Id: queued[0].ID, To: "ops@example.com"}))
+	must(a.DeleteNotification(op, &gatehousev1.DeleteNotificationRequest{Id: queued[1].ID}))
 	// A rejected write leaves no event.
 	before := e.store.Revision()
 	_, err = a.UpdateLiveGuideSettings(op, &gatehousev1.UpdateLiveGuideSettingsRequest{Settings: &gatehousev1.LiveGuideSettings{AccountId: "a"}, UpdateMask: mask("nope")})

@@ -41,6 +41,7 @@ var implemented = map[string]bool{
 	"InviteExternalSpecialist": true, "RemoveExternalSpecialist": true,
 	"CreateCallerToken": true, "ListCallerTokens": true, "RevokeCallerToken": true,
 	"ListAuditEvents": true, "BackupStore": true,
+	"ListNotifications": true, "RetryNotification": true, "DeleteNotification": true,
 	"CreatePrivacyRule": true, "GetPrivacyRule": true, "ListPrivacyRules": true, "UpdatePrivacyRule": true, "DeletePrivacyRule": true,
 }
 
@@ -87,7 +88,7 @@ func TestEveryRPC_EmptyRequest(t *testing.T) {
 					}
 					return
 				}
-				if name == "ListAccounts" || name == "ListCallerTokens" || name == "ListAuditEvents" || name == "BackupStore" { // empty requests that are valid
+				if name == "ListAccounts" || name == "ListCallerTokens" || name == "ListAuditEvents" || name == "ListNotifications" || name == "BackupStore" { // empty requests that are valid
 					if err != nil {
 						t.Fatalf("%s{}: %v", name, err)
 					}

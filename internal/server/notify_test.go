@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,5 +197,102 @@ func TestNotify_SenderWritesRecords(t *testing.T) {
 	}
 	if rec.SessionID != sess.GetId() || rec.RepresentativeRating != 2 || rec.CustomerRating != 0 {
 		t.Errorf("file holds %+v", rec)
+	}
+}
+
+// TestNotifications_ListRetryDelete: operators see the queued
+// notifications with their failed attempts, make one due again to a
+// corrected recipient (a failure recorded meanwhile keeps the correction),
+// and drop one; both writes are audited under the notification's account.
+func TestNotifications_ListRetryDelete(t *testing.T) {
+	t.Parallel()
+	clk := &outboxClock{now: time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)}
+	woken := make(chan struct{}, 10)
+	e := MustStart(t, "", func(o *Options) {
+		o.Now = clk.Now
+		o.NotificationRetried = func() { woken <- struct{}{} }
+	})
+	ctx := ctxT(t)
+	supportFixture(t, e)
+	e.setNotificationEmail("corp", "typo@exmaple.com")
+	first := e.mustEndSession(&gatehousev1.EndSessionRequest{SessionId: e.MustStartSupport("alice", "corp-default").GetId()})
+	second := e.mustEndSession(&gatehousev1.EndSessionRequest{SessionId: e.MustStartSupport("bob", "corp-eu").GetId()})
+	q := e.queuedNotifications()
+	if len(q) != 2 {
+		t.Fatalf("%d queued; want 2", len(q))
+	}
+	// The sender failed once at the first.
+	if _, err := e.store.Update(ctx, func(tx store.Tx) error {
+		_, err := store.RecordOutboxFailure(tx, q[0].ID, "550 no such user", clk.Now().Add(time.Hour))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	list, err := e.admin.ListNotifications(ctx, &gatehousev1.ListNotificationsRequest{PageSize: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := list.GetNotifications()
+	if len(n) != 1 || n[0].GetId() != q[0].ID || n[0].GetSessionId() != first.GetId() || n[0].GetAttempts() != 1 ||
+		n[0].GetLastError() != "550 no such user" || !n[0].GetNextAttemptTime().AsTime().Equal(clk.Now().Add(time.Hour)) ||
+		n[0].GetTo() != "typo@exmaple.com" || n[0].GetAccountId() != "acme" || list.GetNextPageToken() == "" {
+		t.Fatalf("first page: %v", list)
+	}
+	rest, err := e.admin.ListNotifications(ctx, &gatehousev1.ListNotificationsRequest{PageSize: 1, PageToken: list.GetNextPageToken()})
+	if err != nil || len(rest.GetNotifications()) != 1 || rest.GetNotifications()[0].GetSessionId() != second.GetId() || rest.GetNextPageToken() != "" {
+		t.Fatalf("second page: %v %v", rest, err)
+	}
+	if other, err := e.admin.ListNotifications(ctx, &gatehousev1.ListNotificationsRequest{AccountId: "nobody"}); err != nil || len(other.GetNotifications()) != 0 {
+		t.Fatalf("another account's notifications: %v %v", other, err)
+	}
+
+	_, err = e.admin.RetryNotification(ctx, &gatehousev1.RetryNotificationRequest{Id: q[0].ID, To: "Ops <ops@example.com>"})
+	wantInvalid(t, err, "to")
+	retried, err := e.admin.RetryNotification(ctx, &gatehousev1.RetryNotificationRequest{Id: q[0].ID, To: "ops@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := retried.GetNotification(); r.GetTo() != "ops@example.com" || r.GetNextAttemptTime() != nil || r.GetAttempts() != 1 {
+		t.Fatalf("retried: %v; want due now, to the new address, the attempt still counted", r)
+	}
+	select {
+	case <-woken:
+	default:
+		t.Fatal("RetryNotification did not wake the sender")
+	}
+	// A failure the sender records afterwards keeps the correction.
+	var after store.OutboxMessage
+	if _, err := e.store.Update(ctx, func(tx store.Tx) (err error) {
+		after, err = store.RecordOutboxFailure(tx, q[0].ID, "421 try later", clk.Now().Add(time.Minute))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if after.To != "ops@example.com" || after.Attempts != 2 {
+		t.Fatalf("after another failure: %+v", after)
+	}
+
+	if _, err := e.admin.DeleteNotification(ctx, &gatehousev1.DeleteNotificationRequest{Id: q[1].ID}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.admin.DeleteNotification(ctx, &gatehousev1.DeleteNotificationRequest{Id: q[1].ID})
+	wantCode(t, err, codes.NotFound)
+	_, err = e.admin.RetryNotification(ctx, &gatehousev1.RetryNotificationRequest{Id: q[1].ID})
+	wantCode(t, err, codes.NotFound)
+	if q := e.queuedNotifications(); len(q) != 1 || q[0].ID != retried.GetNotification().GetId() {
+		t.Fatalf("outbox after the drop: %+v", q)
+	}
+	audit, err := e.admin.ListAuditEvents(ctx, &gatehousev1.ListAuditEventsRequest{AccountId: "acme", ResourceType: "notification"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rpcs []string
+	for _, ev := range audit.GetEvents() {
+		rpcs = append(rpcs, ev.GetRpc()[strings.LastIndexByte(ev.GetRpc(), '/')+1:]+" "+ev.GetResourceId())
+	}
+	want := []string{"EndSession " + q[0].ID, "EndSession " + q[1].ID, "RetryNotification " + q[0].ID, "DeleteNotification " + q[1].ID}
+	if !slices.Equal(rpcs, want) {
+		t.Fatalf("audit events of notifications: %q; want %q", rpcs, want)
 	}
 }

@@ -60,6 +60,9 @@ type Options struct {
 	Limits Limits
 	// AuditRetention is how long audit events are kept (0: forever).
 	AuditRetention time.Duration
+	// NotificationRetried, when set, is called after RetryNotification made
+	// a message due, so that the sender looks at once (notify.Sender.Wake).
+	NotificationRetried func()
 	// AuditScanLimit bounds the audit events one ListAuditEvents call
 	// examines (default 10 000), so that a narrow filter over a long log
 	// costs a bounded amount per call; the caller pages on.
@@ -97,8 +100,10 @@ type Server struct {
 	auditRetention time.Duration
 	// auditScan bounds the events one ListAuditEvents call examines.
 	auditScan int
-	metrics   *Metrics
-	decisions *decisionLog
+	// notificationRetried is Options.NotificationRetried (never nil).
+	notificationRetried func()
+	metrics             *Metrics
+	decisions           *decisionLog
 	// tracing is set when calls are traced; decisions annotate their
 	// spans only then.
 	tracing bool
@@ -123,6 +128,10 @@ type Server struct {
 func New(o Options) *Server {
 	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules, auditRetention: o.AuditRetention, metrics: o.Metrics,
 		tracing: o.TracerProvider != nil}
+	s.notificationRetried = o.NotificationRetried
+	if s.notificationRetried == nil {
+		s.notificationRetried = func() {}
+	}
 	s.auditScan = o.AuditScanLimit
 	if s.auditScan <= 0 {
 		s.auditScan = 10000

@@ -105,7 +105,7 @@ var resourceTypes = map[string]string{
 
 // ResourceOfKey tells which resource a key holds, for the audit log:
 // its account ("" for store-wide records), type and id. ok is false for
-// keys that are not resources (indexes, the outbox, the audit log itself).
+// keys that are not resources (indexes, the audit log itself).
 func ResourceOfKey(key string) (acct, typ, id string, ok bool) {
 	switch {
 	case strings.HasPrefix(key, accountPrefix):
@@ -113,6 +113,9 @@ func ResourceOfKey(key string) (acct, typ, id string, ok bool) {
 		return id, "account", id, true
 	case strings.HasPrefix(key, tokenPrefix):
 		return "", "caller_token", key[len(tokenPrefix):], true
+	case strings.HasPrefix(key, outboxPrefix):
+		// The account is in the record; see OutboxAccount.
+		return "", "notification", key[len(outboxPrefix):], true
 	case strings.HasPrefix(key, tenantPrefix):
 		acct, rest, _ := strings.Cut(key[len(tenantPrefix):], "/")
 		kind, id, _ := strings.Cut(rest, "/")

@@ -103,3 +103,54 @@ func OutboxStats(tx ReadTx) (queued int, oldest time.Time, err error) {
 	})
 	return queued, oldest, err
 }
+
+// ListOutboxOf returns up to limit queued messages of one account (all
+// accounts when acct is empty) with ids after afterID, oldest first, and
+// whether more follow.
+func ListOutboxOf(tx ReadTx, acct, afterID string, limit int) ([]OutboxMessage, bool, error) {
+	if acct == "" {
+		return ListOutbox(tx, afterID, limit)
+	}
+	var out []OutboxMessage
+	more := false
+	err := tx.Scan(outboxPrefix, afterKey(outboxPrefix, afterID), func(key string, val []byte) (bool, error) {
+		var m OutboxMessage
+		if err := json.Unmarshal(val, &m); err != nil {
+			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+		}
+		if m.AccountID != acct {
+			return true, nil
+		}
+		if limit > 0 && len(out) == limit {
+			more = true
+			return false, nil
+		}
+		out = append(out, m)
+		return true, nil
+	})
+	return out, more, err
+}
+
+// RecordOutboxFailure counts a failed attempt at the queued message id:
+// attempts, last error and next attempt change, nothing else (so that a
+// recipient corrected meanwhile stays). It returns ErrNotFound when the
+// message is no longer queued.
+func RecordOutboxFailure(tx Tx, id, lastErr string, next time.Time) (OutboxMessage, error) {
+	m, err := GetOutbox(tx, id)
+	if err != nil {
+		return m, err
+	}
+	m.Attempts++
+	m.LastError, m.NextAttempt = lastErr, next
+	return m, putJSON(tx, outboxKey(id), &m)
+}
+
+// OutboxAccount returns the account of a stored outbox message ("" when it
+// cannot be read), for the audit log.
+func OutboxAccount(raw []byte) string {
+	var m struct {
+		AccountID string `json:"account_id"`
+	}
+	_ = json.Unmarshal(raw, &m)
+	return m.AccountID
+}

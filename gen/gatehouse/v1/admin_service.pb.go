@@ -4935,6 +4935,327 @@ func (x *BackupStoreResponse) GetSize() int64 {
 	return 0
 }
 
+// ListNotificationsRequest lists queued notifications.
+type ListNotificationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// account_id limits the list to one account; empty for all.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// page_size is the maximum number of results (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token continues a previous listing.
+	PageToken     string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNotificationsRequest) Reset() {
+	*x = ListNotificationsRequest{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[92]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNotificationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNotificationsRequest) ProtoMessage() {}
+
+func (x *ListNotificationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[92]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNotificationsRequest.ProtoReflect.Descriptor instead.
+func (*ListNotificationsRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{92}
+}
+
+func (x *ListNotificationsRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *ListNotificationsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListNotificationsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListNotificationsResponse carries a page of queued notifications.
+type ListNotificationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// notifications are the queued notifications of this page, oldest first.
+	Notifications []*Notification `protobuf:"bytes,1,rep,name=notifications,proto3" json:"notifications,omitempty"`
+	// next_page_token continues the listing; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListNotificationsResponse) Reset() {
+	*x = ListNotificationsResponse{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[93]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListNotificationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListNotificationsResponse) ProtoMessage() {}
+
+func (x *ListNotificationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[93]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListNotificationsResponse.ProtoReflect.Descriptor instead.
+func (*ListNotificationsResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{93}
+}
+
+func (x *ListNotificationsResponse) GetNotifications() []*Notification {
+	if x != nil {
+		return x.Notifications
+	}
+	return nil
+}
+
+func (x *ListNotificationsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
+// RetryNotificationRequest makes a queued notification due at once.
+type RetryNotificationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names the notification.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// to, when set, replaces the recipient: a plain e-mail address.
+	To            string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryNotificationRequest) Reset() {
+	*x = RetryNotificationRequest{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[94]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryNotificationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryNotificationRequest) ProtoMessage() {}
+
+func (x *RetryNotificationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[94]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryNotificationRequest.ProtoReflect.Descriptor instead.
+func (*RetryNotificationRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{94}
+}
+
+func (x *RetryNotificationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *RetryNotificationRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+// RetryNotificationResponse carries the notification as written.
+type RetryNotificationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// notification is the notification as written.
+	Notification *Notification `protobuf:"bytes,1,opt,name=notification,proto3" json:"notification,omitempty"`
+	// revision is the store revision of the commit.
+	Revision      uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryNotificationResponse) Reset() {
+	*x = RetryNotificationResponse{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[95]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryNotificationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryNotificationResponse) ProtoMessage() {}
+
+func (x *RetryNotificationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[95]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryNotificationResponse.ProtoReflect.Descriptor instead.
+func (*RetryNotificationResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{95}
+}
+
+func (x *RetryNotificationResponse) GetNotification() *Notification {
+	if x != nil {
+		return x.Notification
+	}
+	return nil
+}
+
+func (x *RetryNotificationResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// DeleteNotificationRequest drops a queued notification.
+type DeleteNotificationRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id names the notification.
+	Id            string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteNotificationRequest) Reset() {
+	*x = DeleteNotificationRequest{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[96]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteNotificationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteNotificationRequest) ProtoMessage() {}
+
+func (x *DeleteNotificationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[96]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteNotificationRequest.ProtoReflect.Descriptor instead.
+func (*DeleteNotificationRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{96}
+}
+
+func (x *DeleteNotificationRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// DeleteNotificationResponse confirms the drop.
+type DeleteNotificationResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// revision is the store revision of the commit.
+	Revision      uint64 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteNotificationResponse) Reset() {
+	*x = DeleteNotificationResponse{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[97]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteNotificationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteNotificationResponse) ProtoMessage() {}
+
+func (x *DeleteNotificationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[97]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteNotificationResponse.ProtoReflect.Descriptor instead.
+func (*DeleteNotificationResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{97}
+}
+
+func (x *DeleteNotificationResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_gatehouse_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
@@ -5253,7 +5574,26 @@ const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
 	"\x13BackupStoreResponse\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\x04R\brevision\x12\x12\n" +
-	"\x04size\x18\x03 \x01(\x03R\x04size2\x98#\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size\"u\n" +
+	"\x18ListNotificationsRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\"\x85\x01\n" +
+	"\x19ListNotificationsResponse\x12@\n" +
+	"\rnotifications\x18\x01 \x03(\v2\x1a.gatehouse.v1.NotificationR\rnotifications\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\":\n" +
+	"\x18RetryNotificationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\"w\n" +
+	"\x19RetryNotificationResponse\x12>\n" +
+	"\fnotification\x18\x01 \x01(\v2\x1a.gatehouse.v1.NotificationR\fnotification\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision\"+\n" +
+	"\x19DeleteNotificationRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"8\n" +
+	"\x1aDeleteNotificationResponse\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision2\xcd%\n" +
 	"\fAdminService\x12X\n" +
 	"\rCreateAccount\x12\".gatehouse.v1.CreateAccountRequest\x1a#.gatehouse.v1.CreateAccountResponse\x12O\n" +
 	"\n" +
@@ -5304,7 +5644,10 @@ const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
 	"\x10ListCallerTokens\x12%.gatehouse.v1.ListCallerTokensRequest\x1a&.gatehouse.v1.ListCallerTokensResponse\x12d\n" +
 	"\x11RevokeCallerToken\x12&.gatehouse.v1.RevokeCallerTokenRequest\x1a'.gatehouse.v1.RevokeCallerTokenResponse\x12T\n" +
 	"\vBackupStore\x12 .gatehouse.v1.BackupStoreRequest\x1a!.gatehouse.v1.BackupStoreResponse0\x01\x12^\n" +
-	"\x0fListAuditEvents\x12$.gatehouse.v1.ListAuditEventsRequest\x1a%.gatehouse.v1.ListAuditEventsResponseB\xb7\x01\n" +
+	"\x0fListAuditEvents\x12$.gatehouse.v1.ListAuditEventsRequest\x1a%.gatehouse.v1.ListAuditEventsResponse\x12d\n" +
+	"\x11ListNotifications\x12&.gatehouse.v1.ListNotificationsRequest\x1a'.gatehouse.v1.ListNotificationsResponse\x12d\n" +
+	"\x11RetryNotification\x12&.gatehouse.v1.RetryNotificationRequest\x1a'.gatehouse.v1.RetryNotificationResponse\x12g\n" +
+	"\x12DeleteNotification\x12'.gatehouse.v1.DeleteNotificationRequest\x1a(.gatehouse.v1.DeleteNotificationResponseB\xb7\x01\n" +
 	"\x10com.gatehouse.v1B\x11AdminServiceProtoP\x01Z?github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1;gatehousev1\xa2\x02\x03GXX\xaa\x02\fGatehouse.V1\xca\x02\fGatehouse\\V1\xe2\x02\x18Gatehouse\\V1\\GPBMetadata\xea\x02\rGatehouse::V1b\x06proto3"
 
 var (
@@ -5319,7 +5662,7 @@ func file_gatehouse_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_admin_service_proto_rawDescData
 }
 
-var file_gatehouse_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
+var file_gatehouse_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
 var file_gatehouse_v1_admin_service_proto_goTypes = []any{
 	(*CreateAccountRequest)(nil),            // 0: gatehouse.v1.CreateAccountRequest
 	(*CreateAccountResponse)(nil),           // 1: gatehouse.v1.CreateAccountResponse
@@ -5413,184 +5756,199 @@ var file_gatehouse_v1_admin_service_proto_goTypes = []any{
 	(*RevokeCallerTokenResponse)(nil),       // 89: gatehouse.v1.RevokeCallerTokenResponse
 	(*BackupStoreRequest)(nil),              // 90: gatehouse.v1.BackupStoreRequest
 	(*BackupStoreResponse)(nil),             // 91: gatehouse.v1.BackupStoreResponse
-	(*Account)(nil),                         // 92: gatehouse.v1.Account
-	(*fieldmaskpb.FieldMask)(nil),           // 93: google.protobuf.FieldMask
-	(*LiveGuideSettings)(nil),               // 94: gatehouse.v1.LiveGuideSettings
-	(*Customization)(nil),                   // 95: gatehouse.v1.Customization
-	(*timestamppb.Timestamp)(nil),           // 96: google.protobuf.Timestamp
-	(*AuditEvent)(nil),                      // 97: gatehouse.v1.AuditEvent
-	(*AllowlistEntry)(nil),                  // 98: gatehouse.v1.AllowlistEntry
-	(*PrivacyRule)(nil),                     // 99: gatehouse.v1.PrivacyRule
-	(*Portal)(nil),                          // 100: gatehouse.v1.Portal
-	(*Team)(nil),                            // 101: gatehouse.v1.Team
-	(*Representative)(nil),                  // 102: gatehouse.v1.Representative
-	(*BusinessHours)(nil),                   // 103: gatehouse.v1.BusinessHours
-	(*CallerToken)(nil),                     // 104: gatehouse.v1.CallerToken
+	(*ListNotificationsRequest)(nil),        // 92: gatehouse.v1.ListNotificationsRequest
+	(*ListNotificationsResponse)(nil),       // 93: gatehouse.v1.ListNotificationsResponse
+	(*RetryNotificationRequest)(nil),        // 94: gatehouse.v1.RetryNotificationRequest
+	(*RetryNotificationResponse)(nil),       // 95: gatehouse.v1.RetryNotificationResponse
+	(*DeleteNotificationRequest)(nil),       // 96: gatehouse.v1.DeleteNotificationRequest
+	(*DeleteNotificationResponse)(nil),      // 97: gatehouse.v1.DeleteNotificationResponse
+	(*Account)(nil),                         // 98: gatehouse.v1.Account
+	(*fieldmaskpb.FieldMask)(nil),           // 99: google.protobuf.FieldMask
+	(*LiveGuideSettings)(nil),               // 100: gatehouse.v1.LiveGuideSettings
+	(*Customization)(nil),                   // 101: gatehouse.v1.Customization
+	(*timestamppb.Timestamp)(nil),           // 102: google.protobuf.Timestamp
+	(*AuditEvent)(nil),                      // 103: gatehouse.v1.AuditEvent
+	(*AllowlistEntry)(nil),                  // 104: gatehouse.v1.AllowlistEntry
+	(*PrivacyRule)(nil),                     // 105: gatehouse.v1.PrivacyRule
+	(*Portal)(nil),                          // 106: gatehouse.v1.Portal
+	(*Team)(nil),                            // 107: gatehouse.v1.Team
+	(*Representative)(nil),                  // 108: gatehouse.v1.Representative
+	(*BusinessHours)(nil),                   // 109: gatehouse.v1.BusinessHours
+	(*CallerToken)(nil),                     // 110: gatehouse.v1.CallerToken
+	(*Notification)(nil),                    // 111: gatehouse.v1.Notification
 }
 var file_gatehouse_v1_admin_service_proto_depIdxs = []int32{
-	92,  // 0: gatehouse.v1.CreateAccountRequest.account:type_name -> gatehouse.v1.Account
-	92,  // 1: gatehouse.v1.CreateAccountResponse.account:type_name -> gatehouse.v1.Account
-	92,  // 2: gatehouse.v1.GetAccountResponse.account:type_name -> gatehouse.v1.Account
-	92,  // 3: gatehouse.v1.ListAccountsResponse.accounts:type_name -> gatehouse.v1.Account
-	92,  // 4: gatehouse.v1.UpdateAccountRequest.account:type_name -> gatehouse.v1.Account
-	93,  // 5: gatehouse.v1.UpdateAccountRequest.update_mask:type_name -> google.protobuf.FieldMask
-	92,  // 6: gatehouse.v1.UpdateAccountResponse.account:type_name -> gatehouse.v1.Account
-	94,  // 7: gatehouse.v1.GetLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	94,  // 8: gatehouse.v1.UpdateLiveGuideSettingsRequest.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	93,  // 9: gatehouse.v1.UpdateLiveGuideSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	94,  // 10: gatehouse.v1.UpdateLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	95,  // 11: gatehouse.v1.GetCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
-	95,  // 12: gatehouse.v1.UpdateCustomizationRequest.customization:type_name -> gatehouse.v1.Customization
-	93,  // 13: gatehouse.v1.UpdateCustomizationRequest.update_mask:type_name -> google.protobuf.FieldMask
-	95,  // 14: gatehouse.v1.UpdateCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
-	92,  // 15: gatehouse.v1.GenerateCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
-	92,  // 16: gatehouse.v1.SetCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
-	96,  // 17: gatehouse.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	96,  // 18: gatehouse.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	97,  // 19: gatehouse.v1.ListAuditEventsResponse.events:type_name -> gatehouse.v1.AuditEvent
-	98,  // 20: gatehouse.v1.CreateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
-	98,  // 21: gatehouse.v1.CreateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
-	98,  // 22: gatehouse.v1.GetAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
-	98,  // 23: gatehouse.v1.ListAllowlistEntriesResponse.entries:type_name -> gatehouse.v1.AllowlistEntry
-	98,  // 24: gatehouse.v1.UpdateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
-	93,  // 25: gatehouse.v1.UpdateAllowlistEntryRequest.update_mask:type_name -> google.protobuf.FieldMask
-	98,  // 26: gatehouse.v1.UpdateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
-	99,  // 27: gatehouse.v1.CreatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
-	99,  // 28: gatehouse.v1.CreatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
-	99,  // 29: gatehouse.v1.GetPrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
-	99,  // 30: gatehouse.v1.ListPrivacyRulesResponse.rules:type_name -> gatehouse.v1.PrivacyRule
-	99,  // 31: gatehouse.v1.UpdatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
-	93,  // 32: gatehouse.v1.UpdatePrivacyRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
-	99,  // 33: gatehouse.v1.UpdatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
-	100, // 34: gatehouse.v1.CreatePortalRequest.portal:type_name -> gatehouse.v1.Portal
-	100, // 35: gatehouse.v1.CreatePortalResponse.portal:type_name -> gatehouse.v1.Portal
-	100, // 36: gatehouse.v1.GetPortalResponse.portal:type_name -> gatehouse.v1.Portal
-	100, // 37: gatehouse.v1.ListPortalsResponse.portals:type_name -> gatehouse.v1.Portal
-	100, // 38: gatehouse.v1.UpdatePortalRequest.portal:type_name -> gatehouse.v1.Portal
-	93,  // 39: gatehouse.v1.UpdatePortalRequest.update_mask:type_name -> google.protobuf.FieldMask
-	100, // 40: gatehouse.v1.UpdatePortalResponse.portal:type_name -> gatehouse.v1.Portal
-	101, // 41: gatehouse.v1.CreateTeamRequest.team:type_name -> gatehouse.v1.Team
-	101, // 42: gatehouse.v1.CreateTeamResponse.team:type_name -> gatehouse.v1.Team
-	101, // 43: gatehouse.v1.GetTeamResponse.team:type_name -> gatehouse.v1.Team
-	101, // 44: gatehouse.v1.ListTeamsResponse.teams:type_name -> gatehouse.v1.Team
-	101, // 45: gatehouse.v1.UpdateTeamRequest.team:type_name -> gatehouse.v1.Team
-	93,  // 46: gatehouse.v1.UpdateTeamRequest.update_mask:type_name -> google.protobuf.FieldMask
-	101, // 47: gatehouse.v1.UpdateTeamResponse.team:type_name -> gatehouse.v1.Team
-	102, // 48: gatehouse.v1.CreateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
-	102, // 49: gatehouse.v1.CreateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
-	102, // 50: gatehouse.v1.GetRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
-	102, // 51: gatehouse.v1.ListRepresentativesResponse.representatives:type_name -> gatehouse.v1.Representative
-	102, // 52: gatehouse.v1.UpdateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
-	93,  // 53: gatehouse.v1.UpdateRepresentativeRequest.update_mask:type_name -> google.protobuf.FieldMask
-	102, // 54: gatehouse.v1.UpdateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
-	103, // 55: gatehouse.v1.CreateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
-	103, // 56: gatehouse.v1.CreateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	103, // 57: gatehouse.v1.GetBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	103, // 58: gatehouse.v1.ListBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	103, // 59: gatehouse.v1.UpdateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
-	93,  // 60: gatehouse.v1.UpdateBusinessHoursRequest.update_mask:type_name -> google.protobuf.FieldMask
-	103, // 61: gatehouse.v1.UpdateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	104, // 62: gatehouse.v1.CreateCallerTokenRequest.token:type_name -> gatehouse.v1.CallerToken
-	104, // 63: gatehouse.v1.CreateCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
-	104, // 64: gatehouse.v1.ListCallerTokensResponse.tokens:type_name -> gatehouse.v1.CallerToken
-	104, // 65: gatehouse.v1.RevokeCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
-	0,   // 66: gatehouse.v1.AdminService.CreateAccount:input_type -> gatehouse.v1.CreateAccountRequest
-	2,   // 67: gatehouse.v1.AdminService.GetAccount:input_type -> gatehouse.v1.GetAccountRequest
-	4,   // 68: gatehouse.v1.AdminService.ListAccounts:input_type -> gatehouse.v1.ListAccountsRequest
-	6,   // 69: gatehouse.v1.AdminService.UpdateAccount:input_type -> gatehouse.v1.UpdateAccountRequest
-	8,   // 70: gatehouse.v1.AdminService.DeleteAccount:input_type -> gatehouse.v1.DeleteAccountRequest
-	10,  // 71: gatehouse.v1.AdminService.GetLiveGuideSettings:input_type -> gatehouse.v1.GetLiveGuideSettingsRequest
-	12,  // 72: gatehouse.v1.AdminService.UpdateLiveGuideSettings:input_type -> gatehouse.v1.UpdateLiveGuideSettingsRequest
-	14,  // 73: gatehouse.v1.AdminService.GetCustomization:input_type -> gatehouse.v1.GetCustomizationRequest
-	16,  // 74: gatehouse.v1.AdminService.UpdateCustomization:input_type -> gatehouse.v1.UpdateCustomizationRequest
-	18,  // 75: gatehouse.v1.AdminService.GenerateCobrowseUrl:input_type -> gatehouse.v1.GenerateCobrowseUrlRequest
-	20,  // 76: gatehouse.v1.AdminService.SetCobrowseUrl:input_type -> gatehouse.v1.SetCobrowseUrlRequest
-	24,  // 77: gatehouse.v1.AdminService.CreateAllowlistEntry:input_type -> gatehouse.v1.CreateAllowlistEntryRequest
-	26,  // 78: gatehouse.v1.AdminService.GetAllowlistEntry:input_type -> gatehouse.v1.GetAllowlistEntryRequest
-	28,  // 79: gatehouse.v1.AdminService.ListAllowlistEntries:input_type -> gatehouse.v1.ListAllowlistEntriesRequest
-	30,  // 80: gatehouse.v1.AdminService.UpdateAllowlistEntry:input_type -> gatehouse.v1.UpdateAllowlistEntryRequest
-	32,  // 81: gatehouse.v1.AdminService.DeleteAllowlistEntry:input_type -> gatehouse.v1.DeleteAllowlistEntryRequest
-	34,  // 82: gatehouse.v1.AdminService.CreatePrivacyRule:input_type -> gatehouse.v1.CreatePrivacyRuleRequest
-	36,  // 83: gatehouse.v1.AdminService.GetPrivacyRule:input_type -> gatehouse.v1.GetPrivacyRuleRequest
-	38,  // 84: gatehouse.v1.AdminService.ListPrivacyRules:input_type -> gatehouse.v1.ListPrivacyRulesRequest
-	40,  // 85: gatehouse.v1.AdminService.UpdatePrivacyRule:input_type -> gatehouse.v1.UpdatePrivacyRuleRequest
-	42,  // 86: gatehouse.v1.AdminService.DeletePrivacyRule:input_type -> gatehouse.v1.DeletePrivacyRuleRequest
-	44,  // 87: gatehouse.v1.AdminService.CreatePortal:input_type -> gatehouse.v1.CreatePortalRequest
-	46,  // 88: gatehouse.v1.AdminService.GetPortal:input_type -> gatehouse.v1.GetPortalRequest
-	48,  // 89: gatehouse.v1.AdminService.ListPortals:input_type -> gatehouse.v1.ListPortalsRequest
-	50,  // 90: gatehouse.v1.AdminService.UpdatePortal:input_type -> gatehouse.v1.UpdatePortalRequest
-	52,  // 91: gatehouse.v1.AdminService.DeletePortal:input_type -> gatehouse.v1.DeletePortalRequest
-	54,  // 92: gatehouse.v1.AdminService.CreateTeam:input_type -> gatehouse.v1.CreateTeamRequest
-	56,  // 93: gatehouse.v1.AdminService.GetTeam:input_type -> gatehouse.v1.GetTeamRequest
-	58,  // 94: gatehouse.v1.AdminService.ListTeams:input_type -> gatehouse.v1.ListTeamsRequest
-	60,  // 95: gatehouse.v1.AdminService.UpdateTeam:input_type -> gatehouse.v1.UpdateTeamRequest
-	62,  // 96: gatehouse.v1.AdminService.DeleteTeam:input_type -> gatehouse.v1.DeleteTeamRequest
-	64,  // 97: gatehouse.v1.AdminService.CreateRepresentative:input_type -> gatehouse.v1.CreateRepresentativeRequest
-	66,  // 98: gatehouse.v1.AdminService.GetRepresentative:input_type -> gatehouse.v1.GetRepresentativeRequest
-	68,  // 99: gatehouse.v1.AdminService.ListRepresentatives:input_type -> gatehouse.v1.ListRepresentativesRequest
-	70,  // 100: gatehouse.v1.AdminService.UpdateRepresentative:input_type -> gatehouse.v1.UpdateRepresentativeRequest
-	72,  // 101: gatehouse.v1.AdminService.DeleteRepresentative:input_type -> gatehouse.v1.DeleteRepresentativeRequest
-	74,  // 102: gatehouse.v1.AdminService.CreateBusinessHours:input_type -> gatehouse.v1.CreateBusinessHoursRequest
-	76,  // 103: gatehouse.v1.AdminService.GetBusinessHours:input_type -> gatehouse.v1.GetBusinessHoursRequest
-	78,  // 104: gatehouse.v1.AdminService.ListBusinessHours:input_type -> gatehouse.v1.ListBusinessHoursRequest
-	80,  // 105: gatehouse.v1.AdminService.UpdateBusinessHours:input_type -> gatehouse.v1.UpdateBusinessHoursRequest
-	82,  // 106: gatehouse.v1.AdminService.DeleteBusinessHours:input_type -> gatehouse.v1.DeleteBusinessHoursRequest
-	84,  // 107: gatehouse.v1.AdminService.CreateCallerToken:input_type -> gatehouse.v1.CreateCallerTokenRequest
-	86,  // 108: gatehouse.v1.AdminService.ListCallerTokens:input_type -> gatehouse.v1.ListCallerTokensRequest
-	88,  // 109: gatehouse.v1.AdminService.RevokeCallerToken:input_type -> gatehouse.v1.RevokeCallerTokenRequest
-	90,  // 110: gatehouse.v1.AdminService.BackupStore:input_type -> gatehouse.v1.BackupStoreRequest
-	22,  // 111: gatehouse.v1.AdminService.ListAuditEvents:input_type -> gatehouse.v1.ListAuditEventsRequest
-	1,   // 112: gatehouse.v1.AdminService.CreateAccount:output_type -> gatehouse.v1.CreateAccountResponse
-	3,   // 113: gatehouse.v1.AdminService.GetAccount:output_type -> gatehouse.v1.GetAccountResponse
-	5,   // 114: gatehouse.v1.AdminService.ListAccounts:output_type -> gatehouse.v1.ListAccountsResponse
-	7,   // 115: gatehouse.v1.AdminService.UpdateAccount:output_type -> gatehouse.v1.UpdateAccountResponse
-	9,   // 116: gatehouse.v1.AdminService.DeleteAccount:output_type -> gatehouse.v1.DeleteAccountResponse
-	11,  // 117: gatehouse.v1.AdminService.GetLiveGuideSettings:output_type -> gatehouse.v1.GetLiveGuideSettingsResponse
-	13,  // 118: gatehouse.v1.AdminService.UpdateLiveGuideSettings:output_type -> gatehouse.v1.UpdateLiveGuideSettingsResponse
-	15,  // 119: gatehouse.v1.AdminService.GetCustomization:output_type -> gatehouse.v1.GetCustomizationResponse
-	17,  // 120: gatehouse.v1.AdminService.UpdateCustomization:output_type -> gatehouse.v1.UpdateCustomizationResponse
-	19,  // 121: gatehouse.v1.AdminService.GenerateCobrowseUrl:output_type -> gatehouse.v1.GenerateCobrowseUrlResponse
-	21,  // 122: gatehouse.v1.AdminService.SetCobrowseUrl:output_type -> gatehouse.v1.SetCobrowseUrlResponse
-	25,  // 123: gatehouse.v1.AdminService.CreateAllowlistEntry:output_type -> gatehouse.v1.CreateAllowlistEntryResponse
-	27,  // 124: gatehouse.v1.AdminService.GetAllowlistEntry:output_type -> gatehouse.v1.GetAllowlistEntryResponse
-	29,  // 125: gatehouse.v1.AdminService.ListAllowlistEntries:output_type -> gatehouse.v1.ListAllowlistEntriesResponse
-	31,  // 126: gatehouse.v1.AdminService.UpdateAllowlistEntry:output_type -> gatehouse.v1.UpdateAllowlistEntryResponse
-	33,  // 127: gatehouse.v1.AdminService.DeleteAllowlistEntry:output_type -> gatehouse.v1.DeleteAllowlistEntryResponse
-	35,  // 128: gatehouse.v1.AdminService.CreatePrivacyRule:output_type -> gatehouse.v1.CreatePrivacyRuleResponse
-	37,  // 129: gatehouse.v1.AdminService.GetPrivacyRule:output_type -> gatehouse.v1.GetPrivacyRuleResponse
-	39,  // 130: gatehouse.v1.AdminService.ListPrivacyRules:output_type -> gatehouse.v1.ListPrivacyRulesResponse
-	41,  // 131: gatehouse.v1.AdminService.UpdatePrivacyRule:output_type -> gatehouse.v1.UpdatePrivacyRuleResponse
-	43,  // 132: gatehouse.v1.AdminService.DeletePrivacyRule:output_type -> gatehouse.v1.DeletePrivacyRuleResponse
-	45,  // 133: gatehouse.v1.AdminService.CreatePortal:output_type -> gatehouse.v1.CreatePortalResponse
-	47,  // 134: gatehouse.v1.AdminService.GetPortal:output_type -> gatehouse.v1.GetPortalResponse
-	49,  // 135: gatehouse.v1.AdminService.ListPortals:output_type -> gatehouse.v1.ListPortalsResponse
-	51,  // 136: gatehouse.v1.AdminService.UpdatePortal:output_type -> gatehouse.v1.UpdatePortalResponse
-	53,  // 137: gatehouse.v1.AdminService.DeletePortal:output_type -> gatehouse.v1.DeletePortalResponse
-	55,  // 138: gatehouse.v1.AdminService.CreateTeam:output_type -> gatehouse.v1.CreateTeamResponse
-	57,  // 139: gatehouse.v1.AdminService.GetTeam:output_type -> gatehouse.v1.GetTeamResponse
-	59,  // 140: gatehouse.v1.AdminService.ListTeams:output_type -> gatehouse.v1.ListTeamsResponse
-	61,  // 141: gatehouse.v1.AdminService.UpdateTeam:output_type -> gatehouse.v1.UpdateTeamResponse
-	63,  // 142: gatehouse.v1.AdminService.DeleteTeam:output_type -> gatehouse.v1.DeleteTeamResponse
-	65,  // 143: gatehouse.v1.AdminService.CreateRepresentative:output_type -> gatehouse.v1.CreateRepresentativeResponse
-	67,  // 144: gatehouse.v1.AdminService.GetRepresentative:output_type -> gatehouse.v1.GetRepresentativeResponse
-	69,  // 145: gatehouse.v1.AdminService.ListRepresentatives:output_type -> gatehouse.v1.ListRepresentativesResponse
-	71,  // 146: gatehouse.v1.AdminService.UpdateRepresentative:output_type -> gatehouse.v1.UpdateRepresentativeResponse
-	73,  // 147: gatehouse.v1.AdminService.DeleteRepresentative:output_type -> gatehouse.v1.DeleteRepresentativeResponse
-	75,  // 148: gatehouse.v1.AdminService.CreateBusinessHours:output_type -> gatehouse.v1.CreateBusinessHoursResponse
-	77,  // 149: gatehouse.v1.AdminService.GetBusinessHours:output_type -> gatehouse.v1.GetBusinessHoursResponse
-	79,  // 150: gatehouse.v1.AdminService.ListBusinessHours:output_type -> gatehouse.v1.ListBusinessHoursResponse
-	81,  // 151: gatehouse.v1.AdminService.UpdateBusinessHours:output_type -> gatehouse.v1.UpdateBusinessHoursResponse
-	83,  // 152: gatehouse.v1.AdminService.DeleteBusinessHours:output_type -> gatehouse.v1.DeleteBusinessHoursResponse
-	85,  // 153: gatehouse.v1.AdminService.CreateCallerToken:output_type -> gatehouse.v1.CreateCallerTokenResponse
-	87,  // 154: gatehouse.v1.AdminService.ListCallerTokens:output_type -> gatehouse.v1.ListCallerTokensResponse
-	89,  // 155: gatehouse.v1.AdminService.RevokeCallerToken:output_type -> gatehouse.v1.RevokeCallerTokenResponse
-	91,  // 156: gatehouse.v1.AdminService.BackupStore:output_type -> gatehouse.v1.BackupStoreResponse
-	23,  // 157: gatehouse.v1.AdminService.ListAuditEvents:output_type -> gatehouse.v1.ListAuditEventsResponse
-	112, // [112:158] is the sub-list for method output_type
-	66,  // [66:112] is the sub-list for method input_type
-	66,  // [66:66] is the sub-list for extension type_name
-	66,  // [66:66] is the sub-list for extension extendee
-	0,   // [0:66] is the sub-list for field type_name
+	98,  // 0: gatehouse.v1.CreateAccountRequest.account:type_name -> gatehouse.v1.Account
+	98,  // 1: gatehouse.v1.CreateAccountResponse.account:type_name -> gatehouse.v1.Account
+	98,  // 2: gatehouse.v1.GetAccountResponse.account:type_name -> gatehouse.v1.Account
+	98,  // 3: gatehouse.v1.ListAccountsResponse.accounts:type_name -> gatehouse.v1.Account
+	98,  // 4: gatehouse.v1.UpdateAccountRequest.account:type_name -> gatehouse.v1.Account
+	99,  // 5: gatehouse.v1.UpdateAccountRequest.update_mask:type_name -> google.protobuf.FieldMask
+	98,  // 6: gatehouse.v1.UpdateAccountResponse.account:type_name -> gatehouse.v1.Account
+	100, // 7: gatehouse.v1.GetLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	100, // 8: gatehouse.v1.UpdateLiveGuideSettingsRequest.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	99,  // 9: gatehouse.v1.UpdateLiveGuideSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	100, // 10: gatehouse.v1.UpdateLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	101, // 11: gatehouse.v1.GetCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
+	101, // 12: gatehouse.v1.UpdateCustomizationRequest.customization:type_name -> gatehouse.v1.Customization
+	99,  // 13: gatehouse.v1.UpdateCustomizationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	101, // 14: gatehouse.v1.UpdateCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
+	98,  // 15: gatehouse.v1.GenerateCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
+	98,  // 16: gatehouse.v1.SetCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
+	102, // 17: gatehouse.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	102, // 18: gatehouse.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	103, // 19: gatehouse.v1.ListAuditEventsResponse.events:type_name -> gatehouse.v1.AuditEvent
+	104, // 20: gatehouse.v1.CreateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
+	104, // 21: gatehouse.v1.CreateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
+	104, // 22: gatehouse.v1.GetAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
+	104, // 23: gatehouse.v1.ListAllowlistEntriesResponse.entries:type_name -> gatehouse.v1.AllowlistEntry
+	104, // 24: gatehouse.v1.UpdateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
+	99,  // 25: gatehouse.v1.UpdateAllowlistEntryRequest.update_mask:type_name -> google.protobuf.FieldMask
+	104, // 26: gatehouse.v1.UpdateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
+	105, // 27: gatehouse.v1.CreatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
+	105, // 28: gatehouse.v1.CreatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
+	105, // 29: gatehouse.v1.GetPrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
+	105, // 30: gatehouse.v1.ListPrivacyRulesResponse.rules:type_name -> gatehouse.v1.PrivacyRule
+	105, // 31: gatehouse.v1.UpdatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
+	99,  // 32: gatehouse.v1.UpdatePrivacyRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	105, // 33: gatehouse.v1.UpdatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
+	106, // 34: gatehouse.v1.CreatePortalRequest.portal:type_name -> gatehouse.v1.Portal
+	106, // 35: gatehouse.v1.CreatePortalResponse.portal:type_name -> gatehouse.v1.Portal
+	106, // 36: gatehouse.v1.GetPortalResponse.portal:type_name -> gatehouse.v1.Portal
+	106, // 37: gatehouse.v1.ListPortalsResponse.portals:type_name -> gatehouse.v1.Portal
+	106, // 38: gatehouse.v1.UpdatePortalRequest.portal:type_name -> gatehouse.v1.Portal
+	99,  // 39: gatehouse.v1.UpdatePortalRequest.update_mask:type_name -> google.protobuf.FieldMask
+	106, // 40: gatehouse.v1.UpdatePortalResponse.portal:type_name -> gatehouse.v1.Portal
+	107, // 41: gatehouse.v1.CreateTeamRequest.team:type_name -> gatehouse.v1.Team
+	107, // 42: gatehouse.v1.CreateTeamResponse.team:type_name -> gatehouse.v1.Team
+	107, // 43: gatehouse.v1.GetTeamResponse.team:type_name -> gatehouse.v1.Team
+	107, // 44: gatehouse.v1.ListTeamsResponse.teams:type_name -> gatehouse.v1.Team
+	107, // 45: gatehouse.v1.UpdateTeamRequest.team:type_name -> gatehouse.v1.Team
+	99,  // 46: gatehouse.v1.UpdateTeamRequest.update_mask:type_name -> google.protobuf.FieldMask
+	107, // 47: gatehouse.v1.UpdateTeamResponse.team:type_name -> gatehouse.v1.Team
+	108, // 48: gatehouse.v1.CreateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
+	108, // 49: gatehouse.v1.CreateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
+	108, // 50: gatehouse.v1.GetRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
+	108, // 51: gatehouse.v1.ListRepresentativesResponse.representatives:type_name -> gatehouse.v1.Representative
+	108, // 52: gatehouse.v1.UpdateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
+	99,  // 53: gatehouse.v1.UpdateRepresentativeRequest.update_mask:type_name -> google.protobuf.FieldMask
+	108, // 54: gatehouse.v1.UpdateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
+	109, // 55: gatehouse.v1.CreateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
+	109, // 56: gatehouse.v1.CreateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	109, // 57: gatehouse.v1.GetBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	109, // 58: gatehouse.v1.ListBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	109, // 59: gatehouse.v1.UpdateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
+	99,  // 60: gatehouse.v1.UpdateBusinessHoursRequest.update_mask:type_name -> google.protobuf.FieldMask
+	109, // 61: gatehouse.v1.UpdateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	110, // 62: gatehouse.v1.CreateCallerTokenRequest.token:type_name -> gatehouse.v1.CallerToken
+	110, // 63: gatehouse.v1.CreateCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
+	110, // 64: gatehouse.v1.ListCallerTokensResponse.tokens:type_name -> gatehouse.v1.CallerToken
+	110, // 65: gatehouse.v1.RevokeCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
+	111, // 66: gatehouse.v1.ListNotificationsResponse.notifications:type_name -> gatehouse.v1.Notification
+	111, // 67: gatehouse.v1.RetryNotificationResponse.notification:type_name -> gatehouse.v1.Notification
+	0,   // 68: gatehouse.v1.AdminService.CreateAccount:input_type -> gatehouse.v1.CreateAccountRequest
+	2,   // 69: gatehouse.v1.AdminService.GetAccount:input_type -> gatehouse.v1.GetAccountRequest
+	4,   // 70: gatehouse.v1.AdminService.ListAccounts:input_type -> gatehouse.v1.ListAccountsRequest
+	6,   // 71: gatehouse.v1.AdminService.UpdateAccount:input_type -> gatehouse.v1.UpdateAccountRequest
+	8,   // 72: gatehouse.v1.AdminService.DeleteAccount:input_type -> gatehouse.v1.DeleteAccountRequest
+	10,  // 73: gatehouse.v1.AdminService.GetLiveGuideSettings:input_type -> gatehouse.v1.GetLiveGuideSettingsRequest
+	12,  // 74: gatehouse.v1.AdminService.UpdateLiveGuideSettings:input_type -> gatehouse.v1.UpdateLiveGuideSettingsRequest
+	14,  // 75: gatehouse.v1.AdminService.GetCustomization:input_type -> gatehouse.v1.GetCustomizationRequest
+	16,  // 76: gatehouse.v1.AdminService.UpdateCustomization:input_type -> gatehouse.v1.UpdateCustomizationRequest
+	18,  // 77: gatehouse.v1.AdminService.GenerateCobrowseUrl:input_type -> gatehouse.v1.GenerateCobrowseUrlRequest
+	20,  // 78: gatehouse.v1.AdminService.SetCobrowseUrl:input_type -> gatehouse.v1.SetCobrowseUrlRequest
+	24,  // 79: gatehouse.v1.AdminService.CreateAllowlistEntry:input_type -> gatehouse.v1.CreateAllowlistEntryRequest
+	26,  // 80: gatehouse.v1.AdminService.GetAllowlistEntry:input_type -> gatehouse.v1.GetAllowlistEntryRequest
+	28,  // 81: gatehouse.v1.AdminService.ListAllowlistEntries:input_type -> gatehouse.v1.ListAllowlistEntriesRequest
+	30,  // 82: gatehouse.v1.AdminService.UpdateAllowlistEntry:input_type -> gatehouse.v1.UpdateAllowlistEntryRequest
+	32,  // 83: gatehouse.v1.AdminService.DeleteAllowlistEntry:input_type -> gatehouse.v1.DeleteAllowlistEntryRequest
+	34,  // 84: gatehouse.v1.AdminService.CreatePrivacyRule:input_type -> gatehouse.v1.CreatePrivacyRuleRequest
+	36,  // 85: gatehouse.v1.AdminService.GetPrivacyRule:input_type -> gatehouse.v1.GetPrivacyRuleRequest
+	38,  // 86: gatehouse.v1.AdminService.ListPrivacyRules:input_type -> gatehouse.v1.ListPrivacyRulesRequest
+	40,  // 87: gatehouse.v1.AdminService.UpdatePrivacyRule:input_type -> gatehouse.v1.UpdatePrivacyRuleRequest
+	42,  // 88: gatehouse.v1.AdminService.DeletePrivacyRule:input_type -> gatehouse.v1.DeletePrivacyRuleRequest
+	44,  // 89: gatehouse.v1.AdminService.CreatePortal:input_type -> gatehouse.v1.CreatePortalRequest
+	46,  // 90: gatehouse.v1.AdminService.GetPortal:input_type -> gatehouse.v1.GetPortalRequest
+	48,  // 91: gatehouse.v1.AdminService.ListPortals:input_type -> gatehouse.v1.ListPortalsRequest
+	50,  // 92: gatehouse.v1.AdminService.UpdatePortal:input_type -> gatehouse.v1.UpdatePortalRequest
+	52,  // 93: gatehouse.v1.AdminService.DeletePortal:input_type -> gatehouse.v1.DeletePortalRequest
+	54,  // 94: gatehouse.v1.AdminService.CreateTeam:input_type -> gatehouse.v1.CreateTeamRequest
+	56,  // 95: gatehouse.v1.AdminService.GetTeam:input_type -> gatehouse.v1.GetTeamRequest
+	58,  // 96: gatehouse.v1.AdminService.ListTeams:input_type -> gatehouse.v1.ListTeamsRequest
+	60,  // 97: gatehouse.v1.AdminService.UpdateTeam:input_type -> gatehouse.v1.UpdateTeamRequest
+	62,  // 98: gatehouse.v1.AdminService.DeleteTeam:input_type -> gatehouse.v1.DeleteTeamRequest
+	64,  // 99: gatehouse.v1.AdminService.CreateRepresentative:input_type -> gatehouse.v1.CreateRepresentativeRequest
+	66,  // 100: gatehouse.v1.AdminService.GetRepresentative:input_type -> gatehouse.v1.GetRepresentativeRequest
+	68,  // 101: gatehouse.v1.AdminService.ListRepresentatives:input_type -> gatehouse.v1.ListRepresentativesRequest
+	70,  // 102: gatehouse.v1.AdminService.UpdateRepresentative:input_type -> gatehouse.v1.UpdateRepresentativeRequest
+	72,  // 103: gatehouse.v1.AdminService.DeleteRepresentative:input_type -> gatehouse.v1.DeleteRepresentativeRequest
+	74,  // 104: gatehouse.v1.AdminService.CreateBusinessHours:input_type -> gatehouse.v1.CreateBusinessHoursRequest
+	76,  // 105: gatehouse.v1.AdminService.GetBusinessHours:input_type -> gatehouse.v1.GetBusinessHoursRequest
+	78,  // 106: gatehouse.v1.AdminService.ListBusinessHours:input_type -> gatehouse.v1.ListBusinessHoursRequest
+	80,  // 107: gatehouse.v1.AdminService.UpdateBusinessHours:input_type -> gatehouse.v1.UpdateBusinessHoursRequest
+	82,  // 108: gatehouse.v1.AdminService.DeleteBusinessHours:input_type -> gatehouse.v1.DeleteBusinessHoursRequest
+	84,  // 109: gatehouse.v1.AdminService.CreateCallerToken:input_type -> gatehouse.v1.CreateCallerTokenRequest
+	86,  // 110: gatehouse.v1.AdminService.ListCallerTokens:input_type -> gatehouse.v1.ListCallerTokensRequest
+	88,  // 111: gatehouse.v1.AdminService.RevokeCallerToken:input_type -> gatehouse.v1.RevokeCallerTokenRequest
+	90,  // 112: gatehouse.v1.AdminService.BackupStore:input_type -> gatehouse.v1.BackupStoreRequest
+	22,  // 113: gatehouse.v1.AdminService.ListAuditEvents:input_type -> gatehouse.v1.ListAuditEventsRequest
+	92,  // 114: gatehouse.v1.AdminService.ListNotifications:input_type -> gatehouse.v1.ListNotificationsRequest
+	94,  // 115: gatehouse.v1.AdminService.RetryNotification:input_type -> gatehouse.v1.RetryNotificationRequest
+	96,  // 116: gatehouse.v1.AdminService.DeleteNotification:input_type -> gatehouse.v1.DeleteNotificationRequest
+	1,   // 117: gatehouse.v1.AdminService.CreateAccount:output_type -> gatehouse.v1.CreateAccountResponse
+	3,   // 118: gatehouse.v1.AdminService.GetAccount:output_type -> gatehouse.v1.GetAccountResponse
+	5,   // 119: gatehouse.v1.AdminService.ListAccounts:output_type -> gatehouse.v1.ListAccountsResponse
+	7,   // 120: gatehouse.v1.AdminService.UpdateAccount:output_type -> gatehouse.v1.UpdateAccountResponse
+	9,   // 121: gatehouse.v1.AdminService.DeleteAccount:output_type -> gatehouse.v1.DeleteAccountResponse
+	11,  // 122: gatehouse.v1.AdminService.GetLiveGuideSettings:output_type -> gatehouse.v1.GetLiveGuideSettingsResponse
+	13,  // 123: gatehouse.v1.AdminService.UpdateLiveGuideSettings:output_type -> gatehouse.v1.UpdateLiveGuideSettingsResponse
+	15,  // 124: gatehouse.v1.AdminService.GetCustomization:output_type -> gatehouse.v1.GetCustomizationResponse
+	17,  // 125: gatehouse.v1.AdminService.UpdateCustomization:output_type -> gatehouse.v1.UpdateCustomizationResponse
+	19,  // 126: gatehouse.v1.AdminService.GenerateCobrowseUrl:output_type -> gatehouse.v1.GenerateCobrowseUrlResponse
+	21,  // 127: gatehouse.v1.AdminService.SetCobrowseUrl:output_type -> gatehouse.v1.SetCobrowseUrlResponse
+	25,  // 128: gatehouse.v1.AdminService.CreateAllowlistEntry:output_type -> gatehouse.v1.CreateAllowlistEntryResponse
+	27,  // 129: gatehouse.v1.AdminService.GetAllowlistEntry:output_type -> gatehouse.v1.GetAllowlistEntryResponse
+	29,  // 130: gatehouse.v1.AdminService.ListAllowlistEntries:output_type -> gatehouse.v1.ListAllowlistEntriesResponse
+	31,  // 131: gatehouse.v1.AdminService.UpdateAllowlistEntry:output_type -> gatehouse.v1.UpdateAllowlistEntryResponse
+	33,  // 132: gatehouse.v1.AdminService.DeleteAllowlistEntry:output_type -> gatehouse.v1.DeleteAllowlistEntryResponse
+	35,  // 133: gatehouse.v1.AdminService.CreatePrivacyRule:output_type -> gatehouse.v1.CreatePrivacyRuleResponse
+	37,  // 134: gatehouse.v1.AdminService.GetPrivacyRule:output_type -> gatehouse.v1.GetPrivacyRuleResponse
+	39,  // 135: gatehouse.v1.AdminService.ListPrivacyRules:output_type -> gatehouse.v1.ListPrivacyRulesResponse
+	41,  // 136: gatehouse.v1.AdminService.UpdatePrivacyRule:output_type -> gatehouse.v1.UpdatePrivacyRuleResponse
+	43,  // 137: gatehouse.v1.AdminService.DeletePrivacyRule:output_type -> gatehouse.v1.DeletePrivacyRuleResponse
+	45,  // 138: gatehouse.v1.AdminService.CreatePortal:output_type -> gatehouse.v1.CreatePortalResponse
+	47,  // 139: gatehouse.v1.AdminService.GetPortal:output_type -> gatehouse.v1.GetPortalResponse
+	49,  // 140: gatehouse.v1.AdminService.ListPortals:output_type -> gatehouse.v1.ListPortalsResponse
+	51,  // 141: gatehouse.v1.AdminService.UpdatePortal:output_type -> gatehouse.v1.UpdatePortalResponse
+	53,  // 142: gatehouse.v1.AdminService.DeletePortal:output_type -> gatehouse.v1.DeletePortalResponse
+	55,  // 143: gatehouse.v1.AdminService.CreateTeam:output_type -> gatehouse.v1.CreateTeamResponse
+	57,  // 144: gatehouse.v1.AdminService.GetTeam:output_type -> gatehouse.v1.GetTeamResponse
+	59,  // 145: gatehouse.v1.AdminService.ListTeams:output_type -> gatehouse.v1.ListTeamsResponse
+	61,  // 146: gatehouse.v1.AdminService.UpdateTeam:output_type -> gatehouse.v1.UpdateTeamResponse
+	63,  // 147: gatehouse.v1.AdminService.DeleteTeam:output_type -> gatehouse.v1.DeleteTeamResponse
+	65,  // 148: gatehouse.v1.AdminService.CreateRepresentative:output_type -> gatehouse.v1.CreateRepresentativeResponse
+	67,  // 149: gatehouse.v1.AdminService.GetRepresentative:output_type -> gatehouse.v1.GetRepresentativeResponse
+	69,  // 150: gatehouse.v1.AdminService.ListRepresentatives:output_type -> gatehouse.v1.ListRepresentativesResponse
+	71,  // 151: gatehouse.v1.AdminService.UpdateRepresentative:output_type -> gatehouse.v1.UpdateRepresentativeResponse
+	73,  // 152: gatehouse.v1.AdminService.DeleteRepresentative:output_type -> gatehouse.v1.DeleteRepresentativeResponse
+	75,  // 153: gatehouse.v1.AdminService.CreateBusinessHours:output_type -> gatehouse.v1.CreateBusinessHoursResponse
+	77,  // 154: gatehouse.v1.AdminService.GetBusinessHours:output_type -> gatehouse.v1.GetBusinessHoursResponse
+	79,  // 155: gatehouse.v1.AdminService.ListBusinessHours:output_type -> gatehouse.v1.ListBusinessHoursResponse
+	81,  // 156: gatehouse.v1.AdminService.UpdateBusinessHours:output_type -> gatehouse.v1.UpdateBusinessHoursResponse
+	83,  // 157: gatehouse.v1.AdminService.DeleteBusinessHours:output_type -> gatehouse.v1.DeleteBusinessHoursResponse
+	85,  // 158: gatehouse.v1.AdminService.CreateCallerToken:output_type -> gatehouse.v1.CreateCallerTokenResponse
+	87,  // 159: gatehouse.v1.AdminService.ListCallerTokens:output_type -> gatehouse.v1.ListCallerTokensResponse
+	89,  // 160: gatehouse.v1.AdminService.RevokeCallerToken:output_type -> gatehouse.v1.RevokeCallerTokenResponse
+	91,  // 161: gatehouse.v1.AdminService.BackupStore:output_type -> gatehouse.v1.BackupStoreResponse
+	23,  // 162: gatehouse.v1.AdminService.ListAuditEvents:output_type -> gatehouse.v1.ListAuditEventsResponse
+	93,  // 163: gatehouse.v1.AdminService.ListNotifications:output_type -> gatehouse.v1.ListNotificationsResponse
+	95,  // 164: gatehouse.v1.AdminService.RetryNotification:output_type -> gatehouse.v1.RetryNotificationResponse
+	97,  // 165: gatehouse.v1.AdminService.DeleteNotification:output_type -> gatehouse.v1.DeleteNotificationResponse
+	117, // [117:166] is the sub-list for method output_type
+	68,  // [68:117] is the sub-list for method input_type
+	68,  // [68:68] is the sub-list for extension type_name
+	68,  // [68:68] is the sub-list for extension extendee
+	0,   // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_admin_service_proto_init() }
@@ -5605,7 +5963,7 @@ func file_gatehouse_v1_admin_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_admin_service_proto_rawDesc), len(file_gatehouse_v1_admin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   92,
+			NumMessages:   98,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

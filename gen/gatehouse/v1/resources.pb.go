@@ -1646,6 +1646,116 @@ func (x *CallerToken) GetCertificateIdentity() string {
 	return ""
 }
 
+// Notification is a completed-session record waiting for delivery (see
+// docs/notifications.md). A delivered notification leaves the queue.
+type Notification struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id orders the queue: "<20-digit revision>-<session id>".
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// account_id is the account of the session.
+	AccountId string `protobuf:"bytes,2,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// session_id is the session the record describes.
+	SessionId string `protobuf:"bytes,3,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
+	// to is the recipient.
+	To string `protobuf:"bytes,4,opt,name=to,proto3" json:"to,omitempty"`
+	// attempts counts the failed delivery attempts so far.
+	Attempts int32 `protobuf:"varint,5,opt,name=attempts,proto3" json:"attempts,omitempty"`
+	// next_attempt_time is when the next attempt is due; unset means now.
+	NextAttemptTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=next_attempt_time,json=nextAttemptTime,proto3" json:"next_attempt_time,omitempty"`
+	// last_error describes the last failed attempt.
+	LastError string `protobuf:"bytes,7,opt,name=last_error,json=lastError,proto3" json:"last_error,omitempty"`
+	// create_time is when the notification was queued (the session's end).
+	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Notification) Reset() {
+	*x = Notification{}
+	mi := &file_gatehouse_v1_resources_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Notification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Notification) ProtoMessage() {}
+
+func (x *Notification) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_resources_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Notification.ProtoReflect.Descriptor instead.
+func (*Notification) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_resources_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *Notification) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Notification) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *Notification) GetSessionId() string {
+	if x != nil {
+		return x.SessionId
+	}
+	return ""
+}
+
+func (x *Notification) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *Notification) GetAttempts() int32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
+func (x *Notification) GetNextAttemptTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextAttemptTime
+	}
+	return nil
+}
+
+func (x *Notification) GetLastError() string {
+	if x != nil {
+		return x.LastError
+	}
+	return ""
+}
+
+func (x *Notification) GetCreateTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreateTime
+	}
+	return nil
+}
+
 var File_gatehouse_v1_resources_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_resources_proto_rawDesc = "" +
@@ -1801,7 +1911,20 @@ const file_gatehouse_v1_resources_proto_rawDesc = "" +
 	"createTime\x12\x18\n" +
 	"\arevoked\x18\x06 \x01(\bR\arevoked\x12\x1a\n" +
 	"\brevision\x18\a \x01(\x04R\brevision\x121\n" +
-	"\x14certificate_identity\x18\b \x01(\tR\x13certificateIdentityB\xb4\x01\n" +
+	"\x14certificate_identity\x18\b \x01(\tR\x13certificateIdentity\"\xac\x02\n" +
+	"\fNotification\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x02 \x01(\tR\taccountId\x12\x1d\n" +
+	"\n" +
+	"session_id\x18\x03 \x01(\tR\tsessionId\x12\x0e\n" +
+	"\x02to\x18\x04 \x01(\tR\x02to\x12\x1a\n" +
+	"\battempts\x18\x05 \x01(\x05R\battempts\x12F\n" +
+	"\x11next_attempt_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0fnextAttemptTime\x12\x1d\n" +
+	"\n" +
+	"last_error\x18\a \x01(\tR\tlastError\x12;\n" +
+	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTimeB\xb4\x01\n" +
 	"\x10com.gatehouse.v1B\x0eResourcesProtoP\x01Z?github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1;gatehousev1\xa2\x02\x03GXX\xaa\x02\fGatehouse.V1\xca\x02\fGatehouse\\V1\xe2\x02\x18Gatehouse\\V1\\GPBMetadata\xea\x02\rGatehouse::V1b\x06proto3"
 
 var (
@@ -1816,7 +1939,7 @@ func file_gatehouse_v1_resources_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_resources_proto_rawDescData
 }
 
-var file_gatehouse_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_gatehouse_v1_resources_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_gatehouse_v1_resources_proto_goTypes = []any{
 	(*Account)(nil),               // 0: gatehouse.v1.Account
 	(*LiveGuideSettings)(nil),     // 1: gatehouse.v1.LiveGuideSettings
@@ -1833,35 +1956,38 @@ var file_gatehouse_v1_resources_proto_goTypes = []any{
 	(*Session)(nil),               // 12: gatehouse.v1.Session
 	(*AuditEvent)(nil),            // 13: gatehouse.v1.AuditEvent
 	(*CallerToken)(nil),           // 14: gatehouse.v1.CallerToken
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(PrivacyRuleKind)(0),          // 16: gatehouse.v1.PrivacyRuleKind
-	(*SupportFunctions)(nil),      // 17: gatehouse.v1.SupportFunctions
-	(Weekday)(0),                  // 18: gatehouse.v1.Weekday
-	(SessionKind)(0),              // 19: gatehouse.v1.SessionKind
-	(SessionState)(0),             // 20: gatehouse.v1.SessionState
-	(CallerRole)(0),               // 21: gatehouse.v1.CallerRole
+	(*Notification)(nil),          // 15: gatehouse.v1.Notification
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(PrivacyRuleKind)(0),          // 17: gatehouse.v1.PrivacyRuleKind
+	(*SupportFunctions)(nil),      // 18: gatehouse.v1.SupportFunctions
+	(Weekday)(0),                  // 19: gatehouse.v1.Weekday
+	(SessionKind)(0),              // 20: gatehouse.v1.SessionKind
+	(SessionState)(0),             // 21: gatehouse.v1.SessionState
+	(CallerRole)(0),               // 22: gatehouse.v1.CallerRole
 }
 var file_gatehouse_v1_resources_proto_depIdxs = []int32{
-	15, // 0: gatehouse.v1.Account.create_time:type_name -> google.protobuf.Timestamp
-	16, // 1: gatehouse.v1.PrivacyRule.kind:type_name -> gatehouse.v1.PrivacyRuleKind
-	17, // 2: gatehouse.v1.Portal.functions:type_name -> gatehouse.v1.SupportFunctions
-	17, // 3: gatehouse.v1.Representative.functions:type_name -> gatehouse.v1.SupportFunctions
-	18, // 4: gatehouse.v1.WeeklyWindow.day:type_name -> gatehouse.v1.Weekday
+	16, // 0: gatehouse.v1.Account.create_time:type_name -> google.protobuf.Timestamp
+	17, // 1: gatehouse.v1.PrivacyRule.kind:type_name -> gatehouse.v1.PrivacyRuleKind
+	18, // 2: gatehouse.v1.Portal.functions:type_name -> gatehouse.v1.SupportFunctions
+	18, // 3: gatehouse.v1.Representative.functions:type_name -> gatehouse.v1.SupportFunctions
+	19, // 4: gatehouse.v1.WeeklyWindow.day:type_name -> gatehouse.v1.Weekday
 	8,  // 5: gatehouse.v1.BusinessHours.weekly:type_name -> gatehouse.v1.WeeklyWindow
 	9,  // 6: gatehouse.v1.BusinessHours.holidays:type_name -> gatehouse.v1.Holiday
-	19, // 7: gatehouse.v1.Session.kind:type_name -> gatehouse.v1.SessionKind
-	20, // 8: gatehouse.v1.Session.state:type_name -> gatehouse.v1.SessionState
+	20, // 7: gatehouse.v1.Session.kind:type_name -> gatehouse.v1.SessionKind
+	21, // 8: gatehouse.v1.Session.state:type_name -> gatehouse.v1.SessionState
 	11, // 9: gatehouse.v1.Session.specialists:type_name -> gatehouse.v1.ExternalSpecialist
-	15, // 10: gatehouse.v1.Session.start_time:type_name -> google.protobuf.Timestamp
-	15, // 11: gatehouse.v1.Session.end_time:type_name -> google.protobuf.Timestamp
-	15, // 12: gatehouse.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
-	21, // 13: gatehouse.v1.CallerToken.role:type_name -> gatehouse.v1.CallerRole
-	15, // 14: gatehouse.v1.CallerToken.create_time:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	16, // 10: gatehouse.v1.Session.start_time:type_name -> google.protobuf.Timestamp
+	16, // 11: gatehouse.v1.Session.end_time:type_name -> google.protobuf.Timestamp
+	16, // 12: gatehouse.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
+	22, // 13: gatehouse.v1.CallerToken.role:type_name -> gatehouse.v1.CallerRole
+	16, // 14: gatehouse.v1.CallerToken.create_time:type_name -> google.protobuf.Timestamp
+	16, // 15: gatehouse.v1.Notification.next_attempt_time:type_name -> google.protobuf.Timestamp
+	16, // 16: gatehouse.v1.Notification.create_time:type_name -> google.protobuf.Timestamp
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_resources_proto_init() }
@@ -1876,7 +2002,7 @@ func file_gatehouse_v1_resources_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_resources_proto_rawDesc), len(file_gatehouse_v1_resources_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

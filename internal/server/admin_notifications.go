@@ -1,0 +1,106 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net/mail"
+	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+)
+
+func notificationToProto(m *store.OutboxMessage) *gatehousev1.Notification {
+	n := &gatehousev1.Notification{Id: m.ID, AccountId: m.AccountID, SessionId: m.SessionID, To: m.To,
+		Attempts: int32(min(m.Attempts, 1<<31-1)), LastError: m.LastError, CreateTime: timestampOf(m.Created)}
+	if !m.NextAttempt.IsZero() {
+		n.NextAttemptTime = timestampOf(m.NextAttempt)
+	}
+	return n
+}
+
+func (a *adminService) ListNotifications(ctx context.Context, req *gatehousev1.ListNotificationsRequest) (*gatehousev1.ListNotificationsResponse, error) {
+	var v violations
+	v.checkID("account_id", req.GetAccountId(), true)
+	if err := v.err(); err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	limit, after, err := pageParams(req.GetPageSize(), req.GetPageToken())
+	if err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	var list []store.OutboxMessage
+	var more bool
+	err = a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
+		list, more, err = store.ListOutboxOf(tx, req.GetAccountId(), after, limit)
+		return err
+	})
+	if err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	resp := &gatehousev1.ListNotificationsResponse{}
+	for i := range list {
+		resp.Notifications = append(resp.Notifications, notificationToProto(&list[i]))
+	}
+	if more {
+		resp.NextPageToken = nextPageToken(more, list[len(list)-1].ID)
+	}
+	return resp, nil
+}
+
+// getNotification reads a queued notification, NOT_FOUND when it is not
+// (or no longer) queued.
+func getNotification(tx store.ReadTx, id string) (store.OutboxMessage, error) {
+	m, err := store.GetOutbox(tx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return m, notFound("notification", id)
+	}
+	return m, err
+}
+
+func (a *adminService) RetryNotification(ctx context.Context, req *gatehousev1.RetryNotificationRequest) (*gatehousev1.RetryNotificationResponse, error) {
+	var v violations
+	v.checkID("id", req.GetId(), false)
+	if to := req.GetTo(); to != "" {
+		if addr, err := mail.ParseAddress(to); err != nil || addr.Address != to || addr.Name != "" {
+			v.add("to", "must be a plain e-mail address such as ops@example.com")
+		}
+	}
+	if err := v.err(); err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	var m store.OutboxMessage
+	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+		if m, err = getNotification(tx, req.GetId()); err != nil {
+			return err
+		}
+		m.NextAttempt = time.Time{}
+		if req.GetTo() != "" {
+			m.To = req.GetTo()
+		}
+		return store.UpdateOutbox(tx, &m)
+	})
+	if err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	a.s.notificationRetried()
+	return &gatehousev1.RetryNotificationResponse{Notification: notificationToProto(&m), Revision: rev}, nil
+}
+
+func (a *adminService) DeleteNotification(ctx context.Context, req *gatehousev1.DeleteNotificationRequest) (*gatehousev1.DeleteNotificationResponse, error) {
+	var v violations
+	v.checkID("id", req.GetId(), false)
+	if err := v.err(); err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	rev, err := a.s.write(ctx, func(tx store.Tx) error {
+		if _, err := getNotification(tx, req.GetId()); err != nil {
+			return err
+		}
+		return store.DeleteOutbox(tx, req.GetId())
+	})
+	if err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	return &gatehousev1.DeleteNotificationResponse{Revision: rev}, nil
+}
