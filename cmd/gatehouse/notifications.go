@@ -58,18 +58,10 @@ cannot be delivered.`,
 		Short: "Make a queued notification due at once (with --to: to a corrected recipient)",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
-			resp, err := c.admin.RetryNotification(ctx, &gatehousev1.RetryNotificationRequest{Id: argv[0], To: to})
-			if err != nil {
-				return err
-			}
-			n := resp.GetNotification()
-			return a.emit(n, func(w io.Writer) error { return detailTable(w, n) })
+			return a.showCall(cmd, func(ctx context.Context, c *clients) (proto.Message, error) {
+				resp, err := c.admin.RetryNotification(ctx, &gatehousev1.RetryNotificationRequest{Id: argv[0], To: to})
+				return resp.GetNotification(), err
+			})
 		},
 	}
 	retry.Flags().StringVar(&to, "to", "", "send it to this `address` instead")
@@ -79,17 +71,9 @@ cannot be delivered.`,
 		Short: "Drop a queued notification",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
-			resp, err := c.admin.DeleteNotification(ctx, &gatehousev1.DeleteNotificationRequest{Id: argv[0]})
-			if err != nil {
-				return err
-			}
-			return a.emit(resp, func(w io.Writer) error { return detailTable(w, resp) })
+			return a.showCall(cmd, func(ctx context.Context, c *clients) (proto.Message, error) {
+				return c.admin.DeleteNotification(ctx, &gatehousev1.DeleteNotificationRequest{Id: argv[0]})
+			})
 		},
 	}
 	cmd.AddCommand(list, retry, del)

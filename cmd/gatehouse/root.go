@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/proto"
 )
 
 // defaultAddr is where gatehoused listens by default.
@@ -260,6 +261,22 @@ func (a *app) accountCall(cmd *cobra.Command) (string, *clients, context.Context
 	}
 	ctx, cancel := a.call(cmd.Context())
 	return acct, c, ctx, cancel, nil
+}
+
+// showCall makes one call in cmd's context and shows the message it
+// returns, field by field (or as json/yaml).
+func (a *app) showCall(cmd *cobra.Command, call func(context.Context, *clients) (proto.Message, error)) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.call(cmd.Context())
+	defer cancel()
+	m, err := call(ctx, c)
+	if err != nil {
+		return err
+	}
+	return a.emit(m, func(w io.Writer) error { return detailTable(w, m) })
 }
 
 // accountOf returns the --account of cmd, else GATEHOUSE_ACCOUNT.

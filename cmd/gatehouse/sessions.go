@@ -8,6 +8,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -32,17 +33,7 @@ func sessionsCmd(a *app) *cobra.Command {
 	// sessionCall runs one SessionService call that answers a session and
 	// shows it.
 	sessionCall := func(cmd *cobra.Command, call func(ctx context.Context, c *clients) (*gatehousev1.Session, error)) error {
-		c, err := a.client()
-		if err != nil {
-			return err
-		}
-		ctx, cancel := a.call(cmd.Context())
-		defer cancel()
-		s, err := call(ctx, c)
-		if err != nil {
-			return err
-		}
-		return a.emit(s, func(w io.Writer) error { return detailTable(w, s) })
+		return a.showCall(cmd, func(ctx context.Context, c *clients) (proto.Message, error) { return call(ctx, c) })
 	}
 
 	var kind, rep, customer, portal string

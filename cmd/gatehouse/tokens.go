@@ -117,18 +117,10 @@ whose verified client certificate has that subject common name or URI SAN
 		Short: "Revoke a token at once",
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, argv []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := a.call(cmd.Context())
-			defer cancel()
-			resp, err := c.admin.RevokeCallerToken(ctx, &gatehousev1.RevokeCallerTokenRequest{Id: argv[0]})
-			if err != nil {
-				return err
-			}
-			t := resp.GetToken()
-			return a.emit(t, func(w io.Writer) error { return detailTable(w, t) })
+			return a.showCall(cmd, func(ctx context.Context, c *clients) (proto.Message, error) {
+				resp, err := c.admin.RevokeCallerToken(ctx, &gatehousev1.RevokeCallerTokenRequest{Id: argv[0]})
+				return resp.GetToken(), err
+			})
 		},
 	}
 	cmd.AddCommand(create, list, revoke)
