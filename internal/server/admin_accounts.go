@@ -159,6 +159,11 @@ func (a *adminService) DeleteAccount(ctx context.Context, req *gatehousev1.Delet
 	}
 	rev, err := a.s.write(ctx, func(tx store.Tx) error {
 		cur, err := getAccount(tx, req.GetId())
+		if errors.Is(err, store.ErrCorrupt) && req.GetEtag() == "" {
+			// Deleting a damaged account is the repair of last resort; it
+			// cannot be conditional, as the etag cannot be read.
+			return store.DeleteAccount(tx, req.GetId())
+		}
 		if err != nil {
 			return err
 		}

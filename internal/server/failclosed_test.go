@@ -259,3 +259,38 @@ func TestFailClosed_BrokenRecordsOnlyNarrow(t *testing.T) {
 		t.Errorf("a privacy rule that does not compile: click is %v, want ELEMENT_BLOCKED", d.GetDecision())
 	}
 }
+
+// TestFailClosed_DamagedAccountCanBeDeleted: when the account's own record
+// cannot be decoded, an unconditional DeleteAccount still removes it and
+// everything it owns (its co-browse URL is released), the repair of last
+// resort; a conditional one cannot check its etag and answers DATA_LOSS.
+func TestFailClosed_DamagedAccountCanBeDeleted(t *testing.T) {
+	t.Parallel()
+	e := MustStart(t, "")
+	ctx := ctxT(t)
+	e.MustCreateAccount("acme")
+	sess := e.MustStartSession("acme")
+	url, err := e.admin.SetCobrowseUrl(ctx, &gatehousev1.SetCobrowseUrlRequest{AccountId: "acme", Url: "https://acme.support.me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := e.rawPut("acct/acme", []byte("{broken"))
+	if _, err := e.srv.snaps.WaitFor(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.admin.DeleteAccount(ctx, &gatehousev1.DeleteAccountRequest{Id: "acme", Etag: url.GetAccount().GetEtag()})
+	wantCode(t, err, codes.DataLoss)
+	if _, err := e.admin.DeleteAccount(ctx, &gatehousev1.DeleteAccountRequest{Id: "acme"}); err != nil {
+		t.Fatalf("unconditional delete of a damaged account: %v", err)
+	}
+	if n := e.srv.snaps.Current().NumUnreadable(); n != 0 {
+		t.Fatalf("%d unreadable accounts after the delete; want 0", n)
+	}
+	_, err = e.decide.CheckFeature(ctx, &gatehousev1.CheckFeatureRequest{SessionId: sess.GetId(), Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT})
+	wantCode(t, err, codes.NotFound)
+	// The URL is free again: a new account can take it.
+	e.MustCreateAccount("acme2")
+	if _, err := e.admin.SetCobrowseUrl(ctx, &gatehousev1.SetCobrowseUrlRequest{AccountId: "acme2", Url: "https://acme.support.me"}); err != nil {
+		t.Fatalf("the deleted account's co-browse URL is still taken: %v", err)
+	}
+}

@@ -152,14 +152,21 @@ func ListAccounts(tx ReadTx, afterID string, limit int) ([]policy.Account, bool,
 	return listJSON[policy.Account](tx, accountPrefix, afterKey(accountPrefix, afterID), limit)
 }
 
-// DeleteAccount deletes an account and everything it owns. It returns
-// ErrNotFound when the account does not exist.
+// DeleteAccount deletes an account and everything it owns, also when its
+// own record cannot be decoded. It returns ErrNotFound when the account
+// does not exist.
 func DeleteAccount(tx Tx, id string) error {
 	acct, err := GetAccount(tx, id)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrCorrupt):
+		// The account's own record cannot be read, so neither can its
+		// co-browse URL: release every URL the index gives it.
+		if err := releaseCobrowseURLsOf(tx, id); err != nil {
+			return err
+		}
+	case err != nil:
 		return err
-	}
-	if acct.CobrowseURL != "" {
+	case acct.CobrowseURL != "":
 		if err := SetCobrowseOwner(tx, acct.CobrowseURL, ""); err != nil {
 			return err
 		}
@@ -508,6 +515,26 @@ func PutCustomization(tx Tx, c *policy.Customization) error {
 func CobrowseOwner(tx ReadTx, url string) (string, error) {
 	b, err := tx.Get(cobrowseIndexPrefix + url)
 	return string(b), err
+}
+
+// releaseCobrowseURLsOf releases every co-browse URL acct holds.
+func releaseCobrowseURLsOf(tx Tx, acct string) error {
+	var keys []string
+	err := tx.Scan(cobrowseIndexPrefix, "", func(key string, val []byte) (bool, error) {
+		if string(val) == acct {
+			keys = append(keys, key)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := tx.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetCobrowseOwner records that acct holds url ("" releases it).
