@@ -187,9 +187,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return <-serveErr
 }
 
-// startSender runs the completed-session notification sender until the
-// returned function is called; that function returns once the sender has
-// made its last store write.
+// startSender runs the completed-session notification sender until stop is
+// called; stop returns once the sender has made its last store write. wake
+// makes the sender look at the whole outbox at once (RetryNotification).
 func startSender(cfg config.Config, st *bolt.Store, log *slog.Logger) (wake, stop func(), err error) {
 	var backend notify.Backend = &notify.Dir{Path: cfg.NotificationDir()}
 	if cfg.SMTPAddr != "" {
