@@ -3,10 +3,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,5 +132,107 @@ func TestE2E_NotificationOverSMTPWithAuth(t *testing.T) {
 	defer inbox.mu.Unlock()
 	if inbox.authFailures != 0 {
 		t.Errorf("%d failed AUTH attempts; the password file's content (without its newline) is the password", inbox.authFailures)
+	}
+}
+
+// TestCrash_NotificationsSurviveKills ends support sessions while the
+// daemon delivers their completed-session records to a real SMTP server,
+// kills it with SIGKILL at random moments and restarts it. In the end every
+// session whose EndSession was acknowledged has its record delivered, and
+// records arrived twice at most once per kill (at least once: a kill
+// between the server's acceptance and the outbox delete sends one again).
+func TestCrash_NotificationsSurviveKills(t *testing.T) {
+	t.Parallel()
+	binary(t)
+	dir := t.TempDir()
+	inbox, addr := startInbox(t, "gatehouse", "s3cret")
+	pwFile := filepath.Join(dir, "smtp.pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := loopbackArgs(filepath.Join(dir, "data"), "--demo", "--smtp-addr", addr,
+		"--smtp-username", "gatehouse", "--smtp-password-file", pwFile, "--smtp-from", "gatehouse@example.org")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+
+	var mu sync.Mutex
+	ended := map[string]bool{} // sessions whose EndSession was acknowledged
+	kills := 0
+	for deadline := time.Now().Add(6 * time.Second); kills < 3 || time.Now().Before(deadline); kills++ {
+		d := start(t, nil, args...)
+		c := dial(t, d.addr)
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for ctx.Err() == nil {
+				resp, err := c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: "demo", Kind: gatehousev1.SessionKind_SESSION_KIND_SUPPORT,
+					RepresentativeId: "bob", CustomerId: "cust-k", PortalId: "helpdesk-default"})
+				if err != nil {
+					return
+				}
+				id := resp.GetSession().GetId()
+				if _, err := c.sessions.EndSession(ctx, &gatehousev1.EndSessionRequest{SessionId: id}); err != nil {
+					return
+				}
+				mu.Lock()
+				ended[id] = true
+				mu.Unlock()
+			}
+		}()
+		time.Sleep(time.Duration(50+rng.IntN(250)) * time.Millisecond)
+		if err := d.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		<-d.exited
+		stop()
+		<-done
+	}
+
+	// A last run delivers what is still queued.
+	d := start(t, nil, args...)
+	delivered := func() map[string]int {
+		inbox.mu.Lock()
+		defer inbox.mu.Unlock()
+		n := map[string]int{}
+		for _, raw := range inbox.messages {
+			m, err := mail.ReadMessage(strings.NewReader(raw))
+			if err != nil {
+				t.Fatalf("undecodable message: %v", err)
+			}
+			n[m.Header.Get("X-Gatehouse-Outbox-Id")]++
+		}
+		return n
+	}
+	sessionOf := func(outboxID string) string { _, s, _ := strings.Cut(outboxID, "-"); return s }
+	missing := func() []string {
+		got := map[string]bool{}
+		for id := range delivered() {
+			got[sessionOf(id)] = true
+		}
+		var out []string
+		for s := range ended {
+			if !got[s] {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	for deadline := time.Now().Add(testTimeout); len(missing()) > 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	}
+	d.stop()
+	if m := missing(); len(m) > 0 {
+		t.Fatalf("%d of %d acknowledged session ends have no delivered record, e.g. %s", len(m), len(ended), m[0])
+	}
+	dups, total := 0, 0
+	for _, n := range delivered() {
+		dups += n - 1
+		total += n
+	}
+	t.Logf("%d kills, %d acknowledged session ends, %d records delivered, %d duplicates", kills, len(ended), total, dups)
+	if dups > kills {
+		t.Fatalf("%d duplicate deliveries after %d kills; at most one per kill", dups, kills)
+	}
+	if len(ended) < 10 {
+		t.Fatalf("only %d session ends were acknowledged; the test did not exercise much", len(ended))
 	}
 }
