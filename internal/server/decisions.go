@@ -133,7 +133,10 @@ func (s *Server) snapshotAt(ctx context.Context, minRev uint64) (*policy.Snapsho
 		ctx, cancel = context.WithTimeout(ctx, s.maxRev)
 		defer cancel()
 	}
-	return s.snaps.WaitFor(ctx, minRev)
+	ctx, wait := s.innerSpan(ctx, "snapshot.wait")
+	snap, err := s.snaps.WaitFor(ctx, minRev)
+	endInner(wait, err)
+	return snap, err
 }
 
 func (d *decisionService) CheckFeature(ctx context.Context, req *gatehousev1.CheckFeatureRequest) (*gatehousev1.CheckFeatureResponse, error) {

@@ -107,6 +107,9 @@ type Server struct {
 	// tracing is set when calls are traced; decisions annotate their
 	// spans only then.
 	tracing bool
+	// tracer starts spans inside calls (store commit, snapshot wait); nil
+	// without tracing.
+	tracer trace.Tracer
 	// rules is the permission table (accessRules).
 	rules map[string]access
 
@@ -128,6 +131,9 @@ type Server struct {
 func New(o Options) *Server {
 	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules, auditRetention: o.AuditRetention, metrics: o.Metrics,
 		tracing: o.TracerProvider != nil}
+	if o.TracerProvider != nil {
+		s.tracer = o.TracerProvider.Tracer(tracerName)
+	}
 	s.notificationRetried = o.NotificationRetried
 	if s.notificationRetried == nil {
 		s.notificationRetried = func() {}
@@ -227,19 +233,27 @@ func (s *Server) status(ctx context.Context, err error) error { return toStatus(
 // waits until the decision snapshot reflects the
 // commit, so that the next decision sees the write (read-your-writes).
 func (s *Server) write(ctx context.Context, fn func(store.Tx) error) (uint64, error) {
-	rev, err := s.store.Update(ctx, func(tx store.Tx) error {
+	cctx, commit := s.innerSpan(ctx, "store.commit")
+	rev, err := s.store.Update(cctx, func(tx store.Tx) error {
 		at := newAuditTx(tx)
 		if err := fn(at); err != nil {
 			return err
 		}
 		return at.flush(ctx, s)
 	})
+	if err == nil {
+		commit.SetAttributes(attrRevision.Int64(int64(rev)))
+	}
+	endInner(commit, err)
 	if err != nil {
 		return 0, err
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.maxRev)
 	defer cancel()
-	if _, err := s.snaps.WaitFor(wctx, rev); err != nil {
+	wctx, wait := s.innerSpan(wctx, "snapshot.wait")
+	_, err = s.snaps.WaitFor(wctx, rev)
+	endInner(wait, err)
+	if err != nil {
 		// The write is committed and durable; only its visibility to
 		// decisions is late. Report success, and say so in the log.
 		s.log.WarnContext(ctx, "snapshot did not catch up with a committed write", "revision", rev, "err", err)

@@ -2,16 +2,19 @@ package server
 
 import (
 	"context"
+	"errors"
 
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"go.opentelemetry.io/otel/attribute"
+	otelcodes "go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 )
 
 // tracingOption instruments every call but health checks with a server
@@ -80,4 +83,49 @@ func traceLogFields(ctx context.Context) logging.Fields {
 		fields = append(fields, "trace_id", sc.TraceID().String())
 	}
 	return fields
+}
+
+// tracerName names the spans the server starts inside a call.
+const tracerName = "github.com/gatehouse-dev/gatehouse/internal/server"
+
+// innerSpan starts a span named name under the call's span when that span
+// is recorded (tracing on and the call sampled); otherwise it returns ctx
+// and a span that records nothing. End it with endInner.
+func (s *Server) innerSpan(ctx context.Context, name string) (context.Context, trace.Span) {
+	if s.tracer == nil || !trace.SpanFromContext(ctx).IsRecording() {
+		return ctx, trace.SpanFromContext(context.Background()) // records nothing
+	}
+	return s.tracer.Start(ctx, name)
+}
+
+// endInner ends an inner span, marking it failed when err is the server's
+// failure (a context that ended counts too: the wait was cut short); a
+// refusal of the request (invalid, not found, in use, …) is not.
+func endInner(span trace.Span, err error) {
+	if err != nil && span.IsRecording() && !refusal(err) {
+		span.RecordError(err)
+		msg := err.Error()
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg = "deadline exceeded"
+		}
+		span.SetStatus(otelcodes.Error, msg)
+	}
+	span.End()
+}
+
+// refusal reports whether err refuses the request rather than failing it.
+func refusal(err error) bool {
+	var ve *validationError
+	var ae *apiError
+	switch {
+	case errors.As(err, &ve):
+		return true
+	case errors.As(err, &ae):
+		switch ae.code {
+		case codes.Internal, codes.Unknown, codes.Unavailable, codes.DataLoss, codes.DeadlineExceeded:
+			return false
+		}
+		return true
+	}
+	return false
 }

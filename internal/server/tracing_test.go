@@ -280,3 +280,68 @@ func TestTracing_OffInstallsNothing(t *testing.T) {
 		t.Errorf("log line without tracing has trace_id %v", id)
 	}
 }
+
+// TestTracing_InnerSpans: in a sampled call, a write shows its store
+// commit (with the revision) and its wait for the snapshot as child spans
+// of the call's span; a refused write's commit is not an error; a decision
+// that waits for a revision shows the wait, failed when it ran out. An
+// unsampled call starts no inner span.
+func TestTracing_InnerSpans(t *testing.T) {
+	t.Parallel()
+	e, rec, _ := tracedEnv(t, func(o *Options) { o.Limits.DecisionTimeout = 50 * time.Millisecond })
+	e.MustCreateAccount("acme")
+	sess := e.MustStartSession("acme")
+	sampled := func(traceID string) context.Context {
+		return metadata.AppendToOutgoingContext(ctxT(t), "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
+	}
+	inTrace := func(traceID string) func(sdktrace.ReadOnlySpan) bool {
+		return func(s sdktrace.ReadOnlySpan) bool { return s.SpanContext().TraceID().String() == traceID }
+	}
+
+	const write = "4bf92f3577b34da6a3ce929d0e0e4701"
+	resp, err := e.admin.UpdateLiveGuideSettings(sampled(write), &gatehousev1.UpdateLiveGuideSettingsRequest{
+		Settings: &gatehousev1.LiveGuideSettings{AccountId: "acme", Chat: true}, UpdateMask: mask("chat")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := endedSpan(t, rec, "gatehouse.v1.AdminService/UpdateLiveGuideSettings", inTrace(write))
+	commit := endedSpan(t, rec, "store.commit", inTrace(write))
+	wait := endedSpan(t, rec, "snapshot.wait", inTrace(write))
+	for _, s := range []sdktrace.ReadOnlySpan{commit, wait} {
+		if s.Parent().SpanID() != call.SpanContext().SpanID() || s.Status().Code != otelcodes.Unset {
+			t.Errorf("%s: parent %s status %v; want the call's span %s, unset", s.Name(), s.Parent().SpanID(), s.Status().Code, call.SpanContext().SpanID())
+		}
+	}
+	if got := spanAttrs(commit)["gatehouse.revision"].AsInt64(); got != int64(resp.GetSettings().GetRevision()) {
+		t.Errorf("store.commit revision %d; want %d", got, resp.GetSettings().GetRevision())
+	}
+
+	const refused = "4bf92f3577b34da6a3ce929d0e0e4702"
+	_, err = e.admin.DeleteAllowlistEntry(sampled(refused), &gatehousev1.DeleteAllowlistEntryRequest{AccountId: "acme", Id: "nowhere"})
+	wantCode(t, err, codes.NotFound)
+	if s := endedSpan(t, rec, "store.commit", inTrace(refused)); s.Status().Code != otelcodes.Unset {
+		t.Errorf("the commit of a refused write has status %v; want unset", s.Status().Code)
+	}
+
+	const far = "4bf92f3577b34da6a3ce929d0e0e4703"
+	noDeadline, cancel := context.WithCancel(context.Background()) // the server's 50 ms decision deadline applies
+	defer cancel()
+	farCtx := metadata.AppendToOutgoingContext(noDeadline, "traceparent", "00-"+far+"-00f067aa0ba902b7-01")
+	_, err = e.decide.CheckFeature(farCtx, &gatehousev1.CheckFeatureRequest{SessionId: sess.GetId(), Actor: agent("alice"),
+		Feature: gatehousev1.Feature_FEATURE_CHAT, MinRevision: 1 << 40})
+	wantCode(t, err, codes.DeadlineExceeded)
+	if s := endedSpan(t, rec, "snapshot.wait", inTrace(far)); s.Status().Code != otelcodes.Error {
+		t.Errorf("a wait that ran out has status %v; want error", s.Status().Code)
+	}
+
+	// Not sampled: no inner span either.
+	before := len(rec.Started())
+	unsampled := metadata.AppendToOutgoingContext(ctxT(t), "traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4704-00f067aa0ba902b7-00")
+	if _, err := e.admin.UpdateLiveGuideSettings(unsampled, &gatehousev1.UpdateLiveGuideSettingsRequest{
+		Settings: &gatehousev1.LiveGuideSettings{AccountId: "acme", Chat: false}, UpdateMask: mask("chat")}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rec.Started()) - before; n != 0 {
+		t.Errorf("an unsampled write started %d spans", n)
+	}
+}
