@@ -1165,19 +1165,7 @@ func TestE2E_SessionLifecycleFlags(t *testing.T) {
 	ctx := testContext(t)
 	d := start(t, nil, loopbackArgs(dir)...)
 	c := dial(t, d.addr)
-	if _, err := c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: "acme",
-		Representative: &gatehousev1.Representative{Id: "alice", DisplayName: "Alice", LiveGuideEnabled: true}}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: "acme",
-		Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE, RepresentativeId: "alice", CustomerId: "cust-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := resp.GetSession().GetId()
+	id := setupSession(t, c)
 	checkDecision(ctx, t, c, click(id, agent("alice")), true, gatehousev1.Reason_REASON_ALLOWED, "")
 	d.stop()
 
@@ -1196,6 +1184,6 @@ func TestE2E_SessionLifecycleFlags(t *testing.T) {
 	if got := logUint(t, d.awaitLog("swept sessions"), "deleted"); got != 1 {
 		t.Fatalf("the sweep at start deleted %d sessions; want 1", got)
 	}
-	_, err = c.decide.CheckFeature(ctx, click(id, agent("alice")))
+	_, err := c.decide.CheckFeature(ctx, click(id, agent("alice")))
 	wantCode(t, "CheckFeature in a deleted session", err, codes.NotFound)
 }

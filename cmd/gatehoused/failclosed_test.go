@@ -128,19 +128,7 @@ func TestE2E_UndecodableRecordLeavesItsAccountOut(t *testing.T) {
 	c := dial(t, d.addr)
 	sessions := map[string]string{}
 	for _, acct := range []string{"acme", "other"} {
-		if _, err := c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: acct, DisplayName: acct}}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := c.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: acct,
-			Representative: &gatehousev1.Representative{Id: "alice", DisplayName: "Alice", LiveGuideEnabled: true}}); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: acct,
-			Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE, RepresentativeId: "alice", CustomerId: "cust-1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		sessions[acct] = resp.GetSession().GetId()
+		sessions[acct] = setupSessionIn(t, c, acct)
 	}
 	d.stop()
 	rawUpdate(t, dir, func(kv, _ *bbolt.Bucket) error {

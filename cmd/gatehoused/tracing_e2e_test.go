@@ -28,18 +28,25 @@ const (
 // flush at shutdown.
 const noScheduledExport = "OTEL_BSP_SCHEDULE_DELAY=600000"
 
-// setupSession creates an account, a representative and a session.
+// setupSession creates the account acme, a representative and a session.
 func setupSession(t *testing.T, c *clients) string {
 	t.Helper()
+	return setupSessionIn(t, c, "acme")
+}
+
+// setupSessionIn creates the account acct, its Live Guide representative
+// alice and a session of hers, and returns the session id.
+func setupSessionIn(t *testing.T, c *clients, acct string) string {
+	t.Helper()
 	ctx := testContext(t)
-	if _, err := c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}); err != nil {
+	if _, err := c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: acct, DisplayName: acct}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: "acme",
+	if _, err := c.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: acct,
 		Representative: &gatehousev1.Representative{Id: "alice", DisplayName: "Alice", LiveGuideEnabled: true}}); err != nil {
 		t.Fatal(err)
 	}
-	resp, err := c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: "acme",
+	resp, err := c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: acct,
 		Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE, RepresentativeId: "alice", CustomerId: "cust-1"})
 	if err != nil {
 		t.Fatal(err)
