@@ -13,12 +13,13 @@ func notificationsCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "notifications",
 		Aliases: []string{"notification"},
-		Short:   "Inspect, retry and drop queued completed-session notifications (operators only)",
+		Short:   "Inspect, retry and drop queued completed-session notifications",
 		Long: `Completed-session notifications wait in the outbox until the SMTP server
 accepts them; a failing one is retried with backoff, without end. list shows
 what waits, with the failed attempts and the last error; retry makes one due
 at once, optionally to a corrected recipient (--to); delete drops one that
-cannot be delivered.`,
+cannot be delivered. An admin scoped to one account handles that account's
+notifications only, and lists them with --account.`,
 	}
 	var lf listFlags
 	list := &cobra.Command{

@@ -49,13 +49,17 @@ func (a *adminService) ListNotifications(ctx context.Context, req *gatehousev1.L
 }
 
 // getNotification reads a queued notification, NOT_FOUND when it is not
-// (or no longer) queued.
-func getNotification(tx store.ReadTx, id string) (store.OutboxMessage, error) {
+// (or no longer) queued, PERMISSION_DENIED for a caller scoped to another
+// account.
+func getNotification(ctx context.Context, tx store.ReadTx, id string) (store.OutboxMessage, error) {
 	m, err := store.GetOutbox(tx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return m, notFound("notification", id)
 	}
-	return m, err
+	if err != nil {
+		return m, err
+	}
+	return m, checkOwnedAccess(ctx, "notification", id, m.AccountID)
 }
 
 func (a *adminService) RetryNotification(ctx context.Context, req *gatehousev1.RetryNotificationRequest) (*gatehousev1.RetryNotificationResponse, error) {
@@ -71,7 +75,7 @@ func (a *adminService) RetryNotification(ctx context.Context, req *gatehousev1.R
 	}
 	var m store.OutboxMessage
 	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
-		if m, err = getNotification(tx, req.GetId()); err != nil {
+		if m, err = getNotification(ctx, tx, req.GetId()); err != nil {
 			return err
 		}
 		m.NextAttempt = time.Time{}
@@ -94,7 +98,7 @@ func (a *adminService) DeleteNotification(ctx context.Context, req *gatehousev1.
 		return nil, a.s.status(ctx, err)
 	}
 	rev, err := a.s.write(ctx, func(tx store.Tx) error {
-		if _, err := getNotification(tx, req.GetId()); err != nil {
+		if _, err := getNotification(ctx, tx, req.GetId()); err != nil {
 			return err
 		}
 		return store.DeleteOutbox(tx, req.GetId())

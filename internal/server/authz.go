@@ -31,6 +31,9 @@ type access struct {
 	// session: the call names a session; the handler checks the caller may
 	// access the session's account once it has found the session.
 	session bool
+	// owned: the call names a resource by id alone (a notification); the
+	// handler checks the caller may access its account once found.
+	owned bool
 }
 
 const (
@@ -71,9 +74,9 @@ var accessRules = func() map[string]access {
 		adminSvc + "ListCallerTokens":           operator,
 		adminSvc + "RevokeCallerToken":          operator,
 		adminSvc + "BackupStore":                operator,
-		adminSvc + "ListNotifications":          operator,
-		adminSvc + "RetryNotification":          operator,
-		adminSvc + "DeleteNotification":         operator,
+		adminSvc + "ListNotifications":          {role: auth.RoleAdmin, account: "account_id", allAccounts: true},
+		adminSvc + "RetryNotification":          {role: auth.RoleAdmin, owned: true},
+		adminSvc + "DeleteNotification":         {role: auth.RoleAdmin, owned: true},
 		adminSvc + "ListAuditEvents":            {role: auth.RoleAdmin, account: "account_id", allAccounts: true},
 		sessionSvc + "StartSession":             {role: auth.RoleDecider, account: "account_id"},
 		sessionSvc + "GetSession":               deciderSession,
@@ -219,12 +222,19 @@ func fieldString(m proto.Message, path string) string {
 // session's. Handlers of session-addressed RPCs call it once they have
 // found the session.
 func checkSessionAccess(ctx context.Context, sess *policy.Session) error {
+	return checkOwnedAccess(ctx, "session", sess.ID, sess.AccountID)
+}
+
+// checkOwnedAccess refuses a caller scoped to another account than acct,
+// the account of the resource kind/id. Handlers of RPCs that name a
+// resource by id alone call it once they have found the resource.
+func checkOwnedAccess(ctx context.Context, kind, id, acct string) error {
 	caller, ok := auth.FromContext(ctx)
 	if !ok {
 		return permissionDenied("no caller")
 	}
-	if !caller.CanAccess(sess.AccountID) {
-		return permissionDenied("caller %q may not access session %q", caller.Name, sess.ID)
+	if !caller.CanAccess(acct) {
+		return permissionDenied("caller %q may not access %s %q", caller.Name, kind, id)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -25,6 +26,8 @@ type authEnv struct {
 	*testEnv
 	tokens   map[string]string // name -> bearer
 	sessions map[string]string // "a", "a-support", "b", "b-support" -> session id
+	// notifications holds, per account, the id of a queued notification.
+	notifications map[string]string
 }
 
 func withToken(ctx context.Context, bearer string) context.Context {
@@ -47,7 +50,7 @@ func mustStartAuth(t *testing.T) *authEnv {
 	if _, err := e.srv.snaps.WaitFor(ctxT(t), e.store.Revision()); err != nil {
 		t.Fatal(err)
 	}
-	ae := &authEnv{testEnv: e, tokens: map[string]string{"operator": op}, sessions: map[string]string{}}
+	ae := &authEnv{testEnv: e, tokens: map[string]string{"operator": op}, sessions: map[string]string{}, notifications: map[string]string{}}
 	ctx := withToken(ctxT(t), op)
 	for _, acct := range []string{"a", "b"} {
 		calls := []func() error{
@@ -84,6 +87,16 @@ func mustStartAuth(t *testing.T) *authEnv {
 		}
 		ae.sessions[acct] = lg.GetSession().GetId()
 		ae.sessions[acct+"-support"] = sup.GetSession().GetId()
+		if _, err := e.store.Update(ctx, func(tx store.Tx) error {
+			m := store.OutboxMessage{AccountID: acct, SessionID: "s-ended-" + acct, To: "ops@example.com", XML: "<r/>"}
+			if err := store.EnqueueOutbox(tx, &m); err != nil {
+				return err
+			}
+			ae.notifications[acct] = m.ID
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for name, tok := range map[string]*gatehousev1.CallerToken{
 		"decider-a":   {Name: "decider a", Role: gatehousev1.CallerRole_CALLER_ROLE_DECIDER, AccountId: "a"},
@@ -129,6 +142,10 @@ func (e *authEnv) request(t *testing.T, md protoreflect.MethodDescriptor, acct s
 		return &gatehousev1.GetSessionPolicyRequest{SessionId: lg, Actor: actor}
 	case "WatchSessionPolicy":
 		return &gatehousev1.WatchSessionPolicyRequest{SessionId: lg, Actor: actor}
+	case "RetryNotification":
+		return &gatehousev1.RetryNotificationRequest{Id: e.notifications[acct]}
+	case "DeleteNotification":
+		return &gatehousev1.DeleteNotificationRequest{Id: e.notifications[acct]}
 	}
 	req := dynamicpb.NewMessage(md.Input())
 	rule := accessRules["/"+string(md.Parent().FullName())+"/"+string(md.Name())]
@@ -236,13 +253,21 @@ func TestAuthz_ScopedCallersWorkInTheirAccount(t *testing.T) {
 	if _, err := e.admin.ListAccounts(withToken(ctx, e.tokens["admin-all"]), &gatehousev1.ListAccountsRequest{}); err != nil {
 		t.Fatalf("admin all lists accounts: %v", err)
 	}
+	// An account's admin sees and handles its own notifications.
+	list, err := e.admin.ListNotifications(withToken(ctx, e.tokens["admin-a"]), &gatehousev1.ListNotificationsRequest{AccountId: "a"})
+	if err != nil || len(list.GetNotifications()) != 1 || list.GetNotifications()[0].GetId() != e.notifications["a"] {
+		t.Fatalf("admin a lists a's notifications: %v %v", list, err)
+	}
+	if _, err := e.admin.RetryNotification(withToken(ctx, e.tokens["admin-a"]), &gatehousev1.RetryNotificationRequest{Id: e.notifications["a"], To: "fixed@example.com"}); err != nil {
+		t.Fatalf("admin a retries a's notification: %v", err)
+	}
 	// Revocation takes effect with the next call.
-	list, err := e.admin.ListCallerTokens(withToken(ctx, e.tokens["operator"]), &gatehousev1.ListCallerTokensRequest{})
+	tokens, err := e.admin.ListCallerTokens(withToken(ctx, e.tokens["operator"]), &gatehousev1.ListCallerTokensRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var id string
-	for _, tok := range list.GetTokens() {
+	for _, tok := range tokens.GetTokens() {
 		if tok.GetName() == "admin a" {
 			id = tok.GetId()
 		}

@@ -4938,7 +4938,8 @@ func (x *BackupStoreResponse) GetSize() int64 {
 // ListNotificationsRequest lists queued notifications.
 type ListNotificationsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// account_id limits the list to one account; empty for all.
+	// account_id limits the list to one account; empty for all (callers
+	// scoped to all accounts only).
 	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
 	// page_size is the maximum number of results (default 100, at most 1000).
 	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`

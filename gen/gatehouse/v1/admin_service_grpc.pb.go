@@ -196,13 +196,14 @@ type AdminServiceClient interface {
 	// ListAuditEvents lists committed writes, newest last.
 	ListAuditEvents(ctx context.Context, in *ListAuditEventsRequest, opts ...grpc.CallOption) (*ListAuditEventsResponse, error)
 	// ListNotifications lists the completed-session notifications waiting for
-	// delivery, oldest first, with their failed attempts; operators only.
+	// delivery, oldest first, with their failed attempts. An admin scoped to
+	// one account must name it; without account_id the call is store-wide.
 	ListNotifications(ctx context.Context, in *ListNotificationsRequest, opts ...grpc.CallOption) (*ListNotificationsResponse, error)
 	// RetryNotification makes a queued notification due at once, optionally
-	// to a corrected recipient; operators only.
+	// to a corrected recipient; admins of its account.
 	RetryNotification(ctx context.Context, in *RetryNotificationRequest, opts ...grpc.CallOption) (*RetryNotificationResponse, error)
 	// DeleteNotification drops a queued notification that cannot be
-	// delivered; operators only.
+	// delivered; admins of its account.
 	DeleteNotification(ctx context.Context, in *DeleteNotificationRequest, opts ...grpc.CallOption) (*DeleteNotificationResponse, error)
 }
 
@@ -839,13 +840,14 @@ type AdminServiceServer interface {
 	// ListAuditEvents lists committed writes, newest last.
 	ListAuditEvents(context.Context, *ListAuditEventsRequest) (*ListAuditEventsResponse, error)
 	// ListNotifications lists the completed-session notifications waiting for
-	// delivery, oldest first, with their failed attempts; operators only.
+	// delivery, oldest first, with their failed attempts. An admin scoped to
+	// one account must name it; without account_id the call is store-wide.
 	ListNotifications(context.Context, *ListNotificationsRequest) (*ListNotificationsResponse, error)
 	// RetryNotification makes a queued notification due at once, optionally
-	// to a corrected recipient; operators only.
+	// to a corrected recipient; admins of its account.
 	RetryNotification(context.Context, *RetryNotificationRequest) (*RetryNotificationResponse, error)
 	// DeleteNotification drops a queued notification that cannot be
-	// delivered; operators only.
+	// delivered; admins of its account.
 	DeleteNotification(context.Context, *DeleteNotificationRequest) (*DeleteNotificationResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
