@@ -159,18 +159,21 @@ func (a *adminService) DeleteAccount(ctx context.Context, req *gatehousev1.Delet
 	}
 	rev, err := a.s.write(ctx, func(tx store.Tx) error {
 		cur, err := getAccount(tx, req.GetId())
-		if errors.Is(err, store.ErrCorrupt) && req.GetEtag() == "" {
+		switch {
+		case errors.Is(err, store.ErrCorrupt) && req.GetEtag() == "":
 			// Deleting a damaged account is the repair of last resort; it
 			// cannot be conditional, as the etag cannot be read.
-			return store.DeleteAccount(tx, req.GetId())
+		case err != nil:
+			return err
+		default:
+			if err := checkEtag("account", cur.ID, req.GetEtag(), cur.Revision); err != nil {
+				return err
+			}
 		}
-		if err != nil {
+		if err := store.DeleteAccount(tx, req.GetId()); err != nil {
 			return err
 		}
-		if err := checkEtag("account", cur.ID, req.GetEtag(), cur.Revision); err != nil {
-			return err
-		}
-		return store.DeleteAccount(tx, cur.ID)
+		return revokeTokensOf(tx, req.GetId())
 	})
 	if err != nil {
 		return nil, a.s.status(ctx, err)

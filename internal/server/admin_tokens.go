@@ -66,6 +66,26 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 	return &gatehousev1.CreateCallerTokenResponse{Token: tokenToProto(&tok), Bearer: bearer}, nil
 }
 
+// revokeTokensOf revokes every caller credential scoped to acct, so that
+// a new account created later under the same id is not open to the
+// callers of the deleted one.
+func revokeTokensOf(tx store.Tx, acct string) error {
+	// An undecodable token authenticates nobody already; skip it.
+	toks, err := store.LoadTokens(tx, func(string, error) {})
+	if err != nil {
+		return err
+	}
+	for i := range toks {
+		if t := &toks[i]; t.AccountID == acct && !t.Revoked {
+			t.Revoked = true
+			if err := store.PutToken(tx, t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // checkCertIdentityFree refuses a second unrevoked credential for one
 // certificate identity, so that a certificate names one caller.
 func checkCertIdentityFree(tx store.ReadTx, identity string) error {

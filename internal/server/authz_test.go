@@ -282,3 +282,28 @@ func TestAuthz_ScopedCallersWorkInTheirAccount(t *testing.T) {
 		t.Fatalf("health without a token: %v", err)
 	}
 }
+
+// TestAuthz_DeletedAccountRevokesItsCallers: deleting an account revokes
+// the credentials scoped to it, so that an account created later under the
+// same id is not open to the old account's callers.
+func TestAuthz_DeletedAccountRevokesItsCallers(t *testing.T) {
+	t.Parallel()
+	e := mustStartAuth(t)
+	op := withToken(ctxT(t), e.tokens["operator"])
+	if _, err := e.admin.GetAccount(withToken(ctxT(t), e.tokens["admin-a"]), &gatehousev1.GetAccountRequest{Id: "a"}); err != nil {
+		t.Fatalf("admin a before the delete: %v", err)
+	}
+	if _, err := e.admin.DeleteAccount(op, &gatehousev1.DeleteAccountRequest{Id: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.admin.CreateAccount(op, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "a", DisplayName: "A, new tenant"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"admin-a", "decider-a"} {
+		_, err := e.admin.GetAccount(withToken(ctxT(t), e.tokens[name]), &gatehousev1.GetAccountRequest{Id: "a"})
+		wantCode(t, err, codes.Unauthenticated)
+	}
+	if _, err := e.admin.GetAccount(withToken(ctxT(t), e.tokens["admin-all"]), &gatehousev1.GetAccountRequest{Id: "a"}); err != nil {
+		t.Fatalf("a caller scoped to all accounts after the delete: %v", err)
+	}
+}

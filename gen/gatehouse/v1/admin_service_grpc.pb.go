@@ -90,7 +90,8 @@ type AdminServiceClient interface {
 	ListAccounts(ctx context.Context, in *ListAccountsRequest, opts ...grpc.CallOption) (*ListAccountsResponse, error)
 	// UpdateAccount changes an account's display name.
 	UpdateAccount(ctx context.Context, in *UpdateAccountRequest, opts ...grpc.CallOption) (*UpdateAccountResponse, error)
-	// DeleteAccount deletes an account and everything it owns.
+	// DeleteAccount deletes an account and everything it owns, and revokes the
+	// caller credentials scoped to it.
 	DeleteAccount(ctx context.Context, in *DeleteAccountRequest, opts ...grpc.CallOption) (*DeleteAccountResponse, error)
 	// GetLiveGuideSettings returns an account's Live Guide switches.
 	GetLiveGuideSettings(ctx context.Context, in *GetLiveGuideSettingsRequest, opts ...grpc.CallOption) (*GetLiveGuideSettingsResponse, error)
@@ -734,7 +735,8 @@ type AdminServiceServer interface {
 	ListAccounts(context.Context, *ListAccountsRequest) (*ListAccountsResponse, error)
 	// UpdateAccount changes an account's display name.
 	UpdateAccount(context.Context, *UpdateAccountRequest) (*UpdateAccountResponse, error)
-	// DeleteAccount deletes an account and everything it owns.
+	// DeleteAccount deletes an account and everything it owns, and revokes the
+	// caller credentials scoped to it.
 	DeleteAccount(context.Context, *DeleteAccountRequest) (*DeleteAccountResponse, error)
 	// GetLiveGuideSettings returns an account's Live Guide switches.
 	GetLiveGuideSettings(context.Context, *GetLiveGuideSettingsRequest) (*GetLiveGuideSettingsResponse, error)
