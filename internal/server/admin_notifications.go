@@ -32,7 +32,11 @@ func (a *adminService) ListNotifications(ctx context.Context, req *gatehousev1.L
 	var list []store.OutboxMessage
 	var more bool
 	err = a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		list, more, err = store.ListOutboxOf(tx, req.GetAccountId(), after, limit)
+		since, err := tenantSince(ctx, tx, req.GetAccountId())
+		if err != nil {
+			return err
+		}
+		list, more, err = store.ListOutboxOf(tx, req.GetAccountId(), since, after, limit)
 		return err
 	})
 	if err != nil {
@@ -59,7 +63,18 @@ func getNotification(ctx context.Context, tx store.ReadTx, id string) (store.Out
 	if err != nil {
 		return m, err
 	}
-	return m, checkOwnedAccess(ctx, "notification", id, m.AccountID)
+	if err := checkOwnedAccess(ctx, "notification", id, m.AccountID); err != nil {
+		return m, err
+	}
+	// A notification of an earlier account of the same id is not a scoped
+	// caller's: as if it did not exist.
+	if since, err := tenantSince(ctx, tx, m.AccountID); err != nil || m.Created.Before(since) {
+		if err == nil {
+			err = notFound("notification", id)
+		}
+		return m, err
+	}
+	return m, nil
 }
 
 func (a *adminService) RetryNotification(ctx context.Context, req *gatehousev1.RetryNotificationRequest) (*gatehousev1.RetryNotificationResponse, error) {

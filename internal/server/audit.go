@@ -150,8 +150,10 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *gatehousev1.Lis
 	if err != nil {
 		return nil, a.s.status(ctx, err)
 	}
+	var since time.Time // see tenantSince
 	match := func(e *store.AuditEvent) bool {
 		return (req.GetAccountId() == "" || e.AccountID == req.GetAccountId()) &&
+			(since.IsZero() || !e.Time.Before(since)) &&
 			(req.GetResourceType() == "" || e.ResourceType == req.GetResourceType()) &&
 			(req.GetResourceId() == "" || e.ResourceID == req.GetResourceId()) &&
 			(start.IsZero() || !e.Time.Before(start)) &&
@@ -160,6 +162,9 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *gatehousev1.Lis
 	var events []store.AuditEvent
 	var next string
 	err = a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
+		if since, err = tenantSince(ctx, tx, req.GetAccountId()); err != nil {
+			return err
+		}
 		events, next, err = store.ListAuditEvents(tx, after, limit, a.s.auditScan, match)
 		return err
 	})

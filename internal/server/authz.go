@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -223,6 +225,21 @@ func fieldString(m proto.Message, path string) string {
 // found the session.
 func checkSessionAccess(ctx context.Context, sess *policy.Session) error {
 	return checkOwnedAccess(ctx, "session", sess.ID, sess.AccountID)
+}
+
+// tenantSince returns, for a caller scoped to one account, when that
+// account was created: records of the account's id that are older belong
+// to an earlier account of the same id, deleted since, and are not the
+// caller's to see. For a caller scoped to all accounts it is zero.
+func tenantSince(ctx context.Context, tx store.ReadTx, acct string) (time.Time, error) {
+	if caller, ok := auth.FromContext(ctx); ok && caller.AccountID == "" || acct == "" {
+		return time.Time{}, nil
+	}
+	a, err := getAccount(tx, acct)
+	if err != nil {
+		return time.Time{}, err
+	}
+	return a.CreateTime, nil
 }
 
 // checkOwnedAccess refuses a caller scoped to another account than acct,

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +89,7 @@ func mustStartAuth(t *testing.T) *authEnv {
 		ae.sessions[acct] = lg.GetSession().GetId()
 		ae.sessions[acct+"-support"] = sup.GetSession().GetId()
 		if _, err := e.store.Update(ctx, func(tx store.Tx) error {
-			m := store.OutboxMessage{AccountID: acct, SessionID: "s-ended-" + acct, To: "ops@example.com", XML: "<r/>"}
+			m := store.OutboxMessage{AccountID: acct, SessionID: "s-ended-" + acct, To: "ops@example.com", XML: "<r/>", Created: time.Now().UTC()}
 			if err := store.EnqueueOutbox(tx, &m); err != nil {
 				return err
 			}
@@ -305,5 +306,37 @@ func TestAuthz_DeletedAccountRevokesItsCallers(t *testing.T) {
 	}
 	if _, err := e.admin.GetAccount(withToken(ctxT(t), e.tokens["admin-all"]), &gatehousev1.GetAccountRequest{Id: "a"}); err != nil {
 		t.Fatalf("a caller scoped to all accounts after the delete: %v", err)
+	}
+
+	// The new tenant's admin sees none of the old tenant's history: its
+	// audit events and its queued notification stay with the operators.
+	tok, err := e.admin.CreateCallerToken(op, &gatehousev1.CreateCallerTokenRequest{Token: &gatehousev1.CallerToken{
+		Name: "new admin a", Role: gatehousev1.CallerRole_CALLER_ROLE_ADMIN, AccountId: "a"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newAdmin := withToken(ctxT(t), tok.GetBearer())
+	events, err := e.admin.ListAuditEvents(newAdmin, &gatehousev1.ListAuditEventsRequest{AccountId: "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rpcs []string
+	for _, ev := range events.GetEvents() {
+		rpcs = append(rpcs, ev.GetRpc()[strings.LastIndexByte(ev.GetRpc(), '/')+1:]+" "+ev.GetResourceType())
+	}
+	if want := []string{"CreateAccount account", "CreateAccount live_guide_settings"}; !slices.Equal(rpcs, want) {
+		t.Fatalf("the new tenant's admin sees audit events %q; want only the new account's %q", rpcs, want)
+	}
+	all, err := e.admin.ListAuditEvents(op, &gatehousev1.ListAuditEventsRequest{AccountId: "a"})
+	if err != nil || len(all.GetEvents()) <= len(events.GetEvents()) {
+		t.Fatalf("the operator sees %d events of account id a, %v; want the old tenant's too", len(all.GetEvents()), err)
+	}
+	if list, err := e.admin.ListNotifications(newAdmin, &gatehousev1.ListNotificationsRequest{AccountId: "a"}); err != nil || len(list.GetNotifications()) != 0 {
+		t.Fatalf("the new tenant's admin lists notifications %v, %v; want none", list, err)
+	}
+	_, err = e.admin.RetryNotification(newAdmin, &gatehousev1.RetryNotificationRequest{Id: e.notifications["a"], To: "x@example.com"})
+	wantCode(t, err, codes.NotFound)
+	if list, err := e.admin.ListNotifications(op, &gatehousev1.ListNotificationsRequest{AccountId: "a"}); err != nil || len(list.GetNotifications()) != 1 {
+		t.Fatalf("the operator lists notifications %v, %v; want the old tenant's", list, err)
 	}
 }

@@ -105,10 +105,10 @@ func OutboxStats(tx ReadTx) (queued int, oldest time.Time, err error) {
 }
 
 // ListOutboxOf returns up to limit queued messages of one account (all
-// accounts when acct is empty) with ids after afterID, oldest first, and
-// whether more follow.
-func ListOutboxOf(tx ReadTx, acct, afterID string, limit int) ([]OutboxMessage, bool, error) {
-	if acct == "" {
+// accounts when acct is empty) queued at or after since, with ids after
+// afterID, oldest first, and whether more follow.
+func ListOutboxOf(tx ReadTx, acct string, since time.Time, afterID string, limit int) ([]OutboxMessage, bool, error) {
+	if acct == "" && since.IsZero() {
 		return ListOutbox(tx, afterID, limit)
 	}
 	var out []OutboxMessage
@@ -118,7 +118,7 @@ func ListOutboxOf(tx ReadTx, acct, afterID string, limit int) ([]OutboxMessage, 
 		if err := json.Unmarshal(val, &m); err != nil {
 			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
 		}
-		if m.AccountID != acct {
+		if acct != "" && m.AccountID != acct || m.Created.Before(since) {
 			return true, nil
 		}
 		if limit > 0 && len(out) == limit {
