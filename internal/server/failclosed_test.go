@@ -147,8 +147,11 @@ func TestFailClosed_CorruptRecordAtStart(t *testing.T) {
 	e.MustCreateAccount("other")
 	sess := e.MustStartSession("acme")
 	otherSess := e.MustStartSession("other")
+	e.MustCreateAccount("third")
+	badSess, goodSess := e.MustStartSession("third"), e.MustStartSession("third")
 	e.rawPut("t/acme/settings", []byte("\x00garbage"))
 	e.rawPut("token/k-broken", []byte("{"))
+	e.rawPut("t/third/session/"+badSess.GetId(), []byte("{"))
 	e = e.Restart()
 
 	if n := e.srv.snaps.Current().NumUnreadable(); n != 1 {
@@ -171,6 +174,12 @@ func TestFailClosed_CorruptRecordAtStart(t *testing.T) {
 	wantCode(t, err, codes.DataLoss)
 	if resp, err := click(otherSess.GetId()); err != nil || !resp.GetDecision().GetAllowed() {
 		t.Fatalf("a healthy account after start: %v %v; want allowed", resp, err)
+	}
+	// An undecodable session leaves out that session alone.
+	_, err = click(badSess.GetId())
+	wantCode(t, err, codes.NotFound)
+	if resp, err := click(goodSess.GetId()); err != nil || !resp.GetDecision().GetAllowed() {
+		t.Fatalf("the account of an undecodable session, its other session: %v %v; want allowed", resp, err)
 	}
 }
 

@@ -253,22 +253,30 @@ func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 		sessions := map[string]*policy.Session{}
 		unreadable := map[string]string{}
 		for _, id := range ids {
-			d, _, err := store.LoadAccount(tx, id, false)
-			switch {
-			case errors.Is(err, store.ErrCorrupt):
-				// Leave this account out (its sessions stay, so that
-				// their decisions say why they fail); the others go on.
-				unreadable[id] = err.Error()
-				f.log.Error("account unreadable: its decisions are refused until its records are repaired",
-					"account_id", id, "revision", tx.Revision(), "err", err)
-			case err != nil:
-				return fmt.Errorf("load account %q: %w", id, err)
-			default:
-				accounts[id] = policy.Compile(d)
+			// One scan reads the account with its sessions; only when a
+			// record does not decode are data and sessions read apart, so
+			// that a bad session leaves out the session alone and bad data
+			// the account alone.
+			d, ss, err := store.LoadAccount(tx, id, true)
+			if errors.Is(err, store.ErrCorrupt) {
+				d, _, err = store.LoadAccount(tx, id, false)
+				if errors.Is(err, store.ErrCorrupt) {
+					// Leave this account out (its sessions stay, so that
+					// their decisions say why they fail); the others go on.
+					unreadable[id] = err.Error()
+					f.log.Error("account unreadable: its decisions are refused until its records are repaired",
+						"account_id", id, "revision", tx.Revision(), "err", err)
+					err = nil
+				}
+				if err == nil {
+					ss, err = store.AccountSessions(tx, id, f.badSession)
+				}
 			}
-			ss, err := store.AccountSessions(tx, id, f.badSession)
 			if err != nil {
-				return fmt.Errorf("load sessions of %q: %w", id, err)
+				return fmt.Errorf("load account %q: %w", id, err)
+			}
+			if _, bad := unreadable[id]; !bad {
+				accounts[id] = policy.Compile(d)
 			}
 			for i := range ss {
 				sessions[ss[i].ID] = &ss[i]
