@@ -95,31 +95,7 @@ func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store, now func() tim
 		gauge("gatehouse_snapshot_unreadable_accounts", "Accounts left out of the snapshot because a stored record of theirs cannot be decoded; their decisions answer DATA_LOSS.",
 			func() float64 { return float64(snaps.Current().NumUnreadable()) }),
 	}
-	outbox := func(f func(queued int, oldest time.Time) float64) func() float64 {
-		return func() float64 {
-			var n int
-			var oldest time.Time
-			err := st.View(context.Background(), func(tx store.ReadTx) (err error) {
-				n, oldest, err = store.OutboxStats(tx)
-				return err
-			})
-			if err != nil {
-				return -1
-			}
-			return f(n, oldest)
-		}
-	}
-	cs = append(cs,
-		gauge("gatehouse_notifications_queued", "Completed-session notifications waiting for delivery (-1: the outbox cannot be read).",
-			outbox(func(n int, _ time.Time) float64 { return float64(n) })),
-		gauge("gatehouse_notifications_oldest_age_seconds", "Age of the oldest notification waiting for delivery; 0 when none waits. Alert when it grows: deliveries are failing.",
-			outbox(func(n int, oldest time.Time) float64 {
-				if n == 0 {
-					return 0
-				}
-				return now().Sub(oldest).Seconds()
-			})),
-	)
+	cs = append(cs, &outboxCollector{st: st, now: now})
 	if sz, ok := st.(interface{ Size() (int64, error) }); ok {
 		cs = append(cs, gauge("gatehouse_store_size_bytes", "Size of the store file.", func() float64 {
 			n, err := sz.Size()
@@ -130,4 +106,42 @@ func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store, now func() tim
 		}))
 	}
 	m.Registry.MustRegister(cs...)
+}
+
+// outboxCollector reports the notification outbox from one scan per
+// scrape: how many messages wait and the age of the oldest, by the
+// server's clock (-1 for both when the outbox cannot be read).
+type outboxCollector struct {
+	st  store.Store
+	now func() time.Time
+}
+
+var (
+	outboxQueuedDesc = prometheus.NewDesc("gatehouse_notifications_queued",
+		"Completed-session notifications waiting for delivery (-1: the outbox cannot be read).", nil, nil)
+	outboxAgeDesc = prometheus.NewDesc("gatehouse_notifications_oldest_age_seconds",
+		"Age of the oldest notification waiting for delivery; 0 when none waits. Alert when it grows: deliveries are failing.", nil, nil)
+)
+
+func (c *outboxCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- outboxQueuedDesc
+	ch <- outboxAgeDesc
+}
+
+func (c *outboxCollector) Collect(ch chan<- prometheus.Metric) {
+	var n int
+	var oldest time.Time
+	err := c.st.View(context.Background(), func(tx store.ReadTx) (err error) {
+		n, oldest, err = store.OutboxStats(tx)
+		return err
+	})
+	queued, age := float64(n), 0.0
+	switch {
+	case err != nil:
+		queued, age = -1, -1
+	case n > 0:
+		age = c.now().Sub(oldest).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(outboxQueuedDesc, prometheus.GaugeValue, queued)
+	ch <- prometheus.MustNewConstMetric(outboxAgeDesc, prometheus.GaugeValue, age)
 }
