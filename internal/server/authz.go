@@ -232,7 +232,8 @@ func checkSessionAccess(ctx context.Context, sess *policy.Session) error {
 // to an earlier account of the same id, deleted since, and are not the
 // caller's to see. For a caller scoped to all accounts it is zero.
 func tenantSince(ctx context.Context, tx store.ReadTx, acct string) (time.Time, error) {
-	if caller, ok := auth.FromContext(ctx); ok && caller.AccountID == "" || acct == "" {
+	caller, ok := auth.FromContext(ctx)
+	if unscoped := ok && caller.AccountID == ""; unscoped || acct == "" {
 		return time.Time{}, nil
 	}
 	a, err := getAccount(tx, acct)
