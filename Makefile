@@ -44,6 +44,16 @@ lint: ## gofmt, go vet, buf lint, buf breaking
 	$(GO) vet ./...
 	$(BUF) lint
 	$(MAKE) --no-print-directory breaking
+	$(MAKE) --no-print-directory check-large-files
+
+# Build outputs must never be committed: any tracked file over 1 MB outside
+# gen/ and testdata/ fails the lint (a binary once slipped in this way).
+MAX_TRACKED_BYTES ?= 1048576
+.PHONY: check-large-files
+check-large-files: ## fail on a tracked file over 1 MB outside gen/ and testdata/
+	@big=$$(git ls-files -z | grep -zv -e '^gen/' -e '/testdata/' | \
+		xargs -0 -r stat -c '%s %n' 2>/dev/null | awk -v max=$(MAX_TRACKED_BYTES) '$$1 > max {print}'); \
+		if [ -n "$$big" ]; then echo "tracked files over $(MAX_TRACKED_BYTES) bytes (build output? add it to .gitignore and git rm --cached it):"; echo "$$big"; exit 1; fi
 
 .PHONY: test
 test: check-generated lint ## everything CI runs: generated code fresh, lint, all tests with -race, a brief fuzz of every target
