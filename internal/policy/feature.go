@@ -65,13 +65,14 @@ const (
 func (f Feature) IsCobrowse() bool { return f >= FeatureNavigate && f <= lastCobrowseFeature }
 
 // Function returns the support function f stands for, and false when f is
-// not a support function.
+// not a support function. The range is checked on f itself, before any
+// conversion: Function is narrower than Feature, so converting first would
+// let an undeclared feature (101+256) alias a declared function.
 func (f Feature) Function() (Function, bool) {
-	fn := Function(f - FeatureFunctionBase)
-	if f < FeatureFunctionBase || fn >= NumFunctions {
+	if f < FeatureFunctionBase || f >= FeatureFunctionBase+Feature(NumFunctions) {
 		return 0, false
 	}
-	return fn, true
+	return Function(f - FeatureFunctionBase), true
 }
 
 // Valid reports whether f is a known feature.
@@ -112,11 +113,15 @@ const (
 // Functions is a set of enabled support functions, one bit per Function.
 type Functions uint16
 
-// Has reports whether fn is in the set.
-func (fs Functions) Has(fn Function) bool { return fs&(1<<fn) != 0 }
+// Has reports whether fn is in the set; never for a value that is not one
+// of the twelve functions.
+func (fs Functions) Has(fn Function) bool { return fn < NumFunctions && fs&(1<<fn) != 0 }
 
 // With returns the set with fn switched on or off.
 func (fs Functions) With(fn Function, on bool) Functions {
+	if fn >= NumFunctions {
+		return fs
+	}
 	if on {
 		return fs | 1<<fn
 	}

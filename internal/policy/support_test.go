@@ -97,3 +97,32 @@ func TestChains(t *testing.T) {
 		t.Fatalf("broken chain: %b %v", as.EffectiveFunctions("orphan", "r"), as.Problems)
 	}
 }
+
+// TestFeatureFunctionNeverAliases checks Feature.Function and Valid over a
+// wide range: only the twelve declared support features map to functions
+// (no number 256 or 65536 above one), and Functions ignores values that
+// are not functions.
+func TestFeatureFunctionNeverAliases(t *testing.T) {
+	check := func(f Feature) {
+		fn, ok := f.Function()
+		want := f >= FeatureCustomerScreenSharing && f <= FeatureInviteExternalSpecialist
+		if ok != want || (ok && Feature(fn)+FeatureFunctionBase != f) {
+			t.Fatalf("Feature(%d).Function() = %d, %v; want ok=%v", f, fn, ok, want)
+		}
+		if f.Valid() != (want || f.IsCobrowse()) {
+			t.Fatalf("Feature(%d).Valid() = %v", f, f.Valid())
+		}
+	}
+	for f := Feature(-70000); f < 70000; f++ {
+		check(f)
+	}
+	for _, f := range []Feature{1 << 30, -1 << 31, 1<<31 - 1, 1 << 40, -1 << 40} {
+		check(f)
+	}
+	all := Functions(1<<NumFunctions - 1)
+	for fn := NumFunctions; fn != 0; fn++ {
+		if all.Has(fn) || all.With(fn, true) != all {
+			t.Fatalf("Functions: value %d is not a function", fn)
+		}
+	}
+}

@@ -257,7 +257,13 @@ func checkOwnedAccess(ctx context.Context, kind, id, acct string) error {
 	return nil
 }
 
+// unaryAuth first answers a request the codec refused while decoding it
+// (see requestCodec), so that such calls are logged and counted like any
+// other; then it authorizes the call.
 func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if err := takeRequestError(req); err != nil {
+		return nil, err
+	}
 	ctx, err := s.authorize(ctx, info.FullMethod, req)
 	if err != nil {
 		return nil, err
@@ -280,6 +286,14 @@ type callerStream struct {
 }
 
 func (c *callerStream) Context() context.Context { return c.ctx }
+
+// RecvMsg answers a message the codec refused while decoding it.
+func (c *callerStream) RecvMsg(m any) error {
+	if err := c.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return takeRequestError(m)
+}
 
 // snapshotSessionAccess applies checkSessionAccess to a session of snap;
 // an unknown session is left to the caller (NOT_FOUND).

@@ -172,6 +172,7 @@ func New(o Options) *Server {
 		return status.Error(codes.Internal, "internal error")
 	})
 	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
+		grpc.ForceServerCodecV2(newRequestCodec()),
 		grpc.ChainUnaryInterceptor(append(unary,
 			logging.UnaryServerInterceptor(logger, logOpts...),
 			recovery.UnaryServerInterceptor(recoverOpt),
