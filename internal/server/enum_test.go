@@ -261,5 +261,3 @@ func startSupportSession(t *testing.T, e *testEnv) *gatehousev1.Session {
 	}
 	return resp.GetSession()
 }
-
-
