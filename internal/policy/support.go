@@ -9,8 +9,34 @@ import (
 // parent or loops; writes prevent both, so it means damaged data.
 var ErrBrokenChain = errors.New("broken portal or team chain")
 
-// maxChainDepth bounds every walk up a portal or team chain.
-const maxChainDepth = 64
+// MaxChainDepth is the most portals a portal chain (a portal and its
+// ancestors) and the most teams a team chain may hold. Writes refuse to
+// make a longer chain (create, and an update that moves a portal or team
+// with everything below it), and every walk up a chain stops there, so a
+// chain that is longer anyway (written before the limit) is refused with
+// a *ChainTooDeepError rather than walked.
+const MaxChainDepth = 64
+
+// ChainTooDeepError says that a portal or team chain would be, or is,
+// longer than MaxChainDepth. It is an ErrBrokenChain for code that only
+// asks whether a chain can be walked.
+type ChainTooDeepError struct {
+	Kind string // "portal" or "team"
+	ID   string // the record whose chain is too long
+	// Depth is how long the chain would be; 0 when a walk gave up at the
+	// limit.
+	Depth int
+}
+
+func (e *ChainTooDeepError) Error() string {
+	if e.Depth > 0 {
+		return fmt.Sprintf("%s chain deeper than %d: %s %q would be %d deep", e.Kind, MaxChainDepth, e.Kind, e.ID, e.Depth)
+	}
+	return fmt.Sprintf("%s chain deeper than %d at %s %q", e.Kind, MaxChainDepth, e.Kind, e.ID)
+}
+
+// Is makes a ChainTooDeepError an ErrBrokenChain.
+func (e *ChainTooDeepError) Is(target error) bool { return target == ErrBrokenChain }
 
 // PortalChain returns the portal and its ancestors, nearest first, using
 // lookup to find portals.
@@ -21,8 +47,8 @@ func PortalChain(id string, lookup func(id string) (*Portal, bool)) ([]*Portal, 
 		if !ok {
 			return nil, fmt.Errorf("%w: portal %q not found", ErrBrokenChain, id)
 		}
-		if len(chain) == maxChainDepth {
-			return nil, fmt.Errorf("%w: portal chain deeper than %d at %q", ErrBrokenChain, maxChainDepth, id)
+		if len(chain) == MaxChainDepth {
+			return nil, &ChainTooDeepError{Kind: "portal", ID: id}
 		}
 		chain = append(chain, p)
 		id = p.ParentID
@@ -38,8 +64,8 @@ func TeamPortal(id string, lookup func(id string) (*Team, bool)) (string, error)
 		if !ok {
 			return "", fmt.Errorf("%w: team %q not found", ErrBrokenChain, id)
 		}
-		if depth == maxChainDepth {
-			return "", fmt.Errorf("%w: team chain deeper than %d at %q", ErrBrokenChain, maxChainDepth, id)
+		if depth == MaxChainDepth {
+			return "", &ChainTooDeepError{Kind: "team", ID: id}
 		}
 		if t.PortalID != "" {
 			return t.PortalID, nil

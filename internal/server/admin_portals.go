@@ -104,17 +104,14 @@ var portals = &collection[policy.Portal, *gatehousev1.Portal]{
 			return out, err
 		}
 		if out.ParentID != "" && len(v) == 0 {
-			// Moving a portal under itself or one of its descendants would
-			// make a cycle.
-			chain, err := policy.PortalChain(out.ParentID, txPortals(tx, acct))
+			// Not under itself or a descendant (a cycle), and no chain
+			// through it deeper than policy.MaxChainDepth.
+			parents, err := portalParents(tx, acct)
 			if err != nil {
 				return out, err
 			}
-			for _, a := range chain {
-				if a.ID == out.ID {
-					v.add("portal.parent_id", "portal %q is %q itself or below it: that would make a cycle", out.ParentID, out.ID)
-					break
-				}
+			if err := checkChainWrite(&v, "portal", "portal", out.ID, out.ParentID, parents); err != nil {
+				return out, err
 			}
 		}
 		if err := v.err(); err != nil {
@@ -248,14 +245,12 @@ var teams = &collection[policy.Team, *gatehousev1.Team]{
 			return out, err
 		}
 		if out.ParentID != "" && len(v) == 0 {
-			lookup := txTeams(tx, acct)
-			for id, depth := out.ParentID, 0; id != ""; depth++ {
-				t, ok := lookup(id)
-				if id == out.ID || !ok || depth > 64 {
-					v.add("team.parent_id", "team %q is %q itself or below it: that would make a cycle", out.ParentID, out.ID)
-					break
-				}
-				id = t.ParentID
+			parents, err := teamParents(tx, acct)
+			if err != nil {
+				return out, err
+			}
+			if err := checkChainWrite(&v, "team", "team", out.ID, out.ParentID, parents); err != nil {
+				return out, err
 			}
 		}
 		return out, v.err()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
@@ -121,6 +122,11 @@ func (v *violations) checkText(field, s string, required bool, max int) {
 	}
 }
 
+// reasonChainTooDeep is the ErrorInfo reason of a write or a walk refused
+// because a portal or team chain would be, or is, deeper than
+// policy.MaxChainDepth.
+const reasonChainTooDeep = "CHAIN_TOO_DEEP"
+
 // toStatus maps an error to its gRPC status once, at the edge. Unknown
 // errors become INTERNAL with a generic message; the cause is logged, never
 // sent.
@@ -131,6 +137,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	var ae *apiError
 	var ve *validationError
 	var ue *policy.UnreadableError
+	var cd *policy.ChainTooDeepError
 	switch {
 	case errors.As(err, &ve):
 		st, _ := status.New(codes.InvalidArgument, ve.Error()).WithDetails(&errdetails.BadRequest{FieldViolations: ve.fields})
@@ -141,6 +148,13 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 			st, _ = st.WithDetails(&errdetails.ErrorInfo{Reason: ae.reason, Domain: errorDomain, Metadata: ae.meta})
 		}
 		return st.Err()
+	case errors.As(err, &cd):
+		st, _ := status.New(codes.FailedPrecondition, cd.Error()).WithDetails(&errdetails.ErrorInfo{Reason: reasonChainTooDeep, Domain: errorDomain,
+			Metadata: map[string]string{"kind": cd.Kind, "id": cd.ID, "limit": strconv.Itoa(policy.MaxChainDepth)}})
+		return st.Err()
+	case errors.Is(err, policy.ErrBrokenChain):
+		log.ErrorContext(ctx, "stored portal or team chain broken", "err", err)
+		return status.Error(codes.DataLoss, "a stored portal or team chain is broken; an operator must repair the store")
 	case errors.Is(err, policy.ErrSessionNotFound):
 		return status.Error(codes.NotFound, "session not found")
 	case errors.As(err, &ue):

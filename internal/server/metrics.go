@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
@@ -22,6 +23,9 @@ type Metrics struct {
 	// decisions[featureSlot][reason] are resolved once, so that counting a
 	// decision on the hot path is one atomic add.
 	decisions [numFeatureSlots][]prometheus.Counter
+	// chainTooDeep counts calls refused because a portal or team chain
+	// would be, or is, deeper than policy.MaxChainDepth.
+	chainTooDeep prometheus.Counter
 }
 
 // Feature slots: co-browse features 1..12, support functions after them.
@@ -60,9 +64,22 @@ func NewMetrics() *Metrics {
 			m.decisions[featureSlot(f)][r] = decisions.WithLabelValues(f.String(), r.String())
 		}
 	}
-	m.Registry.MustRegister(m.grpc, decisions,
+	limits := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_limit_refusals_total",
+		Help: "Calls refused because they reached a fixed limit, by limit.",
+	}, []string{"limit"})
+	m.chainTooDeep = limits.WithLabelValues("chain_depth")
+	m.Registry.MustRegister(m.grpc, decisions, limits,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// countRefusal counts a call refused at a fixed limit; m may be nil.
+func (m *Metrics) countRefusal(err error) {
+	var cd *policy.ChainTooDeepError
+	if m != nil && errors.As(err, &cd) {
+		m.chainTooDeep.Inc()
+	}
 }
 
 // countDecision counts one decision; m may be nil.

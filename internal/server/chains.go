@@ -1,0 +1,96 @@
+package server
+
+import (
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+)
+
+// checkChainWrite checks that writing record id of kind ("portal" or
+// "team", field its request field) under parentID keeps its chains within
+// policy.MaxChainDepth and makes no cycle. parents maps every record of
+// the account to its parent as stored. The chain that matters is the new
+// parent's chain, plus id itself, plus the longest path below id: moving a
+// record moves everything under it. A cycle is a field violation on
+// parent_id; a chain too deep is a *policy.ChainTooDeepError (
+// FAILED_PRECONDITION).
+func checkChainWrite(v *violations, kind, field, id, parentID string, parents map[string]string) error {
+	// Up: how many records the new parent's chain holds.
+	above := 0
+	seen := map[string]bool{}
+	for cur := parentID; cur != ""; {
+		if cur == id {
+			v.add(field+".parent_id", "%s %q is %q itself or below it: that would make a cycle", kind, parentID, id)
+			return nil
+		}
+		if seen[cur] {
+			return policy.ErrBrokenChain // a stored loop: damaged data
+		}
+		seen[cur] = true
+		above++
+		if above >= policy.MaxChainDepth {
+			// id would be at least MaxChainDepth+1 deep.
+			return &policy.ChainTooDeepError{Kind: kind, ID: id, Depth: above + 1}
+		}
+		next, ok := parents[cur]
+		if !ok {
+			break // checked by the reference check; nothing above
+		}
+		cur = next
+	}
+	// Down: the longest chain of records below id, id itself counted.
+	children := map[string][]string{}
+	for c, p := range parents {
+		if p != "" {
+			children[p] = append(children[p], c)
+		}
+	}
+	below := 1
+	level := []string{id}
+	visited := map[string]bool{id: true}
+	for {
+		var next []string
+		for _, n := range level {
+			for _, c := range children[n] {
+				if !visited[c] {
+					visited[c] = true
+					next = append(next, c)
+				}
+			}
+		}
+		if len(next) == 0 {
+			break
+		}
+		below++
+		level = next
+	}
+	if above+below > policy.MaxChainDepth {
+		return &policy.ChainTooDeepError{Kind: kind, ID: level[0], Depth: above + below}
+	}
+	return nil
+}
+
+// portalParents maps every portal of acct to its parent.
+func portalParents(tx store.ReadTx, acct string) (map[string]string, error) {
+	all, _, err := store.ListPortals(tx, acct, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(all))
+	for _, p := range all {
+		m[p.ID] = p.ParentID
+	}
+	return m, nil
+}
+
+// teamParents maps every team of acct to its parent.
+func teamParents(tx store.ReadTx, acct string) (map[string]string, error) {
+	all, _, err := store.ListTeams(tx, acct, "", 0)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]string, len(all))
+	for _, t := range all {
+		m[t.ID] = t.ParentID
+	}
+	return m, nil
+}
