@@ -28,8 +28,12 @@ account with --account, or to all accounts without it.
 
 A token is a bearer secret, or, with --certificate-identity, a certificate
 credential: with --tls-client-ca, a caller that sends no bearer token and
-whose verified client certificate has that subject common name or URI SAN
-(e.g. a SPIFFE ID) is this caller. No secret exists for it.`,
+whose verified client certificate holds that identity is this caller. No
+secret exists for it. The identity names one certificate field and matches
+only that field: "cn:NAME" the subject common name, "uri:URI" a URI SAN
+(e.g. a SPIFFE ID), "dns:NAME" a DNS SAN. Without a prefix, a value that
+starts with a URI scheme ("spiffe://…") is a URI SAN and anything else a
+common name.`,
 	}
 	var name, role, acct, certID string
 	var quiet bool
@@ -42,6 +46,10 @@ whose verified client certificate has that subject common name or URI SAN
 			if err != nil {
 				return usageError{fmt.Errorf("--role: %w", err)}
 			}
+			kind, identity, err := parseCertIdentity(certID)
+			if err != nil {
+				return usageError{fmt.Errorf("--certificate-identity: %w", err)}
+			}
 			c, err := a.client()
 			if err != nil {
 				return err
@@ -49,7 +57,7 @@ whose verified client certificate has that subject common name or URI SAN
 			ctx, cancel := a.call(cmd.Context())
 			defer cancel()
 			resp, err := c.admin.CreateCallerToken(ctx, &gatehousev1.CreateCallerTokenRequest{Token: &gatehousev1.CallerToken{
-				Name: name, Role: gatehousev1.CallerRole(r), AccountId: acct, CertificateIdentity: certID}})
+				Name: name, Role: gatehousev1.CallerRole(r), AccountId: acct, CertificateIdentity: identity, CertificateIdentityKind: kind}})
 			if err != nil {
 				return err
 			}
@@ -79,7 +87,7 @@ whose verified client certificate has that subject common name or URI SAN
 	create.Flags().StringVar(&name, "name", "", "who holds the token")
 	create.Flags().StringVar(&role, "role", "", "role ("+strings.Join(enumChoices(callerRoleDesc), ", ")+")")
 	create.Flags().StringVarP(&acct, "account", "a", "", "scope the token to this account `id` (default: all accounts)")
-	create.Flags().StringVar(&certID, "certificate-identity", "", "create a certificate credential for client certificates with this subject common name or URI SAN (no bearer secret)")
+	create.Flags().StringVar(&certID, "certificate-identity", "", "create a certificate credential (no bearer secret) for client certificates with this identity: cn:NAME (subject common name), uri:URI (URI SAN) or dns:NAME (DNS SAN); unprefixed, a URI is a URI SAN, anything else a common name")
 	create.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the bearer string (the token id for a certificate credential)")
 	_ = create.MarkFlagRequired("role")
 	_ = create.RegisterFlagCompletionFunc("role", enumFlagCompletion(callerRoleDesc))
@@ -102,7 +110,7 @@ whose verified client certificate has that subject common name or URI SAN
 				return err
 			}
 			return a.emit(resp, func(w io.Writer) error {
-				if err := listTable(w, cols("id", "name", "role", "account_id", "certificate_identity", "create_time", "revoked"), messages(resp)); err != nil {
+				if err := listTable(w, cols("id", "name", "role", "account_id", "certificate_identity_kind", "certificate_identity", "create_time", "revoked"), messages(resp)); err != nil {
 					return err
 				}
 				a.moreNote(resp)
@@ -251,4 +259,26 @@ func auditChange(before, after string) string {
 		return "update"
 	}
 	return "update " + strings.Join(changed, ",")
+}
+
+// certIdentityPrefixes are the kind prefixes of --certificate-identity.
+var certIdentityPrefixes = map[string]gatehousev1.CertificateIdentityKind{
+	"cn":  gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_SUBJECT_CN,
+	"uri": gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_URI_SAN,
+	"dns": gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_DNS_SAN,
+}
+
+// parseCertIdentity splits a --certificate-identity value into its kind
+// and identity: "cn:", "uri:" or "dns:" (any case) name the kind; without
+// one of them the kind is left for the server to infer from the value.
+func parseCertIdentity(s string) (gatehousev1.CertificateIdentityKind, string, error) {
+	prefix, rest, ok := strings.Cut(s, ":")
+	kind, known := certIdentityPrefixes[strings.ToLower(prefix)]
+	if !ok || !known {
+		return gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_UNSPECIFIED, s, nil
+	}
+	if rest == "" {
+		return 0, "", fmt.Errorf("%q names a kind but no identity", s)
+	}
+	return kind, rest, nil
 }

@@ -47,12 +47,15 @@ type Token struct {
 	Role      Role   `json:"role"`
 	AccountID string `json:"account_id,omitempty"`
 	Hash      string `json:"hash,omitempty"`
-	// CertIdentity is the subject common name or URI SAN of the client
-	// certificates this credential authenticates.
-	CertIdentity string    `json:"cert_identity,omitempty"`
-	CreateTime   time.Time `json:"create_time"`
-	Revoked      bool      `json:"revoked,omitempty"`
-	Revision     uint64    `json:"revision"`
+	// CertIdentity is the value, in the certificate field CertKind names,
+	// of the client certificates this credential authenticates.
+	CertIdentity string `json:"cert_identity,omitempty"`
+	// CertKind is the certificate field CertIdentity names; unset on
+	// credentials stored before kinds existed (see IdentityKind).
+	CertKind   CertKind  `json:"cert_kind,omitempty"`
+	CreateTime time.Time `json:"create_time"`
+	Revoked    bool      `json:"revoked,omitempty"`
+	Revision   uint64    `json:"revision"`
 }
 
 // bearerPrefix starts every bearer string, so that leaked tokens are easy
@@ -97,16 +100,103 @@ func (t *Token) Verify(secret string) bool {
 	return !t.Revoked && t.Hash != "" && subtle.ConstantTimeCompare([]byte(h), []byte(t.Hash)) == 1
 }
 
+// CertKind is the field of a client certificate a certificate credential
+// names; the values equal the wire enum CertificateIdentityKind.
+type CertKind int
+
+// Certificate identity kinds.
+const (
+	CertKindUnspecified CertKind = iota
+	CertKindURISAN
+	CertKindDNSSAN
+	CertKindSubjectCN
+	numCertKinds
+)
+
+// Valid reports whether k is one of the three kinds.
+func (k CertKind) Valid() bool { return k > CertKindUnspecified && k < numCertKinds }
+
+// String returns the kind's short name, as the CLI spells it.
+func (k CertKind) String() string {
+	switch k {
+	case CertKindURISAN:
+		return "uri"
+	case CertKindDNSSAN:
+		return "dns"
+	case CertKindSubjectCN:
+		return "cn"
+	}
+	return "unspecified"
+}
+
+// InferCertKind is the kind of an identity stored without one: a value
+// that starts with a URI scheme (RFC 3986: a letter, then letters, digits,
+// "+", "-" or ".", then ":" and something after it) is a URI SAN,
+// anything else a subject common name. A DNS SAN is never inferred.
+func InferCertKind(identity string) CertKind {
+	i := strings.IndexByte(identity, ':')
+	if i <= 0 || i == len(identity)-1 {
+		return CertKindSubjectCN
+	}
+	for j := 0; j < i; j++ {
+		c := identity[j]
+		letter := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		if !letter && (j == 0 || (c < '0' || c > '9') && c != '+' && c != '-' && c != '.') {
+			return CertKindSubjectCN
+		}
+	}
+	return CertKindURISAN
+}
+
+// IdentityKind is the kind of t's certificate identity: CertKind, or for a
+// credential stored without one, the kind inferred from its shape;
+// unspecified for a bearer token.
+func (t *Token) IdentityKind() CertKind {
+	switch {
+	case t.CertIdentity == "":
+		return CertKindUnspecified
+	case t.CertKind.Valid():
+		return t.CertKind
+	}
+	return InferCertKind(t.CertIdentity)
+}
+
+// CertID is a certificate identity with its kind: two identities match
+// only when both are equal, so a common name never stands for a SAN of
+// the same spelling, nor the other way round.
+type CertID struct {
+	Kind  CertKind
+	Value string
+}
+
+// NewCertID returns the identity value of kind k in the form it is
+// compared in (DNS names without regard to ASCII case).
+func NewCertID(k CertKind, value string) CertID {
+	if k == CertKindDNSSAN {
+		value = strings.ToLower(value)
+	}
+	return CertID{Kind: k, Value: value}
+}
+
+// CertID returns t's certificate identity with its kind.
+func (t *Token) CertID() CertID { return NewCertID(t.IdentityKind(), t.CertIdentity) }
+
+func (id CertID) String() string { return id.Kind.String() + ":" + id.Value }
+
 // CertIdentities returns the identities a verified client certificate
-// may be registered under: its subject common name (when set) and its URI
-// subject alternative names (SPIFFE IDs among them), in that order.
-func CertIdentities(cert *x509.Certificate) []string {
-	var ids []string
+// may be registered under, each with its kind: its subject common name
+// (when set), its URI subject alternative names (SPIFFE IDs among them),
+// then its DNS subject alternative names, in that order.
+func CertIdentities(cert *x509.Certificate) []CertID {
+	var ids []CertID
 	if cert.Subject.CommonName != "" {
-		ids = append(ids, cert.Subject.CommonName)
+		ids = append(ids, NewCertID(CertKindSubjectCN, cert.Subject.CommonName))
 	}
 	for _, u := range cert.URIs {
-		ids = append(ids, u.String())
+		ids = append(ids, NewCertID(CertKindURISAN, u.String()))
+	}
+	for _, d := range cert.DNSNames {
+		ids = append(ids, NewCertID(CertKindDNSSAN, d))
 	}
 	return ids
 }

@@ -20,7 +20,7 @@ type Snapshot struct {
 	sessions map[string]*Session
 	tokens   map[string]*auth.Token
 	// certs indexes the unrevoked certificate credentials by identity.
-	certs map[string]*auth.Token
+	certs map[auth.CertID]*auth.Token
 	// unreadable holds the accounts left out because a stored record of
 	// theirs cannot be decoded, with why; their sessions' decisions fail
 	// with an UnreadableError instead of being answered.
@@ -98,10 +98,10 @@ func (s *Snapshot) WithTokens(changes map[string]*auth.Token) *Snapshot {
 	next := *s
 	next.tokens = applyMap(s.tokens, changes)
 	// Callers are few and change rarely: rebuild the certificate index.
-	next.certs = map[string]*auth.Token{}
+	next.certs = map[auth.CertID]*auth.Token{}
 	for _, t := range next.tokens {
 		if t.CertIdentity != "" && !t.Revoked {
-			next.certs[t.CertIdentity] = t
+			next.certs[t.CertID()] = t
 		}
 	}
 	return &next
@@ -164,8 +164,8 @@ func (s *Snapshot) missingAccount(id string) error {
 func (s *Snapshot) Token(id string) *auth.Token { return s.tokens[id] }
 
 // CertToken returns the unrevoked certificate credential registered for a
-// client certificate identity, or nil.
-func (s *Snapshot) CertToken(identity string) *auth.Token { return s.certs[identity] }
+// client certificate identity of that kind, or nil.
+func (s *Snapshot) CertToken(id auth.CertID) *auth.Token { return s.certs[id] }
 
 func applyMap[V any](base, changes map[string]*V) map[string]*V {
 	out := maps.Clone(base)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"net/url"
 	"strings"
 	"time"
 	"unicode"
@@ -15,7 +16,8 @@ import (
 
 func tokenToProto(t *auth.Token) *gatehousev1.CallerToken {
 	return &gatehousev1.CallerToken{Id: t.ID, Name: t.Name, Role: gatehousev1.CallerRole(t.Role), AccountId: t.AccountID,
-		CreateTime: timestampOf(t.CreateTime), Revoked: t.Revoked, Revision: t.Revision, CertificateIdentity: t.CertIdentity}
+		CreateTime: timestampOf(t.CreateTime), Revoked: t.Revoked, Revision: t.Revision, CertificateIdentity: t.CertIdentity,
+		CertificateIdentityKind: gatehousev1.CertificateIdentityKind(t.IdentityKind())}
 }
 
 // maxCertIdentity bounds a certificate identity (a common name is at most
@@ -38,6 +40,15 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 	if strings.TrimSpace(certID) != certID || strings.ContainsFunc(certID, unicode.IsControl) {
 		v.add("token.certificate_identity", "must not have surrounding spaces or control characters")
 	}
+	kind := auth.CertKind(in.GetCertificateIdentityKind())
+	switch {
+	case certID == "" && kind != auth.CertKindUnspecified:
+		v.add("token.certificate_identity_kind", "is only for a certificate credential (set certificate_identity)")
+	case certID == "":
+	case kind == auth.CertKindUnspecified:
+		kind = auth.InferCertKind(certID)
+	}
+	validateCertIdentity(&v, kind, certID)
 	if err := v.err(); err != nil {
 		return nil, a.s.status(ctx, err)
 	}
@@ -45,7 +56,7 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 	tok := auth.Token{ID: id, Name: in.GetName(), Role: auth.Role(in.GetRole()), AccountID: in.GetAccountId(), Hash: hash, CreateTime: a.s.now().UTC()}
 	if certID != "" {
 		// A certificate credential has no secret to hand out.
-		bearer, tok.Hash, tok.CertIdentity = "", "", certID
+		bearer, tok.Hash, tok.CertIdentity, tok.CertKind = "", "", certID, kind
 	}
 	_, err := a.s.write(ctx, func(tx store.Tx) error {
 		if tok.AccountID != "" {
@@ -54,7 +65,7 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 			}
 		}
 		if certID != "" {
-			if err := checkCertIdentityFree(tx, certID); err != nil {
+			if err := checkCertIdentityFree(tx, tok.CertID()); err != nil {
 				return err
 			}
 		}
@@ -87,18 +98,56 @@ func revokeTokensOf(tx store.Tx, acct string) error {
 }
 
 // checkCertIdentityFree refuses a second unrevoked credential for one
-// certificate identity, so that a certificate names one caller.
-func checkCertIdentityFree(tx store.ReadTx, identity string) error {
+// certificate identity of one kind, so that a certificate field names one
+// caller.
+func checkCertIdentityFree(tx store.ReadTx, id auth.CertID) error {
 	toks, _, err := store.ListTokens(tx, "", 0)
 	if err != nil {
 		return err
 	}
 	for _, t := range toks {
-		if t.CertIdentity == identity && !t.Revoked {
-			return newError(codes.AlreadyExists, "", nil, "certificate identity %q already belongs to token %q; revoke it first", identity, t.ID)
+		if t.CertIdentity != "" && t.CertID() == id && !t.Revoked {
+			return newError(codes.AlreadyExists, "", nil, "certificate identity %s already belongs to token %q; revoke it first", id, t.ID)
 		}
 	}
 	return nil
+}
+
+// validateCertIdentity checks that value has the shape of an identity of
+// kind: a URI SAN is an absolute URI, a DNS SAN a host name (a leading
+// "*." wildcard label allowed, as certificates carry it), a common name
+// any text.
+func validateCertIdentity(v *violations, kind auth.CertKind, value string) {
+	const field = "token.certificate_identity"
+	switch kind {
+	case auth.CertKindURISAN:
+		if u, err := url.Parse(value); err != nil || u.Scheme == "" || auth.InferCertKind(value) != auth.CertKindURISAN {
+			v.add(field, "must be an absolute URI (scheme:…) for CERTIFICATE_IDENTITY_KIND_URI_SAN")
+		}
+	case auth.CertKindDNSSAN:
+		if !isDNSName(value) {
+			v.add(field, "must be a DNS name (labels of letters, digits and \"-\"; \"*.\" first allowed) for CERTIFICATE_IDENTITY_KIND_DNS_SAN")
+		}
+	}
+}
+
+func isDNSName(s string) bool {
+	s = strings.TrimPrefix(s, "*.")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '-' && c != '_' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (a *adminService) ListCallerTokens(ctx context.Context, req *gatehousev1.ListCallerTokensRequest) (*gatehousev1.ListCallerTokensResponse, error) {

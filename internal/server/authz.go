@@ -152,8 +152,10 @@ func verifiedClientCert(ctx context.Context) *x509.Certificate {
 }
 
 // certCaller is the caller registered for a verified client certificate:
-// the first of its identities (common name, then URI SANs) that an
-// unrevoked certificate credential holds.
+// the first of its identities (common name, then URI SANs, then DNS SANs)
+// that an unrevoked certificate credential of the same kind holds. A
+// credential for a common name never matches a SAN of that spelling, nor
+// the other way round.
 func (s *Server) certCaller(cert *x509.Certificate) (auth.Caller, error) {
 	ids := auth.CertIdentities(cert)
 	snap := s.snaps.Current()
@@ -163,8 +165,16 @@ func (s *Server) certCaller(cert *x509.Certificate) (auth.Caller, error) {
 		}
 	}
 	return auth.Caller{}, status.Errorf(codes.Unauthenticated,
-		"client certificate %q is not registered as a caller (identities %q); create a token with that certificate_identity, or send a bearer token",
-		cert.Subject.String(), ids)
+		"client certificate %q is not registered as a caller (identities %q); create a token with that certificate_identity and kind, or send a bearer token",
+		cert.Subject.String(), certIDStrings(ids))
+}
+
+func certIDStrings(ids []auth.CertID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
 }
 
 // authorize authenticates the caller of method and applies its access

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig/tlstest"
 	"google.golang.org/grpc"
@@ -166,4 +168,244 @@ func TestAuthz_ClientCertificates(t *testing.T) {
 	if identities != 3 {
 		t.Errorf("ListCallerTokens shows %d certificate credentials; want 3 (one revoked)", identities)
 	}
+}
+
+// certEnv is a server with authentication and mutual TLS, an operator
+// bearer, and a way to dial it with a client certificate of the test CA.
+type certEnv struct {
+	e    *testEnv
+	ca   *tlstest.CA
+	op   string
+	dial func(tls.Certificate) certClients
+}
+
+func startCertEnv(t *testing.T) *certEnv {
+	t.Helper()
+	dir := t.TempDir()
+	serverCert, serverKey := tlstest.WriteSelfSigned(t, dir, "gatehouse-test")
+	ca := tlstest.NewCA(t, dir, "callers")
+	tlsCfg, err := tlsconfig.Server(tlsconfig.Files{Cert: serverCert, Key: serverKey, ClientCA: ca.CertFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := MustStart(t, "", func(o *Options) { o.Authenticate = true; o.TLS = tlsCfg })
+	op, _, err := BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.srv.snaps.WaitFor(ctxT(t), e.store.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := os.ReadFile(serverCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	dial := func(cert tls.Certificate) certClients {
+		t.Helper()
+		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+			RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close() })
+		return certClients{gatehousev1.NewAdminServiceClient(conn), gatehousev1.NewSessionServiceClient(conn), gatehousev1.NewDecisionServiceClient(conn)}
+	}
+	return &certEnv{e: e, ca: ca, op: op, dial: dial}
+}
+
+// certWith issues a certificate holding value in the field of kind only
+// (the common name is empty unless that is the field).
+func (ce *certEnv) certWith(t *testing.T, kind gatehousev1.CertificateIdentityKind, value string) tls.Certificate {
+	t.Helper()
+	switch kind {
+	case gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_SUBJECT_CN:
+		return ce.ca.IssueClientSANs(t, value, nil, nil)
+	case gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_URI_SAN:
+		return ce.ca.IssueClientSANs(t, "", []string{value}, nil)
+	case gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_DNS_SAN:
+		return ce.ca.IssueClientSANs(t, "", nil, []string{value})
+	}
+	t.Fatalf("no certificate field for %v", kind)
+	return tls.Certificate{}
+}
+
+// whoAmI calls GetAccount with a certificate alone and returns the error
+// (nil: the certificate authenticated as an admin of account "acme").
+func whoAmI(t *testing.T, c certClients) error {
+	_, err := c.admin.GetAccount(ctxT(t), &gatehousev1.GetAccountRequest{Id: "acme"})
+	return err
+}
+
+var certKinds = []gatehousev1.CertificateIdentityKind{
+	gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_SUBJECT_CN,
+	gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_URI_SAN,
+	gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_DNS_SAN,
+}
+
+// TestAuthz_CertificateIdentityKinds: a certificate credential matches
+// only the certificate field its kind names. For every pair (credential
+// kind, certificate field), a real TLS client certificate holding the
+// credential's value in that field authenticates exactly when the two
+// are the same; the same value may be registered once per kind, and each
+// registration answers only for its own field.
+func TestAuthz_CertificateIdentityKinds(t *testing.T) {
+	t.Parallel()
+	ce := startCertEnv(t)
+	opCtx := withToken(ctxT(t), ce.op)
+	console := ce.dial(ce.ca.IssueClient(t, "console-unregistered"))
+	if _, err := console.admin.CreateAccount(opCtx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}); err != nil {
+		t.Fatal(err)
+	}
+	register := func(kind gatehousev1.CertificateIdentityKind, value, acct string) (*gatehousev1.CallerToken, error) {
+		resp, err := console.admin.CreateCallerToken(opCtx, &gatehousev1.CreateCallerTokenRequest{Token: &gatehousev1.CallerToken{
+			Name: "cred", Role: gatehousev1.CallerRole_CALLER_ROLE_ADMIN, AccountId: acct, CertificateIdentity: value, CertificateIdentityKind: kind}})
+		return resp.GetToken(), err
+	}
+	// Values a certificate can carry in every field, one per kind.
+	values := map[gatehousev1.CertificateIdentityKind]string{
+		gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_SUBJECT_CN: "ops-console",
+		gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_URI_SAN:    "spiffe://example.org/session-server",
+		gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_DNS_SAN:    "console.example.org",
+	}
+	for _, k := range certKinds {
+		tok, err := register(k, values[k], "acme")
+		if err != nil {
+			t.Fatalf("register %v %q: %v", k, values[k], err)
+		}
+		if tok.GetCertificateIdentityKind() != k {
+			t.Fatalf("registered kind %v, got back %v", k, tok.GetCertificateIdentityKind())
+		}
+	}
+	for _, credKind := range certKinds {
+		for _, field := range certKinds {
+			v := values[credKind]
+			err := whoAmI(t, ce.dial(ce.certWith(t, field, v)))
+			if field == credKind {
+				if err != nil {
+					t.Errorf("credential %v %q, certificate %v field: %v; want accepted", credKind, v, field, err)
+				}
+				continue
+			}
+			if statusCode(err) != codes.Unauthenticated {
+				t.Errorf("credential %v %q, certificate %v field: got %v (%v); want UNAUTHENTICATED", credKind, v, field, statusCode(err), err)
+			}
+		}
+	}
+	// DNS SANs compare without regard to ASCII case.
+	if err := whoAmI(t, ce.dial(ce.certWith(t, gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_DNS_SAN, "Console.EXAMPLE.org"))); err != nil {
+		t.Errorf("DNS SAN in another case: %v", err)
+	}
+	// The same value once per kind: each answers only for its field, with
+	// its own scope.
+	for _, acct := range []string{"b1", "b2"} {
+		if _, err := console.admin.CreateAccount(opCtx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: acct, DisplayName: acct}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := register(gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_SUBJECT_CN, "shared-name", "b1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := register(gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_DNS_SAN, "shared-name", "b2"); err != nil {
+		t.Fatalf("the same value as a DNS SAN: %v", err)
+	}
+	_, err := register(gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_SUBJECT_CN, "shared-name", "b2")
+	wantCode(t, err, codes.AlreadyExists)
+	byCN := ce.dial(ce.certWith(t, gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_SUBJECT_CN, "shared-name"))
+	byDNS := ce.dial(ce.certWith(t, gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_DNS_SAN, "shared-name"))
+	for _, c := range []struct {
+		who  certClients
+		acct string
+		ok   bool
+	}{{byCN, "b1", true}, {byCN, "b2", false}, {byDNS, "b2", true}, {byDNS, "b1", false}} {
+		_, err := c.who.admin.GetAccount(ctxT(t), &gatehousev1.GetAccountRequest{Id: c.acct})
+		if (err == nil) != c.ok {
+			t.Errorf("shared-name, account %s: %v, want ok=%v", c.acct, err, c.ok)
+		}
+	}
+
+	// Shapes are checked per kind; a kind without an identity is refused.
+	for _, bad := range []struct {
+		kind  gatehousev1.CertificateIdentityKind
+		value string
+		field string
+	}{
+		{gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_URI_SAN, "ops-console", "token.certificate_identity"},
+		{gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_DNS_SAN, "spiffe://example.org/x", "token.certificate_identity"},
+		{gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_DNS_SAN, "two words", "token.certificate_identity"},
+		{gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_SUBJECT_CN, "", "token.certificate_identity_kind"},
+	} {
+		_, err := register(bad.kind, bad.value, "")
+		wantInvalid(t, err, bad.field)
+	}
+}
+
+// TestAuthz_CertificateIdentityInferredKind: a credential created without
+// a kind, or stored before kinds existed (no kind in its record), has the
+// kind its value's shape gives — a URI scheme makes a URI SAN, anything
+// else a common name — and matches only that field.
+func TestAuthz_CertificateIdentityInferredKind(t *testing.T) {
+	t.Parallel()
+	ce := startCertEnv(t)
+	opCtx := withToken(ctxT(t), ce.op)
+	console := ce.dial(ce.ca.IssueClient(t, "console-unregistered"))
+	if _, err := console.admin.CreateAccount(opCtx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		cnValue  = "ops-console"
+		uriValue = "spiffe://example.org/session-server"
+	)
+	resp, err := console.admin.CreateCallerToken(opCtx, &gatehousev1.CreateCallerTokenRequest{Token: &gatehousev1.CallerToken{
+		Name: "new", Role: gatehousev1.CallerRole_CALLER_ROLE_ADMIN, AccountId: "acme", CertificateIdentity: cnValue}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := resp.GetToken().GetCertificateIdentityKind(); k != gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_SUBJECT_CN {
+		t.Fatalf("%q created without a kind: kind %v, want SUBJECT_CN", cnValue, k)
+	}
+	// A credential as stored before kinds existed.
+	if _, err := ce.e.store.Update(ctxT(t), func(tx store.Tx) error {
+		return store.PutToken(tx, &auth.Token{ID: "k-legacy", Name: "legacy", Role: auth.RoleAdmin, AccountID: "acme", CertIdentity: uriValue, CreateTime: time.Now()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ce.e.srv.snaps.WaitFor(ctxT(t), ce.e.store.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	list, err := console.admin.ListCallerTokens(opCtx, &gatehousev1.ListCallerTokensRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range list.GetTokens() {
+		if tok.GetId() == "k-legacy" && tok.GetCertificateIdentityKind() != gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_URI_SAN {
+			t.Fatalf("legacy credential %q listed with kind %v, want URI_SAN", uriValue, tok.GetCertificateIdentityKind())
+		}
+	}
+	for _, c := range []struct {
+		value string
+		field gatehousev1.CertificateIdentityKind
+		ok    bool
+	}{
+		{cnValue, gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_SUBJECT_CN, true},
+		{cnValue, gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_URI_SAN, false},
+		{cnValue, gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_DNS_SAN, false},
+		{uriValue, gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_URI_SAN, true},
+		{uriValue, gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_SUBJECT_CN, false},
+		{uriValue, gatehousev1.CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_DNS_SAN, false},
+	} {
+		err := whoAmI(t, ce.dial(ce.certWith(t, c.field, c.value)))
+		if c.ok && err != nil {
+			t.Errorf("%q in the %v field: %v; want accepted", c.value, c.field, err)
+		}
+		if !c.ok && statusCode(err) != codes.Unauthenticated {
+			t.Errorf("%q in the %v field: got %v (%v); want UNAUTHENTICATED", c.value, c.field, statusCode(err), err)
+		}
+	}
+	// The legacy URI credential holds its identity as a URI SAN: a second
+	// URI SAN credential for it is refused, a common name one is not.
+	_, err = console.admin.CreateCallerToken(opCtx, &gatehousev1.CreateCallerTokenRequest{Token: &gatehousev1.CallerToken{
+		Name: "dup", Role: gatehousev1.CallerRole_CALLER_ROLE_ADMIN, CertificateIdentity: uriValue}})
+	wantCode(t, err, codes.AlreadyExists)
 }

@@ -1551,13 +1551,24 @@ type CallerToken struct {
 	Revision uint64 `protobuf:"varint,7,opt,name=revision,proto3" json:"revision,omitempty"`
 	// certificate_identity, when set, makes this a certificate credential:
 	// a caller without an authorization header whose verified client
-	// certificate has this subject common name, or this URI subject
-	// alternative name (e.g. a SPIFFE ID "spiffe://example.org/session-server"),
-	// is this caller. No bearer secret exists for it. At most one unrevoked
-	// token holds an identity. Immutable.
+	// certificate holds this value in the field certificate_identity_kind
+	// names (its subject common name, one of its URI subject alternative
+	// names such as a SPIFFE ID "spiffe://example.org/session-server", or one
+	// of its DNS subject alternative names) is this caller. A value never
+	// matches a field of another kind. No bearer secret exists for it. At
+	// most one unrevoked token holds an identity of a kind. Immutable.
 	CertificateIdentity string `protobuf:"bytes,8,opt,name=certificate_identity,json=certificateIdentity,proto3" json:"certificate_identity,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// certificate_identity_kind says which certificate field
+	// certificate_identity names. Left unspecified on create (and on
+	// credentials stored before kinds existed), it is inferred once from
+	// the value's shape: a value that starts with a URI scheme
+	// ("spiffe:", "https:", "urn:", ...) is a URI SAN, anything else a
+	// subject common name; a DNS SAN is never inferred. Responses always
+	// carry the kind in force. Must be unspecified without
+	// certificate_identity. Immutable.
+	CertificateIdentityKind CertificateIdentityKind `protobuf:"varint,9,opt,name=certificate_identity_kind,json=certificateIdentityKind,proto3,enum=gatehouse.v1.CertificateIdentityKind" json:"certificate_identity_kind,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *CallerToken) Reset() {
@@ -1644,6 +1655,13 @@ func (x *CallerToken) GetCertificateIdentity() string {
 		return x.CertificateIdentity
 	}
 	return ""
+}
+
+func (x *CallerToken) GetCertificateIdentityKind() CertificateIdentityKind {
+	if x != nil {
+		return x.CertificateIdentityKind
+	}
+	return CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_UNSPECIFIED
 }
 
 // Notification is a completed-session record waiting for delivery (see
@@ -1900,7 +1918,7 @@ const file_gatehouse_v1_resources_proto_rawDesc = "" +
 	"\n" +
 	"after_json\x18\t \x01(\tR\tafterJson\x12\x1a\n" +
 	"\brevision\x18\n" +
-	" \x01(\x04R\brevision\"\xa4\x02\n" +
+	" \x01(\x04R\brevision\"\x87\x03\n" +
 	"\vCallerToken\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12,\n" +
@@ -1911,7 +1929,8 @@ const file_gatehouse_v1_resources_proto_rawDesc = "" +
 	"createTime\x12\x18\n" +
 	"\arevoked\x18\x06 \x01(\bR\arevoked\x12\x1a\n" +
 	"\brevision\x18\a \x01(\x04R\brevision\x121\n" +
-	"\x14certificate_identity\x18\b \x01(\tR\x13certificateIdentity\"\xac\x02\n" +
+	"\x14certificate_identity\x18\b \x01(\tR\x13certificateIdentity\x12a\n" +
+	"\x19certificate_identity_kind\x18\t \x01(\x0e2%.gatehouse.v1.CertificateIdentityKindR\x17certificateIdentityKind\"\xac\x02\n" +
 	"\fNotification\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
 	"\n" +
@@ -1964,6 +1983,7 @@ var file_gatehouse_v1_resources_proto_goTypes = []any{
 	(SessionKind)(0),              // 20: gatehouse.v1.SessionKind
 	(SessionState)(0),             // 21: gatehouse.v1.SessionState
 	(CallerRole)(0),               // 22: gatehouse.v1.CallerRole
+	(CertificateIdentityKind)(0),  // 23: gatehouse.v1.CertificateIdentityKind
 }
 var file_gatehouse_v1_resources_proto_depIdxs = []int32{
 	16, // 0: gatehouse.v1.Account.create_time:type_name -> google.protobuf.Timestamp
@@ -1981,13 +2001,14 @@ var file_gatehouse_v1_resources_proto_depIdxs = []int32{
 	16, // 12: gatehouse.v1.AuditEvent.time:type_name -> google.protobuf.Timestamp
 	22, // 13: gatehouse.v1.CallerToken.role:type_name -> gatehouse.v1.CallerRole
 	16, // 14: gatehouse.v1.CallerToken.create_time:type_name -> google.protobuf.Timestamp
-	16, // 15: gatehouse.v1.Notification.next_attempt_time:type_name -> google.protobuf.Timestamp
-	16, // 16: gatehouse.v1.Notification.create_time:type_name -> google.protobuf.Timestamp
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	23, // 15: gatehouse.v1.CallerToken.certificate_identity_kind:type_name -> gatehouse.v1.CertificateIdentityKind
+	16, // 16: gatehouse.v1.Notification.next_attempt_time:type_name -> google.protobuf.Timestamp
+	16, // 17: gatehouse.v1.Notification.create_time:type_name -> google.protobuf.Timestamp
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_resources_proto_init() }

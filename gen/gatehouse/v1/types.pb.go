@@ -611,6 +611,65 @@ func (Weekday) EnumDescriptor() ([]byte, []int) {
 }
 
 // CallerRole is what an authenticated caller may do.
+// CertificateIdentityKind is the field of a client certificate that a
+// certificate credential's identity names.
+type CertificateIdentityKind int32
+
+const (
+	CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_UNSPECIFIED CertificateIdentityKind = 0
+	// The value is one of the certificate's URI subject alternative names
+	// (e.g. a SPIFFE ID), compared exactly.
+	CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_URI_SAN CertificateIdentityKind = 1
+	// The value is one of the certificate's DNS subject alternative names,
+	// compared without regard to ASCII case.
+	CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_DNS_SAN CertificateIdentityKind = 2
+	// The value is the certificate's subject common name, compared exactly.
+	CertificateIdentityKind_CERTIFICATE_IDENTITY_KIND_SUBJECT_CN CertificateIdentityKind = 3
+)
+
+// Enum value maps for CertificateIdentityKind.
+var (
+	CertificateIdentityKind_name = map[int32]string{
+		0: "CERTIFICATE_IDENTITY_KIND_UNSPECIFIED",
+		1: "CERTIFICATE_IDENTITY_KIND_URI_SAN",
+		2: "CERTIFICATE_IDENTITY_KIND_DNS_SAN",
+		3: "CERTIFICATE_IDENTITY_KIND_SUBJECT_CN",
+	}
+	CertificateIdentityKind_value = map[string]int32{
+		"CERTIFICATE_IDENTITY_KIND_UNSPECIFIED": 0,
+		"CERTIFICATE_IDENTITY_KIND_URI_SAN":     1,
+		"CERTIFICATE_IDENTITY_KIND_DNS_SAN":     2,
+		"CERTIFICATE_IDENTITY_KIND_SUBJECT_CN":  3,
+	}
+)
+
+func (x CertificateIdentityKind) Enum() *CertificateIdentityKind {
+	p := new(CertificateIdentityKind)
+	*p = x
+	return p
+}
+
+func (x CertificateIdentityKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CertificateIdentityKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_gatehouse_v1_types_proto_enumTypes[8].Descriptor()
+}
+
+func (CertificateIdentityKind) Type() protoreflect.EnumType {
+	return &file_gatehouse_v1_types_proto_enumTypes[8]
+}
+
+func (x CertificateIdentityKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CertificateIdentityKind.Descriptor instead.
+func (CertificateIdentityKind) EnumDescriptor() ([]byte, []int) {
+	return file_gatehouse_v1_types_proto_rawDescGZIP(), []int{8}
+}
+
 type CallerRole int32
 
 const (
@@ -652,11 +711,11 @@ func (x CallerRole) String() string {
 }
 
 func (CallerRole) Descriptor() protoreflect.EnumDescriptor {
-	return file_gatehouse_v1_types_proto_enumTypes[8].Descriptor()
+	return file_gatehouse_v1_types_proto_enumTypes[9].Descriptor()
 }
 
 func (CallerRole) Type() protoreflect.EnumType {
-	return &file_gatehouse_v1_types_proto_enumTypes[8]
+	return &file_gatehouse_v1_types_proto_enumTypes[9]
 }
 
 func (x CallerRole) Number() protoreflect.EnumNumber {
@@ -665,7 +724,7 @@ func (x CallerRole) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CallerRole.Descriptor instead.
 func (CallerRole) EnumDescriptor() ([]byte, []int) {
-	return file_gatehouse_v1_types_proto_rawDescGZIP(), []int{8}
+	return file_gatehouse_v1_types_proto_rawDescGZIP(), []int{9}
 }
 
 // SupportFunctions holds one switch per support function. All are off unless
@@ -909,7 +968,12 @@ const file_gatehouse_v1_types_proto_rawDesc = "" +
 	"\x10WEEKDAY_THURSDAY\x10\x04\x12\x12\n" +
 	"\x0eWEEKDAY_FRIDAY\x10\x05\x12\x14\n" +
 	"\x10WEEKDAY_SATURDAY\x10\x06\x12\x12\n" +
-	"\x0eWEEKDAY_SUNDAY\x10\a*s\n" +
+	"\x0eWEEKDAY_SUNDAY\x10\a*\xbc\x01\n" +
+	"\x17CertificateIdentityKind\x12)\n" +
+	"%CERTIFICATE_IDENTITY_KIND_UNSPECIFIED\x10\x00\x12%\n" +
+	"!CERTIFICATE_IDENTITY_KIND_URI_SAN\x10\x01\x12%\n" +
+	"!CERTIFICATE_IDENTITY_KIND_DNS_SAN\x10\x02\x12(\n" +
+	"$CERTIFICATE_IDENTITY_KIND_SUBJECT_CN\x10\x03*s\n" +
 	"\n" +
 	"CallerRole\x12\x1b\n" +
 	"\x17CALLER_ROLE_UNSPECIFIED\x10\x00\x12\x17\n" +
@@ -931,19 +995,20 @@ func file_gatehouse_v1_types_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_types_proto_rawDescData
 }
 
-var file_gatehouse_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_gatehouse_v1_types_proto_enumTypes = make([]protoimpl.EnumInfo, 10)
 var file_gatehouse_v1_types_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
 var file_gatehouse_v1_types_proto_goTypes = []any{
-	(Role)(0),                // 0: gatehouse.v1.Role
-	(Feature)(0),             // 1: gatehouse.v1.Feature
-	(Reason)(0),              // 2: gatehouse.v1.Reason
-	(SessionKind)(0),         // 3: gatehouse.v1.SessionKind
-	(SessionState)(0),        // 4: gatehouse.v1.SessionState
-	(Frame)(0),               // 5: gatehouse.v1.Frame
-	(PrivacyRuleKind)(0),     // 6: gatehouse.v1.PrivacyRuleKind
-	(Weekday)(0),             // 7: gatehouse.v1.Weekday
-	(CallerRole)(0),          // 8: gatehouse.v1.CallerRole
-	(*SupportFunctions)(nil), // 9: gatehouse.v1.SupportFunctions
+	(Role)(0),                    // 0: gatehouse.v1.Role
+	(Feature)(0),                 // 1: gatehouse.v1.Feature
+	(Reason)(0),                  // 2: gatehouse.v1.Reason
+	(SessionKind)(0),             // 3: gatehouse.v1.SessionKind
+	(SessionState)(0),            // 4: gatehouse.v1.SessionState
+	(Frame)(0),                   // 5: gatehouse.v1.Frame
+	(PrivacyRuleKind)(0),         // 6: gatehouse.v1.PrivacyRuleKind
+	(Weekday)(0),                 // 7: gatehouse.v1.Weekday
+	(CertificateIdentityKind)(0), // 8: gatehouse.v1.CertificateIdentityKind
+	(CallerRole)(0),              // 9: gatehouse.v1.CallerRole
+	(*SupportFunctions)(nil),     // 10: gatehouse.v1.SupportFunctions
 }
 var file_gatehouse_v1_types_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -963,7 +1028,7 @@ func file_gatehouse_v1_types_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_types_proto_rawDesc), len(file_gatehouse_v1_types_proto_rawDesc)),
-			NumEnums:      9,
+			NumEnums:      10,
 			NumMessages:   1,
 			NumExtensions: 0,
 			NumServices:   0,

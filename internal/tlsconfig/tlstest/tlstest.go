@@ -107,7 +107,16 @@ func NewCA(t *testing.T, dir, cn string) *CA {
 // given subject common name and URI subject alternative names.
 func (ca *CA) IssueClient(t *testing.T, cn string, uris ...string) tls.Certificate {
 	t.Helper()
+	return ca.IssueClientSANs(t, cn, uris, nil)
+}
+
+// IssueClientSANs returns a client certificate and key signed by ca, with
+// the given subject common name (none when empty), URI subject alternative
+// names and DNS subject alternative names.
+func (ca *CA) IssueClientSANs(t *testing.T, cn string, uris, dnsNames []string) tls.Certificate {
+	t.Helper()
 	tmpl := template(cn)
+	tmpl.DNSNames = dnsNames
 	tmpl.KeyUsage, tmpl.ExtKeyUsage = x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	for _, s := range uris {
 		u, err := url.Parse(s)
