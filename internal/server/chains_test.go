@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
@@ -24,6 +26,14 @@ func wantChainTooDeep(t *testing.T, err error, what string) {
 	}
 }
 
+// chainCtx is a context for the chain tests, which make a few hundred
+// writes, each with its fsync: generous, for a loaded machine under -race.
+func chainCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func allFunctionsProto() *gatehousev1.SupportFunctions {
 	return functionsToProto(allFunctions)
 }
@@ -32,7 +42,7 @@ func allFunctionsProto() *gatehousev1.SupportFunctions {
 // one before.
 func buildPortalChain(t *testing.T, e *testEnv, acct, prefix string, n int) {
 	t.Helper()
-	ctx := ctxT(t)
+	ctx := chainCtx(t)
 	for i := 1; i <= n; i++ {
 		p := &gatehousev1.Portal{Id: fmt.Sprintf("%s%d", prefix, i), Name: "P", Functions: allFunctionsProto()}
 		if i > 1 {
@@ -48,7 +58,7 @@ func buildPortalChain(t *testing.T, e *testEnv, acct, prefix string, n int) {
 // before; the first serves portal (the others inherit it).
 func buildTeamChain(t *testing.T, e *testEnv, acct, prefix, portal string, n int) {
 	t.Helper()
-	ctx := ctxT(t)
+	ctx := chainCtx(t)
 	for i := 1; i <= n; i++ {
 		tm := &gatehousev1.Team{Id: fmt.Sprintf("%s%d", prefix, i), Name: "T"}
 		if i == 1 {
@@ -70,7 +80,7 @@ func buildTeamChain(t *testing.T, e *testEnv, acct, prefix, portal string, n int
 func TestChainDepth_CreateAndStart(t *testing.T) {
 	m := NewMetrics()
 	e := MustStart(t, "", func(o *Options) { o.Metrics = m })
-	ctx := ctxT(t)
+	ctx := chainCtx(t)
 	e.MustCreateAccount("acme")
 	const max = policy.MaxChainDepth
 	buildPortalChain(t, e, "acme", "p", max)
@@ -116,7 +126,7 @@ func TestChainDepth_CreateAndStart(t *testing.T) {
 // deeper is refused, and nothing is changed by a refused move.
 func TestChainDepth_Reparent(t *testing.T) {
 	e := MustStart(t, "")
-	ctx := ctxT(t)
+	ctx := chainCtx(t)
 	e.MustCreateAccount("acme")
 	const max = policy.MaxChainDepth
 	buildPortalChain(t, e, "acme", "p", max-4) // p1 … p60
@@ -187,7 +197,7 @@ func TestChainDepth_Reparent(t *testing.T) {
 // snapshot fails closed on them.
 func TestChainDepth_StoredDeeperChain(t *testing.T) {
 	e := MustStart(t, "")
-	ctx := ctxT(t)
+	ctx := chainCtx(t)
 	e.MustCreateAccount("acme")
 	const n = policy.MaxChainDepth + 3
 	if _, err := e.store.Update(ctx, func(tx store.Tx) error {
@@ -212,7 +222,7 @@ func TestChainDepth_StoredDeeperChain(t *testing.T) {
 		t.Fatal(err)
 	}
 	e = e.Restart()
-	ctx = ctxT(t)
+	ctx = chainCtx(t)
 	for _, c := range []struct{ team, portal string }{{"t2", fmt.Sprintf("p%d", n)}, {fmt.Sprintf("t%d", n), "p2"}} {
 		if _, err := e.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: "acme",
 			Representative: &gatehousev1.Representative{Id: "r-" + c.team, DisplayName: "R", TeamId: c.team, Functions: allFunctionsProto()}}); err != nil {

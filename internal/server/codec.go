@@ -79,11 +79,13 @@ func takeRequestError(msg any) error {
 const maxEnumViolations = 10
 
 // checkEnums returns INVALID_ARGUMENT when m holds, at any depth, an enum
-// value its enum type does not declare.
+// value its enum type does not declare. A clean request, the common case,
+// costs a walk over its enum and message fields without allocating; field
+// paths are built only for a refusal.
 func checkEnums(m proto.Message) error {
 	r := m.ProtoReflect()
 	p := planFor(r.Descriptor())
-	if p.empty() {
+	if p.empty() || p.valid(r) {
 		return nil
 	}
 	var v violations
@@ -97,32 +99,38 @@ func checkEnums(m proto.Message) error {
 }
 
 // enumPlan lists, for one message type, the fields that are enums and the
-// message fields whose types may hold enums, so that checking a request
-// skips everything else.
+// message fields whose types may hold enums (with their plans), so that
+// checking a request skips everything else.
 type enumPlan struct {
 	enums []protoreflect.FieldDescriptor
-	msgs  []protoreflect.FieldDescriptor
+	msgs  []msgField
+}
+
+type msgField struct {
+	fd   protoreflect.FieldDescriptor
+	plan *enumPlan
 }
 
 func (p *enumPlan) empty() bool { return len(p.enums) == 0 && len(p.msgs) == 0 }
 
-var plans sync.Map // protoreflect.FullName → *enumPlan
+var plans sync.Map // protoreflect.MessageDescriptor → *enumPlan
 
 func planFor(md protoreflect.MessageDescriptor) *enumPlan {
-	if p, ok := plans.Load(md.FullName()); ok {
+	if p, ok := plans.Load(md); ok {
 		return p.(*enumPlan)
 	}
-	p := buildPlan(md, map[protoreflect.FullName]bool{})
-	plans.Store(md.FullName(), p)
+	p := buildPlan(md, map[protoreflect.FullName]*enumPlan{})
+	plans.Store(md, p)
 	return p
 }
 
 // buildPlan computes md's plan. A message type met again while its plan is
-// being built (a recursive type) is assumed to hold enums.
-func buildPlan(md protoreflect.MessageDescriptor, building map[protoreflect.FullName]bool) *enumPlan {
-	building[md.FullName()] = true
-	defer delete(building, md.FullName())
+// being built (a recursive type) is assumed to hold enums and shares the
+// plan under construction.
+func buildPlan(md protoreflect.MessageDescriptor, building map[protoreflect.FullName]*enumPlan) *enumPlan {
 	p := &enumPlan{}
+	building[md.FullName()] = p
+	defer delete(building, md.FullName())
 	fields := md.Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
@@ -134,36 +142,99 @@ func buildPlan(md protoreflect.MessageDescriptor, building map[protoreflect.Full
 		case protoreflect.EnumKind:
 			p.enums = append(p.enums, fd)
 		case protoreflect.MessageKind, protoreflect.GroupKind:
-			sub := vd.Message()
-			if building[sub.FullName()] {
-				p.msgs = append(p.msgs, fd)
+			if sub, ok := building[vd.Message().FullName()]; ok {
+				p.msgs = append(p.msgs, msgField{fd, sub})
 				continue
 			}
-			if sp, ok := plans.Load(sub.FullName()); ok {
-				if !sp.(*enumPlan).empty() {
-					p.msgs = append(p.msgs, fd)
-				}
-				continue
-			}
-			if !buildPlan(sub, building).empty() {
-				p.msgs = append(p.msgs, fd)
+			if sub := buildPlan(vd.Message(), building); !sub.empty() {
+				p.msgs = append(p.msgs, msgField{fd, sub})
 			}
 		}
 	}
 	return p
 }
 
+func enumOf(fd protoreflect.FieldDescriptor) protoreflect.EnumDescriptor {
+	if fd.IsMap() {
+		return fd.MapValue().Enum()
+	}
+	return fd.Enum()
+}
+
+func declared(ed protoreflect.EnumDescriptor, n protoreflect.EnumNumber) bool {
+	return ed.Values().ByNumber(n) != nil
+}
+
+// valid reports whether every enum in r is declared.
+func (p *enumPlan) valid(r protoreflect.Message) bool {
+	for _, fd := range p.enums {
+		if !r.Has(fd) {
+			continue
+		}
+		ed := enumOf(fd)
+		switch val := r.Get(fd); {
+		case fd.IsList():
+			l := val.List()
+			for i := 0; i < l.Len(); i++ {
+				if !declared(ed, l.Get(i).Enum()) {
+					return false
+				}
+			}
+		case fd.IsMap():
+			ok := true
+			val.Map().Range(func(_ protoreflect.MapKey, e protoreflect.Value) bool {
+				ok = declared(ed, e.Enum())
+				return ok
+			})
+			if !ok {
+				return false
+			}
+		default:
+			if !declared(ed, val.Enum()) {
+				return false
+			}
+		}
+	}
+	for _, mf := range p.msgs {
+		if !r.Has(mf.fd) {
+			continue
+		}
+		switch val := r.Get(mf.fd); {
+		case mf.fd.IsList():
+			l := val.List()
+			for i := 0; i < l.Len(); i++ {
+				if !mf.plan.valid(l.Get(i).Message()) {
+					return false
+				}
+			}
+		case mf.fd.IsMap():
+			ok := true
+			val.Map().Range(func(_ protoreflect.MapKey, e protoreflect.Value) bool {
+				ok = mf.plan.valid(e.Message())
+				return ok
+			})
+			if !ok {
+				return false
+			}
+		default:
+			if !mf.plan.valid(val.Message()) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// check adds a violation for every undeclared enum value in r (up to
+// maxEnumViolations), naming its field path under prefix.
 func (p *enumPlan) check(r protoreflect.Message, prefix string, v *violations) {
 	for _, fd := range p.enums {
 		if !r.Has(fd) {
 			continue
 		}
-		ed := fd.Enum()
-		if fd.IsMap() {
-			ed = fd.MapValue().Enum()
-		}
+		ed := enumOf(fd)
 		bad := func(field string, n protoreflect.EnumNumber) {
-			if len(*v) < maxEnumViolations && ed.Values().ByNumber(n) == nil {
+			if len(*v) < maxEnumViolations && !declared(ed, n) {
 				v.add(field, "%d is not a value of %s", n, ed.FullName())
 			}
 		}
@@ -183,27 +254,24 @@ func (p *enumPlan) check(r protoreflect.Message, prefix string, v *violations) {
 			bad(name, val.Enum())
 		}
 	}
-	for _, fd := range p.msgs {
-		if !r.Has(fd) || len(*v) >= maxEnumViolations {
+	for _, mf := range p.msgs {
+		if !r.Has(mf.fd) || len(*v) >= maxEnumViolations {
 			continue
 		}
-		name := prefix + string(fd.Name())
-		sub := func(field string, m protoreflect.Message) {
-			planFor(m.Descriptor()).check(m, field+".", v)
-		}
-		switch val := r.Get(fd); {
-		case fd.IsList():
+		name := prefix + string(mf.fd.Name())
+		switch val := r.Get(mf.fd); {
+		case mf.fd.IsList():
 			l := val.List()
 			for i := 0; i < l.Len() && len(*v) < maxEnumViolations; i++ {
-				sub(name+"["+strconv.Itoa(i)+"]", l.Get(i).Message())
+				mf.plan.check(l.Get(i).Message(), name+"["+strconv.Itoa(i)+"].", v)
 			}
-		case fd.IsMap():
+		case mf.fd.IsMap():
 			val.Map().Range(func(k protoreflect.MapKey, e protoreflect.Value) bool {
-				sub(name+"["+strconv.Quote(k.String())+"]", e.Message())
+				mf.plan.check(e.Message(), name+"["+strconv.Quote(k.String())+"].", v)
 				return len(*v) < maxEnumViolations
 			})
 		default:
-			sub(name, val.Message())
+			mf.plan.check(val.Message(), name+".", v)
 		}
 	}
 }
