@@ -103,7 +103,7 @@ var portals = &collection[policy.Portal, *gatehousev1.Portal]{
 		if err := checkRef(tx, &v, "portal.parent_id", out.ParentID, "portal", acct, store.GetPortal); err != nil {
 			return out, err
 		}
-		if out.ParentID != "" && len(v) == 0 {
+		if out.ParentID != "" && len(v) == 0 && parentChanges(tx, acct, out.ID, out.ParentID, store.GetPortal, func(p *policy.Portal) string { return p.ParentID }) {
 			// Not under itself or a descendant (a cycle), and no chain
 			// through it deeper than policy.MaxChainDepth.
 			parents, err := portalParents(tx, acct)
@@ -244,7 +244,7 @@ var teams = &collection[policy.Team, *gatehousev1.Team]{
 		if err := checkRef(tx, &v, "team.parent_id", out.ParentID, "team", acct, store.GetTeam); err != nil {
 			return out, err
 		}
-		if out.ParentID != "" && len(v) == 0 {
+		if out.ParentID != "" && len(v) == 0 && parentChanges(tx, acct, out.ID, out.ParentID, store.GetTeam, func(t *policy.Team) string { return t.ParentID }) {
 			parents, err := teamParents(tx, acct)
 			if err != nil {
 				return out, err

@@ -94,3 +94,13 @@ func teamParents(tx store.ReadTx, acct string) (map[string]string, error) {
 	}
 	return m, nil
 }
+
+// parentChanges reports whether a write gives record id the parent
+// parentID: always for a new record, and for an existing one when it is
+// moved. A write that keeps the parent (a rename, say) neither makes a
+// cycle nor deepens a chain, so it is not refused for a chain that is
+// already too deep.
+func parentChanges[T any](tx store.ReadTx, acct, id, parentID string, get func(store.ReadTx, string, string) (T, error), parentOf func(*T) string) bool {
+	cur, err := get(tx, acct, id)
+	return err != nil || parentOf(&cur) != parentID
+}

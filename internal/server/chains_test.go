@@ -235,6 +235,15 @@ func TestChainDepth_StoredDeeperChain(t *testing.T) {
 	_, err := e.admin.CreatePortal(ctx, &gatehousev1.CreatePortalRequest{AccountId: "acme",
 		Portal: &gatehousev1.Portal{Id: "more", ParentId: fmt.Sprintf("p%d", n), Name: "P"}})
 	wantChainTooDeep(t, err, "CreatePortal under a stored deep chain")
+	// A write that keeps the parent is not refused for the chain.
+	if _, err := e.admin.UpdatePortal(ctx, &gatehousev1.UpdatePortalRequest{AccountId: "acme",
+		Portal: &gatehousev1.Portal{Id: fmt.Sprintf("p%d", n), Name: "renamed"}, UpdateMask: mask("name")}); err != nil {
+		t.Fatalf("renaming the deepest portal: %v", err)
+	}
+	if _, err := e.admin.UpdateTeam(ctx, &gatehousev1.UpdateTeamRequest{AccountId: "acme",
+		Team: &gatehousev1.Team{Id: fmt.Sprintf("t%d", n), Name: "renamed"}, UpdateMask: mask("name")}); err != nil {
+		t.Fatalf("renaming the deepest team: %v", err)
+	}
 	// Shortening the chain (moving the deep part up) is allowed.
 	if _, err := e.admin.UpdatePortal(ctx, &gatehousev1.UpdatePortalRequest{AccountId: "acme",
 		Portal: &gatehousev1.Portal{Id: "p10", ParentId: "p1"}, UpdateMask: mask("parent_id")}); err != nil {
