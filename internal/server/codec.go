@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -49,19 +51,48 @@ func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	if err := c.inner.Unmarshal(data, v); err != nil {
 		proto.Reset(m)
-		requestErrors.Store(v, status.Errorf(codes.InvalidArgument, "the request cannot be decoded: %v", err))
+		fileRequestError(v, status.Errorf(codes.InvalidArgument, "the request cannot be decoded: %v", err))
 		return nil
 	}
 	if err := checkEnums(m); err != nil {
-		requestErrors.Store(v, err)
+		fileRequestError(v, err)
 	}
 	return nil
 }
 
 // requestErrors holds, by decoded message, why a request was refused
-// while decoding; entries live from Unmarshal to the interceptor that
-// takes them (microseconds).
-var requestErrors sync.Map
+// while decoding (a *filedError); entries live from Unmarshal to the
+// interceptor that takes them, microseconds. A call that an interceptor
+// before that one refuses leaves its entry behind: such entries are
+// dropped once they are a minute old, checked whenever more than
+// requestErrorsSweep are held.
+var (
+	requestErrors      sync.Map
+	requestErrorsHeld  atomic.Int64
+	requestErrorsSweep = int64(1024)
+)
+
+type filedError struct {
+	err error
+	at  time.Time
+}
+
+func fileRequestError(msg any, err error) {
+	if _, loaded := requestErrors.Swap(msg, &filedError{err: err, at: time.Now()}); !loaded {
+		if requestErrorsHeld.Add(1) > requestErrorsSweep {
+			sweepRequestErrors(time.Now().Add(-time.Minute))
+		}
+	}
+}
+
+func sweepRequestErrors(before time.Time) {
+	requestErrors.Range(func(k, v any) bool {
+		if v.(*filedError).at.Before(before) && requestErrors.CompareAndDelete(k, v) {
+			requestErrorsHeld.Add(-1)
+		}
+		return true
+	})
+}
 
 // takeRequestError returns, and forgets, the error filed for msg while it
 // was decoded; nil when it decoded cleanly.
@@ -69,8 +100,9 @@ func takeRequestError(msg any) error {
 	if msg == nil {
 		return nil
 	}
-	if err, ok := requestErrors.LoadAndDelete(msg); ok {
-		return err.(error)
+	if fe, ok := requestErrors.LoadAndDelete(msg); ok {
+		requestErrorsHeld.Add(-1)
+		return fe.(*filedError).err
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"google.golang.org/grpc"
@@ -145,4 +146,38 @@ func requestErrorsLeft() []any {
 	var left []any
 	requestErrors.Range(func(k, _ any) bool { left = append(left, k); return true })
 	return left
+}
+
+// TestRequestErrors_Swept: errors filed for calls that never reached the
+// interceptor that answers them (refused earlier in the chain) do not
+// pile up: old ones are dropped once many are held, recent ones kept.
+func TestRequestErrors_Swept(t *testing.T) {
+	old := requestErrorsSweep
+	requestErrorsSweep = 10
+	t.Cleanup(func() { requestErrorsSweep = old })
+	var msgs []*gatehousev1.GetAccountRequest
+	for range 10 {
+		m := &gatehousev1.GetAccountRequest{}
+		msgs = append(msgs, m)
+		fileRequestError(m, status.Error(codes.InvalidArgument, "x"))
+	}
+	// Age them past the minute.
+	requestErrors.Range(func(k, v any) bool {
+		v.(*filedError).at = v.(*filedError).at.Add(-2 * time.Minute)
+		return true
+	})
+	fresh := &gatehousev1.GetAccountRequest{}
+	fileRequestError(fresh, status.Error(codes.InvalidArgument, "fresh"))
+	if n := len(requestErrorsLeft()); n != 1 {
+		t.Fatalf("%d entries held after the sweep, want 1 (the fresh one)", n)
+	}
+	if err := takeRequestError(fresh); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("fresh entry: %v", err)
+	}
+	if err := takeRequestError(msgs[0]); err != nil {
+		t.Fatalf("swept entry still answered: %v", err)
+	}
+	if n := requestErrorsHeld.Load(); n != 0 {
+		t.Fatalf("held count %d, want 0", n)
+	}
 }
