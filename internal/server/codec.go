@@ -134,8 +134,55 @@ func checkEnums(m proto.Message) error {
 // message fields whose types may hold enums (with their plans), so that
 // checking a request skips everything else.
 type enumPlan struct {
-	enums []protoreflect.FieldDescriptor
+	enums []enumField
 	msgs  []msgField
+}
+
+// enumField is an enum field with the set of its type's declared numbers.
+type enumField struct {
+	fd  protoreflect.FieldDescriptor
+	ed  protoreflect.EnumDescriptor
+	set enumSet
+}
+
+// enumSet answers "is n declared?" from a table over the declared range
+// when that range is small (every enum of this API), else from the
+// descriptor.
+type enumSet struct {
+	ed       protoreflect.EnumDescriptor
+	lo       protoreflect.EnumNumber
+	declared []bool // nil: ask ed
+}
+
+// maxEnumTable bounds the table of one enumSet.
+const maxEnumTable = 4096
+
+func newEnumSet(ed protoreflect.EnumDescriptor) enumSet {
+	s := enumSet{ed: ed}
+	vals := ed.Values()
+	if vals.Len() == 0 {
+		return s
+	}
+	lo, hi := vals.Get(0).Number(), vals.Get(0).Number()
+	for i := 1; i < vals.Len(); i++ {
+		lo, hi = min(lo, vals.Get(i).Number()), max(hi, vals.Get(i).Number())
+	}
+	if int64(hi)-int64(lo) >= maxEnumTable {
+		return s
+	}
+	s.lo, s.declared = lo, make([]bool, int(hi-lo)+1)
+	for i := 0; i < vals.Len(); i++ {
+		s.declared[vals.Get(i).Number()-lo] = true
+	}
+	return s
+}
+
+func (s *enumSet) has(n protoreflect.EnumNumber) bool {
+	if s.declared == nil {
+		return s.ed.Values().ByNumber(n) != nil
+	}
+	i := int64(n) - int64(s.lo)
+	return i >= 0 && i < int64(len(s.declared)) && s.declared[i]
 }
 
 type msgField struct {
@@ -172,7 +219,7 @@ func buildPlan(md protoreflect.MessageDescriptor, building map[protoreflect.Full
 		}
 		switch vd.Kind() {
 		case protoreflect.EnumKind:
-			p.enums = append(p.enums, fd)
+			p.enums = append(p.enums, enumField{fd: fd, ed: vd.Enum(), set: newEnumSet(vd.Enum())})
 		case protoreflect.MessageKind, protoreflect.GroupKind:
 			if sub, ok := building[vd.Message().FullName()]; ok {
 				p.msgs = append(p.msgs, msgField{fd, sub})
@@ -186,43 +233,33 @@ func buildPlan(md protoreflect.MessageDescriptor, building map[protoreflect.Full
 	return p
 }
 
-func enumOf(fd protoreflect.FieldDescriptor) protoreflect.EnumDescriptor {
-	if fd.IsMap() {
-		return fd.MapValue().Enum()
-	}
-	return fd.Enum()
-}
-
-func declared(ed protoreflect.EnumDescriptor, n protoreflect.EnumNumber) bool {
-	return ed.Values().ByNumber(n) != nil
-}
-
 // valid reports whether every enum in r is declared.
 func (p *enumPlan) valid(r protoreflect.Message) bool {
-	for _, fd := range p.enums {
+	for i := range p.enums {
+		ef := &p.enums[i]
+		fd := ef.fd
 		if !r.Has(fd) {
 			continue
 		}
-		ed := enumOf(fd)
 		switch val := r.Get(fd); {
 		case fd.IsList():
 			l := val.List()
 			for i := 0; i < l.Len(); i++ {
-				if !declared(ed, l.Get(i).Enum()) {
+				if !ef.set.has(l.Get(i).Enum()) {
 					return false
 				}
 			}
 		case fd.IsMap():
 			ok := true
 			val.Map().Range(func(_ protoreflect.MapKey, e protoreflect.Value) bool {
-				ok = declared(ed, e.Enum())
+				ok = ef.set.has(e.Enum())
 				return ok
 			})
 			if !ok {
 				return false
 			}
 		default:
-			if !declared(ed, val.Enum()) {
+			if !ef.set.has(val.Enum()) {
 				return false
 			}
 		}
@@ -260,14 +297,15 @@ func (p *enumPlan) valid(r protoreflect.Message) bool {
 // check adds a violation for every undeclared enum value in r (up to
 // maxEnumViolations), naming its field path under prefix.
 func (p *enumPlan) check(r protoreflect.Message, prefix string, v *violations) {
-	for _, fd := range p.enums {
+	for i := range p.enums {
+		ef := &p.enums[i]
+		fd := ef.fd
 		if !r.Has(fd) {
 			continue
 		}
-		ed := enumOf(fd)
 		bad := func(field string, n protoreflect.EnumNumber) {
-			if len(*v) < maxEnumViolations && !declared(ed, n) {
-				v.add(field, "%d is not a value of %s", n, ed.FullName())
+			if len(*v) < maxEnumViolations && !ef.set.has(n) {
+				v.add(field, "%d is not a value of %s", n, ef.ed.FullName())
 			}
 		}
 		name := prefix + string(fd.Name())
