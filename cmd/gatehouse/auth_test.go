@@ -232,4 +232,25 @@ func TestTokens_CertificateCredential(t *testing.T) {
 	if r.code != exitError || !strings.Contains(r.err, "UNAUTHENTICATED") {
 		t.Fatalf("revoked certificate credential: %+v", r)
 	}
+
+	// A kind prefix names the certificate field: the tool's URI SAN
+	// registered as a common name does not match its certificate.
+	asCN := detail(mustCLI(op, append(tlsArgs(opCert, opKey), "tokens", "create", "--name", "wrong kind", "--role", "admin",
+		"--account", "acme", "--certificate-identity", "cn:spiffe://example.org/acme/admin-tool")...))
+	if asCN["certificate_identity"] != "spiffe://example.org/acme/admin-tool" || !strings.Contains(asCN["certificate_identity_kind"], "SUBJECT_CN") {
+		t.Fatalf("cn: prefix: %v", asCN)
+	}
+	r = runCLI(t, certOnly, "", append(tlsArgs(toolCert, toolKey), "accounts", "get", "acme")...)
+	if r.code != exitError || !strings.Contains(r.err, "UNAUTHENTICATED") {
+		t.Fatalf("URI SAN against a common-name credential: %+v", r)
+	}
+	mustCLI(op, append(tlsArgs(opCert, opKey), "tokens", "create", "--name", "by cn", "--role", "admin",
+		"--account", "acme", "--certificate-identity", "CN:acme-admin-tool")...)
+	mustCLI(certOnly, append(tlsArgs(toolCert, toolKey), "accounts", "get", "acme")...)
+	wantIn(t, mustCLI(op, append(tlsArgs(opCert, opKey), "tokens", "list")...), "CERTIFICATE_IDENTITY_KIND", "SUBJECT_CN")
+	r = runCLI(t, op, "", append(tlsArgs(opCert, opKey), "tokens", "create", "--name", "bad", "--role", "admin",
+		"--certificate-identity", "uri:not-a-uri")...)
+	if r.code == 0 || !strings.Contains(r.err, "INVALID_ARGUMENT") {
+		t.Fatalf("uri: prefix with no URI: %+v", r)
+	}
 }
