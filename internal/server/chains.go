@@ -1,6 +1,8 @@
 package server
 
 import (
+	"slices"
+
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
@@ -11,8 +13,9 @@ import (
 // the account to its parent as stored. The chain that matters is the new
 // parent's chain, plus id itself, plus the longest path below id: moving a
 // record moves everything under it. A cycle is a field violation on
-// parent_id; a chain too deep is a *policy.ChainTooDeepError (
-// FAILED_PRECONDITION).
+// parent_id; a chain too deep is a *policy.ChainTooDeepError
+// (FAILED_PRECONDITION) naming the deepest record (the least id of
+// those equally deep).
 func checkChainWrite(v *violations, kind, field, id, parentID string, parents map[string]string) error {
 	// Up: how many records the new parent's chain holds.
 	above := 0
@@ -27,15 +30,14 @@ func checkChainWrite(v *violations, kind, field, id, parentID string, parents ma
 		}
 		seen[cur] = true
 		above++
-		if above >= policy.MaxChainDepth {
-			// id would be at least MaxChainDepth+1 deep.
-			return &policy.ChainTooDeepError{Kind: kind, ID: id, Depth: above + 1}
-		}
 		next, ok := parents[cur]
 		if !ok {
 			break // checked by the reference check; nothing above
 		}
 		cur = next
+	}
+	if above >= policy.MaxChainDepth {
+		return &policy.ChainTooDeepError{Kind: kind, ID: id, Depth: above + 1}
 	}
 	// Down: the longest chain of records below id, id itself counted.
 	children := map[string][]string{}
@@ -64,7 +66,7 @@ func checkChainWrite(v *violations, kind, field, id, parentID string, parents ma
 		level = next
 	}
 	if above+below > policy.MaxChainDepth {
-		return &policy.ChainTooDeepError{Kind: kind, ID: level[0], Depth: above + below}
+		return &policy.ChainTooDeepError{Kind: kind, ID: slices.Min(level), Depth: above + below}
 	}
 	return nil
 }
