@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
@@ -149,6 +150,10 @@ func callerKey(c auth.Caller) string {
 	return ""
 }
 
+// metaShare is how many meta streams (reflection) one authenticated caller
+// may hold: a quarter of the pool, so that no tenant can fill it.
+func metaShare(pool int) int { return max(1, pool/4) }
+
 func (sl *streamLimiter) acquire(class, key string) (scope string, err error) {
 	sl.mu.Lock()
 	defer sl.mu.Unlock()
@@ -157,7 +162,14 @@ func (sl *streamLimiter) acquire(class, key string) (scope string, err error) {
 			return "meta", streamRefused("meta", sl.limits.MaxMetaStreams,
 				"server is at its limit of %d concurrent health-watch and reflection streams; retry with backoff", sl.limits.MaxMetaStreams)
 		}
+		if share := metaShare(sl.limits.MaxMetaStreams); key != "" && sl.perCaller[key] >= share {
+			return "caller", streamRefused("caller", share,
+				"%s has %d health-watch and reflection streams open, its limit; close one before opening another", strings.TrimPrefix(key, "meta "), share)
+		}
 		sl.meta++
+		if key != "" {
+			sl.perCaller[key]++
+		}
 		return "", nil
 	}
 	if sl.api >= sl.limits.MaxStreams {
@@ -180,9 +192,9 @@ func (sl *streamLimiter) release(class, key string) {
 	defer sl.mu.Unlock()
 	if class == classMeta {
 		sl.meta--
-		return
+	} else {
+		sl.api--
 	}
-	sl.api--
 	if key != "" {
 		if sl.perCaller[key]--; sl.perCaller[key] <= 0 {
 			delete(sl.perCaller, key)
@@ -204,8 +216,11 @@ func (sl *streamLimiter) intercept(srv any, ss grpc.ServerStream, info *grpc.Str
 	class := streamClass(info.FullMethod)
 	caller, authed := auth.FromContext(ss.Context())
 	key := ""
-	if class == classAPI && authed {
+	if authed {
 		key = callerKey(caller)
+		if class == classMeta && key != "" {
+			key = "meta " + key
+		}
 	}
 	if scope, err := sl.acquire(class, key); err != nil {
 		sl.metrics.refused(class, scope)

@@ -464,3 +464,26 @@ func TestStreams_RevokedCertificateEndsStreams(t *testing.T) {
 	}
 	wantCode(t, recvErr(t, "certificate watch", w.Recv), codes.Unauthenticated)
 }
+
+// TestStreams_ReflectionShare: an authenticated caller holds at most a
+// quarter of the meta pool with reflection streams, so that one tenant
+// cannot fill it for health watches and the others.
+func TestStreams_ReflectionShare(t *testing.T) {
+	t.Parallel()
+	e := mustStartAuth(t, withStreams(StreamLimits{MaxMetaStreams: 8}))
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	for i := range 2 {
+		if _, err := openReflection(withToken(ctx, e.tokens["decider-a"]), e.conn); err != nil {
+			t.Fatalf("reflection %d of account a: %v", i, err)
+		}
+	}
+	_, err := openReflection(withToken(ctx, e.tokens["admin-a"]), e.conn)
+	wantStreamLimit(t, err, "caller")
+	if _, err := openReflection(withToken(ctx, e.tokens["admin-all"]), e.conn); err != nil {
+		t.Fatalf("another caller's reflection: %v", err)
+	}
+	if err := openHealthWatch(ctx, e.conn); err != nil {
+		t.Fatalf("health watch: %v", err)
+	}
+}

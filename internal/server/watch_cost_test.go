@@ -159,8 +159,8 @@ func processCPU(t testing.TB) time.Duration {
 // 1.5 times as much. Before watchers compared their inputs, the ratio was
 // in the hundreds.
 func TestWatchSessionPolicy_OtherTenantsWritesCPU(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measures CPU")
+	if testing.Short() || raceEnabled {
+		t.Skip("measures CPU: not in -short runs or under the race detector")
 	}
 	e := MustStart(t, "")
 	e.MustCreateAccount("a")
