@@ -487,3 +487,45 @@ func TestStreams_ReflectionShare(t *testing.T) {
 		t.Fatalf("health watch: %v", err)
 	}
 }
+
+// TestStreams_RevokedCredentialEndsBackup: a backup in progress stops
+// with UNAUTHENTICATED when its caller's credential is revoked, before
+// the rest of the store is sent.
+func TestStreams_RevokedCredentialEndsBackup(t *testing.T) {
+	t.Parallel()
+	e := mustStartAuth(t)
+	e.fillAllowlist("a", 60000)
+	op := withToken(ctxT(t), e.tokens["operator"])
+	ops2, err := e.admin.CreateCallerToken(op, &gatehousev1.CreateCallerTokenRequest{Token: &gatehousev1.CallerToken{
+		Name: "backup job", Role: gatehousev1.CallerRole_CALLER_ROLE_OPERATOR}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.admin.BackupStore(withToken(ctxT(t), ops2.GetBearer()), &gatehousev1.BackupStoreRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := b.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, got := first.GetSize(), int64(len(first.GetChunk()))
+	if size < 8*backupChunk {
+		t.Fatalf("store of %d bytes is too small to stop a backup in the middle", size)
+	}
+	if _, err := e.admin.RevokeCallerToken(op, &gatehousev1.RevokeCallerTokenRequest{Id: ops2.GetToken().GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		resp, err := b.Recv()
+		if err != nil {
+			wantCode(t, err, codes.Unauthenticated)
+			break
+		}
+		got += int64(len(resp.GetChunk()))
+	}
+	if got >= size {
+		t.Fatalf("the whole store (%d bytes) was sent after the credential was revoked", size)
+	}
+	t.Logf("%d of %d bytes sent before the revocation stopped the backup", got, size)
+}
