@@ -529,3 +529,23 @@ func TestStreams_RevokedCredentialEndsBackup(t *testing.T) {
 	}
 	t.Logf("%d of %d bytes sent before the revocation stopped the backup", got, size)
 }
+
+// TestStreams_DefaultMetaCap: with the default limits, health watches
+// beyond DefaultMaxMetaStreams are refused, and a watch still opens.
+func TestStreams_DefaultMetaCap(t *testing.T) {
+	t.Parallel()
+	e := MustStart(t, "")
+	e.MustCreateAccount("acme")
+	sess := e.MustStartSession("acme").GetId()
+	ctx, cancel := context.WithCancel(ctxT(t))
+	defer cancel()
+	for i := range DefaultMaxMetaStreams {
+		if err := openHealthWatch(ctx, e.conn); err != nil {
+			t.Fatalf("health watch %d: %v", i, err)
+		}
+	}
+	wantStreamLimit(t, openHealthWatch(ctx, e.conn), "meta")
+	if _, err := openWatch(ctx, e.decide, sess, agent("alice")); err != nil {
+		t.Fatalf("watch with the health watches at their cap: %v", err)
+	}
+}
