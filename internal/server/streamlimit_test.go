@@ -52,9 +52,8 @@ func openReflection(ctx context.Context, conn grpc.ClientConnInterface) (reflect
 	if err != nil {
 		return nil, err
 	}
-	if err := r.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}); err != nil {
-		return nil, err
-	}
+	// Send may already see the stream ended (io.EOF); Recv has why.
+	_ = r.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
 	_, err = r.Recv()
 	return r, err
 }
