@@ -171,7 +171,7 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 			}
 			if p != last {
 				out := p
-				if last == nil && p.GetRevision() != snap.Revision() {
+				if last == nil && p.GetRevision() < snap.Revision() {
 					// A policy shared since an earlier revision: the first
 					// message says the current one.
 					out = proto.CloneOf(p)
