@@ -43,10 +43,9 @@ type Limits struct {
 	MaxRecvMsgSize int
 	// MaxInflight is how many unary calls may run at once (default 1024).
 	// The next one is refused at once with RESOURCE_EXHAUSTED (ErrorInfo
-	// reason OVERLOADED, RetryInfo) instead of waiting in a queue. Server
-	// streams (WatchSessionPolicy) have a pool of the same size of their
-	// own (StreamLimits, streamlimit.go), so long-lived watches cannot
-	// starve decisions. Health checks are never refused.
+	// reason OVERLOADED, RetryInfo) instead of waiting in a queue. Streams
+	// have pools of their own (StreamLimits, streamlimit.go), so long-lived
+	// watches cannot starve decisions. Health checks are never refused.
 	MaxInflight int
 	// DecisionTimeout is the deadline given to a DecisionService call whose
 	// caller set none (default 1s), so that a decision waiting for a
