@@ -156,7 +156,8 @@ func processCPU(t testing.TB) time.Duration {
 // (this process: server and clients) for writes to account b, without and
 // then with 256 watchers on account a (2000 allowlist entries), in the
 // same run. The target is at most 1.5 times as much (measured: 0.85 to
-// 1.4 on a shared two-core machine); the test fails above 2.5, generously,
+// 1.4 on a shared two-core machine, 1.64 once with other tests running);
+// the test fails above 2.5, generously,
 // so that the machine's noise does not fail it while a return of the cost
 // does: before watchers compared their inputs, the ratio was about 400.
 func TestWatchSessionPolicy_OtherTenantsWritesCPU(t *testing.T) {
