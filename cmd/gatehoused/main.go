@@ -143,7 +143,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain,
 		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg, NotificationRetried: wakeSender, TracerProvider: tp,
-		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, DecisionTimeout: cfg.DecisionTimeout}})
+		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, DecisionTimeout: cfg.DecisionTimeout},
+		Streams: server.StreamLimits{MaxStreams: cfg.MaxStreams, MaxStreamsPerCaller: perCallerStreams(cfg.MaxStreamsPerCaller),
+			MaxMetaStreams: cfg.MaxMetaStreams, MaxConnStreams: cfg.MaxConnStreams},
+		Reflection: cfg.Reflection})
 	if metrics != nil {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, log)
 		if err != nil {
@@ -331,4 +334,13 @@ Or with the admin CLI (make build): bin/gatehouse --addr %[1]s settings get -a %
 (docs/cli.md has every command; README.md has a full walk-through.)
 
 `, addr, demo.AccountID)
+}
+
+// perCallerStreams maps --max-streams-per-caller to StreamLimits, where 0
+// takes the default and a negative value means no per-caller limit.
+func perCallerStreams(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -209,6 +209,11 @@ type Caller struct {
 	Role Role
 	// AccountID scopes the caller to one account; empty for all.
 	AccountID string
+	// TokenID is the id of the credential (bearer token or certificate
+	// credential) the caller authenticated with; empty for callers that
+	// need none (Local, the server's own jobs). Long-lived streams look it
+	// up on every snapshot so that revoking it ends them.
+	TokenID string
 }
 
 // Local is the caller of a server that does not authenticate (loopback

@@ -75,9 +75,24 @@ type Config struct {
 	OutboxDir string
 	// MaxRecvMsgSize is the largest request message accepted, in bytes.
 	MaxRecvMsgSize int
-	// MaxInflight is how many calls may run at once (and, separately, how
-	// many streams are open); more are refused with RESOURCE_EXHAUSTED.
+	// MaxInflight is how many unary calls may run at once; more are
+	// refused with RESOURCE_EXHAUSTED.
 	MaxInflight int
+	// MaxStreams is how many API streams (WatchSessionPolicy, BackupStore)
+	// may be open at once.
+	MaxStreams int
+	// MaxStreamsPerCaller is how many of them one account (or one
+	// credential scoped to all accounts) may hold; 0 means no limit but
+	// MaxStreams.
+	MaxStreamsPerCaller int
+	// MaxMetaStreams is how many health Watch and reflection streams may
+	// be open at once, apart from MaxStreams.
+	MaxMetaStreams int
+	// MaxConnStreams is how many calls and streams one HTTP/2 connection
+	// may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS).
+	MaxConnStreams int
+	// Reflection is public, authenticated or off.
+	Reflection string
 	// DecisionTimeout is the deadline of a decision whose caller set none.
 	DecisionTimeout time.Duration
 	// StatsInterval is how often runtime statistics (goroutines, memory,
@@ -99,21 +114,26 @@ type Config struct {
 // Default returns the defaults: loopback on port 8470, ./data.
 func Default() Config {
 	return Config{
-		Listen:             "127.0.0.1:8470",
-		DataDir:            "./data",
-		LogLevel:           "info",
-		LogFormat:          "json",
-		Auth:               "none",
-		AuditRetention:     90 * 24 * time.Hour,
-		SessionMaxAge:      24 * time.Hour,
-		SessionRetention:   30 * 24 * time.Hour,
-		ShutdownTimeout:    10 * time.Second,
-		CobrowseBaseDomain: "support.me",
-		SMTPFrom:           "gatehouse@localhost",
-		MaxRecvMsgSize:     4 << 20,
-		MaxInflight:        1024,
-		DecisionTimeout:    time.Second,
-		OTelSampleRatio:    0.01,
+		Listen:              "127.0.0.1:8470",
+		DataDir:             "./data",
+		LogLevel:            "info",
+		LogFormat:           "json",
+		Auth:                "none",
+		AuditRetention:      90 * 24 * time.Hour,
+		SessionMaxAge:       24 * time.Hour,
+		SessionRetention:    30 * 24 * time.Hour,
+		ShutdownTimeout:     10 * time.Second,
+		CobrowseBaseDomain:  "support.me",
+		SMTPFrom:            "gatehouse@localhost",
+		MaxRecvMsgSize:      4 << 20,
+		MaxInflight:         1024,
+		MaxStreams:          4096,
+		MaxStreamsPerCaller: 256,
+		MaxMetaStreams:      64,
+		MaxConnStreams:      1024,
+		Reflection:          "authenticated",
+		DecisionTimeout:     time.Second,
+		OTelSampleRatio:     0.01,
 	}
 }
 
@@ -143,7 +163,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.SMTPImplicitTLS, "smtp-implicit-tls", c.SMTPImplicitTLS, "speak TLS to the SMTP server from the first byte (SMTPS, usually port 465) instead of STARTTLS")
 	fs.StringVar(&c.OutboxDir, "outbox-dir", c.OutboxDir, "directory completed-session notifications are written to without --smtp-addr (default <data-dir>/outbox)")
 	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", c.MaxRecvMsgSize, "largest request message accepted, in `bytes` (larger: RESOURCE_EXHAUSTED)")
-	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "calls served at once, and streams open at once; more are refused with RESOURCE_EXHAUSTED (health checks exempt)")
+	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "unary calls served at once; more are refused with RESOURCE_EXHAUSTED (health checks exempt)")
+	fs.IntVar(&c.MaxStreams, "max-streams", c.MaxStreams, "API streams (WatchSessionPolicy, BackupStore) open at once; more are refused with RESOURCE_EXHAUSTED")
+	fs.IntVar(&c.MaxStreamsPerCaller, "max-streams-per-caller", c.MaxStreamsPerCaller, "API streams one account (or one credential scoped to all accounts) may hold open (0: only --max-streams)")
+	fs.IntVar(&c.MaxMetaStreams, "max-meta-streams", c.MaxMetaStreams, "health Watch and reflection streams open at once, apart from --max-streams")
+	fs.IntVar(&c.MaxConnStreams, "max-conn-streams", c.MaxConnStreams, "calls and streams one HTTP/2 connection may have open at once (clients queue beyond it)")
+	fs.StringVar(&c.Reflection, "reflection", c.Reflection, "server reflection: public (no credential), authenticated (any registered credential) or off")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "deadline of a decision whose caller sets none")
 	fs.DurationVar(&c.StatsInterval, "stats-interval", c.StatsInterval, "log runtime statistics (goroutines, memory, revision) this often (0: never)")
 	fs.StringVar(&c.OTelEndpoint, "otel-endpoint", c.OTelEndpoint, "send OpenTelemetry traces to the OTLP/gRPC collector at this `host:port` (empty: tracing off)")
@@ -261,6 +286,21 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflight < 1 {
 		errs = append(errs, fmt.Errorf("max-inflight %d: want at least 1", c.MaxInflight))
+	}
+	if c.MaxStreams < 1 {
+		errs = append(errs, fmt.Errorf("max-streams %d: want at least 1", c.MaxStreams))
+	}
+	if c.MaxStreamsPerCaller < 0 {
+		errs = append(errs, fmt.Errorf("max-streams-per-caller %d: want 0 (no limit but max-streams) or more", c.MaxStreamsPerCaller))
+	}
+	if c.MaxMetaStreams < 1 {
+		errs = append(errs, fmt.Errorf("max-meta-streams %d: want at least 1", c.MaxMetaStreams))
+	}
+	if c.MaxConnStreams < 1 {
+		errs = append(errs, fmt.Errorf("max-conn-streams %d: want at least 1", c.MaxConnStreams))
+	}
+	if c.Reflection != "public" && c.Reflection != "authenticated" && c.Reflection != "off" {
+		errs = append(errs, fmt.Errorf("reflection %q: want public, authenticated or off", c.Reflection))
 	}
 	if c.DecisionTimeout <= 0 {
 		errs = append(errs, errors.New("decision-timeout must be positive"))

@@ -96,9 +96,26 @@ var accessRules = func() map[string]access {
 	return m
 }()
 
-// open methods need no caller: health checks and reflection.
-func openMethod(method string) bool {
-	return strings.HasPrefix(method, "/grpc.health.v1.Health/") || strings.HasPrefix(method, "/grpc.reflection.")
+// Reflection modes (Options.Reflection).
+const (
+	// ReflectionPublic serves server reflection to anyone who reaches the
+	// port, without a credential.
+	ReflectionPublic = "public"
+	// ReflectionAuthenticated serves it to callers with a registered
+	// credential of any role (the default; without authentication
+	// configured every caller has one).
+	ReflectionAuthenticated = "authenticated"
+	// ReflectionOff does not register the reflection service.
+	ReflectionOff = "off"
+)
+
+func isHealth(method string) bool     { return strings.HasPrefix(method, "/grpc.health.v1.Health/") }
+func isReflection(method string) bool { return strings.HasPrefix(method, "/grpc.reflection.") }
+
+// openMethod reports whether method needs no caller: health checks, and
+// reflection when it is public.
+func (s *Server) openMethod(method string) bool {
+	return isHealth(method) || (isReflection(method) && s.reflection == ReflectionPublic)
 }
 
 func permissionDenied(format string, args ...any) error {
@@ -133,7 +150,7 @@ func (s *Server) authenticate(ctx context.Context) (auth.Caller, error) {
 	if tok == nil || !tok.Verify(secret) {
 		return auth.Caller{}, status.Error(codes.Unauthenticated, "unknown or revoked token")
 	}
-	return auth.Caller{Name: tok.Name + " (" + tok.ID + ")", Role: tok.Role, AccountID: tok.AccountID}, nil
+	return auth.Caller{Name: tok.Name + " (" + tok.ID + ")", Role: tok.Role, AccountID: tok.AccountID, TokenID: tok.ID}, nil
 }
 
 // verifiedClientCert returns the client certificate of a mutual TLS
@@ -161,7 +178,7 @@ func (s *Server) certCaller(cert *x509.Certificate) (auth.Caller, error) {
 	snap := s.snaps.Current()
 	for _, id := range ids {
 		if tok := snap.CertToken(id); tok != nil {
-			return auth.Caller{Name: tok.Name + " (" + tok.ID + ")", Role: tok.Role, AccountID: tok.AccountID}, nil
+			return auth.Caller{Name: tok.Name + " (" + tok.ID + ")", Role: tok.Role, AccountID: tok.AccountID, TokenID: tok.ID}, nil
 		}
 	}
 	return auth.Caller{}, status.Errorf(codes.Unauthenticated,
@@ -180,8 +197,16 @@ func certIDStrings(ids []auth.CertID) []string {
 // authorize authenticates the caller of method and applies its access
 // rule to req (nil for streams, whose rules name no request field).
 func (s *Server) authorize(ctx context.Context, method string, req any) (context.Context, error) {
-	if openMethod(method) {
+	if s.openMethod(method) {
 		return ctx, nil
+	}
+	if isReflection(method) {
+		// Reflection needs a credential, of any role.
+		caller, err := s.authenticate(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return auth.NewContext(ctx, caller), nil
 	}
 	rule, ok := s.rules[method]
 	if !ok {

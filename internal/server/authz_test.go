@@ -38,9 +38,9 @@ func withToken(ctx context.Context, bearer string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+bearer)
 }
 
-func mustStartAuth(t *testing.T) *authEnv {
+func mustStartAuth(t *testing.T, opts ...func(*Options)) *authEnv {
 	t.Helper()
-	e := MustStart(t, "", func(o *Options) { o.Authenticate = true })
+	e := MustStart(t, "", append([]func(*Options){func(o *Options) { o.Authenticate = true }}, opts...)...)
 	op, created, err := BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now())
 	if err != nil || !created {
 		t.Fatalf("bootstrap: %v %v", created, err)

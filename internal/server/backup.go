@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -14,6 +15,9 @@ const backupChunk = 1 << 20
 
 // chunkWriter sends what is written to it as BackupStore messages.
 type chunkWriter struct {
+	// ctx is the stream's: when it ends (the caller's credential revoked,
+	// the server shutting down) the copy stops at the next write.
+	ctx       context.Context
 	stream    gatehousev1.AdminService_BackupStoreServer
 	rev       uint64
 	size      int64
@@ -22,6 +26,9 @@ type chunkWriter struct {
 }
 
 func (w *chunkWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
 	n := len(p)
 	for len(p) > 0 {
 		take := min(backupChunk-len(w.buf), len(p))
@@ -54,7 +61,7 @@ func (a *adminService) BackupStore(_ *gatehousev1.BackupStoreRequest, stream gat
 	if !ok {
 		return a.s.status(ctx, newError(codes.Unimplemented, "", nil, "this store cannot be backed up online"))
 	}
-	w := &chunkWriter{stream: stream, buf: make([]byte, 0, backupChunk)}
+	w := &chunkWriter{ctx: ctx, stream: stream, buf: make([]byte, 0, backupChunk)}
 	err := b.Backup(ctx, func(rev uint64, size int64) (io.Writer, error) {
 		w.rev, w.size = rev, size
 		return w, nil

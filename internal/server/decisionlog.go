@@ -8,27 +8,69 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 )
 
-// decisionLogPerSecond bounds the decision log of the whole daemon, so that
-// turning it on for a busy account cannot flood the logs.
-const decisionLogPerSecond = 200
+// Bounds of the decision log.
+const (
+	// decisionLogPerSecond bounds the decision log of the whole daemon, so
+	// that turning it on for busy accounts cannot flood the logs.
+	decisionLogPerSecond = 200
+	// decisionLogAccountPerSecond is one account's share of it: an account
+	// that logs more than this loses its own lines, not another's, and
+	// four accounts at their share fill the daemon's bound.
+	decisionLogAccountPerSecond = 50
+	// decisionLogMaxAccounts bounds the accounts whose budget is tracked
+	// at once. Only accounts with the log on get one; when the map is full,
+	// the budgets that are full again (idle for a second) are forgotten,
+	// with the count of dropped lines their next line would have reported
+	// (the metric keeps it). Only when more accounts than this log within
+	// one second are lines of the others dropped for want of a budget.
+	decisionLogMaxAccounts = 4096
+)
 
 // decisionLog writes a sampled, rate-bounded record of decisions for the
-// accounts that turned it on (Account.decision_log_percent).
+// accounts that turned it on (Account.decision_log_percent): each account
+// has a token bucket of decisionLogAccountPerSecond lines a second, and
+// the daemon one of decisionLogPerSecond that every account's lines also
+// take from. The zero value works, with the real clock and no metrics.
 type decisionLog struct {
 	log *slog.Logger
+	// now is the clock (time.Now when nil).
+	now func() time.Time
+	// dropped counts suppressed lines by account; nil without metrics.
+	dropped *prometheus.CounterVec
 
-	mu     sync.Mutex
-	second int64
-	used   int
-	// dropped counts lines the bound suppressed in the current second; it
-	// is reported with the first line of the next one.
+	mu       sync.Mutex
+	global   *rate.Limiter
+	accounts map[string]*accountLogBudget
+	// forgotAt is when forgetIdle last ran; it runs at most once a second.
+	forgotAt time.Time
+}
+
+// accountLogBudget is one account's bucket and the lines it dropped since
+// its last line, which that line reports.
+type accountLogBudget struct {
+	limiter *rate.Limiter
 	dropped int
 }
 
-// record logs q and its answer when the account samples it and the bound
-// allows. While no account has the log on it costs one comparison.
+// newDecisionLog returns the decision log of a server; m may be nil.
+func newDecisionLog(log *slog.Logger, m *Metrics) *decisionLog {
+	l := &decisionLog{log: log}
+	if m != nil {
+		l.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gatehouse_decision_log_dropped_total",
+			Help: "Decision log lines not written because the account's share or the daemon's bound was used up, by account (only accounts with the decision log on appear).",
+		}, []string{"account"})
+		m.Registry.MustRegister(l.dropped)
+	}
+	return l
+}
+
+// record logs q and its answer when the account samples it and the bounds
+// allow. While no account has the log on it costs one comparison.
 func (l *decisionLog) record(ctx context.Context, snap *policy.Snapshot, q *policy.Query, d policy.Decision) {
 	if !snap.DecisionLogged() {
 		return
@@ -41,21 +83,11 @@ func (l *decisionLog) record(ctx context.Context, snap *policy.Snapshot, q *poli
 	if as == nil || as.Account.DecisionLogPercent == 0 || rand.Uint32N(100) >= as.Account.DecisionLogPercent {
 		return
 	}
-	now := time.Now().Unix()
-	l.mu.Lock()
-	if now != l.second {
-		l.second, l.used = now, 0
-	}
-	allowed := l.used < decisionLogPerSecond
-	dropped := 0
-	if allowed {
-		l.used++
-		dropped, l.dropped = l.dropped, 0
-	} else {
-		l.dropped++
-	}
-	l.mu.Unlock()
-	if !allowed {
+	dropped, ok := l.take(sess.AccountID)
+	if !ok {
+		if l.dropped != nil {
+			l.dropped.WithLabelValues(sess.AccountID).Inc()
+		}
 		return
 	}
 	l.log.LogAttrs(ctx, slog.LevelInfo, "decision",
@@ -64,4 +96,49 @@ func (l *decisionLog) record(ctx context.Context, snap *policy.Snapshot, q *poli
 		slog.String("feature", q.Feature.String()), slog.String("url", q.URL), slog.Int("frame", int(q.Frame)),
 		slog.Bool("allowed", d.Allowed), slog.String("reason", d.Reason.String()), slog.String("rule", d.Rule),
 		slog.Uint64("revision", snap.Revision()), slog.Int("dropped_before", dropped))
+}
+
+// take reports whether account may log a line now and, if so, how many of
+// its lines were dropped since its last one. The account's own bucket is
+// asked first, so that an account over its share does not use up the
+// daemon's bound for the others.
+func (l *decisionLog) take(account string) (dropped int, ok bool) {
+	now := time.Now()
+	if l.now != nil {
+		now = l.now()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.global == nil {
+		l.global = rate.NewLimiter(decisionLogPerSecond, decisionLogPerSecond)
+		l.accounts = map[string]*accountLogBudget{}
+	}
+	b := l.accounts[account]
+	if b == nil {
+		if len(l.accounts) >= decisionLogMaxAccounts && now.Sub(l.forgotAt) >= time.Second {
+			l.forgotAt = now
+			l.forgetIdle(now)
+		}
+		if len(l.accounts) >= decisionLogMaxAccounts {
+			return 0, false
+		}
+		b = &accountLogBudget{limiter: rate.NewLimiter(decisionLogAccountPerSecond, decisionLogAccountPerSecond)}
+		l.accounts[account] = b
+	}
+	if !b.limiter.AllowN(now, 1) || !l.global.AllowN(now, 1) {
+		b.dropped++
+		return 0, false
+	}
+	dropped, b.dropped = b.dropped, 0
+	return dropped, true
+}
+
+// forgetIdle drops the budgets that are full again: a new one would be
+// the same.
+func (l *decisionLog) forgetIdle(now time.Time) {
+	for id, b := range l.accounts {
+		if b.limiter.TokensAt(now) >= decisionLogAccountPerSecond {
+			delete(l.accounts, id)
+		}
+	}
 }

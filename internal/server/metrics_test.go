@@ -113,6 +113,9 @@ func TestMetrics_Documented(t *testing.T) {
 	e := MustStart(t, "", func(o *Options) { o.Metrics = m })
 	e.MustCreateAccount("acme")
 	e.MustCheck(&gatehousev1.CheckFeatureRequest{SessionId: e.MustStartSession("acme").GetId(), Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT})
+	// Labelled by account, this one is served once an account dropped a
+	// line.
+	e.srv.decisions.dropped.WithLabelValues("acme")
 	doc, err := os.ReadFile("../../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)

@@ -43,10 +43,9 @@ type Limits struct {
 	MaxRecvMsgSize int
 	// MaxInflight is how many unary calls may run at once (default 1024).
 	// The next one is refused at once with RESOURCE_EXHAUSTED (ErrorInfo
-	// reason OVERLOADED, RetryInfo) instead of waiting in a queue. Server
-	// streams (WatchSessionPolicy) have a pool of the same size of their
-	// own, so long-lived watches cannot starve decisions. Health checks are
-	// never refused.
+	// reason OVERLOADED, RetryInfo) instead of waiting in a queue. Streams
+	// have pools of their own (StreamLimits, streamlimit.go), so long-lived
+	// watches cannot starve decisions. Health checks are never refused.
 	MaxInflight int
 	// DecisionTimeout is the deadline given to a DecisionService call whose
 	// caller set none (default 1s), so that a decision waiting for a
@@ -96,7 +95,6 @@ func (l Limits) serverOptions() []grpc.ServerOption {
 	l = l.withDefaults()
 	lim := &limiter{
 		unary:           make(chan struct{}, l.MaxInflight),
-		streams:         make(chan struct{}, l.MaxInflight),
 		decisionTimeout: l.DecisionTimeout,
 	}
 	return []grpc.ServerOption{
@@ -111,15 +109,14 @@ func (l Limits) serverOptions() []grpc.ServerOption {
 			Timeout:           l.KeepaliveTimeout,
 		}),
 		grpc.ChainUnaryInterceptor(lim.unaryInterceptor),
-		grpc.ChainStreamInterceptor(lim.streamInterceptor),
 	}
 }
 
-// limiter is a pair of counting semaphores (buffered channels: a send
-// acquires a slot, a receive releases it) that are only ever tried, never
-// waited on.
+// limiter is a counting semaphore (a buffered channel: a send acquires a
+// slot, a receive releases it) that is only ever tried, never waited on.
+// Streams are limited by streamLimiter.
 type limiter struct {
-	unary, streams  chan struct{}
+	unary           chan struct{}
 	decisionTimeout time.Duration
 }
 
@@ -146,19 +143,6 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 		}
 	}
 	return handler(ctx, req)
-}
-
-func (l *limiter) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if strings.HasPrefix(info.FullMethod, healthPrefix) {
-		return handler(srv, ss)
-	}
-	select {
-	case l.streams <- struct{}{}:
-	default:
-		return overloaded(cap(l.streams), "streams")
-	}
-	defer func() { <-l.streams }()
-	return handler(srv, ss)
 }
 
 // overloaded is the status of a shed call.

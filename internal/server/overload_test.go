@@ -162,7 +162,7 @@ func TestLimits_ShedsBeyondMaxInflight(t *testing.T) {
 // their own, so they cannot starve unary calls, and the pool sheds too.
 func TestLimits_StreamsHaveTheirOwnPool(t *testing.T) {
 	t.Parallel()
-	e := MustStart(t, "", withLimits(Limits{MaxInflight: 1}))
+	e := MustStart(t, "", withLimits(Limits{MaxInflight: 1}), withStreams(StreamLimits{MaxStreams: 1}))
 	e.MustCreateAccount("acme")
 	sess := e.MustStartSession("acme")
 	ctx, cancel := context.WithCancel(ctxT(t))

@@ -58,6 +58,12 @@ type Options struct {
 	// Limits bound message size, concurrent calls, the default decision
 	// deadline and keepalive; see overload.go.
 	Limits Limits
+	// Streams bound the streams open at once, in all and per caller; see
+	// streamlimit.go.
+	Streams StreamLimits
+	// Reflection is ReflectionAuthenticated (the default when empty),
+	// ReflectionPublic or ReflectionOff.
+	Reflection string
 	// AuditRetention is how long audit events are kept (0: forever).
 	AuditRetention time.Duration
 	// NotificationRetried, when set, is called after RetryNotification made
@@ -96,6 +102,8 @@ type Server struct {
 	// cobrowseBase is the domain of generated co-browse URLs.
 	cobrowseBase string
 	authOn       bool
+	// reflection is Options.Reflection.
+	reflection string
 	// auditRetention is how long audit events are kept (0: forever).
 	auditRetention time.Duration
 	// auditScan bounds the events one ListAuditEvents call examines.
@@ -104,6 +112,8 @@ type Server struct {
 	notificationRetried func()
 	metrics             *Metrics
 	decisions           *decisionLog
+	// watches shares watched session policies among their watchers.
+	watches watchPolicies
 	// tracing is set when calls are traced; decisions annotate their
 	// spans only then.
 	tracing bool
@@ -143,7 +153,12 @@ func New(o Options) *Server {
 		s.auditScan = 10000
 	}
 	s.done = make(chan struct{})
-	s.decisions = &decisionLog{log: s.log}
+	s.decisions = newDecisionLog(s.log, o.Metrics)
+	s.reflection = o.Reflection
+	if s.reflection == "" {
+		s.reflection = ReflectionAuthenticated
+	}
+	streams := newStreamLimiter(o.Streams, o.Metrics, s.snaps, s.done)
 	if s.cobrowseBase == "" {
 		s.cobrowseBase = "support.me"
 	}
@@ -183,7 +198,7 @@ func New(o Options) *Server {
 			recovery.StreamServerInterceptor(recoverOpt),
 			s.streamAuth,
 		)...),
-	}, slices.Concat(o.Limits.serverOptions(), tlsOption(o.TLS), tracingOption(o.TracerProvider))...)...)
+	}, slices.Concat(o.Limits.serverOptions(), streams.serverOptions(), tlsOption(o.TLS), tracingOption(o.TracerProvider))...)...)
 	gatehousev1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	gatehousev1.RegisterSessionServiceServer(s.grpc, &sessionService{s: s})
 	gatehousev1.RegisterDecisionServiceServer(s.grpc, &decisionService{s: s})
@@ -192,7 +207,9 @@ func New(o Options) *Server {
 	for name := range s.grpc.GetServiceInfo() {
 		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
-	reflection.Register(s.grpc)
+	if s.reflection != ReflectionOff {
+		reflection.Register(s.grpc)
+	}
 	if s.metrics != nil {
 		s.metrics.grpc.InitializeMetrics(s.grpc)
 		s.metrics.watch(s.snaps, s.store, s.now)
