@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
@@ -42,7 +43,8 @@ func TestPrivacyRule_PathVariantsStillMatch(t *testing.T) {
 			t.Fatalf("%s: %v", tc.url, err)
 		}
 		q := &Query{Role: RoleAgent, Feature: FeatureViewElement, Element: &el}
-		got := !as.checkPrivacy(q, u).Allowed
+		d, _ := as.checkPrivacy(context.Background(), q, u)
+		got := !d.Allowed
 		if got != tc.want {
 			t.Errorf("%s: masked=%v, want %v", tc.url, got, tc.want)
 		}

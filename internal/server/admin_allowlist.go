@@ -14,6 +14,13 @@ import (
 const (
 	maxDescription = 1000
 	maxPatternLen  = 2048
+	// MaxAllowlistEntries is how many allowlist entries one account may
+	// hold; CreateAllowlistEntry past it fails with FAILED_PRECONDITION.
+	MaxAllowlistEntries = 10000
+	// MaxPrivacyRules is how many privacy rules one account may hold;
+	// CreatePrivacyRule past it fails with FAILED_PRECONDITION. Together
+	// with policy.MaxPrivacyWork it bounds the cost of one decision.
+	MaxPrivacyRules = 1000
 )
 
 // normalizePattern validates an allowlist pattern and returns its canonical
@@ -41,6 +48,8 @@ var allowlistEntries = &collection[policy.AllowlistEntry, *gatehousev1.Allowlist
 	field:    "entry",
 	idPrefix: "e-",
 	mutable:  []string{"pattern", "description"},
+	max:      MaxAllowlistEntries,
+	count:    store.CountAllowlistEntries,
 	get:      store.GetAllowlistEntry,
 	put:      store.PutAllowlistEntry,
 	del:      store.DeleteAllowlistEntry,
@@ -66,6 +75,8 @@ var privacyRules = &collection[policy.PrivacyRule, *gatehousev1.PrivacyRule]{
 	field:    "rule",
 	idPrefix: "p-",
 	mutable:  []string{"kind", "selector", "url_pattern", "description"},
+	max:      MaxPrivacyRules,
+	count:    store.CountPrivacyRules,
 	get:      store.GetPrivacyRule,
 	put:      store.PutPrivacyRule,
 	del:      store.DeletePrivacyRule,

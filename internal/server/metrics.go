@@ -22,6 +22,9 @@ type Metrics struct {
 	// decisions[featureSlot][reason] are resolved once, so that counting a
 	// decision on the hot path is one atomic add.
 	decisions [numFeatureSlots][]prometheus.Counter
+	// workLimit counts decisions denied because the element was too costly
+	// to evaluate against the account's privacy rules.
+	workLimit prometheus.Counter
 }
 
 // Feature slots: co-browse features 1..12, support functions after them.
@@ -60,7 +63,11 @@ func NewMetrics() *Metrics {
 			m.decisions[featureSlot(f)][r] = decisions.WithLabelValues(f.String(), r.String())
 		}
 	}
-	m.Registry.MustRegister(m.grpc, decisions,
+	m.workLimit = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_privacy_work_limit_total",
+		Help: "Decisions denied because evaluating the element against the account's privacy rules would exceed the per-decision work limit.",
+	})
+	m.Registry.MustRegister(m.grpc, decisions, m.workLimit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -72,6 +79,9 @@ func (m *Metrics) countDecision(f policy.Feature, d policy.Decision) {
 	}
 	if c := m.decisions[featureSlot(f)][d.Reason]; c != nil {
 		c.Inc()
+	}
+	if d.Rule == policy.RulePrivacyWorkLimit {
+		m.workLimit.Inc()
 	}
 }
 
