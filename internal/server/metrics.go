@@ -102,6 +102,8 @@ func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store, now func() tim
 			func() float64 { return float64(snaps.Current().NumAccounts()) }),
 		gauge("gatehouse_snapshot_sessions", "Sessions in the snapshot.",
 			func() float64 { return float64(snaps.Current().NumSessions()) }),
+		gauge("gatehouse_allowlist_public_suffix_entries", "Allowlist entries that cover hosts under a public suffix without allow_public_suffix_subdomains (stored before such patterns were refused); they keep working.",
+			func() float64 { _, n := snaps.Current().PublicSuffixEntries(0); return float64(n) }),
 		gauge("gatehouse_snapshot_unreadable_accounts", "Accounts left out of the snapshot because a stored record of theirs cannot be decoded; their decisions answer DATA_LOSS.",
 			func() float64 { return float64(snaps.Current().NumUnreadable()) }),
 	}

@@ -143,6 +143,7 @@ func New(o Options) *Server {
 		s.auditScan = 10000
 	}
 	s.done = make(chan struct{})
+	s.warnPublicSuffixEntries()
 	s.decisions = &decisionLog{log: s.log}
 	if s.cobrowseBase == "" {
 		s.cobrowseBase = "support.me"
