@@ -27,7 +27,7 @@ func TestAllowlist_PublicSuffixBelowPattern(t *testing.T) {
 		{"*.amazonaws.com", "amazonaws.com"},
 		{"https://amazonaws.com:443/bucket", "amazonaws.com"},
 		{"AmazonAWS.com.", "amazonaws.com"},
-		{"windows.net", "windows.net"},                       // web.core.windows.net
+		{"windows.net", "windows.net"}, // web.core.windows.net
 	} {
 		pattern := tc.pattern
 		_, err := e.admin.CreateAllowlistEntry(ctx, &gatehousev1.CreateAllowlistEntryRequest{AccountId: "acme",
@@ -84,7 +84,7 @@ func TestAllowlist_PublicSuffixBelowPattern(t *testing.T) {
 		Entry: &gatehousev1.AllowlistEntry{Id: "shop", Pattern: "*.amazonaws.com"}, UpdateMask: mask("pattern")})
 	wantInvalid(t, err, "entry.pattern")
 	if _, err := e.admin.UpdateAllowlistEntry(ctx, &gatehousev1.UpdateAllowlistEntryRequest{AccountId: "acme",
-		Entry: &gatehousev1.AllowlistEntry{Id: "shop", Pattern: "*.amazonaws.com", AllowPublicSuffixSubdomains: true},
+		Entry:      &gatehousev1.AllowlistEntry{Id: "shop", Pattern: "*.amazonaws.com", AllowPublicSuffixSubdomains: true},
 		UpdateMask: mask("pattern", "allow_public_suffix_subdomains")}); err != nil {
 		t.Errorf("acknowledged update: %v", err)
 	}
