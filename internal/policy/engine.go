@@ -173,7 +173,8 @@ func (as *AccountState) checkSwitches(f Feature, agent bool) Decision {
 // cannot be bypassed by leaving the element out.
 //
 // The selectors share one budget of MaxPrivacyWork; past it the answer is
-// the protective denial. Every few selectors ctx is consulted, and a done
+// the protective denial. Before the first selector and every 8th, ctx is
+// consulted, and a done
 // ctx ends the evaluation with its error.
 func (as *AccountState) checkPrivacy(ctx context.Context, q *Query, u urlmatch.URL) (Decision, error) {
 	var kind PrivacyRuleKind
@@ -208,12 +209,13 @@ func (as *AccountState) checkPrivacy(ctx context.Context, q *Query, u urlmatch.U
 				best = int(i)
 				return
 			}
-			if tried++; tried%8 == 0 {
+			if tried%8 == 0 {
 				if err := ctx.Err(); err != nil {
 					stop = err
 					return
 				}
 			}
+			tried++
 			if r.sel.MatchBudget(*q.Element, q.Ancestors, &budget) {
 				best = int(i)
 				return

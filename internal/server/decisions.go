@@ -202,6 +202,11 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 		}
 	}
 	for i := range qs {
+		// A batch observes the caller's deadline between checks too, not
+		// only inside long privacy evaluations.
+		if err := ctx.Err(); err != nil {
+			return nil, d.s.status(ctx, err)
+		}
 		dec, err := snap.CheckContext(ctx, &qs[i])
 		if errors.Is(err, policy.ErrSessionNotFound) {
 			err = newError(codes.NotFound, "", nil, "checks[%d]: session %q not found", i, qs[i].SessionID)

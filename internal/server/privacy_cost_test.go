@@ -8,6 +8,7 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc/codes"
@@ -78,8 +79,10 @@ func TestPrivacyRules_HostileSelectorsStayCheap(t *testing.T) {
 	}
 }
 
-// TestPrivacyRules_DeadlineEndsEvaluation: a call whose deadline passes is
-// answered DEADLINE_EXCEEDED, never with a decision.
+// TestPrivacyRules_DeadlineEndsEvaluation: a call whose deadline has
+// passed or that was canceled is answered DEADLINE_EXCEEDED or CANCELED,
+// never with a decision. The service is called in-process: over gRPC the
+// client would report its own deadline whatever the server did.
 func TestPrivacyRules_DeadlineEndsEvaluation(t *testing.T) {
 	t.Parallel()
 	e := MustStart(t, "")
@@ -87,11 +90,30 @@ func TestPrivacyRules_DeadlineEndsEvaluation(t *testing.T) {
 	e.MustAllow("acme", "shop", "shop.example.com")
 	e.MustPrivacyRule("acme", &gatehousev1.PrivacyRule{Id: "r", Kind: gatehousev1.PrivacyRuleKind_PRIVACY_RULE_KIND_BUTTON_BLOCK, Selector: "button.pay"})
 	sess := e.MustStartSession("acme").GetId()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Nanosecond)
+	ds := &decisionService{s: e.srv}
+	live := auth.NewContext(context.Background(), auth.Local)
+	past, cancel := context.WithDeadline(live, time.Now().Add(-time.Second))
 	defer cancel()
-	_, err := e.decide.CheckFeature(ctx, hostileClick(sess))
-	if code := statusCode(err); code != codes.DeadlineExceeded {
-		t.Errorf("got %v (%v), want DEADLINE_EXCEEDED", code, err)
+	canceled, cancel2 := context.WithCancel(live)
+	cancel2()
+	for _, tc := range []struct {
+		name string
+		ctx  context.Context
+		want codes.Code
+	}{{"deadline", past, codes.DeadlineExceeded}, {"canceled", canceled, codes.Canceled}} {
+		resp, err := ds.CheckFeature(tc.ctx, hostileClick(sess))
+		if code := statusCode(err); code != tc.want {
+			t.Errorf("CheckFeature, %s: %v (%v), want %v", tc.name, resp, err, tc.want)
+		}
+		batch, err := ds.CheckFeatures(tc.ctx, &gatehousev1.CheckFeaturesRequest{Checks: []*gatehousev1.CheckFeatureRequest{
+			{SessionId: sess, Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT}, hostileClick(sess)}})
+		if code := statusCode(err); code != tc.want {
+			t.Errorf("CheckFeatures, %s: %v (%v), want %v", tc.name, batch, err, tc.want)
+		}
+	}
+	// The same calls with a live context are answered.
+	if _, err := ds.CheckFeature(live, hostileClick(sess)); err != nil {
+		t.Errorf("live context: %v", err)
 	}
 }
 
