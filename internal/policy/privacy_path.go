@@ -158,8 +158,11 @@ func pageOf(u urlmatch.URL) pageURL { return pageURL{u: u} }
 func (p *pageURL) loosePaths() (string, string) {
 	if !p.done {
 		p.loose, p.done = loosePath(p.u.Path), true
-		if k := loosePathKeepingSlashes(p.u.Path); k != p.loose {
-			p.kept = k
+		// Only an escape can make the two readings differ.
+		if strings.IndexByte(p.u.Path, '%') >= 0 {
+			if k := loosePathKeepingSlashes(p.u.Path); k != p.loose {
+				p.kept = k
+			}
 		}
 	}
 	return p.loose, p.kept
