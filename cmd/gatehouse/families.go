@@ -80,6 +80,7 @@ the pages an entry matches. Patterns are [*.]host[:port][/path-prefix]:
 		fields: []fieldSpec{
 			{"pattern", "pattern", "`pattern` such as example.com, *.example.com, example.com:8443/help/"},
 			{"description", "description", "free `text` for admins"},
+			{"allow-public-suffix-subdomains", "allow_public_suffix_subdomains", "accept a pattern with public suffixes under its host (amazonaws.com covers every *.s3.amazonaws.com site)"},
 		},
 		columns: cols("id", "pattern", "description"),
 		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {

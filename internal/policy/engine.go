@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"errors"
 	"strings"
 
@@ -26,6 +27,20 @@ type Query struct {
 	Ancestors []selector.Element
 }
 
+// MaxPrivacyWork bounds the work of the privacy rules for one decision, in
+// the units of selector.Budget (about one per simple selector tried on an
+// element and one per byte of attribute value tested). A decision that
+// would need more is answered with the protective denial (see
+// RulePrivacyWorkLimit) instead of being evaluated further. At this bound a
+// decision costs well under a millisecond of CPU (BenchmarkPrivacyWorstCase).
+const MaxPrivacyWork = 1 << 18
+
+// RulePrivacyWorkLimit is the Decision.Rule of a CLICK, VIEW_ELEMENT or TYPE
+// denied because its element was too costly to evaluate against the
+// account's privacy rules (more than MaxPrivacyWork). Denying protects: an
+// element a rule might cover is treated as covered.
+const RulePrivacyWorkLimit = "privacy_work_limit"
+
 // Check answers q. A denial is a Decision with Allowed false, not an error;
 // the only errors are ErrSessionNotFound and, for a session whose account
 // cannot be read from the store, an *UnreadableError. Evaluation order,
@@ -33,6 +48,12 @@ type Query struct {
 // this session kind, the page URL, role and account switches, privacy
 // rules.
 func (s *Snapshot) Check(q *Query) (Decision, error) {
+	return s.CheckContext(context.Background(), q)
+}
+
+// CheckContext is Check observing ctx: while privacy rules are evaluated it
+// stops when ctx is done and returns ctx.Err() instead of a decision.
+func (s *Snapshot) CheckContext(ctx context.Context, q *Query) (Decision, error) {
 	sess := s.sessions[q.SessionID]
 	if sess == nil {
 		return Decision{}, ErrSessionNotFound
@@ -52,7 +73,7 @@ func (s *Snapshot) Check(q *Query) (Decision, error) {
 		if !q.Feature.IsCobrowse() {
 			return deny(ReasonFeatureNotInSessionKind, ""), nil
 		}
-		return as.checkCobrowse(q), nil
+		return as.checkCobrowse(ctx, q)
 	case SessionKindSupport:
 		fn, ok := q.Feature.Function()
 		if !ok {
@@ -80,7 +101,7 @@ func (s *Session) hasActor(role Role, id string) bool {
 
 // checkCobrowse decides a Live Guide feature. External specialists are
 // treated as agents.
-func (as *AccountState) checkCobrowse(q *Query) Decision {
+func (as *AccountState) checkCobrowse(ctx context.Context, q *Query) (Decision, error) {
 	agent := q.Role != RoleCustomer
 	var u urlmatch.URL
 	entry := ""
@@ -89,30 +110,31 @@ func (as *AccountState) checkCobrowse(q *Query) Decision {
 		u, err = urlmatch.Parse(q.URL)
 		switch {
 		case errors.Is(err, urlmatch.ErrNotPermitted):
-			return deny(ReasonURLNotPermitted, "")
+			return deny(ReasonURLNotPermitted, ""), nil
 		case err != nil:
-			return deny(ReasonURLInvalid, "")
+			return deny(ReasonURLInvalid, ""), nil
 		}
 		id, ok, _ := as.AllowlistMatch(u)
 		// A page off the allowlist may still appear in an iframe: the frame
 		// may navigate and the customer may act in it, the agent may not.
 		exempt := q.Frame == FrameIframe && (q.Feature == FeatureNavigate || !agent)
 		if !ok && !exempt {
-			return deny(ReasonDomainNotAllowlisted, "allowlist")
+			return deny(ReasonDomainNotAllowlisted, "allowlist"), nil
 		}
 		entry = id
 	}
 	if d := as.checkSwitches(q.Feature, agent); !d.Allowed {
-		return d
+		return d, nil
 	}
 	if agent {
-		if d := as.checkPrivacy(q, u); !d.Allowed {
-			return d
+		d, err := as.checkPrivacy(ctx, q, u)
+		if err != nil || !d.Allowed {
+			return d, err
 		}
 	}
 	d := allow()
 	d.Rule = entry
-	return d
+	return d, nil
 }
 
 // checkSwitches applies the role and account switches.
@@ -149,7 +171,12 @@ func (as *AccountState) checkSwitches(f Feature, agent bool) Decision {
 // and VIEW_ELEMENT or TYPE (DATA_MASK) on page u. When the caller names no
 // element, any rule of the right kind on the page denies: privacy rules
 // cannot be bypassed by leaving the element out.
-func (as *AccountState) checkPrivacy(q *Query, u urlmatch.URL) Decision {
+//
+// The selectors share one budget of MaxPrivacyWork; past it the answer is
+// the protective denial. Before the first selector and every 8th, ctx is
+// consulted, and a done
+// ctx ends the evaluation with its error.
+func (as *AccountState) checkPrivacy(ctx context.Context, q *Query, u urlmatch.URL) (Decision, error) {
 	var kind PrivacyRuleKind
 	var reason Reason
 	switch q.Feature {
@@ -158,7 +185,7 @@ func (as *AccountState) checkPrivacy(q *Query, u urlmatch.URL) Decision {
 	case FeatureViewElement, FeatureType:
 		kind, reason = PrivacyRuleKindDataMask, ReasonElementMasked
 	default:
-		return allow()
+		return allow(), nil
 	}
 	// The first rule in id order that applies wins. Only rules of the
 	// right kind that apply on every page or whose pattern host is the
@@ -166,17 +193,35 @@ func (as *AccountState) checkPrivacy(q *Query, u urlmatch.URL) Decision {
 	ix := &as.privacyIndex[kind]
 	page := pageOf(u)
 	best := -1
+	budget := selector.NewBudget(MaxPrivacyWork)
+	var stop error // set when evaluation must end without an answer
+	tried := 0
 	try := func(rules []int32) {
 		for _, i := range rules {
-			if best >= 0 && int(i) >= best {
+			if stop != nil || best >= 0 && int(i) >= best {
 				return
 			}
 			r := &as.privacy[i]
 			if !r.matchLoose(&page) {
 				continue
 			}
-			if q.Element == nil || r.sel == nil || r.sel.Match(*q.Element, q.Ancestors) {
+			if q.Element == nil || r.sel == nil {
 				best = int(i)
+				return
+			}
+			if tried%8 == 0 {
+				if err := ctx.Err(); err != nil {
+					stop = err
+					return
+				}
+			}
+			tried++
+			if r.sel.MatchBudget(*q.Element, q.Ancestors, &budget) {
+				best = int(i)
+				return
+			}
+			if budget.Exhausted() {
+				stop = errWorkLimit
 				return
 			}
 		}
@@ -199,11 +244,19 @@ func (as *AccountState) checkPrivacy(q *Query, u urlmatch.URL) Decision {
 			}
 		}
 	}
-	if best >= 0 {
-		return deny(reason, as.privacy[best].id)
+	switch {
+	case stop == errWorkLimit:
+		return deny(reason, RulePrivacyWorkLimit), nil
+	case stop != nil:
+		return Decision{}, stop
+	case best >= 0:
+		return deny(reason, as.privacy[best].id), nil
 	}
-	return allow()
+	return allow(), nil
 }
+
+// errWorkLimit ends a privacy evaluation that exceeded MaxPrivacyWork.
+var errWorkLimit = errors.New("privacy evaluation exceeded its work limit")
 
 func roleSwitch(agent, agentOn, customerOn bool, agentRule, customerRule string) Decision {
 	if agent {

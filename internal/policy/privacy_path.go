@@ -1,7 +1,6 @@
 package policy
 
 import (
-	"net/url"
 	"path"
 	"strings"
 
@@ -35,12 +34,25 @@ func rulePattern(raw string) (urlmatch.Pattern, string, error) {
 	return host, loosePath(p.Path()), nil
 }
 
-// loosePath percent-decodes a path (invalid escapes stay as they are),
-// lower-cases it, drops ";params" from every segment and resolves dot
-// segments and repeated slashes.
-func loosePath(p string) string {
-	if d, err := url.PathUnescape(p); err == nil {
-		p = d
+// loosePath is the spelling of a path a rule's prefix is compared with:
+// every valid percent escape decoded (malformed ones such as "%zz", "%2"
+// or a trailing "%" stay as they are, so one bad escape does not stop the
+// others from being decoded), overlong UTF-8 forms of ASCII ("%C0%AF")
+// read as that ASCII byte, a backslash read as a slash, lower-cased,
+// ";params" dropped from every segment, and dot segments and repeated
+// slashes resolved.
+func loosePath(p string) string { return loosen(p, false) }
+
+// loosePathKeepingSlashes is loosePath with encoded slashes and backslashes
+// ("%2F", "%5C") kept inside their segment and overlong UTF-8 left as
+// bytes, the way a server that does not decode them sees the path. A rule applies when
+// either spelling is under its path: servers disagree on which one is
+// meant, and a privacy rule must apply whenever it might.
+func loosePathKeepingSlashes(p string) string { return loosen(p, true) }
+
+func loosen(p string, keepSlashes bool) string {
+	if strings.IndexByte(p, '%') >= 0 || strings.IndexByte(p, '\\') >= 0 {
+		p = decodeLenient(p, keepSlashes)
 	}
 	p = strings.ToLower(p)
 	if strings.IndexByte(p, ';') >= 0 {
@@ -61,6 +73,70 @@ func loosePath(p string) string {
 	return path.Clean(p)
 }
 
+// decodeLenient decodes each valid %XX escape of p and keeps malformed ones
+// literally, then reads overlong two- and three-byte UTF-8 encodings of
+// ASCII as the ASCII byte, and a backslash as a slash. With keepSlashes, a
+// slash or backslash that was encoded stays encoded ("%2f") and overlong
+// forms stay as they are.
+func decodeLenient(p string, keepSlashes bool) string {
+	b := make([]byte, 0, len(p))
+	// encoded marks, per output byte, whether it came from an escape.
+	enc := make([]bool, 0, len(p))
+	for i := 0; i < len(p); i++ {
+		if p[i] == '%' && i+2 < len(p) && isHex(p[i+1]) && isHex(p[i+2]) {
+			b = append(b, unhex(p[i+1])<<4|unhex(p[i+2]))
+			enc = append(enc, true)
+			i += 2
+			continue
+		}
+		b = append(b, p[i])
+		enc = append(enc, false)
+	}
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		c, wasEnc, n := b[i], enc[i], 1
+		switch {
+		case keepSlashes:
+			// A server that keeps encoded slashes does not decode
+			// overlong forms either.
+		case (c == 0xc0 || c == 0xc1) && i+1 < len(b) && b[i+1]&0xc0 == 0x80:
+			c, n = (c&0x1f)<<6|b[i+1]&0x3f, 2
+			wasEnc = true
+		case c == 0xe0 && i+2 < len(b) && b[i+1]&0xe0 == 0x80 && b[i+2]&0xc0 == 0x80:
+			c, n = (b[i+1]&0x3f)<<6|b[i+2]&0x3f, 3
+			wasEnc = true
+		}
+		i += n - 1
+		if c == '/' || c == '\\' {
+			if keepSlashes && wasEnc {
+				if c == '/' {
+					out = append(out, "%2f"...)
+				} else {
+					out = append(out, "%5c"...)
+				}
+				continue
+			}
+			c = '/'
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}
+
 // matchPage reports whether the rule applies on page u.
 func (r *compiledRule) matchPage(u urlmatch.URL) bool {
 	page := pageOf(u)
@@ -72,16 +148,24 @@ func (r *compiledRule) matchPage(u urlmatch.URL) bool {
 type pageURL struct {
 	u     urlmatch.URL
 	loose string
-	done  bool
+	// kept is loosePathKeepingSlashes when it differs from loose.
+	kept string
+	done bool
 }
 
 func pageOf(u urlmatch.URL) pageURL { return pageURL{u: u} }
 
-func (p *pageURL) loosePath() string {
+func (p *pageURL) loosePaths() (string, string) {
 	if !p.done {
 		p.loose, p.done = loosePath(p.u.Path), true
+		// Only an escape can make the two readings differ.
+		if strings.IndexByte(p.u.Path, '%') >= 0 {
+			if k := loosePathKeepingSlashes(p.u.Path); k != p.loose {
+				p.kept = k
+			}
+		}
 	}
-	return p.loose
+	return p.loose, p.kept
 }
 
 // matchLoose reports whether the rule applies on the page.
@@ -92,7 +176,11 @@ func (r *compiledRule) matchLoose(p *pageURL) bool {
 	if !r.pattern.Match(p.u) {
 		return false
 	}
-	return r.pathPrefix == "" || strings.HasPrefix(p.loosePath(), r.pathPrefix)
+	if r.pathPrefix == "" {
+		return true
+	}
+	loose, kept := p.loosePaths()
+	return strings.HasPrefix(loose, r.pathPrefix) || kept != "" && strings.HasPrefix(kept, r.pathPrefix)
 }
 
 // numIndexedKinds bounds the rule kinds that are indexed; decisions only

@@ -65,6 +65,23 @@ func (s *Snapshot) Session(id string) *Session { return s.sessions[id] }
 // NumAccounts returns the number of accounts in the snapshot.
 func (s *Snapshot) NumAccounts() int { return len(s.accounts) }
 
+// PublicSuffixEntries returns up to limit allowlist entries, as
+// "account/entry", that cover hosts under a public suffix without
+// acknowledging it, and how many there are in all.
+func (s *Snapshot) PublicSuffixEntries(limit int) ([]string, int) {
+	var out []string
+	n := 0
+	for id, as := range s.accounts {
+		for _, e := range as.PublicSuffixEntries {
+			if len(out) < limit {
+				out = append(out, id+"/"+e)
+			}
+			n++
+		}
+	}
+	return out, n
+}
+
 // NumSessions returns the number of sessions in the snapshot.
 func (s *Snapshot) NumSessions() int { return len(s.sessions) }
 
@@ -220,6 +237,12 @@ type AccountState struct {
 	// handled fail-closed; see Compile.
 	Problems []string
 
+	// PublicSuffixEntries lists the ids of allowlist entries whose pattern
+	// covers hosts under a public suffix without acknowledging it (stored
+	// before such patterns were refused). They keep working; the daemon
+	// reports them.
+	PublicSuffixEntries []string
+
 	// What CompileFrom reuses: the input records (see Data), the parsed
 	// pattern of each allowlist entry (zero when it does not compile) and
 	// the problems of each part.
@@ -281,6 +304,7 @@ func CompileFrom(prev *AccountState, d AccountData) *AccountState {
 	}
 	if sameSlice(prev.data.Allowlist, d.Allowlist) && prev.allowIndex != nil {
 		as.allowIndex, as.allowPatterns, as.problems[partAllowlist] = prev.allowIndex, prev.allowPatterns, prev.problems[partAllowlist]
+		as.PublicSuffixEntries = prev.PublicSuffixEntries
 	} else {
 		as.compileAllowlist(prev)
 	}
@@ -327,6 +351,11 @@ func (as *AccountState) compileAllowlist(prev *AccountState) {
 				continue
 			}
 			as.allowPatterns[i] = p
+		}
+		if p := as.allowPatterns[i]; !p.IsIP() && !e.AllowPublicSuffixSubdomains {
+			if _, ok := urlmatch.PublicSuffixBelow(p.Host()); ok {
+				as.PublicSuffixEntries = append(as.PublicSuffixEntries, e.ID)
+			}
 		}
 		entries = append(entries, urlmatch.Entry{ID: e.ID, Pattern: as.allowPatterns[i]})
 	}

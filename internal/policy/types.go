@@ -117,6 +117,9 @@ type AllowlistEntry struct {
 	Pattern     string `json:"pattern"`
 	Description string `json:"description,omitempty"`
 	Revision    uint64 `json:"revision"`
+	// AllowPublicSuffixSubdomains acknowledges that the pattern covers
+	// hosts under a public suffix (urlmatch.PublicSuffixBelow).
+	AllowPublicSuffixSubdomains bool `json:"allow_public_suffix_subdomains,omitempty"`
 }
 
 // PrivacyRuleKind is what a privacy rule does; the values equal the wire

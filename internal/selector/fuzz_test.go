@@ -149,5 +149,10 @@ func FuzzMatch(f *testing.F) {
 		}
 		e := src.element()
 		checkAgainstCascadia(t, sel, e, anc, rand.New(rand.NewPCG(uint64(len(data)), uint64(which))))
+		// A budget that holds changes nothing.
+		b := NewBudget(1 << 30)
+		if got, want := sel.MatchBudget(e, anc, &b), sel.Match(e, anc); got != want || b.Exhausted() {
+			t.Errorf("MatchBudget = %v (exhausted %v), Match = %v", got, b.Exhausted(), want)
+		}
 	})
 }

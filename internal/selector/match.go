@@ -7,6 +7,7 @@ import "strings"
 type chain struct {
 	el  *Element
 	anc []Element
+	b   *Budget // nil: unbounded
 }
 
 func (c chain) at(i int) *Element {
@@ -30,13 +31,13 @@ func (cs *complexSel) match(c chain) bool {
 	j := len(comps) - 1
 	pos := len(c.anc)
 	// The rightmost group is anchored at the element.
-	if !comps[j].match(c.at(pos)) {
+	if !comps[j].match(c.at(pos), c.b) {
 		return false
 	}
 	for j > 0 && cs.child[j-1] {
 		j--
 		pos--
-		if pos < 0 || !comps[j].match(c.at(pos)) {
+		if pos < 0 || !comps[j].match(c.at(pos), c.b) {
 			return false
 		}
 	}
@@ -50,6 +51,9 @@ func (cs *complexSel) match(c chain) bool {
 		span := j - k
 		found := false
 		for end := pos - 1; end-span+1 >= 0; end-- {
+			if c.b.Exhausted() {
+				return false
+			}
 			if cs.groupAt(c, k, j, end) {
 				pos = end - span + 1
 				found = true
@@ -68,14 +72,19 @@ func (cs *complexSel) match(c chain) bool {
 // ending at end.
 func (cs *complexSel) groupAt(c chain, k, j, end int) bool {
 	for t, p := j-1, end; t >= k; t, p = t-1, p-1 {
-		if !cs.compounds[t].match(c.at(p)) {
+		if !cs.compounds[t].match(c.at(p), c.b) {
 			return false
 		}
 	}
 	return true
 }
 
-func (c *compound) match(e *Element) bool {
+// match reports whether the compound matches e, charging b for the work.
+// Once b is exhausted it reports false without looking at e.
+func (c *compound) match(e *Element, b *Budget) bool {
+	if !b.spend(1 + len(c.classes) + len(c.attrs)) {
+		return false
+	}
 	if c.tag != "" && !equalLowerASCII(e.Tag, c.tag) {
 		return false
 	}
@@ -85,18 +94,18 @@ func (c *compound) match(e *Element) bool {
 		}
 	}
 	for _, class := range c.classes {
-		if !hasClass(e.Classes, class) {
+		if !hasClass(e.Classes, class, b) {
 			return false
 		}
 	}
 	for i := range c.attrs {
-		if !c.attrs[i].match(e) {
+		if !c.attrs[i].match(e, b) {
 			return false
 		}
 	}
 	for _, alts := range c.nots {
 		for i := range alts {
-			if alts[i].match(e) {
+			if alts[i].match(e, b) {
 				return false
 			}
 		}
@@ -122,9 +131,13 @@ func equalLowerASCII(s, lower string) bool {
 }
 
 // hasClass reports whether class (which contains no white space) is one of
-// the white-space separated tokens of the class list.
-func hasClass(classes []string, class string) bool {
+// the white-space separated tokens of the class list, charging b for the
+// entries it reads.
+func hasClass(classes []string, class string, b *Budget) bool {
 	for _, entry := range classes {
+		if !b.spend(1 + len(entry)) {
+			return false
+		}
 		if entry == class || matchInclude(class, entry, false) {
 			return true
 		}
@@ -132,10 +145,12 @@ func hasClass(classes []string, class string) bool {
 	return false
 }
 
-func (a *attrSel) match(e *Element) bool {
+// match reports whether the attribute test matches e, charging b one unit
+// per attribute looked at and per byte of every value tested.
+func (a *attrSel) match(e *Element, b *Budget) bool {
 	switch a.name {
 	case "id":
-		return e.ID != "" && a.test(e.ID)
+		return e.ID != "" && b.spend(len(e.ID)) && a.test(e.ID)
 	case "class":
 		switch {
 		case len(e.Classes) == 0:
@@ -146,16 +161,30 @@ func (a *attrSel) match(e *Element) bool {
 			// The value has no white space, so testing each entry is
 			// the same as testing the space-joined attribute.
 			for _, entry := range e.Classes {
+				if !b.spend(1 + len(entry)) {
+					return false
+				}
 				if matchInclude(a.val, entry, a.insensitive) {
 					return true
 				}
 			}
 			return false
 		}
-		return a.test(strings.Join(e.Classes, " "))
+		n := len(e.Classes)
+		for _, entry := range e.Classes {
+			n += len(entry)
+		}
+		return b.spend(n) && a.test(strings.Join(e.Classes, " "))
+	}
+	if !b.spend(len(e.Attributes)) {
+		return false
 	}
 	for k, v := range e.Attributes {
-		if equalLowerASCII(k, a.name) && a.test(v) {
+		// Names of the same length are compared byte by byte.
+		if len(k) == len(a.name) && !b.spend(len(k)) {
+			return false
+		}
+		if equalLowerASCII(k, a.name) && (a.op == opExists || b.spend(len(v))) && a.test(v) {
 			return true
 		}
 	}
@@ -189,7 +218,7 @@ func (a *attrSel) test(v string) bool {
 		if isASCII(v) {
 			// strings.ToLower(v) is the ASCII lower-casing here, so the
 			// comparison can fold bytes in place instead of allocating.
-			return foldedTest(a.op, v, a.lowerVal)
+			return foldedTest(a, v)
 		}
 		v, val = strings.ToLower(v), a.lowerVal
 	}
@@ -236,19 +265,62 @@ func isASCII(s string) bool {
 }
 
 // foldedTest applies a prefix, suffix or substring operator to the
-// ASCII-lower-cased v without building it.
-func foldedTest(op attrOp, v, lowerVal string) bool {
-	switch op {
+// ASCII-lower-cased v without building it. Each test reads every byte of v
+// at most twice, whatever the value: a page cannot make a selector cost more
+// than its own size.
+func foldedTest(a *attrSel, v string) bool {
+	lowerVal := a.lowerVal
+	switch a.op {
 	case opPrefix:
 		return len(v) >= len(lowerVal) && equalLowerASCII(v[:len(lowerVal)], lowerVal)
 	case opSuffix:
 		return len(v) >= len(lowerVal) && equalLowerASCII(v[len(v)-len(lowerVal):], lowerVal)
 	default: // opSubstring
-		for i := 0; i+len(lowerVal) <= len(v); i++ {
-			if equalLowerASCII(v[i:i+len(lowerVal)], lowerVal) {
+		return foldedContains(v, lowerVal, a.fold)
+	}
+}
+
+// failureTable returns the Knuth-Morris-Pratt failure function of p:
+// t[i] is the length of the longest proper prefix of p[:i+1] that is also
+// its suffix.
+func failureTable(p string) []int32 {
+	t := make([]int32, len(p))
+	k := int32(0)
+	for i := 1; i < len(p); i++ {
+		for k > 0 && p[i] != p[k] {
+			k = t[k-1]
+		}
+		if p[i] == p[k] {
+			k++
+		}
+		t[i] = k
+	}
+	return t
+}
+
+// foldedContains reports whether the ASCII-lower-cased s contains p, whose
+// failure table is t, in time linear in len(s) (a byte-by-byte comparison at
+// every offset would cost len(s) × len(p)).
+func foldedContains(s, p string, t []int32) bool {
+	if len(p) > len(s) {
+		return false
+	}
+	q := int32(0)
+	m := int32(len(p))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		for q > 0 && p[q] != c {
+			q = t[q-1]
+		}
+		if p[q] == c {
+			q++
+			if q == m {
 				return true
 			}
 		}
-		return false
 	}
+	return false
 }

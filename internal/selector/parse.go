@@ -31,6 +31,9 @@ type attrSel struct {
 	lowerVal    string // strings.ToLower(val), used with insensitive
 	insensitive bool
 	blankVal    bool // val is empty or only white space
+	// fold is the failure table of lowerVal for an ASCII-folding
+	// Knuth-Morris-Pratt search; set for [a*=v i] only.
+	fold []int32
 }
 
 // compound is a sequence of simple selectors that all apply to one element.
@@ -523,6 +526,9 @@ func (p *parser) parseAttr() (attrSel, error) {
 		}
 	}
 	a.lowerVal = strings.ToLower(a.val)
+	if a.insensitive && a.op == opSubstring {
+		a.fold = failureTable(a.lowerVal)
+	}
 	a.blankVal = strings.TrimSpace(a.val) == ""
 	return a, nil
 }

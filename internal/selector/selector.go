@@ -122,14 +122,51 @@ func (s *Selector) String() string {
 // Match does not allocate for most selectors and is safe for concurrent use.
 // A nil Selector matches nothing.
 func (s *Selector) Match(el Element, ancestors []Element) bool {
+	return s.MatchBudget(el, ancestors, nil)
+}
+
+// MatchBudget is Match with the work charged to b: roughly one unit per
+// simple selector tried on an element, per attribute looked at and per byte
+// of attribute value tested. Once b is exhausted MatchBudget stops and
+// reports false; the caller must check b.Exhausted and not take that false
+// as an answer. A nil b is unbounded.
+func (s *Selector) MatchBudget(el Element, ancestors []Element, b *Budget) bool {
 	if s == nil {
 		return false
 	}
-	c := chain{el: &el, anc: ancestors}
+	c := chain{el: &el, anc: ancestors, b: b}
 	for i := range s.list {
 		if s.list[i].match(c) {
 			return true
 		}
+		if b.Exhausted() {
+			return false
+		}
 	}
 	return false
+}
+
+// Budget bounds the work of a series of MatchBudget calls, such as all the
+// rules tried for one decision. Its zero value is exhausted.
+type Budget struct {
+	left int
+}
+
+// NewBudget returns a budget of n units.
+func NewBudget(n int) Budget { return Budget{left: n} }
+
+// Exhausted reports whether the work charged so far exceeded the budget. A
+// nil budget is never exhausted.
+func (b *Budget) Exhausted() bool { return b != nil && b.left < 0 }
+
+// Left returns the units not yet spent (negative once exhausted).
+func (b *Budget) Left() int { return b.left }
+
+// spend charges n units and reports whether the budget still holds.
+func (b *Budget) spend(n int) bool {
+	if b == nil {
+		return true
+	}
+	b.left -= n
+	return b.left >= 0
 }

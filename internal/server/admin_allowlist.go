@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"strings"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
@@ -14,6 +15,13 @@ import (
 const (
 	maxDescription = 1000
 	maxPatternLen  = 2048
+	// MaxAllowlistEntries is how many allowlist entries one account may
+	// hold; CreateAllowlistEntry past it fails with FAILED_PRECONDITION.
+	MaxAllowlistEntries = 10000
+	// MaxPrivacyRules is how many privacy rules one account may hold;
+	// CreatePrivacyRule past it fails with FAILED_PRECONDITION. Together
+	// with policy.MaxPrivacyWork it bounds the cost of one decision.
+	MaxPrivacyRules = 1000
 )
 
 // normalizePattern validates an allowlist pattern and returns its canonical
@@ -36,11 +44,29 @@ func normalizePattern(v *violations, field, raw string) string {
 	return p.String()
 }
 
+// checkPublicSuffixBelow refuses an allowlist pattern (normalized) whose
+// host has a public suffix under it: "amazonaws.com" would allow
+// "attacker.s3.amazonaws.com", a site of another owner. The entry's
+// allow_public_suffix_subdomains acknowledges it. Privacy rules are not
+// checked: a url_pattern that covers more protects more.
+func checkPublicSuffixBelow(v *violations, field, pattern string) {
+	p, err := urlmatch.ParsePattern(pattern)
+	if err != nil || p.IsIP() {
+		return
+	}
+	if s, ok := urlmatch.PublicSuffixBelow(p.Host()); ok {
+		v.add(field, "covers hosts under the public suffix %q, whose names belong to other owners (for example \"x.%s\"); set allow_public_suffix_subdomains to allow them anyway",
+			s, strings.TrimPrefix(s, "*."))
+	}
+}
+
 var allowlistEntries = &collection[policy.AllowlistEntry, *gatehousev1.AllowlistEntry]{
 	kind:     "allowlist entry",
 	field:    "entry",
 	idPrefix: "e-",
-	mutable:  []string{"pattern", "description"},
+	mutable:  []string{"pattern", "description", "allow_public_suffix_subdomains"},
+	max:      MaxAllowlistEntries,
+	count:    store.CountAllowlistEntries,
 	get:      store.GetAllowlistEntry,
 	put:      store.PutAllowlistEntry,
 	del:      store.DeleteAllowlistEntry,
@@ -48,7 +74,8 @@ var allowlistEntries = &collection[policy.AllowlistEntry, *gatehousev1.Allowlist
 	id:       func(e *policy.AllowlistEntry) string { return e.ID },
 	revision: func(e *policy.AllowlistEntry) uint64 { return e.Revision },
 	toProto: func(e *policy.AllowlistEntry) *gatehousev1.AllowlistEntry {
-		return &gatehousev1.AllowlistEntry{Id: e.ID, Pattern: e.Pattern, Description: e.Description, Etag: etagOf(e.Revision), Revision: e.Revision}
+		return &gatehousev1.AllowlistEntry{Id: e.ID, Pattern: e.Pattern, Description: e.Description, Etag: etagOf(e.Revision), Revision: e.Revision,
+			AllowPublicSuffixSubdomains: e.AllowPublicSuffixSubdomains}
 	},
 	// Patterns are normalized once, on write, by the same code that parses
 	// URLs at decision time, so a stored pattern means exactly what the
@@ -56,8 +83,12 @@ var allowlistEntries = &collection[policy.AllowlistEntry, *gatehousev1.Allowlist
 	fromProto: func(_ store.ReadTx, _ string, p *gatehousev1.AllowlistEntry) (policy.AllowlistEntry, error) {
 		var v violations
 		pattern := normalizePattern(&v, "entry.pattern", p.GetPattern())
+		if pattern != "" && !p.GetAllowPublicSuffixSubdomains() {
+			checkPublicSuffixBelow(&v, "entry.pattern", pattern)
+		}
 		v.checkText("entry.description", p.GetDescription(), false, maxDescription)
-		return policy.AllowlistEntry{ID: p.GetId(), Pattern: pattern, Description: p.GetDescription()}, v.err()
+		return policy.AllowlistEntry{ID: p.GetId(), Pattern: pattern, Description: p.GetDescription(),
+			AllowPublicSuffixSubdomains: p.GetAllowPublicSuffixSubdomains()}, v.err()
 	},
 }
 
@@ -66,6 +97,8 @@ var privacyRules = &collection[policy.PrivacyRule, *gatehousev1.PrivacyRule]{
 	field:    "rule",
 	idPrefix: "p-",
 	mutable:  []string{"kind", "selector", "url_pattern", "description"},
+	max:      MaxPrivacyRules,
+	count:    store.CountPrivacyRules,
 	get:      store.GetPrivacyRule,
 	put:      store.PutPrivacyRule,
 	del:      store.DeletePrivacyRule,

@@ -3,8 +3,11 @@ package server
 import (
 	"context"
 	"errors"
+	"strconv"
+	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -21,6 +24,11 @@ type collection[D any, P proto.Message] struct {
 	field    string // the request field holding the resource: "entry"
 	idPrefix string // prefix of generated ids
 	mutable  []string
+	// max, when positive, is how many resources of this kind an account
+	// may hold; count counts them, stopping at upTo. A create past it
+	// fails with FAILED_PRECONDITION and reasonLimit.
+	max   int
+	count func(tx store.ReadTx, acct string, upTo int) (int, error)
 
 	get  func(tx store.ReadTx, acct, id string) (D, error)
 	put  func(tx store.Tx, acct string, d *D) error
@@ -80,6 +88,9 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
+		if err := c.checkLimit(tx, acct); err != nil {
+			return err
+		}
 		p := proto.CloneOf(in)
 		m := p.ProtoReflect()
 		m.Set(m.Descriptor().Fields().ByName("id"), protoreflect.ValueOfString(id))
@@ -100,6 +111,36 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 		return zero, s.status(ctx, err)
 	}
 	return c.toProto(&out), nil
+}
+
+// reasonLimit is the ErrorInfo reason of a create refused because the
+// account already holds the most resources of that kind it may.
+const reasonLimit = "RESOURCE_LIMIT"
+
+// checkLimit refuses a create when the account already holds c.max
+// resources. The count and the write are one transaction, and the store
+// serializes writers, so concurrent creates cannot exceed the limit.
+func (c *collection[D, P]) checkLimit(tx store.ReadTx, acct string) error {
+	if c.max <= 0 {
+		return nil
+	}
+	n, err := c.count(tx, acct, c.max)
+	if err != nil {
+		return err
+	}
+	if n >= c.max {
+		return newError(codes.FailedPrecondition, reasonLimit, map[string]string{"limit": strconv.Itoa(c.max)},
+			"account %q already has %d %s, the most an account may have; delete one before creating another", acct, c.max, c.plural())
+	}
+	return nil
+}
+
+// plural is the kind's plural for messages.
+func (c *collection[D, P]) plural() string {
+	if strings.HasSuffix(c.kind, "y") {
+		return strings.TrimSuffix(c.kind, "y") + "ies"
+	}
+	return c.kind + "s"
 }
 
 func (c *collection[D, P]) getOne(ctx context.Context, s *Server, acct, id string) (P, error) {

@@ -153,7 +153,7 @@ func (d *decisionService) CheckFeature(ctx context.Context, req *gatehousev1.Che
 	if err := snapshotSessionAccess(ctx, snap, q.SessionID); err != nil {
 		return nil, d.s.status(ctx, err)
 	}
-	dec, err := snap.Check(&q)
+	dec, err := snap.CheckContext(ctx, &q)
 	if errors.Is(err, policy.ErrSessionNotFound) {
 		err = notFound("session", q.SessionID)
 	}
@@ -202,7 +202,12 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 		}
 	}
 	for i := range qs {
-		dec, err := snap.Check(&qs[i])
+		// A batch observes the caller's deadline between checks too, not
+		// only inside long privacy evaluations.
+		if err := ctx.Err(); err != nil {
+			return nil, d.s.status(ctx, err)
+		}
+		dec, err := snap.CheckContext(ctx, &qs[i])
 		if errors.Is(err, policy.ErrSessionNotFound) {
 			err = newError(codes.NotFound, "", nil, "checks[%d]: session %q not found", i, qs[i].SessionID)
 		}

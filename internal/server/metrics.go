@@ -26,6 +26,9 @@ type Metrics struct {
 	// chainTooDeep counts calls refused because a portal or team chain
 	// would be, or is, deeper than policy.MaxChainDepth.
 	chainTooDeep prometheus.Counter
+	// workLimit counts decisions denied because the element was too costly
+	// to evaluate against the account's privacy rules.
+	workLimit prometheus.Counter
 }
 
 // Feature slots: co-browse features 1..12, support functions after them.
@@ -69,7 +72,11 @@ func NewMetrics() *Metrics {
 		Help: "Calls refused because they reached a fixed limit, by limit.",
 	}, []string{"limit"})
 	m.chainTooDeep = limits.WithLabelValues("chain_depth")
-	m.Registry.MustRegister(m.grpc, decisions, limits,
+	m.workLimit = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_privacy_work_limit_total",
+		Help: "Decisions denied because evaluating the element against the account's privacy rules would exceed the per-decision work limit.",
+	})
+	m.Registry.MustRegister(m.grpc, decisions, limits, m.workLimit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -90,6 +97,9 @@ func (m *Metrics) countDecision(f policy.Feature, d policy.Decision) {
 	if c := m.decisions[featureSlot(f)][d.Reason]; c != nil {
 		c.Inc()
 	}
+	if d.Rule == policy.RulePrivacyWorkLimit {
+		m.workLimit.Inc()
+	}
 }
 
 // watch registers gauges that read the snapshot and the store at scrape
@@ -109,6 +119,8 @@ func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store, now func() tim
 			func() float64 { return float64(snaps.Current().NumAccounts()) }),
 		gauge("gatehouse_snapshot_sessions", "Sessions in the snapshot.",
 			func() float64 { return float64(snaps.Current().NumSessions()) }),
+		gauge("gatehouse_allowlist_public_suffix_entries", "Allowlist entries that cover hosts under a public suffix without allow_public_suffix_subdomains (stored before such patterns were refused); they keep working.",
+			func() float64 { _, n := snaps.Current().PublicSuffixEntries(0); return float64(n) }),
 		gauge("gatehouse_snapshot_unreadable_accounts", "Accounts left out of the snapshot because a stored record of theirs cannot be decoded; their decisions answer DATA_LOSS.",
 			func() float64 { return float64(snaps.Current().NumUnreadable()) }),
 	}

@@ -153,6 +153,7 @@ func New(o Options) *Server {
 		s.auditScan = 10000
 	}
 	s.done = make(chan struct{})
+	s.warnPublicSuffixEntries()
 	s.decisions = newDecisionLog(s.log, o.Metrics)
 	s.reflection = o.Reflection
 	if s.reflection == "" {

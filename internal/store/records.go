@@ -453,6 +453,29 @@ func listOwned[T any](tx ReadTx, acct, kind, afterID string, limit int) ([]T, bo
 	return listJSON[T](tx, p, afterKey(p, afterID), limit)
 }
 
+// countOwned counts an account's records of one kind, stopping at upTo
+// (upTo <= 0: all). It reads keys only.
+func countOwned(tx ReadTx, acct, kind string, upTo int) (int, error) {
+	n := 0
+	err := tx.Scan(ownedPrefix(acct, kind), "", func(string, []byte) (bool, error) {
+		n++
+		return upTo <= 0 || n < upTo, nil
+	})
+	return n, err
+}
+
+// CountAllowlistEntries counts an account's allowlist entries, stopping at
+// upTo (upTo <= 0: all).
+func CountAllowlistEntries(tx ReadTx, acct string, upTo int) (int, error) {
+	return countOwned(tx, acct, kindAllow, upTo)
+}
+
+// CountPrivacyRules counts an account's privacy rules, stopping at upTo
+// (upTo <= 0: all).
+func CountPrivacyRules(tx ReadTx, acct string, upTo int) (int, error) {
+	return countOwned(tx, acct, kindPrivacy, upTo)
+}
+
 // GetAllowlistEntry returns an allowlist entry, or ErrNotFound.
 func GetAllowlistEntry(tx ReadTx, acct, id string) (policy.AllowlistEntry, error) {
 	return getOwned[policy.AllowlistEntry](tx, acct, kindAllow, id)

@@ -255,7 +255,8 @@ func (p Pattern) IsIP() bool { return p.ip }
 // Match reports whether u, which should come from Parse, is allowed by p.
 // Host comparison is exact or at a label boundary, never by substring. A
 // pattern with a path never matches a URL path containing an encoded slash
-// or backslash ("%2F", "%5C") or a dot segment with parameters ("..;"),
+// or backslash ("%2F", "%5C"), an overlong UTF-8 encoding ("%C0%AE") or a
+// dot segment with parameters ("..;"),
 // because servers disagree on how to resolve those. Match does not
 // allocate.
 func (p Pattern) Match(u URL) bool {
@@ -301,16 +302,25 @@ func pathMatches(pp, path string) bool {
 	return !ambiguousPath(path)
 }
 
-// ambiguousPath reports whether path contains "%2F" or "%5C" (any case), or
-// a segment that is "." or ".." (possibly %2e-encoded) followed by ';'.
+// ambiguousPath reports whether path contains "%2F" or "%5C" (any case), an
+// overlong UTF-8 encoding ("%C0%xx", "%C1%xx", "%E0%80%xx"–"%E0%9F%xx"),
+// or a segment that is "." or ".." (possibly %2e-encoded) followed by ';'.
 func ambiguousPath(path string) bool {
 	segStart := 0
 	for i := 0; i < len(path); i++ {
 		switch path[i] {
 		case '%':
 			if i+2 < len(path) {
-				a, b := path[i+1], path[i+2]|0x20
+				a, b := path[i+1]|0x20, path[i+2]|0x20
 				if a == '2' && b == 'f' || a == '5' && b == 'c' {
+					return true
+				}
+				// Overlong UTF-8 ("%C0%AF" for "/", "%E0%80%AE" for
+				// "."): some servers decode it to the ASCII byte.
+				if a == 'c' && (b == '0' || b == '1') {
+					return true
+				}
+				if a == 'e' && b == '0' && i+4 < len(path) && path[i+3] == '%' && (path[i+4] == '8' || path[i+4] == '9') {
 					return true
 				}
 			}

@@ -353,9 +353,15 @@ type AllowlistEntry struct {
 	// etag changes on every write; see Account.etag.
 	Etag string `protobuf:"bytes,4,opt,name=etag,proto3" json:"etag,omitempty"`
 	// revision is the store revision of the last change; output only.
-	Revision      uint64 `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Revision uint64 `protobuf:"varint,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	// allow_public_suffix_subdomains acknowledges that the pattern covers
+	// hosts under a public suffix (an entry of the Public Suffix List, ICANN
+	// or private section, lies under the pattern host, as s3.amazonaws.com
+	// under amazonaws.com), so that it allows sites of other owners. Without
+	// it such a pattern is refused with INVALID_ARGUMENT.
+	AllowPublicSuffixSubdomains bool `protobuf:"varint,6,opt,name=allow_public_suffix_subdomains,json=allowPublicSuffixSubdomains,proto3" json:"allow_public_suffix_subdomains,omitempty"`
+	unknownFields               protoimpl.UnknownFields
+	sizeCache                   protoimpl.SizeCache
 }
 
 func (x *AllowlistEntry) Reset() {
@@ -421,6 +427,13 @@ func (x *AllowlistEntry) GetRevision() uint64 {
 		return x.Revision
 	}
 	return 0
+}
+
+func (x *AllowlistEntry) GetAllowPublicSuffixSubdomains() bool {
+	if x != nil {
+		return x.AllowPublicSuffixSubdomains
+	}
+	return false
 }
 
 // PrivacyRule hides or protects page elements from the agent.
@@ -1811,13 +1824,14 @@ const file_gatehouse_v1_resources_proto_rawDesc = "" +
 	"\x11language_selector\x18\x10 \x01(\bR\x10languageSelector\x12*\n" +
 	"\x11session_start_url\x18\x11 \x01(\tR\x0fsessionStartUrl\x12\x12\n" +
 	"\x04etag\x18\x12 \x01(\tR\x04etag\x12\x1a\n" +
-	"\brevision\x18\x13 \x01(\x04R\brevision\"\x8c\x01\n" +
+	"\brevision\x18\x13 \x01(\x04R\brevision\"\xd1\x01\n" +
 	"\x0eAllowlistEntry\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x18\n" +
 	"\apattern\x18\x02 \x01(\tR\apattern\x12 \n" +
 	"\vdescription\x18\x03 \x01(\tR\vdescription\x12\x12\n" +
 	"\x04etag\x18\x04 \x01(\tR\x04etag\x12\x1a\n" +
-	"\brevision\x18\x05 \x01(\x04R\brevision\"\xdf\x01\n" +
+	"\brevision\x18\x05 \x01(\x04R\brevision\x12C\n" +
+	"\x1eallow_public_suffix_subdomains\x18\x06 \x01(\bR\x1ballowPublicSuffixSubdomains\"\xdf\x01\n" +
 	"\vPrivacyRule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x1d.gatehouse.v1.PrivacyRuleKindR\x04kind\x12\x1a\n" +
