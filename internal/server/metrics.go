@@ -26,6 +26,9 @@ type Metrics struct {
 	// chainTooDeep counts calls refused because a portal or team chain
 	// would be, or is, deeper than policy.MaxChainDepth.
 	chainTooDeep prometheus.Counter
+	// collectionFull counts creates refused because the account already
+	// holds the most resources of that kind it may (reasonLimit).
+	collectionFull prometheus.Counter
 	// workLimit counts decisions denied because the element was too costly
 	// to evaluate against the account's privacy rules.
 	workLimit prometheus.Counter
@@ -72,6 +75,7 @@ func NewMetrics() *Metrics {
 		Help: "Calls refused because they reached a fixed limit, by limit.",
 	}, []string{"limit"})
 	m.chainTooDeep = limits.WithLabelValues("chain_depth")
+	m.collectionFull = limits.WithLabelValues("collection_size")
 	m.workLimit = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gatehouse_privacy_work_limit_total",
 		Help: "Decisions denied because evaluating the element against the account's privacy rules would exceed the per-decision work limit.",
@@ -83,9 +87,16 @@ func NewMetrics() *Metrics {
 
 // countRefusal counts a call refused at a fixed limit; m may be nil.
 func (m *Metrics) countRefusal(err error) {
+	if m == nil {
+		return
+	}
 	var cd *policy.ChainTooDeepError
-	if m != nil && errors.As(err, &cd) {
+	var ae *apiError
+	switch {
+	case errors.As(err, &cd):
 		m.chainTooDeep.Inc()
+	case errors.As(err, &ae) && ae.reason == reasonLimit:
+		m.collectionFull.Inc()
 	}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"strings"
 	"testing"
 	"time"
@@ -123,7 +124,8 @@ func TestPrivacyRules_DeadlineEndsEvaluation(t *testing.T) {
 // makes room again.
 func TestAccountCollectionLimits(t *testing.T) {
 	t.Parallel()
-	e := MustStart(t, "")
+	m := NewMetrics()
+	e := MustStart(t, "", func(o *Options) { o.Metrics = m })
 	// Every write to an account this large recompiles 10 000 patterns;
 	// under the race detector on a busy machine that takes seconds.
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -157,7 +159,7 @@ func TestAccountCollectionLimits(t *testing.T) {
 			Rule: &gatehousev1.PrivacyRule{Id: id, Kind: gatehousev1.PrivacyRuleKind_PRIVACY_RULE_KIND_DATA_MASK, Selector: "input.cvv"}})
 		return err
 	}
-	for _, c := range []struct {
+	for i, c := range []struct {
 		name   string
 		create func(string) error
 		del    func(id string) error
@@ -178,6 +180,9 @@ func TestAccountCollectionLimits(t *testing.T) {
 		st := wantCode(t, err, codes.FailedPrecondition)
 		if errorReason(st) != reasonLimit || !strings.Contains(st.Message(), "the most an account may have") {
 			t.Errorf("%s: past the limit: %v (reason %q)", c.name, err, errorReason(st))
+		}
+		if got := testutil.ToFloat64(m.collectionFull); got != float64(i+1) {
+			t.Errorf("%s: gatehouse_limit_refusals_total{limit=collection_size} = %v, want %d", c.name, got, i+1)
 		}
 		if err := c.del("nth"); err != nil {
 			t.Fatal(err)
