@@ -143,7 +143,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain,
 		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg, NotificationRetried: wakeSender, TracerProvider: tp,
-		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, DecisionTimeout: cfg.DecisionTimeout}})
+		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, DecisionTimeout: cfg.DecisionTimeout,
+			QueueTarget: queueTarget(cfg.ShedQueueTarget), QueueInterval: cfg.ShedQueueInterval}})
 	if metrics != nil {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, log)
 		if err != nil {
@@ -331,4 +332,13 @@ Or with the admin CLI (make build): bin/gatehouse --addr %[1]s settings get -a %
 (docs/cli.md has every command; README.md has a full walk-through.)
 
 `, addr, demo.AccountID)
+}
+
+// queueTarget maps --shed-queue-target to server.Limits, where 0 means the
+// default and a negative value off.
+func queueTarget(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

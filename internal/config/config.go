@@ -78,6 +78,11 @@ type Config struct {
 	// MaxInflight is how many calls may run at once (and, separately, how
 	// many streams are open); more are refused with RESOURCE_EXHAUSTED.
 	MaxInflight int
+	// ShedQueueTarget and ShedQueueInterval shed decisions that queued for
+	// the CPU too long (see server.Limits.QueueTarget); a ShedQueueTarget
+	// of 0 turns queue-delay shedding off.
+	ShedQueueTarget   time.Duration
+	ShedQueueInterval time.Duration
 	// DecisionTimeout is the deadline of a decision whose caller set none.
 	DecisionTimeout time.Duration
 	// StatsInterval is how often runtime statistics (goroutines, memory,
@@ -112,6 +117,8 @@ func Default() Config {
 		SMTPFrom:           "gatehouse@localhost",
 		MaxRecvMsgSize:     4 << 20,
 		MaxInflight:        1024,
+		ShedQueueTarget:    5 * time.Millisecond,
+		ShedQueueInterval:  100 * time.Millisecond,
 		DecisionTimeout:    time.Second,
 		OTelSampleRatio:    0.01,
 	}
@@ -143,6 +150,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.SMTPImplicitTLS, "smtp-implicit-tls", c.SMTPImplicitTLS, "speak TLS to the SMTP server from the first byte (SMTPS, usually port 465) instead of STARTTLS")
 	fs.StringVar(&c.OutboxDir, "outbox-dir", c.OutboxDir, "directory completed-session notifications are written to without --smtp-addr (default <data-dir>/outbox)")
 	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", c.MaxRecvMsgSize, "largest request message accepted, in `bytes` (larger: RESOURCE_EXHAUSTED)")
+	fs.DurationVar(&c.ShedQueueTarget, "shed-queue-target", c.ShedQueueTarget, "refuse decisions that waited for the CPU longer than this while a queue stands (RESOURCE_EXHAUSTED, health checks exempt; 0: off)")
+	fs.DurationVar(&c.ShedQueueInterval, "shed-queue-interval", c.ShedQueueInterval, "a queue stands when no decision of this long waited less than shed-queue-target; decisions that waited longer than this are always refused")
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "calls served at once, and streams open at once; more are refused with RESOURCE_EXHAUSTED (health checks exempt)")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "deadline of a decision whose caller sets none")
 	fs.DurationVar(&c.StatsInterval, "stats-interval", c.StatsInterval, "log runtime statistics (goroutines, memory, revision) this often (0: never)")
@@ -261,6 +270,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflight < 1 {
 		errs = append(errs, fmt.Errorf("max-inflight %d: want at least 1", c.MaxInflight))
+	}
+	if c.ShedQueueTarget < 0 {
+		errs = append(errs, fmt.Errorf("shed-queue-target %s: want 0 (off) or a positive duration such as 5ms", c.ShedQueueTarget))
+	}
+	if c.ShedQueueTarget > 0 && c.ShedQueueInterval <= c.ShedQueueTarget {
+		errs = append(errs, fmt.Errorf("shed-queue-interval %s: want a duration longer than shed-queue-target %s, such as 100ms", c.ShedQueueInterval, c.ShedQueueTarget))
 	}
 	if c.DecisionTimeout <= 0 {
 		errs = append(errs, errors.New("decision-timeout must be positive"))

@@ -107,6 +107,9 @@ func TestValidate(t *testing.T) {
 		{name: "one call at a time", edit: func(c *config.Config) { c.MaxInflight = 1 }},
 		{name: "no calls at all", edit: func(c *config.Config) { c.MaxInflight = 0 }, wantErr: []string{"max-inflight 0"}},
 		{name: "negative inflight", edit: func(c *config.Config) { c.MaxInflight = -5 }, wantErr: []string{"max-inflight -5"}},
+		{name: "queue shedding off", edit: func(c *config.Config) { c.ShedQueueTarget = 0 }},
+		{name: "negative queue target", edit: func(c *config.Config) { c.ShedQueueTarget = -time.Millisecond }, wantErr: []string{"shed-queue-target -1ms"}},
+		{name: "queue interval not above target", edit: func(c *config.Config) { c.ShedQueueInterval = c.ShedQueueTarget }, wantErr: []string{"shed-queue-interval 5ms"}},
 		{name: "short decision timeout", edit: func(c *config.Config) { c.DecisionTimeout = time.Millisecond }},
 		{name: "zero decision timeout", edit: func(c *config.Config) { c.DecisionTimeout = 0 }, wantErr: []string{"decision-timeout"}},
 		{name: "stats every minute", edit: func(c *config.Config) { c.StatsInterval = time.Minute }},
@@ -181,6 +184,7 @@ func TestEnvName(t *testing.T) {
 		"outbox-dir":        "GATEHOUSE_OUTBOX_DIR",
 		"max-recv-msg-size": "GATEHOUSE_MAX_RECV_MSG_SIZE",
 		"max-inflight":      "GATEHOUSE_MAX_INFLIGHT",
+		"shed-queue-target": "GATEHOUSE_SHED_QUEUE_TARGET",
 		"decision-timeout":  "GATEHOUSE_DECISION_TIMEOUT",
 		"stats-interval":    "GATEHOUSE_STATS_INTERVAL",
 		"otel-endpoint":     "GATEHOUSE_OTEL_ENDPOINT",
@@ -218,7 +222,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--cobrowse-base-domain", "cobrowse.example.com",
 		"--smtp-addr", "mail.example.com:587", "--smtp-from", "noreply@example.com", "--outbox-dir", "/var/spool/gh",
 		"--smtp-username", "gh", "--smtp-password-file", "/run/secrets/smtp", "--smtp-implicit-tls",
-		"--max-recv-msg-size", "8388608", "--max-inflight", "64", "--decision-timeout", "250ms", "--stats-interval", "30s",
+		"--max-recv-msg-size", "8388608", "--max-inflight", "64", "--shed-queue-target", "0", "--shed-queue-interval", "1s", "--decision-timeout", "250ms", "--stats-interval", "30s",
 		"--session-max-age", "2h", "--session-retention", "0",
 		"--otel-endpoint", "otel-collector:4317", "--otel-insecure", "--otel-sample-ratio", "0.25",
 	}, nil)
@@ -232,7 +236,7 @@ func TestRegisterFlags(t *testing.T) {
 		CobrowseBaseDomain: "cobrowse.example.com",
 		SMTPAddr:           "mail.example.com:587", SMTPFrom: "noreply@example.com", OutboxDir: "/var/spool/gh",
 		SMTPUsername: "gh", SMTPPasswordFile: "/run/secrets/smtp", SMTPImplicitTLS: true,
-		MaxRecvMsgSize: 8 << 20, MaxInflight: 64, DecisionTimeout: 250 * time.Millisecond, StatsInterval: 30 * time.Second,
+		MaxRecvMsgSize: 8 << 20, MaxInflight: 64, ShedQueueInterval: time.Second, DecisionTimeout: 250 * time.Millisecond, StatsInterval: 30 * time.Second,
 		OTelEndpoint: "otel-collector:4317", OTelInsecure: true, OTelSampleRatio: 0.25,
 	}
 	if c != want {
@@ -266,6 +270,8 @@ func TestApplyEnv(t *testing.T) {
 		"GATEHOUSE_OUTBOX_DIR":           "/srv/outbox",
 		"GATEHOUSE_MAX_RECV_MSG_SIZE":    "2048",
 		"GATEHOUSE_MAX_INFLIGHT":         "8",
+		"GATEHOUSE_SHED_QUEUE_TARGET":    "2ms",
+		"GATEHOUSE_SHED_QUEUE_INTERVAL":  "50ms",
 		"GATEHOUSE_DECISION_TIMEOUT":     "2s",
 		"GATEHOUSE_STATS_INTERVAL":       "1m",
 		"GATEHOUSE_SESSION_MAX_AGE":      "12h",
@@ -296,6 +302,7 @@ func TestApplyEnv(t *testing.T) {
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 					SMTPUsername: "relay-user", SMTPPasswordFile: "/srv/smtp.pw", SMTPImplicitTLS: true,
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
+					ShedQueueTarget: 2 * time.Millisecond, ShedQueueInterval: 50 * time.Millisecond,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
 				}
@@ -313,6 +320,7 @@ func TestApplyEnv(t *testing.T) {
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 					SMTPUsername: "relay-user", SMTPPasswordFile: "/srv/smtp.pw", SMTPImplicitTLS: true,
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
+					ShedQueueTarget: 2 * time.Millisecond, ShedQueueInterval: 50 * time.Millisecond,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
 				}
@@ -330,6 +338,7 @@ func TestApplyEnv(t *testing.T) {
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
 					SMTPUsername: "relay-user", SMTPPasswordFile: "/srv/smtp.pw", SMTPImplicitTLS: true,
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
+					ShedQueueTarget: 2 * time.Millisecond, ShedQueueInterval: 50 * time.Millisecond,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
 				}
@@ -417,7 +426,7 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 		"GATEHOUSE_DECISION_TIMEOUT", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
 		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_METRICS_ADDR",
 		"GATEHOUSE_OTEL_ENDPOINT", "GATEHOUSE_OTEL_INSECURE", "GATEHOUSE_OTEL_SAMPLE_RATIO", "GATEHOUSE_OUTBOX_DIR",
-		"GATEHOUSE_SESSION_MAX_AGE", "GATEHOUSE_SESSION_RETENTION",
+		"GATEHOUSE_SESSION_MAX_AGE", "GATEHOUSE_SESSION_RETENTION", "GATEHOUSE_SHED_QUEUE_INTERVAL", "GATEHOUSE_SHED_QUEUE_TARGET",
 		"GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR", "GATEHOUSE_SMTP_FROM",
 		"GATEHOUSE_SMTP_IMPLICIT_TLS", "GATEHOUSE_SMTP_PASSWORD_FILE", "GATEHOUSE_SMTP_USERNAME", "GATEHOUSE_STATS_INTERVAL", "GATEHOUSE_TLS_CERT",
 		"GATEHOUSE_TLS_CLIENT_CA", "GATEHOUSE_TLS_KEY",
