@@ -166,9 +166,9 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 		l.metrics.observeDelay(wait)
 		// Only decisions are shed by queue delay.
 		if strings.HasPrefix(info.FullMethod, decisionPrefix) {
-			if ok, limit := l.queue.admit(time.Now(), wait); !ok {
+			if ok, limit, retry := l.queue.admit(time.Now(), wait); !ok {
 				l.metrics.countShed(shedQueueDelay)
-				return nil, queueOverloaded(wait, limit)
+				return nil, queueOverloaded(wait, limit, jitter(retry))
 			}
 		}
 	}

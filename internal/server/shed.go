@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"time"
@@ -81,6 +82,16 @@ func queueWait(ctx context.Context) time.Duration {
 // waited longer than target (shed callers come back after their RetryInfo
 // delay, all at once; leaving at the first short wait would let them
 // queue again), or after an idle one.
+//
+// Shedding alone cannot shorten the queue of a closed loop of callers:
+// however many are refused, each comes back after its RetryInfo delay,
+// and by Little's law the calls in flight (and so their latency) only fall
+// when enough callers are waiting out their delay. So the delay a shed
+// call is told adapts: it doubles after every interval that ends with the
+// queue standing (up to maxRetryDelay) and halves after every interval
+// that ends without (down to overloadRetryDelay), and each caller is told
+// a random delay between half and one and a half times it, so that the
+// callers shed together do not come back together.
 type queueShedder struct {
 	target, interval time.Duration
 
@@ -89,35 +100,52 @@ type queueShedder struct {
 	windowMin   time.Duration // shortest wait seen since windowStart
 	windowOver  bool          // some wait since windowStart was above target
 	standing    bool
+	retry       time.Duration // the RetryInfo delay shed calls are told (before jitter)
 }
 
+// maxRetryDelay bounds the RetryInfo delay of a call shed for queueing.
+const maxRetryDelay = 5 * time.Second
+
 func newQueueShedder(target, interval time.Duration) *queueShedder {
-	return &queueShedder{target: target, interval: interval}
+	return &queueShedder{target: target, interval: interval, retry: overloadRetryDelay}
 }
 
 // admit reports whether a call that reached its handler at now after
-// waiting wait is served, and the longest wait it would have accepted.
-func (q *queueShedder) admit(now time.Time, wait time.Duration) (bool, time.Duration) {
+// waiting wait is served, the longest wait it would have accepted and,
+// for a call not served, the RetryInfo delay to tell it (before jitter).
+func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit, retry time.Duration) {
 	q.mu.Lock()
 	switch el := now.Sub(q.windowStart); {
 	case el >= 2*q.interval || el < 0:
 		// No call for a whole interval (or a clock step): the queue is
 		// empty.
 		q.standing = false
+		q.retry = overloadRetryDelay
 		q.windowStart, q.windowMin, q.windowOver = now, wait, false
 	case el >= q.interval:
 		q.standing = q.windowMin > q.target || (q.standing && q.windowOver)
+		if q.standing {
+			q.retry = min(2*q.retry, maxRetryDelay)
+		} else {
+			q.retry = max(q.retry/2, overloadRetryDelay)
+		}
 		q.windowStart, q.windowMin, q.windowOver = now, wait, false
 	default:
 		q.windowMin = min(q.windowMin, wait)
 	}
 	q.windowOver = q.windowOver || wait > q.target
-	limit := q.interval
+	limit = q.interval
 	if q.standing {
 		limit = q.target
 	}
+	retry = q.retry
 	q.mu.Unlock()
-	return wait <= limit, limit
+	return wait <= limit, limit, retry
+}
+
+// jitter returns a random duration between d/2 and 3d/2.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d+1)
 }
 
 // shedMetrics count shed calls by reason and observe the queueing delay
@@ -176,14 +204,15 @@ func (m *shedMetrics) observeDelay(d time.Duration) {
 	}
 }
 
-// queueOverloaded is the status of a call shed because it queued too long.
-func queueOverloaded(wait, limit time.Duration) error {
+// queueOverloaded is the status of a call shed because it queued too long,
+// telling the caller to retry after retry.
+func queueOverloaded(wait, limit, retry time.Duration) error {
 	st := status.Newf(codes.ResourceExhausted, "server is overloaded: the call waited %s for the CPU (limit %s); retry with backoff",
 		wait.Round(time.Microsecond), limit)
 	st, _ = st.WithDetails(
 		&errdetails.ErrorInfo{Reason: reasonOverloaded, Domain: errorDomain, Metadata: map[string]string{
 			"shed": shedQueueDelay, "queue_delay_us": strconv.FormatInt(wait.Microseconds(), 10)}},
-		&errdetails.RetryInfo{RetryDelay: durationpb.New(overloadRetryDelay)},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)},
 	)
 	return st.Err()
 }

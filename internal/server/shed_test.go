@@ -51,7 +51,7 @@ func TestQueueShedder_CoDel(t *testing.T) {
 		{630, 30 * time.Millisecond, false, "window [525,630) min 30ms > target: standing again"},
 		{900, 30 * time.Millisecond, true, "no call for over two intervals: the queue is empty"},
 	} {
-		ok, limit := q.admit(at(c.ms), c.wait)
+		ok, limit, _ := q.admit(at(c.ms), c.wait)
 		if ok != c.ok {
 			t.Fatalf("call %d at %dms waiting %v: admitted %t (limit %v), want %t: %s", i, c.ms, c.wait, ok, limit, c.ok, c.why)
 		}
@@ -60,12 +60,12 @@ func TestQueueShedder_CoDel(t *testing.T) {
 
 // TestQueueShedder_ClosedLoop simulates callers in a closed loop in front
 // of one CPU that serves a call in 20µs (refusing one takes 2µs; a
-// refused caller waits the 50ms RetryInfo delay): 20 and 200 callers
+// refused caller waits the RetryInfo delay it is told): 20 and 200 callers
 // (waits up to 4ms) are never shed; 2 000 callers (40ms of queue) are, so
 // that the calls served keep a wait near the target instead of 40ms.
 func TestQueueShedder_ClosedLoop(t *testing.T) {
 	t.Parallel()
-	const service, refuse, retry = 20 * time.Microsecond, 2 * time.Microsecond, 50 * time.Millisecond
+	const service, refuse = 20 * time.Microsecond, 2 * time.Microsecond
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	for _, callers := range []int{20, 200, 2000} {
 		q := newQueueShedder(5*time.Millisecond, 100*time.Millisecond)
@@ -80,7 +80,7 @@ func TestQueueShedder_ClosedLoop(t *testing.T) {
 			at := heap.Pop(ready).(time.Duration)
 			now = max(now, at)
 			wait := now - at
-			if ok, _ := q.admit(t0.Add(now), wait); ok {
+			if ok, _, retry := q.admit(t0.Add(now), wait); ok {
 				now += service
 				if now > time.Second {
 					waits = append(waits, wait)
@@ -89,7 +89,7 @@ func TestQueueShedder_ClosedLoop(t *testing.T) {
 			} else {
 				shed++
 				now += refuse
-				heap.Push(ready, now+retry)
+				heap.Push(ready, now+jitter(retry))
 			}
 		}
 		slices.Sort(waits)
@@ -194,6 +194,56 @@ func TestShedding_NotUnderLightLoad(t *testing.T) {
 			Feature: gatehousev1.Feature_FEATURE_CLICK, Url: "https://example.com/"})
 		if statusCode(err) == codes.ResourceExhausted {
 			t.Fatalf("call %d shed under light load: %v", i, err)
+		}
+	}
+}
+
+// TestQueueShedder_RetryDelayAdapts: the RetryInfo delay doubles after
+// each interval that ends with a standing queue, up to maxRetryDelay, and
+// halves after each that ends without, down to overloadRetryDelay; an
+// idle interval resets it. Jitter stays within half and one and a half
+// times the delay.
+func TestQueueShedder_RetryDelayAdapts(t *testing.T) {
+	t.Parallel()
+	q := newQueueShedder(5*time.Millisecond, 100*time.Millisecond)
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	step := func(wait time.Duration) time.Duration {
+		now = now.Add(101 * time.Millisecond)
+		_, _, retry := q.admit(now, wait)
+		return retry
+	}
+	if r := step(time.Millisecond); r != overloadRetryDelay {
+		t.Fatalf("first retry delay %v", r)
+	}
+	want := overloadRetryDelay
+	for range 10 {
+		r := step(20 * time.Millisecond) // every interval ends standing
+		if q.standing {
+			want = min(2*want, maxRetryDelay)
+		}
+		if r != want {
+			t.Fatalf("standing: retry %v, want %v", r, want)
+		}
+	}
+	if want != maxRetryDelay {
+		t.Fatalf("retry delay stopped at %v", want)
+	}
+	step(time.Millisecond) // the last window still had a long wait
+	for range 12 {
+		step(time.Millisecond)
+	}
+	if _, _, r := q.admit(now, time.Millisecond); r != overloadRetryDelay {
+		t.Errorf("after the queue drained: retry %v, want %v", r, overloadRetryDelay)
+	}
+	step(20 * time.Millisecond)
+	step(20 * time.Millisecond)
+	now = now.Add(time.Second)
+	if _, _, r := q.admit(now, time.Millisecond); r != overloadRetryDelay {
+		t.Errorf("after an idle second: retry %v, want %v", r, overloadRetryDelay)
+	}
+	for range 1000 {
+		if j := jitter(time.Second); j < 500*time.Millisecond || j > 1500*time.Millisecond {
+			t.Fatalf("jitter(1s) = %v", j)
 		}
 	}
 }
