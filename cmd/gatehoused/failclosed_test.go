@@ -15,6 +15,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	bbolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -337,4 +338,46 @@ func TestE2E_LimitFlags(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	d.stop()
+}
+
+// TestE2E_ShedQueueFlags: --shed-queue-target and --shed-queue-interval
+// reach the server: with limits no call can meet every decision is shed
+// with RESOURCE_EXHAUSTED (shed=queue_delay, RetryInfo) while health
+// checks are served; with --shed-queue-target 0 none is.
+func TestE2E_ShedQueueFlags(t *testing.T) {
+	t.Parallel()
+	req := &gatehousev1.CheckFeatureRequest{SessionId: "s-x", Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT}
+	d := start(t, nil, loopbackArgs(t.TempDir(), "--shed-queue-target", "1ns", "--shed-queue-interval", "2ns")...)
+	c := dial(t, d.addr)
+	ctx := testContext(t)
+	for range 5 {
+		_, err := c.decide.CheckFeature(ctx, req)
+		st := wantCode(t, "a decision with --shed-queue-interval 2ns", err, codes.ResourceExhausted)
+		var shed string
+		var retry bool
+		for _, det := range st.Details() {
+			switch x := det.(type) {
+			case *errdetails.ErrorInfo:
+				shed = x.GetMetadata()["shed"]
+			case *errdetails.RetryInfo:
+				retry = x.GetRetryDelay().AsDuration() > 0
+			}
+		}
+		if shed != "queue_delay" || !retry {
+			t.Errorf("shed decision: ErrorInfo shed=%q, RetryInfo %t", shed, retry)
+		}
+		if hc, err := c.health.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health while decisions are shed: %v, %v", hc, err)
+		}
+	}
+	d.stop()
+
+	off := start(t, nil, loopbackArgs(t.TempDir(), "--shed-queue-target", "0", "--shed-queue-interval", "2ns")...)
+	c = dial(t, off.addr)
+	for range 5 {
+		if _, err := c.decide.CheckFeature(ctx, req); status.Code(err) == codes.ResourceExhausted {
+			t.Errorf("--shed-queue-target 0 shed a decision: %v", err)
+		}
+	}
+	off.stop()
 }
