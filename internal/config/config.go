@@ -151,7 +151,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.OutboxDir, "outbox-dir", c.OutboxDir, "directory completed-session notifications are written to without --smtp-addr (default <data-dir>/outbox)")
 	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", c.MaxRecvMsgSize, "largest request message accepted, in `bytes` (larger: RESOURCE_EXHAUSTED)")
 	fs.DurationVar(&c.ShedQueueTarget, "shed-queue-target", c.ShedQueueTarget, "refuse decisions that waited for the CPU longer than this while a queue stands (RESOURCE_EXHAUSTED, health checks exempt; 0: off)")
-	fs.DurationVar(&c.ShedQueueInterval, "shed-queue-interval", c.ShedQueueInterval, "a queue stands when no decision of this long waited less than shed-queue-target; decisions that waited longer than this are always refused")
+	fs.DurationVar(&c.ShedQueueInterval, "shed-queue-interval", c.ShedQueueInterval, "a queue stands after three intervals of this long in a row in none of which a decision waited less than shed-queue-target")
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "calls served at once, and streams open at once; more are refused with RESOURCE_EXHAUSTED (health checks exempt)")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "deadline of a decision whose caller sets none")
 	fs.DurationVar(&c.StatsInterval, "stats-interval", c.StatsInterval, "log runtime statistics (goroutines, memory, revision) this often (0: never)")

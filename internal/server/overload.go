@@ -50,17 +50,17 @@ type Limits struct {
 	// own, so long-lived watches cannot starve decisions. Health checks are
 	// never refused.
 	MaxInflight int
-	// QueueTarget and QueueInterval shed unary calls that queued for the
-	// CPU (from their arrival on the connection to their handler's start)
-	// too long (from the call's arrival on its connection to the start of
-	// the goroutine that serves it, before its request is read; only
-	// DecisionService calls are shed, the hot path): longer than
-	// QueueInterval (default 100ms) at any time, and
-	// longer than QueueTarget (default 5ms) while a queue stands, that is
-	// when no call of the last QueueInterval waited less than QueueTarget
-	// (see queueShedder). A shed call gets RESOURCE_EXHAUSTED (ErrorInfo
-	// reason OVERLOADED, metadata shed=queue_delay; RetryInfo). Health
-	// checks are never shed. A negative QueueTarget turns this off.
+	// QueueTarget and QueueInterval shed decisions (DecisionService calls,
+	// the hot path) that queued for the CPU too long, from the call's
+	// arrival on its connection to the start of the goroutine that serves
+	// it (before its request is read, so that a slow upload does not
+	// count): once a queue stands, that is after three QueueIntervals
+	// (default 100ms) in a row in none of which a call waited less than
+	// QueueTarget (default 5ms), every decision that waited longer than
+	// QueueTarget is shed, until an interval without such a wait (see
+	// queueShedder). A shed call gets RESOURCE_EXHAUSTED (ErrorInfo reason
+	// OVERLOADED, metadata shed=queue_delay; RetryInfo). Health checks are
+	// never shed. A negative QueueTarget turns this off.
 	QueueTarget   time.Duration
 	QueueInterval time.Duration
 	// DecisionTimeout is the deadline given to a DecisionService call whose

@@ -73,15 +73,16 @@ func queueWait(ctx context.Context) time.Duration {
 }
 
 // queueShedder decides, CoDel-style, which calls waited too long. While
-// no queue stands only calls that waited longer than a whole interval are
-// shed: a burst is absorbed. A queue stands when even the shortest wait of
-// a whole interval was above target; from then on every call that waited
-// longer than target is shed, which keeps the wait of the calls served
-// near target however many callers there are, instead of letting it grow
-// with them. The queue stops standing after an interval in which no call
-// waited longer than target (shed callers come back after their RetryInfo
-// delay, all at once; leaving at the first short wait would let them
-// queue again), or after an idle one.
+// no queue stands nothing is shed: a burst, or a stall of the whole
+// process (a CPU quota's throttling, a pause, a neighbour's load), is
+// absorbed. A queue stands when even the shortest wait of each of
+// standingWindows whole intervals in a row was above target; from then on
+// every call that waited longer than target is shed, which keeps the wait
+// of the calls served near target however many callers there are, instead
+// of letting it grow with them. The queue stops standing after an
+// interval in which no call waited longer than target (shed callers come
+// back after their RetryInfo delay, all at once; leaving at the first
+// short wait would let them queue again), or after an idle one.
 //
 // Shedding alone cannot shorten the queue of a closed loop of callers:
 // however many are refused, each comes back after its RetryInfo delay,
@@ -99,6 +100,7 @@ type queueShedder struct {
 	windowStart time.Time
 	windowMin   time.Duration // shortest wait seen since windowStart
 	windowOver  bool          // some wait since windowStart was above target
+	above       int           // whole intervals in a row whose shortest wait was above target
 	standing    bool
 	retry       time.Duration // the RetryInfo delay shed calls are told (before jitter)
 }
@@ -106,12 +108,17 @@ type queueShedder struct {
 // maxRetryDelay bounds the RetryInfo delay of a call shed for queueing.
 const maxRetryDelay = 5 * time.Second
 
+// standingWindows is how many whole intervals in a row must have had no
+// short wait before a queue is taken to stand: a stall of the process
+// shorter than that sheds nothing.
+const standingWindows = 3
+
 func newQueueShedder(target, interval time.Duration) *queueShedder {
 	return &queueShedder{target: target, interval: interval, retry: overloadRetryDelay}
 }
 
 // admit reports whether a call that reached its handler at now after
-// waiting wait is served, the longest wait it would have accepted and,
+// waiting wait is served, the longest wait a standing queue accepts and,
 // for a call not served, the RetryInfo delay to tell it (before jitter).
 func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit, retry time.Duration) {
 	q.mu.Lock()
@@ -119,11 +126,16 @@ func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit,
 	case el >= 2*q.interval || el < 0:
 		// No call for a whole interval (or a clock step): the queue is
 		// empty.
-		q.standing = false
+		q.standing, q.above = false, 0
 		q.retry = overloadRetryDelay
 		q.windowStart, q.windowMin, q.windowOver = now, wait, false
 	case el >= q.interval:
-		q.standing = q.windowMin > q.target || (q.standing && q.windowOver)
+		if q.windowMin > q.target {
+			q.above++
+		} else {
+			q.above = 0
+		}
+		q.standing = q.above >= standingWindows || (q.standing && q.windowOver)
 		if q.standing {
 			q.retry = min(2*q.retry, maxRetryDelay)
 		} else {
@@ -134,13 +146,10 @@ func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit,
 		q.windowMin = min(q.windowMin, wait)
 	}
 	q.windowOver = q.windowOver || wait > q.target
-	limit = q.interval
-	if q.standing {
-		limit = q.target
-	}
+	standing := q.standing
 	retry = q.retry
 	q.mu.Unlock()
-	return wait <= limit, limit, retry
+	return !standing || wait <= q.target, q.target, retry
 }
 
 // jitter returns a random duration between d/2 and 3d/2.
