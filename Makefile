@@ -117,6 +117,8 @@ LOADTEST_LISTEN   ?= 127.0.0.1:8479
 LOADTEST_DURATION ?= 60s
 LOADTEST_LOG_LEVEL ?= warn
 LOADTEST_ARGS     ?=
+LOADTEST_OVERLOAD ?= 20,200,2000
+LOADTEST_DAEMON_ARGS ?=
 
 .PHONY: bench
 bench: ## run the Go benchmarks with -benchmem (BENCH, BENCHPKG, BENCHTIME, BENCHCOUNT); decision engine: BENCHPKG=./internal/policy
@@ -127,18 +129,29 @@ gendata: ## fill DATA_DIR with a generated tenant population (SCALE=large|small|
 	$(GO) run ./cmd/gatehouse-loadtest gendata -data-dir $(DATA_DIR) -scale $(SCALE) -seed $(SEED)
 
 .PHONY: loadtest
-loadtest: ## load-test a daemon on a generated large store in LOADTEST_DIR (LOADTEST_DURATION, default 60s; LOADTEST_LOG_LEVEL)
+loadtest: ## load-test a daemon on a generated large store in LOADTEST_DIR: baselines (bare grpc-go health, daemon health), CheckFeature, batches, writes, overload at LOADTEST_OVERLOAD callers; fails on a wrong answer or a missed target (LOADTEST_ARGS=-fail-on-miss=false to explore)
+	@status=0; \
+	$(MAKE) --no-print-directory loadtest-run LOADTEST_RUN_ARGS='-duration $(LOADTEST_DURATION) -overload $(LOADTEST_OVERLOAD) -json $(LOADTEST_DIR)/loadtest.json $(LOADTEST_ARGS)' || status=$$?; \
+	bin/gatehouse-loadtest reflect -data-dir $(LOADTEST_DIR) -json $(LOADTEST_DIR)/reflect.json || status=$$((status ? status : 1)); \
+	exit $$status
+
+.PHONY: overload
+overload: ## only the overload mode of the load test: CheckFeature at LOADTEST_OVERLOAD callers (default 20,200,2000) against a daemon with default flags
+	$(MAKE) --no-print-directory loadtest-run LOADTEST_RUN_ARGS='-baseline=false -overload $(LOADTEST_OVERLOAD) -overload-rounds 3 -json $(LOADTEST_DIR)/overload.json $(LOADTEST_ARGS)'
+
+# loadtest-run generates (or re-stamps) the store, starts the daemon with
+# default flags and runs gatehouse-loadtest run against it.
+.PHONY: loadtest-run
+loadtest-run:
 	$(GO) build -o bin/gatehoused ./cmd/gatehoused
 	$(GO) build -o bin/gatehouse-loadtest ./cmd/gatehouse-loadtest
 	bin/gatehouse-loadtest gendata -data-dir $(LOADTEST_DIR) -scale $(SCALE) -seed $(SEED)
 	@start=$$(date +%s%N); \
-	bin/gatehoused --listen $(LOADTEST_LISTEN) --data-dir $(LOADTEST_DIR) --log-level $(LOADTEST_LOG_LEVEL) \
+	bin/gatehoused --listen $(LOADTEST_LISTEN) --data-dir $(LOADTEST_DIR) --log-level $(LOADTEST_LOG_LEVEL) $(LOADTEST_DAEMON_ARGS) \
 		2>$(LOADTEST_DIR)/gatehoused.log & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true' EXIT; \
 	echo "gatehoused pid $$pid on $(LOADTEST_LISTEN), store $(LOADTEST_DIR), log $(LOADTEST_DIR)/gatehoused.log"; \
-	bin/gatehouse-loadtest run -addr $(LOADTEST_LISTEN) -manifest $(LOADTEST_DIR) -duration $(LOADTEST_DURATION) \
-		-pid $$pid -started-at $$start -json $(LOADTEST_DIR)/loadtest.json $(LOADTEST_ARGS)
-	bin/gatehouse-loadtest reflect -data-dir $(LOADTEST_DIR) -json $(LOADTEST_DIR)/reflect.json
+	bin/gatehouse-loadtest run -addr $(LOADTEST_LISTEN) -manifest $(LOADTEST_DIR) -pid $$pid -started-at $$start $(LOADTEST_RUN_ARGS)
 
 .PHONY: clean
 clean: ## remove build output (not the data directory)

@@ -38,11 +38,15 @@ type resultRow struct {
 	DecisionsPerSec float64 `json:"decisions_per_s"`
 	Latency         latency `json:"latency"`
 	CPUPerCallUS    float64 `json:"cpu_per_call_us,omitempty"`
+	// Shed counts calls refused with RESOURCE_EXHAUSTED (the caller then
+	// waited the RetryInfo delay); not in the latency figures.
+	Shed uint64 `json:"shed,omitempty"`
 }
 
 func resultRowOf(r *loadgen.Result) resultRow {
 	row := resultRow{Name: r.Name, Concurrency: r.Concurrency, Calls: r.Calls, Errors: r.Errors, Seconds: r.Elapsed.Seconds(),
-		CallsPerSec: r.Throughput(), DecisionsPerSec: r.DecisionsPerSecond(), Latency: latencyOf(&r.Latency), CPUPerCallUS: us(r.CPUPerCall())}
+		CallsPerSec: r.Throughput(), DecisionsPerSec: r.DecisionsPerSecond(), Latency: latencyOf(&r.Latency), CPUPerCallUS: us(r.CPUPerCall()),
+		Shed: r.Shed}
 	if r.FirstError != nil {
 		row.FirstError = r.FirstError.Error()
 	}
@@ -60,12 +64,39 @@ type comparisonRow struct {
 	RoundRatios     []float64 `json:"round_throughput_ratios"`
 	RoundP50Ratios  []float64 `json:"round_p50_ratios"`
 	RoundP99Ratios  []float64 `json:"round_p99_ratios"`
+	// CPURatio is the subject's CPU per call over the baseline's.
+	CPURatio float64 `json:"cpu_ratio,omitempty"`
+	// Bare is the bare grpc-go health server measured in the same rounds;
+	// the ratios are the subject's and the baseline's CPU per call and
+	// throughput over the bare server's.
+	Bare                   *resultRow `json:"bare,omitempty"`
+	SubjectCPURatioBare    float64    `json:"subject_cpu_ratio_bare,omitempty"`
+	BaselineCPURatioBare   float64    `json:"baseline_cpu_ratio_bare,omitempty"`
+	SubjectThroughputBare  float64    `json:"subject_throughput_ratio_bare,omitempty"`
+	BaselineThroughputBare float64    `json:"baseline_throughput_ratio_bare,omitempty"`
 }
 
 func comparisonOf(c *loadgen.Comparison) comparisonRow {
-	return comparisonRow{Concurrency: c.Concurrency, Baseline: resultRowOf(&c.Baseline), Subject: resultRowOf(&c.Subject),
+	row := comparisonRow{Concurrency: c.Concurrency, Baseline: resultRowOf(&c.Baseline), Subject: resultRowOf(&c.Subject),
 		ThroughputRatio: c.ThroughputRatio(), P50Ratio: c.LatencyRatio(0.5), P90Ratio: c.LatencyRatio(0.9), P99Ratio: c.LatencyRatio(0.99),
 		RoundRatios: c.RoundRatios, RoundP50Ratios: c.RoundP50Ratios, RoundP99Ratios: c.RoundP99Ratios}
+	row.CPURatio = ratio(row.Subject.CPUPerCallUS, row.Baseline.CPUPerCallUS)
+	if len(c.Extra) > 0 {
+		b := resultRowOf(&c.Extra[0])
+		row.Bare = &b
+		row.SubjectCPURatioBare = ratio(row.Subject.CPUPerCallUS, b.CPUPerCallUS)
+		row.BaselineCPURatioBare = ratio(row.Baseline.CPUPerCallUS, b.CPUPerCallUS)
+		row.SubjectThroughputBare = ratio(row.Subject.CallsPerSec, b.CallsPerSec)
+		row.BaselineThroughputBare = ratio(row.Baseline.CallsPerSec, b.CallsPerSec)
+	}
+	return row
+}
+
+func ratio(a, b float64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return a / b
 }
 
 type writeRow struct {
@@ -110,6 +141,9 @@ type report struct {
 	Sessions       int             `json:"mix_sessions"`
 	MixAccounts    int             `json:"mix_accounts"`
 	PhaseSeconds   float64         `json:"phase_s"`
+	SessionsAt     time.Time       `json:"sessions_at"`
+	BareAddr       string          `json:"bare_addr,omitempty"`
+	Overload       *overloadReport `json:"overload,omitempty"`
 	CPUSource      string          `json:"cpu_source,omitempty"`
 	Comparisons    []comparisonRow `json:"comparisons"`
 	Batch          comparisonRow   `json:"batch"`
@@ -128,7 +162,26 @@ func (r *report) evaluate() {
 		add(fmt.Sprintf("p50 within 1.3x of health at %d callers", c.Concurrency), fmt.Sprintf("%.2fx", c.P50Ratio), c.P50Ratio <= 1.3)
 		add(fmt.Sprintf("p99 within 1.3x of health at %d callers", c.Concurrency), fmt.Sprintf("%.2fx", c.P99Ratio), c.P99Ratio <= 1.3)
 	}
-	add(fmt.Sprintf("batch decisions/s >= 5x single calls (%d callers)", r.Batch.Concurrency), fmt.Sprintf("%.1fx", r.Batch.ThroughputRatio), r.Batch.ThroughputRatio >= 5)
+	for _, c := range r.Comparisons {
+		if (c.Concurrency == 16 || c.Concurrency == 50) && c.Bare != nil && r.CPUSource == "daemon" {
+			add(fmt.Sprintf("CheckFeature CPU/call <= 1.2x bare health at %d callers", c.Concurrency),
+				fmt.Sprintf("%.2fx (%.1f vs %.1f µs)", c.SubjectCPURatioBare, c.Subject.CPUPerCallUS, c.Bare.CPUPerCallUS),
+				c.SubjectCPURatioBare > 0 && c.SubjectCPURatioBare <= 1.2)
+		}
+	}
+	for _, c := range append(slices.Clone(r.Comparisons), r.Batch) {
+		for _, x := range []resultRow{c.Baseline, c.Subject} {
+			if x.Shed > 0 {
+				add(fmt.Sprintf("no %s call shed at %d callers", x.Name, x.Concurrency), fmt.Sprintf("%d of %d", x.Shed, x.Calls), false)
+			}
+		}
+	}
+	if r.Batch.Subject.Calls > 0 {
+		add(fmt.Sprintf("batch decisions/s >= 5x single calls (%d callers)", r.Batch.Concurrency), fmt.Sprintf("%.1fx", r.Batch.ThroughputRatio), r.Batch.ThroughputRatio >= 5)
+	}
+	if r.Overload != nil {
+		r.Overload.evaluate(add)
+	}
 	if r.RSSAfterLoad > 0 {
 		add("daemon RSS <= 1 GiB", fmt.Sprintf("%.0f MiB (peak %.0f MiB)", mib(r.RSSAfterLoad), mib(r.HWMAfterLoad)), max(r.RSSAfterLoad, r.HWMAfterLoad) <= 1<<30)
 	}
@@ -158,14 +211,15 @@ func (r *report) print(w io.Writer) {
 		mix = append(mix, fmt.Sprintf("%s %.1f%%", k, 100*float64(r.Mix[k])/float64(total)))
 	}
 	fmt.Fprintf(w, "CheckFeature mix: %s (%d prepared checks on %d sessions in %d accounts)\n", strings.Join(mix, ", "), total, r.Sessions, r.MixAccounts)
-	fmt.Fprintf(w, "%d rounds of %.1fs phases per concurrency, baseline and subject alternating", len(r.Batch.RoundRatios), r.PhaseSeconds)
+	fmt.Fprintf(w, "sessions started shortly before %s (every answer checked against the generator's expected decision)\n", r.SessionsAt.Format(time.RFC3339))
+	fmt.Fprintf(w, "%d rounds of %.1fs phases per concurrency, phases rotating in order; ratios are within this run", len(r.Batch.RoundRatios), r.PhaseSeconds)
 	if r.CPUSource != "" {
-		fmt.Fprintf(w, "; cpu = %s CPU time per call", r.CPUSource)
+		fmt.Fprintf(w, "; cpu = %s CPU time per call (utime+stime from /proc; bare Health: the bare server's)", r.CPUSource)
 	}
-	fmt.Fprintf(w, "\n\n%-8s %-20s %12s %9s %9s %9s %9s %9s %7s\n", "callers", "rpc", "calls/s", "p50 µs", "p90 µs", "p99 µs", "max µs", "cpu µs", "errors")
+	fmt.Fprintf(w, "\n\n%-8s %-20s %12s %9s %9s %9s %9s %9s %7s %7s\n", "callers", "rpc", "calls/s", "p50 µs", "p90 µs", "p99 µs", "max µs", "cpu µs", "errors", "shed")
 	row := func(x resultRow, rate float64) {
-		fmt.Fprintf(w, "%-8d %-20s %12.0f %9.1f %9.1f %9.1f %9.0f %9.1f %7d\n", x.Concurrency, x.Name, rate,
-			x.Latency.P50, x.Latency.P90, x.Latency.P99, x.Latency.Max, x.CPUPerCallUS, x.Errors)
+		fmt.Fprintf(w, "%-8d %-20s %12.0f %9.1f %9.1f %9.1f %9.0f %9.1f %7d %7d\n", x.Concurrency, x.Name, rate,
+			x.Latency.P50, x.Latency.P90, x.Latency.P99, x.Latency.Max, x.CPUPerCallUS, x.Errors, x.Shed)
 	}
 	list := func(xs []float64) string {
 		out := make([]string, len(xs))
@@ -175,22 +229,27 @@ func (r *report) print(w io.Writer) {
 		return strings.Join(out, " ")
 	}
 	ratios := func(c comparisonRow) {
-		cpu := 0.0
-		if c.Baseline.CPUPerCallUS > 0 {
-			cpu = c.Subject.CPUPerCallUS / c.Baseline.CPUPerCallUS
+		fmt.Fprintf(w, "%-8s %-20s %11.2fx %8.2fx %8.2fx %8.2fx %9s %8.2fx\n", "", "ratio", c.ThroughputRatio, c.P50Ratio, c.P90Ratio, c.P99Ratio, "", c.CPURatio)
+		if c.Bare != nil {
+			fmt.Fprintf(w, "%-8s %-20s %11.2fx %39s %8.2fx\n", "", "Health/bare", c.BaselineThroughputBare, "", c.BaselineCPURatioBare)
+			fmt.Fprintf(w, "%-8s %-20s %11.2fx %39s %8.2fx\n", "", "CheckFeature/bare", c.SubjectThroughputBare, "", c.SubjectCPURatioBare)
 		}
-		fmt.Fprintf(w, "%-8s %-20s %11.2fx %8.2fx %8.2fx %8.2fx %9s %8.2fx\n", "", "ratio", c.ThroughputRatio, c.P50Ratio, c.P90Ratio, c.P99Ratio, "", cpu)
 		fmt.Fprintf(w, "%-8s %-20s   per round: throughput %s | p50 %s | p99 %s\n", "", "", list(c.RoundRatios), list(c.RoundP50Ratios), list(c.RoundP99Ratios))
 	}
 	for _, c := range r.Comparisons {
+		if c.Bare != nil {
+			row(*c.Bare, c.Bare.CallsPerSec)
+		}
 		row(c.Baseline, c.Baseline.CallsPerSec)
 		row(c.Subject, c.Subject.CallsPerSec)
 		ratios(c)
 	}
-	fmt.Fprintf(w, "\n%-8s %-20s %12s\n", "callers", "rpc", "decisions/s")
-	row(r.Batch.Baseline, r.Batch.Baseline.DecisionsPerSec)
-	row(r.Batch.Subject, r.Batch.Subject.DecisionsPerSec)
-	ratios(r.Batch)
+	if r.Batch.Subject.Calls > 0 {
+		fmt.Fprintf(w, "\n%-8s %-20s %12s\n", "callers", "rpc", "decisions/s")
+		row(r.Batch.Baseline, r.Batch.Baseline.DecisionsPerSec)
+		row(r.Batch.Subject, r.Batch.Subject.DecisionsPerSec)
+		ratios(r.Batch)
+	}
 	if len(r.Writes) > 0 {
 		fmt.Fprintf(w, "\nwrites (one caller, fsync on, each returns once the decision snapshot reflects it):\n")
 		fmt.Fprintf(w, "%-24s %-10s %9s %6s %4s %9s %9s %9s\n", "rpc", "account", "allowlist", "reps", "n", "p50 ms", "p99 ms", "max ms")
@@ -202,6 +261,9 @@ func (r *report) print(w io.Writer) {
 			}
 			fmt.Fprintln(w)
 		}
+	}
+	if r.Overload != nil {
+		r.Overload.print(w)
 	}
 	fmt.Fprintf(w, "\ntargets:\n")
 	for _, t := range r.Targets {

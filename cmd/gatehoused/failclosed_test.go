@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	bbolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -337,4 +339,71 @@ func TestE2E_LimitFlags(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	d.stop()
+}
+
+// TestE2E_ShedQueueFlags: --shed-queue-target and --shed-queue-interval
+// reach the server: with a target no call can meet, decisions from a few
+// callers at once end up shed with RESOURCE_EXHAUSTED (shed=queue_delay,
+// RetryInfo) while health checks are served; with --shed-queue-target 0
+// none is.
+func TestE2E_ShedQueueFlags(t *testing.T) {
+	t.Parallel()
+	req := &gatehousev1.CheckFeatureRequest{SessionId: "s-x", Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT}
+	run := func(args ...string) (shed *status.Status, other error) {
+		d := start(t, nil, loopbackArgs(t.TempDir(), args...)...)
+		defer d.stop()
+		c := dial(t, d.addr)
+		ctx := testContext(t)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		end := time.Now().Add(3 * time.Second)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Now().Before(end) {
+					_, err := c.decide.CheckFeature(ctx, req)
+					mu.Lock()
+					if st, _ := status.FromError(err); st.Code() == codes.ResourceExhausted {
+						shed = st
+					} else if st.Code() != codes.NotFound && other == nil {
+						other = err
+					}
+					stop := shed != nil && len(args) > 0 && args[1] != "0"
+					mu.Unlock()
+					if stop {
+						return
+					}
+				}
+			}()
+		}
+		if hc, err := c.health.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health while decisions are shed: %v, %v", hc, err)
+		}
+		wg.Wait()
+		return shed, other
+	}
+	st, err := run("--shed-queue-target", "1ns", "--shed-queue-interval", "1ms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st == nil {
+		t.Fatal("no decision shed with --shed-queue-target 1ns")
+	}
+	var shed string
+	var retry bool
+	for _, det := range st.Details() {
+		switch x := det.(type) {
+		case *errdetails.ErrorInfo:
+			shed = x.GetMetadata()["shed"]
+		case *errdetails.RetryInfo:
+			retry = x.GetRetryDelay().AsDuration() > 0
+		}
+	}
+	if shed != "queue_delay" || !retry {
+		t.Errorf("shed decision: ErrorInfo shed=%q, RetryInfo %t", shed, retry)
+	}
+	if st, err := run("--shed-queue-target", "0", "--shed-queue-interval", "1ms"); st != nil || err != nil {
+		t.Errorf("--shed-queue-target 0: shed %v, error %v", st, err)
+	}
 }

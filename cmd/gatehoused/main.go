@@ -143,7 +143,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain,
 		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg, NotificationRetried: wakeSender, TracerProvider: tp,
-		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, DecisionTimeout: cfg.DecisionTimeout},
+		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, DecisionTimeout: cfg.DecisionTimeout,
+			QueueTarget: queueTarget(cfg.ShedQueueTarget), QueueInterval: cfg.ShedQueueInterval},
 		Streams: server.StreamLimits{MaxStreams: cfg.MaxStreams, MaxStreamsPerCaller: perCallerStreams(cfg.MaxStreamsPerCaller),
 			MaxMetaStreams: cfg.MaxMetaStreams, MaxConnStreams: cfg.MaxConnStreams},
 		Reflection: cfg.Reflection})
@@ -343,4 +344,13 @@ func perCallerStreams(n int) int {
 		return -1
 	}
 	return n
+}
+
+// queueTarget maps --shed-queue-target to server.Limits, where 0 means the
+// default and a negative value off.
+func queueTarget(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

@@ -93,6 +93,11 @@ type Config struct {
 	MaxConnStreams int
 	// Reflection is public, authenticated or off.
 	Reflection string
+	// ShedQueueTarget and ShedQueueInterval shed decisions that queued for
+	// the CPU too long (see server.Limits.QueueTarget); a ShedQueueTarget
+	// of 0 turns queue-delay shedding off.
+	ShedQueueTarget   time.Duration
+	ShedQueueInterval time.Duration
 	// DecisionTimeout is the deadline of a decision whose caller set none.
 	DecisionTimeout time.Duration
 	// StatsInterval is how often runtime statistics (goroutines, memory,
@@ -132,6 +137,8 @@ func Default() Config {
 		MaxMetaStreams:      64,
 		MaxConnStreams:      1024,
 		Reflection:          "authenticated",
+		ShedQueueTarget:     5 * time.Millisecond,
+		ShedQueueInterval:   100 * time.Millisecond,
 		DecisionTimeout:     time.Second,
 		OTelSampleRatio:     0.01,
 	}
@@ -169,6 +176,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxMetaStreams, "max-meta-streams", c.MaxMetaStreams, "health Watch and reflection streams open at once, apart from --max-streams")
 	fs.IntVar(&c.MaxConnStreams, "max-conn-streams", c.MaxConnStreams, "calls and streams one HTTP/2 connection may have open at once (clients queue beyond it)")
 	fs.StringVar(&c.Reflection, "reflection", c.Reflection, "server reflection: public (no credential), authenticated (any registered credential) or off")
+	fs.DurationVar(&c.ShedQueueTarget, "shed-queue-target", c.ShedQueueTarget, "refuse decisions that waited for the CPU longer than this while a queue stands (RESOURCE_EXHAUSTED, health checks exempt; 0: off)")
+	fs.DurationVar(&c.ShedQueueInterval, "shed-queue-interval", c.ShedQueueInterval, "a queue stands after three intervals of this long in a row in none of which a decision waited less than shed-queue-target")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "deadline of a decision whose caller sets none")
 	fs.DurationVar(&c.StatsInterval, "stats-interval", c.StatsInterval, "log runtime statistics (goroutines, memory, revision) this often (0: never)")
 	fs.StringVar(&c.OTelEndpoint, "otel-endpoint", c.OTelEndpoint, "send OpenTelemetry traces to the OTLP/gRPC collector at this `host:port` (empty: tracing off)")
@@ -301,6 +310,12 @@ func (c Config) Validate() error {
 	}
 	if c.Reflection != "public" && c.Reflection != "authenticated" && c.Reflection != "off" {
 		errs = append(errs, fmt.Errorf("reflection %q: want public, authenticated or off", c.Reflection))
+	}
+	if c.ShedQueueTarget < 0 {
+		errs = append(errs, fmt.Errorf("shed-queue-target %s: want 0 (off) or a positive duration such as 5ms", c.ShedQueueTarget))
+	}
+	if c.ShedQueueTarget > 0 && c.ShedQueueInterval <= c.ShedQueueTarget {
+		errs = append(errs, fmt.Errorf("shed-queue-interval %s: want a duration longer than shed-queue-target %s, such as 100ms", c.ShedQueueInterval, c.ShedQueueTarget))
 	}
 	if c.DecisionTimeout <= 0 {
 		errs = append(errs, errors.New("decision-timeout must be positive"))

@@ -2,11 +2,16 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Histogram records durations with a relative error below 1.6 % (64
@@ -118,6 +123,11 @@ type Phase struct {
 	// CPUClock, when set, reads a CPU-time counter (for example the
 	// server process's); the phase records how much it advanced.
 	CPUClock func() time.Duration
+	// HonorShed makes a call refused to shed load (RESOURCE_EXHAUSTED,
+	// see ShedOf) count as shed rather than failed; the caller then waits
+	// the RetryInfo delay before its next call, as a well-behaved client
+	// does. Without it a shed call is an error.
+	HonorShed bool
 }
 
 // Progress is a running total of a phase.
@@ -144,6 +154,11 @@ type Result struct {
 	Rounds int
 	// CPU is how far Phase.CPUClock advanced during the phase.
 	CPU time.Duration
+	// Shed counts the calls refused to shed load (Phase.HonorShed) and
+	// ShedLatency how long the refusals took; they are in Calls, not in
+	// Errors or Latency.
+	Shed        uint64
+	ShedLatency Histogram
 }
 
 // CPUPerCall returns CPU divided by the calls made.
@@ -154,12 +169,12 @@ func (r *Result) CPUPerCall() time.Duration {
 	return r.CPU / time.Duration(r.Calls)
 }
 
-// Throughput returns successful calls per second.
+// Throughput returns successful calls per second (shed calls excluded).
 func (r *Result) Throughput() float64 {
 	if r.Elapsed <= 0 {
 		return 0
 	}
-	return float64(r.Calls-r.Errors) / r.Elapsed.Seconds()
+	return float64(r.Calls-r.Errors-r.Shed) / r.Elapsed.Seconds()
 }
 
 // DecisionsPerSecond returns Throughput times PerCall.
@@ -180,6 +195,8 @@ func (r *Result) Merge(o *Result) {
 	r.Latency.Merge(&o.Latency)
 	r.Rounds += o.Rounds
 	r.CPU += o.CPU
+	r.Shed += o.Shed
+	r.ShedLatency.Merge(&o.ShedLatency)
 }
 
 // RunPhase runs p.Op from p.Concurrency callers, each in a closed loop,
@@ -191,9 +208,10 @@ func RunPhase(ctx context.Context, p Phase) Result {
 	// a stuck server; give up on them.
 	ctx, cancel := context.WithTimeout(ctx, p.Duration+30*time.Second)
 	defer cancel()
-	var calls, errs atomic.Uint64
+	var calls, errs, shed atomic.Uint64
 	var firstErr atomic.Pointer[error]
 	hists := make([]Histogram, conc)
+	shedHists := make([]Histogram, conc)
 	if p.OnStart != nil {
 		p.OnStart()
 	}
@@ -215,6 +233,19 @@ func RunPhase(ctx context.Context, p Phase) Result {
 					return
 				}
 				err := p.Op(ctx, w, seq)
+				if retry, ok := ShedOf(err); ok && p.HonorShed {
+					shedHists[w].Record(time.Since(t0))
+					shed.Add(1)
+					calls.Add(1)
+					wait := time.NewTimer(min(retry, time.Until(deadline)))
+					select {
+					case <-wait.C:
+					case <-ctx.Done():
+						wait.Stop()
+						return
+					}
+					continue
+				}
 				if err != nil {
 					if ctx.Err() != nil {
 						return
@@ -264,7 +295,9 @@ func RunPhase(ctx context.Context, p Phase) Result {
 	}
 	for i := range hists {
 		r.Latency.Merge(&hists[i])
+		r.ShedLatency.Merge(&shedHists[i])
 	}
+	r.Shed = shed.Load()
 	return r
 }
 
@@ -274,6 +307,8 @@ type Comparison struct {
 	Concurrency int
 	Baseline    Result
 	Subject     Result
+	// Extra are the results of Compare's extra phases.
+	Extra []Result
 	// RoundRatios are the per-round subject/baseline throughput ratios,
 	// which show how much the machine drifted during the run;
 	// RoundP50Ratios and RoundP99Ratios the same for latency.
@@ -312,31 +347,30 @@ func (c *Comparison) LatencyRatio(q float64) float64 {
 	return 0
 }
 
-// Compare runs baseline and subject alternately, rounds times each, for
-// perPhase each time, swapping which goes first every round so that a
-// machine that speeds up or slows down during the run favours neither.
-func Compare(ctx context.Context, rounds int, perPhase time.Duration, baseline, subject Phase) Comparison {
-	c := Comparison{Concurrency: subject.Concurrency}
+// Compare runs baseline, subject and any extra phases in turn, rounds
+// times each, for perPhase each time, rotating which goes first every
+// round so that a machine that speeds up or slows down during the run
+// favours none of them. Extra results (for example a second baseline) are
+// in Comparison.Extra, in the order given.
+func Compare(ctx context.Context, rounds int, perPhase time.Duration, baseline, subject Phase, extra ...Phase) Comparison {
+	c := Comparison{Concurrency: subject.Concurrency, Extra: make([]Result, len(extra))}
+	phases := append([]Phase{baseline, subject}, extra...)
 	for r := range rounds {
 		if ctx.Err() != nil {
 			break
 		}
-		order := []*Phase{&baseline, &subject}
-		if r%2 == 1 {
-			order[0], order[1] = order[1], order[0]
-		}
-		var got [2]Result
-		for _, p := range order {
+		got := make([]Result, len(phases))
+		for k := range phases {
+			i := (k + r) % len(phases)
+			p := phases[i]
 			p.Duration = perPhase
-			res := RunPhase(ctx, *p)
-			if p == &baseline {
-				got[0] = res
-			} else {
-				got[1] = res
-			}
+			got[i] = RunPhase(ctx, p)
 		}
 		c.Baseline.Merge(&got[0])
 		c.Subject.Merge(&got[1])
+		for i := range extra {
+			c.Extra[i].Merge(&got[2+i])
+		}
 		if b := got[0].DecisionsPerSecond(); b > 0 {
 			c.RoundRatios = append(c.RoundRatios, got[1].DecisionsPerSecond()/b)
 		}
@@ -348,4 +382,34 @@ func Compare(ctx context.Context, rounds int, perPhase time.Duration, baseline, 
 		}
 	}
 	return c
+}
+
+// FailFast wraps op so that the first wrong answer (a *MismatchError) ends
+// the whole run: it cancels with the error as the cause, so that the
+// caller finds it with context.Cause and every phase stops at once.
+func FailFast(cancel context.CancelCauseFunc, op Op) Op {
+	return func(ctx context.Context, worker int, seq uint64) error {
+		err := op(ctx, worker, seq)
+		var mm *MismatchError
+		if errors.As(err, &mm) {
+			cancel(err)
+		}
+		return err
+	}
+}
+
+// ShedOf reports whether err is a call refused to shed load
+// (RESOURCE_EXHAUSTED) and the RetryInfo delay it suggests (50ms when it
+// suggests none).
+func ShedOf(err error) (time.Duration, bool) {
+	st, ok := status.FromError(err)
+	if err == nil || !ok || st.Code() != codes.ResourceExhausted {
+		return 0, false
+	}
+	for _, d := range st.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return ri.GetRetryDelay().AsDuration(), true
+		}
+	}
+	return 50 * time.Millisecond, true
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,16 +82,21 @@ func TestCompare_AlternatesAndMerges(t *testing.T) {
 			return nil
 		}
 	}
-	c := Compare(context.Background(), 3, 50*time.Millisecond,
-		Phase{Name: "base", Concurrency: 1, Op: op("base", time.Millisecond)},
-		Phase{Name: "subj", Concurrency: 1, Op: op("subj", 2*time.Millisecond)})
-	if want := []string{"base", "subj", "subj", "base", "base", "subj"}; len(order) != 6 || order[1] != want[1] || order[2] != want[2] || order[4] != want[4] {
-		t.Fatalf("order %v, want %v", order, want)
+	c := Compare(context.Background(), 3, 60*time.Millisecond,
+		Phase{Name: "base", Concurrency: 1, Op: op("base", 2*time.Millisecond)},
+		Phase{Name: "subj", Concurrency: 1, Op: op("subj", 4*time.Millisecond)},
+		Phase{Name: "extra", Concurrency: 1, Op: op("extra", time.Millisecond)})
+	want := []string{"base", "subj", "extra", "subj", "extra", "base", "extra", "base", "subj"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("order %v, want %v (each round starts one phase later)", order, want)
 	}
-	if c.Baseline.Rounds != 3 || c.Subject.Rounds != 3 || len(c.RoundRatios) != 3 {
+	if c.Baseline.Rounds != 3 || c.Subject.Rounds != 3 || len(c.Extra) != 1 || c.Extra[0].Rounds != 3 || len(c.RoundRatios) != 3 {
 		t.Fatalf("%+v", c)
 	}
-	if r := c.ThroughputRatio(); r < 0.3 || r > 0.8 {
+	if c.Extra[0].Name != "extra" || c.Extra[0].Calls == 0 {
+		t.Fatalf("extra result %+v", c.Extra[0])
+	}
+	if r := c.ThroughputRatio(); r < 0.3 || r > 0.85 {
 		t.Errorf("throughput ratio %.2f, want about 0.5", r)
 	}
 	if r := c.LatencyRatio(0.5); r < 1.3 || r > 3 {

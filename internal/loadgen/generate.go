@@ -19,6 +19,7 @@ type Dataset struct {
 	Sessions []policy.Session
 
 	byAccount map[string]int // account id -> index in Accounts
+	stampedAt time.Time      // sessions started shortly before it
 }
 
 // Counts summarizes a Dataset.
@@ -98,8 +99,39 @@ func (d *Dataset) Snapshot(rev uint64) *policy.Snapshot {
 }
 
 // epoch is the fixed creation time of generated records, so that the
-// dataset does not depend on the clock.
+// dataset does not depend on the clock. Sessions start shortly before it
+// (at most SessionSpread); StampSessions moves them to a time of the
+// caller's choosing, because a daemon ends sessions older than its
+// --session-max-age at start-up and a load test must ask about live ones.
 var epoch = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+
+// SessionSpread bounds how long before the stamp time a generated session
+// started: sessions of account i start (i mod 60) minutes plus one second
+// per earlier session of the account before it.
+const SessionSpread = 2 * time.Hour
+
+// sessionAge is how long before the stamp time the k-th session of the
+// i-th account started.
+func sessionAge(i, k int) time.Duration {
+	return min(time.Duration(i%60)*time.Minute+time.Duration(k)*time.Second, SessionSpread)
+}
+
+// StampSessions sets the start times of d's sessions so that the newest
+// starts at at and the oldest SessionSpread before it at most. It returns
+// at.
+func (d *Dataset) StampSessions(at time.Time) time.Time {
+	at = at.UTC().Truncate(time.Second)
+	shift := at.Sub(d.stampedAt)
+	for i := range d.Sessions {
+		d.Sessions[i].StartTime = d.Sessions[i].StartTime.Add(shift)
+	}
+	d.stampedAt = at
+	return at
+}
+
+// SessionsStampedAt returns the time the session start times are relative
+// to (the epoch until StampSessions is called).
+func (d *Dataset) SessionsStampedAt() time.Time { return d.stampedAt }
 
 // AccountID returns the id of the i-th generated account.
 func AccountID(i int) string { return fmt.Sprintf("acct-%04d", i) }
@@ -122,7 +154,7 @@ func Generate(c Config) (*Dataset, error) {
 	}
 	sessions := spreadWeighted(c.Sessions, weights)
 
-	d := &Dataset{Config: c, Accounts: make([]policy.AccountData, c.Accounts), byAccount: make(map[string]int, c.Accounts)}
+	d := &Dataset{Config: c, Accounts: make([]policy.AccountData, c.Accounts), byAccount: make(map[string]int, c.Accounts), stampedAt: epoch}
 	seen := make(map[string]bool, c.Sessions)
 	for i := range c.Accounts {
 		rng := rand.New(rand.NewPCG(c.Seed, uint64(i)+1))
@@ -543,7 +575,7 @@ func (g *accountGen) sessions(d *policy.AccountData, n int, seen map[string]bool
 		s := policy.Session{
 			ID: g.sessionID(seen), AccountID: g.id, State: policy.SessionStateActive,
 			CustomerID: fmt.Sprintf("cust-%06d", g.rng.IntN(1_000_000)),
-			StartTime:  epoch.Add(time.Duration(g.i)*time.Minute + time.Duration(k)*time.Second),
+			StartTime:  epoch.Add(-sessionAge(g.i, k)),
 		}
 		rep := &reps[g.rng.IntN(len(reps))]
 		if len(d.Portals) > 0 && g.chance(0.4) {

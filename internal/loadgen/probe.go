@@ -47,15 +47,23 @@ type Probe struct {
 	Specialists      []string `json:"specialists,omitempty"`
 	// Restricted is whether the account has an allowlist; without one,
 	// DeniedURLs is empty (every http(s) page is allowed).
-	Restricted  bool     `json:"restricted"`
-	AllowedURLs []string `json:"allowed_urls,omitempty"`
-	DeniedURLs  []string `json:"denied_urls,omitempty"`
+	Restricted bool `json:"restricted"`
+	// ClickRestricted and InputRestricted are the account's
+	// agent_click_restricted and agent_input_restricted switches, as
+	// generated.
+	ClickRestricted bool     `json:"agent_click_restricted,omitempty"`
+	InputRestricted bool     `json:"agent_input_restricted,omitempty"`
+	AllowedURLs     []string `json:"allowed_urls,omitempty"`
+	DeniedURLs      []string `json:"denied_urls,omitempty"`
 	// Privacy holds elements on allowlisted pages: ones that a privacy
 	// rule targets (Rule set) and ones no rule targets.
 	Privacy []PrivacyProbe `json:"privacy,omitempty"`
 	// Functions are support functions (policy.Function values) to ask
 	// about in a support session.
 	Functions []int `json:"functions,omitempty"`
+	// FunctionExpect[i] is the decision Functions[i] must get, worked out
+	// from the generated portals and representative (see functionExpect).
+	FunctionExpect []Expect `json:"function_expect,omitempty"`
 }
 
 // PrivacyProbe is an element on a page, with the feature an agent would
@@ -63,10 +71,11 @@ type Probe struct {
 type PrivacyProbe struct {
 	URL     string         `json:"url"`
 	Feature policy.Feature `json:"feature"`
-	// Rule is the id of a rule that targets the element; "" when none
-	// does.
-	Rule    string  `json:"rule,omitempty"`
-	Element Element `json:"element"`
+	// Rule is the id of a rule that targets the element and Kind its
+	// kind; Rule is "" when no rule does.
+	Rule    string                 `json:"rule,omitempty"`
+	Kind    policy.PrivacyRuleKind `json:"kind,omitempty"`
+	Element Element                `json:"element"`
 }
 
 // AllowedURL returns a page URL that pattern p allows; k varies the page.
@@ -124,13 +133,16 @@ func (d *Dataset) Probe(i int) Probe {
 	p := Probe{
 		SessionID: s.ID, AccountID: s.AccountID, Support: s.Kind == policy.SessionKindSupport,
 		RepresentativeID: s.RepresentativeID, CustomerID: s.CustomerID, Restricted: len(ad.Allowlist) > 0,
+		ClickRestricted: ad.Settings.AgentClickRestricted, InputRestricted: ad.Settings.AgentInputRestricted,
 	}
 	for _, sp := range s.Specialists {
 		p.Specialists = append(p.Specialists, sp.ID)
 	}
 	if p.Support {
 		for range 4 {
-			p.Functions = append(p.Functions, rng.IntN(int(policy.NumFunctions)))
+			fn := rng.IntN(int(policy.NumFunctions))
+			p.Functions = append(p.Functions, fn)
+			p.FunctionExpect = append(p.FunctionExpect, functionExpect(ad, s, policy.Function(fn)))
 		}
 		return p
 	}
@@ -152,7 +164,7 @@ func (d *Dataset) Probe(i int) Probe {
 	for range min(4, len(ad.PrivacyRules)) {
 		j := rng.IntN(len(ad.PrivacyRules))
 		r := ad.PrivacyRules[j]
-		pp := PrivacyProbe{Rule: r.ID, Element: ruleShapes[j%len(ruleShapes)].el(j), Feature: policy.FeatureClick}
+		pp := PrivacyProbe{Rule: r.ID, Kind: r.Kind, Element: ruleShapes[j%len(ruleShapes)].el(j), Feature: policy.FeatureClick}
 		if r.Kind == policy.PrivacyRuleKindDataMask {
 			pp.Feature = []policy.Feature{policy.FeatureType, policy.FeatureViewElement}[rng.IntN(2)]
 		}

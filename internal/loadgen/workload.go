@@ -38,6 +38,8 @@ var DefaultMix = Mix{Allowlisted: 0.6, NotAllowlisted: 0.2, Privacy: 0.1, Suppor
 // drawn from a manifest's probes.
 type Workload struct {
 	Checks []*gatehousev1.CheckFeatureRequest
+	// Expect[i] is the decision Checks[i] must get.
+	Expect []Expect
 	// Kinds counts the checks of each kind in Checks.
 	Kinds map[string]int
 }
@@ -99,14 +101,17 @@ func BuildWorkload(m *Manifest, n int, mix Mix, seed uint64) (*Workload, error) 
 		x := rng.Float64() * total
 		var req *gatehousev1.CheckFeatureRequest
 		var kind string
+		var want Expect
 		switch {
 		case x < mix.Allowlisted+mix.NotAllowlisted:
 			p := cobrowse[rng.IntN(len(cobrowse))]
 			kind = "allowlisted"
 			url := p.AllowedURLs[rng.IntN(len(p.AllowedURLs))]
+			denied := false
 			if x >= mix.Allowlisted && len(p.DeniedURLs) > 0 {
 				kind = "not_allowlisted"
 				url = p.DeniedURLs[rng.IntN(len(p.DeniedURLs))]
+				denied = true
 			}
 			req = &gatehousev1.CheckFeatureRequest{SessionId: p.SessionID, Url: url}
 			if rng.IntN(4) == 0 {
@@ -122,6 +127,7 @@ func BuildWorkload(m *Manifest, n int, mix Mix, seed uint64) (*Workload, error) 
 			default:
 				req.Feature, req.Element = gatehousev1.Feature_FEATURE_TYPE, typ
 			}
+			want = p.cobrowseExpect(req.Actor.Role == gatehousev1.Role_ROLE_AGENT, policy.Feature(req.Feature), denied, nil)
 		case x < mix.Allowlisted+mix.NotAllowlisted+mix.Privacy:
 			p := privacy[rng.IntN(len(privacy))]
 			pp := p.Privacy[rng.IntN(len(p.Privacy))]
@@ -130,10 +136,13 @@ func BuildWorkload(m *Manifest, n int, mix Mix, seed uint64) (*Workload, error) 
 				SessionId: p.SessionID, Actor: &gatehousev1.Actor{Role: gatehousev1.Role_ROLE_AGENT, Id: p.RepresentativeID},
 				Feature: gatehousev1.Feature(pp.Feature), Url: pp.URL, Element: pp.Element.ToProto(),
 			}
+			want = p.cobrowseExpect(true, pp.Feature, false, &pp)
 		default:
 			p := support[rng.IntN(len(support))]
 			kind = "support"
-			fn := p.Functions[rng.IntN(len(p.Functions))]
+			k := rng.IntN(len(p.Functions))
+			fn := p.Functions[k]
+			want = p.FunctionExpect[k]
 			req = &gatehousev1.CheckFeatureRequest{
 				SessionId: p.SessionID, Actor: &gatehousev1.Actor{Role: gatehousev1.Role_ROLE_AGENT, Id: p.RepresentativeID},
 				Feature: gatehousev1.Feature(policy.FeatureFunctionBase + policy.Feature(fn)),
@@ -144,17 +153,21 @@ func BuildWorkload(m *Manifest, n int, mix Mix, seed uint64) (*Workload, error) 
 		}
 		w.Kinds[kind]++
 		w.Checks = append(w.Checks, req)
+		w.Expect = append(w.Expect, want)
 	}
 	return w, nil
 }
 
-// Batch returns the k-th batch of size checks (wrapping around the pool).
-func (w *Workload) Batch(k, size int) *gatehousev1.CheckFeaturesRequest {
+// Batch returns the k-th batch of size checks (wrapping around the pool)
+// and the decisions they must get.
+func (w *Workload) Batch(k, size int) (*gatehousev1.CheckFeaturesRequest, []Expect) {
 	out := &gatehousev1.CheckFeaturesRequest{Checks: make([]*gatehousev1.CheckFeatureRequest, size)}
+	want := make([]Expect, size)
 	for i := range size {
 		out.Checks[i] = w.Checks[(k*size+i)%len(w.Checks)]
+		want[i] = w.Expect[(k*size+i)%len(w.Checks)]
 	}
-	return out
+	return out, want
 }
 
 // Conns is a set of client connections that callers share round-robin
@@ -223,31 +236,37 @@ func CheckOp(cs Conns, w *Workload) Op {
 	}
 	return func(ctx context.Context, worker int, seq uint64) error {
 		var resp gatehousev1.CheckFeatureResponse
-		req := reqs[(uint64(worker)*7919+seq)%uint64(len(reqs))]
-		if err := cs[worker%len(cs)].Invoke(ctx, gatehousev1.DecisionService_CheckFeature_FullMethodName, req, &resp, passThrough...); err != nil {
+		i := (uint64(worker)*7919 + seq) % uint64(len(reqs))
+		if err := cs[worker%len(cs)].Invoke(ctx, gatehousev1.DecisionService_CheckFeature_FullMethodName, reqs[i], &resp, passThrough...); err != nil {
 			return err
 		}
-		if resp.GetDecision().GetReason() == gatehousev1.Reason_REASON_UNSPECIFIED {
-			return errors.New("CheckFeature answered without a reason")
-		}
-		return nil
+		return Verify(w.Checks[i], w.Expect[i], &resp)
 	}
 }
 
 // BatchOp calls CheckFeatures with batches of size checks.
 func BatchOp(cs Conns, w *Workload, size int) Op {
 	batches := make([]encoded, max(1, len(w.Checks)/size))
+	reqs := make([]*gatehousev1.CheckFeaturesRequest, len(batches))
+	wants := make([][]Expect, len(batches))
 	for k := range batches {
-		batches[k] = encode(w.Batch(k, size))
+		reqs[k], wants[k] = w.Batch(k, size)
+		batches[k] = encode(reqs[k])
 	}
 	return func(ctx context.Context, worker int, seq uint64) error {
 		var resp gatehousev1.CheckFeaturesResponse
-		req := batches[(uint64(worker)*31+seq)%uint64(len(batches))]
-		if err := cs[worker%len(cs)].Invoke(ctx, gatehousev1.DecisionService_CheckFeatures_FullMethodName, req, &resp, passThrough...); err != nil {
+		k := (uint64(worker)*31 + seq) % uint64(len(batches))
+		if err := cs[worker%len(cs)].Invoke(ctx, gatehousev1.DecisionService_CheckFeatures_FullMethodName, batches[k], &resp, passThrough...); err != nil {
 			return err
 		}
 		if len(resp.GetResults()) != size {
 			return fmt.Errorf("CheckFeatures answered %d of %d checks", len(resp.GetResults()), size)
+		}
+		for i, got := range resp.GetResults() {
+			if !wants[k][i].Matches(got.GetDecision()) {
+				return &MismatchError{Method: fmt.Sprintf("CheckFeatures (check %d of %d)", i, size), Request: reqs[k].Checks[i],
+					Want: wants[k][i], Got: got.GetDecision()}
+			}
 		}
 		return nil
 	}

@@ -165,6 +165,10 @@ type Manifest struct {
 	Counts    Counts    `json:"counts"`
 	Revision  uint64    `json:"revision"`
 	Generated time.Time `json:"generated"`
+	// SessionsAt is the time the sessions' start times were last stamped
+	// relative to (each started at most SessionSpread before it); see
+	// RestampSessions.
+	SessionsAt time.Time `json:"sessions_at"`
 	// WriteSeconds is how long writing the store took.
 	WriteSeconds float64 `json:"write_seconds"`
 	// Accounts lists every account with its sizes, largest first.
@@ -183,11 +187,12 @@ type AccountSize struct {
 
 // manifestVersion changes when the manifest or the generator changes in
 // a way that makes an old store unfit for reuse.
-const manifestVersion = 1
+const manifestVersion = 2
 
 // NewManifest describes d, with probes of up to probes sessions.
 func NewManifest(d *Dataset, rev uint64, probes int) *Manifest {
-	m := &Manifest{Version: manifestVersion, Config: d.Config, Counts: d.Counts(), Revision: rev, Probes: d.Probes(probes)}
+	m := &Manifest{Version: manifestVersion, Config: d.Config, Counts: d.Counts(), Revision: rev, Probes: d.Probes(probes),
+		SessionsAt: d.SessionsStampedAt()}
 	for i := range d.Accounts {
 		a := &d.Accounts[i]
 		m.Accounts = append(m.Accounts, AccountSize{ID: a.Account.ID, Allowlist: len(a.Allowlist), PrivacyRules: len(a.PrivacyRules),
@@ -220,6 +225,10 @@ func WriteManifest(dir string, m *Manifest) error {
 	return os.Rename(tmp, filepath.Join(dir, ManifestName))
 }
 
+// ErrManifestVersion is returned by ReadManifest for a manifest written by
+// another version of the generator.
+var ErrManifestVersion = errors.New("manifest version")
+
 // ReadManifest reads the manifest in dir, or the file path itself when it
 // names a file.
 func ReadManifest(path string) (*Manifest, error) {
@@ -235,7 +244,40 @@ func ReadManifest(path string) (*Manifest, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if m.Version != manifestVersion {
-		return nil, fmt.Errorf("%s: manifest version %d, want %d (regenerate the data)", path, m.Version, manifestVersion)
+		return nil, fmt.Errorf("%s: %w: %d, want %d (regenerate the data)", path, ErrManifestVersion, m.Version, manifestVersion)
 	}
 	return &m, nil
+}
+
+// ErrStale is returned by RestampSessions when the store no longer holds a
+// generated session as generated (ended by a sweeper, deleted, moved): the
+// store must be generated again.
+var ErrStale = errors.New("generated sessions are no longer active in the store")
+
+// RestampSessions moves the start times of d's sessions in st, which was
+// generated from d, to d's current stamp (see Dataset.StampSessions), so
+// that a store generated earlier holds live sessions again. It fails with
+// ErrStale, changing nothing, when a session is missing or not active. It
+// returns the revision of the commit.
+func RestampSessions(ctx context.Context, st store.Store, d *Dataset) (uint64, error) {
+	return st.Update(ctx, func(tx store.Tx) error {
+		for i := range d.Sessions {
+			want := &d.Sessions[i]
+			got, err := store.GetSession(tx, want.ID)
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("%w: session %s is gone", ErrStale, want.ID)
+			}
+			if err != nil {
+				return err
+			}
+			if got.State != policy.SessionStateActive || got.AccountID != want.AccountID {
+				return fmt.Errorf("%w: session %s is %v", ErrStale, want.ID, got.State)
+			}
+			got.StartTime = want.StartTime
+			if err := store.PutSession(tx, &got); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

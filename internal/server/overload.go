@@ -42,11 +42,26 @@ type Limits struct {
 	// before it is decoded.
 	MaxRecvMsgSize int
 	// MaxInflight is how many unary calls may run at once (default 1024).
+	// Decisions leave their handler within microseconds, so this bounds
+	// slow calls, not a CPU-bound queue; QueueTarget bounds that.
 	// The next one is refused at once with RESOURCE_EXHAUSTED (ErrorInfo
 	// reason OVERLOADED, RetryInfo) instead of waiting in a queue. Streams
 	// have pools of their own (StreamLimits, streamlimit.go), so long-lived
 	// watches cannot starve decisions. Health checks are never refused.
 	MaxInflight int
+	// QueueTarget and QueueInterval shed decisions (DecisionService calls,
+	// the hot path) that queued for the CPU too long, from the call's
+	// arrival on its connection to the start of the goroutine that serves
+	// it (before its request is read, so that a slow upload does not
+	// count): once a queue stands, that is after three QueueIntervals
+	// (default 100ms) in a row in none of which a call waited less than
+	// QueueTarget (default 5ms), every decision that waited longer than
+	// QueueTarget is shed, until an interval without such a wait (see
+	// queueShedder). A shed call gets RESOURCE_EXHAUSTED (ErrorInfo reason
+	// OVERLOADED, metadata shed=queue_delay; RetryInfo). Health checks are
+	// never shed. A negative QueueTarget turns this off.
+	QueueTarget   time.Duration
+	QueueInterval time.Duration
 	// DecisionTimeout is the deadline given to a DecisionService call whose
 	// caller set none (default 1s), so that a decision waiting for a
 	// min_revision cannot hold a slot for long.
@@ -79,6 +94,10 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxInflight <= 0 {
 		l.MaxInflight = DefaultMaxInflight
 	}
+	if l.QueueTarget == 0 {
+		l.QueueTarget = DefaultQueueTarget
+	}
+	def(&l.QueueInterval, DefaultQueueInterval)
 	def(&l.DecisionTimeout, DefaultDecisionTimeout)
 	def(&l.KeepaliveMinTime, DefaultKeepaliveMinTime)
 	def(&l.MaxConnectionIdle, DefaultMaxConnectionIdle)
@@ -88,16 +107,23 @@ func (l Limits) withDefaults() Limits {
 }
 
 // serverOptions returns the gRPC options that enforce l: message size,
-// keepalive, and the interceptors that shed load and give decisions a
-// deadline. They come after the server's other interceptors, so a shed call
-// is still logged.
-func (l Limits) serverOptions() []grpc.ServerOption {
+// keepalive, the tap that stamps each call's arrival, and the interceptors
+// that shed load and give decisions a deadline. They come after the
+// server's other interceptors, so a shed call is still logged. m, when
+// set, receives the shedding metrics.
+func (l Limits) serverOptions(m *Metrics) []grpc.ServerOption {
 	l = l.withDefaults()
 	lim := &limiter{
 		unary:           make(chan struct{}, l.MaxInflight),
 		decisionTimeout: l.DecisionTimeout,
+		metrics:         newShedMetrics(m),
 	}
-	return []grpc.ServerOption{
+	opts := []grpc.ServerOption{}
+	if l.QueueTarget > 0 {
+		lim.queue = newQueueShedder(l.QueueTarget, l.QueueInterval)
+		opts = append(opts, grpc.InTapHandle(stampArrival), grpc.StatsHandler(queueClock{}))
+	}
+	return append(opts,
 		grpc.MaxRecvMsgSize(l.MaxRecvMsgSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             l.KeepaliveMinTime,
@@ -109,7 +135,7 @@ func (l Limits) serverOptions() []grpc.ServerOption {
 			Timeout:           l.KeepaliveTimeout,
 		}),
 		grpc.ChainUnaryInterceptor(lim.unaryInterceptor),
-	}
+	)
 }
 
 // limiter is a counting semaphore (a buffered channel: a send acquires a
@@ -118,6 +144,9 @@ func (l Limits) serverOptions() []grpc.ServerOption {
 type limiter struct {
 	unary           chan struct{}
 	decisionTimeout time.Duration
+	// queue sheds unary calls that queued too long; nil when off.
+	queue   *queueShedder
+	metrics *shedMetrics
 }
 
 var (
@@ -129,9 +158,21 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	if strings.HasPrefix(info.FullMethod, healthPrefix) {
 		return handler(ctx, req)
 	}
+	if l.queue != nil {
+		wait := queueWait(ctx)
+		l.metrics.observeDelay(wait)
+		// Only decisions are shed by queue delay.
+		if strings.HasPrefix(info.FullMethod, decisionPrefix) {
+			if ok, limit, retry := l.queue.admit(time.Now(), wait); !ok {
+				l.metrics.countShed(shedQueueDelay)
+				return nil, queueOverloaded(wait, limit, jitter(retry))
+			}
+		}
+	}
 	select {
 	case l.unary <- struct{}{}:
 	default:
+		l.metrics.countShed(shedInflight)
 		return nil, overloaded(cap(l.unary), "calls")
 	}
 	defer func() { <-l.unary }()

@@ -199,7 +199,7 @@ func New(o Options) *Server {
 			recovery.StreamServerInterceptor(recoverOpt),
 			s.streamAuth,
 		)...),
-	}, slices.Concat(o.Limits.serverOptions(), streams.serverOptions(), tlsOption(o.TLS), tracingOption(o.TracerProvider))...)...)
+	}, slices.Concat(o.Limits.serverOptions(o.Metrics), streams.serverOptions(), tlsOption(o.TLS), tracingOption(o.TracerProvider))...)...)
 	gatehousev1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	gatehousev1.RegisterSessionServiceServer(s.grpc, &sessionService{s: s})
 	gatehousev1.RegisterDecisionServiceServer(s.grpc, &decisionService{s: s})

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/loadgen"
+)
+
+// overloadRow is CheckFeature at one number of callers in overload mode:
+// calls answered, calls shed (RESOURCE_EXHAUSTED; the caller waited the
+// RetryInfo delay before its next call) and the latency of each, measured
+// per call from send to receive.
+type overloadRow struct {
+	Concurrency  int     `json:"concurrency"`
+	Calls        uint64  `json:"calls"`
+	Answered     uint64  `json:"answered"`
+	Shed         uint64  `json:"shed"`
+	Errors       uint64  `json:"errors"`
+	FirstError   string  `json:"first_error,omitempty"`
+	ShedShare    float64 `json:"shed_share"`
+	AnsweredPerS float64 `json:"answered_per_s"`
+	Latency      latency `json:"latency"`
+	ShedLatency  latency `json:"shed_latency"`
+	CPUPerCallUS float64 `json:"cpu_per_answered_call_us,omitempty"`
+	// P99Ratio is the answered calls' p99 over that of the fewest callers.
+	P99Ratio float64 `json:"p99_ratio_to_fewest"`
+}
+
+type overloadReport struct {
+	Rounds       int           `json:"rounds"`
+	PhaseSeconds float64       `json:"phase_s"`
+	Rows         []overloadRow `json:"rows"`
+}
+
+// measureOverload runs CheckFeature at each number of callers of
+// c.overload, rotating their order every round, with callers that honour
+// RetryInfo when shed.
+func measureOverload(ctx context.Context, conns loadgen.Conns, w *loadgen.Workload, abort context.CancelCauseFunc, c runConfig,
+	cpu func() time.Duration, prog *progress) *overloadReport {
+	check := loadgen.FailFast(abort, loadgen.CheckOp(conns, w))
+	results := make([]loadgen.Result, len(c.overload))
+	for r := range c.olRounds {
+		for k := range c.overload {
+			i := (k + r) % len(c.overload)
+			n := c.overload[i]
+			res := loadgen.RunPhase(ctx, loadgen.Phase{Name: "CheckFeature overload", Concurrency: n, Duration: c.olPhase, Op: check,
+				HonorShed: true, CPUClock: cpu, Progress: func(p loadgen.Progress) {
+					prog.show(fmt.Sprintf("overload round %d/%d: %d callers %5.1fs/%.1fs %8.0f calls/s errors %d", r+1, c.olRounds, n,
+						p.Elapsed.Seconds(), p.Duration.Seconds(), float64(p.Calls)/max(p.Elapsed.Seconds(), 1e-9), p.Errors))
+				}})
+			results[i].Merge(&res)
+		}
+	}
+	prog.done()
+	rep := &overloadReport{Rounds: c.olRounds, PhaseSeconds: c.olPhase.Seconds()}
+	for i := range results {
+		x := &results[i]
+		row := overloadRow{Concurrency: c.overload[i], Calls: x.Calls, Shed: x.Shed, Errors: x.Errors, Answered: x.Calls - x.Shed - x.Errors,
+			AnsweredPerS: x.Throughput(), Latency: latencyOf(&x.Latency), ShedLatency: latencyOf(&x.ShedLatency)}
+		if x.Calls > 0 {
+			row.ShedShare = float64(x.Shed) / float64(x.Calls)
+		}
+		if row.Answered > 0 && x.CPU > 0 {
+			row.CPUPerCallUS = us(x.CPU) / float64(row.Answered)
+		}
+		if x.FirstError != nil {
+			row.FirstError = x.FirstError.Error()
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	if len(rep.Rows) > 0 && rep.Rows[0].Latency.P99 > 0 {
+		for i := range rep.Rows {
+			rep.Rows[i].P99Ratio = rep.Rows[i].Latency.P99 / rep.Rows[0].Latency.P99
+		}
+	}
+	return rep
+}
+
+func (o *overloadReport) print(w io.Writer) {
+	fmt.Fprintf(w, "\noverload: CheckFeature, %d rounds of %.1fs phases, callers honour RetryInfo when shed; latency per call from send to receive\n",
+		o.Rounds, o.PhaseSeconds)
+	fmt.Fprintf(w, "%-8s %10s %10s %7s %12s %9s %9s %9s %10s %10s %9s %7s\n", "callers", "answered", "shed", "shed %", "answered/s",
+		"p50 µs", "p99 µs", "p99 x", "shed p50", "shed p99", "cpu µs", "errors")
+	for _, r := range o.Rows {
+		fmt.Fprintf(w, "%-8d %10d %10d %6.1f%% %12.0f %9.0f %9.0f %8.2fx %10.0f %10.0f %9.1f %7d\n", r.Concurrency, r.Answered, r.Shed,
+			100*r.ShedShare, r.AnsweredPerS, r.Latency.P50, r.Latency.P99, r.P99Ratio, r.ShedLatency.P50, r.ShedLatency.P99, r.CPUPerCallUS, r.Errors)
+	}
+}
+
+// evaluate adds the overload targets: the answered calls of the most
+// callers keep a p99 within 3x that of the fewest, and shed calls are
+// answered within the same bound.
+func (o *overloadReport) evaluate(add func(name, value string, met bool)) {
+	if len(o.Rows) < 2 {
+		return
+	}
+	first, last := o.Rows[0], o.Rows[len(o.Rows)-1]
+	add(fmt.Sprintf("overload: answered p99 at %d callers <= 3x p99 at %d", last.Concurrency, first.Concurrency),
+		fmt.Sprintf("%.2fx (%.0f vs %.0f µs)", last.P99Ratio, last.Latency.P99, first.Latency.P99), last.P99Ratio > 0 && last.P99Ratio <= 3)
+	if last.Shed > 0 {
+		r := last.ShedLatency.P99 / first.Latency.P99
+		add(fmt.Sprintf("overload: shed answers' p99 at %d callers <= 3x answered p99 at %d", last.Concurrency, first.Concurrency),
+			fmt.Sprintf("%.2fx (%.0f µs)", r, last.ShedLatency.P99), r <= 3)
+	}
+	for _, r := range o.Rows {
+		if r.Errors > 0 {
+			add(fmt.Sprintf("overload: no failed calls at %d callers", r.Concurrency), fmt.Sprintf("%d, first: %s", r.Errors, r.FirstError), false)
+		}
+	}
+}
