@@ -114,6 +114,16 @@ func TestValidate(t *testing.T) {
 		{name: "negative session max age", edit: func(c *config.Config) { c.SessionMaxAge = -time.Hour }, wantErr: []string{"session-max-age"}},
 		{name: "negative session retention", edit: func(c *config.Config) { c.SessionRetention = -time.Hour }, wantErr: []string{"session-retention"}},
 
+		{name: "pprof on loopback metrics", edit: func(c *config.Config) { c.Pprof = true; c.MetricsAddr = "127.0.0.1:9470" }},
+		{name: "pprof on localhost metrics", edit: func(c *config.Config) { c.Pprof = true; c.MetricsAddr = "localhost:9470" }},
+		{name: "pprof without metrics", edit: func(c *config.Config) { c.Pprof = true }, wantErr: []string{"pprof", "--metrics-addr"}},
+		{name: "pprof on all interfaces", edit: func(c *config.Config) { c.Pprof = true; c.MetricsAddr = ":9470" }, wantErr: []string{`pprof`, `metrics-addr ":9470"`, "--insecure"}},
+		{name: "pprof on LAN metrics", edit: func(c *config.Config) { c.Pprof = true; c.MetricsAddr = "10.0.0.7:9470" }, wantErr: []string{`metrics-addr "10.0.0.7:9470"`}},
+		{name: "pprof on LAN metrics insecure", edit: func(c *config.Config) { c.Pprof = true; c.MetricsAddr = "10.0.0.7:9470"; c.Insecure = true }},
+		{name: "metrics on LAN without pprof", edit: func(c *config.Config) { c.MetricsAddr = "10.0.0.7:9470" }},
+		{name: "no slow-call logging", edit: func(c *config.Config) { c.LogSlowCall = 0 }},
+		{name: "negative slow call", edit: func(c *config.Config) { c.LogSlowCall = -time.Second }, wantErr: []string{"log-slow-call"}},
+
 		{name: "otel collector", edit: func(c *config.Config) { c.OTelEndpoint = "otel-collector.observability:4317" }},
 		{name: "otel collector loopback v6", edit: func(c *config.Config) { c.OTelEndpoint = "[::1]:4317" }},
 		{name: "otel collector insecure", edit: func(c *config.Config) { c.OTelEndpoint = "10.0.0.7:4317"; c.OTelInsecure = true }},
@@ -221,6 +231,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--max-recv-msg-size", "8388608", "--max-inflight", "64", "--decision-timeout", "250ms", "--stats-interval", "30s",
 		"--session-max-age", "2h", "--session-retention", "0",
 		"--otel-endpoint", "otel-collector:4317", "--otel-insecure", "--otel-sample-ratio", "0.25",
+		"--log-slow-call", "250ms", "--pprof",
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -234,6 +245,7 @@ func TestRegisterFlags(t *testing.T) {
 		SMTPUsername: "gh", SMTPPasswordFile: "/run/secrets/smtp", SMTPImplicitTLS: true,
 		MaxRecvMsgSize: 8 << 20, MaxInflight: 64, DecisionTimeout: 250 * time.Millisecond, StatsInterval: 30 * time.Second,
 		OTelEndpoint: "otel-collector:4317", OTelInsecure: true, OTelSampleRatio: 0.25,
+		LogSlowCall: 250 * time.Millisecond, Pprof: true,
 	}
 	if c != want {
 		t.Errorf("flags gave %+v, want %+v", c, want)
@@ -273,6 +285,8 @@ func TestApplyEnv(t *testing.T) {
 		"GATEHOUSE_OTEL_ENDPOINT":        "collector.example.org:4317",
 		"GATEHOUSE_OTEL_INSECURE":        "true",
 		"GATEHOUSE_OTEL_SAMPLE_RATIO":    "0.5",
+		"GATEHOUSE_LOG_SLOW_CALL":        "1s",
+		"GATEHOUSE_PPROF":                "true",
 	}
 	tests := []struct {
 		name    string
@@ -298,6 +312,7 @@ func TestApplyEnv(t *testing.T) {
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
+					LogSlowCall: time.Second, Pprof: true,
 				}
 			},
 		},
@@ -315,6 +330,7 @@ func TestApplyEnv(t *testing.T) {
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
+					LogSlowCall: time.Second, Pprof: true,
 				}
 			},
 		},
@@ -332,6 +348,7 @@ func TestApplyEnv(t *testing.T) {
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
+					LogSlowCall: time.Second, Pprof: true,
 				}
 			},
 		},
@@ -415,8 +432,8 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 	want := []string{
 		"GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR",
 		"GATEHOUSE_DECISION_TIMEOUT", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
-		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_METRICS_ADDR",
-		"GATEHOUSE_OTEL_ENDPOINT", "GATEHOUSE_OTEL_INSECURE", "GATEHOUSE_OTEL_SAMPLE_RATIO", "GATEHOUSE_OUTBOX_DIR",
+		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_LOG_SLOW_CALL", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_METRICS_ADDR",
+		"GATEHOUSE_OTEL_ENDPOINT", "GATEHOUSE_OTEL_INSECURE", "GATEHOUSE_OTEL_SAMPLE_RATIO", "GATEHOUSE_OUTBOX_DIR", "GATEHOUSE_PPROF",
 		"GATEHOUSE_SESSION_MAX_AGE", "GATEHOUSE_SESSION_RETENTION",
 		"GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR", "GATEHOUSE_SMTP_FROM",
 		"GATEHOUSE_SMTP_IMPLICIT_TLS", "GATEHOUSE_SMTP_PASSWORD_FILE", "GATEHOUSE_SMTP_USERNAME", "GATEHOUSE_STATS_INTERVAL", "GATEHOUSE_TLS_CERT",

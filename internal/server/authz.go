@@ -114,8 +114,7 @@ func (s *Server) authenticate(ctx context.Context) (auth.Caller, error) {
 	if !s.authOn {
 		return auth.Local, nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) == 0 {
 		if cert := verifiedClientCert(ctx); cert != nil {
 			return s.certCaller(cert)
