@@ -91,3 +91,29 @@ func TestCallChain_NoAllocationsWhenNotLogged(t *testing.T) {
 		}
 	}
 }
+
+// TestLimiter_NoPerCallContext: the load limiter admits a decision without
+// a deadline with no allocation (no timer, no context per call); the
+// default decision deadline is given where a decision waits (snapshotAt;
+// TestLimits_DefaultDecisionDeadline).
+func TestLimiter_NoPerCallContext(t *testing.T) {
+	lim := &limiter{unary: make(chan struct{}, 1), streams: make(chan struct{}, 1)}
+	handler := func(ctx context.Context, _ any) (any, error) {
+		if _, ok := ctx.Deadline(); ok {
+			t.Fatal("the limiter gave the call a deadline")
+		}
+		return struct{}{}, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, method := range []string{decisionSvc + "CheckFeature", decisionSvc + "CheckFeatures", adminSvc + "GetAccount"} {
+		info := &grpc.UnaryServerInfo{FullMethod: method}
+		if n := testing.AllocsPerRun(200, func() {
+			if _, err := lim.unaryInterceptor(ctx, nil, info, handler); err != nil {
+				t.Fatal(err)
+			}
+		}); n != 0 {
+			t.Errorf("%s: %v allocations per call, want none", method, n)
+		}
+	}
+}

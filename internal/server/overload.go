@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -97,7 +96,6 @@ func (l Limits) serverOptions() []grpc.ServerOption {
 	lim := &limiter{
 		unary:           make(chan struct{}, l.MaxInflight),
 		streams:         make(chan struct{}, l.MaxInflight),
-		decisionTimeout: l.DecisionTimeout,
 	}
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(l.MaxRecvMsgSize),
@@ -119,13 +117,11 @@ func (l Limits) serverOptions() []grpc.ServerOption {
 // acquires a slot, a receive releases it) that are only ever tried, never
 // waited on.
 type limiter struct {
-	unary, streams  chan struct{}
-	decisionTimeout time.Duration
+	unary, streams chan struct{}
 }
 
 var (
-	healthPrefix   = "/" + healthpb.Health_ServiceDesc.ServiceName + "/"
-	decisionPrefix = "/" + gatehousev1.DecisionService_ServiceDesc.ServiceName + "/"
+	healthPrefix = "/" + healthpb.Health_ServiceDesc.ServiceName + "/"
 )
 
 func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
@@ -138,13 +134,8 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 		return nil, overloaded(cap(l.unary), "calls")
 	}
 	defer func() { <-l.unary }()
-	if strings.HasPrefix(info.FullMethod, decisionPrefix) {
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, l.decisionTimeout)
-			defer cancel()
-		}
-	}
+	// DecisionTimeout is applied by snapshotAt, where a decision waits,
+	// not here: a timer and a context per call cost more than the decision.
 	return handler(ctx, req)
 }
 

@@ -40,8 +40,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// MaxRevisionWait bounds how long a decision with min_revision waits
-	// when the call has no deadline (default 5s).
+	// MaxRevisionWait bounds how long a write waits for decisions to see
+	// it (default 5s). A decision's wait for its min_revision is bounded by
+	// the call's deadline, or Limits.DecisionTimeout without one.
 	MaxRevisionWait time.Duration
 	// CobrowseBaseDomain is the domain co-browse URLs are generated under
 	// (default "support.me": https://<name>.support.me).
@@ -126,6 +127,9 @@ type Server struct {
 	rules map[string]access
 	// slowCall is Options.SlowCall with its default applied.
 	slowCall time.Duration
+	// decisionTimeout bounds a decision's wait for a revision when the
+	// call has no deadline (Limits.DecisionTimeout); see snapshotAt.
+	decisionTimeout time.Duration
 
 	grpc   *grpc.Server
 	health *health.Server
@@ -155,6 +159,7 @@ func New(o Options) *Server {
 	if s.auditScan <= 0 {
 		s.auditScan = 10000
 	}
+	s.decisionTimeout = o.Limits.withDefaults().DecisionTimeout
 	s.slowCall = o.SlowCall
 	if s.slowCall == 0 {
 		s.slowCall = DefaultSlowCall
