@@ -94,8 +94,8 @@ func (l Limits) withDefaults() Limits {
 func (l Limits) serverOptions() []grpc.ServerOption {
 	l = l.withDefaults()
 	lim := &limiter{
-		unary:           make(chan struct{}, l.MaxInflight),
-		streams:         make(chan struct{}, l.MaxInflight),
+		unary:   make(chan struct{}, l.MaxInflight),
+		streams: make(chan struct{}, l.MaxInflight),
 	}
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(l.MaxRecvMsgSize),
