@@ -68,6 +68,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		handler = slog.NewTextHandler(stderr, hopts)
 	}
 	log := slog.New(handler)
+	gogc := applyGCPercent(cfg.GCPercent)
 	if cfg.Insecure && cfg.Auth == "none" {
 		log.Warn("serving without authentication (--insecure)", "listen", cfg.Listen)
 	}
@@ -157,7 +158,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	go func() { serveErr <- srv.Serve(lis) }()
 	log.Info("serving", "listen", lis.Addr().String(), "data_dir", cfg.DataDir,
 		"revision", snaps.Current().Revision(), "accounts", snaps.Current().NumAccounts(),
-		"startup", time.Since(start).String())
+		"startup", time.Since(start).String(), "gogc", gogc)
 	if cfg.Demo {
 		printDemoHelp(stderr, lis.Addr().String())
 	}
@@ -292,6 +293,18 @@ func version() string {
 		return ""
 	}
 	return bi.Main.Version
+}
+
+// applyGCPercent sets the collector's GOGC to percent unless the GOGC
+// environment variable is set, and returns the GOGC in effect.
+func applyGCPercent(percent int) int {
+	if _, set := os.LookupEnv("GOGC"); set {
+		cur := debug.SetGCPercent(100)
+		debug.SetGCPercent(cur)
+		return cur
+	}
+	debug.SetGCPercent(percent)
+	return percent
 }
 
 // slowCall is server.Options.SlowCall for --log-slow-call (0: never).

@@ -58,6 +58,9 @@ type Config struct {
 	LogSlowCall time.Duration
 	// Pprof serves net/http/pprof at /debug/pprof/ on MetricsAddr.
 	Pprof bool
+	// GCPercent is the garbage collector's target heap growth (Go's GOGC),
+	// set at start unless the GOGC environment variable is set.
+	GCPercent int
 	// ShutdownTimeout bounds how long in-flight calls may run after SIGTERM.
 	ShutdownTimeout time.Duration
 	// CobrowseBaseDomain is the domain co-browse URLs are generated under.
@@ -110,6 +113,7 @@ func Default() Config {
 		LogLevel:           "info",
 		LogFormat:          "json",
 		LogSlowCall:        100 * time.Millisecond,
+		GCPercent:          400,
 		Auth:               "none",
 		AuditRetention:     90 * 24 * time.Hour,
 		SessionMaxAge:      24 * time.Hour,
@@ -142,6 +146,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
 	fs.DurationVar(&c.LogSlowCall, "log-slow-call", c.LogSlowCall, "log a successful call that took at least this long at info (failed calls are always logged, every call at debug; 0: no successful call at info)")
+	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target heap growth in `percent` (Go's GOGC; the GOGC environment variable, when set, wins)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve net/http/pprof at /debug/pprof/ on --metrics-addr (which must be loopback unless --insecure)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may finish after SIGTERM")
 	fs.StringVar(&c.CobrowseBaseDomain, "cobrowse-base-domain", c.CobrowseBaseDomain, "domain of generated co-browse URLs (https://<name>.<domain>)")
@@ -232,6 +237,9 @@ func (c Config) Validate() error {
 		case err == nil && !LoopbackAddr(c.MetricsAddr) && !c.Insecure:
 			errs = append(errs, fmt.Errorf("pprof would serve profiles and goroutine stacks to anyone reaching metrics-addr %q, which is not a loopback address; use a loopback metrics address, or pass --insecure to serve it anyway", c.MetricsAddr))
 		}
+	}
+	if c.GCPercent < 1 {
+		errs = append(errs, fmt.Errorf("gc-percent %d: want at least 1 (Go's default is 100)", c.GCPercent))
 	}
 	if c.LogSlowCall < 0 {
 		errs = append(errs, errors.New("log-slow-call must not be negative"))

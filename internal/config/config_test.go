@@ -121,6 +121,9 @@ func TestValidate(t *testing.T) {
 		{name: "pprof on LAN metrics", edit: func(c *config.Config) { c.Pprof = true; c.MetricsAddr = "10.0.0.7:9470" }, wantErr: []string{`metrics-addr "10.0.0.7:9470"`}},
 		{name: "pprof on LAN metrics insecure", edit: func(c *config.Config) { c.Pprof = true; c.MetricsAddr = "10.0.0.7:9470"; c.Insecure = true }},
 		{name: "metrics on LAN without pprof", edit: func(c *config.Config) { c.MetricsAddr = "10.0.0.7:9470" }},
+		{name: "Go's default GC", edit: func(c *config.Config) { c.GCPercent = 100 }},
+		{name: "zero gc percent", edit: func(c *config.Config) { c.GCPercent = 0 }, wantErr: []string{"gc-percent 0"}},
+		{name: "negative gc percent", edit: func(c *config.Config) { c.GCPercent = -1 }, wantErr: []string{"gc-percent -1"}},
 		{name: "no slow-call logging", edit: func(c *config.Config) { c.LogSlowCall = 0 }},
 		{name: "negative slow call", edit: func(c *config.Config) { c.LogSlowCall = -time.Second }, wantErr: []string{"log-slow-call"}},
 
@@ -231,7 +234,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--max-recv-msg-size", "8388608", "--max-inflight", "64", "--decision-timeout", "250ms", "--stats-interval", "30s",
 		"--session-max-age", "2h", "--session-retention", "0",
 		"--otel-endpoint", "otel-collector:4317", "--otel-insecure", "--otel-sample-ratio", "0.25",
-		"--log-slow-call", "250ms", "--pprof",
+		"--log-slow-call", "250ms", "--pprof", "--gc-percent", "150",
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +248,7 @@ func TestRegisterFlags(t *testing.T) {
 		SMTPUsername: "gh", SMTPPasswordFile: "/run/secrets/smtp", SMTPImplicitTLS: true,
 		MaxRecvMsgSize: 8 << 20, MaxInflight: 64, DecisionTimeout: 250 * time.Millisecond, StatsInterval: 30 * time.Second,
 		OTelEndpoint: "otel-collector:4317", OTelInsecure: true, OTelSampleRatio: 0.25,
-		LogSlowCall: 250 * time.Millisecond, Pprof: true,
+		LogSlowCall: 250 * time.Millisecond, Pprof: true, GCPercent: 150,
 	}
 	if c != want {
 		t.Errorf("flags gave %+v, want %+v", c, want)
@@ -287,6 +290,7 @@ func TestApplyEnv(t *testing.T) {
 		"GATEHOUSE_OTEL_SAMPLE_RATIO":    "0.5",
 		"GATEHOUSE_LOG_SLOW_CALL":        "1s",
 		"GATEHOUSE_PPROF":                "true",
+		"GATEHOUSE_GC_PERCENT":           "200",
 	}
 	tests := []struct {
 		name    string
@@ -312,7 +316,7 @@ func TestApplyEnv(t *testing.T) {
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
-					LogSlowCall: time.Second, Pprof: true,
+					LogSlowCall: time.Second, Pprof: true, GCPercent: 200,
 				}
 			},
 		},
@@ -330,7 +334,7 @@ func TestApplyEnv(t *testing.T) {
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
-					LogSlowCall: time.Second, Pprof: true,
+					LogSlowCall: time.Second, Pprof: true, GCPercent: 200,
 				}
 			},
 		},
@@ -348,7 +352,7 @@ func TestApplyEnv(t *testing.T) {
 					MaxRecvMsgSize: 2048, MaxInflight: 8, DecisionTimeout: 2 * time.Second, StatsInterval: time.Minute,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
-					LogSlowCall: time.Second, Pprof: true,
+					LogSlowCall: time.Second, Pprof: true, GCPercent: 200,
 				}
 			},
 		},
@@ -431,7 +435,7 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 	slices.Sort(asked)
 	want := []string{
 		"GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR",
-		"GATEHOUSE_DECISION_TIMEOUT", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
+		"GATEHOUSE_DECISION_TIMEOUT", "GATEHOUSE_DEMO", "GATEHOUSE_GC_PERCENT", "GATEHOUSE_INSECURE",
 		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_LOG_SLOW_CALL", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_METRICS_ADDR",
 		"GATEHOUSE_OTEL_ENDPOINT", "GATEHOUSE_OTEL_INSECURE", "GATEHOUSE_OTEL_SAMPLE_RATIO", "GATEHOUSE_OUTBOX_DIR", "GATEHOUSE_PPROF",
 		"GATEHOUSE_SESSION_MAX_AGE", "GATEHOUSE_SESSION_RETENTION",
