@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -17,9 +18,13 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 )
 
 // BenchmarkChain compares, in one process and over loopback TCP with the
@@ -190,3 +195,84 @@ func (e *testEnv) blockedClick() (*gatehousev1.CheckFeatureRequest, *gatehousev1
 	}
 	return req, d
 }
+
+// BenchmarkCallInterceptor is the server's own interceptor alone (no
+// transport), called as gRPC calls it, with a handler that answers at
+// once: what each of its behaviours costs a call.
+func BenchmarkCallInterceptor(b *testing.B) {
+	incoming := func(kv ...string) context.Context {
+		ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}})
+		ctx = grpc.NewContextWithServerTransportStream(ctx, &benchStream{})
+		return metadata.NewIncomingContext(ctx, metadata.Pairs(append([]string{":authority", "127.0.0.1:8470", "content-type", "application/grpc", "user-agent", "grpc-go/1.85.0"}, kv...)...))
+	}
+	ok := func(context.Context, any) (any, error) { return struct{}{}, nil }
+	notFound := func(context.Context, any) (any, error) { return nil, status.Error(codes.NotFound, "session not found") }
+	check := &grpc.UnaryServerInfo{FullMethod: decisionSvc + "CheckFeature"}
+	discard := func(level slog.Level) func(*Options) {
+		return func(o *Options) {
+			o.Logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level}))
+		}
+	}
+	run := func(b *testing.B, chain grpc.UnaryServerInterceptor, ctx context.Context, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) {
+		b.ReportAllocs()
+		cpu0 := processCPU()
+		for b.Loop() {
+			_, _ = chain(ctx, nil, info, h)
+		}
+		b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	}
+	b.Run("health", func(b *testing.B) {
+		e := MustStart(b, "", discard(slog.LevelInfo))
+		run(b, e.srv.unaryChain, incoming(), &grpc.UnaryServerInfo{FullMethod: "/grpc.health.v1.Health/Check"}, ok)
+	})
+	b.Run("decision", func(b *testing.B) {
+		e := MustStart(b, "", discard(slog.LevelInfo))
+		run(b, e.srv.unaryChain, incoming(), check, ok)
+	})
+	b.Run("decision+caller-request-id", func(b *testing.B) {
+		// The header is only recorded here; its encoding on the wire is
+		// measured end to end (docs/performance.md).
+		e := MustStart(b, "", discard(slog.LevelInfo))
+		run(b, e.srv.unaryChain, incoming("x-request-id", "req-42"), check, ok)
+	})
+	b.Run("decision+logged-debug", func(b *testing.B) {
+		e := MustStart(b, "", discard(slog.LevelDebug))
+		run(b, e.srv.unaryChain, incoming(), check, ok)
+	})
+	b.Run("failed+logged", func(b *testing.B) {
+		e := MustStart(b, "", discard(slog.LevelInfo))
+		run(b, e.srv.unaryChain, incoming(), check, notFound)
+	})
+	b.Run("decision+metrics", func(b *testing.B) {
+		m := NewMetrics()
+		e := MustStart(b, "", discard(slog.LevelInfo), func(o *Options) { o.Metrics = m })
+		outer := m.grpc.UnaryServerInterceptor()
+		chain := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			return outer(ctx, req, info, func(ctx context.Context, req any) (any, error) { return e.srv.unaryChain(ctx, req, info, h) })
+		}
+		run(b, chain, incoming(), check, ok)
+	})
+	b.Run("decision+auth-token", func(b *testing.B) {
+		e := MustStart(b, "", discard(slog.LevelInfo), func(o *Options) { o.Authenticate = true })
+		op, _, err := BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := e.srv.snaps.WaitFor(ctxT(b), e.store.Revision()); err != nil {
+			b.Fatal(err)
+		}
+		ctx := incoming("authorization", "Bearer "+op)
+		if _, err := e.srv.unaryChain(ctx, nil, check, ok); err != nil {
+			b.Fatal(err)
+		}
+		run(b, e.srv.unaryChain, ctx, check, ok)
+	})
+}
+
+// benchStream stands in for gRPC's stream: it records headers and trailers.
+type benchStream struct{ header, trailer metadata.MD }
+
+func (s *benchStream) Method() string                  { return decisionSvc + "CheckFeature" }
+func (s *benchStream) SetHeader(md metadata.MD) error  { s.header = md; return nil }
+func (s *benchStream) SendHeader(md metadata.MD) error { s.header = md; return nil }
+func (s *benchStream) SetTrailer(md metadata.MD) error { s.trailer = md; return nil }
