@@ -76,8 +76,20 @@ func (s *Server) streamChain(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	if err != nil {
 		id = s.failedCall(ctx, id, ss.SetTrailer)
 	}
-	s.logCall(ctx, info.FullMethod, "server_stream", start, id, err)
+	s.logCall(ctx, info.FullMethod, streamType(info), start, id, err)
 	return err
+}
+
+// streamType is the grpc.method_type of a stream.
+func streamType(info *grpc.StreamServerInfo) string {
+	switch {
+	case info.IsServerStream && !info.IsClientStream:
+		return "server_stream"
+	case info.IsClientStream && !info.IsServerStream:
+		return "client_stream"
+	default:
+		return "bidi_stream"
+	}
 }
 
 func (s *Server) streamGuarded(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -86,17 +85,6 @@ func tlsOption(cfg *tls.Config) []grpc.ServerOption {
 		return nil
 	}
 	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(cfg))}
-}
-
-// transportOptions are the gRPC transport settings that do not depend on
-// Options: each connection serves its calls from a pool of long-lived
-// goroutines (one per CPU) instead of starting one per call, whose stack
-// would grow again by copying on every call, and its write buffer is
-// shared.
-func transportOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
-	}
 }
 
 // Server serves the Gatehouse API, health and reflection.
@@ -184,7 +172,7 @@ func New(o Options) *Server {
 	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-	}, slices.Concat(transportOptions(), o.Limits.serverOptions(), tlsOption(o.TLS), tracingOption(o.TracerProvider))...)...)
+	}, slices.Concat(o.Limits.serverOptions(), tlsOption(o.TLS), tracingOption(o.TracerProvider))...)...)
 	gatehousev1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	gatehousev1.RegisterSessionServiceServer(s.grpc, &sessionService{s: s})
 	gatehousev1.RegisterDecisionServiceServer(s.grpc, &decisionService{s: s})
