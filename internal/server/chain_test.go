@@ -9,6 +9,7 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -115,5 +116,34 @@ func TestLimiter_NoPerCallContext(t *testing.T) {
 		}); n != 0 {
 			t.Errorf("%s: %v allocations per call, want none", method, n)
 		}
+	}
+}
+
+// TestCheckFeatures_ValidBatchFormatsNoFieldNames: a batch of valid
+// checks formats no field name (the names of violations are built only
+// when there is one; an invalid check's violations still name it, see
+// TestCheckFeatures_* in decisions_test.go): what a check adds to a
+// batch's allocations is what answering it takes.
+func TestCheckFeatures_ValidBatchFormatsNoFieldNames(t *testing.T) {
+	e := MustStart(t, "")
+	e.MustCreateAccount("acme")
+	sess := e.MustStartSession("acme")
+	d := &decisionService{s: e.srv}
+	check := &gatehousev1.CheckFeatureRequest{SessionId: sess.GetId(), Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CLICK, Url: "https://a.example/"}
+	allocs := func(n int) float64 {
+		req := &gatehousev1.CheckFeaturesRequest{}
+		for range n {
+			req.Checks = append(req.Checks, check)
+		}
+		return testing.AllocsPerRun(50, func() {
+			if _, err := d.CheckFeatures(auth.NewContext(context.Background(), auth.Local), req); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	perCheck := (allocs(101) - allocs(1)) / 100
+	t.Logf("%.2f allocations per check", perCheck)
+	if perCheck > 3 {
+		t.Errorf("%.2f allocations per valid check in a batch, want at most 3 (the answer)", perCheck)
 	}
 }

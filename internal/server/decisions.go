@@ -186,7 +186,17 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 	qs := make([]policy.Query, len(checks))
 	var minRev uint64
 	for i, c := range checks {
-		validateCheck(&v, fmt.Sprintf("checks[%d].", i), c, &qs[i])
+		// Field names are prefixed only for a check with violations: a
+		// valid batch, the common case, formats no field name.
+		var cv violations
+		validateCheck(&cv, "", c, &qs[i])
+		if len(cv) > 0 {
+			prefix := fmt.Sprintf("checks[%d].", i)
+			for _, fv := range cv {
+				fv.Field = prefix + fv.Field
+			}
+			v = append(v, cv...)
+		}
 		minRev = max(minRev, c.GetMinRevision())
 	}
 	if err := v.err(); err != nil {
