@@ -774,6 +774,9 @@ func TestE2E_RefusesBadConfiguration(t *testing.T) {
 		{"bad OTEL_RESOURCE_ATTRIBUTES with tracing", []string{"OTEL_RESOURCE_ATTRIBUTES=no-equals-sign"}, []string{"--otel-endpoint", "127.0.0.1:4317"}, "tracing"},
 		{"unreadable smtp password file", nil, []string{"--smtp-addr", "127.0.0.1:2525", "--smtp-username", "gh", "--smtp-password-file", "/nonexistent/smtp.pw"}, "smtp-password-file"},
 		{"smtp username without password file", nil, []string{"--smtp-addr", "127.0.0.1:2525", "--smtp-username", "gh"}, "smtp-username and smtp-password-file"},
+		{"pprof without metrics", nil, []string{"--pprof"}, "pprof"},
+		{"pprof on a non-loopback metrics address", []string{"GATEHOUSE_PPROF=true"}, []string{"--metrics-addr", "0.0.0.0:0"}, "pprof"},
+		{"negative slow call", nil, []string{"--log-slow-call", "-1s"}, "log-slow-call"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

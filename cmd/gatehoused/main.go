@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -67,6 +68,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		handler = slog.NewTextHandler(stderr, hopts)
 	}
 	log := slog.New(handler)
+	gogc := applyGCPercent(cfg.GCPercent)
 	if cfg.Insecure && cfg.Auth == "none" {
 		log.Warn("serving without authentication (--insecure)", "listen", cfg.Listen)
 	}
@@ -147,9 +149,10 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			QueueTarget: queueTarget(cfg.ShedQueueTarget), QueueInterval: cfg.ShedQueueInterval},
 		Streams: server.StreamLimits{MaxStreams: cfg.MaxStreams, MaxStreamsPerCaller: perCallerStreams(cfg.MaxStreamsPerCaller),
 			MaxMetaStreams: cfg.MaxMetaStreams, MaxConnStreams: cfg.MaxConnStreams},
-		Reflection: cfg.Reflection})
+		Reflection: cfg.Reflection,
+		SlowCall:   slowCall(cfg.LogSlowCall)})
 	if metrics != nil {
-		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, log)
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, cfg.Pprof, log)
 		if err != nil {
 			return err
 		}
@@ -159,7 +162,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	go func() { serveErr <- srv.Serve(lis) }()
 	log.Info("serving", "listen", lis.Addr().String(), "data_dir", cfg.DataDir,
 		"revision", snaps.Current().Revision(), "accounts", snaps.Current().NumAccounts(),
-		"startup", time.Since(start).String())
+		"startup", time.Since(start).String(), "gogc", gogc)
 	if cfg.Demo {
 		printDemoHelp(stderr, lis.Addr().String())
 	}
@@ -296,22 +299,53 @@ func version() string {
 	return bi.Main.Version
 }
 
-// serveMetrics serves Prometheus metrics on addr at /metrics until the
-// returned function is called.
-func serveMetrics(addr string, m *server.Metrics, log *slog.Logger) (func(), error) {
+// applyGCPercent sets the collector's GOGC to percent unless the GOGC
+// environment variable is set, and returns the GOGC in effect.
+func applyGCPercent(percent int) int {
+	if _, set := os.LookupEnv("GOGC"); set {
+		cur := debug.SetGCPercent(100)
+		debug.SetGCPercent(cur)
+		return cur
+	}
+	debug.SetGCPercent(percent)
+	return percent
+}
+
+// slowCall is server.Options.SlowCall for --log-slow-call (0: never).
+func slowCall(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+// serveMetrics serves Prometheus metrics on addr at /metrics, and with
+// withPprof Go's profiles at /debug/pprof/, until the returned function is
+// called.
+func serveMetrics(addr string, m *server.Metrics, withPprof bool, log *slog.Logger) (func(), error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics server", "err", err)
 		}
 	}()
-	log.Info("serving metrics", "metrics_addr", lis.Addr().String())
+	log.Info("serving metrics", "metrics_addr", lis.Addr().String(), "pprof", withPprof)
+	if withPprof && !config.LoopbackAddr(addr) {
+		log.Warn("serving pprof on a non-loopback address (--insecure)", "metrics_addr", lis.Addr().String())
+	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()

@@ -64,7 +64,7 @@ func TestE2E_Tracing(t *testing.T) {
 	t.Parallel()
 	col := tracingtest.Start(t)
 	d := start(t, []string{noScheduledExport},
-		loopbackArgs(t.TempDir(), "--otel-endpoint", col.Addr, "--otel-sample-ratio", "0")...)
+		loopbackArgs(t.TempDir(), "--log-level", "debug", "--otel-endpoint", col.Addr, "--otel-sample-ratio", "0")...)
 	on := d.mustLog("tracing on")
 	if on["otel_endpoint"] != col.Addr || on["plaintext"] != true {
 		t.Errorf("tracing log line %v, want endpoint %s in plaintext (loopback)", on, col.Addr)

@@ -52,6 +52,15 @@ type Config struct {
 	LogLevel string
 	// LogFormat is json or text.
 	LogFormat string
+	// LogSlowCall is how long a successful call may take before its log
+	// line is written at info; faster ones are logged at debug only. 0
+	// logs no successful call at info.
+	LogSlowCall time.Duration
+	// Pprof serves net/http/pprof at /debug/pprof/ on MetricsAddr.
+	Pprof bool
+	// GCPercent is the garbage collector's target heap growth (Go's GOGC),
+	// set at start unless the GOGC environment variable is set.
+	GCPercent int
 	// ShutdownTimeout bounds how long in-flight calls may run after SIGTERM.
 	ShutdownTimeout time.Duration
 	// CobrowseBaseDomain is the domain co-browse URLs are generated under.
@@ -123,6 +132,8 @@ func Default() Config {
 		DataDir:             "./data",
 		LogLevel:            "info",
 		LogFormat:           "json",
+		LogSlowCall:         100 * time.Millisecond,
+		GCPercent:           400,
 		Auth:                "none",
 		AuditRetention:      90 * 24 * time.Hour,
 		SessionMaxAge:       24 * time.Hour,
@@ -161,6 +172,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BootstrapTokenFile, "bootstrap-token-file", c.BootstrapTokenFile, "write a new operator token to this `file` when the store has none")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
+	fs.DurationVar(&c.LogSlowCall, "log-slow-call", c.LogSlowCall, "log a successful call that took at least this long at info (failed calls are always logged, every call at debug; 0: no successful call at info)")
+	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target heap growth in `percent` (Go's GOGC; the GOGC environment variable, when set, wins)")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve net/http/pprof at /debug/pprof/ on --metrics-addr (which must be loopback unless --insecure)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may finish after SIGTERM")
 	fs.StringVar(&c.CobrowseBaseDomain, "cobrowse-base-domain", c.CobrowseBaseDomain, "domain of generated co-browse URLs (https://<name>.<domain>)")
 	fs.StringVar(&c.SMTPAddr, "smtp-addr", c.SMTPAddr, "SMTP server `host:port` for completed-session notifications (empty: write them to --outbox-dir)")
@@ -248,6 +262,21 @@ func (c Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
 			errs = append(errs, fmt.Errorf("metrics-addr %q: %w", c.MetricsAddr, err))
 		}
+	}
+	if c.Pprof {
+		_, _, err := net.SplitHostPort(c.MetricsAddr)
+		switch {
+		case c.MetricsAddr == "":
+			errs = append(errs, errors.New("pprof is served on --metrics-addr; set it (e.g. 127.0.0.1:9470)"))
+		case err == nil && !LoopbackAddr(c.MetricsAddr) && !c.Insecure:
+			errs = append(errs, fmt.Errorf("pprof would serve profiles and goroutine stacks to anyone reaching metrics-addr %q, which is not a loopback address; use a loopback metrics address, or pass --insecure to serve it anyway", c.MetricsAddr))
+		}
+	}
+	if c.GCPercent < 1 {
+		errs = append(errs, fmt.Errorf("gc-percent %d: want at least 1 (Go's default is 100)", c.GCPercent))
+	}
+	if c.LogSlowCall < 0 {
+		errs = append(errs, errors.New("log-slow-call must not be negative"))
 	}
 	if c.AuditRetention < 0 {
 		errs = append(errs, errors.New("audit-retention must not be negative"))
@@ -343,6 +372,13 @@ func (c Config) Level() (slog.Level, error) {
 		return l, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel)
 	}
 	return l, nil
+}
+
+// LoopbackAddr reports whether the host of the host:port addr is a
+// loopback address (localhost, 127.0.0.0/8, ::1).
+func LoopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err == nil && isLoopback(host)
 }
 
 func isLoopback(host string) bool {

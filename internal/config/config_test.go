@@ -128,6 +128,19 @@ func TestValidate(t *testing.T) {
 		{name: "negative session max age", edit: func(c *config.Config) { c.SessionMaxAge = -time.Hour }, wantErr: []string{"session-max-age"}},
 		{name: "negative session retention", edit: func(c *config.Config) { c.SessionRetention = -time.Hour }, wantErr: []string{"session-retention"}},
 
+		{name: "pprof on loopback metrics", edit: func(c *config.Config) { c.Pprof = true; c.MetricsAddr = "127.0.0.1:9470" }},
+		{name: "pprof on localhost metrics", edit: func(c *config.Config) { c.Pprof = true; c.MetricsAddr = "localhost:9470" }},
+		{name: "pprof without metrics", edit: func(c *config.Config) { c.Pprof = true }, wantErr: []string{"pprof", "--metrics-addr"}},
+		{name: "pprof on all interfaces", edit: func(c *config.Config) { c.Pprof = true; c.MetricsAddr = ":9470" }, wantErr: []string{`pprof`, `metrics-addr ":9470"`, "--insecure"}},
+		{name: "pprof on LAN metrics", edit: func(c *config.Config) { c.Pprof = true; c.MetricsAddr = "10.0.0.7:9470" }, wantErr: []string{`metrics-addr "10.0.0.7:9470"`}},
+		{name: "pprof on LAN metrics insecure", edit: func(c *config.Config) { c.Pprof = true; c.MetricsAddr = "10.0.0.7:9470"; c.Insecure = true }},
+		{name: "metrics on LAN without pprof", edit: func(c *config.Config) { c.MetricsAddr = "10.0.0.7:9470" }},
+		{name: "Go's default GC", edit: func(c *config.Config) { c.GCPercent = 100 }},
+		{name: "zero gc percent", edit: func(c *config.Config) { c.GCPercent = 0 }, wantErr: []string{"gc-percent 0"}},
+		{name: "negative gc percent", edit: func(c *config.Config) { c.GCPercent = -1 }, wantErr: []string{"gc-percent -1"}},
+		{name: "no slow-call logging", edit: func(c *config.Config) { c.LogSlowCall = 0 }},
+		{name: "negative slow call", edit: func(c *config.Config) { c.LogSlowCall = -time.Second }, wantErr: []string{"log-slow-call"}},
+
 		{name: "otel collector", edit: func(c *config.Config) { c.OTelEndpoint = "otel-collector.observability:4317" }},
 		{name: "otel collector loopback v6", edit: func(c *config.Config) { c.OTelEndpoint = "[::1]:4317" }},
 		{name: "otel collector insecure", edit: func(c *config.Config) { c.OTelEndpoint = "10.0.0.7:4317"; c.OTelInsecure = true }},
@@ -237,6 +250,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--max-streams", "2000", "--max-streams-per-caller", "0", "--max-meta-streams", "8", "--max-conn-streams", "100", "--reflection", "public",
 		"--session-max-age", "2h", "--session-retention", "0",
 		"--otel-endpoint", "otel-collector:4317", "--otel-insecure", "--otel-sample-ratio", "0.25",
+		"--log-slow-call", "250ms", "--pprof", "--gc-percent", "150",
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +265,7 @@ func TestRegisterFlags(t *testing.T) {
 		MaxRecvMsgSize: 8 << 20, MaxInflight: 64, ShedQueueInterval: time.Second, DecisionTimeout: 250 * time.Millisecond, StatsInterval: 30 * time.Second,
 		MaxStreams: 2000, MaxStreamsPerCaller: 0, MaxMetaStreams: 8, MaxConnStreams: 100, Reflection: "public",
 		OTelEndpoint: "otel-collector:4317", OTelInsecure: true, OTelSampleRatio: 0.25,
+		LogSlowCall: 250 * time.Millisecond, Pprof: true, GCPercent: 150,
 	}
 	if c != want {
 		t.Errorf("flags gave %+v, want %+v", c, want)
@@ -297,6 +312,9 @@ func TestApplyEnv(t *testing.T) {
 		"GATEHOUSE_MAX_META_STREAMS":       "5",
 		"GATEHOUSE_MAX_CONN_STREAMS":       "50",
 		"GATEHOUSE_REFLECTION":             "off",
+		"GATEHOUSE_LOG_SLOW_CALL":          "1s",
+		"GATEHOUSE_PPROF":                  "true",
+		"GATEHOUSE_GC_PERCENT":             "200",
 	}
 	tests := []struct {
 		name    string
@@ -324,6 +342,7 @@ func TestApplyEnv(t *testing.T) {
 					ShedQueueTarget: 2 * time.Millisecond, ShedQueueInterval: 50 * time.Millisecond,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
+					LogSlowCall: time.Second, Pprof: true, GCPercent: 200,
 				}
 			},
 		},
@@ -343,6 +362,7 @@ func TestApplyEnv(t *testing.T) {
 					ShedQueueTarget: 2 * time.Millisecond, ShedQueueInterval: 50 * time.Millisecond,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
+					LogSlowCall: time.Second, Pprof: true, GCPercent: 200,
 				}
 			},
 		},
@@ -362,6 +382,7 @@ func TestApplyEnv(t *testing.T) {
 					ShedQueueTarget: 2 * time.Millisecond, ShedQueueInterval: 50 * time.Millisecond,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
+					LogSlowCall: time.Second, Pprof: true, GCPercent: 200,
 				}
 			},
 		},
@@ -444,11 +465,12 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 	slices.Sort(asked)
 	want := []string{
 		"GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR",
-		"GATEHOUSE_DECISION_TIMEOUT", "GATEHOUSE_DEMO", "GATEHOUSE_INSECURE",
-		"GATEHOUSE_LOG_LEVEL", "GATEHOUSE_MAX_CONN_STREAMS", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_META_STREAMS", "GATEHOUSE_MAX_RECV_MSG_SIZE",
-		"GATEHOUSE_MAX_STREAMS", "GATEHOUSE_MAX_STREAMS_PER_CALLER", "GATEHOUSE_METRICS_ADDR",
-		"GATEHOUSE_OTEL_ENDPOINT", "GATEHOUSE_OTEL_INSECURE", "GATEHOUSE_OTEL_SAMPLE_RATIO", "GATEHOUSE_OUTBOX_DIR", "GATEHOUSE_REFLECTION",
-		"GATEHOUSE_SESSION_MAX_AGE", "GATEHOUSE_SESSION_RETENTION", "GATEHOUSE_SHED_QUEUE_INTERVAL", "GATEHOUSE_SHED_QUEUE_TARGET",
+		"GATEHOUSE_DECISION_TIMEOUT", "GATEHOUSE_DEMO", "GATEHOUSE_GC_PERCENT", "GATEHOUSE_INSECURE", "GATEHOUSE_LOG_LEVEL",
+		"GATEHOUSE_LOG_SLOW_CALL", "GATEHOUSE_MAX_CONN_STREAMS", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_META_STREAMS",
+		"GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_MAX_STREAMS", "GATEHOUSE_MAX_STREAMS_PER_CALLER", "GATEHOUSE_METRICS_ADDR",
+		"GATEHOUSE_OTEL_ENDPOINT", "GATEHOUSE_OTEL_INSECURE", "GATEHOUSE_OTEL_SAMPLE_RATIO", "GATEHOUSE_OUTBOX_DIR", "GATEHOUSE_PPROF",
+		"GATEHOUSE_REFLECTION", "GATEHOUSE_SESSION_MAX_AGE", "GATEHOUSE_SESSION_RETENTION", "GATEHOUSE_SHED_QUEUE_INTERVAL",
+		"GATEHOUSE_SHED_QUEUE_TARGET",
 		"GATEHOUSE_SHUTDOWN_TIMEOUT", "GATEHOUSE_SMTP_ADDR", "GATEHOUSE_SMTP_FROM",
 		"GATEHOUSE_SMTP_IMPLICIT_TLS", "GATEHOUSE_SMTP_PASSWORD_FILE", "GATEHOUSE_SMTP_USERNAME", "GATEHOUSE_STATS_INTERVAL", "GATEHOUSE_TLS_CERT",
 		"GATEHOUSE_TLS_CLIENT_CA", "GATEHOUSE_TLS_KEY",

@@ -131,8 +131,7 @@ func (s *Server) authenticate(ctx context.Context) (auth.Caller, error) {
 	if !s.authOn {
 		return auth.Local, nil
 	}
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
+	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) == 0 {
 		if cert := verifiedClientCert(ctx); cert != nil {
 			return s.certCaller(cert)
@@ -290,28 +289,6 @@ func checkOwnedAccess(ctx context.Context, kind, id, acct string) error {
 		return permissionDenied("caller %q may not access %s %q", caller.Name, kind, id)
 	}
 	return nil
-}
-
-// unaryAuth first answers a request the codec refused while decoding it
-// (see requestCodec), so that such calls are logged and counted like any
-// other; then it authorizes the call.
-func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := takeRequestError(req); err != nil {
-		return nil, err
-	}
-	ctx, err := s.authorize(ctx, info.FullMethod, req)
-	if err != nil {
-		return nil, err
-	}
-	return handler(ctx, req)
-}
-
-func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	ctx, err := s.authorize(ss.Context(), info.FullMethod, nil)
-	if err != nil {
-		return err
-	}
-	return handler(srv, &callerStream{ServerStream: ss, ctx: ctx})
 }
 
 // callerStream carries the authorized context into a stream handler.

@@ -25,9 +25,9 @@ import (
 //     turns any codec error into INTERNAL and answers it before the
 //     interceptor chain runs, so the call would be neither logged nor
 //     counted. The codec therefore reports success with an empty message
-//     and files the error under the message; the authentication
-//     interceptor, which runs after metrics and logging, answers it
-//     (takeRequestError).
+//     and files the error under the message; the server's
+//     interceptor (unaryGuarded, callerStream.RecvMsg), which runs after
+//     metrics and the call log, answers it (takeRequestError).
 //   - Every enum value in the request, at any depth, must be one the proto
 //     declares. Open proto3 enums carry undeclared numbers through
 //     decoding; handlers convert enums to internal types, and an undeclared

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -179,8 +178,9 @@ func TestEnums_MatchWire(t *testing.T) {
 	}
 }
 
-// TestServer_PanicBecomesInternal registers a handler that panics: the call
-// gets INTERNAL, and the server keeps serving.
+// TestServer_PanicBecomesInternal registers a unary and a stream handler
+// that panic: the call gets INTERNAL, the panic is logged with its stack,
+// and the server keeps serving.
 func TestServer_PanicBecomesInternal(t *testing.T) {
 	t.Parallel()
 	st, err := bolt.Open(t.TempDir())
@@ -188,7 +188,8 @@ func TestServer_PanicBecomesInternal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewJSONHandler(logs, nil))
 	snaps, err := snapshot.New(context.Background(), st, log)
 	if err != nil {
 		t.Fatal(err)
@@ -196,6 +197,7 @@ func TestServer_PanicBecomesInternal(t *testing.T) {
 	srv := New(Options{Store: st, Snapshots: snaps, Logger: log})
 	srv.rules = maps.Clone(srv.rules)
 	srv.rules["/test.Panicker/Panic"] = access{role: auth.RoleDecider}
+	srv.rules["/test.Panicker/PanicStream"] = access{role: auth.RoleDecider}
 	srv.grpc.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "test.Panicker",
 		HandlerType: (*any)(nil),
@@ -210,6 +212,7 @@ func TestServer_PanicBecomesInternal(t *testing.T) {
 			}
 			return in(ctx, req, &grpc.UnaryServerInfo{FullMethod: "/test.Panicker/Panic"}, h)
 		}}},
+		Streams: []grpc.StreamDesc{{StreamName: "PanicStream", ServerStreams: true, Handler: func(any, grpc.ServerStream) error { panic("stream boom") }}},
 	}, struct{}{})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -229,7 +232,26 @@ func TestServer_PanicBecomesInternal(t *testing.T) {
 			t.Fatalf("panic answered %v; want INTERNAL without the panic value", err)
 		}
 	}
+	for range 2 {
+		cs, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/test.Panicker/PanicStream")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cs.SendMsg(&emptypb.Empty{}); err != nil {
+			t.Fatal(err)
+		}
+		_ = cs.CloseSend()
+		err = cs.RecvMsg(&emptypb.Empty{})
+		if status.Code(err) != codes.Internal || strings.Contains(err.Error(), "boom") {
+			t.Fatalf("stream panic answered %v; want INTERNAL without the panic value", err)
+		}
+	}
 	if _, err := gatehousev1.NewAdminServiceClient(conn).ListAccounts(ctx, &gatehousev1.ListAccountsRequest{}); err != nil {
 		t.Fatalf("server stopped serving after a panic: %v", err)
+	}
+	for _, want := range []string{`"panic":"boom"`, `"panic":"stream boom"`, `"stack":"goroutine `} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log has no %s:\n%s", want, logs.String())
+		}
 	}
 }

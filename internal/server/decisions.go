@@ -123,14 +123,17 @@ func validateNode(v *violations, field string, ancestor int, tag, id string, cla
 }
 
 // snapshotAt returns the current snapshot, or waits for one at minRev. The
-// wait is bounded by the call's deadline, or by MaxRevisionWait without one.
+// wait is bounded by the call's deadline, or by Limits.DecisionTimeout
+// without one. Waiting is the only way a decision can take long, so the
+// default deadline is given here, where it is needed, rather than to every
+// call (a timer and a context each).
 func (s *Server) snapshotAt(ctx context.Context, minRev uint64) (*policy.Snapshot, error) {
 	if snap := s.snaps.Current(); snap.Revision() >= minRev {
 		return snap, nil
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.maxRev)
+		ctx, cancel = context.WithTimeout(ctx, s.decisionTimeout)
 		defer cancel()
 	}
 	ctx, wait := s.innerSpan(ctx, "snapshot.wait")
@@ -183,7 +186,17 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 	qs := make([]policy.Query, len(checks))
 	var minRev uint64
 	for i, c := range checks {
-		validateCheck(&v, fmt.Sprintf("checks[%d].", i), c, &qs[i])
+		// Field names are prefixed only for a check with violations: a
+		// valid batch, the common case, formats no field name.
+		var cv violations
+		validateCheck(&cv, "", c, &qs[i])
+		if len(cv) > 0 {
+			prefix := fmt.Sprintf("checks[%d].", i)
+			for _, fv := range cv {
+				fv.Field = prefix + fv.Field
+			}
+			v = append(v, cv...)
+		}
 		minRev = max(minRev, c.GetMinRevision())
 	}
 	if err := v.err(); err != nil {

@@ -2,8 +2,10 @@ package server
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 )
 
@@ -48,23 +51,86 @@ gatehouse_snapshot_revision ` + formatUint(e.srv.snaps.Current().Revision()) + "
 
 func formatUint(v uint64) string { return etagOf(v) }
 
-func TestRequestID_EchoedOrGenerated(t *testing.T) {
+// TestRequestID: a request id the caller sends is echoed in the response
+// header, and in the trailer when the call fails; a call without one (or
+// with one that is not a sensible token) gets none when it succeeds and a
+// generated one in the trailer when it fails, for unary calls and streams
+// alike; the call's log line carries the same id.
+func TestRequestID(t *testing.T) {
 	t.Parallel()
-	e := MustStart(t, "")
-	var hdr metadata.MD
+	logs := &syncBuffer{}
+	e := MustStart(t, "", func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	loggedID := func(t *testing.T, method, code string) []string {
+		t.Helper()
+		var ids []string
+		for _, c := range finishedCalls(t, logs, method) {
+			if c["grpc.code"] == code {
+				ids = append(ids, fmt.Sprint(c["request_id"]))
+			}
+		}
+		return ids
+	}
+	isGenerated := regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString
+
+	var hdr, trl metadata.MD
 	ctx := metadata.AppendToOutgoingContext(ctxT(t), "x-request-id", "req-42")
-	if _, err := e.admin.ListAccounts(ctx, &gatehousev1.ListAccountsRequest{}, grpc.Header(&hdr)); err != nil {
+	if _, err := e.admin.ListAccounts(ctx, &gatehousev1.ListAccountsRequest{}, grpc.Header(&hdr), grpc.Trailer(&trl)); err != nil {
 		t.Fatal(err)
 	}
 	if got := hdr.Get("x-request-id"); len(got) != 1 || got[0] != "req-42" {
-		t.Fatalf("echoed request id = %v", got)
+		t.Errorf("sent request id, success: header %v, want req-42", got)
 	}
-	hdr = nil
-	if _, err := e.admin.ListAccounts(ctxT(t), &gatehousev1.ListAccountsRequest{}, grpc.Header(&hdr)); err != nil {
+	if !slices.Contains(loggedID(t, "ListAccounts", "OK"), "req-42") {
+		t.Errorf("no OK ListAccounts log line with request_id req-42")
+	}
+
+	hdr, trl = nil, nil
+	ctx = metadata.AppendToOutgoingContext(ctxT(t), "x-request-id", "req-43")
+	_, err := e.admin.GetAccount(ctx, &gatehousev1.GetAccountRequest{Id: "nowhere"}, grpc.Header(&hdr), grpc.Trailer(&trl))
+	wantCode(t, err, codes.NotFound)
+	if got := trl.Get("x-request-id"); len(got) != 1 || got[0] != "req-43" {
+		t.Errorf("sent request id, failure: trailer %v, want req-43", got)
+	}
+	if !slices.Contains(loggedID(t, "GetAccount", "NotFound"), "req-43") {
+		t.Errorf("no NotFound GetAccount log line with request_id req-43")
+	}
+
+	for _, sent := range []string{"", strings.Repeat("x", 65), "two words"} {
+		hdr, trl = nil, nil
+		ctx := ctxT(t)
+		if sent != "" {
+			ctx = metadata.AppendToOutgoingContext(ctx, "x-request-id", sent)
+		}
+		if _, err := e.admin.ListAccounts(ctx, &gatehousev1.ListAccountsRequest{}, grpc.Header(&hdr), grpc.Trailer(&trl)); err != nil {
+			t.Fatal(err)
+		}
+		if got := append(hdr.Get("x-request-id"), trl.Get("x-request-id")...); len(got) != 0 {
+			t.Errorf("request id %q, success: got %v, want none", sent, got)
+		}
+		_, err := e.admin.GetAccount(ctx, &gatehousev1.GetAccountRequest{Id: "nowhere"}, grpc.Header(&hdr), grpc.Trailer(&trl))
+		wantCode(t, err, codes.NotFound)
+		got := trl.Get("x-request-id")
+		if len(got) != 1 || !isGenerated(got[0]) {
+			t.Fatalf("request id %q, failure: trailer %v, want a generated id", sent, got)
+		}
+		if !slices.Contains(loggedID(t, "GetAccount", "NotFound"), got[0]) {
+			t.Errorf("no NotFound GetAccount log line with the generated request_id %s", got[0])
+		}
+	}
+
+	// A stream that fails returns a generated id in its trailer too.
+	w, err := e.decide.WatchSessionPolicy(ctxT(t), &gatehousev1.WatchSessionPolicyRequest{SessionId: "s-nowhere", Actor: agent("alice")})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if got := hdr.Get("x-request-id"); len(got) != 1 || len(got[0]) != 16 {
-		t.Fatalf("generated request id = %v", got)
+	_, err = w.Recv()
+	wantCode(t, err, codes.NotFound)
+	if got := w.Trailer().Get("x-request-id"); len(got) != 1 || !isGenerated(got[0]) {
+		t.Errorf("failed stream: trailer %v, want a generated id", got)
+	} else if !slices.Contains(loggedID(t, "WatchSessionPolicy", "NotFound"), got[0]) {
+		t.Errorf("no NotFound WatchSessionPolicy log line with request_id %s", got[0])
 	}
 }
 

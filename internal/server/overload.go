@@ -114,9 +114,8 @@ func (l Limits) withDefaults() Limits {
 func (l Limits) serverOptions(m *Metrics) []grpc.ServerOption {
 	l = l.withDefaults()
 	lim := &limiter{
-		unary:           make(chan struct{}, l.MaxInflight),
-		decisionTimeout: l.DecisionTimeout,
-		metrics:         newShedMetrics(m),
+		unary:   make(chan struct{}, l.MaxInflight),
+		metrics: newShedMetrics(m),
 	}
 	opts := []grpc.ServerOption{}
 	if l.QueueTarget > 0 {
@@ -142,8 +141,7 @@ func (l Limits) serverOptions(m *Metrics) []grpc.ServerOption {
 // slot, a receive releases it) that is only ever tried, never waited on.
 // Streams are limited by streamLimiter.
 type limiter struct {
-	unary           chan struct{}
-	decisionTimeout time.Duration
+	unary chan struct{}
 	// queue sheds unary calls that queued too long; nil when off.
 	queue   *queueShedder
 	metrics *shedMetrics
@@ -176,13 +174,8 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 		return nil, overloaded(cap(l.unary), "calls")
 	}
 	defer func() { <-l.unary }()
-	if strings.HasPrefix(info.FullMethod, decisionPrefix) {
-		if _, ok := ctx.Deadline(); !ok {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, l.decisionTimeout)
-			defer cancel()
-		}
-	}
+	// DecisionTimeout is applied by snapshotAt, where a decision waits,
+	// not here: a timer and a context per call cost more than the decision.
 	return handler(ctx, req)
 }
 

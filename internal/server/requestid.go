@@ -5,22 +5,27 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 )
 
+// requestIDHeader carries a call's request id: sent by the caller (and
+// then echoed in the response header), or returned in the trailer of a
+// failed call; see unaryChain.
 const requestIDHeader = "x-request-id"
 
-type requestIDKey struct{}
-
-// requestID returns the caller's x-request-id when it is a sensible token
-// (1-64 printable ASCII characters), else a new random one.
-func requestID(ctx context.Context) string {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get(requestIDHeader); len(v) == 1 && validRequestID(v[0]) {
+// callerRequestID returns the caller's x-request-id when it sent one
+// sensible token (1-64 printable ASCII characters), else "".
+func callerRequestID(ctx context.Context) string {
+	// ValueFromIncomingContext copies one key's values, not the whole
+	// metadata as FromIncomingContext does.
+	if v := metadata.ValueFromIncomingContext(ctx, requestIDHeader); len(v) == 1 && validRequestID(v[0]) {
 		return v[0]
 	}
+	return ""
+}
+
+// newRequestID returns a random request id of 16 hex digits.
+func newRequestID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
@@ -36,26 +41,4 @@ func validRequestID(s string) bool {
 		}
 	}
 	return true
-}
-
-func withRequestID(ctx context.Context) context.Context {
-	id := requestID(ctx)
-	_ = grpc.SetHeader(ctx, metadata.Pairs(requestIDHeader, id))
-	return context.WithValue(ctx, requestIDKey{}, id)
-}
-
-func unaryRequestID(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	return handler(withRequestID(ctx), req)
-}
-
-func streamRequestID(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	return handler(srv, &callerStream{ServerStream: ss, ctx: withRequestID(ss.Context())})
-}
-
-// requestIDFields adds the request id to every call's log line.
-func requestIDFields(ctx context.Context) logging.Fields {
-	if id, ok := ctx.Value(requestIDKey{}).(string); ok {
-		return logging.Fields{"request_id", id}
-	}
-	return nil
 }

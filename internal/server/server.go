@@ -11,7 +11,6 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -22,16 +21,12 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/recovery"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
-	"google.golang.org/grpc/status"
 )
 
 // Options configure a Server.
@@ -44,8 +39,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// MaxRevisionWait bounds how long a decision with min_revision waits
-	// when the call has no deadline (default 5s).
+	// MaxRevisionWait bounds how long a write waits for decisions to see
+	// it (default 5s). A decision's wait for its min_revision is bounded by
+	// the call's deadline, or Limits.DecisionTimeout without one.
 	MaxRevisionWait time.Duration
 	// CobrowseBaseDomain is the domain co-browse URLs are generated under
 	// (default "support.me": https://<name>.support.me).
@@ -82,6 +78,11 @@ type Options struct {
 	// continues the callers' W3C trace context; see tracingOption. Without
 	// it nothing is instrumented.
 	TracerProvider trace.TracerProvider
+	// SlowCall is how long a successful call may take before its log line
+	// is written at INFO rather than DEBUG (default DefaultSlowCall;
+	// negative: never). Failed calls are logged at the level of their
+	// code; see callLevel.
+	SlowCall time.Duration
 }
 
 // tlsOption returns the transport credentials of cfg (none when nil).
@@ -122,6 +123,11 @@ type Server struct {
 	tracer trace.Tracer
 	// rules is the permission table (accessRules).
 	rules map[string]access
+	// slowCall is Options.SlowCall with its default applied.
+	slowCall time.Duration
+	// decisionTimeout bounds a decision's wait for a revision when the
+	// call has no deadline (Limits.DecisionTimeout); see snapshotAt.
+	decisionTimeout time.Duration
 
 	grpc   *grpc.Server
 	health *health.Server
@@ -131,13 +137,12 @@ type Server struct {
 	shutdown sync.Once
 }
 
-// New builds a server with its interceptor chain, outermost first (after
-// the tracing stats handler when Options.TracerProvider is set): metrics
-// (when configured), a request id (taken from the caller's x-request-id or
-// generated, returned in the response header and logged), a structured log
-// line per call with its code and latency, panic recovery (a panic becomes
-// INTERNAL and is logged, the process keeps serving), then authentication
-// and the permission table.
+// New builds a server with its interceptors, outermost first (after the
+// tracing stats handler when Options.TracerProvider is set): metrics (when
+// configured), then one interceptor (unaryChain, streamChain) for the
+// request id, the call log line, panic recovery (a panic becomes INTERNAL
+// and is logged, the process keeps serving), authentication and the
+// permission table; then the load limits of Options.Limits.
 func New(o Options) *Server {
 	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules, auditRetention: o.AuditRetention, metrics: o.Metrics,
 		tracing: o.TracerProvider != nil}
@@ -151,6 +156,11 @@ func New(o Options) *Server {
 	s.auditScan = o.AuditScanLimit
 	if s.auditScan <= 0 {
 		s.auditScan = 10000
+	}
+	s.decisionTimeout = o.Limits.withDefaults().DecisionTimeout
+	s.slowCall = o.SlowCall
+	if s.slowCall == 0 {
+		s.slowCall = DefaultSlowCall
 	}
 	s.done = make(chan struct{})
 	s.warnPublicSuffixEntries()
@@ -169,36 +179,16 @@ func New(o Options) *Server {
 	if s.maxRev <= 0 {
 		s.maxRev = 5 * time.Second
 	}
-	logger := logging.LoggerFunc(func(ctx context.Context, lvl logging.Level, msg string, fields ...any) {
-		s.log.Log(ctx, slog.Level(lvl), msg, fields...)
-	})
-	logFields := requestIDFields
-	if s.tracing {
-		logFields = traceLogFields
-	}
-	logOpts := []logging.Option{logging.WithLogOnEvents(logging.FinishCall), logging.WithFieldsFromContext(logFields)}
-	unary := []grpc.UnaryServerInterceptor{unaryRequestID}
-	stream := []grpc.StreamServerInterceptor{streamRequestID}
+	unary := []grpc.UnaryServerInterceptor{s.unaryChain}
+	stream := []grpc.StreamServerInterceptor{s.streamChain}
 	if s.metrics != nil {
 		unary = append([]grpc.UnaryServerInterceptor{s.metrics.grpc.UnaryServerInterceptor()}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{s.metrics.grpc.StreamServerInterceptor()}, stream...)
 	}
-	recoverOpt := recovery.WithRecoveryHandlerContext(func(ctx context.Context, p any) error {
-		s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p))
-		return status.Error(codes.Internal, "internal error")
-	})
 	s.grpc = grpc.NewServer(append([]grpc.ServerOption{
 		grpc.ForceServerCodecV2(newRequestCodec()),
-		grpc.ChainUnaryInterceptor(append(unary,
-			logging.UnaryServerInterceptor(logger, logOpts...),
-			recovery.UnaryServerInterceptor(recoverOpt),
-			s.unaryAuth,
-		)...),
-		grpc.ChainStreamInterceptor(append(stream,
-			logging.StreamServerInterceptor(logger, logOpts...),
-			recovery.StreamServerInterceptor(recoverOpt),
-			s.streamAuth,
-		)...),
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
 	}, slices.Concat(o.Limits.serverOptions(o.Metrics), streams.serverOptions(), tlsOption(o.TLS), tracingOption(o.TracerProvider))...)...)
 	gatehousev1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	gatehousev1.RegisterSessionServiceServer(s.grpc, &sessionService{s: s})

@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/grpc-ecosystem/go-grpc-middleware/v2/interceptors/logging"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
 	"go.opentelemetry.io/otel/attribute"
@@ -73,16 +72,6 @@ func traceChecks(ctx context.Context, n int, rev uint64) {
 		return
 	}
 	span.SetAttributes(attrChecks.Int(n), attrRevision.Int64(int64(rev)))
-}
-
-// traceLogFields adds the trace id of a sampled call to its log line, next
-// to the request id, so that a log line leads to its trace.
-func traceLogFields(ctx context.Context) logging.Fields {
-	fields := requestIDFields(ctx)
-	if sc := trace.SpanContextFromContext(ctx); sc.IsSampled() {
-		fields = append(fields, "trace_id", sc.TraceID().String())
-	}
-	return fields
 }
 
 // tracerName names the spans the server starts inside a call.

@@ -36,7 +36,7 @@ func tracedEnv(t *testing.T, opts ...func(*Options)) (*testEnv, *tracetest.SpanR
 	logs := &syncBuffer{}
 	e := MustStart(t, "", append([]func(*Options){func(o *Options) {
 		o.TracerProvider = tp
-		o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}}, opts...)...)
 	return e, rec, logs
 }
@@ -88,6 +88,9 @@ func startedNamed(rec *tracetest.SpanRecorder, name string) []sdktrace.ReadOnlyS
 func finishedCalls(t *testing.T, logs *syncBuffer, method string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
+	if strings.TrimSpace(logs.String()) == "" {
+		return nil
+	}
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var e map[string]any
 		if err := json.Unmarshal([]byte(line), &e); err != nil {
@@ -259,7 +262,9 @@ func TestTracing_OffInstallsNothing(t *testing.T) {
 		otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator())
 	})
 	logs := &syncBuffer{}
-	e := MustStart(t, "", func(o *Options) { o.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
+	e := MustStart(t, "", func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
 	if e.srv.tracing {
 		t.Fatal("server without a TracerProvider has tracing on")
 	}
