@@ -16,6 +16,7 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	bbolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -348,9 +349,9 @@ func checkCrashFile(t *testing.T, dir string, h *crashHistory) {
 		if meta == nil || kv == nil {
 			return errors.New("meta or kv bucket missing")
 		}
-		raw := meta.Get([]byte("revision"))
-		if len(raw) != 8 {
-			return fmt.Errorf("revision record %x", raw)
+		raw, err := bolt.Unseal([]byte("revision"), meta.Get([]byte("revision")))
+		if err != nil || len(raw) != 8 {
+			return fmt.Errorf("revision record %x: %v", raw, err)
 		}
 		rev := uint64(0)
 		for _, b := range raw {

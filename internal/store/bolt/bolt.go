@@ -24,7 +24,14 @@ import (
 )
 
 // SchemaVersion is the version of the key layout this binary writes.
-const SchemaVersion = 1
+//
+//	1  JSON records as written
+//	2  every value sealed in a checksummed envelope (record.go)
+const SchemaVersion = 2
+
+// maxPlausibleSchema bounds the schema versions a sealed schema record may
+// name; a larger one is damage, not a newer binary's file.
+const maxPlausibleSchema = 1 << 10
 
 // FileName is the name of the database file inside the data directory.
 const FileName = "gatehouse.db"
@@ -41,8 +48,10 @@ var (
 // the open-time transaction. migrations[v] upgrades version v to v+1.
 type Migration func(tx *bbolt.Tx) error
 
-// migrations holds the upgrade steps; empty while SchemaVersion is 1.
-var migrations = map[int]Migration{}
+// migrations holds the upgrade steps.
+var migrations = map[int]Migration{
+	1: sealRecords,
+}
 
 // Store is a bbolt-backed store.Store.
 type Store struct {
@@ -116,10 +125,10 @@ func (s *Store) init(migs map[int]Migration, version int) error {
 		}
 		v := version
 		if raw := meta.Get(keySchema); raw != nil {
-			if len(raw) != 8 {
-				return fmt.Errorf("%w: bad schema version record", store.ErrCorrupt)
+			var err error
+			if v, err = schemaOf(raw); err != nil {
+				return err
 			}
-			v = int(binary.BigEndian.Uint64(raw))
 		} else if k, _ := kv.Cursor().First(); k != nil {
 			return fmt.Errorf("%w: data without a schema version", store.ErrCorrupt)
 		}
@@ -135,17 +144,86 @@ func (s *Store) init(migs map[int]Migration, version int) error {
 				return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
 			}
 		}
-		if err := meta.Put(keySchema, u64(uint64(version))); err != nil {
+		if err := meta.Put(keySchema, sealU64(keySchema, uint64(version))); err != nil {
 			return err
 		}
 		if raw := meta.Get(keyRevision); raw != nil {
-			if len(raw) != 8 {
-				return fmt.Errorf("%w: bad revision record", store.ErrCorrupt)
+			rev, err := unsealU64(keyRevision, raw)
+			if err != nil {
+				return &store.DamagedError{Key: "meta/" + string(keyRevision), Err: err}
 			}
-			s.rev.Store(binary.BigEndian.Uint64(raw))
+			s.rev.Store(rev)
 		}
 		return nil
 	})
+}
+
+// schemaOf reads the schema record. Schema 1 stored it as 8 bare bytes;
+// every later schema seals it. A record that fails its checksum, or names
+// an implausible version, is damage.
+func schemaOf(raw []byte) (int, error) {
+	const what = "meta/schema_version"
+	if len(raw) == 8 {
+		// Only schema 1 wrote a bare record, so any other value in one is
+		// a damaged 1.
+		if v := binary.BigEndian.Uint64(raw); v != 1 {
+			return 0, &store.DamagedError{Key: what, Err: fmt.Errorf("unsealed schema record holds %d; only schema 1 wrote unsealed records", v)}
+		}
+		return 1, nil
+	}
+	v, err := unsealU64(keySchema, raw)
+	if err != nil {
+		return 0, &store.DamagedError{Key: what, Err: err}
+	}
+	if v < 1 || v > maxPlausibleSchema {
+		return 0, &store.DamagedError{Key: what, Err: fmt.Errorf("implausible schema version %d", v)}
+	}
+	return int(v), nil
+}
+
+// sealRecords upgrades schema 1 to 2: it seals every value of the kv
+// bucket and the revision record in a checksummed envelope, unchanged
+// otherwise. It works in batches so that the cursor is repositioned after
+// every write.
+func sealRecords(tx *bbolt.Tx) error {
+	kv, meta := tx.Bucket(kvBucket), tx.Bucket(metaBucket)
+	if raw := meta.Get(keyRevision); raw != nil {
+		if len(raw) != 8 {
+			return &store.DamagedError{Key: "meta/" + string(keyRevision), Err: fmt.Errorf("%d-byte revision record", len(raw))}
+		}
+		if err := meta.Put(keyRevision, seal(keyRevision, raw)); err != nil {
+			return err
+		}
+	}
+	const batch = 1024
+	var after []byte
+	for {
+		type kvPair struct{ k, v []byte }
+		var pairs []kvPair
+		c := kv.Cursor()
+		k, v := c.First()
+		if after != nil {
+			k, v = c.Seek(after)
+			if k != nil && bytes.Equal(k, after) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(pairs) < batch; k, v = c.Next() {
+			if v == nil && kv.Bucket(k) != nil {
+				return fmt.Errorf("unexpected nested bucket %q", k)
+			}
+			pairs = append(pairs, kvPair{bytes.Clone(k), seal(k, v)})
+		}
+		if len(pairs) == 0 {
+			return nil
+		}
+		for _, p := range pairs {
+			if err := kv.Put(p.k, p.v); err != nil {
+				return err
+			}
+		}
+		after = pairs[len(pairs)-1].k
+	}
 }
 
 func u64(v uint64) []byte {
@@ -166,12 +244,25 @@ func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 		return err
 	}
 	return closedErr(s.db.View(func(btx *bbolt.Tx) error {
-		t := &tx{b: btx.Bucket(kvBucket)}
-		if raw := btx.Bucket(metaBucket).Get(keyRevision); len(raw) == 8 {
-			t.rev = binary.BigEndian.Uint64(raw)
+		rev, err := readRevision(btx)
+		if err != nil {
+			return err
 		}
-		return fn(t)
+		return fn(&tx{b: btx.Bucket(kvBucket), rev: rev})
 	}))
+}
+
+// readRevision returns the revision record of btx (0 in a new store).
+func readRevision(btx *bbolt.Tx) (uint64, error) {
+	raw := btx.Bucket(metaBucket).Get(keyRevision)
+	if raw == nil {
+		return 0, nil
+	}
+	rev, err := unsealU64(keyRevision, raw)
+	if err != nil {
+		return 0, &store.DamagedError{Key: "meta/" + string(keyRevision), Err: err}
+	}
+	return rev, nil
 }
 
 // noSpaceErr marks an out-of-space failure as store.ErrNoSpace. bbolt
@@ -212,7 +303,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 		if len(t.keys) == 0 {
 			return nil
 		}
-		if err := btx.Bucket(metaBucket).Put(keyRevision, u64(t.rev)); err != nil {
+		if err := btx.Bucket(metaBucket).Put(keyRevision, sealU64(keyRevision, t.rev)); err != nil {
 			return err
 		}
 		// The change is recorded before the commit becomes visible, so a
@@ -326,7 +417,11 @@ func (t *tx) Get(key string) ([]byte, error) {
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	return v, nil
+	p, err := unseal([]byte(key), v)
+	if err != nil {
+		return nil, &store.DamagedError{Key: key, Err: err}
+	}
+	return p, nil
 }
 
 // lookup finds key with a cursor: bbolt's Bucket.Get answers nil both for a
@@ -355,7 +450,11 @@ func (t *tx) Scan(prefix, startAfter string, fn func(string, []byte) (bool, erro
 		k, v = c.Seek(p)
 	}
 	for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-		more, err := fn(string(k), v)
+		payload, err := unseal(k, v)
+		if err != nil {
+			return &store.DamagedError{Key: string(k), Err: err}
+		}
+		more, err := fn(string(k), payload)
 		if err != nil || !more {
 			return err
 		}
@@ -377,9 +476,9 @@ func (t *tx) Put(key string, val []byte) error {
 	if key == "" {
 		return errors.New("empty key")
 	}
-	// bbolt keeps a reference to val until the commit; the caller may
-	// reuse its buffer as soon as Put returns.
-	if err := t.b.Put([]byte(key), append([]byte{}, val...)); err != nil {
+	// bbolt keeps a reference to the value until the commit; seal copies
+	// val, so the caller may reuse its buffer as soon as Put returns.
+	if err := t.b.Put([]byte(key), seal([]byte(key), val)); err != nil {
 		return err
 	}
 	t.touch(key)
@@ -405,9 +504,9 @@ func (s *Store) Backup(ctx context.Context, open func(rev uint64, size int64) (i
 		return err
 	}
 	return closedErr(s.db.View(func(btx *bbolt.Tx) error {
-		var rev uint64
-		if raw := btx.Bucket(metaBucket).Get(keyRevision); len(raw) == 8 {
-			rev = binary.BigEndian.Uint64(raw)
+		rev, err := readRevision(btx)
+		if err != nil {
+			return err
 		}
 		w, err := open(rev, btx.Size())
 		if err != nil {

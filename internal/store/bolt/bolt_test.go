@@ -102,10 +102,14 @@ func MustRawUpdate(t testing.TB, dir string, fn func(tx *bbolt.Tx) error) {
 func mustSchemaVersion(t testing.TB, dir string) uint64 {
 	t.Helper()
 	raw := MustReadMeta(t, dir, keySchema)
-	if len(raw) != 8 {
-		t.Fatalf("schema_version record = %x; want 8 bytes", raw)
+	if len(raw) == 8 { // schema 1 wrote it bare
+		return binary.BigEndian.Uint64(raw)
 	}
-	return binary.BigEndian.Uint64(raw)
+	v, err := unsealU64(keySchema, raw)
+	if err != nil {
+		t.Fatalf("schema_version record = %x: %v", raw, err)
+	}
+	return v
 }
 
 func TestStore_Conformance(t *testing.T) {
@@ -169,8 +173,8 @@ func TestOpen_RecordsSchemaVersion(t *testing.T) {
 	s = MustOpen(t, dir)
 	rev := storetest.MustPut(t, s, "k", "v")
 	MustClose(t, s)
-	if got := MustReadMeta(t, dir, keyRevision); !bytes.Equal(got, u64(rev)) {
-		t.Errorf("revision record = %x; want %x", got, u64(rev))
+	if got := MustReadMeta(t, dir, keyRevision); !bytes.Equal(got, sealU64(keyRevision, rev)) {
+		t.Errorf("revision record = %x; want %x", got, sealU64(keyRevision, rev))
 	}
 }
 
@@ -181,11 +185,21 @@ func TestOpen_RefusesBadMeta(t *testing.T) {
 		wantErr error
 	}{
 		{"newer schema", func(tx *bbolt.Tx) error {
-			return tx.Bucket(metaBucket).Put(keySchema, u64(SchemaVersion+1))
+			return tx.Bucket(metaBucket).Put(keySchema, sealU64(keySchema, SchemaVersion+1))
 		}, store.ErrSchemaTooNew},
-		{"much newer schema", func(tx *bbolt.Tx) error {
-			return tx.Bucket(metaBucket).Put(keySchema, u64(1<<40))
-		}, store.ErrSchemaTooNew},
+		{"implausibly new schema", func(tx *bbolt.Tx) error {
+			return tx.Bucket(metaBucket).Put(keySchema, sealU64(keySchema, 1<<40))
+		}, store.ErrCorrupt},
+		{"bit flipped in the schema record", func(tx *bbolt.Tx) error {
+			return tx.Bucket(metaBucket).Put(keySchema, flipBit(sealU64(keySchema, SchemaVersion), recordHeaderSize+2))
+		}, store.ErrCorrupt},
+		{"bit flipped in a schema 1 record", func(tx *bbolt.Tx) error {
+			return tx.Bucket(metaBucket).Put(keySchema, u64(1|1<<46))
+		}, store.ErrCorrupt},
+		{"bit flipped in the revision record", func(tx *bbolt.Tx) error {
+			raw := tx.Bucket(metaBucket).Get(keyRevision)
+			return tx.Bucket(metaBucket).Put(keyRevision, flipBit(raw, len(raw)-1))
+		}, store.ErrCorrupt},
 		{"short schema record", func(tx *bbolt.Tx) error {
 			return tx.Bucket(metaBucket).Put(keySchema, []byte{0, 0, 0, 1})
 		}, store.ErrCorrupt},
@@ -223,7 +237,7 @@ func TestOpen_RefusesBadMeta(t *testing.T) {
 			if got := MustReadMeta(t, dir, keySchema); !bytes.Equal(got, want) {
 				t.Errorf("refused Open changed schema_version from %x to %x", want, got)
 			}
-			if got := MustReadMeta(t, dir, keyRevision); tc.name != "short revision record" && !bytes.Equal(got, u64(rev)) {
+			if got := MustReadMeta(t, dir, keyRevision); !strings.Contains(tc.name, "revision record") && !bytes.Equal(got, sealU64(keyRevision, rev)) {
 				t.Errorf("refused Open changed the revision record to %x", got)
 			}
 		})
@@ -236,11 +250,12 @@ func rewrite(runs *[]string, name string) Migration {
 	return func(tx *bbolt.Tx) error {
 		*runs = append(*runs, name)
 		kv := tx.Bucket(kvBucket)
-		v := kv.Get([]byte("k"))
-		if v == nil {
-			return errors.New("k is missing")
+		k := []byte("k")
+		v, err := unseal(k, kv.Get(k))
+		if err != nil {
+			return fmt.Errorf("k: %w", err)
 		}
-		return kv.Put([]byte("k"), append([]byte(name+":"), v...))
+		return kv.Put(k, seal(k, append([]byte(name+":"), v...)))
 	}
 }
 
