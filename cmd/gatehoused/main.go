@@ -72,9 +72,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	start := time.Now()
-	st, err := bolt.Open(cfg.DataDir)
+	st, err := openStore(cfg.DataDir, cfg.AcceptMetaRollback, log)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
 	defer func() {
 		if err := st.Close(); err != nil {
@@ -129,6 +129,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	var metrics *server.Metrics
 	if cfg.MetricsAddr != "" {
 		metrics = server.NewMetrics()
+		registerStoreMetrics(metrics, st)
 	}
 	// The tracer provider is created before the server and, deferred, shut
 	// down after it stopped: every span has ended by then.

@@ -27,6 +27,10 @@ var (
 	ErrSchemaTooNew = errors.New("store schema is newer than this binary supports")
 	// ErrCorrupt: the store file or a record in it cannot be read.
 	ErrCorrupt = errors.New("store is corrupt")
+	// ErrMetaRollback: one of the file's two meta pages (commit records)
+	// is damaged, so opening it would fall back to the other one and may
+	// lose the last acknowledged commit. It comes wrapped with ErrCorrupt.
+	ErrMetaRollback = errors.New("a meta page is damaged: opening would roll back to the other one")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store is closed")
 	// ErrNoSpace: the commit failed because the disk (or the file size

@@ -59,6 +59,13 @@ type Store struct {
 	wmu sync.Mutex // orders commits with their change records
 	rev atomic.Uint64
 
+	// damaged and damagedCount describe the records that failed their
+	// checksum at open; set before Open returns, read-only after.
+	damaged      []*store.DamagedError
+	damagedCount int
+	// fallback is set when the store was opened from its older meta page.
+	fallback *MetaFallback
+
 	mu      sync.Mutex
 	changes []store.Change
 	subs    map[int]chan struct{}
@@ -67,14 +74,33 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the store in dir. It refuses files with a
-// newer schema version (store.ErrSchemaTooNew) and files bbolt cannot read
-// (store.ErrCorrupt), and runs migrations for older ones.
-func Open(dir string) (*Store, error) {
-	return openWith(dir, migrations, SchemaVersion)
+// Options change how Open treats a damaged file.
+type Options struct {
+	// AcceptMetaRollback opens a file whose newest meta page is damaged
+	// from the other one, as bbolt does, instead of refusing it with
+	// store.ErrMetaRollback. The last commit may be lost; MetaFallback
+	// then describes what happened.
+	AcceptMetaRollback bool
 }
 
-func openWith(dir string, migs map[int]Migration, version int) (s *Store, err error) {
+// Open opens (creating if needed) the store in dir. It refuses files with a
+// newer schema version (store.ErrSchemaTooNew), files bbolt cannot read
+// (store.ErrCorrupt) and files with one damaged meta page
+// (store.ErrMetaRollback), and runs migrations for older ones.
+func Open(dir string) (*Store, error) {
+	return OpenWith(dir, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(dir string, o Options) (*Store, error) {
+	return open(dir, migrations, SchemaVersion, o)
+}
+
+func openWith(dir string, migs map[int]Migration, version int) (*Store, error) {
+	return open(dir, migs, version, Options{})
+}
+
+func open(dir string, migs map[int]Migration, version int, o Options) (s *Store, err error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
@@ -86,8 +112,12 @@ func openWith(dir string, migs map[int]Migration, version int) (s *Store, err er
 			s, err = nil, fmt.Errorf("%w: %s: %v", store.ErrCorrupt, path, r)
 		}
 	}()
-	if err := preflight(path); err != nil {
+	fallback, err := preflight(path)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
+	}
+	if fallback != nil && !o.AcceptMetaRollback {
+		return nil, fmt.Errorf("%w: %s: %w: %v", store.ErrCorrupt, path, store.ErrMetaRollback, fallback)
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
@@ -101,7 +131,7 @@ func openWith(dir string, migs map[int]Migration, version int) (s *Store, err er
 		// version, "file size too small", …) is a damaged file.
 		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
 	}
-	s = &Store{db: db, subs: map[int]chan struct{}{}}
+	s = &Store{db: db, subs: map[int]chan struct{}{}, fallback: fallback}
 	if err := s.verify(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
@@ -110,7 +140,44 @@ func openWith(dir string, migs map[int]Migration, version int) (s *Store, err er
 		_ = db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if err := s.checkRecords(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	return s, nil
+}
+
+// maxDamagedListed bounds the damaged records Open remembers by key.
+const maxDamagedListed = 100
+
+// checkRecords verifies the checksum of every stored value once at open, so
+// that damage in records no start-up reader decodes (audit events, queued
+// notifications, indexes) is reported at start-up too. A damaged record
+// does not stop the store: reading it reports the damage, and the snapshot
+// leaves its account out.
+func (s *Store) checkRecords() error {
+	return s.db.View(func(btx *bbolt.Tx) error {
+		return btx.Bucket(kvBucket).ForEach(func(k, v []byte) error {
+			if _, err := unseal(k, v); err != nil {
+				s.damagedCount++
+				if len(s.damaged) < maxDamagedListed {
+					s.damaged = append(s.damaged, &store.DamagedError{Key: string(k), Err: err})
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// MetaFallback returns what Open accepted when one meta page was damaged
+// (Options.AcceptMetaRollback), or nil. The first commit after Open
+// rewrites the damaged page.
+func (s *Store) MetaFallback() *MetaFallback { return s.fallback }
+
+// DamagedRecords returns the records whose checksum failed when the store
+// was opened (at most the first 100) and how many there were in all.
+func (s *Store) DamagedRecords() ([]*store.DamagedError, int) {
+	return s.damaged, s.damagedCount
 }
 
 func (s *Store) init(migs map[int]Migration, version int) error {

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/gatehouse-dev/gatehouse/internal/server"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// openStore opens the store and reports at ERROR what Open found damaged
+// but could still open: a meta-page fallback the operator accepted, and
+// records whose checksum fails (their accounts are left out of service).
+func openStore(dir string, acceptMetaRollback bool, log *slog.Logger) (*bolt.Store, error) {
+	st, err := bolt.OpenWith(dir, bolt.Options{AcceptMetaRollback: acceptMetaRollback})
+	if errors.Is(err, store.ErrMetaRollback) {
+		return nil, fmt.Errorf("open store: %w; start with --accept-meta-rollback to open it from the other meta page", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if fb := st.MetaFallback(); fb != nil {
+		log.Error("store opened from its older meta page (--accept-meta-rollback): the last commit may be lost",
+			"damaged_meta_page", fb.DamagedPage, "damaged_txid", fb.DamagedTxid, "used_meta_page", fb.UsedPage, "used_txid", fb.UsedTxid)
+	}
+	damaged, n := st.DamagedRecords()
+	for _, d := range damaged {
+		log.Error("stored record damaged", "key", d.Key, "err", d)
+	}
+	if n > len(damaged) {
+		log.Error("more stored records damaged", "listed", len(damaged), "total", n)
+	}
+	return st, nil
+}
+
+// registerStoreMetrics exports what openStore reported.
+func registerStoreMetrics(m *server.Metrics, st *bolt.Store) {
+	fallback := 0.0
+	if st.MetaFallback() != nil {
+		fallback = 1
+	}
+	_, damaged := st.DamagedRecords()
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_store_meta_fallback",
+			Help: "1 when the store was opened from its older meta page (--accept-meta-rollback): the last commit before the start may be lost."},
+			func() float64 { return fallback }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_store_damaged_records_at_start",
+			Help: "Stored records whose checksum failed when the store was opened."},
+			func() float64 { return float64(damaged) }),
+	)
+}
