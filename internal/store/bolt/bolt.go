@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -100,26 +101,51 @@ func openWith(dir string, migs map[int]Migration, version int) (*Store, error) {
 	return open(dir, migs, version, Options{})
 }
 
-func open(dir string, migs map[int]Migration, version int, o Options) (s *Store, err error) {
+func open(dir string, migs map[int]Migration, version int, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	// bbolt panics on some kinds of damage it finds while reading pages;
-	// a damaged file must stop start-up with a clear error, not a crash.
-	defer func() {
-		if r := recover(); r != nil {
-			s, err = nil, fmt.Errorf("%w: %s: %v", store.ErrCorrupt, path, r)
-		}
+	// Opening reads the whole file through bbolt's memory map. bbolt
+	// panics on some kinds of damage, and a damaged pointer the checks
+	// below miss would make it read outside the mapping: a fault that
+	// kills the process. Both must stop start-up with a clear error, so
+	// the open runs in a goroutine of its own that turns faults into
+	// panics (debug.SetPanicOnFault is per goroutine) and recovers.
+	type result struct {
+		s   *Store
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		debug.SetPanicOnFault(true)
+		var db *bbolt.DB
+		defer func() {
+			if r := recover(); r != nil {
+				if db != nil {
+					_ = db.Close()
+				}
+				done <- result{nil, fmt.Errorf("%w: %s: %v", store.ErrCorrupt, path, r)}
+			}
+		}()
+		s, err := openFile(path, migs, version, o, &db)
+		done <- result{s, err}
 	}()
-	fallback, err := preflight(path)
+	r := <-done
+	return r.s, r.err
+}
+
+// openFile opens the file at path; *db is the bbolt handle as soon as
+// there is one, so that a recovered fault can close it.
+func openFile(path string, migs map[int]Migration, version int, o Options, db **bbolt.DB) (*Store, error) {
+	_, fallback, err := checkFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
+		return nil, err
 	}
 	if fallback != nil && !o.AcceptMetaRollback {
 		return nil, fmt.Errorf("%w: %s: %w: %v", store.ErrCorrupt, path, store.ErrMetaRollback, fallback)
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	*db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
@@ -131,17 +157,17 @@ func open(dir string, migs map[int]Migration, version int, o Options) (s *Store,
 		// version, "file size too small", …) is a damaged file.
 		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
 	}
-	s = &Store{db: db, subs: map[int]chan struct{}{}, fallback: fallback}
+	s := &Store{db: *db, subs: map[int]chan struct{}{}, fallback: fallback}
 	if err := s.verify(); err != nil {
-		_ = db.Close()
+		_ = s.db.Close()
 		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
 	}
 	if err := s.init(migs, version); err != nil {
-		_ = db.Close()
+		_ = s.db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := s.checkRecords(); err != nil {
-		_ = db.Close()
+		_ = s.db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil

@@ -713,9 +713,6 @@ func (f storeFile) leafWith(t *testing.T, key string) int {
 	return 0
 }
 
-// leafPageFlag marks a bbolt leaf page in its header's flags (offset 8).
-const leafPageFlag = 0x02
-
 func zeroPage(b []byte, p, size int) []byte {
 	b = bytes.Clone(b)
 	clear(b[p*size : (p+1)*size])

@@ -7,6 +7,10 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
+	"syscall"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 
 	bbolt "go.etcd.io/bbolt"
 )
@@ -89,28 +93,28 @@ func rawTxid(b []byte) uint64 {
 // process dies with a fault that recover cannot catch. A missing or empty
 // file passes: bbolt initializes it. When only one meta page is valid it
 // returns the fallback bbolt would take; the caller decides whether to
-// accept it.
-func preflight(path string) (*MetaFallback, error) {
+// accept it. It returns the meta page bbolt will use (zero for a new file).
+func preflight(path string) (meta, *MetaFallback, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return meta{}, nil, nil
 	}
 	if err != nil {
-		return nil, err
+		return meta{}, nil, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return meta{}, nil, err
 	}
 	size := fi.Size()
 	if size == 0 {
-		return nil, nil
+		return meta{}, nil, nil
 	}
 	head := make([]byte, 4096)
 	n, err := io.ReadFull(f, head)
 	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return nil, err
+		return meta{}, nil, err
 	}
 	head = head[:n]
 	m0, ok0 := parseMeta(head)
@@ -119,7 +123,7 @@ func preflight(path string) (*MetaFallback, error) {
 		pageSize = int64(m0.pageSize)
 	}
 	if pageSize < 1024 || pageSize > 1<<20 {
-		return nil, fmt.Errorf("%w: implausible page size %d", errCorruptFile, pageSize)
+		return meta{}, nil, fmt.Errorf("%w: implausible page size %d", errCorruptFile, pageSize)
 	}
 	second := make([]byte, pageHeaderSize+metaSize)
 	var m1 meta
@@ -142,20 +146,58 @@ func preflight(path string) (*MetaFallback, error) {
 		m = m1
 		fallback = &MetaFallback{DamagedPage: 0, DamagedTxid: rawTxid(head), UsedPage: 1, UsedTxid: m1.txid}
 	default:
-		return nil, fmt.Errorf("%w: no valid meta page", errCorruptFile)
+		return meta{}, nil, fmt.Errorf("%w: no valid meta page", errCorruptFile)
 	}
 	if m.hwm < 4 || int64(m.hwm)*int64(m.pageSize) > size {
-		return nil, fmt.Errorf("%w: file is %d bytes but its meta page needs %d pages of %d bytes (truncated?)",
+		return meta{}, nil, fmt.Errorf("%w: file is %d bytes but its meta page needs %d pages of %d bytes (truncated?)",
 			errCorruptFile, size, m.hwm, m.pageSize)
 	}
 	if m.root < 2 || m.root >= m.hwm || (m.freelist != noFreelist && (m.freelist < 2 || m.freelist >= m.hwm)) {
-		return nil, fmt.Errorf("%w: meta page points outside the file (root %d, freelist %d, %d pages)",
+		return meta{}, nil, fmt.Errorf("%w: meta page points outside the file (root %d, freelist %d, %d pages)",
 			errCorruptFile, m.root, m.freelist, m.hwm)
 	}
-	return fallback, nil
+	return m, fallback, nil
 }
 
 var errCorruptFile = errors.New("damaged file")
+
+// checkFile checks the file at path before bbolt opens it: its meta pages
+// (preflight) and the structure of every page the meta page bbolt will use
+// reaches (walkPages). It holds a shared lock on the file meanwhile, so
+// that a file another process has open (and may be writing) is reported
+// as locked, not as damaged. It returns what preflight returns.
+func checkFile(path string) (meta, *MetaFallback, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return meta{}, nil, nil
+	}
+	if err != nil {
+		return meta{}, nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
+			return meta{}, nil, fmt.Errorf("open %s: locked by another process", path)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	m, fallback, err := preflight(path)
+	if err != nil {
+		return m, nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
+	}
+	if m.hwm == 0 { // a new file
+		return m, fallback, nil
+	}
+	if err := walkPages(path, m); err != nil {
+		return m, fallback, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
+	}
+	return m, fallback, nil
+}
 
 // verify walks every page reachable from the root with bbolt's own
 // consistency check, which validates page ids before it follows them.
