@@ -203,11 +203,13 @@ func checkFile(path string) (meta, *MetaFallback, error) {
 // consistency check, which validates page ids before it follows them.
 func (s *Store) verify() error {
 	return s.db.View(func(tx *bbolt.Tx) error {
+		// The check runs in a goroutine of bbolt's that reads the
+		// transaction until it closes the channel: drain it all (keeping
+		// the first ten errors) before the transaction ends.
 		var errs []error
 		for err := range tx.Check() {
-			errs = append(errs, err)
-			if len(errs) == 10 {
-				break
+			if len(errs) < 10 {
+				errs = append(errs, err)
 			}
 		}
 		if len(errs) > 0 {
