@@ -129,7 +129,6 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	var metrics *server.Metrics
 	if cfg.MetricsAddr != "" {
 		metrics = server.NewMetrics()
-		registerStoreMetrics(metrics, st)
 	}
 	// The tracer provider is created before the server and, deferred, shut
 	// down after it stopped: every span has ended by then.

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // openStore opens the store and reports at ERROR what Open found damaged
@@ -34,21 +32,4 @@ func openStore(dir string, acceptMetaRollback bool, log *slog.Logger) (*bolt.Sto
 		log.Error("more stored records damaged", "listed", len(damaged), "total", n)
 	}
 	return st, nil
-}
-
-// registerStoreMetrics exports what openStore reported.
-func registerStoreMetrics(m *server.Metrics, st *bolt.Store) {
-	fallback := 0.0
-	if st.MetaFallback() != nil {
-		fallback = 1
-	}
-	_, damaged := st.DamagedRecords()
-	m.Registry.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_store_meta_fallback",
-			Help: "1 when the store was opened from its older meta page (--accept-meta-rollback): the last commit before the start may be lost."},
-			func() float64 { return fallback }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_store_damaged_records_at_start",
-			Help: "Stored records whose checksum failed when the store was opened."},
-			func() float64 { return float64(damaged) }),
-	)
 }

@@ -200,6 +200,13 @@ func (s *Store) checkRecords() error {
 // rewrites the damaged page.
 func (s *Store) MetaFallback() *MetaFallback { return s.fallback }
 
+// StartupDamage reports what Open found damaged but opened anyway, for
+// metrics: whether it fell back to the older meta page, and how many
+// records failed their checksum.
+func (s *Store) StartupDamage() (metaFallback bool, damagedRecords int) {
+	return s.fallback != nil, s.damagedCount
+}
+
 // DamagedRecords returns the records whose checksum failed when the store
 // was opened (at most the first 100) and how many there were in all.
 func (s *Store) DamagedRecords() ([]*store.DamagedError, int) {
