@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 )
 
@@ -14,7 +13,11 @@ import (
 // records whose checksum fails (their accounts are left out of service).
 func openStore(dir string, acceptMetaRollback bool, log *slog.Logger) (*bolt.Store, error) {
 	st, err := bolt.OpenWith(dir, bolt.Options{AcceptMetaRollback: acceptMetaRollback})
-	if errors.Is(err, store.ErrMetaRollback) {
+	var rb *bolt.MetaRollbackError
+	if errors.As(err, &rb) {
+		fb := rb.Fallback
+		log.Error("store refused: a meta page is damaged and opening would roll back to the other one; --accept-meta-rollback accepts it",
+			"damaged_meta_page", fb.DamagedPage, "damaged_txid", fb.DamagedTxid, "used_meta_page", fb.UsedPage, "used_txid", fb.UsedTxid)
 		return nil, fmt.Errorf("open store: %w; start with --accept-meta-rollback to open it from the other meta page", err)
 	}
 	if err != nil {

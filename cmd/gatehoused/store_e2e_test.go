@@ -152,8 +152,14 @@ func TestE2E_MetaRollback(t *testing.T) {
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	wantDamageRefusal(t, dir, "store is corrupt", fmt.Sprintf("meta page %d is damaged", newest),
+	out := wantDamageRefusal(t, dir, "store is corrupt", fmt.Sprintf("meta page %d is damaged", newest),
 		fmt.Sprintf("transaction %d", older), "--accept-meta-rollback")
+	// The refusal is logged at ERROR with both transaction ids.
+	for _, want := range []string{`"level":"ERROR","msg":"store refused: a meta page is damaged`, fmt.Sprintf(`"used_txid":%d`, older), fmt.Sprintf(`"damaged_meta_page":%d`, newest), `"damaged_txid":`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the refusal's log lacks %s", want)
+		}
+	}
 
 	d = start(t, nil, loopbackArgs(dir, "--accept-meta-rollback", "--metrics-addr", "127.0.0.1:0")...)
 	e := d.mustLog("store opened from its older meta page (--accept-meta-rollback): the last commit may be lost")
@@ -176,7 +182,7 @@ func TestE2E_MetaRollback(t *testing.T) {
 // without serving, says every part of want, does not crash, and leaves the
 // file byte for byte as it was. (Unlike wantRefusal it never opens the
 // damaged file with bbolt in the test process.)
-func wantDamageRefusal(t *testing.T, dir string, want ...string) {
+func wantDamageRefusal(t *testing.T, dir string, want ...string) (stderr string) {
 	t.Helper()
 	path := filepath.Join(dir, "gatehouse.db")
 	before, err := os.ReadFile(path)
@@ -208,6 +214,7 @@ func wantDamageRefusal(t *testing.T, dir string, want ...string) {
 	if !bytes.Equal(before, after) {
 		t.Errorf("the refused store file was modified")
 	}
+	return out
 }
 
 // scrape returns the daemon's metrics page; d runs with --metrics-addr.

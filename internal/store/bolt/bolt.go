@@ -143,7 +143,7 @@ func openFile(path string, migs map[int]Migration, version int, o Options, db **
 		return nil, err
 	}
 	if fallback != nil && !o.AcceptMetaRollback {
-		return nil, fmt.Errorf("%w: %s: %w: %v", store.ErrCorrupt, path, store.ErrMetaRollback, fallback)
+		return nil, &MetaRollbackError{Path: path, Fallback: *fallback}
 	}
 	*db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
 	if err != nil {

@@ -79,6 +79,20 @@ func (m *MetaFallback) String() string {
 		"losing the last commit if the damaged page held a newer one", m.DamagedPage, m.DamagedTxid, m.UsedPage, m.UsedTxid)
 }
 
+// MetaRollbackError is Open's refusal of a file with one damaged meta
+// page. It matches store.ErrCorrupt and store.ErrMetaRollback.
+type MetaRollbackError struct {
+	Path     string
+	Fallback MetaFallback
+}
+
+func (e *MetaRollbackError) Error() string {
+	return fmt.Sprintf("%v: %s: %v: %v", store.ErrCorrupt, e.Path, store.ErrMetaRollback, &e.Fallback)
+}
+
+// Unwrap makes errors.Is match store.ErrCorrupt and store.ErrMetaRollback.
+func (e *MetaRollbackError) Unwrap() []error { return []error{store.ErrCorrupt, store.ErrMetaRollback} }
+
 // rawTxid reads the txid field of a meta page without checking it.
 func rawTxid(b []byte) uint64 {
 	if len(b) < pageHeaderSize+56 {
