@@ -16,6 +16,7 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	bbolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -348,9 +349,9 @@ func checkCrashFile(t *testing.T, dir string, h *crashHistory) {
 		if meta == nil || kv == nil {
 			return errors.New("meta or kv bucket missing")
 		}
-		raw := meta.Get([]byte("revision"))
-		if len(raw) != 8 {
-			return fmt.Errorf("revision record %x", raw)
+		raw, err := bolt.Unseal([]byte("revision"), meta.Get([]byte("revision")))
+		if err != nil || len(raw) != 8 {
+			return fmt.Errorf("revision record %x: %v", raw, err)
 		}
 		rev := uint64(0)
 		for _, b := range raw {
@@ -401,7 +402,11 @@ func checkCrashFile(t *testing.T, dir string, h *crashHistory) {
 		for k, v := c.Seek([]byte("sess/")); k != nil && strings.HasPrefix(string(k), "sess/"); k, v = c.Next() {
 			id := strings.TrimPrefix(string(k), "sess/")
 			sessions[id] = true
-			if !has("t/" + string(v) + "/session/" + id) {
+			acct, err := bolt.Unseal(k, v)
+			if err != nil {
+				return fmt.Errorf("session index %s: %w", k, err)
+			}
+			if !has("t/" + string(acct) + "/session/" + id) {
 				return fmt.Errorf("session %s has an index entry and no record", id)
 			}
 		}
@@ -422,12 +427,24 @@ func checkCrashFile(t *testing.T, dir string, h *crashHistory) {
 				Restricted bool   `json:"agent_click_restricted"`
 				Revision   uint64 `json:"revision"`
 			}
-			if err := json.Unmarshal(kv.Get(fmt.Appendf(nil, "t/tog-%d/settings", w)), &s); err != nil {
+			key := fmt.Appendf(nil, "t/tog-%d/settings", w)
+			raw, err := bolt.Unseal(key, kv.Get(key))
+			if err != nil {
+				return fmt.Errorf("tog-%d settings: %w", w, err)
+			}
+			if err := json.Unmarshal(raw, &s); err != nil {
 				return fmt.Errorf("tog-%d settings: %v", w, err)
 			}
 			if err := checkToggle(w, &h.toggles[w], s.Restricted, s.Revision); err != nil {
 				return err
 			}
+		}
+		// Every record's checksum holds: a kill never leaves a torn value.
+		if err := kv.ForEach(func(k, v []byte) error {
+			_, err := bolt.Unseal(k, v)
+			return err
+		}); err != nil {
+			return fmt.Errorf("a record fails its checksum: %w", err)
 		}
 		// Every acknowledged commit carries its audit events.
 		for _, r := range h.revs {

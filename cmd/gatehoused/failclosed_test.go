@@ -14,6 +14,7 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	bbolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -113,9 +114,10 @@ func TestE2E_RefusesNewerSchema(t *testing.T) {
 	d := start(t, nil, loopbackArgs(dir, "--demo")...)
 	d.stop()
 	rawUpdate(t, dir, func(_, meta *bbolt.Bucket) error {
-		return meta.Put([]byte("schema_version"), []byte{0, 0, 0, 0, 0, 0, 0, 2})
+		next := []byte{0, 0, 0, 0, 0, 0, 0, bolt.SchemaVersion + 1}
+		return meta.Put([]byte("schema_version"), bolt.Seal([]byte("schema_version"), next))
 	})
-	wantRefusal(t, dir, true, "newer", "schema 2")
+	wantRefusal(t, dir, true, "newer", fmt.Sprintf("schema %d", bolt.SchemaVersion+1))
 }
 
 // TestE2E_UndecodableRecordLeavesItsAccountOut: a record the binary
@@ -134,7 +136,9 @@ func TestE2E_UndecodableRecordLeavesItsAccountOut(t *testing.T) {
 	}
 	d.stop()
 	rawUpdate(t, dir, func(kv, _ *bbolt.Bucket) error {
-		return kv.Put([]byte("t/acme/settings"), []byte(`{"agent_click_restricted":`))
+		// Sealed with a valid checksum: the record itself does not decode.
+		k := []byte("t/acme/settings")
+		return kv.Put(k, bolt.Seal(k, []byte(`{"agent_click_restricted":`)))
 	})
 
 	d = start(t, nil, loopbackArgs(dir)...)

@@ -74,9 +74,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	start := time.Now()
-	st, err := bolt.Open(cfg.DataDir)
+	st, err := openStore(cfg.DataDir, cfg.AcceptMetaRollback, log)
 	if err != nil {
-		return fmt.Errorf("open store: %w", err)
+		return err
 	}
 	defer func() {
 		if err := st.Close(); err != nil {

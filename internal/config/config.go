@@ -112,6 +112,9 @@ type Config struct {
 	// StatsInterval is how often runtime statistics (goroutines, memory,
 	// revision) are logged; 0 logs none.
 	StatsInterval time.Duration
+	// AcceptMetaRollback opens a store whose newest meta page is damaged
+	// from the older one (losing the last commit) instead of refusing it.
+	AcceptMetaRollback bool
 	// OTelEndpoint is the host:port of an OTLP/gRPC trace collector; empty
 	// (the default) turns tracing off.
 	OTelEndpoint string
@@ -194,6 +197,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ShedQueueInterval, "shed-queue-interval", c.ShedQueueInterval, "a queue stands after three intervals of this long in a row in none of which a decision waited less than shed-queue-target")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "deadline of a decision whose caller sets none")
 	fs.DurationVar(&c.StatsInterval, "stats-interval", c.StatsInterval, "log runtime statistics (goroutines, memory, revision) this often (0: never)")
+	fs.BoolVar(&c.AcceptMetaRollback, "accept-meta-rollback", c.AcceptMetaRollback, "open a store file with one damaged meta page from the other one, which may lose the last commit (refused otherwise)")
 	fs.StringVar(&c.OTelEndpoint, "otel-endpoint", c.OTelEndpoint, "send OpenTelemetry traces to the OTLP/gRPC collector at this `host:port` (empty: tracing off)")
 	fs.BoolVar(&c.OTelInsecure, "otel-insecure", c.OTelInsecure, "send traces to a non-loopback --otel-endpoint without TLS (a loopback endpoint is always plaintext)")
 	fs.Float64Var(&c.OTelSampleRatio, "otel-sample-ratio", c.OTelSampleRatio, "share (0 to 1) of calls without a caller's trace context that start a trace; calls with one follow the caller's decision")

@@ -145,6 +145,20 @@ func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store, now func() tim
 			return float64(n)
 		}))
 	}
+	if sr, ok := st.(interface {
+		StartupDamage() (metaFallback bool, damagedRecords int)
+	}); ok {
+		fallback, damaged := sr.StartupDamage()
+		fb := 0.0
+		if fallback {
+			fb = 1
+		}
+		cs = append(cs,
+			gauge("gatehouse_store_meta_fallback", "1 when the store was opened from its older meta page (--accept-meta-rollback): the last commit before the start may be lost.",
+				func() float64 { return fb }),
+			gauge("gatehouse_store_damaged_records_at_start", "Stored records whose checksum failed when the store was opened.",
+				func() float64 { return float64(damaged) }))
+	}
 	m.Registry.MustRegister(cs...)
 }
 

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -46,8 +45,8 @@ func ListAuditEvents(tx ReadTx, afterID string, limit, maxScan int, match func(*
 		}
 		scanned++
 		var e AuditEvent
-		if err := json.Unmarshal(val, &e); err != nil {
-			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+		if err := decode(key, val, &e); err != nil {
+			return false, err
 		}
 		if !match(&e) {
 			last = e.ID
@@ -70,8 +69,8 @@ func PurgeAuditEvents(tx Tx, before time.Time, max int) (int, error) {
 	var keys []string
 	err := tx.Scan(auditPrefix, "", func(key string, val []byte) (bool, error) {
 		var e AuditEvent
-		if err := json.Unmarshal(val, &e); err != nil {
-			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+		if err := decode(key, val, &e); err != nil {
+			return false, err
 		}
 		if !e.Time.Before(before) || len(keys) == max {
 			return false, nil

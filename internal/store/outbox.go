@@ -93,8 +93,8 @@ func OutboxStats(tx ReadTx) (queued int, oldest time.Time, err error) {
 	err = tx.Scan(outboxPrefix, "", func(key string, val []byte) (bool, error) {
 		if queued == 0 {
 			var m OutboxMessage
-			if err := json.Unmarshal(val, &m); err != nil {
-				return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+			if err := decode(key, val, &m); err != nil {
+				return false, err
 			}
 			oldest = m.Created
 		}
@@ -115,8 +115,8 @@ func ListOutboxOf(tx ReadTx, acct string, since time.Time, afterID string, limit
 	more := false
 	err := tx.Scan(outboxPrefix, afterKey(outboxPrefix, afterID), func(key string, val []byte) (bool, error) {
 		var m OutboxMessage
-		if err := json.Unmarshal(val, &m); err != nil {
-			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+		if err := decode(key, val, &m); err != nil {
+			return false, err
 		}
 		if acct != "" && m.AccountID != acct || m.Created.Before(since) {
 			return true, nil

@@ -100,18 +100,29 @@ func getJSON[T any](tx ReadTx, key string) (T, error) {
 	if err != nil {
 		return v, err
 	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return v, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+	if err := decode(key, b, &v); err != nil {
+		return v, err
 	}
 	return v, nil
 }
 
 func putJSON(tx Tx, key string, v any) error {
+	if _, ok := KindOf(key); !ok {
+		return fmt.Errorf("encode %q: no record kind has this key", key)
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %q: %w", key, err)
 	}
 	return tx.Put(key, b)
+}
+
+// putID writes an index record, whose value is a bare id.
+func putID(tx Tx, key, id string) error {
+	if _, ok := KindOf(key); !ok {
+		return fmt.Errorf("encode %q: no record kind has this key", key)
+	}
+	return tx.Put(key, []byte(id))
 }
 
 // listJSON decodes up to limit records under prefix after the key
@@ -126,8 +137,8 @@ func listJSON[T any](tx ReadTx, prefix, startAfter string, limit int) ([]T, bool
 			return false, nil
 		}
 		var v T
-		if err := json.Unmarshal(val, &v); err != nil {
-			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+		if err := decode(key, val, &v); err != nil {
+			return false, err
 		}
 		out = append(out, v)
 		return true, nil
@@ -172,9 +183,13 @@ func DeleteAccount(tx Tx, id string) error {
 		}
 	}
 	var keys []string
-	err = tx.Scan(tenantKeyPrefix(id), "", func(key string, _ []byte) (bool, error) {
+	// Damaged records are deleted with the rest.
+	err = scanAll(tx, tenantKeyPrefix(id), "", func(key string, _ []byte) (bool, error) {
 		keys = append(keys, key)
 		return true, nil
+	}, func(de *DamagedError) error {
+		keys = append(keys, de.Key)
+		return nil
 	})
 	if err != nil {
 		return err
@@ -235,7 +250,7 @@ func GetSession(tx ReadTx, id string) (policy.Session, error) {
 // PutSession writes a session and its index entry, stamping the revision.
 func PutSession(tx Tx, s *policy.Session) error {
 	s.Revision = tx.Revision()
-	if err := tx.Put(sessionIndexKey(s.ID), []byte(s.AccountID)); err != nil {
+	if err := putID(tx, sessionIndexKey(s.ID), s.AccountID); err != nil {
 		return err
 	}
 	return putJSON(tx, sessionKey(s.AccountID, s.ID), s)
@@ -261,8 +276,8 @@ func CountActiveSessions(tx ReadTx, acct string, match func(*policy.Session) boo
 	n := 0
 	err := tx.Scan(sessionPrefixOf(acct), "", func(key string, val []byte) (bool, error) {
 		var s policy.Session
-		if err := json.Unmarshal(val, &s); err != nil {
-			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+		if err := decode(key, val, &s); err != nil {
+			return false, err
 		}
 		if s.State == policy.SessionStateActive && match(&s) {
 			n++
@@ -285,45 +300,56 @@ func LoadAccount(tx ReadTx, acct string, withSessions bool) (policy.AccountData,
 	d.Account = a
 	d.Settings = policy.DefaultLiveGuideSettings(acct)
 	prefix := tenantKeyPrefix(acct)
-	err = tx.Scan(prefix, "", func(key string, val []byte) (bool, error) {
+	var skipDamaged func(*DamagedError) error
+	if !withSessions {
+		// Sessions are not read here, so a damaged one is not this
+		// call's to report (AccountSessions does).
+		skipDamaged = func(de *DamagedError) error {
+			if ParseKey(de.Key).Session != "" {
+				return nil
+			}
+			return de
+		}
+	}
+	err = scanAll(tx, prefix, "", func(key string, val []byte) (bool, error) {
 		kind, _, _ := strings.Cut(key[len(prefix):], "/")
 		var err error
 		switch kind {
 		case kindSettings:
-			err = json.Unmarshal(val, &d.Settings)
+			err = decode(key, val, &d.Settings)
 		case kindRep:
 			var r policy.Representative
-			if err = json.Unmarshal(val, &r); err == nil {
+			if err = decode(key, val, &r); err == nil {
 				d.Representatives = append(d.Representatives, r)
 			}
 		case kindAllow:
 			var e policy.AllowlistEntry
-			if err = json.Unmarshal(val, &e); err == nil {
+			if err = decode(key, val, &e); err == nil {
 				d.Allowlist = append(d.Allowlist, e)
 			}
 		case kindPrivacy:
 			var r policy.PrivacyRule
-			if err = json.Unmarshal(val, &r); err == nil {
+			if err = decode(key, val, &r); err == nil {
 				d.PrivacyRules = append(d.PrivacyRules, r)
 			}
 		case kindCustom:
 			var c policy.Customization
-			if err = json.Unmarshal(val, &c); err == nil {
+			if err = decode(key, val, &c); err == nil {
 				d.Customizations = append(d.Customizations, c)
 			}
 		case kindPortal:
 			var p policy.Portal
-			if err = json.Unmarshal(val, &p); err == nil {
+			if err = decode(key, val, &p); err == nil {
 				d.Portals = append(d.Portals, p)
 			}
 		case kindTeam:
 			var t policy.Team
-			if err = json.Unmarshal(val, &t); err == nil {
+			if err = decode(key, val, &t); err == nil {
 				d.Teams = append(d.Teams, t)
 			}
 		case kindHours:
 			var h policy.BusinessHours
-			if err = json.Unmarshal(val, &h); err == nil {
+			if err = decode(key, val, &h); err == nil {
 				d.BusinessHours = append(d.BusinessHours, h)
 			}
 		case kindSession:
@@ -331,15 +357,15 @@ func LoadAccount(tx ReadTx, acct string, withSessions bool) (policy.AccountData,
 				return true, nil
 			}
 			var s policy.Session
-			if err = json.Unmarshal(val, &s); err == nil {
+			if err = decode(key, val, &s); err == nil {
 				sessions = append(sessions, s)
 			}
 		}
 		if err != nil {
-			return false, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err)
+			return false, err
 		}
 		return true, nil
-	})
+	}, skipDamaged)
 	return d, sessions, err
 }
 
@@ -427,9 +453,14 @@ func patchRecord[T any](tx ReadTx, key, id string, s []T, owned bool, idOf func(
 // AccountIDs returns the ids of all accounts in order.
 func AccountIDs(tx ReadTx) ([]string, error) {
 	var ids []string
-	err := tx.Scan(accountPrefix, "", func(key string, _ []byte) (bool, error) {
+	// A damaged account record still names an account: reading it then
+	// reports the damage.
+	err := scanAll(tx, accountPrefix, "", func(key string, _ []byte) (bool, error) {
 		ids = append(ids, key[len(accountPrefix):])
 		return true, nil
+	}, func(de *DamagedError) error {
+		ids = append(ids, de.Key[len(accountPrefix):])
+		return nil
 	})
 	return ids, err
 }
@@ -543,12 +574,14 @@ func CobrowseOwner(tx ReadTx, url string) (string, error) {
 // releaseCobrowseURLsOf releases every co-browse URL acct holds.
 func releaseCobrowseURLsOf(tx Tx, acct string) error {
 	var keys []string
-	err := tx.Scan(cobrowseIndexPrefix, "", func(key string, val []byte) (bool, error) {
+	// A damaged index record names no account it could be released for;
+	// it stays, and reading it reports the damage.
+	err := scanAll(tx, cobrowseIndexPrefix, "", func(key string, val []byte) (bool, error) {
 		if string(val) == acct {
 			keys = append(keys, key)
 		}
 		return true, nil
-	})
+	}, func(*DamagedError) error { return nil })
 	if err != nil {
 		return err
 	}
@@ -565,7 +598,7 @@ func SetCobrowseOwner(tx Tx, url, acct string) error {
 	if acct == "" {
 		return tx.Delete(cobrowseIndexPrefix + url)
 	}
-	return tx.Put(cobrowseIndexPrefix+url, []byte(acct))
+	return putID(tx, cobrowseIndexPrefix+url, acct)
 }
 
 // GetPortal returns a portal, or ErrNotFound.
@@ -650,7 +683,7 @@ func ListTokens(tx ReadTx, afterID string, limit int) ([]auth.Token, bool, error
 // endedBefore; a zero time selects none of that kind.
 func SessionsToSweep(tx ReadTx, startedBefore, endedBefore time.Time, max int) ([]policy.Session, error) {
 	var out []policy.Session
-	err := tx.Scan(sessionIndexPrefix, "", func(key string, acct []byte) (bool, error) {
+	err := scanAll(tx, sessionIndexPrefix, "", func(key string, acct []byte) (bool, error) {
 		id := strings.TrimPrefix(key, sessionIndexPrefix)
 		s, err := getJSON[policy.Session](tx, sessionKey(string(acct), id))
 		if errors.Is(err, ErrCorrupt) {
@@ -665,7 +698,7 @@ func SessionsToSweep(tx ReadTx, startedBefore, endedBefore time.Time, max int) (
 			out = append(out, s)
 		}
 		return max <= 0 || len(out) < max, nil
-	})
+	}, func(*DamagedError) error { return nil }) // a damaged index entry: nothing to decide
 	return out, err
 }
 
@@ -680,14 +713,16 @@ func DeleteSession(tx Tx, s *policy.Session) error {
 // scanDecodable decodes every record under prefix as a T and calls ok with
 // each that decodes, bad with the key of each that does not.
 func scanDecodable[T any](tx ReadTx, prefix string, ok func(v T), bad func(key string, err error)) error {
-	return tx.Scan(prefix, "", func(key string, val []byte) (bool, error) {
+	return scanAll(tx, prefix, "", func(key string, val []byte) (bool, error) {
 		var v T
-		if err := json.Unmarshal(val, &v); err != nil {
-			bad(key, fmt.Errorf("%w: decode %q: %v", ErrCorrupt, key, err))
-			return true, nil
+		if err := decode(key, val, &v); err != nil {
+			return false, err
 		}
 		ok(v)
 		return true, nil
+	}, func(de *DamagedError) error {
+		bad(de.Key, de)
+		return nil
 	})
 }
 

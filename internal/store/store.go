@@ -12,6 +12,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 )
 
@@ -26,12 +27,33 @@ var (
 	ErrSchemaTooNew = errors.New("store schema is newer than this binary supports")
 	// ErrCorrupt: the store file or a record in it cannot be read.
 	ErrCorrupt = errors.New("store is corrupt")
+	// ErrMetaRollback: one of the file's two meta pages (commit records)
+	// is damaged, so opening it would fall back to the other one and may
+	// lose the last acknowledged commit. It comes wrapped with ErrCorrupt.
+	ErrMetaRollback = errors.New("a meta page is damaged: opening would roll back to the other one")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store is closed")
 	// ErrNoSpace: the commit failed because the disk (or the file size
 	// limit) is full; nothing was written.
 	ErrNoSpace = errors.New("store is out of space")
 )
+
+// DamagedError is the error of a stored record that fails its integrity
+// check (a checksum the driver verifies at every read, or strict decoding):
+// its bytes are not what was written under its key. It matches ErrCorrupt.
+type DamagedError struct {
+	// Key is the key of the damaged record.
+	Key string
+	// Err says what is wrong with it.
+	Err error
+}
+
+func (e *DamagedError) Error() string {
+	return fmt.Sprintf("%v: record %q: %v", ErrCorrupt, e.Key, e.Err)
+}
+
+// Unwrap makes errors.Is(err, ErrCorrupt) true.
+func (e *DamagedError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
 
 // Store is a transactional key-value store with a monotonically increasing
 // revision. Keys are UTF-8 strings ordered bytewise.
@@ -62,12 +84,15 @@ type ReadTx interface {
 	// Revision is the revision the transaction reads at; in a write
 	// transaction it is the revision the commit will have.
 	Revision() uint64
-	// Get returns the value of key, or ErrNotFound. The slice is valid only
-	// during the transaction.
+	// Get returns the value of key, or ErrNotFound, or a *DamagedError
+	// when the stored value fails its integrity check. The slice is valid
+	// only during the transaction.
 	Get(key string) ([]byte, error)
 	// Scan calls fn for every key with the given prefix that sorts after
 	// startAfter (all when empty), in order, until fn returns false or an
-	// error. The value slice is valid only during the call.
+	// error. The value slice is valid only during the call. A value that
+	// fails its integrity check ends the scan with a *DamagedError naming
+	// its key; a caller that can go on resumes after that key.
 	Scan(prefix, startAfter string, fn func(key string, val []byte) (bool, error)) error
 }
 

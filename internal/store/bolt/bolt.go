@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,7 +25,14 @@ import (
 )
 
 // SchemaVersion is the version of the key layout this binary writes.
-const SchemaVersion = 1
+//
+//	1  JSON records as written
+//	2  every value sealed in a checksummed envelope (record.go)
+const SchemaVersion = 2
+
+// maxPlausibleSchema bounds the schema versions a sealed schema record may
+// name; a larger one is damage, not a newer binary's file.
+const maxPlausibleSchema = 1 << 10
 
 // FileName is the name of the database file inside the data directory.
 const FileName = "gatehouse.db"
@@ -41,14 +49,23 @@ var (
 // the open-time transaction. migrations[v] upgrades version v to v+1.
 type Migration func(tx *bbolt.Tx) error
 
-// migrations holds the upgrade steps; empty while SchemaVersion is 1.
-var migrations = map[int]Migration{}
+// migrations holds the upgrade steps.
+var migrations = map[int]Migration{
+	1: sealRecords,
+}
 
 // Store is a bbolt-backed store.Store.
 type Store struct {
 	db  *bbolt.DB
 	wmu sync.Mutex // orders commits with their change records
 	rev atomic.Uint64
+
+	// damaged and damagedCount describe the records that failed their
+	// checksum at open; set before Open returns, read-only after.
+	damaged      []*store.DamagedError
+	damagedCount int
+	// fallback is set when the store was opened from its older meta page.
+	fallback *MetaFallback
 
 	mu      sync.Mutex
 	changes []store.Change
@@ -58,29 +75,77 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the store in dir. It refuses files with a
-// newer schema version (store.ErrSchemaTooNew) and files bbolt cannot read
-// (store.ErrCorrupt), and runs migrations for older ones.
-func Open(dir string) (*Store, error) {
-	return openWith(dir, migrations, SchemaVersion)
+// Options change how Open treats a damaged file.
+type Options struct {
+	// AcceptMetaRollback opens a file whose newest meta page is damaged
+	// from the other one, as bbolt does, instead of refusing it with
+	// store.ErrMetaRollback. The last commit may be lost; MetaFallback
+	// then describes what happened.
+	AcceptMetaRollback bool
 }
 
-func openWith(dir string, migs map[int]Migration, version int) (s *Store, err error) {
+// Open opens (creating if needed) the store in dir. It refuses files with a
+// newer schema version (store.ErrSchemaTooNew), files bbolt cannot read
+// (store.ErrCorrupt) and files with one damaged meta page
+// (store.ErrMetaRollback), and runs migrations for older ones.
+func Open(dir string) (*Store, error) {
+	return OpenWith(dir, Options{})
+}
+
+// OpenWith is Open with options.
+func OpenWith(dir string, o Options) (*Store, error) {
+	return open(dir, migrations, SchemaVersion, o)
+}
+
+func openWith(dir string, migs map[int]Migration, version int) (*Store, error) {
+	return open(dir, migs, version, Options{})
+}
+
+func open(dir string, migs map[int]Migration, version int, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	path := filepath.Join(dir, FileName)
-	// bbolt panics on some kinds of damage it finds while reading pages;
-	// a damaged file must stop start-up with a clear error, not a crash.
-	defer func() {
-		if r := recover(); r != nil {
-			s, err = nil, fmt.Errorf("%w: %s: %v", store.ErrCorrupt, path, r)
-		}
-	}()
-	if err := preflight(path); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
+	// Opening reads the whole file through bbolt's memory map. bbolt
+	// panics on some kinds of damage, and a damaged pointer the checks
+	// below miss would make it read outside the mapping: a fault that
+	// kills the process. Both must stop start-up with a clear error, so
+	// the open runs in a goroutine of its own that turns faults into
+	// panics (debug.SetPanicOnFault is per goroutine) and recovers.
+	type result struct {
+		s   *Store
+		err error
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
+	done := make(chan result, 1)
+	go func() {
+		debug.SetPanicOnFault(true)
+		var db *bbolt.DB
+		defer func() {
+			if r := recover(); r != nil {
+				if db != nil {
+					_ = db.Close()
+				}
+				done <- result{nil, fmt.Errorf("%w: %s: %v", store.ErrCorrupt, path, r)}
+			}
+		}()
+		s, err := openFile(path, migs, version, o, &db)
+		done <- result{s, err}
+	}()
+	r := <-done
+	return r.s, r.err
+}
+
+// openFile opens the file at path; *db is the bbolt handle as soon as
+// there is one, so that a recovered fault can close it.
+func openFile(path string, migs map[int]Migration, version int, o Options, db **bbolt.DB) (*Store, error) {
+	_, fallback, err := checkFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if fallback != nil && !o.AcceptMetaRollback {
+		return nil, &MetaRollbackError{Path: path, Fallback: *fallback}
+	}
+	*db, err = bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
@@ -92,16 +157,60 @@ func openWith(dir string, migs map[int]Migration, version int) (s *Store, err er
 		// version, "file size too small", …) is a damaged file.
 		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
 	}
-	s = &Store{db: db, subs: map[int]chan struct{}{}}
+	s := &Store{db: *db, subs: map[int]chan struct{}{}, fallback: fallback}
 	if err := s.verify(); err != nil {
-		_ = db.Close()
+		_ = s.db.Close()
 		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
 	}
 	if err := s.init(migs, version); err != nil {
-		_ = db.Close()
+		_ = s.db.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := s.checkRecords(); err != nil {
+		_ = s.db.Close()
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, nil
+}
+
+// maxDamagedListed bounds the damaged records Open remembers by key.
+const maxDamagedListed = 100
+
+// checkRecords verifies the checksum of every stored value once at open, so
+// that damage in records no start-up reader decodes (audit events, queued
+// notifications, indexes) is reported at start-up too. A damaged record
+// does not stop the store: reading it reports the damage, and the snapshot
+// leaves its account out.
+func (s *Store) checkRecords() error {
+	return s.db.View(func(btx *bbolt.Tx) error {
+		return btx.Bucket(kvBucket).ForEach(func(k, v []byte) error {
+			if _, err := unseal(k, v); err != nil {
+				s.damagedCount++
+				if len(s.damaged) < maxDamagedListed {
+					s.damaged = append(s.damaged, &store.DamagedError{Key: string(k), Err: err})
+				}
+			}
+			return nil
+		})
+	})
+}
+
+// MetaFallback returns what Open accepted when one meta page was damaged
+// (Options.AcceptMetaRollback), or nil. The first commit after Open
+// rewrites the damaged page.
+func (s *Store) MetaFallback() *MetaFallback { return s.fallback }
+
+// StartupDamage reports what Open found damaged but opened anyway, for
+// metrics: whether it fell back to the older meta page, and how many
+// records failed their checksum.
+func (s *Store) StartupDamage() (metaFallback bool, damagedRecords int) {
+	return s.fallback != nil, s.damagedCount
+}
+
+// DamagedRecords returns the records whose checksum failed when the store
+// was opened (at most the first 100) and how many there were in all.
+func (s *Store) DamagedRecords() ([]*store.DamagedError, int) {
+	return s.damaged, s.damagedCount
 }
 
 func (s *Store) init(migs map[int]Migration, version int) error {
@@ -116,10 +225,10 @@ func (s *Store) init(migs map[int]Migration, version int) error {
 		}
 		v := version
 		if raw := meta.Get(keySchema); raw != nil {
-			if len(raw) != 8 {
-				return fmt.Errorf("%w: bad schema version record", store.ErrCorrupt)
+			var err error
+			if v, err = schemaOf(raw); err != nil {
+				return err
 			}
-			v = int(binary.BigEndian.Uint64(raw))
 		} else if k, _ := kv.Cursor().First(); k != nil {
 			return fmt.Errorf("%w: data without a schema version", store.ErrCorrupt)
 		}
@@ -135,17 +244,86 @@ func (s *Store) init(migs map[int]Migration, version int) error {
 				return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
 			}
 		}
-		if err := meta.Put(keySchema, u64(uint64(version))); err != nil {
+		if err := meta.Put(keySchema, sealU64(keySchema, uint64(version))); err != nil {
 			return err
 		}
 		if raw := meta.Get(keyRevision); raw != nil {
-			if len(raw) != 8 {
-				return fmt.Errorf("%w: bad revision record", store.ErrCorrupt)
+			rev, err := unsealU64(keyRevision, raw)
+			if err != nil {
+				return &store.DamagedError{Key: "meta/" + string(keyRevision), Err: err}
 			}
-			s.rev.Store(binary.BigEndian.Uint64(raw))
+			s.rev.Store(rev)
 		}
 		return nil
 	})
+}
+
+// schemaOf reads the schema record. Schema 1 stored it as 8 bare bytes;
+// every later schema seals it. A record that fails its checksum, or names
+// an implausible version, is damage.
+func schemaOf(raw []byte) (int, error) {
+	const what = "meta/schema_version"
+	if len(raw) == 8 {
+		// Only schema 1 wrote a bare record, so any other value in one is
+		// a damaged 1.
+		if v := binary.BigEndian.Uint64(raw); v != 1 {
+			return 0, &store.DamagedError{Key: what, Err: fmt.Errorf("unsealed schema record holds %d; only schema 1 wrote unsealed records", v)}
+		}
+		return 1, nil
+	}
+	v, err := unsealU64(keySchema, raw)
+	if err != nil {
+		return 0, &store.DamagedError{Key: what, Err: err}
+	}
+	if v < 1 || v > maxPlausibleSchema {
+		return 0, &store.DamagedError{Key: what, Err: fmt.Errorf("implausible schema version %d", v)}
+	}
+	return int(v), nil
+}
+
+// sealRecords upgrades schema 1 to 2: it seals every value of the kv
+// bucket and the revision record in a checksummed envelope, unchanged
+// otherwise. It works in batches so that the cursor is repositioned after
+// every write.
+func sealRecords(tx *bbolt.Tx) error {
+	kv, meta := tx.Bucket(kvBucket), tx.Bucket(metaBucket)
+	if raw := meta.Get(keyRevision); raw != nil {
+		if len(raw) != 8 {
+			return &store.DamagedError{Key: "meta/" + string(keyRevision), Err: fmt.Errorf("%d-byte revision record", len(raw))}
+		}
+		if err := meta.Put(keyRevision, seal(keyRevision, raw)); err != nil {
+			return err
+		}
+	}
+	const batch = 1024
+	var after []byte
+	for {
+		type kvPair struct{ k, v []byte }
+		var pairs []kvPair
+		c := kv.Cursor()
+		k, v := c.First()
+		if after != nil {
+			k, v = c.Seek(after)
+			if k != nil && bytes.Equal(k, after) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(pairs) < batch; k, v = c.Next() {
+			if v == nil && kv.Bucket(k) != nil {
+				return fmt.Errorf("unexpected nested bucket %q", k)
+			}
+			pairs = append(pairs, kvPair{bytes.Clone(k), seal(k, v)})
+		}
+		if len(pairs) == 0 {
+			return nil
+		}
+		for _, p := range pairs {
+			if err := kv.Put(p.k, p.v); err != nil {
+				return err
+			}
+		}
+		after = pairs[len(pairs)-1].k
+	}
 }
 
 func u64(v uint64) []byte {
@@ -166,12 +344,25 @@ func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 		return err
 	}
 	return closedErr(s.db.View(func(btx *bbolt.Tx) error {
-		t := &tx{b: btx.Bucket(kvBucket)}
-		if raw := btx.Bucket(metaBucket).Get(keyRevision); len(raw) == 8 {
-			t.rev = binary.BigEndian.Uint64(raw)
+		rev, err := readRevision(btx)
+		if err != nil {
+			return err
 		}
-		return fn(t)
+		return fn(&tx{b: btx.Bucket(kvBucket), rev: rev})
 	}))
+}
+
+// readRevision returns the revision record of btx (0 in a new store).
+func readRevision(btx *bbolt.Tx) (uint64, error) {
+	raw := btx.Bucket(metaBucket).Get(keyRevision)
+	if raw == nil {
+		return 0, nil
+	}
+	rev, err := unsealU64(keyRevision, raw)
+	if err != nil {
+		return 0, &store.DamagedError{Key: "meta/" + string(keyRevision), Err: err}
+	}
+	return rev, nil
 }
 
 // noSpaceErr marks an out-of-space failure as store.ErrNoSpace. bbolt
@@ -212,7 +403,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 		if len(t.keys) == 0 {
 			return nil
 		}
-		if err := btx.Bucket(metaBucket).Put(keyRevision, u64(t.rev)); err != nil {
+		if err := btx.Bucket(metaBucket).Put(keyRevision, sealU64(keyRevision, t.rev)); err != nil {
 			return err
 		}
 		// The change is recorded before the commit becomes visible, so a
@@ -326,7 +517,11 @@ func (t *tx) Get(key string) ([]byte, error) {
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	return v, nil
+	p, err := unseal([]byte(key), v)
+	if err != nil {
+		return nil, &store.DamagedError{Key: key, Err: err}
+	}
+	return p, nil
 }
 
 // lookup finds key with a cursor: bbolt's Bucket.Get answers nil both for a
@@ -355,7 +550,11 @@ func (t *tx) Scan(prefix, startAfter string, fn func(string, []byte) (bool, erro
 		k, v = c.Seek(p)
 	}
 	for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-		more, err := fn(string(k), v)
+		payload, err := unseal(k, v)
+		if err != nil {
+			return &store.DamagedError{Key: string(k), Err: err}
+		}
+		more, err := fn(string(k), payload)
 		if err != nil || !more {
 			return err
 		}
@@ -377,9 +576,9 @@ func (t *tx) Put(key string, val []byte) error {
 	if key == "" {
 		return errors.New("empty key")
 	}
-	// bbolt keeps a reference to val until the commit; the caller may
-	// reuse its buffer as soon as Put returns.
-	if err := t.b.Put([]byte(key), append([]byte{}, val...)); err != nil {
+	// bbolt keeps a reference to the value until the commit; seal copies
+	// val, so the caller may reuse its buffer as soon as Put returns.
+	if err := t.b.Put([]byte(key), seal([]byte(key), val)); err != nil {
 		return err
 	}
 	t.touch(key)
@@ -405,9 +604,9 @@ func (s *Store) Backup(ctx context.Context, open func(rev uint64, size int64) (i
 		return err
 	}
 	return closedErr(s.db.View(func(btx *bbolt.Tx) error {
-		var rev uint64
-		if raw := btx.Bucket(metaBucket).Get(keyRevision); len(raw) == 8 {
-			rev = binary.BigEndian.Uint64(raw)
+		rev, err := readRevision(btx)
+		if err != nil {
+			return err
 		}
 		w, err := open(rev, btx.Size())
 		if err != nil {

@@ -25,6 +25,9 @@ import (
 // TestMain and openInChild.
 const childEnv = "GATEHOUSE_BOLT_TEST_OPEN_DIR"
 
+// childAcceptEnv makes the child accept a meta-page rollback.
+const childAcceptEnv = "GATEHOUSE_BOLT_TEST_ACCEPT_META_ROLLBACK"
+
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		os.Exit(openChild(dir))
@@ -102,10 +105,14 @@ func MustRawUpdate(t testing.TB, dir string, fn func(tx *bbolt.Tx) error) {
 func mustSchemaVersion(t testing.TB, dir string) uint64 {
 	t.Helper()
 	raw := MustReadMeta(t, dir, keySchema)
-	if len(raw) != 8 {
-		t.Fatalf("schema_version record = %x; want 8 bytes", raw)
+	if len(raw) == 8 { // schema 1 wrote it bare
+		return binary.BigEndian.Uint64(raw)
 	}
-	return binary.BigEndian.Uint64(raw)
+	v, err := unsealU64(keySchema, raw)
+	if err != nil {
+		t.Fatalf("schema_version record = %x: %v", raw, err)
+	}
+	return v
 }
 
 func TestStore_Conformance(t *testing.T) {
@@ -169,8 +176,8 @@ func TestOpen_RecordsSchemaVersion(t *testing.T) {
 	s = MustOpen(t, dir)
 	rev := storetest.MustPut(t, s, "k", "v")
 	MustClose(t, s)
-	if got := MustReadMeta(t, dir, keyRevision); !bytes.Equal(got, u64(rev)) {
-		t.Errorf("revision record = %x; want %x", got, u64(rev))
+	if got := MustReadMeta(t, dir, keyRevision); !bytes.Equal(got, sealU64(keyRevision, rev)) {
+		t.Errorf("revision record = %x; want %x", got, sealU64(keyRevision, rev))
 	}
 }
 
@@ -181,11 +188,21 @@ func TestOpen_RefusesBadMeta(t *testing.T) {
 		wantErr error
 	}{
 		{"newer schema", func(tx *bbolt.Tx) error {
-			return tx.Bucket(metaBucket).Put(keySchema, u64(SchemaVersion+1))
+			return tx.Bucket(metaBucket).Put(keySchema, sealU64(keySchema, SchemaVersion+1))
 		}, store.ErrSchemaTooNew},
-		{"much newer schema", func(tx *bbolt.Tx) error {
-			return tx.Bucket(metaBucket).Put(keySchema, u64(1<<40))
-		}, store.ErrSchemaTooNew},
+		{"implausibly new schema", func(tx *bbolt.Tx) error {
+			return tx.Bucket(metaBucket).Put(keySchema, sealU64(keySchema, 1<<40))
+		}, store.ErrCorrupt},
+		{"bit flipped in the schema record", func(tx *bbolt.Tx) error {
+			return tx.Bucket(metaBucket).Put(keySchema, flipBit(sealU64(keySchema, SchemaVersion), recordHeaderSize+2))
+		}, store.ErrCorrupt},
+		{"bit flipped in a schema 1 record", func(tx *bbolt.Tx) error {
+			return tx.Bucket(metaBucket).Put(keySchema, u64(1|1<<46))
+		}, store.ErrCorrupt},
+		{"bit flipped in the revision record", func(tx *bbolt.Tx) error {
+			raw := tx.Bucket(metaBucket).Get(keyRevision)
+			return tx.Bucket(metaBucket).Put(keyRevision, flipBit(raw, len(raw)-1))
+		}, store.ErrCorrupt},
 		{"short schema record", func(tx *bbolt.Tx) error {
 			return tx.Bucket(metaBucket).Put(keySchema, []byte{0, 0, 0, 1})
 		}, store.ErrCorrupt},
@@ -223,7 +240,7 @@ func TestOpen_RefusesBadMeta(t *testing.T) {
 			if got := MustReadMeta(t, dir, keySchema); !bytes.Equal(got, want) {
 				t.Errorf("refused Open changed schema_version from %x to %x", want, got)
 			}
-			if got := MustReadMeta(t, dir, keyRevision); tc.name != "short revision record" && !bytes.Equal(got, u64(rev)) {
+			if got := MustReadMeta(t, dir, keyRevision); !strings.Contains(tc.name, "revision record") && !bytes.Equal(got, sealU64(keyRevision, rev)) {
 				t.Errorf("refused Open changed the revision record to %x", got)
 			}
 		})
@@ -236,11 +253,12 @@ func rewrite(runs *[]string, name string) Migration {
 	return func(tx *bbolt.Tx) error {
 		*runs = append(*runs, name)
 		kv := tx.Bucket(kvBucket)
-		v := kv.Get([]byte("k"))
-		if v == nil {
-			return errors.New("k is missing")
+		k := []byte("k")
+		v, err := unseal(k, kv.Get(k))
+		if err != nil {
+			return fmt.Errorf("k: %w", err)
 		}
-		return kv.Put([]byte("k"), append([]byte(name+":"), v...))
+		return kv.Put(k, seal(k, append([]byte(name+":"), v...)))
 	}
 }
 
@@ -533,6 +551,8 @@ type childResult struct {
 	OpenErr     string
 	Corrupt     bool
 	TooNew      bool
+	Rollback    bool   // refused with store.ErrMetaRollback
+	Fallback    string // the accepted MetaFallback
 	Revision    uint64
 	Keys        int
 	UseErr      string
@@ -544,12 +564,16 @@ type childResult struct {
 // bbolt on a damaged file fails one test instead of the whole binary.
 func openChild(dir string) int {
 	var res childResult
-	s, err := Open(dir)
+	s, err := OpenWith(dir, Options{AcceptMetaRollback: os.Getenv(childAcceptEnv) != ""})
 	if err != nil {
 		res.OpenErr = err.Error()
 		res.Corrupt = errors.Is(err, store.ErrCorrupt)
 		res.TooNew = errors.Is(err, store.ErrSchemaTooNew)
+		res.Rollback = errors.Is(err, store.ErrMetaRollback)
 	} else {
+		if fb := s.MetaFallback(); fb != nil {
+			res.Fallback = fb.String()
+		}
 		res.Revision = s.Revision()
 		err := s.View(context.Background(), func(tx store.ReadTx) error {
 			return tx.Scan("", "", func(string, []byte) (bool, error) {
@@ -579,11 +603,20 @@ func openChild(dir string) int {
 // result, failing the test when the process crashes or hangs.
 func openInChild(t *testing.T, dir string) childResult {
 	t.Helper()
+	return openInChildWith(t, dir, false)
+}
+
+// openInChildWith is openInChild; accept accepts a meta-page rollback.
+func openInChildWith(t *testing.T, dir string, accept bool) childResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	// The race detector otherwise sleeps a second before the child exits.
 	cmd.Env = append(os.Environ(), childEnv+"="+dir, "GORACE=atexit_sleep_ms=0")
+	if accept {
+		cmd.Env = append(cmd.Env, childAcceptEnv+"=1")
+	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -680,9 +713,6 @@ func (f storeFile) leafWith(t *testing.T, key string) int {
 	return 0
 }
 
-// leafPageFlag marks a bbolt leaf page in its header's flags (offset 8).
-const leafPageFlag = 0x02
-
 func zeroPage(b []byte, p, size int) []byte {
 	b = bytes.Clone(b)
 	clear(b[p*size : (p+1)*size])
@@ -722,8 +752,8 @@ func TestOpen_DamagedFile(t *testing.T) {
 		{"random bytes", random, "corrupt"},
 		{"bit flipped in both meta pages", flipBit(flipBit(f.data, metaRootOff), ps+metaRootOff), "corrupt"},
 		{"magic flipped in both meta pages", flipBit(flipBit(f.data, metaMagicOff), ps+metaMagicOff), "corrupt"},
-		{"bit flipped in the older meta page", flipBit(f.data, older*ps+metaRootOff), "open"},
-		{"bit flipped in the newest meta page", flipBit(f.data, f.newest*ps+metaRootOff), "open"},
+		{"bit flipped in the older meta page", flipBit(f.data, older*ps+metaRootOff), "rollback"},
+		{"bit flipped in the newest meta page", flipBit(f.data, f.newest*ps+metaRootOff), "rollback"},
 		{"empty file", nil, "open-empty"},
 		{"leaf page zeroed", zeroPage(f.data, f.leafWith(t, lastKey), ps), "no-crash"},
 	}
@@ -744,14 +774,28 @@ func TestOpen_DamagedFile(t *testing.T) {
 				if !res.Corrupt {
 					t.Errorf("Open error %q is not store.ErrCorrupt", res.OpenErr)
 				}
-			case "open":
+			case "rollback":
+				// Refused, naming the rollback; accepted with the option,
+				// it opens from the other meta page (the newest commit,
+				// or the one before it) and says so.
+				if !res.Rollback || !res.Corrupt || !strings.Contains(res.OpenErr, "meta page") {
+					t.Fatalf("open without accepting a rollback: %+v; want refused with ErrMetaRollback", res)
+				}
+				res = openInChildWith(t, dir, true)
+				t.Logf("accepted: %+v", res)
 				if res.OpenErr != "" || res.UseErr != "" || res.UpdateError != "" {
 					t.Fatalf("open %q, use %q, update %q; want usable", res.OpenErr, res.UseErr, res.UpdateError)
 				}
-				// bbolt falls back to the other meta page: the newest
-				// commit, or the one before it.
 				if res.Revision != f.revision && res.Revision != f.revision-1 {
 					t.Errorf("revision %d; want %d or %d", res.Revision, f.revision, f.revision-1)
+				}
+				if !strings.Contains(res.Fallback, "meta page") {
+					t.Errorf("the accepted fallback is not reported: %q", res.Fallback)
+				}
+				// The child's commit rewrote the damaged page: the next
+				// open needs no option.
+				if res = openInChild(t, dir); res.OpenErr != "" || res.Fallback != "" {
+					t.Errorf("second open after the accepted rollback: %+v; want a clean open", res)
 				}
 			case "no-crash":
 				// Refused, or opened with reads reporting the damage.
@@ -764,5 +808,53 @@ func TestOpen_DamagedFile(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOpen_MetaFallbackEveryBit flips each bit of the meta fields (magic to
+// checksum) of either meta page: every such file is refused with
+// store.ErrMetaRollback naming both transaction ids, and opens with
+// Options.AcceptMetaRollback reporting the fallback; the page with the
+// newest commit damaged opens exactly one commit behind.
+func TestOpen_MetaFallbackEveryBit(t *testing.T) {
+	f := mustStoreFile(t)
+	ps := f.pageSize
+	dir := t.TempDir()
+	path := filepath.Join(dir, FileName)
+	for page := range 2 {
+		for off := pageHeaderSize; off < pageHeaderSize+metaSize; off++ {
+			for bit := range 8 {
+				data := bytes.Clone(f.data)
+				data[page*ps+off] ^= 1 << bit
+				if err := os.WriteFile(path, data, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				_, err := Open(dir)
+				if !errors.Is(err, store.ErrMetaRollback) || !errors.Is(err, store.ErrCorrupt) {
+					t.Fatalf("page %d offset %d bit %d: Open = %v; want ErrMetaRollback", page, off, bit, err)
+				}
+				if off >= metaTxidOff && off < metaTxidOff+8 {
+					continue // the damaged page's txid field is itself damaged
+				}
+				usedTx := binary.LittleEndian.Uint64(f.data[(1-page)*ps+metaTxidOff:])
+				damagedTx := binary.LittleEndian.Uint64(f.data[page*ps+metaTxidOff:])
+				if !strings.Contains(err.Error(), fmt.Sprintf("txid field reads %d", damagedTx)) || !strings.Contains(err.Error(), fmt.Sprintf("transaction %d", usedTx)) {
+					t.Fatalf("page %d offset %d bit %d: %v does not name both transaction ids (%d, %d)", page, off, bit, err, damagedTx, usedTx)
+				}
+			}
+		}
+		s, err := OpenWith(dir, Options{AcceptMetaRollback: true})
+		if err != nil {
+			t.Fatalf("page %d: accepted open: %v", page, err)
+		}
+		fb := s.MetaFallback()
+		want := f.revision
+		if page == f.newest {
+			want = f.revision - 1
+		}
+		if fb == nil || fb.DamagedPage != page || fb.UsedPage != 1-page || s.Revision() != want {
+			t.Errorf("page %d damaged, accepted: fallback %+v, revision %d; want page %d used at revision %d", page, fb, s.Revision(), 1-page, want)
+		}
+		MustClose(t, s)
 	}
 }

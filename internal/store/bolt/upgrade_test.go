@@ -89,6 +89,11 @@ func rawDump(t *testing.T, dir string) (map[string]string, uint64) {
 	err = db.View(func(tx *bbolt.Tx) error {
 		if raw := tx.Bucket(metaBucket).Get(keyRevision); len(raw) == 8 {
 			rev = uint64(raw[0])<<56 | uint64(raw[1])<<48 | uint64(raw[2])<<40 | uint64(raw[3])<<32 | uint64(raw[4])<<24 | uint64(raw[5])<<16 | uint64(raw[6])<<8 | uint64(raw[7])
+		} else if raw != nil {
+			var err error
+			if rev, err = unsealU64(keyRevision, raw); err != nil {
+				return fmt.Errorf("revision record: %w", err)
+			}
 		}
 		return tx.Bucket(kvBucket).ForEach(func(k, v []byte) error {
 			out[string(k)] = string(v)
@@ -101,7 +106,25 @@ func rawDump(t *testing.T, dir string) (map[string]string, uint64) {
 	return out, rev
 }
 
-// fixture is the golden description of a schema fixture file.
+// payloadDump returns every key of the kv bucket of a store of the current
+// schema with the payload sealed in its value; a value that fails its
+// checksum fails the test.
+func payloadDump(t *testing.T, dir string) (map[string]string, uint64) {
+	t.Helper()
+	kv, rev := rawDump(t, dir)
+	for k, v := range kv {
+		p, err := unseal([]byte(k), []byte(v))
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		kv[k] = string(p)
+	}
+	return kv, rev
+}
+
+// fixture is the golden description of a schema fixture file: the records
+// as the callers wrote them (from schema 2 on, the payloads of the sealed
+// values).
 type fixture struct {
 	Schema   int               `json:"schema"`
 	Revision uint64            `json:"revision"`
@@ -117,7 +140,7 @@ func TestUpgrade_WriteFixture(t *testing.T) {
 	}
 	dir := t.TempDir()
 	writeFixture(t, dir)
-	kv, rev := rawDump(t, dir)
+	kv, rev := payloadDump(t, dir)
 	data, err := os.ReadFile(filepath.Join(dir, FileName))
 	if err != nil {
 		t.Fatal(err)
@@ -196,15 +219,21 @@ func TestUpgrade_OpensEveryReleasedSchema(t *testing.T) {
 			if got := mustSchemaVersion(t, dir); got != SchemaVersion {
 				t.Errorf("schema_version %d after opening; want %d", got, SchemaVersion)
 			}
-			got, _ := rawDump(t, dir)
-			if v == SchemaVersion {
-				for k, val := range want.KV {
-					if got[k] != val {
-						t.Errorf("%s = %q; the fixture holds %q", k, got[k], val)
-					}
+			// Every record is kept, byte for byte, sealed with a valid
+			// checksum.
+			got, _ := payloadDump(t, dir)
+			for k, val := range want.KV {
+				if got[k] != val {
+					t.Errorf("%s = %q; the fixture holds %q", k, got[k], val)
 				}
-				if len(got) != len(want.KV) {
-					t.Errorf("%d keys; the fixture holds %d", len(got), len(want.KV))
+			}
+			if len(got) != len(want.KV) {
+				t.Errorf("%d keys; the fixture holds %d", len(got), len(want.KV))
+			}
+			// The records decode strictly, as their kinds' readers read them.
+			for k, val := range got {
+				if err := store.CheckRecord(k, []byte(val)); err != nil {
+					t.Errorf("%v", err)
 				}
 			}
 		})
@@ -252,7 +281,7 @@ func checkDecodes(t *testing.T, s *Store) {
 
 // TestUpgrade_NextSchemaDrill is the drill for the first real migration:
 // the current fixture is upgraded by a realistic step (every settings record
-// is rewritten with a new field) in the one open-time transaction. The
+// is rewritten in another layout) in the one open-time transaction. The
 // revision stays, nothing else changes, a second open does not migrate
 // again, and this binary (one schema older) then refuses the file instead
 // of misreading it. A step that fails half-way leaves the file's contents as
@@ -271,16 +300,22 @@ func TestUpgrade_NextSchemaDrill(t *testing.T) {
 				if !bytes.HasSuffix(k, []byte("/settings")) {
 					continue
 				}
-				var m map[string]any
-				if err := json.Unmarshal(v, &m); err != nil {
-					return err
-				}
-				m["next_field"] = true
-				nv, err := json.Marshal(m)
+				p, err := unseal(k, v)
 				if err != nil {
 					return err
 				}
-				if err := kv.Put(bytes.Clone(k), nv); err != nil {
+				var m map[string]any
+				if err := json.Unmarshal(p, &m); err != nil {
+					return err
+				}
+				// Strict decoding refuses fields this binary does not
+				// know, so the drill re-encodes the record in another
+				// layout (keys sorted, indented) instead of adding one.
+				nv, err := json.MarshalIndent(m, "", " ")
+				if err != nil {
+					return err
+				}
+				if err := kv.Put(bytes.Clone(k), seal(k, nv)); err != nil {
 					return err
 				}
 				if n++; fail {
@@ -331,7 +366,7 @@ func TestUpgrade_NextSchemaDrill(t *testing.T) {
 		for k, v := range before {
 			switch {
 			case strings.HasSuffix(k, "/settings"):
-				if !strings.Contains(after[k], `"next_field":true`) {
+				if !strings.Contains(after[k], "\n \"") {
 					t.Errorf("%s not migrated: %s", k, after[k])
 				}
 			case after[k] != v:
