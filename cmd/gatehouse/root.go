@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,12 +14,17 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
+
+// outputFormats are the values of --output.
+var outputFormats = []string{"table", "json", "yaml"}
 
 // defaultAddr is where gatehoused listens by default.
 const defaultAddr = "127.0.0.1:8470"
@@ -50,6 +56,8 @@ type app struct {
 	tlsCert       string
 	tlsKey        string
 	output        string
+
+	choices map[*pflag.Flag]*choices // the choice flags of the command tree
 
 	bearer string // resolved in the root's PersistentPreRunE
 	conn   *grpc.ClientConn
@@ -104,8 +112,8 @@ Commands are "gatehouse <resource> <verb>". Account-owned resources take
 	pf.StringVar(&a.tlsServerName, "tls-server-name", "", "server name to verify the certificate against (implies --tls)")
 	pf.StringVar(&a.tlsCert, "tls-cert", "", "client certificate PEM `file` for mutual TLS (implies --tls; needs --tls-key)")
 	pf.StringVar(&a.tlsKey, "tls-key", "", "client key PEM `file` for mutual TLS")
-	pf.StringVar(&a.output, "output", "table", "output `format`: table, json or yaml (env "+envOutput+")")
-	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	pf.StringVarP(&a.output, "output", "o", "table", "output `format`: table, json or yaml (env "+envOutput+")")
+	a.choiceFlag(root, "output", outputFormats, nil)
 
 	root.AddGroup(&cobra.Group{ID: "admin", Title: "Account resources:"},
 		&cobra.Group{ID: "sessions", Title: "Sessions and decisions:"},
@@ -128,6 +136,7 @@ Commands are "gatehouse <resource> <verb>". Account-owned resources take
 	)
 	root.SetHelpCommandGroupID("store")
 	root.SetCompletionCommandGroupID("store")
+	rejectUnknownSubcommands(root)
 	return root
 }
 
@@ -145,15 +154,17 @@ func (a *app) resolveGlobals(cmd *cobra.Command) error {
 			a.addr = v
 		}
 	}
+	if err := a.checkChoices(cmd); err != nil {
+		return err
+	}
 	if !fs.Changed("output") {
 		if v := a.env(envOutput); v != "" {
-			a.output = v
+			out, err := (&choices{values: outputFormats}).resolve("output", v)
+			if err != nil {
+				return usageError{fmt.Errorf("%s: %w", envOutput, err)}
+			}
+			a.output = out
 		}
-	}
-	switch a.output {
-	case "table", "json", "yaml":
-	default:
-		return usageError{fmt.Errorf("--output %q: want table, json or yaml", a.output)}
 	}
 	switch {
 	case fs.Changed("token") && fs.Changed("token-file"):
@@ -300,6 +311,26 @@ func addAccountFlag(a *app, c *cobra.Command, persistent bool) {
 	fs.StringP("account", "a", "", "account `id` (env "+envAccount+")")
 	_ = c.RegisterFlagCompletionFunc("account", a.completeAccounts)
 }
+
+// confirm asks question on the terminal and returns nil on "y" or "yes".
+// When stdin is not a terminal there is nobody to ask: it is a usage error
+// that names --yes.
+func (a *app) confirm(question string) error {
+	f, ok := a.stdin.(*os.File)
+	if !ok || !isTerminal(f) {
+		return usageError{fmt.Errorf("%s Not asked: stdin is not a terminal; pass --yes to confirm", question)}
+	}
+	fmt.Fprintf(a.errOut, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return errors.New("not confirmed; nothing deleted")
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 
 // usageError marks bad flags or arguments (exit code 2).
 type usageError struct{ err error }
