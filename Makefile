@@ -13,6 +13,9 @@ FUZZTIME  ?= 30s
 SOAK_TIME ?= 10m
 CRASH_TIME ?= 5m
 BENCHTIME ?= 1s
+# VERSION is stamped into both binaries (gatehoused --version, gatehouse --version).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS   := -X main.buildVersion=$(VERSION)
 
 .PHONY: help
 help: ## list the targets
@@ -75,12 +78,12 @@ fuzz-smoke: ## run every fuzz target for 3s (part of make test)
 	done
 
 .PHONY: build
-build: cli ## build bin/gatehoused and the admin CLI bin/gatehouse
-	$(GO) build -o bin/gatehoused ./cmd/gatehoused
+build: cli ## build bin/gatehoused and the admin CLI bin/gatehouse (version from git describe, or VERSION=…)
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gatehoused ./cmd/gatehoused
 
 .PHONY: cli
 cli: ## build the admin CLI bin/gatehouse
-	$(GO) build -o bin/gatehouse ./cmd/gatehouse
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
 
 bin/grpcurl: tools.go.mod tools.go.sum
 	$(GO) build -modfile=tools.go.mod -o bin/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl

@@ -95,6 +95,7 @@ sessions, ask decisions, export and import accounts, back up the store.
 
 Commands are "gatehouse <resource> <verb>". Account-owned resources take
 --account (or GATEHOUSE_ACCOUNT).`,
+		Version:       displayVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -37,24 +36,28 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "gatehoused:", err)
-		}
-		os.Exit(1)
+	err := run(ctx, os.Args[1:], os.Stderr)
+	var usage config.UsageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return
+	case errors.Is(err, config.ErrVersion):
+		fmt.Println("gatehoused version", displayVersion())
+		return
+	case errors.As(err, &usage):
+		fmt.Fprintln(os.Stderr, "gatehoused:", err)
+		stop()
+		os.Exit(2)
 	}
+	fmt.Fprintln(os.Stderr, "gatehoused:", err)
+	stop()
+	os.Exit(1)
 }
 
 // run parses the configuration and serves until ctx ends.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg := config.Default()
-	fs := flag.NewFlagSet("gatehoused", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := config.ApplyEnv(fs, os.LookupEnv); err != nil {
+	if _, err := cfg.Parse(args, os.Stdout, os.LookupEnv); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -67,6 +70,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		handler = slog.NewTextHandler(stderr, hopts)
 	}
 	log := slog.New(handler)
+	log.Info("gatehoused starting", "version", displayVersion())
 	if cfg.Insecure && cfg.Auth == "none" {
 		log.Warn("serving without authentication (--insecure)", "listen", cfg.Listen)
 	}
@@ -280,16 +284,6 @@ func stopTracing(tp *sdktrace.TracerProvider, shutdownTimeout time.Duration, log
 		return
 	}
 	log.Info("traces flushed")
-}
-
-// version is the daemon's module version when the build recorded one (go
-// install of a tagged version, or a VCS-stamped build), else "".
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok || bi.Main.Version == "" || bi.Main.Version == "(devel)" {
-		return ""
-	}
-	return bi.Main.Version
 }
 
 // serveMetrics serves Prometheus metrics on addr at /metrics until the
