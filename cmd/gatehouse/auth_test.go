@@ -52,7 +52,7 @@ func TestTokens_CreateListRevoke(t *testing.T) {
 		t.Fatalf("revoke: %v", revoked)
 	}
 	r = runCLI(t, admin, "", "accounts", "get", "acme")
-	if r.code != exitError || !strings.Contains(r.err, "Error: UNAUTHENTICATED:") || !strings.Contains(r.err, "hint: pass a bearer token") {
+	if r.code != exitError || !strings.Contains(r.err, "Error: UNAUTHENTICATED:") || !strings.Contains(r.err, "hint: the server refused the token from GATEHOUSE_TOKEN") {
 		t.Fatalf("revoked token: %+v", r)
 	}
 }

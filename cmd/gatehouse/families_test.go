@@ -101,7 +101,7 @@ func TestPrivacyRules_CRUD(t *testing.T) {
 	}
 	wantIn(t, ts.mustFail(exitUsage, "privacy-rules", "create", "-a", "acme", "--kind", "hide").err, `"hide" is not one of button_block, data_mask`)
 	r := ts.mustFail(exitError, "privacy-rules", "create", "-a", "acme", "--kind", "data_mask", "--selector", "a:hover")
-	wantIn(t, r.err, "INVALID_ARGUMENT", "field rule.selector:")
+	wantIn(t, r.err, "INVALID_ARGUMENT", "field rule.selector (--selector):")
 	ts.must("privacy-rules", "delete", "cvv", "-a", "acme")
 	ts.mustFail(exitError, "privacy-rules", "get", "cvv", "-a", "acme")
 }

@@ -54,6 +54,7 @@ func bindFields(cmd *cobra.Command, md protoreflect.MessageDescriptor, specs []f
 		default:
 			panic(fmt.Sprintf("%s.%s: no flag type for %s fields", md.FullName(), s.field, fd.Kind()))
 		}
+		setsField(cmd, s.flag, s.field)
 	}
 }
 

@@ -39,8 +39,8 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		renderError(stderr, err, a)
+	if cmd, err := root.ExecuteContextC(ctx); err != nil {
+		renderError(stderr, err, a, cmd)
 		if isUsage(err) {
 			return exitUsage
 		}

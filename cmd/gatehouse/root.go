@@ -59,7 +59,8 @@ type app struct {
 
 	choices map[*pflag.Flag]*choices // the choice flags of the command tree
 
-	bearer string // resolved in the root's PersistentPreRunE
+	bearer     string // resolved in the root's PersistentPreRunE
+	bearerFrom string // where the bearer came from, for error hints
 	conn   *grpc.ClientConn
 	c      *clients
 }
@@ -171,12 +172,14 @@ func (a *app) resolveGlobals(cmd *cobra.Command) error {
 	case fs.Changed("token") && fs.Changed("token-file"):
 		return usageError{errors.New("pass --token or --token-file, not both")}
 	case fs.Changed("token"):
-		a.bearer = a.token
+		a.bearer, a.bearerFrom = a.token, "--token"
 	case fs.Changed("token-file"):
+		a.bearerFrom = "--token-file " + a.tokenFile
 		return a.readTokenFile(a.tokenFile)
 	case a.env(envToken) != "":
-		a.bearer = a.env(envToken)
+		a.bearer, a.bearerFrom = a.env(envToken), envToken
 	case a.env(envTokenFile) != "":
+		a.bearerFrom = envTokenFile + "=" + a.env(envTokenFile)
 		return a.readTokenFile(a.env(envTokenFile))
 	}
 	a.bearer = strings.TrimSpace(a.bearer)

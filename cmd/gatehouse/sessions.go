@@ -62,6 +62,7 @@ func sessionsCmd(a *app) *cobra.Command {
 	addAccountFlag(a, start, false)
 	start.Flags().StringVar(&kind, "kind", "", "session kind ("+strings.Join(enumChoices(sessionKindDesc), ", ")+")")
 	start.Flags().StringVar(&rep, "rep", "", "representative `id` serving the session")
+	setsField(start, "rep", "representative_id")
 	start.Flags().StringVar(&customer, "customer", "", "customer `id`")
 	start.Flags().StringVar(&portal, "portal", "", "subportal `id` (support sessions)")
 	_ = start.MarkFlagRequired("kind")
@@ -208,6 +209,7 @@ Each node is an optional tag followed by any of #id, .class and [attr] or
 	fs.StringVar(&frame, "frame", "", "top_level (default) or iframe")
 	fs.StringVar(&element, "element", "", "element acted on, with its ancestors: 'body > form#f > button.pay[name=x]'")
 	fs.Uint64Var(&minRevision, "min-revision", 0, "wait until the server has caught up with this store `revision`")
+	setsField(cmd, "actor", "actor.id")
 	for _, f := range []string{"session", "role", "actor", "feature"} {
 		_ = cmd.MarkFlagRequired(f)
 	}

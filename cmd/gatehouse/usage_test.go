@@ -280,3 +280,66 @@ func TestAccounts_DeleteNeedsConfirmation(t *testing.T) {
 	wantIn(t, ts.must("accounts", "delete", "acme", "--yes"), `deleted account "acme"`)
 	ts.mustFail(exitError, "accounts", "get", "acme")
 }
+
+// Field violations are printed once each, under the flag that sets the
+// field and with enum values spelt as the flags take them.
+func TestErrors_ViolationsOnceUnderTheirFlags(t *testing.T) {
+	t.Parallel()
+	ts := mustStart(t)
+	ts.mustAccount("acme")
+	for _, tc := range []struct {
+		args  []string
+		wants []string
+	}{
+		{[]string{"privacy-rules", "create", "-a", "acme", "--selector", "button"},
+			[]string{"field rule.kind (--kind): is required (button_block or data_mask)"}},
+		{[]string{"privacy-rules", "create", "-a", "acme", "--kind", "data_mask"},
+			[]string{"field rule.selector (--selector): is required"}},
+		{[]string{"portals", "create", "p2", "-a", "acme", "--notification-email", "x", "--business-hours", "nope"},
+			[]string{"field portal.name (--name): is required", "field portal.notification_email (--notification-email):",
+				"field portal.business_hours_id (--business-hours):"}},
+		{[]string{"sessions", "start", "-a", "acme", "--kind", "live_guide", "--customer", "c1"},
+			[]string{"field representative_id (--rep): is required"}},
+		{[]string{"allowlist", "create", "-a", "acme", "--pattern", "co.uk"}, []string{"field entry.pattern (--pattern):"}},
+		{[]string{"tokens", "create", "--role", "admin", "--account", "Not A Slug"}, []string{"(--name): is required", "(--account):"}},
+		{[]string{"check", "--session", "s-nope", "--role", "agent", "--actor", "alice", "--feature", "navigate"},
+			[]string{"field url (--url): is required for navigate"}},
+	} {
+		r := ts.mustFail(exitError, tc.args...)
+		wantIn(t, r.err, tc.wants...)
+		if strings.Contains(r.err, "PRIVACY_RULE_KIND_") || strings.Contains(r.err, "FEATURE_") {
+			t.Errorf("gatehouse %s: enum values spelt as on the wire:\n%s", strings.Join(tc.args, " "), r.err)
+		}
+		for _, line := range strings.Split(r.err, "\n") {
+			_, desc, ok := strings.Cut(line, "): ")
+			if !strings.HasPrefix(line, "  field ") || !ok {
+				continue
+			}
+			if n := strings.Count(r.err, desc); n != 1 {
+				t.Errorf("gatehouse %s: %q printed %d times:\n%s", strings.Join(tc.args, " "), desc, n, r.err)
+			}
+		}
+	}
+}
+
+// A token the server refuses is blamed on where it came from, never on a
+// header the user did not write.
+func TestErrors_RefusedTokenNamesItsSource(t *testing.T) {
+	t.Parallel()
+	ts := mustStart(t, withAuth)
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"GATEHOUSE_ADDR": ts.addr}, []string{"--token", "bogus"}, "the server refused the token from --token"},
+		{map[string]string{"GATEHOUSE_ADDR": ts.addr, "GATEHOUSE_TOKEN": "gh_k-x_y"}, nil, "the server refused the token from GATEHOUSE_TOKEN"},
+	} {
+		r := runCLI(t, tc.env, "", append(tc.args, "accounts", "list")...)
+		if r.code != exitError || !strings.Contains(r.err, tc.want) || strings.Contains(r.err, "header") {
+			t.Errorf("%v: exit %d\n%s", tc.args, r.code, r.err)
+		}
+	}
+	r := runCLI(t, map[string]string{"GATEHOUSE_ADDR": ts.addr}, "", "--token", "bogus", "accounts", "list")
+	wantIn(t, r.err, "not a Gatehouse token")
+}

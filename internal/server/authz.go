@@ -125,9 +125,12 @@ func (s *Server) authenticate(ctx context.Context) (auth.Caller, error) {
 		return auth.Caller{}, status.Error(codes.Unauthenticated, `send one "authorization: Bearer <token>" header, or a registered client certificate`)
 	}
 	scheme, bearer, _ := strings.Cut(vals[0], " ")
+	if !strings.EqualFold(scheme, "bearer") {
+		return auth.Caller{}, status.Error(codes.Unauthenticated, `the authorization header must be "Bearer <token>"`)
+	}
 	id, secret, ok := auth.ParseBearer(strings.TrimSpace(bearer))
-	if !strings.EqualFold(scheme, "bearer") || !ok {
-		return auth.Caller{}, status.Error(codes.Unauthenticated, `malformed authorization header; want "Bearer gh_…"`)
+	if !ok {
+		return auth.Caller{}, status.Error(codes.Unauthenticated, "the bearer token is not a Gatehouse token (those read gh_k-…_…)")
 	}
 	tok := s.snaps.Current().Token(id)
 	if tok == nil || !tok.Verify(secret) {

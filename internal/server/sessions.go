@@ -28,6 +28,8 @@ func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.Sta
 		}
 	case gatehousev1.SessionKind_SESSION_KIND_SUPPORT:
 		v.checkID("portal_id", req.GetPortalId(), false)
+	case gatehousev1.SessionKind_SESSION_KIND_UNSPECIFIED:
+		v.add("kind", "is required (SESSION_KIND_LIVE_GUIDE or SESSION_KIND_SUPPORT)")
 	default:
 		v.add("kind", "must be SESSION_KIND_LIVE_GUIDE or SESSION_KIND_SUPPORT")
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,6 +79,12 @@ func openWith(dir string, migs map[int]Migration, version int) (s *Store, err er
 		}
 	}()
 	if err := preflight(path); err != nil {
+		if pathError(err) {
+			// The file could not be read (permissions, a directory in
+			// its place, an I/O error): not damage, and the error
+			// already names the operation and the file.
+			return nil, err
+		}
 		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
 	}
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 2 * time.Second})
@@ -85,8 +92,8 @@ func openWith(dir string, migs map[int]Migration, version int) (s *Store, err er
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
 			return nil, fmt.Errorf("open %s: locked by another process", path)
-		case errors.Is(err, os.ErrPermission), errors.Is(err, os.ErrNotExist):
-			return nil, fmt.Errorf("open %s: %w", path, err)
+		case pathError(err):
+			return nil, err // "open <path>: permission denied"
 		}
 		// Everything else bbolt reports at open (bad magic, checksum,
 		// version, "file size too small", …) is a damaged file.
@@ -425,4 +432,12 @@ func (s *Store) Size() (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
+}
+
+// pathError reports whether err is a file system error, which names its
+// operation and file itself (*fs.PathError: "open /x/gatehouse.db:
+// permission denied").
+func pathError(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe)
 }
