@@ -61,8 +61,8 @@ type app struct {
 
 	bearer     string // resolved in the root's PersistentPreRunE
 	bearerFrom string // where the bearer came from, for error hints
-	conn   *grpc.ClientConn
-	c      *clients
+	conn       *grpc.ClientConn
+	c          *clients
 }
 
 // clients are the three API clients over one connection.
