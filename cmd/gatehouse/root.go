@@ -135,6 +135,7 @@ Commands are "gatehouse <resource> <verb>". Account-owned resources take
 		withGroup("store", tokensCmd(a)),
 		withGroup("store", auditCmd(a)),
 		withGroup("store", notificationsCmd(a)),
+		withGroup("store", healthCmd(a)),
 	)
 	root.SetHelpCommandGroupID("store")
 	root.SetCompletionCommandGroupID("store")
@@ -335,6 +336,13 @@ func (a *app) confirm(question string) error {
 
 // isTerminal reports whether f is a terminal.
 func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// silentError fails a command (exit 1) that has already said why on
+// stdout, such as a health probe that printed NOT_SERVING.
+type silentError struct{ err error }
+
+func (e silentError) Error() string { return e.err.Error() }
+func (e silentError) Unwrap() error { return e.err }
 
 // usageError marks bad flags or arguments (exit code 2).
 type usageError struct{ err error }

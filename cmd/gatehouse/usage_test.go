@@ -2,12 +2,16 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // walk calls fn for every available command below root.
@@ -342,4 +346,46 @@ func TestErrors_RefusedTokenNamesItsSource(t *testing.T) {
 	}
 	r := runCLI(t, map[string]string{"GATEHOUSE_ADDR": ts.addr}, "", "--token", "bogus", "accounts", "list")
 	wantIn(t, r.err, "not a Gatehouse token")
+}
+
+// gatehouse health is a probe: exit 0 only while the server serves.
+func TestHealth_Probe(t *testing.T) {
+	t.Parallel()
+	ts := mustStart(t, withAuth) // health needs no token
+	r := runCLI(t, map[string]string{"GATEHOUSE_ADDR": ts.addr}, "", "health")
+	if r.code != exitOK || strings.TrimSpace(r.out) != "SERVING" {
+		t.Fatalf("health: exit %d %q %q", r.code, r.out, r.err)
+	}
+	r = runCLI(t, map[string]string{"GATEHOUSE_ADDR": ts.addr}, "", "health", "-o", "json")
+	if r.code != exitOK || !strings.Contains(r.out, `"status": "SERVING"`) {
+		t.Fatalf("health -o json: exit %d %q", r.code, r.out)
+	}
+	if r := runCLI(t, map[string]string{"GATEHOUSE_ADDR": ts.addr}, "", "health", "--service", "gatehouse.v1.DecisionService"); r.code != exitOK {
+		t.Fatalf("health --service: exit %d %s", r.code, r.err)
+	}
+	r = runCLI(t, map[string]string{"GATEHOUSE_ADDR": ts.addr}, "", "health", "--service", "nope.Service")
+	if r.code != exitError || !strings.Contains(r.err, "NOT_FOUND") {
+		t.Fatalf("unknown service: exit %d %q", r.code, r.err)
+	}
+	// Nothing listening: exit 1.
+	r = runCLI(t, map[string]string{"GATEHOUSE_ADDR": "127.0.0.1:1"}, "", "health", "--timeout", "2s")
+	if r.code != exitError || !strings.Contains(r.err, "UNAVAILABLE") {
+		t.Fatalf("no server: exit %d %q", r.code, r.err)
+	}
+	// A server draining (grpc-go's health service, as gatehoused runs it,
+	// once Shutdown began): NOT_SERVING on stdout and exit 1.
+	hs := health.NewServer()
+	hs.Shutdown()
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(lis) }()
+	defer gs.Stop()
+	r = runCLI(t, map[string]string{"GATEHOUSE_ADDR": lis.Addr().String()}, "", "health")
+	if r.code != exitError || strings.TrimSpace(r.out) != "NOT_SERVING" || r.err != "" {
+		t.Fatalf("draining server: exit %d %q %q", r.code, r.out, r.err)
+	}
 }

@@ -149,7 +149,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg, NotificationRetried: wakeSender, TracerProvider: tp,
 		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, DecisionTimeout: cfg.DecisionTimeout}})
 	if metrics != nil {
-		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, log)
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, srv.HealthHandler(), log)
 		if err != nil {
 			return err
 		}
@@ -286,15 +286,16 @@ func stopTracing(tp *sdktrace.TracerProvider, shutdownTimeout time.Duration, log
 	log.Info("traces flushed")
 }
 
-// serveMetrics serves Prometheus metrics on addr at /metrics until the
-// returned function is called.
-func serveMetrics(addr string, m *server.Metrics, log *slog.Logger) (func(), error) {
+// serveMetrics serves Prometheus metrics on addr at /metrics, and health
+// at /healthz, until the returned function is called.
+func serveMetrics(addr string, m *server.Metrics, health http.Handler, log *slog.Logger) (func(), error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/healthz", health)
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
