@@ -81,6 +81,11 @@ fuzz-smoke: ## run every fuzz target for 3s (part of make test)
 build: cli ## build bin/gatehoused and the admin CLI bin/gatehouse (version from git describe, or VERSION=…)
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gatehoused ./cmd/gatehoused
 
+.PHONY: install
+install: ## install gatehoused and gatehouse into GOBIN (default: $(go env GOPATH)/bin), stamped with VERSION
+	$(GO) install -ldflags '$(LDFLAGS)' ./cmd/gatehoused ./cmd/gatehouse
+	@echo "installed gatehoused and gatehouse in $$(d=$$($(GO) env GOBIN); echo $${d:-$$($(GO) env GOPATH)/bin})"
+
 .PHONY: cli
 cli: ## build the admin CLI bin/gatehouse
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
@@ -125,9 +130,13 @@ LOADTEST_ARGS     ?=
 bench: ## run the Go benchmarks with -benchmem (BENCH, BENCHPKG, BENCHTIME, BENCHCOUNT); decision engine: BENCHPKG=./internal/policy
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(BENCHPKG)
 
+# gendata writes its own directory, not make run's store (DATA_DIR):
+# serve it with make run DATA_DIR=$(GENDATA_DIR).
+GENDATA_DIR       ?= ./data-gen-$(SCALE)-$(SEED)
+
 .PHONY: gendata
-gendata: ## fill DATA_DIR with a generated tenant population (SCALE=large|small|tiny, SEED); reuses one generated before
-	$(GO) run ./cmd/gatehouse-loadtest gendata -data-dir $(DATA_DIR) -scale $(SCALE) -seed $(SEED)
+gendata: ## fill GENDATA_DIR (default ./data-gen-SCALE-SEED) with a generated tenant population (SCALE=large|small|tiny, SEED); reuses one generated before
+	$(GO) run ./cmd/gatehouse-loadtest gendata -data-dir $(GENDATA_DIR) -scale $(SCALE) -seed $(SEED)
 
 .PHONY: loadtest
 loadtest: ## load-test a daemon on a generated large store in LOADTEST_DIR (LOADTEST_DURATION, default 60s; LOADTEST_LOG_LEVEL)
