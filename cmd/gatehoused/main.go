@@ -161,7 +161,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		"revision", snaps.Current().Revision(), "accounts", snaps.Current().NumAccounts(),
 		"startup", time.Since(start).String())
 	if cfg.Demo {
-		printDemoHelp(stderr, lis.Addr().String())
+		printDemoHelp(stderr, demoBanner(cfg, lis.Addr().String(), findTools(".")))
 	}
 	if cfg.StatsInterval > 0 {
 		go logStats(followCtx, cfg.StatsInterval, snaps, log)
@@ -308,22 +308,4 @@ func serveMetrics(addr string, m *server.Metrics, health http.Handler, log *slog
 		defer cancel()
 		_ = hs.Shutdown(ctx)
 	}, nil
-}
-
-// printDemoHelp prints ready-to-paste calls against the demo data.
-func printDemoHelp(w io.Writer, addr string) {
-	fmt.Fprintf(w, `
-Gatehouse is serving on %[1]s with the demo account %[2]q (representative "alice").
-Try, in another terminal (bin/grpcurl is built by make run):
-
-  bin/grpcurl -plaintext %[1]s list
-  bin/grpcurl -plaintext -d '{"account_id":"%[2]s"}' %[1]s gatehouse.v1.AdminService/GetLiveGuideSettings
-  bin/grpcurl -plaintext -d '{"settings":{"account_id":"%[2]s","agent_click_restricted":true},"update_mask":{"paths":["agent_click_restricted"]}}' %[1]s gatehouse.v1.AdminService/UpdateLiveGuideSettings
-  bin/grpcurl -plaintext -d '{"account_id":"%[2]s","kind":"SESSION_KIND_LIVE_GUIDE","representative_id":"alice","customer_id":"cust-1"}' %[1]s gatehouse.v1.SessionService/StartSession
-  bin/grpcurl -plaintext -d '{"session_id":"<id from StartSession>","actor":{"role":"ROLE_AGENT","id":"alice"},"feature":"FEATURE_CLICK","url":"https://www.example.com/"}' %[1]s gatehouse.v1.DecisionService/CheckFeature
-
-Or with the admin CLI (make build): bin/gatehouse --addr %[1]s settings get -a %[2]s
-(docs/cli.md has every command; README.md has a full walk-through.)
-
-`, addr, demo.AccountID)
 }
