@@ -146,6 +146,7 @@ func TestUsage_ChoiceFlagsRefuseTypos(t *testing.T) {
 		"customization update --language", "privacy-rules create --kind", "privacy-rules update --kind",
 		"sessions start --kind", "check --role", "check --feature", "check --frame", "tokens create --role",
 		"portals update --function", "representatives create --function", "settings update --set",
+		"sessions list --state", "sessions list --kind",
 	} {
 		if !tested[want] {
 			t.Errorf("%s was not tested (tested: %v)", want, tested)
@@ -388,4 +389,57 @@ func TestHealth_Probe(t *testing.T) {
 	if r.code != exitError || strings.TrimSpace(r.out) != "NOT_SERVING" || r.err != "" {
 		t.Fatalf("draining server: exit %d %q %q", r.code, r.out, r.err)
 	}
+}
+
+func TestSessions_List(t *testing.T) {
+	t.Parallel()
+	ts := mustStart(t)
+	ts.mustAccount("acme")
+	ts.must("representatives", "create", "alice", "-a", "acme", "--display-name", "Alice", "--live-guide")
+	ts.must("representatives", "create", "bob", "-a", "acme", "--display-name", "Bob", "--live-guide")
+	id := func(args ...string) string {
+		return ts.mustJSON(append([]string{"sessions", "start", "-a", "acme", "--kind", "live_guide"}, args...)...)["id"].(string)
+	}
+	s1 := id("--rep", "alice", "--customer", "c1")
+	s2 := id("--rep", "bob", "--customer", "c2")
+	ts.must("sessions", "end", s2)
+	ids := func(args ...string) []string {
+		var m struct {
+			Sessions []struct {
+				ID string `json:"id"`
+			} `json:"sessions"`
+		}
+		if err := json.Unmarshal([]byte(ts.must(append([]string{"sessions", "list", "-a", "acme", "-o", "json"}, args...)...)), &m); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, s := range m.Sessions {
+			out = append(out, s.ID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	all := []string{s1, s2}
+	slices.Sort(all)
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, all},
+		{[]string{"--limit", "1"}, all[:1]},
+		{[]string{"--state", "active"}, []string{s1}},
+		{[]string{"--state", "ended", "--rep", "bob"}, []string{s2}},
+		{[]string{"--customer", "c1", "--kind", "live_guide"}, []string{s1}},
+		{[]string{"--kind", "support"}, nil},
+		{[]string{"--since", "1h"}, all},
+		{[]string{"--until", "2000-01-01"}, nil},
+	} {
+		if got := ids(tc.args...); !slices.Equal(got, tc.want) {
+			t.Errorf("sessions list %v: %v, want %v", tc.args, got, tc.want)
+		}
+	}
+	out := ts.must("sessions", "list", "-a", "acme")
+	wantIn(t, out, "ID", "STATE", "REPRESENTATIVE_ID", s1, s2)
+	wantIn(t, ts.mustFail(exitUsage, "sessions", "list").err, "--account")
+	wantIn(t, ts.mustFail(exitError, "sessions", "list", "-a", "acme", "--rep", "Not A Slug").err, "(--rep)")
 }

@@ -82,6 +82,7 @@ var accessRules = func() map[string]access {
 		adminSvc + "ListAuditEvents":            {role: auth.RoleAdmin, account: "account_id", allAccounts: true},
 		sessionSvc + "StartSession":             {role: auth.RoleDecider, account: "account_id"},
 		sessionSvc + "GetSession":               deciderSession,
+		sessionSvc + "ListSessions":             {role: auth.RoleDecider, account: "account_id"},
 		sessionSvc + "EndSession":               deciderSession,
 		sessionSvc + "InviteExternalSpecialist": deciderSession,
 		sessionSvc + "RemoveExternalSpecialist": deciderSession,
