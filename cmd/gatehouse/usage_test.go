@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
@@ -442,4 +443,14 @@ func TestSessions_List(t *testing.T) {
 	wantIn(t, out, "ID", "STATE", "REPRESENTATIVE_ID", s1, s2)
 	wantIn(t, ts.mustFail(exitUsage, "sessions", "list").err, "--account")
 	wantIn(t, ts.mustFail(exitError, "sessions", "list", "-a", "acme", "--rep", "Not A Slug").err, "(--rep)")
+}
+
+// The CLI offers exactly the resource types the server's audit log records.
+func TestAudit_CLIResourceTypesAreTheServers(t *testing.T) {
+	t.Parallel()
+	cli := slices.Clone(auditResourceTypes)
+	slices.Sort(cli)
+	if server := store.AuditResourceTypes(); !slices.Equal(cli, server) {
+		t.Fatalf("CLI --resource-type choices %v, server %v", cli, server)
+	}
 }
