@@ -139,8 +139,40 @@ Commands are "gatehouse <resource> <verb>". Account-owned resources take
 	)
 	root.SetHelpCommandGroupID("store")
 	root.SetCompletionCommandGroupID("store")
+	// The completion command joins the tree now (not at Execute) so that
+	// it too refuses an unknown shell; it takes its output stream now.
+	if a.out != nil {
+		root.SetOut(a.out)
+	}
+	if a.errOut != nil {
+		root.SetErr(a.errOut)
+	}
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
 	rejectUnknownSubcommands(root)
+	rejectUnknownHelpTopics(root)
 	return root
+}
+
+// rejectUnknownHelpTopics makes "gatehouse help NOPE" a usage error with
+// a suggestion, as "gatehouse NOPE" is.
+func rejectUnknownHelpTopics(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		if c.Name() != "help" {
+			continue
+		}
+		show := c.Run
+		c.Run = nil
+		c.RunE = func(cmd *cobra.Command, argv []string) error {
+			if found, rest, err := root.Find(argv); len(argv) > 0 && (err != nil || found == root || len(rest) > 0) {
+				names := availableNames(root)
+				return usageError{fmt.Errorf("unknown help topic %q (commands: %s)%s", strings.Join(argv, " "),
+					strings.Join(names, ", "), didYouMean(argv[len(argv)-1], names))}
+			}
+			show(cmd, argv)
+			return nil
+		}
+	}
 }
 
 func withGroup(id string, c *cobra.Command) *cobra.Command {

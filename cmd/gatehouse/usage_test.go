@@ -58,8 +58,15 @@ func TestUsage_UnknownSubcommand(t *testing.T) {
 			groups = append(groups, c)
 		}
 	})
-	if len(groups) < 15 {
+	if len(groups) < 15 || !slices.ContainsFunc(groups, func(c *cobra.Command) bool { return c.Name() == "completion" }) {
 		t.Fatalf("found only %d command groups", len(groups))
+	}
+	// help takes the same topics.
+	if r := runCLI(t, nil, "", "help", "acounts"); r.code != exitUsage || !strings.Contains(r.err, `did you mean "accounts"`) {
+		t.Errorf("help acounts: exit %d\n%s", r.code, r.err)
+	}
+	if r := runCLI(t, nil, "", "help", "accounts", "list"); r.code != exitOK || !strings.Contains(r.out, "Usage:") {
+		t.Errorf("help accounts list: exit %d\n%s", r.code, r.err)
 	}
 	for _, g := range groups {
 		first := availableNames(g)[0]
