@@ -13,6 +13,9 @@ FUZZTIME  ?= 30s
 SOAK_TIME ?= 10m
 CRASH_TIME ?= 5m
 BENCHTIME ?= 1s
+# VERSION is stamped into both binaries (gatehoused --version, gatehouse --version).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS   := -X main.buildVersion=$(VERSION)
 
 .PHONY: help
 help: ## list the targets
@@ -75,12 +78,17 @@ fuzz-smoke: ## run every fuzz target for 3s (part of make test)
 	done
 
 .PHONY: build
-build: cli ## build bin/gatehoused and the admin CLI bin/gatehouse
-	$(GO) build -o bin/gatehoused ./cmd/gatehoused
+build: cli ## build bin/gatehoused and the admin CLI bin/gatehouse (version from git describe, or VERSION=…)
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gatehoused ./cmd/gatehoused
+
+.PHONY: install
+install: ## install gatehoused and gatehouse into GOBIN (default: $(go env GOPATH)/bin), stamped with VERSION
+	$(GO) install -ldflags '$(LDFLAGS)' ./cmd/gatehoused ./cmd/gatehouse
+	@echo "installed gatehoused and gatehouse in $$(d=$$($(GO) env GOBIN); echo $${d:-$$($(GO) env GOPATH)/bin})"
 
 .PHONY: cli
 cli: ## build the admin CLI bin/gatehouse
-	$(GO) build -o bin/gatehouse ./cmd/gatehouse
+	$(GO) build -ldflags '$(LDFLAGS)' -o bin/gatehouse ./cmd/gatehouse
 
 bin/grpcurl: tools.go.mod tools.go.sum
 	$(GO) build -modfile=tools.go.mod -o bin/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
@@ -124,9 +132,13 @@ LOADTEST_DAEMON_ARGS ?=
 bench: ## run the Go benchmarks with -benchmem (BENCH, BENCHPKG, BENCHTIME, BENCHCOUNT); decision engine: BENCHPKG=./internal/policy
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) -count $(BENCHCOUNT) $(BENCHPKG)
 
+# gendata writes its own directory, not make run's store (DATA_DIR):
+# serve it with make run DATA_DIR=$(GENDATA_DIR).
+GENDATA_DIR       ?= ./data-gen-$(SCALE)-$(SEED)
+
 .PHONY: gendata
-gendata: ## fill DATA_DIR with a generated tenant population (SCALE=large|small|tiny, SEED); reuses one generated before
-	$(GO) run ./cmd/gatehouse-loadtest gendata -data-dir $(DATA_DIR) -scale $(SCALE) -seed $(SEED)
+gendata: ## fill GENDATA_DIR (default ./data-gen-SCALE-SEED) with a generated tenant population (SCALE=large|small|tiny, SEED); reuses one generated before
+	$(GO) run ./cmd/gatehouse-loadtest gendata -data-dir $(GENDATA_DIR) -scale $(SCALE) -seed $(SEED)
 
 .PHONY: loadtest
 loadtest: ## load-test a daemon on a generated large store in LOADTEST_DIR: baselines (bare grpc-go health, daemon health), CheckFeature, batches, writes, overload at LOADTEST_OVERLOAD callers; fails on a wrong answer or a missed target (LOADTEST_ARGS=-fail-on-miss=false to explore)

@@ -52,7 +52,7 @@ func TestTokens_CreateListRevoke(t *testing.T) {
 		t.Fatalf("revoke: %v", revoked)
 	}
 	r = runCLI(t, admin, "", "accounts", "get", "acme")
-	if r.code != exitError || !strings.Contains(r.err, "Error: UNAUTHENTICATED:") || !strings.Contains(r.err, "hint: pass a bearer token") {
+	if r.code != exitError || !strings.Contains(r.err, "Error: UNAUTHENTICATED:") || !strings.Contains(r.err, "hint: the server refused the token from GATEHOUSE_TOKEN") {
 		t.Fatalf("revoked token: %+v", r)
 	}
 }
@@ -172,9 +172,9 @@ func TestAudit_List(t *testing.T) {
 	}
 	j := ts.mustJSON("audit", "list", "-a", "acme", "--resource-type", "account")
 	events := j["events"].([]any)
-	last := events[len(events)-1].(map[string]any)
-	if !strings.Contains(last["after_json"].(string), "Acme Corp") || last["rpc"] != "/gatehouse.v1.AdminService/UpdateAccount" {
-		t.Fatalf("json events: %v", last)
+	newest := events[0].(map[string]any) // newest first
+	if !strings.Contains(newest["after_json"].(string), "Acme Corp") || newest["rpc"] != "/gatehouse.v1.AdminService/UpdateAccount" {
+		t.Fatalf("json events: %v", newest)
 	}
 	wantIn(t, ts.mustFail(exitUsage, "audit", "list", "--since", "yesterday").err, `--since: "yesterday" is not an RFC 3339 time`)
 }

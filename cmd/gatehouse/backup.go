@@ -14,7 +14,7 @@ import (
 func backupCmd(a *app) *cobra.Command {
 	var out string
 	cmd := &cobra.Command{
-		Use:   "backup -o FILE",
+		Use:   "backup --file FILE",
 		Short: "Copy the whole store, online, into a file (operators only)",
 		Long: `Stream a consistent copy of the store (AdminService.BackupStore, taken in one
 read transaction while the server keeps serving) into FILE. The copy is
@@ -22,11 +22,11 @@ written to a temporary file beside FILE, synced to disk and renamed over
 FILE only when complete, so FILE is never a partial store. Restore by
 stopping gatehoused and putting the file in place as <data-dir>/gatehouse.db.
 --timeout bounds the whole transfer.`,
-		Example: "  gatehouse backup -o gatehouse-$(date +%F).db",
+		Example: "  gatehouse backup --file gatehouse-$(date +%F).db",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if out == "" {
-				return usageError{errors.New("backup needs -o FILE")}
+				return usageError{errors.New("backup needs --file FILE (-f FILE)")}
 			}
 			c, err := a.client()
 			if err != nil {
@@ -79,8 +79,11 @@ stopping gatehoused and putting the file in place as <data-dir>/gatehouse.db.
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&out, "out", "o", "", "store copy `file` (written atomically)")
-	_ = cmd.MarkFlagFilename("out", "db")
+	cmd.Flags().StringVarP(&out, "file", "f", "", "store copy `file` (written atomically)")
+	_ = cmd.MarkFlagFilename("file", "db")
+	// --out was the flag's first name; -o is --output everywhere.
+	cmd.Flags().StringVar(&out, "out", "", "store copy `file`")
+	_ = cmd.Flags().MarkDeprecated("out", "use --file (-f)")
 	return cmd
 }
 

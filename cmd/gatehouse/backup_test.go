@@ -17,7 +17,7 @@ func TestBackup_RestoredStoreHasTheData(t *testing.T) {
 	ts.richAccount("acme")
 	dir := t.TempDir()
 	file := filepath.Join(dir, bolt.FileName)
-	out := ts.must("backup", "-o", file)
+	out := ts.must("backup", "--file", file)
 	wantIn(t, out, "backup of revision ", "written to "+file)
 	fi, err := os.Stat(file)
 	if err != nil {
@@ -36,7 +36,7 @@ func TestBackup_RestoredStoreHasTheData(t *testing.T) {
 
 	// Run again over the same file: replaced whole; json output.
 	ts.must("representatives", "create", "dave", "-a", "acme", "--display-name", "Dave")
-	j := ts.mustJSON("backup", "-o", file)
+	j := ts.mustJSON("backup", "--file", file)
 	if j["file"] != file || j["revision"] == nil || j["size"] == nil {
 		t.Fatalf("json: %v", j)
 	}
@@ -53,7 +53,7 @@ func TestBackup_RestoredStoreHasTheData(t *testing.T) {
 	// Only operators may back up; a failed backup leaves no file.
 	admin := strings.TrimSpace(ts.must("tokens", "create", "--name", "admin", "--role", "admin", "-q"))
 	other := filepath.Join(dir, "other.db")
-	r := runCLI(t, map[string]string{"GATEHOUSE_ADDR": ts.addr, "GATEHOUSE_TOKEN": admin}, "", "backup", "-o", other)
+	r := runCLI(t, map[string]string{"GATEHOUSE_ADDR": ts.addr, "GATEHOUSE_TOKEN": admin}, "", "backup", "--file", other)
 	if r.code != exitError || !strings.Contains(r.err, "PERMISSION_DENIED") {
 		t.Fatalf("admin backup: %+v", r)
 	}
@@ -63,5 +63,5 @@ func TestBackup_RestoredStoreHasTheData(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
 		t.Fatalf("temporary files left after a failure: %v", entries)
 	}
-	wantIn(t, ts.mustFail(exitUsage, "backup").err, "backup needs -o FILE")
+	wantIn(t, ts.mustFail(exitUsage, "backup").err, "backup needs --file FILE")
 }

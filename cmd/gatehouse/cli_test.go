@@ -20,12 +20,12 @@ func TestErrors_Rendering(t *testing.T) {
 
 	// INVALID_ARGUMENT: every field violation on its own line.
 	r := ts.mustFail(exitError, "allowlist", "create", "-a", "acme", "--pattern", "co.uk")
-	wantIn(t, r.err, "Error: INVALID_ARGUMENT:", "\n  field entry.pattern: ")
+	wantIn(t, r.err, "Error: INVALID_ARGUMENT:", "\n  field entry.pattern (--pattern): ")
 	r = ts.mustFail(exitError, "portals", "create", "p2", "-a", "acme", "--notification-email", "not-an-address", "--business-hours", "nope")
 	if n := strings.Count(r.err, "\n  field "); n < 3 {
 		t.Fatalf("want violations of name, e-mail and hours, got %d:\n%s", n, r.err)
 	}
-	wantIn(t, r.err, "field portal.name:", "field portal.notification_email:", "field portal.business_hours_id:")
+	wantIn(t, r.err, "field portal.name (--name):", "field portal.notification_email (--notification-email):", "field portal.business_hours_id (--business-hours):")
 	if r.out != "" {
 		t.Fatalf("an error printed to stdout: %q", r.out)
 	}

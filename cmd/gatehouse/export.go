@@ -373,7 +373,7 @@ the account to get a consistent picture.`,
 	addAccountFlag(a, cmd, false)
 	cmd.Flags().StringVarP(&file, "file", "f", "-", "output `file` (- for stdout)")
 	cmd.Flags().StringVar(&format, "format", "", "yaml or json (default: from the file extension, else yaml)")
-	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"yaml", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	a.choiceFlag(cmd, "format", []string{"yaml", "json"}, nil)
 	return cmd
 }
 

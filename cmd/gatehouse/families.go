@@ -22,9 +22,12 @@ type family struct {
 	short   string
 	long    string
 	account bool // owned by an account: every command takes --account
-	newItem func() proto.Message
-	fields  []fieldSpec
-	columns []column
+	// confirmDelete: delete removes much (a whole tenant), so it asks first
+	// on a terminal and needs --yes otherwise.
+	confirmDelete bool
+	newItem       func() proto.Message
+	fields        []fieldSpec
+	columns       []column
 
 	get    func(ctx context.Context, c *clients, acct, id string) (proto.Message, error)
 	list   func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error)
@@ -46,8 +49,12 @@ func accountsFamily() *family {
 		short:   "Manage accounts (tenants)",
 		long:    "Accounts are tenants; everything else belongs to one account. Creating and deleting accounts needs an operator token.",
 		newItem: func() proto.Message { return &gatehousev1.Account{} },
-		fields:  []fieldSpec{{"display-name", "display_name", "human-readable `name`"}},
-		columns: cols("id", "display_name", "cobrowse_url", "create_time"),
+		fields: []fieldSpec{
+			{"display-name", "display_name", "human-readable `name`"},
+			{"decision-log-percent", "decision_log_percent", "log this `percent` (0-100) of the account's decisions (0: off)"},
+		},
+		columns:       cols("id", "display_name", "cobrowse_url", "create_time"),
+		confirmDelete: true,
 		get: func(ctx context.Context, c *clients, _, id string) (proto.Message, error) {
 			r, err := c.admin.GetAccount(ctx, &gatehousev1.GetAccountRequest{Id: id})
 			return r.GetAccount(), err
@@ -447,6 +454,7 @@ func (f *family) updateCmd(a *app) *cobra.Command {
 
 func (f *family) deleteCmd(a *app) *cobra.Command {
 	var etag string
+	var yes bool
 	cmd := &cobra.Command{
 		Use:               "delete ID",
 		Short:             "Delete " + article(f.kind),
@@ -456,6 +464,11 @@ func (f *family) deleteCmd(a *app) *cobra.Command {
 			acct, err := f.scope(a, cmd)
 			if err != nil {
 				return err
+			}
+			if f.confirmDelete && !yes {
+				if err := a.confirm(fmt.Sprintf("Delete %s %q and everything it owns?", f.kind, argv[0])); err != nil {
+					return err
+				}
 			}
 			c, err := a.client()
 			if err != nil {
@@ -475,6 +488,12 @@ func (f *family) deleteCmd(a *app) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&etag, "etag", "", "delete only if the current etag is `etag`")
+	if f.confirmDelete {
+		cmd.Short += " and everything it owns"
+		cmd.Long = "Delete " + article(f.kind) + " and everything it owns. On a terminal it asks first;\n" +
+			"otherwise (scripts, pipes) it needs --yes."
+		cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation (needed when stdin is not a terminal)")
+	}
 	return cmd
 }
 

@@ -44,12 +44,17 @@ func bindFields(cmd *cobra.Command, md protoreflect.MessageDescriptor, specs []f
 			}
 		case fd.Kind() == protoreflect.BoolKind:
 			fs.Bool(s.flag, false, s.usage)
+		case fd.Kind() == protoreflect.Uint32Kind:
+			fs.Uint32(s.flag, 0, s.usage)
 		case fd.Kind() == protoreflect.EnumKind:
 			fs.String(s.flag, "", s.usage+" ("+strings.Join(enumChoices(fd.Enum()), ", ")+")")
 			_ = cmd.RegisterFlagCompletionFunc(s.flag, cobra.FixedCompletions(enumChoices(fd.Enum()), cobra.ShellCompDirectiveNoFileComp))
-		default:
+		case fd.Kind() == protoreflect.StringKind:
 			fs.String(s.flag, "", s.usage)
+		default:
+			panic(fmt.Sprintf("%s.%s: no flag type for %s fields", md.FullName(), s.field, fd.Kind()))
 		}
+		setsField(cmd, s.flag, s.field)
 	}
 }
 
@@ -124,6 +129,10 @@ func applyFields(fs *pflag.FlagSet, specs []fieldSpec, m proto.Message) ([]strin
 		case fd.Kind() == protoreflect.BoolKind:
 			b, _ := fs.GetBool(s.flag)
 			r.Set(fd, protoreflect.ValueOfBool(b))
+			add(s.field)
+		case fd.Kind() == protoreflect.Uint32Kind:
+			n, _ := fs.GetUint32(s.flag)
+			r.Set(fd, protoreflect.ValueOfUint32(n))
 			add(s.field)
 		case fd.Kind() == protoreflect.EnumKind:
 			v, _ := fs.GetString(s.flag)

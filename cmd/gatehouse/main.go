@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"os"
 	"os/signal"
@@ -39,8 +40,12 @@ func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
-		renderError(stderr, err, a)
+	if cmd, err := root.ExecuteContextC(ctx); err != nil {
+		var silent silentError
+		if errors.As(err, &silent) {
+			return exitError
+		}
+		renderError(stderr, err, a, cmd)
 		if isUsage(err) {
 			return exitUsage
 		}

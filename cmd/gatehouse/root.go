@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -13,12 +14,17 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
+
+// outputFormats are the values of --output.
+var outputFormats = []string{"table", "json", "yaml"}
 
 // defaultAddr is where gatehoused listens by default.
 const defaultAddr = "127.0.0.1:8470"
@@ -51,9 +57,12 @@ type app struct {
 	tlsKey        string
 	output        string
 
-	bearer string // resolved in the root's PersistentPreRunE
-	conn   *grpc.ClientConn
-	c      *clients
+	choices map[*pflag.Flag]*choices // the choice flags of the command tree
+
+	bearer     string // resolved in the root's PersistentPreRunE
+	bearerFrom string // where the bearer came from, for error hints
+	conn       *grpc.ClientConn
+	c          *clients
 }
 
 // clients are the three API clients over one connection.
@@ -87,6 +96,7 @@ sessions, ask decisions, export and import accounts, back up the store.
 
 Commands are "gatehouse <resource> <verb>". Account-owned resources take
 --account (or GATEHOUSE_ACCOUNT).`,
+		Version:       displayVersion(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -104,8 +114,8 @@ Commands are "gatehouse <resource> <verb>". Account-owned resources take
 	pf.StringVar(&a.tlsServerName, "tls-server-name", "", "server name to verify the certificate against (implies --tls)")
 	pf.StringVar(&a.tlsCert, "tls-cert", "", "client certificate PEM `file` for mutual TLS (implies --tls; needs --tls-key)")
 	pf.StringVar(&a.tlsKey, "tls-key", "", "client key PEM `file` for mutual TLS")
-	pf.StringVar(&a.output, "output", "table", "output `format`: table, json or yaml (env "+envOutput+")")
-	_ = root.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json", "yaml"}, cobra.ShellCompDirectiveNoFileComp))
+	pf.StringVarP(&a.output, "output", "o", "table", "output `format`: table, json or yaml (env "+envOutput+")")
+	a.choiceFlag(root, "output", outputFormats, nil)
 
 	root.AddGroup(&cobra.Group{ID: "admin", Title: "Account resources:"},
 		&cobra.Group{ID: "sessions", Title: "Sessions and decisions:"},
@@ -125,10 +135,44 @@ Commands are "gatehouse <resource> <verb>". Account-owned resources take
 		withGroup("store", tokensCmd(a)),
 		withGroup("store", auditCmd(a)),
 		withGroup("store", notificationsCmd(a)),
+		withGroup("store", healthCmd(a)),
 	)
 	root.SetHelpCommandGroupID("store")
 	root.SetCompletionCommandGroupID("store")
+	// The completion command joins the tree now (not at Execute) so that
+	// it too refuses an unknown shell; it takes its output stream now.
+	if a.out != nil {
+		root.SetOut(a.out)
+	}
+	if a.errOut != nil {
+		root.SetErr(a.errOut)
+	}
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	rejectUnknownSubcommands(root)
+	rejectUnknownHelpTopics(root)
 	return root
+}
+
+// rejectUnknownHelpTopics makes "gatehouse help NOPE" a usage error with
+// a suggestion, as "gatehouse NOPE" is.
+func rejectUnknownHelpTopics(root *cobra.Command) {
+	for _, c := range root.Commands() {
+		if c.Name() != "help" {
+			continue
+		}
+		show := c.Run
+		c.Run = nil
+		c.RunE = func(cmd *cobra.Command, argv []string) error {
+			if found, rest, err := root.Find(argv); len(argv) > 0 && (err != nil || found == root || len(rest) > 0) {
+				names := availableNames(root)
+				return usageError{fmt.Errorf("unknown help topic %q (commands: %s)%s", strings.Join(argv, " "),
+					strings.Join(names, ", "), didYouMean(argv[len(argv)-1], names))}
+			}
+			show(cmd, argv)
+			return nil
+		}
+	}
 }
 
 func withGroup(id string, c *cobra.Command) *cobra.Command {
@@ -145,26 +189,30 @@ func (a *app) resolveGlobals(cmd *cobra.Command) error {
 			a.addr = v
 		}
 	}
+	if err := a.checkChoices(cmd); err != nil {
+		return err
+	}
 	if !fs.Changed("output") {
 		if v := a.env(envOutput); v != "" {
-			a.output = v
+			out, err := (&choices{values: outputFormats}).resolve("output", v)
+			if err != nil {
+				return usageError{fmt.Errorf("%s: %w", envOutput, err)}
+			}
+			a.output = out
 		}
-	}
-	switch a.output {
-	case "table", "json", "yaml":
-	default:
-		return usageError{fmt.Errorf("--output %q: want table, json or yaml", a.output)}
 	}
 	switch {
 	case fs.Changed("token") && fs.Changed("token-file"):
 		return usageError{errors.New("pass --token or --token-file, not both")}
 	case fs.Changed("token"):
-		a.bearer = a.token
+		a.bearer, a.bearerFrom = a.token, "--token"
 	case fs.Changed("token-file"):
+		a.bearerFrom = "--token-file " + a.tokenFile
 		return a.readTokenFile(a.tokenFile)
 	case a.env(envToken) != "":
-		a.bearer = a.env(envToken)
+		a.bearer, a.bearerFrom = a.env(envToken), envToken
 	case a.env(envTokenFile) != "":
+		a.bearerFrom = envTokenFile + "=" + a.env(envTokenFile)
 		return a.readTokenFile(a.env(envTokenFile))
 	}
 	a.bearer = strings.TrimSpace(a.bearer)
@@ -300,6 +348,33 @@ func addAccountFlag(a *app, c *cobra.Command, persistent bool) {
 	fs.StringP("account", "a", "", "account `id` (env "+envAccount+")")
 	_ = c.RegisterFlagCompletionFunc("account", a.completeAccounts)
 }
+
+// confirm asks question on the terminal and returns nil on "y" or "yes".
+// When stdin is not a terminal there is nobody to ask: it is a usage error
+// that names --yes.
+func (a *app) confirm(question string) error {
+	f, ok := a.stdin.(*os.File)
+	if !ok || !isTerminal(f) {
+		return usageError{fmt.Errorf("%s Not asked: stdin is not a terminal; pass --yes to confirm", question)}
+	}
+	fmt.Fprintf(a.errOut, "%s [y/N] ", question)
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "y", "yes":
+		return nil
+	}
+	return errors.New("not confirmed; nothing deleted")
+}
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+// silentError fails a command (exit 1) that has already said why on
+// stdout, such as a health probe that printed NOT_SERVING.
+type silentError struct{ err error }
+
+func (e silentError) Error() string { return e.err.Error() }
+func (e silentError) Unwrap() error { return e.err }
 
 // usageError marks bad flags or arguments (exit code 2).
 type usageError struct{ err error }

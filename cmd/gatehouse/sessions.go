@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/spf13/cobra"
@@ -13,11 +14,12 @@ import (
 )
 
 var (
-	sessionKindDesc = gatehousev1.SessionKind(0).Descriptor()
-	roleDesc        = gatehousev1.Role(0).Descriptor()
-	featureDesc     = gatehousev1.Feature(0).Descriptor()
-	frameDesc       = gatehousev1.Frame(0).Descriptor()
-	callerRoleDesc  = gatehousev1.CallerRole(0).Descriptor()
+	sessionKindDesc  = gatehousev1.SessionKind(0).Descriptor()
+	roleDesc         = gatehousev1.Role(0).Descriptor()
+	featureDesc      = gatehousev1.Feature(0).Descriptor()
+	frameDesc        = gatehousev1.Frame(0).Descriptor()
+	callerRoleDesc   = gatehousev1.CallerRole(0).Descriptor()
+	sessionStateDesc = gatehousev1.SessionState(0).Descriptor()
 )
 
 func enumFlagCompletion(ed protoreflect.EnumDescriptor) cobra.CompletionFunc {
@@ -62,6 +64,7 @@ func sessionsCmd(a *app) *cobra.Command {
 	addAccountFlag(a, start, false)
 	start.Flags().StringVar(&kind, "kind", "", "session kind ("+strings.Join(enumChoices(sessionKindDesc), ", ")+")")
 	start.Flags().StringVar(&rep, "rep", "", "representative `id` serving the session")
+	setsField(start, "rep", "representative_id")
 	start.Flags().StringVar(&customer, "customer", "", "customer `id`")
 	start.Flags().StringVar(&portal, "portal", "", "subportal `id` (support sessions)")
 	_ = start.MarkFlagRequired("kind")
@@ -125,7 +128,7 @@ func sessionsCmd(a *app) *cobra.Command {
 	remove.Flags().StringVar(&removeID, "specialist", "", "specialist `id`")
 	_ = remove.MarkFlagRequired("specialist")
 
-	cmd.AddCommand(start, get, end, invite, remove)
+	cmd.AddCommand(start, get, end, invite, remove, sessionsListCmd(a))
 	return cmd
 }
 
@@ -208,6 +211,7 @@ Each node is an optional tag followed by any of #id, .class and [attr] or
 	fs.StringVar(&frame, "frame", "", "top_level (default) or iframe")
 	fs.StringVar(&element, "element", "", "element acted on, with its ancestors: 'body > form#f > button.pay[name=x]'")
 	fs.Uint64Var(&minRevision, "min-revision", 0, "wait until the server has caught up with this store `revision`")
+	setsField(cmd, "actor", "actor.id")
 	for _, f := range []string{"session", "role", "actor", "feature"} {
 		_ = cmd.MarkFlagRequired(f)
 	}
@@ -259,4 +263,82 @@ func explain(req *gatehousev1.CheckFeatureRequest, d *gatehousev1.Decision) stri
 		return "allowed"
 	}
 	return "denied: " + d.GetMessage()
+}
+
+func sessionsListCmd(a *app) *cobra.Command {
+	var state, kind, rep, customer, since, until string
+	var lf listFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List an account's sessions ordered by id",
+		Long: `List an account's sessions ordered by id, filtered by --state, --kind,
+--rep, --customer and the start time (--since, --until: an RFC 3339 time,
+a date (UTC) or a duration back from now, 24h). Ended sessions are kept
+for the daemon's --session-retention.`,
+		Example: "  gatehouse sessions list --account acme --state active --rep alice\n" +
+			"  gatehouse sessions list --account acme --since 24h --output json",
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			acct, err := a.accountOf(cmd)
+			if err != nil {
+				return err
+			}
+			req := &gatehousev1.ListSessionsRequest{AccountId: acct, RepresentativeId: rep, CustomerId: customer}
+			if state != "" {
+				n, err := parseEnum(sessionStateDesc, state)
+				if err != nil {
+					return usageError{fmt.Errorf("--state: %w", err)}
+				}
+				req.State = gatehousev1.SessionState(n)
+			}
+			if kind != "" {
+				n, err := parseEnum(sessionKindDesc, kind)
+				if err != nil {
+					return usageError{fmt.Errorf("--kind: %w", err)}
+				}
+				req.Kind = gatehousev1.SessionKind(n)
+			}
+			now := time.Now()
+			if req.StartedAfter, err = parseWhen(since, now); err != nil {
+				return usageError{fmt.Errorf("--since: %w", err)}
+			}
+			if req.StartedBefore, err = parseWhen(until, now); err != nil {
+				return usageError{fmt.Errorf("--until: %w", err)}
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			resp, err := a.listAll(cmd.Context(), lf, func(ctx context.Context, size int32, token string) (proto.Message, error) {
+				r := proto.Clone(req).(*gatehousev1.ListSessionsRequest)
+				r.PageSize, r.PageToken = size, token
+				return c.sessions.ListSessions(ctx, r)
+			})
+			if err != nil {
+				return err
+			}
+			return a.emit(resp, func(w io.Writer) error {
+				if err := listTable(w, cols("id", "kind", "state", "representative_id", "customer_id", "portal_id", "start_time", "end_time"), messages(resp)); err != nil {
+					return err
+				}
+				a.moreNote(resp)
+				return nil
+			})
+		},
+	}
+	addAccountFlag(a, cmd, false)
+	fs := cmd.Flags()
+	fs.StringVar(&state, "state", "", "only sessions in this `state`: "+strings.Join(enumChoices(sessionStateDesc), ", "))
+	fs.StringVar(&kind, "kind", "", "only sessions of this `kind`: "+strings.Join(enumChoices(sessionKindDesc), ", "))
+	fs.StringVar(&rep, "rep", "", "only sessions served by this representative `id`")
+	fs.StringVar(&customer, "customer", "", "only sessions of this customer `id`")
+	fs.StringVar(&since, "since", "", "only sessions started at or after `time`")
+	fs.StringVar(&until, "until", "", "only sessions started before `time`")
+	setsField(cmd, "rep", "representative_id")
+	setsField(cmd, "since", "started_after")
+	setsField(cmd, "until", "started_before")
+	_ = cmd.RegisterFlagCompletionFunc("state", enumFlagCompletion(sessionStateDesc))
+	_ = cmd.RegisterFlagCompletionFunc("kind", enumFlagCompletion(sessionKindDesc))
+	lf.bind(cmd)
+	return cmd
 }

@@ -72,7 +72,7 @@ func TestOutput_Formats(t *testing.T) {
 	if r := runCLI(t, env, "", "accounts", "get", "acme", "--output", "table"); !strings.HasPrefix(r.out, "id ") {
 		t.Fatalf("--output table over the env: %q", r.out)
 	}
-	wantIn(t, ts.mustFail(exitUsage, "accounts", "list", "--output", "xml").err, `--output "xml": want table, json or yaml`)
+	wantIn(t, ts.mustFail(exitUsage, "accounts", "list", "--output", "xml").err, `--output "xml": want one of table, json, yaml`)
 }
 
 func TestYAML_QuotesWhatWouldReadBackAsAnotherType(t *testing.T) {

@@ -115,7 +115,7 @@ func applySets(m proto.Message, sets []string) ([]string, error) {
 		}
 		fd := r.Descriptor().Fields().ByName(protoreflect.Name(name))
 		if fd == nil || slices.Contains(outputOnly, name) {
-			return nil, usageError{fmt.Errorf("--set %q: no setting %q (settings: %s)", kv, name, strings.Join(settingsFields(), ", "))}
+			return nil, usageError{fmt.Errorf("--set %q: no setting %q (settings: %s)%s", kv, name, strings.Join(settingsFields(), ", "), didYouMean(name, settingsFields()))}
 		}
 		switch fd.Kind() {
 		case protoreflect.BoolKind:
@@ -228,7 +228,7 @@ func customizationCmd(a *app) *cobra.Command {
 	}
 	update.Flags().StringVarP(&lang, "language", "l", "", "one of "+strings.Join(languages, " "))
 	_ = update.MarkFlagRequired("language")
-	_ = update.RegisterFlagCompletionFunc("language", cobra.FixedCompletions(languages, cobra.ShellCompDirectiveNoFileComp))
+	a.choiceFlag(update, "language", languages, nil)
 	update.Flags().StringVar(&etag, "etag", "", "write only if the current etag is `etag` (from get)")
 	bindFields(update, (&gatehousev1.Customization{}).ProtoReflect().Descriptor(), specs)
 	cmd.AddCommand(get, list, update)

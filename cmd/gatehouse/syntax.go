@@ -28,7 +28,7 @@ func parseEnum(ed protoreflect.EnumDescriptor, s string) (protoreflect.EnumNumbe
 			return v.Number(), nil
 		}
 	}
-	return 0, fmt.Errorf("%q is not one of %s", s, strings.Join(enumChoices(ed), ", "))
+	return 0, fmt.Errorf("%q is not one of %s%s", s, strings.Join(enumChoices(ed), ", "), didYouMean(strings.TrimPrefix(norm, prefix), enumChoices(ed)))
 }
 
 // enumChoices lists an enum's values as the CLI spells them.
@@ -70,7 +70,7 @@ func parseFunction(s string) ([]string, bool, error) {
 		return functionNames(), on, nil
 	}
 	if functionsDesc.Fields().ByName(protoreflect.Name(name)) == nil {
-		return nil, false, fmt.Errorf("no support function %q (functions: %s, or all)", name, strings.Join(functionNames(), ", "))
+		return nil, false, fmt.Errorf("no support function %q (functions: %s, or all)%s", name, strings.Join(functionNames(), ", "), didYouMean(name, append(functionNames(), "all")))
 	}
 	return []string{name}, on, nil
 }

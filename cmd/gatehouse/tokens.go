@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -135,26 +136,66 @@ common name.`,
 	return cmd
 }
 
+// auditResourceTypes are the kinds of resource the audit log records.
+var auditResourceTypes = []string{"account", "live_guide_settings", "customization", "allowlist_entry", "privacy_rule",
+	"portal", "team", "representative", "business_hours", "session", "caller_token", "notification"}
+
+// auditResourceAliases lets --resource-type take the CLI's own nouns
+// ("representatives", "privacy-rules", "tokens", …) for those kinds.
+func auditResourceAliases() map[string]string {
+	m := map[string]string{
+		"settings": "live_guide_settings", "customizations": "customization", "texts": "customization",
+		"sessions": "session", "tokens": "caller_token", "token": "caller_token", "notifications": "notification",
+	}
+	for _, f := range families() {
+		typ := strings.ReplaceAll(f.kind, " ", "_")
+		switch f.use {
+		case "business-hours":
+			typ = "business_hours"
+		}
+		for _, n := range append([]string{f.use}, f.aliases...) {
+			m[n] = typ
+		}
+	}
+	return m
+}
+
+// Orders of audit list.
+const (
+	orderNewest = "newest"
+	orderOldest = "oldest"
+)
+
 func auditCmd(a *app) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Read the audit log of committed writes",
 	}
-	var typ, id, since, until string
+	var typ, id, since, until, order string
 	var lf listFlags
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List audit events, oldest first",
-		Long: `List audit events, oldest first. Without --account every account's events
-are listed (callers scoped to all accounts only). --since and --until take
-an RFC 3339 time, a date (2026-11-24, UTC) or a duration back from now (90m,
-24h). CHANGED lists the top-level fields an update changed.`,
-		Example: "  gatehouse audit list --account acme --resource-type portal --since 24h",
-		Args:    args(cobra.NoArgs),
+		Short: "List audit events, newest first",
+		Long: `List audit events, newest first (--order oldest for the log's own order).
+Without --account every account's events are listed (callers scoped to all
+accounts only). --since and --until take an RFC 3339 time, a date
+(2026-11-24, UTC) or a duration back from now (90m, 24h). --limit keeps the
+first n events of the chosen order: the n newest by default. The CHANGE
+column lists the top-level fields an update changed.
+
+The server lists the log oldest first, so --order newest reads every event
+that matches the filters before it shows the newest; narrow a large log
+with --since. --page-token continues an --order oldest listing only.`,
+		Example: "  gatehouse audit list --account acme --resource-type portal --since 24h\n" +
+			"  gatehouse audit list --limit 5",
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			acct, _ := cmd.Flags().GetString("account")
 			if acct == "" {
 				acct = a.env(envAccount)
+			}
+			if order == orderNewest && lf.pageToken != "" {
+				return usageError{errors.New("--page-token continues an --order oldest listing; add --order oldest")}
 			}
 			req := &gatehousev1.ListAuditEventsRequest{AccountId: acct, ResourceType: typ, ResourceId: id}
 			var err error
@@ -169,7 +210,11 @@ an RFC 3339 time, a date (2026-11-24, UTC) or a duration back from now (90m,
 			if err != nil {
 				return err
 			}
-			resp, err := a.listAll(cmd.Context(), lf, func(ctx context.Context, size int32, token string) (proto.Message, error) {
+			fetch := lf
+			if order == orderNewest {
+				fetch.limit = 0 // the newest are at the end
+			}
+			resp, err := a.listAll(cmd.Context(), fetch, func(ctx context.Context, size int32, token string) (proto.Message, error) {
 				r := proto.Clone(req).(*gatehousev1.ListAuditEventsRequest)
 				r.PageSize, r.PageToken = size, token
 				return c.admin.ListAuditEvents(ctx, r)
@@ -177,19 +222,16 @@ an RFC 3339 time, a date (2026-11-24, UTC) or a duration back from now (90m,
 			if err != nil {
 				return err
 			}
+			if order == orderNewest {
+				events := resp.(*gatehousev1.ListAuditEventsResponse).Events
+				slices.Reverse(events)
+				if lf.limit > 0 && len(events) > lf.limit {
+					events = events[:lf.limit]
+				}
+				resp.(*gatehousev1.ListAuditEventsResponse).Events = events
+			}
 			return a.emit(resp, func(w io.Writer) error {
-				cs := append(cols("revision", "time", "account_id", "caller"),
-					column{"RPC", func(m protoreflect.Message) string {
-						rpc := getString(m, "rpc")
-						return rpc[strings.LastIndexByte(rpc, '/')+1:]
-					}},
-					column{"RESOURCE", func(m protoreflect.Message) string {
-						return getString(m, "resource_type") + "/" + getString(m, "resource_id")
-					}},
-					column{"CHANGE", func(m protoreflect.Message) string {
-						return auditChange(getString(m, "before_json"), getString(m, "after_json"))
-					}})
-				if err := listTable(w, cs, messages(resp)); err != nil {
+				if err := listTable(w, auditColumns(), messages(resp)); err != nil {
 					return err
 				}
 				a.moreNote(resp)
@@ -198,13 +240,31 @@ an RFC 3339 time, a date (2026-11-24, UTC) or a duration back from now (90m,
 		},
 	}
 	addAccountFlag(a, list, false)
-	list.Flags().StringVar(&typ, "resource-type", "", "only this kind of resource (account, live_guide_settings, customization, allowlist_entry, privacy_rule, portal, team, representative, business_hours, session, caller_token, notification)")
+	list.Flags().StringVar(&typ, "resource-type", "", "only this `kind` of resource: "+strings.Join(auditResourceTypes, ", ")+" (the command nouns work too, e.g. representatives)")
 	list.Flags().StringVar(&id, "resource-id", "", "only this resource `id`")
 	list.Flags().StringVar(&since, "since", "", "only events at or after `time`")
 	list.Flags().StringVar(&until, "until", "", "only events before `time`")
+	list.Flags().StringVar(&order, "order", orderNewest, "`order` of the events: newest (first) or oldest (first)")
 	lf.bind(list)
+	a.choiceFlag(list, "resource-type", auditResourceTypes, auditResourceAliases())
+	a.choiceFlag(list, "order", []string{orderNewest, orderOldest}, nil)
 	cmd.AddCommand(list)
 	return cmd
+}
+
+// auditColumns are the columns of audit list.
+func auditColumns() []column {
+	return append(cols("revision", "time", "account_id", "caller"),
+		column{"RPC", func(m protoreflect.Message) string {
+			rpc := getString(m, "rpc")
+			return rpc[strings.LastIndexByte(rpc, '/')+1:]
+		}},
+		column{"RESOURCE", func(m protoreflect.Message) string {
+			return getString(m, "resource_type") + "/" + getString(m, "resource_id")
+		}},
+		column{"CHANGE", func(m protoreflect.Message) string {
+			return auditChange(getString(m, "before_json"), getString(m, "after_json"))
+		}})
 }
 
 // parseWhen reads an RFC 3339 time, a date (UTC) or a duration back from

@@ -38,24 +38,28 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "gatehoused:", err)
-		}
-		os.Exit(1)
+	err := run(ctx, os.Args[1:], os.Stderr)
+	var usage config.UsageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return
+	case errors.Is(err, config.ErrVersion):
+		fmt.Println("gatehoused version", displayVersion())
+		return
+	case errors.As(err, &usage):
+		fmt.Fprintln(os.Stderr, "gatehoused:", err)
+		stop()
+		os.Exit(2)
 	}
+	fmt.Fprintln(os.Stderr, "gatehoused:", err)
+	stop()
+	os.Exit(1)
 }
 
 // run parses the configuration and serves until ctx ends.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg := config.Default()
-	fs := flag.NewFlagSet("gatehoused", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := config.ApplyEnv(fs, os.LookupEnv); err != nil {
+	if _, err := cfg.Parse(args, os.Stdout, os.LookupEnv); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -68,6 +72,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		handler = slog.NewTextHandler(stderr, hopts)
 	}
 	log := slog.New(handler)
+	log.Info("gatehoused starting", "version", displayVersion())
 	gogc := applyGCPercent(cfg.GCPercent)
 	if cfg.Insecure && cfg.Auth == "none" {
 		log.Warn("serving without authentication (--insecure)", "listen", cfg.Listen)
@@ -152,7 +157,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Reflection: cfg.Reflection,
 		SlowCall:   slowCall(cfg.LogSlowCall)})
 	if metrics != nil {
-		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, cfg.Pprof, log)
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, cfg.Pprof, srv.HealthHandler(), log)
 		if err != nil {
 			return err
 		}
@@ -164,7 +169,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		"revision", snaps.Current().Revision(), "accounts", snaps.Current().NumAccounts(),
 		"startup", time.Since(start).String(), "gogc", gogc)
 	if cfg.Demo {
-		printDemoHelp(stderr, lis.Addr().String())
+		printDemoHelp(stderr, demoBanner(cfg, lis.Addr().String(), findTools(".")))
 	}
 	if cfg.StatsInterval > 0 {
 		go logStats(followCtx, cfg.StatsInterval, snaps, log)
@@ -289,16 +294,6 @@ func stopTracing(tp *sdktrace.TracerProvider, shutdownTimeout time.Duration, log
 	log.Info("traces flushed")
 }
 
-// version is the daemon's module version when the build recorded one (go
-// install of a tagged version, or a VCS-stamped build), else "".
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok || bi.Main.Version == "" || bi.Main.Version == "(devel)" {
-		return ""
-	}
-	return bi.Main.Version
-}
-
 // applyGCPercent sets the collector's GOGC to percent unless the GOGC
 // environment variable is set, and returns the GOGC in effect.
 func applyGCPercent(percent int) int {
@@ -319,16 +314,17 @@ func slowCall(d time.Duration) time.Duration {
 	return d
 }
 
-// serveMetrics serves Prometheus metrics on addr at /metrics, and with
-// withPprof Go's profiles at /debug/pprof/, until the returned function is
-// called.
-func serveMetrics(addr string, m *server.Metrics, withPprof bool, log *slog.Logger) (func(), error) {
+// serveMetrics serves Prometheus metrics on addr at /metrics, health at
+// /healthz, and with withPprof Go's profiles at /debug/pprof/, until the
+// returned function is called.
+func serveMetrics(addr string, m *server.Metrics, withPprof bool, health http.Handler, log *slog.Logger) (func(), error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	mux.Handle("/healthz", health)
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -352,25 +348,6 @@ func serveMetrics(addr string, m *server.Metrics, withPprof bool, log *slog.Logg
 		_ = hs.Shutdown(ctx)
 	}, nil
 }
-
-// printDemoHelp prints ready-to-paste calls against the demo data.
-func printDemoHelp(w io.Writer, addr string) {
-	fmt.Fprintf(w, `
-Gatehouse is serving on %[1]s with the demo account %[2]q (representative "alice").
-Try, in another terminal (bin/grpcurl is built by make run):
-
-  bin/grpcurl -plaintext %[1]s list
-  bin/grpcurl -plaintext -d '{"account_id":"%[2]s"}' %[1]s gatehouse.v1.AdminService/GetLiveGuideSettings
-  bin/grpcurl -plaintext -d '{"settings":{"account_id":"%[2]s","agent_click_restricted":true},"update_mask":{"paths":["agent_click_restricted"]}}' %[1]s gatehouse.v1.AdminService/UpdateLiveGuideSettings
-  bin/grpcurl -plaintext -d '{"account_id":"%[2]s","kind":"SESSION_KIND_LIVE_GUIDE","representative_id":"alice","customer_id":"cust-1"}' %[1]s gatehouse.v1.SessionService/StartSession
-  bin/grpcurl -plaintext -d '{"session_id":"<id from StartSession>","actor":{"role":"ROLE_AGENT","id":"alice"},"feature":"FEATURE_CLICK","url":"https://www.example.com/"}' %[1]s gatehouse.v1.DecisionService/CheckFeature
-
-Or with the admin CLI (make build): bin/gatehouse --addr %[1]s settings get -a %[2]s
-(docs/cli.md has every command; README.md has a full walk-through.)
-
-`, addr, demo.AccountID)
-}
-
 // perCallerStreams maps --max-streams-per-caller to StreamLimits, where 0
 // takes the default and a negative value means no per-caller limit.
 func perCallerStreams(n int) int {

@@ -4,6 +4,8 @@ package main
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,8 +18,8 @@ import (
 )
 
 // readmeCall matches a grpcurl call of the README walk-through after line
-// continuations are joined: $G -d '<json>' $A <service>/<method>.
-var readmeCall = regexp.MustCompile(`^\$G -d '([^']*)'\s+\$A (\S+)/(\S+)$`)
+// continuations are joined: G -d '<json>' $A <service>/<method>.
+var readmeCall = regexp.MustCompile(`^G -d '([^']*)'\s+\$A (\S+)/(\S+)$`)
 
 // readmeStep is one grpcurl call of the README and, when the README shows
 // one right after the call's code block, the answer it shows.
@@ -140,4 +142,73 @@ func newMessage(t *testing.T, md protoreflect.MessageDescriptor) proto.Message {
 		t.Fatal(err)
 	}
 	return mt.New().Interface()
+}
+
+// readmeShellBlocks returns the ```sh blocks of the README that call G.
+func readmeShellBlocks(t *testing.T) []string {
+	t.Helper()
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks []string
+	for _, part := range strings.Split(string(raw), "```sh\n")[1:] {
+		block, _, _ := strings.Cut(part, "```")
+		if strings.Contains(block, "\nG ") || strings.HasPrefix(block, "G ") || strings.Contains(block, "G()") {
+			blocks = append(blocks, block)
+		}
+	}
+	return blocks
+}
+
+// The walk-through pastes into bash and zsh alike: each grpcurl call gets
+// its arguments as the words the README writes (zsh does not split an
+// unquoted variable into words, so a G="grpcurl -plaintext" would run a
+// command named "grpcurl -plaintext"). A stand-in bin/grpcurl records the
+// words it receives.
+func TestREADME_WalkThroughPastesIntoBashAndZsh(t *testing.T) {
+	t.Parallel()
+	blocks := readmeShellBlocks(t)
+	if len(blocks) < 2 || !strings.Contains(blocks[0], "G()") {
+		t.Fatalf("README walk-through blocks not found (%d)", len(blocks))
+	}
+	script := strings.Join(blocks, "\n")
+	wantCalls := len(readmeSteps(t))
+	for _, shell := range []string{"bash", "zsh"} {
+		t.Run(shell, func(t *testing.T) {
+			path, err := exec.LookPath(shell)
+			if err != nil {
+				t.Skipf("%s is not installed", shell)
+			}
+			dir := t.TempDir()
+			if err := os.Mkdir(filepath.Join(dir, "bin"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			// One line per call: the number of words, then the words.
+			fake := "#!/bin/sh\nprintf '%s' \"$#\" >> calls.log\nfor a in \"$@\"; do printf '\\t%s' \"$a\" >> calls.log; done\necho >> calls.log\n"
+			if err := os.WriteFile(filepath.Join(dir, "bin", "grpcurl"), []byte(fake), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(path, "-c", script)
+			cmd.Dir = dir
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v\n%s", shell, err, out)
+			}
+			log, err := os.ReadFile(filepath.Join(dir, "calls.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := strings.Split(strings.TrimSpace(string(log)), "\n")
+			if len(calls) != wantCalls {
+				t.Fatalf("%s ran %d grpcurl calls, the README has %d:\n%s", shell, len(calls), wantCalls, log)
+			}
+			for _, c := range calls {
+				words := strings.Split(c, "\t")
+				if len(words) != 6 || words[0] != "5" || words[1] != "-plaintext" || words[2] != "-d" ||
+					!strings.HasPrefix(words[3], "{") || words[4] != "127.0.0.1:8470" || !strings.Contains(words[5], "/") {
+					t.Errorf("%s: grpcurl got %q, want -plaintext -d JSON ADDRESS SERVICE/METHOD", shell, words)
+				}
+			}
+		})
+	}
 }

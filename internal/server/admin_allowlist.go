@@ -27,7 +27,11 @@ const (
 // normalizePattern validates an allowlist pattern and returns its canonical
 // form, adding a violation of field when it is not acceptable.
 func normalizePattern(v *violations, field, raw string) string {
-	if len(raw) > maxPatternLen {
+	switch {
+	case raw == "":
+		v.add(field, "is required")
+		return ""
+	case len(raw) > maxPatternLen:
 		v.add(field, "must be at most %d bytes", maxPatternLen)
 		return ""
 	}
@@ -114,10 +118,14 @@ var privacyRules = &collection[policy.PrivacyRule, *gatehousev1.PrivacyRule]{
 		r := policy.PrivacyRule{ID: p.GetId(), Kind: policy.PrivacyRuleKind(p.GetKind()), Description: p.GetDescription()}
 		switch p.GetKind() {
 		case gatehousev1.PrivacyRuleKind_PRIVACY_RULE_KIND_BUTTON_BLOCK, gatehousev1.PrivacyRuleKind_PRIVACY_RULE_KIND_DATA_MASK:
+		case gatehousev1.PrivacyRuleKind_PRIVACY_RULE_KIND_UNSPECIFIED:
+			v.add("rule.kind", "is required (PRIVACY_RULE_KIND_BUTTON_BLOCK or PRIVACY_RULE_KIND_DATA_MASK)")
 		default:
 			v.add("rule.kind", "must be PRIVACY_RULE_KIND_BUTTON_BLOCK or PRIVACY_RULE_KIND_DATA_MASK")
 		}
-		if sel, err := selector.Compile(p.GetSelector()); err != nil {
+		if p.GetSelector() == "" {
+			v.add("rule.selector", "is required")
+		} else if sel, err := selector.Compile(p.GetSelector()); err != nil {
 			var se *selector.Error
 			if errors.As(err, &se) {
 				v.add("rule.selector", "%s", se.Reason)

@@ -78,7 +78,9 @@ func (a *adminService) UpdateCustomization(ctx context.Context, req *gatehousev1
 	v.checkID("customization.account_id", in.GetAccountId(), false)
 	// A write names its language exactly: negotiating here could silently
 	// change the texts of a language the caller did not mean.
-	if !policy.IsLanguage(in.GetLanguage()) {
+	if in.GetLanguage() == "" {
+		v.add("customization.language", "is required (one of %s)", strings.Join(policy.Languages, ", "))
+	} else if !policy.IsLanguage(in.GetLanguage()) {
 		v.add("customization.language", "must be exactly one of %s", strings.Join(policy.Languages, ", "))
 	}
 	if err := v.err(); err != nil {

@@ -58,7 +58,9 @@ var businessHours = &collection[policy.BusinessHours, *gatehousev1.BusinessHours
 		v.checkText("business_hours.name", out.Name, true, maxDisplayName)
 		for i, w := range p.GetWeekly() {
 			day, ok := weekdayFromProto(w.GetDay())
-			if !ok {
+			if w.GetDay() == gatehousev1.Weekday_WEEKDAY_UNSPECIFIED {
+				v.add(fmt.Sprintf("business_hours.weekly[%d].day", i), "is required (WEEKDAY_MONDAY … WEEKDAY_SUNDAY)")
+			} else if !ok {
 				v.add(fmt.Sprintf("business_hours.weekly[%d].day", i), "must be WEEKDAY_MONDAY … WEEKDAY_SUNDAY")
 			}
 			out.Weekly = append(out.Weekly, policy.WeeklyWindow{Day: day, Start: w.GetStart(), End: w.GetEnd()})

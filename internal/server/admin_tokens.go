@@ -31,7 +31,9 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 		v.add("token", "is required")
 	}
 	v.checkText("token.name", in.GetName(), true, maxDisplayName)
-	if r := in.GetRole(); r < gatehousev1.CallerRole_CALLER_ROLE_DECIDER || r > gatehousev1.CallerRole_CALLER_ROLE_OPERATOR {
+	if r := in.GetRole(); r == gatehousev1.CallerRole_CALLER_ROLE_UNSPECIFIED {
+		v.add("token.role", "is required (CALLER_ROLE_DECIDER, CALLER_ROLE_ADMIN or CALLER_ROLE_OPERATOR)")
+	} else if r < gatehousev1.CallerRole_CALLER_ROLE_DECIDER || r > gatehousev1.CallerRole_CALLER_ROLE_OPERATOR {
 		v.add("token.role", "must be CALLER_ROLE_DECIDER, CALLER_ROLE_ADMIN or CALLER_ROLE_OPERATOR")
 	}
 	v.checkID("token.account_id", in.GetAccountId(), true)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
@@ -126,8 +128,8 @@ func auditJSON(typ string, raw []byte) string {
 func (a *adminService) ListAuditEvents(ctx context.Context, req *gatehousev1.ListAuditEventsRequest) (*gatehousev1.ListAuditEventsResponse, error) {
 	var v violations
 	v.checkID("account_id", req.GetAccountId(), true)
-	if len(req.GetResourceType()) > 64 {
-		v.add("resource_type", "must be at most 64 bytes")
+	if rt := req.GetResourceType(); rt != "" && !slices.Contains(store.AuditResourceTypes(), rt) {
+		v.add("resource_type", "must be empty (any) or one of %s", strings.Join(store.AuditResourceTypes(), ", "))
 	}
 	v.checkID("resource_id", req.GetResourceId(), true)
 	var start, end time.Time

@@ -217,3 +217,30 @@ func TestAudit_ScanIsBoundedPerCall(t *testing.T) {
 		t.Fatalf("%d calls (%d empty pages with a token) for a filter over %d events examined 5 at a time; want at least %d calls and some empty pages", calls, emptyWithToken, total, minCalls)
 	}
 }
+
+// resource_type names one of the kinds the log records, else the filter
+// would silently match nothing; every kind recorded is among them.
+func TestAudit_ResourceTypeIsAKnownKind(t *testing.T) {
+	t.Parallel()
+	e := MustStart(t, "")
+	ctx := ctxT(t)
+	e.MustCreateAccount("acme")
+	e.MustStartSession("acme")
+	_, err := e.admin.ListAuditEvents(ctx, &gatehousev1.ListAuditEventsRequest{ResourceType: "representatives"})
+	wantInvalid(t, err, "resource_type")
+	known := store.AuditResourceTypes()
+	for _, typ := range known {
+		if _, err := e.admin.ListAuditEvents(ctx, &gatehousev1.ListAuditEventsRequest{ResourceType: typ}); err != nil {
+			t.Errorf("resource_type %s: %v", typ, err)
+		}
+	}
+	all, err := e.admin.ListAuditEvents(ctx, &gatehousev1.ListAuditEventsRequest{PageSize: 1000})
+	if err != nil || len(all.GetEvents()) < 3 {
+		t.Fatalf("events: %v %v", all, err)
+	}
+	for _, ev := range all.GetEvents() {
+		if !slices.Contains(known, ev.GetResourceType()) {
+			t.Errorf("event of type %q, not among %v", ev.GetResourceType(), known)
+		}
+	}
+}

@@ -82,6 +82,7 @@ var accessRules = func() map[string]access {
 		adminSvc + "ListAuditEvents":            {role: auth.RoleAdmin, account: "account_id", allAccounts: true},
 		sessionSvc + "StartSession":             {role: auth.RoleDecider, account: "account_id"},
 		sessionSvc + "GetSession":               deciderSession,
+		sessionSvc + "ListSessions":             {role: auth.RoleDecider, account: "account_id"},
 		sessionSvc + "EndSession":               deciderSession,
 		sessionSvc + "InviteExternalSpecialist": deciderSession,
 		sessionSvc + "RemoveExternalSpecialist": deciderSession,
@@ -141,9 +142,12 @@ func (s *Server) authenticate(ctx context.Context) (auth.Caller, error) {
 		return auth.Caller{}, status.Error(codes.Unauthenticated, `send one "authorization: Bearer <token>" header, or a registered client certificate`)
 	}
 	scheme, bearer, _ := strings.Cut(vals[0], " ")
+	if !strings.EqualFold(scheme, "bearer") {
+		return auth.Caller{}, status.Error(codes.Unauthenticated, `the authorization header must be "Bearer <token>"`)
+	}
 	id, secret, ok := auth.ParseBearer(strings.TrimSpace(bearer))
-	if !strings.EqualFold(scheme, "bearer") || !ok {
-		return auth.Caller{}, status.Error(codes.Unauthenticated, `malformed authorization header; want "Bearer gh_…"`)
+	if !ok {
+		return auth.Caller{}, status.Error(codes.Unauthenticated, "the bearer token is not a Gatehouse token (those read gh_k-…_…)")
 	}
 	tok := s.snaps.Current().Token(id)
 	if tok == nil || !tok.Verify(secret) {

@@ -251,6 +251,11 @@ func TestAuthz_ScopedCallersWorkInTheirAccount(t *testing.T) {
 	if _, err := e.admin.GetLiveGuideSettings(withToken(ctx, e.tokens["admin-a"]), &gatehousev1.GetLiveGuideSettingsRequest{AccountId: "a"}); err != nil {
 		t.Fatalf("admin a in a: %v", err)
 	}
+	// A decider lists its account's sessions, as it gets each of them.
+	sl, err := e.testEnv.sessions.ListSessions(withToken(ctx, e.tokens["decider-a"]), &gatehousev1.ListSessionsRequest{AccountId: "a"})
+	if err != nil || len(sl.GetSessions()) != 2 {
+		t.Fatalf("decider a lists a's sessions: %v %v", sl, err)
+	}
 	if _, err := e.admin.ListAccounts(withToken(ctx, e.tokens["admin-all"]), &gatehousev1.ListAccountsRequest{}); err != nil {
 		t.Fatalf("admin all lists accounts: %v", err)
 	}

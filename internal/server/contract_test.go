@@ -37,7 +37,7 @@ var implemented = map[string]bool{
 	"CreatePortal": true, "GetPortal": true, "ListPortals": true, "UpdatePortal": true, "DeletePortal": true,
 	"CreateTeam": true, "GetTeam": true, "ListTeams": true, "UpdateTeam": true, "DeleteTeam": true,
 	"CreateBusinessHours": true, "GetBusinessHours": true, "ListBusinessHours": true, "UpdateBusinessHours": true, "DeleteBusinessHours": true,
-	"InviteExternalSpecialist": true, "RemoveExternalSpecialist": true,
+	"InviteExternalSpecialist": true, "RemoveExternalSpecialist": true, "ListSessions": true,
 	"CreateCallerToken": true, "ListCallerTokens": true, "RevokeCallerToken": true,
 	"ListAuditEvents": true, "BackupStore": true,
 	"ListNotifications": true, "RetryNotification": true, "DeleteNotification": true,

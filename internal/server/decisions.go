@@ -27,6 +27,8 @@ func validateCheck(v *violations, prefix string, req *gatehousev1.CheckFeatureRe
 	switch {
 	case actor == nil:
 		v.add(prefix+"actor", "is required")
+	case actor.GetRole() == gatehousev1.Role_ROLE_UNSPECIFIED:
+		v.add(prefix+"actor.role", "is required (ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST)")
 	case actor.GetRole() < gatehousev1.Role_ROLE_AGENT || actor.GetRole() > gatehousev1.Role_ROLE_EXTERNAL_SPECIALIST:
 		v.add(prefix+"actor.role", "must be ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST")
 	}
@@ -34,7 +36,10 @@ func validateCheck(v *violations, prefix string, req *gatehousev1.CheckFeatureRe
 		v.checkID(prefix+"actor.id", actor.GetId(), false)
 	}
 	f := policy.Feature(req.GetFeature())
-	if !f.Valid() {
+	switch {
+	case req.GetFeature() == gatehousev1.Feature_FEATURE_UNSPECIFIED:
+		v.add(prefix+"feature", "is required (a FEATURE_… value)")
+	case !f.Valid():
 		v.add(prefix+"feature", "must be a known feature")
 	}
 	if fr := req.GetFrame(); fr < gatehousev1.Frame_FRAME_UNSPECIFIED || fr > gatehousev1.Frame_FRAME_IFRAME {
@@ -176,7 +181,7 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 	checks := req.GetChecks()
 	switch {
 	case len(checks) == 0:
-		v.add("checks", "must hold at least one check")
+		v.add("checks", "is required (at least one check)")
 	case len(checks) > maxChecks:
 		v.add("checks", "must hold at most %d checks, got %d", maxChecks, len(checks))
 	}

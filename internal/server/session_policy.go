@@ -23,6 +23,8 @@ func validatePolicyRequest(sessionID string, actor *gatehousev1.Actor, lang stri
 	switch {
 	case actor == nil:
 		v.add("actor", "is required")
+	case actor.GetRole() == gatehousev1.Role_ROLE_UNSPECIFIED:
+		v.add("actor.role", "is required (ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST)")
 	case actor.GetRole() < gatehousev1.Role_ROLE_AGENT || actor.GetRole() > gatehousev1.Role_ROLE_EXTERNAL_SPECIALIST:
 		v.add("actor.role", "must be ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST")
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
@@ -28,6 +29,8 @@ func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.Sta
 		}
 	case gatehousev1.SessionKind_SESSION_KIND_SUPPORT:
 		v.checkID("portal_id", req.GetPortalId(), false)
+	case gatehousev1.SessionKind_SESSION_KIND_UNSPECIFIED:
+		v.add("kind", "is required (SESSION_KIND_LIVE_GUIDE or SESSION_KIND_SUPPORT)")
 	default:
 		v.add("kind", "must be SESSION_KIND_LIVE_GUIDE or SESSION_KIND_SUPPORT")
 	}
@@ -143,4 +146,77 @@ func (ss *sessionService) EndSession(ctx context.Context, req *gatehousev1.EndSe
 		return nil, ss.s.status(ctx, err)
 	}
 	return &gatehousev1.EndSessionResponse{Session: sessionToProto(&sess)}, nil
+}
+
+// ListSessions lists an account's sessions that match the request's
+// filters, in id order.
+func (ss *sessionService) ListSessions(ctx context.Context, req *gatehousev1.ListSessionsRequest) (*gatehousev1.ListSessionsResponse, error) {
+	var v violations
+	v.checkID("account_id", req.GetAccountId(), false)
+	v.checkID("representative_id", req.GetRepresentativeId(), true)
+	v.checkID("customer_id", req.GetCustomerId(), true)
+	if st := req.GetState(); st < gatehousev1.SessionState_SESSION_STATE_UNSPECIFIED || st > gatehousev1.SessionState_SESSION_STATE_ENDED {
+		v.add("state", "must be SESSION_STATE_ACTIVE or SESSION_STATE_ENDED (or unset: any)")
+	}
+	if k := req.GetKind(); k < gatehousev1.SessionKind_SESSION_KIND_UNSPECIFIED || k > gatehousev1.SessionKind_SESSION_KIND_SUPPORT {
+		v.add("kind", "must be SESSION_KIND_LIVE_GUIDE or SESSION_KIND_SUPPORT (or unset: any)")
+	}
+	var after, before time.Time
+	if ts := req.GetStartedAfter(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			v.add("started_after", "%v", err)
+		}
+		after = ts.AsTime()
+	}
+	if ts := req.GetStartedBefore(); ts != nil {
+		if err := ts.CheckValid(); err != nil {
+			v.add("started_before", "%v", err)
+		}
+		before = ts.AsTime()
+	}
+	limit, afterID, perr := pageParams(req.GetPageSize(), req.GetPageToken())
+	if perr != nil {
+		var pe *validationError
+		if errors.As(perr, &pe) {
+			v = append(v, pe.fields...)
+		}
+	}
+	if err := v.err(); err != nil {
+		return nil, ss.s.status(ctx, err)
+	}
+	var since time.Time // see tenantSince
+	match := func(s *policy.Session) bool {
+		return (req.GetState() == 0 || s.State == policy.SessionState(req.GetState())) &&
+			(req.GetKind() == 0 || s.Kind == policy.SessionKind(req.GetKind())) &&
+			(req.GetRepresentativeId() == "" || s.RepresentativeID == req.GetRepresentativeId()) &&
+			(req.GetCustomerId() == "" || s.CustomerID == req.GetCustomerId()) &&
+			(after.IsZero() || !s.StartTime.Before(after)) &&
+			(before.IsZero() || s.StartTime.Before(before)) &&
+			(since.IsZero() || !s.StartTime.Before(since))
+	}
+	var sessions []policy.Session
+	var more bool
+	err := ss.s.store.View(ctx, func(tx store.ReadTx) (err error) {
+		if _, err = getAccount(tx, req.GetAccountId()); err != nil {
+			return err
+		}
+		if since, err = tenantSince(ctx, tx, req.GetAccountId()); err != nil {
+			return err
+		}
+		sessions, more, err = store.ListSessions(tx, req.GetAccountId(), afterID, limit, match)
+		return err
+	})
+	if err != nil {
+		return nil, ss.s.status(ctx, err)
+	}
+	resp := &gatehousev1.ListSessionsResponse{}
+	for i := range sessions {
+		resp.Sessions = append(resp.Sessions, sessionToProto(&sessions[i]))
+	}
+	last := ""
+	if len(sessions) > 0 {
+		last = sessions[len(sessions)-1].ID
+	}
+	resp.NextPageToken = nextPageToken(more, last)
+	return resp, nil
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -87,6 +88,17 @@ func PurgeAuditEvents(tx Tx, before time.Time, max int) (int, error) {
 		}
 	}
 	return len(keys), nil
+}
+
+// AuditResourceTypes lists, sorted, every resource type the audit log
+// records: the account-owned kinds and the store-wide ones.
+func AuditResourceTypes() []string {
+	out := []string{"account", "caller_token", "notification"}
+	for _, t := range resourceTypes {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // resourceTypes names the audited kinds of account-owned records.

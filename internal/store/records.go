@@ -702,6 +702,29 @@ func SessionsToSweep(tx ReadTx, startedBefore, endedBefore time.Time, max int) (
 	return out, err
 }
 
+// ListSessions returns, in id order, up to limit sessions of acct (0: no
+// limit) with ids after afterID for which match is true, and whether more
+// match. Records that do not decode are left out (the snapshot reports
+// them and takes their account out of service).
+func ListSessions(tx ReadTx, acct, afterID string, limit int, match func(*policy.Session) bool) ([]policy.Session, bool, error) {
+	prefix := sessionPrefixOf(acct)
+	var out []policy.Session
+	more := false
+	err := tx.Scan(prefix, afterKey(prefix, afterID), func(key string, val []byte) (bool, error) {
+		var s policy.Session
+		if json.Unmarshal(val, &s) != nil || !match(&s) {
+			return true, nil
+		}
+		if limit > 0 && len(out) == limit {
+			more = true
+			return false, nil
+		}
+		out = append(out, s)
+		return true, nil
+	})
+	return out, more, err
+}
+
 // DeleteSession removes a session and its index entry.
 func DeleteSession(tx Tx, s *policy.Session) error {
 	if err := tx.Delete(sessionIndexKey(s.ID)); err != nil {

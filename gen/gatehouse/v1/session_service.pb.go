@@ -9,6 +9,7 @@ package gatehousev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -562,11 +563,185 @@ func (x *RemoveExternalSpecialistResponse) GetSession() *Session {
 	return nil
 }
 
+// ListSessionsRequest filters an account's sessions; every filter left
+// empty matches every session.
+type ListSessionsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// account_id names the account (required).
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// state limits the list to sessions in this state.
+	State SessionState `protobuf:"varint,2,opt,name=state,proto3,enum=gatehouse.v1.SessionState" json:"state,omitempty"`
+	// kind limits the list to sessions of this kind.
+	Kind SessionKind `protobuf:"varint,3,opt,name=kind,proto3,enum=gatehouse.v1.SessionKind" json:"kind,omitempty"`
+	// representative_id limits the list to sessions served by this representative.
+	RepresentativeId string `protobuf:"bytes,4,opt,name=representative_id,json=representativeId,proto3" json:"representative_id,omitempty"`
+	// customer_id limits the list to sessions of this customer.
+	CustomerId string `protobuf:"bytes,5,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// started_after limits the list to sessions started at or after it.
+	StartedAfter *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=started_after,json=startedAfter,proto3" json:"started_after,omitempty"`
+	// started_before limits the list to sessions started before it.
+	StartedBefore *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=started_before,json=startedBefore,proto3" json:"started_before,omitempty"`
+	// page_size is the maximum number of results (default 100, at most 1000).
+	PageSize int32 `protobuf:"varint,8,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// page_token continues a previous listing.
+	PageToken     string `protobuf:"bytes,9,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsRequest) Reset() {
+	*x = ListSessionsRequest{}
+	mi := &file_gatehouse_v1_session_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsRequest) ProtoMessage() {}
+
+func (x *ListSessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_session_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsRequest.ProtoReflect.Descriptor instead.
+func (*ListSessionsRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_session_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ListSessionsRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *ListSessionsRequest) GetState() SessionState {
+	if x != nil {
+		return x.State
+	}
+	return SessionState_SESSION_STATE_UNSPECIFIED
+}
+
+func (x *ListSessionsRequest) GetKind() SessionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return SessionKind_SESSION_KIND_UNSPECIFIED
+}
+
+func (x *ListSessionsRequest) GetRepresentativeId() string {
+	if x != nil {
+		return x.RepresentativeId
+	}
+	return ""
+}
+
+func (x *ListSessionsRequest) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *ListSessionsRequest) GetStartedAfter() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAfter
+	}
+	return nil
+}
+
+func (x *ListSessionsRequest) GetStartedBefore() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedBefore
+	}
+	return nil
+}
+
+func (x *ListSessionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListSessionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListSessionsResponse carries a page of sessions.
+type ListSessionsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// sessions are the sessions of this page, ordered by id.
+	Sessions []*Session `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	// next_page_token continues the listing; empty on the last page.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSessionsResponse) Reset() {
+	*x = ListSessionsResponse{}
+	mi := &file_gatehouse_v1_session_service_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSessionsResponse) ProtoMessage() {}
+
+func (x *ListSessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_session_service_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSessionsResponse.ProtoReflect.Descriptor instead.
+func (*ListSessionsResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_session_service_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ListSessionsResponse) GetSessions() []*Session {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+func (x *ListSessionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 var File_gatehouse_v1_session_service_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_session_service_proto_rawDesc = "" +
 	"\n" +
-	"\"gatehouse/v1/session_service.proto\x12\fgatehouse.v1\x1a\x1cgatehouse/v1/resources.proto\x1a\x18gatehouse/v1/types.proto\"\xce\x01\n" +
+	"\"gatehouse/v1/session_service.proto\x12\fgatehouse.v1\x1a\x1cgatehouse/v1/resources.proto\x1a\x18gatehouse/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x01\n" +
 	"\x13StartSessionRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12-\n" +
@@ -601,7 +776,23 @@ const file_gatehouse_v1_session_service_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12#\n" +
 	"\rspecialist_id\x18\x02 \x01(\tR\fspecialistId\"S\n" +
 	" RemoveExternalSpecialistResponse\x12/\n" +
-	"\asession\x18\x01 \x01(\v2\x15.gatehouse.v1.SessionR\asession2\xff\x03\n" +
+	"\asession\x18\x01 \x01(\v2\x15.gatehouse.v1.SessionR\asession\"\xa3\x03\n" +
+	"\x13ListSessionsRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x120\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x1a.gatehouse.v1.SessionStateR\x05state\x12-\n" +
+	"\x04kind\x18\x03 \x01(\x0e2\x19.gatehouse.v1.SessionKindR\x04kind\x12+\n" +
+	"\x11representative_id\x18\x04 \x01(\tR\x10representativeId\x12\x1f\n" +
+	"\vcustomer_id\x18\x05 \x01(\tR\n" +
+	"customerId\x12?\n" +
+	"\rstarted_after\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\fstartedAfter\x12A\n" +
+	"\x0estarted_before\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\rstartedBefore\x12\x1b\n" +
+	"\tpage_size\x18\b \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\t \x01(\tR\tpageToken\"q\n" +
+	"\x14ListSessionsResponse\x121\n" +
+	"\bsessions\x18\x01 \x03(\v2\x15.gatehouse.v1.SessionR\bsessions\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken2\xd6\x04\n" +
 	"\x0eSessionService\x12U\n" +
 	"\fStartSession\x12!.gatehouse.v1.StartSessionRequest\x1a\".gatehouse.v1.StartSessionResponse\x12O\n" +
 	"\n" +
@@ -609,7 +800,8 @@ const file_gatehouse_v1_session_service_proto_rawDesc = "" +
 	"\n" +
 	"EndSession\x12\x1f.gatehouse.v1.EndSessionRequest\x1a .gatehouse.v1.EndSessionResponse\x12y\n" +
 	"\x18InviteExternalSpecialist\x12-.gatehouse.v1.InviteExternalSpecialistRequest\x1a..gatehouse.v1.InviteExternalSpecialistResponse\x12y\n" +
-	"\x18RemoveExternalSpecialist\x12-.gatehouse.v1.RemoveExternalSpecialistRequest\x1a..gatehouse.v1.RemoveExternalSpecialistResponseB\xb9\x01\n" +
+	"\x18RemoveExternalSpecialist\x12-.gatehouse.v1.RemoveExternalSpecialistRequest\x1a..gatehouse.v1.RemoveExternalSpecialistResponse\x12U\n" +
+	"\fListSessions\x12!.gatehouse.v1.ListSessionsRequest\x1a\".gatehouse.v1.ListSessionsResponseB\xb9\x01\n" +
 	"\x10com.gatehouse.v1B\x13SessionServiceProtoP\x01Z?github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1;gatehousev1\xa2\x02\x03GXX\xaa\x02\fGatehouse.V1\xca\x02\fGatehouse\\V1\xe2\x02\x18Gatehouse\\V1\\GPBMetadata\xea\x02\rGatehouse::V1b\x06proto3"
 
 var (
@@ -624,7 +816,7 @@ func file_gatehouse_v1_session_service_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_session_service_proto_rawDescData
 }
 
-var file_gatehouse_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_gatehouse_v1_session_service_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_gatehouse_v1_session_service_proto_goTypes = []any{
 	(*StartSessionRequest)(nil),              // 0: gatehouse.v1.StartSessionRequest
 	(*StartSessionResponse)(nil),             // 1: gatehouse.v1.StartSessionResponse
@@ -636,31 +828,42 @@ var file_gatehouse_v1_session_service_proto_goTypes = []any{
 	(*InviteExternalSpecialistResponse)(nil), // 7: gatehouse.v1.InviteExternalSpecialistResponse
 	(*RemoveExternalSpecialistRequest)(nil),  // 8: gatehouse.v1.RemoveExternalSpecialistRequest
 	(*RemoveExternalSpecialistResponse)(nil), // 9: gatehouse.v1.RemoveExternalSpecialistResponse
-	(SessionKind)(0),                         // 10: gatehouse.v1.SessionKind
-	(*Session)(nil),                          // 11: gatehouse.v1.Session
+	(*ListSessionsRequest)(nil),              // 10: gatehouse.v1.ListSessionsRequest
+	(*ListSessionsResponse)(nil),             // 11: gatehouse.v1.ListSessionsResponse
+	(SessionKind)(0),                         // 12: gatehouse.v1.SessionKind
+	(*Session)(nil),                          // 13: gatehouse.v1.Session
+	(SessionState)(0),                        // 14: gatehouse.v1.SessionState
+	(*timestamppb.Timestamp)(nil),            // 15: google.protobuf.Timestamp
 }
 var file_gatehouse_v1_session_service_proto_depIdxs = []int32{
-	10, // 0: gatehouse.v1.StartSessionRequest.kind:type_name -> gatehouse.v1.SessionKind
-	11, // 1: gatehouse.v1.StartSessionResponse.session:type_name -> gatehouse.v1.Session
-	11, // 2: gatehouse.v1.GetSessionResponse.session:type_name -> gatehouse.v1.Session
-	11, // 3: gatehouse.v1.EndSessionResponse.session:type_name -> gatehouse.v1.Session
-	11, // 4: gatehouse.v1.InviteExternalSpecialistResponse.session:type_name -> gatehouse.v1.Session
-	11, // 5: gatehouse.v1.RemoveExternalSpecialistResponse.session:type_name -> gatehouse.v1.Session
-	0,  // 6: gatehouse.v1.SessionService.StartSession:input_type -> gatehouse.v1.StartSessionRequest
-	2,  // 7: gatehouse.v1.SessionService.GetSession:input_type -> gatehouse.v1.GetSessionRequest
-	4,  // 8: gatehouse.v1.SessionService.EndSession:input_type -> gatehouse.v1.EndSessionRequest
-	6,  // 9: gatehouse.v1.SessionService.InviteExternalSpecialist:input_type -> gatehouse.v1.InviteExternalSpecialistRequest
-	8,  // 10: gatehouse.v1.SessionService.RemoveExternalSpecialist:input_type -> gatehouse.v1.RemoveExternalSpecialistRequest
-	1,  // 11: gatehouse.v1.SessionService.StartSession:output_type -> gatehouse.v1.StartSessionResponse
-	3,  // 12: gatehouse.v1.SessionService.GetSession:output_type -> gatehouse.v1.GetSessionResponse
-	5,  // 13: gatehouse.v1.SessionService.EndSession:output_type -> gatehouse.v1.EndSessionResponse
-	7,  // 14: gatehouse.v1.SessionService.InviteExternalSpecialist:output_type -> gatehouse.v1.InviteExternalSpecialistResponse
-	9,  // 15: gatehouse.v1.SessionService.RemoveExternalSpecialist:output_type -> gatehouse.v1.RemoveExternalSpecialistResponse
-	11, // [11:16] is the sub-list for method output_type
-	6,  // [6:11] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	12, // 0: gatehouse.v1.StartSessionRequest.kind:type_name -> gatehouse.v1.SessionKind
+	13, // 1: gatehouse.v1.StartSessionResponse.session:type_name -> gatehouse.v1.Session
+	13, // 2: gatehouse.v1.GetSessionResponse.session:type_name -> gatehouse.v1.Session
+	13, // 3: gatehouse.v1.EndSessionResponse.session:type_name -> gatehouse.v1.Session
+	13, // 4: gatehouse.v1.InviteExternalSpecialistResponse.session:type_name -> gatehouse.v1.Session
+	13, // 5: gatehouse.v1.RemoveExternalSpecialistResponse.session:type_name -> gatehouse.v1.Session
+	14, // 6: gatehouse.v1.ListSessionsRequest.state:type_name -> gatehouse.v1.SessionState
+	12, // 7: gatehouse.v1.ListSessionsRequest.kind:type_name -> gatehouse.v1.SessionKind
+	15, // 8: gatehouse.v1.ListSessionsRequest.started_after:type_name -> google.protobuf.Timestamp
+	15, // 9: gatehouse.v1.ListSessionsRequest.started_before:type_name -> google.protobuf.Timestamp
+	13, // 10: gatehouse.v1.ListSessionsResponse.sessions:type_name -> gatehouse.v1.Session
+	0,  // 11: gatehouse.v1.SessionService.StartSession:input_type -> gatehouse.v1.StartSessionRequest
+	2,  // 12: gatehouse.v1.SessionService.GetSession:input_type -> gatehouse.v1.GetSessionRequest
+	4,  // 13: gatehouse.v1.SessionService.EndSession:input_type -> gatehouse.v1.EndSessionRequest
+	6,  // 14: gatehouse.v1.SessionService.InviteExternalSpecialist:input_type -> gatehouse.v1.InviteExternalSpecialistRequest
+	8,  // 15: gatehouse.v1.SessionService.RemoveExternalSpecialist:input_type -> gatehouse.v1.RemoveExternalSpecialistRequest
+	10, // 16: gatehouse.v1.SessionService.ListSessions:input_type -> gatehouse.v1.ListSessionsRequest
+	1,  // 17: gatehouse.v1.SessionService.StartSession:output_type -> gatehouse.v1.StartSessionResponse
+	3,  // 18: gatehouse.v1.SessionService.GetSession:output_type -> gatehouse.v1.GetSessionResponse
+	5,  // 19: gatehouse.v1.SessionService.EndSession:output_type -> gatehouse.v1.EndSessionResponse
+	7,  // 20: gatehouse.v1.SessionService.InviteExternalSpecialist:output_type -> gatehouse.v1.InviteExternalSpecialistResponse
+	9,  // 21: gatehouse.v1.SessionService.RemoveExternalSpecialist:output_type -> gatehouse.v1.RemoveExternalSpecialistResponse
+	11, // 22: gatehouse.v1.SessionService.ListSessions:output_type -> gatehouse.v1.ListSessionsResponse
+	17, // [17:23] is the sub-list for method output_type
+	11, // [11:17] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_session_service_proto_init() }
@@ -676,7 +879,7 @@ func file_gatehouse_v1_session_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_session_service_proto_rawDesc), len(file_gatehouse_v1_session_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

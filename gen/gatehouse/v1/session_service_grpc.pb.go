@@ -24,6 +24,7 @@ const (
 	SessionService_EndSession_FullMethodName               = "/gatehouse.v1.SessionService/EndSession"
 	SessionService_InviteExternalSpecialist_FullMethodName = "/gatehouse.v1.SessionService/InviteExternalSpecialist"
 	SessionService_RemoveExternalSpecialist_FullMethodName = "/gatehouse.v1.SessionService/RemoveExternalSpecialist"
+	SessionService_ListSessions_FullMethodName             = "/gatehouse.v1.SessionService/ListSessions"
 )
 
 // SessionServiceClient is the client API for SessionService service.
@@ -51,6 +52,10 @@ type SessionServiceClient interface {
 	InviteExternalSpecialist(ctx context.Context, in *InviteExternalSpecialistRequest, opts ...grpc.CallOption) (*InviteExternalSpecialistResponse, error)
 	// RemoveExternalSpecialist removes a specialist from a session.
 	RemoveExternalSpecialist(ctx context.Context, in *RemoveExternalSpecialistRequest, opts ...grpc.CallOption) (*RemoveExternalSpecialistResponse, error)
+	// ListSessions lists an account's sessions ordered by id, filtered by
+	// state, kind, representative, customer and start time. Sessions are
+	// kept until --session-retention after their end.
+	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
 }
 
 type sessionServiceClient struct {
@@ -111,6 +116,16 @@ func (c *sessionServiceClient) RemoveExternalSpecialist(ctx context.Context, in 
 	return out, nil
 }
 
+func (c *sessionServiceClient) ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSessionsResponse)
+	err := c.cc.Invoke(ctx, SessionService_ListSessions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SessionServiceServer is the server API for SessionService service.
 // All implementations must embed UnimplementedSessionServiceServer
 // for forward compatibility.
@@ -136,6 +151,10 @@ type SessionServiceServer interface {
 	InviteExternalSpecialist(context.Context, *InviteExternalSpecialistRequest) (*InviteExternalSpecialistResponse, error)
 	// RemoveExternalSpecialist removes a specialist from a session.
 	RemoveExternalSpecialist(context.Context, *RemoveExternalSpecialistRequest) (*RemoveExternalSpecialistResponse, error)
+	// ListSessions lists an account's sessions ordered by id, filtered by
+	// state, kind, representative, customer and start time. Sessions are
+	// kept until --session-retention after their end.
+	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
 	mustEmbedUnimplementedSessionServiceServer()
 }
 
@@ -160,6 +179,9 @@ func (UnimplementedSessionServiceServer) InviteExternalSpecialist(context.Contex
 }
 func (UnimplementedSessionServiceServer) RemoveExternalSpecialist(context.Context, *RemoveExternalSpecialistRequest) (*RemoveExternalSpecialistResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveExternalSpecialist not implemented")
+}
+func (UnimplementedSessionServiceServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSessions not implemented")
 }
 func (UnimplementedSessionServiceServer) mustEmbedUnimplementedSessionServiceServer() {}
 func (UnimplementedSessionServiceServer) testEmbeddedByValue()                        {}
@@ -272,6 +294,24 @@ func _SessionService_RemoveExternalSpecialist_Handler(srv interface{}, ctx conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SessionService_ListSessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SessionServiceServer).ListSessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SessionService_ListSessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SessionServiceServer).ListSessions(ctx, req.(*ListSessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SessionService_ServiceDesc is the grpc.ServiceDesc for SessionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -298,6 +338,10 @@ var SessionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveExternalSpecialist",
 			Handler:    _SessionService_RemoveExternalSpecialist_Handler,
+		},
+		{
+			MethodName: "ListSessions",
+			Handler:    _SessionService_ListSessions_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

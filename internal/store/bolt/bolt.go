@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -150,8 +151,8 @@ func openFile(path string, migs map[int]Migration, version int, o Options, db **
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
 			return nil, fmt.Errorf("open %s: locked by another process", path)
-		case errors.Is(err, os.ErrPermission), errors.Is(err, os.ErrNotExist):
-			return nil, fmt.Errorf("open %s: %w", path, err)
+		case pathError(err):
+			return nil, err // "open <path>: permission denied"
 		}
 		// Everything else bbolt reports at open (bad magic, checksum,
 		// version, "file size too small", …) is a damaged file.
@@ -624,4 +625,12 @@ func (s *Store) Size() (int64, error) {
 		return 0, err
 	}
 	return fi.Size(), nil
+}
+
+// pathError reports whether err is a file system error, which names its
+// operation and file itself (*fs.PathError: "open /x/gatehouse.db:
+// permission denied").
+func pathError(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe)
 }

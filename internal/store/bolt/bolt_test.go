@@ -858,3 +858,42 @@ func TestOpen_MetaFallbackEveryBit(t *testing.T) {
 		MustClose(t, s)
 	}
 }
+
+// A store file that cannot be read is not a damaged one, and the error
+// names the file once ("open X: permission denied", not "open X: open X:
+// …").
+func TestOpen_UnreadableFileNamedOnce(t *testing.T) {
+	t.Parallel()
+	cases := map[string]func(t *testing.T, path string){
+		"a directory in its place": func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	if os.Geteuid() != 0 { // root reads every file
+		cases["no permission"] = func(t *testing.T, path string) {
+			if err := os.WriteFile(path, nil, 0o000); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for name, prepare := range cases {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, FileName)
+			prepare(t, path)
+			s, err := Open(dir)
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if n := strings.Count(err.Error(), path); n != 1 {
+				t.Errorf("error names the file %d times: %q", n, err)
+			}
+			if errors.Is(err, store.ErrCorrupt) {
+				t.Errorf("error %q calls the file damaged", err)
+			}
+		})
+	}
+}

@@ -186,7 +186,7 @@ func checkFile(path string) (meta, *MetaFallback, error) {
 		return meta{}, nil, nil
 	}
 	if err != nil {
-		return meta{}, nil, fmt.Errorf("open %s: %w", path, err)
+		return meta{}, nil, err // names the operation and the file itself
 	}
 	defer f.Close()
 	for deadline := time.Now().Add(2 * time.Second); ; {
@@ -202,6 +202,12 @@ func checkFile(path string) (meta, *MetaFallback, error) {
 	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	m, fallback, err := preflight(path)
 	if err != nil {
+		if pathError(err) {
+			// The file could not be read (permissions, a directory in
+			// its place, an I/O error): not damage, and the error
+			// already names the operation and the file.
+			return m, nil, err
+		}
 		return m, nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
 	}
 	if m.hwm == 0 { // a new file
