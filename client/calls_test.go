@@ -3,8 +3,8 @@ package client_test
 import (
 	"testing"
 
-	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/client"
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"google.golang.org/protobuf/proto"
 )
 

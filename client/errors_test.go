@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/client"
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -85,10 +85,16 @@ func TestErrors_FromServer(t *testing.T) {
 	wantErr(t, "CheckMany(invalid)", err, codes.InvalidArgument, client.ErrInvalidArgument)
 
 	for name, call := range map[string]func() error{
-		"Check":            func() error { _, err := c.Check(ctx, chat("nope")); return err },
-		"CheckMany":        func() error { _, err := c.CheckMany(ctx, []client.CheckRequest{chat(lg.GetId()), chat("nope")}); return err },
-		"GetSession":       func() error { _, err := c.GetSession(ctx, "nope"); return err },
-		"GetSessionPolicy": func() error { _, err := c.GetSessionPolicy(ctx, client.PolicyRequest{SessionID: "nope", Actor: customer}); return err },
+		"Check": func() error { _, err := c.Check(ctx, chat("nope")); return err },
+		"CheckMany": func() error {
+			_, err := c.CheckMany(ctx, []client.CheckRequest{chat(lg.GetId()), chat("nope")})
+			return err
+		},
+		"GetSession": func() error { _, err := c.GetSession(ctx, "nope"); return err },
+		"GetSessionPolicy": func() error {
+			_, err := c.GetSessionPolicy(ctx, client.PolicyRequest{SessionID: "nope", Actor: customer})
+			return err
+		},
 		"EndSession":       func() error { _, err := c.EndSession(ctx, "nope", client.Ratings{}); return err },
 		"InviteSpecialist": func() error { _, err := c.InviteSpecialist(ctx, "nope", "spec", "Spec"); return err },
 		"RemoveSpecialist": func() error { _, err := c.RemoveSpecialist(ctx, "nope", "spec"); return err },
@@ -257,4 +263,3 @@ func TestErrors_Unavailable(t *testing.T) {
 	_, err = c.GetSession(ctxT(t), "s")
 	wantErr(t, "GetSession(no server)", err, codes.Unavailable, client.ErrUnavailable)
 }
-
