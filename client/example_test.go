@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"os"
 
-	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/client"
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 )
 
 // Example runs against a real server on a loopback port.
