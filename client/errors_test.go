@@ -225,12 +225,13 @@ func TestErrors_Overloaded(t *testing.T) {
 	// One check holds the only slot: it waits for a revision that never
 	// comes, until its 2s deadline.
 	held := make(chan error, 1)
+	holder := dial(t, g.addr, client.WithMaxAttempts(20)) // gets in even if the probes below are in the way
 	go func() {
 		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		q := chatOf(s.GetId())
 		q.MinRevision = 1 << 60
-		_, err := c.Check(hctx, q)
+		_, err := holder.Check(hctx, q)
 		held <- err
 	}()
 	var shed error
@@ -239,6 +240,7 @@ func TestErrors_Overloaded(t *testing.T) {
 			shed = err
 			break
 		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	ce := wantErr(t, "GetSession(server full)", shed, codes.ResourceExhausted, client.ErrResourceExhausted, client.ErrOverloaded)
 	if ce != nil && ce.RetryDelay <= 0 {
