@@ -25,6 +25,7 @@ import (
 // says and records what each call carried.
 type peer struct {
 	gatehousev1.UnimplementedDecisionServiceServer
+	gatehousev1.UnimplementedSessionServiceServer
 	addr   string
 	answer func(n int) error // error of the nth call (from 1), nil for a decision
 
@@ -48,6 +49,7 @@ func startPeer(t *testing.T, answer func(n int) error) *peer {
 	}
 	s := grpc.NewServer()
 	gatehousev1.RegisterDecisionServiceServer(s, p)
+	gatehousev1.RegisterSessionServiceServer(s, p)
 	go func() { _ = s.Serve(lis) }()
 	t.Cleanup(s.Stop)
 	p.addr = lis.Addr().String()
@@ -55,6 +57,21 @@ func startPeer(t *testing.T, answer func(n int) error) *peer {
 }
 
 func (p *peer) CheckFeature(ctx context.Context, _ *gatehousev1.CheckFeatureRequest) (*gatehousev1.CheckFeatureResponse, error) {
+	if err := p.record(ctx); err != nil {
+		return nil, err
+	}
+	return &gatehousev1.CheckFeatureResponse{Decision: &gatehousev1.Decision{Allowed: true, Reason: gatehousev1.Reason_REASON_ALLOWED}, Revision: 7}, nil
+}
+
+func (p *peer) StartSession(ctx context.Context, _ *gatehousev1.StartSessionRequest) (*gatehousev1.StartSessionResponse, error) {
+	if err := p.record(ctx); err != nil {
+		return nil, err
+	}
+	return &gatehousev1.StartSessionResponse{Session: &gatehousev1.Session{Id: "s-1"}}, nil
+}
+
+// record notes a call and returns the error answer chooses for it.
+func (p *peer) record(ctx context.Context) error {
 	c := peerCall{at: time.Now()}
 	if dl, ok := ctx.Deadline(); ok {
 		c.deadline = time.Until(dl)
@@ -66,11 +83,9 @@ func (p *peer) CheckFeature(ctx context.Context, _ *gatehousev1.CheckFeatureRequ
 	n := len(p.calls)
 	p.mu.Unlock()
 	if p.answer != nil {
-		if err := p.answer(n); err != nil {
-			return nil, err
-		}
+		return p.answer(n)
 	}
-	return &gatehousev1.CheckFeatureResponse{Decision: &gatehousev1.Decision{Allowed: true, Reason: gatehousev1.Reason_REASON_ALLOWED}, Revision: 7}, nil
+	return nil
 }
 
 func (p *peer) seen() []peerCall {
@@ -144,7 +159,7 @@ func TestRetry_Bounded(t *testing.T) {
 }
 
 // TestRetry_Unavailable: a read refused UNAVAILABLE is retried by the
-// service config's policy.
+// service config's policy, a write is not.
 func TestRetry_Unavailable(t *testing.T) {
 	t.Parallel()
 	p := startPeer(t, func(n int) error {
@@ -156,6 +171,30 @@ func TestRetry_Unavailable(t *testing.T) {
 	c := dial(t, p.addr)
 	if _, err := c.Check(context.Background(), check); err != nil || len(p.seen()) != 2 {
 		t.Fatalf("Check = %v after %d attempts, want success after 2", err, len(p.seen()))
+	}
+
+	// A write is not: it may have been committed before the failure.
+	w := startPeer(t, func(n int) error {
+		if n == 1 {
+			return status.Error(codes.Unavailable, "shutting down")
+		}
+		return nil
+	})
+	c = dial(t, w.addr)
+	_, err := c.StartSession(context.Background(), client.StartRequest{AccountID: "acme"})
+	if !errors.Is(err, client.ErrUnavailable) || len(w.seen()) != 1 {
+		t.Fatalf("StartSession = %v after %d attempts, want ErrUnavailable after 1", err, len(w.seen()))
+	}
+	// But a shed write (RetryInfo: nothing was done) is.
+	o := startPeer(t, func(n int) error {
+		if n == 1 {
+			return shed(10 * time.Millisecond)
+		}
+		return nil
+	})
+	c = dial(t, o.addr)
+	if s, err := c.StartSession(context.Background(), client.StartRequest{AccountID: "acme"}); err != nil || s.GetId() != "s-1" || len(o.seen()) != 2 {
+		t.Fatalf("shed StartSession = %v, %v after %d attempts, want s-1 after 2", s, err, len(o.seen()))
 	}
 }
 
