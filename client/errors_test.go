@@ -116,6 +116,18 @@ func TestErrors_FromServer(t *testing.T) {
 	_, err = c.GetSessionPolicy(ctx, client.PolicyRequest{SessionID: lg.GetId(), Actor: client.Actor{Role: gatehousev1.Role_ROLE_CUSTOMER, ID: "stranger"}})
 	wantErr(t, "GetSessionPolicy(stranger)", err, codes.PermissionDenied, client.ErrPermissionDenied, client.ErrActorNotInSession)
 
+	// A representative without the invite function.
+	if _, err := g.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: "acme",
+		Representative: &gatehousev1.Representative{Id: "carol", DisplayName: "Carol", TeamId: "support", Functions: &gatehousev1.SupportFunctions{}}}); err != nil {
+		t.Fatal(err)
+	}
+	carol, err := c.StartSession(ctx, client.StartRequest{AccountID: "acme", Kind: gatehousev1.SessionKind_SESSION_KIND_SUPPORT, RepresentativeID: "carol", CustomerID: "c", PortalID: "corp-eu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.InviteSpecialist(ctx, carol.GetId(), "spec", "Spec")
+	wantErr(t, "InviteSpecialist(function off)", err, codes.FailedPrecondition, client.ErrFailedPrecondition, client.ErrFunctionDisabled)
+
 	for i := range 10 {
 		_, err = c.InviteSpecialist(ctx, sup.GetId(), fmt.Sprintf("spec-%d", i), "Spec")
 		if err != nil {
