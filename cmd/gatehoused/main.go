@@ -348,6 +348,7 @@ func serveMetrics(addr string, m *server.Metrics, withPprof bool, health http.Ha
 		_ = hs.Shutdown(ctx)
 	}, nil
 }
+
 // perCallerStreams maps --max-streams-per-caller to StreamLimits, where 0
 // takes the default and a negative value means no per-caller limit.
 func perCallerStreams(n int) int {
