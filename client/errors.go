@@ -73,6 +73,12 @@ var (
 	ErrEtagMismatch = errors.New("gatehouse: etag mismatch")
 	// ErrResourceInUse: the resource is still referenced.
 	ErrResourceInUse = errors.New("gatehouse: resource in use")
+	// ErrCollectionFull: the account already holds the most resources of
+	// that kind (allowlist entries, privacy rules) it may; delete one first.
+	ErrCollectionFull = errors.New("gatehouse: account holds the most resources of that kind")
+	// ErrStreamLimit: the server, or the caller's share of it, has as many
+	// streams open as it allows.
+	ErrStreamLimit = errors.New("gatehouse: stream limit reached")
 )
 
 var byCode = map[codes.Code]error{
@@ -104,6 +110,8 @@ var byReason = map[string]error{
 	"CHAIN_TOO_DEEP":        ErrChainTooDeep,
 	"ETAG_MISMATCH":         ErrEtagMismatch,
 	"RESOURCE_IN_USE":       ErrResourceInUse,
+	"RESOURCE_LIMIT":        ErrCollectionFull,
+	"STREAM_LIMIT":          ErrStreamLimit,
 }
 
 // FieldViolation is one field of a request the server refused with
