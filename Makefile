@@ -15,7 +15,7 @@ CRASH_TIME ?= 5m
 BENCHTIME ?= 1s
 # VERSION is stamped into both binaries (gatehoused --version, gatehouse --version).
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
-LDFLAGS   := -X main.buildVersion=$(VERSION)
+LDFLAGS   := -X github.com/gatehouse-dev/gatehouse/internal/buildinfo.Stamp=$(VERSION)
 
 .PHONY: help
 help: ## list the targets

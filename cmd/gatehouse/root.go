@@ -13,6 +13,7 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/buildinfo"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -96,7 +97,7 @@ sessions, ask decisions, export and import accounts, back up the store.
 
 Commands are "gatehouse <resource> <verb>". Account-owned resources take
 --account (or GATEHOUSE_ACCOUNT).`,
-		Version:       displayVersion(),
+		Version:       buildinfo.Display(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

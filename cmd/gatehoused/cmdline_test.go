@@ -79,7 +79,7 @@ func TestVersion_Stamped(t *testing.T) {
 		{"../gatehouse", "gatehouse", "gatehouse version v9.8.7-test\n"},
 	} {
 		bin := filepath.Join(dir, c.name)
-		if out, err := exec.Command("go", "build", "-buildvcs=false", "-ldflags", "-X main.buildVersion=v9.8.7-test", "-o", bin, c.pkg).CombinedOutput(); err != nil {
+		if out, err := exec.Command("go", "build", "-buildvcs=false", "-ldflags", "-X github.com/gatehouse-dev/gatehouse/internal/buildinfo.Stamp=v9.8.7-test", "-o", bin, c.pkg).CombinedOutput(); err != nil {
 			t.Fatalf("go build: %v\n%s", err, out)
 		}
 		out, err := exec.Command(bin, "--version").Output()

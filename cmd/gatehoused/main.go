@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/buildinfo"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	"github.com/gatehouse-dev/gatehouse/internal/notify"
@@ -44,7 +45,7 @@ func main() {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return
 	case errors.Is(err, config.ErrVersion):
-		fmt.Println("gatehoused version", displayVersion())
+		fmt.Println("gatehoused version", buildinfo.Display())
 		return
 	case errors.As(err, &usage):
 		fmt.Fprintln(os.Stderr, "gatehoused:", err)
@@ -72,7 +73,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		handler = slog.NewTextHandler(stderr, hopts)
 	}
 	log := slog.New(handler)
-	log.Info("gatehoused starting", "version", displayVersion())
+	log.Info("gatehoused starting", "version", buildinfo.Display())
 	gogc := applyGCPercent(cfg.GCPercent)
 	if cfg.Insecure && cfg.Auth == "none" {
 		log.Warn("serving without authentication (--insecure)", "listen", cfg.Listen)
@@ -273,7 +274,7 @@ const maxTraceFlush = 5 * time.Second
 // dropped spans) into the log.
 func startTracing(ctx context.Context, cfg config.Config, log *slog.Logger) (*sdktrace.TracerProvider, error) {
 	tp, err := tracing.NewProvider(ctx, tracing.Settings{Endpoint: cfg.OTelEndpoint, Plaintext: cfg.OTelPlaintext(),
-		SampleRatio: cfg.OTelSampleRatio, ServiceVersion: version()})
+		SampleRatio: cfg.OTelSampleRatio, ServiceVersion: buildinfo.Version()})
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
