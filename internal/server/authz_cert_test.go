@@ -34,37 +34,8 @@ type certClients struct {
 // sent over the same connection takes precedence.
 func TestAuthz_ClientCertificates(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	serverCert, serverKey := tlstest.WriteSelfSigned(t, dir, "gatehouse-test")
-	ca := tlstest.NewCA(t, dir, "callers")
-	tlsCfg, err := tlsconfig.Server(tlsconfig.Files{Cert: serverCert, Key: serverKey, ClientCA: ca.CertFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := MustStart(t, "", func(o *Options) { o.Authenticate = true; o.TLS = tlsCfg })
-	op, _, err := BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.srv.snaps.WaitFor(ctxT(t), e.store.Revision()); err != nil {
-		t.Fatal(err)
-	}
-	pemBytes, err := os.ReadFile(serverCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pemBytes)
-	dialCert := func(cert tls.Certificate) certClients {
-		t.Helper()
-		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-			RootCAs: roots, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = conn.Close() })
-		return certClients{gatehousev1.NewAdminServiceClient(conn), gatehousev1.NewSessionServiceClient(conn), gatehousev1.NewDecisionServiceClient(conn)}
-	}
+	ce := startCertEnv(t)
+	ca, op, dialCert := ce.ca, ce.op, ce.dial
 
 	// The operator's console has a certificate nobody registered; its
 	// bearer token is what counts.

@@ -2,21 +2,15 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
-	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig"
-	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig/tlstest"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 )
@@ -407,34 +401,9 @@ func TestStreams_EndedSessionEndsWatches(t *testing.T) {
 // credential is revoked.
 func TestStreams_RevokedCertificateEndsStreams(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	serverCert, serverKey := tlstest.WriteSelfSigned(t, dir, "gatehouse-test")
-	ca := tlstest.NewCA(t, dir, "callers")
-	tlsCfg, err := tlsconfig.Server(tlsconfig.Files{Cert: serverCert, Key: serverKey, ClientCA: ca.CertFile})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := MustStart(t, "", func(o *Options) { o.Authenticate = true; o.TLS = tlsCfg })
-	op, _, err := BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.srv.snaps.WaitFor(ctxT(t), e.store.Revision()); err != nil {
-		t.Fatal(err)
-	}
-	pemBytes, err := os.ReadFile(serverCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pemBytes)
-	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-		RootCAs: roots, Certificates: []tls.Certificate{ca.IssueClient(t, "session-server")}, MinVersion: tls.VersionTLS12})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	admin, sessions := gatehousev1.NewAdminServiceClient(conn), gatehousev1.NewSessionServiceClient(conn)
+	ce := startCertEnv(t)
+	c := ce.dial(ce.ca.IssueClient(t, "session-server"))
+	admin, sessions, op := c.admin, c.sessions, ce.op
 	opCtx := withToken(ctxT(t), op)
 	if _, err := admin.CreateAccount(opCtx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "a", DisplayName: "A"}}); err != nil {
 		t.Fatal(err)
@@ -454,7 +423,7 @@ func TestStreams_RevokedCertificateEndsStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w, err := openWatch(ctxT(t), gatehousev1.NewDecisionServiceClient(conn), sess.GetSession().GetId(), agent("alice"))
+	w, err := openWatch(ctxT(t), c.decide, sess.GetSession().GetId(), agent("alice"))
 	if err != nil {
 		t.Fatal(err)
 	}
