@@ -51,6 +51,25 @@ func wantRefusal(t *testing.T, dir string, byteExact bool, want ...string) {
 		t.Fatal(err)
 	}
 	contents := rawContents(t, dir)
+	launchRefused(t, dir, want...)
+	after, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(before, after) {
+		if byteExact {
+			t.Errorf("the refused store file was modified")
+		} else if got := rawContents(t, dir); got != contents {
+			t.Errorf("the refused store's contents changed")
+		}
+	}
+}
+
+// launchRefused launches the daemon on dir and checks that it exits 1
+// without serving, says every part of want and does not crash; it returns
+// the daemon's stderr.
+func launchRefused(t *testing.T, dir string, want ...string) string {
+	t.Helper()
 	d := launch(t, nil, loopbackArgs(dir)...)
 	if d.awaitServing() {
 		t.Fatalf("serving on %s; want a refusal", d.addr)
@@ -69,17 +88,7 @@ func wantRefusal(t *testing.T, dir string, byteExact bool, want ...string) {
 			t.Errorf("stderr shows a crash (%q)", firstLine(out))
 		}
 	}
-	after, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(before, after) {
-		if byteExact {
-			t.Errorf("the refused store file was modified")
-		} else if got := rawContents(t, dir); got != contents {
-			t.Errorf("the refused store's contents changed")
-		}
-	}
+	return out
 }
 
 // rawContents returns every bucket, key and value of the store in dir.

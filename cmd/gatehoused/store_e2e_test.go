@@ -189,24 +189,7 @@ func wantDamageRefusal(t *testing.T, dir string, want ...string) (stderr string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := launch(t, nil, loopbackArgs(dir)...)
-	if d.awaitServing() {
-		t.Fatalf("serving on %s; want a refusal", d.addr)
-	}
-	if code := d.cmd.ProcessState.ExitCode(); code != 1 {
-		t.Errorf("exit code %d, want 1", code)
-	}
-	out := d.stderr()
-	for _, w := range want {
-		if !strings.Contains(out, w) {
-			t.Errorf("stderr %q does not mention %q", out, w)
-		}
-	}
-	for _, crash := range []string{"panic:", "fatal error:", "goroutine "} {
-		if strings.Contains(out, crash) {
-			t.Errorf("stderr shows a crash (%q)", firstLine(out))
-		}
-	}
+	out := launchRefused(t, dir, want...)
 	after, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
