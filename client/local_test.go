@@ -64,7 +64,11 @@ func localFixture(t testing.TB, g *gatehouse) (lg, support string) {
 	fs.Annotations, fs.RunAsService = false, false
 	must(g.admin.UpdateRepresentative(ctx, &gatehousev1.UpdateRepresentativeRequest{AccountId: "acme",
 		Representative: &gatehousev1.Representative{Id: "bob", Functions: fs}, UpdateMask: mask("functions")}))
-	c := dial(t, g.addr)
+	var opts []client.Option
+	if g.bearer != "" {
+		opts = append(opts, client.WithBearerToken(g.bearer))
+	}
+	c := dial(t, g.addr, opts...)
 	s1, err := c.StartSession(ctx, client.StartRequest{AccountID: "acme", Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE,
 		RepresentativeID: "alice", CustomerID: "cust-1"})
 	if err != nil {
