@@ -262,16 +262,32 @@ func (s *LocalSession) Check(ctx context.Context, r CheckRequest) (Decision, err
 		return unavailable(RulePolicyRevoked), st.err
 	}
 	if st.snap != nil && r.MinRevision <= st.rev && (st.ended || s.Fresh()) {
+		var sc *scratch
 		var q policy.Query
-		var el selector.Element
-		var anc [8]selector.Element
-		if localQuery(st.sess, &r, &q, &el, anc[:0]) {
+		ok := false
+		if r.Element == nil {
+			ok = localQuery(st.sess, &r, &q, nil, nil)
+		} else {
+			// The engine keeps the element past the call's frame as far as
+			// escape analysis can tell: reuse pooled storage for it.
+			sc = scratchPool.Get().(*scratch)
+			ok = localQuery(st.sess, &r, &q, &sc.el, sc.anc[:0])
+		}
+		if ok {
 			d, err := st.snap.CheckContext(ctx, &q)
+			if sc != nil {
+				*sc = scratch{}
+				scratchPool.Put(sc)
+			}
 			if err != nil {
 				return Decision{}, err
 			}
 			s.local.Add(1)
 			return Decision{Allowed: d.Allowed, Reason: Reason(d.Reason), Message: d.Reason.Message(), Rule: d.Rule, Revision: st.rev}, nil
+		}
+		if sc != nil {
+			*sc = scratch{}
+			scratchPool.Put(sc)
 		}
 		if st.ended {
 			// Whatever is asked, an ended session allows nothing.
@@ -287,6 +303,14 @@ func (s *LocalSession) Check(ctx context.Context, r CheckRequest) (Decision, err
 	s.failed.Add(1)
 	return unavailable(RulePolicyUnavailable), fmt.Errorf("%w: %w", ErrPolicyUnavailable, err)
 }
+
+// scratch holds the element of a local query and up to 8 ancestors.
+type scratch struct {
+	el  selector.Element
+	anc [8]selector.Element
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 func unavailable(rule string) Decision {
 	return Decision{Reason: gatehousev1.Reason_REASON_UNSPECIFIED, Rule: rule, Message: "no current session policy to decide with"}
