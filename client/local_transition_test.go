@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/client"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -342,6 +345,111 @@ func TestWatchSessionPolicy_HeartbeatBounds(t *testing.T) {
 		}
 		if status.Code(err) != codes.InvalidArgument {
 			t.Fatalf("heartbeat_interval_ms %d: %v, want INVALID_ARGUMENT", ms, err)
+		}
+	}
+}
+
+// TestWatchSessionPolicy_Heartbeats: a watch that asked for heartbeats
+// gets policy-less messages with the current revision while nothing
+// changes; one that did not ask gets nothing after the first policy.
+func TestWatchSessionPolicy_Heartbeats(t *testing.T) {
+	t.Parallel()
+	g := mustStart(t, false, nil)
+	lg, _ := localFixture(t, g)
+	open := func(ctx context.Context, ms uint32) gatehousev1.DecisionService_WatchSessionPolicyClient {
+		stream, err := g.decide.WatchSessionPolicy(ctx, &gatehousev1.WatchSessionPolicyRequest{SessionId: lg,
+			Actor: &gatehousev1.Actor{Role: agent.Role, Id: agent.ID}, HeartbeatIntervalMs: ms})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := stream.Recv()
+		if err != nil || m.GetPolicy() == nil {
+			t.Fatalf("first message: %v, %v", m, err)
+		}
+		return stream
+	}
+	ctx := ctxT(t)
+	beating := open(ctx, 500)
+	first := time.Now()
+	for i := range 2 {
+		m, err := beating.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.GetPolicy() != nil || m.GetHeartbeatRevision() == 0 {
+			t.Fatalf("message %d: %v, want a heartbeat", i, m)
+		}
+	}
+	if d := time.Since(first); d < 900*time.Millisecond {
+		t.Fatalf("two heartbeats of 500 ms in %v", d)
+	}
+	quietCtx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
+	defer cancel()
+	quiet := open(quietCtx, 0)
+	if m, err := quiet.Recv(); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("a watch without heartbeats got %v, %v", m, err)
+	}
+}
+
+// TestLocalSession_DamagedPortalChains: a portal chain that loops, names a
+// missing parent or is deeper than the limit (data the API refuses to
+// write, written to the store directly) disables every function at the
+// session's portal, locally as on the server.
+func TestLocalSession_DamagedPortalChains(t *testing.T) {
+	t.Parallel()
+	g := mustStart(t, false, nil)
+	_, sup := localFixture(t, g)
+	ctx := ctxT(t)
+	c := dial(t, g.addr)
+	bob := client.Actor{Role: gatehousev1.Role_ROLE_AGENT, ID: "bob"}
+	ls := openLocal(t, c, sup, bob)
+	setParent := func(parent string, extra ...policy.Portal) {
+		t.Helper()
+		rev, err := g.store.Update(ctx, func(tx store.Tx) error {
+			for i := range extra {
+				if err := store.PutPortal(tx, "acme", &extra[i]); err != nil {
+					return err
+				}
+			}
+			p, err := store.GetPortal(tx, "acme", "corp")
+			if err != nil {
+				return err
+			}
+			p.ParentID = parent
+			return store.PutPortal(tx, "acme", &p)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ls.WaitRevision(ctx, rev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var deep []policy.Portal
+	for i := range policy.MaxChainDepth + 5 {
+		p := policy.Portal{ID: fmt.Sprintf("deep-%02d", i), Name: "deep", Functions: 1<<policy.NumFunctions - 1}
+		if i+1 < policy.MaxChainDepth+5 {
+			p.ParentID = fmt.Sprintf("deep-%02d", i+1)
+		}
+		deep = append(deep, p)
+	}
+	for _, tc := range []struct {
+		name   string
+		parent string
+		extra  []policy.Portal
+	}{
+		{"loop", "corp-eu", nil},
+		{"missing parent", "gone", nil},
+		{"too deep", "deep-00", deep},
+		{"repaired", "", nil},
+	} {
+		setParent(tc.parent, tc.extra...)
+		for fn := 101; fn < 113; fn++ {
+			d := sameAsServer(t, ls, g, client.CheckRequest{Actor: bob, Feature: gatehousev1.Feature(fn)})
+			broken := tc.name != "repaired"
+			if broken && (d.Allowed || d.Reason != gatehousev1.Reason_REASON_PORTAL_FUNCTION_DISABLED || d.Rule != "corp-eu") {
+				t.Fatalf("%s: %v is %+v; want disabled by corp-eu", tc.name, gatehousev1.Feature(fn), d)
+			}
 		}
 	}
 }
