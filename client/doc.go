@@ -65,4 +65,17 @@
 // retried after the delay the server asked for. Both stay within the call's
 // deadline and DefaultMaxAttempts attempts (WithMaxAttempts). Writes are
 // not retried after UNAVAILABLE, since they may have been committed.
+//
+// # Local enforcement
+//
+// Client.Session watches a session's policy and LocalSession.Check
+// decides in-process with the server's own engine: same allowed, reason
+// and rule as CheckFeature at the same revision, with no call. A policy
+// not confirmed by the server (a policy message or heartbeat) within the
+// staleness bound (WithStaleness, default DefaultStaleness) is not used:
+// checks go to CheckFeature, and when that fails too they are denied with
+// ErrPolicyUnavailable. An ended session answers SESSION_ENDED locally; a
+// watch the server ended for good (credential revoked, session or
+// account deleted) stops local answers at once. docs/client.md has the
+// whole consistency and failure model.
 package client

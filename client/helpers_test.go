@@ -27,6 +27,7 @@ type gatehouse struct {
 	admin  gatehousev1.AdminServiceClient
 	decide gatehousev1.DecisionServiceClient // the generated client, to compare with
 	stop   func()
+	store  *bolt.Store // to write records the API refuses (damaged data)
 }
 
 // startGatehouse starts a server over a store in dir; mod adjusts its
@@ -46,7 +47,7 @@ func startGatehouse(dir string, auth bool, mod func(*server.Options)) (*gatehous
 	}
 	followed := make(chan struct{})
 	go func() { defer close(followed); snaps.Run(ctx) }()
-	g := &gatehouse{}
+	g := &gatehouse{store: st}
 	o := server.Options{Store: st, Snapshots: snaps, Logger: log, Authenticate: auth}
 	if auth {
 		if g.bearer, _, err = server.BootstrapOperatorToken(ctx, st, "test operator", time.Now()); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
@@ -97,6 +98,13 @@ func buildSessionPolicyWith(snap *policy.Snapshot, sessionID string, role gateho
 		Functions:        functionsToProto(p.Functions),
 		Revision:         p.Revision,
 	}
+	if p.Session.Kind == policy.SessionKindSupport {
+		as := snap.Account(p.Session.AccountID)
+		out.PortalChain = portalChainToProto(as, p.Session.PortalID)
+		if rep := as.Representative(p.Session.RepresentativeID); rep != nil {
+			out.Representative = representativeToProto(rep)
+		}
+	}
 	if lists != nil {
 		l := lists(snap.Account(p.Session.AccountID))
 		out.Allowlist, out.PrivacyRules = l.allowlist, l.privacy
@@ -110,6 +118,32 @@ func buildSessionPolicyWith(snap *policy.Snapshot, sessionID string, role gateho
 	}
 	return out, nil
 }
+
+// portalChainToProto returns the portal id and its ancestors, nearest
+// first, as far as they are found: up to a missing parent, before a portal
+// already listed, and at most policy.MaxChainDepth+1 of them, so that a
+// client compiling them walks the chain to the same end as the server
+// (a broken or too deep chain disables every function there too).
+func portalChainToProto(as *policy.AccountState, id string) []*gatehousev1.Portal {
+	var out []*gatehousev1.Portal
+	seen := map[string]bool{}
+	for id != "" && !seen[id] && len(out) <= policy.MaxChainDepth {
+		p := as.Portal(id)
+		if p == nil {
+			break
+		}
+		seen[id] = true
+		out = append(out, portalToProto(p))
+		id = p.ParentID
+	}
+	return out
+}
+
+// Bounds of WatchSessionPolicyRequest.heartbeat_interval_ms.
+const (
+	minHeartbeatInterval = 500 * time.Millisecond
+	maxHeartbeatInterval = time.Hour
+)
 
 func (d *decisionService) GetSessionPolicy(ctx context.Context, req *gatehousev1.GetSessionPolicyRequest) (*gatehousev1.GetSessionPolicyResponse, error) {
 	if err := validatePolicyRequest(req.GetSessionId(), req.GetActor(), req.GetLanguage()); err != nil {
@@ -131,6 +165,12 @@ func (d *decisionService) GetSessionPolicy(ctx context.Context, req *gatehousev1
 // revision. The stream ends (OK) after the message that shows the session
 // ended, and with UNAVAILABLE when the server shuts down.
 //
+// With heartbeat_interval_ms set, a stream that has sent nothing for that
+// long sends a heartbeat: no policy, the current snapshot's revision. It
+// is built from the snapshot alone (no policy is built or compared) after
+// the same credential and access checks as a policy message, so a
+// heartbeat also says that the caller may still watch.
+//
 // A snapshot swap wakes a watcher only when its session's record or its
 // account's compiled state changed (the snapshot keeps both by pointer
 // while they do not; see watchPolicies.follow), and a changed policy is
@@ -141,6 +181,22 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 	if err := validatePolicyRequest(req.GetSessionId(), req.GetActor(), req.GetLanguage()); err != nil {
 		return d.s.status(ctx, err)
 	}
+	var beat time.Duration
+	if ms := req.GetHeartbeatIntervalMs(); ms != 0 {
+		beat = time.Duration(ms) * time.Millisecond
+		if beat < minHeartbeatInterval || beat > maxHeartbeatInterval {
+			var v violations
+			v.add("heartbeat_interval_ms", "must be 0 (no heartbeats) or between %d and %d", minHeartbeatInterval.Milliseconds(), maxHeartbeatInterval.Milliseconds())
+			return d.s.status(ctx, v.err())
+		}
+	}
+	var ticker *time.Ticker
+	var tick <-chan time.Time
+	if beat > 0 {
+		ticker = time.NewTicker(beat)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
 	key := watchKey{session: req.GetSessionId(), role: req.GetActor().GetRole(), actor: req.GetActor().GetId(), lang: req.GetLanguage()}
 	shared := d.s.watches.acquire(key, d.s.snaps, d.s.done)
 	defer d.s.watches.release(key, shared)
@@ -150,6 +206,7 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 		lastSess *policy.Session
 		lastAcct *policy.AccountState
 	)
+	beating := false // woken by the heartbeat ticker
 	for {
 		changed := d.s.watches.changed(shared)
 		snap := d.s.snaps.Current()
@@ -183,14 +240,30 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 					return err
 				}
 				last = p
+				beating = false
+				if ticker != nil {
+					ticker.Reset(beat)
+				}
 			}
 			lastSess, lastAcct = sess, acct
 			if p.GetSession().GetState() == gatehousev1.SessionState_SESSION_STATE_ENDED {
 				return nil
 			}
 		}
+		if beating {
+			// The policy last sent is still the one of snap.
+			if err := snapshotSessionAccess(ctx, snap, key.session); err != nil {
+				return d.s.status(ctx, err)
+			}
+			if err := stream.Send(&gatehousev1.WatchSessionPolicyResponse{HeartbeatRevision: snap.Revision()}); err != nil {
+				return err
+			}
+			beating = false
+		}
 		select {
 		case <-changed:
+		case <-tick:
+			beating = true
 		case <-ctx.Done():
 			return d.s.status(ctx, ctx.Err())
 		case <-d.s.done:

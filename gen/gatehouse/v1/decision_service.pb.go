@@ -666,9 +666,21 @@ type SessionPolicy struct {
 	// representative (portal chain AND representative).
 	Functions *SupportFunctions `protobuf:"bytes,10,opt,name=functions,proto3" json:"functions,omitempty"`
 	// revision is the store revision the policy was built from.
-	Revision      uint64 `protobuf:"varint,11,opt,name=revision,proto3" json:"revision,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Revision uint64 `protobuf:"varint,11,opt,name=revision,proto3" json:"revision,omitempty"`
+	// portal_chain holds, for a support session, the session's portal and
+	// its ancestors, nearest first, as far as they can be found: it stops at
+	// a missing parent, before a portal already listed, and after 65 portals
+	// (one more than the deepest chain a walk accepts). With representative
+	// it is everything a client needs to decide support functions locally
+	// with the server's engine, including which portal disabled a function.
+	// Empty for Live Guide.
+	PortalChain []*Portal `protobuf:"bytes,12,rep,name=portal_chain,json=portalChain,proto3" json:"portal_chain,omitempty"`
+	// representative is, for a support session, the session's
+	// representative as stored (its functions decide with the portal
+	// chain); unset for Live Guide and when the representative is gone.
+	Representative *Representative `protobuf:"bytes,13,opt,name=representative,proto3" json:"representative,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SessionPolicy) Reset() {
@@ -778,6 +790,20 @@ func (x *SessionPolicy) GetRevision() uint64 {
 	return 0
 }
 
+func (x *SessionPolicy) GetPortalChain() []*Portal {
+	if x != nil {
+		return x.PortalChain
+	}
+	return nil
+}
+
+func (x *SessionPolicy) GetRepresentative() *Representative {
+	if x != nil {
+		return x.Representative
+	}
+	return nil
+}
+
 // GetSessionPolicyResponse carries the policy.
 type GetSessionPolicyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -832,9 +858,14 @@ type WatchSessionPolicyRequest struct {
 	// actor is who asks.
 	Actor *Actor `protobuf:"bytes,2,opt,name=actor,proto3" json:"actor,omitempty"`
 	// language is negotiated as in GetSessionPolicyRequest.
-	Language      string `protobuf:"bytes,3,opt,name=language,proto3" json:"language,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Language string `protobuf:"bytes,3,opt,name=language,proto3" json:"language,omitempty"`
+	// heartbeat_interval_ms asks for a heartbeat message (policy unset,
+	// heartbeat_revision set) whenever the policy has not changed for this
+	// long, so that a client can tell "no change" from "cut off". 0 means
+	// none; otherwise it must be between 500 (0.5 s) and 3600000 (1 h).
+	HeartbeatIntervalMs uint32 `protobuf:"varint,4,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *WatchSessionPolicyRequest) Reset() {
@@ -888,13 +919,24 @@ func (x *WatchSessionPolicyRequest) GetLanguage() string {
 	return ""
 }
 
-// WatchSessionPolicyResponse carries one policy version.
+func (x *WatchSessionPolicyRequest) GetHeartbeatIntervalMs() uint32 {
+	if x != nil {
+		return x.HeartbeatIntervalMs
+	}
+	return 0
+}
+
+// WatchSessionPolicyResponse carries one policy version, or a heartbeat.
 type WatchSessionPolicyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// policy is the session's policy at a new revision.
-	Policy        *SessionPolicy `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// policy is the session's policy at a new revision; unset in a
+	// heartbeat.
+	Policy *SessionPolicy `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// heartbeat_revision is set in a heartbeat: the policy last sent is
+	// still the session's policy at this (newer or equal) store revision.
+	HeartbeatRevision uint64 `protobuf:"varint,2,opt,name=heartbeat_revision,json=heartbeatRevision,proto3" json:"heartbeat_revision,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *WatchSessionPolicyResponse) Reset() {
@@ -932,6 +974,13 @@ func (x *WatchSessionPolicyResponse) GetPolicy() *SessionPolicy {
 		return x.Policy
 	}
 	return nil
+}
+
+func (x *WatchSessionPolicyResponse) GetHeartbeatRevision() uint64 {
+	if x != nil {
+		return x.HeartbeatRevision
+	}
+	return 0
 }
 
 var File_gatehouse_v1_decision_service_proto protoreflect.FileDescriptor
@@ -990,7 +1039,7 @@ const file_gatehouse_v1_decision_service_proto_rawDesc = "" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12)\n" +
 	"\x05actor\x18\x02 \x01(\v2\x13.gatehouse.v1.ActorR\x05actor\x12\x1a\n" +
 	"\blanguage\x18\x03 \x01(\tR\blanguage\x12!\n" +
-	"\fmin_revision\x18\x04 \x01(\x04R\vminRevision\"\xaf\x04\n" +
+	"\fmin_revision\x18\x04 \x01(\x04R\vminRevision\"\xae\x05\n" +
 	"\rSessionPolicy\x12/\n" +
 	"\asession\x18\x01 \x01(\v2\x15.gatehouse.v1.SessionR\asession\x12;\n" +
 	"\bsettings\x18\x02 \x01(\v2\x1f.gatehouse.v1.LiveGuideSettingsR\bsettings\x12:\n" +
@@ -1003,16 +1052,20 @@ const file_gatehouse_v1_decision_service_proto_rawDesc = "" +
 	"\fcobrowse_url\x18\t \x01(\tR\vcobrowseUrl\x12<\n" +
 	"\tfunctions\x18\n" +
 	" \x01(\v2\x1e.gatehouse.v1.SupportFunctionsR\tfunctions\x12\x1a\n" +
-	"\brevision\x18\v \x01(\x04R\brevision\"O\n" +
+	"\brevision\x18\v \x01(\x04R\brevision\x127\n" +
+	"\fportal_chain\x18\f \x03(\v2\x14.gatehouse.v1.PortalR\vportalChain\x12D\n" +
+	"\x0erepresentative\x18\r \x01(\v2\x1c.gatehouse.v1.RepresentativeR\x0erepresentative\"O\n" +
 	"\x18GetSessionPolicyResponse\x123\n" +
-	"\x06policy\x18\x01 \x01(\v2\x1b.gatehouse.v1.SessionPolicyR\x06policy\"\x81\x01\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1b.gatehouse.v1.SessionPolicyR\x06policy\"\xb5\x01\n" +
 	"\x19WatchSessionPolicyRequest\x12\x1d\n" +
 	"\n" +
 	"session_id\x18\x01 \x01(\tR\tsessionId\x12)\n" +
 	"\x05actor\x18\x02 \x01(\v2\x13.gatehouse.v1.ActorR\x05actor\x12\x1a\n" +
-	"\blanguage\x18\x03 \x01(\tR\blanguage\"Q\n" +
+	"\blanguage\x18\x03 \x01(\tR\blanguage\x122\n" +
+	"\x15heartbeat_interval_ms\x18\x04 \x01(\rR\x13heartbeatIntervalMs\"\x80\x01\n" +
 	"\x1aWatchSessionPolicyResponse\x123\n" +
-	"\x06policy\x18\x01 \x01(\v2\x1b.gatehouse.v1.SessionPolicyR\x06policy2\x90\x03\n" +
+	"\x06policy\x18\x01 \x01(\v2\x1b.gatehouse.v1.SessionPolicyR\x06policy\x12-\n" +
+	"\x12heartbeat_revision\x18\x02 \x01(\x04R\x11heartbeatRevision2\x90\x03\n" +
 	"\x0fDecisionService\x12U\n" +
 	"\fCheckFeature\x12!.gatehouse.v1.CheckFeatureRequest\x1a\".gatehouse.v1.CheckFeatureResponse\x12X\n" +
 	"\rCheckFeatures\x12\".gatehouse.v1.CheckFeaturesRequest\x1a#.gatehouse.v1.CheckFeaturesResponse\x12a\n" +
@@ -1059,6 +1112,8 @@ var file_gatehouse_v1_decision_service_proto_goTypes = []any{
 	(*PrivacyRule)(nil),                // 22: gatehouse.v1.PrivacyRule
 	(*Customization)(nil),              // 23: gatehouse.v1.Customization
 	(*SupportFunctions)(nil),           // 24: gatehouse.v1.SupportFunctions
+	(*Portal)(nil),                     // 25: gatehouse.v1.Portal
+	(*Representative)(nil),             // 26: gatehouse.v1.Representative
 }
 var file_gatehouse_v1_decision_service_proto_depIdxs = []int32{
 	15, // 0: gatehouse.v1.Actor.role:type_name -> gatehouse.v1.Role
@@ -1080,22 +1135,24 @@ var file_gatehouse_v1_decision_service_proto_depIdxs = []int32{
 	22, // 16: gatehouse.v1.SessionPolicy.privacy_rules:type_name -> gatehouse.v1.PrivacyRule
 	23, // 17: gatehouse.v1.SessionPolicy.customization:type_name -> gatehouse.v1.Customization
 	24, // 18: gatehouse.v1.SessionPolicy.functions:type_name -> gatehouse.v1.SupportFunctions
-	9,  // 19: gatehouse.v1.GetSessionPolicyResponse.policy:type_name -> gatehouse.v1.SessionPolicy
-	0,  // 20: gatehouse.v1.WatchSessionPolicyRequest.actor:type_name -> gatehouse.v1.Actor
-	9,  // 21: gatehouse.v1.WatchSessionPolicyResponse.policy:type_name -> gatehouse.v1.SessionPolicy
-	3,  // 22: gatehouse.v1.DecisionService.CheckFeature:input_type -> gatehouse.v1.CheckFeatureRequest
-	6,  // 23: gatehouse.v1.DecisionService.CheckFeatures:input_type -> gatehouse.v1.CheckFeaturesRequest
-	8,  // 24: gatehouse.v1.DecisionService.GetSessionPolicy:input_type -> gatehouse.v1.GetSessionPolicyRequest
-	11, // 25: gatehouse.v1.DecisionService.WatchSessionPolicy:input_type -> gatehouse.v1.WatchSessionPolicyRequest
-	5,  // 26: gatehouse.v1.DecisionService.CheckFeature:output_type -> gatehouse.v1.CheckFeatureResponse
-	7,  // 27: gatehouse.v1.DecisionService.CheckFeatures:output_type -> gatehouse.v1.CheckFeaturesResponse
-	10, // 28: gatehouse.v1.DecisionService.GetSessionPolicy:output_type -> gatehouse.v1.GetSessionPolicyResponse
-	12, // 29: gatehouse.v1.DecisionService.WatchSessionPolicy:output_type -> gatehouse.v1.WatchSessionPolicyResponse
-	26, // [26:30] is the sub-list for method output_type
-	22, // [22:26] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	25, // 19: gatehouse.v1.SessionPolicy.portal_chain:type_name -> gatehouse.v1.Portal
+	26, // 20: gatehouse.v1.SessionPolicy.representative:type_name -> gatehouse.v1.Representative
+	9,  // 21: gatehouse.v1.GetSessionPolicyResponse.policy:type_name -> gatehouse.v1.SessionPolicy
+	0,  // 22: gatehouse.v1.WatchSessionPolicyRequest.actor:type_name -> gatehouse.v1.Actor
+	9,  // 23: gatehouse.v1.WatchSessionPolicyResponse.policy:type_name -> gatehouse.v1.SessionPolicy
+	3,  // 24: gatehouse.v1.DecisionService.CheckFeature:input_type -> gatehouse.v1.CheckFeatureRequest
+	6,  // 25: gatehouse.v1.DecisionService.CheckFeatures:input_type -> gatehouse.v1.CheckFeaturesRequest
+	8,  // 26: gatehouse.v1.DecisionService.GetSessionPolicy:input_type -> gatehouse.v1.GetSessionPolicyRequest
+	11, // 27: gatehouse.v1.DecisionService.WatchSessionPolicy:input_type -> gatehouse.v1.WatchSessionPolicyRequest
+	5,  // 28: gatehouse.v1.DecisionService.CheckFeature:output_type -> gatehouse.v1.CheckFeatureResponse
+	7,  // 29: gatehouse.v1.DecisionService.CheckFeatures:output_type -> gatehouse.v1.CheckFeaturesResponse
+	10, // 30: gatehouse.v1.DecisionService.GetSessionPolicy:output_type -> gatehouse.v1.GetSessionPolicyResponse
+	12, // 31: gatehouse.v1.DecisionService.WatchSessionPolicy:output_type -> gatehouse.v1.WatchSessionPolicyResponse
+	28, // [28:32] is the sub-list for method output_type
+	24, // [24:28] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_decision_service_proto_init() }
