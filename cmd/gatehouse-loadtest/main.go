@@ -299,7 +299,8 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	// The first wrong answer ends the run (loadgen.FailFast).
+	// The first wrong answer or unexpected error ends the run
+	// (loadgen.FailFast).
 	ctx, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
 	conns, err := dial(c.addr, c.conns)
@@ -403,7 +404,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		r := loadgen.RunPhase(ctx, loadgen.Phase{Name: op.name, Concurrency: maxConc, Duration: max(warm, time.Second), Op: op.op, Progress: progress,
 			HonorShed: true})
-		if err := wrongAnswer(ctx); err != nil {
+		if err := loadgen.RunError(ctx); err != nil {
 			prog.done()
 			return err
 		}
@@ -434,7 +435,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rep.Batch = comparisonOf(&bc)
 	}
 	prog.done()
-	if err := wrongAnswer(ctx); err != nil {
+	if err := loadgen.RunError(ctx); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -442,7 +443,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if len(c.overload) > 0 {
 		rep.Overload = measureOverload(ctx, conns, w, abort, c, cpuClock, prog)
-		if err := wrongAnswer(ctx); err != nil {
+		if err := loadgen.RunError(ctx); err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
@@ -455,7 +456,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if c.pid > 0 {
 		rep.RSSAfterLoad, rep.HWMAfterLoad = procMemory(c.pid)
 	}
-	if err := wrongAnswer(ctx); err != nil {
+	if err := loadgen.RunError(ctx); err != nil {
 		return err
 	}
 	rep.evaluate()
@@ -466,19 +467,8 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	for _, cmp := range append(rep.Comparisons, rep.Batch) {
-		rows := []resultRow{cmp.Baseline, cmp.Subject}
-		if cmp.Subject.Calls == 0 {
-			continue
-		}
-		if cmp.Bare != nil {
-			rows = append(rows, *cmp.Bare)
-		}
-		for _, r := range rows {
-			if r.Errors > 0 {
-				return fmt.Errorf("%d %s calls failed at %d callers, first: %s", r.Errors, r.Name, r.Concurrency, r.FirstError)
-			}
-		}
+	if err := rep.failedCalls(); err != nil {
+		return err
 	}
 	if c.checkTarget {
 		return missedTargets(rep)
@@ -511,15 +501,6 @@ func dial(addr string, n int) (loadgen.Conns, error) {
 		conns = append(conns, cc)
 	}
 	return conns, nil
-}
-
-// wrongAnswer returns the wrong answer that ended the run, if one did.
-func wrongAnswer(ctx context.Context) error {
-	var mm *loadgen.MismatchError
-	if err := context.Cause(ctx); errors.As(err, &mm) {
-		return err
-	}
-	return nil
 }
 
 func parseInts(s string) ([]int, error) {
@@ -668,7 +649,7 @@ func measureWrites(ctx context.Context, cc *grpc.ClientConn, m *loadgen.Manifest
 		s := loadgen.MeasureSettingsUpdates(ctx, cc, a.ID, n, per)
 		rows = append(rows, writeRowOf(&s, a))
 		prog.show(fmt.Sprintf("writes: CreateAllowlistEntry on %s", a.ID))
-		cr, del := loadgen.MeasureAllowlistCreates(ctx, cc, a.ID, run, n, per/2)
+		cr, del := loadgen.MeasureAllowlistCreates(ctx, cc, a.ID, run, a.Allowlist, server.MaxAllowlistEntries, n, per/2)
 		rows = append(rows, writeRowOf(&cr, a), writeRowOf(&del, a))
 	}
 	prog.done()

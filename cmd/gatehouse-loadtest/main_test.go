@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/loadgen"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 )
@@ -227,5 +228,129 @@ func TestMissedTargets(t *testing.T) {
 	r.Targets[1].Met = true
 	if err := missedTargets(r); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRun_WriteErrorFails: an unexpected error in the write phase fails
+// the run, naming the request and the error, although every read was
+// answered right and targets are not checked.
+func TestRun_WriteErrorFails(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, err := runTool(t, "gendata", "-data-dir", dir, "-scale", "tiny"); err != nil {
+		t.Fatal(err)
+	}
+	// The manifest names an account the store does not hold as the
+	// largest: every write to it fails with NOT_FOUND.
+	m, err := loadgen.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Accounts[0].ID = "acct-gone"
+	if err := loadgen.WriteManifest(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runTool(t, "run", "-inprocess", dir, "-duration", "2s", "-concurrency", "2", "-rounds", "1", "-writes", "2",
+		"-batch", "10", "-batch-concurrency", "2", "-bare=false", "-fail-on-miss=false")
+	if err == nil {
+		t.Fatalf("run with failing writes succeeded:\n%s", out)
+	}
+	for _, want := range []string{"on acct-gone", "failed unexpectedly", "request:", `account_id:"acct-gone"`, "NotFound"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}
+
+// TestRun_WritesOnAccountAtLimit: the write phase on an account that holds
+// the per-account maximum of allowlist entries measures creates and
+// deletes without an error and leaves the account's entries as they were.
+func TestRun_WritesOnAccountAtLimit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, err := runTool(t, "gendata", "-data-dir", dir, "-scale", "tiny"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := loadgen.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := m.Accounts[0]
+	st, err := bolt.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before []policy.AllowlistEntry
+	_, err = st.Update(context.Background(), func(tx store.Tx) error {
+		for i := big.Allowlist; i < server.MaxAllowlistEntries; i++ {
+			e := policy.AllowlistEntry{ID: fmt.Sprintf("fill-%05d", i), Pattern: fmt.Sprintf("fill-%05d.limit-filler.test", i)}
+			if err := store.PutAllowlistEntry(tx, big.ID, &e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = st.View(context.Background(), func(tx store.ReadTx) error {
+			a, _, err := store.LoadAccount(tx, big.ID, false)
+			before = a.Allowlist
+			return err
+		})
+	}
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || len(before) != server.MaxAllowlistEntries {
+		t.Fatalf("filling %s to %d entries: %d, %v", big.ID, server.MaxAllowlistEntries, len(before), err)
+	}
+	m.Accounts[0].Allowlist = len(before)
+	if err := loadgen.WriteManifest(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	reportPath := filepath.Join(dir, "report.json")
+	out, err := runTool(t, "run", "-inprocess", dir, "-duration", "3s", "-concurrency", "2", "-rounds", "1", "-writes", "3",
+		"-batch", "10", "-batch-concurrency", "2", "-bare=false", "-fail-on-miss=false", "-json", reportPath)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	var rep report
+	b, err := os.ReadFile(reportPath)
+	if err == nil {
+		err = json.Unmarshal(b, &rep)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The write budget may end the series early; every call measured
+	// must have succeeded, and deletes and creates come in pairs.
+	measured := map[string]uint64{}
+	for _, w := range rep.Writes {
+		if w.Account == big.ID {
+			measured[w.Name] = w.N
+		}
+	}
+	if c, d := measured["CreateAllowlistEntry"], measured["DeleteAllowlistEntry"]; c == 0 || c != d {
+		t.Errorf("on %s: %d creates and %d deletes measured, want as many of each and at least one:\n%s", big.ID, c, d, out)
+	}
+	st, err = bolt.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var after []policy.AllowlistEntry
+	if err := st.View(context.Background(), func(tx store.ReadTx) error {
+		a, _, err := store.LoadAccount(tx, big.ID, false)
+		after = a.Allowlist
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("%s holds %d entries after the run, %d before", big.ID, len(after), len(before))
+	}
+	for i := range before {
+		if before[i].ID != after[i].ID || before[i].Pattern != after[i].Pattern || before[i].Description != after[i].Description {
+			t.Fatalf("entry %d changed: %+v -> %+v", i, before[i], after[i])
+		}
 	}
 }

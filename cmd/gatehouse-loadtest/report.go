@@ -374,3 +374,35 @@ func (p *progress) done() {
 		p.width = 0
 	}
 }
+
+// failedCalls returns an error naming every phase (reads, overload,
+// writes) in which a call failed unexpectedly, with its first failure
+// (request and error); a failed call fails the run whatever the targets.
+func (r *report) failedCalls() error {
+	var failed []string
+	note := func(name string, conc int, errs uint64, first string) {
+		if errs > 0 {
+			failed = append(failed, fmt.Sprintf("%d %s calls failed (%d callers), first: %s", errs, name, conc, first))
+		}
+	}
+	for _, cmp := range append(slices.Clone(r.Comparisons), r.Batch) {
+		for _, x := range []resultRow{cmp.Baseline, cmp.Subject} {
+			note(x.Name, x.Concurrency, x.Errors, x.FirstError)
+		}
+		if cmp.Bare != nil {
+			note(cmp.Bare.Name, cmp.Bare.Concurrency, cmp.Bare.Errors, cmp.Bare.FirstError)
+		}
+	}
+	if r.Overload != nil {
+		for _, x := range r.Overload.Rows {
+			note("CheckFeature overload", x.Concurrency, x.Errors, x.FirstError)
+		}
+	}
+	for _, x := range r.Writes {
+		note(x.Name+" on "+x.Account, 1, uint64(x.Errors), x.FirstError)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s", strings.Join(failed, "\n"))
+	}
+	return nil
+}
