@@ -62,11 +62,56 @@ func main() {
 	}
 }
 
+// usage lists the subcommands.
+const usage = `gatehouse-loadtest generates large Gatehouse stores and measures a daemon against them.
+
+Usage:
+  gatehouse-loadtest gendata -data-dir DIR [-scale large|small|tiny] [-seed N] [-force]
+      fill DIR with a generated tenant population and its manifest
+  gatehouse-loadtest run [-addr 127.0.0.1:8470] -manifest DIR [-duration 60s] [-overload 20,200,2000] ...
+      measure a running daemon on the store gendata generated (the default command)
+  gatehouse-loadtest reflect -data-dir DIR [-writes 20]
+      measure how fast the decision snapshot reflects writes (daemon stopped)
+  gatehouse-loadtest bare-server
+      a bare grpc-go health server (started by run as a baseline)
+
+Start with gendata, then run against a daemon serving that directory
+(make loadtest does both). "gatehouse-loadtest COMMAND -h" lists a
+command's flags.
+`
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd := "run"
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	err := dispatch(ctx, cmd, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		// A command's -h printed its flags: asking for help is not a
+		// failure.
+		return nil
+	}
+	return err
+}
+
+// missingData explains how to make the data a command needs when path
+// does not exist.
+func missingData(err error, flagName, path string) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w\nno generated load-test data at %s: generate it first with\n  gatehouse-loadtest gendata -data-dir %s -scale large\n(or make gendata), serve it with gatehoused --data-dir %s, and pass %s %s (make loadtest does all of this)",
+			err, path, path, path, flagName, path)
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "gendata":
 		return gendata(ctx, args, stdout, stderr)
@@ -77,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "bare-server":
 		return bareServer(ctx, args, os.Stdin, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want gendata, run, reflect or bare-server)", cmd)
+	return fmt.Errorf("unknown command %q (want gendata, run, reflect or bare-server; see gatehouse-loadtest --help)", cmd)
 }
 
 // ---- gendata ----
@@ -297,7 +342,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	m, err := loadgen.ReadManifest(c.manifest)
 	if err != nil {
-		return err
+		return missingData(err, "-manifest", strings.TrimSuffix(c.manifest, "/"+loadgen.ManifestName))
 	}
 	// The first wrong answer or unexpected error ends the run
 	// (loadgen.FailFast).
@@ -753,7 +798,7 @@ func reflect(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	m, err := loadgen.ReadManifest(*dir)
 	if err != nil {
-		return err
+		return missingData(err, "-data-dir", *dir)
 	}
 	t0 := time.Now()
 	st, err := bolt.Open(*dir)

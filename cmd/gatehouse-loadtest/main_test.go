@@ -354,3 +354,47 @@ func TestRun_WritesOnAccountAtLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestHelp: --help (and its spellings) lists every subcommand and
+// succeeds, a command's -h succeeds, and an unknown command points to
+// --help.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}, {"help"}} {
+		out, err := runTool(t, args...)
+		if err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+		for _, want := range []string{"gendata", "run", "reflect", "bare-server"} {
+			if !strings.Contains(out, "gatehouse-loadtest "+want) {
+				t.Errorf("%v lists no %q:\n%s", args, want, out)
+			}
+		}
+	}
+	for _, cmd := range []string{"run", "gendata", "reflect"} {
+		if _, err := runTool(t, cmd, "-h"); err != nil {
+			t.Errorf("%s -h: %v", cmd, err)
+		}
+	}
+	if _, err := runTool(t, "frobnicate"); err == nil || !strings.Contains(err.Error(), "--help") {
+		t.Errorf("unknown command: %v", err)
+	}
+}
+
+// TestMissingDataSuggestsGendata: run and reflect without generated data
+// say how to generate it.
+func TestMissingDataSuggestsGendata(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "nothing-here")
+	for _, args := range [][]string{
+		{"-manifest", missing},
+		{"run", "-manifest", missing},
+		{"run", "-manifest", filepath.Join(missing, loadgen.ManifestName)},
+		{"reflect", "-data-dir", missing},
+	} {
+		_, err := runTool(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "gatehouse-loadtest gendata -data-dir "+missing) {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
