@@ -68,7 +68,7 @@ const usage = `gatehouse-loadtest generates large Gatehouse stores and measures 
 Usage:
   gatehouse-loadtest gendata -data-dir DIR [-scale large|small|tiny] [-seed N] [-force]
       fill DIR with a generated tenant population and its manifest
-  gatehouse-loadtest run [-addr 127.0.0.1:8470] -manifest DIR [-duration 60s] [-overload 20,200,2000] ...
+  gatehouse-loadtest run [-addr 127.0.0.1:8470] -manifest DIR [-duration 60s] [-overload 20,200,2000] [-hostile] ...
       measure a running daemon on the store gendata generated (the default command)
   gatehouse-loadtest reflect -data-dir DIR [-writes 20]
       measure how fast the decision snapshot reflects writes (daemon stopped)
@@ -265,6 +265,11 @@ type runConfig struct {
 	overload    []int
 	olRounds    int
 	olPhase     time.Duration
+	metricsAddr string
+	hostile     bool
+	hoRounds    int
+	hoPhase     time.Duration
+	hoCallers   int
 }
 
 func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -291,6 +296,11 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&overload, "overload", "", "overload mode: comma-separated numbers of callers (e.g. 20,200,2000) that call CheckFeature, honouring RetryInfo when shed; empty: skip")
 	fs.IntVar(&c.olRounds, "overload-rounds", 2, "rounds of the overload phases (each round runs every concurrency once)")
 	fs.DurationVar(&c.olPhase, "overload-phase", 5*time.Second, "length of one overload phase")
+	fs.BoolVar(&c.hostile, "hostile", false, "hostile mode: the normal tenant's CheckFeature load alone and alongside hostile callers (held meta and watch streams, expensive clicks, a decision-log flood, writes), alternating")
+	fs.IntVar(&c.hoRounds, "hostile-rounds", 3, "rounds of the hostile mode (each runs the normal tenant alone and under hostile load once)")
+	fs.DurationVar(&c.hoPhase, "hostile-phase", 5*time.Second, "length of one hostile-mode phase")
+	fs.IntVar(&c.hoCallers, "hostile-callers", 20, "callers of the normal tenant in hostile mode")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "the daemon's --metrics-addr (host:port), to report its own queue delay in overload mode")
 	fs.BoolVar(&c.bare, "bare", true, "also measure a bare grpc-go health server in a child process as a second baseline")
 	fs.StringVar(&c.inprocess, "inprocess", "", "serve this data directory from inside the tool (for profiling) instead of calling -addr")
 	fs.StringVar(&c.logLevel, "inprocess-log-level", "warn", "log level of the -inprocess server")
@@ -330,8 +340,11 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("-overload: %w", err)
 		}
 	}
-	if !c.baseline && len(c.overload) == 0 {
-		return errors.New("-baseline=false needs -overload")
+	if !c.baseline && len(c.overload) == 0 && !c.hostile {
+		return errors.New("-baseline=false needs -overload or -hostile")
+	}
+	if c.hostile && (c.hoRounds < 1 || c.hoPhase <= 0 || c.hoCallers < 1) {
+		return errors.New("-hostile-rounds, -hostile-phase and -hostile-callers must be positive")
 	}
 	c.bare = c.bare && c.baseline
 	if err := checkLoopback(c.addr); err != nil {
@@ -362,6 +375,8 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case c.pid > 0:
 		cpuClock = func() time.Duration { return procCPU(c.pid) }
 		rep.CPUSource = "daemon"
+		self, daemon := cpusOf(0), cpusOf(c.pid)
+		rep.ClientCPUs, rep.DaemonCPUs, rep.SeparateCores = cpuList(self), cpuList(daemon), disjoint(self, daemon)
 	case c.inprocess != "":
 		cpuClock = selfCPU
 		rep.CPUSource = "process (client and server)"
@@ -488,6 +503,19 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if len(c.overload) > 0 {
 		rep.Overload = measureOverload(ctx, conns, w, abort, c, cpuClock, prog)
+		if err := loadgen.RunError(ctx); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if c.hostile {
+		h, err := measureHostile(ctx, c.addr, m, abort, c, cpuClock, prog)
+		if err != nil {
+			return err
+		}
+		rep.Hostile = h
 		if err := loadgen.RunError(ctx); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -396,5 +397,67 @@ func TestMissingDataSuggestsGendata(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "gatehouse-loadtest gendata -data-dir "+missing) {
 			t.Errorf("%v: %v", args, err)
 		}
+	}
+}
+
+// TestRun_HostileSmoke runs the hostile mode briefly in-process: the
+// normal tenant's answers are verified, every hostile caller gets through
+// or is refused as documented, and the stores' hostile changes are undone.
+func TestRun_HostileSmoke(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, err := runTool(t, "gendata", "-data-dir", dir, "-scale", "small"); err != nil {
+		t.Fatal(err)
+	}
+	reportPath := filepath.Join(dir, "report.json")
+	out, err := runTool(t, "run", "-inprocess", dir, "-baseline=false", "-hostile", "-hostile-rounds", "1", "-hostile-phase", "150ms",
+		"-hostile-callers", "4", "-fail-on-miss=false", "-json", reportPath)
+	if err != nil {
+		t.Fatalf("run -hostile: %v\n%s", err, out)
+	}
+	var rep report
+	b, err := os.ReadFile(reportPath)
+	if err == nil {
+		err = json.Unmarshal(b, &rep)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := rep.Hostile
+	if h == nil || h.Alone.Calls == 0 || h.UnderAttack.Calls == 0 || len(h.Attacks) != 5 {
+		t.Fatalf("hostile report incomplete: %+v\n%s", h, out)
+	}
+	for _, a := range h.Attacks {
+		if a.OK+a.Refused+a.Unfinished == 0 || a.Errors > 0 {
+			t.Errorf("hostile %s: %d ok, %d refused, %d unfinished, %d errors (%s)", a.Name, a.OK, a.Refused, a.Unfinished, a.Errors, a.FirstError)
+		}
+	}
+	if i := slices.IndexFunc(rep.Targets, func(x target) bool { return strings.HasPrefix(x.Name, "hostile:") }); i < 0 {
+		t.Errorf("no hostile target: %+v", rep.Targets)
+	}
+	// The rules and the decision log switch are gone again.
+	st, err := bolt.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.View(context.Background(), func(tx store.ReadTx) error {
+		for _, id := range h.Accounts {
+			a, _, err := store.LoadAccount(tx, id, false)
+			if err != nil {
+				return err
+			}
+			if a.Account.DecisionLogPercent != 0 {
+				t.Errorf("%s keeps decision_log_percent %d", id, a.Account.DecisionLogPercent)
+			}
+			for _, r := range a.PrivacyRules {
+				if strings.HasPrefix(r.ID, "lt-hostile-") {
+					t.Errorf("%s keeps rule %s", id, r.ID)
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
