@@ -80,7 +80,8 @@ type hostileReport struct {
 // attack counts one kind of hostile caller's calls (safe for concurrent
 // use).
 type attack struct {
-	name, detail      string
+	key, name, detail string
+	off               bool // not run (-hostile-attacks)
 	ok, refused, errs atomic.Uint64
 	unfinished        atomic.Uint64
 	first             atomic.Pointer[error]
@@ -123,14 +124,22 @@ type hostileTargets struct {
 }
 
 // pickHostile chooses three accounts of distinct probes for the hostile
-// callers (the last ones in the manifest with an agent session and a page it may visit) and returns
+// callers (the last ones in the manifest with an agent session and a page it may visit; the rules account with room for three more privacy rules) and returns
 // the manifest without their probes, for the normal tenant's workload.
 func pickHostile(m *loadgen.Manifest) (hostileTargets, *loadgen.Manifest, error) {
 	var picked []loadgen.Probe
 	seen := map[string]bool{}
+	rules := map[string]int{}
+	for _, a := range m.Accounts {
+		rules[a.ID] = a.PrivacyRules
+	}
 	for i := len(m.Probes) - 1; i >= 0 && len(picked) < 3; i-- {
 		p := m.Probes[i]
 		if seen[p.AccountID] || p.Support || pageOf(p) == "" {
+			continue
+		}
+		// The rules account needs room for three more rules.
+		if len(picked) == 2 && rules[p.AccountID]+3 > server.MaxPrivacyRules {
 			continue
 		}
 		seen[p.AccountID] = true
@@ -188,6 +197,12 @@ func measureHostile(ctx context.Context, addr string, m *loadgen.Manifest, abort
 		return nil, err
 	}
 	attacks := newAttacks()
+	if c.hoAttacks != "" {
+		on := strings.Split(c.hoAttacks, ",")
+		for _, a := range attacks {
+			a.off = !slices.Contains(on, a.key)
+		}
+	}
 	check := loadgen.FailFast(abort, loadgen.CheckOp(conns, w))
 	var alone, attacked loadgen.Result
 	for r := range c.hoRounds {
@@ -224,19 +239,21 @@ func measureHostile(ctx context.Context, addr string, m *loadgen.Manifest, abort
 	rep.P99Ratio = ratio(rep.UnderAttack.Latency.P99, rep.Alone.Latency.P99)
 	rep.Throughput = ratio(rep.UnderAttack.CallsPerSec, rep.Alone.CallsPerSec)
 	for _, a := range attacks {
-		rep.Attacks = append(rep.Attacks, a.row())
+		if !a.off {
+			rep.Attacks = append(rep.Attacks, a.row())
+		}
 	}
 	return rep, nil
 }
 
 func newAttacks() []*attack {
 	return []*attack{
-		{name: "meta streams", detail: fmt.Sprintf("%d unauthenticated health Watch and reflection streams held open (pool %d)", hostileMetaStreams, server.DefaultMaxMetaStreams)},
-		{name: "policy watchers", detail: fmt.Sprintf("%d WatchSessionPolicy streams held on one account's session", hostileWatchers)},
-		{name: "expensive clicks", detail: fmt.Sprintf("%d callers: CLICK with %d ancestors x %d-byte attribute against 3 rules [data-x*=\"a…(%d)…b\" i] *",
+		{key: "meta", name: "meta streams", detail: fmt.Sprintf("%d unauthenticated health Watch and reflection streams held open (pool %d)", hostileMetaStreams, server.DefaultMaxMetaStreams)},
+		{key: "watch", name: "policy watchers", detail: fmt.Sprintf("%d WatchSessionPolicy streams held on one account's session", hostileWatchers)},
+		{key: "clicks", name: "expensive clicks", detail: fmt.Sprintf("%d callers: CLICK with %d ancestors x %d-byte attribute against 3 rules [data-x*=\"a…(%d)…b\" i] *",
 			hostileClickers, hostileAncestors, hostileAttrLen, hostileRuleLen), expected: []codes.Code{codes.DeadlineExceeded}},
-		{name: "decision log flood", detail: fmt.Sprintf("%d callers deciding on an account with decision_log_percent 100", hostileLoggers)},
-		{name: "writes", detail: "UpdateLiveGuideSettings in a loop on another account than the watched one"},
+		{key: "log", name: "decision log flood", detail: fmt.Sprintf("%d callers deciding on an account with decision_log_percent 100", hostileLoggers)},
+		{key: "writes", name: "writes", detail: "UpdateLiveGuideSettings in a loop on another account than the watched one"},
 	}
 }
 
@@ -248,8 +265,9 @@ func hostileRuleSelector() string {
 }
 
 // prepareHostile turns on the decision log of the watched account and
-// gives the rules account three expensive privacy rules; undo puts both
-// back as they were (also when the run is interrupted).
+// gives the rules account three expensive privacy rules; undo puts them,
+// and the writer account's settings, back as they were (also when the run
+// is interrupted).
 func prepareHostile(ctx context.Context, cc *grpc.ClientConn, t hostileTargets) (undo func(), err error) {
 	admin := gatehousev1.NewAdminServiceClient(cc)
 	var undos []func(context.Context)
@@ -276,6 +294,19 @@ func prepareHostile(ctx context.Context, cc *grpc.ClientConn, t hostileTargets) 
 		return undo, fmt.Errorf("hostile: decision_log_percent 100 on %s: %w", t.watched.AccountID, err)
 	}
 	undos = append(undos, func(ctx context.Context) { _ = setLog(ctx, orig) })
+	// The writes toggle the writer account's language_selector (a switch
+	// no decision reads); put it back as it was.
+	ls, err := admin.GetLiveGuideSettings(ctx, &gatehousev1.GetLiveGuideSettingsRequest{AccountId: t.writer.AccountID})
+	if err != nil {
+		return undo, fmt.Errorf("hostile: %w", err)
+	}
+	origLS := ls.GetSettings().GetLanguageSelector()
+	undos = append(undos, func(ctx context.Context) {
+		_, _ = admin.UpdateLiveGuideSettings(ctx, &gatehousev1.UpdateLiveGuideSettingsRequest{
+			Settings:   &gatehousev1.LiveGuideSettings{AccountId: t.writer.AccountID, LanguageSelector: origLS},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"language_selector"}},
+		})
+	})
 	run := fmt.Sprintf("%d", time.Now().Unix()%1_000_000)
 	for i := range 3 {
 		id := fmt.Sprintf("lt-hostile-%s-%d", run, i)
@@ -310,6 +341,14 @@ func expensiveClick(p loadgen.Probe) *gatehousev1.CheckFeatureRequest {
 	}
 }
 
+// on is 1 for an attack that runs, 0 for one turned off.
+func on(a *attack) int {
+	if a.off {
+		return 0
+	}
+	return 1
+}
+
 // startHostile starts every hostile caller on conns and returns a function
 // that stops them and waits until they have.
 func startHostile(ctx context.Context, conns loadgen.Conns, t hostileTargets, attacks []*attack) (stop func()) {
@@ -334,7 +373,7 @@ func startHostile(ctx context.Context, conns loadgen.Conns, t hostileTargets, at
 			}
 		}()
 	}
-	for i := range hostileMetaStreams {
+	for i := range hostileMetaStreams * on(attacks[0]) {
 		if i%2 == 0 {
 			hold(attacks[0], i, func(ctx context.Context, cc *grpc.ClientConn) error {
 				s, err := healthpb.NewHealthClient(cc).Watch(ctx, &healthpb.HealthCheckRequest{})
@@ -356,7 +395,7 @@ func startHostile(ctx context.Context, conns loadgen.Conns, t hostileTargets, at
 			return err
 		})
 	}
-	for i := range hostileWatchers {
+	for i := range hostileWatchers * on(attacks[1]) {
 		hold(attacks[1], i, func(ctx context.Context, cc *grpc.ClientConn) error {
 			s, err := gatehousev1.NewDecisionServiceClient(cc).WatchSessionPolicy(ctx,
 				&gatehousev1.WatchSessionPolicyRequest{SessionId: t.watched.SessionID, Actor: agent})
@@ -387,7 +426,7 @@ func startHostile(ctx context.Context, conns loadgen.Conns, t hostileTargets, at
 		}()
 	}
 	click := expensiveClick(t.rules)
-	for i := range hostileClickers {
+	for i := range hostileClickers * on(attacks[2]) {
 		loop(attacks[2], i, func(ctx context.Context, cc *grpc.ClientConn) error {
 			_, err := gatehousev1.NewDecisionServiceClient(cc).CheckFeature(ctx, click)
 			return err
@@ -395,21 +434,23 @@ func startHostile(ctx context.Context, conns loadgen.Conns, t hostileTargets, at
 	}
 	logged := &gatehousev1.CheckFeatureRequest{SessionId: t.watched.SessionID, Actor: agent,
 		Feature: gatehousev1.Feature_FEATURE_NAVIGATE, Url: pageOf(t.watched)}
-	for i := range hostileLoggers {
+	for i := range hostileLoggers * on(attacks[3]) {
 		loop(attacks[3], i, func(ctx context.Context, cc *grpc.ClientConn) error {
 			_, err := gatehousev1.NewDecisionServiceClient(cc).CheckFeature(ctx, logged)
 			return err
 		})
 	}
 	value := false
-	loop(attacks[4], 0, func(ctx context.Context, cc *grpc.ClientConn) error {
-		value = !value
-		_, err := gatehousev1.NewAdminServiceClient(cc).UpdateLiveGuideSettings(ctx, &gatehousev1.UpdateLiveGuideSettingsRequest{
-			Settings:   &gatehousev1.LiveGuideSettings{AccountId: t.writer.AccountID, LanguageSelector: value},
-			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"language_selector"}},
+	for range on(attacks[4]) {
+		loop(attacks[4], 0, func(ctx context.Context, cc *grpc.ClientConn) error {
+			value = !value
+			_, err := gatehousev1.NewAdminServiceClient(cc).UpdateLiveGuideSettings(ctx, &gatehousev1.UpdateLiveGuideSettingsRequest{
+				Settings:   &gatehousev1.LiveGuideSettings{AccountId: t.writer.AccountID, LanguageSelector: value},
+				UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"language_selector"}},
+			})
+			return err
 		})
-		return err
-	})
+	}
 	return func() {
 		cancel()
 		wg.Wait()

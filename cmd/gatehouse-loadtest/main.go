@@ -270,6 +270,7 @@ type runConfig struct {
 	hoRounds    int
 	hoPhase     time.Duration
 	hoCallers   int
+	hoAttacks   string
 }
 
 func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -300,6 +301,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.hoRounds, "hostile-rounds", 3, "rounds of the hostile mode (each runs the normal tenant alone and under hostile load once)")
 	fs.DurationVar(&c.hoPhase, "hostile-phase", 5*time.Second, "length of one hostile-mode phase")
 	fs.IntVar(&c.hoCallers, "hostile-callers", 20, "callers of the normal tenant in hostile mode")
+	fs.StringVar(&c.hoAttacks, "hostile-attacks", "", "only these hostile callers, comma-separated: meta, watch, clicks, log, writes (empty: all)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "the daemon's --metrics-addr (host:port), to report its own queue delay in overload mode")
 	fs.BoolVar(&c.bare, "bare", true, "also measure a bare grpc-go health server in a child process as a second baseline")
 	fs.StringVar(&c.inprocess, "inprocess", "", "serve this data directory from inside the tool (for profiling) instead of calling -addr")
@@ -342,6 +344,11 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if !c.baseline && len(c.overload) == 0 && !c.hostile {
 		return errors.New("-baseline=false needs -overload or -hostile")
+	}
+	for _, k := range strings.Split(c.hoAttacks, ",") {
+		if c.hoAttacks != "" && !slices.Contains([]string{"meta", "watch", "clicks", "log", "writes"}, k) {
+			return fmt.Errorf("-hostile-attacks: unknown %q (want meta, watch, clicks, log or writes)", k)
+		}
 	}
 	if c.hostile && (c.hoRounds < 1 || c.hoPhase <= 0 || c.hoCallers < 1) {
 		return errors.New("-hostile-rounds, -hostile-phase and -hostile-callers must be positive")
