@@ -126,6 +126,7 @@ LOADTEST_DURATION ?= 60s
 LOADTEST_LOG_LEVEL ?= warn
 LOADTEST_ARGS     ?=
 LOADTEST_OVERLOAD ?= 20,200,2000
+LOADTEST_METRICS  ?= 127.0.0.1:9479
 LOADTEST_DAEMON_ARGS ?=
 
 .PHONY: bench
@@ -141,29 +142,46 @@ gendata: ## fill GENDATA_DIR (default ./data-gen-SCALE-SEED) with a generated te
 	$(GO) run ./cmd/gatehouse-loadtest gendata -data-dir $(GENDATA_DIR) -scale $(SCALE) -seed $(SEED)
 
 .PHONY: loadtest
-loadtest: ## load-test a daemon on a generated large store in LOADTEST_DIR: baselines (bare grpc-go health, daemon health), CheckFeature, batches, writes, overload at LOADTEST_OVERLOAD callers; fails on a wrong answer or a missed target (LOADTEST_ARGS=-fail-on-miss=false to explore)
+loadtest: ## load-test a daemon on a generated large store in LOADTEST_DIR: baselines (bare grpc-go health, daemon health), CheckFeature, batches, writes; then make overload; fails on a wrong answer, a failed call or a missed target (LOADTEST_ARGS=-fail-on-miss=false to explore)
 	@status=0; \
-	$(MAKE) --no-print-directory loadtest-run LOADTEST_RUN_ARGS='-duration $(LOADTEST_DURATION) -overload $(LOADTEST_OVERLOAD) -json $(LOADTEST_DIR)/loadtest.json $(LOADTEST_ARGS)' || status=$$?; \
+	$(MAKE) --no-print-directory loadtest-run LOADTEST_RUN_ARGS='-duration $(LOADTEST_DURATION) -json $(LOADTEST_DIR)/loadtest.json $(LOADTEST_ARGS)' || status=$$?; \
+	$(MAKE) --no-print-directory overload || status=$$((status ? status : 1)); \
 	bin/gatehouse-loadtest reflect -data-dir $(LOADTEST_DIR) -json $(LOADTEST_DIR)/reflect.json || status=$$((status ? status : 1)); \
 	exit $$status
 
 .PHONY: overload
-overload: ## only the overload mode of the load test: CheckFeature at LOADTEST_OVERLOAD callers (default 20,200,2000) against a daemon with default flags
-	$(MAKE) --no-print-directory loadtest-run LOADTEST_RUN_ARGS='-baseline=false -overload $(LOADTEST_OVERLOAD) -overload-rounds 3 -json $(LOADTEST_DIR)/overload.json $(LOADTEST_ARGS)'
+overload: ## only the overload mode of the load test: CheckFeature at LOADTEST_OVERLOAD callers (default 20,200,2000) against a daemon with default flags, the daemon and the load tool pinned to separate cores
+	$(MAKE) --no-print-directory loadtest-run LOADTEST_PIN=1 LOADTEST_RUN_ARGS='-baseline=false -overload $(LOADTEST_OVERLOAD) -overload-rounds 3 -metrics-addr $(LOADTEST_METRICS) -json $(LOADTEST_DIR)/overload.json $(LOADTEST_ARGS)'
+
+.PHONY: hostile
+hostile: ## the hostile mode of the load test: a normal tenant's verified CheckFeature load alone and alongside hostile callers, alternating, the daemon and the load tool pinned to separate cores
+	$(MAKE) --no-print-directory loadtest-run LOADTEST_PIN=1 LOADTEST_RUN_ARGS='-baseline=false -hostile -json $(LOADTEST_DIR)/hostile.json $(LOADTEST_ARGS)'
 
 # loadtest-run generates (or re-stamps) the store, starts the daemon with
-# default flags and runs gatehouse-loadtest run against it.
+# default flags and runs gatehouse-loadtest run against it. With
+# LOADTEST_PIN set, the daemon runs on LOADTEST_DAEMON_CPUS and the load
+# tool on LOADTEST_CLIENT_CPUS (taskset, Debian util-linux), so that a
+# queue forms at the server, where it can be measured, rather than in the
+# load tool's own scheduling.
+LOADTEST_PIN         ?=
+LOADTEST_DAEMON_CPUS ?= 0
+LOADTEST_CLIENT_CPUS ?= 1
 .PHONY: loadtest-run
 loadtest-run:
 	$(GO) build -o bin/gatehoused ./cmd/gatehoused
 	$(GO) build -o bin/gatehouse-loadtest ./cmd/gatehouse-loadtest
 	bin/gatehouse-loadtest gendata -data-dir $(LOADTEST_DIR) -scale $(SCALE) -seed $(SEED)
-	@start=$$(date +%s%N); \
-	bin/gatehoused --listen $(LOADTEST_LISTEN) --data-dir $(LOADTEST_DIR) --log-level $(LOADTEST_LOG_LEVEL) $(LOADTEST_DAEMON_ARGS) \
+	@pin_daemon=; pin_client=; \
+	if [ -n "$(LOADTEST_PIN)" ]; then \
+		command -v taskset >/dev/null || { echo "taskset not found (Debian: apt-get install util-linux)" >&2; exit 1; }; \
+		pin_daemon="taskset -c $(LOADTEST_DAEMON_CPUS)"; pin_client="taskset -c $(LOADTEST_CLIENT_CPUS)"; \
+	fi; \
+	start=$$(date +%s%N); \
+	$$pin_daemon bin/gatehoused --listen $(LOADTEST_LISTEN) --data-dir $(LOADTEST_DIR) --log-level $(LOADTEST_LOG_LEVEL) --metrics-addr $(LOADTEST_METRICS) $(LOADTEST_DAEMON_ARGS) \
 		2>$(LOADTEST_DIR)/gatehoused.log & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true' EXIT; \
 	echo "gatehoused pid $$pid on $(LOADTEST_LISTEN), store $(LOADTEST_DIR), log $(LOADTEST_DIR)/gatehoused.log"; \
-	bin/gatehouse-loadtest run -addr $(LOADTEST_LISTEN) -manifest $(LOADTEST_DIR) -pid $$pid -started-at $$start $(LOADTEST_RUN_ARGS)
+	$$pin_client bin/gatehouse-loadtest run -addr $(LOADTEST_LISTEN) -manifest $(LOADTEST_DIR) -pid $$pid -started-at $$start $(LOADTEST_RUN_ARGS)
 
 .PHONY: clean
 clean: ## remove build output (not the data directory)

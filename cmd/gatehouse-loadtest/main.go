@@ -62,11 +62,56 @@ func main() {
 	}
 }
 
+// usage lists the subcommands.
+const usage = `gatehouse-loadtest generates large Gatehouse stores and measures a daemon against them.
+
+Usage:
+  gatehouse-loadtest gendata -data-dir DIR [-scale large|small|tiny] [-seed N] [-force]
+      fill DIR with a generated tenant population and its manifest
+  gatehouse-loadtest run [-addr 127.0.0.1:8470] -manifest DIR [-duration 60s] [-overload 20,200,2000] [-hostile] ...
+      measure a running daemon on the store gendata generated (the default command)
+  gatehouse-loadtest reflect -data-dir DIR [-writes 20]
+      measure how fast the decision snapshot reflects writes (daemon stopped)
+  gatehouse-loadtest bare-server
+      a bare grpc-go health server (started by run as a baseline)
+
+Start with gendata, then run against a daemon serving that directory
+(make loadtest does both). "gatehouse-loadtest COMMAND -h" lists a
+command's flags.
+`
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd := "run"
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help", "help":
+			fmt.Fprint(stdout, usage)
+			return nil
+		}
+	}
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
 	}
+	err := dispatch(ctx, cmd, args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		// A command's -h printed its flags: asking for help is not a
+		// failure.
+		return nil
+	}
+	return err
+}
+
+// missingData explains how to make the data a command needs when path
+// does not exist.
+func missingData(err error, flagName, path string) error {
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w\nno generated load-test data at %s: generate it first with\n  gatehouse-loadtest gendata -data-dir %s -scale large\n(or make gendata), serve it with gatehoused --data-dir %s, and pass %s %s (make loadtest does all of this)",
+			err, path, path, path, flagName, path)
+	}
+	return err
+}
+
+func dispatch(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "gendata":
 		return gendata(ctx, args, stdout, stderr)
@@ -77,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "bare-server":
 		return bareServer(ctx, args, os.Stdin, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want gendata, run, reflect or bare-server)", cmd)
+	return fmt.Errorf("unknown command %q (want gendata, run, reflect or bare-server; see gatehouse-loadtest --help)", cmd)
 }
 
 // ---- gendata ----
@@ -220,6 +265,12 @@ type runConfig struct {
 	overload    []int
 	olRounds    int
 	olPhase     time.Duration
+	metricsAddr string
+	hostile     bool
+	hoRounds    int
+	hoPhase     time.Duration
+	hoCallers   int
+	hoAttacks   string
 }
 
 func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -246,6 +297,12 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&overload, "overload", "", "overload mode: comma-separated numbers of callers (e.g. 20,200,2000) that call CheckFeature, honouring RetryInfo when shed; empty: skip")
 	fs.IntVar(&c.olRounds, "overload-rounds", 2, "rounds of the overload phases (each round runs every concurrency once)")
 	fs.DurationVar(&c.olPhase, "overload-phase", 5*time.Second, "length of one overload phase")
+	fs.BoolVar(&c.hostile, "hostile", false, "hostile mode: the normal tenant's CheckFeature load alone and alongside hostile callers (held meta and watch streams, expensive clicks, a decision-log flood, writes), alternating")
+	fs.IntVar(&c.hoRounds, "hostile-rounds", 3, "rounds of the hostile mode (each runs the normal tenant alone and under hostile load once)")
+	fs.DurationVar(&c.hoPhase, "hostile-phase", 5*time.Second, "length of one hostile-mode phase")
+	fs.IntVar(&c.hoCallers, "hostile-callers", 20, "callers of the normal tenant in hostile mode")
+	fs.StringVar(&c.hoAttacks, "hostile-attacks", "", "only these hostile callers, comma-separated: meta, watch, clicks, log, writes (empty: all)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "the daemon's --metrics-addr (host:port), to report its own queue delay in overload mode")
 	fs.BoolVar(&c.bare, "bare", true, "also measure a bare grpc-go health server in a child process as a second baseline")
 	fs.StringVar(&c.inprocess, "inprocess", "", "serve this data directory from inside the tool (for profiling) instead of calling -addr")
 	fs.StringVar(&c.logLevel, "inprocess-log-level", "warn", "log level of the -inprocess server")
@@ -285,8 +342,16 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("-overload: %w", err)
 		}
 	}
-	if !c.baseline && len(c.overload) == 0 {
-		return errors.New("-baseline=false needs -overload")
+	if !c.baseline && len(c.overload) == 0 && !c.hostile {
+		return errors.New("-baseline=false needs -overload or -hostile")
+	}
+	for _, k := range strings.Split(c.hoAttacks, ",") {
+		if c.hoAttacks != "" && !slices.Contains([]string{"meta", "watch", "clicks", "log", "writes"}, k) {
+			return fmt.Errorf("-hostile-attacks: unknown %q (want meta, watch, clicks, log or writes)", k)
+		}
+	}
+	if c.hostile && (c.hoRounds < 1 || c.hoPhase <= 0 || c.hoCallers < 1) {
+		return errors.New("-hostile-rounds, -hostile-phase and -hostile-callers must be positive")
 	}
 	c.bare = c.bare && c.baseline
 	if err := checkLoopback(c.addr); err != nil {
@@ -297,9 +362,10 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	m, err := loadgen.ReadManifest(c.manifest)
 	if err != nil {
-		return err
+		return missingData(err, "-manifest", strings.TrimSuffix(c.manifest, "/"+loadgen.ManifestName))
 	}
-	// The first wrong answer ends the run (loadgen.FailFast).
+	// The first wrong answer or unexpected error ends the run
+	// (loadgen.FailFast).
 	ctx, abort := context.WithCancelCause(ctx)
 	defer abort(nil)
 	conns, err := dial(c.addr, c.conns)
@@ -316,6 +382,8 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case c.pid > 0:
 		cpuClock = func() time.Duration { return procCPU(c.pid) }
 		rep.CPUSource = "daemon"
+		self, daemon := cpusOf(0), cpusOf(c.pid)
+		rep.ClientCPUs, rep.DaemonCPUs, rep.SeparateCores = cpuList(self), cpuList(daemon), disjoint(self, daemon)
 	case c.inprocess != "":
 		cpuClock = selfCPU
 		rep.CPUSource = "process (client and server)"
@@ -403,7 +471,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		r := loadgen.RunPhase(ctx, loadgen.Phase{Name: op.name, Concurrency: maxConc, Duration: max(warm, time.Second), Op: op.op, Progress: progress,
 			HonorShed: true})
-		if err := wrongAnswer(ctx); err != nil {
+		if err := loadgen.RunError(ctx); err != nil {
 			prog.done()
 			return err
 		}
@@ -434,7 +502,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rep.Batch = comparisonOf(&bc)
 	}
 	prog.done()
-	if err := wrongAnswer(ctx); err != nil {
+	if err := loadgen.RunError(ctx); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
@@ -442,7 +510,20 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if len(c.overload) > 0 {
 		rep.Overload = measureOverload(ctx, conns, w, abort, c, cpuClock, prog)
-		if err := wrongAnswer(ctx); err != nil {
+		if err := loadgen.RunError(ctx); err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if c.hostile {
+		h, err := measureHostile(ctx, c.addr, m, abort, c, cpuClock, prog)
+		if err != nil {
+			return err
+		}
+		rep.Hostile = h
+		if err := loadgen.RunError(ctx); err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
@@ -455,7 +536,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if c.pid > 0 {
 		rep.RSSAfterLoad, rep.HWMAfterLoad = procMemory(c.pid)
 	}
-	if err := wrongAnswer(ctx); err != nil {
+	if err := loadgen.RunError(ctx); err != nil {
 		return err
 	}
 	rep.evaluate()
@@ -466,19 +547,8 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 	}
-	for _, cmp := range append(rep.Comparisons, rep.Batch) {
-		rows := []resultRow{cmp.Baseline, cmp.Subject}
-		if cmp.Subject.Calls == 0 {
-			continue
-		}
-		if cmp.Bare != nil {
-			rows = append(rows, *cmp.Bare)
-		}
-		for _, r := range rows {
-			if r.Errors > 0 {
-				return fmt.Errorf("%d %s calls failed at %d callers, first: %s", r.Errors, r.Name, r.Concurrency, r.FirstError)
-			}
-		}
+	if err := rep.failedCalls(); err != nil {
+		return err
 	}
 	if c.checkTarget {
 		return missedTargets(rep)
@@ -511,15 +581,6 @@ func dial(addr string, n int) (loadgen.Conns, error) {
 		conns = append(conns, cc)
 	}
 	return conns, nil
-}
-
-// wrongAnswer returns the wrong answer that ended the run, if one did.
-func wrongAnswer(ctx context.Context) error {
-	var mm *loadgen.MismatchError
-	if err := context.Cause(ctx); errors.As(err, &mm) {
-		return err
-	}
-	return nil
 }
 
 func parseInts(s string) ([]int, error) {
@@ -668,7 +729,7 @@ func measureWrites(ctx context.Context, cc *grpc.ClientConn, m *loadgen.Manifest
 		s := loadgen.MeasureSettingsUpdates(ctx, cc, a.ID, n, per)
 		rows = append(rows, writeRowOf(&s, a))
 		prog.show(fmt.Sprintf("writes: CreateAllowlistEntry on %s", a.ID))
-		cr, del := loadgen.MeasureAllowlistCreates(ctx, cc, a.ID, run, n, per/2)
+		cr, del := loadgen.MeasureAllowlistCreates(ctx, cc, a.ID, run, a.Allowlist, server.MaxAllowlistEntries, n, per/2)
 		rows = append(rows, writeRowOf(&cr, a), writeRowOf(&del, a))
 	}
 	prog.done()
@@ -772,7 +833,7 @@ func reflect(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	m, err := loadgen.ReadManifest(*dir)
 	if err != nil {
-		return err
+		return missingData(err, "-data-dir", *dir)
 	}
 	t0 := time.Now()
 	st, err := bolt.Open(*dir)

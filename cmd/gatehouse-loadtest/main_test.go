@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/loadgen"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 )
@@ -226,6 +228,236 @@ func TestMissedTargets(t *testing.T) {
 	}
 	r.Targets[1].Met = true
 	if err := missedTargets(r); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRun_WriteErrorFails: an unexpected error in the write phase fails
+// the run, naming the request and the error, although every read was
+// answered right and targets are not checked.
+func TestRun_WriteErrorFails(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, err := runTool(t, "gendata", "-data-dir", dir, "-scale", "tiny"); err != nil {
+		t.Fatal(err)
+	}
+	// The manifest names an account the store does not hold as the
+	// largest: every write to it fails with NOT_FOUND.
+	m, err := loadgen.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Accounts[0].ID = "acct-gone"
+	if err := loadgen.WriteManifest(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runTool(t, "run", "-inprocess", dir, "-duration", "2s", "-concurrency", "2", "-rounds", "1", "-writes", "2",
+		"-batch", "10", "-batch-concurrency", "2", "-bare=false", "-fail-on-miss=false")
+	if err == nil {
+		t.Fatalf("run with failing writes succeeded:\n%s", out)
+	}
+	for _, want := range []string{"on acct-gone", "failed unexpectedly", "request:", `account_id:"acct-gone"`, "NotFound"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+}
+
+// TestRun_WritesOnAccountAtLimit: the write phase on an account that holds
+// the per-account maximum of allowlist entries measures creates and
+// deletes without an error and leaves the account's entries as they were.
+func TestRun_WritesOnAccountAtLimit(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, err := runTool(t, "gendata", "-data-dir", dir, "-scale", "tiny"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := loadgen.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := m.Accounts[0]
+	st, err := bolt.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before []policy.AllowlistEntry
+	_, err = st.Update(context.Background(), func(tx store.Tx) error {
+		for i := big.Allowlist; i < server.MaxAllowlistEntries; i++ {
+			e := policy.AllowlistEntry{ID: fmt.Sprintf("fill-%05d", i), Pattern: fmt.Sprintf("fill-%05d.limit-filler.test", i)}
+			if err := store.PutAllowlistEntry(tx, big.ID, &e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = st.View(context.Background(), func(tx store.ReadTx) error {
+			a, _, err := store.LoadAccount(tx, big.ID, false)
+			before = a.Allowlist
+			return err
+		})
+	}
+	if cerr := st.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || len(before) != server.MaxAllowlistEntries {
+		t.Fatalf("filling %s to %d entries: %d, %v", big.ID, server.MaxAllowlistEntries, len(before), err)
+	}
+	m.Accounts[0].Allowlist = len(before)
+	if err := loadgen.WriteManifest(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	reportPath := filepath.Join(dir, "report.json")
+	out, err := runTool(t, "run", "-inprocess", dir, "-duration", "3s", "-concurrency", "2", "-rounds", "1", "-writes", "3",
+		"-batch", "10", "-batch-concurrency", "2", "-bare=false", "-fail-on-miss=false", "-json", reportPath)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out)
+	}
+	var rep report
+	b, err := os.ReadFile(reportPath)
+	if err == nil {
+		err = json.Unmarshal(b, &rep)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The write budget may end the series early; every call measured
+	// must have succeeded, and deletes and creates come in pairs.
+	measured := map[string]uint64{}
+	for _, w := range rep.Writes {
+		if w.Account == big.ID {
+			measured[w.Name] = w.N
+		}
+	}
+	if c, d := measured["CreateAllowlistEntry"], measured["DeleteAllowlistEntry"]; c == 0 || c != d {
+		t.Errorf("on %s: %d creates and %d deletes measured, want as many of each and at least one:\n%s", big.ID, c, d, out)
+	}
+	st, err = bolt.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var after []policy.AllowlistEntry
+	if err := st.View(context.Background(), func(tx store.ReadTx) error {
+		a, _, err := store.LoadAccount(tx, big.ID, false)
+		after = a.Allowlist
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(after) != len(before) {
+		t.Fatalf("%s holds %d entries after the run, %d before", big.ID, len(after), len(before))
+	}
+	for i := range before {
+		if before[i].ID != after[i].ID || before[i].Pattern != after[i].Pattern || before[i].Description != after[i].Description {
+			t.Fatalf("entry %d changed: %+v -> %+v", i, before[i], after[i])
+		}
+	}
+}
+
+// TestHelp: --help (and its spellings) lists every subcommand and
+// succeeds, a command's -h succeeds, and an unknown command points to
+// --help.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}, {"help"}} {
+		out, err := runTool(t, args...)
+		if err != nil {
+			t.Errorf("%v: %v", args, err)
+		}
+		for _, want := range []string{"gendata", "run", "reflect", "bare-server"} {
+			if !strings.Contains(out, "gatehouse-loadtest "+want) {
+				t.Errorf("%v lists no %q:\n%s", args, want, out)
+			}
+		}
+	}
+	for _, cmd := range []string{"run", "gendata", "reflect"} {
+		if _, err := runTool(t, cmd, "-h"); err != nil {
+			t.Errorf("%s -h: %v", cmd, err)
+		}
+	}
+	if _, err := runTool(t, "frobnicate"); err == nil || !strings.Contains(err.Error(), "--help") {
+		t.Errorf("unknown command: %v", err)
+	}
+}
+
+// TestMissingDataSuggestsGendata: run and reflect without generated data
+// say how to generate it.
+func TestMissingDataSuggestsGendata(t *testing.T) {
+	t.Parallel()
+	missing := filepath.Join(t.TempDir(), "nothing-here")
+	for _, args := range [][]string{
+		{"-manifest", missing},
+		{"run", "-manifest", missing},
+		{"run", "-manifest", filepath.Join(missing, loadgen.ManifestName)},
+		{"reflect", "-data-dir", missing},
+	} {
+		_, err := runTool(t, args...)
+		if err == nil || !strings.Contains(err.Error(), "gatehouse-loadtest gendata -data-dir "+missing) {
+			t.Errorf("%v: %v", args, err)
+		}
+	}
+}
+
+// TestRun_HostileSmoke runs the hostile mode briefly in-process: the
+// normal tenant's answers are verified, every hostile caller gets through
+// or is refused as documented, and the stores' hostile changes are undone.
+func TestRun_HostileSmoke(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if _, err := runTool(t, "gendata", "-data-dir", dir, "-scale", "small"); err != nil {
+		t.Fatal(err)
+	}
+	reportPath := filepath.Join(dir, "report.json")
+	out, err := runTool(t, "run", "-inprocess", dir, "-baseline=false", "-hostile", "-hostile-rounds", "1", "-hostile-phase", "150ms",
+		"-hostile-callers", "4", "-fail-on-miss=false", "-json", reportPath)
+	if err != nil {
+		t.Fatalf("run -hostile: %v\n%s", err, out)
+	}
+	var rep report
+	b, err := os.ReadFile(reportPath)
+	if err == nil {
+		err = json.Unmarshal(b, &rep)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := rep.Hostile
+	if h == nil || h.Alone.Calls == 0 || h.UnderAttack.Calls == 0 || len(h.Attacks) != 5 {
+		t.Fatalf("hostile report incomplete: %+v\n%s", h, out)
+	}
+	for _, a := range h.Attacks {
+		if a.OK+a.Refused+a.Unfinished == 0 || a.Errors > 0 {
+			t.Errorf("hostile %s: %d ok, %d refused, %d unfinished, %d errors (%s)", a.Name, a.OK, a.Refused, a.Unfinished, a.Errors, a.FirstError)
+		}
+	}
+	if i := slices.IndexFunc(rep.Targets, func(x target) bool { return strings.HasPrefix(x.Name, "hostile:") }); i < 0 {
+		t.Errorf("no hostile target: %+v", rep.Targets)
+	}
+	// The rules and the decision log switch are gone again.
+	st, err := bolt.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if err := st.View(context.Background(), func(tx store.ReadTx) error {
+		for _, id := range h.Accounts {
+			a, _, err := store.LoadAccount(tx, id, false)
+			if err != nil {
+				return err
+			}
+			if a.Account.DecisionLogPercent != 0 {
+				t.Errorf("%s keeps decision_log_percent %d", id, a.Account.DecisionLogPercent)
+			}
+			for _, r := range a.PrivacyRules {
+				if strings.HasPrefix(r.ID, "lt-hostile-") {
+					t.Errorf("%s keeps rule %s", id, r.ID)
+				}
+			}
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -25,6 +25,17 @@ type overloadRow struct {
 	Latency      latency `json:"latency"`
 	ShedLatency  latency `json:"shed_latency"`
 	CPUPerCallUS float64 `json:"cpu_per_answered_call_us,omitempty"`
+	// DaemonCPUShare is the daemon's CPU time over the phases' wall time
+	// (1.0: one core busy all the time): below the cores it may use, the
+	// daemon was not the bottleneck.
+	DaemonCPUShare float64 `json:"daemon_cpu_share,omitempty"`
+	// QueueDelayP99US and QueueOver5ms are the daemon's own measure of
+	// the wait the shedder judges (arrival on the connection to the
+	// handler's start; from its gatehouse_queue_delay_seconds histogram,
+	// -metrics-addr): the bucket bound of its p99 (-1: above the largest)
+	// and the share of calls that waited longer than 5ms.
+	QueueDelayP99US float64 `json:"queue_delay_p99_us,omitempty"`
+	QueueOver5ms    float64 `json:"queue_delay_over_5ms,omitempty"`
 	// P99Ratio is the answered calls' p99 over that of the fewest callers.
 	P99Ratio float64 `json:"p99_ratio_to_fewest"`
 }
@@ -33,6 +44,7 @@ type overloadReport struct {
 	Rounds       int           `json:"rounds"`
 	PhaseSeconds float64       `json:"phase_s"`
 	Rows         []overloadRow `json:"rows"`
+	MetricsError string        `json:"metrics_error,omitempty"`
 }
 
 // measureOverload runs CheckFeature at each number of callers of
@@ -42,20 +54,35 @@ func measureOverload(ctx context.Context, conns loadgen.Conns, w *loadgen.Worklo
 	cpu func() time.Duration, prog *progress) *overloadReport {
 	check := loadgen.FailFast(abort, loadgen.CheckOp(conns, w))
 	results := make([]loadgen.Result, len(c.overload))
+	delays := make([]delayBuckets, len(c.overload))
+	var scrapeErr error
 	for r := range c.olRounds {
 		for k := range c.overload {
 			i := (k + r) % len(c.overload)
 			n := c.overload[i]
+			var before delayBuckets
+			if c.metricsAddr != "" && scrapeErr == nil {
+				before, scrapeErr = scrapeQueueDelay(ctx, c.metricsAddr)
+			}
 			res := loadgen.RunPhase(ctx, loadgen.Phase{Name: "CheckFeature overload", Concurrency: n, Duration: c.olPhase, Op: check,
 				HonorShed: true, CPUClock: cpu, Progress: func(p loadgen.Progress) {
 					prog.show(fmt.Sprintf("overload round %d/%d: %d callers %5.1fs/%.1fs %8.0f calls/s errors %d", r+1, c.olRounds, n,
 						p.Elapsed.Seconds(), p.Duration.Seconds(), float64(p.Calls)/max(p.Elapsed.Seconds(), 1e-9), p.Errors))
 				}})
 			results[i].Merge(&res)
+			if c.metricsAddr != "" && scrapeErr == nil {
+				var after delayBuckets
+				if after, scrapeErr = scrapeQueueDelay(ctx, c.metricsAddr); scrapeErr == nil {
+					delays[i] = delays[i].add(after.since(before))
+				}
+			}
 		}
 	}
 	prog.done()
 	rep := &overloadReport{Rounds: c.olRounds, PhaseSeconds: c.olPhase.Seconds()}
+	if scrapeErr != nil {
+		rep.MetricsError = scrapeErr.Error()
+	}
 	for i := range results {
 		x := &results[i]
 		row := overloadRow{Concurrency: c.overload[i], Calls: x.Calls, Shed: x.Shed, Errors: x.Errors, Answered: x.Calls - x.Shed - x.Errors,
@@ -68,6 +95,12 @@ func measureOverload(ctx context.Context, conns loadgen.Conns, w *loadgen.Worklo
 		}
 		if x.FirstError != nil {
 			row.FirstError = x.FirstError.Error()
+		}
+		if x.Elapsed > 0 {
+			row.DaemonCPUShare = x.CPU.Seconds() / x.Elapsed.Seconds()
+		}
+		if c.metricsAddr != "" && scrapeErr == nil {
+			row.QueueDelayP99US, row.QueueOver5ms = delays[i].quantile(0.99), delays[i].shareOver(5*time.Millisecond)
 		}
 		rep.Rows = append(rep.Rows, row)
 	}
@@ -87,6 +120,22 @@ func (o *overloadReport) print(w io.Writer) {
 	for _, r := range o.Rows {
 		fmt.Fprintf(w, "%-8d %10d %10d %6.1f%% %12.0f %9.0f %9.0f %8.2fx %10.0f %10.0f %9.1f %7d\n", r.Concurrency, r.Answered, r.Shed,
 			100*r.ShedShare, r.AnsweredPerS, r.Latency.P50, r.Latency.P99, r.P99Ratio, r.ShedLatency.P50, r.ShedLatency.P99, r.CPUPerCallUS, r.Errors)
+	}
+	fmt.Fprintf(w, "where the time goes: daemon CPU (its CPU time over wall time; 1.00 = one core busy) and the daemon's own queue delay (arrival on the connection to the handler, what the shedder judges)\n")
+	fmt.Fprintf(w, "%-8s %10s %16s %16s\n", "callers", "daemon cpu", "queue delay p99", "waited > 5ms")
+	for _, r := range o.Rows {
+		p99 := "n/a"
+		over := "n/a"
+		switch {
+		case r.QueueDelayP99US < 0:
+			p99, over = "> 1s", fmt.Sprintf("%.1f%%", 100*r.QueueOver5ms)
+		case r.QueueDelayP99US > 0:
+			p99, over = fmt.Sprintf("<= %.0f µs", r.QueueDelayP99US), fmt.Sprintf("%.1f%%", 100*r.QueueOver5ms)
+		}
+		fmt.Fprintf(w, "%-8d %10.2f %16s %16s\n", r.Concurrency, r.DaemonCPUShare, p99, over)
+	}
+	if o.MetricsError != "" {
+		fmt.Fprintf(w, "(queue delay not read: %s)\n", o.MetricsError)
 	}
 }
 

@@ -144,11 +144,18 @@ type report struct {
 	SessionsAt     time.Time       `json:"sessions_at"`
 	BareAddr       string          `json:"bare_addr,omitempty"`
 	Overload       *overloadReport `json:"overload,omitempty"`
+	Hostile        *hostileReport  `json:"hostile,omitempty"`
 	CPUSource      string          `json:"cpu_source,omitempty"`
-	Comparisons    []comparisonRow `json:"comparisons"`
-	Batch          comparisonRow   `json:"batch"`
-	Writes         []writeRow      `json:"writes,omitempty"`
-	Targets        []target        `json:"targets"`
+	// ClientCPUs and DaemonCPUs are the CPUs the load tool and the
+	// daemon may run on; SeparateCores whether they share none (the
+	// overload and hostile modes judge the server only then).
+	ClientCPUs    string          `json:"client_cpus,omitempty"`
+	DaemonCPUs    string          `json:"daemon_cpus,omitempty"`
+	SeparateCores bool            `json:"separate_cores"`
+	Comparisons   []comparisonRow `json:"comparisons"`
+	Batch         comparisonRow   `json:"batch"`
+	Writes        []writeRow      `json:"writes,omitempty"`
+	Targets       []target        `json:"targets"`
 }
 
 func (r *report) evaluate() {
@@ -180,11 +187,29 @@ func (r *report) evaluate() {
 		add(fmt.Sprintf("batch decisions/s >= 5x single calls (%d callers)", r.Batch.Concurrency), fmt.Sprintf("%.1fx", r.Batch.ThroughputRatio), r.Batch.ThroughputRatio >= 5)
 	}
 	if r.Overload != nil {
-		r.Overload.evaluate(add)
+		r.judgeOnSeparateCores("overload", add, r.Overload.evaluate)
+	}
+	if r.Hostile != nil {
+		r.judgeOnSeparateCores("hostile", add, r.Hostile.evaluate)
 	}
 	if r.RSSAfterLoad > 0 {
 		add("daemon RSS <= 1 GiB", fmt.Sprintf("%.0f MiB (peak %.0f MiB)", mib(r.RSSAfterLoad), mib(r.HWMAfterLoad)), max(r.RSSAfterLoad, r.HWMAfterLoad) <= 1<<30)
 	}
+}
+
+// judgeOnSeparateCores adds the targets of a mode that loads the server
+// beyond its CPU (overload, hostile) when the daemon and the load tool ran
+// on separate cores. On shared cores the latency it would judge is mostly
+// the load tool's own scheduling, so the mode instead misses a target
+// that says how to measure it. In-process (no daemon pid) it is judged as
+// it is.
+func (r *report) judgeOnSeparateCores(mode string, add func(name, value string, met bool), evaluate func(add func(name, value string, met bool))) {
+	if r.DaemonCPUs == "" || r.SeparateCores {
+		evaluate(add)
+		return
+	}
+	add(mode+": daemon and load tool on separate cores (make "+mode+" pins them with taskset)",
+		fmt.Sprintf("daemon on CPUs %s, load tool on %s: not judged", r.DaemonCPUs, r.ClientCPUs), false)
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
@@ -212,6 +237,13 @@ func (r *report) print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "CheckFeature mix: %s (%d prepared checks on %d sessions in %d accounts)\n", strings.Join(mix, ", "), total, r.Sessions, r.MixAccounts)
 	fmt.Fprintf(w, "sessions started shortly before %s (every answer checked against the generator's expected decision)\n", r.SessionsAt.Format(time.RFC3339))
+	if r.DaemonCPUs != "" {
+		sep := "separate cores"
+		if !r.SeparateCores {
+			sep = "SHARED cores"
+		}
+		fmt.Fprintf(w, "cores: daemon on CPUs %s, load tool on CPUs %s (%s)\n", r.DaemonCPUs, r.ClientCPUs, sep)
+	}
 	fmt.Fprintf(w, "%d rounds of %.1fs phases per concurrency, phases rotating in order; ratios are within this run", len(r.Batch.RoundRatios), r.PhaseSeconds)
 	if r.CPUSource != "" {
 		fmt.Fprintf(w, "; cpu = %s CPU time per call (utime+stime from /proc; bare Health: the bare server's)", r.CPUSource)
@@ -264,6 +296,9 @@ func (r *report) print(w io.Writer) {
 	}
 	if r.Overload != nil {
 		r.Overload.print(w)
+	}
+	if r.Hostile != nil {
+		r.Hostile.print(w)
 	}
 	fmt.Fprintf(w, "\ntargets:\n")
 	for _, t := range r.Targets {
@@ -373,4 +408,44 @@ func (p *progress) done() {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.width))
 		p.width = 0
 	}
+}
+
+// failedCalls returns an error naming every phase (reads, overload,
+// writes) in which a call failed unexpectedly, with its first failure
+// (request and error); a failed call fails the run whatever the targets.
+func (r *report) failedCalls() error {
+	var failed []string
+	note := func(name string, conc int, errs uint64, first string) {
+		if errs > 0 {
+			failed = append(failed, fmt.Sprintf("%d %s calls failed (%d callers), first: %s", errs, name, conc, first))
+		}
+	}
+	for _, cmp := range append(slices.Clone(r.Comparisons), r.Batch) {
+		for _, x := range []resultRow{cmp.Baseline, cmp.Subject} {
+			note(x.Name, x.Concurrency, x.Errors, x.FirstError)
+		}
+		if cmp.Bare != nil {
+			note(cmp.Bare.Name, cmp.Bare.Concurrency, cmp.Bare.Errors, cmp.Bare.FirstError)
+		}
+	}
+	if r.Overload != nil {
+		for _, x := range r.Overload.Rows {
+			note("CheckFeature overload", x.Concurrency, x.Errors, x.FirstError)
+		}
+	}
+	if h := r.Hostile; h != nil {
+		for _, x := range []resultRow{h.Alone, h.UnderAttack} {
+			note("normal tenant CheckFeature ("+x.Name+")", x.Concurrency, x.Errors, x.FirstError)
+		}
+		for _, a := range h.Attacks {
+			note("hostile "+a.Name, 0, a.Errors, a.FirstError)
+		}
+	}
+	for _, x := range r.Writes {
+		note(x.Name+" on "+x.Account, 1, uint64(x.Errors), x.FirstError)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s", strings.Join(failed, "\n"))
+	}
+	return nil
 }

@@ -384,18 +384,33 @@ func Compare(ctx context.Context, rounds int, perPhase time.Duration, baseline, 
 	return c
 }
 
-// FailFast wraps op so that the first wrong answer (a *MismatchError) ends
-// the whole run: it cancels with the error as the cause, so that the
-// caller finds it with context.Cause and every phase stops at once.
+// FailFast wraps op so that the first wrong answer (a *MismatchError) or
+// unexpected error (a *CallError, or any other error that is not a call
+// refused to shed load) ends the whole run: it cancels with the error as
+// the cause, so that the caller finds it with RunError and every phase
+// stops at once.
 func FailFast(cancel context.CancelCauseFunc, op Op) Op {
 	return func(ctx context.Context, worker int, seq uint64) error {
 		err := op(ctx, worker, seq)
-		var mm *MismatchError
-		if errors.As(err, &mm) {
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		if _, shed := ShedOf(err); !shed {
 			cancel(err)
 		}
 		return err
 	}
+}
+
+// RunError returns the wrong answer or unexpected error that ended the run
+// of ctx (see FailFast), or nil when none did.
+func RunError(ctx context.Context) error {
+	var mm *MismatchError
+	var ce *CallError
+	if err := context.Cause(ctx); errors.As(err, &mm) || errors.As(err, &ce) {
+		return err
+	}
+	return nil
 }
 
 // ShedOf reports whether err is a call refused to shed load

@@ -165,3 +165,33 @@ func Verify(req *gatehousev1.CheckFeatureRequest, want Expect, got *gatehousev1.
 	}
 	return &MismatchError{Method: "CheckFeature", Request: req, Want: want, Got: got.GetDecision()}
 }
+
+// CallError is a call that failed unexpectedly: the request and the error
+// the server (or the connection) returned.
+type CallError struct {
+	Method  string
+	Request proto.Message
+	Err     error
+}
+
+func (e *CallError) Error() string {
+	req := "(none)"
+	if e.Request != nil {
+		req = prototext.MarshalOptions{}.Format(e.Request)
+	}
+	return fmt.Sprintf("%s failed unexpectedly\n  request: %s\n  error:   %v", e.Method, req, e.Err)
+}
+
+func (e *CallError) Unwrap() error { return e.Err }
+
+// callError wraps err in a *CallError unless it is nil or a call refused
+// to shed load (which a caller honouring RetryInfo expects).
+func callError(method string, req proto.Message, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, shed := ShedOf(err); shed {
+		return err
+	}
+	return &CallError{Method: method, Request: req, Err: err}
+}

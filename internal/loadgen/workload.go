@@ -215,14 +215,15 @@ func encode(m proto.Message) encoded {
 // HealthOp calls grpc.health.v1.Health/Check (the baseline: the cheapest
 // RPC the server has, through the same interceptors).
 func HealthOp(cs Conns) Op {
-	req := encode(&healthpb.HealthCheckRequest{})
+	msg := &healthpb.HealthCheckRequest{}
+	req := encode(msg)
 	return func(ctx context.Context, worker int, _ uint64) error {
 		var resp healthpb.HealthCheckResponse
 		if err := cs[worker%len(cs)].Invoke(ctx, healthpb.Health_Check_FullMethodName, req, &resp, passThrough...); err != nil {
-			return err
+			return callError("Health/Check", msg, err)
 		}
 		if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			return fmt.Errorf("health: %v", resp.GetStatus())
+			return &CallError{Method: "Health/Check", Request: msg, Err: fmt.Errorf("status %v, want SERVING", resp.GetStatus())}
 		}
 		return nil
 	}
@@ -238,7 +239,7 @@ func CheckOp(cs Conns, w *Workload) Op {
 		var resp gatehousev1.CheckFeatureResponse
 		i := (uint64(worker)*7919 + seq) % uint64(len(reqs))
 		if err := cs[worker%len(cs)].Invoke(ctx, gatehousev1.DecisionService_CheckFeature_FullMethodName, reqs[i], &resp, passThrough...); err != nil {
-			return err
+			return callError("CheckFeature", w.Checks[i], err)
 		}
 		return Verify(w.Checks[i], w.Expect[i], &resp)
 	}
@@ -257,10 +258,10 @@ func BatchOp(cs Conns, w *Workload, size int) Op {
 		var resp gatehousev1.CheckFeaturesResponse
 		k := (uint64(worker)*31 + seq) % uint64(len(batches))
 		if err := cs[worker%len(cs)].Invoke(ctx, gatehousev1.DecisionService_CheckFeatures_FullMethodName, batches[k], &resp, passThrough...); err != nil {
-			return err
+			return callError("CheckFeatures", reqs[k], err)
 		}
 		if len(resp.GetResults()) != size {
-			return fmt.Errorf("CheckFeatures answered %d of %d checks", len(resp.GetResults()), size)
+			return &CallError{Method: "CheckFeatures", Request: reqs[k], Err: fmt.Errorf("answered %d of %d checks", len(resp.GetResults()), size)}
 		}
 		for i, got := range resp.GetResults() {
 			if !wants[k][i].Matches(got.GetDecision()) {

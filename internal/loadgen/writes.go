@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
@@ -22,10 +23,11 @@ type WriteResult struct {
 	FirstError error
 }
 
-func (r *WriteResult) fail(err error) {
+// fail counts a failed call of method with req.
+func (r *WriteResult) fail(method string, req proto.Message, err error) {
 	r.Errors++
 	if r.FirstError == nil {
-		r.FirstError = err
+		r.FirstError = &CallError{Method: method, Request: req, Err: err}
 	}
 }
 
@@ -36,69 +38,108 @@ func (r *WriteResult) fail(err error) {
 func MeasureSettingsUpdates(ctx context.Context, conn *grpc.ClientConn, account string, n int, budget time.Duration) WriteResult {
 	admin := gatehousev1.NewAdminServiceClient(conn)
 	r := WriteResult{Name: "UpdateLiveGuideSettings", Account: account}
-	cur, err := admin.GetLiveGuideSettings(ctx, &gatehousev1.GetLiveGuideSettingsRequest{AccountId: account})
+	get := &gatehousev1.GetLiveGuideSettingsRequest{AccountId: account}
+	cur, err := admin.GetLiveGuideSettings(ctx, get)
 	if err != nil {
-		r.fail(err)
+		r.fail("GetLiveGuideSettings", get, err)
 		return r
 	}
 	orig := cur.GetSettings().GetLanguageSelector()
 	value := orig
 	mask := &fieldmaskpb.FieldMask{Paths: []string{"language_selector"}}
-	update := func() error {
-		value = !value
-		_, err := admin.UpdateLiveGuideSettings(ctx, &gatehousev1.UpdateLiveGuideSettingsRequest{
-			Settings:   &gatehousev1.LiveGuideSettings{AccountId: account, LanguageSelector: value},
+	update := func(ctx context.Context) {
+		req := &gatehousev1.UpdateLiveGuideSettingsRequest{
+			Settings:   &gatehousev1.LiveGuideSettings{AccountId: account, LanguageSelector: !value},
 			UpdateMask: mask,
-		})
-		return err
-	}
-	end := time.Now().Add(budget)
-	for i := 0; i < n && time.Now().Before(end); i++ {
-		t0 := time.Now()
-		if err := update(); err != nil {
-			r.fail(err)
-			continue
 		}
+		t0 := time.Now()
+		if _, err := admin.UpdateLiveGuideSettings(ctx, req); err != nil {
+			r.fail("UpdateLiveGuideSettings", req, err)
+			return
+		}
+		value = !value
 		r.Latency.Record(time.Since(t0))
 	}
+	end := time.Now().Add(budget)
+	for i := 0; i < n && time.Now().Before(end) && ctx.Err() == nil; i++ {
+		update(ctx)
+	}
 	if value != orig {
-		if err := update(); err != nil {
-			r.fail(err)
-		}
+		// Leave the account as it was even when the run is interrupted.
+		update(context.WithoutCancel(ctx))
 	}
 	return r
 }
 
-// MeasureAllowlistCreates calls CreateAllowlistEntry n times in a row on
-// one account (ids "lt-<run>-<i>"), then deletes the entries again, and
-// returns both series.
-func MeasureAllowlistCreates(ctx context.Context, conn *grpc.ClientConn, account, run string, n int, budget time.Duration) (create, del WriteResult) {
+// MeasureAllowlistCreates measures n CreateAllowlistEntry and n
+// DeleteAllowlistEntry calls in a row on one account that holds size
+// entries. While the account has room for n more entries below max (the
+// server's per-account limit), it creates new entries (ids "lt-<run>-<i>")
+// and then deletes them again. An account at or near the limit (the big
+// generated tenants hold exactly limit) cannot take more, so there each
+// step deletes one of the account's own entries and creates it again as
+// it was. Either way the account ends as it started, also when ctx ends
+// early.
+func MeasureAllowlistCreates(ctx context.Context, conn *grpc.ClientConn, account, run string, size, limit, n int, budget time.Duration) (create, del WriteResult) {
 	admin := gatehousev1.NewAdminServiceClient(conn)
 	create = WriteResult{Name: "CreateAllowlistEntry", Account: account}
 	del = WriteResult{Name: "DeleteAllowlistEntry", Account: account}
-	var made []string
-	end := time.Now().Add(budget)
-	for i := 0; i < n && time.Now().Before(end); i++ {
-		id := fmt.Sprintf("lt-%s-%d", run, i)
+	createOne := func(ctx context.Context, e *gatehousev1.AllowlistEntry) bool {
+		req := &gatehousev1.CreateAllowlistEntryRequest{AccountId: account, Entry: e}
 		t0 := time.Now()
-		_, err := admin.CreateAllowlistEntry(ctx, &gatehousev1.CreateAllowlistEntryRequest{
-			AccountId: account,
-			Entry:     &gatehousev1.AllowlistEntry{Id: id, Pattern: fmt.Sprintf("%s.loadtest-partner.com/help/", id), Description: "load test"},
-		})
-		if err != nil {
-			create.fail(err)
-			continue
+		if _, err := admin.CreateAllowlistEntry(ctx, req); err != nil {
+			create.fail("CreateAllowlistEntry", req, err)
+			return false
 		}
 		create.Latency.Record(time.Since(t0))
-		made = append(made, id)
+		return true
 	}
-	for _, id := range made {
+	deleteOne := func(ctx context.Context, id string) bool {
+		req := &gatehousev1.DeleteAllowlistEntryRequest{AccountId: account, Id: id}
 		t0 := time.Now()
-		if _, err := admin.DeleteAllowlistEntry(ctx, &gatehousev1.DeleteAllowlistEntryRequest{AccountId: account, Id: id}); err != nil {
-			del.fail(err)
-			continue
+		if _, err := admin.DeleteAllowlistEntry(ctx, req); err != nil {
+			del.fail("DeleteAllowlistEntry", req, err)
+			return false
 		}
 		del.Latency.Record(time.Since(t0))
+		return true
+	}
+	end := time.Now().Add(budget)
+	if size+n <= limit {
+		var made []string
+		for i := 0; i < n && time.Now().Before(end) && ctx.Err() == nil; i++ {
+			id := fmt.Sprintf("lt-%s-%d", run, i)
+			if createOne(ctx, &gatehousev1.AllowlistEntry{Id: id, Pattern: fmt.Sprintf("%s.loadtest-partner.com/help/", id), Description: "load test"}) {
+				made = append(made, id)
+			}
+		}
+		for _, id := range made {
+			deleteOne(context.WithoutCancel(ctx), id)
+		}
+		return create, del
+	}
+	// Replace existing entries: the last n of the first page after the
+	// first entry (the brand's own site, kept in place).
+	list := &gatehousev1.ListAllowlistEntriesRequest{AccountId: account, PageSize: int32(min(n+1, 1000))}
+	page, err := admin.ListAllowlistEntries(ctx, list)
+	if err != nil {
+		create.fail("ListAllowlistEntries", list, err)
+		return create, del
+	}
+	entries := page.GetEntries()
+	if len(entries) > 0 {
+		entries = entries[1:]
+	}
+	for _, e := range entries {
+		if time.Now().After(end) || ctx.Err() != nil {
+			break
+		}
+		if !deleteOne(ctx, e.GetId()) {
+			continue
+		}
+		// Put it back as it was, even when the run is interrupted.
+		createOne(context.WithoutCancel(ctx), &gatehousev1.AllowlistEntry{Id: e.GetId(), Pattern: e.GetPattern(),
+			Description: e.GetDescription(), AllowPublicSuffixSubdomains: e.GetAllowPublicSuffixSubdomains()})
 	}
 	return create, del
 }

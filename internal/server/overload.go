@@ -54,8 +54,8 @@ type Limits struct {
 	// arrival on its connection to the start of the goroutine that serves
 	// it (before its request is read, so that a slow upload does not
 	// count): once a queue stands, that is after three QueueIntervals
-	// (default 100ms) in a row in none of which a call waited less than
-	// QueueTarget (default 5ms), every decision that waited longer than
+	// (default 100ms) in a row in each of which most calls waited longer
+	// than QueueTarget (default 5ms), every decision that waited longer than
 	// QueueTarget is shed, until an interval without such a wait (see
 	// queueShedder). A shed call gets RESOURCE_EXHAUSTED (ErrorInfo reason
 	// OVERLOADED, metadata shed=queue_delay; RetryInfo). Health checks are

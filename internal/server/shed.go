@@ -75,14 +75,23 @@ func queueWait(ctx context.Context) time.Duration {
 // queueShedder decides, CoDel-style, which calls waited too long. While
 // no queue stands nothing is shed: a burst, or a stall of the whole
 // process (a CPU quota's throttling, a pause, a neighbour's load), is
-// absorbed. A queue stands when even the shortest wait of each of
-// standingWindows whole intervals in a row was above target; from then on
-// every call that waited longer than target is shed, which keeps the wait
-// of the calls served near target however many callers there are, instead
-// of letting it grow with them. The queue stops standing after an
-// interval in which no call waited longer than target (shed callers come
-// back after their RetryInfo delay, all at once; leaving at the first
-// short wait would let them queue again), or after an idle one.
+// absorbed. A queue stands when in each of standingWindows whole
+// intervals in a row most calls (more than half: the median wait) waited
+// longer than target; from then on every call that waited longer than
+// target is shed, which keeps the wait of the calls served near target
+// however many callers there are, instead of letting it grow with them.
+// The queue stops standing after an interval in which no call waited
+// longer than target (shed callers come back after their RetryInfo delay,
+// all at once; leaving at the first short wait would let them queue
+// again), or after an idle one.
+//
+// CoDel proper takes the shortest wait of an interval, which in a FIFO
+// queue is above target only while a queue stands. A gRPC server is not
+// one FIFO: each connection's reader starts the calls it has read in a
+// burst, and the first calls of a burst find the CPU free however long
+// the others wait, so the shortest wait stays short under any load (the
+// load test measured 60 % of calls waiting over 5ms, with a p99 of up to
+// 250ms, and nothing shed). The median is not fooled by those few.
 //
 // Shedding alone cannot shorten the queue of a closed loop of callers:
 // however many are refused, each comes back after its RetryInfo delay,
@@ -98,9 +107,9 @@ type queueShedder struct {
 
 	mu          sync.Mutex
 	windowStart time.Time
-	windowMin   time.Duration // shortest wait seen since windowStart
-	windowOver  bool          // some wait since windowStart was above target
-	above       int           // whole intervals in a row whose shortest wait was above target
+	windowN     int // calls since windowStart
+	windowLong  int // calls since windowStart that waited longer than target
+	above       int // whole intervals in a row in which most calls waited longer than target
 	standing    bool
 	retry       time.Duration // the RetryInfo delay shed calls are told (before jitter)
 }
@@ -108,8 +117,8 @@ type queueShedder struct {
 // maxRetryDelay bounds the RetryInfo delay of a call shed for queueing.
 const maxRetryDelay = 5 * time.Second
 
-// standingWindows is how many whole intervals in a row must have had no
-// short wait before a queue is taken to stand: a stall of the process
+// standingWindows is how many whole intervals in a row must have had
+// mostly long waits before a queue is taken to stand: a stall of the process
 // shorter than that sheds nothing.
 const standingWindows = 3
 
@@ -128,24 +137,25 @@ func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit,
 		// empty.
 		q.standing, q.above = false, 0
 		q.retry = overloadRetryDelay
-		q.windowStart, q.windowMin, q.windowOver = now, wait, false
+		q.windowStart, q.windowN, q.windowLong = now, 0, 0
 	case el >= q.interval:
-		if q.windowMin > q.target {
+		if 2*q.windowLong > q.windowN {
 			q.above++
 		} else {
 			q.above = 0
 		}
-		q.standing = q.above >= standingWindows || (q.standing && q.windowOver)
+		q.standing = q.above >= standingWindows || (q.standing && q.windowLong > 0)
 		if q.standing {
 			q.retry = min(2*q.retry, maxRetryDelay)
 		} else {
 			q.retry = max(q.retry/2, overloadRetryDelay)
 		}
-		q.windowStart, q.windowMin, q.windowOver = now, wait, false
-	default:
-		q.windowMin = min(q.windowMin, wait)
+		q.windowStart, q.windowN, q.windowLong = now, 0, 0
 	}
-	q.windowOver = q.windowOver || wait > q.target
+	q.windowN++
+	if wait > q.target {
+		q.windowLong++
+	}
 	standing := q.standing
 	retry = q.retry
 	q.mu.Unlock()

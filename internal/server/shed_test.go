@@ -17,8 +17,9 @@ import (
 )
 
 // TestQueueShedder_CoDel drives the shedder with a controlled clock: long
-// waits (a burst, a stall of the process) are absorbed until the shortest
-// wait of three whole intervals in a row exceeds the target; from then on
+// waits (a burst, a stall of the process) are absorbed until most waits of
+// three whole intervals in a row exceed the target, even when a few calls
+// of each found the CPU free; from then on
 // any wait over the target is shed, until an interval without one, or an
 // idle one, ends the standing queue.
 func TestQueueShedder_CoDel(t *testing.T) {
@@ -35,13 +36,18 @@ func TestQueueShedder_CoDel(t *testing.T) {
 	}
 	for i, c := range []call{
 		{0, time.Millisecond, true, "first call opens a window"},
+		{5, time.Millisecond, true, "short"},
 		{10, 50 * time.Millisecond, true, "a burst is absorbed"},
 		{20, 250 * time.Millisecond, true, "a stall of the process is absorbed"},
-		{110, 20 * time.Millisecond, true, "window [0,110) min 1ms: no standing queue"},
+		{30, 2 * time.Millisecond, true, "short"},
+		{110, 20 * time.Millisecond, true, "window [0,110): most waits short: no standing queue"},
+		{120, time.Millisecond, true, "a call of a burst that found the CPU free"},
 		{150, 30 * time.Millisecond, true, "absorbing"},
-		{215, 40 * time.Millisecond, true, "one window [110,215) with min 20ms: not yet standing"},
+		{215, 40 * time.Millisecond, true, "one window [110,215) with most waits long: not yet standing"},
 		{320, 40 * time.Millisecond, true, "two windows: not yet standing"},
-		{425, 40 * time.Millisecond, false, "three windows in a row with min > target: standing, 40ms shed"},
+		{330, 2 * time.Millisecond, true, "a short wait does not end a standing queue"},
+		{340, 40 * time.Millisecond, true, "not yet standing"},
+		{425, 40 * time.Millisecond, false, "three windows in a row with most waits > target: standing, 40ms shed"},
 		{430, 4 * time.Millisecond, true, "under target is served while standing"},
 		{450, 6 * time.Millisecond, false, "over target is shed while standing"},
 		{530, 3 * time.Millisecond, true, "window [425,530) had waits over target: still standing"},
