@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -22,7 +23,10 @@ import (
 // bareServer serves the standard grpc-go health service, with default
 // server options and no interceptors, on a loopback port, and prints
 // "listening ADDR" on stdout. It is the load test's second baseline: what
-// a gRPC call costs a Go server that does nothing else. It exits by itself
+// a gRPC call costs a Go server that does nothing else. It also serves
+// CheckFeature, answered at once with a fixed decision without looking at
+// the request (undecided): what grpc-go alone costs for the daemon's
+// requests and answers, which the daemon cannot do without. It exits by itself
 // after -deadline, when its standard input closes (the parent that started
 // it died or is done) or on SIGTERM.
 func bareServer(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -43,6 +47,7 @@ func bareServer(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	srv := grpc.NewServer()
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
+	gatehousev1.RegisterDecisionServiceServer(srv, undecided{})
 	ctx, cancel := context.WithTimeout(ctx, *deadline)
 	defer cancel()
 	if stdin != nil {
@@ -61,6 +66,19 @@ func bareServer(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		err = nil
 	}
 	return err
+}
+
+// undecided answers every CheckFeature with the same decision, undecoded
+// fields and all, as a server that only pays gRPC's costs would.
+type undecided struct {
+	gatehousev1.UnimplementedDecisionServiceServer
+}
+
+var undecidedAnswer = &gatehousev1.CheckFeatureResponse{
+	Decision: &gatehousev1.Decision{Allowed: true, Reason: gatehousev1.Reason_REASON_ALLOWED, Rule: "allowlist"}, Revision: 1}
+
+func (undecided) CheckFeature(context.Context, *gatehousev1.CheckFeatureRequest) (*gatehousev1.CheckFeatureResponse, error) {
+	return undecidedAnswer, nil
 }
 
 // bareProcess is a bare-server child process.

@@ -413,7 +413,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// the measured phases.
 	perRound := 2
 	if c.bare {
-		perRound = 3
+		perRound = 4 // and bare Health, bare CheckFeature
 	}
 	phases := len(c.conc)*perRound*c.rounds + 2*c.rounds
 	warm := c.duration * 4 / 100 / 2
@@ -433,7 +433,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	batch := loadgen.FailFast(abort, loadgen.BatchOp(conns, w, c.batch))
 	// The second baseline: a bare grpc-go health server in a process of
 	// its own, whose CPU time is read like the daemon's.
-	var bareHealth loadgen.Op
+	var bareHealth, bareCheck loadgen.Op
 	var bareCPU func() time.Duration
 	if c.bare {
 		bp, err := startBare(c.duration + 10*time.Minute)
@@ -450,6 +450,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("bare server: %w", err)
 		}
 		bareHealth = loadgen.HealthOp(bconns)
+		bareCheck = loadgen.UndecidedCheckOp(bconns, w)
 		bareCPU = func() time.Duration { return procCPU(bp.Pid) }
 		rep.BareAddr = bp.Addr
 	}
@@ -465,7 +466,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	for _, op := range []struct {
 		name string
 		op   loadgen.Op
-	}{{"warm-up Health", health}, {"warm-up CheckFeature", check}, {"warm-up bare Health", bareHealth}} {
+	}{{"warm-up Health", health}, {"warm-up CheckFeature", check}, {"warm-up bare Health", bareHealth}, {"warm-up bare CheckFeature", bareCheck}} {
 		if op.op == nil {
 			continue
 		}
@@ -488,7 +489,8 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		subj := loadgen.Phase{Name: "CheckFeature", Concurrency: n, Op: check, Progress: progress, OnStart: next, CPUClock: cpuClock, HonorShed: true}
 		var extra []loadgen.Phase
 		if bareHealth != nil {
-			extra = append(extra, loadgen.Phase{Name: "bare Health", Concurrency: n, Op: bareHealth, Progress: progress, OnStart: next, CPUClock: bareCPU})
+			extra = append(extra, loadgen.Phase{Name: "bare Health", Concurrency: n, Op: bareHealth, Progress: progress, OnStart: next, CPUClock: bareCPU},
+				loadgen.Phase{Name: "bare CheckFeature", Concurrency: n, Op: bareCheck, Progress: progress, OnStart: next, CPUClock: bareCPU})
 		}
 		cmp := loadgen.Compare(ctx, c.rounds, perPhase, base, subj, extra...)
 		rep.Comparisons = append(rep.Comparisons, comparisonOf(&cmp))

@@ -66,7 +66,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
-	for _, want := range []string{"Health", "bare Health", "Health/bare", "CheckFeature/bare", "CheckFeatures x10", "ratio",
+	for _, want := range []string{"Health", "bare Health", "Health/bare", "CheckFeature/bare", "bare CheckFeature", "bare CF/bare Health", "CheckFeature/bare CF", "CheckFeatures x10", "ratio",
 		"UpdateLiveGuideSettings", "CreateAllowlistEntry", "overload:", "targets:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
@@ -82,6 +82,9 @@ func TestSmoke(t *testing.T) {
 	}
 	if len(rep.Comparisons) != 2 || rep.Comparisons[1].Subject.Calls == 0 || rep.Batch.Subject.DecisionsPerSec <= 0 || len(rep.Writes) != 6 {
 		t.Fatalf("JSON report incomplete: %+v", rep)
+	}
+	if bc := rep.Comparisons[1].BareCheck; bc == nil || bc.Calls == 0 || bc.Errors > 0 || rep.Comparisons[1].SubjectCPURatioBareCheck <= 0 {
+		t.Fatalf("JSON report lacks the bare server's CheckFeature: %+v", rep.Comparisons[1])
 	}
 	if b := rep.Comparisons[1].Bare; b == nil || b.Calls == 0 || b.CPUPerCallUS <= 0 || rep.Overload == nil || len(rep.Overload.Rows) != 2 {
 		t.Fatalf("JSON report lacks the bare server or overload rows: %+v", rep)

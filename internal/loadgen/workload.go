@@ -245,6 +245,28 @@ func CheckOp(cs Conns, w *Workload) Op {
 	}
 }
 
+// UndecidedCheckOp calls CheckFeature with the workload's checks, as
+// CheckOp does, but checks only that an answer came: for a server that
+// answers without deciding (the load test's bare baseline, which measures
+// what gRPC costs for these requests and their answers).
+func UndecidedCheckOp(cs Conns, w *Workload) Op {
+	reqs := make([]encoded, len(w.Checks))
+	for i, c := range w.Checks {
+		reqs[i] = encode(c)
+	}
+	return func(ctx context.Context, worker int, seq uint64) error {
+		var resp gatehousev1.CheckFeatureResponse
+		i := (uint64(worker)*7919 + seq) % uint64(len(reqs))
+		if err := cs[worker%len(cs)].Invoke(ctx, gatehousev1.DecisionService_CheckFeature_FullMethodName, reqs[i], &resp, passThrough...); err != nil {
+			return err
+		}
+		if resp.GetDecision() == nil {
+			return errors.New("CheckFeature answered no decision")
+		}
+		return nil
+	}
+}
+
 // BatchOp calls CheckFeatures with batches of size checks.
 func BatchOp(cs Conns, w *Workload, size int) Op {
 	batches := make([]encoded, max(1, len(w.Checks)/size))

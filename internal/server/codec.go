@@ -77,11 +77,18 @@ type filedError struct {
 	at  time.Time
 }
 
+// requestErrorsHeld counts an entry before it is stored and after it is
+// removed, so it is never below the number of entries held: a call whose
+// decoding filed nothing finds it at zero, the common case, and skips the
+// map (takeRequestError).
 func fileRequestError(msg any, err error) {
-	if _, loaded := requestErrors.Swap(msg, &filedError{err: err, at: time.Now()}); !loaded {
-		if requestErrorsHeld.Add(1) > requestErrorsSweep {
-			sweepRequestErrors(time.Now().Add(-time.Minute))
-		}
+	held := requestErrorsHeld.Add(1)
+	if _, loaded := requestErrors.Swap(msg, &filedError{err: err, at: time.Now()}); loaded {
+		requestErrorsHeld.Add(-1)
+		return
+	}
+	if held > requestErrorsSweep {
+		sweepRequestErrors(time.Now().Add(-time.Minute))
 	}
 }
 
@@ -97,7 +104,7 @@ func sweepRequestErrors(before time.Time) {
 // takeRequestError returns, and forgets, the error filed for msg while it
 // was decoded; nil when it decoded cleanly.
 func takeRequestError(msg any) error {
-	if msg == nil {
+	if msg == nil || requestErrorsHeld.Load() == 0 {
 		return nil
 	}
 	if fe, ok := requestErrors.LoadAndDelete(msg); ok {

@@ -51,9 +51,9 @@ type Limits struct {
 	MaxInflight int
 	// QueueTarget and QueueInterval shed decisions (DecisionService calls,
 	// the hot path) that queued for the CPU too long, from the call's
-	// arrival on its connection to the start of the goroutine that serves
-	// it (before its request is read, so that a slow upload does not
-	// count): once a queue stands, that is after three QueueIntervals
+	// arrival on its connection to its handler's start (the request's
+	// reading and decoding included, microseconds for a decision; see
+	// arrival): once a queue stands, that is after three QueueIntervals
 	// (default 100ms) in a row in each of which most calls waited longer
 	// than QueueTarget (default 5ms), every decision that waited longer than
 	// QueueTarget is shed, until an interval without such a wait (see
@@ -120,7 +120,7 @@ func (l Limits) serverOptions(m *Metrics) []grpc.ServerOption {
 	opts := []grpc.ServerOption{}
 	if l.QueueTarget > 0 {
 		lim.queue = newQueueShedder(l.QueueTarget, l.QueueInterval)
-		opts = append(opts, grpc.InTapHandle(stampArrival), grpc.StatsHandler(queueClock{}))
+		opts = append(opts, grpc.InTapHandle(stampArrival))
 	}
 	return append(opts,
 		grpc.MaxRecvMsgSize(l.MaxRecvMsgSize),
@@ -157,11 +157,12 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 		return handler(ctx, req)
 	}
 	if l.queue != nil {
-		wait := queueWait(ctx)
+		now := time.Now()
+		wait := queueWait(ctx, now)
 		l.metrics.observeDelay(wait)
 		// Only decisions are shed by queue delay.
 		if strings.HasPrefix(info.FullMethod, decisionPrefix) {
-			if ok, limit, retry := l.queue.admit(time.Now(), wait); !ok {
+			if ok, limit, retry := l.queue.admit(now, wait); !ok {
 				l.metrics.countShed(shedQueueDelay)
 				return nil, queueOverloaded(wait, limit, jitter(retry))
 			}

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -30,46 +30,56 @@ const (
 	shedQueueDelay = "queue_delay"
 )
 
-// callTimes is put in a call's context when its stream arrives: arrived
-// is stamped by the InTapHandle, on the connection's reader goroutine
-// before a goroutine is started for the call; started by the stats
-// handler's TagRPC, on that goroutine before the request message is read.
-// started-arrived is how long the call queued for the CPU, without the
-// time its request took to arrive or decode.
-type callTimes struct {
-	arrived, started time.Time
+// arrival is put in a call's context by the InTapHandle when its stream
+// arrives, on the connection's reader goroutine before a goroutine is
+// started for the call. The limiter reads the clock when the call reaches
+// it (after the request was read and decoded, before the handler); the
+// difference is how long the call queued for the CPU.
+//
+// The wait therefore includes reading the request after its headers and
+// decoding it. For the calls that are shed by it, decisions, that is
+// microseconds: a CheckFeature request is a few hundred bytes that arrive
+// with its headers, and a CheckFeatures batch is at most maxChecks of them.
+// A request that trickles in over a slow connection counts its transfer,
+// which only matters while a queue stands (queueShedder); such a call is
+// told to retry. Stamping the goroutine's start instead needs a
+// stats.Handler, with which grpc-go copies every call's metadata and
+// allocates and delivers a stats event for each of its steps; that cost
+// every call more than the decision it guards.
+//
+// The stamp is a context of its own, one allocation per call (a
+// context.WithValue of a time would be two).
+type arrival struct {
+	context.Context
+	at time.Time
 }
 
-type callTimesKey struct{}
+type arrivalKey struct{}
 
-// stampArrival is the server's InTapHandle.
-func stampArrival(ctx context.Context, _ *tap.Info) (context.Context, error) {
-	return context.WithValue(ctx, callTimesKey{}, &callTimes{arrived: time.Now()}), nil
-}
-
-// queueClock is a stats.Handler that stamps when a call's goroutine
-// starts; it records nothing else.
-type queueClock struct{}
-
-func (queueClock) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
-	if ct, ok := ctx.Value(callTimesKey{}).(*callTimes); ok {
-		ct.started = time.Now()
+func (a *arrival) Value(key any) any {
+	if key == (arrivalKey{}) {
+		return a
 	}
-	return ctx
+	return a.Context.Value(key)
 }
 
-func (queueClock) HandleRPC(context.Context, stats.RPCStats)                         {}
-func (queueClock) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
-func (queueClock) HandleConn(context.Context, stats.ConnStats)                       {}
+// stampArrival is the server's InTapHandle. Health checks are never shed
+// nor timed, so they are not stamped.
+func stampArrival(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if strings.HasPrefix(info.FullMethodName, healthPrefix) {
+		return ctx, nil
+	}
+	return &arrival{Context: ctx, at: time.Now()}, nil
+}
 
-// queueWait returns how long the call of ctx queued for the CPU (0 when
-// its times were not stamped).
-func queueWait(ctx context.Context) time.Duration {
-	ct, ok := ctx.Value(callTimesKey{}).(*callTimes)
-	if !ok || ct.started.IsZero() {
+// queueWait returns how long the call of ctx queued before now (0 when its
+// arrival was not stamped).
+func queueWait(ctx context.Context, now time.Time) time.Duration {
+	a, ok := ctx.Value(arrivalKey{}).(*arrival)
+	if !ok {
 		return 0
 	}
-	return max(ct.started.Sub(ct.arrived), 0)
+	return max(now.Sub(a.at), 0)
 }
 
 // queueShedder decides, CoDel-style, which calls waited too long. While
@@ -187,7 +197,7 @@ func newShedMetrics(m *Metrics) *shedMetrics {
 	}, []string{"reason"})
 	delay := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "gatehouse_queue_delay_seconds",
-		Help:    "Time from a unary call's arrival on its connection to its handler's start (queueing for the CPU), health checks excluded.",
+		Help:    "Time from a unary call's arrival on its connection to its handler's start (queueing for the CPU, and reading and decoding its request), health checks excluded.",
 		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
 	})
 	shed = register(m.Registry, shed)
