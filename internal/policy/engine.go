@@ -177,6 +177,28 @@ func (as *AccountState) checkSwitches(f Feature, agent bool) Decision {
 // consulted, and a done
 // ctx ends the evaluation with its error.
 func (as *AccountState) checkPrivacy(ctx context.Context, q *Query, u urlmatch.URL) (Decision, error) {
+	return as.evalPrivacy(ctx, q, u, privacyEval{budget: MaxPrivacyWork, prefilter: true})
+}
+
+// privacyEval says how evalPrivacy runs: with which budget and whether
+// rules whose selector cannot match the element are passed over without
+// being tried (tests compare both ways).
+type privacyEval struct {
+	budget    int
+	prefilter bool
+	// work, when set, receives the units spent.
+	work *int
+}
+
+// evalPrivacy is checkPrivacy. With prefilter, a rule whose selector's
+// rightmost compounds cannot match the element (selector.MayMatch: by tag,
+// id and first class) is passed over before its page is even compared:
+// the selector could not match, so the rule could not decide, and it costs
+// no work units. Every rule that is tried is tried exactly as without the
+// prefilter and charged the same, in the same order, so the answer is the
+// same unless the evaluation without the prefilter would have run out of
+// budget; a prefiltered evaluation never spends more.
+func (as *AccountState) evalPrivacy(ctx context.Context, q *Query, u urlmatch.URL, ev privacyEval) (Decision, error) {
 	var kind PrivacyRuleKind
 	var reason Reason
 	switch q.Feature {
@@ -193,7 +215,11 @@ func (as *AccountState) checkPrivacy(ctx context.Context, q *Query, u urlmatch.U
 	ix := &as.privacyIndex[kind]
 	page := pageOf(u)
 	best := -1
-	budget := selector.NewBudget(MaxPrivacyWork)
+	budget := selector.NewBudget(ev.budget)
+	if ev.work != nil {
+		defer func() { *ev.work = ev.budget - budget.Left() }()
+	}
+	prefilter := ev.prefilter && q.Element != nil
 	var stop error // set when evaluation must end without an answer
 	tried := 0
 	try := func(rules []int32) {
@@ -202,6 +228,9 @@ func (as *AccountState) checkPrivacy(ctx context.Context, q *Query, u urlmatch.U
 				return
 			}
 			r := &as.privacy[i]
+			if prefilter && r.sel != nil && !r.sel.MayMatch(q.Element) {
+				continue
+			}
 			if !r.matchLoose(&page) {
 				continue
 			}

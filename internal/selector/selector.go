@@ -136,11 +136,15 @@ func (s *Selector) MatchBudget(el Element, ancestors []Element, b *Budget) bool 
 	}
 	c := chain{el: &el, anc: ancestors, b: b}
 	for i := range s.list {
-		if s.list[i].match(c) {
-			return true
-		}
+		m := s.list[i].match(c)
+		// Work cut short inside :not() reads as "the argument did not
+		// match", which would let the compound match: a match found
+		// on an exhausted budget is no answer.
 		if b.Exhausted() {
 			return false
+		}
+		if m {
+			return true
 		}
 	}
 	return false
@@ -169,4 +173,23 @@ func (b *Budget) spend(n int) bool {
 	}
 	b.left -= n
 	return b.left >= 0
+}
+
+// MayMatch is a cheap necessary condition for Match: it looks only at the
+// tag, the id and the first class named by the rightmost compound of each
+// selector of the group (as browsers use to pick candidate rules) and
+// reports false when none of them can match el, which Match would then
+// also report. True means Match must be asked. MayMatch reads el's tag,
+// id and class list once per selector of the group, charges no budget and
+// does not allocate. A nil Selector may match nothing.
+func (s *Selector) MayMatch(el *Element) bool {
+	if s == nil {
+		return false
+	}
+	for i := range s.list {
+		if s.list[i].rightmostMayMatch(el) {
+			return true
+		}
+	}
+	return false
 }
