@@ -192,7 +192,8 @@ type privacyEval struct {
 
 // evalPrivacy is checkPrivacy. With prefilter, a rule whose selector's
 // rightmost compounds cannot match the element (selector.MayMatch: by tag,
-// id and first class) is passed over before its page is even compared:
+// id and first class, read from the element's 64-bit signature, computed
+// once per decision) is passed over before its page is even compared:
 // the selector could not match, so the rule could not decide, and it costs
 // no work units. Every rule that is tried is tried exactly as without the
 // prefilter and charged the same, in the same order, so the answer is the
@@ -220,6 +221,10 @@ func (as *AccountState) evalPrivacy(ctx context.Context, q *Query, u urlmatch.UR
 		defer func() { *ev.work = ev.budget - budget.Left() }()
 	}
 	prefilter := ev.prefilter && q.Element != nil
+	var sig selector.Signature
+	if prefilter {
+		sig = selector.SignatureOf(q.Element)
+	}
 	var stop error // set when evaluation must end without an answer
 	tried := 0
 	try := func(rules []int32) {
@@ -228,7 +233,7 @@ func (as *AccountState) evalPrivacy(ctx context.Context, q *Query, u urlmatch.UR
 				return
 			}
 			r := &as.privacy[i]
-			if prefilter && r.sel != nil && !r.sel.MayMatch(q.Element) {
+			if prefilter && r.sel != nil && !r.sel.MayMatch(sig) {
 				continue
 			}
 			if !r.matchLoose(&page) {

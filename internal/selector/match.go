@@ -324,16 +324,3 @@ func foldedContains(s, p string, t []int32) bool {
 	}
 	return false
 }
-
-// rightmostMayMatch reports whether the rightmost compound's tag, first id
-// and first class all fit e; when they do not, match reports false.
-func (cs *complexSel) rightmostMayMatch(e *Element) bool {
-	c := &cs.compounds[len(cs.compounds)-1]
-	if c.tag != "" && !equalLowerASCII(e.Tag, c.tag) {
-		return false
-	}
-	if len(c.ids) > 0 && e.ID != c.ids[0] {
-		return false
-	}
-	return len(c.classes) == 0 || hasClass(e.Classes, c.classes[0], nil)
-}

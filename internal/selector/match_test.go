@@ -272,7 +272,7 @@ func TestMayMatchIsNecessary(t *testing.T) {
 		for range 40 {
 			e, anc := randomChain(r, words)
 			chains++
-			m, may := sel.Match(e, anc), sel.MayMatch(&e)
+			m, may := sel.Match(e, anc), sel.MayMatch(SignatureOf(&e))
 			if m && !may {
 				t.Fatalf("%q matches %+v (ancestors %+v) but MayMatch is false", src, e, anc)
 			}
@@ -289,7 +289,7 @@ func TestMayMatchIsNecessary(t *testing.T) {
 		t.Errorf("MayMatch ruled out only %d of %d misses", pruned, misses)
 	}
 	var nilSel *Selector
-	if nilSel.MayMatch(&Element{Tag: "a"}) {
+	if nilSel.MayMatch(SignatureOf(&Element{Tag: "a"})) {
 		t.Error("nil selector: MayMatch is true")
 	}
 }
