@@ -221,10 +221,8 @@ func (as *AccountState) evalPrivacy(ctx context.Context, q *Query, u urlmatch.UR
 		defer func() { *ev.work = ev.budget - budget.Left() }()
 	}
 	prefilter := ev.prefilter && q.Element != nil
-	var sig selector.Signature
-	if prefilter {
-		sig = selector.SignatureOf(q.Element)
-	}
+	var sig selector.Signature // computed when the first rule needs it
+	haveSig := false
 	var stop error // set when evaluation must end without an answer
 	tried := 0
 	try := func(rules []int32) {
@@ -233,8 +231,13 @@ func (as *AccountState) evalPrivacy(ctx context.Context, q *Query, u urlmatch.UR
 				return
 			}
 			r := &as.privacy[i]
-			if prefilter && r.sel != nil && !r.sel.MayMatch(sig) {
-				continue
+			if prefilter && r.sel != nil {
+				if !haveSig {
+					sig, haveSig = selector.SignatureOf(q.Element), true
+				}
+				if !r.sel.MayMatch(sig) {
+					continue
+				}
 			}
 			if !r.matchLoose(&page) {
 				continue

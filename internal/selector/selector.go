@@ -178,102 +178,75 @@ func (b *Budget) spend(n int) bool {
 	return b.left >= 0
 }
 
-// Signature summarizes an element's tag, id, class names and attributes
-// in 64 bits, for [Selector.MayMatch]. Compute it once per element and pass
+// Signature summarizes an element's tag, id and class names in 64 bits, for [Selector.MayMatch]. Compute it once per element and pass
 // it to every selector tried on that element.
 type Signature uint64
 
 // SignatureOf returns el's signature: one bit for its ASCII-lower-cased
-// tag, one for its id, one for each class name (each white-space separated
-// token of each Classes entry), and for each attribute one bit for its
-// lower-cased name and one for name and value together. Its cost is linear
-// in the length of those names and values.
+// tag, one for its id and one for each class name (each white-space
+// separated token of each Classes entry). Its cost is linear in the length
+// of those names. Attributes are left out: hashing them costs more than
+// the rules they would rule out save.
 func SignatureOf(el *Element) Signature {
-	sig := sigBit(sigTag, el.Tag, "")
+	sig := sigBit(sigTag, el.Tag)
 	if el.ID != "" {
-		sig |= sigBit(sigID, el.ID, "")
+		sig |= sigBit(sigID, el.ID)
 	}
 	for _, entry := range el.Classes {
 		start := 0
 		for i := 0; i <= len(entry); i++ {
 			if i == len(entry) || isSpace(entry[i]) {
 				if i > start {
-					sig |= sigBit(sigClass, entry[start:i], "")
+					sig |= sigBit(sigClass, entry[start:i])
 				}
 				start = i + 1
 			}
 		}
 	}
-	for k, v := range el.Attributes {
-		sig |= sigBit(sigAttr, k, "") | sigBit(sigAttrValue, k, v)
-	}
 	return sig
 }
 
-// Seeds of the kinds of names in a Signature. The seeds of tags and
-// attribute names mark the names that are ASCII-lower-cased.
+// Seeds of the kinds of names in a Signature.
 const (
-	sigTag       = 0x9e3779b97f4a7c15
-	sigID        = 0xc2b2ae3d27d4eb4f
-	sigClass     = 0x165667b19e3779f9
-	sigAttr      = 0x27d4eb2f165667c5
-	sigAttrValue = 0x94d049bb133111eb
+	sigTag   = 0x9e3779b97f4a7c15
+	sigID    = 0xc2b2ae3d27d4eb4f
+	sigClass = 0x165667b19e3779f9
 )
 
-// sigBit hashes name (ASCII-lower-cased unless it is an id or a class)
-// and, for sigAttrValue, "=" and value with FNV-1a from seed, and returns
-// the one bit it selects.
-func sigBit(seed uint64, name, value string) Signature {
-	h := seed
-	fold := seed != sigID && seed != sigClass
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		if fold && 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		h ^= uint64(c)
-		h *= 0x100000001b3
-	}
-	if seed == sigAttrValue {
-		h ^= '='
-		h *= 0x100000001b3
-		for i := 0; i < len(value); i++ {
-			h ^= uint64(value[i])
-			h *= 0x100000001b3
+// sigBit hashes name's length and its first, middle and last two bytes
+// (ASCII-lower-cased for a tag) from seed and returns the one bit it
+// selects: constant work per name, and names that differ only elsewhere
+// merely share a bit, which MayMatch tolerates.
+func sigBit(seed uint64, name string) Signature {
+	n := len(name)
+	h := seed ^ uint64(n)
+	if n > 0 {
+		b := [5]byte{name[0], name[min(1, n-1)], name[n/2], name[max(0, n-2)], name[n-1]}
+		for _, c := range b {
+			if seed == sigTag && 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			h = (h << 8) ^ (h >> 56) ^ uint64(c)
 		}
 	}
-	h ^= h >> 29
-	return 1 << (h % 64)
+	return 1 << ((h * 0x9e3779b97f4a7c15) >> 58)
 }
 
 // needsOf returns, per complex selector, the signature bits of the tag,
-// the first id, the first class and the first attribute test (other than
-// of id or class: the name, or name and value for a case-sensitive "=")
-// its rightmost compound names: an element lacking any of them cannot
-// match that complex selector.
+// the first id and the first class its rightmost compound names: an
+// element lacking any of them cannot match that complex selector.
 func needsOf(list []complexSel) []Signature {
 	needs := make([]Signature, len(list))
 	for i := range list {
 		c := &list[i].compounds[len(list[i].compounds)-1]
 		if c.tag != "" {
-			needs[i] |= sigBit(sigTag, c.tag, "")
+			needs[i] |= sigBit(sigTag, c.tag)
 		}
 		if len(c.ids) > 0 {
-			needs[i] |= sigBit(sigID, c.ids[0], "")
+			needs[i] |= sigBit(sigID, c.ids[0])
 		}
 		if len(c.classes) > 0 {
-			needs[i] |= sigBit(sigClass, c.classes[0], "")
-		}
-		for _, a := range c.attrs {
-			if a.name == "id" || a.name == "class" {
-				continue
-			}
-			if a.op == opEquals && !a.insensitive {
-				needs[i] |= sigBit(sigAttrValue, a.name, a.val)
-			} else {
-				needs[i] |= sigBit(sigAttr, a.name, "")
-			}
-			break
+			needs[i] |= sigBit(sigClass, c.classes[0])
 		}
 	}
 	return needs
@@ -281,8 +254,8 @@ func needsOf(list []complexSel) []Signature {
 
 // MayMatch is a cheap necessary condition for Match, as browsers use to
 // pick candidate rules: it reports false when, for every selector of the
-// group, the element whose signature is sig lacks the tag, the id, the
-// first class or the first attribute that the rightmost compound names; Match would then report
+// group, the element whose signature is sig lacks the tag, the id or the
+// first class that the rightmost compound names; Match would then report
 // false too. True means Match must be asked (a signature can hold bits
 // of names the element does not have). MayMatch charges no budget and
 // does not allocate. A nil Selector matches nothing.
