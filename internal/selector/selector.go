@@ -213,7 +213,7 @@ const (
 	sigClass = 0x165667b19e3779f9
 )
 
-// sigBit hashes name's length and its first, middle and last two bytes
+// sigBit hashes name's length and its first, middle and last bytes
 // (ASCII-lower-cased for a tag) from seed and returns the one bit it
 // selects: constant work per name, and names that differ only elsewhere
 // merely share a bit, which MayMatch tolerates.
@@ -221,13 +221,11 @@ func sigBit(seed uint64, name string) Signature {
 	n := len(name)
 	h := seed ^ uint64(n)
 	if n > 0 {
-		b := [5]byte{name[0], name[min(1, n-1)], name[n/2], name[max(0, n-2)], name[n-1]}
-		for _, c := range b {
-			if seed == sigTag && 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			h = (h << 8) ^ (h >> 56) ^ uint64(c)
+		a, m, z := name[0], name[n/2], name[n-1]
+		if seed == sigTag {
+			a, m, z = a|0x20, m|0x20, z|0x20 // case-insensitive enough: equal names stay equal
 		}
+		h ^= uint64(a) | uint64(m)<<8 | uint64(z)<<16
 	}
 	return 1 << ((h * 0x9e3779b97f4a7c15) >> 58)
 }
