@@ -177,6 +177,29 @@ func (as *AccountState) checkSwitches(f Feature, agent bool) Decision {
 // consulted, and a done
 // ctx ends the evaluation with its error.
 func (as *AccountState) checkPrivacy(ctx context.Context, q *Query, u urlmatch.URL) (Decision, error) {
+	return as.evalPrivacy(ctx, q, u, privacyEval{budget: MaxPrivacyWork, prefilter: true})
+}
+
+// privacyEval says how evalPrivacy runs: with which budget and whether
+// rules whose selector cannot match the element are passed over without
+// being tried (tests compare both ways).
+type privacyEval struct {
+	budget    int
+	prefilter bool
+	// work, when set, receives the units spent.
+	work *int
+}
+
+// evalPrivacy is checkPrivacy. With prefilter, a rule whose selector's
+// rightmost compounds cannot match the element (selector.MayMatch: by tag,
+// id and first class, read from the element's 64-bit signature, computed
+// once per decision) is passed over before its page is even compared:
+// the selector could not match, so the rule could not decide, and it costs
+// no work units. Every rule that is tried is tried exactly as without the
+// prefilter and charged the same, in the same order, so the answer is the
+// same unless the evaluation without the prefilter would have run out of
+// budget; a prefiltered evaluation never spends more.
+func (as *AccountState) evalPrivacy(ctx context.Context, q *Query, u urlmatch.URL, ev privacyEval) (Decision, error) {
 	var kind PrivacyRuleKind
 	var reason Reason
 	switch q.Feature {
@@ -193,7 +216,13 @@ func (as *AccountState) checkPrivacy(ctx context.Context, q *Query, u urlmatch.U
 	ix := &as.privacyIndex[kind]
 	page := pageOf(u)
 	best := -1
-	budget := selector.NewBudget(MaxPrivacyWork)
+	budget := selector.NewBudget(ev.budget)
+	if ev.work != nil {
+		defer func() { *ev.work = ev.budget - budget.Left() }()
+	}
+	prefilter := ev.prefilter && q.Element != nil
+	var sig selector.Signature // computed when the first rule needs it
+	haveSig := false
 	var stop error // set when evaluation must end without an answer
 	tried := 0
 	try := func(rules []int32) {
@@ -202,6 +231,14 @@ func (as *AccountState) checkPrivacy(ctx context.Context, q *Query, u urlmatch.U
 				return
 			}
 			r := &as.privacy[i]
+			if prefilter && r.sel != nil {
+				if !haveSig {
+					sig, haveSig = selector.SignatureOf(q.Element), true
+				}
+				if !r.sel.MayMatch(sig) {
+					continue
+				}
+			}
 			if !r.matchLoose(&page) {
 				continue
 			}

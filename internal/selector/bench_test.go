@@ -69,3 +69,21 @@ func BenchmarkCompile(b *testing.B) {
 		MustCompile(`form.checkout input[name="cvv"], [data-private] *:not(.public)`)
 	}
 }
+
+// BenchmarkSignatureOf measures the once-per-decision cost of an element's
+// signature, and MayMatch the per-rule cost of consulting it.
+func BenchmarkSignatureOf(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		SignatureOf(&benchElement)
+	}
+}
+
+func BenchmarkMayMatch(b *testing.B) {
+	sel := MustCompile(benchSelectors[len(benchSelectors)-2].src)
+	sig := SignatureOf(&benchElement)
+	b.ReportAllocs()
+	for b.Loop() {
+		sel.MayMatch(sig)
+	}
+}

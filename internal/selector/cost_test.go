@@ -140,3 +140,39 @@ func TestBudgetChargesEveryInput(t *testing.T) {
 		}
 	}
 }
+
+// TestBudgetExhaustedNeverMatches: work cut short anywhere, including
+// inside :not() (where a cut-short test would read as "the argument did
+// not match"), yields false, never a match, for every budget smaller than
+// the work the full evaluation needs.
+func TestBudgetExhaustedNeverMatches(t *testing.T) {
+	long := strings.Repeat("q", 300)
+	el := Element{Tag: "a", Classes: []string{"x", long}, Attributes: map[string]string{"data-x": long}}
+	anc := []Element{{Tag: "div", ID: "app", Attributes: map[string]string{"data-x": long}}, {Tag: "form", Classes: []string{long, "y"}}}
+	for _, src := range []string{
+		":not([data-x*=zz])",
+		"a:not([data-x$=zz i]):not(.zz)",
+		"div:not([data-x^=zz]) > form:not(.zz) a",
+		":not([data-x*=zz]) *, a:not([data-x=zz])",
+		"a:not(:not([data-x*=q]))",
+	} {
+		sel := MustCompile(src)
+		if !sel.Match(el, anc) {
+			t.Fatalf("%s: does not match the test element", src)
+		}
+		full := NewBudget(1 << 30)
+		sel.MatchBudget(el, anc, &full)
+		need := 1<<30 - full.Left()
+		for n := range need {
+			b := NewBudget(n)
+			if sel.MatchBudget(el, anc, &b) {
+				t.Errorf("%s: budget %d of the %d needed: matched", src, n, need)
+				break
+			}
+			if !b.Exhausted() {
+				t.Errorf("%s: budget %d of the %d needed: false without running out", src, n, need)
+				break
+			}
+		}
+	}
+}

@@ -254,3 +254,42 @@ func repeat(s string, n int) string {
 	}
 	return out
 }
+
+// TestMayMatchIsNecessary: on generated selectors and element chains,
+// MayMatch is false only where Match is false too, and it does rule out a
+// good share of the non-matching cases (else it would save nothing).
+func TestMayMatchIsNecessary(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	selectors, chains, pruned, misses := 0, 0, 0, 0
+	for selectors < 1500 {
+		src := randomSelector(r)
+		sel, err := Compile(src)
+		if err != nil {
+			continue
+		}
+		selectors++
+		words := wordsOf(src)
+		for range 40 {
+			e, anc := randomChain(r, words)
+			chains++
+			m, may := sel.Match(e, anc), sel.MayMatch(SignatureOf(&e))
+			if m && !may {
+				t.Fatalf("%q matches %+v (ancestors %+v) but MayMatch is false", src, e, anc)
+			}
+			if !m {
+				misses++
+				if !may {
+					pruned++
+				}
+			}
+		}
+	}
+	t.Logf("%d selectors, %d chains, %d misses, %d ruled out by MayMatch", selectors, chains, misses, pruned)
+	if pruned < misses/4 {
+		t.Errorf("MayMatch ruled out only %d of %d misses", pruned, misses)
+	}
+	var nilSel *Selector
+	if nilSel.MayMatch(SignatureOf(&Element{Tag: "a"})) {
+		t.Error("nil selector: MayMatch is true")
+	}
+}

@@ -64,6 +64,9 @@ type Element struct {
 type Selector struct {
 	src  string
 	list []complexSel
+	// needs holds, per selector of the group, the Signature bits an
+	// element must have for its rightmost compound to match.
+	needs []Signature
 }
 
 // cssSpace is the CSS whitespace set.
@@ -94,7 +97,7 @@ func Compile(s string) (*Selector, error) {
 	if _, cerr := cascadia.ParseGroup(src); cerr != nil {
 		return nil, invalid("%s", strings.ToLower(cerr.Error()))
 	}
-	return &Selector{src: src, list: list}, nil
+	return &Selector{src: src, list: list, needs: needsOf(list)}, nil
 }
 
 // MustCompile is like Compile but panics if s is not accepted. It is meant
@@ -136,11 +139,15 @@ func (s *Selector) MatchBudget(el Element, ancestors []Element, b *Budget) bool 
 	}
 	c := chain{el: &el, anc: ancestors, b: b}
 	for i := range s.list {
-		if s.list[i].match(c) {
-			return true
-		}
+		m := s.list[i].match(c)
+		// Work cut short inside :not() reads as "the argument did not
+		// match", which would let the compound match: a match found
+		// on an exhausted budget is no answer.
 		if b.Exhausted() {
 			return false
+		}
+		if m {
+			return true
 		}
 	}
 	return false
@@ -169,4 +176,95 @@ func (b *Budget) spend(n int) bool {
 	}
 	b.left -= n
 	return b.left >= 0
+}
+
+// Signature summarizes an element's tag, id and class names in 64 bits, for [Selector.MayMatch]. Compute it once per element and pass
+// it to every selector tried on that element.
+type Signature uint64
+
+// SignatureOf returns el's signature: one bit for its ASCII-lower-cased
+// tag, one for its id and one for each class name (each white-space
+// separated token of each Classes entry). Its cost is linear in the length
+// of those names. Attributes are left out: hashing them costs more than
+// the rules they would rule out save.
+func SignatureOf(el *Element) Signature {
+	sig := sigBit(sigTag, el.Tag)
+	if el.ID != "" {
+		sig |= sigBit(sigID, el.ID)
+	}
+	for _, entry := range el.Classes {
+		start := 0
+		for i := 0; i <= len(entry); i++ {
+			if i == len(entry) || isSpace(entry[i]) {
+				if i > start {
+					sig |= sigBit(sigClass, entry[start:i])
+				}
+				start = i + 1
+			}
+		}
+	}
+	return sig
+}
+
+// Seeds of the kinds of names in a Signature.
+const (
+	sigTag   = 0x9e3779b97f4a7c15
+	sigID    = 0xc2b2ae3d27d4eb4f
+	sigClass = 0x165667b19e3779f9
+)
+
+// sigBit hashes name's length and its first, middle and last bytes
+// (ASCII-lower-cased for a tag) from seed and returns the one bit it
+// selects: constant work per name, and names that differ only elsewhere
+// merely share a bit, which MayMatch tolerates.
+func sigBit(seed uint64, name string) Signature {
+	n := len(name)
+	h := seed ^ uint64(n)
+	if n > 0 {
+		a, m, z := name[0], name[n/2], name[n-1]
+		if seed == sigTag {
+			a, m, z = a|0x20, m|0x20, z|0x20 // case-insensitive enough: equal names stay equal
+		}
+		h ^= uint64(a) | uint64(m)<<8 | uint64(z)<<16
+	}
+	return 1 << ((h * 0x9e3779b97f4a7c15) >> 58)
+}
+
+// needsOf returns, per complex selector, the signature bits of the tag,
+// the first id and the first class its rightmost compound names: an
+// element lacking any of them cannot match that complex selector.
+func needsOf(list []complexSel) []Signature {
+	needs := make([]Signature, len(list))
+	for i := range list {
+		c := &list[i].compounds[len(list[i].compounds)-1]
+		if c.tag != "" {
+			needs[i] |= sigBit(sigTag, c.tag)
+		}
+		if len(c.ids) > 0 {
+			needs[i] |= sigBit(sigID, c.ids[0])
+		}
+		if len(c.classes) > 0 {
+			needs[i] |= sigBit(sigClass, c.classes[0])
+		}
+	}
+	return needs
+}
+
+// MayMatch is a cheap necessary condition for Match, as browsers use to
+// pick candidate rules: it reports false when, for every selector of the
+// group, the element whose signature is sig lacks the tag, the id or the
+// first class that the rightmost compound names; Match would then report
+// false too. True means Match must be asked (a signature can hold bits
+// of names the element does not have). MayMatch charges no budget and
+// does not allocate. A nil Selector matches nothing.
+func (s *Selector) MayMatch(sig Signature) bool {
+	if s == nil {
+		return false
+	}
+	for _, n := range s.needs {
+		if sig&n == n {
+			return true
+		}
+	}
+	return false
 }
