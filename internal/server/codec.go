@@ -42,7 +42,19 @@ func newRequestCodec() encoding.CodecV2 {
 // Name is the codec's content subtype; it replaces grpc-go's "proto".
 func (requestCodec) Name() string { return "proto" }
 
-func (c requestCodec) Marshal(v any) (mem.BufferSlice, error) { return c.inner.Marshal(v) }
+// Marshal encodes a response; an encodedMessage is sent as it is.
+func (c requestCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if e, ok := v.(*encodedMessage); ok {
+		return mem.BufferSlice{mem.SliceBuffer(e.b)}, nil
+	}
+	return c.inner.Marshal(v)
+}
+
+// encodedMessage is a response marshaled once and sent on many streams
+// (stream.SendMsg): a policy that many watchers of one session share is
+// encoded once, not once per watcher, and its bytes are held once however
+// many streams are still sending them. The bytes are never modified.
+type encodedMessage struct{ b []byte }
 
 func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	m, ok := v.(proto.Message)

@@ -229,14 +229,17 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 				return d.s.status(ctx, err)
 			}
 			if p != last {
-				out := p
-				if last == nil && p.GetRevision() < snap.Revision() {
+				rev := p.GetRevision()
+				if last == nil && rev < snap.Revision() {
 					// A policy shared since an earlier revision: the first
 					// message says the current one.
-					out = proto.CloneOf(p)
-					out.Revision = snap.Revision()
+					rev = snap.Revision()
 				}
-				if err := stream.Send(&gatehousev1.WatchSessionPolicyResponse{Policy: out}); err != nil {
+				msg, err := shared.encoded(p, rev)
+				if err != nil {
+					return d.s.status(ctx, err)
+				}
+				if err := stream.SendMsg(msg); err != nil {
 					return err
 				}
 				last = p
@@ -293,8 +296,9 @@ type watchPolicies struct {
 	start sync.Once
 	mu    sync.Mutex
 	m     map[watchKey]*sharedPolicy
-	// builds counts the policies built for watchers.
-	builds atomic.Int64
+	// builds counts the policies built for watchers, encodes the
+	// responses encoded for them.
+	builds, encodes atomic.Int64
 
 	listsMu sync.Mutex
 	// lists holds, per watched account, the wire lists of its current
@@ -338,6 +342,12 @@ type sharedPolicy struct {
 	acct *policy.AccountState
 	p    *gatehousev1.SessionPolicy // nil until built
 	rev  uint64                     // revision of the snapshot p was last checked against
+
+	// The last response sent, encoded: the policy encP stamped with
+	// revision encRev.
+	enc    *encodedMessage
+	encP   *gatehousev1.SessionPolicy
+	encRev uint64
 }
 
 // acquire returns the shared policy of k for a new watcher; the first
@@ -424,6 +434,28 @@ func (w *watchPolicies) len() int {
 // tell a change by the pointer. A watcher still at an older snapshot than
 // the policy's gets the newer policy rather than turning it back. Errors
 // are not kept.
+// encoded returns the WatchSessionPolicyResponse carrying p stamped with
+// revision rev, marshaled once for all the watchers that send it.
+func (sp *sharedPolicy) encoded(p *gatehousev1.SessionPolicy, rev uint64) (*encodedMessage, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.enc != nil && sp.encP == p && sp.encRev == rev {
+		return sp.enc, nil
+	}
+	out := p
+	if p.GetRevision() != rev {
+		out = proto.CloneOf(p)
+		out.Revision = rev
+	}
+	b, err := proto.Marshal(&gatehousev1.WatchSessionPolicyResponse{Policy: out})
+	if err != nil {
+		return nil, err
+	}
+	sp.w.encodes.Add(1)
+	sp.enc, sp.encP, sp.encRev = &encodedMessage{b: b}, p, rev
+	return sp.enc, nil
+}
+
 func (sp *sharedPolicy) get(snap *policy.Snapshot, sess *policy.Session, acct *policy.AccountState) (*gatehousev1.SessionPolicy, error) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()

@@ -104,7 +104,15 @@ func TestWatchSessionPolicy_OnlyOwnChangesCost(t *testing.T) {
 	if n := e.srv.watches.len(); n != keys {
 		t.Fatalf("%d shared policies for %d watchers of %d sessions and actors; want %d", n, len(watchers), keys, keys)
 	}
+	// Watchers of one session and actor that join at one revision share
+	// one encoded first message. The first session's watchers may have
+	// sent theirs before or after the second session was started (two
+	// revisions), so at most keys+2 encodings for 12 watchers.
+	if got := e.srv.watches.encodes.Load(); got > keys+2 {
+		t.Errorf("%d first messages encoded for %d watchers of %d sessions and actors; want at most %d", got, len(watchers), keys, keys+2)
+	}
 	before := e.srv.watches.builds.Load()
+	beforeEnc := e.srv.watches.encodes.Load()
 	for i := range 5 {
 		e.MustAllow("b", fmt.Sprintf("b%d", i), fmt.Sprintf("b%d.example.com", i))
 		e.MustUpdateSettings(&gatehousev1.LiveGuideSettings{AccountId: "b", Chat: i%2 == 0}, "chat")
@@ -123,6 +131,9 @@ func TestWatchSessionPolicy_OnlyOwnChangesCost(t *testing.T) {
 	}
 	if got := e.srv.watches.builds.Load() - before; got != keys {
 		t.Errorf("a write to a built %d policies for %d watchers; want %d (one per session and actor)", got, len(watchers), keys)
+	}
+	if got := e.srv.watches.encodes.Load() - beforeEnc; got != keys {
+		t.Errorf("a write to a encoded %d messages for %d watchers; want %d (one per session and actor)", got, len(watchers), keys)
 	}
 	// The watchers share the message.
 	for _, w := range watchers {
