@@ -42,8 +42,9 @@ const MaxPrivacyWork = 1 << 18
 const RulePrivacyWorkLimit = "privacy_work_limit"
 
 // Check answers q. A denial is a Decision with Allowed false, not an error;
-// the only errors are ErrSessionNotFound and, for a session whose account
-// cannot be read from the store, an *UnreadableError. Evaluation order,
+// the only errors are ErrSessionNotFound, for a session whose own record
+// cannot be read from the store a *SessionUnreadableError and, for a
+// session whose account cannot be read, an *UnreadableError. Evaluation order,
 // first denial wins: session ended, actor not in session, feature not of
 // this session kind, the page URL, role and account switches, privacy
 // rules.
@@ -56,7 +57,7 @@ func (s *Snapshot) Check(q *Query) (Decision, error) {
 func (s *Snapshot) CheckContext(ctx context.Context, q *Query) (Decision, error) {
 	sess := s.sessions[q.SessionID]
 	if sess == nil {
-		return Decision{}, ErrSessionNotFound
+		return Decision{}, s.missingSession(q.SessionID)
 	}
 	as := s.accounts[sess.AccountID]
 	if as == nil {

@@ -311,11 +311,15 @@ func (c *callerStream) RecvMsg(m any) error {
 	return takeRequestError(m)
 }
 
-// snapshotSessionAccess applies checkSessionAccess to a session of snap;
-// an unknown session is left to the caller (NOT_FOUND).
+// snapshotSessionAccess applies checkSessionAccess to a session of snap,
+// and to one whose record cannot be read by the account its key names; an
+// unknown session is left to the caller (NOT_FOUND).
 func snapshotSessionAccess(ctx context.Context, snap *policy.Snapshot, id string) error {
 	if sess := snap.Session(id); sess != nil {
 		return checkSessionAccess(ctx, sess)
+	}
+	if u, ok := snap.UnreadableSession(id); ok {
+		return checkOwnedAccess(ctx, "session", id, u.AccountID)
 	}
 	return nil
 }

@@ -134,6 +134,8 @@ func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store, now func() tim
 			func() float64 { _, n := snaps.Current().PublicSuffixEntries(0); return float64(n) }),
 		gauge("gatehouse_snapshot_unreadable_accounts", "Accounts left out of the snapshot because a stored record of theirs cannot be decoded; their decisions answer DATA_LOSS.",
 			func() float64 { return float64(snaps.Current().NumUnreadable()) }),
+		gauge("gatehouse_snapshot_unreadable_sessions", "Sessions left out of the snapshot because their own stored record cannot be read; their decisions answer DATA_LOSS.",
+			func() float64 { return float64(snaps.Current().NumUnreadableSessions()) }),
 	}
 	cs = append(cs, &outboxCollector{st: st, now: now})
 	if sz, ok := st.(interface{ Size() (int64, error) }); ok {
