@@ -25,6 +25,10 @@ type Query struct {
 	// Ancestors its ancestors, outermost first.
 	Element   *selector.Element
 	Ancestors []selector.Element
+
+	// work is the privacy work budget of the decision when it draws on a
+	// batch's (see CheckBatched); nil: MaxPrivacyWork of its own.
+	work *selector.Budget
 }
 
 // MaxPrivacyWork bounds the work of the privacy rules for one decision, in
@@ -194,7 +198,11 @@ func (as *AccountState) checkPrivacy(ctx context.Context, q *Query, u urlmatch.U
 	ix := &as.privacyIndex[kind]
 	page := pageOf(u)
 	best := -1
-	budget := selector.NewBudget(MaxPrivacyWork)
+	own := selector.NewBudget(MaxPrivacyWork)
+	budget := &own
+	if q.work != nil {
+		budget = q.work
+	}
 	var stop error // set when evaluation must end without an answer
 	tried := 0
 	try := func(rules []int32) {
@@ -217,7 +225,7 @@ func (as *AccountState) checkPrivacy(ctx context.Context, q *Query, u urlmatch.U
 				}
 			}
 			tried++
-			if r.sel.MatchBudget(*q.Element, q.Ancestors, &budget) {
+			if r.sel.MatchBudget(*q.Element, q.Ancestors, budget) {
 				best = int(i)
 				return
 			}
