@@ -150,8 +150,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain,
 		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg, NotificationRetried: wakeSender, TracerProvider: tp,
-		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, DecisionTimeout: cfg.DecisionTimeout,
-			QueueTarget: queueTarget(cfg.ShedQueueTarget), QueueInterval: cfg.ShedQueueInterval},
+		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, MaxInflightPerCaller: perCallerStreams(cfg.MaxInflightPerCaller),
+			DecisionTimeout: cfg.DecisionTimeout,
+			QueueTarget:     queueTarget(cfg.ShedQueueTarget), QueueInterval: cfg.ShedQueueInterval},
 		Streams: server.StreamLimits{MaxStreams: cfg.MaxStreams, MaxStreamsPerCaller: perCallerStreams(cfg.MaxStreamsPerCaller),
 			MaxMetaStreams: cfg.MaxMetaStreams, MaxConnStreams: cfg.MaxConnStreams},
 		Reflection: cfg.Reflection,
@@ -349,7 +350,8 @@ func serveMetrics(addr string, m *server.Metrics, withPprof bool, health http.Ha
 	}, nil
 }
 
-// perCallerStreams maps --max-streams-per-caller to StreamLimits, where 0
+// perCallerStreams maps --max-streams-per-caller and
+// --max-inflight-per-caller (0: off) to StreamLimits and Limits, where 0
 // takes the default and a negative value means no per-caller limit.
 func perCallerStreams(n int) int {
 	if n == 0 {
