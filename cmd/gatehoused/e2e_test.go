@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -899,8 +900,13 @@ func TestE2E_RefusesLockedStore(t *testing.T) {
 	if code := second.cmd.ProcessState.ExitCode(); code == 0 {
 		t.Errorf("second daemon exit code 0, want non-zero")
 	}
-	if out := second.stderr(); !strings.Contains(out, "locked by another process") {
+	out := second.stderr()
+	if !strings.Contains(out, "locked by another process") {
 		t.Errorf("second daemon stderr %q does not say the store is locked", out)
+	}
+	// It names the daemon holding the lock and how to stop it.
+	if pid := strconv.Itoa(d.cmd.Process.Pid); !strings.Contains(out, "pid "+pid) || !strings.Contains(out, "kill -TERM "+pid) {
+		t.Errorf("second daemon stderr %q does not name the first daemon's pid %s and how to stop it", out, pid)
 	}
 	c := dial(t, d.addr)
 	resp, err := c.health.Check(testContext(t), &healthpb.HealthCheckRequest{})
@@ -908,6 +914,47 @@ func TestE2E_RefusesLockedStore(t *testing.T) {
 		t.Errorf("first daemon health = %v, %v; want SERVING", resp, err)
 	}
 	d.stop()
+}
+
+// TestE2E_FailedStartLeavesNoStore: a daemon that cannot start — its
+// listen or metrics address taken, a TLS key or an SMTP password file it
+// cannot read — exits non-zero saying why, before it creates (or seeds) a
+// store: the data directory stays empty.
+func TestE2E_FailedStartLeavesNoStore(t *testing.T) {
+	t.Parallel()
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	missing := filepath.Join(t.TempDir(), "missing")
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"listen taken":          {[]string{"--listen", taken.Addr().String()}, "address already in use"},
+		"metrics taken":         {[]string{"--metrics-addr", taken.Addr().String()}, "address already in use"},
+		"tls files unreadable":  {[]string{"--tls-cert", missing, "--tls-key", missing}, missing},
+		"smtp password missing": {[]string{"--smtp-addr", "127.0.0.1:25", "--smtp-password-file", missing}, "smtp-password-file"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			d := launch(t, nil, loopbackArgs(dir, append([]string{"--demo"}, tc.args...)...)...)
+			if code := d.awaitExit(30 * time.Second); code == 0 {
+				t.Errorf("exit code 0; want non-zero")
+			}
+			if out := d.stderr(); !strings.Contains(out, tc.want) {
+				t.Errorf("stderr %q does not say %q", out, tc.want)
+			}
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 0 {
+				t.Errorf("the data directory holds %v after a failed start; want nothing", entries)
+			}
+		})
+	}
 }
 
 func TestE2E_DemoFlagSeeds(t *testing.T) {

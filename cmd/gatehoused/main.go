@@ -80,6 +80,43 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 
 	start := time.Now()
+	// Listen first: a daemon that cannot bind its addresses (a port taken)
+	// fails before it creates, opens or seeds a store.
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lis.Close() }()
+	var metricsLis net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+		defer func() { _ = metricsLis.Close() }()
+	}
+	// Everything else that can fail on a flag's value fails before the
+	// store is touched too.
+	backend, err := notifyBackend(cfg)
+	if err != nil {
+		return err
+	}
+	var tlsCfg *tls.Config
+	if cfg.TLSCert != "" {
+		if tlsCfg, err = tlsconfig.Server(tlsconfig.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, ClientCA: cfg.TLSClientCA}); err != nil {
+			return err
+		}
+	}
+	// The tracer provider is created before the server and, deferred, shut
+	// down after it stopped: every span has ended by then.
+	var tp trace.TracerProvider
+	if cfg.OTelEndpoint != "" {
+		sdktp, err := startTracing(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer stopTracing(sdktp, cfg.ShutdownTimeout, log)
+		tp = sdktp
+	}
 	st, err := openStore(cfg.DataDir, cfg.AcceptMetaRollback, log)
 	if err != nil {
 		return err
@@ -99,10 +136,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		log.Info("demo data", "seeded", seeded, "account", demo.AccountID)
 	}
 	// The notification sender stops (deferred) before the store closes.
-	wakeSender, stopSender, err := startSender(cfg, st, log)
-	if err != nil {
-		return err
-	}
+	wakeSender, stopSender := startSender(backend, st, log)
 	defer stopSender()
 	if cfg.BootstrapTokenFile != "" {
 		if err := bootstrapToken(ctx, st, cfg.BootstrapTokenFile, log); err != nil {
@@ -124,45 +158,21 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		<-followDone
 	}()
 
-	lis, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
-	}
-	var tlsCfg *tls.Config
-	if cfg.TLSCert != "" {
-		if tlsCfg, err = tlsconfig.Server(tlsconfig.Files{Cert: cfg.TLSCert, Key: cfg.TLSKey, ClientCA: cfg.TLSClientCA}); err != nil {
-			return err
-		}
-	}
 	var metrics *server.Metrics
 	if cfg.MetricsAddr != "" {
 		metrics = server.NewMetrics()
 	}
-	// The tracer provider is created before the server and, deferred, shut
-	// down after it stopped: every span has ended by then.
-	var tp trace.TracerProvider
-	if cfg.OTelEndpoint != "" {
-		sdktp, err := startTracing(ctx, cfg, log)
-		if err != nil {
-			return err
-		}
-		defer stopTracing(sdktp, cfg.ShutdownTimeout, log)
-		tp = sdktp
-	}
 	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain,
 		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg, NotificationRetried: wakeSender, TracerProvider: tp,
-		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, DecisionTimeout: cfg.DecisionTimeout,
-			QueueTarget: queueTarget(cfg.ShedQueueTarget), QueueInterval: cfg.ShedQueueInterval},
+		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, MaxInflightPerCaller: perCallerStreams(cfg.MaxInflightPerCaller),
+			DecisionTimeout: cfg.DecisionTimeout,
+			QueueTarget:     queueTarget(cfg.ShedQueueTarget), QueueInterval: cfg.ShedQueueInterval},
 		Streams: server.StreamLimits{MaxStreams: cfg.MaxStreams, MaxStreamsPerCaller: perCallerStreams(cfg.MaxStreamsPerCaller),
 			MaxMetaStreams: cfg.MaxMetaStreams, MaxConnStreams: cfg.MaxConnStreams},
 		Reflection: cfg.Reflection,
 		SlowCall:   slowCall(cfg.LogSlowCall)})
 	if metrics != nil {
-		stopMetrics, err := serveMetrics(cfg.MetricsAddr, metrics, cfg.Pprof, srv.HealthHandler(), log)
-		if err != nil {
-			return err
-		}
-		defer stopMetrics()
+		defer serveMetrics(metricsLis, cfg.MetricsAddr, metrics, cfg.Pprof, srv.HealthHandler(), log)()
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
@@ -200,22 +210,28 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	return <-serveErr
 }
 
+// notifyBackend returns where completed-session notifications go: SMTP
+// with --smtp-addr (reading --smtp-password-file), else the outbox
+// directory.
+func notifyBackend(cfg config.Config) (notify.Backend, error) {
+	if cfg.SMTPAddr == "" {
+		return &notify.Dir{Path: cfg.NotificationDir()}, nil
+	}
+	b := &notify.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, ImplicitTLS: cfg.SMTPImplicitTLS, Username: cfg.SMTPUsername}
+	if cfg.SMTPPasswordFile != "" {
+		pw, err := os.ReadFile(cfg.SMTPPasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("smtp-password-file: %w", err)
+		}
+		b.Password = strings.TrimRight(string(pw), "\r\n")
+	}
+	return b, nil
+}
+
 // startSender runs the completed-session notification sender until stop is
 // called; stop returns once the sender has made its last store write. wake
 // makes the sender look at the whole outbox at once (RetryNotification).
-func startSender(cfg config.Config, st *bolt.Store, log *slog.Logger) (wake, stop func(), err error) {
-	var backend notify.Backend = &notify.Dir{Path: cfg.NotificationDir()}
-	if cfg.SMTPAddr != "" {
-		b := &notify.SMTP{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, ImplicitTLS: cfg.SMTPImplicitTLS, Username: cfg.SMTPUsername}
-		if cfg.SMTPPasswordFile != "" {
-			pw, err := os.ReadFile(cfg.SMTPPasswordFile)
-			if err != nil {
-				return nil, nil, fmt.Errorf("smtp-password-file: %w", err)
-			}
-			b.Password = strings.TrimRight(string(pw), "\r\n")
-		}
-		backend = b
-	}
+func startSender(backend notify.Backend, st *bolt.Store, log *slog.Logger) (wake, stop func()) {
 	sender := notify.NewSender(notify.Options{Store: st, Backend: backend, Logger: log.With("component", "notify")})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -226,7 +242,7 @@ func startSender(cfg config.Config, st *bolt.Store, log *slog.Logger) (wake, sto
 	return sender.Wake, func() {
 		cancel()
 		<-done
-	}, nil
+	}
 }
 
 // bootstrapToken writes a new operator token to path when the store has no
@@ -315,14 +331,10 @@ func slowCall(d time.Duration) time.Duration {
 	return d
 }
 
-// serveMetrics serves Prometheus metrics on addr at /metrics, health at
+// serveMetrics serves Prometheus metrics on lis (bound to addr) at /metrics, health at
 // /healthz, and with withPprof Go's profiles at /debug/pprof/, until the
 // returned function is called.
-func serveMetrics(addr string, m *server.Metrics, withPprof bool, health http.Handler, log *slog.Logger) (func(), error) {
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
+func serveMetrics(lis net.Listener, addr string, m *server.Metrics, withPprof bool, health http.Handler, log *slog.Logger) func() {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
 	mux.Handle("/healthz", health)
@@ -347,10 +359,11 @@ func serveMetrics(addr string, m *server.Metrics, withPprof bool, health http.Ha
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		_ = hs.Shutdown(ctx)
-	}, nil
+	}
 }
 
-// perCallerStreams maps --max-streams-per-caller to StreamLimits, where 0
+// perCallerStreams maps --max-streams-per-caller and
+// --max-inflight-per-caller (0: off) to StreamLimits and Limits, where 0
 // takes the default and a negative value means no per-caller limit.
 func perCallerStreams(n int) int {
 	if n == 0 {

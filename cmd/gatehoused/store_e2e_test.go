@@ -266,3 +266,74 @@ func TestE2E_FlippedBitInRecordLeavesItsAccountOut(t *testing.T) {
 		}
 	}
 }
+
+// TestE2E_FlippedBitInSessionRecordIsDataLoss flips one bit of a stored
+// session record (its checksum then fails): after a restart every
+// session-addressed RPC on that session answers DATA_LOSS naming it — the
+// decisions, the session policy (one call and a watch), the admin reads and
+// writes, a batch holding it — never NOT_FOUND nor an answer; the other
+// session of the same account is served as before, the account is not
+// counted unreadable, and the session is counted and logged.
+func TestE2E_FlippedBitInSessionRecordIsDataLoss(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx := testContext(t)
+	d := start(t, nil, loopbackArgs(dir)...)
+	c := dial(t, d.addr)
+	bad := setupSessionIn(t, c, "acme")
+	good, err := c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: "acme",
+		Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE, RepresentativeId: "alice", CustomerId: "cust-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.stop()
+	key := "t/acme/session/" + bad
+	rawUpdate(t, dir, func(kv, _ *bbolt.Bucket) error {
+		v := bytes.Clone(kv.Get([]byte(key)))
+		i := bytes.Index(v, []byte(`"representative_id":"alice"`))
+		if i < 0 {
+			return fmt.Errorf("no representative alice in %q", v)
+		}
+		v[i+len(`"representative_id":"`)] ^= 0x02 // alice -> clice: still valid JSON
+		return kv.Put([]byte(key), v)
+	})
+
+	d = start(t, nil, loopbackArgs(dir, "--metrics-addr", "127.0.0.1:0")...)
+	if e := d.mustLog("stored record damaged"); e["key"] != key {
+		t.Errorf("log entry %v; want one naming %s", e, key)
+	}
+	if e := d.mustLog("session unreadable: its decisions are refused until its record is repaired"); e["session_id"] != bad || e["account_id"] != "acme" {
+		t.Errorf("log entry %v; want session %s of acme", e, bad)
+	}
+	c = dial(t, d.addr)
+	dataLoss := func(what string, err error) {
+		t.Helper()
+		st := wantCode(t, what, err, codes.DataLoss)
+		if !strings.Contains(st.Message(), bad) {
+			t.Errorf("%s: message %q does not name the session", what, st.Message())
+		}
+	}
+	_, err = c.decide.CheckFeature(ctx, click(bad, agent("alice")))
+	dataLoss("CheckFeature", err)
+	_, err = c.decide.CheckFeatures(ctx, &gatehousev1.CheckFeaturesRequest{Checks: []*gatehousev1.CheckFeatureRequest{click(good.GetSession().GetId(), agent("alice")), click(bad, agent("alice"))}})
+	dataLoss("CheckFeatures", err)
+	_, err = c.decide.GetSessionPolicy(ctx, &gatehousev1.GetSessionPolicyRequest{SessionId: bad, Actor: agent("alice")})
+	dataLoss("GetSessionPolicy", err)
+	w, err := c.decide.WatchSessionPolicy(ctx, &gatehousev1.WatchSessionPolicyRequest{SessionId: bad, Actor: agent("alice")})
+	if err == nil {
+		_, err = w.Recv()
+	}
+	dataLoss("WatchSessionPolicy", err)
+	_, err = c.sessions.GetSession(ctx, &gatehousev1.GetSessionRequest{SessionId: bad})
+	dataLoss("GetSession", err)
+	_, err = c.sessions.EndSession(ctx, &gatehousev1.EndSessionRequest{SessionId: bad})
+	dataLoss("EndSession", err)
+
+	checkDecision(ctx, t, c, click(good.GetSession().GetId(), agent("alice")), true, gatehousev1.Reason_REASON_ALLOWED, "")
+	body := scrape(t, d)
+	for _, want := range []string{"\ngatehouse_snapshot_unreadable_sessions 1\n", "\ngatehouse_snapshot_unreadable_accounts 0\n", "\ngatehouse_store_damaged_records_at_start 1\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q", strings.TrimSpace(want))
+		}
+	}
+}

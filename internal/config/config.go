@@ -87,6 +87,10 @@ type Config struct {
 	// MaxInflight is how many unary calls may run at once; more are
 	// refused with RESOURCE_EXHAUSTED.
 	MaxInflight int
+	// MaxInflightPerCaller is how many of them one account (or one
+	// credential scoped to all accounts) may have running; 0 means no
+	// limit but MaxInflight.
+	MaxInflightPerCaller int
 	// MaxStreams is how many API streams (WatchSessionPolicy, BackupStore)
 	// may be open at once.
 	MaxStreams int
@@ -131,30 +135,31 @@ type Config struct {
 // Default returns the defaults: loopback on port 8470, ./data.
 func Default() Config {
 	return Config{
-		Listen:              "127.0.0.1:8470",
-		DataDir:             "./data",
-		LogLevel:            "info",
-		LogFormat:           "json",
-		LogSlowCall:         100 * time.Millisecond,
-		GCPercent:           400,
-		Auth:                "none",
-		AuditRetention:      90 * 24 * time.Hour,
-		SessionMaxAge:       24 * time.Hour,
-		SessionRetention:    30 * 24 * time.Hour,
-		ShutdownTimeout:     10 * time.Second,
-		CobrowseBaseDomain:  "support.me",
-		SMTPFrom:            "gatehouse@localhost",
-		MaxRecvMsgSize:      4 << 20,
-		MaxInflight:         1024,
-		MaxStreams:          4096,
-		MaxStreamsPerCaller: 256,
-		MaxMetaStreams:      64,
-		MaxConnStreams:      1024,
-		Reflection:          "authenticated",
-		ShedQueueTarget:     5 * time.Millisecond,
-		ShedQueueInterval:   100 * time.Millisecond,
-		DecisionTimeout:     time.Second,
-		OTelSampleRatio:     0.01,
+		Listen:               "127.0.0.1:8470",
+		DataDir:              "./data",
+		LogLevel:             "info",
+		LogFormat:            "json",
+		LogSlowCall:          100 * time.Millisecond,
+		GCPercent:            400,
+		Auth:                 "none",
+		AuditRetention:       90 * 24 * time.Hour,
+		SessionMaxAge:        24 * time.Hour,
+		SessionRetention:     30 * 24 * time.Hour,
+		ShutdownTimeout:      10 * time.Second,
+		CobrowseBaseDomain:   "support.me",
+		SMTPFrom:             "gatehouse@localhost",
+		MaxRecvMsgSize:       4 << 20,
+		MaxInflight:          1024,
+		MaxInflightPerCaller: 256,
+		MaxStreams:           4096,
+		MaxStreamsPerCaller:  256,
+		MaxMetaStreams:       64,
+		MaxConnStreams:       1024,
+		Reflection:           "authenticated",
+		ShedQueueTarget:      5 * time.Millisecond,
+		ShedQueueInterval:    100 * time.Millisecond,
+		DecisionTimeout:      time.Second,
+		OTelSampleRatio:      0.01,
 	}
 }
 
@@ -188,6 +193,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.OutboxDir, "outbox-dir", c.OutboxDir, "directory completed-session notifications are written to without --smtp-addr (default <data-dir>/outbox)")
 	fs.IntVar(&c.MaxRecvMsgSize, "max-recv-msg-size", c.MaxRecvMsgSize, "largest request message accepted, in `bytes` (larger: RESOURCE_EXHAUSTED)")
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "unary calls served at once; more are refused with RESOURCE_EXHAUSTED (health checks exempt)")
+	fs.IntVar(&c.MaxInflightPerCaller, "max-inflight-per-caller", c.MaxInflightPerCaller, "unary calls one account (or one credential scoped to all accounts) may have running at once; more are refused with RESOURCE_EXHAUSTED (0: only --max-inflight)")
 	fs.IntVar(&c.MaxStreams, "max-streams", c.MaxStreams, "API streams (WatchSessionPolicy, BackupStore) open at once; more are refused with RESOURCE_EXHAUSTED")
 	fs.IntVar(&c.MaxStreamsPerCaller, "max-streams-per-caller", c.MaxStreamsPerCaller, "API streams one account (or one credential scoped to all accounts) may hold open (0: only --max-streams)")
 	fs.IntVar(&c.MaxMetaStreams, "max-meta-streams", c.MaxMetaStreams, "health Watch and reflection streams open at once, apart from --max-streams")
@@ -331,6 +337,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxStreams < 1 {
 		errs = append(errs, fmt.Errorf("max-streams %d: want at least 1", c.MaxStreams))
+	}
+	if c.MaxInflightPerCaller < 0 {
+		errs = append(errs, fmt.Errorf("max-inflight-per-caller %d: want 0 (no limit but max-inflight) or more", c.MaxInflightPerCaller))
 	}
 	if c.MaxStreamsPerCaller < 0 {
 		errs = append(errs, fmt.Errorf("max-streams-per-caller %d: want 0 (no limit but max-streams) or more", c.MaxStreamsPerCaller))

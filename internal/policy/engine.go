@@ -25,6 +25,10 @@ type Query struct {
 	// Ancestors its ancestors, outermost first.
 	Element   *selector.Element
 	Ancestors []selector.Element
+
+	// work is the privacy work budget of the decision when it draws on a
+	// batch's (see CheckBatched); nil: MaxPrivacyWork of its own.
+	work *selector.Budget
 }
 
 // MaxPrivacyWork bounds the work of the privacy rules for one decision, in
@@ -42,8 +46,9 @@ const MaxPrivacyWork = 1 << 18
 const RulePrivacyWorkLimit = "privacy_work_limit"
 
 // Check answers q. A denial is a Decision with Allowed false, not an error;
-// the only errors are ErrSessionNotFound and, for a session whose account
-// cannot be read from the store, an *UnreadableError. Evaluation order,
+// the only errors are ErrSessionNotFound, for a session whose own record
+// cannot be read from the store a *SessionUnreadableError and, for a
+// session whose account cannot be read, an *UnreadableError. Evaluation order,
 // first denial wins: session ended, actor not in session, feature not of
 // this session kind, the page URL, role and account switches, privacy
 // rules.
@@ -56,7 +61,7 @@ func (s *Snapshot) Check(q *Query) (Decision, error) {
 func (s *Snapshot) CheckContext(ctx context.Context, q *Query) (Decision, error) {
 	sess := s.sessions[q.SessionID]
 	if sess == nil {
-		return Decision{}, ErrSessionNotFound
+		return Decision{}, s.missingSession(q.SessionID)
 	}
 	as := s.accounts[sess.AccountID]
 	if as == nil {
@@ -216,9 +221,14 @@ func (as *AccountState) evalPrivacy(ctx context.Context, q *Query, u urlmatch.UR
 	ix := &as.privacyIndex[kind]
 	page := pageOf(u)
 	best := -1
-	budget := selector.NewBudget(ev.budget)
+	own := selector.NewBudget(ev.budget)
+	budget := &own
+	if q.work != nil {
+		budget = q.work // a batch's share (CheckBatched)
+	}
 	if ev.work != nil {
-		defer func() { *ev.work = ev.budget - budget.Left() }()
+		start := budget.Left()
+		defer func() { *ev.work = start - budget.Left() }()
 	}
 	prefilter := ev.prefilter && q.Element != nil
 	var sig selector.Signature // computed when the first rule needs it
@@ -253,7 +263,7 @@ func (as *AccountState) evalPrivacy(ctx context.Context, q *Query, u urlmatch.UR
 				}
 			}
 			tried++
-			if r.sel.MatchBudget(*q.Element, q.Ancestors, &budget) {
+			if r.sel.MatchBudget(*q.Element, q.Ancestors, budget) {
 				best = int(i)
 				return
 			}

@@ -19,11 +19,11 @@ type SessionPolicy struct {
 
 // SessionPolicy builds the policy of a session for a language tag (it is
 // negotiated to one of Languages). It returns ErrSessionNotFound for an
-// unknown session and ok false when the actor is not a participant.
+// unknown session, the errors of Check for an unreadable one, and ok false when the actor is not a participant.
 func (s *Snapshot) SessionPolicy(sessionID string, role Role, actorID, languageTag string) (p SessionPolicy, ok bool, err error) {
 	sess := s.sessions[sessionID]
 	if sess == nil {
-		return p, false, ErrSessionNotFound
+		return p, false, s.missingSession(sessionID)
 	}
 	as := s.accounts[sess.AccountID]
 	if as == nil {

@@ -25,6 +25,10 @@ type Snapshot struct {
 	// theirs cannot be decoded, with why; their sessions' decisions fail
 	// with an UnreadableError instead of being answered.
 	unreadable map[string]string
+	// unreadableSessions holds the sessions left out because their own
+	// stored record cannot be read, by id; decisions in them fail with a
+	// *SessionUnreadableError instead of NOT_FOUND.
+	unreadableSessions map[string]UnreadableSession
 	// loggedAccounts counts accounts with a decision log, so that the
 	// decision path skips the log's lookups while no account has one.
 	loggedAccounts int
@@ -91,7 +95,7 @@ func (s *Snapshot) NumSessions() int { return len(s.sessions) }
 // account map and a settings change does not copy the session map.
 func (s *Snapshot) Apply(rev uint64, accounts map[string]*AccountState, sessions map[string]*Session) *Snapshot {
 	next := &Snapshot{revision: rev, accounts: s.accounts, sessions: s.sessions, tokens: s.tokens, certs: s.certs,
-		unreadable: s.unreadable, loggedAccounts: s.loggedAccounts}
+		unreadable: s.unreadable, unreadableSessions: s.unreadableSessions, loggedAccounts: s.loggedAccounts}
 	if len(accounts) > 0 {
 		for id, as := range accounts {
 			if logs(s.accounts[id]) {
@@ -173,6 +177,70 @@ func (e *UnreadableError) Unwrap() error { return ErrAccountUnreadable }
 func (s *Snapshot) missingAccount(id string) error {
 	if why, ok := s.unreadable[id]; ok {
 		return &UnreadableError{AccountID: id, Why: why}
+	}
+	return ErrSessionNotFound
+}
+
+// UnreadableSession is a session whose stored record cannot be read: the
+// account its key names, and why.
+type UnreadableSession struct {
+	AccountID string
+	Why       string
+}
+
+// WithUnreadableSessions returns s with sessions marked unreadable (a
+// non-empty Why) or no longer unreadable (an empty one). s is left
+// unchanged.
+func (s *Snapshot) WithUnreadableSessions(changes map[string]UnreadableSession) *Snapshot {
+	next := *s
+	next.unreadableSessions = maps.Clone(s.unreadableSessions)
+	if next.unreadableSessions == nil {
+		next.unreadableSessions = map[string]UnreadableSession{}
+	}
+	for id, u := range changes {
+		if u.Why == "" {
+			delete(next.unreadableSessions, id)
+		} else {
+			next.unreadableSessions[id] = u
+		}
+	}
+	return &next
+}
+
+// UnreadableSession returns the account and cause of a session whose
+// stored record cannot be read, and false when it can (or there is no
+// such session).
+func (s *Snapshot) UnreadableSession(id string) (UnreadableSession, bool) {
+	u, ok := s.unreadableSessions[id]
+	return u, ok
+}
+
+// NumUnreadableSessions returns how many sessions are unreadable.
+func (s *Snapshot) NumUnreadableSessions() int { return len(s.unreadableSessions) }
+
+// ErrSessionUnreadable is the error, wrapped in a *SessionUnreadableError,
+// of a decision in a session whose own record cannot be read from the
+// store.
+var ErrSessionUnreadable = errors.New("session unreadable")
+
+// SessionUnreadableError says which session cannot be read, and why.
+type SessionUnreadableError struct {
+	SessionID string
+	AccountID string
+	Why       string
+}
+
+func (e *SessionUnreadableError) Error() string {
+	return fmt.Sprintf("session %q of account %q cannot be read from the store: %s", e.SessionID, e.AccountID, e.Why)
+}
+
+func (e *SessionUnreadableError) Unwrap() error { return ErrSessionUnreadable }
+
+// missingSession is the error of a session id the snapshot holds no
+// session for: unreadable, or unknown.
+func (s *Snapshot) missingSession(id string) error {
+	if u, ok := s.unreadableSessions[id]; ok {
+		return &SessionUnreadableError{SessionID: id, AccountID: u.AccountID, Why: u.Why}
 	}
 	return ErrSessionNotFound
 }

@@ -311,8 +311,9 @@ func (c *callerStream) RecvMsg(m any) error {
 	return takeRequestError(m)
 }
 
-// snapshotSessionAccess applies checkSessionAccess to a session of snap;
-// an unknown session is left to the caller (NOT_FOUND).
+// snapshotSessionAccess applies checkSessionAccess to a session of snap,
+// and to one whose record cannot be read by the account its key names; an
+// unknown session is left to the caller (NOT_FOUND).
 func snapshotSessionAccess(ctx context.Context, snap *policy.Snapshot, id string) error {
 	if c, ok := auth.FromContext(ctx); ok && c.AccountID == "" {
 		// A caller of every account may access any session: no lookup.
@@ -320,6 +321,9 @@ func snapshotSessionAccess(ctx context.Context, snap *policy.Snapshot, id string
 	}
 	if sess := snap.Session(id); sess != nil {
 		return checkSessionAccess(ctx, sess)
+	}
+	if u, ok := snap.UnreadableSession(id); ok {
+		return checkOwnedAccess(ctx, "session", id, u.AccountID)
 	}
 	return nil
 }

@@ -219,13 +219,17 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 			return nil, d.s.status(ctx, err)
 		}
 	}
+	// The checks share one privacy work budget (policy.MaxBatchPrivacyWork),
+	// so that a batch costs at most a few costly decisions, not a
+	// thousand.
+	work := policy.NewBatchWork()
 	for i := range qs {
 		// A batch observes the caller's deadline between checks too, not
 		// only inside long privacy evaluations.
 		if err := ctx.Err(); err != nil {
 			return nil, d.s.status(ctx, err)
 		}
-		dec, err := snap.CheckContext(ctx, &qs[i])
+		dec, err := snap.CheckBatched(ctx, &qs[i], work)
 		if errors.Is(err, policy.ErrSessionNotFound) {
 			err = newError(codes.NotFound, "", nil, "checks[%d]: session %q not found", i, qs[i].SessionID)
 		}
@@ -236,6 +240,7 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 		d.s.decisions.record(ctx, snap, &qs[i], dec)
 		resp.Results[i] = decisionToProto(dec, snap.Revision())
 	}
+	d.s.metrics.countBatchWorkLimit(work.Limited())
 	if d.s.tracing {
 		traceChecks(ctx, len(qs), snap.Revision())
 	}

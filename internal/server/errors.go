@@ -137,6 +137,7 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 	var ae *apiError
 	var ve *validationError
 	var ue *policy.UnreadableError
+	var se *policy.SessionUnreadableError
 	var cd *policy.ChainTooDeepError
 	switch {
 	case errors.As(err, &ve):
@@ -157,6 +158,9 @@ func toStatus(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.DataLoss, "a stored portal or team chain is broken; an operator must repair the store")
 	case errors.Is(err, policy.ErrSessionNotFound):
 		return status.Error(codes.NotFound, "session not found")
+	case errors.As(err, &se):
+		log.ErrorContext(ctx, "decision refused: session unreadable", "session_id", se.SessionID, "account_id", se.AccountID, "err", se.Why)
+		return status.Errorf(codes.DataLoss, "session %q cannot be read from the store; its decisions are refused until an operator repairs it", se.SessionID)
 	case errors.As(err, &ue):
 		log.ErrorContext(ctx, "decision refused: account unreadable", "account_id", ue.AccountID, "err", ue.Why)
 		return status.Errorf(codes.DataLoss, "account %q cannot be read from the store; its decisions are refused until an operator repairs it", ue.AccountID)

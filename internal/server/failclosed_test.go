@@ -1,15 +1,19 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // rawPut writes val at key directly in the store, bypassing every handler,
@@ -27,8 +31,8 @@ func (e *testEnv) rawPut(key string, val []byte) uint64 {
 // TestFailClosed_UndecodableRecordQuarantinesItsAccount corrupts one
 // stored record of an account whose agent may not click. That account
 // leaves the snapshot: decisions in its sessions fail with DATA_LOSS (an
-// undecodable session record: NOT_FOUND), never an answer, and never
-// "allowed". Every other account goes on: a write to one is seen by the
+// undecodable session record: that session's decisions alone), never an
+// answer, and never "allowed". Every other account goes on: a write to one is seen by the
 // very next decision. Once the record is repaired, the account is back.
 func TestFailClosed_UndecodableRecordQuarantinesItsAccount(t *testing.T) {
 	t.Parallel()
@@ -43,7 +47,7 @@ func TestFailClosed_UndecodableRecordQuarantinesItsAccount(t *testing.T) {
 		{"allowlist entry", func(string) string { return "t/acme/allow/new" }, codes.DataLoss},
 		{"privacy rule", func(string) string { return "t/acme/privacy/new" }, codes.DataLoss},
 		{"portal", func(string) string { return "t/acme/portal/new" }, codes.DataLoss},
-		{"session", func(s string) string { return "t/acme/session/" + s }, codes.NotFound},
+		{"session", func(s string) string { return "t/acme/session/" + s }, codes.DataLoss},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,10 +72,12 @@ func TestFailClosed_UndecodableRecordQuarantinesItsAccount(t *testing.T) {
 			wantCode(t, err, tc.code)
 			_, err = e.decide.CheckFeatures(ctxT(t), &gatehousev1.CheckFeaturesRequest{Checks: []*gatehousev1.CheckFeatureRequest{otherClick, click}})
 			wantCode(t, err, tc.code)
-			if tc.code == codes.DataLoss {
-				if n := e.srv.snaps.Current().NumUnreadable(); n != 1 {
-					t.Fatalf("%d unreadable accounts in the snapshot; want 1", n)
-				}
+			wantAccounts, wantSessions := 1, 0
+			if tc.name == "session" {
+				wantAccounts, wantSessions = 0, 1
+			}
+			if n, m := e.srv.snaps.Current().NumUnreadable(), e.srv.snaps.Current().NumUnreadableSessions(); n != wantAccounts || m != wantSessions {
+				t.Fatalf("%d unreadable accounts and %d sessions in the snapshot; want %d and %d", n, m, wantAccounts, wantSessions)
 			}
 
 			// The other account is not held up: a write to it is seen by
@@ -96,8 +102,8 @@ func TestFailClosed_UndecodableRecordQuarantinesItsAccount(t *testing.T) {
 			if resp.GetRevision() < repaired || resp.GetDecision().GetAllowed() || resp.GetDecision().GetReason() != gatehousev1.Reason_REASON_AGENT_CLICK_RESTRICTED {
 				t.Fatalf("after repair: %v at %d (repaired at %d); want AGENT_CLICK_RESTRICTED", resp.GetDecision(), resp.GetRevision(), repaired)
 			}
-			if n := e.srv.snaps.Current().NumUnreadable(); n != 0 {
-				t.Fatalf("%d unreadable accounts after the repair; want 0", n)
+			if n, m := e.srv.snaps.Current().NumUnreadable(), e.srv.snaps.Current().NumUnreadableSessions(); n != 0 || m != 0 {
+				t.Fatalf("%d unreadable accounts and %d sessions after the repair; want none", n, m)
 			}
 		})
 	}
@@ -175,9 +181,12 @@ func TestFailClosed_CorruptRecordAtStart(t *testing.T) {
 	if resp, err := click(otherSess.GetId()); err != nil || !resp.GetDecision().GetAllowed() {
 		t.Fatalf("a healthy account after start: %v %v; want allowed", resp, err)
 	}
-	// An undecodable session leaves out that session alone.
+	// An undecodable session takes out that session alone.
 	_, err = click(badSess.GetId())
-	wantCode(t, err, codes.NotFound)
+	st = wantCode(t, err, codes.DataLoss)
+	if !strings.Contains(st.Message(), badSess.GetId()) {
+		t.Errorf("DATA_LOSS message %q does not name the session", st.Message())
+	}
 	if resp, err := click(goodSess.GetId()); err != nil || !resp.GetDecision().GetAllowed() {
 		t.Fatalf("the account of an undecodable session, its other session: %v %v; want allowed", resp, err)
 	}
@@ -301,5 +310,138 @@ func TestFailClosed_DamagedAccountCanBeDeleted(t *testing.T) {
 	e.MustCreateAccount("acme2")
 	if _, err := e.admin.SetCobrowseUrl(ctx, &gatehousev1.SetCobrowseUrlRequest{AccountId: "acme2", Url: "https://acme.support.me"}); err != nil {
 		t.Fatalf("the deleted account's co-browse URL is still taken: %v", err)
+	}
+}
+
+// damageSession rewrites the stored record of session id of acct with one
+// bit of a field name flipped ("customer_id" -> "customer_ie"): still valid
+// JSON with a valid checksum, but not a session record. It returns the
+// commit's revision.
+func (e *testEnv) damageSession(acct, id string) uint64 {
+	e.t.Helper()
+	key := "t/" + acct + "/session/" + id
+	var raw []byte
+	if err := e.store.View(context.Background(), func(tx store.ReadTx) error {
+		v, err := tx.Get(key)
+		raw = bytes.Clone(v)
+		return err
+	}); err != nil {
+		e.t.Fatalf("read %s: %v", key, err)
+	}
+	i := bytes.Index(raw, []byte(`"customer_id"`))
+	if i < 0 {
+		e.t.Fatalf("no customer_id in %s", raw)
+	}
+	raw[i+len(`"customer_i`)] ^= 0x01
+	return e.rawPut(key, raw)
+}
+
+// TestFailClosed_DamagedSessionRecordIsDataLoss damages the records of two
+// sessions (a Live Guide and a support one) of account b and calls every
+// session-addressed RPC of the API (found from the access rules, so a new
+// one cannot be left out) on them, with the damage found in a commit while
+// running and again at start: each answers DATA_LOSS naming the session to
+// callers that may see account b, PERMISSION_DENIED to callers scoped to
+// another account (as for a readable session), never NOT_FOUND or an
+// answer. The account's other session is served, ListSessions of the
+// account fails with DATA_LOSS rather than leaving the session out, and
+// writing the record again brings the sessions back.
+func TestFailClosed_DamagedSessionRecordIsDataLoss(t *testing.T) {
+	t.Parallel()
+	e := mustStartAuth(t)
+	op := withToken(ctxT(t), e.tokens["operator"])
+	healthy, err := e.testEnv.sessions.StartSession(op, &gatehousev1.StartSessionRequest{AccountId: "b", Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE, RepresentativeId: "alice", CustomerId: "cust-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var originals []policy.Session
+	if err := e.store.View(op, func(tx store.ReadTx) error {
+		for _, id := range []string{e.sessions["b"], e.sessions["b-support"]} {
+			s, err := store.GetSession(tx, id)
+			if err != nil {
+				return err
+			}
+			originals = append(originals, s)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var damaged uint64
+	for _, id := range []string{e.sessions["b"], e.sessions["b-support"]} {
+		damaged = e.damageSession("b", id)
+	}
+	if _, err := e.srv.snaps.WaitFor(op, damaged); err != nil {
+		t.Fatal(err)
+	}
+
+	var sessionRPCs []protoreflect.MethodDescriptor
+	for _, sd := range services {
+		for i := range sd.Methods().Len() {
+			md := sd.Methods().Get(i)
+			if accessRules["/"+string(sd.FullName())+"/"+string(md.Name())].session {
+				sessionRPCs = append(sessionRPCs, md)
+			}
+		}
+	}
+	if len(sessionRPCs) < 8 {
+		t.Fatalf("%d session-addressed RPCs found in the access rules; want at least 8", len(sessionRPCs))
+	}
+	checkAll := func(t *testing.T, e *authEnv) {
+		ctx := ctxT(t)
+		if n := e.srv.snaps.Current().NumUnreadableSessions(); n != 2 {
+			t.Errorf("%d unreadable sessions in the snapshot; want 2", n)
+		}
+		if n := e.srv.snaps.Current().NumUnreadable(); n != 0 {
+			t.Errorf("%d unreadable accounts; want 0 (a session takes out itself alone)", n)
+		}
+		for _, md := range sessionRPCs {
+			rule := accessRules["/"+string(md.Parent().FullName())+"/"+string(md.Name())]
+			scoped, all := "admin-a", "admin-all"
+			if rule.role == auth.RoleDecider {
+				scoped, all = "decider-a", "decider-all"
+			}
+			req := e.request(t, md, "b")
+			for _, who := range []string{"operator", all} {
+				err := e.call(ctx, md, e.tokens[who], req)
+				st := status.Convert(err)
+				if st.Code() != codes.DataLoss || !strings.Contains(st.Message(), "cannot be read from the store") {
+					t.Errorf("%s by %s on a damaged session: %v; want DATA_LOSS", md.Name(), who, err)
+				}
+			}
+			if err := e.call(ctx, md, e.tokens[scoped], req); status.Code(err) != codes.PermissionDenied {
+				t.Errorf("%s by %s (scoped to account a) on a damaged session of b: %v; want PERMISSION_DENIED", md.Name(), scoped, err)
+			}
+		}
+		if _, err := e.decide.CheckFeature(withToken(ctx, e.tokens["decider-all"]), &gatehousev1.CheckFeatureRequest{SessionId: healthy.GetSession().GetId(), Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT}); err != nil {
+			t.Errorf("the account's healthy session: %v; want a decision", err)
+		}
+		_, err := e.testEnv.sessions.ListSessions(withToken(ctx, e.tokens["decider-all"]), &gatehousev1.ListSessionsRequest{AccountId: "b"})
+		wantCode(t, err, codes.DataLoss)
+	}
+	t.Run("damaged while running", func(t *testing.T) { checkAll(t, e) })
+
+	e.stop()
+	e = &authEnv{testEnv: MustStart(t, e.dir, func(o *Options) { o.Authenticate = true }), tokens: e.tokens, sessions: e.sessions, notifications: e.notifications}
+	t.Run("damaged at start", func(t *testing.T) { checkAll(t, e) })
+
+	// Repair: the records written again, the sessions are served.
+	repaired, err := e.store.Update(op, func(tx store.Tx) error {
+		for i := range originals {
+			if err := store.PutSession(tx, &originals[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.decide.CheckFeature(withToken(ctxT(t), e.tokens["decider-all"]), &gatehousev1.CheckFeatureRequest{SessionId: e.sessions["b"], Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT, MinRevision: repaired})
+	if err != nil || resp.GetRevision() < repaired {
+		t.Fatalf("after repair: %v %v", resp, err)
+	}
+	if n := e.srv.snaps.Current().NumUnreadableSessions(); n != 0 {
+		t.Fatalf("%d unreadable sessions after the repair; want 0", n)
 	}
 }

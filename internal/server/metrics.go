@@ -32,6 +32,9 @@ type Metrics struct {
 	// workLimit counts decisions denied because the element was too costly
 	// to evaluate against the account's privacy rules.
 	workLimit prometheus.Counter
+	// batchWorkLimit counts the checks of CheckFeatures batches denied
+	// because the batch's shared privacy work ran low.
+	batchWorkLimit prometheus.Counter
 }
 
 // Feature slots: co-browse features 1..12, support functions after them.
@@ -80,7 +83,11 @@ func NewMetrics() *Metrics {
 		Name: "gatehouse_privacy_work_limit_total",
 		Help: "Decisions denied because evaluating the element against the account's privacy rules would exceed the per-decision work limit.",
 	})
-	m.Registry.MustRegister(m.grpc, decisions, limits, m.workLimit,
+	m.batchWorkLimit = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_privacy_batch_work_limit_total",
+		Help: "Checks of CheckFeatures batches denied because the privacy work the batch's checks share ran out (also counted in gatehouse_privacy_work_limit_total).",
+	})
+	m.Registry.MustRegister(m.grpc, decisions, limits, m.workLimit, m.batchWorkLimit,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -113,6 +120,14 @@ func (m *Metrics) countDecision(f policy.Feature, d policy.Decision) {
 	}
 }
 
+// countBatchWorkLimit counts n checks of a batch denied because the
+// batch's privacy work ran low; m may be nil.
+func (m *Metrics) countBatchWorkLimit(n int) {
+	if m != nil && n > 0 {
+		m.batchWorkLimit.Add(float64(n))
+	}
+}
+
 // watch registers gauges that read the snapshot and the store at scrape
 // time.
 func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store, now func() time.Time) {
@@ -134,6 +149,8 @@ func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store, now func() tim
 			func() float64 { _, n := snaps.Current().PublicSuffixEntries(0); return float64(n) }),
 		gauge("gatehouse_snapshot_unreadable_accounts", "Accounts left out of the snapshot because a stored record of theirs cannot be decoded; their decisions answer DATA_LOSS.",
 			func() float64 { return float64(snaps.Current().NumUnreadable()) }),
+		gauge("gatehouse_snapshot_unreadable_sessions", "Sessions left out of the snapshot because their own stored record cannot be read; their decisions answer DATA_LOSS.",
+			func() float64 { return float64(snaps.Current().NumUnreadableSessions()) }),
 	}
 	cs = append(cs, &outboxCollector{st: st, now: now})
 	if sz, ok := st.(interface{ Size() (int64, error) }); ok {

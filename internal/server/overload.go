@@ -49,6 +49,15 @@ type Limits struct {
 	// have pools of their own (StreamLimits, streamlimit.go), so long-lived
 	// watches cannot starve decisions. Health checks are never refused.
 	MaxInflight int
+	// MaxInflightPerCaller is how many of those one caller may have
+	// running at once, so that one tenant cannot fill the pool: an account
+	// for callers scoped to one (all its credentials together), the
+	// credential for callers scoped to all accounts; without
+	// authentication, the account the request names (see inflightKeyOf).
+	// Zero takes the default, a quarter of MaxInflight; negative means no
+	// per-caller share. A call past it is refused at once like one past
+	// MaxInflight (ErrorInfo metadata shed=inflight_caller, scope=caller).
+	MaxInflightPerCaller int
 	// QueueTarget and QueueInterval shed decisions (DecisionService calls,
 	// the hot path) that queued for the CPU too long, from the call's
 	// arrival on its connection to its handler's start (the request's
@@ -94,6 +103,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxInflight <= 0 {
 		l.MaxInflight = DefaultMaxInflight
 	}
+	if l.MaxInflightPerCaller == 0 {
+		l.MaxInflightPerCaller = max(1, l.MaxInflight/4)
+	}
 	if l.QueueTarget == 0 {
 		l.QueueTarget = DefaultQueueTarget
 	}
@@ -110,12 +122,18 @@ func (l Limits) withDefaults() Limits {
 // keepalive, the tap that stamps each call's arrival, and the interceptors
 // that shed load and give decisions a deadline. They come after the
 // server's other interceptors, so a shed call is still logged. m, when
-// set, receives the shedding metrics.
-func (l Limits) serverOptions(m *Metrics) []grpc.ServerOption {
+// set, receives the shedding metrics. sessionAccount returns the account
+// of a session ("" when unknown), for the per-caller share of callers
+// without a credential.
+func (l Limits) serverOptions(m *Metrics, sessionAccount func(string) string) []grpc.ServerOption {
 	l = l.withDefaults()
 	lim := &limiter{
-		unary:   make(chan struct{}, l.MaxInflight),
-		metrics: newShedMetrics(m),
+		unary:          make(chan struct{}, l.MaxInflight),
+		metrics:        newShedMetrics(m),
+		sessionAccount: sessionAccount,
+	}
+	if l.MaxInflightPerCaller > 0 && l.MaxInflightPerCaller < l.MaxInflight {
+		lim.perCaller = newCallerInflight(l.MaxInflightPerCaller)
 	}
 	opts := []grpc.ServerOption{}
 	if l.QueueTarget > 0 {
@@ -145,6 +163,9 @@ type limiter struct {
 	// queue sheds unary calls that queued too long; nil when off.
 	queue   *queueShedder
 	metrics *shedMetrics
+	// perCaller holds each caller's share of unary; nil when off.
+	perCaller      *callerInflight
+	sessionAccount func(string) string
 }
 
 var (
@@ -175,6 +196,15 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 		return nil, overloaded(cap(l.unary), "calls")
 	}
 	defer func() { <-l.unary }()
+	if l.perCaller != nil {
+		if k := inflightKeyOf(ctx, req, l.sessionAccount); k.kind != 0 {
+			if !l.perCaller.acquire(k) {
+				l.metrics.countShed(shedInflightCaller)
+				return nil, callerOverloaded(k, int(l.perCaller.limit), cap(l.unary))
+			}
+			defer l.perCaller.release(k)
+		}
+	}
 	// DecisionTimeout is applied by snapshotAt, where a decision waits,
 	// not here: a timer and a context per call cost more than the decision.
 	return handler(ctx, req)

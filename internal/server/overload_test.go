@@ -21,7 +21,7 @@ func TestLimits_Defaults(t *testing.T) {
 	t.Parallel()
 	l := Limits{}.withDefaults()
 	want := Limits{
-		MaxRecvMsgSize: 4 << 20, MaxInflight: 1024, DecisionTimeout: time.Second,
+		MaxRecvMsgSize: 4 << 20, MaxInflight: 1024, MaxInflightPerCaller: 256, DecisionTimeout: time.Second,
 		QueueTarget: 5 * time.Millisecond, QueueInterval: 100 * time.Millisecond,
 		KeepaliveMinTime: 10 * time.Second, MaxConnectionIdle: 15 * time.Minute,
 		KeepaliveTime: time.Minute, KeepaliveTimeout: 20 * time.Second,
@@ -29,7 +29,7 @@ func TestLimits_Defaults(t *testing.T) {
 	if l != want {
 		t.Errorf("defaults %+v, want %+v", l, want)
 	}
-	set := Limits{MaxRecvMsgSize: 1, MaxInflight: 2, DecisionTimeout: 3, KeepaliveMinTime: 4, MaxConnectionIdle: 5, KeepaliveTime: 6, KeepaliveTimeout: 7,
+	set := Limits{MaxRecvMsgSize: 1, MaxInflight: 2, MaxInflightPerCaller: -1, DecisionTimeout: 3, KeepaliveMinTime: 4, MaxConnectionIdle: 5, KeepaliveTime: 6, KeepaliveTimeout: 7,
 		QueueTarget: 8, QueueInterval: 9}
 	if got := set.withDefaults(); got != set {
 		t.Errorf("withDefaults changed set limits: %+v, want %+v", got, set)

@@ -189,7 +189,7 @@ func New(o Options) *Server {
 		grpc.ForceServerCodecV2(newRequestCodec()),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-	}, slices.Concat(o.Limits.serverOptions(o.Metrics), streams.serverOptions(), tlsOption(o.TLS), tracingOption(o.TracerProvider))...)...)
+	}, slices.Concat(o.Limits.serverOptions(o.Metrics, s.sessionAccount), streams.serverOptions(), tlsOption(o.TLS), tracingOption(o.TracerProvider))...)...)
 	gatehousev1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	gatehousev1.RegisterSessionServiceServer(s.grpc, &sessionService{s: s})
 	gatehousev1.RegisterDecisionServiceServer(s.grpc, &decisionService{s: s})
@@ -323,4 +323,18 @@ func nextPageToken(more bool, lastID string) string {
 		return ""
 	}
 	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenPrefix + lastID))
+}
+
+// sessionAccount returns the account of a session in the current snapshot,
+// or "" when it holds none (an unreadable session: the account its record's
+// key names).
+func (s *Server) sessionAccount(id string) string {
+	snap := s.snaps.Current()
+	if sess := snap.Session(id); sess != nil {
+		return sess.AccountID
+	}
+	if u, ok := snap.UnreadableSession(id); ok {
+		return u.AccountID
+	}
+	return ""
 }

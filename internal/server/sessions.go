@@ -80,10 +80,24 @@ func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.Sta
 	return &gatehousev1.StartSessionResponse{Session: sessionToProto(&sess)}, nil
 }
 
-func getSession(tx store.ReadTx, id string) (policy.Session, error) {
+// getSession reads a session for a session-addressed RPC. A session whose
+// record cannot be read is DATA_LOSS naming it — after the caller's scope
+// is checked against the account the session index names, so that a
+// caller scoped to another account is refused as for a readable session.
+func getSession(ctx context.Context, tx store.ReadTx, id string) (policy.Session, error) {
 	s, err := store.GetSession(tx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return s, notFound("session", id)
+	case errors.Is(err, store.ErrCorrupt):
+		acct, aerr := store.SessionAccount(tx, id)
+		if aerr != nil {
+			return s, err // the index itself is damaged: the account is unknown
+		}
+		if aerr := checkOwnedAccess(ctx, "session", id, acct); aerr != nil {
+			return s, aerr
+		}
+		return s, &policy.SessionUnreadableError{SessionID: id, AccountID: acct, Why: err.Error()}
 	}
 	return s, err
 }
@@ -96,7 +110,7 @@ func (ss *sessionService) GetSession(ctx context.Context, req *gatehousev1.GetSe
 	}
 	var sess policy.Session
 	err := ss.s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		if sess, err = getSession(tx, req.GetSessionId()); err != nil {
+		if sess, err = getSession(ctx, tx, req.GetSessionId()); err != nil {
 			return err
 		}
 		return checkSessionAccess(ctx, &sess)
@@ -121,7 +135,7 @@ func (ss *sessionService) EndSession(ctx context.Context, req *gatehousev1.EndSe
 	}
 	var sess policy.Session
 	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
-		sess, err = getSession(tx, req.GetSessionId())
+		sess, err = getSession(ctx, tx, req.GetSessionId())
 		if err != nil {
 			return err
 		}

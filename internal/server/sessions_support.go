@@ -98,7 +98,7 @@ func (ss *sessionService) InviteExternalSpecialist(ctx context.Context, req *gat
 	}
 	var sess policy.Session
 	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
-		if sess, err = activeSupportSession(tx, req.GetSessionId()); err != nil {
+		if sess, err = activeSupportSession(ctx, tx, req.GetSessionId()); err != nil {
 			return err
 		}
 		if err := checkSessionAccess(ctx, &sess); err != nil {
@@ -134,7 +134,7 @@ func (ss *sessionService) RemoveExternalSpecialist(ctx context.Context, req *gat
 	}
 	var sess policy.Session
 	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
-		if sess, err = getSession(tx, req.GetSessionId()); err != nil {
+		if sess, err = getSession(ctx, tx, req.GetSessionId()); err != nil {
 			return err
 		}
 		if err := checkSessionAccess(ctx, &sess); err != nil {
@@ -160,8 +160,8 @@ func (ss *sessionService) RemoveExternalSpecialist(ctx context.Context, req *gat
 
 // activeSupportSession reads a session that must be an active support
 // session.
-func activeSupportSession(tx store.ReadTx, id string) (policy.Session, error) {
-	sess, err := getSession(tx, id)
+func activeSupportSession(ctx context.Context, tx store.ReadTx, id string) (policy.Session, error) {
+	sess, err := getSession(ctx, tx, id)
 	switch {
 	case err != nil:
 		return sess, err

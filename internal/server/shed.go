@@ -26,8 +26,9 @@ const (
 // Shed reasons, the "reason" label of gatehouse_shed_total and the
 // "shed" metadata of a shed call's ErrorInfo.
 const (
-	shedInflight   = "inflight"
-	shedQueueDelay = "queue_delay"
+	shedInflight       = "inflight"
+	shedInflightCaller = "inflight_caller"
+	shedQueueDelay     = "queue_delay"
 )
 
 // arrival is put in a call's context by the InTapHandle when its stream
@@ -193,7 +194,7 @@ func newShedMetrics(m *Metrics) *shedMetrics {
 	}
 	shed := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_shed_total",
-		Help: "Unary calls refused with RESOURCE_EXHAUSTED to shed load, by reason: inflight (--max-inflight calls were running) or queue_delay (the call waited for the CPU longer than --shed-queue-target while a queue stood).",
+		Help: "Unary calls refused with RESOURCE_EXHAUSTED to shed load, by reason: inflight (--max-inflight calls were running), inflight_caller (the caller had --max-inflight-per-caller calls running) or queue_delay (the call waited for the CPU longer than --shed-queue-target while a queue stood).",
 	}, []string{"reason"})
 	delay := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "gatehouse_queue_delay_seconds",
@@ -203,7 +204,8 @@ func newShedMetrics(m *Metrics) *shedMetrics {
 	shed = register(m.Registry, shed)
 	delay = register(m.Registry, delay)
 	return &shedMetrics{
-		shed:       map[string]prometheus.Counter{shedInflight: shed.WithLabelValues(shedInflight), shedQueueDelay: shed.WithLabelValues(shedQueueDelay)},
+		shed: map[string]prometheus.Counter{shedInflight: shed.WithLabelValues(shedInflight), shedQueueDelay: shed.WithLabelValues(shedQueueDelay),
+			shedInflightCaller: shed.WithLabelValues(shedInflightCaller)},
 		queueDelay: delay,
 	}
 }

@@ -136,7 +136,7 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 			return err
 		}
 		accounts := map[string][]string{} // account -> keys written
-		sessions := map[string]bool{}
+		sessions := map[string]string{}   // session -> account (of its key)
 		tokens := map[string]bool{}
 		for _, c := range changes {
 			if c.Revision > tx.Revision() {
@@ -148,7 +148,7 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 				case info.Token != "":
 					tokens[info.Token] = true
 				case info.Session != "":
-					sessions[info.Session] = true
+					sessions[info.Session] = info.Account
 				case info.Account != "":
 					accounts[info.Account] = append(accounts[info.Account], k)
 				}
@@ -183,24 +183,38 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 				}
 			}
 		}
-		for id := range sessions {
-			s, err := store.GetSession(tx, id)
+		badSessions := map[string]policy.UnreadableSession{}
+		for id, acct := range sessions {
+			// Read by the record's own key: the session index is not
+			// what decisions depend on.
+			s, err := store.GetAccountSession(tx, acct, id)
+			_, wasUnreadable := cur.UnreadableSession(id)
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 				sessStates[id] = nil
+				if wasUnreadable {
+					badSessions[id] = policy.UnreadableSession{} // deleted
+				}
 			case errors.Is(err, store.ErrCorrupt):
 				sessStates[id] = nil
-				f.log.Error("session unreadable: left out of the snapshot (checks in it answer NOT_FOUND)",
-					"session_id", id, "revision", tx.Revision(), "err", err)
+				badSessions[id] = policy.UnreadableSession{AccountID: acct, Why: err.Error()}
+				f.logBadSession(id, acct, err)
 			case err != nil:
 				return fmt.Errorf("load session %q: %w", id, err)
 			default:
 				sessStates[id] = &s
+				if wasUnreadable {
+					badSessions[id] = policy.UnreadableSession{}
+					f.log.Info("session readable again", "session_id", id, "account_id", acct, "revision", tx.Revision())
+				}
 			}
 		}
 		next = cur.Apply(tx.Revision(), accStates, sessStates)
 		if len(unreadable) > 0 {
 			next = next.WithUnreadable(unreadable)
+		}
+		if len(badSessions) > 0 {
+			next = next.WithUnreadableSessions(badSessions)
 		}
 		if len(tokens) > 0 {
 			changed := make(map[string]*auth.Token, len(tokens))
@@ -252,11 +266,17 @@ func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 		accounts := make(map[string]*policy.AccountState, len(ids))
 		sessions := map[string]*policy.Session{}
 		unreadable := map[string]string{}
+		badSessions := map[string]policy.UnreadableSession{}
+		badSession := func(key string, err error) {
+			info := store.ParseKey(key)
+			badSessions[info.Session] = policy.UnreadableSession{AccountID: info.Account, Why: err.Error()}
+			f.logBadSession(info.Session, info.Account, err)
+		}
 		for _, id := range ids {
 			// One scan reads the account with its sessions; only when a
 			// record does not decode are data and sessions read apart, so
-			// that a bad session leaves out the session alone and bad data
-			// the account alone.
+			// that a bad session takes out the session alone (its
+			// decisions answer DATA_LOSS) and bad data the account alone.
 			d, ss, err := store.LoadAccount(tx, id, true)
 			if errors.Is(err, store.ErrCorrupt) {
 				d, _, err = store.LoadAccount(tx, id, false)
@@ -269,7 +289,7 @@ func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 					err = nil
 				}
 				if err == nil {
-					ss, err = store.AccountSessions(tx, id, f.badSession)
+					ss, err = store.AccountSessions(tx, id, badSession)
 				}
 			}
 			if err != nil {
@@ -292,14 +312,17 @@ func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 		for i := range toks {
 			tokens[toks[i].ID] = &toks[i]
 		}
-		snap = policy.NewSnapshot(tx.Revision(), accounts, sessions).WithTokens(tokens).WithUnreadable(unreadable)
+		snap = policy.NewSnapshot(tx.Revision(), accounts, sessions).WithTokens(tokens).WithUnreadable(unreadable).
+			WithUnreadableSessions(badSessions)
 		return nil
 	})
 	return snap, err
 }
 
-func (f *Follower) badSession(key string, err error) {
-	f.log.Error("session unreadable: left out of the snapshot (checks in it answer NOT_FOUND)", "key", key, "err", err)
+// logBadSession logs a session whose record cannot be read.
+func (f *Follower) logBadSession(id, acct string, err error) {
+	f.log.Error("session unreadable: its decisions are refused until its record is repaired",
+		"session_id", id, "account_id", acct, "err", err)
 }
 
 // Changed returns a channel that is closed when the snapshot after the

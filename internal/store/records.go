@@ -247,6 +247,22 @@ func GetSession(tx ReadTx, id string) (policy.Session, error) {
 	return getJSON[policy.Session](tx, sessionKey(string(acct), id))
 }
 
+// SessionAccount returns the account of a session as the session index
+// gives it, or ErrNotFound.
+func SessionAccount(tx ReadTx, id string) (string, error) {
+	acct, err := tx.Get(sessionIndexKey(id))
+	if err != nil {
+		return "", err
+	}
+	return string(acct), nil
+}
+
+// GetAccountSession returns the session id of account acct, read by its
+// record's key alone (not through the session index), or ErrNotFound.
+func GetAccountSession(tx ReadTx, acct, id string) (policy.Session, error) {
+	return getJSON[policy.Session](tx, sessionKey(acct, id))
+}
+
 // PutSession writes a session and its index entry, stamping the revision.
 func PutSession(tx Tx, s *policy.Session) error {
 	s.Revision = tx.Revision()
@@ -704,15 +720,19 @@ func SessionsToSweep(tx ReadTx, startedBefore, endedBefore time.Time, max int) (
 
 // ListSessions returns, in id order, up to limit sessions of acct (0: no
 // limit) with ids after afterID for which match is true, and whether more
-// match. Records that do not decode are left out (the snapshot reports
-// them and takes their account out of service).
+// match. A record that does not decode ends the listing with its
+// *DamagedError, as one whose checksum fails does: a listing never leaves
+// out a session without a word.
 func ListSessions(tx ReadTx, acct, afterID string, limit int, match func(*policy.Session) bool) ([]policy.Session, bool, error) {
 	prefix := sessionPrefixOf(acct)
 	var out []policy.Session
 	more := false
 	err := tx.Scan(prefix, afterKey(prefix, afterID), func(key string, val []byte) (bool, error) {
 		var s policy.Session
-		if json.Unmarshal(val, &s) != nil || !match(&s) {
+		if err := decode(key, val, &s); err != nil {
+			return false, err
+		}
+		if !match(&s) {
 			return true, nil
 		}
 		if limit > 0 && len(out) == limit {

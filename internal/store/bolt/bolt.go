@@ -150,7 +150,7 @@ func openFile(path string, migs map[int]Migration, version int, o Options, db **
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
-			return nil, fmt.Errorf("open %s: locked by another process", path)
+			return nil, lockedError(path)
 		case pathError(err):
 			return nil, err // "open <path>: permission denied"
 		}

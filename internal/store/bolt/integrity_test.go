@@ -108,7 +108,7 @@ func answers(snap *policy.Snapshot) map[string]answer {
 			for _, f := range features {
 				for _, u := range urls {
 					d, err := snap.Check(&policy.Query{SessionID: s, Role: a.role, ActorID: a.id, Feature: f, URL: u})
-					out[fmt.Sprint(s, a, f, u)] = answer{d, err}
+					out[fmt.Sprintf("%s %v %v %s", s, a, f, u)] = answer{d, err}
 				}
 			}
 		}
@@ -124,7 +124,8 @@ func answers(snap *policy.Snapshot) map[string]answer {
 //   - for records that decisions depend on, every decision in every
 //     sample session is the original one or DATA_LOSS (the account is
 //     unreadable), never a different answer; a damaged session is left
-//     out (and logged), its account's data stays as it was;
+//     out (and logged) and each decision in it is DATA_LOSS (a
+//     SessionUnreadableError), its account's data stays as it was;
 //   - store-wide records (tokens, indexes, audit, outbox) read through
 //     their typed readers fail as damage.
 func TestIntegrity_EveryBitFlipIsDamage(t *testing.T) {
@@ -215,8 +216,29 @@ func TestIntegrity_EveryBitFlipIsDamage(t *testing.T) {
 						if snap.Session(info.Session) != nil {
 							t.Fatalf("bit %d: the damaged session is in the snapshot", bit)
 						}
+						if u, ok := snap.UnreadableSession(info.Session); !ok || u.AccountID != info.Account {
+							t.Fatalf("bit %d: the damaged session is not marked unreadable (%+v, %v)", bit, u, ok)
+						}
 						if !reflect.DeepEqual(snap.Account(info.Account).Data(), orig.Account(info.Account).Data()) {
 							t.Fatalf("bit %d: a damaged session changed its account's data", bit)
+						}
+						// Every decision in the damaged session is DATA_LOSS
+						// (never NOT_FOUND nor an answer); every other one
+						// is the original.
+						for q, a := range answers(snap) {
+							var se *policy.SessionUnreadableError
+							if strings.HasPrefix(q, info.Session+" ") {
+								if !errors.As(a.err, &se) || se.SessionID != info.Session {
+									t.Fatalf("bit %d: %s in the damaged session answers %+v; want a SessionUnreadableError", bit, q, a)
+								}
+								continue
+							}
+							if !reflect.DeepEqual(a, want[q]) {
+								t.Fatalf("bit %d: %s answers %+v; it answered %+v", bit, q, a, want[q])
+							}
+						}
+						if _, _, err := snap.SessionPolicy(info.Session, policy.RoleAgent, "alice", "en"); !errors.Is(err, policy.ErrSessionUnreadable) {
+							t.Fatalf("bit %d: session policy of the damaged session: %v; want ErrSessionUnreadable", bit, err)
 						}
 						return
 					}

@@ -194,8 +194,11 @@ func checkFile(path string) (meta, *MetaFallback, error) {
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
-			return meta{}, nil, fmt.Errorf("open %s: locked by another process", path)
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			return meta{}, nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			return meta{}, nil, lockedError(path)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
