@@ -54,7 +54,10 @@ func MustStart(t testing.TB, dir string, opts ...func(*Options)) *testEnv {
 	}
 	followed := make(chan struct{})
 	go func() { defer close(followed); snaps.Run(ctx) }()
-	o := Options{Store: st, Snapshots: snaps, Logger: log}
+	// Queue-delay shedding reacts to a loaded machine, which a test run
+	// under -race on two cores is; tests about something else must not be
+	// shed. The shedding tests turn it on (withLimits).
+	o := Options{Store: st, Snapshots: snaps, Logger: log, Limits: Limits{QueueTarget: -1}}
 	for _, f := range opts {
 		f(&o)
 	}

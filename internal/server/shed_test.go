@@ -210,7 +210,7 @@ func TestShedding_HealthNeverShed(t *testing.T) {
 // few callers are never shed.
 func TestShedding_NotUnderLightLoad(t *testing.T) {
 	t.Parallel()
-	e := MustStart(t, "")
+	e := MustStart(t, "", withLimits(Limits{})) // the defaults, shedding on
 	ctx := ctxT(t)
 	for i := range 50 {
 		_, err := e.decide.CheckFeature(ctx, &gatehousev1.CheckFeatureRequest{SessionId: "s-none", Actor: agent("a"),
