@@ -243,8 +243,13 @@ func (a *adminService) UpdateLiveGuideSettings(ctx context.Context, req *gatehou
 			return err
 		}
 		out = settingsFromProto(p)
-		if err := validateStartURL(tx, out.AccountID, out.SessionStartURL); err != nil {
-			return err
+		// The start URL is checked against the allowlist when it is set,
+		// not on every update of another switch: that check reads and
+		// compiles the whole allowlist (10 000 entries at the limit).
+		if out.SessionStartURL != cur.SessionStartURL {
+			if err := validateStartURL(tx, out.AccountID, out.SessionStartURL); err != nil {
+				return err
+			}
 		}
 		return store.PutSettings(tx, &out)
 	})

@@ -178,6 +178,30 @@ func TestCheckFeature_URLAndAllowlist(t *testing.T) {
 	e.MustUpdateSettings(&gatehousev1.LiveGuideSettings{AccountId: "acme", SessionStartUrl: "https://help.example.com/start"}, "session_start_url")
 }
 
+// TestUpdateSettings_StartURLCheckedWhenSet: the start URL is checked
+// against the allowlist when it changes, not on every update of another
+// switch (that check reads and compiles the whole allowlist, so a loop of
+// switch updates on a 10 000-entry account cost every tenant its CPU): an
+// update of another switch succeeds although an entry deleted since made
+// the stored start URL unlisted, and setting that URL again is refused.
+func TestUpdateSettings_StartURLCheckedWhenSet(t *testing.T) {
+	t.Parallel()
+	e := MustStart(t, "")
+	e.MustCreateAccount("acme")
+	e.MustAllow("acme", "help", "help.example.com")
+	e.MustAllow("acme", "shop", "shop.example.com")
+	e.MustUpdateSettings(&gatehousev1.LiveGuideSettings{AccountId: "acme", SessionStartUrl: "https://help.example.com/start"}, "session_start_url")
+	if _, err := e.admin.DeleteAllowlistEntry(ctxT(t), &gatehousev1.DeleteAllowlistEntryRequest{AccountId: "acme", Id: "help"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.MustUpdateSettings(&gatehousev1.LiveGuideSettings{AccountId: "acme", Chat: true}, "chat"); !got.GetChat() || got.GetSessionStartUrl() != "https://help.example.com/start" {
+		t.Fatalf("settings after a chat update: %v", got)
+	}
+	_, err := e.admin.UpdateLiveGuideSettings(ctxT(t), &gatehousev1.UpdateLiveGuideSettingsRequest{
+		Settings: &gatehousev1.LiveGuideSettings{AccountId: "acme", SessionStartUrl: "https://help.example.com/other"}, UpdateMask: mask("session_start_url")})
+	wantInvalid(t, err, "settings.session_start_url")
+}
+
 func TestCheckFeature_PrivacyRules(t *testing.T) {
 	t.Parallel()
 	e := MustStart(t, "")
