@@ -82,9 +82,11 @@ func TestCompare_AlternatesAndMerges(t *testing.T) {
 			return nil
 		}
 	}
-	c := Compare(context.Background(), 3, 60*time.Millisecond,
-		Phase{Name: "base", Concurrency: 1, Op: op("base", 2*time.Millisecond)},
-		Phase{Name: "subj", Concurrency: 1, Op: op("subj", 4*time.Millisecond)},
+	// Sleeps long next to a loaded machine's timer and scheduling delays
+	// (a 2 ms sleep can take 4), so that the ratios hold under -race.
+	c := Compare(context.Background(), 3, 150*time.Millisecond,
+		Phase{Name: "base", Concurrency: 1, Op: op("base", 5*time.Millisecond)},
+		Phase{Name: "subj", Concurrency: 1, Op: op("subj", 20*time.Millisecond)},
 		Phase{Name: "extra", Concurrency: 1, Op: op("extra", time.Millisecond)})
 	want := []string{"base", "subj", "extra", "subj", "extra", "base", "extra", "base", "subj"}
 	if !slices.Equal(order, want) {
@@ -96,10 +98,10 @@ func TestCompare_AlternatesAndMerges(t *testing.T) {
 	if c.Extra[0].Name != "extra" || c.Extra[0].Calls == 0 {
 		t.Fatalf("extra result %+v", c.Extra[0])
 	}
-	if r := c.ThroughputRatio(); r < 0.3 || r > 0.85 {
-		t.Errorf("throughput ratio %.2f, want about 0.5", r)
+	if r := c.ThroughputRatio(); r < 0.1 || r > 0.6 {
+		t.Errorf("throughput ratio %.2f, want about 0.25", r)
 	}
-	if r := c.LatencyRatio(0.5); r < 1.3 || r > 3 {
-		t.Errorf("p50 ratio %.2f, want about 2", r)
+	if r := c.LatencyRatio(0.5); r < 2 || r > 8 {
+		t.Errorf("p50 ratio %.2f, want about 4", r)
 	}
 }
