@@ -163,14 +163,23 @@ func TestRun_WrongAnswerFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = runTool(t, "run", "-inprocess", dir, "-duration", "3s", "-concurrency", "4", "-rounds", "1", "-writes", "0",
-		"-batch", "10", "-batch-concurrency", "2", "-bare=false")
+	wantRunFails(t, "run against a changed store",
+		[]string{"run", "-inprocess", dir, "-duration", "3s", "-concurrency", "4", "-rounds", "1", "-writes", "0",
+			"-batch", "10", "-batch-concurrency", "2", "-bare=false"},
+		"unexpectedly", "request:", "want:", "got:", "RESTRICTED")
+}
+
+// wantRunFails runs the tool with args and checks that it fails with an
+// error that says every part of want.
+func wantRunFails(t *testing.T, what string, args []string, want ...string) {
+	t.Helper()
+	out, err := runTool(t, args...)
 	if err == nil {
-		t.Fatal("run against a changed store succeeded")
+		t.Fatalf("%s succeeded:\n%s", what, out)
 	}
-	for _, want := range []string{"unexpectedly", "request:", "want:", "got:", "RESTRICTED"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q: %v", want, err)
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error lacks %q: %v", w, err)
 		}
 	}
 }
@@ -254,16 +263,10 @@ func TestRun_WriteErrorFails(t *testing.T) {
 	if err := loadgen.WriteManifest(dir, m); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runTool(t, "run", "-inprocess", dir, "-duration", "2s", "-concurrency", "2", "-rounds", "1", "-writes", "2",
-		"-batch", "10", "-batch-concurrency", "2", "-bare=false", "-fail-on-miss=false")
-	if err == nil {
-		t.Fatalf("run with failing writes succeeded:\n%s", out)
-	}
-	for _, want := range []string{"on acct-gone", "failed unexpectedly", "request:", `account_id:"acct-gone"`, "NotFound"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q: %v", want, err)
-		}
-	}
+	wantRunFails(t, "run with failing writes",
+		[]string{"run", "-inprocess", dir, "-duration", "2s", "-concurrency", "2", "-rounds", "1", "-writes", "2",
+			"-batch", "10", "-batch-concurrency", "2", "-bare=false", "-fail-on-miss=false"},
+		"on acct-gone", "failed unexpectedly", "request:", `account_id:"acct-gone"`, "NotFound")
 }
 
 // TestRun_WritesOnAccountAtLimit: the write phase on an account that holds
