@@ -304,6 +304,92 @@ func (s *LocalSession) Check(ctx context.Context, r CheckRequest) (Decision, err
 	return unavailable(RulePolicyUnavailable), fmt.Errorf("%w: %w", ErrPolicyUnavailable, err)
 }
 
+// CheckMany decides rs as one batch, like Client.CheckMany: against one
+// policy revision, decisions[i] answering rs[i], and with the privacy work
+// budget the server gives one batch (so even the protective denials of a
+// too costly batch are the server's). Every SessionID must be empty or
+// this session's (ErrOtherSession otherwise), as in Check.
+//
+// A batch is decided locally when Check would decide each of its requests
+// locally; otherwise the whole batch goes to the server (Client.CheckMany),
+// which also refuses an empty or too large batch, or one with an invalid
+// request, with the field violations. When that fails too every decision
+// is a RulePolicyUnavailable denial and the error wraps
+// ErrPolicyUnavailable. An ended session answers SESSION_ENDED for every
+// request, and a watch ended for good RulePolicyRevoked, as in Check.
+func (s *LocalSession) CheckMany(ctx context.Context, rs []CheckRequest) ([]Decision, error) {
+	rs = slices.Clone(rs)
+	var minRev uint64
+	for i := range rs {
+		r := &rs[i]
+		if r.SessionID == "" {
+			r.SessionID = s.id
+		} else if r.SessionID != s.id {
+			return nil, fmt.Errorf("%w: checks[%d] names %q, not %q", ErrOtherSession, i, r.SessionID, s.id)
+		}
+		if r.Actor == (Actor{}) {
+			r.Actor = s.actor
+		}
+		minRev = max(minRev, r.MinRevision)
+	}
+	n := uint64(len(rs))
+	out := make([]Decision, len(rs))
+	st := s.state.Load()
+	if st.err != nil {
+		s.failed.Add(n)
+		fill(out, unavailable(RulePolicyRevoked))
+		return out, st.err
+	}
+	if st.snap != nil && len(rs) > 0 && len(rs) <= localMaxBatch && minRev <= st.rev && (st.ended || s.Fresh()) {
+		work := policy.NewBatchWork()
+		sc := scratchPool.Get().(*scratch)
+		all := true
+		for i := range rs {
+			var q policy.Query
+			if !localQuery(st.sess, &rs[i], &q, &sc.el, sc.anc[:0]) {
+				all = false
+				break
+			}
+			d, err := st.snap.CheckBatched(ctx, &q, work)
+			if err != nil {
+				*sc = scratch{}
+				scratchPool.Put(sc)
+				return nil, err
+			}
+			out[i] = Decision{Allowed: d.Allowed, Reason: Reason(d.Reason), Message: d.Reason.Message(), Rule: d.Rule, Revision: st.rev}
+		}
+		*sc = scratch{}
+		scratchPool.Put(sc)
+		if all {
+			s.local.Add(n)
+			return out, nil
+		}
+		if st.ended {
+			s.local.Add(n)
+			fill(out, Decision{Reason: gatehousev1.Reason_REASON_SESSION_ENDED, Message: policy.ReasonSessionEnded.Message(), Revision: st.rev})
+			return out, nil
+		}
+	}
+	s.remote.Add(n)
+	ds, err := s.c.CheckMany(ctx, rs)
+	if err == nil || errors.Is(err, ErrInvalidArgument) {
+		return ds, err
+	}
+	s.failed.Add(n)
+	fill(out, unavailable(RulePolicyUnavailable))
+	return out, fmt.Errorf("%w: %w", ErrPolicyUnavailable, err)
+}
+
+// localMaxBatch is the server's bound on one CheckFeatures call; a larger
+// batch goes to the server, which refuses it.
+const localMaxBatch = 1000
+
+func fill(ds []Decision, d Decision) {
+	for i := range ds {
+		ds[i] = d
+	}
+}
+
 // scratch holds the element of a local query and up to 8 ancestors.
 type scratch struct {
 	el  selector.Element

@@ -41,7 +41,8 @@ func startGatehouse(t *testing.T) string {
 	}
 	followed := make(chan struct{})
 	go func() { defer close(followed); snaps.Run(ctx) }()
-	srv := gatehouseserver.New(gatehouseserver.Options{Store: st, Snapshots: snaps, Logger: log})
+	// No queue-delay shedding: a test run on a loaded machine must not be shed.
+	srv := gatehouseserver.New(gatehouseserver.Options{Store: st, Snapshots: snaps, Logger: log, Limits: gatehouseserver.Limits{QueueTarget: -1}})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
