@@ -263,32 +263,22 @@ func (s *LocalSession) Check(ctx context.Context, r CheckRequest) (Decision, err
 	}
 	if st.snap != nil && r.MinRevision <= st.rev && (st.ended || s.Fresh()) {
 		var sc *scratch
-		var q policy.Query
-		ok := false
-		if r.Element == nil {
-			ok = localQuery(st.sess, &r, &q, nil, nil)
-		} else {
+		if r.Element != nil {
 			// The engine keeps the element past the call's frame as far as
 			// escape analysis can tell: reuse pooled storage for it.
 			sc = scratchPool.Get().(*scratch)
-			ok = localQuery(st.sess, &r, &q, &sc.el, sc.anc[:0])
 		}
-		if ok {
+		var q policy.Query
+		if localQuery(st.sess, &r, &q, sc) {
 			d, err := st.snap.CheckContext(ctx, &q)
-			if sc != nil {
-				*sc = scratch{}
-				scratchPool.Put(sc)
-			}
+			sc.put()
 			if err != nil {
 				return Decision{}, err
 			}
 			s.local.Add(1)
 			return Decision{Allowed: d.Allowed, Reason: Reason(d.Reason), Message: d.Reason.Message(), Rule: d.Rule, Revision: st.rev}, nil
 		}
-		if sc != nil {
-			*sc = scratch{}
-			scratchPool.Put(sc)
-		}
+		sc.put()
 		if st.ended {
 			// Whatever is asked, an ended session allows nothing.
 			s.local.Add(1)
@@ -346,20 +336,18 @@ func (s *LocalSession) CheckMany(ctx context.Context, rs []CheckRequest) ([]Deci
 		all := true
 		for i := range rs {
 			var q policy.Query
-			if !localQuery(st.sess, &rs[i], &q, &sc.el, sc.anc[:0]) {
+			if !localQuery(st.sess, &rs[i], &q, sc) {
 				all = false
 				break
 			}
 			d, err := st.snap.CheckBatched(ctx, &q, work)
 			if err != nil {
-				*sc = scratch{}
-				scratchPool.Put(sc)
+				sc.put()
 				return nil, err
 			}
 			out[i] = Decision{Allowed: d.Allowed, Reason: Reason(d.Reason), Message: d.Reason.Message(), Rule: d.Rule, Revision: st.rev}
 		}
-		*sc = scratch{}
-		scratchPool.Put(sc)
+		sc.put()
 		if all {
 			s.local.Add(n)
 			return out, nil
@@ -390,13 +378,26 @@ func fill(ds []Decision, d Decision) {
 	}
 }
 
-// scratch holds the element of a local query and up to 8 ancestors.
+// scratch holds the element of a local query and its ancestors; the
+// ancestors' storage grows to the longest chain seen (at most
+// localMaxAncestors) and is kept with the scratch in the pool.
 type scratch struct {
 	el  selector.Element
-	anc [8]selector.Element
+	anc []selector.Element
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+var scratchPool = sync.Pool{New: func() any { return &scratch{anc: make([]selector.Element, 0, 16)} }}
+
+// put returns sc, emptied, to the pool; a nil sc is ignored.
+func (sc *scratch) put() {
+	if sc == nil {
+		return
+	}
+	sc.el = selector.Element{}
+	clear(sc.anc)
+	sc.anc = sc.anc[:0]
+	scratchPool.Put(sc)
+}
 
 func unavailable(rule string) Decision {
 	return Decision{Reason: gatehousev1.Reason_REASON_UNSPECIFIED, Rule: rule, Message: "no current session policy to decide with"}
@@ -416,10 +417,10 @@ const (
 
 // localQuery fills q from r when the server would accept r and the actor
 // is a participant of sess (the policy's session ids are valid, so an
-// actor that matches one is too); false sends r to the server. el and anc
-// are storage for the element and its ancestors, so that a small element
-// costs no allocation.
-func localQuery(sess *policy.Session, r *CheckRequest, q *policy.Query, el *selector.Element, anc []selector.Element) bool {
+// actor that matches one is too); false sends r to the server. sc is
+// storage for the element and its ancestors, so that an element costs no
+// allocation; it may be nil when r has no element.
+func localQuery(sess *policy.Session, r *CheckRequest, q *policy.Query, sc *scratch) bool {
 	f := policy.Feature(r.Feature)
 	if !f.Valid() || r.Frame < gatehousev1.Frame_FRAME_UNSPECIFIED || r.Frame > gatehousev1.Frame_FRAME_IFRAME ||
 		len(r.URL) > localMaxURL || (r.URL == "" && f.NeedsURL()) {
@@ -438,24 +439,23 @@ func localQuery(sess *policy.Session, r *CheckRequest, q *policy.Query, el *sele
 	if e == nil {
 		return true
 	}
-	if len(e.GetAncestors()) > localMaxAncestors || !nodeOK(e.GetTag(), e.GetId(), e.GetClasses(), e.GetAttributes()) {
+	anc := e.GetAncestors()
+	if len(anc) > localMaxAncestors || !nodeOK(e.GetTag(), e.GetId(), e.GetClasses(), e.GetAttributes()) {
 		return false
 	}
-	for _, a := range e.GetAncestors() {
-		if !nodeOK(a.GetTag(), a.GetId(), a.GetClasses(), a.GetAttributes()) {
-			return false
+	sc.el = selector.Element{Tag: e.GetTag(), ID: e.GetId(), Classes: e.GetClasses(), Attributes: e.GetAttributes()}
+	q.Element = &sc.el
+	if len(anc) > 0 {
+		// One pass validates and converts the ancestors.
+		sc.anc = sc.anc[:0]
+		for _, a := range anc {
+			n := selector.Element{Tag: a.GetTag(), ID: a.GetId(), Classes: a.GetClasses(), Attributes: a.GetAttributes()}
+			if !nodeOK(n.Tag, n.ID, n.Classes, n.Attributes) {
+				return false
+			}
+			sc.anc = append(sc.anc, n)
 		}
-	}
-	*el = selector.Element{Tag: e.GetTag(), ID: e.GetId(), Classes: e.GetClasses(), Attributes: e.GetAttributes()}
-	q.Element = el
-	if n := len(e.GetAncestors()); n > 0 {
-		if n > cap(anc) {
-			anc = make([]selector.Element, 0, n)
-		}
-		for _, a := range e.GetAncestors() {
-			anc = append(anc, selector.Element{Tag: a.GetTag(), ID: a.GetId(), Classes: a.GetClasses(), Attributes: a.GetAttributes()})
-		}
-		q.Ancestors = anc
+		q.Ancestors = sc.anc
 	}
 	return true
 }
@@ -468,6 +468,9 @@ func nodeOK(tag, id string, classes []string, attrs map[string]string) bool {
 		if len(c) > localMaxName {
 			return false
 		}
+	}
+	if len(attrs) == 0 {
+		return true // ranging over an empty map still costs an iterator
 	}
 	for k, v := range attrs {
 		if len(k) > localMaxName || len(v) > localMaxValue {
