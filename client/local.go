@@ -162,10 +162,13 @@ func (c *Client) Session(ctx context.Context, sessionID string, actor Actor, opt
 	}
 }
 
-// Close stops the watch; later checks go to the server.
+// Close stops the watch. Later checks go to the server at once (the
+// policy is no longer confirmed), except that an ended session still
+// answers SESSION_ENDED.
 func (s *LocalSession) Close() {
 	s.cancel()
 	<-s.done
+	s.heard.Store(-int64(s.o.staleness) - 1)
 }
 
 // ID returns the session's id.
@@ -261,7 +264,9 @@ func (s *LocalSession) Check(ctx context.Context, r CheckRequest) (Decision, err
 		s.failed.Add(1)
 		return unavailable(RulePolicyRevoked), st.err
 	}
-	if st.snap != nil && r.MinRevision <= st.rev && (st.ended || s.Fresh()) {
+	// An ended session never becomes active again: its answer needs no
+	// fresh policy and no later revision.
+	if st.snap != nil && (st.ended || r.MinRevision <= st.rev && s.Fresh()) {
 		var sc *scratch
 		if r.Element != nil {
 			// The engine keeps the element past the call's frame as far as
@@ -330,7 +335,7 @@ func (s *LocalSession) CheckMany(ctx context.Context, rs []CheckRequest) ([]Deci
 		fill(out, unavailable(RulePolicyRevoked))
 		return out, st.err
 	}
-	if st.snap != nil && len(rs) > 0 && len(rs) <= localMaxBatch && minRev <= st.rev && (st.ended || s.Fresh()) {
+	if st.snap != nil && (st.ended || len(rs) > 0 && len(rs) <= localMaxBatch && minRev <= st.rev && s.Fresh()) {
 		work := policy.NewBatchWork()
 		sc := scratchPool.Get().(*scratch)
 		all := true

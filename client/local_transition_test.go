@@ -166,6 +166,7 @@ func TestLocalSession_SessionEndStopsLocalAnswers(t *testing.T) {
 	for _, r := range []client.CheckRequest{chat, {Actor: customer, Feature: gatehousev1.Feature_FEATURE_VIDEO},
 		{Actor: agent, Feature: gatehousev1.Feature_FEATURE_NAVIGATE, URL: "https://shop.example.com/"},
 		{Actor: agent, Feature: gatehousev1.Feature_FEATURE_NAVIGATE}, // invalid: no URL
+		{Actor: agent, Feature: gatehousev1.Feature_FEATURE_CHAT, MinRevision: 1 << 40}, // a revision the watch will never see
 		{Actor: client.Actor{Role: gatehousev1.Role_ROLE_AGENT, ID: "mallory"}, Feature: gatehousev1.Feature_FEATURE_CHAT}} {
 		d, err := ls.Check(ctx, r)
 		if err != nil || d.Allowed || d.Reason != gatehousev1.Reason_REASON_SESSION_ENDED {
@@ -174,6 +175,47 @@ func TestLocalSession_SessionEndStopsLocalAnswers(t *testing.T) {
 	}
 	if st := ls.Stats(); st.Remote != 0 {
 		t.Fatalf("checks after the end went to the server: %+v", st)
+	}
+}
+
+// TestLocalSession_CloseStopsLocalAnswers: after Close, checks go to the
+// server at once, within the staleness bound too; an ended session still
+// answers SESSION_ENDED without the server.
+func TestLocalSession_CloseStopsLocalAnswers(t *testing.T) {
+	t.Parallel()
+	g := mustStart(t, false, nil)
+	lg, _ := localFixture(t, g)
+	ctx := ctxT(t)
+	c := dial(t, g.addr)
+	ls, err := c.Session(ctx, lg, agent, client.WithStaleness(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat := client.CheckRequest{Actor: agent, Feature: gatehousev1.Feature_FEATURE_CHAT}
+	if d, err := ls.Check(ctx, chat); err != nil || !d.Allowed || ls.Stats().Local != 1 {
+		t.Fatalf("before Close: %+v, %v, %+v", d, err, ls.Stats())
+	}
+	ls.Close()
+	if ls.Fresh() {
+		t.Fatal("fresh after Close")
+	}
+	if d, err := ls.Check(ctx, chat); err != nil || !d.Allowed || ls.Stats().Remote != 1 {
+		t.Fatalf("after Close: %+v, %v, %+v; want the server's allow", d, err, ls.Stats())
+	}
+	if _, err := ls.CheckMany(ctx, []client.CheckRequest{chat, chat}); err != nil || ls.Stats().Remote != 3 || ls.Stats().Local != 1 {
+		t.Fatalf("batch after Close: %v, %+v; want it sent to the server", err, ls.Stats())
+	}
+
+	ended := openLocal(t, c, lg, agent, client.WithStaleness(time.Hour))
+	if _, err := c.EndSession(ctx, lg, client.Ratings{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ended.WaitClosed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ended.Close()
+	if d, err := ended.Check(ctx, chat); err != nil || d.Reason != gatehousev1.Reason_REASON_SESSION_ENDED || ended.Stats().Remote != 0 {
+		t.Fatalf("ended, after Close: %+v, %v, %+v", d, err, ended.Stats())
 	}
 }
 
