@@ -165,7 +165,7 @@ func TestLocalSession_SessionEndStopsLocalAnswers(t *testing.T) {
 	time.Sleep(time.Second) // past the staleness bound
 	for _, r := range []client.CheckRequest{chat, {Actor: customer, Feature: gatehousev1.Feature_FEATURE_VIDEO},
 		{Actor: agent, Feature: gatehousev1.Feature_FEATURE_NAVIGATE, URL: "https://shop.example.com/"},
-		{Actor: agent, Feature: gatehousev1.Feature_FEATURE_NAVIGATE}, // invalid: no URL
+		{Actor: agent, Feature: gatehousev1.Feature_FEATURE_NAVIGATE},                   // invalid: no URL
 		{Actor: agent, Feature: gatehousev1.Feature_FEATURE_CHAT, MinRevision: 1 << 40}, // a revision the watch will never see
 		{Actor: client.Actor{Role: gatehousev1.Role_ROLE_AGENT, ID: "mallory"}, Feature: gatehousev1.Feature_FEATURE_CHAT}} {
 		d, err := ls.Check(ctx, r)
