@@ -251,14 +251,21 @@ type listing struct {
 	// Checks says how the checks were answered: locally, by the server
 	// (stale policy or a request outside what is decided locally), or
 	// denied without any policy.
-	Checks client.SessionStats `json:"checks"`
+	Checks checkCounts `json:"checks"`
+}
+
+// checkCounts are client.SessionStats in JSON.
+type checkCounts struct {
+	Local  uint64 `json:"local"`
+	Remote uint64 `json:"remote"`
+	Failed uint64 `json:"failed"`
 }
 
 func (ss *session) listing() listing {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	return listing{ID: ss.local.ID(), Revision: ss.local.Revision(), Ended: ss.local.Ended(),
-		Denied: append([]deniedEvent{}, ss.denied...), Dropped: ss.dropped, Checks: ss.local.Stats()}
+		Denied: append([]deniedEvent{}, ss.denied...), Dropped: ss.dropped, Checks: checkCounts(ss.local.Stats())}
 }
 
 func (s *server) deniedJSON(w http.ResponseWriter, _ *http.Request, ss *session) {
