@@ -561,16 +561,21 @@ func (s *LocalSession) watch(ctx context.Context, firstPolicy func()) (got bool,
 			return got, err
 		}
 		got = true
-		s.heard.Store(int64(time.Since(s.base)))
+		received := int64(time.Since(s.base))
 		if p := m.GetPolicy(); p != nil {
+			// The message counts as heard (as of its arrival) once the new
+			// policy is stored: while it compiles, it confirms nothing
+			// about the old one.
 			st, err := compilePolicy(p)
 			if err != nil {
 				return got, status.Error(codes.Internal, err.Error())
 			}
 			s.store(st)
+			s.heard.Store(received)
 			firstPolicy()
 			continue
 		}
+		s.heard.Store(received)
 		if rev := m.GetHeartbeatRevision(); rev > 0 {
 			if old := s.state.Load(); old.snap != nil && rev > old.rev {
 				next := *old
