@@ -20,8 +20,8 @@ func TestLocalCheck_NoAllocations(t *testing.T) {
 	g := mustStart(t, false, nil)
 	lgID, supID := localFixture(t, g)
 	c := dial(t, g.addr)
-	lg := openLocal(t, c, lgID, agent)
-	sup := openLocal(t, c, supID, client.Actor{Role: gatehousev1.Role_ROLE_AGENT, ID: "bob"})
+	lg := openLocal(t, c, lgID, agent, answersOnly)
+	sup := openLocal(t, c, supID, client.Actor{Role: gatehousev1.Role_ROLE_AGENT, ID: "bob"}, answersOnly)
 
 	big := &gatehousev1.Element{Tag: "input", Attributes: map[string]string{}}
 	for i := range 64 {

@@ -30,7 +30,7 @@ func TestLocalSession_CheckMany(t *testing.T) {
 		}
 	}
 	c := dial(t, g.addr)
-	ls := openLocal(t, c, lg, agent)
+	ls := openLocal(t, c, lg, agent, answersOnly)
 	anc := make([]*gatehousev1.ElementNode, 3)
 	for i := range anc {
 		anc[i] = &gatehousev1.ElementNode{Tag: "div", Attributes: map[string]string{"data-x": strings.Repeat("A", 4096)}}

@@ -160,7 +160,7 @@ func TestLocalSession_Differential(t *testing.T) {
 	c := dial(t, g.addr)
 	sessions := map[string]*client.LocalSession{}
 	for id, a := range map[string]client.Actor{lg: agent, sup: {Role: gatehousev1.Role_ROLE_AGENT, ID: "bob"}} {
-		ls, err := c.Session(ctx, id, a)
+		ls, err := c.Session(ctx, id, a, answersOnly)
 		if err != nil {
 			t.Fatalf("Session(%s): %v", id, err)
 		}

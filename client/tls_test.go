@@ -150,7 +150,7 @@ func TestLocalSession_CertificateRevoked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ls := openLocal(t, c, s.GetId(), agent)
+	ls := openLocal(t, c, s.GetId(), agent, answersOnly)
 	r := client.CheckRequest{Actor: agent, Feature: gatehousev1.Feature_FEATURE_CUSTOMER_SCREEN_SHARING}
 	before, err := ls.Check(ctxT(t), r)
 	if err != nil || ls.Stats().Local != 1 {

@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	insecure := fs.Bool("insecure", false, "connect without TLS (loopback Gatehouse only)")
 	account := fs.String("account", "demo", "account the sessions belong to")
 	rep := fs.String("representative", "alice", "Live Guide representative who serves the sessions")
+	staleness := fs.Duration("staleness", client.DefaultStaleness, "how long a session's policy answers locally after the last word from Gatehouse")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 		return err
 	}
 	defer c.Close()
-	s := newServer(c, *account, *rep)
+	s := newServer(c, *account, *rep, client.WithStaleness(*staleness))
 	defer s.Close()
 
 	lis, err := net.Listen("tcp", *listen)

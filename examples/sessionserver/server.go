@@ -31,6 +31,7 @@ type server struct {
 	c       *client.Client
 	account string
 	rep     string
+	opts    []client.SessionOption
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -84,8 +85,8 @@ var features = map[string]gatehousev1.Feature{
 	"navigate": gatehousev1.Feature_FEATURE_NAVIGATE,
 }
 
-func newServer(c *client.Client, account, rep string) *server {
-	return &server{c: c, account: account, rep: rep, sessions: map[string]*session{}}
+func newServer(c *client.Client, account, rep string, opts ...client.SessionOption) *server {
+	return &server{c: c, account: account, rep: rep, opts: opts, sessions: map[string]*session{}}
 }
 
 // handler routes:
@@ -135,7 +136,7 @@ func (s *server) start(w http.ResponseWriter, r *http.Request) {
 	}
 	agent := client.Actor{Role: gatehousev1.Role_ROLE_AGENT, ID: sess.GetRepresentativeId()}
 	// The watch outlives this request: only its opening is bounded by it.
-	local, err := s.c.Session(ctx, sess.GetId(), agent)
+	local, err := s.c.Session(ctx, sess.GetId(), agent, s.opts...)
 	if err != nil {
 		gatehouseError(w, err)
 		return
