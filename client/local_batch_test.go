@@ -89,8 +89,10 @@ func TestLocalSession_CheckMany(t *testing.T) {
 		t.Fatal(err)
 	}
 	before = ls.Stats()
-	ds, err = ls.CheckMany(ctx, append(bad, costly, client.CheckRequest{Actor: client.Actor{Role: gatehousev1.Role_ROLE_AGENT, ID: "mallory"}, Feature: gatehousev1.Feature_FEATURE_CHAT}))
-	if err != nil || len(ds) != 4 {
+	later := chat
+	later.MinRevision = 1 << 40 // a revision the finished watch never sees
+	ds, err = ls.CheckMany(ctx, append(bad, costly, later, client.CheckRequest{Actor: client.Actor{Role: gatehousev1.Role_ROLE_AGENT, ID: "mallory"}, Feature: gatehousev1.Feature_FEATURE_CHAT}))
+	if err != nil || len(ds) != 5 {
 		t.Fatalf("after the end: %v, %v", ds, err)
 	}
 	for i, d := range ds {
