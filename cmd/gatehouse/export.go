@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
@@ -31,6 +32,9 @@ const exportFormat = "gatehouse.account/v1"
 // imported account gives the same document. Sessions, audit events and
 // caller tokens are not part of it.
 type accountDoc struct {
+	// revision is the store revision the document was read at (0 when
+	// unknown); applying ignores it.
+	revision        uint64
 	account         *gatehousev1.Account
 	settings        *gatehousev1.LiveGuideSettings
 	customizations  []*gatehousev1.Customization
@@ -132,6 +136,9 @@ func stripOutputOnly(m proto.Message) {
 func (d *accountDoc) encode(format string) ([]byte, error) {
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	root.Content = append(root.Content, strNode("format"), strNode(exportFormat))
+	if d.revision != 0 {
+		root.Content = append(root.Content, strNode("revision"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatUint(d.revision, 10)})
+	}
 	for _, s := range sections {
 		ms := s.get(d)
 		if len(ms) == 0 {
@@ -225,9 +232,17 @@ func decodeDoc(data []byte) (*accountDoc, error) {
 			format = v.Value
 			continue
 		}
+		if k == "revision" {
+			rev, err := strconv.ParseUint(v.Value, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: revision %q: want a store revision (a whole number)", v.Line, v.Value)
+			}
+			d.revision = rev
+			continue
+		}
 		idx := slices.IndexFunc(sections, func(s section) bool { return s.key == k })
 		if idx < 0 {
-			return nil, fmt.Errorf("line %d: unknown key %q (keys: format, %s)", root.Content[i].Line, k, strings.Join(keys, ", "))
+			return nil, fmt.Errorf("line %d: unknown key %q (keys: format, revision, %s)", root.Content[i].Line, k, strings.Join(keys, ", "))
 		}
 		s := sections[idx]
 		elems := []*yaml.Node{v}
@@ -334,12 +349,14 @@ language changed from the built-in defaults, the allowlist, privacy rules,
 business hours, portals (parents before children, default subportals
 included), teams (parents first) and representatives. Output-only fields
 (etags, revisions, creation times) are left out, so export → import →
-export gives the same bytes. Sessions, audit events and caller tokens are
+export gives the same document (but for its revision line). Sessions, audit events and caller tokens are
 not exported.
 
 The format follows --format, else the file's extension (.json → JSON),
-else YAML. The reads are separate calls: export while nobody is changing
-the account to get a consistent picture.`,
+else YAML. The server reads the whole account in one transaction; the
+document records the store revision it was read at (revision:), which
+"gatehouse apply --expect-revision" takes to refuse an apply when the
+account changed since.`,
 		Example: "  gatehouse export --account acme -f acme.yaml",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -377,85 +394,38 @@ the account to get a consistent picture.`,
 	return cmd
 }
 
-// readAccount reads everything the document holds.
+// readAccount reads the account's document, in one transaction on the
+// server (ExportAccount).
 func (a *app) readAccount(ctx context.Context, acct string) (*accountDoc, error) {
 	c, err := a.client()
 	if err != nil {
 		return nil, err
 	}
-	d := &accountDoc{}
-	// get runs one call with its own deadline.
-	get := func(fn func(ctx context.Context) error) error {
-		cctx, cancel := a.call(ctx)
-		defer cancel()
-		return fn(cctx)
-	}
-	err = get(func(ctx context.Context) error {
-		r, err := c.admin.GetAccount(ctx, &gatehousev1.GetAccountRequest{Id: acct})
-		d.account = r.GetAccount()
-		return err
-	})
+	cctx, cancel := a.call(ctx)
+	defer cancel()
+	resp, err := c.admin.ExportAccount(cctx, &gatehousev1.ExportAccountRequest{AccountId: acct})
 	if err != nil {
 		return nil, err
 	}
-	err = get(func(ctx context.Context) error {
-		r, err := c.admin.GetLiveGuideSettings(ctx, &gatehousev1.GetLiveGuideSettingsRequest{AccountId: acct})
-		d.settings = r.GetSettings()
-		return err
-	})
-	if err != nil {
-		return nil, err
+	return docFromProto(resp.GetDocument()), nil
+}
+
+// docFromProto and toProto convert between the document as the CLI
+// renders it and as the API carries it.
+func docFromProto(p *gatehousev1.AccountDocument) *accountDoc {
+	d := &accountDoc{revision: p.GetRevision(), account: p.GetAccount(), settings: p.GetSettings(), customizations: p.GetCustomizations(),
+		allowlist: p.GetAllowlist(), privacyRules: p.GetPrivacyRules(), businessHours: p.GetBusinessHours(),
+		portals: p.GetPortals(), teams: p.GetTeams(), representatives: p.GetRepresentatives()}
+	if !d.settings.ProtoReflect().IsValid() {
+		d.settings = nil
 	}
-	for _, l := range languages {
-		var cu *gatehousev1.Customization
-		err = get(func(ctx context.Context) error {
-			r, err := c.admin.GetCustomization(ctx, &gatehousev1.GetCustomizationRequest{AccountId: acct, Language: l})
-			cu = r.GetCustomization()
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		// Revision 0: the built-in defaults are in force.
-		if cu.GetRevision() != 0 {
-			d.customizations = append(d.customizations, cu)
-		}
-	}
-	listOf := func(f *family) ([]protoreflect.Message, error) {
-		resp, err := a.listAll(ctx, listFlags{}, func(ctx context.Context, size int32, token string) (proto.Message, error) {
-			return f.list(ctx, c, acct, size, token)
-		})
-		if err != nil {
-			return nil, err
-		}
-		return messages(resp), nil
-	}
-	var ms []protoreflect.Message
-	if ms, err = listOf(allowlistFamily()); err != nil {
-		return nil, err
-	}
-	d.allowlist = typed[*gatehousev1.AllowlistEntry](ms)
-	if ms, err = listOf(privacyRulesFamily()); err != nil {
-		return nil, err
-	}
-	d.privacyRules = typed[*gatehousev1.PrivacyRule](ms)
-	if ms, err = listOf(businessHoursFamily()); err != nil {
-		return nil, err
-	}
-	d.businessHours = typed[*gatehousev1.BusinessHours](ms)
-	if ms, err = listOf(portalsFamily()); err != nil {
-		return nil, err
-	}
-	d.portals = parentsFirst(typed[*gatehousev1.Portal](ms))
-	if ms, err = listOf(teamsFamily()); err != nil {
-		return nil, err
-	}
-	d.teams = parentsFirst(typed[*gatehousev1.Team](ms))
-	if ms, err = listOf(representativesFamily()); err != nil {
-		return nil, err
-	}
-	d.representatives = typed[*gatehousev1.Representative](ms)
-	return d, nil
+	return d
+}
+
+func (d *accountDoc) toProto() *gatehousev1.AccountDocument {
+	return &gatehousev1.AccountDocument{Format: exportFormat, Revision: d.revision, Account: d.account, Settings: d.settings,
+		Customizations: d.customizations, Allowlist: d.allowlist, PrivacyRules: d.privacyRules, BusinessHours: d.businessHours,
+		Portals: d.portals, Teams: d.teams, Representatives: d.representatives}
 }
 
 func typed[T proto.Message](ms []protoreflect.Message) []T {

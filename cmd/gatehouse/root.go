@@ -132,6 +132,8 @@ Commands are "gatehouse <resource> <verb>". Account-owned resources take
 		withGroup("sessions", checkCmd(a)),
 		withGroup("store", exportCmd(a)),
 		withGroup("store", importCmd(a)),
+		withGroup("store", diffCmd(a)),
+		withGroup("store", applyCmd(a)),
 		withGroup("store", backupCmd(a)),
 		withGroup("store", tokensCmd(a)),
 		withGroup("store", auditCmd(a)),
