@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/schema"
 	"github.com/spf13/cobra"
 )
 
@@ -209,4 +210,21 @@ func orZero(v, other string) string {
 		return "0"
 	}
 	return "(unset)"
+}
+
+func schemaCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "schema",
+		Short: "Print the JSON Schema of the account document",
+		Long: `Print the JSON Schema (draft 2020-12) of the account document that export
+writes and diff and apply read (format gatehouse.account/v1), so that an
+editor can check a document as it is written, e.g. with a first line
+"# yaml-language-server: $schema=account.v1.json" in a YAML file.`,
+		Example: "  gatehouse schema > account.v1.json",
+		Args:    args(cobra.NoArgs),
+		RunE: func(*cobra.Command, []string) error {
+			_, err := a.out.Write(schema.AccountV1)
+			return err
+		},
+	}
 }

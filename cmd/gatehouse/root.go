@@ -134,6 +134,7 @@ Commands are "gatehouse <resource> <verb>". Account-owned resources take
 		withGroup("store", importCmd(a)),
 		withGroup("store", diffCmd(a)),
 		withGroup("store", applyCmd(a)),
+		withGroup("store", schemaCmd(a)),
 		withGroup("store", backupCmd(a)),
 		withGroup("store", tokensCmd(a)),
 		withGroup("store", auditCmd(a)),
