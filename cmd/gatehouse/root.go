@@ -130,6 +130,7 @@ Commands are "gatehouse <resource> <verb>". Account-owned resources take
 		withGroup("admin", cobrowseURLCmd(a)),
 		withGroup("sessions", sessionsCmd(a)),
 		withGroup("sessions", checkCmd(a)),
+		withGroup("sessions", testCmd(a)),
 		withGroup("store", exportCmd(a)),
 		withGroup("store", importCmd(a)),
 		withGroup("store", diffCmd(a)),
