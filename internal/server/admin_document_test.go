@@ -9,6 +9,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/accountdoc"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
@@ -445,4 +446,50 @@ func TestCheckHypothetical_AgreesWithCheckFeatures(t *testing.T) {
 	_, err = e.decide.CheckHypothetical(ctxT(t), &gatehousev1.CheckHypotheticalRequest{AccountId: "acme",
 		Session: &gatehousev1.HypotheticalSession{RepresentativeId: "alice"}, Checks: []*gatehousev1.HypotheticalCheck{{Actor: agent("alice")}}})
 	wantInvalid(t, err, "session.kind", "checks[0].feature")
+}
+
+// limitedStore declares an operations-per-transaction limit, as an etcd
+// driver does.
+type limitedStore struct {
+	store.Store
+	ops int
+}
+
+func (l limitedStore) MaxTxnOps() int { return l.ops }
+
+// TestApplyAccount_OperationsLimit: a document needing more writes than
+// the store's transactions hold is refused whole (RESOURCE_EXHAUSTED with
+// the limit), planned or applied, and nothing is written; one within the
+// bound applies.
+func TestApplyAccount_OperationsLimit(t *testing.T) {
+	e := MustStart(t, "", func(o *Options) { o.Store = limitedStore{Store: o.Store, ops: 128} })
+	bound := maxApplyWrites(limitedStore{ops: 128})
+	if bound < 1 || 2*bound+1+maxAuditPurge > 128 {
+		t.Fatalf("maxApplyWrites = %d leaves no room for the audit events in 128 operations", bound)
+	}
+	doc := &gatehousev1.AccountDocument{Format: accountdoc.Format, Account: &gatehousev1.Account{Id: "big", DisplayName: "Big"}}
+	// The account and its settings are two writes.
+	for i := range bound - 2 {
+		doc.Allowlist = append(doc.Allowlist, &gatehousev1.AllowlistEntry{Id: fmt.Sprintf("e%d", i), Pattern: fmt.Sprintf("h%d.example.com", i)})
+	}
+	over := proto.CloneOf(doc)
+	over.Allowlist = append(over.Allowlist, &gatehousev1.AllowlistEntry{Id: "one-more", Pattern: "more.example.com"})
+	rev := e.store.Revision()
+	for _, dry := range []bool{true, false} {
+		_, err := e.apply(over, dry, false, 0)
+		st := wantCode(t, err, codes.ResourceExhausted)
+		if errorReason(st) != reasonApplyTooLarge || errorMeta(st)["limit"] != fmt.Sprint(bound) {
+			t.Errorf("dry=%v: %v %v", dry, errorReason(st), errorMeta(st))
+		}
+	}
+	if e.store.Revision() != rev {
+		t.Fatal("a refused apply committed")
+	}
+	if r, err := e.apply(doc, false, false, 0); err != nil || !r.GetApplied() {
+		t.Fatalf("a document at the bound: %v", err)
+	}
+	// Growing it in parts works: each apply writes only what differs.
+	if r, err := e.apply(over, false, false, 0); err != nil || len(r.GetChanges()) != 1 {
+		t.Fatalf("the next part: %v %v", err, summary(r.GetChanges()))
+	}
 }
