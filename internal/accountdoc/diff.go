@@ -29,6 +29,10 @@ func flatten(m proto.Message) map[string]string {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return out
 	}
+	// EmitUnpopulated brings the cleared output-only fields back.
+	for _, f := range OutputOnly {
+		delete(v, f)
+	}
 	var walk func(prefix string, v map[string]any)
 	walk = func(prefix string, v map[string]any) {
 		for k, x := range v {
