@@ -88,6 +88,8 @@ func checkDocument(in *gatehousev1.AccountDocument, r Rules) (*gatehousev1.Accou
 	switch {
 	case in == nil:
 		return nil, &InvalidError{Field: "document", Reason: "is required"}
+	case in.GetFormat() == "":
+		return nil, &InvalidError{Field: "document.format", Reason: fmt.Sprintf("is required (%q)", Format)}
 	case in.GetFormat() != Format:
 		return nil, &InvalidError{Field: "document.format", Reason: fmt.Sprintf("is %q; want %q", in.GetFormat(), Format)}
 	case in.GetAccount().GetId() == "":

@@ -34,6 +34,8 @@ func (d *decisionService) CheckHypothetical(ctx context.Context, req *gatehousev
 	switch {
 	case hs == nil:
 		v.add("session", "is required")
+	case hs.GetKind() == gatehousev1.SessionKind_SESSION_KIND_UNSPECIFIED:
+		v.add("session.kind", "is required (SESSION_KIND_LIVE_GUIDE or SESSION_KIND_SUPPORT)")
 	case hs.GetKind() != gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE && hs.GetKind() != gatehousev1.SessionKind_SESSION_KIND_SUPPORT:
 		v.add("session.kind", "must be SESSION_KIND_LIVE_GUIDE or SESSION_KIND_SUPPORT")
 	}
