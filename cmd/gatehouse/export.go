@@ -15,8 +15,6 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -468,21 +466,19 @@ Creating accounts and setting co-browse URLs needs an operator token.`,
 // kept). The server writes everything in one transaction: a failure
 // leaves nothing behind.
 func (a *app) importAccount(ctx context.Context, d *accountDoc) (*importResult, error) {
-	c, err := a.client()
-	if err != nil {
-		return nil, err
-	}
 	acct := d.account.GetId()
-	cctx, cancel := a.call(ctx)
-	_, err = c.admin.GetAccount(cctx, &gatehousev1.GetAccountRequest{Id: acct})
-	cancel()
-	switch {
-	case err == nil:
-		return nil, fmt.Errorf("account %q already exists; import refuses to change an existing account (delete it first, import under another id with --account, or use apply)", acct)
-	case status.Code(err) != codes.NotFound:
+	// The plan tells whether the account exists; applying it guarded by
+	// the plan's revision makes sure nobody created it in between.
+	plan, err := a.applyDoc(ctx, d, true, true, 0)
+	if err != nil {
 		return nil, wrapStatus("account "+acct, err)
 	}
-	resp, err := a.applyDoc(ctx, d, false, true, 0)
+	if !slices.ContainsFunc(plan.GetChanges(), func(ch *gatehousev1.ResourceChange) bool {
+		return ch.GetSection() == "account" && ch.GetAction() == gatehousev1.ChangeAction_CHANGE_ACTION_CREATE
+	}) {
+		return nil, fmt.Errorf("account %q already exists; import refuses to change an existing account (delete it first, import under another id with --account, or use apply)", acct)
+	}
+	resp, err := a.applyDoc(ctx, d, false, true, plan.GetRevision())
 	if err != nil {
 		return nil, wrapStatus("account "+acct, err)
 	}
