@@ -260,7 +260,8 @@ func write(tx store.Tx, r Rules, doc *gatehousev1.AccountDocument, before *state
 	}
 	for _, c := range before.customs {
 		if !inDoc[c.GetLanguage()] {
-			def := r.DefaultCustomization(acct, c.GetLanguage())
+			def := strip(r.DefaultCustomization(acct, c.GetLanguage()))
+			def.AccountId = acct
 			if err := r.UpdateCustomization(tx, def); err != nil {
 				return item("document.customizations", fmt.Sprintf("texts of %q", c.GetLanguage()), err)
 			}

@@ -36,7 +36,9 @@ func flatten(m proto.Message) map[string]string {
 	var walk func(prefix string, v map[string]any)
 	walk = func(prefix string, v map[string]any) {
 		for k, x := range v {
-			if sub, ok := x.(map[string]any); ok && !isMapField(prefix+k) {
+			// No document resource has a map field: every object is a
+			// message, whose fields get their own paths.
+			if sub, ok := x.(map[string]any); ok {
 				walk(prefix+k+".", sub)
 				continue
 			}
@@ -50,10 +52,6 @@ func flatten(m proto.Message) map[string]string {
 	walk("", v)
 	return out
 }
-
-// isMapField: no document resource has a map field today; kept as the one
-// place to name one, whose entries must not be split into paths.
-func isMapField(string) bool { return false }
 
 func isZero(x any) bool {
 	switch v := x.(type) {

@@ -493,3 +493,29 @@ func TestApplyAccount_OperationsLimit(t *testing.T) {
 		t.Fatalf("the next part: %v %v", err, summary(r.GetChanges()))
 	}
 }
+
+// TestApplyAccount_PruneResetsTexts: texts are held by a document only
+// when they differ from the built-in ones; pruning a language resets it.
+func TestApplyAccount_PruneResetsTexts(t *testing.T) {
+	e := MustStart(t, "")
+	doc := testDocument("acme")
+	if _, err := e.apply(doc, false, false, 0); err != nil {
+		t.Fatal(err)
+	}
+	doc.Customizations = nil
+	r, err := e.apply(doc, false, false, 0)
+	if err != nil || len(r.GetChanges()) != 0 || diffLines([]string{"CHANGE_ACTION_DELETE customizations/fr", "CHANGE_ACTION_DELETE portals/desk-default"}, summary(r.GetNotPruned())) != "" {
+		t.Fatalf("without prune: %v changes %v, not pruned %v", err, summary(r.GetChanges()), summary(r.GetNotPruned()))
+	}
+	r, err = e.apply(doc, false, true, 0)
+	if err != nil || !slices.Contains(summary(r.GetChanges()), "CHANGE_ACTION_DELETE customizations/fr") {
+		t.Fatalf("with prune: %v %v", err, summary(r.GetChanges()))
+	}
+	if got := e.mustExport("acme").GetCustomizations(); len(got) != 0 {
+		t.Fatalf("texts after prune: %v", got)
+	}
+	c, err := e.admin.GetCustomization(ctxT(t), &gatehousev1.GetCustomizationRequest{AccountId: "acme", Language: "fr"})
+	if err != nil || c.GetCustomization().GetAgentAlias() == "Conseiller" {
+		t.Fatalf("fr after prune: %v %v", c, err)
+	}
+}
