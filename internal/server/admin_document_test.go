@@ -359,6 +359,16 @@ func TestApplyAccount_CallersAsTheSingleRPCs(t *testing.T) {
 			t.Errorf("%s: a refused apply committed", c.who)
 		}
 	}
+	// The account's own URL in its export is no change: its admin applies
+	// the export.
+	again, err := e.admin.ExportAccount(ctx("admin-a"), &gatehousev1.ExportAccountRequest{AccountId: "a"})
+	if err != nil || again.GetDocument().GetAccount().GetCobrowseUrl() != "https://alpha.support.me" {
+		t.Fatalf("export after the operator set the URL: %v %v", again, err)
+	}
+	again.Document.Account.DisplayName = "A, again"
+	if _, err := e.admin.ApplyAccount(ctx("admin-a"), &gatehousev1.ApplyAccountRequest{Document: again.GetDocument()}); err != nil {
+		t.Errorf("admin of a applying a's export with its URL: %v", err)
+	}
 	if _, err := e.admin.ExportAccount(ctx("admin-a"), &gatehousev1.ExportAccountRequest{AccountId: "b"}); statusCode(err) != codes.PermissionDenied {
 		t.Errorf("admin of a exporting b: %v", err)
 	}
