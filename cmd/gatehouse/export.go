@@ -9,17 +9,15 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
 // exportFormat names the version of the account document.
@@ -31,6 +29,9 @@ const exportFormat = "gatehouse.account/v1"
 // imported account gives the same document. Sessions, audit events and
 // caller tokens are not part of it.
 type accountDoc struct {
+	// revision is the store revision the document was read at (0 when
+	// unknown); applying ignores it.
+	revision        uint64
 	account         *gatehousev1.Account
 	settings        *gatehousev1.LiveGuideSettings
 	customizations  []*gatehousev1.Customization
@@ -132,6 +133,9 @@ func stripOutputOnly(m proto.Message) {
 func (d *accountDoc) encode(format string) ([]byte, error) {
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	root.Content = append(root.Content, strNode("format"), strNode(exportFormat))
+	if d.revision != 0 {
+		root.Content = append(root.Content, strNode("revision"), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!int", Value: strconv.FormatUint(d.revision, 10)})
+	}
 	for _, s := range sections {
 		ms := s.get(d)
 		if len(ms) == 0 {
@@ -225,9 +229,17 @@ func decodeDoc(data []byte) (*accountDoc, error) {
 			format = v.Value
 			continue
 		}
+		if k == "revision" {
+			rev, err := strconv.ParseUint(v.Value, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("line %d: revision %q: want a store revision (a whole number)", v.Line, v.Value)
+			}
+			d.revision = rev
+			continue
+		}
 		idx := slices.IndexFunc(sections, func(s section) bool { return s.key == k })
 		if idx < 0 {
-			return nil, fmt.Errorf("line %d: unknown key %q (keys: format, %s)", root.Content[i].Line, k, strings.Join(keys, ", "))
+			return nil, fmt.Errorf("line %d: unknown key %q (keys: format, revision, %s)", root.Content[i].Line, k, strings.Join(keys, ", "))
 		}
 		s := sections[idx]
 		elems := []*yaml.Node{v}
@@ -267,47 +279,6 @@ func decodeDoc(data []byte) (*accountDoc, error) {
 	return d, nil
 }
 
-// parentsFirst orders items so that every item comes after its parent
-// (when the parent is among them), keeping the given order otherwise:
-// each root is followed by its descendants, depth first.
-func parentsFirst[T proto.Message](items []T) []T {
-	ids := map[string]bool{}
-	children := map[string][]T{}
-	for _, m := range items {
-		ids[getString(m.ProtoReflect(), "id")] = true
-	}
-	var roots []T
-	for _, m := range items {
-		p := getString(m.ProtoReflect(), "parent_id")
-		if p == "" || !ids[p] {
-			roots = append(roots, m)
-		} else {
-			children[p] = append(children[p], m)
-		}
-	}
-	out := make([]T, 0, len(items))
-	seen := map[string]bool{}
-	var visit func(m T)
-	visit = func(m T) {
-		id := getString(m.ProtoReflect(), "id")
-		if seen[id] {
-			return
-		}
-		seen[id] = true
-		out = append(out, m)
-		for _, c := range children[id] {
-			visit(c)
-		}
-	}
-	for _, r := range roots {
-		visit(r)
-	}
-	for _, m := range items { // cycles: left for the server to refuse
-		visit(m)
-	}
-	return out
-}
-
 // docFormat picks json or yaml from --format, else the file extension.
 func docFormat(flag, file string) (string, error) {
 	switch flag {
@@ -334,12 +305,14 @@ language changed from the built-in defaults, the allowlist, privacy rules,
 business hours, portals (parents before children, default subportals
 included), teams (parents first) and representatives. Output-only fields
 (etags, revisions, creation times) are left out, so export → import →
-export gives the same bytes. Sessions, audit events and caller tokens are
+export gives the same document (but for its revision line). Sessions, audit events and caller tokens are
 not exported.
 
 The format follows --format, else the file's extension (.json → JSON),
-else YAML. The reads are separate calls: export while nobody is changing
-the account to get a consistent picture.`,
+else YAML. The server reads the whole account in one transaction; the
+document records the store revision it was read at (revision:), which
+"gatehouse apply --expect-revision" takes to refuse an apply when the
+account changed since.`,
 		Example: "  gatehouse export --account acme -f acme.yaml",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -377,93 +350,38 @@ the account to get a consistent picture.`,
 	return cmd
 }
 
-// readAccount reads everything the document holds.
+// readAccount reads the account's document, in one transaction on the
+// server (ExportAccount).
 func (a *app) readAccount(ctx context.Context, acct string) (*accountDoc, error) {
 	c, err := a.client()
 	if err != nil {
 		return nil, err
 	}
-	d := &accountDoc{}
-	// get runs one call with its own deadline.
-	get := func(fn func(ctx context.Context) error) error {
-		cctx, cancel := a.call(ctx)
-		defer cancel()
-		return fn(cctx)
-	}
-	err = get(func(ctx context.Context) error {
-		r, err := c.admin.GetAccount(ctx, &gatehousev1.GetAccountRequest{Id: acct})
-		d.account = r.GetAccount()
-		return err
-	})
+	cctx, cancel := a.call(ctx)
+	defer cancel()
+	resp, err := c.admin.ExportAccount(cctx, &gatehousev1.ExportAccountRequest{AccountId: acct})
 	if err != nil {
 		return nil, err
 	}
-	err = get(func(ctx context.Context) error {
-		r, err := c.admin.GetLiveGuideSettings(ctx, &gatehousev1.GetLiveGuideSettingsRequest{AccountId: acct})
-		d.settings = r.GetSettings()
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range languages {
-		var cu *gatehousev1.Customization
-		err = get(func(ctx context.Context) error {
-			r, err := c.admin.GetCustomization(ctx, &gatehousev1.GetCustomizationRequest{AccountId: acct, Language: l})
-			cu = r.GetCustomization()
-			return err
-		})
-		if err != nil {
-			return nil, err
-		}
-		// Revision 0: the built-in defaults are in force.
-		if cu.GetRevision() != 0 {
-			d.customizations = append(d.customizations, cu)
-		}
-	}
-	listOf := func(f *family) ([]protoreflect.Message, error) {
-		resp, err := a.listAll(ctx, listFlags{}, func(ctx context.Context, size int32, token string) (proto.Message, error) {
-			return f.list(ctx, c, acct, size, token)
-		})
-		if err != nil {
-			return nil, err
-		}
-		return messages(resp), nil
-	}
-	var ms []protoreflect.Message
-	if ms, err = listOf(allowlistFamily()); err != nil {
-		return nil, err
-	}
-	d.allowlist = typed[*gatehousev1.AllowlistEntry](ms)
-	if ms, err = listOf(privacyRulesFamily()); err != nil {
-		return nil, err
-	}
-	d.privacyRules = typed[*gatehousev1.PrivacyRule](ms)
-	if ms, err = listOf(businessHoursFamily()); err != nil {
-		return nil, err
-	}
-	d.businessHours = typed[*gatehousev1.BusinessHours](ms)
-	if ms, err = listOf(portalsFamily()); err != nil {
-		return nil, err
-	}
-	d.portals = parentsFirst(typed[*gatehousev1.Portal](ms))
-	if ms, err = listOf(teamsFamily()); err != nil {
-		return nil, err
-	}
-	d.teams = parentsFirst(typed[*gatehousev1.Team](ms))
-	if ms, err = listOf(representativesFamily()); err != nil {
-		return nil, err
-	}
-	d.representatives = typed[*gatehousev1.Representative](ms)
-	return d, nil
+	return docFromProto(resp.GetDocument()), nil
 }
 
-func typed[T proto.Message](ms []protoreflect.Message) []T {
-	out := make([]T, len(ms))
-	for i, m := range ms {
-		out[i] = m.Interface().(T)
+// docFromProto and toProto convert between the document as the CLI
+// renders it and as the API carries it.
+func docFromProto(p *gatehousev1.AccountDocument) *accountDoc {
+	d := &accountDoc{revision: p.GetRevision(), account: p.GetAccount(), settings: p.GetSettings(), customizations: p.GetCustomizations(),
+		allowlist: p.GetAllowlist(), privacyRules: p.GetPrivacyRules(), businessHours: p.GetBusinessHours(),
+		portals: p.GetPortals(), teams: p.GetTeams(), representatives: p.GetRepresentatives()}
+	if !d.settings.ProtoReflect().IsValid() {
+		d.settings = nil
 	}
-	return out
+	return d
+}
+
+func (d *accountDoc) toProto() *gatehousev1.AccountDocument {
+	return &gatehousev1.AccountDocument{Format: exportFormat, Revision: d.revision, Account: d.account, Settings: d.settings,
+		Customizations: d.customizations, Allowlist: d.allowlist, PrivacyRules: d.privacyRules, BusinessHours: d.businessHours,
+		Portals: d.portals, Teams: d.teams, Representatives: d.representatives}
 }
 
 // importResult is what import reports.
@@ -484,9 +402,10 @@ stdin). The account must not exist yet: import never changes an existing
 account. --account imports under another id; the co-browse URL is then not
 carried over (it is unique across accounts) and can be generated anew.
 
-Creating accounts and setting co-browse URLs needs an operator token. When a
-step fails, the partly imported account is deleted again and the error names
-the resource that failed.`,
+The server creates the whole account in one transaction (ApplyAccount):
+when anything in the document is refused, nothing is written and the error
+names the field by its place in the document (document.portals[2].name).
+Creating accounts and setting co-browse URLs needs an operator token.`,
 		Example: "  gatehouse import -f acme.yaml\n  gatehouse import -f acme.yaml --account acme-staging",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -541,183 +460,37 @@ the resource that failed.`,
 	return cmd
 }
 
-// importAccount writes d into the store through the API. On failure it
-// deletes the account again (best effort) and returns the error with the
-// resource that failed.
-func (a *app) importAccount(ctx context.Context, d *accountDoc) (res *importResult, err error) {
-	c, err := a.client()
-	if err != nil {
-		return nil, err
-	}
+// importAccount creates the account of d from the document with one
+// ApplyAccount (with prune, so the new account holds exactly the document:
+// a top portal's automatic subportal that the document lacks is not
+// kept). The server writes everything in one transaction: a failure
+// leaves nothing behind.
+func (a *app) importAccount(ctx context.Context, d *accountDoc) (*importResult, error) {
 	acct := d.account.GetId()
-	res = &importResult{Account: acct, Created: map[string]int{}}
-	call := func(what string, fn func(ctx context.Context) (proto.Message, error)) error {
-		cctx, cancel := a.call(ctx)
-		defer cancel()
-		m, err := fn(cctx)
-		if err != nil {
-			return wrapStatus(what, err)
-		}
-		if m != nil {
-			r := m.ProtoReflect()
-			if fd := r.Descriptor().Fields().ByName("revision"); fd != nil && r.Get(fd).Uint() > res.Revision {
-				res.Revision = r.Get(fd).Uint()
-			}
-		}
-		return nil
-	}
-
-	err = call("account "+acct, func(ctx context.Context) (proto.Message, error) {
-		_, err := c.admin.GetAccount(ctx, &gatehousev1.GetAccountRequest{Id: acct})
-		return nil, err
-	})
-	switch {
-	case err == nil:
-		return nil, fmt.Errorf("account %q already exists; import refuses to change an existing account (delete it first, or import under another id with --account)", acct)
-	case status.Code(err) != codes.NotFound:
-		return nil, err
-	}
-	err = call("account "+acct, func(ctx context.Context) (proto.Message, error) {
-		r, err := c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: acct, DisplayName: d.account.GetDisplayName()}})
-		return r.GetAccount(), err
-	})
+	// The plan tells whether the account exists; applying it guarded by
+	// the plan's revision makes sure nobody created it in between.
+	plan, err := a.applyDoc(ctx, d, true, true, 0)
 	if err != nil {
-		return nil, err
+		return nil, wrapStatus("account "+acct, err)
 	}
-	defer func() {
-		if err == nil {
-			return
+	if !slices.ContainsFunc(plan.GetChanges(), func(ch *gatehousev1.ResourceChange) bool {
+		return ch.GetSection() == "account" && ch.GetAction() == gatehousev1.ChangeAction_CHANGE_ACTION_CREATE
+	}) {
+		return nil, fmt.Errorf("account %q already exists; import refuses to change an existing account (delete it first, import under another id with --account, or use apply)", acct)
+	}
+	resp, err := a.applyDoc(ctx, d, false, true, plan.GetRevision())
+	if err != nil {
+		return nil, wrapStatus("account "+acct, err)
+	}
+	res := &importResult{Account: acct, Revision: resp.GetRevision(), Created: map[string]int{}}
+	for _, s := range sections[1:] {
+		n := len(s.get(d))
+		if s.key == "settings" && n > 0 {
+			n = 1
 		}
-		cctx, cancel := a.call(context.WithoutCancel(ctx))
-		defer cancel()
-		if _, derr := c.admin.DeleteAccount(cctx, &gatehousev1.DeleteAccountRequest{Id: acct}); derr != nil {
-			fmt.Fprintf(a.errOut, "import failed and the partly imported account %s could not be deleted: %v\n", acct, derr)
-			return
-		}
-		fmt.Fprintf(a.errOut, "import failed; the partly imported account %s was deleted again\n", acct)
-	}()
-	if err = a.importResources(ctx, c, d, res, call); err != nil {
-		return nil, err
+		res.Created[s.key] = n
 	}
 	return res, nil
-}
-
-func (a *app) importResources(ctx context.Context, c *clients, d *accountDoc, res *importResult,
-	call func(string, func(ctx context.Context) (proto.Message, error)) error) error {
-	acct := d.account.GetId()
-	if u := d.account.GetCobrowseUrl(); u != "" {
-		if err := call("cobrowse URL", func(ctx context.Context) (proto.Message, error) {
-			r, err := c.admin.SetCobrowseUrl(ctx, &gatehousev1.SetCobrowseUrlRequest{AccountId: acct, Url: u})
-			return r.GetAccount(), err
-		}); err != nil {
-			return err
-		}
-	}
-	create := func(f *family, key string, items []proto.Message) error {
-		for _, m := range items {
-			id := getString(m.ProtoReflect(), "id")
-			if err := call(f.kind+" "+id, func(ctx context.Context) (proto.Message, error) { return f.create(ctx, c, acct, m) }); err != nil {
-				return err
-			}
-			res.Created[key]++
-		}
-		return nil
-	}
-	if err := create(businessHoursFamily(), "business_hours", asMessages(d.businessHours)); err != nil {
-		return err
-	}
-	if err := create(allowlistFamily(), "allowlist", asMessages(d.allowlist)); err != nil {
-		return err
-	}
-	if err := create(privacyRulesFamily(), "privacy_rules", asMessages(d.privacyRules)); err != nil {
-		return err
-	}
-	if d.settings != nil {
-		s := proto.Clone(d.settings).(*gatehousev1.LiveGuideSettings)
-		s.AccountId = acct
-		// An empty mask writes every switch, so the account gets exactly
-		// the document's settings.
-		if err := call("settings", func(ctx context.Context) (proto.Message, error) {
-			r, err := c.admin.UpdateLiveGuideSettings(ctx, &gatehousev1.UpdateLiveGuideSettingsRequest{Settings: s})
-			return r.GetSettings(), err
-		}); err != nil {
-			return err
-		}
-		res.Created["settings"] = 1
-	}
-	for _, cu := range d.customizations {
-		cu = proto.Clone(cu).(*gatehousev1.Customization)
-		cu.AccountId = acct
-		if err := call("customization "+cu.GetLanguage(), func(ctx context.Context) (proto.Message, error) {
-			r, err := c.admin.UpdateCustomization(ctx, &gatehousev1.UpdateCustomizationRequest{Customization: cu})
-			return r.GetCustomization(), err
-		}); err != nil {
-			return err
-		}
-		res.Created["customizations"]++
-	}
-	if err := a.importPortals(ctx, c, acct, d.portals, res, call); err != nil {
-		return err
-	}
-	if err := create(teamsFamily(), "teams", asMessages(parentsFirst(d.teams))); err != nil {
-		return err
-	}
-	return create(representativesFamily(), "representatives", asMessages(d.representatives))
-}
-
-// importPortals creates the portals parents first. Creating a top portal
-// also creates its default subportal; when the document holds that
-// subportal (an export always does, unless it was deleted), it is updated
-// to the document's values instead of created, and an automatic subportal
-// the document does not hold is deleted once the top portal's other
-// subportals exist.
-func (a *app) importPortals(ctx context.Context, c *clients, acct string, portals []*gatehousev1.Portal, res *importResult,
-	call func(string, func(ctx context.Context) (proto.Message, error)) error) error {
-	pf := portalsFamily()
-	known := map[string]bool{}
-	auto := map[string]bool{}
-	for _, p := range parentsFirst(portals) {
-		if auto[p.GetId()] {
-			delete(auto, p.GetId())
-			if err := call("portal "+p.GetId(), func(ctx context.Context) (proto.Message, error) {
-				return pf.update(ctx, c, acct, p, &fieldmaskpb.FieldMask{})
-			}); err != nil {
-				return err
-			}
-			res.Created["portals"]++
-			continue
-		}
-		if err := call("portal "+p.GetId(), func(ctx context.Context) (proto.Message, error) { return pf.create(ctx, c, acct, p) }); err != nil {
-			return err
-		}
-		res.Created["portals"]++
-		known[p.GetId()] = true
-		if p.GetParentId() != "" {
-			continue
-		}
-		resp, err := a.listAll(ctx, listFlags{}, func(ctx context.Context, size int32, token string) (proto.Message, error) {
-			return pf.list(ctx, c, acct, size, token)
-		})
-		if err != nil {
-			return wrapStatus("portals", err)
-		}
-		for _, m := range messages(resp) {
-			if id := getString(m, "id"); !known[id] && getString(m, "parent_id") == p.GetId() {
-				known[id], auto[id] = true, true
-			}
-		}
-	}
-	extra := make([]string, 0, len(auto))
-	for id := range auto {
-		extra = append(extra, id)
-	}
-	slices.Sort(extra)
-	for _, id := range extra {
-		if err := call("portal "+id, func(ctx context.Context) (proto.Message, error) { return pf.del(ctx, c, acct, id, "") }); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // wrapStatus names the resource a call failed on, keeping the gRPC status

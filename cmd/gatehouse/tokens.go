@@ -137,7 +137,7 @@ common name.`,
 }
 
 // auditResourceTypes are the kinds of resource the audit log records.
-var auditResourceTypes = []string{"account", "live_guide_settings", "customization", "allowlist_entry", "privacy_rule",
+var auditResourceTypes = []string{"account", "account_apply", "live_guide_settings", "customization", "allowlist_entry", "privacy_rule",
 	"portal", "team", "representative", "business_hours", "session", "caller_token", "notification"}
 
 // auditResourceAliases lets --resource-type take the CLI's own nouns

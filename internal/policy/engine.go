@@ -26,6 +26,11 @@ type Query struct {
 	Element   *selector.Element
 	Ancestors []selector.Element
 
+	// Hypothetical, when set, is the session asked about instead of the
+	// snapshot's session SessionID: a session that is not started (a
+	// decision test). Its account's state in the snapshot decides.
+	Hypothetical *Session
+
 	// work is the privacy work budget of the decision when it draws on a
 	// batch's (see CheckBatched); nil: MaxPrivacyWork of its own.
 	work *selector.Budget
@@ -59,7 +64,10 @@ func (s *Snapshot) Check(q *Query) (Decision, error) {
 // CheckContext is Check observing ctx: while privacy rules are evaluated it
 // stops when ctx is done and returns ctx.Err() instead of a decision.
 func (s *Snapshot) CheckContext(ctx context.Context, q *Query) (Decision, error) {
-	sess := s.sessions[q.SessionID]
+	sess := q.Hypothetical
+	if sess == nil {
+		sess = s.sessions[q.SessionID]
+	}
 	if sess == nil {
 		return Decision{}, s.missingSession(q.SessionID)
 	}

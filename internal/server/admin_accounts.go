@@ -7,6 +7,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
 // adminService implements gatehousev1.AdminServiceServer. The embedded
@@ -29,8 +30,24 @@ func getAccount(tx store.ReadTx, id string) (policy.Account, error) {
 }
 
 func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.CreateAccountRequest) (*gatehousev1.CreateAccountResponse, error) {
-	var v violations
 	in := req.GetAccount()
+	if err := validateNewAccount(in); err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	acct := policy.Account{ID: in.GetId(), DisplayName: in.GetDisplayName(), DecisionLogPercent: in.GetDecisionLogPercent(), CreateTime: a.s.now().UTC()}
+	if acct.ID == "" {
+		acct.ID = newID("a-")
+	}
+	_, err := a.s.write(ctx, func(tx store.Tx) error { return createAccountIn(tx, &acct) })
+	if err != nil {
+		return nil, a.s.status(ctx, err)
+	}
+	return &gatehousev1.CreateAccountResponse{Account: accountToProto(&acct)}, nil
+}
+
+// validateNewAccount checks an account to be created.
+func validateNewAccount(in *gatehousev1.Account) error {
+	var v violations
 	if in == nil {
 		v.add("account", "is required")
 	}
@@ -39,30 +56,23 @@ func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.Creat
 	if in.GetDecisionLogPercent() > 100 {
 		v.add("account.decision_log_percent", "must be 0-100")
 	}
-	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+	return v.err()
+}
+
+// createAccountIn writes a new account (validated) with the default
+// settings; CreateAccount and ApplyAccount share it.
+func createAccountIn(tx store.Tx, acct *policy.Account) error {
+	switch _, err := store.GetAccount(tx, acct.ID); {
+	case err == nil:
+		return alreadyExists("account", acct.ID)
+	case !errors.Is(err, store.ErrNotFound):
+		return err
 	}
-	acct := policy.Account{ID: in.GetId(), DisplayName: in.GetDisplayName(), DecisionLogPercent: in.GetDecisionLogPercent(), CreateTime: a.s.now().UTC()}
-	if acct.ID == "" {
-		acct.ID = newID("a-")
+	if err := store.PutAccount(tx, acct); err != nil {
+		return err
 	}
-	_, err := a.s.write(ctx, func(tx store.Tx) error {
-		switch _, err := store.GetAccount(tx, acct.ID); {
-		case err == nil:
-			return alreadyExists("account", acct.ID)
-		case !errors.Is(err, store.ErrNotFound):
-			return err
-		}
-		if err := store.PutAccount(tx, &acct); err != nil {
-			return err
-		}
-		settings := policy.DefaultLiveGuideSettings(acct.ID)
-		return store.PutSettings(tx, &settings)
-	})
-	if err != nil {
-		return nil, a.s.status(ctx, err)
-	}
-	return &gatehousev1.CreateAccountResponse{Account: accountToProto(&acct)}, nil
+	settings := policy.DefaultLiveGuideSettings(acct.ID)
+	return store.PutSettings(tx, &settings)
 }
 
 func (a *adminService) GetAccount(ctx context.Context, req *gatehousev1.GetAccountRequest) (*gatehousev1.GetAccountResponse, error) {
@@ -120,35 +130,41 @@ func (a *adminService) UpdateAccount(ctx context.Context, req *gatehousev1.Updat
 		return nil, a.s.status(ctx, err)
 	}
 	var out policy.Account
-	_, err := a.s.write(ctx, func(tx store.Tx) error {
-		cur, err := getAccount(tx, in.GetId())
-		if err != nil {
-			return err
-		}
-		if err := checkEtag("account", cur.ID, in.GetEtag(), cur.Revision); err != nil {
-			return err
-		}
-		p := accountToProto(&cur)
-		if err := applyMask(p, in, req.GetUpdateMask(), accountMutable); err != nil {
-			return err
-		}
-		var v violations
-		v.checkText("account.display_name", p.GetDisplayName(), true, maxDisplayName)
-		if p.GetDecisionLogPercent() > 100 {
-			v.add("account.decision_log_percent", "must be 0-100")
-		}
-		if err := v.err(); err != nil {
-			return err
-		}
-		cur.DisplayName = p.GetDisplayName()
-		cur.DecisionLogPercent = p.GetDecisionLogPercent()
-		out = cur
-		return store.PutAccount(tx, &out)
+	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+		out, err = updateAccountIn(tx, in, req.GetUpdateMask())
+		return err
 	})
 	if err != nil {
 		return nil, a.s.status(ctx, err)
 	}
 	return &gatehousev1.UpdateAccountResponse{Account: accountToProto(&out)}, nil
+}
+
+// updateAccountIn is UpdateAccount's rules inside a transaction;
+// ApplyAccount shares it.
+func updateAccountIn(tx store.Tx, in *gatehousev1.Account, mask *fieldmaskpb.FieldMask) (policy.Account, error) {
+	cur, err := getAccount(tx, in.GetId())
+	if err != nil {
+		return cur, err
+	}
+	if err := checkEtag("account", cur.ID, in.GetEtag(), cur.Revision); err != nil {
+		return cur, err
+	}
+	p := accountToProto(&cur)
+	if err := applyMask(p, in, mask, accountMutable); err != nil {
+		return cur, err
+	}
+	var v violations
+	v.checkText("account.display_name", p.GetDisplayName(), true, maxDisplayName)
+	if p.GetDecisionLogPercent() > 100 {
+		v.add("account.decision_log_percent", "must be 0-100")
+	}
+	if err := v.err(); err != nil {
+		return cur, err
+	}
+	cur.DisplayName = p.GetDisplayName()
+	cur.DecisionLogPercent = p.GetDecisionLogPercent()
+	return cur, store.PutAccount(tx, &cur)
 }
 
 func (a *adminService) DeleteAccount(ctx context.Context, req *gatehousev1.DeleteAccountRequest) (*gatehousev1.DeleteAccountResponse, error) {
@@ -230,31 +246,38 @@ func (a *adminService) UpdateLiveGuideSettings(ctx context.Context, req *gatehou
 		return nil, a.s.status(ctx, err)
 	}
 	var out policy.LiveGuideSettings
-	_, err := a.s.write(ctx, func(tx store.Tx) error {
-		cur, err := getSettings(tx, in.GetAccountId())
-		if err != nil {
-			return err
-		}
-		if err := checkEtag("live guide settings of account", cur.AccountID, in.GetEtag(), cur.Revision); err != nil {
-			return err
-		}
-		p := settingsToProto(&cur)
-		if err := applyMask(p, in, req.GetUpdateMask(), settingsMutable); err != nil {
-			return err
-		}
-		out = settingsFromProto(p)
-		// The start URL is checked against the allowlist when it is set,
-		// not on every update of another switch: that check reads and
-		// compiles the whole allowlist (10 000 entries at the limit).
-		if out.SessionStartURL != cur.SessionStartURL {
-			if err := validateStartURL(tx, out.AccountID, out.SessionStartURL); err != nil {
-				return err
-			}
-		}
-		return store.PutSettings(tx, &out)
+	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+		out, err = updateSettingsIn(tx, in, req.GetUpdateMask())
+		return err
 	})
 	if err != nil {
 		return nil, a.s.status(ctx, err)
 	}
 	return &gatehousev1.UpdateLiveGuideSettingsResponse{Settings: settingsToProto(&out)}, nil
+}
+
+// updateSettingsIn is UpdateLiveGuideSettings' rules inside a transaction;
+// ApplyAccount shares it.
+func updateSettingsIn(tx store.Tx, in *gatehousev1.LiveGuideSettings, mask *fieldmaskpb.FieldMask) (policy.LiveGuideSettings, error) {
+	cur, err := getSettings(tx, in.GetAccountId())
+	if err != nil {
+		return cur, err
+	}
+	if err := checkEtag("live guide settings of account", cur.AccountID, in.GetEtag(), cur.Revision); err != nil {
+		return cur, err
+	}
+	p := settingsToProto(&cur)
+	if err := applyMask(p, in, mask, settingsMutable); err != nil {
+		return cur, err
+	}
+	out := settingsFromProto(p)
+	// The start URL is checked against the allowlist when it is set,
+	// not on every update of another switch: that check reads and
+	// compiles the whole allowlist (10 000 entries at the limit).
+	if out.SessionStartURL != cur.SessionStartURL {
+		if err := validateStartURL(tx, out.AccountID, out.SessionStartURL); err != nil {
+			return cur, err
+		}
+	}
+	return out, store.PutSettings(tx, &out)
 }

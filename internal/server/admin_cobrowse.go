@@ -163,6 +163,39 @@ func (a *adminService) SetCobrowseUrl(ctx context.Context, req *gatehousev1.SetC
 	return a.setCobrowseURL(ctx, req.GetAccountId(), req.GetUrl())
 }
 
+// checkCobrowseURLField adds a violation of field when url is not a
+// co-browse URL this server may assign.
+func (a *adminService) checkCobrowseURLField(v *violations, field, url string) {
+	switch {
+	case url == "":
+		v.add(field, "is required")
+	case len(url) > maxURLLength:
+		v.add(field, "must be at most %d bytes", maxURLLength)
+	default:
+		if why := checkCobrowseURL(url, a.s.cobrowseBase); why != "" {
+			v.add(field, "%s", why)
+		}
+	}
+}
+
+// setCobrowseURLIn assigns url (checked) to the account inside a
+// transaction; SetCobrowseUrl and ApplyAccount share it.
+func setCobrowseURLIn(tx store.Tx, acctID, url string) (policy.Account, error) {
+	acct, err := getAccount(tx, acctID)
+	if err != nil {
+		return acct, err
+	}
+	switch owner, err := store.CobrowseOwner(tx, url); {
+	case err == nil && owner != acct.ID:
+		return acct, newError(codes.AlreadyExists, "", nil, "co-browse URL %s is held by another account", url)
+	case err == nil && acct.CobrowseURL == url:
+		return acct, nil // already this account's URL: nothing to write
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return acct, err
+	}
+	return acct, assignCobrowseURL(tx, &acct, url)
+}
+
 // setCobrowseURL sets an account's co-browse URL for an operator caller:
 // url must be https://<label>.<base> (INVALID_ARGUMENT on field "url"
 // otherwise) and not held by another account (ALREADY_EXISTS); the
@@ -171,33 +204,14 @@ func (a *adminService) SetCobrowseUrl(ctx context.Context, req *gatehousev1.SetC
 func (a *adminService) setCobrowseURL(ctx context.Context, acctID, url string) (*gatehousev1.SetCobrowseUrlResponse, error) {
 	var v violations
 	v.checkID("account_id", acctID, false)
-	switch {
-	case url == "":
-		v.add("url", "is required")
-	case len(url) > maxURLLength:
-		v.add("url", "must be at most %d bytes", maxURLLength)
-	default:
-		if why := checkCobrowseURL(url, a.s.cobrowseBase); why != "" {
-			v.add("url", "%s", why)
-		}
-	}
+	a.checkCobrowseURLField(&v, "url", url)
 	if err := v.err(); err != nil {
 		return nil, a.s.status(ctx, err)
 	}
 	var acct policy.Account
 	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
-		if acct, err = getAccount(tx, acctID); err != nil {
-			return err
-		}
-		switch owner, err := store.CobrowseOwner(tx, url); {
-		case err == nil && owner != acct.ID:
-			return newError(codes.AlreadyExists, "", nil, "co-browse URL %s is held by another account", url)
-		case err == nil && acct.CobrowseURL == url:
-			return nil // already this account's URL: nothing to write
-		case err != nil && !errors.Is(err, store.ErrNotFound):
-			return err
-		}
-		return assignCobrowseURL(tx, &acct, url)
+		acct, err = setCobrowseURLIn(tx, acctID, url)
+		return err
 	})
 	if err != nil {
 		return nil, a.s.status(ctx, err)

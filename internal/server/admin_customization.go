@@ -8,6 +8,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
 // Bounds of the customization texts, in characters.
@@ -87,34 +88,41 @@ func (a *adminService) UpdateCustomization(ctx context.Context, req *gatehousev1
 		return nil, a.s.status(ctx, err)
 	}
 	var out policy.Customization
-	_, err := a.s.write(ctx, func(tx store.Tx) error {
-		cur, err := getCustomization(tx, in.GetAccountId(), in.GetLanguage())
-		if err != nil {
-			return err
-		}
-		if err := checkEtag("customization", cur.AccountID+"/"+cur.Language, in.GetEtag(), cur.Revision); err != nil {
-			return err
-		}
-		p := customizationToProto(&cur)
-		if err := applyMask(p, in, req.GetUpdateMask(), customizationMutable); err != nil {
-			return err
-		}
-		if err := validateCustomization(p); err != nil {
-			return err
-		}
-		out = policy.Customization{
-			AccountID:      cur.AccountID,
-			Language:       cur.Language,
-			DisclaimerText: p.GetDisclaimerText(),
-			AgentAlias:     p.GetAgentAlias(),
-			CustomerAlias:  p.GetCustomerAlias(),
-		}
-		return store.PutCustomization(tx, &out)
+	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+		out, err = updateCustomizationIn(tx, in, req.GetUpdateMask())
+		return err
 	})
 	if err != nil {
 		return nil, a.s.status(ctx, err)
 	}
 	return &gatehousev1.UpdateCustomizationResponse{Customization: customizationToProto(&out)}, nil
+}
+
+// updateCustomizationIn is UpdateCustomization's rules inside a
+// transaction (the language already checked); ApplyAccount shares it.
+func updateCustomizationIn(tx store.Tx, in *gatehousev1.Customization, mask *fieldmaskpb.FieldMask) (policy.Customization, error) {
+	cur, err := getCustomization(tx, in.GetAccountId(), in.GetLanguage())
+	if err != nil {
+		return cur, err
+	}
+	if err := checkEtag("customization", cur.AccountID+"/"+cur.Language, in.GetEtag(), cur.Revision); err != nil {
+		return cur, err
+	}
+	p := customizationToProto(&cur)
+	if err := applyMask(p, in, mask, customizationMutable); err != nil {
+		return cur, err
+	}
+	if err := validateCustomization(p); err != nil {
+		return cur, err
+	}
+	out := policy.Customization{
+		AccountID:      cur.AccountID,
+		Language:       cur.Language,
+		DisclaimerText: p.GetDisclaimerText(),
+		AgentAlias:     p.GetAgentAlias(),
+		CustomerAlias:  p.GetCustomerAlias(),
+	}
+	return out, store.PutCustomization(tx, &out)
 }
 
 // validateCustomization checks the texts as they would be written: the

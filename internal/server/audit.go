@@ -23,6 +23,9 @@ type auditTx struct {
 	store.Tx
 	touched []string
 	before  map[string][]byte // nil: the resource did not exist
+	// summary, when set, is recorded first: the event of a write made of
+	// many (ApplyAccount), whose records' events follow it.
+	summary *store.AuditEvent
 }
 
 func newAuditTx(tx store.Tx) *auditTx { return &auditTx{Tx: tx, before: map[string][]byte{}} }
@@ -74,6 +77,13 @@ func (a *auditTx) flush(ctx context.Context, s *Server) error {
 	}
 	now := s.now().UTC()
 	seq := 0
+	if e := a.summary; e != nil {
+		e.ID, e.Caller, e.Time, e.RPC, e.Revision = store.AuditID(a.Revision(), seq), caller, now, rpc, a.Revision()
+		if err := store.PutAuditEvent(a.Tx, e); err != nil {
+			return err
+		}
+		seq++
+	}
 	for _, key := range a.touched {
 		var after []byte
 		if v, err := a.Tx.Get(key); err == nil {

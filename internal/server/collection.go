@@ -78,39 +78,48 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 		id = newID(c.idPrefix)
 	}
 	var out D
-	_, err := s.write(ctx, func(tx store.Tx) error {
-		if _, err := getAccount(tx, acct); err != nil {
-			return err
-		}
-		switch _, err := c.get(tx, acct, id); {
-		case err == nil:
-			return alreadyExists(c.kind, id)
-		case !errors.Is(err, store.ErrNotFound):
-			return err
-		}
-		if err := c.checkLimit(tx, acct); err != nil {
-			return err
-		}
-		p := proto.CloneOf(in)
-		m := p.ProtoReflect()
-		m.Set(m.Descriptor().Fields().ByName("id"), protoreflect.ValueOfString(id))
-		d, err := c.fromProto(tx, acct, p)
-		if err != nil {
-			return err
-		}
-		out = d
-		if err := c.put(tx, acct, &out); err != nil {
-			return err
-		}
-		if c.afterCreate != nil {
-			return c.afterCreate(tx, acct, &out)
-		}
-		return nil
+	_, err := s.write(ctx, func(tx store.Tx) (err error) {
+		out, err = c.createIn(tx, acct, in, id)
+		return err
 	})
 	if err != nil {
 		return zero, s.status(ctx, err)
 	}
 	return c.toProto(&out), nil
+}
+
+// createIn is the create rules inside a transaction: the account exists,
+// the id is free, the account is below its limit, the resource validates;
+// then it is written with what comes with it. CreateX and ApplyAccount
+// share it.
+func (c *collection[D, P]) createIn(tx store.Tx, acct string, in P, id string) (D, error) {
+	var out D
+	if _, err := getAccount(tx, acct); err != nil {
+		return out, err
+	}
+	switch _, err := c.get(tx, acct, id); {
+	case err == nil:
+		return out, alreadyExists(c.kind, id)
+	case !errors.Is(err, store.ErrNotFound):
+		return out, err
+	}
+	if err := c.checkLimit(tx, acct); err != nil {
+		return out, err
+	}
+	p := proto.CloneOf(in)
+	m := p.ProtoReflect()
+	m.Set(m.Descriptor().Fields().ByName("id"), protoreflect.ValueOfString(id))
+	out, err := c.fromProto(tx, acct, p)
+	if err != nil {
+		return out, err
+	}
+	if err := c.put(tx, acct, &out); err != nil {
+		return out, err
+	}
+	if c.afterCreate != nil {
+		return out, c.afterCreate(tx, acct, &out)
+	}
+	return out, nil
 }
 
 // reasonLimit is the ErrorInfo reason of a create refused because the
@@ -207,27 +216,37 @@ func (c *collection[D, P]) update(ctx context.Context, s *Server, acct string, i
 		return zero, s.status(ctx, err)
 	}
 	var out D
-	_, err := s.write(ctx, func(tx store.Tx) error {
-		cur, err := c.load(tx, acct, inID)
-		if err != nil {
-			return err
-		}
-		if err := checkEtag(c.kind, inID, etag, c.revision(&cur)); err != nil {
-			return err
-		}
-		p := c.toProto(&cur)
-		if err := applyMask(p, in, mask, c.mutable); err != nil {
-			return err
-		}
-		if out, err = c.fromProto(tx, acct, p); err != nil {
-			return err
-		}
-		return c.put(tx, acct, &out)
+	_, err := s.write(ctx, func(tx store.Tx) (err error) {
+		out, err = c.updateIn(tx, acct, in, inID, etag, mask)
+		return err
 	})
 	if err != nil {
 		return zero, s.status(ctx, err)
 	}
 	return c.toProto(&out), nil
+}
+
+// updateIn is the update rules inside a transaction: the resource exists,
+// the etag (when sent) is current, the masked fields (every mutable one for
+// an empty mask) are copied and the result validates. UpdateX and
+// ApplyAccount share it.
+func (c *collection[D, P]) updateIn(tx store.Tx, acct string, in P, id, etag string, mask *fieldmaskpb.FieldMask) (D, error) {
+	var out D
+	cur, err := c.load(tx, acct, id)
+	if err != nil {
+		return out, err
+	}
+	if err := checkEtag(c.kind, id, etag, c.revision(&cur)); err != nil {
+		return out, err
+	}
+	p := c.toProto(&cur)
+	if err := applyMask(p, in, mask, c.mutable); err != nil {
+		return out, err
+	}
+	if out, err = c.fromProto(tx, acct, p); err != nil {
+		return out, err
+	}
+	return out, c.put(tx, acct, &out)
 }
 
 func (c *collection[D, P]) remove(ctx context.Context, s *Server, acct, id, etag string) (uint64, error) {
@@ -237,23 +256,28 @@ func (c *collection[D, P]) remove(ctx context.Context, s *Server, acct, id, etag
 	if err := v.err(); err != nil {
 		return 0, s.status(ctx, err)
 	}
-	rev, err := s.write(ctx, func(tx store.Tx) error {
-		cur, err := c.load(tx, acct, id)
-		if err != nil {
-			return err
-		}
-		if err := checkEtag(c.kind, id, etag, c.revision(&cur)); err != nil {
-			return err
-		}
-		if c.beforeDelete != nil {
-			if err := c.beforeDelete(tx, acct, &cur); err != nil {
-				return err
-			}
-		}
-		return c.del(tx, acct, id)
-	})
+	rev, err := s.write(ctx, func(tx store.Tx) error { return c.removeIn(tx, acct, id, etag) })
 	if err != nil {
 		return 0, s.status(ctx, err)
 	}
 	return rev, nil
+}
+
+// removeIn is the delete rules inside a transaction: the resource exists,
+// the etag (when sent) is current, nothing depends on it (beforeDelete,
+// which also deletes what goes with it). DeleteX and ApplyAccount share it.
+func (c *collection[D, P]) removeIn(tx store.Tx, acct, id, etag string) error {
+	cur, err := c.load(tx, acct, id)
+	if err != nil {
+		return err
+	}
+	if err := checkEtag(c.kind, id, etag, c.revision(&cur)); err != nil {
+		return err
+	}
+	if c.beforeDelete != nil {
+		if err := c.beforeDelete(tx, acct, &cur); err != nil {
+			return err
+		}
+	}
+	return c.del(tx, acct, id)
 }

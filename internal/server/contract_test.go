@@ -42,6 +42,7 @@ var implemented = map[string]bool{
 	"ListAuditEvents": true, "BackupStore": true,
 	"ListNotifications": true, "RetryNotification": true, "DeleteNotification": true,
 	"CreatePrivacyRule": true, "GetPrivacyRule": true, "ListPrivacyRules": true, "UpdatePrivacyRule": true, "DeletePrivacyRule": true,
+	"ExportAccount": true, "ApplyAccount": true, "CheckHypothetical": true,
 }
 
 // services are the API's service descriptors.

@@ -29,6 +29,9 @@ type Metrics struct {
 	// collectionFull counts creates refused because the account already
 	// holds the most resources of that kind it may (reasonLimit).
 	collectionFull prometheus.Counter
+	// applyTooLarge counts ApplyAccount calls refused because the document
+	// needs more writes than one transaction may hold (reasonApplyTooLarge).
+	applyTooLarge prometheus.Counter
 	// workLimit counts decisions denied because the element was too costly
 	// to evaluate against the account's privacy rules.
 	workLimit prometheus.Counter
@@ -79,6 +82,7 @@ func NewMetrics() *Metrics {
 	}, []string{"limit"})
 	m.chainTooDeep = limits.WithLabelValues("chain_depth")
 	m.collectionFull = limits.WithLabelValues("collection_size")
+	m.applyTooLarge = limits.WithLabelValues("apply_writes")
 	m.workLimit = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gatehouse_privacy_work_limit_total",
 		Help: "Decisions denied because evaluating the element against the account's privacy rules would exceed the per-decision work limit.",
@@ -104,6 +108,8 @@ func (m *Metrics) countRefusal(err error) {
 		m.chainTooDeep.Inc()
 	case errors.As(err, &ae) && ae.reason == reasonLimit:
 		m.collectionFull.Inc()
+	case errors.As(err, &ae) && ae.reason == reasonApplyTooLarge:
+		m.applyTooLarge.Inc()
 	}
 }
 

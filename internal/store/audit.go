@@ -93,7 +93,7 @@ func PurgeAuditEvents(tx Tx, before time.Time, max int) (int, error) {
 // AuditResourceTypes lists, sorted, every resource type the audit log
 // records: the account-owned kinds and the store-wide ones.
 func AuditResourceTypes() []string {
-	out := []string{"account", "caller_token", "notification"}
+	out := []string{"account", "account_apply", "caller_token", "notification"}
 	for _, t := range resourceTypes {
 		out = append(out, t)
 	}

@@ -5261,7 +5261,7 @@ var File_gatehouse_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
 	"\n" +
-	" gatehouse/v1/admin_service.proto\x12\fgatehouse.v1\x1a\x1cgatehouse/v1/resources.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n" +
+	" gatehouse/v1/admin_service.proto\x12\fgatehouse.v1\x1a#gatehouse/v1/account_document.proto\x1a\x1cgatehouse/v1/resources.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n" +
 	"\x14CreateAccountRequest\x12/\n" +
 	"\aaccount\x18\x01 \x01(\v2\x15.gatehouse.v1.AccountR\aaccount\"H\n" +
 	"\x15CreateAccountResponse\x12/\n" +
@@ -5594,7 +5594,7 @@ const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
 	"\x19DeleteNotificationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"8\n" +
 	"\x1aDeleteNotificationResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x04R\brevision2\xcd%\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision2\xfe&\n" +
 	"\fAdminService\x12X\n" +
 	"\rCreateAccount\x12\".gatehouse.v1.CreateAccountRequest\x1a#.gatehouse.v1.CreateAccountResponse\x12O\n" +
 	"\n" +
@@ -5648,7 +5648,9 @@ const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
 	"\x0fListAuditEvents\x12$.gatehouse.v1.ListAuditEventsRequest\x1a%.gatehouse.v1.ListAuditEventsResponse\x12d\n" +
 	"\x11ListNotifications\x12&.gatehouse.v1.ListNotificationsRequest\x1a'.gatehouse.v1.ListNotificationsResponse\x12d\n" +
 	"\x11RetryNotification\x12&.gatehouse.v1.RetryNotificationRequest\x1a'.gatehouse.v1.RetryNotificationResponse\x12g\n" +
-	"\x12DeleteNotification\x12'.gatehouse.v1.DeleteNotificationRequest\x1a(.gatehouse.v1.DeleteNotificationResponseB\xb7\x01\n" +
+	"\x12DeleteNotification\x12'.gatehouse.v1.DeleteNotificationRequest\x1a(.gatehouse.v1.DeleteNotificationResponse\x12X\n" +
+	"\rExportAccount\x12\".gatehouse.v1.ExportAccountRequest\x1a#.gatehouse.v1.ExportAccountResponse\x12U\n" +
+	"\fApplyAccount\x12!.gatehouse.v1.ApplyAccountRequest\x1a\".gatehouse.v1.ApplyAccountResponseB\xb7\x01\n" +
 	"\x10com.gatehouse.v1B\x11AdminServiceProtoP\x01Z?github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1;gatehousev1\xa2\x02\x03GXX\xaa\x02\fGatehouse.V1\xca\x02\fGatehouse\\V1\xe2\x02\x18Gatehouse\\V1\\GPBMetadata\xea\x02\rGatehouse::V1b\x06proto3"
 
 var (
@@ -5777,6 +5779,10 @@ var file_gatehouse_v1_admin_service_proto_goTypes = []any{
 	(*BusinessHours)(nil),                   // 109: gatehouse.v1.BusinessHours
 	(*CallerToken)(nil),                     // 110: gatehouse.v1.CallerToken
 	(*Notification)(nil),                    // 111: gatehouse.v1.Notification
+	(*ExportAccountRequest)(nil),            // 112: gatehouse.v1.ExportAccountRequest
+	(*ApplyAccountRequest)(nil),             // 113: gatehouse.v1.ApplyAccountRequest
+	(*ExportAccountResponse)(nil),           // 114: gatehouse.v1.ExportAccountResponse
+	(*ApplyAccountResponse)(nil),            // 115: gatehouse.v1.ApplyAccountResponse
 }
 var file_gatehouse_v1_admin_service_proto_depIdxs = []int32{
 	98,  // 0: gatehouse.v1.CreateAccountRequest.account:type_name -> gatehouse.v1.Account
@@ -5896,57 +5902,61 @@ var file_gatehouse_v1_admin_service_proto_depIdxs = []int32{
 	92,  // 114: gatehouse.v1.AdminService.ListNotifications:input_type -> gatehouse.v1.ListNotificationsRequest
 	94,  // 115: gatehouse.v1.AdminService.RetryNotification:input_type -> gatehouse.v1.RetryNotificationRequest
 	96,  // 116: gatehouse.v1.AdminService.DeleteNotification:input_type -> gatehouse.v1.DeleteNotificationRequest
-	1,   // 117: gatehouse.v1.AdminService.CreateAccount:output_type -> gatehouse.v1.CreateAccountResponse
-	3,   // 118: gatehouse.v1.AdminService.GetAccount:output_type -> gatehouse.v1.GetAccountResponse
-	5,   // 119: gatehouse.v1.AdminService.ListAccounts:output_type -> gatehouse.v1.ListAccountsResponse
-	7,   // 120: gatehouse.v1.AdminService.UpdateAccount:output_type -> gatehouse.v1.UpdateAccountResponse
-	9,   // 121: gatehouse.v1.AdminService.DeleteAccount:output_type -> gatehouse.v1.DeleteAccountResponse
-	11,  // 122: gatehouse.v1.AdminService.GetLiveGuideSettings:output_type -> gatehouse.v1.GetLiveGuideSettingsResponse
-	13,  // 123: gatehouse.v1.AdminService.UpdateLiveGuideSettings:output_type -> gatehouse.v1.UpdateLiveGuideSettingsResponse
-	15,  // 124: gatehouse.v1.AdminService.GetCustomization:output_type -> gatehouse.v1.GetCustomizationResponse
-	17,  // 125: gatehouse.v1.AdminService.UpdateCustomization:output_type -> gatehouse.v1.UpdateCustomizationResponse
-	19,  // 126: gatehouse.v1.AdminService.GenerateCobrowseUrl:output_type -> gatehouse.v1.GenerateCobrowseUrlResponse
-	21,  // 127: gatehouse.v1.AdminService.SetCobrowseUrl:output_type -> gatehouse.v1.SetCobrowseUrlResponse
-	25,  // 128: gatehouse.v1.AdminService.CreateAllowlistEntry:output_type -> gatehouse.v1.CreateAllowlistEntryResponse
-	27,  // 129: gatehouse.v1.AdminService.GetAllowlistEntry:output_type -> gatehouse.v1.GetAllowlistEntryResponse
-	29,  // 130: gatehouse.v1.AdminService.ListAllowlistEntries:output_type -> gatehouse.v1.ListAllowlistEntriesResponse
-	31,  // 131: gatehouse.v1.AdminService.UpdateAllowlistEntry:output_type -> gatehouse.v1.UpdateAllowlistEntryResponse
-	33,  // 132: gatehouse.v1.AdminService.DeleteAllowlistEntry:output_type -> gatehouse.v1.DeleteAllowlistEntryResponse
-	35,  // 133: gatehouse.v1.AdminService.CreatePrivacyRule:output_type -> gatehouse.v1.CreatePrivacyRuleResponse
-	37,  // 134: gatehouse.v1.AdminService.GetPrivacyRule:output_type -> gatehouse.v1.GetPrivacyRuleResponse
-	39,  // 135: gatehouse.v1.AdminService.ListPrivacyRules:output_type -> gatehouse.v1.ListPrivacyRulesResponse
-	41,  // 136: gatehouse.v1.AdminService.UpdatePrivacyRule:output_type -> gatehouse.v1.UpdatePrivacyRuleResponse
-	43,  // 137: gatehouse.v1.AdminService.DeletePrivacyRule:output_type -> gatehouse.v1.DeletePrivacyRuleResponse
-	45,  // 138: gatehouse.v1.AdminService.CreatePortal:output_type -> gatehouse.v1.CreatePortalResponse
-	47,  // 139: gatehouse.v1.AdminService.GetPortal:output_type -> gatehouse.v1.GetPortalResponse
-	49,  // 140: gatehouse.v1.AdminService.ListPortals:output_type -> gatehouse.v1.ListPortalsResponse
-	51,  // 141: gatehouse.v1.AdminService.UpdatePortal:output_type -> gatehouse.v1.UpdatePortalResponse
-	53,  // 142: gatehouse.v1.AdminService.DeletePortal:output_type -> gatehouse.v1.DeletePortalResponse
-	55,  // 143: gatehouse.v1.AdminService.CreateTeam:output_type -> gatehouse.v1.CreateTeamResponse
-	57,  // 144: gatehouse.v1.AdminService.GetTeam:output_type -> gatehouse.v1.GetTeamResponse
-	59,  // 145: gatehouse.v1.AdminService.ListTeams:output_type -> gatehouse.v1.ListTeamsResponse
-	61,  // 146: gatehouse.v1.AdminService.UpdateTeam:output_type -> gatehouse.v1.UpdateTeamResponse
-	63,  // 147: gatehouse.v1.AdminService.DeleteTeam:output_type -> gatehouse.v1.DeleteTeamResponse
-	65,  // 148: gatehouse.v1.AdminService.CreateRepresentative:output_type -> gatehouse.v1.CreateRepresentativeResponse
-	67,  // 149: gatehouse.v1.AdminService.GetRepresentative:output_type -> gatehouse.v1.GetRepresentativeResponse
-	69,  // 150: gatehouse.v1.AdminService.ListRepresentatives:output_type -> gatehouse.v1.ListRepresentativesResponse
-	71,  // 151: gatehouse.v1.AdminService.UpdateRepresentative:output_type -> gatehouse.v1.UpdateRepresentativeResponse
-	73,  // 152: gatehouse.v1.AdminService.DeleteRepresentative:output_type -> gatehouse.v1.DeleteRepresentativeResponse
-	75,  // 153: gatehouse.v1.AdminService.CreateBusinessHours:output_type -> gatehouse.v1.CreateBusinessHoursResponse
-	77,  // 154: gatehouse.v1.AdminService.GetBusinessHours:output_type -> gatehouse.v1.GetBusinessHoursResponse
-	79,  // 155: gatehouse.v1.AdminService.ListBusinessHours:output_type -> gatehouse.v1.ListBusinessHoursResponse
-	81,  // 156: gatehouse.v1.AdminService.UpdateBusinessHours:output_type -> gatehouse.v1.UpdateBusinessHoursResponse
-	83,  // 157: gatehouse.v1.AdminService.DeleteBusinessHours:output_type -> gatehouse.v1.DeleteBusinessHoursResponse
-	85,  // 158: gatehouse.v1.AdminService.CreateCallerToken:output_type -> gatehouse.v1.CreateCallerTokenResponse
-	87,  // 159: gatehouse.v1.AdminService.ListCallerTokens:output_type -> gatehouse.v1.ListCallerTokensResponse
-	89,  // 160: gatehouse.v1.AdminService.RevokeCallerToken:output_type -> gatehouse.v1.RevokeCallerTokenResponse
-	91,  // 161: gatehouse.v1.AdminService.BackupStore:output_type -> gatehouse.v1.BackupStoreResponse
-	23,  // 162: gatehouse.v1.AdminService.ListAuditEvents:output_type -> gatehouse.v1.ListAuditEventsResponse
-	93,  // 163: gatehouse.v1.AdminService.ListNotifications:output_type -> gatehouse.v1.ListNotificationsResponse
-	95,  // 164: gatehouse.v1.AdminService.RetryNotification:output_type -> gatehouse.v1.RetryNotificationResponse
-	97,  // 165: gatehouse.v1.AdminService.DeleteNotification:output_type -> gatehouse.v1.DeleteNotificationResponse
-	117, // [117:166] is the sub-list for method output_type
-	68,  // [68:117] is the sub-list for method input_type
+	112, // 117: gatehouse.v1.AdminService.ExportAccount:input_type -> gatehouse.v1.ExportAccountRequest
+	113, // 118: gatehouse.v1.AdminService.ApplyAccount:input_type -> gatehouse.v1.ApplyAccountRequest
+	1,   // 119: gatehouse.v1.AdminService.CreateAccount:output_type -> gatehouse.v1.CreateAccountResponse
+	3,   // 120: gatehouse.v1.AdminService.GetAccount:output_type -> gatehouse.v1.GetAccountResponse
+	5,   // 121: gatehouse.v1.AdminService.ListAccounts:output_type -> gatehouse.v1.ListAccountsResponse
+	7,   // 122: gatehouse.v1.AdminService.UpdateAccount:output_type -> gatehouse.v1.UpdateAccountResponse
+	9,   // 123: gatehouse.v1.AdminService.DeleteAccount:output_type -> gatehouse.v1.DeleteAccountResponse
+	11,  // 124: gatehouse.v1.AdminService.GetLiveGuideSettings:output_type -> gatehouse.v1.GetLiveGuideSettingsResponse
+	13,  // 125: gatehouse.v1.AdminService.UpdateLiveGuideSettings:output_type -> gatehouse.v1.UpdateLiveGuideSettingsResponse
+	15,  // 126: gatehouse.v1.AdminService.GetCustomization:output_type -> gatehouse.v1.GetCustomizationResponse
+	17,  // 127: gatehouse.v1.AdminService.UpdateCustomization:output_type -> gatehouse.v1.UpdateCustomizationResponse
+	19,  // 128: gatehouse.v1.AdminService.GenerateCobrowseUrl:output_type -> gatehouse.v1.GenerateCobrowseUrlResponse
+	21,  // 129: gatehouse.v1.AdminService.SetCobrowseUrl:output_type -> gatehouse.v1.SetCobrowseUrlResponse
+	25,  // 130: gatehouse.v1.AdminService.CreateAllowlistEntry:output_type -> gatehouse.v1.CreateAllowlistEntryResponse
+	27,  // 131: gatehouse.v1.AdminService.GetAllowlistEntry:output_type -> gatehouse.v1.GetAllowlistEntryResponse
+	29,  // 132: gatehouse.v1.AdminService.ListAllowlistEntries:output_type -> gatehouse.v1.ListAllowlistEntriesResponse
+	31,  // 133: gatehouse.v1.AdminService.UpdateAllowlistEntry:output_type -> gatehouse.v1.UpdateAllowlistEntryResponse
+	33,  // 134: gatehouse.v1.AdminService.DeleteAllowlistEntry:output_type -> gatehouse.v1.DeleteAllowlistEntryResponse
+	35,  // 135: gatehouse.v1.AdminService.CreatePrivacyRule:output_type -> gatehouse.v1.CreatePrivacyRuleResponse
+	37,  // 136: gatehouse.v1.AdminService.GetPrivacyRule:output_type -> gatehouse.v1.GetPrivacyRuleResponse
+	39,  // 137: gatehouse.v1.AdminService.ListPrivacyRules:output_type -> gatehouse.v1.ListPrivacyRulesResponse
+	41,  // 138: gatehouse.v1.AdminService.UpdatePrivacyRule:output_type -> gatehouse.v1.UpdatePrivacyRuleResponse
+	43,  // 139: gatehouse.v1.AdminService.DeletePrivacyRule:output_type -> gatehouse.v1.DeletePrivacyRuleResponse
+	45,  // 140: gatehouse.v1.AdminService.CreatePortal:output_type -> gatehouse.v1.CreatePortalResponse
+	47,  // 141: gatehouse.v1.AdminService.GetPortal:output_type -> gatehouse.v1.GetPortalResponse
+	49,  // 142: gatehouse.v1.AdminService.ListPortals:output_type -> gatehouse.v1.ListPortalsResponse
+	51,  // 143: gatehouse.v1.AdminService.UpdatePortal:output_type -> gatehouse.v1.UpdatePortalResponse
+	53,  // 144: gatehouse.v1.AdminService.DeletePortal:output_type -> gatehouse.v1.DeletePortalResponse
+	55,  // 145: gatehouse.v1.AdminService.CreateTeam:output_type -> gatehouse.v1.CreateTeamResponse
+	57,  // 146: gatehouse.v1.AdminService.GetTeam:output_type -> gatehouse.v1.GetTeamResponse
+	59,  // 147: gatehouse.v1.AdminService.ListTeams:output_type -> gatehouse.v1.ListTeamsResponse
+	61,  // 148: gatehouse.v1.AdminService.UpdateTeam:output_type -> gatehouse.v1.UpdateTeamResponse
+	63,  // 149: gatehouse.v1.AdminService.DeleteTeam:output_type -> gatehouse.v1.DeleteTeamResponse
+	65,  // 150: gatehouse.v1.AdminService.CreateRepresentative:output_type -> gatehouse.v1.CreateRepresentativeResponse
+	67,  // 151: gatehouse.v1.AdminService.GetRepresentative:output_type -> gatehouse.v1.GetRepresentativeResponse
+	69,  // 152: gatehouse.v1.AdminService.ListRepresentatives:output_type -> gatehouse.v1.ListRepresentativesResponse
+	71,  // 153: gatehouse.v1.AdminService.UpdateRepresentative:output_type -> gatehouse.v1.UpdateRepresentativeResponse
+	73,  // 154: gatehouse.v1.AdminService.DeleteRepresentative:output_type -> gatehouse.v1.DeleteRepresentativeResponse
+	75,  // 155: gatehouse.v1.AdminService.CreateBusinessHours:output_type -> gatehouse.v1.CreateBusinessHoursResponse
+	77,  // 156: gatehouse.v1.AdminService.GetBusinessHours:output_type -> gatehouse.v1.GetBusinessHoursResponse
+	79,  // 157: gatehouse.v1.AdminService.ListBusinessHours:output_type -> gatehouse.v1.ListBusinessHoursResponse
+	81,  // 158: gatehouse.v1.AdminService.UpdateBusinessHours:output_type -> gatehouse.v1.UpdateBusinessHoursResponse
+	83,  // 159: gatehouse.v1.AdminService.DeleteBusinessHours:output_type -> gatehouse.v1.DeleteBusinessHoursResponse
+	85,  // 160: gatehouse.v1.AdminService.CreateCallerToken:output_type -> gatehouse.v1.CreateCallerTokenResponse
+	87,  // 161: gatehouse.v1.AdminService.ListCallerTokens:output_type -> gatehouse.v1.ListCallerTokensResponse
+	89,  // 162: gatehouse.v1.AdminService.RevokeCallerToken:output_type -> gatehouse.v1.RevokeCallerTokenResponse
+	91,  // 163: gatehouse.v1.AdminService.BackupStore:output_type -> gatehouse.v1.BackupStoreResponse
+	23,  // 164: gatehouse.v1.AdminService.ListAuditEvents:output_type -> gatehouse.v1.ListAuditEventsResponse
+	93,  // 165: gatehouse.v1.AdminService.ListNotifications:output_type -> gatehouse.v1.ListNotificationsResponse
+	95,  // 166: gatehouse.v1.AdminService.RetryNotification:output_type -> gatehouse.v1.RetryNotificationResponse
+	97,  // 167: gatehouse.v1.AdminService.DeleteNotification:output_type -> gatehouse.v1.DeleteNotificationResponse
+	114, // 168: gatehouse.v1.AdminService.ExportAccount:output_type -> gatehouse.v1.ExportAccountResponse
+	115, // 169: gatehouse.v1.AdminService.ApplyAccount:output_type -> gatehouse.v1.ApplyAccountResponse
+	119, // [119:170] is the sub-list for method output_type
+	68,  // [68:119] is the sub-list for method input_type
 	68,  // [68:68] is the sub-list for extension type_name
 	68,  // [68:68] is the sub-list for extension extendee
 	0,   // [0:68] is the sub-list for field type_name
@@ -5957,6 +5967,7 @@ func file_gatehouse_v1_admin_service_proto_init() {
 	if File_gatehouse_v1_admin_service_proto != nil {
 		return
 	}
+	file_gatehouse_v1_account_document_proto_init()
 	file_gatehouse_v1_resources_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -68,6 +68,8 @@ const (
 	AdminService_ListNotifications_FullMethodName       = "/gatehouse.v1.AdminService/ListNotifications"
 	AdminService_RetryNotification_FullMethodName       = "/gatehouse.v1.AdminService/RetryNotification"
 	AdminService_DeleteNotification_FullMethodName      = "/gatehouse.v1.AdminService/DeleteNotification"
+	AdminService_ExportAccount_FullMethodName           = "/gatehouse.v1.AdminService/ExportAccount"
+	AdminService_ApplyAccount_FullMethodName            = "/gatehouse.v1.AdminService/ApplyAccount"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -206,6 +208,15 @@ type AdminServiceClient interface {
 	// DeleteNotification drops a queued notification that cannot be
 	// delivered; admins of its account.
 	DeleteNotification(ctx context.Context, in *DeleteNotificationRequest, opts ...grpc.CallOption) (*DeleteNotificationResponse, error)
+	// ExportAccount returns the account and everything it owns as one
+	// document, read in one transaction at one store revision.
+	ExportAccount(ctx context.Context, in *ExportAccountRequest, opts ...grpc.CallOption) (*ExportAccountResponse, error)
+	// ApplyAccount brings an account to the state of a document in one
+	// transaction, creating the account when it does not exist; with dry_run
+	// it only returns the plan. Every write rule of the single Create, Update
+	// and Delete RPCs applies; deleting what the document does not hold needs
+	// prune; expected_revision guards against changes made since (ABORTED).
+	ApplyAccount(ctx context.Context, in *ApplyAccountRequest, opts ...grpc.CallOption) (*ApplyAccountResponse, error)
 }
 
 type adminServiceClient struct {
@@ -715,6 +726,26 @@ func (c *adminServiceClient) DeleteNotification(ctx context.Context, in *DeleteN
 	return out, nil
 }
 
+func (c *adminServiceClient) ExportAccount(ctx context.Context, in *ExportAccountRequest, opts ...grpc.CallOption) (*ExportAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportAccountResponse)
+	err := c.cc.Invoke(ctx, AdminService_ExportAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) ApplyAccount(ctx context.Context, in *ApplyAccountRequest, opts ...grpc.CallOption) (*ApplyAccountResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApplyAccountResponse)
+	err := c.cc.Invoke(ctx, AdminService_ApplyAccount_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -851,6 +882,15 @@ type AdminServiceServer interface {
 	// DeleteNotification drops a queued notification that cannot be
 	// delivered; admins of its account.
 	DeleteNotification(context.Context, *DeleteNotificationRequest) (*DeleteNotificationResponse, error)
+	// ExportAccount returns the account and everything it owns as one
+	// document, read in one transaction at one store revision.
+	ExportAccount(context.Context, *ExportAccountRequest) (*ExportAccountResponse, error)
+	// ApplyAccount brings an account to the state of a document in one
+	// transaction, creating the account when it does not exist; with dry_run
+	// it only returns the plan. Every write rule of the single Create, Update
+	// and Delete RPCs applies; deleting what the document does not hold needs
+	// prune; expected_revision guards against changes made since (ABORTED).
+	ApplyAccount(context.Context, *ApplyAccountRequest) (*ApplyAccountResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -1007,6 +1047,12 @@ func (UnimplementedAdminServiceServer) RetryNotification(context.Context, *Retry
 }
 func (UnimplementedAdminServiceServer) DeleteNotification(context.Context, *DeleteNotificationRequest) (*DeleteNotificationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteNotification not implemented")
+}
+func (UnimplementedAdminServiceServer) ExportAccount(context.Context, *ExportAccountRequest) (*ExportAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportAccount not implemented")
+}
+func (UnimplementedAdminServiceServer) ApplyAccount(context.Context, *ApplyAccountRequest) (*ApplyAccountResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApplyAccount not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1904,6 +1950,42 @@ func _AdminService_DeleteNotification_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_ExportAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ExportAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ExportAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ExportAccount(ctx, req.(*ExportAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_ApplyAccount_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApplyAccountRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).ApplyAccount(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_ApplyAccount_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).ApplyAccount(ctx, req.(*ApplyAccountRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2102,6 +2184,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteNotification",
 			Handler:    _AdminService_DeleteNotification_Handler,
+		},
+		{
+			MethodName: "ExportAccount",
+			Handler:    _AdminService_ExportAccount_Handler,
+		},
+		{
+			MethodName: "ApplyAccount",
+			Handler:    _AdminService_ApplyAccount_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -983,6 +983,300 @@ func (x *WatchSessionPolicyResponse) GetHeartbeatRevision() uint64 {
 	return 0
 }
 
+// HypotheticalSession describes a session that is not started: the
+// decisions are made as if it were active.
+type HypotheticalSession struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind is the session kind.
+	Kind SessionKind `protobuf:"varint,1,opt,name=kind,proto3,enum=gatehouse.v1.SessionKind" json:"kind,omitempty"`
+	// representative_id is the representative serving the session.
+	RepresentativeId string `protobuf:"bytes,2,opt,name=representative_id,json=representativeId,proto3" json:"representative_id,omitempty"`
+	// customer_id is the customer; "customer" when empty.
+	CustomerId string `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// portal_id is the subportal of a support session.
+	PortalId string `protobuf:"bytes,4,opt,name=portal_id,json=portalId,proto3" json:"portal_id,omitempty"`
+	// specialist_ids are external specialists taking part.
+	SpecialistIds []string `protobuf:"bytes,5,rep,name=specialist_ids,json=specialistIds,proto3" json:"specialist_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HypotheticalSession) Reset() {
+	*x = HypotheticalSession{}
+	mi := &file_gatehouse_v1_decision_service_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HypotheticalSession) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HypotheticalSession) ProtoMessage() {}
+
+func (x *HypotheticalSession) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_decision_service_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HypotheticalSession.ProtoReflect.Descriptor instead.
+func (*HypotheticalSession) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_decision_service_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *HypotheticalSession) GetKind() SessionKind {
+	if x != nil {
+		return x.Kind
+	}
+	return SessionKind_SESSION_KIND_UNSPECIFIED
+}
+
+func (x *HypotheticalSession) GetRepresentativeId() string {
+	if x != nil {
+		return x.RepresentativeId
+	}
+	return ""
+}
+
+func (x *HypotheticalSession) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *HypotheticalSession) GetPortalId() string {
+	if x != nil {
+		return x.PortalId
+	}
+	return ""
+}
+
+func (x *HypotheticalSession) GetSpecialistIds() []string {
+	if x != nil {
+		return x.SpecialistIds
+	}
+	return nil
+}
+
+// HypotheticalCheck is one question asked in a hypothetical session; the
+// fields mean what they mean in CheckFeatureRequest.
+type HypotheticalCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// actor identifies who asks.
+	Actor *Actor `protobuf:"bytes,1,opt,name=actor,proto3" json:"actor,omitempty"`
+	// feature is what the actor wants to do.
+	Feature Feature `protobuf:"varint,2,opt,name=feature,proto3,enum=gatehouse.v1.Feature" json:"feature,omitempty"`
+	// url is the page the action happens on.
+	Url string `protobuf:"bytes,3,opt,name=url,proto3" json:"url,omitempty"`
+	// frame says whether the page is the top-level page or an iframe.
+	Frame Frame `protobuf:"varint,4,opt,name=frame,proto3,enum=gatehouse.v1.Frame" json:"frame,omitempty"`
+	// element is the element acted on.
+	Element       *Element `protobuf:"bytes,5,opt,name=element,proto3" json:"element,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HypotheticalCheck) Reset() {
+	*x = HypotheticalCheck{}
+	mi := &file_gatehouse_v1_decision_service_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HypotheticalCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HypotheticalCheck) ProtoMessage() {}
+
+func (x *HypotheticalCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_decision_service_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HypotheticalCheck.ProtoReflect.Descriptor instead.
+func (*HypotheticalCheck) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_decision_service_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *HypotheticalCheck) GetActor() *Actor {
+	if x != nil {
+		return x.Actor
+	}
+	return nil
+}
+
+func (x *HypotheticalCheck) GetFeature() Feature {
+	if x != nil {
+		return x.Feature
+	}
+	return Feature_FEATURE_UNSPECIFIED
+}
+
+func (x *HypotheticalCheck) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *HypotheticalCheck) GetFrame() Frame {
+	if x != nil {
+		return x.Frame
+	}
+	return Frame_FRAME_UNSPECIFIED
+}
+
+func (x *HypotheticalCheck) GetElement() *Element {
+	if x != nil {
+		return x.Element
+	}
+	return nil
+}
+
+// CheckHypotheticalRequest asks questions in a session that is not started.
+type CheckHypotheticalRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// account_id names the account whose current policy decides.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// session describes the hypothetical session.
+	Session *HypotheticalSession `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
+	// checks are the questions, up to 1000.
+	Checks []*HypotheticalCheck `protobuf:"bytes,3,rep,name=checks,proto3" json:"checks,omitempty"`
+	// min_revision waits until the snapshot has reached this revision.
+	MinRevision   uint64 `protobuf:"varint,4,opt,name=min_revision,json=minRevision,proto3" json:"min_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckHypotheticalRequest) Reset() {
+	*x = CheckHypotheticalRequest{}
+	mi := &file_gatehouse_v1_decision_service_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckHypotheticalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckHypotheticalRequest) ProtoMessage() {}
+
+func (x *CheckHypotheticalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_decision_service_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckHypotheticalRequest.ProtoReflect.Descriptor instead.
+func (*CheckHypotheticalRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_decision_service_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *CheckHypotheticalRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *CheckHypotheticalRequest) GetSession() *HypotheticalSession {
+	if x != nil {
+		return x.Session
+	}
+	return nil
+}
+
+func (x *CheckHypotheticalRequest) GetChecks() []*HypotheticalCheck {
+	if x != nil {
+		return x.Checks
+	}
+	return nil
+}
+
+func (x *CheckHypotheticalRequest) GetMinRevision() uint64 {
+	if x != nil {
+		return x.MinRevision
+	}
+	return 0
+}
+
+// CheckHypotheticalResponse answers every check in order from one snapshot.
+type CheckHypotheticalResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// decisions are the answers, one per check, in order.
+	Decisions []*Decision `protobuf:"bytes,1,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	// revision is the store revision of the snapshot that answered.
+	Revision      uint64 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckHypotheticalResponse) Reset() {
+	*x = CheckHypotheticalResponse{}
+	mi := &file_gatehouse_v1_decision_service_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckHypotheticalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckHypotheticalResponse) ProtoMessage() {}
+
+func (x *CheckHypotheticalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_decision_service_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckHypotheticalResponse.ProtoReflect.Descriptor instead.
+func (*CheckHypotheticalResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_decision_service_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CheckHypotheticalResponse) GetDecisions() []*Decision {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
+func (x *CheckHypotheticalResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 var File_gatehouse_v1_decision_service_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_decision_service_proto_rawDesc = "" +
@@ -1065,12 +1359,35 @@ const file_gatehouse_v1_decision_service_proto_rawDesc = "" +
 	"\x15heartbeat_interval_ms\x18\x04 \x01(\rR\x13heartbeatIntervalMs\"\x80\x01\n" +
 	"\x1aWatchSessionPolicyResponse\x123\n" +
 	"\x06policy\x18\x01 \x01(\v2\x1b.gatehouse.v1.SessionPolicyR\x06policy\x12-\n" +
-	"\x12heartbeat_revision\x18\x02 \x01(\x04R\x11heartbeatRevision2\x90\x03\n" +
+	"\x12heartbeat_revision\x18\x02 \x01(\x04R\x11heartbeatRevision\"\xd6\x01\n" +
+	"\x13HypotheticalSession\x12-\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x19.gatehouse.v1.SessionKindR\x04kind\x12+\n" +
+	"\x11representative_id\x18\x02 \x01(\tR\x10representativeId\x12\x1f\n" +
+	"\vcustomer_id\x18\x03 \x01(\tR\n" +
+	"customerId\x12\x1b\n" +
+	"\tportal_id\x18\x04 \x01(\tR\bportalId\x12%\n" +
+	"\x0especialist_ids\x18\x05 \x03(\tR\rspecialistIds\"\xdd\x01\n" +
+	"\x11HypotheticalCheck\x12)\n" +
+	"\x05actor\x18\x01 \x01(\v2\x13.gatehouse.v1.ActorR\x05actor\x12/\n" +
+	"\afeature\x18\x02 \x01(\x0e2\x15.gatehouse.v1.FeatureR\afeature\x12\x10\n" +
+	"\x03url\x18\x03 \x01(\tR\x03url\x12)\n" +
+	"\x05frame\x18\x04 \x01(\x0e2\x13.gatehouse.v1.FrameR\x05frame\x12/\n" +
+	"\aelement\x18\x05 \x01(\v2\x15.gatehouse.v1.ElementR\aelement\"\xd2\x01\n" +
+	"\x18CheckHypotheticalRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12;\n" +
+	"\asession\x18\x02 \x01(\v2!.gatehouse.v1.HypotheticalSessionR\asession\x127\n" +
+	"\x06checks\x18\x03 \x03(\v2\x1f.gatehouse.v1.HypotheticalCheckR\x06checks\x12!\n" +
+	"\fmin_revision\x18\x04 \x01(\x04R\vminRevision\"m\n" +
+	"\x19CheckHypotheticalResponse\x124\n" +
+	"\tdecisions\x18\x01 \x03(\v2\x16.gatehouse.v1.DecisionR\tdecisions\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x04R\brevision2\xf6\x03\n" +
 	"\x0fDecisionService\x12U\n" +
 	"\fCheckFeature\x12!.gatehouse.v1.CheckFeatureRequest\x1a\".gatehouse.v1.CheckFeatureResponse\x12X\n" +
 	"\rCheckFeatures\x12\".gatehouse.v1.CheckFeaturesRequest\x1a#.gatehouse.v1.CheckFeaturesResponse\x12a\n" +
 	"\x10GetSessionPolicy\x12%.gatehouse.v1.GetSessionPolicyRequest\x1a&.gatehouse.v1.GetSessionPolicyResponse\x12i\n" +
-	"\x12WatchSessionPolicy\x12'.gatehouse.v1.WatchSessionPolicyRequest\x1a(.gatehouse.v1.WatchSessionPolicyResponse0\x01B\xba\x01\n" +
+	"\x12WatchSessionPolicy\x12'.gatehouse.v1.WatchSessionPolicyRequest\x1a(.gatehouse.v1.WatchSessionPolicyResponse0\x01\x12d\n" +
+	"\x11CheckHypothetical\x12&.gatehouse.v1.CheckHypotheticalRequest\x1a'.gatehouse.v1.CheckHypotheticalResponseB\xba\x01\n" +
 	"\x10com.gatehouse.v1B\x14DecisionServiceProtoP\x01Z?github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1;gatehousev1\xa2\x02\x03GXX\xaa\x02\fGatehouse.V1\xca\x02\fGatehouse\\V1\xe2\x02\x18Gatehouse\\V1\\GPBMetadata\xea\x02\rGatehouse::V1b\x06proto3"
 
 var (
@@ -1085,7 +1402,7 @@ func file_gatehouse_v1_decision_service_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_decision_service_proto_rawDescData
 }
 
-var file_gatehouse_v1_decision_service_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_gatehouse_v1_decision_service_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_gatehouse_v1_decision_service_proto_goTypes = []any{
 	(*Actor)(nil),                      // 0: gatehouse.v1.Actor
 	(*ElementNode)(nil),                // 1: gatehouse.v1.ElementNode
@@ -1100,59 +1417,74 @@ var file_gatehouse_v1_decision_service_proto_goTypes = []any{
 	(*GetSessionPolicyResponse)(nil),   // 10: gatehouse.v1.GetSessionPolicyResponse
 	(*WatchSessionPolicyRequest)(nil),  // 11: gatehouse.v1.WatchSessionPolicyRequest
 	(*WatchSessionPolicyResponse)(nil), // 12: gatehouse.v1.WatchSessionPolicyResponse
-	nil,                                // 13: gatehouse.v1.ElementNode.AttributesEntry
-	nil,                                // 14: gatehouse.v1.Element.AttributesEntry
-	(Role)(0),                          // 15: gatehouse.v1.Role
-	(Feature)(0),                       // 16: gatehouse.v1.Feature
-	(Frame)(0),                         // 17: gatehouse.v1.Frame
-	(Reason)(0),                        // 18: gatehouse.v1.Reason
-	(*Session)(nil),                    // 19: gatehouse.v1.Session
-	(*LiveGuideSettings)(nil),          // 20: gatehouse.v1.LiveGuideSettings
-	(*AllowlistEntry)(nil),             // 21: gatehouse.v1.AllowlistEntry
-	(*PrivacyRule)(nil),                // 22: gatehouse.v1.PrivacyRule
-	(*Customization)(nil),              // 23: gatehouse.v1.Customization
-	(*SupportFunctions)(nil),           // 24: gatehouse.v1.SupportFunctions
-	(*Portal)(nil),                     // 25: gatehouse.v1.Portal
-	(*Representative)(nil),             // 26: gatehouse.v1.Representative
+	(*HypotheticalSession)(nil),        // 13: gatehouse.v1.HypotheticalSession
+	(*HypotheticalCheck)(nil),          // 14: gatehouse.v1.HypotheticalCheck
+	(*CheckHypotheticalRequest)(nil),   // 15: gatehouse.v1.CheckHypotheticalRequest
+	(*CheckHypotheticalResponse)(nil),  // 16: gatehouse.v1.CheckHypotheticalResponse
+	nil,                                // 17: gatehouse.v1.ElementNode.AttributesEntry
+	nil,                                // 18: gatehouse.v1.Element.AttributesEntry
+	(Role)(0),                          // 19: gatehouse.v1.Role
+	(Feature)(0),                       // 20: gatehouse.v1.Feature
+	(Frame)(0),                         // 21: gatehouse.v1.Frame
+	(Reason)(0),                        // 22: gatehouse.v1.Reason
+	(*Session)(nil),                    // 23: gatehouse.v1.Session
+	(*LiveGuideSettings)(nil),          // 24: gatehouse.v1.LiveGuideSettings
+	(*AllowlistEntry)(nil),             // 25: gatehouse.v1.AllowlistEntry
+	(*PrivacyRule)(nil),                // 26: gatehouse.v1.PrivacyRule
+	(*Customization)(nil),              // 27: gatehouse.v1.Customization
+	(*SupportFunctions)(nil),           // 28: gatehouse.v1.SupportFunctions
+	(*Portal)(nil),                     // 29: gatehouse.v1.Portal
+	(*Representative)(nil),             // 30: gatehouse.v1.Representative
+	(SessionKind)(0),                   // 31: gatehouse.v1.SessionKind
 }
 var file_gatehouse_v1_decision_service_proto_depIdxs = []int32{
-	15, // 0: gatehouse.v1.Actor.role:type_name -> gatehouse.v1.Role
-	13, // 1: gatehouse.v1.ElementNode.attributes:type_name -> gatehouse.v1.ElementNode.AttributesEntry
-	14, // 2: gatehouse.v1.Element.attributes:type_name -> gatehouse.v1.Element.AttributesEntry
+	19, // 0: gatehouse.v1.Actor.role:type_name -> gatehouse.v1.Role
+	17, // 1: gatehouse.v1.ElementNode.attributes:type_name -> gatehouse.v1.ElementNode.AttributesEntry
+	18, // 2: gatehouse.v1.Element.attributes:type_name -> gatehouse.v1.Element.AttributesEntry
 	1,  // 3: gatehouse.v1.Element.ancestors:type_name -> gatehouse.v1.ElementNode
 	0,  // 4: gatehouse.v1.CheckFeatureRequest.actor:type_name -> gatehouse.v1.Actor
-	16, // 5: gatehouse.v1.CheckFeatureRequest.feature:type_name -> gatehouse.v1.Feature
-	17, // 6: gatehouse.v1.CheckFeatureRequest.frame:type_name -> gatehouse.v1.Frame
+	20, // 5: gatehouse.v1.CheckFeatureRequest.feature:type_name -> gatehouse.v1.Feature
+	21, // 6: gatehouse.v1.CheckFeatureRequest.frame:type_name -> gatehouse.v1.Frame
 	2,  // 7: gatehouse.v1.CheckFeatureRequest.element:type_name -> gatehouse.v1.Element
-	18, // 8: gatehouse.v1.Decision.reason:type_name -> gatehouse.v1.Reason
+	22, // 8: gatehouse.v1.Decision.reason:type_name -> gatehouse.v1.Reason
 	4,  // 9: gatehouse.v1.CheckFeatureResponse.decision:type_name -> gatehouse.v1.Decision
 	3,  // 10: gatehouse.v1.CheckFeaturesRequest.checks:type_name -> gatehouse.v1.CheckFeatureRequest
 	5,  // 11: gatehouse.v1.CheckFeaturesResponse.results:type_name -> gatehouse.v1.CheckFeatureResponse
 	0,  // 12: gatehouse.v1.GetSessionPolicyRequest.actor:type_name -> gatehouse.v1.Actor
-	19, // 13: gatehouse.v1.SessionPolicy.session:type_name -> gatehouse.v1.Session
-	20, // 14: gatehouse.v1.SessionPolicy.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	21, // 15: gatehouse.v1.SessionPolicy.allowlist:type_name -> gatehouse.v1.AllowlistEntry
-	22, // 16: gatehouse.v1.SessionPolicy.privacy_rules:type_name -> gatehouse.v1.PrivacyRule
-	23, // 17: gatehouse.v1.SessionPolicy.customization:type_name -> gatehouse.v1.Customization
-	24, // 18: gatehouse.v1.SessionPolicy.functions:type_name -> gatehouse.v1.SupportFunctions
-	25, // 19: gatehouse.v1.SessionPolicy.portal_chain:type_name -> gatehouse.v1.Portal
-	26, // 20: gatehouse.v1.SessionPolicy.representative:type_name -> gatehouse.v1.Representative
+	23, // 13: gatehouse.v1.SessionPolicy.session:type_name -> gatehouse.v1.Session
+	24, // 14: gatehouse.v1.SessionPolicy.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	25, // 15: gatehouse.v1.SessionPolicy.allowlist:type_name -> gatehouse.v1.AllowlistEntry
+	26, // 16: gatehouse.v1.SessionPolicy.privacy_rules:type_name -> gatehouse.v1.PrivacyRule
+	27, // 17: gatehouse.v1.SessionPolicy.customization:type_name -> gatehouse.v1.Customization
+	28, // 18: gatehouse.v1.SessionPolicy.functions:type_name -> gatehouse.v1.SupportFunctions
+	29, // 19: gatehouse.v1.SessionPolicy.portal_chain:type_name -> gatehouse.v1.Portal
+	30, // 20: gatehouse.v1.SessionPolicy.representative:type_name -> gatehouse.v1.Representative
 	9,  // 21: gatehouse.v1.GetSessionPolicyResponse.policy:type_name -> gatehouse.v1.SessionPolicy
 	0,  // 22: gatehouse.v1.WatchSessionPolicyRequest.actor:type_name -> gatehouse.v1.Actor
 	9,  // 23: gatehouse.v1.WatchSessionPolicyResponse.policy:type_name -> gatehouse.v1.SessionPolicy
-	3,  // 24: gatehouse.v1.DecisionService.CheckFeature:input_type -> gatehouse.v1.CheckFeatureRequest
-	6,  // 25: gatehouse.v1.DecisionService.CheckFeatures:input_type -> gatehouse.v1.CheckFeaturesRequest
-	8,  // 26: gatehouse.v1.DecisionService.GetSessionPolicy:input_type -> gatehouse.v1.GetSessionPolicyRequest
-	11, // 27: gatehouse.v1.DecisionService.WatchSessionPolicy:input_type -> gatehouse.v1.WatchSessionPolicyRequest
-	5,  // 28: gatehouse.v1.DecisionService.CheckFeature:output_type -> gatehouse.v1.CheckFeatureResponse
-	7,  // 29: gatehouse.v1.DecisionService.CheckFeatures:output_type -> gatehouse.v1.CheckFeaturesResponse
-	10, // 30: gatehouse.v1.DecisionService.GetSessionPolicy:output_type -> gatehouse.v1.GetSessionPolicyResponse
-	12, // 31: gatehouse.v1.DecisionService.WatchSessionPolicy:output_type -> gatehouse.v1.WatchSessionPolicyResponse
-	28, // [28:32] is the sub-list for method output_type
-	24, // [24:28] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	31, // 24: gatehouse.v1.HypotheticalSession.kind:type_name -> gatehouse.v1.SessionKind
+	0,  // 25: gatehouse.v1.HypotheticalCheck.actor:type_name -> gatehouse.v1.Actor
+	20, // 26: gatehouse.v1.HypotheticalCheck.feature:type_name -> gatehouse.v1.Feature
+	21, // 27: gatehouse.v1.HypotheticalCheck.frame:type_name -> gatehouse.v1.Frame
+	2,  // 28: gatehouse.v1.HypotheticalCheck.element:type_name -> gatehouse.v1.Element
+	13, // 29: gatehouse.v1.CheckHypotheticalRequest.session:type_name -> gatehouse.v1.HypotheticalSession
+	14, // 30: gatehouse.v1.CheckHypotheticalRequest.checks:type_name -> gatehouse.v1.HypotheticalCheck
+	4,  // 31: gatehouse.v1.CheckHypotheticalResponse.decisions:type_name -> gatehouse.v1.Decision
+	3,  // 32: gatehouse.v1.DecisionService.CheckFeature:input_type -> gatehouse.v1.CheckFeatureRequest
+	6,  // 33: gatehouse.v1.DecisionService.CheckFeatures:input_type -> gatehouse.v1.CheckFeaturesRequest
+	8,  // 34: gatehouse.v1.DecisionService.GetSessionPolicy:input_type -> gatehouse.v1.GetSessionPolicyRequest
+	11, // 35: gatehouse.v1.DecisionService.WatchSessionPolicy:input_type -> gatehouse.v1.WatchSessionPolicyRequest
+	15, // 36: gatehouse.v1.DecisionService.CheckHypothetical:input_type -> gatehouse.v1.CheckHypotheticalRequest
+	5,  // 37: gatehouse.v1.DecisionService.CheckFeature:output_type -> gatehouse.v1.CheckFeatureResponse
+	7,  // 38: gatehouse.v1.DecisionService.CheckFeatures:output_type -> gatehouse.v1.CheckFeaturesResponse
+	10, // 39: gatehouse.v1.DecisionService.GetSessionPolicy:output_type -> gatehouse.v1.GetSessionPolicyResponse
+	12, // 40: gatehouse.v1.DecisionService.WatchSessionPolicy:output_type -> gatehouse.v1.WatchSessionPolicyResponse
+	16, // 41: gatehouse.v1.DecisionService.CheckHypothetical:output_type -> gatehouse.v1.CheckHypotheticalResponse
+	37, // [37:42] is the sub-list for method output_type
+	32, // [32:37] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_decision_service_proto_init() }
@@ -1168,7 +1500,7 @@ func file_gatehouse_v1_decision_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_decision_service_proto_rawDesc), len(file_gatehouse_v1_decision_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

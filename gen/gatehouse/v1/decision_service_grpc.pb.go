@@ -23,6 +23,7 @@ const (
 	DecisionService_CheckFeatures_FullMethodName      = "/gatehouse.v1.DecisionService/CheckFeatures"
 	DecisionService_GetSessionPolicy_FullMethodName   = "/gatehouse.v1.DecisionService/GetSessionPolicy"
 	DecisionService_WatchSessionPolicy_FullMethodName = "/gatehouse.v1.DecisionService/WatchSessionPolicy"
+	DecisionService_CheckHypothetical_FullMethodName  = "/gatehouse.v1.DecisionService/CheckHypothetical"
 )
 
 // DecisionServiceClient is the client API for DecisionService service.
@@ -49,6 +50,11 @@ type DecisionServiceClient interface {
 	// then a new one after every change that affects it; the stream ends when
 	// the session ends.
 	WatchSessionPolicy(ctx context.Context, in *WatchSessionPolicyRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchSessionPolicyResponse], error)
+	// CheckHypothetical decides up to 1000 questions in a session that is
+	// not started (kind, representative, portal), against the account's
+	// current snapshot, as CheckFeatures would once the session runs. No
+	// session is created; the answers are logged as a dry run.
+	CheckHypothetical(ctx context.Context, in *CheckHypotheticalRequest, opts ...grpc.CallOption) (*CheckHypotheticalResponse, error)
 }
 
 type decisionServiceClient struct {
@@ -108,6 +114,16 @@ func (c *decisionServiceClient) WatchSessionPolicy(ctx context.Context, in *Watc
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DecisionService_WatchSessionPolicyClient = grpc.ServerStreamingClient[WatchSessionPolicyResponse]
 
+func (c *decisionServiceClient) CheckHypothetical(ctx context.Context, in *CheckHypotheticalRequest, opts ...grpc.CallOption) (*CheckHypotheticalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckHypotheticalResponse)
+	err := c.cc.Invoke(ctx, DecisionService_CheckHypothetical_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // DecisionServiceServer is the server API for DecisionService service.
 // All implementations must embed UnimplementedDecisionServiceServer
 // for forward compatibility.
@@ -132,6 +148,11 @@ type DecisionServiceServer interface {
 	// then a new one after every change that affects it; the stream ends when
 	// the session ends.
 	WatchSessionPolicy(*WatchSessionPolicyRequest, grpc.ServerStreamingServer[WatchSessionPolicyResponse]) error
+	// CheckHypothetical decides up to 1000 questions in a session that is
+	// not started (kind, representative, portal), against the account's
+	// current snapshot, as CheckFeatures would once the session runs. No
+	// session is created; the answers are logged as a dry run.
+	CheckHypothetical(context.Context, *CheckHypotheticalRequest) (*CheckHypotheticalResponse, error)
 	mustEmbedUnimplementedDecisionServiceServer()
 }
 
@@ -153,6 +174,9 @@ func (UnimplementedDecisionServiceServer) GetSessionPolicy(context.Context, *Get
 }
 func (UnimplementedDecisionServiceServer) WatchSessionPolicy(*WatchSessionPolicyRequest, grpc.ServerStreamingServer[WatchSessionPolicyResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchSessionPolicy not implemented")
+}
+func (UnimplementedDecisionServiceServer) CheckHypothetical(context.Context, *CheckHypotheticalRequest) (*CheckHypotheticalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckHypothetical not implemented")
 }
 func (UnimplementedDecisionServiceServer) mustEmbedUnimplementedDecisionServiceServer() {}
 func (UnimplementedDecisionServiceServer) testEmbeddedByValue()                         {}
@@ -240,6 +264,24 @@ func _DecisionService_WatchSessionPolicy_Handler(srv interface{}, stream grpc.Se
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type DecisionService_WatchSessionPolicyServer = grpc.ServerStreamingServer[WatchSessionPolicyResponse]
 
+func _DecisionService_CheckHypothetical_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckHypotheticalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(DecisionServiceServer).CheckHypothetical(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: DecisionService_CheckHypothetical_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(DecisionServiceServer).CheckHypothetical(ctx, req.(*CheckHypotheticalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // DecisionService_ServiceDesc is the grpc.ServiceDesc for DecisionService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -258,6 +300,10 @@ var DecisionService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSessionPolicy",
 			Handler:    _DecisionService_GetSessionPolicy_Handler,
+		},
+		{
+			MethodName: "CheckHypothetical",
+			Handler:    _DecisionService_CheckHypothetical_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
