@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
@@ -22,10 +23,7 @@ const maxDisplayName = 200
 // getAccount reads an account, mapping a missing one to NOT_FOUND.
 func getAccount(tx store.ReadTx, id string) (policy.Account, error) {
 	a, err := store.GetAccount(tx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return a, notFound("account", id)
-	}
-	return a, err
+	return a, found(err, "account", id)
 }
 
 func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.CreateAccountRequest) (*gatehousev1.CreateAccountResponse, error) {
@@ -40,7 +38,7 @@ func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.Creat
 		v.add("account.decision_log_percent", "must be 0-100")
 	}
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	acct := policy.Account{ID: in.GetId(), DisplayName: in.GetDisplayName(), DecisionLogPercent: in.GetDecisionLogPercent(), CreateTime: a.s.now().UTC()}
 	if acct.ID == "" {
@@ -49,7 +47,7 @@ func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.Creat
 	_, err := a.s.write(ctx, func(tx store.Tx) error {
 		switch _, err := store.GetAccount(tx, acct.ID); {
 		case err == nil:
-			return alreadyExists("account", acct.ID)
+			return errs.Exists("account", acct.ID)
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
@@ -60,7 +58,7 @@ func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.Creat
 		return store.PutSettings(tx, &settings)
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.CreateAccountResponse{Account: accountToProto(&acct)}, nil
 }
@@ -69,7 +67,7 @@ func (a *adminService) GetAccount(ctx context.Context, req *gatehousev1.GetAccou
 	var v violations
 	v.checkID("id", req.GetId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var acct policy.Account
 	err := a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
@@ -77,7 +75,7 @@ func (a *adminService) GetAccount(ctx context.Context, req *gatehousev1.GetAccou
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.GetAccountResponse{Account: accountToProto(&acct)}, nil
 }
@@ -85,7 +83,7 @@ func (a *adminService) GetAccount(ctx context.Context, req *gatehousev1.GetAccou
 func (a *adminService) ListAccounts(ctx context.Context, req *gatehousev1.ListAccountsRequest) (*gatehousev1.ListAccountsResponse, error) {
 	limit, after, err := pageParams(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var list []policy.Account
 	var more bool
@@ -94,7 +92,7 @@ func (a *adminService) ListAccounts(ctx context.Context, req *gatehousev1.ListAc
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	resp := &gatehousev1.ListAccountsResponse{}
 	for i := range list {
@@ -117,7 +115,7 @@ func (a *adminService) UpdateAccount(ctx context.Context, req *gatehousev1.Updat
 	}
 	v.checkID("account.id", in.GetId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var out policy.Account
 	_, err := a.s.write(ctx, func(tx store.Tx) error {
@@ -146,7 +144,7 @@ func (a *adminService) UpdateAccount(ctx context.Context, req *gatehousev1.Updat
 		return store.PutAccount(tx, &out)
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.UpdateAccountResponse{Account: accountToProto(&out)}, nil
 }
@@ -155,7 +153,7 @@ func (a *adminService) DeleteAccount(ctx context.Context, req *gatehousev1.Delet
 	var v violations
 	v.checkID("id", req.GetId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	rev, err := a.s.write(ctx, func(tx store.Tx) error {
 		cur, err := getAccount(tx, req.GetId())
@@ -176,7 +174,7 @@ func (a *adminService) DeleteAccount(ctx context.Context, req *gatehousev1.Delet
 		return revokeTokensOf(tx, req.GetId())
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.DeleteAccountResponse{Revision: rev}, nil
 }
@@ -193,7 +191,7 @@ func (a *adminService) GetLiveGuideSettings(ctx context.Context, req *gatehousev
 	var v violations
 	v.checkID("account_id", req.GetAccountId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var st policy.LiveGuideSettings
 	err := a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
@@ -201,7 +199,7 @@ func (a *adminService) GetLiveGuideSettings(ctx context.Context, req *gatehousev
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.GetLiveGuideSettingsResponse{Settings: settingsToProto(&st)}, nil
 }
@@ -227,7 +225,7 @@ func (a *adminService) UpdateLiveGuideSettings(ctx context.Context, req *gatehou
 	}
 	v.checkID("settings.account_id", in.GetAccountId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var out policy.LiveGuideSettings
 	_, err := a.s.write(ctx, func(tx store.Tx) error {
@@ -254,7 +252,7 @@ func (a *adminService) UpdateLiveGuideSettings(ctx context.Context, req *gatehou
 		return store.PutSettings(tx, &out)
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.UpdateLiveGuideSettingsResponse{Settings: settingsToProto(&out)}, nil
 }

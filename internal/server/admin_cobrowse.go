@@ -8,9 +8,9 @@ import (
 	"strings"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
 )
 
 // Machine-readable reasons of the co-browse URL RPCs.
@@ -122,7 +122,7 @@ func generateCobrowseURL(tx store.Tx, id, base string, name func() string) (poli
 		return acct, err
 	}
 	if acct.CobrowseURL != "" {
-		return acct, newError(codes.FailedPrecondition, reasonCobrowseURLAlreadySet,
+		return acct, errs.Precondition(reasonCobrowseURLAlreadySet,
 			map[string]string{"cobrowse_url": acct.CobrowseURL},
 			"account %q already has the co-browse URL %s; it is generated once, and only an operator can change it", id, acct.CobrowseURL)
 	}
@@ -135,7 +135,7 @@ func generateCobrowseURL(tx store.Tx, id, base string, name func() string) (poli
 			return acct, err
 		}
 	}
-	return acct, newError(codes.ResourceExhausted, reasonCobrowseNamesExhausted, nil,
+	return acct, errs.Refuse(errs.ResourceExhausted, reasonCobrowseNamesExhausted, nil,
 		"no free co-browse URL found in %d attempts; try again", cobrowseNameAttempts)
 }
 
@@ -143,7 +143,7 @@ func (a *adminService) GenerateCobrowseUrl(ctx context.Context, req *gatehousev1
 	var v violations
 	v.checkID("account_id", req.GetAccountId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var acct policy.Account
 	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
@@ -151,7 +151,7 @@ func (a *adminService) GenerateCobrowseUrl(ctx context.Context, req *gatehousev1
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.GenerateCobrowseUrlResponse{Url: acct.CobrowseURL, Account: accountToProto(&acct)}, nil
 }
@@ -182,7 +182,7 @@ func (a *adminService) setCobrowseURL(ctx context.Context, acctID, url string) (
 		}
 	}
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var acct policy.Account
 	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
@@ -191,7 +191,7 @@ func (a *adminService) setCobrowseURL(ctx context.Context, acctID, url string) (
 		}
 		switch owner, err := store.CobrowseOwner(tx, url); {
 		case err == nil && owner != acct.ID:
-			return newError(codes.AlreadyExists, "", nil, "co-browse URL %s is held by another account", url)
+			return errs.New(errs.AlreadyExists, "co-browse URL %s is held by another account", url)
 		case err == nil && acct.CobrowseURL == url:
 			return nil // already this account's URL: nothing to write
 		case err != nil && !errors.Is(err, store.ErrNotFound):
@@ -200,7 +200,7 @@ func (a *adminService) setCobrowseURL(ctx context.Context, acctID, url string) (
 		return assignCobrowseURL(tx, &acct, url)
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.SetCobrowseUrlResponse{Url: acct.CobrowseURL, Account: accountToProto(&acct)}, nil
 }

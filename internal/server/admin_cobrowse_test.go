@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc/codes"
@@ -263,9 +264,8 @@ func TestCobrowse_GenerateRetriesCollisions(t *testing.T) {
 	if calls != cobrowseNameAttempts {
 		t.Fatalf("tried %d names, want %d", calls, cobrowseNameAttempts)
 	}
-	st := wantCode(t, e.srv.status(ctx, err), codes.ResourceExhausted)
-	if errorReason(st) != reasonCobrowseNamesExhausted {
-		t.Fatalf("reason = %q", errorReason(st))
+	if e, ok := errs.As(err); !ok || e.Kind != errs.ResourceExhausted || e.Reason != reasonCobrowseNamesExhausted {
+		t.Fatalf("giving up: %v, want %s %s", err, errs.ResourceExhausted, reasonCobrowseNamesExhausted)
 	}
 	if a := e.mustGetAccount("third"); a.GetCobrowseUrl() != "" {
 		t.Fatalf("third got %q after giving up", a.GetCobrowseUrl())

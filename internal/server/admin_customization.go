@@ -55,7 +55,7 @@ func (a *adminService) GetCustomization(ctx context.Context, req *gatehousev1.Ge
 		v.add("language", "must be at most %d bytes", maxLanguageTag)
 	}
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	lang := policy.NegotiateLanguage(req.GetLanguage())
 	var c policy.Customization
@@ -64,7 +64,7 @@ func (a *adminService) GetCustomization(ctx context.Context, req *gatehousev1.Ge
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.GetCustomizationResponse{Customization: customizationToProto(&c)}, nil
 }
@@ -84,7 +84,7 @@ func (a *adminService) UpdateCustomization(ctx context.Context, req *gatehousev1
 		v.add("customization.language", "must be exactly one of %s", strings.Join(policy.Languages, ", "))
 	}
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var out policy.Customization
 	_, err := a.s.write(ctx, func(tx store.Tx) error {
@@ -112,7 +112,7 @@ func (a *adminService) UpdateCustomization(ctx context.Context, req *gatehousev1
 		return store.PutCustomization(tx, &out)
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.UpdateCustomizationResponse{Customization: customizationToProto(&out)}, nil
 }

@@ -2,11 +2,11 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/mail"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
@@ -23,11 +23,11 @@ func (a *adminService) ListNotifications(ctx context.Context, req *gatehousev1.L
 	var v violations
 	v.checkID("account_id", req.GetAccountId(), true)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	limit, after, err := pageParams(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var list []store.OutboxMessage
 	var more bool
@@ -40,7 +40,7 @@ func (a *adminService) ListNotifications(ctx context.Context, req *gatehousev1.L
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	resp := &gatehousev1.ListNotificationsResponse{}
 	for i := range list {
@@ -57,11 +57,8 @@ func (a *adminService) ListNotifications(ctx context.Context, req *gatehousev1.L
 // account.
 func getNotification(ctx context.Context, tx store.ReadTx, id string) (store.OutboxMessage, error) {
 	m, err := store.GetOutbox(tx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return m, notFound("notification", id)
-	}
 	if err != nil {
-		return m, err
+		return m, found(err, "notification", id)
 	}
 	if err := checkOwnedAccess(ctx, "notification", id, m.AccountID); err != nil {
 		return m, err
@@ -70,7 +67,7 @@ func getNotification(ctx context.Context, tx store.ReadTx, id string) (store.Out
 	// caller's: as if it did not exist.
 	if since, err := tenantSince(ctx, tx, m.AccountID); err != nil || m.Created.Before(since) {
 		if err == nil {
-			err = notFound("notification", id)
+			err = errs.NotFoundf("notification", id)
 		}
 		return m, err
 	}
@@ -86,7 +83,7 @@ func (a *adminService) RetryNotification(ctx context.Context, req *gatehousev1.R
 		}
 	}
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var m store.OutboxMessage
 	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
@@ -100,7 +97,7 @@ func (a *adminService) RetryNotification(ctx context.Context, req *gatehousev1.R
 		return store.UpdateOutbox(tx, &m)
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	a.s.notificationRetried()
 	return &gatehousev1.RetryNotificationResponse{Notification: notificationToProto(&m), Revision: rev}, nil
@@ -110,7 +107,7 @@ func (a *adminService) DeleteNotification(ctx context.Context, req *gatehousev1.
 	var v violations
 	v.checkID("id", req.GetId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	rev, err := a.s.write(ctx, func(tx store.Tx) error {
 		if _, err := getNotification(ctx, tx, req.GetId()); err != nil {
@@ -119,7 +116,7 @@ func (a *adminService) DeleteNotification(ctx context.Context, req *gatehousev1.
 		return store.DeleteOutbox(tx, req.GetId())
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.DeleteNotificationResponse{Revision: rev}, nil
 }

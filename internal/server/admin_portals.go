@@ -8,9 +8,9 @@ import (
 	"strings"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
 )
 
 // checkRef adds a violation of field when id is set but names no resource
@@ -34,7 +34,7 @@ func checkRef[T any](tx store.ReadTx, v *violations, field, id, kind, acct strin
 // inUse is the FAILED_PRECONDITION of a delete refused because of what
 // still references the resource.
 func inUse(kind, id, by string) error {
-	return newError(codes.FailedPrecondition, reasonInUse, map[string]string{"referenced_by": by},
+	return errs.Precondition(reasonInUse, map[string]string{"referenced_by": by},
 		"%s %q is still in use by %s", kind, id, by)
 }
 
@@ -160,7 +160,7 @@ func checkNotLastSubportal(tx store.ReadTx, acct string, p *policy.Portal) error
 			return nil
 		}
 	}
-	return newError(codes.FailedPrecondition, "LAST_SUBPORTAL", nil,
+	return errs.Precondition("LAST_SUBPORTAL", nil,
 		"portal %q is the last subportal of top portal %q; a top portal always keeps one", p.ID, parent.ID)
 }
 

@@ -4,9 +4,9 @@ import (
 	"context"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
 )
 
 var representatives = &collection[policy.Representative, *gatehousev1.Representative]{
@@ -35,7 +35,7 @@ var representatives = &collection[policy.Representative, *gatehousev1.Representa
 			return err
 		}
 		if n > 0 {
-			return newError(codes.FailedPrecondition, reasonInUse, nil,
+			return errs.Precondition(reasonInUse, nil,
 				"representative %q has %d active session(s); end them first", r.ID, n)
 		}
 		return nil

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/url"
 	"strings"
 	"time"
@@ -10,8 +9,8 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
 )
 
 func tokenToProto(t *auth.Token) *gatehousev1.CallerToken {
@@ -52,7 +51,7 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 	}
 	validateCertIdentity(&v, kind, certID)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	id, bearer, hash := auth.NewBearer()
 	tok := auth.Token{ID: id, Name: in.GetName(), Role: auth.Role(in.GetRole()), AccountID: in.GetAccountId(), Hash: hash, CreateTime: a.s.now().UTC()}
@@ -74,7 +73,7 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 		return store.PutToken(tx, &tok)
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.CreateCallerTokenResponse{Token: tokenToProto(&tok), Bearer: bearer}, nil
 }
@@ -109,7 +108,7 @@ func checkCertIdentityFree(tx store.ReadTx, id auth.CertID) error {
 	}
 	for _, t := range toks {
 		if t.CertIdentity != "" && t.CertID() == id && !t.Revoked {
-			return newError(codes.AlreadyExists, "", nil, "certificate identity %s already belongs to token %q; revoke it first", id, t.ID)
+			return errs.New(errs.AlreadyExists, "certificate identity %s already belongs to token %q; revoke it first", id, t.ID)
 		}
 	}
 	return nil
@@ -155,7 +154,7 @@ func isDNSName(s string) bool {
 func (a *adminService) ListCallerTokens(ctx context.Context, req *gatehousev1.ListCallerTokensRequest) (*gatehousev1.ListCallerTokensResponse, error) {
 	limit, after, err := pageParams(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var list []auth.Token
 	var more bool
@@ -164,7 +163,7 @@ func (a *adminService) ListCallerTokens(ctx context.Context, req *gatehousev1.Li
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	resp := &gatehousev1.ListCallerTokensResponse{}
 	for i := range list {
@@ -180,22 +179,19 @@ func (a *adminService) RevokeCallerToken(ctx context.Context, req *gatehousev1.R
 	var v violations
 	v.checkID("id", req.GetId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var tok auth.Token
 	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
 		tok, err = store.GetToken(tx, req.GetId())
-		if errors.Is(err, store.ErrNotFound) {
-			return notFound("token", req.GetId())
-		}
 		if err != nil || tok.Revoked {
-			return err
+			return found(err, "token", req.GetId())
 		}
 		tok.Revoked = true
 		return store.PutToken(tx, &tok)
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.RevokeCallerTokenResponse{Token: tokenToProto(&tok)}, nil
 }

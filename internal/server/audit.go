@@ -146,11 +146,11 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *gatehousev1.Lis
 		end = ts.AsTime()
 	}
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	limit, after, err := pageParams(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var since time.Time // see tenantSince
 	match := func(e *store.AuditEvent) bool {
@@ -171,7 +171,7 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *gatehousev1.Lis
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	resp := &gatehousev1.ListAuditEventsResponse{}
 	for i := range events {

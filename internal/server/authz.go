@@ -7,14 +7,13 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -119,10 +118,6 @@ func (s *Server) openMethod(method string) bool {
 	return isHealth(method) || (isReflection(method) && s.reflection == ReflectionPublic)
 }
 
-func permissionDenied(format string, args ...any) error {
-	return status.Errorf(codes.PermissionDenied, format, args...)
-}
-
 // authenticate finds the caller of a request: the bearer token of its
 // authorization header or, without one, the certificate credential of its
 // verified client certificate. Without authentication configured every
@@ -139,19 +134,19 @@ func (s *Server) authenticate(ctx context.Context) (auth.Caller, error) {
 		}
 	}
 	if len(vals) != 1 {
-		return auth.Caller{}, status.Error(codes.Unauthenticated, `send one "authorization: Bearer <token>" header, or a registered client certificate`)
+		return auth.Caller{}, errs.New(errs.Unauthenticated, `send one "authorization: Bearer <token>" header, or a registered client certificate`)
 	}
 	scheme, bearer, _ := strings.Cut(vals[0], " ")
 	if !strings.EqualFold(scheme, "bearer") {
-		return auth.Caller{}, status.Error(codes.Unauthenticated, `the authorization header must be "Bearer <token>"`)
+		return auth.Caller{}, errs.New(errs.Unauthenticated, `the authorization header must be "Bearer <token>"`)
 	}
 	id, secret, ok := auth.ParseBearer(strings.TrimSpace(bearer))
 	if !ok {
-		return auth.Caller{}, status.Error(codes.Unauthenticated, "the bearer token is not a Gatehouse token (those read gh_k-…_…)")
+		return auth.Caller{}, errs.New(errs.Unauthenticated, "the bearer token is not a Gatehouse token (those read gh_k-…_…)")
 	}
 	tok := s.snaps.Current().Token(id)
 	if tok == nil || !tok.Verify(secret) {
-		return auth.Caller{}, status.Error(codes.Unauthenticated, "unknown or revoked token")
+		return auth.Caller{}, errs.New(errs.Unauthenticated, "unknown or revoked token")
 	}
 	return auth.Caller{Name: tok.Name + " (" + tok.ID + ")", Role: tok.Role, AccountID: tok.AccountID, TokenID: tok.ID}, nil
 }
@@ -184,7 +179,7 @@ func (s *Server) certCaller(cert *x509.Certificate) (auth.Caller, error) {
 			return auth.Caller{Name: tok.Name + " (" + tok.ID + ")", Role: tok.Role, AccountID: tok.AccountID, TokenID: tok.ID}, nil
 		}
 	}
-	return auth.Caller{}, status.Errorf(codes.Unauthenticated,
+	return auth.Caller{}, errs.New(errs.Unauthenticated,
 		"client certificate %q is not registered as a caller (identities %q); create a token with that certificate_identity and kind, or send a bearer token",
 		cert.Subject.String(), certIDStrings(ids))
 }
@@ -213,14 +208,14 @@ func (s *Server) authorize(ctx context.Context, method string, req any) (context
 	}
 	rule, ok := s.rules[method]
 	if !ok {
-		return nil, permissionDenied("%s has no access rule", method)
+		return nil, errs.Denied("%s has no access rule", method)
 	}
 	caller, err := s.authenticate(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if !caller.Has(rule.role) {
-		return nil, permissionDenied("%s needs the %s role; caller %q is %s", method, rule.role, caller.Name, caller.Role)
+		return nil, errs.Denied("%s needs the %s role; caller %q is %s", method, rule.role, caller.Name, caller.Role)
 	}
 	acct := ""
 	if m, ok := req.(proto.Message); ok && rule.account != "" {
@@ -228,9 +223,9 @@ func (s *Server) authorize(ctx context.Context, method string, req any) (context
 	}
 	switch {
 	case acct != "" && !caller.CanAccess(acct):
-		return nil, permissionDenied("caller %q may not access account %q", caller.Name, acct)
+		return nil, errs.Denied("caller %q may not access account %q", caller.Name, acct)
 	case acct == "" && rule.allAccounts && caller.AccountID != "":
-		return nil, permissionDenied("%s is store-wide; caller %q is scoped to account %q", method, caller.Name, caller.AccountID)
+		return nil, errs.Denied("%s is store-wide; caller %q is scoped to account %q", method, caller.Name, caller.AccountID)
 	}
 	return auth.NewContext(ctx, caller), nil
 }
@@ -287,10 +282,10 @@ func tenantSince(ctx context.Context, tx store.ReadTx, acct string) (time.Time, 
 func checkOwnedAccess(ctx context.Context, kind, id, acct string) error {
 	caller, ok := auth.FromContext(ctx)
 	if !ok {
-		return permissionDenied("no caller")
+		return errs.Denied("no caller")
 	}
 	if !caller.CanAccess(acct) {
-		return permissionDenied("caller %q may not access %s %q", caller.Name, kind, id)
+		return errs.Denied("caller %q may not access %s %q", caller.Name, kind, id)
 	}
 	return nil
 }

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -56,10 +56,7 @@ func (c *collection[D, P]) load(tx store.ReadTx, acct, id string) (D, error) {
 		return zero, err
 	}
 	d, err := c.get(tx, acct, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return d, notFound(c.kind, id)
-	}
-	return d, err
+	return d, found(err, c.kind, id)
 }
 
 func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, in P, inID string) (P, error) {
@@ -71,7 +68,7 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 	}
 	v.checkID(c.field+".id", inID, true)
 	if err := v.err(); err != nil {
-		return zero, s.status(ctx, err)
+		return zero, err
 	}
 	id := inID
 	if id == "" {
@@ -84,7 +81,7 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 		}
 		switch _, err := c.get(tx, acct, id); {
 		case err == nil:
-			return alreadyExists(c.kind, id)
+			return errs.Exists(c.kind, id)
 		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
@@ -108,7 +105,7 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 		return nil
 	})
 	if err != nil {
-		return zero, s.status(ctx, err)
+		return zero, err
 	}
 	return c.toProto(&out), nil
 }
@@ -129,7 +126,7 @@ func (c *collection[D, P]) checkLimit(tx store.ReadTx, acct string) error {
 		return err
 	}
 	if n >= c.max {
-		return newError(codes.FailedPrecondition, reasonLimit, map[string]string{"limit": strconv.Itoa(c.max)},
+		return errs.Precondition(reasonLimit, map[string]string{"limit": strconv.Itoa(c.max)},
 			"account %q already has %d %s, the most an account may have; delete one before creating another", acct, c.max, c.plural())
 	}
 	return nil
@@ -149,7 +146,7 @@ func (c *collection[D, P]) getOne(ctx context.Context, s *Server, acct, id strin
 	v.checkID("account_id", acct, false)
 	v.checkID("id", id, false)
 	if err := v.err(); err != nil {
-		return zero, s.status(ctx, err)
+		return zero, err
 	}
 	var d D
 	err := s.store.View(ctx, func(tx store.ReadTx) (err error) {
@@ -157,7 +154,7 @@ func (c *collection[D, P]) getOne(ctx context.Context, s *Server, acct, id strin
 		return err
 	})
 	if err != nil {
-		return zero, s.status(ctx, err)
+		return zero, err
 	}
 	return c.toProto(&d), nil
 }
@@ -166,11 +163,11 @@ func (c *collection[D, P]) listPage(ctx context.Context, s *Server, acct string,
 	var v violations
 	v.checkID("account_id", acct, false)
 	if err := v.err(); err != nil {
-		return nil, "", s.status(ctx, err)
+		return nil, "", err
 	}
 	limit, after, err := pageParams(size, token)
 	if err != nil {
-		return nil, "", s.status(ctx, err)
+		return nil, "", err
 	}
 	var items []D
 	var more bool
@@ -182,7 +179,7 @@ func (c *collection[D, P]) listPage(ctx context.Context, s *Server, acct string,
 		return err
 	})
 	if err != nil {
-		return nil, "", s.status(ctx, err)
+		return nil, "", err
 	}
 	out := make([]P, len(items))
 	for i := range items {
@@ -204,7 +201,7 @@ func (c *collection[D, P]) update(ctx context.Context, s *Server, acct string, i
 	}
 	v.checkID(c.field+".id", inID, false)
 	if err := v.err(); err != nil {
-		return zero, s.status(ctx, err)
+		return zero, err
 	}
 	var out D
 	_, err := s.write(ctx, func(tx store.Tx) error {
@@ -225,7 +222,7 @@ func (c *collection[D, P]) update(ctx context.Context, s *Server, acct string, i
 		return c.put(tx, acct, &out)
 	})
 	if err != nil {
-		return zero, s.status(ctx, err)
+		return zero, err
 	}
 	return c.toProto(&out), nil
 }
@@ -235,7 +232,7 @@ func (c *collection[D, P]) remove(ctx context.Context, s *Server, acct, id, etag
 	v.checkID("account_id", acct, false)
 	v.checkID("id", id, false)
 	if err := v.err(); err != nil {
-		return 0, s.status(ctx, err)
+		return 0, err
 	}
 	rev, err := s.write(ctx, func(tx store.Tx) error {
 		cur, err := c.load(tx, acct, id)
@@ -253,7 +250,7 @@ func (c *collection[D, P]) remove(ctx context.Context, s *Server, acct, id, etag
 		return c.del(tx, acct, id)
 	})
 	if err != nil {
-		return 0, s.status(ctx, err)
+		return 0, err
 	}
 	return rev, nil
 }

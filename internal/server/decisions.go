@@ -2,13 +2,12 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
-	"google.golang.org/grpc/codes"
 )
 
 // decisionService implements gatehousev1.DecisionServiceServer.
@@ -152,21 +151,18 @@ func (d *decisionService) CheckFeature(ctx context.Context, req *gatehousev1.Che
 	var q policy.Query
 	validateCheck(&v, "", req, &q)
 	if err := v.err(); err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	snap, err := d.s.snapshotAt(ctx, req.GetMinRevision())
 	if err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	if err := snapshotSessionAccess(ctx, snap, q.SessionID); err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	dec, err := snap.CheckContext(ctx, &q)
-	if errors.Is(err, policy.ErrSessionNotFound) {
-		err = notFound("session", q.SessionID)
-	}
 	if err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, sessionErr(err, q.SessionID)
 	}
 	d.s.metrics.countDecision(q.Feature, dec)
 	d.s.decisions.record(ctx, snap, &q, dec)
@@ -186,7 +182,7 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 		v.add("checks", "must hold at most %d checks, got %d", maxChecks, len(checks))
 	}
 	if err := v.err(); err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	qs := make([]policy.Query, len(checks))
 	var minRev uint64
@@ -197,26 +193,26 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 		validateCheck(&cv, "", c, &qs[i])
 		if len(cv) > 0 {
 			prefix := fmt.Sprintf("checks[%d].", i)
-			for _, fv := range cv {
-				fv.Field = prefix + fv.Field
+			for j := range cv {
+				cv[j].Field = prefix + cv[j].Field
 			}
 			v = append(v, cv...)
 		}
 		minRev = max(minRev, c.GetMinRevision())
 	}
 	if err := v.err(); err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	// One snapshot answers every check, so the answers are consistent with
 	// each other.
 	snap, err := d.s.snapshotAt(ctx, minRev)
 	if err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	resp := &gatehousev1.CheckFeaturesResponse{Results: make([]*gatehousev1.CheckFeatureResponse, len(qs)), Revision: snap.Revision()}
 	for i := range qs {
 		if err := snapshotSessionAccess(ctx, snap, qs[i].SessionID); err != nil {
-			return nil, d.s.status(ctx, err)
+			return nil, err
 		}
 	}
 	// The checks share one privacy work budget (policy.MaxBatchPrivacyWork),
@@ -227,14 +223,11 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 		// A batch observes the caller's deadline between checks too, not
 		// only inside long privacy evaluations.
 		if err := ctx.Err(); err != nil {
-			return nil, d.s.status(ctx, err)
+			return nil, err
 		}
 		dec, err := snap.CheckBatched(ctx, &qs[i], work)
-		if errors.Is(err, policy.ErrSessionNotFound) {
-			err = newError(codes.NotFound, "", nil, "checks[%d]: session %q not found", i, qs[i].SessionID)
-		}
 		if err != nil {
-			return nil, d.s.status(ctx, err)
+			return nil, errs.Prefix(sessionErr(err, qs[i].SessionID), fmt.Sprintf("checks[%d]: ", i))
 		}
 		d.s.metrics.countDecision(qs[i].Feature, dec)
 		d.s.decisions.record(ctx, snap, &qs[i], dec)

@@ -9,10 +9,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 )
 
 // inflightKey names the caller whose share of the unary pool a call takes.
@@ -131,11 +128,9 @@ func (c *callerInflight) running(k inflightKey) int {
 // callerOverloaded is the status of a call refused because its caller has
 // its share of the unary pool running.
 func callerOverloaded(k inflightKey, share, pool int) error {
-	st := status.Newf(codes.ResourceExhausted, "%s has %d calls running, its share of the server's %d; retry with backoff", k, share, pool)
-	st, _ = st.WithDetails(
-		&errdetails.ErrorInfo{Reason: reasonOverloaded, Domain: errorDomain, Metadata: map[string]string{
-			"shed": shedInflightCaller, "scope": "caller", "limit": strconv.Itoa(share)}},
-		&errdetails.RetryInfo{RetryDelay: durationpb.New(overloadRetryDelay)},
-	)
-	return st.Err()
+	e := errs.Refuse(errs.ResourceExhausted, reasonOverloaded, map[string]string{
+		"shed": shedInflightCaller, "scope": "caller", "limit": strconv.Itoa(share)},
+		"%s has %d calls running, its share of the server's %d; retry with backoff", k, share, pool)
+	e.RetryAfter = overloadRetryDelay
+	return e
 }

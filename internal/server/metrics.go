@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
@@ -98,11 +99,10 @@ func (m *Metrics) countRefusal(err error) {
 		return
 	}
 	var cd *policy.ChainTooDeepError
-	var ae *apiError
 	switch {
 	case errors.As(err, &cd):
 		m.chainTooDeep.Inc()
-	case errors.As(err, &ae) && ae.reason == reasonLimit:
+	case errs.ReasonOf(err) == reasonLimit:
 		m.collectionFull.Inc()
 	}
 }

@@ -235,12 +235,6 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 }
 
-// status maps err for the wire; see toStatus.
-func (s *Server) status(ctx context.Context, err error) error {
-	s.metrics.countRefusal(err)
-	return toStatus(ctx, s.log, err)
-}
-
 // write commits fn together with the audit events of what it changed, then
 // waits until the decision snapshot reflects the
 // commit, so that the next decision sees the write (read-your-writes).

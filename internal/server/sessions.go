@@ -6,9 +6,9 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
 )
 
 // sessionService implements gatehousev1.SessionServiceServer.
@@ -35,7 +35,7 @@ func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.Sta
 		v.add("kind", "must be SESSION_KIND_LIVE_GUIDE or SESSION_KIND_SUPPORT")
 	}
 	if err := v.err(); err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	acct := req.GetAccountId()
 	now := ss.s.now()
@@ -58,7 +58,7 @@ func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.Sta
 				return err
 			}
 		} else if !rep.LiveGuideEnabled {
-			return newError(codes.FailedPrecondition, reasonRepNotAllowed,
+			return errs.Precondition(reasonRepNotAllowed,
 				map[string]string{"representative_id": rep.ID},
 				"representative %q is not enabled for Live Guide", rep.ID)
 		}
@@ -75,7 +75,7 @@ func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.Sta
 		return store.PutSession(tx, &sess)
 	})
 	if err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.StartSessionResponse{Session: sessionToProto(&sess)}, nil
 }
@@ -88,7 +88,7 @@ func getSession(ctx context.Context, tx store.ReadTx, id string) (policy.Session
 	s, err := store.GetSession(tx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return s, notFound("session", id)
+		return s, found(err, "session", id)
 	case errors.Is(err, store.ErrCorrupt):
 		acct, aerr := store.SessionAccount(tx, id)
 		if aerr != nil {
@@ -106,7 +106,7 @@ func (ss *sessionService) GetSession(ctx context.Context, req *gatehousev1.GetSe
 	var v violations
 	v.checkID("session_id", req.GetSessionId(), false)
 	if err := v.err(); err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	var sess policy.Session
 	err := ss.s.store.View(ctx, func(tx store.ReadTx) (err error) {
@@ -116,7 +116,7 @@ func (ss *sessionService) GetSession(ctx context.Context, req *gatehousev1.GetSe
 		return checkSessionAccess(ctx, &sess)
 	})
 	if err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.GetSessionResponse{Session: sessionToProto(&sess)}, nil
 }
@@ -131,7 +131,7 @@ func (ss *sessionService) EndSession(ctx context.Context, req *gatehousev1.EndSe
 		v.add("representative_rating", "must be 0 (none) or 1-5")
 	}
 	if err := v.err(); err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	var sess policy.Session
 	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
@@ -143,7 +143,7 @@ func (ss *sessionService) EndSession(ctx context.Context, req *gatehousev1.EndSe
 			return err
 		}
 		if sess.State == policy.SessionStateEnded {
-			return newError(codes.FailedPrecondition, reasonSessionEnded, nil, "session %q has already ended", sess.ID)
+			return errs.Precondition(reasonSessionEnded, nil, "session %q has already ended", sess.ID)
 		}
 		sess.State = policy.SessionStateEnded
 		sess.EndTime = ss.s.now().UTC()
@@ -157,7 +157,7 @@ func (ss *sessionService) EndSession(ctx context.Context, req *gatehousev1.EndSe
 		return enqueueCompletedSession(tx, &sess)
 	})
 	if err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.EndSessionResponse{Session: sessionToProto(&sess)}, nil
 }
@@ -190,13 +190,12 @@ func (ss *sessionService) ListSessions(ctx context.Context, req *gatehousev1.Lis
 	}
 	limit, afterID, perr := pageParams(req.GetPageSize(), req.GetPageToken())
 	if perr != nil {
-		var pe *validationError
-		if errors.As(perr, &pe) {
-			v = append(v, pe.fields...)
+		if e, ok := errs.As(perr); ok {
+			v = append(v, e.Fields...)
 		}
 	}
 	if err := v.err(); err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	var since time.Time // see tenantSince
 	match := func(s *policy.Session) bool {
@@ -221,7 +220,7 @@ func (ss *sessionService) ListSessions(ctx context.Context, req *gatehousev1.Lis
 		return err
 	})
 	if err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	resp := &gatehousev1.ListSessionsResponse{}
 	for i := range sessions {

@@ -6,10 +6,10 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/hours"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
 )
 
 const (
@@ -35,7 +35,7 @@ func checkSupportStart(tx store.ReadTx, acct string, rep *policy.Representative,
 		return err
 	}
 	if len(chain) < 2 {
-		return newError(codes.FailedPrecondition, reasonNotSubportal, map[string]string{"portal_id": portalID},
+		return errs.Precondition(reasonNotSubportal, map[string]string{"portal_id": portalID},
 			"portal %q is a top portal; support sessions start at one of its subportals", portalID)
 	}
 	teamPortal := ""
@@ -45,7 +45,7 @@ func checkSupportStart(tx store.ReadTx, acct string, rep *policy.Representative,
 		}
 	}
 	if !policy.CanServe(teamPortal, chain) {
-		return newError(codes.FailedPrecondition, reasonRepNotAllowed,
+		return errs.Precondition(reasonRepNotAllowed,
 			map[string]string{"representative_id": rep.ID, "portal_id": portalID},
 			"representative %q is not assigned to portal %q through its team", rep.ID, portalID)
 	}
@@ -71,7 +71,7 @@ func checkSupportStart(tx store.ReadTx, acct string, rep *policy.Representative,
 			meta["next_open"] = next.UTC().Format(time.RFC3339)
 			msg = "portal %q is closed (business hours %q); it opens at " + meta["next_open"]
 		}
-		return newError(codes.FailedPrecondition, reasonPortalClosed, meta, msg, portalID, bh.ID)
+		return errs.Precondition(reasonPortalClosed, meta, msg, portalID, bh.ID)
 	}
 	return nil
 }
@@ -94,7 +94,7 @@ func (ss *sessionService) InviteExternalSpecialist(ctx context.Context, req *gat
 	v.checkID("specialist_id", req.GetSpecialistId(), false)
 	v.checkText("display_name", req.GetDisplayName(), true, maxDisplayName)
 	if err := v.err(); err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	var sess policy.Session
 	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
@@ -108,19 +108,19 @@ func (ss *sessionService) InviteExternalSpecialist(ctx context.Context, req *gat
 			return err
 		}
 		if sess.HasSpecialist(req.GetSpecialistId()) || req.GetSpecialistId() == sess.RepresentativeID || req.GetSpecialistId() == sess.CustomerID {
-			return alreadyExists("participant", req.GetSpecialistId())
+			return errs.Exists("participant", req.GetSpecialistId())
 		}
 		// The check and the write are one transaction, and the store
 		// serializes writers, so concurrent invites cannot exceed the limit.
 		if len(sess.Specialists) >= maxSpecialists {
-			return newError(codes.ResourceExhausted, reasonSpecialistsLimit, nil,
+			return errs.Refuse(errs.ResourceExhausted, reasonSpecialistsLimit, nil,
 				"session %q already has %d external specialists, the most allowed at once", sess.ID, maxSpecialists)
 		}
 		sess.Specialists = append(sess.Specialists, policy.Specialist{ID: req.GetSpecialistId(), DisplayName: req.GetDisplayName()})
 		return store.PutSession(tx, &sess)
 	})
 	if err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.InviteExternalSpecialistResponse{Session: sessionToProto(&sess)}, nil
 }
@@ -130,7 +130,7 @@ func (ss *sessionService) RemoveExternalSpecialist(ctx context.Context, req *gat
 	v.checkID("session_id", req.GetSessionId(), false)
 	v.checkID("specialist_id", req.GetSpecialistId(), false)
 	if err := v.err(); err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	var sess policy.Session
 	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
@@ -147,13 +147,13 @@ func (ss *sessionService) RemoveExternalSpecialist(ctx context.Context, req *gat
 			}
 		}
 		if len(kept) == len(sess.Specialists) {
-			return notFound("specialist", req.GetSpecialistId())
+			return errs.NotFoundf("specialist", req.GetSpecialistId())
 		}
 		sess.Specialists = kept
 		return store.PutSession(tx, &sess)
 	})
 	if err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.RemoveExternalSpecialistResponse{Session: sessionToProto(&sess)}, nil
 }
@@ -166,9 +166,9 @@ func activeSupportSession(ctx context.Context, tx store.ReadTx, id string) (poli
 	case err != nil:
 		return sess, err
 	case sess.State != policy.SessionStateActive:
-		return sess, newError(codes.FailedPrecondition, reasonSessionEnded, nil, "session %q has ended", id)
+		return sess, errs.Precondition(reasonSessionEnded, nil, "session %q has ended", id)
 	case sess.Kind != policy.SessionKindSupport:
-		return sess, newError(codes.FailedPrecondition, reasonNotSupport, nil, "session %q is not a support session", id)
+		return sess, errs.Precondition(reasonNotSupport, nil, "session %q is not a support session", id)
 	}
 	return sess, nil
 }
@@ -182,7 +182,7 @@ func checkSessionFunction(tx store.ReadTx, sess *policy.Session, fn policy.Funct
 	}
 	feature := gatehousev1.Feature(policy.FeatureFunctionBase + policy.Feature(fn))
 	if by := policy.DisablingPortal(chain, fn); by != "" {
-		return newError(codes.FailedPrecondition, reasonFunctionDisabled, map[string]string{"portal_id": by},
+		return errs.Precondition(reasonFunctionDisabled, map[string]string{"portal_id": by},
 			"%s is turned off for portal %q", feature, by)
 	}
 	rep, err := store.GetRepresentative(tx, sess.AccountID, sess.RepresentativeID)
@@ -190,7 +190,7 @@ func checkSessionFunction(tx store.ReadTx, sess *policy.Session, fn policy.Funct
 		return err
 	}
 	if err != nil || !rep.Functions.Has(fn) {
-		return newError(codes.FailedPrecondition, reasonFunctionDisabled, map[string]string{"representative_id": sess.RepresentativeID},
+		return errs.Precondition(reasonFunctionDisabled, map[string]string{"representative_id": sess.RepresentativeID},
 			"%s is turned off for representative %q", feature, sess.RepresentativeID)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
@@ -13,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 )
 
 // tracingOption instruments every call but health checks with a server
@@ -104,17 +104,9 @@ func endInner(span trace.Span, err error) {
 
 // refusal reports whether err refuses the request rather than failing it.
 func refusal(err error) bool {
-	var ve *validationError
-	var ae *apiError
-	switch {
-	case errors.As(err, &ve):
-		return true
-	case errors.As(err, &ae):
-		switch ae.code {
-		case codes.Internal, codes.Unknown, codes.Unavailable, codes.DataLoss, codes.DeadlineExceeded:
-			return false
-		}
-		return true
+	switch errs.KindOf(err) {
+	case errs.Internal, errs.Unavailable, errs.DataLoss:
+		return false
 	}
-	return false
+	return true
 }
