@@ -35,9 +35,9 @@ func (k inflightKey) String() string {
 // to one, the credential of one scoped to all accounts. Without a
 // credential (--auth none) it is the account the request names, in its
 // account_id field or through the session it names (sessionAccount, one
-// lookup in the snapshot; for a batch, its first check's); a request that
-// names neither has no caller. It allocates nothing.
-func inflightKeyOf(ctx context.Context, req any, sessionAccount func(string) string) inflightKey {
+// lookup in the call's snapshot; for a batch, its first check's); a
+// request that names neither has no caller. It allocates nothing.
+func inflightKeyOf(ctx context.Context, req any, sessionAccount func(context.Context, string) string) inflightKey {
 	if c, ok := auth.FromContext(ctx); ok {
 		switch {
 		case c.AccountID != "":
@@ -53,13 +53,13 @@ func inflightKeyOf(ctx context.Context, req any, sessionAccount func(string) str
 		}
 	case interface{ GetSessionId() string }:
 		if sessionAccount != nil {
-			if id := sessionAccount(r.GetSessionId()); id != "" {
+			if id := sessionAccount(ctx, r.GetSessionId()); id != "" {
 				return inflightKey{keyAccount, id}
 			}
 		}
 	case *gatehousev1.CheckFeaturesRequest:
 		if sessionAccount != nil && len(r.GetChecks()) > 0 {
-			if id := sessionAccount(r.GetChecks()[0].GetSessionId()); id != "" {
+			if id := sessionAccount(ctx, r.GetChecks()[0].GetSessionId()); id != "" {
 				return inflightKey{keyAccount, id}
 			}
 		}

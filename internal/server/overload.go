@@ -122,7 +122,7 @@ func (l Limits) withDefaults() Limits {
 // set, receives the shedding metrics. sessionAccount returns the account
 // of a session ("" when unknown), for the per-caller share of callers
 // without a credential.
-func (l Limits) serverOptions(m *Metrics, sessionAccount func(string) string) []grpc.ServerOption {
+func (l Limits) serverOptions(m *Metrics, sessionAccount func(context.Context, string) string) []grpc.ServerOption {
 	l = l.withDefaults()
 	lim := &limiter{
 		unary:          make(chan struct{}, l.MaxInflight),
@@ -162,7 +162,7 @@ type limiter struct {
 	metrics *shedMetrics
 	// perCaller holds each caller's share of unary; nil when off.
 	perCaller      *callerInflight
-	sessionAccount func(string) string
+	sessionAccount func(context.Context, string) string
 }
 
 var (

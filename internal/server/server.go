@@ -319,11 +319,11 @@ func nextPageToken(more bool, lastID string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenPrefix + lastID))
 }
 
-// sessionAccount returns the account of a session in the current snapshot,
-// or "" when it holds none (an unreadable session: the account its record's
-// key names).
-func (s *Server) sessionAccount(id string) string {
-	snap := s.snaps.Current()
+// sessionAccount returns the account of a session in the call's snapshot
+// (callSnapshot), or "" when it holds none (an unreadable session: the
+// account its record's key names).
+func (s *Server) sessionAccount(ctx context.Context, id string) string {
+	snap := s.callSnapshot(ctx)
 	if sess := snap.Session(id); sess != nil {
 		return sess.AccountID
 	}

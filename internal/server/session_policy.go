@@ -21,17 +21,7 @@ const reasonActorNotInSession = "ACTOR_NOT_IN_SESSION"
 func validatePolicyRequest(sessionID string, actor *gatehousev1.Actor, lang string) error {
 	var v violations
 	v.checkID("session_id", sessionID, false)
-	switch {
-	case actor == nil:
-		v.add("actor", "is required")
-	case actor.GetRole() == gatehousev1.Role_ROLE_UNSPECIFIED:
-		v.add("actor.role", "is required (ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST)")
-	case actor.GetRole() < gatehousev1.Role_ROLE_AGENT || actor.GetRole() > gatehousev1.Role_ROLE_EXTERNAL_SPECIALIST:
-		v.add("actor.role", "must be ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST")
-	}
-	if actor != nil {
-		v.checkID("actor.id", actor.GetId(), false)
-	}
+	validateActor(&v, "", actor)
 	if len(lang) > 256 {
 		v.add("language", "must be at most 256 bytes")
 	}
