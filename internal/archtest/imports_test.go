@@ -85,6 +85,9 @@ var rules = []rule{
 	{pkgs: []string{"internal/store"}, may: []string{"internal/auth", "internal/policy", "internal/store"}, noGRPC: true},
 	{pkgs: []string{"internal/snapshot"}, may: []string{"internal/auth", "internal/policy", "internal/store"}, noGRPC: true},
 	{pkgs: []string{"internal/notify"}, may: []string{"internal/policy", "internal/store"}, noGRPC: true},
+	// The domain service layer: write rules over store transactions,
+	// errors as errs kinds, no transport.
+	{pkgs: []string{"internal/service"}, may: []string{"internal/auth", "internal/errs", "internal/policy", "internal/store", "internal/notify", "internal/hours"}, noGRPC: true},
 	// The gRPC edge.
 	{pkgs: []string{"internal/server"}, may: []string{"gen", "internal"}},
 	// Generated code, clients, programs and their helpers.

@@ -7,6 +7,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
@@ -19,12 +20,6 @@ type adminService struct {
 }
 
 const maxDisplayName = 200
-
-// getAccount reads an account, mapping a missing one to NOT_FOUND.
-func getAccount(tx store.ReadTx, id string) (policy.Account, error) {
-	a, err := store.GetAccount(tx, id)
-	return a, found(err, "account", id)
-}
 
 func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.CreateAccountRequest) (*gatehousev1.CreateAccountResponse, error) {
 	var v violations
@@ -42,7 +37,7 @@ func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.Creat
 	}
 	acct := policy.Account{ID: in.GetId(), DisplayName: in.GetDisplayName(), DecisionLogPercent: in.GetDecisionLogPercent(), CreateTime: a.s.now().UTC()}
 	if acct.ID == "" {
-		acct.ID = newID("a-")
+		acct.ID = service.NewID("a-")
 	}
 	_, err := a.s.write(ctx, func(tx store.Tx) error {
 		switch _, err := store.GetAccount(tx, acct.ID); {
@@ -71,7 +66,7 @@ func (a *adminService) GetAccount(ctx context.Context, req *gatehousev1.GetAccou
 	}
 	var acct policy.Account
 	err := a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		acct, err = getAccount(tx, req.GetId())
+		acct, err = service.GetAccount(tx, req.GetId())
 		return err
 	})
 	if err != nil {
@@ -119,11 +114,11 @@ func (a *adminService) UpdateAccount(ctx context.Context, req *gatehousev1.Updat
 	}
 	var out policy.Account
 	_, err := a.s.write(ctx, func(tx store.Tx) error {
-		cur, err := getAccount(tx, in.GetId())
+		cur, err := service.GetAccount(tx, in.GetId())
 		if err != nil {
 			return err
 		}
-		if err := checkEtag("account", cur.ID, in.GetEtag(), cur.Revision); err != nil {
+		if err := service.CheckEtag("account", cur.ID, in.GetEtag(), cur.Revision); err != nil {
 			return err
 		}
 		p := accountToProto(&cur)
@@ -156,7 +151,7 @@ func (a *adminService) DeleteAccount(ctx context.Context, req *gatehousev1.Delet
 		return nil, err
 	}
 	rev, err := a.s.write(ctx, func(tx store.Tx) error {
-		cur, err := getAccount(tx, req.GetId())
+		cur, err := service.GetAccount(tx, req.GetId())
 		switch {
 		case errors.Is(err, store.ErrCorrupt) && req.GetEtag() == "":
 			// Deleting a damaged account is the repair of last resort; it
@@ -164,14 +159,14 @@ func (a *adminService) DeleteAccount(ctx context.Context, req *gatehousev1.Delet
 		case err != nil:
 			return err
 		default:
-			if err := checkEtag("account", cur.ID, req.GetEtag(), cur.Revision); err != nil {
+			if err := service.CheckEtag("account", cur.ID, req.GetEtag(), cur.Revision); err != nil {
 				return err
 			}
 		}
 		if err := store.DeleteAccount(tx, req.GetId()); err != nil {
 			return err
 		}
-		return revokeTokensOf(tx, req.GetId())
+		return service.RevokeTokensOf(tx, req.GetId())
 	})
 	if err != nil {
 		return nil, err
@@ -207,7 +202,7 @@ func (a *adminService) GetLiveGuideSettings(ctx context.Context, req *gatehousev
 // getSettings reads an account's settings; NOT_FOUND when the account does
 // not exist.
 func getSettings(tx store.ReadTx, acct string) (policy.LiveGuideSettings, error) {
-	if _, err := getAccount(tx, acct); err != nil {
+	if _, err := service.GetAccount(tx, acct); err != nil {
 		return policy.LiveGuideSettings{}, err
 	}
 	st, err := store.GetSettings(tx, acct)
@@ -233,7 +228,7 @@ func (a *adminService) UpdateLiveGuideSettings(ctx context.Context, req *gatehou
 		if err != nil {
 			return err
 		}
-		if err := checkEtag("live guide settings of account", cur.AccountID, in.GetEtag(), cur.Revision); err != nil {
+		if err := service.CheckEtag("live guide settings of account", cur.AccountID, in.GetEtag(), cur.Revision); err != nil {
 			return err
 		}
 		p := settingsToProto(&cur)

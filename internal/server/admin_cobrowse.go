@@ -10,6 +10,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
@@ -117,7 +118,7 @@ func assignCobrowseURL(tx store.Tx, acct *policy.Account, url string) error {
 // the check and the claim happen in the same write transaction, and the
 // store serializes write transactions.
 func generateCobrowseURL(tx store.Tx, id, base string, name func() string) (policy.Account, error) {
-	acct, err := getAccount(tx, id)
+	acct, err := service.GetAccount(tx, id)
 	if err != nil {
 		return acct, err
 	}
@@ -186,7 +187,7 @@ func (a *adminService) setCobrowseURL(ctx context.Context, acctID, url string) (
 	}
 	var acct policy.Account
 	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
-		if acct, err = getAccount(tx, acctID); err != nil {
+		if acct, err = service.GetAccount(tx, acctID); err != nil {
 			return err
 		}
 		switch owner, err := store.CobrowseOwner(tx, url); {

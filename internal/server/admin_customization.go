@@ -7,6 +7,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
@@ -29,7 +30,7 @@ func customizationToProto(c *policy.Customization) *gatehousev1.Customization {
 		DisclaimerText: c.DisclaimerText,
 		AgentAlias:     c.AgentAlias,
 		CustomerAlias:  c.CustomerAlias,
-		Etag:           etagOf(c.Revision),
+		Etag:           service.EtagOf(c.Revision),
 		Revision:       c.Revision,
 	}
 }
@@ -38,7 +39,7 @@ func customizationToProto(c *policy.Customization) *gatehousev1.Customization {
 // policy.Languages): the stored ones, or the built-in defaults (revision 0)
 // while none are stored. NOT_FOUND when the account does not exist.
 func getCustomization(tx store.ReadTx, acct, lang string) (policy.Customization, error) {
-	if _, err := getAccount(tx, acct); err != nil {
+	if _, err := service.GetAccount(tx, acct); err != nil {
 		return policy.Customization{}, err
 	}
 	c, err := store.GetCustomization(tx, acct, lang)
@@ -92,7 +93,7 @@ func (a *adminService) UpdateCustomization(ctx context.Context, req *gatehousev1
 		if err != nil {
 			return err
 		}
-		if err := checkEtag("customization", cur.AccountID+"/"+cur.Language, in.GetEtag(), cur.Revision); err != nil {
+		if err := service.CheckEtag("customization", cur.AccountID+"/"+cur.Language, in.GetEtag(), cur.Revision); err != nil {
 			return err
 		}
 		p := customizationToProto(&cur)

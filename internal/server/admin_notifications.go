@@ -7,6 +7,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
@@ -32,7 +33,7 @@ func (a *adminService) ListNotifications(ctx context.Context, req *gatehousev1.L
 	var list []store.OutboxMessage
 	var more bool
 	err = a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		since, err := tenantSince(ctx, tx, req.GetAccountId())
+		since, err := service.TenantSince(ctx, tx, req.GetAccountId())
 		if err != nil {
 			return err
 		}
@@ -58,14 +59,14 @@ func (a *adminService) ListNotifications(ctx context.Context, req *gatehousev1.L
 func getNotification(ctx context.Context, tx store.ReadTx, id string) (store.OutboxMessage, error) {
 	m, err := store.GetOutbox(tx, id)
 	if err != nil {
-		return m, found(err, "notification", id)
+		return m, service.Found(err, "notification", id)
 	}
-	if err := checkOwnedAccess(ctx, "notification", id, m.AccountID); err != nil {
+	if err := service.CheckOwnedAccess(ctx, "notification", id, m.AccountID); err != nil {
 		return m, err
 	}
 	// A notification of an earlier account of the same id is not a scoped
 	// caller's: as if it did not exist.
-	if since, err := tenantSince(ctx, tx, m.AccountID); err != nil || m.Created.Before(since) {
+	if since, err := service.TenantSince(ctx, tx, m.AccountID); err != nil || m.Created.Before(since) {
 		if err == nil {
 			err = errs.NotFoundf("notification", id)
 		}

@@ -4,12 +4,11 @@ import (
 	"context"
 	"net/url"
 	"strings"
-	"time"
 	"unicode"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
-	"github.com/gatehouse-dev/gatehouse/internal/errs"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
@@ -61,12 +60,12 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 	}
 	_, err := a.s.write(ctx, func(tx store.Tx) error {
 		if tok.AccountID != "" {
-			if _, err := getAccount(tx, tok.AccountID); err != nil {
+			if _, err := service.GetAccount(tx, tok.AccountID); err != nil {
 				return err
 			}
 		}
 		if certID != "" {
-			if err := checkCertIdentityFree(tx, tok.CertID()); err != nil {
+			if err := service.CheckCertIdentityFree(tx, tok.CertID()); err != nil {
 				return err
 			}
 		}
@@ -76,42 +75,6 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 		return nil, err
 	}
 	return &gatehousev1.CreateCallerTokenResponse{Token: tokenToProto(&tok), Bearer: bearer}, nil
-}
-
-// revokeTokensOf revokes every caller credential scoped to acct, so that
-// a new account created later under the same id is not open to the
-// callers of the deleted one.
-func revokeTokensOf(tx store.Tx, acct string) error {
-	// An undecodable token authenticates nobody already; skip it.
-	toks, err := store.LoadTokens(tx, func(string, error) {})
-	if err != nil {
-		return err
-	}
-	for i := range toks {
-		if t := &toks[i]; t.AccountID == acct && !t.Revoked {
-			t.Revoked = true
-			if err := store.PutToken(tx, t); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// checkCertIdentityFree refuses a second unrevoked credential for one
-// certificate identity of one kind, so that a certificate field names one
-// caller.
-func checkCertIdentityFree(tx store.ReadTx, id auth.CertID) error {
-	toks, _, err := store.ListTokens(tx, "", 0)
-	if err != nil {
-		return err
-	}
-	for _, t := range toks {
-		if t.CertIdentity != "" && t.CertID() == id && !t.Revoked {
-			return errs.New(errs.AlreadyExists, "certificate identity %s already belongs to token %q; revoke it first", id, t.ID)
-		}
-	}
-	return nil
 }
 
 // validateCertIdentity checks that value has the shape of an identity of
@@ -185,7 +148,7 @@ func (a *adminService) RevokeCallerToken(ctx context.Context, req *gatehousev1.R
 	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
 		tok, err = store.GetToken(tx, req.GetId())
 		if err != nil || tok.Revoked {
-			return found(err, "token", req.GetId())
+			return service.Found(err, "token", req.GetId())
 		}
 		tok.Revoked = true
 		return store.PutToken(tx, &tok)
@@ -194,30 +157,4 @@ func (a *adminService) RevokeCallerToken(ctx context.Context, req *gatehousev1.R
 		return nil, err
 	}
 	return &gatehousev1.RevokeCallerTokenResponse{Token: tokenToProto(&tok)}, nil
-}
-
-// BootstrapOperatorToken creates an operator token named name when the
-// store has no usable operator token, and returns its bearer string
-// (created is false, and bearer empty, when one exists). It lets a daemon
-// that requires authentication be administered from its first start.
-func BootstrapOperatorToken(ctx context.Context, st store.Store, name string, now time.Time) (bearer string, created bool, err error) {
-	_, err = st.Update(ctx, func(tx store.Tx) error {
-		toks, _, err := store.ListTokens(tx, "", 0)
-		if err != nil {
-			return err
-		}
-		for _, t := range toks {
-			if t.Role == auth.RoleOperator && !t.Revoked {
-				return nil
-			}
-		}
-		id, b, hash := auth.NewBearer()
-		tok := auth.Token{ID: id, Name: name, Role: auth.RoleOperator, Hash: hash, CreateTime: now.UTC()}
-		bearer, created = b, true
-		return store.PutToken(tx, &tok)
-	})
-	if err != nil {
-		return "", false, err
-	}
-	return bearer, created, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc"
 )
@@ -164,7 +165,7 @@ func (a *adminService) ListAuditEvents(ctx context.Context, req *gatehousev1.Lis
 	var events []store.AuditEvent
 	var next string
 	err = a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		if since, err = tenantSince(ctx, tx, req.GetAccountId()); err != nil {
+		if since, err = service.TenantSince(ctx, tx, req.GetAccountId()); err != nil {
 			return err
 		}
 		events, next, err = store.ListAuditEvents(tx, after, limit, a.s.auditScan, match)

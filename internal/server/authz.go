@@ -4,12 +4,11 @@ import (
 	"context"
 	"crypto/x509"
 	"strings"
-	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
@@ -270,43 +269,6 @@ func fieldString(m proto.Message, path string) string {
 	return ""
 }
 
-// checkSessionAccess refuses a caller scoped to another account than the
-// session's. Handlers of session-addressed RPCs call it once they have
-// found the session.
-func checkSessionAccess(ctx context.Context, sess *policy.Session) error {
-	return checkOwnedAccess(ctx, "session", sess.ID, sess.AccountID)
-}
-
-// tenantSince returns, for a caller scoped to one account, when that
-// account was created: records of the account's id that are older belong
-// to an earlier account of the same id, deleted since, and are not the
-// caller's to see. For a caller scoped to all accounts it is zero.
-func tenantSince(ctx context.Context, tx store.ReadTx, acct string) (time.Time, error) {
-	caller, ok := auth.FromContext(ctx)
-	if unscoped := ok && caller.AccountID == ""; unscoped || acct == "" {
-		return time.Time{}, nil
-	}
-	a, err := getAccount(tx, acct)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return a.CreateTime, nil
-}
-
-// checkOwnedAccess refuses a caller scoped to another account than acct,
-// the account of the resource kind/id. Handlers of RPCs that name a
-// resource by id alone call it once they have found the resource.
-func checkOwnedAccess(ctx context.Context, kind, id, acct string) error {
-	caller, ok := auth.FromContext(ctx)
-	if !ok {
-		return errs.Denied("no caller")
-	}
-	if !caller.CanAccess(acct) {
-		return errs.Denied("caller %q may not access %s %q", caller.Name, kind, id)
-	}
-	return nil
-}
-
 // callerStream carries the authorized context into a stream handler.
 type callerStream struct {
 	grpc.ServerStream
@@ -332,10 +294,10 @@ func snapshotSessionAccess(ctx context.Context, snap *policy.Snapshot, id string
 		return nil
 	}
 	if sess := snap.Session(id); sess != nil {
-		return checkSessionAccess(ctx, sess)
+		return service.CheckSessionAccess(ctx, sess)
 	}
 	if u, ok := snap.UnreadableSession(id); ok {
-		return checkOwnedAccess(ctx, "session", id, u.AccountID)
+		return service.CheckOwnedAccess(ctx, "session", id, u.AccountID)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
@@ -35,7 +36,7 @@ func chainCtx(t *testing.T) context.Context {
 }
 
 func allFunctionsProto() *gatehousev1.SupportFunctions {
-	return functionsToProto(allFunctions)
+	return functionsToProto(service.AllFunctions)
 }
 
 // buildPortalChain creates portals prefix1 (top) … prefixN, each under the
@@ -202,7 +203,7 @@ func TestChainDepth_StoredDeeperChain(t *testing.T) {
 	const n = policy.MaxChainDepth + 3
 	if _, err := e.store.Update(ctx, func(tx store.Tx) error {
 		for i := 1; i <= n; i++ {
-			p := policy.Portal{ID: fmt.Sprintf("p%d", i), Name: "P", Functions: allFunctions}
+			p := policy.Portal{ID: fmt.Sprintf("p%d", i), Name: "P", Functions: service.AllFunctions}
 			tm := policy.Team{ID: fmt.Sprintf("t%d", i), Name: "T"}
 			if i > 1 {
 				p.ParentID = fmt.Sprintf("p%d", i-1)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -51,12 +52,12 @@ type collection[D any, P proto.Message] struct {
 
 // load reads one resource of an existing account.
 func (c *collection[D, P]) load(tx store.ReadTx, acct, id string) (D, error) {
-	if _, err := getAccount(tx, acct); err != nil {
+	if _, err := service.GetAccount(tx, acct); err != nil {
 		var zero D
 		return zero, err
 	}
 	d, err := c.get(tx, acct, id)
-	return d, found(err, c.kind, id)
+	return d, service.Found(err, c.kind, id)
 }
 
 func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, in P, inID string) (P, error) {
@@ -72,11 +73,11 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 	}
 	id := inID
 	if id == "" {
-		id = newID(c.idPrefix)
+		id = service.NewID(c.idPrefix)
 	}
 	var out D
 	_, err := s.write(ctx, func(tx store.Tx) error {
-		if _, err := getAccount(tx, acct); err != nil {
+		if _, err := service.GetAccount(tx, acct); err != nil {
 			return err
 		}
 		switch _, err := c.get(tx, acct, id); {
@@ -172,7 +173,7 @@ func (c *collection[D, P]) listPage(ctx context.Context, s *Server, acct string,
 	var items []D
 	var more bool
 	err = s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		if _, err := getAccount(tx, acct); err != nil {
+		if _, err := service.GetAccount(tx, acct); err != nil {
 			return err
 		}
 		items, more, err = c.list(tx, acct, after, limit)
@@ -209,7 +210,7 @@ func (c *collection[D, P]) update(ctx context.Context, s *Server, acct string, i
 		if err != nil {
 			return err
 		}
-		if err := checkEtag(c.kind, inID, etag, c.revision(&cur)); err != nil {
+		if err := service.CheckEtag(c.kind, inID, etag, c.revision(&cur)); err != nil {
 			return err
 		}
 		p := c.toProto(&cur)
@@ -239,7 +240,7 @@ func (c *collection[D, P]) remove(ctx context.Context, s *Server, acct, id, etag
 		if err != nil {
 			return err
 		}
-		if err := checkEtag(c.kind, id, etag, c.revision(&cur)); err != nil {
+		if err := service.CheckEtag(c.kind, id, etag, c.revision(&cur)); err != nil {
 			return err
 		}
 		if c.beforeDelete != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 )
 
 // decisionService implements gatehousev1.DecisionServiceServer.
@@ -196,7 +197,7 @@ func (s *Server) decide(ctx context.Context, minRev uint64, qs []policy.Query, d
 			dec, err = snap.CheckContext(ctx, &qs[i])
 		}
 		if err != nil {
-			err = sessionErr(err, qs[i].SessionID)
+			err = service.SessionErr(err, qs[i].SessionID)
 			if batch {
 				err = errs.Prefix(err, fmt.Sprintf("checks[%d]: ", i))
 			}

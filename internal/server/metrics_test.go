@@ -12,6 +12,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -49,7 +50,7 @@ gatehouse_snapshot_revision ` + formatUint(e.srv.snaps.Current().Revision()) + "
 	}
 }
 
-func formatUint(v uint64) string { return etagOf(v) }
+func formatUint(v uint64) string { return service.EtagOf(v) }
 
 // TestRequestID: a request id the caller sends is echoed in the response
 // header, and in the trailer when the call fails; a call without one (or

@@ -6,9 +6,7 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base32"
 	"encoding/base64"
 	"errors"
 	"log/slog"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"go.opentelemetry.io/otel/trace"
@@ -267,15 +266,6 @@ func (s *Server) write(ctx context.Context, fn func(store.Tx) error) (uint64, er
 	return rev, nil
 }
 
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// newID returns a random slug with the given prefix (80 bits of entropy).
-func newID(prefix string) string {
-	b := make([]byte, 10)
-	_, _ = rand.Read(b)
-	return prefix + idEncoding.EncodeToString(b)
-}
-
 // Page size bounds of every List RPC.
 const (
 	defaultPageSize = 100
@@ -302,7 +292,7 @@ func pageParams(size int32, token string) (limit int, after string, err error) {
 	if token != "" {
 		raw, derr := base64.RawURLEncoding.DecodeString(token)
 		id, ok := strings.CutPrefix(string(raw), pageTokenPrefix)
-		if derr != nil || !ok || !isSlug(id) {
+		if derr != nil || !ok || !service.IsSlug(id) {
 			v.add("page_token", "is not a token returned by this RPC")
 		}
 		after = id

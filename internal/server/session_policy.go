@@ -10,6 +10,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"google.golang.org/protobuf/proto"
 )
@@ -71,7 +72,7 @@ func newAccountLists(as *policy.AccountState) *accountLists {
 func buildSessionPolicyWith(snap *policy.Snapshot, sessionID string, role gatehousev1.Role, actorID, lang string, lists func(*policy.AccountState) *accountLists) (*gatehousev1.SessionPolicy, error) {
 	p, ok, err := snap.SessionPolicy(sessionID, policy.Role(role), actorID, lang)
 	if err != nil {
-		return nil, sessionErr(err, sessionID)
+		return nil, service.SessionErr(err, sessionID)
 	}
 	if !ok {
 		return nil, errs.Refuse(errs.PermissionDenied, reasonActorNotInSession, nil,

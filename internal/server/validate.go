@@ -3,6 +3,7 @@ package server
 import (
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/urlmatch"
 )
@@ -50,21 +51,6 @@ func (v *violations) add(field, format string, args ...any) {
 // err returns nil when nothing was added.
 func (v violations) err() error { return errs.Violations(v).Err() }
 
-// isSlug reports whether id matches [a-z0-9][a-z0-9-]{0,62}. It is
-// hand-written because it runs on every decision.
-func isSlug(id string) bool {
-	if len(id) == 0 || len(id) > 63 || id[0] == '-' {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
 // checkID adds a violation unless id is a slug; empty is allowed only when
 // optional (the server generates one).
 func (v *violations) checkID(field, id string, optional bool) {
@@ -72,7 +58,7 @@ func (v *violations) checkID(field, id string, optional bool) {
 	case id == "" && optional:
 	case id == "":
 		v.add(field, "is required")
-	case !isSlug(id):
+	case !service.IsSlug(id):
 		v.add(field, "must match [a-z0-9][a-z0-9-]{0,62}")
 	}
 }
