@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
-	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
@@ -40,17 +39,7 @@ func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.Creat
 		acct.ID = service.NewID("a-")
 	}
 	_, err := a.s.write(ctx, func(tx store.Tx) error {
-		switch _, err := store.GetAccount(tx, acct.ID); {
-		case err == nil:
-			return errs.Exists("account", acct.ID)
-		case !errors.Is(err, store.ErrNotFound):
-			return err
-		}
-		if err := store.PutAccount(tx, &acct); err != nil {
-			return err
-		}
-		settings := policy.DefaultLiveGuideSettings(acct.ID)
-		return store.PutSettings(tx, &settings)
+		return service.CreateAccount(tx, &acct)
 	})
 	if err != nil {
 		return nil, err
@@ -151,22 +140,7 @@ func (a *adminService) DeleteAccount(ctx context.Context, req *gatehousev1.Delet
 		return nil, err
 	}
 	rev, err := a.s.write(ctx, func(tx store.Tx) error {
-		cur, err := service.GetAccount(tx, req.GetId())
-		switch {
-		case errors.Is(err, store.ErrCorrupt) && req.GetEtag() == "":
-			// Deleting a damaged account is the repair of last resort; it
-			// cannot be conditional, as the etag cannot be read.
-		case err != nil:
-			return err
-		default:
-			if err := service.CheckEtag("account", cur.ID, req.GetEtag(), cur.Revision); err != nil {
-				return err
-			}
-		}
-		if err := store.DeleteAccount(tx, req.GetId()); err != nil {
-			return err
-		}
-		return service.RevokeTokensOf(tx, req.GetId())
+		return service.DeleteAccount(tx, req.GetId(), req.GetEtag())
 	})
 	if err != nil {
 		return nil, err
