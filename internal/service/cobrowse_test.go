@@ -25,4 +25,3 @@ func TestCobrowseNames(t *testing.T) {
 		}
 	}
 }
-
