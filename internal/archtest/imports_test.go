@@ -88,6 +88,9 @@ var rules = []rule{
 	// The domain service layer: write rules over store transactions,
 	// errors as errs kinds, no transport.
 	{pkgs: []string{"internal/service"}, may: []string{"internal/auth", "internal/errs", "internal/policy", "internal/store", "internal/notify", "internal/hours"}, noGRPC: true},
+	// Observability beside the services: metrics, decision log, audit,
+	// tracing helpers; no transport.
+	{pkgs: []string{"internal/observe"}, may: []string{"internal/auth", "internal/errs", "internal/policy", "internal/store", "internal/snapshot"}, noGRPC: true},
 	// The gRPC edge.
 	{pkgs: []string{"internal/server"}, may: []string{"gen", "internal"}},
 	// Generated code, clients, programs and their helpers.

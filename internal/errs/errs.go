@@ -115,6 +115,10 @@ func Exists(kind, id string) *Error {
 // ReasonStaleEtag is the reason of a Conflict: the etag sent is not current.
 const ReasonStaleEtag = "ETAG_MISMATCH"
 
+// ReasonLimit is the reason of a refusal because a fixed limit on what an
+// account may hold was reached.
+const ReasonLimit = "RESOURCE_LIMIT"
+
 // StaleEtag returns Conflict for a write conditional on etag sent while
 // current is the resource's etag.
 func StaleEtag(kind, id, current, sent string) *Error {

@@ -11,7 +11,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -94,7 +93,7 @@ func TestChainDepth_CreateAndStart(t *testing.T) {
 			Team: &gatehousev1.Team{Id: fmt.Sprintf("t%d", max+1), ParentId: fmt.Sprintf("t%d", max), Name: "T"}})
 		wantChainTooDeep(t, err, "team 65")
 	}
-	if got := testutil.ToFloat64(m.chainTooDeep); got != 6 {
+	if got := metricValue(t, m, "gatehouse_limit_refusals_total", "limit=chain_depth"); got != 6 {
 		t.Fatalf("gatehouse_limit_refusals_total{limit=chain_depth} = %v, want 6", got)
 	}
 	if _, err := e.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: "acme",

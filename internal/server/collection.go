@@ -27,7 +27,7 @@ type collection[D any, P proto.Message] struct {
 	mutable  []string
 	// max, when positive, is how many resources of this kind an account
 	// may hold; count counts them, stopping at upTo. A create past it
-	// fails with FAILED_PRECONDITION and reasonLimit.
+	// fails with FAILED_PRECONDITION and errs.ReasonLimit.
 	max   int
 	count func(tx store.ReadTx, acct string, upTo int) (int, error)
 
@@ -111,10 +111,6 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 	return c.toProto(&out), nil
 }
 
-// reasonLimit is the ErrorInfo reason of a create refused because the
-// account already holds the most resources of that kind it may.
-const reasonLimit = "RESOURCE_LIMIT"
-
 // checkLimit refuses a create when the account already holds c.max
 // resources. The count and the write are one transaction, and the store
 // serializes writers, so concurrent creates cannot exceed the limit.
@@ -127,7 +123,7 @@ func (c *collection[D, P]) checkLimit(tx store.ReadTx, acct string) error {
 		return err
 	}
 	if n >= c.max {
-		return errs.Precondition(reasonLimit, map[string]string{"limit": strconv.Itoa(c.max)},
+		return errs.Precondition(errs.ReasonLimit, map[string]string{"limit": strconv.Itoa(c.max)},
 			"account %q already has %d %s, the most an account may have; delete one before creating another", acct, c.max, c.plural())
 	}
 	return nil

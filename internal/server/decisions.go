@@ -203,12 +203,12 @@ func (s *Server) decide(ctx context.Context, minRev uint64, qs []policy.Query, d
 			}
 			return nil, err
 		}
-		s.metrics.countDecision(qs[i].Feature, dec)
-		s.decisions.record(ctx, snap, &qs[i], dec)
+		s.obs.CountDecision(qs[i].Feature, dec)
+		s.decisions.Record(ctx, snap, &qs[i], dec)
 		decs[i] = dec
 	}
 	if batch {
-		s.metrics.countBatchWorkLimit(work.Limited())
+		s.obs.CountBatchWorkLimit(work.Limited())
 	}
 	return snap, nil
 }

@@ -17,9 +17,11 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -111,7 +113,9 @@ type Server struct {
 	// notificationRetried is Options.NotificationRetried (never nil).
 	notificationRetried func()
 	metrics             *Metrics
-	decisions           *decisionLog
+	// obs is metrics' part of internal/observe (nil without metrics).
+	obs       *observe.Metrics
+	decisions *observe.DecisionLog
 	// watches shares watched session policies among their watchers.
 	watches watchPolicies
 	// tracing is set when calls are traced; decisions annotate their
@@ -163,7 +167,12 @@ func New(o Options) *Server {
 	}
 	s.done = make(chan struct{})
 	s.warnPublicSuffixEntries()
-	s.decisions = newDecisionLog(s.log, o.Metrics)
+	s.obs = o.Metrics.observed()
+	var reg *prometheus.Registry
+	if s.obs != nil {
+		reg = s.obs.Registry
+	}
+	s.decisions = observe.NewDecisionLog(s.log, reg)
 	s.reflection = o.Reflection
 	if s.reflection == "" {
 		s.reflection = ReflectionAuthenticated
@@ -202,7 +211,7 @@ func New(o Options) *Server {
 	}
 	if s.metrics != nil {
 		s.metrics.grpc.InitializeMetrics(s.grpc)
-		s.metrics.watch(s.snaps, s.store, s.now)
+		s.obs.Watch(s.snaps, s.store, s.now)
 	}
 	return s
 }

@@ -54,7 +54,7 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	s.metrics.countRefusal(err)
+	s.obs.CountRefusal(err)
 	return mapError(ctx, s.log, err)
 }
 
