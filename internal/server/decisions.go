@@ -7,6 +7,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
 	"github.com/gatehouse-dev/gatehouse/internal/service"
@@ -153,7 +154,7 @@ func (s *Server) snapshotAt(ctx context.Context, minRev uint64) (*policy.Snapsho
 	}
 	ctx, wait := s.innerSpan(ctx, "snapshot.wait")
 	snap, err := s.snaps.WaitFor(ctx, minRev)
-	endInner(wait, err)
+	observe.EndInner(wait, err)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +227,7 @@ func (d *decisionService) CheckFeature(ctx context.Context, req *gatehousev1.Che
 		return nil, err
 	}
 	if d.s.tracing {
-		traceDecision(ctx, q[0].Feature, dec[0], snap.Revision())
+		observe.TraceDecision(ctx, q[0].Feature, dec[0], snap.Revision())
 	}
 	return decisionToProto(dec[0], snap.Revision()), nil
 }
@@ -274,7 +275,7 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 		resp.Results[i] = decisionToProto(decs[i], snap.Revision())
 	}
 	if d.s.tracing {
-		traceChecks(ctx, len(qs), snap.Revision())
+		observe.TraceChecks(ctx, len(qs), snap.Revision())
 	}
 	return resp, nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
@@ -150,7 +151,7 @@ func New(o Options) *Server {
 	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules, auditRetention: o.AuditRetention, metrics: o.Metrics,
 		tracing: o.TracerProvider != nil}
 	if o.TracerProvider != nil {
-		s.tracer = o.TracerProvider.Tracer(tracerName)
+		s.tracer = o.TracerProvider.Tracer(observe.TracerName)
 	}
 	s.notificationRetried = o.NotificationRetried
 	if s.notificationRetried == nil {
@@ -249,16 +250,16 @@ func (s *Server) Shutdown(ctx context.Context) {
 func (s *Server) write(ctx context.Context, fn func(store.Tx) error) (uint64, error) {
 	cctx, commit := s.innerSpan(ctx, "store.commit")
 	rev, err := s.store.Update(cctx, func(tx store.Tx) error {
-		at := newAuditTx(tx)
+		at := observe.NewAuditTx(tx)
 		if err := fn(at); err != nil {
 			return err
 		}
-		return at.flush(ctx, s)
+		return at.Flush(auditCaller(ctx), auditOperation(ctx), s.now().UTC(), s.auditRetention)
 	})
 	if err == nil {
-		commit.SetAttributes(attrRevision.Int64(int64(rev)))
+		commit.SetAttributes(observe.AttrRevision.Int64(int64(rev)))
 	}
-	endInner(commit, err)
+	observe.EndInner(commit, err)
 	if err != nil {
 		return 0, err
 	}
@@ -266,7 +267,7 @@ func (s *Server) write(ctx context.Context, fn func(store.Tx) error) (uint64, er
 	defer cancel()
 	wctx, wait := s.innerSpan(wctx, "snapshot.wait")
 	_, err = s.snaps.WaitFor(wctx, rev)
-	endInner(wait, err)
+	observe.EndInner(wait, err)
 	if err != nil {
 		// The write is committed and durable; only its visibility to
 		// decisions is late. Report success, and say so in the log.
@@ -330,4 +331,21 @@ func (s *Server) sessionAccount(ctx context.Context, id string) string {
 		return u.AccountID
 	}
 	return ""
+}
+
+// auditCaller is the caller the audit log names for a write of ctx.
+func auditCaller(ctx context.Context) string {
+	if c, ok := auth.FromContext(ctx); ok {
+		return c.Name
+	}
+	return auth.Local.Name
+}
+
+// auditOperation is the operation the audit log names for a write of ctx:
+// the RPC, or the background job (observe.WithOperation).
+func auditOperation(ctx context.Context) string {
+	if rpc, ok := grpc.Method(ctx); ok {
+		return rpc
+	}
+	return observe.Operation(ctx)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/service"
 )
 
@@ -18,7 +19,7 @@ func (s *Server) sweeper() *service.Sweeper {
 // sweepContext names the sweeper as the caller and operation of its
 // writes in the audit log.
 func sweepContext(ctx context.Context) context.Context {
-	return withOperation(auth.NewContext(ctx, service.SweepCaller), "SweepSessions")
+	return observe.WithOperation(auth.NewContext(ctx, service.SweepCaller), "SweepSessions")
 }
 
 // SweepSessions runs one sweep (service.Sweeper.Sweep).
