@@ -87,7 +87,7 @@ var rules = []rule{
 	{pkgs: []string{"internal/notify"}, may: []string{"internal/policy", "internal/store"}, noGRPC: true},
 	// The domain service layer: write rules over store transactions,
 	// errors as errs kinds, no transport.
-	{pkgs: []string{"internal/service"}, may: []string{"internal/auth", "internal/errs", "internal/policy", "internal/store", "internal/notify", "internal/hours"}, noGRPC: true},
+	{pkgs: []string{"internal/service"}, may: []string{"internal/auth", "internal/errs", "internal/policy", "internal/store", "internal/notify", "internal/hours", "internal/urlmatch"}, noGRPC: true},
 	// Observability beside the services: metrics, decision log, audit,
 	// tracing helpers; no transport.
 	{pkgs: []string{"internal/observe"}, may: []string{"internal/auth", "internal/errs", "internal/policy", "internal/store", "internal/snapshot"}, noGRPC: true},

@@ -214,7 +214,7 @@ func (a *adminService) UpdateLiveGuideSettings(ctx context.Context, req *gatehou
 		// not on every update of another switch: that check reads and
 		// compiles the whole allowlist (10 000 entries at the limit).
 		if out.SessionStartURL != cur.SessionStartURL {
-			if err := validateStartURL(tx, out.AccountID, out.SessionStartURL); err != nil {
+			if err := service.CheckStartURL(tx, out.AccountID, out.SessionStartURL); err != nil {
 				return err
 			}
 		}

@@ -3,10 +3,8 @@ package server
 import (
 	"context"
 	"net/mail"
-	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
-	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
@@ -53,28 +51,6 @@ func (a *adminService) ListNotifications(ctx context.Context, req *gatehousev1.L
 	return resp, nil
 }
 
-// getNotification reads a queued notification, NOT_FOUND when it is not
-// (or no longer) queued, PERMISSION_DENIED for a caller scoped to another
-// account.
-func getNotification(ctx context.Context, tx store.ReadTx, id string) (store.OutboxMessage, error) {
-	m, err := store.GetOutbox(tx, id)
-	if err != nil {
-		return m, service.Found(err, "notification", id)
-	}
-	if err := service.CheckOwnedAccess(ctx, "notification", id, m.AccountID); err != nil {
-		return m, err
-	}
-	// A notification of an earlier account of the same id is not a scoped
-	// caller's: as if it did not exist.
-	if since, err := service.TenantSince(ctx, tx, m.AccountID); err != nil || m.Created.Before(since) {
-		if err == nil {
-			err = errs.NotFoundf("notification", id)
-		}
-		return m, err
-	}
-	return m, nil
-}
-
 func (a *adminService) RetryNotification(ctx context.Context, req *gatehousev1.RetryNotificationRequest) (*gatehousev1.RetryNotificationResponse, error) {
 	var v violations
 	v.checkID("id", req.GetId(), false)
@@ -88,14 +64,8 @@ func (a *adminService) RetryNotification(ctx context.Context, req *gatehousev1.R
 	}
 	var m store.OutboxMessage
 	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
-		if m, err = getNotification(ctx, tx, req.GetId()); err != nil {
-			return err
-		}
-		m.NextAttempt = time.Time{}
-		if req.GetTo() != "" {
-			m.To = req.GetTo()
-		}
-		return store.UpdateOutbox(tx, &m)
+		m, err = service.RetryNotification(ctx, tx, req.GetId(), req.GetTo())
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -111,10 +81,7 @@ func (a *adminService) DeleteNotification(ctx context.Context, req *gatehousev1.
 		return nil, err
 	}
 	rev, err := a.s.write(ctx, func(tx store.Tx) error {
-		if _, err := getNotification(ctx, tx, req.GetId()); err != nil {
-			return err
-		}
-		return store.DeleteOutbox(tx, req.GetId())
+		return service.DeleteNotification(ctx, tx, req.GetId())
 	})
 	if err != nil {
 		return nil, err

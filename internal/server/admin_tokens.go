@@ -59,17 +59,7 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 		bearer, tok.Hash, tok.CertIdentity, tok.CertKind = "", "", certID, kind
 	}
 	_, err := a.s.write(ctx, func(tx store.Tx) error {
-		if tok.AccountID != "" {
-			if _, err := service.GetAccount(tx, tok.AccountID); err != nil {
-				return err
-			}
-		}
-		if certID != "" {
-			if err := service.CheckCertIdentityFree(tx, tok.CertID()); err != nil {
-				return err
-			}
-		}
-		return store.PutToken(tx, &tok)
+		return service.CreateToken(tx, &tok)
 	})
 	if err != nil {
 		return nil, err
@@ -146,12 +136,8 @@ func (a *adminService) RevokeCallerToken(ctx context.Context, req *gatehousev1.R
 	}
 	var tok auth.Token
 	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
-		tok, err = store.GetToken(tx, req.GetId())
-		if err != nil || tok.Revoked {
-			return service.Found(err, "token", req.GetId())
-		}
-		tok.Revoked = true
-		return store.PutToken(tx, &tok)
+		tok, err = service.RevokeToken(tx, req.GetId())
+		return err
 	})
 	if err != nil {
 		return nil, err

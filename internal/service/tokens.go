@@ -70,3 +70,31 @@ func CheckCertIdentityFree(tx store.ReadTx, id auth.CertID) error {
 	}
 	return nil
 }
+
+// CreateToken writes a new caller credential: its account, when it is
+// scoped to one, exists, and a certificate identity belongs to no other
+// unrevoked credential.
+func CreateToken(tx store.Tx, tok *auth.Token) error {
+	if tok.AccountID != "" {
+		if _, err := GetAccount(tx, tok.AccountID); err != nil {
+			return err
+		}
+	}
+	if tok.CertIdentity != "" {
+		if err := CheckCertIdentityFree(tx, tok.CertID()); err != nil {
+			return err
+		}
+	}
+	return store.PutToken(tx, tok)
+}
+
+// RevokeToken revokes caller credential id; revoking a revoked one
+// changes nothing.
+func RevokeToken(tx store.Tx, id string) (auth.Token, error) {
+	tok, err := store.GetToken(tx, id)
+	if err != nil || tok.Revoked {
+		return tok, Found(err, "token", id)
+	}
+	tok.Revoked = true
+	return tok, store.PutToken(tx, &tok)
+}
