@@ -1,7 +1,9 @@
-// Package server is Gatehouse's gRPC edge: request validation, conversion
-// between the wire types and internal/policy, error-to-status mapping (once,
-// in toStatus) and the interceptor chain. Decisions are delegated to the
-// current policy.Snapshot; writes go through internal/store.
+// Package server is Gatehouse's gRPC edge: wiring, the interceptor chain
+// (authentication, the access table, load limits), handlers that validate
+// a request, convert it between the wire types and internal/policy and call
+// one function of internal/service inside their write (or decide from the
+// call's policy.Snapshot), and the mapping of errors to statuses, in one
+// file (status.go). See docs/architecture.md.
 package server
 
 import (
