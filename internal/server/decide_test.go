@@ -116,3 +116,62 @@ func TestDecide_OneSnapshotPerCall(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionNotFound_OneMessage: every RPC that names an unknown session
+// answers NOT_FOUND with the one message `session "<id>" not found` (a
+// batch names the check it is about first).
+func TestSessionNotFound_OneMessage(t *testing.T) {
+	t.Parallel()
+	e := MustStart(t, "")
+	ctx := ctxT(t)
+	const id = "s-unknown"
+	want := `session "` + id + `" not found`
+	watch := func() error {
+		stream, err := e.decide.WatchSessionPolicy(ctx, &gatehousev1.WatchSessionPolicyRequest{SessionId: id, Actor: agent("alice")})
+		if err != nil {
+			return err
+		}
+		_, err = stream.Recv()
+		return err
+	}
+	for _, tc := range []struct {
+		name   string
+		prefix string
+		call   func() error
+	}{
+		{"CheckFeature", "", func() error {
+			_, err := e.decide.CheckFeature(ctx, &gatehousev1.CheckFeatureRequest{SessionId: id, Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT})
+			return err
+		}},
+		{"CheckFeatures", "checks[0]: ", func() error {
+			_, err := e.decide.CheckFeatures(ctx, &gatehousev1.CheckFeaturesRequest{Checks: []*gatehousev1.CheckFeatureRequest{{SessionId: id, Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT}}})
+			return err
+		}},
+		{"GetSessionPolicy", "", func() error {
+			_, err := e.decide.GetSessionPolicy(ctx, &gatehousev1.GetSessionPolicyRequest{SessionId: id, Actor: agent("alice")})
+			return err
+		}},
+		{"WatchSessionPolicy", "", watch},
+		{"GetSession", "", func() error {
+			_, err := e.sessions.GetSession(ctx, &gatehousev1.GetSessionRequest{SessionId: id})
+			return err
+		}},
+		{"EndSession", "", func() error {
+			_, err := e.sessions.EndSession(ctx, &gatehousev1.EndSessionRequest{SessionId: id})
+			return err
+		}},
+		{"InviteExternalSpecialist", "", func() error {
+			_, err := e.sessions.InviteExternalSpecialist(ctx, &gatehousev1.InviteExternalSpecialistRequest{SessionId: id, SpecialistId: "sp", DisplayName: "Sp"})
+			return err
+		}},
+		{"RemoveExternalSpecialist", "", func() error {
+			_, err := e.sessions.RemoveExternalSpecialist(ctx, &gatehousev1.RemoveExternalSpecialistRequest{SessionId: id, SpecialistId: "sp"})
+			return err
+		}},
+	} {
+		st := status.Convert(tc.call())
+		if st.Code() != codes.NotFound || st.Message() != tc.prefix+want {
+			t.Errorf("%s: %v %q, want NOT_FOUND %q", tc.name, st.Code(), st.Message(), tc.prefix+want)
+		}
+	}
+}
