@@ -29,9 +29,22 @@
 //		// refuse, telling the user d.Message; d.Reason and d.Rule say why
 //	}
 //
+//	// On every click and keystroke: decide in-process from the watched policy.
+//	ls, err := c.Session(ctx, s.GetId(), client.Actor{Role: gatehousev1.Role_ROLE_AGENT, ID: "alice"})
+//	if err != nil { ... } // ErrSessionNotFound, ErrActorNotInSession, ...
+//	defer ls.Close()
+//	d, err = ls.Check(ctx, client.CheckRequest{Feature: gatehousev1.Feature_FEATURE_CLICK,
+//		URL: pageURL, Element: &client.Element{Tag: "button", Classes: []string{"pay"}}})
+//	ds, err := ls.CheckMany(ctx, batch) // one revision for the whole batch
+//	if errors.Is(err, client.ErrPolicyUnavailable) {
+//		// no current policy and no server: d is a denial
+//	}
+//
 //	_, err = c.EndSession(ctx, s.GetId(), client.Ratings{Customer: 5})
 //
 // A denial is a Decision with Allowed false, not an error.
+// examples/sessionserver in the module is a small session server built
+// this way.
 //
 // # Defaults
 //
@@ -74,7 +87,8 @@
 // not confirmed by the server (a policy message or heartbeat) within the
 // staleness bound (WithStaleness, default DefaultStaleness) is not used:
 // checks go to CheckFeature, and when that fails too they are denied with
-// ErrPolicyUnavailable. An ended session answers SESSION_ENDED locally; a
+// ErrPolicyUnavailable. LocalSession.CheckMany decides a batch the same
+// way, with the server's batch semantics. An ended session answers SESSION_ENDED locally; a
 // watch the server ended for good (credential revoked, session or
 // account deleted) stops local answers at once. docs/client.md has the
 // whole consistency and failure model.

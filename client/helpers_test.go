@@ -33,6 +33,12 @@ type gatehouse struct {
 // startGatehouse starts a server over a store in dir; mod adjusts its
 // options, auth turns authentication on with a bootstrap operator token.
 func startGatehouse(dir string, auth bool, mod func(*server.Options)) (*gatehouse, error) {
+	return startGatehouseAt(dir, "127.0.0.1:0", auth, mod)
+}
+
+// startGatehouseAt is startGatehouse listening on addr (to restart a
+// server where it was).
+func startGatehouseAt(dir, addr string, auth bool, mod func(*server.Options)) (*gatehouse, error) {
 	st, err := bolt.Open(dir)
 	if err != nil {
 		return nil, err
@@ -47,22 +53,28 @@ func startGatehouse(dir string, auth bool, mod func(*server.Options)) (*gatehous
 	}
 	followed := make(chan struct{})
 	go func() { defer close(followed); snaps.Run(ctx) }()
+	abort := func(err error) (*gatehouse, error) {
+		cancel()
+		<-followed
+		_ = st.Close()
+		return nil, err
+	}
 	g := &gatehouse{store: st}
-	o := server.Options{Store: st, Snapshots: snaps, Logger: log, Authenticate: auth}
+	// Queue-delay shedding reacts to a loaded machine, which a test run
+	// under -race on two cores is; these tests are about something else.
+	o := server.Options{Store: st, Snapshots: snaps, Logger: log, Authenticate: auth, Limits: server.Limits{QueueTarget: -1}}
 	if auth {
 		if g.bearer, _, err = server.BootstrapOperatorToken(ctx, st, "test operator", time.Now()); err != nil {
-			cancel()
-			return nil, err
+			return abort(err)
 		}
 	}
 	if mod != nil {
 		mod(&o)
 	}
 	srv := server.New(o)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		cancel()
-		return nil, err
+		return abort(err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
@@ -75,8 +87,9 @@ func startGatehouse(dir string, auth bool, mod func(*server.Options)) (*gatehous
 			return invoker(ctx, method, req, reply, cc, opts...)
 		}))
 	if err != nil {
-		cancel()
-		return nil, err
+		srv.Shutdown(context.Background())
+		<-served
+		return abort(err)
 	}
 	g.admin = gatehousev1.NewAdminServiceClient(conn)
 	g.decide = gatehousev1.NewDecisionServiceClient(conn)

@@ -162,10 +162,13 @@ func (c *Client) Session(ctx context.Context, sessionID string, actor Actor, opt
 	}
 }
 
-// Close stops the watch; later checks go to the server.
+// Close stops the watch. Later checks go to the server at once (the
+// policy is no longer confirmed), except that an ended session still
+// answers SESSION_ENDED.
 func (s *LocalSession) Close() {
 	s.cancel()
 	<-s.done
+	s.heard.Store(-int64(s.o.staleness) - 1)
 }
 
 // ID returns the session's id.
@@ -261,34 +264,26 @@ func (s *LocalSession) Check(ctx context.Context, r CheckRequest) (Decision, err
 		s.failed.Add(1)
 		return unavailable(RulePolicyRevoked), st.err
 	}
-	if st.snap != nil && r.MinRevision <= st.rev && (st.ended || s.Fresh()) {
+	// An ended session never becomes active again: its answer needs no
+	// fresh policy and no later revision.
+	if st.snap != nil && (st.ended || r.MinRevision <= st.rev && s.Fresh()) {
 		var sc *scratch
-		var q policy.Query
-		ok := false
-		if r.Element == nil {
-			ok = localQuery(st.sess, &r, &q, nil, nil)
-		} else {
+		if r.Element != nil {
 			// The engine keeps the element past the call's frame as far as
 			// escape analysis can tell: reuse pooled storage for it.
 			sc = scratchPool.Get().(*scratch)
-			ok = localQuery(st.sess, &r, &q, &sc.el, sc.anc[:0])
 		}
-		if ok {
+		var q policy.Query
+		if localQuery(st.sess, &r, &q, sc) {
 			d, err := st.snap.CheckContext(ctx, &q)
-			if sc != nil {
-				*sc = scratch{}
-				scratchPool.Put(sc)
-			}
+			sc.put()
 			if err != nil {
 				return Decision{}, err
 			}
 			s.local.Add(1)
 			return Decision{Allowed: d.Allowed, Reason: Reason(d.Reason), Message: d.Reason.Message(), Rule: d.Rule, Revision: st.rev}, nil
 		}
-		if sc != nil {
-			*sc = scratch{}
-			scratchPool.Put(sc)
-		}
+		sc.put()
 		if st.ended {
 			// Whatever is asked, an ended session allows nothing.
 			s.local.Add(1)
@@ -304,13 +299,110 @@ func (s *LocalSession) Check(ctx context.Context, r CheckRequest) (Decision, err
 	return unavailable(RulePolicyUnavailable), fmt.Errorf("%w: %w", ErrPolicyUnavailable, err)
 }
 
-// scratch holds the element of a local query and up to 8 ancestors.
-type scratch struct {
-	el  selector.Element
-	anc [8]selector.Element
+// CheckMany decides rs as one batch, like Client.CheckMany: against one
+// policy revision, decisions[i] answering rs[i], and with the privacy work
+// budget the server gives one batch (so even the protective denials of a
+// too costly batch are the server's). Every SessionID must be empty or
+// this session's (ErrOtherSession otherwise), as in Check.
+//
+// A batch is decided locally when Check would decide each of its requests
+// locally; otherwise the whole batch goes to the server (Client.CheckMany),
+// which also refuses an empty or too large batch, or one with an invalid
+// request, with the field violations. When that fails too every decision
+// is a RulePolicyUnavailable denial and the error wraps
+// ErrPolicyUnavailable. An ended session answers SESSION_ENDED for every
+// request, and a watch ended for good RulePolicyRevoked, as in Check.
+func (s *LocalSession) CheckMany(ctx context.Context, rs []CheckRequest) ([]Decision, error) {
+	rs = slices.Clone(rs)
+	var minRev uint64
+	for i := range rs {
+		r := &rs[i]
+		if r.SessionID == "" {
+			r.SessionID = s.id
+		} else if r.SessionID != s.id {
+			return nil, fmt.Errorf("%w: checks[%d] names %q, not %q", ErrOtherSession, i, r.SessionID, s.id)
+		}
+		if r.Actor == (Actor{}) {
+			r.Actor = s.actor
+		}
+		minRev = max(minRev, r.MinRevision)
+	}
+	n := uint64(len(rs))
+	out := make([]Decision, len(rs))
+	st := s.state.Load()
+	if st.err != nil {
+		s.failed.Add(n)
+		fill(out, unavailable(RulePolicyRevoked))
+		return out, st.err
+	}
+	if st.snap != nil && (st.ended || len(rs) > 0 && len(rs) <= localMaxBatch && minRev <= st.rev && s.Fresh()) {
+		work := policy.NewBatchWork()
+		sc := scratchPool.Get().(*scratch)
+		all := true
+		for i := range rs {
+			var q policy.Query
+			if !localQuery(st.sess, &rs[i], &q, sc) {
+				all = false
+				break
+			}
+			d, err := st.snap.CheckBatched(ctx, &q, work)
+			if err != nil {
+				sc.put()
+				return nil, err
+			}
+			out[i] = Decision{Allowed: d.Allowed, Reason: Reason(d.Reason), Message: d.Reason.Message(), Rule: d.Rule, Revision: st.rev}
+		}
+		sc.put()
+		if all {
+			s.local.Add(n)
+			return out, nil
+		}
+		if st.ended {
+			s.local.Add(n)
+			fill(out, Decision{Reason: gatehousev1.Reason_REASON_SESSION_ENDED, Message: policy.ReasonSessionEnded.Message(), Revision: st.rev})
+			return out, nil
+		}
+	}
+	s.remote.Add(n)
+	ds, err := s.c.CheckMany(ctx, rs)
+	if err == nil || errors.Is(err, ErrInvalidArgument) {
+		return ds, err
+	}
+	s.failed.Add(n)
+	fill(out, unavailable(RulePolicyUnavailable))
+	return out, fmt.Errorf("%w: %w", ErrPolicyUnavailable, err)
 }
 
-var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+// localMaxBatch is the server's bound on one CheckFeatures call; a larger
+// batch goes to the server, which refuses it.
+const localMaxBatch = 1000
+
+func fill(ds []Decision, d Decision) {
+	for i := range ds {
+		ds[i] = d
+	}
+}
+
+// scratch holds the element of a local query and its ancestors; the
+// ancestors' storage grows to the longest chain seen (at most
+// localMaxAncestors) and is kept with the scratch in the pool.
+type scratch struct {
+	el  selector.Element
+	anc []selector.Element
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{anc: make([]selector.Element, 0, 16)} }}
+
+// put returns sc, emptied, to the pool; a nil sc is ignored.
+func (sc *scratch) put() {
+	if sc == nil {
+		return
+	}
+	sc.el = selector.Element{}
+	clear(sc.anc)
+	sc.anc = sc.anc[:0]
+	scratchPool.Put(sc)
+}
 
 func unavailable(rule string) Decision {
 	return Decision{Reason: gatehousev1.Reason_REASON_UNSPECIFIED, Rule: rule, Message: "no current session policy to decide with"}
@@ -330,10 +422,10 @@ const (
 
 // localQuery fills q from r when the server would accept r and the actor
 // is a participant of sess (the policy's session ids are valid, so an
-// actor that matches one is too); false sends r to the server. el and anc
-// are storage for the element and its ancestors, so that a small element
-// costs no allocation.
-func localQuery(sess *policy.Session, r *CheckRequest, q *policy.Query, el *selector.Element, anc []selector.Element) bool {
+// actor that matches one is too); false sends r to the server. sc is
+// storage for the element and its ancestors, so that an element costs no
+// allocation; it may be nil when r has no element.
+func localQuery(sess *policy.Session, r *CheckRequest, q *policy.Query, sc *scratch) bool {
 	f := policy.Feature(r.Feature)
 	if !f.Valid() || r.Frame < gatehousev1.Frame_FRAME_UNSPECIFIED || r.Frame > gatehousev1.Frame_FRAME_IFRAME ||
 		len(r.URL) > localMaxURL || (r.URL == "" && f.NeedsURL()) {
@@ -352,24 +444,23 @@ func localQuery(sess *policy.Session, r *CheckRequest, q *policy.Query, el *sele
 	if e == nil {
 		return true
 	}
-	if len(e.GetAncestors()) > localMaxAncestors || !nodeOK(e.GetTag(), e.GetId(), e.GetClasses(), e.GetAttributes()) {
+	anc := e.GetAncestors()
+	if len(anc) > localMaxAncestors || !nodeOK(e.GetTag(), e.GetId(), e.GetClasses(), e.GetAttributes()) {
 		return false
 	}
-	for _, a := range e.GetAncestors() {
-		if !nodeOK(a.GetTag(), a.GetId(), a.GetClasses(), a.GetAttributes()) {
-			return false
+	sc.el = selector.Element{Tag: e.GetTag(), ID: e.GetId(), Classes: e.GetClasses(), Attributes: e.GetAttributes()}
+	q.Element = &sc.el
+	if len(anc) > 0 {
+		// One pass validates and converts the ancestors.
+		sc.anc = sc.anc[:0]
+		for _, a := range anc {
+			n := selector.Element{Tag: a.GetTag(), ID: a.GetId(), Classes: a.GetClasses(), Attributes: a.GetAttributes()}
+			if !nodeOK(n.Tag, n.ID, n.Classes, n.Attributes) {
+				return false
+			}
+			sc.anc = append(sc.anc, n)
 		}
-	}
-	*el = selector.Element{Tag: e.GetTag(), ID: e.GetId(), Classes: e.GetClasses(), Attributes: e.GetAttributes()}
-	q.Element = el
-	if n := len(e.GetAncestors()); n > 0 {
-		if n > cap(anc) {
-			anc = make([]selector.Element, 0, n)
-		}
-		for _, a := range e.GetAncestors() {
-			anc = append(anc, selector.Element{Tag: a.GetTag(), ID: a.GetId(), Classes: a.GetClasses(), Attributes: a.GetAttributes()})
-		}
-		q.Ancestors = anc
+		q.Ancestors = sc.anc
 	}
 	return true
 }
@@ -382,6 +473,9 @@ func nodeOK(tag, id string, classes []string, attrs map[string]string) bool {
 		if len(c) > localMaxName {
 			return false
 		}
+	}
+	if len(attrs) == 0 {
+		return true // ranging over an empty map still costs an iterator
 	}
 	for k, v := range attrs {
 		if len(k) > localMaxName || len(v) > localMaxValue {
@@ -467,16 +561,21 @@ func (s *LocalSession) watch(ctx context.Context, firstPolicy func()) (got bool,
 			return got, err
 		}
 		got = true
-		s.heard.Store(int64(time.Since(s.base)))
+		received := int64(time.Since(s.base))
 		if p := m.GetPolicy(); p != nil {
+			// The message counts as heard (as of its arrival) once the new
+			// policy is stored: while it compiles, it confirms nothing
+			// about the old one.
 			st, err := compilePolicy(p)
 			if err != nil {
 				return got, status.Error(codes.Internal, err.Error())
 			}
 			s.store(st)
+			s.heard.Store(received)
 			firstPolicy()
 			continue
 		}
+		s.heard.Store(received)
 		if rev := m.GetHeartbeatRevision(); rev > 0 {
 			if old := s.state.Load(); old.snap != nil && rev > old.rev {
 				next := *old

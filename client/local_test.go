@@ -160,7 +160,7 @@ func TestLocalSession_Differential(t *testing.T) {
 	c := dial(t, g.addr)
 	sessions := map[string]*client.LocalSession{}
 	for id, a := range map[string]client.Actor{lg: agent, sup: {Role: gatehousev1.Role_ROLE_AGENT, ID: "bob"}} {
-		ls, err := c.Session(ctx, id, a)
+		ls, err := c.Session(ctx, id, a, answersOnly)
 		if err != nil {
 			t.Fatalf("Session(%s): %v", id, err)
 		}
@@ -175,7 +175,8 @@ func TestLocalSession_Differential(t *testing.T) {
 	start := time.Now()
 	const batch = 1000
 	seen := map[string]int{} // reason/rule pairs covered
-	var diffs int
+	var diffs, batches int
+	var local uint64 // single checks decided locally
 	for done := 0; done < n; done += batch {
 		reqs := make([]client.CheckRequest, 0, batch)
 		wire := &gatehousev1.CheckFeaturesRequest{}
@@ -190,9 +191,15 @@ func TestLocalSession_Differential(t *testing.T) {
 				Feature: q.Feature, Url: q.URL, Frame: q.Frame, Element: q.Element})
 		}
 		results, invalid := checkAll(t, ctx, g, wire)
+		wasLocal := make([]bool, len(reqs))
 		for i, q := range reqs {
 			ls := sessions[q.SessionID]
+			before := ls.Stats().Local
 			d, err := ls.Check(ctx, q)
+			wasLocal[i] = ls.Stats().Local == before+1
+			if wasLocal[i] {
+				local++
+			}
 			if invalid[i] {
 				if !errors.Is(err, client.ErrInvalidArgument) {
 					t.Errorf("%+v: local answer %v, %v; remote INVALID_ARGUMENT", q, d, err)
@@ -220,20 +227,40 @@ func TestLocalSession_Differential(t *testing.T) {
 			}
 			seen[w.GetReason().String()+"/"+w.GetRule()]++
 		}
+		// The same queries as batches, per session: those each decided
+		// locally above, which CheckMany decides locally as one batch, and
+		// all the valid ones (strangers too), which it sends to the server.
+		for id, ls := range sessions {
+			var locals, valid []client.CheckRequest
+			for i, q := range reqs {
+				if q.SessionID != id || invalid[i] {
+					continue
+				}
+				valid = append(valid, q)
+				if wasLocal[i] {
+					locals = append(locals, q)
+				}
+			}
+			before := ls.Stats()
+			diffs += sameBatch(t, ctx, g, ls, locals)
+			after := ls.Stats()
+			if after.Local != before.Local+uint64(len(locals)) || after.Remote != before.Remote {
+				t.Fatalf("a batch of %d local checks: stats %+v then %+v", len(locals), before, after)
+			}
+			diffs += sameBatch(t, ctx, g, ls, valid)
+			batches++
+		}
 	}
 	elapsed := time.Since(start)
-	var local, remote uint64
 	for _, ls := range sessions {
-		st := ls.Stats()
-		local += st.Local
-		remote += st.Remote
-		if st.Failed != 0 {
+		if st := ls.Stats(); st.Failed != 0 {
 			t.Errorf("%d checks failed", st.Failed)
 		}
 	}
-	t.Logf("%d queries in %v: %d decided locally, %d sent to the server (invalid or non-participant); %d distinct outcomes", n, elapsed, local, remote, len(seen))
+	t.Logf("%d queries in %v: %d decided locally, %d sent to the server (invalid or non-participant); %d distinct outcomes; also compared as %d batches",
+		n, elapsed, local, uint64(n)-local, len(seen), 2*batches)
 	if diffs > 0 {
-		t.Fatalf("%d of %d decisions differ", diffs, n)
+		t.Fatalf("%d decisions differ", diffs)
 	}
 	if local < uint64(n)*3/4 {
 		t.Errorf("only %d of %d decided locally", local, n)
@@ -250,6 +277,39 @@ func TestLocalSession_Differential(t *testing.T) {
 			t.Errorf("no query reached %v", reason)
 		}
 	}
+}
+
+// sameBatch decides rs with ls.CheckMany and with CheckFeatures and
+// returns how many decisions differ.
+func sameBatch(t *testing.T, ctx context.Context, g *gatehouse, ls *client.LocalSession, rs []client.CheckRequest) int {
+	t.Helper()
+	if len(rs) == 0 {
+		return 0
+	}
+	got, err := ls.CheckMany(ctx, rs)
+	if err != nil {
+		t.Fatalf("CheckMany of %d: %v", len(rs), err)
+	}
+	wire := &gatehousev1.CheckFeaturesRequest{}
+	for _, q := range rs {
+		wire.Checks = append(wire.Checks, &gatehousev1.CheckFeatureRequest{SessionId: q.SessionID, Actor: &gatehousev1.Actor{Role: q.Actor.Role, Id: q.Actor.ID},
+			Feature: q.Feature, Url: q.URL, Frame: q.Frame, Element: q.Element})
+	}
+	resp, err := g.decide.CheckFeatures(ctx, wire)
+	if err != nil {
+		t.Fatalf("CheckFeatures of %d: %v", len(rs), err)
+	}
+	diffs := 0
+	for i, r := range resp.GetResults() {
+		w, d := r.GetDecision(), got[i]
+		if d.Allowed != w.GetAllowed() || d.Reason != w.GetReason() || d.Rule != w.GetRule() || d.Message != w.GetMessage() || d.Revision != r.GetRevision() {
+			diffs++
+			if diffs < 5 {
+				t.Errorf("batch check %d %+v: CheckMany %+v, CheckFeatures %v at %d", i, rs[i], d, w, r.GetRevision())
+			}
+		}
+	}
+	return diffs
 }
 
 // checkAll answers the checks with CheckFeatures, leaving out (and

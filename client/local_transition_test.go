@@ -18,6 +18,12 @@ import (
 	"google.golang.org/grpc/status"
 )
 
+// answersOnly is the staleness bound of tests about the answers, not
+// about freshness (TestLocalSession_Staleness covers the bound): long
+// enough that a test process starved of CPU for seconds on a loaded
+// machine still decides locally.
+var answersOnly = client.WithStaleness(time.Minute)
+
 // openLocal opens a LocalSession for t.
 func openLocal(t *testing.T, c *client.Client, id string, a client.Actor, opts ...client.SessionOption) *client.LocalSession {
 	t.Helper()
@@ -64,8 +70,8 @@ func TestLocalSession_AdminWritesLand(t *testing.T) {
 	lg, sup := localFixture(t, g)
 	ctx := ctxT(t)
 	c := dial(t, g.addr)
-	ls := openLocal(t, c, lg, agent)
-	rep := openLocal(t, c, sup, client.Actor{Role: gatehousev1.Role_ROLE_AGENT, ID: "bob"})
+	ls := openLocal(t, c, lg, agent, answersOnly)
+	rep := openLocal(t, c, sup, client.Actor{Role: gatehousev1.Role_ROLE_AGENT, ID: "bob"}, answersOnly)
 
 	chat := client.CheckRequest{Actor: agent, Feature: gatehousev1.Feature_FEATURE_CHAT}
 	click := client.CheckRequest{Actor: agent, Feature: gatehousev1.Feature_FEATURE_CLICK, URL: "https://shop.example.com/cart",
@@ -165,7 +171,8 @@ func TestLocalSession_SessionEndStopsLocalAnswers(t *testing.T) {
 	time.Sleep(time.Second) // past the staleness bound
 	for _, r := range []client.CheckRequest{chat, {Actor: customer, Feature: gatehousev1.Feature_FEATURE_VIDEO},
 		{Actor: agent, Feature: gatehousev1.Feature_FEATURE_NAVIGATE, URL: "https://shop.example.com/"},
-		{Actor: agent, Feature: gatehousev1.Feature_FEATURE_NAVIGATE}, // invalid: no URL
+		{Actor: agent, Feature: gatehousev1.Feature_FEATURE_NAVIGATE},                   // invalid: no URL
+		{Actor: agent, Feature: gatehousev1.Feature_FEATURE_CHAT, MinRevision: 1 << 40}, // a revision the watch will never see
 		{Actor: client.Actor{Role: gatehousev1.Role_ROLE_AGENT, ID: "mallory"}, Feature: gatehousev1.Feature_FEATURE_CHAT}} {
 		d, err := ls.Check(ctx, r)
 		if err != nil || d.Allowed || d.Reason != gatehousev1.Reason_REASON_SESSION_ENDED {
@@ -177,31 +184,80 @@ func TestLocalSession_SessionEndStopsLocalAnswers(t *testing.T) {
 	}
 }
 
-// TestLocalSession_WatchEndedForGood: a revoked credential or a deleted
-// account ends the watch; local answers stop at once as denials with
-// ErrPolicyUnavailable (and the cause), never allows.
+// TestLocalSession_CloseStopsLocalAnswers: after Close, checks go to the
+// server at once, within the staleness bound too; an ended session still
+// answers SESSION_ENDED without the server.
+func TestLocalSession_CloseStopsLocalAnswers(t *testing.T) {
+	t.Parallel()
+	g := mustStart(t, false, nil)
+	lg, _ := localFixture(t, g)
+	ctx := ctxT(t)
+	c := dial(t, g.addr)
+	ls, err := c.Session(ctx, lg, agent, client.WithStaleness(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chat := client.CheckRequest{Actor: agent, Feature: gatehousev1.Feature_FEATURE_CHAT}
+	if d, err := ls.Check(ctx, chat); err != nil || !d.Allowed || ls.Stats().Local != 1 {
+		t.Fatalf("before Close: %+v, %v, %+v", d, err, ls.Stats())
+	}
+	ls.Close()
+	if ls.Fresh() {
+		t.Fatal("fresh after Close")
+	}
+	if d, err := ls.Check(ctx, chat); err != nil || !d.Allowed || ls.Stats().Remote != 1 {
+		t.Fatalf("after Close: %+v, %v, %+v; want the server's allow", d, err, ls.Stats())
+	}
+	if _, err := ls.CheckMany(ctx, []client.CheckRequest{chat, chat}); err != nil || ls.Stats().Remote != 3 || ls.Stats().Local != 1 {
+		t.Fatalf("batch after Close: %v, %+v; want it sent to the server", err, ls.Stats())
+	}
+
+	ended := openLocal(t, c, lg, agent, client.WithStaleness(time.Hour))
+	if _, err := c.EndSession(ctx, lg, client.Ratings{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ended.WaitClosed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ended.Close()
+	if d, err := ended.Check(ctx, chat); err != nil || d.Reason != gatehousev1.Reason_REASON_SESSION_ENDED || ended.Stats().Remote != 0 {
+		t.Fatalf("ended, after Close: %+v, %v, %+v", d, err, ended.Stats())
+	}
+}
+
+// TestLocalSession_WatchEndedForGood: a revoked credential, a deleted
+// account (and its sessions) or the watching specialist's removal ends
+// the watch; local answers, single and batched, stop at once as denials
+// with ErrPolicyUnavailable (and the cause), never allows.
 func TestLocalSession_WatchEndedForGood(t *testing.T) {
 	t.Parallel()
+	spec := client.Actor{Role: gatehousev1.Role_ROLE_EXTERNAL_SPECIALIST, ID: "spec-1"}
 	for _, tc := range []struct {
-		name  string
-		end   func(t *testing.T, g *gatehouse, tokenID string)
-		cause error
+		name    string
+		support bool // watch the support session as its specialist
+		end     func(t *testing.T, g *gatehouse, c *client.Client, tokenID, session string)
+		cause   error
 	}{
-		{"credential revoked", func(t *testing.T, g *gatehouse, id string) {
+		{"credential revoked", false, func(t *testing.T, g *gatehouse, _ *client.Client, id, _ string) {
 			if _, err := g.admin.RevokeCallerToken(ctxT(t), &gatehousev1.RevokeCallerTokenRequest{Id: id}); err != nil {
 				t.Fatal(err)
 			}
 		}, client.ErrUnauthenticated},
-		{"account deleted", func(t *testing.T, g *gatehouse, _ string) {
+		{"account deleted", false, func(t *testing.T, g *gatehouse, _ *client.Client, _, _ string) {
 			if _, err := g.admin.DeleteAccount(ctxT(t), &gatehousev1.DeleteAccountRequest{Id: "acme"}); err != nil {
 				t.Fatal(err)
 			}
-		}, client.ErrNotFound},
+		}, client.ErrSessionNotFound},
+		{"specialist removed", true, func(t *testing.T, _ *gatehouse, c *client.Client, _, session string) {
+			if _, err := c.RemoveSpecialist(ctxT(t), session, "spec-1"); err != nil {
+				t.Fatal(err)
+			}
+		}, client.ErrActorNotInSession},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			g := mustStart(t, true, nil)
-			lg, _ := localFixture(t, g)
+			lg, sup := localFixture(t, g)
 			ctx := ctxT(t)
 			tok, err := g.admin.CreateCallerToken(ctx, &gatehousev1.CreateCallerTokenRequest{Token: &gatehousev1.CallerToken{
 				Name: "session server", Role: gatehousev1.CallerRole_CALLER_ROLE_DECIDER}})
@@ -209,21 +265,31 @@ func TestLocalSession_WatchEndedForGood(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := dial(t, g.addr, client.WithBearerToken(tok.GetBearer()))
-			ls := openLocal(t, c, lg, agent)
-			chat := client.CheckRequest{Actor: agent, Feature: gatehousev1.Feature_FEATURE_CHAT}
-			if d, err := ls.Check(ctx, chat); err != nil || !d.Allowed {
-				t.Fatalf("chat before: %+v, %v", d, err)
+			id, actor, r := lg, agent, client.CheckRequest{Actor: agent, Feature: gatehousev1.Feature_FEATURE_CHAT}
+			if tc.support {
+				id, actor, r = sup, spec, client.CheckRequest{Actor: spec, Feature: gatehousev1.Feature_FEATURE_CHAT_RECEIPT_SOUND}
 			}
-			tc.end(t, g, tok.GetToken().GetId())
+			ls := openLocal(t, c, id, actor, answersOnly)
+			if d, err := ls.Check(ctx, r); err != nil || !d.Allowed || ls.Stats().Local != 1 {
+				t.Fatalf("before: %+v, %v, %+v; want a local allow", d, err, ls.Stats())
+			}
+			tc.end(t, g, c, tok.GetToken().GetId(), id)
 			if err := ls.WaitClosed(ctx); err != nil {
 				t.Fatal(err)
 			}
-			d, err := ls.Check(ctx, chat)
+			d, err := ls.Check(ctx, r)
 			if d.Allowed || d.Rule != client.RulePolicyRevoked || !errors.Is(err, client.ErrPolicyUnavailable) || !errors.Is(err, tc.cause) {
 				t.Fatalf("after: %+v, %v; want a %s denial with %v", d, err, client.RulePolicyRevoked, tc.cause)
 			}
+			ds, err := ls.CheckMany(ctx, []client.CheckRequest{r, r})
+			if len(ds) != 2 || ds[0].Allowed || ds[1].Rule != client.RulePolicyRevoked || !errors.Is(err, tc.cause) {
+				t.Fatalf("batch after: %+v, %v; want %s denials with %v", ds, err, client.RulePolicyRevoked, tc.cause)
+			}
 			if ls.Policy() != nil {
 				t.Fatal("the policy is still held")
+			}
+			if st := ls.Stats(); st.Remote != 0 || st.Failed != 3 {
+				t.Fatalf("stats %+v: want no call to the server, 3 denials without a policy", st)
 			}
 		})
 	}

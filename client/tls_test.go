@@ -106,3 +106,64 @@ func dial0(t testing.TB, addr string, opts ...client.Option) *client.Client {
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
+
+// TestLocalSession_CertificateRevoked: when the caller's credential is a
+// client certificate, revoking the token it is registered under ends the
+// policy watch as a revoked bearer token does: local answers stop at once,
+// as denials, never allows.
+func TestLocalSession_CertificateRevoked(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	serverCert, serverKey := tlstest.WriteSelfSigned(t, dir, "gatehouse-test")
+	ca := tlstest.NewCA(t, dir, "callers")
+	srvTLS, err := tlsconfig.Server(tlsconfig.Files{Cert: serverCert, Key: serverKey, ClientCA: ca.CertFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := mustStart(t, true, func(o *server.Options) { o.TLS = srvTLS })
+	pemBytes, err := os.ReadFile(serverCert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(pemBytes)
+	conn, err := grpc.NewClient(g.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12,
+		Certificates: []tls.Certificate{ca.IssueClient(t, "operator-side")}})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	g.admin = gatehousev1.NewAdminServiceClient(conn)
+	ctx := metadata.AppendToOutgoingContext(ctxT(t), "authorization", "Bearer "+g.bearer)
+	if err := g.fixture(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := g.admin.CreateCallerToken(ctx, &gatehousev1.CreateCallerTokenRequest{Token: &gatehousev1.CallerToken{
+		Name: "session server", Role: gatehousev1.CallerRole_CALLER_ROLE_DECIDER, AccountId: "acme", CertificateIdentity: "session-server"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dial0(t, g.addr, client.WithTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12,
+		Certificates: []tls.Certificate{ca.IssueClient(t, "session-server")}}))
+	s, err := c.StartSession(ctxT(t), client.StartRequest{AccountID: "acme", Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE,
+		RepresentativeID: "alice", CustomerID: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := openLocal(t, c, s.GetId(), agent, answersOnly)
+	r := client.CheckRequest{Actor: agent, Feature: gatehousev1.Feature_FEATURE_CUSTOMER_SCREEN_SHARING}
+	before, err := ls.Check(ctxT(t), r)
+	if err != nil || ls.Stats().Local != 1 {
+		t.Fatalf("before: %+v, %v, %+v; want a local answer", before, err, ls.Stats())
+	}
+	if _, err := g.admin.RevokeCallerToken(ctx, &gatehousev1.RevokeCallerTokenRequest{Id: tok.GetToken().GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.WaitClosed(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	d, err := ls.Check(ctxT(t), r)
+	if d.Allowed || d.Rule != client.RulePolicyRevoked || !errors.Is(err, client.ErrUnauthenticated) || ls.Stats().Remote != 0 {
+		t.Fatalf("after: %+v, %v, %+v; want a %s denial with ErrUnauthenticated", d, err, ls.Stats(), client.RulePolicyRevoked)
+	}
+}

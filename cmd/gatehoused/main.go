@@ -26,7 +26,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	"github.com/gatehouse-dev/gatehouse/internal/notify"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
-	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig"
@@ -261,7 +260,7 @@ func bootstrapToken(ctx context.Context, st *bolt.Store, path string, log *slog.
 	if err != nil {
 		return fmt.Errorf("bootstrap token file: %w", err)
 	}
-	bearer, created, err := service.BootstrapOperatorToken(ctx, st, "bootstrap operator", time.Now())
+	bearer, created, err := server.BootstrapOperatorToken(ctx, st, "bootstrap operator", time.Now())
 	if err == nil && created {
 		_, err = fmt.Fprintln(f, bearer)
 	}

@@ -51,6 +51,47 @@ func loosePath(p string) string { return loosen(p, false) }
 func loosePathKeepingSlashes(p string) string { return loosen(p, true) }
 
 func loosen(p string, keepSlashes bool) string {
+	if isLoose(p) {
+		return p // what loosenFull would return, found in one pass
+	}
+	return loosenFull(p, keepSlashes)
+}
+
+// isLoose reports whether p is already its own loose spelling: rooted,
+// ASCII without upper case, escapes, backslashes or params, and clean (no
+// empty, "." or ".." segment, no trailing slash but for "/"). Most page
+// paths are; for them loosen costs one scan instead of lower-casing and
+// cleaning.
+func isLoose(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	seg := 1 // start of the current segment
+	for i := 1; i <= len(p); i++ {
+		if i < len(p) {
+			c := p[i]
+			switch {
+			case c >= 0x80, 'A' <= c && c <= 'Z', c == '%', c == '\\', c == ';':
+				return false
+			case c != '/':
+				continue
+			}
+		}
+		switch p[seg:i] {
+		case "":
+			if i < len(p) || len(p) > 1 {
+				return false // "//" or a trailing slash
+			}
+		case ".", "..":
+			return false
+		}
+		seg = i + 1
+	}
+	return true
+}
+
+// loosenFull is loosen without the shortcut.
+func loosenFull(p string, keepSlashes bool) string {
 	if strings.IndexByte(p, '%') >= 0 || strings.IndexByte(p, '\\') >= 0 {
 		p = decodeLenient(p, keepSlashes)
 	}

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/service"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
 // SessionLifecycle bounds how long sessions live; see service.Sweeper.
@@ -30,4 +32,10 @@ func (s *Server) SweepSessions(ctx context.Context, lc SessionLifecycle) (ended,
 // RunSessionSweeper sweeps sessions every lc.Interval until ctx ends.
 func (s *Server) RunSessionSweeper(ctx context.Context, lc SessionLifecycle) {
 	s.sweeper().Run(sweepContext(ctx), lc)
+}
+
+// BootstrapOperatorToken creates the first operator credential; see
+// service.BootstrapOperatorToken. The daemon calls it before it serves.
+func BootstrapOperatorToken(ctx context.Context, st store.Store, name string, now time.Time) (bearer string, created bool, err error) {
+	return service.BootstrapOperatorToken(ctx, st, name, now)
 }
