@@ -34,9 +34,9 @@ type access struct {
 // account field for the table to check: the caller's scope is checked
 // where the resource is found, in the snapshot the call decides at
 // (snapshotSessionAccess) or in the transaction that reads it
-// (checkSessionAccess, checkOwnedAccess). TestAuthz_EveryRPC calls every
-// RPC for another account's resources with a scoped caller and requires
-// PERMISSION_DENIED, whichever way the check is made.
+// (service.GetSession, service.CheckOwnedAccess). TestAuthz_EveryRPC
+// calls every RPC for another account's resources with a scoped caller
+// and requires PERMISSION_DENIED, whichever way the check is made.
 
 const (
 	adminSvc    = "/gatehouse.v1.AdminService/"
@@ -285,7 +285,7 @@ func (c *callerStream) RecvMsg(m any) error {
 	return takeRequestError(m)
 }
 
-// snapshotSessionAccess applies checkSessionAccess to a session of snap,
+// snapshotSessionAccess applies service.CheckSessionAccess to a session of snap,
 // and to one whose record cannot be read by the account its key names; an
 // unknown session is left to the caller (NOT_FOUND).
 func snapshotSessionAccess(ctx context.Context, snap *policy.Snapshot, id string) error {
