@@ -228,13 +228,40 @@ func (c Caller) CanAccess(acct string) bool { return c.AccountID == "" || c.Acco
 
 type ctxKey struct{}
 
+// authenticated is what a context carries: the caller, and the state it
+// was authenticated against. One value, so that a call's context costs
+// one allocation for both.
+type authenticated struct {
+	caller Caller
+	state  any
+}
+
 // NewContext returns ctx carrying c.
 func NewContext(ctx context.Context, c Caller) context.Context {
-	return context.WithValue(ctx, ctxKey{}, c)
+	return NewContextAt(ctx, c, nil)
+}
+
+// NewContextAt returns ctx carrying c and state, the state of the service
+// (the server's decision snapshot) that c was authenticated against, so
+// that the rest of the call reads that same state (StateFromContext).
+func NewContextAt(ctx context.Context, c Caller, state any) context.Context {
+	return context.WithValue(ctx, ctxKey{}, &authenticated{caller: c, state: state})
 }
 
 // FromContext returns the caller in ctx, and false when there is none.
 func FromContext(ctx context.Context) (Caller, bool) {
-	c, ok := ctx.Value(ctxKey{}).(Caller)
-	return c, ok
+	a, ok := ctx.Value(ctxKey{}).(*authenticated)
+	if !ok {
+		return Caller{}, false
+	}
+	return a.caller, true
+}
+
+// StateFromContext returns the state the caller in ctx was authenticated
+// against (NewContextAt); nil when there is none.
+func StateFromContext(ctx context.Context) any {
+	if a, ok := ctx.Value(ctxKey{}).(*authenticated); ok {
+		return a.state
+	}
+	return nil
 }

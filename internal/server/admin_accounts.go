@@ -6,6 +6,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
@@ -20,27 +21,18 @@ type adminService struct {
 
 const maxDisplayName = 200
 
-// getAccount reads an account, mapping a missing one to NOT_FOUND.
-func getAccount(tx store.ReadTx, id string) (policy.Account, error) {
-	a, err := store.GetAccount(tx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return a, notFound("account", id)
-	}
-	return a, err
-}
-
 func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.CreateAccountRequest) (*gatehousev1.CreateAccountResponse, error) {
 	in := req.GetAccount()
 	if err := validateNewAccount(in); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	acct := policy.Account{ID: in.GetId(), DisplayName: in.GetDisplayName(), DecisionLogPercent: in.GetDecisionLogPercent(), CreateTime: a.s.now().UTC()}
 	if acct.ID == "" {
-		acct.ID = newID("a-")
+		acct.ID = service.NewID("a-")
 	}
-	_, err := a.s.write(ctx, func(tx store.Tx) error { return createAccountIn(tx, &acct) })
+	_, err := a.s.write(ctx, func(tx store.Tx) error { return service.CreateAccount(tx, &acct) })
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.CreateAccountResponse{Account: accountToProto(&acct)}, nil
 }
@@ -59,35 +51,19 @@ func validateNewAccount(in *gatehousev1.Account) error {
 	return v.err()
 }
 
-// createAccountIn writes a new account (validated) with the default
-// settings; CreateAccount and ApplyAccount share it.
-func createAccountIn(tx store.Tx, acct *policy.Account) error {
-	switch _, err := store.GetAccount(tx, acct.ID); {
-	case err == nil:
-		return alreadyExists("account", acct.ID)
-	case !errors.Is(err, store.ErrNotFound):
-		return err
-	}
-	if err := store.PutAccount(tx, acct); err != nil {
-		return err
-	}
-	settings := policy.DefaultLiveGuideSettings(acct.ID)
-	return store.PutSettings(tx, &settings)
-}
-
 func (a *adminService) GetAccount(ctx context.Context, req *gatehousev1.GetAccountRequest) (*gatehousev1.GetAccountResponse, error) {
 	var v violations
 	v.checkID("id", req.GetId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var acct policy.Account
 	err := a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		acct, err = getAccount(tx, req.GetId())
+		acct, err = service.GetAccount(tx, req.GetId())
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.GetAccountResponse{Account: accountToProto(&acct)}, nil
 }
@@ -95,7 +71,7 @@ func (a *adminService) GetAccount(ctx context.Context, req *gatehousev1.GetAccou
 func (a *adminService) ListAccounts(ctx context.Context, req *gatehousev1.ListAccountsRequest) (*gatehousev1.ListAccountsResponse, error) {
 	limit, after, err := pageParams(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var list []policy.Account
 	var more bool
@@ -104,7 +80,7 @@ func (a *adminService) ListAccounts(ctx context.Context, req *gatehousev1.ListAc
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	resp := &gatehousev1.ListAccountsResponse{}
 	for i := range list {
@@ -127,7 +103,7 @@ func (a *adminService) UpdateAccount(ctx context.Context, req *gatehousev1.Updat
 	}
 	v.checkID("account.id", in.GetId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var out policy.Account
 	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
@@ -135,7 +111,7 @@ func (a *adminService) UpdateAccount(ctx context.Context, req *gatehousev1.Updat
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.UpdateAccountResponse{Account: accountToProto(&out)}, nil
 }
@@ -143,11 +119,11 @@ func (a *adminService) UpdateAccount(ctx context.Context, req *gatehousev1.Updat
 // updateAccountIn is UpdateAccount's rules inside a transaction;
 // ApplyAccount shares it.
 func updateAccountIn(tx store.Tx, in *gatehousev1.Account, mask *fieldmaskpb.FieldMask) (policy.Account, error) {
-	cur, err := getAccount(tx, in.GetId())
+	cur, err := service.GetAccount(tx, in.GetId())
 	if err != nil {
 		return cur, err
 	}
-	if err := checkEtag("account", cur.ID, in.GetEtag(), cur.Revision); err != nil {
+	if err := service.CheckEtag("account", cur.ID, in.GetEtag(), cur.Revision); err != nil {
 		return cur, err
 	}
 	p := accountToProto(&cur)
@@ -171,28 +147,13 @@ func (a *adminService) DeleteAccount(ctx context.Context, req *gatehousev1.Delet
 	var v violations
 	v.checkID("id", req.GetId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	rev, err := a.s.write(ctx, func(tx store.Tx) error {
-		cur, err := getAccount(tx, req.GetId())
-		switch {
-		case errors.Is(err, store.ErrCorrupt) && req.GetEtag() == "":
-			// Deleting a damaged account is the repair of last resort; it
-			// cannot be conditional, as the etag cannot be read.
-		case err != nil:
-			return err
-		default:
-			if err := checkEtag("account", cur.ID, req.GetEtag(), cur.Revision); err != nil {
-				return err
-			}
-		}
-		if err := store.DeleteAccount(tx, req.GetId()); err != nil {
-			return err
-		}
-		return revokeTokensOf(tx, req.GetId())
+		return service.DeleteAccount(tx, req.GetId(), req.GetEtag())
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.DeleteAccountResponse{Revision: rev}, nil
 }
@@ -209,7 +170,7 @@ func (a *adminService) GetLiveGuideSettings(ctx context.Context, req *gatehousev
 	var v violations
 	v.checkID("account_id", req.GetAccountId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var st policy.LiveGuideSettings
 	err := a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
@@ -217,7 +178,7 @@ func (a *adminService) GetLiveGuideSettings(ctx context.Context, req *gatehousev
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.GetLiveGuideSettingsResponse{Settings: settingsToProto(&st)}, nil
 }
@@ -225,7 +186,7 @@ func (a *adminService) GetLiveGuideSettings(ctx context.Context, req *gatehousev
 // getSettings reads an account's settings; NOT_FOUND when the account does
 // not exist.
 func getSettings(tx store.ReadTx, acct string) (policy.LiveGuideSettings, error) {
-	if _, err := getAccount(tx, acct); err != nil {
+	if _, err := service.GetAccount(tx, acct); err != nil {
 		return policy.LiveGuideSettings{}, err
 	}
 	st, err := store.GetSettings(tx, acct)
@@ -243,7 +204,7 @@ func (a *adminService) UpdateLiveGuideSettings(ctx context.Context, req *gatehou
 	}
 	v.checkID("settings.account_id", in.GetAccountId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var out policy.LiveGuideSettings
 	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
@@ -251,7 +212,7 @@ func (a *adminService) UpdateLiveGuideSettings(ctx context.Context, req *gatehou
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.UpdateLiveGuideSettingsResponse{Settings: settingsToProto(&out)}, nil
 }
@@ -263,7 +224,7 @@ func updateSettingsIn(tx store.Tx, in *gatehousev1.LiveGuideSettings, mask *fiel
 	if err != nil {
 		return cur, err
 	}
-	if err := checkEtag("live guide settings of account", cur.AccountID, in.GetEtag(), cur.Revision); err != nil {
+	if err := service.CheckEtag("live guide settings of account", cur.AccountID, in.GetEtag(), cur.Revision); err != nil {
 		return cur, err
 	}
 	p := settingsToProto(&cur)
@@ -275,7 +236,7 @@ func updateSettingsIn(tx store.Tx, in *gatehousev1.LiveGuideSettings, mask *fiel
 	// not on every update of another switch: that check reads and
 	// compiles the whole allowlist (10 000 entries at the limit).
 	if out.SessionStartURL != cur.SessionStartURL {
-		if err := validateStartURL(tx, out.AccountID, out.SessionStartURL); err != nil {
+		if err := service.CheckStartURL(tx, out.AccountID, out.SessionStartURL); err != nil {
 			return cur, err
 		}
 	}

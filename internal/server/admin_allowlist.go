@@ -8,6 +8,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/urlmatch"
 )
@@ -78,7 +79,7 @@ var allowlistEntries = &collection[policy.AllowlistEntry, *gatehousev1.Allowlist
 	id:       func(e *policy.AllowlistEntry) string { return e.ID },
 	revision: func(e *policy.AllowlistEntry) uint64 { return e.Revision },
 	toProto: func(e *policy.AllowlistEntry) *gatehousev1.AllowlistEntry {
-		return &gatehousev1.AllowlistEntry{Id: e.ID, Pattern: e.Pattern, Description: e.Description, Etag: etagOf(e.Revision), Revision: e.Revision,
+		return &gatehousev1.AllowlistEntry{Id: e.ID, Pattern: e.Pattern, Description: e.Description, Etag: service.EtagOf(e.Revision), Revision: e.Revision,
 			AllowPublicSuffixSubdomains: e.AllowPublicSuffixSubdomains}
 	},
 	// Patterns are normalized once, on write, by the same code that parses
@@ -111,7 +112,7 @@ var privacyRules = &collection[policy.PrivacyRule, *gatehousev1.PrivacyRule]{
 	revision: func(r *policy.PrivacyRule) uint64 { return r.Revision },
 	toProto: func(r *policy.PrivacyRule) *gatehousev1.PrivacyRule {
 		return &gatehousev1.PrivacyRule{Id: r.ID, Kind: gatehousev1.PrivacyRuleKind(r.Kind), Selector: r.Selector,
-			UrlPattern: r.URLPattern, Description: r.Description, Etag: etagOf(r.Revision), Revision: r.Revision}
+			UrlPattern: r.URLPattern, Description: r.Description, Etag: service.EtagOf(r.Revision), Revision: r.Revision}
 	},
 	fromProto: func(_ store.ReadTx, _ string, p *gatehousev1.PrivacyRule) (policy.PrivacyRule, error) {
 		var v violations

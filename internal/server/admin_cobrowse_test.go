@@ -8,7 +8,9 @@ import (
 	"testing"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -38,25 +40,6 @@ func (e *testEnv) mustGetAccount(id string) *gatehousev1.Account {
 // will use.
 func (e *testEnv) operatorAdmin() *adminService { return &adminService{s: e.srv} }
 
-func TestCobrowseNames(t *testing.T) {
-	t.Parallel()
-	for name, words := range map[string][]string{"adjectives": cobrowseAdjectives, "nouns": cobrowseNouns} {
-		seen := map[string]bool{}
-		for _, w := range words {
-			if seen[w] || !regexp.MustCompile(`^[a-z]{2,8}$`).MatchString(w) {
-				t.Errorf("%s: %q is repeated or not a short lower-case word", name, w)
-			}
-			seen[w] = true
-		}
-	}
-	for range 1000 {
-		n := randomCobrowseName()
-		if !isDNSLabel(n) || !regexp.MustCompile(`^[a-z]+-[a-z]+-[0-9]{4}$`).MatchString(n) {
-			t.Fatalf("name %q is not word-word-NNNN or not a DNS label", n)
-		}
-	}
-}
-
 func TestCobrowse_GenerateOnce(t *testing.T) {
 	t.Parallel()
 	e := MustStart(t, "")
@@ -70,7 +53,7 @@ func TestCobrowse_GenerateOnce(t *testing.T) {
 		t.Fatalf("url %q does not match %v", url, cobrowseURLPattern)
 	}
 	host := strings.TrimPrefix(url, "https://")
-	if label, _, _ := strings.Cut(host, "."); !isDNSLabel(label) {
+	if label, _, _ := strings.Cut(host, "."); !service.IsDNSLabel(label) {
 		t.Fatalf("label %q is not a DNS label", label)
 	}
 	acct := resp.GetAccount()
@@ -237,7 +220,7 @@ func TestCobrowse_GenerateRetriesCollisions(t *testing.T) {
 	e.MustCreateAccount("second")
 	e.MustCreateAccount("third")
 	if _, err := e.store.Update(ctx, func(tx store.Tx) error {
-		_, err := generateCobrowseURL(tx, "first", "support.me", func() string { return "taken-name-1111" })
+		_, err := service.GenerateCobrowseURL(tx, "first", "support.me", func() string { return "taken-name-1111" })
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -246,7 +229,7 @@ func TestCobrowse_GenerateRetriesCollisions(t *testing.T) {
 	calls := 0
 	var got policy.Account
 	if _, err := e.store.Update(ctx, func(tx store.Tx) (err error) {
-		got, err = generateCobrowseURL(tx, "second", "support.me", func() string { calls++; return names[calls-1] })
+		got, err = service.GenerateCobrowseURL(tx, "second", "support.me", func() string { calls++; return names[calls-1] })
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -257,15 +240,14 @@ func TestCobrowse_GenerateRetriesCollisions(t *testing.T) {
 
 	calls = 0
 	_, err := e.store.Update(ctx, func(tx store.Tx) error {
-		_, err := generateCobrowseURL(tx, "third", "support.me", func() string { calls++; return "taken-name-1111" })
+		_, err := service.GenerateCobrowseURL(tx, "third", "support.me", func() string { calls++; return "taken-name-1111" })
 		return err
 	})
-	if calls != cobrowseNameAttempts {
-		t.Fatalf("tried %d names, want %d", calls, cobrowseNameAttempts)
+	if calls != service.CobrowseNameAttempts {
+		t.Fatalf("tried %d names, want %d", calls, service.CobrowseNameAttempts)
 	}
-	st := wantCode(t, e.srv.status(ctx, err), codes.ResourceExhausted)
-	if errorReason(st) != reasonCobrowseNamesExhausted {
-		t.Fatalf("reason = %q", errorReason(st))
+	if e, ok := errs.As(err); !ok || e.Kind != errs.ResourceExhausted || e.Reason != service.ReasonCobrowseNamesExhausted {
+		t.Fatalf("giving up: %v, want %s %s", err, errs.ResourceExhausted, service.ReasonCobrowseNamesExhausted)
 	}
 	if a := e.mustGetAccount("third"); a.GetCobrowseUrl() != "" {
 		t.Fatalf("third got %q after giving up", a.GetCobrowseUrl())

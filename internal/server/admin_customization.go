@@ -7,6 +7,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
@@ -30,7 +31,7 @@ func customizationToProto(c *policy.Customization) *gatehousev1.Customization {
 		DisclaimerText: c.DisclaimerText,
 		AgentAlias:     c.AgentAlias,
 		CustomerAlias:  c.CustomerAlias,
-		Etag:           etagOf(c.Revision),
+		Etag:           service.EtagOf(c.Revision),
 		Revision:       c.Revision,
 	}
 }
@@ -39,7 +40,7 @@ func customizationToProto(c *policy.Customization) *gatehousev1.Customization {
 // policy.Languages): the stored ones, or the built-in defaults (revision 0)
 // while none are stored. NOT_FOUND when the account does not exist.
 func getCustomization(tx store.ReadTx, acct, lang string) (policy.Customization, error) {
-	if _, err := getAccount(tx, acct); err != nil {
+	if _, err := service.GetAccount(tx, acct); err != nil {
 		return policy.Customization{}, err
 	}
 	c, err := store.GetCustomization(tx, acct, lang)
@@ -56,7 +57,7 @@ func (a *adminService) GetCustomization(ctx context.Context, req *gatehousev1.Ge
 		v.add("language", "must be at most %d bytes", maxLanguageTag)
 	}
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	lang := policy.NegotiateLanguage(req.GetLanguage())
 	var c policy.Customization
@@ -65,7 +66,7 @@ func (a *adminService) GetCustomization(ctx context.Context, req *gatehousev1.Ge
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.GetCustomizationResponse{Customization: customizationToProto(&c)}, nil
 }
@@ -85,7 +86,7 @@ func (a *adminService) UpdateCustomization(ctx context.Context, req *gatehousev1
 		v.add("customization.language", "must be exactly one of %s", strings.Join(policy.Languages, ", "))
 	}
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var out policy.Customization
 	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
@@ -93,7 +94,7 @@ func (a *adminService) UpdateCustomization(ctx context.Context, req *gatehousev1
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.UpdateCustomizationResponse{Customization: customizationToProto(&out)}, nil
 }
@@ -105,7 +106,7 @@ func updateCustomizationIn(tx store.Tx, in *gatehousev1.Customization, mask *fie
 	if err != nil {
 		return cur, err
 	}
-	if err := checkEtag("customization", cur.AccountID+"/"+cur.Language, in.GetEtag(), cur.Revision); err != nil {
+	if err := service.CheckEtag("customization", cur.AccountID+"/"+cur.Language, in.GetEtag(), cur.Revision); err != nil {
 		return cur, err
 	}
 	p := customizationToProto(&cur)

@@ -6,6 +6,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 )
@@ -69,7 +70,7 @@ func TestCustomization_UpdateMaskAndEtag(t *testing.T) {
 		Customization: &gatehousev1.Customization{AccountId: "acme", Language: "fr", AgentAlias: "Conseiller", Etag: "7"},
 		UpdateMask:    mask("agent_alias")})
 	st := wantCode(t, err, codes.Aborted)
-	if errorReason(st) != reasonStaleEtag {
+	if errorReason(st) != service.ReasonStaleEtag {
 		t.Fatalf("reason = %q", errorReason(st))
 	}
 
@@ -83,7 +84,7 @@ func TestCustomization_UpdateMaskAndEtag(t *testing.T) {
 	}
 	c1 := resp.GetCustomization()
 	if c1.GetAgentAlias() != "Conseiller" || c1.GetDisclaimerText() != def.DisclaimerText || c1.GetCustomerAlias() != def.CustomerAlias ||
-		c1.GetAccountId() != "acme" || c1.GetLanguage() != "fr" || c1.GetRevision() == 0 || c1.GetEtag() != etagOf(c1.GetRevision()) {
+		c1.GetAccountId() != "acme" || c1.GetLanguage() != "fr" || c1.GetRevision() == 0 || c1.GetEtag() != service.EtagOf(c1.GetRevision()) {
 		t.Fatalf("after masked update: %v", c1)
 	}
 	if got := e.mustGetCustomization("acme", "fr-CA"); !proto.Equal(got, c1) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -11,18 +12,17 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/accountdoc"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
 
-// Reasons (ErrorInfo) of ApplyAccount refusals.
-const (
-	reasonAccountChanged = "ACCOUNT_CHANGED"
-	reasonApplyTooLarge  = "APPLY_TOO_LARGE"
-)
+// reasonAccountChanged is the ErrorInfo reason of an ApplyAccount refused
+// because the account changed since the expected revision.
+const reasonAccountChanged = "ACCOUNT_CHANGED"
 
 // DefaultMaxApplyWrites bounds the records one ApplyAccount may write in
 // its transaction when the store declares no operations limit of its own:
@@ -35,7 +35,7 @@ const DefaultMaxApplyWrites = 20000
 // per write, the apply's own event and a purge of expired audit events.
 func maxApplyWrites(st store.Store) int {
 	if l, ok := st.(interface{ MaxTxnOps() int }); ok && l.MaxTxnOps() > 0 {
-		return max(1, (l.MaxTxnOps()-1-maxAuditPurge)/2)
+		return max(1, (l.MaxTxnOps()-1-observe.MaxAuditPurge)/2)
 	}
 	return DefaultMaxApplyWrites
 }
@@ -44,18 +44,18 @@ func (a *adminService) ExportAccount(ctx context.Context, req *gatehousev1.Expor
 	var v violations
 	v.checkID("account_id", req.GetAccountId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var doc *gatehousev1.AccountDocument
 	err := a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
 		doc, err = accountdoc.Export(tx, a.docRules(ctx, time.Time{}), req.GetAccountId())
 		if err == nil && doc == nil {
-			err = notFound("account", req.GetAccountId())
+			err = errs.NotFoundf("account", req.GetAccountId())
 		}
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.ExportAccountResponse{Document: doc}, nil
 }
@@ -64,7 +64,7 @@ func (a *adminService) ApplyAccount(ctx context.Context, req *gatehousev1.ApplyA
 	var v violations
 	v.checkID("document.account.id", req.GetDocument().GetAccount().GetId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	rules := a.docRules(ctx, a.s.now().UTC())
 	opts := accountdoc.Options{DryRun: req.GetDryRun(), Prune: req.GetPrune(), ExpectedRevision: req.GetExpectedRevision(),
@@ -78,8 +78,8 @@ func (a *adminService) ApplyAccount(ctx context.Context, req *gatehousev1.ApplyA
 		if err != nil {
 			return err
 		}
-		if at, ok := tx.(*auditTx); ok {
-			at.summary = applySummary(req, resp)
+		if at, ok := tx.(*observe.AuditTx); ok {
+			at.Summary = applySummary(req, resp)
 		}
 		return nil
 	})
@@ -87,7 +87,7 @@ func (a *adminService) ApplyAccount(ctx context.Context, req *gatehousev1.ApplyA
 	case accountdoc.IsRollback(err):
 		return resp, nil
 	case err != nil:
-		return nil, a.s.status(ctx, applyError(err))
+		return nil, applyError(err)
 	}
 	resp.Revision = rev
 	return resp, nil
@@ -133,31 +133,29 @@ func applyError(err error) error {
 		v.add(ie.Field, "%s", ie.Reason)
 		return v.err()
 	case errors.As(err, &ce):
-		return newError(codes.Aborted, reasonAccountChanged, map[string]string{"current_revision": strconv.FormatUint(ce.Current, 10)}, "%s", ce.Error())
+		return errs.Refuse(errs.Conflict, reasonAccountChanged, map[string]string{"current_revision": strconv.FormatUint(ce.Current, 10)}, "%s", ce.Error())
 	case errors.As(err, &le):
-		return newError(codes.ResourceExhausted, reasonApplyTooLarge, map[string]string{"limit": strconv.Itoa(le.Max), "writes": strconv.Itoa(le.Writes)}, "%s", le.Error())
+		return errs.Refuse(errs.ResourceExhausted, errs.ReasonApplyTooLarge, map[string]string{"limit": strconv.Itoa(le.Max), "writes": strconv.Itoa(le.Writes)}, "%s", le.Error())
 	case errors.As(err, &item):
-		var ve *validationError
-		var ae *apiError
-		switch {
-		case errors.As(item.Err, &ve):
-			out := make(violations, len(ve.fields))
-			for i, f := range ve.fields {
+		e, ok := errs.As(item.Err)
+		if !ok {
+			return item.Err
+		}
+		c := *e
+		if c.Kind == errs.Invalid {
+			c.Fields = make([]errs.FieldViolation, len(e.Fields))
+			for i, f := range e.Fields {
 				field := item.Field
-				if _, rest, ok := strings.Cut(f.GetField(), "."); ok && !strings.HasPrefix(f.GetField(), "update_mask") {
+				if _, rest, ok := strings.Cut(f.Field, "."); ok && !strings.HasPrefix(f.Field, "update_mask") {
 					field += "." + rest
 				}
-				out[i] = proto.CloneOf(f)
-				out[i].Field = field
+				c.Fields[i] = errs.FieldViolation{Field: field, Description: f.Description}
 			}
-			return out.err()
-		case errors.As(item.Err, &ae):
-			return newError(ae.code, ae.reason, ae.meta, "%s: %s", item.What, ae.msg)
+			c.Message = fmt.Sprintf("invalid request: %s: %s", c.Fields[0].Field, c.Fields[0].Description)
+			return &c
 		}
-		if st, ok := status.FromError(item.Err); ok {
-			return status.Errorf(st.Code(), "%s: %s", item.What, st.Message())
-		}
-		return item.Err
+		c.Message = item.What + ": " + e.Message
+		return &c
 	}
 	return err
 }
@@ -171,15 +169,15 @@ func (s *Server) checkRuleOf(ctx context.Context, method string) error {
 	caller, ok := auth.FromContext(ctx)
 	if !ok {
 		if s.authOn {
-			return permissionDenied("%s needs a caller", method)
+			return errs.Denied("%s needs a caller", method)
 		}
 		caller = auth.Local
 	}
 	if !caller.Has(rule.role) {
-		return permissionDenied("this needs what %s needs, the %s role; caller %q is %s", method, rule.role, caller.Name, caller.Role)
+		return errs.Denied("this needs what %s needs, the %s role; caller %q is %s", method, rule.role, caller.Name, caller.Role)
 	}
 	if rule.allAccounts && caller.AccountID != "" {
-		return permissionDenied("this needs what %s needs, a caller of all accounts; caller %q is scoped to account %q", method, caller.Name, caller.AccountID)
+		return errs.Denied("this needs what %s needs, a caller of all accounts; caller %q is scoped to account %q", method, caller.Name, caller.AccountID)
 	}
 	return nil
 }
@@ -215,7 +213,7 @@ func (r *docRules) CreateAccount(tx store.Tx, p *gatehousev1.Account) error {
 		return err
 	}
 	acct := policy.Account{ID: p.GetId(), DisplayName: p.GetDisplayName(), DecisionLogPercent: p.GetDecisionLogPercent(), CreateTime: r.now}
-	return createAccountIn(tx, &acct)
+	return service.CreateAccount(tx, &acct)
 }
 
 func (r *docRules) UpdateAccount(tx store.Tx, p *gatehousev1.Account) error {
@@ -232,7 +230,7 @@ func (r *docRules) SetCobrowseURL(tx store.Tx, acct, url string) error {
 	if err := v.err(); err != nil {
 		return err
 	}
-	_, err := setCobrowseURLIn(tx, acct, url)
+	_, err := service.SetCobrowseURL(tx, acct, url)
 	return err
 }
 

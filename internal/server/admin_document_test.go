@@ -9,6 +9,8 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/accountdoc"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/prototext"
@@ -474,7 +476,7 @@ func (l limitedStore) MaxTxnOps() int { return l.ops }
 func TestApplyAccount_OperationsLimit(t *testing.T) {
 	e := MustStart(t, "", func(o *Options) { o.Store = limitedStore{Store: o.Store, ops: 128} })
 	bound := maxApplyWrites(limitedStore{ops: 128})
-	if bound < 1 || 2*bound+1+maxAuditPurge > 128 {
+	if bound < 1 || 2*bound+1+observe.MaxAuditPurge > 128 {
 		t.Fatalf("maxApplyWrites = %d leaves no room for the audit events in 128 operations", bound)
 	}
 	doc := &gatehousev1.AccountDocument{Format: accountdoc.Format, Account: &gatehousev1.Account{Id: "big", DisplayName: "Big"}}
@@ -488,7 +490,7 @@ func TestApplyAccount_OperationsLimit(t *testing.T) {
 	for _, dry := range []bool{true, false} {
 		_, err := e.apply(over, dry, false, 0)
 		st := wantCode(t, err, codes.ResourceExhausted)
-		if errorReason(st) != reasonApplyTooLarge || errorMeta(st)["limit"] != fmt.Sprint(bound) {
+		if errorReason(st) != errs.ReasonApplyTooLarge || errorMeta(st)["limit"] != fmt.Sprint(bound) {
 			t.Errorf("dry=%v: %v %v", dry, errorReason(st), errorMeta(st))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/hours"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
@@ -30,7 +31,7 @@ func weekdayToProto(d time.Weekday) gatehousev1.Weekday {
 }
 
 func businessHoursToProto(h *policy.BusinessHours) *gatehousev1.BusinessHours {
-	p := &gatehousev1.BusinessHours{Id: h.ID, Name: h.Name, TimeZone: h.TimeZone, Etag: etagOf(h.Revision), Revision: h.Revision}
+	p := &gatehousev1.BusinessHours{Id: h.ID, Name: h.Name, TimeZone: h.TimeZone, Etag: service.EtagOf(h.Revision), Revision: h.Revision}
 	for _, w := range h.Weekly {
 		p.Weekly = append(p.Weekly, &gatehousev1.WeeklyWindow{Day: weekdayToProto(w.Day), Start: w.Start, End: w.End})
 	}
@@ -70,7 +71,7 @@ var businessHours = &collection[policy.BusinessHours, *gatehousev1.BusinessHours
 		}
 		// The schedule compiler is the one validator of zones, times and
 		// dates, so what is accepted here is what StartSession evaluates.
-		if _, err := hours.Compile(hoursSpec(&out)); err != nil {
+		if _, err := hours.Compile(service.HoursSpec(&out)); err != nil {
 			addHoursViolations(&v, err)
 		}
 		return out, v.err()
@@ -82,7 +83,7 @@ var businessHours = &collection[policy.BusinessHours, *gatehousev1.BusinessHours
 		}
 		for _, p := range all {
 			if p.BusinessHoursID == h.ID {
-				return inUse("business hours", h.ID, fmt.Sprintf("portal %q", p.ID))
+				return service.InUse("business hours", h.ID, fmt.Sprintf("portal %q", p.ID))
 			}
 		}
 		return nil

@@ -2,11 +2,10 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/mail"
-	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
@@ -23,16 +22,16 @@ func (a *adminService) ListNotifications(ctx context.Context, req *gatehousev1.L
 	var v violations
 	v.checkID("account_id", req.GetAccountId(), true)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	limit, after, err := pageParams(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var list []store.OutboxMessage
 	var more bool
 	err = a.s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		since, err := tenantSince(ctx, tx, req.GetAccountId())
+		since, err := service.TenantSince(ctx, tx, req.GetAccountId())
 		if err != nil {
 			return err
 		}
@@ -40,7 +39,7 @@ func (a *adminService) ListNotifications(ctx context.Context, req *gatehousev1.L
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	resp := &gatehousev1.ListNotificationsResponse{}
 	for i := range list {
@@ -52,31 +51,6 @@ func (a *adminService) ListNotifications(ctx context.Context, req *gatehousev1.L
 	return resp, nil
 }
 
-// getNotification reads a queued notification, NOT_FOUND when it is not
-// (or no longer) queued, PERMISSION_DENIED for a caller scoped to another
-// account.
-func getNotification(ctx context.Context, tx store.ReadTx, id string) (store.OutboxMessage, error) {
-	m, err := store.GetOutbox(tx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return m, notFound("notification", id)
-	}
-	if err != nil {
-		return m, err
-	}
-	if err := checkOwnedAccess(ctx, "notification", id, m.AccountID); err != nil {
-		return m, err
-	}
-	// A notification of an earlier account of the same id is not a scoped
-	// caller's: as if it did not exist.
-	if since, err := tenantSince(ctx, tx, m.AccountID); err != nil || m.Created.Before(since) {
-		if err == nil {
-			err = notFound("notification", id)
-		}
-		return m, err
-	}
-	return m, nil
-}
-
 func (a *adminService) RetryNotification(ctx context.Context, req *gatehousev1.RetryNotificationRequest) (*gatehousev1.RetryNotificationResponse, error) {
 	var v violations
 	v.checkID("id", req.GetId(), false)
@@ -86,21 +60,15 @@ func (a *adminService) RetryNotification(ctx context.Context, req *gatehousev1.R
 		}
 	}
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var m store.OutboxMessage
 	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
-		if m, err = getNotification(ctx, tx, req.GetId()); err != nil {
-			return err
-		}
-		m.NextAttempt = time.Time{}
-		if req.GetTo() != "" {
-			m.To = req.GetTo()
-		}
-		return store.UpdateOutbox(tx, &m)
+		m, err = service.RetryNotification(ctx, tx, req.GetId(), req.GetTo())
+		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	a.s.notificationRetried()
 	return &gatehousev1.RetryNotificationResponse{Notification: notificationToProto(&m), Revision: rev}, nil
@@ -110,16 +78,13 @@ func (a *adminService) DeleteNotification(ctx context.Context, req *gatehousev1.
 	var v violations
 	v.checkID("id", req.GetId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	rev, err := a.s.write(ctx, func(tx store.Tx) error {
-		if _, err := getNotification(ctx, tx, req.GetId()); err != nil {
-			return err
-		}
-		return store.DeleteOutbox(tx, req.GetId())
+		return service.DeleteNotification(ctx, tx, req.GetId())
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.DeleteNotificationResponse{Revision: rev}, nil
 }

@@ -4,9 +4,10 @@ import (
 	"context"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
 )
 
 var representatives = &collection[policy.Representative, *gatehousev1.Representative]{
@@ -24,27 +25,10 @@ var representatives = &collection[policy.Representative, *gatehousev1.Representa
 	fromProto: func(tx store.ReadTx, acct string, p *gatehousev1.Representative) (policy.Representative, error) {
 		var v violations
 		v.checkText("representative.display_name", p.GetDisplayName(), true, maxDisplayName)
-		if err := checkRef(tx, &v, "representative.team_id", p.GetTeamId(), "team", acct, store.GetTeam); err != nil {
-			return policy.Representative{}, err
-		}
-		return representativeFromProto(p), v.err()
+		out := representativeFromProto(p)
+		return out, service.CheckRepresentativeWrite(tx, (*errs.Violations)(&v), acct, &out)
 	},
-	beforeDelete: func(tx store.Tx, acct string, r *policy.Representative) error {
-		n, err := store.ActiveSessionsOf(tx, acct, r.ID)
-		if err != nil {
-			return err
-		}
-		if n > 0 {
-			return newError(codes.FailedPrecondition, reasonInUse, nil,
-				"representative %q has %d active session(s); end them first", r.ID, n)
-		}
-		return nil
-	},
-}
-
-// getRepresentative reads a representative of an existing account.
-func getRepresentative(tx store.ReadTx, acct, id string) (policy.Representative, error) {
-	return representatives.load(tx, acct, id)
+	beforeDelete: service.BeforeDeleteRepresentative,
 }
 
 func (a *adminService) CreateRepresentative(ctx context.Context, req *gatehousev1.CreateRepresentativeRequest) (*gatehousev1.CreateRepresentativeResponse, error) {

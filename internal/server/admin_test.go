@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 )
@@ -29,7 +30,7 @@ func TestAccounts_CRUD(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !isSlug(gen.GetAccount().GetId()) {
+	if !service.IsSlug(gen.GetAccount().GetId()) {
 		t.Fatalf("generated id %q is not a slug", gen.GetAccount().GetId())
 	}
 	if gen.GetAccount().GetRevision() <= a.GetRevision() {
@@ -154,7 +155,7 @@ func TestLiveGuideSettings_DefaultsAndMask(t *testing.T) {
 	_, err = e.admin.UpdateLiveGuideSettings(ctx, &gatehousev1.UpdateLiveGuideSettingsRequest{
 		Settings: &gatehousev1.LiveGuideSettings{AccountId: "acme", Chat: true, Etag: def.GetEtag()}, UpdateMask: mask("chat")})
 	st := wantCode(t, err, codes.Aborted)
-	if errorReason(st) != reasonStaleEtag {
+	if errorReason(st) != service.ReasonStaleEtag {
 		t.Fatalf("reason = %q", errorReason(st))
 	}
 
@@ -262,7 +263,7 @@ func TestRepresentatives_CRUD(t *testing.T) {
 	sess := e.MustStartSession("acme")
 	_, err = e.admin.DeleteRepresentative(ctx, &gatehousev1.DeleteRepresentativeRequest{AccountId: "acme", Id: "alice"})
 	st := wantCode(t, err, codes.FailedPrecondition)
-	if errorReason(st) != reasonInUse {
+	if errorReason(st) != service.ReasonInUse {
 		t.Fatalf("reason = %q", errorReason(st))
 	}
 	if _, err := e.sessions.EndSession(ctx, &gatehousev1.EndSessionRequest{SessionId: sess.GetId()}); err != nil {

@@ -2,16 +2,14 @@ package server
 
 import (
 	"context"
-	"errors"
 	"net/url"
 	"strings"
-	"time"
 	"unicode"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
 )
 
 func tokenToProto(t *auth.Token) *gatehousev1.CallerToken {
@@ -52,7 +50,7 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 	}
 	validateCertIdentity(&v, kind, certID)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	id, bearer, hash := auth.NewBearer()
 	tok := auth.Token{ID: id, Name: in.GetName(), Role: auth.Role(in.GetRole()), AccountID: in.GetAccountId(), Hash: hash, CreateTime: a.s.now().UTC()}
@@ -61,58 +59,12 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 		bearer, tok.Hash, tok.CertIdentity, tok.CertKind = "", "", certID, kind
 	}
 	_, err := a.s.write(ctx, func(tx store.Tx) error {
-		if tok.AccountID != "" {
-			if _, err := getAccount(tx, tok.AccountID); err != nil {
-				return err
-			}
-		}
-		if certID != "" {
-			if err := checkCertIdentityFree(tx, tok.CertID()); err != nil {
-				return err
-			}
-		}
-		return store.PutToken(tx, &tok)
+		return service.CreateToken(tx, &tok)
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.CreateCallerTokenResponse{Token: tokenToProto(&tok), Bearer: bearer}, nil
-}
-
-// revokeTokensOf revokes every caller credential scoped to acct, so that
-// a new account created later under the same id is not open to the
-// callers of the deleted one.
-func revokeTokensOf(tx store.Tx, acct string) error {
-	// An undecodable token authenticates nobody already; skip it.
-	toks, err := store.LoadTokens(tx, func(string, error) {})
-	if err != nil {
-		return err
-	}
-	for i := range toks {
-		if t := &toks[i]; t.AccountID == acct && !t.Revoked {
-			t.Revoked = true
-			if err := store.PutToken(tx, t); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// checkCertIdentityFree refuses a second unrevoked credential for one
-// certificate identity of one kind, so that a certificate field names one
-// caller.
-func checkCertIdentityFree(tx store.ReadTx, id auth.CertID) error {
-	toks, _, err := store.ListTokens(tx, "", 0)
-	if err != nil {
-		return err
-	}
-	for _, t := range toks {
-		if t.CertIdentity != "" && t.CertID() == id && !t.Revoked {
-			return newError(codes.AlreadyExists, "", nil, "certificate identity %s already belongs to token %q; revoke it first", id, t.ID)
-		}
-	}
-	return nil
 }
 
 // validateCertIdentity checks that value has the shape of an identity of
@@ -155,7 +107,7 @@ func isDNSName(s string) bool {
 func (a *adminService) ListCallerTokens(ctx context.Context, req *gatehousev1.ListCallerTokensRequest) (*gatehousev1.ListCallerTokensResponse, error) {
 	limit, after, err := pageParams(req.GetPageSize(), req.GetPageToken())
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var list []auth.Token
 	var more bool
@@ -164,7 +116,7 @@ func (a *adminService) ListCallerTokens(ctx context.Context, req *gatehousev1.Li
 		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	resp := &gatehousev1.ListCallerTokensResponse{}
 	for i := range list {
@@ -180,48 +132,15 @@ func (a *adminService) RevokeCallerToken(ctx context.Context, req *gatehousev1.R
 	var v violations
 	v.checkID("id", req.GetId(), false)
 	if err := v.err(); err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	var tok auth.Token
 	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
-		tok, err = store.GetToken(tx, req.GetId())
-		if errors.Is(err, store.ErrNotFound) {
-			return notFound("token", req.GetId())
-		}
-		if err != nil || tok.Revoked {
-			return err
-		}
-		tok.Revoked = true
-		return store.PutToken(tx, &tok)
+		tok, err = service.RevokeToken(tx, req.GetId())
+		return err
 	})
 	if err != nil {
-		return nil, a.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.RevokeCallerTokenResponse{Token: tokenToProto(&tok)}, nil
-}
-
-// BootstrapOperatorToken creates an operator token named name when the
-// store has no usable operator token, and returns its bearer string
-// (created is false, and bearer empty, when one exists). It lets a daemon
-// that requires authentication be administered from its first start.
-func BootstrapOperatorToken(ctx context.Context, st store.Store, name string, now time.Time) (bearer string, created bool, err error) {
-	_, err = st.Update(ctx, func(tx store.Tx) error {
-		toks, _, err := store.ListTokens(tx, "", 0)
-		if err != nil {
-			return err
-		}
-		for _, t := range toks {
-			if t.Role == auth.RoleOperator && !t.Revoked {
-				return nil
-			}
-		}
-		id, b, hash := auth.NewBearer()
-		tok := auth.Token{ID: id, Name: name, Role: auth.RoleOperator, Hash: hash, CreateTime: now.UTC()}
-		bearer, created = b, true
-		return store.PutToken(tx, &tok)
-	})
-	if err != nil {
-		return "", false, err
-	}
-	return bearer, created, nil
 }

@@ -4,17 +4,15 @@ import (
 	"context"
 	"crypto/x509"
 	"strings"
-	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -30,13 +28,15 @@ type access struct {
 	// accounts may make it (also when account names no account, e.g.
 	// ListAuditEvents without account_id).
 	allAccounts bool
-	// session: the call names a session; the handler checks the caller may
-	// access the session's account once it has found the session.
-	session bool
-	// owned: the call names a resource by id alone (a notification); the
-	// handler checks the caller may access its account once found.
-	owned bool
 }
+
+// A call that names a session or a notification by id alone has no
+// account field for the table to check: the caller's scope is checked
+// where the resource is found, in the snapshot the call decides at
+// (snapshotSessionAccess) or in the transaction that reads it
+// (service.GetSession, service.CheckOwnedAccess). TestAuthz_EveryRPC
+// calls every RPC for another account's resources with a scoped caller
+// and requires PERMISSION_DENIED, whichever way the check is made.
 
 const (
 	adminSvc    = "/gatehouse.v1.AdminService/"
@@ -47,7 +47,7 @@ const (
 var (
 	operator        = access{role: auth.RoleOperator, allAccounts: true}
 	adminOf         = func(field string) access { return access{role: auth.RoleAdmin, account: field} }
-	deciderSession  = access{role: auth.RoleDecider, session: true}
+	deciderSession  = access{role: auth.RoleDecider}
 	adminAccountIDs = []string{
 		"GetLiveGuideSettings", "GetCustomization", "GenerateCobrowseUrl",
 		"CreateAllowlistEntry", "GetAllowlistEntry", "ListAllowlistEntries", "UpdateAllowlistEntry", "DeleteAllowlistEntry",
@@ -77,8 +77,8 @@ var accessRules = func() map[string]access {
 		adminSvc + "RevokeCallerToken":          operator,
 		adminSvc + "BackupStore":                operator,
 		adminSvc + "ListNotifications":          {role: auth.RoleAdmin, account: "account_id", allAccounts: true},
-		adminSvc + "RetryNotification":          {role: auth.RoleAdmin, owned: true},
-		adminSvc + "DeleteNotification":         {role: auth.RoleAdmin, owned: true},
+		adminSvc + "RetryNotification":          {role: auth.RoleAdmin},
+		adminSvc + "DeleteNotification":         {role: auth.RoleAdmin},
 		adminSvc + "ListAuditEvents":            {role: auth.RoleAdmin, account: "account_id", allAccounts: true},
 		adminSvc + "ExportAccount":              adminOf("account_id"),
 		adminSvc + "ApplyAccount":               adminOf("document.account.id"),
@@ -122,39 +122,35 @@ func (s *Server) openMethod(method string) bool {
 	return isHealth(method) || (isReflection(method) && s.reflection == ReflectionPublic)
 }
 
-func permissionDenied(format string, args ...any) error {
-	return status.Errorf(codes.PermissionDenied, format, args...)
-}
-
 // authenticate finds the caller of a request: the bearer token of its
 // authorization header or, without one, the certificate credential of its
 // verified client certificate. Without authentication configured every
 // caller is auth.Local (the daemon refuses that on a non-loopback address
 // unless told --insecure or --tls-client-ca).
-func (s *Server) authenticate(ctx context.Context) (auth.Caller, error) {
+func (s *Server) authenticate(ctx context.Context, snap *policy.Snapshot) (auth.Caller, error) {
 	if !s.authOn {
 		return auth.Local, nil
 	}
 	vals := metadata.ValueFromIncomingContext(ctx, "authorization")
 	if len(vals) == 0 {
 		if cert := verifiedClientCert(ctx); cert != nil {
-			return s.certCaller(cert)
+			return certCaller(snap, cert)
 		}
 	}
 	if len(vals) != 1 {
-		return auth.Caller{}, status.Error(codes.Unauthenticated, `send one "authorization: Bearer <token>" header, or a registered client certificate`)
+		return auth.Caller{}, errs.New(errs.Unauthenticated, `send one "authorization: Bearer <token>" header, or a registered client certificate`)
 	}
 	scheme, bearer, _ := strings.Cut(vals[0], " ")
 	if !strings.EqualFold(scheme, "bearer") {
-		return auth.Caller{}, status.Error(codes.Unauthenticated, `the authorization header must be "Bearer <token>"`)
+		return auth.Caller{}, errs.New(errs.Unauthenticated, `the authorization header must be "Bearer <token>"`)
 	}
 	id, secret, ok := auth.ParseBearer(strings.TrimSpace(bearer))
 	if !ok {
-		return auth.Caller{}, status.Error(codes.Unauthenticated, "the bearer token is not a Gatehouse token (those read gh_k-…_…)")
+		return auth.Caller{}, errs.New(errs.Unauthenticated, "the bearer token is not a Gatehouse token (those read gh_k-…_…)")
 	}
-	tok := s.snaps.Current().Token(id)
+	tok := snap.Token(id)
 	if tok == nil || !tok.Verify(secret) {
-		return auth.Caller{}, status.Error(codes.Unauthenticated, "unknown or revoked token")
+		return auth.Caller{}, errs.New(errs.Unauthenticated, "unknown or revoked token")
 	}
 	return auth.Caller{Name: tok.Name + " (" + tok.ID + ")", Role: tok.Role, AccountID: tok.AccountID, TokenID: tok.ID}, nil
 }
@@ -179,15 +175,14 @@ func verifiedClientCert(ctx context.Context) *x509.Certificate {
 // that an unrevoked certificate credential of the same kind holds. A
 // credential for a common name never matches a SAN of that spelling, nor
 // the other way round.
-func (s *Server) certCaller(cert *x509.Certificate) (auth.Caller, error) {
+func certCaller(snap *policy.Snapshot, cert *x509.Certificate) (auth.Caller, error) {
 	ids := auth.CertIdentities(cert)
-	snap := s.snaps.Current()
 	for _, id := range ids {
 		if tok := snap.CertToken(id); tok != nil {
 			return auth.Caller{Name: tok.Name + " (" + tok.ID + ")", Role: tok.Role, AccountID: tok.AccountID, TokenID: tok.ID}, nil
 		}
 	}
-	return auth.Caller{}, status.Errorf(codes.Unauthenticated,
+	return auth.Caller{}, errs.New(errs.Unauthenticated,
 		"client certificate %q is not registered as a caller (identities %q); create a token with that certificate_identity and kind, or send a bearer token",
 		cert.Subject.String(), certIDStrings(ids))
 }
@@ -202,28 +197,34 @@ func certIDStrings(ids []auth.CertID) []string {
 
 // authorize authenticates the caller of method and applies its access
 // rule to req (nil for streams, whose rules name no request field).
+//
+// It reads the decision snapshot once, for the whole call: the caller is
+// authenticated against it, and the returned context carries both (see
+// callSnapshot), so that the load limits and the handler read the same
+// snapshot and a swap in between cannot make a call mix two.
 func (s *Server) authorize(ctx context.Context, method string, req any) (context.Context, error) {
 	if s.openMethod(method) {
 		return ctx, nil
 	}
+	snap := s.snaps.Current()
 	if isReflection(method) {
 		// Reflection needs a credential, of any role.
-		caller, err := s.authenticate(ctx)
+		caller, err := s.authenticate(ctx, snap)
 		if err != nil {
 			return nil, err
 		}
-		return auth.NewContext(ctx, caller), nil
+		return auth.NewContextAt(ctx, caller, snap), nil
 	}
 	rule, ok := s.rules[method]
 	if !ok {
-		return nil, permissionDenied("%s has no access rule", method)
+		return nil, errs.Denied("%s has no access rule", method)
 	}
-	caller, err := s.authenticate(ctx)
+	caller, err := s.authenticate(ctx, snap)
 	if err != nil {
 		return nil, err
 	}
 	if !caller.Has(rule.role) {
-		return nil, permissionDenied("%s needs the %s role; caller %q is %s", method, rule.role, caller.Name, caller.Role)
+		return nil, errs.Denied("%s needs the %s role; caller %q is %s", method, rule.role, caller.Name, caller.Role)
 	}
 	acct := ""
 	if m, ok := req.(proto.Message); ok && rule.account != "" {
@@ -231,11 +232,21 @@ func (s *Server) authorize(ctx context.Context, method string, req any) (context
 	}
 	switch {
 	case acct != "" && !caller.CanAccess(acct):
-		return nil, permissionDenied("caller %q may not access account %q", caller.Name, acct)
+		return nil, errs.Denied("caller %q may not access account %q", caller.Name, acct)
 	case acct == "" && rule.allAccounts && caller.AccountID != "":
-		return nil, permissionDenied("%s is store-wide; caller %q is scoped to account %q", method, caller.Name, caller.AccountID)
+		return nil, errs.Denied("%s is store-wide; caller %q is scoped to account %q", method, caller.Name, caller.AccountID)
 	}
-	return auth.NewContext(ctx, caller), nil
+	return auth.NewContextAt(ctx, caller, snap), nil
+}
+
+// callSnapshot returns the snapshot the call's caller was authenticated
+// against (authorize), or the current one for a context that carries
+// none (a handler called without the interceptors).
+func (s *Server) callSnapshot(ctx context.Context) *policy.Snapshot {
+	if snap, ok := auth.StateFromContext(ctx).(*policy.Snapshot); ok {
+		return snap
+	}
+	return s.snaps.Current()
 }
 
 // fieldString reads a string field at a dotted path of m ("" when unset).
@@ -261,43 +272,6 @@ func fieldString(m proto.Message, path string) string {
 	return ""
 }
 
-// checkSessionAccess refuses a caller scoped to another account than the
-// session's. Handlers of session-addressed RPCs call it once they have
-// found the session.
-func checkSessionAccess(ctx context.Context, sess *policy.Session) error {
-	return checkOwnedAccess(ctx, "session", sess.ID, sess.AccountID)
-}
-
-// tenantSince returns, for a caller scoped to one account, when that
-// account was created: records of the account's id that are older belong
-// to an earlier account of the same id, deleted since, and are not the
-// caller's to see. For a caller scoped to all accounts it is zero.
-func tenantSince(ctx context.Context, tx store.ReadTx, acct string) (time.Time, error) {
-	caller, ok := auth.FromContext(ctx)
-	if unscoped := ok && caller.AccountID == ""; unscoped || acct == "" {
-		return time.Time{}, nil
-	}
-	a, err := getAccount(tx, acct)
-	if err != nil {
-		return time.Time{}, err
-	}
-	return a.CreateTime, nil
-}
-
-// checkOwnedAccess refuses a caller scoped to another account than acct,
-// the account of the resource kind/id. Handlers of RPCs that name a
-// resource by id alone call it once they have found the resource.
-func checkOwnedAccess(ctx context.Context, kind, id, acct string) error {
-	caller, ok := auth.FromContext(ctx)
-	if !ok {
-		return permissionDenied("no caller")
-	}
-	if !caller.CanAccess(acct) {
-		return permissionDenied("caller %q may not access %s %q", caller.Name, kind, id)
-	}
-	return nil
-}
-
 // callerStream carries the authorized context into a stream handler.
 type callerStream struct {
 	grpc.ServerStream
@@ -314,7 +288,7 @@ func (c *callerStream) RecvMsg(m any) error {
 	return takeRequestError(m)
 }
 
-// snapshotSessionAccess applies checkSessionAccess to a session of snap,
+// snapshotSessionAccess applies service.CheckSessionAccess to a session of snap,
 // and to one whose record cannot be read by the account its key names; an
 // unknown session is left to the caller (NOT_FOUND).
 func snapshotSessionAccess(ctx context.Context, snap *policy.Snapshot, id string) error {
@@ -323,10 +297,10 @@ func snapshotSessionAccess(ctx context.Context, snap *policy.Snapshot, id string
 		return nil
 	}
 	if sess := snap.Session(id); sess != nil {
-		return checkSessionAccess(ctx, sess)
+		return service.CheckSessionAccess(ctx, sess)
 	}
 	if u, ok := snap.UnreadableSession(id); ok {
-		return checkOwnedAccess(ctx, "session", id, u.AccountID)
+		return service.CheckOwnedAccess(ctx, "session", id, u.AccountID)
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig/tlstest"
@@ -160,7 +161,7 @@ func startCertEnv(t *testing.T) *certEnv {
 		t.Fatal(err)
 	}
 	e := MustStart(t, "", func(o *Options) { o.Authenticate = true; o.TLS = tlsCfg })
-	op, _, err := BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now())
+	op, _, err := service.BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

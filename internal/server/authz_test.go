@@ -9,6 +9,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -41,11 +42,11 @@ func withToken(ctx context.Context, bearer string) context.Context {
 func mustStartAuth(t *testing.T, opts ...func(*Options)) *authEnv {
 	t.Helper()
 	e := MustStart(t, "", append([]func(*Options){func(o *Options) { o.Authenticate = true }}, opts...)...)
-	op, created, err := BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now())
+	op, created, err := service.BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now())
 	if err != nil || !created {
 		t.Fatalf("bootstrap: %v %v", created, err)
 	}
-	if _, again, _ := BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now()); again {
+	if _, again, _ := service.BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now()); again {
 		t.Fatal("a second bootstrap token was created")
 	}
 	if _, err := e.srv.snaps.WaitFor(ctxT(t), e.store.Revision()); err != nil {

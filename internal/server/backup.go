@@ -6,8 +6,8 @@ import (
 	"io"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
 )
 
 // backupChunk is the size of one BackupStore message.
@@ -59,7 +59,7 @@ func (a *adminService) BackupStore(_ *gatehousev1.BackupStoreRequest, stream gat
 	ctx := stream.Context()
 	b, ok := a.s.store.(store.Backuper)
 	if !ok {
-		return a.s.status(ctx, newError(codes.Unimplemented, "", nil, "this store cannot be backed up online"))
+		return errs.New(errs.Unimplemented, "this store cannot be backed up online")
 	}
 	w := &chunkWriter{ctx: ctx, stream: stream, buf: make([]byte, 0, backupChunk)}
 	err := b.Backup(ctx, func(rev uint64, size int64) (io.Writer, error) {
@@ -70,10 +70,10 @@ func (a *adminService) BackupStore(_ *gatehousev1.BackupStoreRequest, stream gat
 		err = w.flush()
 	}
 	if err != nil {
-		return a.s.status(ctx, err)
+		return err
 	}
 	if w.sentBytes != w.size {
-		return a.s.status(ctx, fmt.Errorf("backup sent %d bytes of %d", w.sentBytes, w.size))
+		return fmt.Errorf("backup sent %d bytes of %d", w.sentBytes, w.size)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -43,6 +44,7 @@ func (s *Server) unaryChain(ctx context.Context, req any, info *grpc.UnaryServer
 	}
 	resp, err := s.unaryGuarded(ctx, req, info, handler)
 	if err != nil {
+		err = s.toStatus(ctx, err)
 		id = s.failedCall(ctx, id, func(md metadata.MD) { _ = grpc.SetTrailer(ctx, md) })
 	}
 	s.logCall(ctx, info.FullMethod, "unary", start, id, err)
@@ -79,6 +81,7 @@ func (s *Server) streamChain(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	}
 	err := s.streamGuarded(srv, ss, info, handler)
 	if err != nil {
+		err = s.toStatus(ctx, err)
 		id = s.failedCall(ctx, id, ss.SetTrailer)
 	}
 	s.logCall(ctx, info.FullMethod, streamType(info), start, id, err)
@@ -114,7 +117,7 @@ func (s *Server) streamGuarded(srv any, ss grpc.ServerStream, info *grpc.StreamS
 // the process keeps serving.
 func (s *Server) recovered(ctx context.Context, p any) error {
 	s.log.ErrorContext(ctx, "panic in handler", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
-	return status.Error(codes.Internal, "internal error")
+	return errs.New(errs.Internal, "internal error")
 }
 
 // failedCall returns the request id of a failed call, generating one when

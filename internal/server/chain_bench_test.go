@@ -15,6 +15,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -244,7 +245,7 @@ func BenchmarkCallInterceptor(b *testing.B) {
 	})
 	b.Run("decision+auth-token", func(b *testing.B) {
 		e := MustStart(b, "", discard(slog.LevelInfo), func(o *Options) { o.Authenticate = true })
-		op, _, err := BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now())
+		op, _, err := service.BootstrapOperatorToken(context.Background(), e.store, "bootstrap", time.Now())
 		if err != nil {
 			b.Fatal(err)
 		}

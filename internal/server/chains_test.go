@@ -9,8 +9,8 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -35,7 +35,7 @@ func chainCtx(t *testing.T) context.Context {
 }
 
 func allFunctionsProto() *gatehousev1.SupportFunctions {
-	return functionsToProto(allFunctions)
+	return functionsToProto(service.AllFunctions)
 }
 
 // buildPortalChain creates portals prefix1 (top) … prefixN, each under the
@@ -93,7 +93,7 @@ func TestChainDepth_CreateAndStart(t *testing.T) {
 			Team: &gatehousev1.Team{Id: fmt.Sprintf("t%d", max+1), ParentId: fmt.Sprintf("t%d", max), Name: "T"}})
 		wantChainTooDeep(t, err, "team 65")
 	}
-	if got := testutil.ToFloat64(m.chainTooDeep); got != 6 {
+	if got := metricValue(t, m, "gatehouse_limit_refusals_total", "limit=chain_depth"); got != 6 {
 		t.Fatalf("gatehouse_limit_refusals_total{limit=chain_depth} = %v, want 6", got)
 	}
 	if _, err := e.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: "acme",
@@ -202,7 +202,7 @@ func TestChainDepth_StoredDeeperChain(t *testing.T) {
 	const n = policy.MaxChainDepth + 3
 	if _, err := e.store.Update(ctx, func(tx store.Tx) error {
 		for i := 1; i <= n; i++ {
-			p := policy.Portal{ID: fmt.Sprintf("p%d", i), Name: "P", Functions: allFunctions}
+			p := policy.Portal{ID: fmt.Sprintf("p%d", i), Name: "P", Functions: service.AllFunctions}
 			tm := policy.Team{ID: fmt.Sprintf("t%d", i), Name: "T"}
 			if i > 1 {
 				p.ParentID = fmt.Sprintf("p%d", i-1)

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"google.golang.org/grpc/codes"
 )
 
@@ -38,7 +39,7 @@ func TestAllowlist_CRUDAndValidation(t *testing.T) {
 		t.Fatalf("normalized entry = %v", got)
 	}
 	idn := e.MustAllow("acme", "", "bücher.example")
-	if idn.GetPattern() != "xn--bcher-kva.example" || !isSlug(idn.GetId()) {
+	if idn.GetPattern() != "xn--bcher-kva.example" || !service.IsSlug(idn.GetId()) {
 		t.Fatalf("IDN entry = %v", idn)
 	}
 	e.MustAllow("acme", "intranet", "intranet:8080")

@@ -1,18 +1,15 @@
 package server
 
 import (
-	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // registers the "proto" codec wrapped here
 	"google.golang.org/grpc/mem"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -63,7 +60,7 @@ func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	}
 	if err := c.inner.Unmarshal(data, v); err != nil {
 		proto.Reset(m)
-		fileRequestError(v, status.Errorf(codes.InvalidArgument, "the request cannot be decoded: %v", err))
+		fileRequestError(v, errs.New(errs.Invalid, "the request cannot be decoded: %v", err))
 		return nil
 	}
 	if err := checkEnums(m); err != nil {
@@ -144,9 +141,7 @@ func checkEnums(m proto.Message) error {
 	if len(v) == 0 {
 		return nil
 	}
-	st, _ := status.New(codes.InvalidArgument, fmt.Sprintf("invalid request: %s: %s", v[0].Field, v[0].Description)).
-		WithDetails(&errdetails.BadRequest{FieldViolations: v})
-	return st.Err()
+	return v.err()
 }
 
 // enumPlan lists, for one message type, the fields that are enums and the

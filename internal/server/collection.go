@@ -6,8 +6,9 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -26,7 +27,7 @@ type collection[D any, P proto.Message] struct {
 	mutable  []string
 	// max, when positive, is how many resources of this kind an account
 	// may hold; count counts them, stopping at upTo. A create past it
-	// fails with FAILED_PRECONDITION and reasonLimit.
+	// fails with FAILED_PRECONDITION and errs.ReasonLimit.
 	max   int
 	count func(tx store.ReadTx, acct string, upTo int) (int, error)
 
@@ -51,15 +52,12 @@ type collection[D any, P proto.Message] struct {
 
 // load reads one resource of an existing account.
 func (c *collection[D, P]) load(tx store.ReadTx, acct, id string) (D, error) {
-	if _, err := getAccount(tx, acct); err != nil {
+	if _, err := service.GetAccount(tx, acct); err != nil {
 		var zero D
 		return zero, err
 	}
 	d, err := c.get(tx, acct, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return d, notFound(c.kind, id)
-	}
-	return d, err
+	return d, service.Found(err, c.kind, id)
 }
 
 func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, in P, inID string) (P, error) {
@@ -71,11 +69,11 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 	}
 	v.checkID(c.field+".id", inID, true)
 	if err := v.err(); err != nil {
-		return zero, s.status(ctx, err)
+		return zero, err
 	}
 	id := inID
 	if id == "" {
-		id = newID(c.idPrefix)
+		id = service.NewID(c.idPrefix)
 	}
 	var out D
 	_, err := s.write(ctx, func(tx store.Tx) (err error) {
@@ -83,7 +81,7 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 		return err
 	})
 	if err != nil {
-		return zero, s.status(ctx, err)
+		return zero, err
 	}
 	return c.toProto(&out), nil
 }
@@ -94,12 +92,12 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 // share it.
 func (c *collection[D, P]) createIn(tx store.Tx, acct string, in P, id string) (D, error) {
 	var out D
-	if _, err := getAccount(tx, acct); err != nil {
+	if _, err := service.GetAccount(tx, acct); err != nil {
 		return out, err
 	}
 	switch _, err := c.get(tx, acct, id); {
 	case err == nil:
-		return out, alreadyExists(c.kind, id)
+		return out, errs.Exists(c.kind, id)
 	case !errors.Is(err, store.ErrNotFound):
 		return out, err
 	}
@@ -138,7 +136,7 @@ func (c *collection[D, P]) checkLimit(tx store.ReadTx, acct string) error {
 		return err
 	}
 	if n >= c.max {
-		return newError(codes.FailedPrecondition, reasonLimit, map[string]string{"limit": strconv.Itoa(c.max)},
+		return errs.Precondition(errs.ReasonLimit, map[string]string{"limit": strconv.Itoa(c.max)},
 			"account %q already has %d %s, the most an account may have; delete one before creating another", acct, c.max, c.plural())
 	}
 	return nil
@@ -158,7 +156,7 @@ func (c *collection[D, P]) getOne(ctx context.Context, s *Server, acct, id strin
 	v.checkID("account_id", acct, false)
 	v.checkID("id", id, false)
 	if err := v.err(); err != nil {
-		return zero, s.status(ctx, err)
+		return zero, err
 	}
 	var d D
 	err := s.store.View(ctx, func(tx store.ReadTx) (err error) {
@@ -166,7 +164,7 @@ func (c *collection[D, P]) getOne(ctx context.Context, s *Server, acct, id strin
 		return err
 	})
 	if err != nil {
-		return zero, s.status(ctx, err)
+		return zero, err
 	}
 	return c.toProto(&d), nil
 }
@@ -175,23 +173,23 @@ func (c *collection[D, P]) listPage(ctx context.Context, s *Server, acct string,
 	var v violations
 	v.checkID("account_id", acct, false)
 	if err := v.err(); err != nil {
-		return nil, "", s.status(ctx, err)
+		return nil, "", err
 	}
 	limit, after, err := pageParams(size, token)
 	if err != nil {
-		return nil, "", s.status(ctx, err)
+		return nil, "", err
 	}
 	var items []D
 	var more bool
 	err = s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		if _, err := getAccount(tx, acct); err != nil {
+		if _, err := service.GetAccount(tx, acct); err != nil {
 			return err
 		}
 		items, more, err = c.list(tx, acct, after, limit)
 		return err
 	})
 	if err != nil {
-		return nil, "", s.status(ctx, err)
+		return nil, "", err
 	}
 	out := make([]P, len(items))
 	for i := range items {
@@ -213,7 +211,7 @@ func (c *collection[D, P]) update(ctx context.Context, s *Server, acct string, i
 	}
 	v.checkID(c.field+".id", inID, false)
 	if err := v.err(); err != nil {
-		return zero, s.status(ctx, err)
+		return zero, err
 	}
 	var out D
 	_, err := s.write(ctx, func(tx store.Tx) (err error) {
@@ -221,7 +219,7 @@ func (c *collection[D, P]) update(ctx context.Context, s *Server, acct string, i
 		return err
 	})
 	if err != nil {
-		return zero, s.status(ctx, err)
+		return zero, err
 	}
 	return c.toProto(&out), nil
 }
@@ -236,7 +234,7 @@ func (c *collection[D, P]) updateIn(tx store.Tx, acct string, in P, id, etag str
 	if err != nil {
 		return out, err
 	}
-	if err := checkEtag(c.kind, id, etag, c.revision(&cur)); err != nil {
+	if err := service.CheckEtag(c.kind, id, etag, c.revision(&cur)); err != nil {
 		return out, err
 	}
 	p := c.toProto(&cur)
@@ -254,11 +252,11 @@ func (c *collection[D, P]) remove(ctx context.Context, s *Server, acct, id, etag
 	v.checkID("account_id", acct, false)
 	v.checkID("id", id, false)
 	if err := v.err(); err != nil {
-		return 0, s.status(ctx, err)
+		return 0, err
 	}
 	rev, err := s.write(ctx, func(tx store.Tx) error { return c.removeIn(tx, acct, id, etag) })
 	if err != nil {
-		return 0, s.status(ctx, err)
+		return 0, err
 	}
 	return rev, nil
 }
@@ -271,7 +269,7 @@ func (c *collection[D, P]) removeIn(tx store.Tx, acct, id, etag string) error {
 	if err != nil {
 		return err
 	}
-	if err := checkEtag(c.kind, id, etag, c.revision(&cur)); err != nil {
+	if err := service.CheckEtag(c.kind, id, etag, c.revision(&cur)); err != nil {
 		return err
 	}
 	if c.beforeDelete != nil {

@@ -1,18 +1,14 @@
 package server
 
 import (
-	"strconv"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
-
-// etagOf derives a resource's etag from the revision that last wrote it:
-// it changes on every write and needs no storage of its own.
-func etagOf(rev uint64) string { return strconv.FormatUint(rev, 10) }
 
 func timestampOf(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
@@ -28,7 +24,7 @@ func accountToProto(a *policy.Account) *gatehousev1.Account {
 		CobrowseUrl:        a.CobrowseURL,
 		CreateTime:         timestampOf(a.CreateTime),
 		DecisionLogPercent: a.DecisionLogPercent,
-		Etag:               etagOf(a.Revision),
+		Etag:               service.EtagOf(a.Revision),
 		Revision:           a.Revision,
 	}
 }
@@ -52,7 +48,7 @@ func settingsToProto(s *policy.LiveGuideSettings) *gatehousev1.LiveGuideSettings
 		ShowDisclaimer:        s.ShowDisclaimer,
 		LanguageSelector:      s.LanguageSelector,
 		SessionStartUrl:       s.SessionStartURL,
-		Etag:                  etagOf(s.Revision),
+		Etag:                  service.EtagOf(s.Revision),
 		Revision:              s.Revision,
 	}
 }
@@ -114,7 +110,7 @@ func representativeToProto(r *policy.Representative) *gatehousev1.Representative
 		TeamId:           r.TeamID,
 		Functions:        functionsToProto(r.Functions),
 		LiveGuideEnabled: r.LiveGuideEnabled,
-		Etag:             etagOf(r.Revision),
+		Etag:             service.EtagOf(r.Revision),
 		Revision:         r.Revision,
 	}
 }
@@ -143,7 +139,7 @@ func sessionToProto(s *policy.Session) *gatehousev1.Session {
 		EndTime:              timestampOf(s.EndTime),
 		CustomerRating:       s.CustomerRating,
 		RepresentativeRating: s.RepresentativeRating,
-		Etag:                 etagOf(s.Revision),
+		Etag:                 service.EtagOf(s.Revision),
 		Revision:             s.Revision,
 	}
 	for _, sp := range s.Specialists {

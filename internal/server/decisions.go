@@ -2,13 +2,15 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
-	"google.golang.org/grpc/codes"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 )
 
 // decisionService implements gatehousev1.DecisionServiceServer.
@@ -24,17 +26,7 @@ const maxChecks = 1000
 func validateCheck(v *violations, prefix string, req *gatehousev1.CheckFeatureRequest, q *policy.Query) {
 	v.checkID(prefix+"session_id", req.GetSessionId(), false)
 	actor := req.GetActor()
-	switch {
-	case actor == nil:
-		v.add(prefix+"actor", "is required")
-	case actor.GetRole() == gatehousev1.Role_ROLE_UNSPECIFIED:
-		v.add(prefix+"actor.role", "is required (ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST)")
-	case actor.GetRole() < gatehousev1.Role_ROLE_AGENT || actor.GetRole() > gatehousev1.Role_ROLE_EXTERNAL_SPECIALIST:
-		v.add(prefix+"actor.role", "must be ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST")
-	}
-	if actor != nil {
-		v.checkID(prefix+"actor.id", actor.GetId(), false)
-	}
+	validateActor(v, prefix, actor)
 	f := policy.Feature(req.GetFeature())
 	switch {
 	case req.GetFeature() == gatehousev1.Feature_FEATURE_UNSPECIFIED:
@@ -69,6 +61,21 @@ func validateCheck(v *violations, prefix string, req *gatehousev1.CheckFeatureRe
 			}
 		}
 	}
+}
+
+// validateActor checks the actor of a decision or a session policy,
+// naming fields under prefix.
+func validateActor(v *violations, prefix string, actor *gatehousev1.Actor) {
+	switch {
+	case actor == nil:
+		v.add(prefix+"actor", "is required")
+		return
+	case actor.GetRole() == gatehousev1.Role_ROLE_UNSPECIFIED:
+		v.add(prefix+"actor.role", "is required (ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST)")
+	case actor.GetRole() < gatehousev1.Role_ROLE_AGENT || actor.GetRole() > gatehousev1.Role_ROLE_EXTERNAL_SPECIALIST:
+		v.add(prefix+"actor.role", "must be ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST")
+	}
+	v.checkID(prefix+"actor.id", actor.GetId(), false)
 }
 
 // Bounds of an element descriptor.
@@ -127,13 +134,17 @@ func validateNode(v *violations, field string, ancestor int, tag, id string, cla
 	}
 }
 
-// snapshotAt returns the current snapshot, or waits for one at minRev. The
-// wait is bounded by the call's deadline, or by Limits.DecisionTimeout
-// without one. Waiting is the only way a decision can take long, so the
-// default deadline is given here, where it is needed, rather than to every
-// call (a timer and a context each).
+// snapshotAt returns the snapshot a call reads: the one its caller was
+// authenticated against (callSnapshot), unless the caller asked for a
+// later revision. Then it waits for a snapshot at minRev and checks the
+// caller's credential again in it (credentialErr), so that the caller and
+// the answer still come from one snapshot. The wait is bounded by the
+// call's deadline, or by Limits.DecisionTimeout without one. Waiting is the
+// only way a decision can take long, so the default deadline is given
+// here, where it is needed, rather than to every call (a timer and a
+// context each).
 func (s *Server) snapshotAt(ctx context.Context, minRev uint64) (*policy.Snapshot, error) {
-	if snap := s.snaps.Current(); snap.Revision() >= minRev {
+	if snap := s.callSnapshot(ctx); snap.Revision() >= minRev {
 		return snap, nil
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -143,37 +154,82 @@ func (s *Server) snapshotAt(ctx context.Context, minRev uint64) (*policy.Snapsho
 	}
 	ctx, wait := s.innerSpan(ctx, "snapshot.wait")
 	snap, err := s.snaps.WaitFor(ctx, minRev)
-	endInner(wait, err)
-	return snap, err
+	observe.EndInner(wait, err)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := auth.FromContext(ctx); ok {
+		if err := credentialErr(snap, c); err != nil {
+			return nil, err
+		}
+	}
+	return snap, nil
+}
+
+// decide answers the checks qs, filling decs, at one snapshot: the call's
+// (snapshotAt), which also authenticated the caller. The caller's scope is
+// checked for every session before any check is answered. A batch
+// (CheckFeatures, even of one check) shares one privacy work budget
+// (policy.MaxBatchPrivacyWork), so that it costs at most a few costly
+// decisions, not a thousand, observes the caller's deadline between
+// checks, and names the check an error is about. Every answer is counted
+// and offered to the decision log.
+func (s *Server) decide(ctx context.Context, minRev uint64, qs []policy.Query, decs []policy.Decision, batch bool) (*policy.Snapshot, error) {
+	snap, err := s.snapshotAt(ctx, minRev)
+	if err != nil {
+		return nil, err
+	}
+	for i := range qs {
+		if err := snapshotSessionAccess(ctx, snap, qs[i].SessionID); err != nil {
+			return nil, err
+		}
+	}
+	var work *policy.BatchWork
+	if batch {
+		work = policy.NewBatchWork()
+	}
+	for i := range qs {
+		var dec policy.Decision
+		if batch {
+			if err = ctx.Err(); err == nil {
+				dec, err = snap.CheckBatched(ctx, &qs[i], work)
+			}
+		} else {
+			dec, err = snap.CheckContext(ctx, &qs[i])
+		}
+		if err != nil {
+			err = service.SessionErr(err, qs[i].SessionID)
+			if batch {
+				err = errs.Prefix(err, fmt.Sprintf("checks[%d]: ", i))
+			}
+			return nil, err
+		}
+		s.obs.CountDecision(qs[i].Feature, dec)
+		s.decisions.Record(ctx, snap, &qs[i], dec)
+		decs[i] = dec
+	}
+	if batch {
+		s.obs.CountBatchWorkLimit(work.Limited())
+	}
+	return snap, nil
 }
 
 func (d *decisionService) CheckFeature(ctx context.Context, req *gatehousev1.CheckFeatureRequest) (*gatehousev1.CheckFeatureResponse, error) {
 	var v violations
-	var q policy.Query
-	validateCheck(&v, "", req, &q)
+	var q [1]policy.Query
+	validateCheck(&v, "", req, &q[0])
 	if err := v.err(); err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
-	snap, err := d.s.snapshotAt(ctx, req.GetMinRevision())
+	var dec [1]policy.Decision
+	snap, err := d.s.decide(ctx, req.GetMinRevision(), q[:], dec[:], false)
 	if err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
-	if err := snapshotSessionAccess(ctx, snap, q.SessionID); err != nil {
-		return nil, d.s.status(ctx, err)
-	}
-	dec, err := snap.CheckContext(ctx, &q)
-	if errors.Is(err, policy.ErrSessionNotFound) {
-		err = notFound("session", q.SessionID)
-	}
-	if err != nil {
-		return nil, d.s.status(ctx, err)
-	}
-	d.s.metrics.countDecision(q.Feature, dec)
-	d.s.decisions.record(ctx, snap, &q, dec)
 	if d.s.tracing {
-		traceDecision(ctx, q.Feature, dec, snap.Revision())
+		observe.TraceDecision(ctx, q[0].Feature, dec[0], snap.Revision())
 	}
-	return decisionToProto(dec, snap.Revision()), nil
+	return decisionToProto(dec[0], snap.Revision()), nil
 }
 
 func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.CheckFeaturesRequest) (*gatehousev1.CheckFeaturesResponse, error) {
@@ -186,7 +242,7 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 		v.add("checks", "must hold at most %d checks, got %d", maxChecks, len(checks))
 	}
 	if err := v.err(); err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	qs := make([]policy.Query, len(checks))
 	var minRev uint64
@@ -197,52 +253,29 @@ func (d *decisionService) CheckFeatures(ctx context.Context, req *gatehousev1.Ch
 		validateCheck(&cv, "", c, &qs[i])
 		if len(cv) > 0 {
 			prefix := fmt.Sprintf("checks[%d].", i)
-			for _, fv := range cv {
-				fv.Field = prefix + fv.Field
+			for j := range cv {
+				cv[j].Field = prefix + cv[j].Field
 			}
 			v = append(v, cv...)
 		}
 		minRev = max(minRev, c.GetMinRevision())
 	}
 	if err := v.err(); err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	// One snapshot answers every check, so the answers are consistent with
 	// each other.
-	snap, err := d.s.snapshotAt(ctx, minRev)
+	decs := make([]policy.Decision, len(qs))
+	snap, err := d.s.decide(ctx, minRev, qs, decs, true)
 	if err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	resp := &gatehousev1.CheckFeaturesResponse{Results: make([]*gatehousev1.CheckFeatureResponse, len(qs)), Revision: snap.Revision()}
-	for i := range qs {
-		if err := snapshotSessionAccess(ctx, snap, qs[i].SessionID); err != nil {
-			return nil, d.s.status(ctx, err)
-		}
+	for i := range decs {
+		resp.Results[i] = decisionToProto(decs[i], snap.Revision())
 	}
-	// The checks share one privacy work budget (policy.MaxBatchPrivacyWork),
-	// so that a batch costs at most a few costly decisions, not a
-	// thousand.
-	work := policy.NewBatchWork()
-	for i := range qs {
-		// A batch observes the caller's deadline between checks too, not
-		// only inside long privacy evaluations.
-		if err := ctx.Err(); err != nil {
-			return nil, d.s.status(ctx, err)
-		}
-		dec, err := snap.CheckBatched(ctx, &qs[i], work)
-		if errors.Is(err, policy.ErrSessionNotFound) {
-			err = newError(codes.NotFound, "", nil, "checks[%d]: session %q not found", i, qs[i].SessionID)
-		}
-		if err != nil {
-			return nil, d.s.status(ctx, err)
-		}
-		d.s.metrics.countDecision(qs[i].Feature, dec)
-		d.s.decisions.record(ctx, snap, &qs[i], dec)
-		resp.Results[i] = decisionToProto(dec, snap.Revision())
-	}
-	d.s.metrics.countBatchWorkLimit(work.Limited())
 	if d.s.tracing {
-		traceChecks(ctx, len(qs), snap.Revision())
+		observe.TraceChecks(ctx, len(qs), snap.Revision())
 	}
 	return resp, nil
 }

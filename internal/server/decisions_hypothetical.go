@@ -7,7 +7,9 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 )
 
 // hypotheticalSessionID names the session of CheckHypothetical in its
@@ -46,8 +48,8 @@ func (d *decisionService) CheckHypothetical(ctx context.Context, req *gatehousev
 	} else if hs.GetPortalId() != "" {
 		v.add("session.portal_id", "must be empty for a Live Guide session")
 	}
-	if len(hs.GetSpecialistIds()) > maxSpecialists {
-		v.add("session.specialist_ids", "must hold at most %d specialists", maxSpecialists)
+	if len(hs.GetSpecialistIds()) > service.MaxSpecialists {
+		v.add("session.specialist_ids", "must hold at most %d specialists", service.MaxSpecialists)
 	}
 	for i, id := range hs.GetSpecialistIds() {
 		v.checkID(fmt.Sprintf("session.specialist_ids[%d]", i), id, false)
@@ -65,43 +67,43 @@ func (d *decisionService) CheckHypothetical(ctx context.Context, req *gatehousev
 		var cv violations
 		validateCheck(&cv, "", &gatehousev1.CheckFeatureRequest{SessionId: hypotheticalSessionID, Actor: c.GetActor(), Feature: c.GetFeature(),
 			Url: c.GetUrl(), Frame: c.GetFrame(), Element: c.GetElement()}, &qs[i])
-		for _, fv := range cv {
-			fv.Field = fmt.Sprintf("checks[%d].%s", i, fv.Field)
+		for j := range cv {
+			cv[j].Field = fmt.Sprintf("checks[%d].%s", i, cv[j].Field)
 		}
 		v = append(v, cv...)
 		qs[i].Hypothetical = sess
 	}
 	if err := v.err(); err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	snap, err := d.s.snapshotAt(ctx, req.GetMinRevision())
 	if err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	as := snap.Account(acct)
 	if as == nil {
 		if why, bad := snap.Unreadable(acct); bad {
-			return nil, d.s.status(ctx, &policy.UnreadableError{AccountID: acct, Why: why})
+			return nil, &policy.UnreadableError{AccountID: acct, Why: why}
 		}
-		return nil, d.s.status(ctx, notFound("account", acct))
+		return nil, errs.NotFoundf("account", acct)
 	}
 	// The session's people and portal must exist, as StartSession requires.
 	if as.Representative(sess.RepresentativeID) == nil {
-		return nil, d.s.status(ctx, notFound("representative", sess.RepresentativeID))
+		return nil, errs.NotFoundf("representative", sess.RepresentativeID)
 	}
 	if sess.Kind == policy.SessionKindSupport && as.Portal(sess.PortalID) == nil {
-		return nil, d.s.status(ctx, notFound("portal", sess.PortalID))
+		return nil, errs.NotFoundf("portal", sess.PortalID)
 	}
 	resp := &gatehousev1.CheckHypotheticalResponse{Decisions: make([]*gatehousev1.Decision, len(qs)), Revision: snap.Revision()}
 	work := policy.NewBatchWork()
 	allowed := 0
 	for i := range qs {
 		if err := ctx.Err(); err != nil {
-			return nil, d.s.status(ctx, err)
+			return nil, err
 		}
 		dec, err := snap.CheckBatched(ctx, &qs[i], work)
 		if err != nil {
-			return nil, d.s.status(ctx, err)
+			return nil, err
 		}
 		if dec.Allowed {
 			allowed++

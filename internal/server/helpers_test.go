@@ -172,7 +172,7 @@ func customer(id string) *gatehousev1.Actor {
 // wantCode fails unless err has the given code; it returns the status.
 func wantCode(t *testing.T, err error, code codes.Code) *status.Status {
 	t.Helper()
-	st, _ := status.FromError(err)
+	st, _ := status.FromError(asWire(err))
 	if st.Code() != code {
 		t.Fatalf("got %v (%v), want code %v", st.Code(), err, code)
 	}
@@ -217,7 +217,16 @@ func wantInvalid(t *testing.T, err error, fields ...string) {
 	}
 }
 
-func statusCode(err error) codes.Code { return status.Code(err) }
+func statusCode(err error) codes.Code { return status.Code(asWire(err)) }
+
+// asWire maps err as the server's interceptors do, for tests that call a
+// handler directly rather than through a gRPC connection.
+func asWire(err error) error {
+	if err == nil {
+		return nil
+	}
+	return mapError(context.Background(), slog.New(slog.DiscardHandler), err)
+}
 
 // errorMeta returns the ErrorInfo metadata of a status.
 func errorMeta(st *status.Status) map[string]string {

@@ -9,10 +9,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 )
 
 // inflightKey names the caller whose share of the unary pool a call takes.
@@ -38,9 +35,9 @@ func (k inflightKey) String() string {
 // to one, the credential of one scoped to all accounts. Without a
 // credential (--auth none) it is the account the request names, in its
 // account_id field or through the session it names (sessionAccount, one
-// lookup in the snapshot; for a batch, its first check's); a request that
-// names neither has no caller. It allocates nothing.
-func inflightKeyOf(ctx context.Context, req any, sessionAccount func(string) string) inflightKey {
+// lookup in the call's snapshot; for a batch, its first check's); a
+// request that names neither has no caller. It allocates nothing.
+func inflightKeyOf(ctx context.Context, req any, sessionAccount func(context.Context, string) string) inflightKey {
 	if c, ok := auth.FromContext(ctx); ok {
 		switch {
 		case c.AccountID != "":
@@ -56,13 +53,13 @@ func inflightKeyOf(ctx context.Context, req any, sessionAccount func(string) str
 		}
 	case interface{ GetSessionId() string }:
 		if sessionAccount != nil {
-			if id := sessionAccount(r.GetSessionId()); id != "" {
+			if id := sessionAccount(ctx, r.GetSessionId()); id != "" {
 				return inflightKey{keyAccount, id}
 			}
 		}
 	case *gatehousev1.CheckFeaturesRequest:
 		if sessionAccount != nil && len(r.GetChecks()) > 0 {
-			if id := sessionAccount(r.GetChecks()[0].GetSessionId()); id != "" {
+			if id := sessionAccount(ctx, r.GetChecks()[0].GetSessionId()); id != "" {
 				return inflightKey{keyAccount, id}
 			}
 		}
@@ -131,11 +128,9 @@ func (c *callerInflight) running(k inflightKey) int {
 // callerOverloaded is the status of a call refused because its caller has
 // its share of the unary pool running.
 func callerOverloaded(k inflightKey, share, pool int) error {
-	st := status.Newf(codes.ResourceExhausted, "%s has %d calls running, its share of the server's %d; retry with backoff", k, share, pool)
-	st, _ = st.WithDetails(
-		&errdetails.ErrorInfo{Reason: reasonOverloaded, Domain: errorDomain, Metadata: map[string]string{
-			"shed": shedInflightCaller, "scope": "caller", "limit": strconv.Itoa(share)}},
-		&errdetails.RetryInfo{RetryDelay: durationpb.New(overloadRetryDelay)},
-	)
-	return st.Err()
+	e := errs.Refuse(errs.ResourceExhausted, reasonOverloaded, map[string]string{
+		"shed": shedInflightCaller, "scope": "caller", "limit": strconv.Itoa(share)},
+		"%s has %d calls running, its share of the server's %d; retry with backoff", k, share, pool)
+	e.RetryAfter = overloadRetryDelay
+	return e
 }

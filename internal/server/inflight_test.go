@@ -188,7 +188,7 @@ func TestLimits_PerCallerShareWithoutAuth(t *testing.T) {
 // request naming its account or session, and no entry outlives the calls.
 func TestLimiter_PerCallerShareAllocatesNothing(t *testing.T) {
 	lim := &limiter{unary: make(chan struct{}, 8), perCaller: newCallerInflight(2),
-		sessionAccount: func(id string) string { return strings.TrimPrefix(id, "s-") }}
+		sessionAccount: func(_ context.Context, id string) string { return strings.TrimPrefix(id, "s-") }}
 	handler := func(context.Context, any) (any, error) { return struct{}{}, nil }
 	scoped := auth.NewContext(context.Background(), auth.Caller{Name: "d", Role: auth.RoleDecider, AccountID: "acme", TokenID: "t1"})
 	all := auth.NewContext(context.Background(), auth.Caller{Name: "d", Role: auth.RoleDecider, TokenID: "t2"})
@@ -234,7 +234,7 @@ func BenchmarkLimiter(b *testing.B) {
 	handler := func(context.Context, any) (any, error) { return struct{}{}, nil }
 	info := &grpc.UnaryServerInfo{FullMethod: decisionSvc + "CheckFeature"}
 	req := &gatehousev1.CheckFeatureRequest{SessionId: "s-acme"}
-	sessionAccount := func(id string) string { return strings.TrimPrefix(id, "s-") }
+	sessionAccount := func(_ context.Context, id string) string { return strings.TrimPrefix(id, "s-") }
 	scoped := auth.NewContext(context.Background(), auth.Caller{Name: "d", Role: auth.RoleDecider, AccountID: "acme", TokenID: "t1"})
 	local := auth.NewContext(context.Background(), auth.Local)
 	for _, tc := range []struct {

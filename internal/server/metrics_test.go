@@ -11,11 +11,14 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 )
 
 func TestMetrics_DecisionsAndGRPC(t *testing.T) {
@@ -32,7 +35,7 @@ func TestMetrics_DecisionsAndGRPC(t *testing.T) {
 	if _, err := e.decide.CheckFeatures(ctxT(t), &gatehousev1.CheckFeaturesRequest{Checks: []*gatehousev1.CheckFeatureRequest{req, req}}); err != nil {
 		t.Fatal(err)
 	}
-	got := testutil.ToFloat64(m.decisions[featureSlot(policy.FeatureClick)][policy.ReasonAgentClickRestricted])
+	got := metricValue(t, m, "gatehouse_decisions_total", "feature="+policy.FeatureClick.String(), "reason="+policy.ReasonAgentClickRestricted.String())
 	if got != 5 {
 		t.Fatalf("click/agent_click_restricted = %v, want 5", got)
 	}
@@ -49,7 +52,7 @@ gatehouse_snapshot_revision ` + formatUint(e.srv.snaps.Current().Revision()) + "
 	}
 }
 
-func formatUint(v uint64) string { return etagOf(v) }
+func formatUint(v uint64) string { return service.EtagOf(v) }
 
 // TestRequestID: a request id the caller sends is echoed in the response
 // header, and in the trailer when the call fails; a call without one (or
@@ -178,10 +181,17 @@ func TestMetrics_Documented(t *testing.T) {
 	m := NewMetrics()
 	e := MustStart(t, "", func(o *Options) { o.Metrics = m })
 	e.MustCreateAccount("acme")
-	e.MustCheck(&gatehousev1.CheckFeatureRequest{SessionId: e.MustStartSession("acme").GetId(), Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT})
-	// Labelled by account, this one is served once an account dropped a
-	// line.
-	e.srv.decisions.dropped.WithLabelValues("acme")
+	sess := e.MustStartSession("acme").GetId()
+	// The decision log's dropped lines, labelled by account, are served
+	// once an account dropped a line: acme logs every decision, and asks
+	// more than its share of a second.
+	if _, err := e.admin.UpdateAccount(ctxT(t), &gatehousev1.UpdateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DecisionLogPercent: 100},
+		UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"decision_log_percent"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 * observe.DecisionLogAccountPerSecond {
+		e.MustCheck(&gatehousev1.CheckFeatureRequest{SessionId: sess, Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT})
+	}
 	doc, err := os.ReadFile("../../docs/operations.md")
 	if err != nil {
 		t.Fatal(err)

@@ -7,13 +7,10 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Defaults of Limits.
@@ -125,7 +122,7 @@ func (l Limits) withDefaults() Limits {
 // set, receives the shedding metrics. sessionAccount returns the account
 // of a session ("" when unknown), for the per-caller share of callers
 // without a credential.
-func (l Limits) serverOptions(m *Metrics, sessionAccount func(string) string) []grpc.ServerOption {
+func (l Limits) serverOptions(m *Metrics, sessionAccount func(context.Context, string) string) []grpc.ServerOption {
 	l = l.withDefaults()
 	lim := &limiter{
 		unary:          make(chan struct{}, l.MaxInflight),
@@ -165,7 +162,7 @@ type limiter struct {
 	metrics *shedMetrics
 	// perCaller holds each caller's share of unary; nil when off.
 	perCaller      *callerInflight
-	sessionAccount func(string) string
+	sessionAccount func(context.Context, string) string
 }
 
 var (
@@ -212,10 +209,8 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 
 // overloaded is the status of a shed call.
 func overloaded(limit int, what string) error {
-	st := status.Newf(codes.ResourceExhausted, "server is at its limit of %d concurrent %s; retry with backoff", limit, what)
-	st, _ = st.WithDetails(
-		&errdetails.ErrorInfo{Reason: reasonOverloaded, Domain: errorDomain, Metadata: map[string]string{"limit": strconv.Itoa(limit)}},
-		&errdetails.RetryInfo{RetryDelay: durationpb.New(overloadRetryDelay)},
-	)
-	return st.Err()
+	e := errs.Refuse(errs.ResourceExhausted, reasonOverloaded, map[string]string{"limit": strconv.Itoa(limit)},
+		"server is at its limit of %d concurrent %s; retry with backoff", limit, what)
+	e.RetryAfter = overloadRetryDelay
+	return e
 }

@@ -8,12 +8,13 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"google.golang.org/grpc/codes"
 )
 
 // allOn has every support function on.
 func allOn() *gatehousev1.SupportFunctions {
-	return functionsToProto(allFunctions)
+	return functionsToProto(service.AllFunctions)
 }
 
 // supportFixture builds account acme with top portal "corp" (default
@@ -79,7 +80,7 @@ func TestPortals_DefaultSubportalAndDeletes(t *testing.T) {
 	// A portal a team uses cannot be deleted, and the error names the team.
 	_, err = e.admin.DeletePortal(ctx, &gatehousev1.DeletePortalRequest{AccountId: "acme", Id: "corp"})
 	st := wantCode(t, err, codes.FailedPrecondition)
-	if errorReason(st) != reasonInUse {
+	if errorReason(st) != service.ReasonInUse {
 		t.Fatalf("reason %q (%v)", errorReason(st), err)
 	}
 	// Cycles are refused.
@@ -129,8 +130,8 @@ func TestSupport_StartSession(t *testing.T) {
 		code              codes.Code
 		reason            string
 	}{
-		{"rep without a portal", "carol", "corp-eu", codes.FailedPrecondition, reasonRepNotAllowed},
-		{"top portal", "alice", "corp", codes.FailedPrecondition, reasonNotSubportal},
+		{"rep without a portal", "carol", "corp-eu", codes.FailedPrecondition, service.ReasonRepNotAllowed},
+		{"top portal", "alice", "corp", codes.FailedPrecondition, service.ReasonNotSubportal},
 		{"unknown portal", "alice", "nope", codes.NotFound, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -268,7 +269,7 @@ func TestSupport_AtMostFiveSpecialists(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if ok.Load() != maxSpecialists || exhausted.Load() != 20-maxSpecialists {
+	if ok.Load() != service.MaxSpecialists || exhausted.Load() != 20-service.MaxSpecialists {
 		t.Fatalf("%d invites succeeded, %d exhausted", ok.Load(), exhausted.Load())
 	}
 	got, err := e.sessions.GetSession(ctx, &gatehousev1.GetSessionRequest{SessionId: s.GetId()})
@@ -276,7 +277,7 @@ func TestSupport_AtMostFiveSpecialists(t *testing.T) {
 		t.Fatal(err)
 	}
 	spec := got.GetSession().GetSpecialistIds()
-	if len(spec) != maxSpecialists {
+	if len(spec) != service.MaxSpecialists {
 		t.Fatalf("specialists = %v", spec)
 	}
 	// Specialists are session actors, decided as agents.
@@ -366,7 +367,7 @@ func TestSupport_BusinessHours(t *testing.T) {
 	_, err = e.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: "acme",
 		Kind: gatehousev1.SessionKind_SESSION_KIND_SUPPORT, RepresentativeId: "alice", CustomerId: "c", PortalId: "corp-eu"})
 	st := wantCode(t, err, codes.FailedPrecondition)
-	if errorReason(st) != reasonPortalClosed {
+	if errorReason(st) != service.ReasonPortalClosed {
 		t.Fatalf("reason %q", errorReason(st))
 	}
 	if next := errorMeta(st)["next_open"]; next != "2026-12-14T08:00:00Z" {

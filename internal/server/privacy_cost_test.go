@@ -3,13 +3,13 @@ package server
 import (
 	"context"
 	"fmt"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 	"strings"
 	"testing"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc/codes"
@@ -178,10 +178,10 @@ func TestAccountCollectionLimits(t *testing.T) {
 		}
 		err := c.create("over")
 		st := wantCode(t, err, codes.FailedPrecondition)
-		if errorReason(st) != reasonLimit || !strings.Contains(st.Message(), "the most an account may have") {
+		if errorReason(st) != errs.ReasonLimit || !strings.Contains(st.Message(), "the most an account may have") {
 			t.Errorf("%s: past the limit: %v (reason %q)", c.name, err, errorReason(st))
 		}
-		if got := testutil.ToFloat64(m.collectionFull); got != float64(i+1) {
+		if got := metricValue(t, m, "gatehouse_limit_refusals_total", "limit=collection_size"); got != float64(i+1) {
 			t.Errorf("%s: gatehouse_limit_refusals_total{limit=collection_size} = %v, want %d", c.name, got, i+1)
 		}
 		if err := c.del("nth"); err != nil {

@@ -1,14 +1,14 @@
-// Package server is Gatehouse's gRPC edge: request validation, conversion
-// between the wire types and internal/policy, error-to-status mapping (once,
-// in toStatus) and the interceptor chain. Decisions are delegated to the
-// current policy.Snapshot; writes go through internal/store.
+// Package server is Gatehouse's gRPC edge: wiring, the interceptor chain
+// (authentication, the access table, load limits), handlers that validate
+// a request, convert it between the wire types and internal/policy and call
+// one function of internal/service inside their write (or decide from the
+// call's policy.Snapshot), and the mapping of errors to statuses, in one
+// file (status.go). See docs/architecture.md.
 package server
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/base32"
 	"encoding/base64"
 	"errors"
 	"log/slog"
@@ -19,8 +19,12 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -112,7 +116,9 @@ type Server struct {
 	// notificationRetried is Options.NotificationRetried (never nil).
 	notificationRetried func()
 	metrics             *Metrics
-	decisions           *decisionLog
+	// obs is metrics' part of internal/observe (nil without metrics).
+	obs       *observe.Metrics
+	decisions *observe.DecisionLog
 	// watches shares watched session policies among their watchers.
 	watches watchPolicies
 	// tracing is set when calls are traced; decisions annotate their
@@ -147,7 +153,7 @@ func New(o Options) *Server {
 	s := &Server{store: o.Store, snaps: o.Snapshots, log: o.Logger, now: o.Now, maxRev: o.MaxRevisionWait, cobrowseBase: o.CobrowseBaseDomain, authOn: o.Authenticate, rules: accessRules, auditRetention: o.AuditRetention, metrics: o.Metrics,
 		tracing: o.TracerProvider != nil}
 	if o.TracerProvider != nil {
-		s.tracer = o.TracerProvider.Tracer(tracerName)
+		s.tracer = o.TracerProvider.Tracer(observe.TracerName)
 	}
 	s.notificationRetried = o.NotificationRetried
 	if s.notificationRetried == nil {
@@ -164,7 +170,12 @@ func New(o Options) *Server {
 	}
 	s.done = make(chan struct{})
 	s.warnPublicSuffixEntries()
-	s.decisions = newDecisionLog(s.log, o.Metrics)
+	s.obs = o.Metrics.observed()
+	var reg *prometheus.Registry
+	if s.obs != nil {
+		reg = s.obs.Registry
+	}
+	s.decisions = observe.NewDecisionLog(s.log, reg)
 	s.reflection = o.Reflection
 	if s.reflection == "" {
 		s.reflection = ReflectionAuthenticated
@@ -203,7 +214,7 @@ func New(o Options) *Server {
 	}
 	if s.metrics != nil {
 		s.metrics.grpc.InitializeMetrics(s.grpc)
-		s.metrics.watch(s.snaps, s.store, s.now)
+		s.obs.Watch(s.snaps, s.store, s.now)
 	}
 	return s
 }
@@ -235,28 +246,22 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 }
 
-// status maps err for the wire; see toStatus.
-func (s *Server) status(ctx context.Context, err error) error {
-	s.metrics.countRefusal(err)
-	return toStatus(ctx, s.log, err)
-}
-
 // write commits fn together with the audit events of what it changed, then
 // waits until the decision snapshot reflects the
 // commit, so that the next decision sees the write (read-your-writes).
 func (s *Server) write(ctx context.Context, fn func(store.Tx) error) (uint64, error) {
 	cctx, commit := s.innerSpan(ctx, "store.commit")
 	rev, err := s.store.Update(cctx, func(tx store.Tx) error {
-		at := newAuditTx(tx)
+		at := observe.NewAuditTx(tx)
 		if err := fn(at); err != nil {
 			return err
 		}
-		return at.flush(ctx, s)
+		return at.Flush(auditCaller(ctx), auditOperation(ctx), s.now().UTC(), s.auditRetention)
 	})
 	if err == nil {
-		commit.SetAttributes(attrRevision.Int64(int64(rev)))
+		commit.SetAttributes(observe.AttrRevision.Int64(int64(rev)))
 	}
-	endInner(commit, err)
+	observe.EndInner(commit, err)
 	if err != nil {
 		return 0, err
 	}
@@ -264,22 +269,13 @@ func (s *Server) write(ctx context.Context, fn func(store.Tx) error) (uint64, er
 	defer cancel()
 	wctx, wait := s.innerSpan(wctx, "snapshot.wait")
 	_, err = s.snaps.WaitFor(wctx, rev)
-	endInner(wait, err)
+	observe.EndInner(wait, err)
 	if err != nil {
 		// The write is committed and durable; only its visibility to
 		// decisions is late. Report success, and say so in the log.
 		s.log.WarnContext(ctx, "snapshot did not catch up with a committed write", "revision", rev, "err", err)
 	}
 	return rev, nil
-}
-
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// newID returns a random slug with the given prefix (80 bits of entropy).
-func newID(prefix string) string {
-	b := make([]byte, 10)
-	_, _ = rand.Read(b)
-	return prefix + idEncoding.EncodeToString(b)
 }
 
 // Page size bounds of every List RPC.
@@ -308,7 +304,7 @@ func pageParams(size int32, token string) (limit int, after string, err error) {
 	if token != "" {
 		raw, derr := base64.RawURLEncoding.DecodeString(token)
 		id, ok := strings.CutPrefix(string(raw), pageTokenPrefix)
-		if derr != nil || !ok || !isSlug(id) {
+		if derr != nil || !ok || !service.IsSlug(id) {
 			v.add("page_token", "is not a token returned by this RPC")
 		}
 		after = id
@@ -325,11 +321,11 @@ func nextPageToken(more bool, lastID string) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(pageTokenPrefix + lastID))
 }
 
-// sessionAccount returns the account of a session in the current snapshot,
-// or "" when it holds none (an unreadable session: the account its record's
-// key names).
-func (s *Server) sessionAccount(id string) string {
-	snap := s.snaps.Current()
+// sessionAccount returns the account of a session in the call's snapshot
+// (callSnapshot), or "" when it holds none (an unreadable session: the
+// account its record's key names).
+func (s *Server) sessionAccount(ctx context.Context, id string) string {
+	snap := s.callSnapshot(ctx)
 	if sess := snap.Session(id); sess != nil {
 		return sess.AccountID
 	}
@@ -337,4 +333,21 @@ func (s *Server) sessionAccount(id string) string {
 		return u.AccountID
 	}
 	return ""
+}
+
+// auditCaller is the caller the audit log names for a write of ctx.
+func auditCaller(ctx context.Context) string {
+	if c, ok := auth.FromContext(ctx); ok {
+		return c.Name
+	}
+	return auth.Local.Name
+}
+
+// auditOperation is the operation the audit log names for a write of ctx:
+// the RPC, or the background job (observe.WithOperation).
+func auditOperation(ctx context.Context) string {
+	if rpc, ok := grpc.Method(ctx); ok {
+		return rpc
+	}
+	return observe.Operation(ctx)
 }

@@ -8,9 +8,10 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -21,17 +22,7 @@ const reasonActorNotInSession = "ACTOR_NOT_IN_SESSION"
 func validatePolicyRequest(sessionID string, actor *gatehousev1.Actor, lang string) error {
 	var v violations
 	v.checkID("session_id", sessionID, false)
-	switch {
-	case actor == nil:
-		v.add("actor", "is required")
-	case actor.GetRole() == gatehousev1.Role_ROLE_UNSPECIFIED:
-		v.add("actor.role", "is required (ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST)")
-	case actor.GetRole() < gatehousev1.Role_ROLE_AGENT || actor.GetRole() > gatehousev1.Role_ROLE_EXTERNAL_SPECIALIST:
-		v.add("actor.role", "must be ROLE_AGENT, ROLE_CUSTOMER or ROLE_EXTERNAL_SPECIALIST")
-	}
-	if actor != nil {
-		v.checkID("actor.id", actor.GetId(), false)
-	}
+	validateActor(&v, "", actor)
 	if len(lang) > 256 {
 		v.add("language", "must be at most 256 bytes")
 	}
@@ -81,10 +72,10 @@ func newAccountLists(as *policy.AccountState) *accountLists {
 func buildSessionPolicyWith(snap *policy.Snapshot, sessionID string, role gatehousev1.Role, actorID, lang string, lists func(*policy.AccountState) *accountLists) (*gatehousev1.SessionPolicy, error) {
 	p, ok, err := snap.SessionPolicy(sessionID, policy.Role(role), actorID, lang)
 	if err != nil {
-		return nil, err
+		return nil, service.SessionErr(err, sessionID)
 	}
 	if !ok {
-		return nil, newError(codes.PermissionDenied, reasonActorNotInSession, nil,
+		return nil, errs.Refuse(errs.PermissionDenied, reasonActorNotInSession, nil,
 			"%s %q is not a participant of session %q", role, actorID, sessionID)
 	}
 	out := &gatehousev1.SessionPolicy{
@@ -147,15 +138,15 @@ const (
 
 func (d *decisionService) GetSessionPolicy(ctx context.Context, req *gatehousev1.GetSessionPolicyRequest) (*gatehousev1.GetSessionPolicyResponse, error) {
 	if err := validatePolicyRequest(req.GetSessionId(), req.GetActor(), req.GetLanguage()); err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	snap, err := d.s.snapshotAt(ctx, req.GetMinRevision())
 	if err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	p, err := sessionPolicy(ctx, snap, req.GetSessionId(), req.GetActor(), req.GetLanguage())
 	if err != nil {
-		return nil, d.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.GetSessionPolicyResponse{Policy: p}, nil
 }
@@ -179,7 +170,7 @@ func (d *decisionService) GetSessionPolicy(ctx context.Context, req *gatehousev1
 func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicyRequest, stream gatehousev1.DecisionService_WatchSessionPolicyServer) error {
 	ctx := stream.Context()
 	if err := validatePolicyRequest(req.GetSessionId(), req.GetActor(), req.GetLanguage()); err != nil {
-		return d.s.status(ctx, err)
+		return err
 	}
 	var beat time.Duration
 	if ms := req.GetHeartbeatIntervalMs(); ms != 0 {
@@ -187,7 +178,7 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 		if beat < minHeartbeatInterval || beat > maxHeartbeatInterval {
 			var v violations
 			v.add("heartbeat_interval_ms", "must be 0 (no heartbeats) or between %d and %d", minHeartbeatInterval.Milliseconds(), maxHeartbeatInterval.Milliseconds())
-			return d.s.status(ctx, v.err())
+			return v.err()
 		}
 	}
 	var ticker *time.Ticker
@@ -222,11 +213,11 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 		}
 		if last == nil || sess != lastSess || acct != lastAcct {
 			if err := snapshotSessionAccess(ctx, snap, key.session); err != nil {
-				return d.s.status(ctx, err)
+				return err
 			}
 			p, err := shared.get(snap, sess, acct)
 			if err != nil {
-				return d.s.status(ctx, err)
+				return err
 			}
 			if p != last {
 				rev := p.GetRevision()
@@ -237,7 +228,7 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 				}
 				msg, err := shared.encoded(p, rev)
 				if err != nil {
-					return d.s.status(ctx, err)
+					return err
 				}
 				if err := stream.SendMsg(msg); err != nil {
 					return err
@@ -256,7 +247,7 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 		if beating {
 			// The policy last sent is still the one of snap.
 			if err := snapshotSessionAccess(ctx, snap, key.session); err != nil {
-				return d.s.status(ctx, err)
+				return err
 			}
 			if err := stream.Send(&gatehousev1.WatchSessionPolicyResponse{HeartbeatRevision: snap.Revision()}); err != nil {
 				return err
@@ -268,9 +259,9 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 		case <-tick:
 			beating = true
 		case <-ctx.Done():
-			return d.s.status(ctx, ctx.Err())
+			return ctx.Err()
 		case <-d.s.done:
-			return d.s.status(ctx, newError(codes.Unavailable, "", nil, "server is shutting down; watch again"))
+			return errs.New(errs.Unavailable, "server is shutting down; watch again")
 		}
 	}
 }

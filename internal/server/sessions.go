@@ -2,13 +2,13 @@ package server
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
-	"google.golang.org/grpc/codes"
 )
 
 // sessionService implements gatehousev1.SessionServiceServer.
@@ -35,7 +35,7 @@ func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.Sta
 		v.add("kind", "must be SESSION_KIND_LIVE_GUIDE or SESSION_KIND_SUPPORT")
 	}
 	if err := v.err(); err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	acct := req.GetAccountId()
 	now := ss.s.now()
@@ -49,74 +49,27 @@ func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.Sta
 		StartTime:        now.UTC(),
 	}
 	_, err := ss.s.write(ctx, func(tx store.Tx) error {
-		rep, err := getRepresentative(tx, acct, sess.RepresentativeID)
-		if err != nil {
-			return err
-		}
-		if sess.Kind == policy.SessionKindSupport {
-			if err := checkSupportStart(tx, acct, &rep, sess.PortalID, now); err != nil {
-				return err
-			}
-		} else if !rep.LiveGuideEnabled {
-			return newError(codes.FailedPrecondition, reasonRepNotAllowed,
-				map[string]string{"representative_id": rep.ID},
-				"representative %q is not enabled for Live Guide", rep.ID)
-		}
-		for {
-			sess.ID = newID("s-")
-			taken, err := store.SessionExists(tx, sess.ID)
-			if err != nil {
-				return err
-			}
-			if !taken {
-				break
-			}
-		}
-		return store.PutSession(tx, &sess)
+		return service.StartSession(tx, &sess, now)
 	})
 	if err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.StartSessionResponse{Session: sessionToProto(&sess)}, nil
-}
-
-// getSession reads a session for a session-addressed RPC. A session whose
-// record cannot be read is DATA_LOSS naming it — after the caller's scope
-// is checked against the account the session index names, so that a
-// caller scoped to another account is refused as for a readable session.
-func getSession(ctx context.Context, tx store.ReadTx, id string) (policy.Session, error) {
-	s, err := store.GetSession(tx, id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return s, notFound("session", id)
-	case errors.Is(err, store.ErrCorrupt):
-		acct, aerr := store.SessionAccount(tx, id)
-		if aerr != nil {
-			return s, err // the index itself is damaged: the account is unknown
-		}
-		if aerr := checkOwnedAccess(ctx, "session", id, acct); aerr != nil {
-			return s, aerr
-		}
-		return s, &policy.SessionUnreadableError{SessionID: id, AccountID: acct, Why: err.Error()}
-	}
-	return s, err
 }
 
 func (ss *sessionService) GetSession(ctx context.Context, req *gatehousev1.GetSessionRequest) (*gatehousev1.GetSessionResponse, error) {
 	var v violations
 	v.checkID("session_id", req.GetSessionId(), false)
 	if err := v.err(); err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	var sess policy.Session
 	err := ss.s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		if sess, err = getSession(ctx, tx, req.GetSessionId()); err != nil {
-			return err
-		}
-		return checkSessionAccess(ctx, &sess)
+		sess, err = service.GetSession(ctx, tx, req.GetSessionId())
+		return err
 	})
 	if err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.GetSessionResponse{Session: sessionToProto(&sess)}, nil
 }
@@ -131,33 +84,15 @@ func (ss *sessionService) EndSession(ctx context.Context, req *gatehousev1.EndSe
 		v.add("representative_rating", "must be 0 (none) or 1-5")
 	}
 	if err := v.err(); err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	var sess policy.Session
 	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
-		sess, err = getSession(ctx, tx, req.GetSessionId())
-		if err != nil {
-			return err
-		}
-		if err := checkSessionAccess(ctx, &sess); err != nil {
-			return err
-		}
-		if sess.State == policy.SessionStateEnded {
-			return newError(codes.FailedPrecondition, reasonSessionEnded, nil, "session %q has already ended", sess.ID)
-		}
-		sess.State = policy.SessionStateEnded
-		sess.EndTime = ss.s.now().UTC()
-		sess.CustomerRating = req.GetCustomerRating()
-		sess.RepresentativeRating = req.GetRepresentativeRating()
-		if err := store.PutSession(tx, &sess); err != nil {
-			return err
-		}
-		// The completed-session record is queued in the same transaction
-		// as the end of the session: both happen, or neither does.
-		return enqueueCompletedSession(tx, &sess)
+		sess, err = service.EndSession(ctx, tx, req.GetSessionId(), ss.s.now(), req.GetCustomerRating(), req.GetRepresentativeRating())
+		return err
 	})
 	if err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	return &gatehousev1.EndSessionResponse{Session: sessionToProto(&sess)}, nil
 }
@@ -190,13 +125,12 @@ func (ss *sessionService) ListSessions(ctx context.Context, req *gatehousev1.Lis
 	}
 	limit, afterID, perr := pageParams(req.GetPageSize(), req.GetPageToken())
 	if perr != nil {
-		var pe *validationError
-		if errors.As(perr, &pe) {
-			v = append(v, pe.fields...)
+		if e, ok := errs.As(perr); ok {
+			v = append(v, e.Fields...)
 		}
 	}
 	if err := v.err(); err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	var since time.Time // see tenantSince
 	match := func(s *policy.Session) bool {
@@ -211,17 +145,17 @@ func (ss *sessionService) ListSessions(ctx context.Context, req *gatehousev1.Lis
 	var sessions []policy.Session
 	var more bool
 	err := ss.s.store.View(ctx, func(tx store.ReadTx) (err error) {
-		if _, err = getAccount(tx, req.GetAccountId()); err != nil {
+		if _, err = service.GetAccount(tx, req.GetAccountId()); err != nil {
 			return err
 		}
-		if since, err = tenantSince(ctx, tx, req.GetAccountId()); err != nil {
+		if since, err = service.TenantSince(ctx, tx, req.GetAccountId()); err != nil {
 			return err
 		}
 		sessions, more, err = store.ListSessions(tx, req.GetAccountId(), afterID, limit, match)
 		return err
 	})
 	if err != nil {
-		return nil, ss.s.status(ctx, err)
+		return nil, err
 	}
 	resp := &gatehousev1.ListSessionsResponse{}
 	for i := range sessions {
@@ -233,4 +167,41 @@ func (ss *sessionService) ListSessions(ctx context.Context, req *gatehousev1.Lis
 	}
 	resp.NextPageToken = nextPageToken(more, last)
 	return resp, nil
+}
+
+func (ss *sessionService) InviteExternalSpecialist(ctx context.Context, req *gatehousev1.InviteExternalSpecialistRequest) (*gatehousev1.InviteExternalSpecialistResponse, error) {
+	var v violations
+	v.checkID("session_id", req.GetSessionId(), false)
+	v.checkID("specialist_id", req.GetSpecialistId(), false)
+	v.checkText("display_name", req.GetDisplayName(), true, maxDisplayName)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	var sess policy.Session
+	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
+		sess, err = service.InviteSpecialist(ctx, tx, req.GetSessionId(), policy.Specialist{ID: req.GetSpecialistId(), DisplayName: req.GetDisplayName()})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &gatehousev1.InviteExternalSpecialistResponse{Session: sessionToProto(&sess)}, nil
+}
+
+func (ss *sessionService) RemoveExternalSpecialist(ctx context.Context, req *gatehousev1.RemoveExternalSpecialistRequest) (*gatehousev1.RemoveExternalSpecialistResponse, error) {
+	var v violations
+	v.checkID("session_id", req.GetSessionId(), false)
+	v.checkID("specialist_id", req.GetSpecialistId(), false)
+	if err := v.err(); err != nil {
+		return nil, err
+	}
+	var sess policy.Session
+	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
+		sess, err = service.RemoveSpecialist(ctx, tx, req.GetSessionId(), req.GetSpecialistId())
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &gatehousev1.RemoveExternalSpecialistResponse{Session: sessionToProto(&sess)}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/service"
 	"google.golang.org/grpc/codes"
 )
 
@@ -25,7 +26,7 @@ func TestStartSession(t *testing.T) {
 		reason string
 		fields []string
 	}{
-		{"rep not enabled for live guide", &gatehousev1.StartSessionRequest{AccountId: "acme", Kind: lg, RepresentativeId: "bob", CustomerId: "c"}, codes.FailedPrecondition, reasonRepNotAllowed, nil},
+		{"rep not enabled for live guide", &gatehousev1.StartSessionRequest{AccountId: "acme", Kind: lg, RepresentativeId: "bob", CustomerId: "c"}, codes.FailedPrecondition, service.ReasonRepNotAllowed, nil},
 		{"unknown rep", &gatehousev1.StartSessionRequest{AccountId: "acme", Kind: lg, RepresentativeId: "zed", CustomerId: "c"}, codes.NotFound, "", nil},
 		{"rep of another account", &gatehousev1.StartSessionRequest{AccountId: "other", Kind: lg, RepresentativeId: "bob", CustomerId: "c"}, codes.NotFound, "", nil},
 		{"unknown account", &gatehousev1.StartSessionRequest{AccountId: "nobody", Kind: lg, RepresentativeId: "alice", CustomerId: "c"}, codes.NotFound, "", nil},
@@ -49,7 +50,7 @@ func TestStartSession(t *testing.T) {
 
 	s1 := e.MustStartSession("acme")
 	s2 := e.MustStartSession("acme")
-	if s1.GetId() == s2.GetId() || !isSlug(s1.GetId()) {
+	if s1.GetId() == s2.GetId() || !service.IsSlug(s1.GetId()) {
 		t.Fatalf("session ids %q, %q", s1.GetId(), s2.GetId())
 	}
 	if s1.GetState() != gatehousev1.SessionState_SESSION_STATE_ACTIVE || s1.GetKind() != lg || s1.GetStartTime() == nil || s1.GetAccountId() != "acme" {
@@ -68,7 +69,7 @@ func TestStartSession(t *testing.T) {
 	}
 	_, err = e.sessions.EndSession(ctx, &gatehousev1.EndSessionRequest{SessionId: s1.GetId()})
 	st := wantCode(t, err, codes.FailedPrecondition)
-	if errorReason(st) != reasonSessionEnded {
+	if errorReason(st) != service.ReasonSessionEnded {
 		t.Fatalf("reason %q", errorReason(st))
 	}
 	_, err = e.sessions.EndSession(ctx, &gatehousev1.EndSessionRequest{SessionId: "s-unknown"})

@@ -9,12 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Defaults of the queue-delay shedder (see Limits.QueueTarget).
@@ -238,12 +235,9 @@ func (m *shedMetrics) observeDelay(d time.Duration) {
 // queueOverloaded is the status of a call shed because it queued too long,
 // telling the caller to retry after retry.
 func queueOverloaded(wait, limit, retry time.Duration) error {
-	st := status.Newf(codes.ResourceExhausted, "server is overloaded: the call waited %s for the CPU (limit %s); retry with backoff",
-		wait.Round(time.Microsecond), limit)
-	st, _ = st.WithDetails(
-		&errdetails.ErrorInfo{Reason: reasonOverloaded, Domain: errorDomain, Metadata: map[string]string{
-			"shed": shedQueueDelay, "queue_delay_us": strconv.FormatInt(wait.Microseconds(), 10)}},
-		&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)},
-	)
-	return st.Err()
+	e := errs.Refuse(errs.ResourceExhausted, reasonOverloaded, map[string]string{
+		"shed": shedQueueDelay, "queue_delay_us": strconv.FormatInt(wait.Microseconds(), 10)},
+		"server is overloaded: the call waited %s for the CPU (limit %s); retry with backoff", wait.Round(time.Microsecond), limit)
+	e.RetryAfter = retry
+	return e
 }

@@ -3,20 +3,16 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // Defaults of StreamLimits.
@@ -112,11 +108,10 @@ type openStream struct {
 }
 
 // streamEnded is the cause a stream's context is cancelled with when its
-// caller may no longer hold it; the stream ends with its status.
-type streamEnded struct{ st *status.Status }
+// caller may no longer hold it; the stream ends with err.
+type streamEnded struct{ err error }
 
-func (e *streamEnded) Error() string              { return e.st.Message() }
-func (e *streamEnded) GRPCStatus() *status.Status { return e.st }
+func (e *streamEnded) Error() string { return e.err.Error() }
 
 func newStreamLimiter(l StreamLimits, m *Metrics, snaps *snapshot.Follower, done <-chan struct{}) *streamLimiter {
 	sl := &streamLimiter{limits: l.withDefaults(), snaps: snaps, perCaller: map[string]int{}, open: map[*openStream]struct{}{}}
@@ -204,12 +199,9 @@ func (sl *streamLimiter) release(class, key string) {
 
 // streamRefused is the RESOURCE_EXHAUSTED status of a stream over a limit.
 func streamRefused(scope string, limit int, format string, args ...any) error {
-	st := status.New(codes.ResourceExhausted, fmt.Sprintf(format, args...))
-	st, _ = st.WithDetails(
-		&errdetails.ErrorInfo{Reason: reasonStreamLimit, Domain: errorDomain, Metadata: map[string]string{"scope": scope, "limit": strconv.Itoa(limit)}},
-		&errdetails.RetryInfo{RetryDelay: durationpb.New(overloadRetryDelay)},
-	)
-	return st.Err()
+	e := errs.Refuse(errs.ResourceExhausted, reasonStreamLimit, map[string]string{"scope": scope, "limit": strconv.Itoa(limit)}, format, args...)
+	e.RetryAfter = overloadRetryDelay
+	return e
 }
 
 func (sl *streamLimiter) intercept(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
@@ -257,7 +249,7 @@ func (sl *streamLimiter) intercept(srv any, ss grpc.ServerStream, info *grpc.Str
 	err := handler(srv, wrapped)
 	var ended *streamEnded
 	if cause := context.Cause(ctx); errors.As(cause, &ended) {
-		return ended.st.Err()
+		return ended.err
 	}
 	return err
 }
@@ -271,7 +263,7 @@ func (sl *streamLimiter) follow(done <-chan struct{}) {
 		sl.mu.Lock()
 		for o := range sl.open {
 			if err := credentialErr(snap, o.caller); err != nil {
-				o.end(&streamEnded{st: status.Convert(err)})
+				o.end(&streamEnded{err: err})
 				delete(sl.open, o)
 			}
 		}
@@ -293,12 +285,12 @@ func credentialErr(snap *policy.Snapshot, c auth.Caller) error {
 	}
 	if c.AccountID != "" && snap.Account(c.AccountID) == nil {
 		if _, unreadable := snap.Unreadable(c.AccountID); !unreadable {
-			return status.Errorf(codes.NotFound, "account %q of caller %q was deleted; its streams are ended", c.AccountID, c.Name)
+			return errs.New(errs.NotFound, "account %q of caller %q was deleted; its streams are ended", c.AccountID, c.Name)
 		}
 	}
 	tok := snap.Token(c.TokenID)
 	if tok == nil || tok.Revoked || tok.Role != c.Role || tok.AccountID != c.AccountID {
-		return status.Errorf(codes.Unauthenticated, "credential of caller %q was revoked; its streams are ended", c.Name)
+		return errs.New(errs.Unauthenticated, "credential of caller %q was revoked; its streams are ended", c.Name)
 	}
 	return nil
 }
@@ -360,8 +352,8 @@ func (s *endableStream) RecvMsg(m any) error {
 	case <-s.ctx.Done():
 		var ended *streamEnded
 		if cause := context.Cause(s.ctx); errors.As(cause, &ended) {
-			return ended.st.Err()
+			return ended.err
 		}
-		return status.FromContextError(s.ctx.Err()).Err()
+		return s.ctx.Err()
 	}
 }

@@ -2,18 +2,14 @@ package server
 
 import (
 	"context"
-	"errors"
 
-	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc/filters"
-	"go.opentelemetry.io/otel/attribute"
-	otelcodes "go.opentelemetry.io/otel/codes"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 )
 
 // tracingOption instruments every call but health checks with a server
@@ -38,83 +34,7 @@ func tracingOption(tp trace.TracerProvider) []grpc.ServerOption {
 	))}
 }
 
-// Attributes of a CheckFeature span.
-const (
-	attrFeature  = attribute.Key("gatehouse.feature")
-	attrAllowed  = attribute.Key("gatehouse.decision.allowed")
-	attrReason   = attribute.Key("gatehouse.decision.reason")
-	attrRule     = attribute.Key("gatehouse.decision.rule")
-	attrRevision = attribute.Key("gatehouse.revision")
-	attrChecks   = attribute.Key("gatehouse.checks")
-)
-
-// traceDecision records a CheckFeature answer on the call's span when that
-// span is sampled. Callers check Server.tracing first.
-func traceDecision(ctx context.Context, f policy.Feature, d policy.Decision, rev uint64) {
-	span := trace.SpanFromContext(ctx)
-	if !span.IsRecording() {
-		return
-	}
-	span.SetAttributes(
-		attrFeature.String(f.String()),
-		attrAllowed.Bool(d.Allowed),
-		attrReason.String(d.Reason.String()),
-		attrRule.String(d.Rule),
-		attrRevision.Int64(int64(rev)),
-	)
-}
-
-// traceChecks records the size and revision of a CheckFeatures call on its
-// span when that span is sampled. Callers check Server.tracing first.
-func traceChecks(ctx context.Context, n int, rev uint64) {
-	span := trace.SpanFromContext(ctx)
-	if !span.IsRecording() {
-		return
-	}
-	span.SetAttributes(attrChecks.Int(n), attrRevision.Int64(int64(rev)))
-}
-
-// tracerName names the spans the server starts inside a call.
-const tracerName = "github.com/gatehouse-dev/gatehouse/internal/server"
-
-// innerSpan starts a span named name under the call's span when that span
-// is recorded (tracing on and the call sampled); otherwise it returns ctx
-// and a span that records nothing. End it with endInner.
+// innerSpan starts a span inside the call; see observe.InnerSpan.
 func (s *Server) innerSpan(ctx context.Context, name string) (context.Context, trace.Span) {
-	if s.tracer == nil || !trace.SpanFromContext(ctx).IsRecording() {
-		return ctx, trace.SpanFromContext(context.Background()) // records nothing
-	}
-	return s.tracer.Start(ctx, name)
-}
-
-// endInner ends an inner span, marking it failed when err is the server's
-// failure (a context that ended counts too: the wait was cut short); a
-// refusal of the request (invalid, not found, in use, …) is not.
-func endInner(span trace.Span, err error) {
-	if err != nil && span.IsRecording() && !refusal(err) {
-		span.RecordError(err)
-		msg := err.Error()
-		if errors.Is(err, context.DeadlineExceeded) {
-			msg = "deadline exceeded"
-		}
-		span.SetStatus(otelcodes.Error, msg)
-	}
-	span.End()
-}
-
-// refusal reports whether err refuses the request rather than failing it.
-func refusal(err error) bool {
-	var ve *validationError
-	var ae *apiError
-	switch {
-	case errors.As(err, &ve):
-		return true
-	case errors.As(err, &ae):
-		switch ae.code {
-		case codes.Internal, codes.Unknown, codes.Unavailable, codes.DataLoss, codes.DeadlineExceeded:
-			return false
-		}
-		return true
-	}
-	return false
+	return observe.InnerSpan(s.tracer, ctx, name)
 }

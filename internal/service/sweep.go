@@ -1,7 +1,8 @@
-package server
+package service
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
@@ -27,25 +28,36 @@ type SessionLifecycle struct {
 	Batch int
 }
 
-// sweepCaller is who the audit log names for sweeps.
-var sweepCaller = auth.Caller{Name: "session sweeper", Role: auth.RoleOperator}
+// SweepCaller is who the audit log names for sweeps.
+var SweepCaller = auth.Caller{Name: "session sweeper", Role: auth.RoleOperator}
 
-// SweepSessions ends the active sessions older than MaxAge and deletes the
-// sessions that ended more than Retention ago, as of the server's clock,
+// Writer commits fn, with the audit events of what it changed, and
+// returns once decisions see the write: the edge's write path.
+type Writer func(ctx context.Context, fn func(store.Tx) error) (uint64, error)
+
+// Sweeper ends and deletes old sessions; see Sweep.
+type Sweeper struct {
+	Store store.Store
+	Write Writer
+	Now   func() time.Time
+	Log   *slog.Logger
+}
+
+// Sweep ends the active sessions older than MaxAge and deletes the
+// sessions that ended more than Retention ago, as of the sweeper's clock,
 // in transactions of at most lc.Batch sessions. Ending a session queues
-// its completed-session record, like EndSession; every change is in the
-// audit log under "session sweeper". It returns how many sessions it
-// ended and deleted.
-func (s *Server) SweepSessions(ctx context.Context, lc SessionLifecycle) (ended, deleted int, err error) {
+// its completed-session record, like EndSession; ctx names the caller the
+// audit log records (SweepCaller). It returns how many sessions it ended
+// and deleted.
+func (s *Sweeper) Sweep(ctx context.Context, lc SessionLifecycle) (ended, deleted int, err error) {
 	if lc.MaxAge <= 0 && lc.Retention <= 0 {
 		return 0, 0, nil
 	}
-	ctx = withOperation(auth.NewContext(ctx, sweepCaller), "SweepSessions")
 	if lc.Batch <= 0 {
 		lc.Batch = 500
 	}
 	for {
-		now := s.now().UTC()
+		now := s.Now().UTC()
 		var startedBefore, endedBefore time.Time
 		if lc.MaxAge > 0 {
 			startedBefore = now.Add(-lc.MaxAge)
@@ -56,7 +68,7 @@ func (s *Server) SweepSessions(ctx context.Context, lc SessionLifecycle) (ended,
 		// Look before writing: a sweep with nothing to do commits nothing
 		// (and so makes no revision).
 		var due []policy.Session
-		err := s.store.View(ctx, func(tx store.ReadTx) (err error) {
+		err := s.Store.View(ctx, func(tx store.ReadTx) (err error) {
 			due, err = store.SessionsToSweep(tx, startedBefore, endedBefore, 1)
 			return err
 		})
@@ -64,7 +76,7 @@ func (s *Server) SweepSessions(ctx context.Context, lc SessionLifecycle) (ended,
 			return ended, deleted, err
 		}
 		n, e, d := 0, 0, 0
-		_, err = s.write(ctx, func(tx store.Tx) error {
+		_, err = s.Write(ctx, func(tx store.Tx) error {
 			batch, err := store.SessionsToSweep(tx, startedBefore, endedBefore, lc.Batch)
 			if err != nil {
 				return err
@@ -83,7 +95,7 @@ func (s *Server) SweepSessions(ctx context.Context, lc SessionLifecycle) (ended,
 				if err := store.PutSession(tx, sess); err != nil {
 					return err
 				}
-				if err := enqueueCompletedSession(tx, sess); err != nil {
+				if err := EnqueueCompletedSession(tx, sess); err != nil {
 					return err
 				}
 				e++
@@ -103,8 +115,8 @@ func (s *Server) SweepSessions(ctx context.Context, lc SessionLifecycle) (ended,
 	}
 }
 
-// RunSessionSweeper sweeps sessions every lc.Interval until ctx ends.
-func (s *Server) RunSessionSweeper(ctx context.Context, lc SessionLifecycle) {
+// Run sweeps sessions every lc.Interval until ctx ends.
+func (s *Sweeper) Run(ctx context.Context, lc SessionLifecycle) {
 	if lc.MaxAge <= 0 && lc.Retention <= 0 {
 		return
 	}
@@ -114,12 +126,12 @@ func (s *Server) RunSessionSweeper(ctx context.Context, lc SessionLifecycle) {
 	t := time.NewTicker(lc.Interval)
 	defer t.Stop()
 	for {
-		ended, deleted, err := s.SweepSessions(ctx, lc)
+		ended, deleted, err := s.Sweep(ctx, lc)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			s.log.ErrorContext(ctx, "session sweep failed", "err", err, "ended", ended, "deleted", deleted)
+			s.Log.ErrorContext(ctx, "session sweep failed", "err", err, "ended", ended, "deleted", deleted)
 		case ended+deleted > 0:
-			s.log.InfoContext(ctx, "swept sessions", "ended", ended, "deleted", deleted)
+			s.Log.InfoContext(ctx, "swept sessions", "ended", ended, "deleted", deleted)
 		}
 		select {
 		case <-ctx.Done():

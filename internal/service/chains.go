@@ -1,13 +1,14 @@
-package server
+package service
 
 import (
 	"slices"
 
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
-// checkChainWrite checks that writing record id of kind ("portal" or
+// CheckChainWrite checks that writing record id of kind ("portal" or
 // "team", field its request field) under parentID keeps its chains within
 // policy.MaxChainDepth and makes no cycle. parents maps every record of
 // the account to its parent as stored. The chain that matters is the new
@@ -16,13 +17,13 @@ import (
 // parent_id; a chain too deep is a *policy.ChainTooDeepError
 // (FAILED_PRECONDITION) naming the deepest record (the least id of
 // those equally deep).
-func checkChainWrite(v *violations, kind, field, id, parentID string, parents map[string]string) error {
+func CheckChainWrite(v *errs.Violations, kind, field, id, parentID string, parents map[string]string) error {
 	// Up: how many records the new parent's chain holds.
 	above := 0
 	seen := map[string]bool{}
 	for cur := parentID; cur != ""; {
 		if cur == id {
-			v.add(field+".parent_id", "%s %q is %q itself or below it: that would make a cycle", kind, parentID, id)
+			v.Add(field+".parent_id", "%s %q is %q itself or below it: that would make a cycle", kind, parentID, id)
 			return nil
 		}
 		if seen[cur] {
@@ -71,8 +72,8 @@ func checkChainWrite(v *violations, kind, field, id, parentID string, parents ma
 	return nil
 }
 
-// portalParents maps every portal of acct to its parent.
-func portalParents(tx store.ReadTx, acct string) (map[string]string, error) {
+// PortalParents maps every portal of acct to its parent.
+func PortalParents(tx store.ReadTx, acct string) (map[string]string, error) {
 	all, _, err := store.ListPortals(tx, acct, "", 0)
 	if err != nil {
 		return nil, err
@@ -84,8 +85,8 @@ func portalParents(tx store.ReadTx, acct string) (map[string]string, error) {
 	return m, nil
 }
 
-// teamParents maps every team of acct to its parent.
-func teamParents(tx store.ReadTx, acct string) (map[string]string, error) {
+// TeamParents maps every team of acct to its parent.
+func TeamParents(tx store.ReadTx, acct string) (map[string]string, error) {
 	all, _, err := store.ListTeams(tx, acct, "", 0)
 	if err != nil {
 		return nil, err
@@ -97,12 +98,12 @@ func teamParents(tx store.ReadTx, acct string) (map[string]string, error) {
 	return m, nil
 }
 
-// parentChanges reports whether a write gives record id the parent
+// ParentChanges reports whether a write gives record id the parent
 // parentID: always for a new record, and for an existing one when it is
 // moved. A write that keeps the parent (a rename, say) neither makes a
 // cycle nor deepens a chain, so it is not refused for a chain that is
 // already too deep.
-func parentChanges[T any](tx store.ReadTx, acct, id, parentID string, get func(store.ReadTx, string, string) (T, error), parentOf func(*T) string) bool {
+func ParentChanges[T any](tx store.ReadTx, acct, id, parentID string, get func(store.ReadTx, string, string) (T, error), parentOf func(*T) string) bool {
 	cur, err := get(tx, acct, id)
 	return err != nil || parentOf(&cur) != parentID
 }

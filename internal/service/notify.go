@@ -1,4 +1,4 @@
-package server
+package service
 
 import (
 	"errors"
@@ -8,18 +8,18 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
-// enqueueCompletedSession queues the completed-session record of a support
+// EnqueueCompletedSession queues the completed-session record of a support
 // session whose portal has a notification e-mail, inside tx: the session's
 // subportal's address, else the nearest ancestor portal's that has one. It
 // queues nothing for a Live Guide session or when no portal of the chain
 // has an address. A portal chain that cannot be walked to its top (damaged
 // data) is used as far as it goes, so that the session still ends.
-func enqueueCompletedSession(tx store.Tx, sess *policy.Session) error {
+func EnqueueCompletedSession(tx store.Tx, sess *policy.Session) error {
 	if sess.Kind != policy.SessionKindSupport || sess.PortalID == "" {
 		return nil
 	}
 	var chain []*policy.Portal
-	lookup := txPortals(tx, sess.AccountID)
+	lookup := TxPortals(tx, sess.AccountID)
 	_, err := policy.PortalChain(sess.PortalID, func(id string) (*policy.Portal, bool) {
 		p, ok := lookup(id)
 		if ok {

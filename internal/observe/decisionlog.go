@@ -1,4 +1,4 @@
-package server
+package observe
 
 import (
 	"context"
@@ -17,10 +17,10 @@ const (
 	// decisionLogPerSecond bounds the decision log of the whole daemon, so
 	// that turning it on for busy accounts cannot flood the logs.
 	decisionLogPerSecond = 200
-	// decisionLogAccountPerSecond is one account's share of it: an account
+	// DecisionLogAccountPerSecond is one account's share of it: an account
 	// that logs more than this loses its own lines, not another's, and
 	// four accounts at their share fill the daemon's bound.
-	decisionLogAccountPerSecond = 50
+	DecisionLogAccountPerSecond = 50
 	// decisionLogMaxAccounts bounds the accounts whose budget is tracked
 	// at once. Only accounts with the log on get one; when the map is full,
 	// the budgets that are full again (idle for a second) are forgotten,
@@ -30,12 +30,12 @@ const (
 	decisionLogMaxAccounts = 4096
 )
 
-// decisionLog writes a sampled, rate-bounded record of decisions for the
+// DecisionLog writes a sampled, rate-bounded record of decisions for the
 // accounts that turned it on (Account.decision_log_percent): each account
-// has a token bucket of decisionLogAccountPerSecond lines a second, and
+// has a token bucket of DecisionLogAccountPerSecond lines a second, and
 // the daemon one of decisionLogPerSecond that every account's lines also
 // take from. The zero value works, with the real clock and no metrics.
-type decisionLog struct {
+type DecisionLog struct {
 	log *slog.Logger
 	// now is the clock (time.Now when nil).
 	now func() time.Time
@@ -56,22 +56,23 @@ type accountLogBudget struct {
 	dropped int
 }
 
-// newDecisionLog returns the decision log of a server; m may be nil.
-func newDecisionLog(log *slog.Logger, m *Metrics) *decisionLog {
-	l := &decisionLog{log: log}
-	if m != nil {
+// NewDecisionLog returns a decision log writing to log; its dropped lines
+// are counted in reg when it is set.
+func NewDecisionLog(log *slog.Logger, reg *prometheus.Registry) *DecisionLog {
+	l := &DecisionLog{log: log}
+	if reg != nil {
 		l.dropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_decision_log_dropped_total",
 			Help: "Decision log lines not written because the account's share or the daemon's bound was used up, by account (only accounts with the decision log on appear).",
 		}, []string{"account"})
-		m.Registry.MustRegister(l.dropped)
+		reg.MustRegister(l.dropped)
 	}
 	return l
 }
 
-// record logs q and its answer when the account samples it and the bounds
+// Record logs q and its answer when the account samples it and the bounds
 // allow. While no account has the log on it costs one comparison.
-func (l *decisionLog) record(ctx context.Context, snap *policy.Snapshot, q *policy.Query, d policy.Decision) {
+func (l *DecisionLog) Record(ctx context.Context, snap *policy.Snapshot, q *policy.Query, d policy.Decision) {
 	if !snap.DecisionLogged() {
 		return
 	}
@@ -102,7 +103,7 @@ func (l *decisionLog) record(ctx context.Context, snap *policy.Snapshot, q *poli
 // its lines were dropped since its last one. The account's own bucket is
 // asked first, so that an account over its share does not use up the
 // daemon's bound for the others.
-func (l *decisionLog) take(account string) (dropped int, ok bool) {
+func (l *DecisionLog) take(account string) (dropped int, ok bool) {
 	now := time.Now()
 	if l.now != nil {
 		now = l.now()
@@ -122,7 +123,7 @@ func (l *decisionLog) take(account string) (dropped int, ok bool) {
 		if len(l.accounts) >= decisionLogMaxAccounts {
 			return 0, false
 		}
-		b = &accountLogBudget{limiter: rate.NewLimiter(decisionLogAccountPerSecond, decisionLogAccountPerSecond)}
+		b = &accountLogBudget{limiter: rate.NewLimiter(DecisionLogAccountPerSecond, DecisionLogAccountPerSecond)}
 		l.accounts[account] = b
 	}
 	if !b.limiter.AllowN(now, 1) || !l.global.AllowN(now, 1) {
@@ -135,9 +136,9 @@ func (l *decisionLog) take(account string) (dropped int, ok bool) {
 
 // forgetIdle drops the budgets that are full again: a new one would be
 // the same.
-func (l *decisionLog) forgetIdle(now time.Time) {
+func (l *DecisionLog) forgetIdle(now time.Time) {
 	for id, b := range l.accounts {
-		if b.limiter.TokensAt(now) >= decisionLogAccountPerSecond {
+		if b.limiter.TokensAt(now) >= DecisionLogAccountPerSecond {
 			delete(l.accounts, id)
 		}
 	}

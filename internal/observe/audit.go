@@ -1,0 +1,132 @@
+package observe
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+)
+
+// AuditTx records, for every resource a write transaction touches, its
+// value before the transaction; Flush then appends one audit event per
+// resource that changed, in the same transaction, so that a write and its
+// audit record commit together or not at all.
+type AuditTx struct {
+	store.Tx
+	touched []string
+	before  map[string][]byte // nil: the resource did not exist
+	// Summary, when set, is recorded first: the event of a write made of
+	// many (ApplyAccount), whose records' events follow it.
+	Summary *store.AuditEvent
+}
+
+// NewAuditTx wraps tx, remembering what it touches.
+func NewAuditTx(tx store.Tx) *AuditTx { return &AuditTx{Tx: tx, before: map[string][]byte{}} }
+
+func (a *AuditTx) remember(key string) {
+	if _, seen := a.before[key]; seen {
+		return
+	}
+	if _, _, _, ok := store.ResourceOfKey(key); !ok {
+		return
+	}
+	var prev []byte
+	if v, err := a.Tx.Get(key); err == nil {
+		prev = bytes.Clone(v)
+	}
+	a.before[key] = prev
+	a.touched = append(a.touched, key)
+}
+
+func (a *AuditTx) Put(key string, val []byte) error {
+	a.remember(key)
+	return a.Tx.Put(key, val)
+}
+
+func (a *AuditTx) Delete(key string) error {
+	a.remember(key)
+	return a.Tx.Delete(key)
+}
+
+type operationKey struct{}
+
+// WithOperation names, for the audit log, the writes of a background job
+// (which no RPC makes).
+func WithOperation(ctx context.Context, name string) context.Context {
+	return context.WithValue(ctx, operationKey{}, name)
+}
+
+// Operation returns the name WithOperation gave ctx ("" without one).
+func Operation(ctx context.Context) string {
+	name, _ := ctx.Value(operationKey{}).(string)
+	return name
+}
+
+// MaxAuditPurge bounds how many expired events one write deletes.
+const MaxAuditPurge = 100
+
+// Flush appends, in the transaction, one audit event per resource that
+// changed, naming caller and the operation rpc at time now, and purges up
+// to MaxAuditPurge events older than retention (0: keep them all).
+func (a *AuditTx) Flush(caller, rpc string, now time.Time, retention time.Duration) error {
+	seq := 0
+	if e := a.Summary; e != nil {
+		e.ID, e.Caller, e.Time, e.RPC, e.Revision = store.AuditID(a.Revision(), seq), caller, now, rpc, a.Revision()
+		if err := store.PutAuditEvent(a.Tx, e); err != nil {
+			return err
+		}
+		seq++
+	}
+	for _, key := range a.touched {
+		var after []byte
+		if v, err := a.Tx.Get(key); err == nil {
+			after = v
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		before := a.before[key]
+		if bytes.Equal(before, after) {
+			continue
+		}
+		acct, typ, id, _ := store.ResourceOfKey(key)
+		if typ == "notification" {
+			acct = store.OutboxAccount(before)
+			if acct == "" {
+				acct = store.OutboxAccount(after)
+			}
+		}
+		e := store.AuditEvent{ID: store.AuditID(a.Revision(), seq), AccountID: acct, Caller: caller, Time: now, RPC: rpc,
+			ResourceType: typ, ResourceID: id, Before: auditJSON(typ, before), After: auditJSON(typ, after), Revision: a.Revision()}
+		if err := store.PutAuditEvent(a.Tx, &e); err != nil {
+			return err
+		}
+		seq++
+	}
+	if retention > 0 && seq > 0 {
+		if _, err := store.PurgeAuditEvents(a.Tx, now.Add(-retention), MaxAuditPurge); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// auditJSON is the stored record as the audit log shows it; secrets (a
+// caller token's hash) are left out.
+func auditJSON(typ string, raw []byte) string {
+	if raw == nil {
+		return ""
+	}
+	if typ != "caller_token" {
+		return string(raw)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return ""
+	}
+	delete(m, "hash")
+	b, _ := json.Marshal(m)
+	return string(b)
+}

@@ -1,0 +1,143 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strconv"
+
+	"github.com/gatehouse-dev/gatehouse/internal/errs"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// This file is the one place where errors become gRPC statuses. Handlers,
+// services and their transaction closures return errs.Error values (and
+// the sentinel errors of internal/policy and internal/store); the server's
+// interceptors (unaryChain, streamChain) pass every error a call ends with
+// through toStatus once.
+
+// errorDomain is the ErrorInfo domain of Gatehouse's machine-readable reasons.
+const errorDomain = "gatehouse.dev"
+
+// reasonChainTooDeep is the ErrorInfo reason of a write or a walk refused
+// because a portal or team chain would be, or is, deeper than
+// policy.MaxChainDepth.
+const reasonChainTooDeep = "CHAIN_TOO_DEEP"
+
+// kindCodes is the status code of each errs.Kind.
+var kindCodes = [...]codes.Code{
+	errs.Internal:           codes.Internal,
+	errs.Invalid:            codes.InvalidArgument,
+	errs.NotFound:           codes.NotFound,
+	errs.AlreadyExists:      codes.AlreadyExists,
+	errs.Conflict:           codes.Aborted,
+	errs.FailedPrecondition: codes.FailedPrecondition,
+	errs.PermissionDenied:   codes.PermissionDenied,
+	errs.Unauthenticated:    codes.Unauthenticated,
+	errs.ResourceExhausted:  codes.ResourceExhausted,
+	errs.DataLoss:           codes.DataLoss,
+	errs.Unavailable:        codes.Unavailable,
+	errs.Unimplemented:      codes.Unimplemented,
+}
+
+// toStatus maps the error a call ended with to its gRPC status, counts the
+// refusals that have a metric, and logs what an operator must see. Unknown
+// errors become INTERNAL with a generic message; the cause is logged here,
+// once, and never sent.
+func (s *Server) toStatus(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	s.obs.CountRefusal(err)
+	return mapError(ctx, s.log, err)
+}
+
+func mapError(ctx context.Context, log *slog.Logger, err error) error {
+	var e *errs.Error
+	var ue *policy.UnreadableError
+	var se *policy.SessionUnreadableError
+	var cd *policy.ChainTooDeepError
+	switch {
+	case errors.As(err, &e) && (e.Kind == errs.Internal || int(e.Kind) >= len(kindCodes)):
+		// An internal error that was logged where it happened (a panic,
+		// with its stack) has no cause left to log.
+		if e.Cause != nil {
+			log.ErrorContext(ctx, "internal error", "err", e.Cause)
+		}
+		return status.Error(codes.Internal, "internal error")
+	case e != nil:
+		if e.Cause != nil {
+			log.ErrorContext(ctx, e.Message, "err", e.Cause)
+		}
+		return statusOf(e).Err()
+	case errors.As(err, &cd):
+		st, _ := status.New(codes.FailedPrecondition, cd.Error()).WithDetails(&errdetails.ErrorInfo{Reason: reasonChainTooDeep, Domain: errorDomain,
+			Metadata: map[string]string{"kind": cd.Kind, "id": cd.ID, "limit": strconv.Itoa(policy.MaxChainDepth)}})
+		return st.Err()
+	case errors.Is(err, policy.ErrBrokenChain):
+		log.ErrorContext(ctx, "stored portal or team chain broken", "err", err)
+		return status.Error(codes.DataLoss, "a stored portal or team chain is broken; an operator must repair the store")
+	case errors.As(err, &se):
+		log.ErrorContext(ctx, "decision refused: session unreadable", "session_id", se.SessionID, "account_id", se.AccountID, "err", se.Why)
+		return status.Errorf(codes.DataLoss, "session %q cannot be read from the store; its decisions are refused until an operator repairs it", se.SessionID)
+	case errors.As(err, &ue):
+		log.ErrorContext(ctx, "decision refused: account unreadable", "account_id", ue.AccountID, "err", ue.Why)
+		return status.Errorf(codes.DataLoss, "account %q cannot be read from the store; its decisions are refused until an operator repairs it", ue.AccountID)
+	case errors.Is(err, store.ErrCorrupt):
+		log.ErrorContext(ctx, "stored record undecodable", "err", err)
+		return status.Error(codes.DataLoss, "a stored record cannot be decoded; an operator must repair the store")
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, "canceled")
+	case errors.Is(err, store.ErrClosed):
+		return status.Error(codes.Unavailable, "server is shutting down")
+	case errors.Is(err, store.ErrNoSpace):
+		// Nothing was committed; the condition may pass, so the client may
+		// retry later. Decisions keep being served from the last snapshot.
+		log.ErrorContext(ctx, "store cannot grow", "err", err)
+		return status.Error(codes.Unavailable, "the store is out of space; nothing was written")
+	}
+	// A status made by grpc-go itself (a transport error on a stream, a
+	// message over the size limit) passes as it is.
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	log.ErrorContext(ctx, "internal error", "err", err)
+	return status.Error(codes.Internal, "internal error")
+}
+
+// statusOf is the status of e: its kind's code and message, with its field
+// violations (BadRequest), its reason (ErrorInfo) and its retry delay
+// (RetryInfo) as details, in that order.
+func statusOf(e *errs.Error) *status.Status {
+	st := status.New(kindCodes[e.Kind], e.Message)
+	var details []protoadapt.MessageV1
+	if len(e.Fields) > 0 {
+		fv := make([]*errdetails.BadRequest_FieldViolation, len(e.Fields))
+		for i, f := range e.Fields {
+			fv[i] = &errdetails.BadRequest_FieldViolation{Field: f.Field, Description: f.Description}
+		}
+		details = append(details, &errdetails.BadRequest{FieldViolations: fv})
+	}
+	if e.Reason != "" {
+		details = append(details, &errdetails.ErrorInfo{Reason: e.Reason, Domain: errorDomain, Metadata: e.Metadata})
+	}
+	if e.RetryAfter > 0 {
+		details = append(details, &errdetails.RetryInfo{RetryDelay: durationpb.New(e.RetryAfter)})
+	}
+	if len(details) == 0 {
+		return st
+	}
+	withDetails, err := st.WithDetails(details...)
+	if err != nil {
+		return st
+	}
+	return withDetails
+}
