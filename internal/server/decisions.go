@@ -9,6 +9,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 )
 
 // decisionService implements gatehousev1.DecisionServiceServer.
@@ -80,16 +81,27 @@ const (
 	maxValueLen   = 4096
 )
 
-// validateElement bounds the size of an element descriptor so that no
-// request can make a decision arbitrarily expensive.
+// validateElement bounds the size of an element descriptor, its parts and
+// its whole (MaxElementBytes), so that no request can make a decision
+// arbitrarily expensive.
 func validateElement(v *violations, field string, el *gatehousev1.Element) {
 	if len(el.GetAncestors()) > maxAncestors {
 		v.add(field+".ancestors", "must hold at most %d elements", maxAncestors)
 		return
 	}
 	validateNode(v, field, -1, el.GetTag(), el.GetId(), el.GetClasses(), el.GetAttributes())
+	bound := elementSizeBound(el.GetTag(), el.GetId(), el.GetClasses(), el.GetAttributes())
 	for i, a := range el.GetAncestors() {
 		validateNode(v, field, i, a.GetTag(), a.GetId(), a.GetClasses(), a.GetAttributes())
+		bound += elementSizeBound(a.GetTag(), a.GetId(), a.GetClasses(), a.GetAttributes())
+	}
+	// The codec refuses an element over MaxElementBytes from its length
+	// on the wire; this catches one built in process. The bound is cheap
+	// and above the encoded size, which is computed only past it.
+	if bound > MaxElementBytes {
+		if n := proto.Size(el); n > MaxElementBytes {
+			v.add(field, "the element is %d bytes encoded; it may be at most %d bytes", n, MaxElementBytes)
+		}
 	}
 }
 

@@ -29,6 +29,9 @@ type Metrics struct {
 	// collectionFull counts creates refused because the account already
 	// holds the most resources of that kind it may (reasonLimit).
 	collectionFull prometheus.Counter
+	// requestSize counts requests refused for their encoded size before
+	// they were decoded (request_size.go).
+	requestSize prometheus.Counter
 	// workLimit counts decisions denied because the element was too costly
 	// to evaluate against the account's privacy rules.
 	workLimit prometheus.Counter
@@ -79,6 +82,7 @@ func NewMetrics() *Metrics {
 	}, []string{"limit"})
 	m.chainTooDeep = limits.WithLabelValues("chain_depth")
 	m.collectionFull = limits.WithLabelValues("collection_size")
+	m.requestSize = limits.WithLabelValues("request_size")
 	m.workLimit = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gatehouse_privacy_work_limit_total",
 		Help: "Decisions denied because evaluating the element against the account's privacy rules would exceed the per-decision work limit.",
@@ -104,6 +108,15 @@ func (m *Metrics) countRefusal(err error) {
 		m.chainTooDeep.Inc()
 	case errors.As(err, &ae) && ae.reason == reasonLimit:
 		m.collectionFull.Inc()
+	}
+}
+
+// countRequestSize counts a request the codec refused for its size (err
+// a *requestSizeError; anything else is not counted here); m may be nil.
+func (m *Metrics) countRequestSize(err error) {
+	var rs *requestSizeError
+	if m != nil && err != nil && errors.As(err, &rs) {
+		m.requestSize.Inc()
 	}
 }
 
