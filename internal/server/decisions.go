@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
@@ -153,9 +154,11 @@ func (s *Server) snapshotAt(ctx context.Context, minRev uint64) (*policy.Snapsho
 		ctx, cancel = context.WithTimeout(ctx, s.decisionTimeout)
 		defer cancel()
 	}
-	ctx, wait := s.innerSpan(ctx, "snapshot.wait")
-	snap, err := s.snaps.WaitFor(ctx, minRev)
+	start := time.Now()
+	wctx, wait := s.innerSpan(ctx, "snapshot.wait")
+	snap, err := s.snaps.WaitFor(wctx, minRev)
 	endInner(wait, err)
+	addRevisionWait(ctx, time.Since(start))
 	return snap, err
 }
 

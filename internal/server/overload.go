@@ -71,6 +71,13 @@ type Limits struct {
 	// never shed. A negative QueueTarget turns this off.
 	QueueTarget   time.Duration
 	QueueInterval time.Duration
+	// CallerCPUShare is the share of the CPU (of GOMAXPROCS cores) one
+	// caller's decisions may use while the CPU is contended and other
+	// callers are active (default DefaultCallerCPUShare, a quarter); a
+	// decision of a caller past it is refused with RESOURCE_EXHAUSTED
+	// (ErrorInfo metadata shed=caller_cpu, scope=caller; RetryInfo: when
+	// its share has refilled). See callerCPU. Negative turns it off.
+	CallerCPUShare float64
 	// DecisionTimeout is the deadline given to a DecisionService call whose
 	// caller set none (default 1s), so that a decision waiting for a
 	// min_revision cannot hold a slot for long.
@@ -109,6 +116,9 @@ func (l Limits) withDefaults() Limits {
 	if l.QueueTarget == 0 {
 		l.QueueTarget = DefaultQueueTarget
 	}
+	if l.CallerCPUShare == 0 {
+		l.CallerCPUShare = DefaultCallerCPUShare
+	}
 	def(&l.QueueInterval, DefaultQueueInterval)
 	def(&l.DecisionTimeout, DefaultDecisionTimeout)
 	def(&l.KeepaliveMinTime, DefaultKeepaliveMinTime)
@@ -138,6 +148,11 @@ func (l Limits) serverOptions(m *Metrics, sessionAccount func(string) string) []
 	opts := []grpc.ServerOption{}
 	if l.QueueTarget > 0 {
 		lim.queue = newQueueShedder(l.QueueTarget, l.QueueInterval)
+	}
+	if l.CallerCPUShare > 0 {
+		lim.cpu, lim.cpuShare = newCallerCPU(l.CallerCPUShare), l.CallerCPUShare
+	}
+	if lim.queue != nil || lim.cpu != nil {
 		opts = append(opts, grpc.InTapHandle(stampArrival))
 	}
 	return append(opts,
@@ -166,6 +181,10 @@ type limiter struct {
 	// perCaller holds each caller's share of unary; nil when off.
 	perCaller      *callerInflight
 	sessionAccount func(string) string
+	// cpu holds each caller's share of the CPU decisions use; nil when
+	// off.
+	cpu      *callerCPU
+	cpuShare float64
 }
 
 var (
@@ -177,17 +196,33 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	if strings.HasPrefix(info.FullMethod, healthPrefix) {
 		return handler(ctx, req)
 	}
+	decision := strings.HasPrefix(info.FullMethod, decisionPrefix)
+	var now time.Time
+	if l.queue != nil || (decision && l.cpu != nil) {
+		now = time.Now()
+	}
 	if l.queue != nil {
-		now := time.Now()
 		wait := queueWait(ctx, now)
 		l.metrics.observeDelay(wait)
 		// Only decisions are shed by queue delay.
-		if strings.HasPrefix(info.FullMethod, decisionPrefix) {
+		if decision {
 			if ok, limit, retry := l.queue.admit(now, wait); !ok {
 				l.metrics.countShed(shedQueueDelay)
 				return nil, queueOverloaded(wait, limit, jitter(retry))
 			}
 		}
+	}
+	var k inflightKey
+	if l.perCaller != nil || (decision && l.cpu != nil) {
+		k = inflightKeyOf(ctx, req, l.sessionAccount)
+	}
+	if decision && l.cpu != nil && k.kind != 0 {
+		ok, retry := l.cpu.admit(k, now)
+		if !ok {
+			l.metrics.countShed(shedCallerCPU)
+			return nil, callerCPUOverloaded(k, l.cpuShare, jitter(retry))
+		}
+		defer func() { l.cpu.charge(k, time.Since(now)-revisionWait(ctx)) }()
 	}
 	select {
 	case l.unary <- struct{}{}:
@@ -197,7 +232,7 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	}
 	defer func() { <-l.unary }()
 	if l.perCaller != nil {
-		if k := inflightKeyOf(ctx, req, l.sessionAccount); k.kind != 0 {
+		if k.kind != 0 {
 			if !l.perCaller.acquire(k) {
 				l.metrics.countShed(shedInflightCaller)
 				return nil, callerOverloaded(k, int(l.perCaller.limit), cap(l.unary))

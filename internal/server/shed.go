@@ -53,6 +53,9 @@ const (
 type arrival struct {
 	context.Context
 	at time.Time
+	// waited is how long the handler waited for a revision
+	// (addRevisionWait).
+	waited time.Duration
 }
 
 type arrivalKey struct{}
@@ -194,7 +197,7 @@ func newShedMetrics(m *Metrics) *shedMetrics {
 	}
 	shed := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_shed_total",
-		Help: "Unary calls refused with RESOURCE_EXHAUSTED to shed load, by reason: inflight (--max-inflight calls were running), inflight_caller (the caller had --max-inflight-per-caller calls running) or queue_delay (the call waited for the CPU longer than --shed-queue-target while a queue stood).",
+		Help: "Unary calls refused with RESOURCE_EXHAUSTED to shed load, by reason: inflight (--max-inflight calls were running), inflight_caller (the caller had --max-inflight-per-caller calls running) queue_delay (the call waited for the CPU longer than --shed-queue-target while a queue stood) or caller_cpu (the caller's decisions used more than --caller-cpu-share of the CPU while it was contended).",
 	}, []string{"reason"})
 	delay := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "gatehouse_queue_delay_seconds",
@@ -205,7 +208,7 @@ func newShedMetrics(m *Metrics) *shedMetrics {
 	delay = register(m.Registry, delay)
 	return &shedMetrics{
 		shed: map[string]prometheus.Counter{shedInflight: shed.WithLabelValues(shedInflight), shedQueueDelay: shed.WithLabelValues(shedQueueDelay),
-			shedInflightCaller: shed.WithLabelValues(shedInflightCaller)},
+			shedInflightCaller: shed.WithLabelValues(shedInflightCaller), shedCallerCPU: shed.WithLabelValues(shedCallerCPU)},
 		queueDelay: delay,
 	}
 }

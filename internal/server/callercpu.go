@@ -1,0 +1,178 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// DefaultCallerCPUShare is the default of Limits.CallerCPUShare.
+const DefaultCallerCPUShare = 0.25
+
+// shedCallerCPU is the shed reason of a decision refused because its caller
+// used more than its share of the CPU while the CPU was contended.
+const shedCallerCPU = "caller_cpu"
+
+// Tuning of callerCPU.
+const (
+	// callerCPUBurst is how much handler time a caller may spend at once
+	// beyond its share (a token bucket's depth).
+	callerCPUBurst = 50 * time.Millisecond
+	// callerCPUWindow is how often the contention and the active callers
+	// are measured.
+	callerCPUWindow = 100 * time.Millisecond
+	// callerCPUActive is how recently a caller must have made a decision
+	// to count as active.
+	callerCPUActive = time.Second
+	// callerCPUIdle is how long an unused caller's bucket is kept.
+	callerCPUIdle = 10 * time.Second
+	// callerCPUContended is the share of the CPU the decisions of all
+	// callers must have used in the last window for the CPU to count as
+	// contended.
+	callerCPUContended = 0.5
+)
+
+// callerCPU gives each caller (inflightKeyOf: an account, or a credential
+// scoped to all accounts) a fair share of the CPU that decisions use. Every
+// decision's handler time (its wall time less any wait for a revision,
+// which costs no CPU) is charged to its caller's token bucket, which
+// refills at share × GOMAXPROCS seconds per second up to callerCPUBurst.
+// While the CPU is contended (in the last callerCPUWindow the decisions of
+// all callers used at least callerCPUContended of it) and another caller
+// is active, a caller whose bucket is empty is refused RESOURCE_EXHAUSTED
+// with a RetryInfo of the time its bucket needs to refill.
+//
+// The per-caller limit on concurrent calls (callerInflight) bounds how many
+// calls a caller has running, not what they cost: four callers sending
+// decisions that each cost a millisecond (the largest element against
+// rules that read all of it) took most of one core from twenty callers
+// whose decisions cost 50µs, because Go's scheduler shares the CPU by turn,
+// not by time. The bucket bounds each caller's time instead; a caller
+// alone, or on an idle daemon, may use it all.
+type callerCPU struct {
+	rate float64 // ns of handler time a caller earns per ns
+
+	mu        sync.Mutex
+	buckets   map[inflightKey]*cpuBucket
+	windowAt  time.Time
+	contended bool
+	active    int
+
+	used atomic.Int64 // handler ns charged since windowAt
+}
+
+type cpuBucket struct {
+	tokens time.Duration
+	at     time.Time // tokens as of at
+	seen   time.Time // last decision
+}
+
+func newCallerCPU(share float64) *callerCPU {
+	return &callerCPU{rate: share * float64(runtime.GOMAXPROCS(0)), buckets: map[inflightKey]*cpuBucket{}}
+}
+
+// admit reports whether k may start a decision at now, and when not, how
+// long it should wait.
+func (c *callerCPU) admit(k inflightKey, now time.Time) (bool, time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el := now.Sub(c.windowAt); el >= callerCPUWindow || el < 0 {
+		c.measure(now, el)
+	}
+	b := c.buckets[k]
+	if b == nil {
+		b = &cpuBucket{tokens: callerCPUBurst, at: now}
+		c.buckets[k] = b
+	}
+	c.refill(b, now)
+	b.seen = now
+	if b.tokens >= 0 || !c.contended || c.active < 2 {
+		return true, 0
+	}
+	return false, time.Duration(float64(-b.tokens) / c.rate)
+}
+
+func (c *callerCPU) refill(b *cpuBucket, now time.Time) {
+	if el := now.Sub(b.at); el > 0 {
+		b.tokens = min(callerCPUBurst, b.tokens+time.Duration(float64(el)*c.rate))
+		b.at = now
+	}
+}
+
+// measure ends a window of length el at now: whether the CPU was
+// contended, how many callers are active; idle buckets are dropped.
+func (c *callerCPU) measure(now time.Time, el time.Duration) {
+	used := c.used.Swap(0)
+	c.contended = el > 0 && el < 2*callerCPUWindow &&
+		float64(used) >= callerCPUContended*float64(el)*float64(runtime.GOMAXPROCS(0))
+	c.active = 0
+	for k, b := range c.buckets {
+		switch idle := now.Sub(b.seen); {
+		case idle < callerCPUActive:
+			c.active++
+		case idle > callerCPUIdle:
+			delete(c.buckets, k)
+		}
+	}
+	c.windowAt = now
+}
+
+// charge adds a decision's handler time to k's bucket.
+func (c *callerCPU) charge(k inflightKey, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	c.used.Add(int64(d))
+	c.mu.Lock()
+	if b := c.buckets[k]; b != nil {
+		// A caller runs into debt only while the CPU is contended, and
+		// by at most a burst: time used while nobody waited, or one
+		// long call, is not held against it for long.
+		floor := time.Duration(0)
+		if c.contended {
+			floor = -callerCPUBurst
+		}
+		b.tokens = max(b.tokens-d, min(b.tokens, floor))
+	}
+	c.mu.Unlock()
+}
+
+// callerCPUOverloaded is the status of a decision refused because its
+// caller used its share of the CPU.
+func callerCPUOverloaded(k inflightKey, share float64, retry time.Duration) error {
+	retry = min(max(retry, overloadRetryDelay), maxRetryDelay)
+	st := status.Newf(codes.ResourceExhausted, "%s used more than its share (%s) of the server's CPU while other callers waited; retry after %s",
+		k, strconv.FormatFloat(share, 'g', -1, 64), retry.Round(time.Millisecond))
+	st, _ = st.WithDetails(
+		&errdetails.ErrorInfo{Reason: reasonOverloaded, Domain: errorDomain, Metadata: map[string]string{
+			"shed": shedCallerCPU, "scope": "caller", "limit": fmt.Sprint(share)}},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)},
+	)
+	return st.Err()
+}
+
+// addRevisionWait records, in the arrival stamp of ctx's call, time the
+// handler spent waiting for a revision: it costs no CPU, so its caller is
+// not charged for it (callerCPU).
+func addRevisionWait(ctx context.Context, d time.Duration) {
+	if a, ok := ctx.Value(arrivalKey{}).(*arrival); ok {
+		a.waited += d
+	}
+}
+
+// revisionWait returns what addRevisionWait recorded for ctx's call.
+func revisionWait(ctx context.Context) time.Duration {
+	if a, ok := ctx.Value(arrivalKey{}).(*arrival); ok {
+		return a.waited
+	}
+	return 0
+}
