@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
@@ -66,6 +67,11 @@ type callerCPU struct {
 	windowAt  time.Time
 	contended bool
 	active    int
+	// busy mirrors contended for readers without the lock (the tap).
+	busy atomic.Bool
+	// conns records, per connection, the share of its decisions refused
+	// for their callers' CPU while the CPU was contended (noteConn).
+	conns map[string]*connRefusals
 
 	used atomic.Int64 // handler ns charged since windowAt
 }
@@ -77,7 +83,7 @@ type cpuBucket struct {
 }
 
 func newCallerCPU(share float64) *callerCPU {
-	return &callerCPU{rate: share * float64(runtime.GOMAXPROCS(0)), buckets: map[inflightKey]*cpuBucket{}}
+	return &callerCPU{rate: share * float64(runtime.GOMAXPROCS(0)), buckets: map[inflightKey]*cpuBucket{}, conns: map[string]*connRefusals{}}
 }
 
 // admit reports whether k may start a decision at now, and when not, how
@@ -114,24 +120,104 @@ func (c *callerCPU) measure(now time.Time, el time.Duration) {
 	used := c.used.Swap(0)
 	c.contended = el > 0 && el < 2*callerCPUWindow &&
 		float64(used) >= callerCPUContended*float64(el)*float64(runtime.GOMAXPROCS(0))
+	c.busy.Store(c.contended)
 	c.active = 0
 	for k, b := range c.buckets {
 		switch idle := now.Sub(b.seen); {
 		case idle < callerCPUActive:
-			c.active++
+			if k.kind != keyConn {
+				c.active++
+			}
 		case idle > callerCPUIdle:
 			delete(c.buckets, k)
+		}
+	}
+	for id, r := range c.conns {
+		// Each window halves the record, so that a connection's past
+		// fades within a second; without contention it is dropped.
+		r.refused, r.admitted = r.refused/2, r.admitted/2
+		if !c.contended || r.refused+r.admitted < 1 {
+			delete(c.conns, id)
 		}
 	}
 	c.windowAt = now
 }
 
-// charge adds a decision's handler time to k's bucket.
+// connRefusals is a connection's recent decisions: how many its callers'
+// CPU shares refused and admitted (decayed), and the last retry told.
+type connRefusals struct {
+	refused, admitted float64
+	retry             time.Duration
+	acc               float64
+}
+
+// maxConnRefusal bounds the share of a connection's decisions the tap
+// refuses: one in ten still reaches its caller's bucket, so that a caller
+// whose share has refilled is served again.
+const maxConnRefusal = 0.9
+
+// noteConn records that a decision on connection id was refused (or
+// admitted) for its caller's CPU share.
+func (c *callerCPU) noteConn(id string, refused bool, retry time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.conns[id]
+	if r == nil {
+		if len(c.conns) >= maxConnRecords {
+			return
+		}
+		r = &connRefusals{}
+		c.conns[id] = r
+	}
+	if refused {
+		r.refused++
+		r.retry = retry
+	} else {
+		r.admitted++
+	}
+}
+
+// maxConnRecords bounds the connections noteConn tracks.
+const maxConnRecords = 4096
+
+// refuseConn reports whether the tap refuses the next decision on
+// connection id: while the CPU is contended, a share of its decisions as
+// large as the share its callers' buckets refused lately (at most
+// maxConnRefusal), spread evenly. That share is large only for a client
+// that keeps calling after being told to wait (a client that honours
+// RetryInfo is refused once per wait): its decisions are then refused
+// before their requests are read and decoded, which a refusal by the
+// caller's bucket, after decoding, cannot spare. Other callers on the same
+// connection share its fate; callers on other connections do not.
+func (c *callerCPU) refuseConn(id string) (bool, time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.conns[id]
+	if r == nil || r.refused == 0 {
+		return false, 0
+	}
+	// Refuse whenever the refused shares add up to a whole decision:
+	// deterministic, evenly spread.
+	r.acc += min(r.refused/(r.refused+r.admitted), maxConnRefusal)
+	if r.acc >= 1 {
+		r.acc--
+		return true, r.retry
+	}
+	return false, 0
+}
+
+// contendedNow reports whether the CPU was contended in the last window.
+func (c *callerCPU) contendedNow() bool { return c.busy.Load() }
+
+// charge adds a decision's cost to k's bucket; a connection's (keyConn)
+// is the same cost again, not counted twice in the CPU's use.
 func (c *callerCPU) charge(k inflightKey, d time.Duration) {
 	if d <= 0 {
 		return
 	}
-	c.used.Add(int64(d))
+	if k.kind != keyConn {
+		c.used.Add(int64(d))
+	}
 	c.mu.Lock()
 	if b := c.buckets[k]; b != nil {
 		// A caller runs into debt only while the CPU is contended, and
@@ -169,10 +255,67 @@ func addRevisionWait(ctx context.Context, d time.Duration) {
 	}
 }
 
+// addDecodeCost records, in the arrival stamp of ctx's call, how long
+// decoding its request took (takeDecodeCost), which its caller is charged
+// with its handler time.
+func addDecodeCost(ctx context.Context, d time.Duration) {
+	if a, ok := ctx.Value(arrivalKey{}).(*arrival); ok {
+		a.decoded += d
+	}
+}
+
+// decodeCost returns what addDecodeCost recorded for ctx's call.
+func decodeCost(ctx context.Context) time.Duration {
+	if a, ok := ctx.Value(arrivalKey{}).(*arrival); ok {
+		return a.decoded
+	}
+	return 0
+}
+
 // revisionWait returns what addRevisionWait recorded for ctx's call.
 func revisionWait(ctx context.Context) time.Duration {
 	if a, ok := ctx.Value(arrivalKey{}).(*arrival); ok {
 		return a.waited
+	}
+	return 0
+}
+
+// connKey returns the key of the connection of ctx's call (its peer
+// address), or the zero key.
+func connKey(ctx context.Context) inflightKey {
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return inflightKey{keyConn, p.Addr.String()}
+	}
+	return inflightKey{}
+}
+
+// Costs of decoding large requests, filed by the codec under the decoded
+// message and taken by the limiter (takeDecodeCost), which charges them to
+// the caller with its handler time: decoding the largest element costs
+// more than deciding on it. Only requests over decodeTimedAbove bytes are
+// timed; decoding a small one costs microseconds, and the common case
+// (nothing filed) costs one atomic load.
+var (
+	decodeCosts     sync.Map // message → time.Duration
+	decodeCostsHeld atomic.Int64
+)
+
+const decodeTimedAbove = 8 << 10
+
+func fileDecodeCost(msg any, d time.Duration) {
+	decodeCostsHeld.Add(1)
+	if _, loaded := decodeCosts.Swap(msg, d); loaded {
+		decodeCostsHeld.Add(-1)
+	}
+}
+
+func takeDecodeCost(msg any) time.Duration {
+	if msg == nil || decodeCostsHeld.Load() == 0 {
+		return 0
+	}
+	if d, ok := decodeCosts.LoadAndDelete(msg); ok {
+		decodeCostsHeld.Add(-1)
+		return d.(time.Duration)
 	}
 	return 0
 }

@@ -11,6 +11,8 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -83,9 +85,10 @@ func TestCallerCPU_Share(t *testing.T) {
 
 // TestCallerCPU_ExpensiveCallerRefusedOverGRPC: on a real server, an
 // account whose decisions are costly (the largest element against rules
-// that read all of it) from four callers at once, next to a light account
-// deciding every few milliseconds, is refused RESOURCE_EXHAUSTED with
-// ErrorInfo shed=caller_cpu and a RetryInfo, counted in
+// that read all of it) from four callers at once that ignore RetryInfo,
+// next to a light account deciding every few milliseconds on a connection
+// of its own, is refused RESOURCE_EXHAUSTED with ErrorInfo shed=caller_cpu
+// and a RetryInfo (by its bucket, or at the tap), counted in
 // gatehouse_shed_total{reason="caller_cpu"}; the light account never is.
 func TestCallerCPU_ExpensiveCallerRefusedOverGRPC(t *testing.T) {
 	t.Parallel()
@@ -129,11 +132,18 @@ func TestCallerCPU_ExpensiveCallerRefusedOverGRPC(t *testing.T) {
 			}
 		}()
 	}
+	// The light account is another client: a connection of its own.
+	lightConn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lightConn.Close()
+	lightClient := gatehousev1.NewDecisionServiceClient(lightConn)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for time.Now().Before(stop) {
-			if _, err := e.decide.CheckFeature(ctx, lightReq); status.Code(err) == codes.ResourceExhausted {
+			if _, err := lightClient.CheckFeature(ctx, lightReq); status.Code(err) == codes.ResourceExhausted {
 				lightShed.Add(1)
 			} else if err != nil {
 				t.Errorf("light: %v", err)
@@ -189,4 +199,34 @@ func shedCount(t *testing.T, m *Metrics, reason string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestCallerCPU_ConnRefusals: the tap refuses a connection's decisions in
+// the share its callers' buckets refused lately, at most nine in ten, and
+// refuses nothing on a connection whose callers were not refused.
+func TestCallerCPU_ConnRefusals(t *testing.T) {
+	t.Parallel()
+	c := newCallerCPU(0.25)
+	for i := range 1000 {
+		c.noteConn("hostile", true, 20*time.Millisecond)
+		c.noteConn("mixed", i%10 == 0, 20*time.Millisecond)
+		c.noteConn("good", false, 0)
+	}
+	for _, tc := range []struct {
+		conn     string
+		min, max int
+	}{{"hostile", 890, 900}, {"mixed", 95, 105}, {"good", 0, 0}, {"unknown", 0, 0}} {
+		refused := 0
+		for range 1000 {
+			if ok, retry := c.refuseConn(tc.conn); ok {
+				refused++
+				if retry != 20*time.Millisecond {
+					t.Errorf("%s: retry %v, want the last one told", tc.conn, retry)
+				}
+			}
+		}
+		if refused < tc.min || refused > tc.max {
+			t.Errorf("%s: tap refused %d of 1000, want %d–%d", tc.conn, refused, tc.min, tc.max)
+		}
+	}
 }

@@ -63,6 +63,9 @@ func (s *Server) unaryGuarded(ctx context.Context, req any, info *grpc.UnaryServ
 		s.metrics.countRequestSize(err)
 		return nil, err
 	}
+	if d := takeDecodeCost(req); d > 0 {
+		addDecodeCost(ctx, d)
+	}
 	ctx, err = s.authorize(ctx, info.FullMethod, req)
 	if err != nil {
 		return nil, err

@@ -71,9 +71,12 @@ func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
 		err := r.check(buf.ReadOnlyData())
 		if err == nil {
+			start := time.Now()
 			err = proto.Unmarshal(buf.ReadOnlyData(), m)
 			if err != nil {
 				err = status.Errorf(codes.InvalidArgument, "the request cannot be decoded: %v", err)
+			} else {
+				fileDecodeCost(v, time.Since(start))
 			}
 		}
 		buf.Free()
@@ -82,10 +85,20 @@ func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 			fileRequestError(v, err)
 			return nil
 		}
-	} else if err := c.inner.Unmarshal(data, v); err != nil {
-		proto.Reset(m)
-		fileRequestError(v, status.Errorf(codes.InvalidArgument, "the request cannot be decoded: %v", err))
-		return nil
+	} else {
+		var start time.Time
+		timed := data.Len() > decodeTimedAbove
+		if timed {
+			start = time.Now()
+		}
+		if err := c.inner.Unmarshal(data, v); err != nil {
+			proto.Reset(m)
+			fileRequestError(v, status.Errorf(codes.InvalidArgument, "the request cannot be decoded: %v", err))
+			return nil
+		}
+		if timed {
+			fileDecodeCost(v, time.Since(start))
+		}
 	}
 	if err := checkEnums(m); err != nil {
 		fileRequestError(v, err)

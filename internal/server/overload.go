@@ -153,7 +153,7 @@ func (l Limits) serverOptions(m *Metrics, sessionAccount func(string) string) []
 		lim.cpu, lim.cpuShare = newCallerCPU(l.CallerCPUShare), l.CallerCPUShare
 	}
 	if lim.queue != nil || lim.cpu != nil {
-		opts = append(opts, grpc.InTapHandle(stampArrival))
+		opts = append(opts, grpc.InTapHandle(lim.tap))
 	}
 	return append(opts,
 		grpc.MaxRecvMsgSize(l.MaxRecvMsgSize),
@@ -218,11 +218,19 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	}
 	if decision && l.cpu != nil && k.kind != 0 {
 		ok, retry := l.cpu.admit(k, now)
+		if l.cpu.contendedNow() {
+			// The connection's record of refusals lets the tap refuse
+			// most decisions of a connection that carries only callers
+			// over their share before their requests are read.
+			if ck := connKey(ctx); ck.kind != 0 {
+				l.cpu.noteConn(ck.id, !ok, retry)
+			}
+		}
 		if !ok {
 			l.metrics.countShed(shedCallerCPU)
 			return nil, callerCPUOverloaded(k, l.cpuShare, jitter(retry))
 		}
-		defer func() { l.cpu.charge(k, time.Since(now)-revisionWait(ctx)) }()
+		defer func() { l.cpu.charge(k, time.Since(now)-revisionWait(ctx)+decodeCost(ctx)) }()
 	}
 	select {
 	case l.unary <- struct{}{}:

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -54,8 +55,9 @@ type arrival struct {
 	context.Context
 	at time.Time
 	// waited is how long the handler waited for a revision
-	// (addRevisionWait).
-	waited time.Duration
+	// (addRevisionWait), decoded how long decoding a large request took
+	// (addDecodeCost).
+	waited, decoded time.Duration
 }
 
 type arrivalKey struct{}
@@ -67,13 +69,26 @@ func (a *arrival) Value(key any) any {
 	return a.Context.Value(key)
 }
 
-// stampArrival is the server's InTapHandle. Health checks are never shed
-// nor timed, so they are not stamped.
-func stampArrival(ctx context.Context, info *tap.Info) (context.Context, error) {
+// tap is the server's InTapHandle: it stamps each call's arrival, and
+// while the CPU is contended refuses a decision whose connection used more
+// than its share of the CPU (callerCPU) before its request is read or a
+// goroutine started for it. Health checks are never shed nor timed, so
+// they are not stamped.
+func (l *limiter) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if strings.HasPrefix(info.FullMethodName, healthPrefix) {
 		return ctx, nil
 	}
-	return &arrival{Context: ctx, at: time.Now()}, nil
+	now := time.Now()
+	if l.cpu != nil && l.cpu.contendedNow() && strings.HasPrefix(info.FullMethodName, decisionPrefix) &&
+		info.FullMethodName != gatehousev1.DecisionService_WatchSessionPolicy_FullMethodName {
+		if k := connKey(ctx); k.kind != 0 {
+			if refuse, retry := l.cpu.refuseConn(k.id); refuse {
+				l.metrics.countShed(shedCallerCPU)
+				return nil, callerCPUOverloaded(k, l.cpuShare, jitter(retry))
+			}
+		}
+	}
+	return &arrival{Context: ctx, at: now}, nil
 }
 
 // queueWait returns how long the call of ctx queued before now (0 when its
