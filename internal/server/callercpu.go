@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -44,13 +45,15 @@ const (
 
 // callerCPU gives each caller (inflightKeyOf: an account, or a credential
 // scoped to all accounts) a fair share of the CPU that decisions use. Every
-// decision's handler time (its wall time less any wait for a revision,
-// which costs no CPU) is charged to its caller's token bucket, which
-// refills at share × GOMAXPROCS seconds per second up to callerCPUBurst.
-// While the CPU is contended (in the last callerCPUWindow the decisions of
-// all callers used at least callerCPUContended of it) and another caller
-// is active, a caller whose bucket is empty is refused RESOURCE_EXHAUSTED
-// with a RetryInfo of the time its bucket needs to refill.
+// decision's cost (its handler's wall time less any wait for a revision,
+// which costs no CPU, plus the decoding of a large request) is charged to
+// its caller's token bucket, which refills at the share of the CPU the
+// process got in the last callerCPUWindow (GOMAXPROCS cores on a machine of
+// its own) up to callerCPUBurst. While the CPU is contended (the process
+// was busy and decisions took at least callerCPUContended of its CPU) and
+// another caller is active, a caller whose bucket is empty is refused
+// RESOURCE_EXHAUSTED with a RetryInfo of the time its bucket needs to
+// refill.
 //
 // The per-caller limit on concurrent calls (callerInflight) bounds how many
 // calls a caller has running, not what they cost: four callers sending
@@ -60,7 +63,11 @@ const (
 // not by time. The bucket bounds each caller's time instead; a caller
 // alone, or on an idle daemon, may use it all.
 type callerCPU struct {
-	rate float64 // ns of handler time a caller earns per ns
+	share float64
+	rate  float64 // ns of handler time a caller earns per ns: share of the CPU the process got
+	// procCPU reads the CPU time the process has used (selfCPUTime).
+	procCPU  func() time.Duration
+	lastProc time.Duration
 
 	mu        sync.Mutex
 	buckets   map[inflightKey]*cpuBucket
@@ -83,7 +90,8 @@ type cpuBucket struct {
 }
 
 func newCallerCPU(share float64) *callerCPU {
-	return &callerCPU{rate: share * float64(runtime.GOMAXPROCS(0)), buckets: map[inflightKey]*cpuBucket{}, conns: map[string]*connRefusals{}}
+	return &callerCPU{share: share, rate: share * float64(runtime.GOMAXPROCS(0)), procCPU: selfCPUTime,
+		buckets: map[inflightKey]*cpuBucket{}, conns: map[string]*connRefusals{}}
 }
 
 // admit reports whether k may start a decision at now, and when not, how
@@ -118,8 +126,21 @@ func (c *callerCPU) refill(b *cpuBucket, now time.Time) {
 // contended, how many callers are active; idle buckets are dropped.
 func (c *callerCPU) measure(now time.Time, el time.Duration) {
 	used := c.used.Swap(0)
-	c.contended = el > 0 && el < 2*callerCPUWindow &&
-		float64(used) >= callerCPUContended*float64(el)*float64(runtime.GOMAXPROCS(0))
+	proc := c.procCPU()
+	got := proc - c.lastProc // the CPU the process got in the window
+	c.lastProc = proc
+	capacity := float64(el) * float64(runtime.GOMAXPROCS(0))
+	// The CPU is contended when the process was busy (it got at least a
+	// fifth of its cores, or a machine shared with other work gave it
+	// less than it wanted) and decisions took at least half of what it
+	// got. Shares are of what it got: on a machine whose other work
+	// leaves the daemon a third of a core, a caller's quarter is a quarter
+	// of that third.
+	c.contended = el > 0 && el < 2*callerCPUWindow && float64(got) >= 0.2*capacity &&
+		float64(used) >= callerCPUContended*float64(got)
+	if el > 0 && el < 2*callerCPUWindow && got > 0 {
+		c.rate = c.share * max(float64(got)/float64(el), 0.1)
+	}
 	c.busy.Store(c.contended)
 	c.active = 0
 	for k, b := range c.buckets {
@@ -318,4 +339,13 @@ func takeDecodeCost(msg any) time.Duration {
 		return d.(time.Duration)
 	}
 	return 0
+}
+
+// selfCPUTime returns the CPU time (user and system) this process has used.
+func selfCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -36,6 +36,9 @@ func TestCallerCPU_Share(t *testing.T) {
 	run := func(share float64, heavyCost, lightCost time.Duration) (o outcome) {
 		c := newCallerCPU(share)
 		now := time.Unix(1000, 0)
+		// The process has the cores to itself and uses them all: for
+		// decisions, or for other work when they do not.
+		c.procCPU = func() time.Duration { return now.Sub(time.Unix(1000, 0)) * time.Duration(cores) }
 		for end := now.Add(time.Second); now.Before(end); now = now.Add(time.Millisecond) {
 			for range cores {
 				if ok, retry := c.admit(heavy, now); ok {
@@ -76,8 +79,8 @@ func TestCallerCPU_Share(t *testing.T) {
 	if o := run(0.25, time.Millisecond, 0); o.heavyRefused > 0 {
 		t.Errorf("a caller alone was refused %d times (served %d)", o.heavyRefused, o.heavyServed)
 	}
-	// Decisions of 100µs and 2 x 50µs a millisecond: 20 % of the CPU,
-	// not contended, whatever one caller's share of it.
+	// Decisions of 100µs and 2 x 50µs a millisecond: 20 % of the CPU the
+	// process uses; not contended, whatever one caller's share of it.
 	if o := run(0.05, 100*time.Microsecond, 50*time.Microsecond); o.heavyRefused > 0 || o.lightRefused > 0 {
 		t.Errorf("uncontended CPU: heavy caller refused %d times, light %d", o.heavyRefused, o.lightRefused)
 	}
