@@ -51,9 +51,10 @@ func (r *probeResult) merge(o *probeResult) {
 	r.ShedLatency.Merge(&o.ShedLatency)
 }
 
-// probeCommand runs the probe callers until its standard input ends,
-// measuring between a "start" line and a "stop" line, after which it
-// writes the window's probeResult as one JSON line.
+// probeCommand writes "ready" once it has an answer from the daemon, then
+// runs the probe callers until its standard input ends, measuring between
+// a "start" line and a "stop" line, after which it writes the window's
+// probeResult as one JSON line.
 func probeCommand(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -84,6 +85,16 @@ func probeCommand(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		return err
 	}
 	op := loadgen.CheckOp(conns, w)
+	// One call before anything is measured: the connection is up and
+	// the daemon answers.
+	if err := op(ctx, 0, 0); err != nil {
+		if _, shed := loadgen.ShedOf(err); !shed {
+			return fmt.Errorf("probe: first call: %w", err)
+		}
+	}
+	if _, err := io.WriteString(stdout, "ready\n"); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var mu sync.Mutex
@@ -190,7 +201,21 @@ func startProber(addr, manifest string, callers int) (*prober, error) {
 	}
 	s := bufio.NewScanner(out)
 	s.Buffer(make([]byte, 64<<10), 16<<20)
-	return &prober{cmd: cmd, in: in, out: s}, nil
+	p := &prober{cmd: cmd, in: in, out: s}
+	// It says "ready" once it has a connection and an answer.
+	ready := make(chan bool, 1)
+	go func() { ready <- s.Scan() && s.Text() == "ready" }()
+	select {
+	case ok := <-ready:
+		if !ok {
+			p.close()
+			return nil, errors.New("the probe process did not start")
+		}
+	case <-time.After(time.Minute):
+		p.close()
+		return nil, errors.New("the probe process did not start within a minute")
+	}
+	return p, nil
 }
 
 // start begins a measuring window.

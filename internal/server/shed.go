@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
@@ -79,8 +80,15 @@ func (l *limiter) tap(ctx context.Context, info *tap.Info) (context.Context, err
 		return ctx, nil
 	}
 	now := time.Now()
-	if l.cpu != nil && l.cpu.contendedNow() && strings.HasPrefix(info.FullMethodName, decisionPrefix) &&
-		info.FullMethodName != gatehousev1.DecisionService_WatchSessionPolicy_FullMethodName {
+	unaryDecision := strings.HasPrefix(info.FullMethodName, decisionPrefix) &&
+		info.FullMethodName != gatehousev1.DecisionService_WatchSessionPolicy_FullMethodName
+	if l.queue != nil && unaryDecision {
+		if refuse, wait, retry := l.queue.refuseEarly(now); refuse {
+			l.metrics.countShed(shedQueueDelay)
+			return nil, queueOverloadedEarly(wait, l.queue.target, jitter(retry))
+		}
+	}
+	if l.cpu != nil && l.cpu.contendedNow() && unaryDecision {
 		if k := connKey(ctx); k.kind != 0 {
 			if refuse, retry := l.cpu.refuseConn(k.id); refuse {
 				l.metrics.countShed(shedCallerCPU)
@@ -141,6 +149,45 @@ type queueShedder struct {
 	above       int // whole intervals in a row in which most calls waited longer than target
 	standing    bool
 	retry       time.Duration // the RetryInfo delay shed calls are told (before jitter)
+
+	// For refuseEarly, read without the lock: standing, the recent wait
+	// (a moving average of the waits admit saw, ns), when admit last saw
+	// one (Unix ns), the retry delay, and a count of early decisions.
+	early struct {
+		standing atomic.Bool
+		wait     atomic.Int64
+		at       atomic.Int64
+		retry    atomic.Int64
+		n        atomic.Uint64
+	}
+}
+
+// earlyPass is how many of the calls that refuseEarly would refuse it lets
+// through (one in earlyPass), so that the waits the estimate rests on are
+// still measured.
+const earlyPass = 4
+
+// refuseEarly reports whether a decision arriving at now is refused at
+// once, before its request is read, and the retry delay to tell it: while
+// a queue stands and the calls that reached their handlers lately waited
+// longer than the target, a call arriving now would too and be shed after
+// its wait; refusing it on arrival answers it at once and takes it out of
+// the queue. The estimate is used only while fresh (admit saw a wait in
+// the last quarter interval), and one call in earlyPass is let through to
+// keep it so.
+func (q *queueShedder) refuseEarly(now time.Time) (bool, time.Duration, time.Duration) {
+	e := &q.early
+	if !e.standing.Load() {
+		return false, 0, 0
+	}
+	wait := time.Duration(e.wait.Load())
+	if wait <= q.target || now.UnixNano()-e.at.Load() > int64(q.interval/4) {
+		return false, 0, 0
+	}
+	if e.n.Add(1)%earlyPass == 0 {
+		return false, 0, 0
+	}
+	return true, wait, max(time.Duration(e.retry.Load()), overloadRetryDelay)
 }
 
 // maxRetryDelay bounds the RetryInfo delay of a call shed for queueing.
@@ -187,6 +234,11 @@ func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit,
 	}
 	standing := q.standing
 	retry = q.retry
+	e := &q.early
+	e.standing.Store(standing)
+	e.wait.Store((7*e.wait.Load() + int64(wait)) / 8)
+	e.at.Store(now.UnixNano())
+	e.retry.Store(int64(retry))
 	q.mu.Unlock()
 	return !standing || wait <= q.target, q.target, retry
 }
@@ -251,6 +303,19 @@ func (m *shedMetrics) observeDelay(d time.Duration) {
 	if m != nil {
 		m.queueDelay.Observe(d.Seconds())
 	}
+}
+
+// queueOverloadedEarly is the status of a decision refused on arrival
+// because the calls before it waited about wait (refuseEarly).
+func queueOverloadedEarly(wait, limit, retry time.Duration) error {
+	st := status.Newf(codes.ResourceExhausted, "server is overloaded: decisions are waiting about %s for the CPU (limit %s); retry with backoff",
+		wait.Round(time.Microsecond), limit)
+	st, _ = st.WithDetails(
+		&errdetails.ErrorInfo{Reason: reasonOverloaded, Domain: errorDomain, Metadata: map[string]string{
+			"shed": shedQueueDelay, "queue_delay_us": strconv.FormatInt(wait.Microseconds(), 10), "early": "true"}},
+		&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)},
+	)
+	return st.Err()
 }
 
 // queueOverloaded is the status of a call shed because it queued too long,

@@ -270,3 +270,54 @@ func TestQueueShedder_RetryDelayAdapts(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueShedder_RefuseEarly: once a queue stands and the calls that
+// reached their handlers lately waited longer than the target, arriving
+// decisions are refused on arrival (three in four; one is let through to
+// keep measuring), with the recent wait and a retry delay; not while no
+// queue stands, not once the recent waits are short again, and not on a
+// stale estimate.
+func TestQueueShedder_RefuseEarly(t *testing.T) {
+	t.Parallel()
+	q := newQueueShedder(5*time.Millisecond, 100*time.Millisecond)
+	now := time.Unix(1000, 0)
+	early := func(n int) (refused int) {
+		for range n {
+			if ok, wait, retry := q.refuseEarly(now); ok {
+				refused++
+				if wait <= q.target || retry < overloadRetryDelay {
+					t.Fatalf("refused with wait %v, retry %v", wait, retry)
+				}
+			}
+		}
+		return refused
+	}
+	// Long waits, but no queue stands yet (three whole intervals first).
+	for range 10 {
+		q.admit(now, 20*time.Millisecond)
+		now = now.Add(time.Millisecond)
+	}
+	if n := early(100); n != 0 {
+		t.Errorf("before a queue stands: %d of 100 refused early", n)
+	}
+	for range 400 {
+		q.admit(now, 20*time.Millisecond)
+		now = now.Add(time.Millisecond)
+	}
+	if n := early(100); n != 75 {
+		t.Errorf("queue standing, recent waits 20ms: %d of 100 refused early, want 75", n)
+	}
+	// Stale: no wait seen for more than a quarter interval.
+	now = now.Add(30 * time.Millisecond)
+	if n := early(100); n != 0 {
+		t.Errorf("stale estimate: %d of 100 refused early", n)
+	}
+	// Short waits again: the average falls below the target.
+	for range 40 {
+		q.admit(now, 100*time.Microsecond)
+		now = now.Add(100 * time.Microsecond)
+	}
+	if n := early(100); n != 0 {
+		t.Errorf("recent waits short: %d of 100 refused early", n)
+	}
+}
