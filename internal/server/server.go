@@ -115,6 +115,8 @@ type Server struct {
 	decisions           *decisionLog
 	// watches shares watched session policies among their watchers.
 	watches watchPolicies
+	// policyBytes paces each caller's policy streams (streambytes.go).
+	policyBytes *streamBytes
 	// tracing is set when calls are traced; decisions annotate their
 	// spans only then.
 	tracing bool
@@ -165,6 +167,7 @@ func New(o Options) *Server {
 	s.done = make(chan struct{})
 	s.warnPublicSuffixEntries()
 	s.decisions = newDecisionLog(s.log, o.Metrics)
+	s.policyBytes = newStreamBytes(o.Metrics)
 	s.reflection = o.Reflection
 	if s.reflection == "" {
 		s.reflection = ReflectionAuthenticated
