@@ -13,11 +13,12 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// costlyClick is a CLICK whose three ancestors carry 4 KB of data-x each,
-// for rules that read that attribute in full.
+// costlyClick is a CLICK whose two ancestors carry 4 KB of data-x each,
+// for rules that read that attribute in full; 100 of them fit in a batch
+// (MaxBatchBytes).
 func costlyClick(sessionID string) *gatehousev1.CheckFeatureRequest {
 	v := strings.Repeat("A", 4096)
-	anc := make([]*gatehousev1.ElementNode, 3)
+	anc := make([]*gatehousev1.ElementNode, 2)
 	for i := range anc {
 		anc[i] = &gatehousev1.ElementNode{Tag: "div", Attributes: map[string]string{"data-x": v}}
 	}
@@ -27,7 +28,7 @@ func costlyClick(sessionID string) *gatehousev1.CheckFeatureRequest {
 }
 
 // TestCheckFeatures_ChecksShareThePrivacyWork: a CheckFeatures batch of
-// costly checks (eight rules each read 12 KB of attributes: about 100 000
+// costly checks (eight rules each read 8 KB of attributes: about 65 000
 // units, well under policy.MaxPrivacyWork) is answered like single calls
 // while the batch's shared work (policy.MaxBatchPrivacyWork) lasts; then
 // the costly checks get the protective denial — where a single call with

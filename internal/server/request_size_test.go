@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
@@ -79,7 +80,10 @@ func TestRequestSize_EveryMethodRefusesOversizedBeforeDecoding(t *testing.T) {
 	t.Parallel()
 	m := NewMetrics()
 	e := MustStart(t, "", func(o *Options) { o.Metrics = m })
-	ctx := ctxT(t)
+	// About a hundred methods, two calls of up to 1 MiB each: longer than
+	// ctxT allows under the race detector on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	malformed := []byte{0x0a, 0xff} // field 1, length-delimited, truncated length
 	refused := 0
 	for _, sd := range []protoreflect.ServiceDescriptor{
