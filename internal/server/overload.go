@@ -197,6 +197,9 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 		return handler(ctx, req)
 	}
 	decision := strings.HasPrefix(info.FullMethod, decisionPrefix)
+	if a, ok := ctx.Value(arrivalKey{}).(*arrival); ok && a.done != nil {
+		defer a.done()
+	}
 	var now time.Time
 	if l.queue != nil || (decision && l.cpu != nil) {
 		now = time.Now()

@@ -59,6 +59,9 @@ type arrival struct {
 	// (addRevisionWait), decoded how long decoding a large request took
 	// (addDecodeCost).
 	waited, decoded time.Duration
+	// done, when set, ends the call's place in the queue shedder's gate
+	// (admitArrival).
+	done func()
 }
 
 type arrivalKey struct{}
@@ -82,10 +85,23 @@ func (l *limiter) tap(ctx context.Context, info *tap.Info) (context.Context, err
 	now := time.Now()
 	unaryDecision := strings.HasPrefix(info.FullMethodName, decisionPrefix) &&
 		info.FullMethodName != gatehousev1.DecisionService_WatchSessionPolicy_FullMethodName
+	a := &arrival{at: now}
 	if l.queue != nil && unaryDecision {
-		if refuse, wait, retry := l.queue.refuseEarly(now); refuse {
+		release, retry, ok := l.queue.admitArrival()
+		if !ok {
 			l.metrics.countShed(shedQueueDelay)
-			return nil, queueOverloadedEarly(wait, l.queue.target, jitter(retry))
+			return nil, queueOverloadedEarly(l.queue.target, jitter(retry))
+		}
+		// The decision leaves the gate when its handler returns (the
+		// limiter calls a.done) or, if it never gets there, when its
+		// stream ends.
+		var once sync.Once
+		rel := func() { once.Do(release) }
+		stop := context.AfterFunc(ctx, rel)
+		a.done = func() {
+			if stop() {
+				rel()
+			}
 		}
 	}
 	if l.cpu != nil && l.cpu.contendedNow() && unaryDecision {
@@ -96,7 +112,8 @@ func (l *limiter) tap(ctx context.Context, info *tap.Info) (context.Context, err
 			}
 		}
 	}
-	return &arrival{Context: ctx, at: now}, nil
+	a.Context = ctx
+	return a, nil
 }
 
 // queueWait returns how long the call of ctx queued before now (0 when its
@@ -150,44 +167,61 @@ type queueShedder struct {
 	standing    bool
 	retry       time.Duration // the RetryInfo delay shed calls are told (before jitter)
 
-	// For refuseEarly, read without the lock: standing, the recent wait
-	// (a moving average of the waits admit saw, ns), when admit last saw
-	// one (Unix ns), the retry delay, and a count of early decisions.
-	early struct {
+	// gate bounds the decisions in flight from arrival to their end
+	// while a queue stands (admitArrival); read without the lock.
+	gate struct {
 		standing atomic.Bool
-		wait     atomic.Int64
-		at       atomic.Int64
-		retry    atomic.Int64
-		n        atomic.Uint64
+		retry    atomic.Int64 // the current RetryInfo delay, ns
+		inflight atomic.Int64
+		peak     atomic.Int64 // the most in flight this interval
+		limit    atomic.Int64
 	}
 }
 
-// earlyPass is how many of the calls that refuseEarly would refuse it lets
-// through (one in earlyPass), so that the waits the estimate rests on are
-// still measured.
-const earlyPass = 4
+// Bounds of the gate's limit on decisions in flight (admitArrival).
+const (
+	minGateLimit = 8
+	maxGateLimit = 4096
+)
 
-// refuseEarly reports whether a decision arriving at now is refused at
-// once, before its request is read, and the retry delay to tell it: while
-// a queue stands and the calls that reached their handlers lately waited
-// longer than the target, a call arriving now would too and be shed after
-// its wait; refusing it on arrival answers it at once and takes it out of
-// the queue. The estimate is used only while fresh (admit saw a wait in
-// the last quarter interval), and one call in earlyPass is let through to
-// keep it so.
-func (q *queueShedder) refuseEarly(now time.Time) (bool, time.Duration, time.Duration) {
-	e := &q.early
-	if !e.standing.Load() {
-		return false, 0, 0
+// admitArrival is asked by the tap when a decision arrives, before its
+// request is read or a goroutine started for it. While a queue stands it
+// refuses the decision when as many are in flight (arrived and not
+// finished) as the gate's limit, which adapts every interval: while a
+// queue stands and most decisions waited longer than the target it shrinks
+// by a quarter, while they did not it grows by an eighth, and with no
+// queue standing it is at least twice the most in flight. So the calls in
+// flight, and with them the wait of the calls served, stay near what the
+// CPU serves within the target, and the rest are refused at once (a shed
+// answer in microseconds) rather than after their wait. The caller must
+// call the returned release when the decision ends (nil when refused).
+func (q *queueShedder) admitArrival() (release func(), retry time.Duration, ok bool) {
+	g := &q.gate
+	n := g.inflight.Add(1)
+	if g.standing.Load() && n > g.limit.Load() {
+		g.inflight.Add(-1)
+		return nil, max(time.Duration(g.retry.Load()), overloadRetryDelay), false
 	}
-	wait := time.Duration(e.wait.Load())
-	if wait <= q.target || now.UnixNano()-e.at.Load() > int64(q.interval/4) {
-		return false, 0, 0
+	for p := g.peak.Load(); n > p && !g.peak.CompareAndSwap(p, n); p = g.peak.Load() {
 	}
-	if e.n.Add(1)%earlyPass == 0 {
-		return false, 0, 0
+	return func() { g.inflight.Add(-1) }, 0, true
+}
+
+// adaptGate sets the gate's limit at the end of an interval; q.mu held.
+func (q *queueShedder) adaptGate(mostlyLong bool) {
+	g := &q.gate
+	l, peak := g.limit.Load(), g.peak.Swap(g.inflight.Load())
+	switch {
+	case !q.standing:
+		l = max(l, 2*peak)
+	case mostlyLong:
+		l = l * 3 / 4
+	default:
+		l += l/8 + 1
 	}
-	return true, wait, max(time.Duration(e.retry.Load()), overloadRetryDelay)
+	g.limit.Store(min(max(l, minGateLimit), maxGateLimit))
+	g.standing.Store(q.standing)
+	g.retry.Store(int64(q.retry))
 }
 
 // maxRetryDelay bounds the RetryInfo delay of a call shed for queueing.
@@ -199,7 +233,9 @@ const maxRetryDelay = 5 * time.Second
 const standingWindows = 3
 
 func newQueueShedder(target, interval time.Duration) *queueShedder {
-	return &queueShedder{target: target, interval: interval, retry: overloadRetryDelay}
+	q := &queueShedder{target: target, interval: interval, retry: overloadRetryDelay}
+	q.gate.limit.Store(maxGateLimit)
+	return q
 }
 
 // admit reports whether a call that reached its handler at now after
@@ -213,6 +249,7 @@ func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit,
 		// empty.
 		q.standing, q.above = false, 0
 		q.retry = overloadRetryDelay
+		q.adaptGate(false)
 		q.windowStart, q.windowN, q.windowLong = now, 0, 0
 	case el >= q.interval:
 		if 2*q.windowLong > q.windowN {
@@ -226,6 +263,7 @@ func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit,
 		} else {
 			q.retry = max(q.retry/2, overloadRetryDelay)
 		}
+		q.adaptGate(2*q.windowLong > q.windowN)
 		q.windowStart, q.windowN, q.windowLong = now, 0, 0
 	}
 	q.windowN++
@@ -234,11 +272,6 @@ func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit,
 	}
 	standing := q.standing
 	retry = q.retry
-	e := &q.early
-	e.standing.Store(standing)
-	e.wait.Store((7*e.wait.Load() + int64(wait)) / 8)
-	e.at.Store(now.UnixNano())
-	e.retry.Store(int64(retry))
 	q.mu.Unlock()
 	return !standing || wait <= q.target, q.target, retry
 }
@@ -306,13 +339,13 @@ func (m *shedMetrics) observeDelay(d time.Duration) {
 }
 
 // queueOverloadedEarly is the status of a decision refused on arrival
-// because the calls before it waited about wait (refuseEarly).
-func queueOverloadedEarly(wait, limit, retry time.Duration) error {
-	st := status.Newf(codes.ResourceExhausted, "server is overloaded: decisions are waiting about %s for the CPU (limit %s); retry with backoff",
-		wait.Round(time.Microsecond), limit)
+// because a queue stands and as many decisions are in flight as it allows
+// (admitArrival).
+func queueOverloadedEarly(limit, retry time.Duration) error {
+	st := status.Newf(codes.ResourceExhausted, "server is overloaded: decisions wait longer than %s for the CPU; retry with backoff", limit)
 	st, _ = st.WithDetails(
 		&errdetails.ErrorInfo{Reason: reasonOverloaded, Domain: errorDomain, Metadata: map[string]string{
-			"shed": shedQueueDelay, "queue_delay_us": strconv.FormatInt(wait.Microseconds(), 10), "early": "true"}},
+			"shed": shedQueueDelay, "early": "true"}},
 		&errdetails.RetryInfo{RetryDelay: durationpb.New(retry)},
 	)
 	return st.Err()

@@ -271,53 +271,69 @@ func TestQueueShedder_RetryDelayAdapts(t *testing.T) {
 	}
 }
 
-// TestQueueShedder_RefuseEarly: once a queue stands and the calls that
-// reached their handlers lately waited longer than the target, arriving
-// decisions are refused on arrival (three in four; one is let through to
-// keep measuring), with the recent wait and a retry delay; not while no
-// queue stands, not once the recent waits are short again, and not on a
-// stale estimate.
-func TestQueueShedder_RefuseEarly(t *testing.T) {
+// TestQueueShedder_Gate: with no queue standing every arriving decision is
+// let in however many are in flight; once a queue stands and most
+// decisions wait longer than the target, the limit on decisions in flight
+// shrinks interval by interval until arrivals beyond those in flight are
+// refused at once with a retry delay; releasing one lets one more in; with
+// short waits again the limit grows, and with the queue gone it no longer
+// refuses.
+func TestQueueShedder_Gate(t *testing.T) {
 	t.Parallel()
 	q := newQueueShedder(5*time.Millisecond, 100*time.Millisecond)
 	now := time.Unix(1000, 0)
-	early := func(n int) (refused int) {
+	var held []func()
+	hold := func(n int) (refused int) {
 		for range n {
-			if ok, wait, retry := q.refuseEarly(now); ok {
+			release, retry, ok := q.admitArrival()
+			if !ok {
 				refused++
-				if wait <= q.target || retry < overloadRetryDelay {
-					t.Fatalf("refused with wait %v, retry %v", wait, retry)
+				if retry < overloadRetryDelay {
+					t.Fatalf("refused with retry %v", retry)
 				}
+				continue
 			}
+			held = append(held, release)
 		}
 		return refused
 	}
-	// Long waits, but no queue stands yet (three whole intervals first).
-	for range 10 {
-		q.admit(now, 20*time.Millisecond)
-		now = now.Add(time.Millisecond)
+	// 200 in flight, no queue yet: all let in.
+	if n := hold(200); n != 0 {
+		t.Fatalf("no queue standing: %d of 200 refused", n)
 	}
-	if n := early(100); n != 0 {
-		t.Errorf("before a queue stands: %d of 100 refused early", n)
+	intervals := func(k int, wait time.Duration) {
+		for range k {
+			for range 10 {
+				q.admit(now, wait)
+				now = now.Add(10 * time.Millisecond)
+			}
+		}
 	}
-	for range 400 {
-		q.admit(now, 20*time.Millisecond)
-		now = now.Add(time.Millisecond)
+	intervals(30, 20*time.Millisecond) // a queue stands, waits stay long
+	lim := q.gate.limit.Load()
+	if lim >= 200 || lim < minGateLimit {
+		t.Fatalf("after 30 intervals of long waits the limit is %d; want below the 200 in flight", lim)
 	}
-	if n := early(100); n != 75 {
-		t.Errorf("queue standing, recent waits 20ms: %d of 100 refused early, want 75", n)
+	if n := hold(10); n != 10 {
+		t.Errorf("queue standing, %d in flight over a limit of %d: %d of 10 refused, want all", len(held), lim, n)
 	}
-	// Stale: no wait seen for more than a quarter interval.
-	now = now.Add(30 * time.Millisecond)
-	if n := early(100); n != 0 {
-		t.Errorf("stale estimate: %d of 100 refused early", n)
+	// The in-flight decisions end; the gate lets in up to its limit.
+	for _, r := range held {
+		r()
 	}
-	// Short waits again: the average falls below the target.
-	for range 40 {
-		q.admit(now, 100*time.Microsecond)
-		now = now.Add(100 * time.Microsecond)
+	held = nil
+	if n := hold(int(lim) + 5); n != 5 {
+		t.Errorf("limit %d, none in flight: %d of %d refused, want 5", lim, n, lim+5)
 	}
-	if n := early(100); n != 0 {
-		t.Errorf("recent waits short: %d of 100 refused early", n)
+	intervals(5, time.Millisecond) // short waits, the queue still stands at first
+	if got := q.gate.limit.Load(); got <= lim {
+		t.Errorf("short waits: limit %d, was %d; want it to grow", got, lim)
+	}
+	intervals(5, time.Millisecond)
+	if q.standing {
+		t.Fatal("the queue still stands after short waits")
+	}
+	if n := hold(1000); n != 0 {
+		t.Errorf("queue gone: %d of 1000 refused", n)
 	}
 }
