@@ -150,11 +150,11 @@ loadtest: ## load-test a daemon on a generated large store in LOADTEST_DIR: base
 	exit $$status
 
 .PHONY: overload
-overload: ## only the overload mode of the load test: CheckFeature at LOADTEST_OVERLOAD callers (default 20,200,2000) against a daemon with default flags, the daemon and the load tool pinned to separate cores
+overload: ## only the overload mode of the load test: CheckFeature at LOADTEST_OVERLOAD callers (default 20,200,2000) against a daemon with default flags, the daemon and the load tool pinned to separate cores; judged on probe callers in a process of their own; ends with PASS or FAIL
 	$(MAKE) --no-print-directory loadtest-run LOADTEST_PIN=1 LOADTEST_RUN_ARGS='-baseline=false -overload $(LOADTEST_OVERLOAD) -overload-rounds 3 -metrics-addr $(LOADTEST_METRICS) -json $(LOADTEST_DIR)/overload.json $(LOADTEST_ARGS)'
 
 .PHONY: hostile
-hostile: ## the hostile mode of the load test: a normal tenant's verified CheckFeature load alone and alongside hostile callers, alternating, the daemon and the load tool pinned to separate cores
+hostile: ## the hostile mode of the load test: a normal tenant's verified CheckFeature load alone and alongside hostile callers, alternating, the daemon and the load tool pinned to separate cores; ends with PASS or FAIL
 	$(MAKE) --no-print-directory loadtest-run LOADTEST_PIN=1 LOADTEST_RUN_ARGS='-baseline=false -hostile -json $(LOADTEST_DIR)/hostile.json $(LOADTEST_ARGS)'
 
 # loadtest-run generates (or re-stamps) the store, starts the daemon with

@@ -74,6 +74,8 @@ Usage:
       measure how fast the decision snapshot reflects writes (daemon stopped)
   gatehouse-loadtest bare-server
       a bare grpc-go health server (started by run as a baseline)
+  gatehouse-loadtest probe -addr ADDR -manifest DIR [-callers 4]
+      probe callers in a process of their own (started by run -overload)
 
 Start with gendata, then run against a daemon serving that directory
 (make loadtest does both). "gatehouse-loadtest COMMAND -h" lists a
@@ -121,8 +123,10 @@ func dispatch(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		return reflect(ctx, args, stdout, stderr)
 	case "bare-server":
 		return bareServer(ctx, args, os.Stdin, stdout, stderr)
+	case "probe":
+		return probeCommand(ctx, args, os.Stdin, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want gendata, run, reflect or bare-server; see gatehouse-loadtest --help)", cmd)
+	return fmt.Errorf("unknown command %q (want gendata, run, reflect, bare-server or probe; see gatehouse-loadtest --help)", cmd)
 }
 
 // ---- gendata ----
@@ -266,6 +270,7 @@ type runConfig struct {
 	olRounds    int
 	olPhase     time.Duration
 	metricsAddr string
+	probes      int
 	hostile     bool
 	hoRounds    int
 	hoPhase     time.Duration
@@ -302,6 +307,7 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&c.hoPhase, "hostile-phase", 5*time.Second, "length of one hostile-mode phase")
 	fs.IntVar(&c.hoCallers, "hostile-callers", 20, "callers of the normal tenant in hostile mode")
 	fs.StringVar(&c.hoAttacks, "hostile-attacks", "", "only these hostile callers, comma-separated: meta, watch, clicks, log, writes (empty: all)")
+	fs.IntVar(&c.probes, "overload-probes", 4, "probe callers, in a process of their own, whose latency is the overload mode's judged figure (0: judge the load callers' own)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "the daemon's --metrics-addr (host:port), to report its own queue delay in overload mode")
 	fs.BoolVar(&c.bare, "bare", true, "also measure a bare grpc-go health server in a child process as a second baseline")
 	fs.StringVar(&c.inprocess, "inprocess", "", "serve this data directory from inside the tool (for profiling) instead of calling -addr")
@@ -511,7 +517,10 @@ func loadtest(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if len(c.overload) > 0 {
-		rep.Overload = measureOverload(ctx, conns, w, abort, c, cpuClock, prog)
+		rep.Overload, err = measureOverload(ctx, conns, w, abort, c, cpuClock, prog)
+		if err != nil {
+			return err
+		}
 		if err := loadgen.RunError(ctx); err != nil {
 			return err
 		}

@@ -19,11 +19,15 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 )
 
-// TestMain lets the test binary act as the bare-server child that run
-// starts (it re-executes its own binary).
+// TestMain lets the test binary act as the bare-server and probe children
+// that run starts (it re-executes its own binary).
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "bare-server" {
-		if err := bareServer(context.Background(), os.Args[2:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+	if len(os.Args) > 1 && (os.Args[1] == "bare-server" || os.Args[1] == "probe") {
+		child := bareServer
+		if os.Args[1] == "probe" {
+			child = probeCommand
+		}
+		if err := child(context.Background(), os.Args[2:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -67,7 +71,7 @@ func TestSmoke(t *testing.T) {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
 	for _, want := range []string{"Health", "bare Health", "Health/bare", "CheckFeature/bare", "bare CheckFeature", "bare CF/bare Health", "CheckFeature/bare CF", "CheckFeatures x10", "ratio",
-		"UpdateLiveGuideSettings", "CreateAllowlistEntry", "overload:", "targets:"} {
+		"UpdateLiveGuideSettings", "CreateAllowlistEntry", "overload:", "probe callers:", "targets:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
 		}
@@ -88,6 +92,17 @@ func TestSmoke(t *testing.T) {
 	}
 	if b := rep.Comparisons[1].Bare; b == nil || b.Calls == 0 || b.CPUPerCallUS <= 0 || rep.Overload == nil || len(rep.Overload.Rows) != 2 {
 		t.Fatalf("JSON report lacks the bare server or overload rows: %+v", rep)
+	}
+	// The probe callers, a process of their own, answered at every
+	// number of load callers, every answer verified, and the verdict is
+	// the last line.
+	for _, r := range rep.Overload.Rows {
+		if r.Probe == nil || r.Probe.Answered == 0 || r.Probe.Errors > 0 {
+			t.Errorf("overload at %d callers: probes %+v", r.Concurrency, r.Probe)
+		}
+	}
+	if lines := strings.Split(strings.TrimSpace(out), "\n"); !strings.HasPrefix(lines[len(lines)-1], "PASS: ") && !strings.HasPrefix(lines[len(lines)-1], "FAIL: ") {
+		t.Errorf("the report's last line is %q, want a PASS or FAIL verdict", lines[len(lines)-1])
 	}
 
 	out, err = runTool(t, "reflect", "-data-dir", dir, "-writes", "2")

@@ -331,12 +331,19 @@ func (r *report) print(w io.Writer) {
 		r.Hostile.print(w)
 	}
 	fmt.Fprintf(w, "\ntargets:\n")
+	missed := 0
 	for _, t := range r.Targets {
 		mark := "MET   "
 		if !t.Met {
 			mark = "MISSED"
+			missed++
 		}
 		fmt.Fprintf(w, "  %s %-58s %s\n", mark, t.Name, t.Value)
+	}
+	if missed == 0 {
+		fmt.Fprintf(w, "\nPASS: all %d targets met\n", len(r.Targets))
+	} else {
+		fmt.Fprintf(w, "\nFAIL: %d of %d targets missed\n", missed, len(r.Targets))
 	}
 }
 
@@ -464,6 +471,9 @@ func (r *report) failedCalls() error {
 	if r.Overload != nil {
 		for _, x := range r.Overload.Rows {
 			note("CheckFeature overload", x.Concurrency, x.Errors, x.FirstError)
+			if x.Probe != nil {
+				note("CheckFeature overload probe", x.Concurrency, x.Probe.Errors, x.Probe.FirstError)
+			}
 		}
 	}
 	if h := r.Hostile; h != nil {

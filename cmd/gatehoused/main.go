@@ -166,7 +166,8 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg, NotificationRetried: wakeSender, TracerProvider: tp,
 		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, MaxInflightPerCaller: perCallerStreams(cfg.MaxInflightPerCaller),
 			DecisionTimeout: cfg.DecisionTimeout,
-			QueueTarget:     queueTarget(cfg.ShedQueueTarget), QueueInterval: cfg.ShedQueueInterval},
+			QueueTarget:     queueTarget(cfg.ShedQueueTarget), QueueInterval: cfg.ShedQueueInterval,
+			CallerCPUShare: callerCPUShare(cfg.CallerCPUShare)},
 		Streams: server.StreamLimits{MaxStreams: cfg.MaxStreams, MaxStreamsPerCaller: perCallerStreams(cfg.MaxStreamsPerCaller),
 			MaxMetaStreams: cfg.MaxMetaStreams, MaxConnStreams: cfg.MaxConnStreams},
 		Reflection: cfg.Reflection,
@@ -379,4 +380,13 @@ func queueTarget(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// callerCPUShare maps --caller-cpu-share (0: off) to
+// server.Limits.CallerCPUShare (negative: off).
+func callerCPUShare(share float64) float64 {
+	if share == 0 {
+		return -1
+	}
+	return share
 }

@@ -2,8 +2,11 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math/bits"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -125,8 +128,8 @@ type Phase struct {
 	CPUClock func() time.Duration
 	// HonorShed makes a call refused to shed load (RESOURCE_EXHAUSTED,
 	// see ShedOf) count as shed rather than failed; the caller then waits
-	// the RetryInfo delay before its next call, as a well-behaved client
-	// does. Without it a shed call is an error.
+	// the RetryInfo delay (RetryJitter) before its next call, as the Go
+	// client does. Without it a shed call is an error.
 	HonorShed bool
 }
 
@@ -237,7 +240,7 @@ func RunPhase(ctx context.Context, p Phase) Result {
 					shedHists[w].Record(time.Since(t0))
 					shed.Add(1)
 					calls.Add(1)
-					wait := time.NewTimer(min(retry, time.Until(deadline)))
+					wait := time.NewTimer(min(RetryJitter(retry), time.Until(deadline)))
 					select {
 					case <-wait.C:
 					case <-ctx.Done():
@@ -413,6 +416,13 @@ func RunError(ctx context.Context) error {
 	return nil
 }
 
+// RetryJitter returns d plus up to a fifth more, as the Go client
+// (package client) waits after a RetryInfo, so that callers shed together
+// do not come back together.
+func RetryJitter(d time.Duration) time.Duration {
+	return d + rand.N(d/5+1)
+}
+
 // ShedOf reports whether err is a call refused to shed load
 // (RESOURCE_EXHAUSTED) and the RetryInfo delay it suggests (50ms when it
 // suggests none).
@@ -427,4 +437,40 @@ func ShedOf(err error) (time.Duration, bool) {
 		}
 	}
 	return 50 * time.Millisecond, true
+}
+
+// histogramJSON is the wire form of a Histogram: its non-empty buckets.
+type histogramJSON struct {
+	Buckets map[int]uint64 `json:"buckets"`
+	N       uint64         `json:"n"`
+	Sum     int64          `json:"sum_ns"`
+	Max     int64          `json:"max_ns"`
+}
+
+// MarshalJSON encodes h so that another process can merge it (probe
+// callers report theirs so).
+func (h *Histogram) MarshalJSON() ([]byte, error) {
+	j := histogramJSON{Buckets: map[int]uint64{}, N: h.n, Sum: h.sum, Max: h.max}
+	for i, c := range h.counts {
+		if c > 0 {
+			j.Buckets[i] = c
+		}
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON decodes what MarshalJSON encoded.
+func (h *Histogram) UnmarshalJSON(b []byte) error {
+	var j histogramJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*h = Histogram{n: j.N, sum: j.Sum, max: j.Max}
+	for i, c := range j.Buckets {
+		if i < 0 || i >= histBuckets {
+			return fmt.Errorf("histogram bucket %d out of range", i)
+		}
+		h.counts[i] = c
+	}
+	return nil
 }

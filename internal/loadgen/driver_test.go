@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"slices"
@@ -103,5 +104,38 @@ func TestCompare_AlternatesAndMerges(t *testing.T) {
 	}
 	if r := c.LatencyRatio(0.5); r < 2 || r > 8 {
 		t.Errorf("p50 ratio %.2f, want about 4", r)
+	}
+}
+
+// TestHistogram_JSONRoundTrip: a histogram sent by another process (the
+// load tool's probe callers) decodes to the same quantiles, count, mean and
+// maximum, and merges like the original; a bucket out of range is an error.
+func TestHistogram_JSONRoundTrip(t *testing.T) {
+	var h Histogram
+	for i := range 5000 {
+		h.Record(time.Duration(i*i) * time.Microsecond / 100)
+	}
+	b, err := json.Marshal(&h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Histogram
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []float64{0.5, 0.9, 0.99, 1} {
+		if got.Quantile(q) != h.Quantile(q) {
+			t.Errorf("q%.2f: %v, want %v", q, got.Quantile(q), h.Quantile(q))
+		}
+	}
+	if got.Count() != h.Count() || got.Mean() != h.Mean() || got.Max() != h.Max() {
+		t.Errorf("count/mean/max %d/%v/%v, want %d/%v/%v", got.Count(), got.Mean(), got.Max(), h.Count(), h.Mean(), h.Max())
+	}
+	got.Merge(&h)
+	if got.Count() != 2*h.Count() {
+		t.Errorf("merged count %d", got.Count())
+	}
+	if err := json.Unmarshal([]byte(`{"buckets":{"99999":1}}`), &got); err == nil {
+		t.Error("a bucket out of range decoded")
 	}
 }

@@ -33,6 +33,9 @@ type Metrics struct {
 	// applyTooLarge counts ApplyAccount calls refused because the document
 	// needs more writes than one transaction may hold (errs.ReasonApplyTooLarge).
 	applyTooLarge prometheus.Counter
+	// requestSize counts requests refused for their encoded size before
+	// they were decoded.
+	requestSize prometheus.Counter
 	// workLimit counts decisions denied because the element was too costly
 	// to evaluate against the account's privacy rules.
 	workLimit prometheus.Counter
@@ -80,6 +83,7 @@ func NewMetrics() *Metrics {
 	m.chainTooDeep = limits.WithLabelValues("chain_depth")
 	m.collectionFull = limits.WithLabelValues("collection_size")
 	m.applyTooLarge = limits.WithLabelValues("apply_writes")
+	m.requestSize = limits.WithLabelValues("request_size")
 	m.workLimit = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gatehouse_privacy_work_limit_total",
 		Help: "Decisions denied because evaluating the element against the account's privacy rules would exceed the per-decision work limit.",
@@ -106,6 +110,14 @@ func (m *Metrics) CountRefusal(err error) {
 		m.collectionFull.Inc()
 	case errs.ReasonOf(err) == errs.ReasonApplyTooLarge:
 		m.applyTooLarge.Inc()
+	}
+}
+
+// CountRequestSize counts a request refused for its encoded size; m may
+// be nil.
+func (m *Metrics) CountRequestSize() {
+	if m != nil {
+		m.requestSize.Inc()
 	}
 }
 

@@ -285,6 +285,7 @@ func (c *callerStream) RecvMsg(m any) error {
 	if err := c.ServerStream.RecvMsg(m); err != nil {
 		return err
 	}
+	takeDecodeCost(m) // streams are not charged (callerCPU)
 	return takeRequestError(m)
 }
 

@@ -12,11 +12,12 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// costlyClick is a CLICK whose three ancestors carry 4 KB of data-x each,
-// for rules that read that attribute in full.
+// costlyClick is a CLICK whose two ancestors carry 4 KB of data-x each,
+// for rules that read that attribute in full; 100 of them fit in a batch
+// (MaxBatchBytes).
 func costlyClick(sessionID string) *gatehousev1.CheckFeatureRequest {
 	v := strings.Repeat("A", 4096)
-	anc := make([]*gatehousev1.ElementNode, 3)
+	anc := make([]*gatehousev1.ElementNode, 2)
 	for i := range anc {
 		anc[i] = &gatehousev1.ElementNode{Tag: "div", Attributes: map[string]string{"data-x": v}}
 	}
@@ -26,7 +27,7 @@ func costlyClick(sessionID string) *gatehousev1.CheckFeatureRequest {
 }
 
 // TestCheckFeatures_ChecksShareThePrivacyWork: a CheckFeatures batch of
-// costly checks (eight rules each read 12 KB of attributes: about 100 000
+// costly checks (eight rules each read 8 KB of attributes: about 65 000
 // units, well under policy.MaxPrivacyWork) is answered like single calls
 // while the batch's shared work (policy.MaxBatchPrivacyWork) lasts; then
 // the costly checks get the protective denial — where a single call with
@@ -125,11 +126,12 @@ func BenchmarkCheckFeatures_WorstBatch(b *testing.B) {
 		e.MustPrivacyRule("acme", r)
 	}
 	sess := e.MustStartSession("acme").GetId()
-	// 1 000 rules reading a 4 KB value: 4 000 000 units, past the limit,
-	// in a request of about 4 KB, so that 1 000 fit in one message.
+	// 1 000 rules reading an 800-byte value: 800 000 units, past the
+	// limit, in a request of under 1 KB, so that 1 000 fit in one
+	// message (MaxBatchBytes).
 	req := &gatehousev1.CheckFeatureRequest{SessionId: sess, Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CLICK,
 		Url: "https://shop.example.com/checkout", Element: &gatehousev1.Element{Tag: "button",
-			Ancestors: []*gatehousev1.ElementNode{{Tag: "div", Attributes: map[string]string{"data-x": strings.Repeat("A", 4000)}}}}}
+			Ancestors: []*gatehousev1.ElementNode{{Tag: "div", Attributes: map[string]string{"data-x": strings.Repeat("A", 800)}}}}}
 	ds := &decisionService{s: e.srv}
 	if r, err := ds.CheckFeature(ctx, req); err != nil || r.GetDecision().GetRule() != policy.RulePrivacyWorkLimit {
 		b.Fatalf("the worst single decision: %v, %v; want the protective denial", r, err)
@@ -138,7 +140,7 @@ func BenchmarkCheckFeatures_WorstBatch(b *testing.B) {
 	for i := range batch.Checks {
 		batch.Checks[i] = req
 	}
-	if n := proto.Size(batch); n > DefaultMaxRecvMsgSize {
+	if n := proto.Size(batch); n > MaxBatchBytes {
 		b.Fatalf("the batch is %d bytes, more than a request may be", n)
 	}
 	b.Run("single", func(b *testing.B) {

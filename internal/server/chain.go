@@ -62,7 +62,11 @@ func (s *Server) unaryGuarded(ctx context.Context, req any, info *grpc.UnaryServ
 	// A request the codec could not decode, or whose enums it refused,
 	// is answered here, after metrics and the call log have seen it.
 	if err := takeRequestError(req); err != nil {
+		s.metrics.countRequestSize(err)
 		return nil, err
+	}
+	if d := takeDecodeCost(req); d > 0 {
+		addDecodeCost(ctx, d)
 	}
 	ctx, err = s.authorize(ctx, info.FullMethod, req)
 	if err != nil {
@@ -80,6 +84,7 @@ func (s *Server) streamChain(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 		_ = ss.SetHeader(metadata.Pairs(requestIDHeader, id))
 	}
 	err := s.streamGuarded(srv, ss, info, handler)
+	s.metrics.countRequestSize(err)
 	if err != nil {
 		err = s.toStatus(ctx, err)
 		id = s.failedCall(ctx, id, ss.SetTrailer)

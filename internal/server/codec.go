@@ -14,9 +14,13 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// requestCodec is the server's wire codec: grpc-go's proto codec, plus two
-// checks on every request it decodes.
+// requestCodec is the server's wire codec: grpc-go's proto codec, plus
+// three checks on every request it decodes.
 //
+//   - A request over its type's size limit, or with an element or a check
+//     over theirs, is refused from the lengths on the wire before anything
+//     is decoded (request_size.go): INVALID_ARGUMENT with a field
+//     violation naming the part, answered like an undecodable request.
 //   - Bytes that do not decode (malformed wire format, invalid UTF-8 in a
 //     string field) are the caller's mistake, INVALID_ARGUMENT. grpc-go
 //     turns any codec error into INTERNAL and answers it before the
@@ -58,10 +62,40 @@ func (c requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.inner.Unmarshal(data, v)
 	}
-	if err := c.inner.Unmarshal(data, v); err != nil {
-		proto.Reset(m)
-		fileRequestError(v, errs.New(errs.Invalid, "the request cannot be decoded: %v", err))
-		return nil
+	if r := sizeRuleFor(m.ProtoReflect().Descriptor()); r != nil && r.needsCheck(data.Len()) {
+		// Large enough to break a size limit: look at the lengths
+		// before decoding anything (request_size.go).
+		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+		err := r.check(buf.ReadOnlyData())
+		if err == nil {
+			start := time.Now()
+			err = proto.Unmarshal(buf.ReadOnlyData(), m)
+			if err != nil {
+				err = errs.New(errs.Invalid, "the request cannot be decoded: %v", err)
+			} else {
+				fileDecodeCost(v, time.Since(start))
+			}
+		}
+		buf.Free()
+		if err != nil {
+			proto.Reset(m)
+			fileRequestError(v, err)
+			return nil
+		}
+	} else {
+		var start time.Time
+		timed := data.Len() > decodeTimedAbove
+		if timed {
+			start = time.Now()
+		}
+		if err := c.inner.Unmarshal(data, v); err != nil {
+			proto.Reset(m)
+			fileRequestError(v, errs.New(errs.Invalid, "the request cannot be decoded: %v", err))
+			return nil
+		}
+		if timed {
+			fileDecodeCost(v, time.Since(start))
+		}
 	}
 	if err := checkEnums(m); err != nil {
 		fileRequestError(v, err)

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
@@ -11,6 +12,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
 	"github.com/gatehouse-dev/gatehouse/internal/service"
+	"google.golang.org/protobuf/proto"
 )
 
 // decisionService implements gatehousev1.DecisionServiceServer.
@@ -87,16 +89,27 @@ const (
 	maxValueLen   = 4096
 )
 
-// validateElement bounds the size of an element descriptor so that no
-// request can make a decision arbitrarily expensive.
+// validateElement bounds the size of an element descriptor, its parts and
+// its whole (MaxElementBytes), so that no request can make a decision
+// arbitrarily expensive.
 func validateElement(v *violations, field string, el *gatehousev1.Element) {
 	if len(el.GetAncestors()) > maxAncestors {
 		v.add(field+".ancestors", "must hold at most %d elements", maxAncestors)
 		return
 	}
 	validateNode(v, field, -1, el.GetTag(), el.GetId(), el.GetClasses(), el.GetAttributes())
+	bound := elementSizeBound(el.GetTag(), el.GetId(), el.GetClasses(), el.GetAttributes())
 	for i, a := range el.GetAncestors() {
 		validateNode(v, field, i, a.GetTag(), a.GetId(), a.GetClasses(), a.GetAttributes())
+		bound += elementSizeBound(a.GetTag(), a.GetId(), a.GetClasses(), a.GetAttributes())
+	}
+	// The codec refuses an element over MaxElementBytes from its length
+	// on the wire; this catches one built in process. The bound is cheap
+	// and above the encoded size, which is computed only past it.
+	if bound > MaxElementBytes {
+		if n := proto.Size(el); n > MaxElementBytes {
+			v.add(field, "the element is %d bytes encoded; it may be at most %d bytes", n, MaxElementBytes)
+		}
 	}
 }
 
@@ -152,9 +165,11 @@ func (s *Server) snapshotAt(ctx context.Context, minRev uint64) (*policy.Snapsho
 		ctx, cancel = context.WithTimeout(ctx, s.decisionTimeout)
 		defer cancel()
 	}
-	ctx, wait := s.innerSpan(ctx, "snapshot.wait")
-	snap, err := s.snaps.WaitFor(ctx, minRev)
+	start := time.Now()
+	wctx, wait := s.innerSpan(ctx, "snapshot.wait")
+	snap, err := s.snaps.WaitFor(wctx, minRev)
 	observe.EndInner(wait, err)
+	addRevisionWait(ctx, time.Since(start))
 	if err != nil {
 		return nil, err
 	}

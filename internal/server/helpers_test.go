@@ -56,8 +56,9 @@ func MustStart(t testing.TB, dir string, opts ...func(*Options)) *testEnv {
 	go func() { defer close(followed); snaps.Run(ctx) }()
 	// Queue-delay shedding reacts to a loaded machine, which a test run
 	// under -race on two cores is; tests about something else must not be
-	// shed. The shedding tests turn it on (withLimits).
-	o := Options{Store: st, Snapshots: snaps, Logger: log, Limits: Limits{QueueTarget: -1}}
+	// shed. The shedding tests turn it on (withLimits). So does the
+	// per-caller CPU share, for the same reason.
+	o := Options{Store: st, Snapshots: snaps, Logger: log, Limits: Limits{QueueTarget: -1, CallerCPUShare: -1}}
 	for _, f := range opts {
 		f(&o)
 	}

@@ -22,11 +22,16 @@ type inflightKey struct {
 const (
 	keyAccount = iota + 1
 	keyCredential
+	// keyConn is a client connection (its peer address); callerCPU only.
+	keyConn
 )
 
 func (k inflightKey) String() string {
-	if k.kind == keyCredential {
+	switch k.kind {
+	case keyCredential:
 		return fmt.Sprintf("credential %q", k.id)
+	case keyConn:
+		return fmt.Sprintf("connection %s", k.id)
 	}
 	return fmt.Sprintf("account %q", k.id)
 }

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 )
@@ -31,4 +33,13 @@ func (m *Metrics) observed() *observe.Metrics {
 		return nil
 	}
 	return m.Metrics
+}
+
+// countRequestSize counts a request the codec refused for its size (err
+// a *requestSizeError; anything else is not counted here); m may be nil.
+func (m *Metrics) countRequestSize(err error) {
+	var rs *requestSizeError
+	if err != nil && errors.As(err, &rs) {
+		m.observed().CountRequestSize()
+	}
 }

@@ -68,6 +68,13 @@ type Limits struct {
 	// never shed. A negative QueueTarget turns this off.
 	QueueTarget   time.Duration
 	QueueInterval time.Duration
+	// CallerCPUShare is the share of the CPU (of GOMAXPROCS cores) one
+	// caller's decisions may use while the CPU is contended and other
+	// callers are active (default DefaultCallerCPUShare, a quarter); a
+	// decision of a caller past it is refused with RESOURCE_EXHAUSTED
+	// (ErrorInfo metadata shed=caller_cpu, scope=caller; RetryInfo: when
+	// its share has refilled). See callerCPU. Negative turns it off.
+	CallerCPUShare float64
 	// DecisionTimeout is the deadline given to a DecisionService call whose
 	// caller set none (default 1s), so that a decision waiting for a
 	// min_revision cannot hold a slot for long.
@@ -106,6 +113,9 @@ func (l Limits) withDefaults() Limits {
 	if l.QueueTarget == 0 {
 		l.QueueTarget = DefaultQueueTarget
 	}
+	if l.CallerCPUShare == 0 {
+		l.CallerCPUShare = DefaultCallerCPUShare
+	}
 	def(&l.QueueInterval, DefaultQueueInterval)
 	def(&l.DecisionTimeout, DefaultDecisionTimeout)
 	def(&l.KeepaliveMinTime, DefaultKeepaliveMinTime)
@@ -135,7 +145,12 @@ func (l Limits) serverOptions(m *Metrics, sessionAccount func(context.Context, s
 	opts := []grpc.ServerOption{}
 	if l.QueueTarget > 0 {
 		lim.queue = newQueueShedder(l.QueueTarget, l.QueueInterval)
-		opts = append(opts, grpc.InTapHandle(stampArrival))
+	}
+	if l.CallerCPUShare > 0 {
+		lim.cpu, lim.cpuShare = newCallerCPU(l.CallerCPUShare), l.CallerCPUShare
+	}
+	if lim.queue != nil || lim.cpu != nil {
+		opts = append(opts, grpc.InTapHandle(lim.tap))
 	}
 	return append(opts,
 		grpc.MaxRecvMsgSize(l.MaxRecvMsgSize),
@@ -163,6 +178,10 @@ type limiter struct {
 	// perCaller holds each caller's share of unary; nil when off.
 	perCaller      *callerInflight
 	sessionAccount func(context.Context, string) string
+	// cpu holds each caller's share of the CPU decisions use; nil when
+	// off.
+	cpu      *callerCPU
+	cpuShare float64
 }
 
 var (
@@ -174,17 +193,44 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	if strings.HasPrefix(info.FullMethod, healthPrefix) {
 		return handler(ctx, req)
 	}
+	decision := strings.HasPrefix(info.FullMethod, decisionPrefix)
+	if a, ok := ctx.Value(arrivalKey{}).(*arrival); ok && a.done != nil {
+		defer a.done()
+	}
+	var now time.Time
+	if l.queue != nil || (decision && l.cpu != nil) {
+		now = time.Now()
+	}
 	if l.queue != nil {
-		now := time.Now()
 		wait := queueWait(ctx, now)
 		l.metrics.observeDelay(wait)
 		// Only decisions are shed by queue delay.
-		if strings.HasPrefix(info.FullMethod, decisionPrefix) {
+		if decision {
 			if ok, limit, retry := l.queue.admit(now, wait); !ok {
 				l.metrics.countShed(shedQueueDelay)
 				return nil, queueOverloaded(wait, limit, jitter(retry))
 			}
 		}
+	}
+	var k inflightKey
+	if l.perCaller != nil || (decision && l.cpu != nil) {
+		k = inflightKeyOf(ctx, req, l.sessionAccount)
+	}
+	if decision && l.cpu != nil && k.kind != 0 {
+		ok, retry := l.cpu.admit(k, now)
+		if l.cpu.contendedNow() {
+			// The connection's record of refusals lets the tap refuse
+			// most decisions of a connection that carries only callers
+			// over their share before their requests are read.
+			if ck := connKey(ctx); ck.kind != 0 {
+				l.cpu.noteConn(ck.id, !ok, retry)
+			}
+		}
+		if !ok {
+			l.metrics.countShed(shedCallerCPU)
+			return nil, callerCPUOverloaded(k, l.cpuShare, jitter(retry))
+		}
+		defer func() { l.cpu.charge(k, time.Since(now)-revisionWait(ctx)+decodeCost(ctx)) }()
 	}
 	select {
 	case l.unary <- struct{}{}:
@@ -194,7 +240,7 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	}
 	defer func() { <-l.unary }()
 	if l.perCaller != nil {
-		if k := inflightKeyOf(ctx, req, l.sessionAccount); k.kind != 0 {
+		if k.kind != 0 {
 			if !l.perCaller.acquire(k) {
 				l.metrics.countShed(shedInflightCaller)
 				return nil, callerOverloaded(k, int(l.perCaller.limit), cap(l.unary))

@@ -22,7 +22,7 @@ func TestLimits_Defaults(t *testing.T) {
 	l := Limits{}.withDefaults()
 	want := Limits{
 		MaxRecvMsgSize: 4 << 20, MaxInflight: 1024, MaxInflightPerCaller: 256, DecisionTimeout: time.Second,
-		QueueTarget: 5 * time.Millisecond, QueueInterval: 100 * time.Millisecond,
+		QueueTarget: 5 * time.Millisecond, QueueInterval: 100 * time.Millisecond, CallerCPUShare: DefaultCallerCPUShare,
 		KeepaliveMinTime: 10 * time.Second, MaxConnectionIdle: 15 * time.Minute,
 		KeepaliveTime: time.Minute, KeepaliveTimeout: 20 * time.Second,
 	}
@@ -30,7 +30,7 @@ func TestLimits_Defaults(t *testing.T) {
 		t.Errorf("defaults %+v, want %+v", l, want)
 	}
 	set := Limits{MaxRecvMsgSize: 1, MaxInflight: 2, MaxInflightPerCaller: -1, DecisionTimeout: 3, KeepaliveMinTime: 4, MaxConnectionIdle: 5, KeepaliveTime: 6, KeepaliveTimeout: 7,
-		QueueTarget: 8, QueueInterval: 9}
+		QueueTarget: 8, QueueInterval: 9, CallerCPUShare: 0.5}
 	if got := set.withDefaults(); got != set {
 		t.Errorf("withDefaults changed set limits: %+v, want %+v", got, set)
 	}

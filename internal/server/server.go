@@ -121,6 +121,8 @@ type Server struct {
 	decisions *observe.DecisionLog
 	// watches shares watched session policies among their watchers.
 	watches watchPolicies
+	// policyBytes paces each caller's policy streams (streambytes.go).
+	policyBytes *streamBytes
 	// tracing is set when calls are traced; decisions annotate their
 	// spans only then.
 	tracing bool
@@ -176,6 +178,7 @@ func New(o Options) *Server {
 		reg = s.obs.Registry
 	}
 	s.decisions = observe.NewDecisionLog(s.log, reg)
+	s.policyBytes = newStreamBytes(o.Metrics)
 	s.reflection = o.Reflection
 	if s.reflection == "" {
 		s.reflection = ReflectionAuthenticated

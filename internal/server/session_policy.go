@@ -230,6 +230,12 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 				if err != nil {
 					return err
 				}
+				if err := d.s.policyBytes.wait(ctx, inflightKeyOf(ctx, req, d.s.sessionAccount), len(msg.b)); err != nil {
+					if ctx.Err() == nil {
+						err = context.DeadlineExceeded // the wait would pass the stream's deadline
+					}
+					return err
+				}
 				if err := stream.SendMsg(msg); err != nil {
 					return err
 				}

@@ -7,8 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/tap"
@@ -50,6 +52,13 @@ const (
 type arrival struct {
 	context.Context
 	at time.Time
+	// waited is how long the handler waited for a revision
+	// (addRevisionWait), decoded how long decoding a large request took
+	// (addDecodeCost).
+	waited, decoded time.Duration
+	// done, when set, ends the call's place in the queue shedder's gate
+	// (admitArrival).
+	done func()
 }
 
 type arrivalKey struct{}
@@ -61,13 +70,47 @@ func (a *arrival) Value(key any) any {
 	return a.Context.Value(key)
 }
 
-// stampArrival is the server's InTapHandle. Health checks are never shed
-// nor timed, so they are not stamped.
-func stampArrival(ctx context.Context, info *tap.Info) (context.Context, error) {
+// tap is the server's InTapHandle: it stamps each call's arrival, and
+// while the CPU is contended refuses a decision whose connection used more
+// than its share of the CPU (callerCPU) before its request is read or a
+// goroutine started for it. Health checks are never shed nor timed, so
+// they are not stamped.
+func (l *limiter) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if strings.HasPrefix(info.FullMethodName, healthPrefix) {
 		return ctx, nil
 	}
-	return &arrival{Context: ctx, at: time.Now()}, nil
+	now := time.Now()
+	unaryDecision := strings.HasPrefix(info.FullMethodName, decisionPrefix) &&
+		info.FullMethodName != gatehousev1.DecisionService_WatchSessionPolicy_FullMethodName
+	a := &arrival{at: now}
+	if l.queue != nil && unaryDecision {
+		release, retry, ok := l.queue.admitArrival()
+		if !ok {
+			l.metrics.countShed(shedQueueDelay)
+			return nil, tapStatus(queueOverloadedEarly(l.queue.target, jitter(retry)))
+		}
+		// The decision leaves the gate when its handler returns (the
+		// limiter calls a.done) or, if it never gets there, when its
+		// stream ends.
+		var once sync.Once
+		rel := func() { once.Do(release) }
+		stop := context.AfterFunc(ctx, rel)
+		a.done = func() {
+			if stop() {
+				rel()
+			}
+		}
+	}
+	if l.cpu != nil && l.cpu.contendedNow() && unaryDecision {
+		if k := connKey(ctx); k.kind != 0 {
+			if refuse, retry := l.cpu.refuseConn(k.id); refuse {
+				l.metrics.countShed(shedCallerCPU)
+				return nil, tapStatus(callerCPUOverloaded(k, l.cpuShare, jitter(retry)))
+			}
+		}
+	}
+	a.Context = ctx
+	return a, nil
 }
 
 // queueWait returns how long the call of ctx queued before now (0 when its
@@ -120,6 +163,62 @@ type queueShedder struct {
 	above       int // whole intervals in a row in which most calls waited longer than target
 	standing    bool
 	retry       time.Duration // the RetryInfo delay shed calls are told (before jitter)
+
+	// gate bounds the decisions in flight from arrival to their end
+	// while a queue stands (admitArrival); read without the lock.
+	gate struct {
+		standing atomic.Bool
+		retry    atomic.Int64 // the current RetryInfo delay, ns
+		inflight atomic.Int64
+		peak     atomic.Int64 // the most in flight this interval
+		limit    atomic.Int64
+	}
+}
+
+// Bounds of the gate's limit on decisions in flight (admitArrival).
+const (
+	minGateLimit = 8
+	maxGateLimit = 4096
+)
+
+// admitArrival is asked by the tap when a decision arrives, before its
+// request is read or a goroutine started for it. While a queue stands it
+// refuses the decision when as many are in flight (arrived and not
+// finished) as the gate's limit, which adapts every interval: while a
+// queue stands and most decisions waited longer than the target it shrinks
+// by a quarter, while they did not it grows by an eighth, and with no
+// queue standing it is at least twice the most in flight. So the calls in
+// flight, and with them the wait of the calls served, stay near what the
+// CPU serves within the target, and the rest are refused at once (a shed
+// answer in microseconds) rather than after their wait. The caller must
+// call the returned release when the decision ends (nil when refused).
+func (q *queueShedder) admitArrival() (release func(), retry time.Duration, ok bool) {
+	g := &q.gate
+	n := g.inflight.Add(1)
+	if g.standing.Load() && n > g.limit.Load() {
+		g.inflight.Add(-1)
+		return nil, max(time.Duration(g.retry.Load()), overloadRetryDelay), false
+	}
+	for p := g.peak.Load(); n > p && !g.peak.CompareAndSwap(p, n); p = g.peak.Load() {
+	}
+	return func() { g.inflight.Add(-1) }, 0, true
+}
+
+// adaptGate sets the gate's limit at the end of an interval; q.mu held.
+func (q *queueShedder) adaptGate(mostlyLong bool) {
+	g := &q.gate
+	l, peak := g.limit.Load(), g.peak.Swap(g.inflight.Load())
+	switch {
+	case !q.standing:
+		l = max(l, 2*peak)
+	case mostlyLong:
+		l = l * 3 / 4
+	default:
+		l += l/8 + 1
+	}
+	g.limit.Store(min(max(l, minGateLimit), maxGateLimit))
+	g.standing.Store(q.standing)
+	g.retry.Store(int64(q.retry))
 }
 
 // maxRetryDelay bounds the RetryInfo delay of a call shed for queueing.
@@ -131,7 +230,9 @@ const maxRetryDelay = 5 * time.Second
 const standingWindows = 3
 
 func newQueueShedder(target, interval time.Duration) *queueShedder {
-	return &queueShedder{target: target, interval: interval, retry: overloadRetryDelay}
+	q := &queueShedder{target: target, interval: interval, retry: overloadRetryDelay}
+	q.gate.limit.Store(maxGateLimit)
+	return q
 }
 
 // admit reports whether a call that reached its handler at now after
@@ -145,6 +246,7 @@ func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit,
 		// empty.
 		q.standing, q.above = false, 0
 		q.retry = overloadRetryDelay
+		q.adaptGate(false)
 		q.windowStart, q.windowN, q.windowLong = now, 0, 0
 	case el >= q.interval:
 		if 2*q.windowLong > q.windowN {
@@ -158,6 +260,7 @@ func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit,
 		} else {
 			q.retry = max(q.retry/2, overloadRetryDelay)
 		}
+		q.adaptGate(2*q.windowLong > q.windowN)
 		q.windowStart, q.windowN, q.windowLong = now, 0, 0
 	}
 	q.windowN++
@@ -191,7 +294,7 @@ func newShedMetrics(m *Metrics) *shedMetrics {
 	}
 	shed := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_shed_total",
-		Help: "Unary calls refused with RESOURCE_EXHAUSTED to shed load, by reason: inflight (--max-inflight calls were running), inflight_caller (the caller had --max-inflight-per-caller calls running) or queue_delay (the call waited for the CPU longer than --shed-queue-target while a queue stood).",
+		Help: "Unary calls refused with RESOURCE_EXHAUSTED to shed load, by reason: inflight (--max-inflight calls were running), inflight_caller (the caller had --max-inflight-per-caller calls running) queue_delay (the call waited for the CPU longer than --shed-queue-target while a queue stood) or caller_cpu (the caller's decisions used more than --caller-cpu-share of the CPU while it was contended).",
 	}, []string{"reason"})
 	delay := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "gatehouse_queue_delay_seconds",
@@ -202,7 +305,7 @@ func newShedMetrics(m *Metrics) *shedMetrics {
 	delay = register(m.Registry, delay)
 	return &shedMetrics{
 		shed: map[string]prometheus.Counter{shedInflight: shed.WithLabelValues(shedInflight), shedQueueDelay: shed.WithLabelValues(shedQueueDelay),
-			shedInflightCaller: shed.WithLabelValues(shedInflightCaller)},
+			shedInflightCaller: shed.WithLabelValues(shedInflightCaller), shedCallerCPU: shed.WithLabelValues(shedCallerCPU)},
 		queueDelay: delay,
 	}
 }
@@ -230,6 +333,16 @@ func (m *shedMetrics) observeDelay(d time.Duration) {
 	if m != nil {
 		m.queueDelay.Observe(d.Seconds())
 	}
+}
+
+// queueOverloadedEarly is the status of a decision refused on arrival
+// because a queue stands and as many decisions are in flight as it allows
+// (admitArrival).
+func queueOverloadedEarly(limit, retry time.Duration) error {
+	e := errs.Refuse(errs.ResourceExhausted, reasonOverloaded, map[string]string{"shed": shedQueueDelay, "early": "true"},
+		"server is overloaded: decisions wait longer than %s for the CPU; retry with backoff", limit)
+	e.RetryAfter = retry
+	return e
 }
 
 // queueOverloaded is the status of a call shed because it queued too long,

@@ -270,3 +270,70 @@ func TestQueueShedder_RetryDelayAdapts(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueShedder_Gate: with no queue standing every arriving decision is
+// let in however many are in flight; once a queue stands and most
+// decisions wait longer than the target, the limit on decisions in flight
+// shrinks interval by interval until arrivals beyond those in flight are
+// refused at once with a retry delay; releasing one lets one more in; with
+// short waits again the limit grows, and with the queue gone it no longer
+// refuses.
+func TestQueueShedder_Gate(t *testing.T) {
+	t.Parallel()
+	q := newQueueShedder(5*time.Millisecond, 100*time.Millisecond)
+	now := time.Unix(1000, 0)
+	var held []func()
+	hold := func(n int) (refused int) {
+		for range n {
+			release, retry, ok := q.admitArrival()
+			if !ok {
+				refused++
+				if retry < overloadRetryDelay {
+					t.Fatalf("refused with retry %v", retry)
+				}
+				continue
+			}
+			held = append(held, release)
+		}
+		return refused
+	}
+	// 200 in flight, no queue yet: all let in.
+	if n := hold(200); n != 0 {
+		t.Fatalf("no queue standing: %d of 200 refused", n)
+	}
+	intervals := func(k int, wait time.Duration) {
+		for range k {
+			for range 10 {
+				q.admit(now, wait)
+				now = now.Add(10 * time.Millisecond)
+			}
+		}
+	}
+	intervals(30, 20*time.Millisecond) // a queue stands, waits stay long
+	lim := q.gate.limit.Load()
+	if lim >= 200 || lim < minGateLimit {
+		t.Fatalf("after 30 intervals of long waits the limit is %d; want below the 200 in flight", lim)
+	}
+	if n := hold(10); n != 10 {
+		t.Errorf("queue standing, %d in flight over a limit of %d: %d of 10 refused, want all", len(held), lim, n)
+	}
+	// The in-flight decisions end; the gate lets in up to its limit.
+	for _, r := range held {
+		r()
+	}
+	held = nil
+	if n := hold(int(lim) + 5); n != 5 {
+		t.Errorf("limit %d, none in flight: %d of %d refused, want 5", lim, n, lim+5)
+	}
+	intervals(5, time.Millisecond) // short waits, the queue still stands at first
+	if got := q.gate.limit.Load(); got <= lim {
+		t.Errorf("short waits: limit %d, was %d; want it to grow", got, lim)
+	}
+	intervals(5, time.Millisecond)
+	if q.standing {
+		t.Fatal("the queue still stands after short waits")
+	}
+	if n := hold(1000); n != 0 {
+		t.Errorf("queue gone: %d of 1000 refused", n)
+	}
+}

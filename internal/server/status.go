@@ -141,3 +141,12 @@ func statusOf(e *errs.Error) *status.Status {
 	}
 	return withDetails
 }
+
+// tapStatus is the status of a refusal made before a call reaches the
+// interceptors (the server's InTapHandle), which gRPC sends as it is.
+func tapStatus(err error) error {
+	if e, ok := errs.As(err); ok {
+		return statusOf(e).Err()
+	}
+	return status.Error(codes.Internal, "internal error")
+}
