@@ -10,8 +10,8 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -39,7 +39,7 @@ func startGatehouse(dir string, auth bool, mod func(*server.Options)) (*gatehous
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
-	snaps, err := snapshot.New(ctx, st, log)
+	snaps, err := replica.New(ctx, st, log)
 	if err != nil {
 		cancel()
 		_ = st.Close()

@@ -26,8 +26,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	"github.com/gatehouse-dev/gatehouse/internal/notify"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig"
 	"github.com/gatehouse-dev/gatehouse/internal/tracing"
@@ -95,7 +95,7 @@ type Main struct {
 	// Set by Run.
 	Addr      string // the address the gRPC server listens on
 	Store     store.Store
-	Snapshots *snapshot.Follower
+	Snapshots *replica.Replica
 	Server    *server.Server
 
 	closers []func() error
@@ -253,7 +253,7 @@ func (m *Main) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	snaps, err := snapshot.New(ctx, st, log)
+	snaps, err := replica.New(ctx, st, log)
 	if err != nil {
 		return fmt.Errorf("build snapshot: %w", err)
 	}
@@ -279,7 +279,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.onClose(func() error { stopMetrics(); return nil })
 	}
 	// The session sweeper stops after the gRPC server and before the
-	// snapshot follower and the store.
+	// replica and the store.
 	m.goUntilClose(func(ctx context.Context) {
 		srv.RunSessionSweeper(ctx, server.SessionLifecycle{MaxAge: cfg.SessionMaxAge, Retention: cfg.SessionRetention})
 	})

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,7 +130,7 @@ func (m *Metrics) countBatchWorkLimit(n int) {
 
 // watch registers gauges that read the snapshot and the store at scrape
 // time.
-func (m *Metrics) watch(snaps *snapshot.Follower, st store.Store, now func() time.Time) {
+func (m *Metrics) watch(snaps *replica.Replica, st store.Store, now func() time.Time) {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}

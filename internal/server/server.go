@@ -19,7 +19,7 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
@@ -34,7 +34,7 @@ type Options struct {
 	// Store persists everything; required.
 	Store store.Store
 	// Snapshots follows Store and answers decisions; required.
-	Snapshots *snapshot.Follower
+	Snapshots *replica.Replica
 	// Logger receives call logs and internal errors; required.
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
@@ -96,7 +96,7 @@ func tlsOption(cfg *tls.Config) []grpc.ServerOption {
 // Server serves the Gatehouse API, health and reflection.
 type Server struct {
 	store  store.Store
-	snaps  *snapshot.Follower
+	snaps  *replica.Replica
 	log    *slog.Logger
 	now    func() time.Time
 	maxRev time.Duration

@@ -10,7 +10,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -94,7 +94,7 @@ func streamClass(method string) string {
 // deleted, on the first snapshot that shows it.
 type streamLimiter struct {
 	limits  StreamLimits
-	snaps   *snapshot.Follower
+	snaps   *replica.Replica
 	metrics *streamMetrics // nil without metrics
 
 	mu        sync.Mutex
@@ -118,7 +118,7 @@ type streamEnded struct{ st *status.Status }
 func (e *streamEnded) Error() string              { return e.st.Message() }
 func (e *streamEnded) GRPCStatus() *status.Status { return e.st }
 
-func newStreamLimiter(l StreamLimits, m *Metrics, snaps *snapshot.Follower, done <-chan struct{}) *streamLimiter {
+func newStreamLimiter(l StreamLimits, m *Metrics, snaps *replica.Replica, done <-chan struct{}) *streamLimiter {
 	sl := &streamLimiter{limits: l.withDefaults(), snaps: snaps, perCaller: map[string]int{}, open: map[*openStream]struct{}{}}
 	if m != nil {
 		sl.metrics = newStreamMetrics(m.Registry)
