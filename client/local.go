@@ -264,7 +264,7 @@ func (s *LocalSession) Check(ctx context.Context, r CheckRequest) (Decision, err
 	if st.snap != nil && r.MinRevision <= st.rev && (st.ended || s.Fresh()) {
 		var sc *scratch
 		var q policy.Query
-		ok := false
+		var ok bool
 		if r.Element == nil {
 			ok = localQuery(st.sess, &r, &q, nil, nil)
 		} else {

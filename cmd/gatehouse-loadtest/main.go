@@ -787,7 +787,9 @@ func serveInProcess(ctx context.Context, dir, level string, stderr io.Writer) (s
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
 		srv.Shutdown(sctx)
-		<-served
+		if err := <-served; err != nil {
+			log.Error("in-process server", "err", err)
+		}
 		cancel()
 		<-swept
 		<-followed
