@@ -141,12 +141,17 @@ func (m *Main) Close() error {
 }
 
 // serve runs serveFn on its own goroutine. Close shuts the server down
-// with shutdown (unless it already stopped) and returns serveFn's error;
-// a server that stops before Close closes Stopped.
+// with shutdown (unless it already stopped) and returns serveFn's error
+// (http.ErrServerClosed, an HTTP server's answer to its Shutdown, is
+// none); a server that stops before Close closes Stopped. A further server
+// of the daemon is m.listen in Run's listen step and one m.serve.
 func (m *Main) serve(serveFn func() error, shutdown func()) {
 	done := make(chan error, 1)
 	go func() {
 		err := serveFn()
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
 		done <- err
 		m.stop.Do(func() { close(m.stopped) })
 	}()

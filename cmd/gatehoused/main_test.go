@@ -5,9 +5,11 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
@@ -132,5 +134,44 @@ func TestMainRun_PortTakenOpensNoStore(t *testing.T) {
 				t.Error("the store was opened though a listener could not bind")
 			}
 		})
+	}
+}
+
+// TestMainServe_FailureAndShutdown: a server added with listen and serve
+// (an HTTP one here) that fails by itself closes Stopped and its error is
+// Close's; one shut down by Close is no error (http.ErrServerClosed
+// included), and Close closes its listener.
+func TestMainServe_FailureAndShutdown(t *testing.T) {
+	for _, failFirst := range []bool{false, true} {
+		m := NewMain(config.Default(), &syncBuffer{})
+		lis, err := m.listen("127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: time.Second}
+		m.serve(func() error { return hs.Serve(lis) }, func() { _ = hs.Shutdown(context.Background()) })
+		resp, err := http.Get("http://" + lis.Addr().String() + "/")
+		if err != nil {
+			t.Fatalf("GET while serving: %v", err)
+		}
+		_ = resp.Body.Close()
+		if failFirst {
+			_ = lis.Close() // Serve fails on its next Accept
+			select {
+			case <-m.Stopped():
+			case <-time.After(10 * time.Second):
+				t.Fatal("Stopped not closed after the server failed")
+			}
+			if err := m.Close(); err == nil {
+				t.Error("Close after a server failed returned no error")
+			}
+			continue
+		}
+		if err := m.Close(); err != nil {
+			t.Errorf("Close of a serving HTTP server: %v", err)
+		}
+		if _, err := net.Dial("tcp", lis.Addr().String()); err == nil {
+			t.Error("the listener still accepts after Close")
+		}
 	}
 }
