@@ -6,6 +6,9 @@ SHELL := /bin/bash
 GO        ?= go
 TOOLS     := $(GO) tool -modfile=tools.go.mod
 BUF       := $(TOOLS) buf
+# golangci-lint has a tool module of its own (lint.go.mod): its ~200
+# dependencies do not move those of buf and the protoc plugins.
+GOLANGCI_LINT := $(GO) tool -modfile=lint.go.mod golangci-lint
 LISTEN    ?= 127.0.0.1:8470
 DATA_DIR  ?= ./data
 METRICS_ADDR ?= 127.0.0.1:9470
@@ -41,10 +44,11 @@ breaking: ## buf breaking against the main branch (skipped when it is not availa
 	else echo "breaking: no local main branch in this clone; skipped"; fi
 
 .PHONY: lint
-lint: ## gofmt, go vet, buf lint, buf breaking
+lint: ## gofmt, go vet, golangci-lint (.golangci.yml), buf lint, buf breaking
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); \
 		if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GOLANGCI_LINT) run ./...
 	$(BUF) lint
 	$(MAKE) --no-print-directory breaking
 	$(MAKE) --no-print-directory check-large-files

@@ -11,7 +11,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -61,7 +61,7 @@ func Offline(ctx context.Context, doc *gatehousev1.AccountDocument) (_ *Engine, 
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	fctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
-	snaps, err := snapshot.New(fctx, e.st, log)
+	snaps, err := replica.New(fctx, e.st, log)
 	if err != nil {
 		close(e.done)
 		return nil, err

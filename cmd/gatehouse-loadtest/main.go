@@ -43,8 +43,8 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/loadgen"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -767,7 +767,7 @@ func serveInProcess(ctx context.Context, dir, level string, stderr io.Writer) (s
 		return "", nil, err
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	snaps, err := snapshot.New(ctx, st, log)
+	snaps, err := replica.New(ctx, st, log)
 	if err != nil {
 		st.Close()
 		return "", nil, err
@@ -796,7 +796,9 @@ func serveInProcess(ctx context.Context, dir, level string, stderr io.Writer) (s
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
 		srv.Shutdown(sctx)
-		<-served
+		if err := <-served; err != nil {
+			log.Error("in-process server", "err", err)
+		}
 		cancel()
 		<-swept
 		<-followed
@@ -854,7 +856,7 @@ func reflect(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer st.Close()
 	t1 := time.Now()
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	f, err := snapshot.New(ctx, st, log)
+	f, err := replica.New(ctx, st, log)
 	if err != nil {
 		return err
 	}

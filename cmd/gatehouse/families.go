@@ -28,12 +28,9 @@ type family struct {
 	newItem       func() proto.Message
 	fields        []fieldSpec
 	columns       []column
-
-	get    func(ctx context.Context, c *clients, acct, id string) (proto.Message, error)
-	list   func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error)
-	create func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error)
-	update func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error)
-	del    func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error)
+	// one and many name the family's AdminService methods: Get<one>,
+	// List<many>, Create<one>, Update<one> and Delete<one> (see rpc.go).
+	one, many string
 }
 
 const functionUsage = "support function `name=bool` (repeatable; \"all=false\" for all twelve), e.g. send_files=true"
@@ -45,7 +42,7 @@ func families() []*family {
 
 func accountsFamily() *family {
 	return &family{
-		use: "accounts", aliases: []string{"account"}, kind: "account",
+		use: "accounts", aliases: []string{"account"}, kind: "account", one: "Account", many: "Accounts",
 		short:   "Manage accounts (tenants)",
 		long:    "Accounts are tenants; everything else belongs to one account. Creating and deleting accounts needs an operator token.",
 		newItem: func() proto.Message { return &gatehousev1.Account{} },
@@ -55,30 +52,12 @@ func accountsFamily() *family {
 		},
 		columns:       cols("id", "display_name", "cobrowse_url", "create_time"),
 		confirmDelete: true,
-		get: func(ctx context.Context, c *clients, _, id string) (proto.Message, error) {
-			r, err := c.admin.GetAccount(ctx, &gatehousev1.GetAccountRequest{Id: id})
-			return r.GetAccount(), err
-		},
-		list: func(ctx context.Context, c *clients, _ string, size int32, token string) (proto.Message, error) {
-			return c.admin.ListAccounts(ctx, &gatehousev1.ListAccountsRequest{PageSize: size, PageToken: token})
-		},
-		create: func(ctx context.Context, c *clients, _ string, item proto.Message) (proto.Message, error) {
-			r, err := c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: item.(*gatehousev1.Account)})
-			return r.GetAccount(), err
-		},
-		update: func(ctx context.Context, c *clients, _ string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
-			r, err := c.admin.UpdateAccount(ctx, &gatehousev1.UpdateAccountRequest{Account: item.(*gatehousev1.Account), UpdateMask: mask})
-			return r.GetAccount(), err
-		},
-		del: func(ctx context.Context, c *clients, _, id, etag string) (proto.Message, error) {
-			return c.admin.DeleteAccount(ctx, &gatehousev1.DeleteAccountRequest{Id: id, Etag: etag})
-		},
 	}
 }
 
 func allowlistFamily() *family {
 	return &family{
-		use: "allowlist", aliases: []string{"allowlist-entries"}, kind: "allowlist entry", account: true,
+		use: "allowlist", aliases: []string{"allowlist-entries"}, kind: "allowlist entry", account: true, one: "AllowlistEntry", many: "AllowlistEntries",
 		short: "Manage the co-browse domain allowlist",
 		long: `An empty allowlist lets every http(s) page be co-browsed; a non-empty one only
 the pages an entry matches. Patterns are [*.]host[:port][/path-prefix]:
@@ -90,30 +69,12 @@ the pages an entry matches. Patterns are [*.]host[:port][/path-prefix]:
 			{"allow-public-suffix-subdomains", "allow_public_suffix_subdomains", "accept a pattern with public suffixes under its host (amazonaws.com covers every *.s3.amazonaws.com site)"},
 		},
 		columns: cols("id", "pattern", "description"),
-		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {
-			r, err := c.admin.GetAllowlistEntry(ctx, &gatehousev1.GetAllowlistEntryRequest{AccountId: acct, Id: id})
-			return r.GetEntry(), err
-		},
-		list: func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error) {
-			return c.admin.ListAllowlistEntries(ctx, &gatehousev1.ListAllowlistEntriesRequest{AccountId: acct, PageSize: size, PageToken: token})
-		},
-		create: func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error) {
-			r, err := c.admin.CreateAllowlistEntry(ctx, &gatehousev1.CreateAllowlistEntryRequest{AccountId: acct, Entry: item.(*gatehousev1.AllowlistEntry)})
-			return r.GetEntry(), err
-		},
-		update: func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
-			r, err := c.admin.UpdateAllowlistEntry(ctx, &gatehousev1.UpdateAllowlistEntryRequest{AccountId: acct, Entry: item.(*gatehousev1.AllowlistEntry), UpdateMask: mask})
-			return r.GetEntry(), err
-		},
-		del: func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error) {
-			return c.admin.DeleteAllowlistEntry(ctx, &gatehousev1.DeleteAllowlistEntryRequest{AccountId: acct, Id: id, Etag: etag})
-		},
 	}
 }
 
 func privacyRulesFamily() *family {
 	return &family{
-		use: "privacy-rules", aliases: []string{"privacy-rule"}, kind: "privacy rule", account: true,
+		use: "privacy-rules", aliases: []string{"privacy-rule"}, kind: "privacy rule", account: true, one: "PrivacyRule", many: "PrivacyRules",
 		short: "Manage privacy rules (button blocking, data masking)",
 		long: `BUTTON_BLOCK: the agent may not click matching elements. DATA_MASK: matching
 elements are hidden from the agent, who may not type into them either.
@@ -126,30 +87,12 @@ Selectors are CSS over the element and its ancestors.`,
 			{"description", "description", "free `text` for admins"},
 		},
 		columns: cols("id", "kind", "selector", "url_pattern", "description"),
-		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {
-			r, err := c.admin.GetPrivacyRule(ctx, &gatehousev1.GetPrivacyRuleRequest{AccountId: acct, Id: id})
-			return r.GetRule(), err
-		},
-		list: func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error) {
-			return c.admin.ListPrivacyRules(ctx, &gatehousev1.ListPrivacyRulesRequest{AccountId: acct, PageSize: size, PageToken: token})
-		},
-		create: func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error) {
-			r, err := c.admin.CreatePrivacyRule(ctx, &gatehousev1.CreatePrivacyRuleRequest{AccountId: acct, Rule: item.(*gatehousev1.PrivacyRule)})
-			return r.GetRule(), err
-		},
-		update: func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
-			r, err := c.admin.UpdatePrivacyRule(ctx, &gatehousev1.UpdatePrivacyRuleRequest{AccountId: acct, Rule: item.(*gatehousev1.PrivacyRule), UpdateMask: mask})
-			return r.GetRule(), err
-		},
-		del: func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error) {
-			return c.admin.DeletePrivacyRule(ctx, &gatehousev1.DeletePrivacyRuleRequest{AccountId: acct, Id: id, Etag: etag})
-		},
 	}
 }
 
 func portalsFamily() *family {
 	return &family{
-		use: "portals", aliases: []string{"portal"}, kind: "portal", account: true,
+		use: "portals", aliases: []string{"portal"}, kind: "portal", account: true, one: "Portal", many: "Portals",
 		short: "Manage remote-support portals and subportals",
 		long: `A top portal (no --parent) comes with a default subportal "<id>-default"
 that has every function on. A function is on for a representative only when
@@ -163,30 +106,12 @@ it is on for the subportal, every ancestor portal and the representative.`,
 			{"business-hours", "business_hours_id", "business hours `id` in force (empty: always open)"},
 		},
 		columns: cols("id", "parent_id", "name", "functions", "business_hours_id", "notification_email"),
-		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {
-			r, err := c.admin.GetPortal(ctx, &gatehousev1.GetPortalRequest{AccountId: acct, Id: id})
-			return r.GetPortal(), err
-		},
-		list: func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error) {
-			return c.admin.ListPortals(ctx, &gatehousev1.ListPortalsRequest{AccountId: acct, PageSize: size, PageToken: token})
-		},
-		create: func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error) {
-			r, err := c.admin.CreatePortal(ctx, &gatehousev1.CreatePortalRequest{AccountId: acct, Portal: item.(*gatehousev1.Portal)})
-			return r.GetPortal(), err
-		},
-		update: func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
-			r, err := c.admin.UpdatePortal(ctx, &gatehousev1.UpdatePortalRequest{AccountId: acct, Portal: item.(*gatehousev1.Portal), UpdateMask: mask})
-			return r.GetPortal(), err
-		},
-		del: func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error) {
-			return c.admin.DeletePortal(ctx, &gatehousev1.DeletePortalRequest{AccountId: acct, Id: id, Etag: etag})
-		},
 	}
 }
 
 func teamsFamily() *family {
 	return &family{
-		use: "teams", aliases: []string{"team"}, kind: "team", account: true,
+		use: "teams", aliases: []string{"team"}, kind: "team", account: true, one: "Team", many: "Teams",
 		short:   "Manage teams and subteams",
 		long:    "A subteam with no portal of its own inherits its parent's.",
 		newItem: func() proto.Message { return &gatehousev1.Team{} },
@@ -196,30 +121,12 @@ func teamsFamily() *family {
 			{"portal", "portal_id", "portal `id` the team serves (empty: inherit)"},
 		},
 		columns: cols("id", "parent_id", "name", "portal_id"),
-		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {
-			r, err := c.admin.GetTeam(ctx, &gatehousev1.GetTeamRequest{AccountId: acct, Id: id})
-			return r.GetTeam(), err
-		},
-		list: func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error) {
-			return c.admin.ListTeams(ctx, &gatehousev1.ListTeamsRequest{AccountId: acct, PageSize: size, PageToken: token})
-		},
-		create: func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error) {
-			r, err := c.admin.CreateTeam(ctx, &gatehousev1.CreateTeamRequest{AccountId: acct, Team: item.(*gatehousev1.Team)})
-			return r.GetTeam(), err
-		},
-		update: func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
-			r, err := c.admin.UpdateTeam(ctx, &gatehousev1.UpdateTeamRequest{AccountId: acct, Team: item.(*gatehousev1.Team), UpdateMask: mask})
-			return r.GetTeam(), err
-		},
-		del: func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error) {
-			return c.admin.DeleteTeam(ctx, &gatehousev1.DeleteTeamRequest{AccountId: acct, Id: id, Etag: etag})
-		},
 	}
 }
 
 func representativesFamily() *family {
 	return &family{
-		use: "representatives", aliases: []string{"representative", "reps"}, kind: "representative", account: true,
+		use: "representatives", aliases: []string{"representative", "reps"}, kind: "representative", account: true, one: "Representative", many: "Representatives",
 		short:   "Manage representatives (agents)",
 		newItem: func() proto.Message { return &gatehousev1.Representative{} },
 		fields: []fieldSpec{
@@ -229,24 +136,6 @@ func representativesFamily() *family {
 			{"live-guide", "live_guide_enabled", "may run Live Guide (co-browse) sessions"},
 		},
 		columns: cols("id", "display_name", "team_id", "live_guide_enabled", "functions"),
-		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {
-			r, err := c.admin.GetRepresentative(ctx, &gatehousev1.GetRepresentativeRequest{AccountId: acct, Id: id})
-			return r.GetRepresentative(), err
-		},
-		list: func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error) {
-			return c.admin.ListRepresentatives(ctx, &gatehousev1.ListRepresentativesRequest{AccountId: acct, PageSize: size, PageToken: token})
-		},
-		create: func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error) {
-			r, err := c.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: acct, Representative: item.(*gatehousev1.Representative)})
-			return r.GetRepresentative(), err
-		},
-		update: func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
-			r, err := c.admin.UpdateRepresentative(ctx, &gatehousev1.UpdateRepresentativeRequest{AccountId: acct, Representative: item.(*gatehousev1.Representative), UpdateMask: mask})
-			return r.GetRepresentative(), err
-		},
-		del: func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error) {
-			return c.admin.DeleteRepresentative(ctx, &gatehousev1.DeleteRepresentativeRequest{AccountId: acct, Id: id, Etag: etag})
-		},
 	}
 }
 
@@ -261,7 +150,7 @@ func businessHoursFamily() *family {
 		}}
 	}
 	return &family{
-		use: "business-hours", aliases: []string{"hours"}, kind: "business-hours set", account: true,
+		use: "business-hours", aliases: []string{"hours"}, kind: "business-hours set", account: true, one: "BusinessHours", many: "BusinessHours",
 		short: "Manage business hours (weekly windows and holidays)",
 		long: `Weekly windows: --window "mon 09:00-17:00", also "mon-fri 09:00-17:00" or
 "sat,sun 10:00-14:00" (one window per day; an end before the start crosses
@@ -276,24 +165,6 @@ Christmas" or --holiday "2026-12-24 09:00-12:00 Christmas Eve". On update,
 			{"holiday", "holidays", "holiday \"YYYY-MM-DD closed|HH:MM-HH:MM [NAME]\" (repeatable)"},
 		},
 		columns: append(cols("id", "name", "time_zone"), count("weekly", "window"), count("holidays", "holiday")),
-		get: func(ctx context.Context, c *clients, acct, id string) (proto.Message, error) {
-			r, err := c.admin.GetBusinessHours(ctx, &gatehousev1.GetBusinessHoursRequest{AccountId: acct, Id: id})
-			return r.GetBusinessHours(), err
-		},
-		list: func(ctx context.Context, c *clients, acct string, size int32, token string) (proto.Message, error) {
-			return c.admin.ListBusinessHours(ctx, &gatehousev1.ListBusinessHoursRequest{AccountId: acct, PageSize: size, PageToken: token})
-		},
-		create: func(ctx context.Context, c *clients, acct string, item proto.Message) (proto.Message, error) {
-			r, err := c.admin.CreateBusinessHours(ctx, &gatehousev1.CreateBusinessHoursRequest{AccountId: acct, BusinessHours: item.(*gatehousev1.BusinessHours)})
-			return r.GetBusinessHours(), err
-		},
-		update: func(ctx context.Context, c *clients, acct string, item proto.Message, mask *fieldmaskpb.FieldMask) (proto.Message, error) {
-			r, err := c.admin.UpdateBusinessHours(ctx, &gatehousev1.UpdateBusinessHoursRequest{AccountId: acct, BusinessHours: item.(*gatehousev1.BusinessHours), UpdateMask: mask})
-			return r.GetBusinessHours(), err
-		},
-		del: func(ctx context.Context, c *clients, acct, id, etag string) (proto.Message, error) {
-			return c.admin.DeleteBusinessHours(ctx, &gatehousev1.DeleteBusinessHoursRequest{AccountId: acct, Id: id, Etag: etag})
-		},
 	}
 }
 

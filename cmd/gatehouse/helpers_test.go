@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 )
 
@@ -64,7 +64,7 @@ func mustStartIn(t *testing.T, dir string, opts ...serverOpt) *testServer {
 		f(&o, st, ts)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	snaps, err := snapshot.New(ctx, st, log)
+	snaps, err := replica.New(ctx, st, log)
 	if err != nil {
 		t.Fatalf("snapshot: %v", err)
 	}

@@ -68,6 +68,7 @@ type app struct {
 
 // clients are the three API clients over one connection.
 type clients struct {
+	conn     *grpc.ClientConn
 	admin    gatehousev1.AdminServiceClient
 	sessions gatehousev1.SessionServiceClient
 	decide   gatehousev1.DecisionServiceClient
@@ -256,6 +257,7 @@ func (a *app) client() (*clients, error) {
 	}
 	a.conn = conn
 	a.c = &clients{
+		conn:     conn,
 		admin:    gatehousev1.NewAdminServiceClient(conn),
 		sessions: gatehousev1.NewSessionServiceClient(conn),
 		decide:   gatehousev1.NewDecisionServiceClient(conn),

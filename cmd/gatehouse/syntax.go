@@ -292,7 +292,7 @@ func parseNode(s string) (*gatehousev1.ElementNode, error) {
 		}
 		return s[i:j], j
 	}
-	i := 0
+	var i int
 	n.Tag, i = name(0)
 	for i < len(s) {
 		switch s[i] {

@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -25,9 +26,9 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	"github.com/gatehouse-dev/gatehouse/internal/notify"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
-	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig"
 	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -57,7 +58,8 @@ func main() {
 	os.Exit(1)
 }
 
-// run parses the configuration and serves until ctx ends.
+// run parses the configuration and serves until ctx ends or a server
+// stops by itself.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
 	cfg := config.Default()
 	if _, err := cfg.Parse(args, os.Stdout, os.LookupEnv); err != nil {
@@ -66,13 +68,135 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	m := NewMain(cfg, stderr)
+	if err := m.Run(ctx); err != nil {
+		_ = m.Close()
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-m.Stopped():
+	}
+	return m.Close()
+}
+
+// Main is the daemon: Run binds its listeners, opens the store and starts
+// serving; Close shuts everything down again, in the reverse order.
+type Main struct {
+	Config config.Config
+	Log    *slog.Logger
+	// Stderr receives the demo banner (the log goes to Log).
+	Stderr io.Writer
+	// OpenStore opens the store once the listeners are bound and every
+	// other flag is checked (openBolt: the bbolt file in --data-dir).
+	// Main closes the store it opened.
+	OpenStore func(config.Config, *slog.Logger) (store.Store, error)
+
+	// Set by Run.
+	Addr      string // the address the gRPC server listens on
+	Store     store.Store
+	Snapshots *replica.Replica
+	Server    *server.Server
+
+	closers []func() error
+	stopped chan struct{} // closed when a server stops by itself
+	stop    sync.Once
+}
+
+// NewMain returns a daemon with cfg, logging to stderr in cfg's format and
+// level, on a bbolt store.
+func NewMain(cfg config.Config, stderr io.Writer) *Main {
+	return &Main{Config: cfg, Log: newLogger(cfg, stderr), Stderr: stderr, OpenStore: openBolt, stopped: make(chan struct{})}
+}
+
+// newLogger is the daemon's logger for --log-format and --log-level.
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	level, _ := cfg.Level()
 	hopts := &slog.HandlerOptions{Level: level}
-	var handler slog.Handler = slog.NewJSONHandler(stderr, hopts)
 	if cfg.LogFormat == "text" {
-		handler = slog.NewTextHandler(stderr, hopts)
+		return slog.New(slog.NewTextHandler(w, hopts))
 	}
-	log := slog.New(handler)
+	return slog.New(slog.NewJSONHandler(w, hopts))
+}
+
+// Stopped is closed when a server stopped serving by itself (its error is
+// Close's).
+func (m *Main) Stopped() <-chan struct{} { return m.stopped }
+
+// onClose adds fn to what Close runs; Close runs the last added first.
+func (m *Main) onClose(fn func() error) { m.closers = append(m.closers, fn) }
+
+// Close stops what Run started, the last started first, and returns the
+// first error among them (a server that failed). It may be called after a
+// failed Run.
+func (m *Main) Close() error {
+	var first error
+	for i := len(m.closers) - 1; i >= 0; i-- {
+		if err := m.closers[i](); err != nil && first == nil {
+			first = err
+		}
+	}
+	m.closers = nil
+	return first
+}
+
+// serve runs serveFn on its own goroutine. Close shuts the server down
+// with shutdown (unless it already stopped) and returns serveFn's error
+// (http.ErrServerClosed, an HTTP server's answer to its Shutdown, is
+// none); a server that stops before Close closes Stopped. A further server
+// of the daemon is m.listen in Run's listen step and one m.serve.
+func (m *Main) serve(serveFn func() error, shutdown func()) {
+	done := make(chan error, 1)
+	go func() {
+		err := serveFn()
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		done <- err
+		m.stop.Do(func() { close(m.stopped) })
+	}()
+	m.onClose(func() error {
+		select {
+		case err := <-done:
+			return err
+		default:
+		}
+		shutdown()
+		return <-done
+	})
+}
+
+// listen binds addr and closes the listener on Close.
+func (m *Main) listen(addr string) (net.Listener, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	m.onClose(func() error { _ = lis.Close(); return nil })
+	return lis, nil
+}
+
+// goUntilClose runs fn on its own goroutine with a context that Close
+// cancels, and waits for fn to return.
+func (m *Main) goUntilClose(fn func(ctx context.Context)) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(ctx)
+	}()
+	m.onClose(func() error {
+		cancel()
+		<-done
+		return nil
+	})
+	return ctx
+}
+
+// Run starts the daemon and returns once it serves. On an error the caller
+// calls Close to release what was started.
+func (m *Main) Run(ctx context.Context) error {
+	cfg, log := m.Config, m.Log
 	log.Info("gatehoused starting", "version", buildinfo.Display())
 	gogc := applyGCPercent(cfg.GCPercent)
 	if cfg.Insecure && cfg.Auth == "none" {
@@ -82,17 +206,15 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	start := time.Now()
 	// Listen first: a daemon that cannot bind its addresses (a port taken)
 	// fails before it creates, opens or seeds a store.
-	lis, err := net.Listen("tcp", cfg.Listen)
+	lis, err := m.listen(cfg.Listen)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = lis.Close() }()
 	var metricsLis net.Listener
 	if cfg.MetricsAddr != "" {
-		if metricsLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+		if metricsLis, err = m.listen(cfg.MetricsAddr); err != nil {
 			return fmt.Errorf("metrics: %w", err)
 		}
-		defer func() { _ = metricsLis.Close() }()
 	}
 	// Everything else that can fail on a flag's value fails before the
 	// store is touched too.
@@ -106,28 +228,21 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			return err
 		}
 	}
-	// The tracer provider is created before the server and, deferred, shut
-	// down after it stopped: every span has ended by then.
+	// The tracer provider is created before the server and shut down
+	// after it stopped: every span has ended by then.
 	var tp trace.TracerProvider
 	if cfg.OTelEndpoint != "" {
 		sdktp, err := startTracing(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
-		defer stopTracing(sdktp, cfg.ShutdownTimeout, log)
+		m.onClose(func() error { stopTracing(sdktp, cfg.ShutdownTimeout, log); return nil })
 		tp = sdktp
 	}
-	st, err := openStore(cfg.DataDir, cfg.AcceptMetaRollback, log)
+	st, err := m.openStore()
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := st.Close(); err != nil {
-			log.Error("close store", "err", err)
-		} else {
-			log.Info("store closed", "revision", st.Revision())
-		}
-	}()
 	if cfg.Demo {
 		seeded, err := demo.Seed(ctx, st, time.Now())
 		if err != nil {
@@ -135,35 +250,27 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		log.Info("demo data", "seeded", seeded, "account", demo.AccountID)
 	}
-	// The notification sender stops (deferred) before the store closes.
-	wakeSender, stopSender := startSender(backend, st, log)
-	defer stopSender()
+	// The notification sender stops before the store closes.
+	sender := notify.NewSender(notify.Options{Store: st, Backend: backend, Logger: log.With("component", "notify")})
+	m.goUntilClose(sender.Run)
 	if cfg.BootstrapTokenFile != "" {
 		if err := bootstrapToken(ctx, st, cfg.BootstrapTokenFile, log); err != nil {
 			return err
 		}
 	}
-	snaps, err := snapshot.New(ctx, st, log)
+	snaps, err := replica.New(ctx, st, log)
 	if err != nil {
 		return fmt.Errorf("build snapshot: %w", err)
 	}
-	followCtx, stopFollow := context.WithCancel(context.Background())
-	followDone := make(chan struct{})
-	go func() {
-		defer close(followDone)
-		snaps.Run(followCtx)
-	}()
-	defer func() {
-		stopFollow()
-		<-followDone
-	}()
+	m.Snapshots = snaps
+	followCtx := m.goUntilClose(snaps.Run)
 
 	var metrics *server.Metrics
 	if cfg.MetricsAddr != "" {
 		metrics = server.NewMetrics()
 	}
 	srv := server.New(server.Options{Store: st, Snapshots: snaps, Logger: log, CobrowseBaseDomain: cfg.CobrowseBaseDomain,
-		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg, NotificationRetried: wakeSender, TracerProvider: tp,
+		Authenticate: cfg.Auth == "token", AuditRetention: cfg.AuditRetention, Metrics: metrics, TLS: tlsCfg, NotificationRetried: sender.Wake, TracerProvider: tp,
 		Limits: server.Limits{MaxRecvMsgSize: cfg.MaxRecvMsgSize, MaxInflight: cfg.MaxInflight, MaxInflightPerCaller: perCallerStreams(cfg.MaxInflightPerCaller),
 			DecisionTimeout: cfg.DecisionTimeout,
 			QueueTarget:     queueTarget(cfg.ShedQueueTarget), QueueInterval: cfg.ShedQueueInterval,
@@ -172,43 +279,54 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 			MaxMetaStreams: cfg.MaxMetaStreams, MaxConnStreams: cfg.MaxConnStreams},
 		Reflection: cfg.Reflection,
 		SlowCall:   slowCall(cfg.LogSlowCall)})
+	m.Server, m.Addr = srv, lis.Addr().String()
 	if metrics != nil {
-		defer serveMetrics(metricsLis, cfg.MetricsAddr, metrics, cfg.Pprof, srv.HealthHandler(), log)()
+		stopMetrics := serveMetrics(metricsLis, cfg.MetricsAddr, metrics, cfg.Pprof, srv.HealthHandler(), log)
+		m.onClose(func() error { stopMetrics(); return nil })
 	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(lis) }()
+	// The session sweeper stops after the gRPC server and before the
+	// replica and the store.
+	m.goUntilClose(func(ctx context.Context) {
+		srv.RunSessionSweeper(ctx, server.SessionLifecycle{MaxAge: cfg.SessionMaxAge, Retention: cfg.SessionRetention})
+	})
+	m.serve(func() error { return srv.Serve(lis) }, func() {
+		log.Info("shutting down; letting in-flight calls finish", "timeout", cfg.ShutdownTimeout.String())
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		srv.Shutdown(sctx)
+	})
 	log.Info("serving", "listen", lis.Addr().String(), "data_dir", cfg.DataDir,
 		"revision", snaps.Current().Revision(), "accounts", snaps.Current().NumAccounts(),
 		"startup", time.Since(start).String(), "gogc", gogc)
 	if cfg.Demo {
-		printDemoHelp(stderr, demoBanner(cfg, lis.Addr().String(), findTools(".")))
+		printDemoHelp(m.Stderr, demoBanner(cfg, lis.Addr().String(), findTools(".")))
 	}
 	if cfg.StatsInterval > 0 {
 		go logStats(followCtx, cfg.StatsInterval, snaps, log)
 	}
-	// The session sweeper stops (deferred) before the snapshot follower
-	// and the store.
-	sweepCtx, stopSweep := context.WithCancel(context.Background())
-	sweepDone := make(chan struct{})
-	go func() {
-		defer close(sweepDone)
-		srv.RunSessionSweeper(sweepCtx, server.SessionLifecycle{MaxAge: cfg.SessionMaxAge, Retention: cfg.SessionRetention})
-	}()
-	defer func() {
-		stopSweep()
-		<-sweepDone
-	}()
+	return nil
+}
 
-	select {
-	case err := <-serveErr:
-		return err
-	case <-ctx.Done():
+// openStore opens the store with OpenStore, or takes Store when it is
+// set, and closes it on Close.
+func (m *Main) openStore() (store.Store, error) {
+	st := m.Store
+	if st == nil {
+		var err error
+		if st, err = m.OpenStore(m.Config, m.Log); err != nil {
+			return nil, err
+		}
+		m.Store = st
 	}
-	log.Info("shutting down; letting in-flight calls finish", "timeout", cfg.ShutdownTimeout.String())
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	srv.Shutdown(sctx)
-	return <-serveErr
+	m.onClose(func() error {
+		if err := st.Close(); err != nil {
+			m.Log.Error("close store", "err", err)
+		} else {
+			m.Log.Info("store closed", "revision", st.Revision())
+		}
+		return nil
+	})
+	return st, nil
 }
 
 // notifyBackend returns where completed-session notifications go: SMTP
@@ -229,28 +347,11 @@ func notifyBackend(cfg config.Config) (notify.Backend, error) {
 	return b, nil
 }
 
-// startSender runs the completed-session notification sender until stop is
-// called; stop returns once the sender has made its last store write. wake
-// makes the sender look at the whole outbox at once (RetryNotification).
-func startSender(backend notify.Backend, st *bolt.Store, log *slog.Logger) (wake, stop func()) {
-	sender := notify.NewSender(notify.Options{Store: st, Backend: backend, Logger: log.With("component", "notify")})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sender.Run(ctx)
-	}()
-	return sender.Wake, func() {
-		cancel()
-		<-done
-	}
-}
-
 // bootstrapToken writes a new operator token to path when the store has no
 // operator token, so that a daemon with --auth token can be administered
 // from its first start. The file is created with mode 0600 and never
 // overwritten.
-func bootstrapToken(ctx context.Context, st *bolt.Store, path string, log *slog.Logger) error {
+func bootstrapToken(ctx context.Context, st store.Store, path string, log *slog.Logger) error {
 	// The file is claimed first, so a token is never created whose secret
 	// could not be written down.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

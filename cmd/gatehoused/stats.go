@@ -10,12 +10,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 )
 
 // logStats logs runtime statistics every interval until ctx ends, so that
 // an operator (or a soak run) can see goroutines and memory stay flat.
-func logStats(ctx context.Context, interval time.Duration, snaps *snapshot.Follower, log *slog.Logger) {
+func logStats(ctx context.Context, interval time.Duration, snaps *replica.Replica, log *slog.Logger) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -5,8 +5,19 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 )
+
+// openBolt is Main.OpenStore for the bbolt file in --data-dir.
+func openBolt(cfg config.Config, log *slog.Logger) (store.Store, error) {
+	st, err := openStore(cfg.DataDir, cfg.AcceptMetaRollback, log)
+	if err != nil {
+		return nil, err // not a nil *bolt.Store in a non-nil interface
+	}
+	return st, nil
+}
 
 // openStore opens the store and reports at ERROR what Open found damaged
 // but could still open: a meta-page fallback the operator accepted, and

@@ -17,7 +17,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	gatehouseserver "github.com/gatehouse-dev/gatehouse/internal/server"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"google.golang.org/protobuf/encoding/protojson"
 )
@@ -35,7 +35,7 @@ func startGatehouse(t *testing.T) string {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	snaps, err := snapshot.New(ctx, st, log)
+	snaps, err := replica.New(ctx, st, log)
 	if err != nil {
 		t.Fatal(err)
 	}

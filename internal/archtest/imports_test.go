@@ -83,14 +83,14 @@ var rules = []rule{
 	{pkgs: []string{"internal/policy"}, may: []string{"internal/auth", "internal/selector", "internal/urlmatch", "internal/hours"}, noGRPC: true},
 	// Storage and what follows it.
 	{pkgs: []string{"internal/store"}, may: []string{"internal/auth", "internal/policy", "internal/store"}, noGRPC: true},
-	{pkgs: []string{"internal/snapshot"}, may: []string{"internal/auth", "internal/policy", "internal/store"}, noGRPC: true},
+	{pkgs: []string{"internal/replica"}, may: []string{"internal/auth", "internal/policy", "internal/store"}, noGRPC: true},
 	{pkgs: []string{"internal/notify"}, may: []string{"internal/policy", "internal/store"}, noGRPC: true},
 	// The domain service layer: write rules over store transactions,
 	// errors as errs kinds, no transport.
 	{pkgs: []string{"internal/service"}, may: []string{"internal/auth", "internal/errs", "internal/policy", "internal/store", "internal/notify", "internal/hours", "internal/urlmatch"}, noGRPC: true},
 	// Observability beside the services: metrics, decision log, audit,
 	// tracing helpers; no transport.
-	{pkgs: []string{"internal/observe"}, may: []string{"internal/auth", "internal/errs", "internal/policy", "internal/store", "internal/snapshot"}, noGRPC: true},
+	{pkgs: []string{"internal/observe"}, may: []string{"internal/auth", "internal/errs", "internal/policy", "internal/store", "internal/replica"}, noGRPC: true},
 	// Account documents (export, plan, apply) over the write rules the
 	// edge hands them; documents are API messages.
 	{pkgs: []string{"internal/accountdoc"}, may: []string{"gen", "internal/store"}},
@@ -99,7 +99,7 @@ var rules = []rule{
 	// The account document's JSON Schema, embedded.
 	{pkgs: []string{"schema"}, noGRPC: true},
 	// Decision tests: offline they run the server itself in memory.
-	{pkgs: []string{"policytest"}, may: []string{"gen", "internal/server", "internal/snapshot", "internal/store"}},
+	{pkgs: []string{"policytest"}, may: []string{"gen", "internal/server", "internal/replica", "internal/store"}},
 	// Generated code, clients, programs and their helpers.
 	{pkgs: []string{"gen"}, may: []string{"gen"}},
 	// The Go client decides locally with the pure core.

@@ -83,7 +83,7 @@ func (d *Dataset) Account(id string) *policy.AccountData {
 }
 
 // Snapshot compiles every account and session into a decision snapshot at
-// revision rev, as the daemon's snapshot follower would after loading a
+// revision rev, as the daemon's replica would after loading a
 // store holding d.
 func (d *Dataset) Snapshot(rev uint64) *policy.Snapshot {
 	accounts := make(map[string]*policy.AccountState, len(d.Accounts))
@@ -267,8 +267,8 @@ type accountGen struct {
 
 func (g *accountGen) site() string { return g.brand + "." + g.tld }
 
-// siteOf returns the web site of the i-th generated account.
-func siteOf(i int) string { return fmt.Sprintf("brand%04d.%s", i, tlds[i%len(tlds)]) }
+// SiteOf returns the web site of the i-th generated account.
+func SiteOf(i int) string { return fmt.Sprintf("brand%04d.%s", i, tlds[i%len(tlds)]) }
 
 func (g *accountGen) chance(p float64) bool { return g.rng.Float64() < p }
 

@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 )
@@ -157,7 +157,7 @@ func TestWriteStore_RoundTrip(t *testing.T) {
 	if _, err := WriteStore(ctx, st, d, WriteOptions{}); !errors.Is(err, ErrNotEmpty) {
 		t.Fatalf("second write: %v, want ErrNotEmpty", err)
 	}
-	f, err := snapshot.New(ctx, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f, err := replica.New(ctx, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

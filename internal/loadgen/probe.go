@@ -146,7 +146,7 @@ func (d *Dataset) Probe(i int) Probe {
 		}
 		return p
 	}
-	site := siteOf(d.byAccount[ad.Account.ID])
+	site := SiteOf(d.byAccount[ad.Account.ID])
 	if len(ad.Allowlist) == 0 {
 		p.AllowedURLs = []string{"https://www." + site + "/", fmt.Sprintf("https://news-%d.example.org/story", rng.IntN(1000))}
 	}

@@ -7,7 +7,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
@@ -166,8 +166,8 @@ type ReflectResult struct {
 // of language_selector, or an allowlist entry created and deleted again),
 // waits each time for f to reflect the write, and checks how many accounts
 // were rebuilt by comparing the compiled account states before and after.
-// f must be following st (Follower.Run).
-func MeasureReflect(ctx context.Context, st store.Store, f *snapshot.Follower, account, kind string, n int) (ReflectResult, error) {
+// f must be following st (Replica.Run).
+func MeasureReflect(ctx context.Context, st store.Store, f *replica.Replica, account, kind string, n int) (ReflectResult, error) {
 	r := ReflectResult{Kind: kind, Account: account}
 	var ids []string
 	if err := st.View(ctx, func(tx store.ReadTx) (err error) { ids, err = store.AccountIDs(tx); return err }); err != nil {

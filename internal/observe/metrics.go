@@ -7,7 +7,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -144,7 +144,7 @@ func (m *Metrics) CountBatchWorkLimit(n int) {
 
 // Watch registers gauges that read the snapshot and the store at scrape
 // time.
-func (m *Metrics) Watch(snaps *snapshot.Follower, st store.Store, now func() time.Time) {
+func (m *Metrics) Watch(snaps *replica.Replica, st store.Store, now func() time.Time) {
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}

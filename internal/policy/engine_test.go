@@ -105,7 +105,7 @@ func TestFunctions(t *testing.T) {
 	if _, ok := FeatureClick.Function(); ok {
 		t.Fatal("click is not a function")
 	}
-	if Feature(FeatureFunctionBase + Feature(NumFunctions)).Valid() {
+	if (FeatureFunctionBase + Feature(NumFunctions)).Valid() {
 		t.Fatal("feature past the last function is valid")
 	}
 }

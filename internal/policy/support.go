@@ -145,7 +145,6 @@ func compileSupport(d *AccountData) (supportState, []string) {
 }
 
 func (ss *supportState) portal(id string) (*Portal, bool) { p, ok := ss.portals[id]; return p, ok }
-func (ss *supportState) team(id string) (*Team, bool)     { t, ok := ss.teams[id]; return t, ok }
 
 // checkFunction decides a support function for the session's
 // representative: the subportal and every ancestor portal, then the

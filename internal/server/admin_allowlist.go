@@ -145,83 +145,41 @@ var privacyRules = &collection[policy.PrivacyRule, *gatehousev1.PrivacyRule]{
 }
 
 func (a *adminService) CreateAllowlistEntry(ctx context.Context, req *gatehousev1.CreateAllowlistEntryRequest) (*gatehousev1.CreateAllowlistEntryResponse, error) {
-	e, err := allowlistEntries.create(ctx, a.s, req.GetAccountId(), req.GetEntry(), req.GetEntry().GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.CreateAllowlistEntryResponse{Entry: e}, nil
+	return reply[*gatehousev1.CreateAllowlistEntryResponse](allowlistEntries.create(ctx, a.s, req.GetAccountId(), req.GetEntry(), req.GetEntry().GetId()))
 }
 
 func (a *adminService) GetAllowlistEntry(ctx context.Context, req *gatehousev1.GetAllowlistEntryRequest) (*gatehousev1.GetAllowlistEntryResponse, error) {
-	e, err := allowlistEntries.getOne(ctx, a.s, req.GetAccountId(), req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.GetAllowlistEntryResponse{Entry: e}, nil
+	return reply[*gatehousev1.GetAllowlistEntryResponse](allowlistEntries.getOne(ctx, a.s, req.GetAccountId(), req.GetId()))
 }
 
 func (a *adminService) ListAllowlistEntries(ctx context.Context, req *gatehousev1.ListAllowlistEntriesRequest) (*gatehousev1.ListAllowlistEntriesResponse, error) {
-	items, next, err := allowlistEntries.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.ListAllowlistEntriesResponse{Entries: items, NextPageToken: next}, nil
+	return replyPage[*gatehousev1.ListAllowlistEntriesResponse](allowlistEntries.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken()))
 }
 
 func (a *adminService) UpdateAllowlistEntry(ctx context.Context, req *gatehousev1.UpdateAllowlistEntryRequest) (*gatehousev1.UpdateAllowlistEntryResponse, error) {
-	in := req.GetEntry()
-	e, err := allowlistEntries.update(ctx, a.s, req.GetAccountId(), in, in.GetId(), in.GetEtag(), req.GetUpdateMask())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.UpdateAllowlistEntryResponse{Entry: e}, nil
+	return reply[*gatehousev1.UpdateAllowlistEntryResponse](allowlistEntries.update(ctx, a.s, req.GetAccountId(), req.GetEntry(), req.GetEntry().GetId(), req.GetEntry().GetEtag(), req.GetUpdateMask()))
 }
 
 func (a *adminService) DeleteAllowlistEntry(ctx context.Context, req *gatehousev1.DeleteAllowlistEntryRequest) (*gatehousev1.DeleteAllowlistEntryResponse, error) {
-	rev, err := allowlistEntries.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.DeleteAllowlistEntryResponse{Revision: rev}, nil
+	return replyRevision[*gatehousev1.DeleteAllowlistEntryResponse](allowlistEntries.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag()))
 }
 
 func (a *adminService) CreatePrivacyRule(ctx context.Context, req *gatehousev1.CreatePrivacyRuleRequest) (*gatehousev1.CreatePrivacyRuleResponse, error) {
-	r, err := privacyRules.create(ctx, a.s, req.GetAccountId(), req.GetRule(), req.GetRule().GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.CreatePrivacyRuleResponse{Rule: r}, nil
+	return reply[*gatehousev1.CreatePrivacyRuleResponse](privacyRules.create(ctx, a.s, req.GetAccountId(), req.GetRule(), req.GetRule().GetId()))
 }
 
 func (a *adminService) GetPrivacyRule(ctx context.Context, req *gatehousev1.GetPrivacyRuleRequest) (*gatehousev1.GetPrivacyRuleResponse, error) {
-	r, err := privacyRules.getOne(ctx, a.s, req.GetAccountId(), req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.GetPrivacyRuleResponse{Rule: r}, nil
+	return reply[*gatehousev1.GetPrivacyRuleResponse](privacyRules.getOne(ctx, a.s, req.GetAccountId(), req.GetId()))
 }
 
 func (a *adminService) ListPrivacyRules(ctx context.Context, req *gatehousev1.ListPrivacyRulesRequest) (*gatehousev1.ListPrivacyRulesResponse, error) {
-	items, next, err := privacyRules.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.ListPrivacyRulesResponse{Rules: items, NextPageToken: next}, nil
+	return replyPage[*gatehousev1.ListPrivacyRulesResponse](privacyRules.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken()))
 }
 
 func (a *adminService) UpdatePrivacyRule(ctx context.Context, req *gatehousev1.UpdatePrivacyRuleRequest) (*gatehousev1.UpdatePrivacyRuleResponse, error) {
-	in := req.GetRule()
-	r, err := privacyRules.update(ctx, a.s, req.GetAccountId(), in, in.GetId(), in.GetEtag(), req.GetUpdateMask())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.UpdatePrivacyRuleResponse{Rule: r}, nil
+	return reply[*gatehousev1.UpdatePrivacyRuleResponse](privacyRules.update(ctx, a.s, req.GetAccountId(), req.GetRule(), req.GetRule().GetId(), req.GetRule().GetEtag(), req.GetUpdateMask()))
 }
 
 func (a *adminService) DeletePrivacyRule(ctx context.Context, req *gatehousev1.DeletePrivacyRuleRequest) (*gatehousev1.DeletePrivacyRuleResponse, error) {
-	rev, err := privacyRules.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.DeletePrivacyRuleResponse{Revision: rev}, nil
+	return replyRevision[*gatehousev1.DeletePrivacyRuleResponse](privacyRules.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag()))
 }

@@ -109,42 +109,21 @@ func addHoursViolations(v *violations, err error) {
 }
 
 func (a *adminService) CreateBusinessHours(ctx context.Context, req *gatehousev1.CreateBusinessHoursRequest) (*gatehousev1.CreateBusinessHoursResponse, error) {
-	h, err := businessHours.create(ctx, a.s, req.GetAccountId(), req.GetBusinessHours(), req.GetBusinessHours().GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.CreateBusinessHoursResponse{BusinessHours: h}, nil
+	return reply[*gatehousev1.CreateBusinessHoursResponse](businessHours.create(ctx, a.s, req.GetAccountId(), req.GetBusinessHours(), req.GetBusinessHours().GetId()))
 }
 
 func (a *adminService) GetBusinessHours(ctx context.Context, req *gatehousev1.GetBusinessHoursRequest) (*gatehousev1.GetBusinessHoursResponse, error) {
-	h, err := businessHours.getOne(ctx, a.s, req.GetAccountId(), req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.GetBusinessHoursResponse{BusinessHours: h}, nil
+	return reply[*gatehousev1.GetBusinessHoursResponse](businessHours.getOne(ctx, a.s, req.GetAccountId(), req.GetId()))
 }
 
 func (a *adminService) ListBusinessHours(ctx context.Context, req *gatehousev1.ListBusinessHoursRequest) (*gatehousev1.ListBusinessHoursResponse, error) {
-	items, next, err := businessHours.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.ListBusinessHoursResponse{BusinessHours: items, NextPageToken: next}, nil
+	return replyPage[*gatehousev1.ListBusinessHoursResponse](businessHours.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken()))
 }
 
 func (a *adminService) UpdateBusinessHours(ctx context.Context, req *gatehousev1.UpdateBusinessHoursRequest) (*gatehousev1.UpdateBusinessHoursResponse, error) {
-	in := req.GetBusinessHours()
-	h, err := businessHours.update(ctx, a.s, req.GetAccountId(), in, in.GetId(), in.GetEtag(), req.GetUpdateMask())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.UpdateBusinessHoursResponse{BusinessHours: h}, nil
+	return reply[*gatehousev1.UpdateBusinessHoursResponse](businessHours.update(ctx, a.s, req.GetAccountId(), req.GetBusinessHours(), req.GetBusinessHours().GetId(), req.GetBusinessHours().GetEtag(), req.GetUpdateMask()))
 }
 
 func (a *adminService) DeleteBusinessHours(ctx context.Context, req *gatehousev1.DeleteBusinessHoursRequest) (*gatehousev1.DeleteBusinessHoursResponse, error) {
-	rev, err := businessHours.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.DeleteBusinessHoursResponse{Revision: rev}, nil
+	return replyRevision[*gatehousev1.DeleteBusinessHoursResponse](businessHours.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag()))
 }

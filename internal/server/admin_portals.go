@@ -82,83 +82,41 @@ var teams = &collection[policy.Team, *gatehousev1.Team]{
 }
 
 func (a *adminService) CreatePortal(ctx context.Context, req *gatehousev1.CreatePortalRequest) (*gatehousev1.CreatePortalResponse, error) {
-	p, err := portals.create(ctx, a.s, req.GetAccountId(), req.GetPortal(), req.GetPortal().GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.CreatePortalResponse{Portal: p}, nil
+	return reply[*gatehousev1.CreatePortalResponse](portals.create(ctx, a.s, req.GetAccountId(), req.GetPortal(), req.GetPortal().GetId()))
 }
 
 func (a *adminService) GetPortal(ctx context.Context, req *gatehousev1.GetPortalRequest) (*gatehousev1.GetPortalResponse, error) {
-	p, err := portals.getOne(ctx, a.s, req.GetAccountId(), req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.GetPortalResponse{Portal: p}, nil
+	return reply[*gatehousev1.GetPortalResponse](portals.getOne(ctx, a.s, req.GetAccountId(), req.GetId()))
 }
 
 func (a *adminService) ListPortals(ctx context.Context, req *gatehousev1.ListPortalsRequest) (*gatehousev1.ListPortalsResponse, error) {
-	items, next, err := portals.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.ListPortalsResponse{Portals: items, NextPageToken: next}, nil
+	return replyPage[*gatehousev1.ListPortalsResponse](portals.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken()))
 }
 
 func (a *adminService) UpdatePortal(ctx context.Context, req *gatehousev1.UpdatePortalRequest) (*gatehousev1.UpdatePortalResponse, error) {
-	in := req.GetPortal()
-	p, err := portals.update(ctx, a.s, req.GetAccountId(), in, in.GetId(), in.GetEtag(), req.GetUpdateMask())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.UpdatePortalResponse{Portal: p}, nil
+	return reply[*gatehousev1.UpdatePortalResponse](portals.update(ctx, a.s, req.GetAccountId(), req.GetPortal(), req.GetPortal().GetId(), req.GetPortal().GetEtag(), req.GetUpdateMask()))
 }
 
 func (a *adminService) DeletePortal(ctx context.Context, req *gatehousev1.DeletePortalRequest) (*gatehousev1.DeletePortalResponse, error) {
-	rev, err := portals.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.DeletePortalResponse{Revision: rev}, nil
+	return replyRevision[*gatehousev1.DeletePortalResponse](portals.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag()))
 }
 
 func (a *adminService) CreateTeam(ctx context.Context, req *gatehousev1.CreateTeamRequest) (*gatehousev1.CreateTeamResponse, error) {
-	t, err := teams.create(ctx, a.s, req.GetAccountId(), req.GetTeam(), req.GetTeam().GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.CreateTeamResponse{Team: t}, nil
+	return reply[*gatehousev1.CreateTeamResponse](teams.create(ctx, a.s, req.GetAccountId(), req.GetTeam(), req.GetTeam().GetId()))
 }
 
 func (a *adminService) GetTeam(ctx context.Context, req *gatehousev1.GetTeamRequest) (*gatehousev1.GetTeamResponse, error) {
-	t, err := teams.getOne(ctx, a.s, req.GetAccountId(), req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.GetTeamResponse{Team: t}, nil
+	return reply[*gatehousev1.GetTeamResponse](teams.getOne(ctx, a.s, req.GetAccountId(), req.GetId()))
 }
 
 func (a *adminService) ListTeams(ctx context.Context, req *gatehousev1.ListTeamsRequest) (*gatehousev1.ListTeamsResponse, error) {
-	items, next, err := teams.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.ListTeamsResponse{Teams: items, NextPageToken: next}, nil
+	return replyPage[*gatehousev1.ListTeamsResponse](teams.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken()))
 }
 
 func (a *adminService) UpdateTeam(ctx context.Context, req *gatehousev1.UpdateTeamRequest) (*gatehousev1.UpdateTeamResponse, error) {
-	in := req.GetTeam()
-	t, err := teams.update(ctx, a.s, req.GetAccountId(), in, in.GetId(), in.GetEtag(), req.GetUpdateMask())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.UpdateTeamResponse{Team: t}, nil
+	return reply[*gatehousev1.UpdateTeamResponse](teams.update(ctx, a.s, req.GetAccountId(), req.GetTeam(), req.GetTeam().GetId(), req.GetTeam().GetEtag(), req.GetUpdateMask()))
 }
 
 func (a *adminService) DeleteTeam(ctx context.Context, req *gatehousev1.DeleteTeamRequest) (*gatehousev1.DeleteTeamResponse, error) {
-	rev, err := teams.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.DeleteTeamResponse{Revision: rev}, nil
+	return replyRevision[*gatehousev1.DeleteTeamResponse](teams.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag()))
 }

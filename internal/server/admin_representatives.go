@@ -32,42 +32,21 @@ var representatives = &collection[policy.Representative, *gatehousev1.Representa
 }
 
 func (a *adminService) CreateRepresentative(ctx context.Context, req *gatehousev1.CreateRepresentativeRequest) (*gatehousev1.CreateRepresentativeResponse, error) {
-	r, err := representatives.create(ctx, a.s, req.GetAccountId(), req.GetRepresentative(), req.GetRepresentative().GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.CreateRepresentativeResponse{Representative: r}, nil
+	return reply[*gatehousev1.CreateRepresentativeResponse](representatives.create(ctx, a.s, req.GetAccountId(), req.GetRepresentative(), req.GetRepresentative().GetId()))
 }
 
 func (a *adminService) GetRepresentative(ctx context.Context, req *gatehousev1.GetRepresentativeRequest) (*gatehousev1.GetRepresentativeResponse, error) {
-	r, err := representatives.getOne(ctx, a.s, req.GetAccountId(), req.GetId())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.GetRepresentativeResponse{Representative: r}, nil
+	return reply[*gatehousev1.GetRepresentativeResponse](representatives.getOne(ctx, a.s, req.GetAccountId(), req.GetId()))
 }
 
 func (a *adminService) ListRepresentatives(ctx context.Context, req *gatehousev1.ListRepresentativesRequest) (*gatehousev1.ListRepresentativesResponse, error) {
-	items, next, err := representatives.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.ListRepresentativesResponse{Representatives: items, NextPageToken: next}, nil
+	return replyPage[*gatehousev1.ListRepresentativesResponse](representatives.listPage(ctx, a.s, req.GetAccountId(), req.GetPageSize(), req.GetPageToken()))
 }
 
 func (a *adminService) UpdateRepresentative(ctx context.Context, req *gatehousev1.UpdateRepresentativeRequest) (*gatehousev1.UpdateRepresentativeResponse, error) {
-	in := req.GetRepresentative()
-	r, err := representatives.update(ctx, a.s, req.GetAccountId(), in, in.GetId(), in.GetEtag(), req.GetUpdateMask())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.UpdateRepresentativeResponse{Representative: r}, nil
+	return reply[*gatehousev1.UpdateRepresentativeResponse](representatives.update(ctx, a.s, req.GetAccountId(), req.GetRepresentative(), req.GetRepresentative().GetId(), req.GetRepresentative().GetEtag(), req.GetUpdateMask()))
 }
 
 func (a *adminService) DeleteRepresentative(ctx context.Context, req *gatehousev1.DeleteRepresentativeRequest) (*gatehousev1.DeleteRepresentativeResponse, error) {
-	rev, err := representatives.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag())
-	if err != nil {
-		return nil, err
-	}
-	return &gatehousev1.DeleteRepresentativeResponse{Revision: rev}, nil
+	return replyRevision[*gatehousev1.DeleteRepresentativeResponse](representatives.remove(ctx, a.s, req.GetAccountId(), req.GetId(), req.GetEtag()))
 }

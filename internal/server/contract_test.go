@@ -11,7 +11,7 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -191,7 +191,7 @@ func TestServer_PanicBecomesInternal(t *testing.T) {
 	defer st.Close()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewJSONHandler(logs, nil))
-	snaps, err := snapshot.New(context.Background(), st, log)
+	snaps, err := replica.New(context.Background(), st, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,8 +48,13 @@ func TestHealthHandler_AnswersLikeGRPCHealth(t *testing.T) {
 	if code, body := get("?service=nope.Service"); code != http.StatusNotFound || body != "SERVICE_UNKNOWN" {
 		t.Fatalf("unknown service: %d %q", code, body)
 	}
-	if resp, err := http.Post(hs.URL+"/healthz", "text/plain", nil); err != nil || resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Fatalf("POST: %v %v", resp, err)
+	resp, err := http.Post(hs.URL+"/healthz", "text/plain", nil)
+	if err != nil {
+		t.Fatalf("POST: %v", err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST: %v", resp)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

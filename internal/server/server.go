@@ -21,8 +21,8 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/service"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -38,7 +38,7 @@ type Options struct {
 	// Store persists everything; required.
 	Store store.Store
 	// Snapshots follows Store and answers decisions; required.
-	Snapshots *snapshot.Follower
+	Snapshots *replica.Replica
 	// Logger receives call logs and internal errors; required.
 	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
@@ -100,7 +100,7 @@ func tlsOption(cfg *tls.Config) []grpc.ServerOption {
 // Server serves the Gatehouse API, health and reflection.
 type Server struct {
 	store  store.Store
-	snaps  *snapshot.Follower
+	snaps  *replica.Replica
 	log    *slog.Logger
 	now    func() time.Time
 	maxRev time.Duration

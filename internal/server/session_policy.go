@@ -10,8 +10,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/service"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -349,7 +349,7 @@ type sharedPolicy struct {
 
 // acquire returns the shared policy of k for a new watcher; the first
 // call starts following snaps until done is closed.
-func (w *watchPolicies) acquire(k watchKey, snaps *snapshot.Follower, done <-chan struct{}) *sharedPolicy {
+func (w *watchPolicies) acquire(k watchKey, snaps *replica.Replica, done <-chan struct{}) *sharedPolicy {
 	w.start.Do(func() { go w.follow(snaps, done) })
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -384,7 +384,7 @@ func (w *watchPolicies) changed(sp *sharedPolicy) <-chan struct{} {
 // follow wakes, after every snapshot swap, the watchers of the policies
 // whose session record or account state the swap replaced: one lookup of
 // each per distinct policy, instead of every watcher waking to look.
-func (w *watchPolicies) follow(snaps *snapshot.Follower, done <-chan struct{}) {
+func (w *watchPolicies) follow(snaps *replica.Replica, done <-chan struct{}) {
 	for {
 		swapped := snaps.Changed()
 		snap := snaps.Current()

@@ -10,7 +10,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 )
@@ -90,7 +90,7 @@ func streamClass(method string) string {
 // deleted, on the first snapshot that shows it.
 type streamLimiter struct {
 	limits  StreamLimits
-	snaps   *snapshot.Follower
+	snaps   *replica.Replica
 	metrics *streamMetrics // nil without metrics
 
 	mu        sync.Mutex
@@ -113,7 +113,7 @@ type streamEnded struct{ err error }
 
 func (e *streamEnded) Error() string { return e.err.Error() }
 
-func newStreamLimiter(l StreamLimits, m *Metrics, snaps *snapshot.Follower, done <-chan struct{}) *streamLimiter {
+func newStreamLimiter(l StreamLimits, m *Metrics, snaps *replica.Replica, done <-chan struct{}) *streamLimiter {
 	sl := &streamLimiter{limits: l.withDefaults(), snaps: snaps, perCaller: map[string]int{}, open: map[*openStream]struct{}{}}
 	if m != nil {
 		sl.metrics = newStreamMetrics(m.Registry)

@@ -156,7 +156,7 @@ func TestTracing_CheckFeatureContinuesCallerTrace(t *testing.T) {
 		"gatehouse.revision":         attribute.Int64Value(int64(resp.GetRevision())),
 	} {
 		if got, ok := a[key]; !ok || got != want {
-			t.Errorf("span attribute %s = %v (present %v), want %v", key, got.Emit(), ok, want.Emit())
+			t.Errorf("span attribute %s = %v (present %v), want %v", key, got.String(), ok, want.String())
 		}
 	}
 

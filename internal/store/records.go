@@ -51,11 +51,9 @@ const (
 func accountKey(id string) string          { return accountPrefix + id }
 func tenantKeyPrefix(acct string) string   { return tenantPrefix + acct + "/" }
 func settingsKey(acct string) string       { return tenantKeyPrefix(acct) + kindSettings }
-func repKey(acct, id string) string        { return tenantKeyPrefix(acct) + kindRep + "/" + id }
 func sessionKey(acct, id string) string    { return tenantKeyPrefix(acct) + kindSession + "/" + id }
 func sessionIndexKey(id string) string     { return sessionIndexPrefix + id }
 func ownedPrefix(acct, kind string) string { return tenantKeyPrefix(acct) + kind + "/" }
-func repPrefix(acct string) string         { return tenantKeyPrefix(acct) + kindRep + "/" }
 func sessionPrefixOf(acct string) string   { return tenantKeyPrefix(acct) + kindSession + "/" }
 func afterKey(prefix, id string) string {
 	if id == "" {

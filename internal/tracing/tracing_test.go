@@ -97,7 +97,7 @@ func resourceAttrs(t *testing.T, version string) map[attribute.Key]string {
 	}
 	m := map[attribute.Key]string{}
 	for _, kv := range res.Attributes() {
-		m[kv.Key] = kv.Value.Emit()
+		m[kv.Key] = kv.Value.String()
 	}
 	return m
 }

@@ -210,7 +210,7 @@ func trimC0Space(s string) string {
 
 // stripTabNewline removes every ASCII tab, LF and CR.
 func stripTabNewline(s string) string {
-	if strings.IndexAny(s, "\t\n\r") < 0 {
+	if !strings.ContainsAny(s, "\t\n\r") {
 		return s
 	}
 	b := make([]byte, 0, len(s))
@@ -332,7 +332,7 @@ func isDoubleDotSegment(s string) bool {
 // Anything else reports false and goes through the full parser.
 func parseFast(raw string) (URL, bool) {
 	var u URL
-	i := 0
+	var i int
 	switch {
 	case strings.HasPrefix(raw, "https://"):
 		u.Scheme, i = "https", len("https://")

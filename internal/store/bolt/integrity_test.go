@@ -14,7 +14,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	bbolt "go.etcd.io/bbolt"
 )
@@ -162,7 +162,7 @@ func TestIntegrity_EveryBitFlipIsDamage(t *testing.T) {
 
 	var orig *policy.Snapshot
 	withRaw(t, s, "", nil, func(tx store.ReadTx) {
-		f, err := snapshot.New(ctx, txStore{tx}, quiet)
+		f, err := replica.New(ctx, txStore{tx}, quiet)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +201,7 @@ func TestIntegrity_EveryBitFlipIsDamage(t *testing.T) {
 					if info.Account == "" && info.Token == "" {
 						return // not read by the snapshot
 					}
-					f, err := snapshot.New(ctx, txStore{tx}, quiet)
+					f, err := replica.New(ctx, txStore{tx}, quiet)
 					if err != nil {
 						t.Fatalf("bit %d: snapshot: %v", bit, err)
 					}

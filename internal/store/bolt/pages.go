@@ -53,7 +53,7 @@ func walkPages(path string, m meta) error {
 	if err != nil {
 		return fmt.Errorf("map %s: %w", path, err)
 	}
-	defer syscall.Munmap(data)
+	defer func() { _ = syscall.Munmap(data) }()
 	w := &pageWalker{data: data, ps: uint64(m.pageSize), hwm: m.hwm, seen: make([]bool, m.hwm)}
 	if m.freelist != noFreelist {
 		if err := w.freelist(m.freelist); err != nil {

@@ -202,7 +202,7 @@ func checkFile(path string) (meta, *MetaFallback, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	defer func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN) }()
 	m, fallback, err := preflight(path)
 	if err != nil {
 		if pathError(err) {

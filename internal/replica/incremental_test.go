@@ -1,4 +1,4 @@
-package loadgen
+package replica_test
 
 import (
 	"context"
@@ -10,21 +10,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/loadgen"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 )
 
-// TestFollower_IncrementalEqualsFullLoad writes random changes of every
+// TestReplica_IncrementalEqualsFullLoad writes random changes of every
 // record kind to a generated store and checks, after each commit, that the
-// snapshot the follower built incrementally (re-reading only written keys
+// snapshot the replica built incrementally (re-reading only written keys
 // and recompiling only what changed) is the snapshot a fresh full load
 // builds: the same records, problems and decisions for every account.
-func TestFollower_IncrementalEqualsFullLoad(t *testing.T) {
+func TestReplica_IncrementalEqualsFullLoad(t *testing.T) {
 	t.Parallel()
-	d := mustGenerate(t, Small())
+	d, err := loadgen.Generate(loadgen.Small())
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	st, err := bolt.Open(dir)
 	if err != nil {
@@ -33,11 +37,11 @@ func TestFollower_IncrementalEqualsFullLoad(t *testing.T) {
 	defer st.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := WriteStore(ctx, st, d, WriteOptions{}); err != nil {
+	if _, err := loadgen.WriteStore(ctx, st, d, loadgen.WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	f, err := snapshot.New(ctx, st, log)
+	f, err := replica.New(ctx, st, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +76,7 @@ func TestFollower_IncrementalEqualsFullLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		full, err := snapshot.New(ctx, st, log)
+		full, err := replica.New(ctx, st, log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -119,7 +123,7 @@ func randomWrite(tx store.Tx, rng *rand.Rand, ids []string, step int) (string, e
 		}
 		r := policy.PrivacyRule{ID: fmt.Sprintf("pr-9%03d", n%3), Kind: policy.PrivacyRuleKind(1 + n%2),
 			Selector:   []string{"#card-number-x", "input.x", "[data-x] input"}[n%3],
-			URLPattern: []string{"", siteOf(ai), siteOf(ai) + "/checkout", "not a pattern", siteOf(ai) + "/other"}[(n/3)%5]}
+			URLPattern: []string{"", loadgen.SiteOf(ai), loadgen.SiteOf(ai) + "/checkout", "not a pattern", loadgen.SiteOf(ai) + "/other"}[(n/3)%5]}
 		return "privacy put " + acct, store.PutPrivacyRule(tx, acct, &r)
 	case 5:
 		return "privacy delete " + acct, store.DeletePrivacyRule(tx, acct, fmt.Sprintf("pr-9%03d", n%3))
@@ -164,7 +168,7 @@ func randomWrite(tx store.Tx, rng *rand.Rand, ids []string, step int) (string, e
 	}
 }
 
-func compareSnapshots(t *testing.T, at string, inc, full *policy.Snapshot, ids []string, probes []Probe) {
+func compareSnapshots(t *testing.T, at string, inc, full *policy.Snapshot, ids []string, probes []loadgen.Probe) {
 	t.Helper()
 	for _, id := range ids {
 		a, b := inc.Account(id), full.Account(id)
@@ -192,7 +196,7 @@ func compareSnapshots(t *testing.T, at string, inc, full *policy.Snapshot, ids [
 				URL: pp.URL, Element: &el, Ancestors: pp.Element.SelectorAncestors()})
 		}
 		// Elements and pages the random privacy rules name.
-		site := siteOf(indexOfAccount(p.AccountID))
+		site := loadgen.SiteOf(indexOfAccount(p.AccountID))
 		for _, u := range []string{"https://" + site + "/checkout/a", "https://www." + site + "/other", "https://" + site + "/"} {
 			for _, f := range []policy.Feature{policy.FeatureClick, policy.FeatureViewElement} {
 				el := policy.Query{SessionID: p.SessionID, Role: policy.RoleAgent, ActorID: p.RepresentativeID, Feature: f, URL: u}

@@ -1,8 +1,9 @@
-// Package snapshot keeps the decision engine's in-memory policy.Snapshot in
-// step with the store: it loads everything at start, then follows the
-// store's commits and rebuilds only the accounts and sessions a commit
-// touched, swapping the new snapshot in atomically. Readers never lock.
-package snapshot
+// Package replica keeps the decision engine's in-memory replica of the
+// store, a policy.Snapshot, in step with the store: it loads everything at
+// start, then follows the store's commits and rebuilds only the accounts
+// and sessions a commit touched, swapping the new snapshot in atomically.
+// Readers never lock.
+package replica
 
 import (
 	"context"
@@ -18,8 +19,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
-// Follower owns the current snapshot of one store.
-type Follower struct {
+// Replica owns the current snapshot of one store and follows its commits.
+type Replica struct {
 	st  store.Store
 	log *slog.Logger
 	cur atomic.Pointer[policy.Snapshot]
@@ -33,35 +34,35 @@ type Follower struct {
 }
 
 // New loads the whole store into a first snapshot.
-func New(ctx context.Context, st store.Store, log *slog.Logger) (*Follower, error) {
-	f := &Follower{st: st, log: log, changed: make(chan struct{})}
-	snap, err := f.loadAll(ctx)
+func New(ctx context.Context, st store.Store, log *slog.Logger) (*Replica, error) {
+	r := &Replica{st: st, log: log, changed: make(chan struct{})}
+	snap, err := r.loadAll(ctx)
 	if err != nil {
 		return nil, err
 	}
-	f.cur.Store(snap)
-	return f, nil
+	r.cur.Store(snap)
+	return r, nil
 }
 
 // Current returns the latest snapshot. It never blocks.
-func (f *Follower) Current() *policy.Snapshot { return f.cur.Load() }
+func (r *Replica) Current() *policy.Snapshot { return r.cur.Load() }
 
 // LastBuild returns how long the last rebuild took.
-func (f *Follower) LastBuild() time.Duration { return time.Duration(f.lastBuild.Load()) }
+func (r *Replica) LastBuild() time.Duration { return time.Duration(r.lastBuild.Load()) }
 
 // Run follows the store until ctx ends.
-func (f *Follower) Run(ctx context.Context) {
-	ch, cancel := f.st.Subscribe()
+func (r *Replica) Run(ctx context.Context) {
+	ch, cancel := r.st.Subscribe()
 	defer cancel()
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	for {
 		// The first pass catches a commit that landed between New and
 		// Subscribe.
-		if err := f.catchUp(ctx); err != nil {
+		if err := r.catchUp(ctx); err != nil {
 			// Keep serving the last good snapshot: decisions stay
 			// consistent with a committed revision, and writes wait.
-			f.log.Error("snapshot rebuild failed; serving last good snapshot", "revision", f.Current().Revision(), "err", err)
+			r.log.Error("snapshot rebuild failed; serving last good snapshot", "revision", r.Current().Revision(), "err", err)
 			retry.Reset(time.Second)
 		}
 		select {
@@ -74,13 +75,13 @@ func (f *Follower) Run(ctx context.Context) {
 }
 
 // WaitFor returns a snapshot at revision rev or later, waiting for the
-// follower to catch up until ctx ends.
-func (f *Follower) WaitFor(ctx context.Context, rev uint64) (*policy.Snapshot, error) {
+// replica to catch up until ctx ends.
+func (r *Replica) WaitFor(ctx context.Context, rev uint64) (*policy.Snapshot, error) {
 	for {
-		f.waitMu.Lock()
-		ch := f.changed
-		f.waitMu.Unlock()
-		if s := f.Current(); s.Revision() >= rev {
+		r.waitMu.Lock()
+		ch := r.changed
+		r.waitMu.Unlock()
+		if s := r.Current(); s.Revision() >= rev {
 			return s, nil
 		}
 		select {
@@ -92,46 +93,46 @@ func (f *Follower) WaitFor(ctx context.Context, rev uint64) (*policy.Snapshot, e
 }
 
 // catchUp applies every commit after the current snapshot.
-func (f *Follower) catchUp(ctx context.Context) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (r *Replica) catchUp(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	start := time.Now()
-	cur := f.Current()
-	if f.st.Revision() <= cur.Revision() {
+	cur := r.Current()
+	if r.st.Revision() <= cur.Revision() {
 		return nil
 	}
-	next, err := f.apply(ctx, cur)
+	next, err := r.apply(ctx, cur)
 	if errors.Is(err, store.ErrCompacted) {
-		f.log.Warn("change history compacted; reloading the whole store", "revision", cur.Revision())
-		next, err = f.loadAll(ctx)
+		r.log.Warn("change history compacted; reloading the whole store", "revision", cur.Revision())
+		next, err = r.loadAll(ctx)
 	}
 	if err != nil {
 		return err
 	}
-	f.swap(next)
-	f.lastBuild.Store(int64(time.Since(start)))
+	r.swap(next)
+	r.lastBuild.Store(int64(time.Since(start)))
 	return nil
 }
 
-func (f *Follower) swap(s *policy.Snapshot) {
-	f.cur.Store(s)
-	f.waitMu.Lock()
-	close(f.changed)
-	f.changed = make(chan struct{})
-	f.waitMu.Unlock()
+func (r *Replica) swap(s *policy.Snapshot) {
+	r.cur.Store(s)
+	r.waitMu.Lock()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.waitMu.Unlock()
 }
 
 // apply rebuilds the accounts and sessions touched by the commits after
 // cur, reading them in one transaction so that the new snapshot is exactly
 // the store at that transaction's revision.
-func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Snapshot, error) {
+func (r *Replica) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Snapshot, error) {
 	var next *policy.Snapshot
-	err := f.st.View(ctx, func(tx store.ReadTx) error {
+	err := r.st.View(ctx, func(tx store.ReadTx) error {
 		if tx.Revision() <= cur.Revision() {
 			next = cur
 			return nil
 		}
-		changes, err := f.st.Changes(cur.Revision())
+		changes, err := r.st.Changes(cur.Revision())
 		if err != nil {
 			return err
 		}
@@ -171,7 +172,7 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 				// Only this account is left out; the others go on.
 				accStates[id] = nil
 				unreadable[id] = err.Error()
-				f.log.Error("account unreadable: its decisions are refused until its records are repaired",
+				r.log.Error("account unreadable: its decisions are refused until its records are repaired",
 					"account_id", id, "revision", tx.Revision(), "err", err)
 			case err != nil:
 				return fmt.Errorf("load account %q: %w", id, err)
@@ -179,7 +180,7 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 				accStates[id] = policy.CompileFrom(prev, d)
 				if wasUnreadable {
 					unreadable[id] = ""
-					f.log.Info("account readable again", "account_id", id, "revision", tx.Revision())
+					r.log.Info("account readable again", "account_id", id, "revision", tx.Revision())
 				}
 			}
 		}
@@ -198,14 +199,14 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 			case errors.Is(err, store.ErrCorrupt):
 				sessStates[id] = nil
 				badSessions[id] = policy.UnreadableSession{AccountID: acct, Why: err.Error()}
-				f.logBadSession(id, acct, err)
+				r.logBadSession(id, acct, err)
 			case err != nil:
 				return fmt.Errorf("load session %q: %w", id, err)
 			default:
 				sessStates[id] = &s
 				if wasUnreadable {
 					badSessions[id] = policy.UnreadableSession{}
-					f.log.Info("session readable again", "session_id", id, "account_id", acct, "revision", tx.Revision())
+					r.log.Info("session readable again", "session_id", id, "account_id", acct, "revision", tx.Revision())
 				}
 			}
 		}
@@ -225,7 +226,7 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 					changed[id] = nil
 				case errors.Is(err, store.ErrCorrupt):
 					changed[id] = nil
-					f.log.Error("caller token unreadable: it authenticates nobody", "token_id", id, "err", err)
+					r.log.Error("caller token unreadable: it authenticates nobody", "token_id", id, "err", err)
 				case err != nil:
 					return fmt.Errorf("load token %q: %w", id, err)
 				default:
@@ -256,9 +257,9 @@ func loadAccount(tx store.ReadTx, prev *policy.AccountState, id string, keys []s
 	return d, err
 }
 
-func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
+func (r *Replica) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 	var snap *policy.Snapshot
-	err := f.st.View(ctx, func(tx store.ReadTx) error {
+	err := r.st.View(ctx, func(tx store.ReadTx) error {
 		ids, err := store.AccountIDs(tx)
 		if err != nil {
 			return err
@@ -270,7 +271,7 @@ func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 		badSession := func(key string, err error) {
 			info := store.ParseKey(key)
 			badSessions[info.Session] = policy.UnreadableSession{AccountID: info.Account, Why: err.Error()}
-			f.logBadSession(info.Session, info.Account, err)
+			r.logBadSession(info.Session, info.Account, err)
 		}
 		for _, id := range ids {
 			// One scan reads the account with its sessions; only when a
@@ -284,7 +285,7 @@ func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 					// Leave this account out (its sessions stay, so that
 					// their decisions say why they fail); the others go on.
 					unreadable[id] = err.Error()
-					f.log.Error("account unreadable: its decisions are refused until its records are repaired",
+					r.log.Error("account unreadable: its decisions are refused until its records are repaired",
 						"account_id", id, "revision", tx.Revision(), "err", err)
 					err = nil
 				}
@@ -303,7 +304,7 @@ func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 			}
 		}
 		toks, err := store.LoadTokens(tx, func(key string, err error) {
-			f.log.Error("caller token unreadable: it authenticates nobody", "key", key, "err", err)
+			r.log.Error("caller token unreadable: it authenticates nobody", "key", key, "err", err)
 		})
 		if err != nil {
 			return err
@@ -320,15 +321,15 @@ func (f *Follower) loadAll(ctx context.Context) (*policy.Snapshot, error) {
 }
 
 // logBadSession logs a session whose record cannot be read.
-func (f *Follower) logBadSession(id, acct string, err error) {
-	f.log.Error("session unreadable: its decisions are refused until its record is repaired",
+func (r *Replica) logBadSession(id, acct string, err error) {
+	r.log.Error("session unreadable: its decisions are refused until its record is repaired",
 		"session_id", id, "account_id", acct, "err", err)
 }
 
 // Changed returns a channel that is closed when the snapshot after the
 // current one is swapped in. Take it before reading Current to miss no swap.
-func (f *Follower) Changed() <-chan struct{} {
-	f.waitMu.Lock()
-	defer f.waitMu.Unlock()
-	return f.changed
+func (r *Replica) Changed() <-chan struct{} {
+	r.waitMu.Lock()
+	defer r.waitMu.Unlock()
+	return r.changed
 }

@@ -1,4 +1,4 @@
-package snapshot_test
+package replica_test
 
 import (
 	"context"
@@ -9,17 +9,17 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
-	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
+	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 )
 
-// TestFollower_UnchangedStateKeepsItsPointer: a commit rebuilds only what
+// TestReplica_UnchangedStateKeepsItsPointer: a commit rebuilds only what
 // it wrote. The compiled state of an account it did not touch, and the
 // records of sessions it did not touch, are the same pointers in the next
 // snapshot, so that readers (policy watchers) can tell "unchanged" by
 // comparing pointers; what it wrote gets new ones.
-func TestFollower_UnchangedStateKeepsItsPointer(t *testing.T) {
+func TestReplica_UnchangedStateKeepsItsPointer(t *testing.T) {
 	t.Parallel()
 	st, err := bolt.Open(t.TempDir())
 	if err != nil {
@@ -28,7 +28,7 @@ func TestFollower_UnchangedStateKeepsItsPointer(t *testing.T) {
 	t.Cleanup(func() { _ = st.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	f, err := snapshot.New(ctx, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	f, err := replica.New(ctx, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
