@@ -120,10 +120,6 @@ func (c *collection[D, P]) createIn(tx store.Tx, acct string, in P, id string) (
 	return out, nil
 }
 
-// reasonLimit is the ErrorInfo reason of a create refused because the
-// account already holds the most resources of that kind it may.
-const reasonLimit = "RESOURCE_LIMIT"
-
 // checkLimit refuses a create when the account already holds c.max
 // resources. The count and the write are one transaction, and the store
 // serializes writers, so concurrent creates cannot exceed the limit.
