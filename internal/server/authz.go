@@ -56,6 +56,7 @@ var (
 		"CreateTeam", "GetTeam", "ListTeams", "UpdateTeam", "DeleteTeam",
 		"CreateRepresentative", "GetRepresentative", "ListRepresentatives", "UpdateRepresentative", "DeleteRepresentative",
 		"CreateBusinessHours", "GetBusinessHours", "ListBusinessHours", "UpdateBusinessHours", "DeleteBusinessHours",
+		"TestAllowlistUrl", "GetBusinessHoursStatus",
 	}
 )
 

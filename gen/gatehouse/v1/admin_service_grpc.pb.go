@@ -68,6 +68,8 @@ const (
 	AdminService_ListNotifications_FullMethodName       = "/gatehouse.v1.AdminService/ListNotifications"
 	AdminService_RetryNotification_FullMethodName       = "/gatehouse.v1.AdminService/RetryNotification"
 	AdminService_DeleteNotification_FullMethodName      = "/gatehouse.v1.AdminService/DeleteNotification"
+	AdminService_TestAllowlistUrl_FullMethodName        = "/gatehouse.v1.AdminService/TestAllowlistUrl"
+	AdminService_GetBusinessHoursStatus_FullMethodName  = "/gatehouse.v1.AdminService/GetBusinessHoursStatus"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -206,6 +208,13 @@ type AdminServiceClient interface {
 	// DeleteNotification drops a queued notification that cannot be
 	// delivered; admins of its account.
 	DeleteNotification(ctx context.Context, in *DeleteNotificationRequest, opts ...grpc.CallOption) (*DeleteNotificationResponse, error)
+	// TestAllowlistUrl answers whether the account's allowlist lets a
+	// top-level page open url, why, and which entry allows it: the URL step
+	// of a decision, without a session.
+	TestAllowlistUrl(ctx context.Context, in *TestAllowlistUrlRequest, opts ...grpc.CallOption) (*TestAllowlistUrlResponse, error)
+	// GetBusinessHoursStatus says whether a business-hours set is open at a
+	// time (now by default), when it closes and when it next opens.
+	GetBusinessHoursStatus(ctx context.Context, in *GetBusinessHoursStatusRequest, opts ...grpc.CallOption) (*GetBusinessHoursStatusResponse, error)
 }
 
 type adminServiceClient struct {
@@ -715,6 +724,26 @@ func (c *adminServiceClient) DeleteNotification(ctx context.Context, in *DeleteN
 	return out, nil
 }
 
+func (c *adminServiceClient) TestAllowlistUrl(ctx context.Context, in *TestAllowlistUrlRequest, opts ...grpc.CallOption) (*TestAllowlistUrlResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TestAllowlistUrlResponse)
+	err := c.cc.Invoke(ctx, AdminService_TestAllowlistUrl_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetBusinessHoursStatus(ctx context.Context, in *GetBusinessHoursStatusRequest, opts ...grpc.CallOption) (*GetBusinessHoursStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBusinessHoursStatusResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetBusinessHoursStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -851,6 +880,13 @@ type AdminServiceServer interface {
 	// DeleteNotification drops a queued notification that cannot be
 	// delivered; admins of its account.
 	DeleteNotification(context.Context, *DeleteNotificationRequest) (*DeleteNotificationResponse, error)
+	// TestAllowlistUrl answers whether the account's allowlist lets a
+	// top-level page open url, why, and which entry allows it: the URL step
+	// of a decision, without a session.
+	TestAllowlistUrl(context.Context, *TestAllowlistUrlRequest) (*TestAllowlistUrlResponse, error)
+	// GetBusinessHoursStatus says whether a business-hours set is open at a
+	// time (now by default), when it closes and when it next opens.
+	GetBusinessHoursStatus(context.Context, *GetBusinessHoursStatusRequest) (*GetBusinessHoursStatusResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -1007,6 +1043,12 @@ func (UnimplementedAdminServiceServer) RetryNotification(context.Context, *Retry
 }
 func (UnimplementedAdminServiceServer) DeleteNotification(context.Context, *DeleteNotificationRequest) (*DeleteNotificationResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteNotification not implemented")
+}
+func (UnimplementedAdminServiceServer) TestAllowlistUrl(context.Context, *TestAllowlistUrlRequest) (*TestAllowlistUrlResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TestAllowlistUrl not implemented")
+}
+func (UnimplementedAdminServiceServer) GetBusinessHoursStatus(context.Context, *GetBusinessHoursStatusRequest) (*GetBusinessHoursStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBusinessHoursStatus not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1904,6 +1946,42 @@ func _AdminService_DeleteNotification_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_TestAllowlistUrl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TestAllowlistUrlRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).TestAllowlistUrl(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_TestAllowlistUrl_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).TestAllowlistUrl(ctx, req.(*TestAllowlistUrlRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetBusinessHoursStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBusinessHoursStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetBusinessHoursStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetBusinessHoursStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetBusinessHoursStatus(ctx, req.(*GetBusinessHoursStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2102,6 +2180,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteNotification",
 			Handler:    _AdminService_DeleteNotification_Handler,
+		},
+		{
+			MethodName: "TestAllowlistUrl",
+			Handler:    _AdminService_TestAllowlistUrl_Handler,
+		},
+		{
+			MethodName: "GetBusinessHoursStatus",
+			Handler:    _AdminService_GetBusinessHoursStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
