@@ -59,7 +59,7 @@ check-large-files: ## fail on a tracked file over 1 MB outside gen/ and testdata
 		if [ -n "$$big" ]; then echo "tracked files over $(MAX_TRACKED_BYTES) bytes (build output? add it to .gitignore and git rm --cached it):"; echo "$$big"; exit 1; fi
 
 .PHONY: test
-test: check-generated lint ## everything CI runs: generated code fresh, lint, all tests with -race, a brief fuzz of every target
+test: check-generated lint chromium ## everything CI runs: generated code fresh, lint, all tests with -race, a brief fuzz of every target
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz-smoke
 
@@ -76,6 +76,22 @@ fuzz-smoke: ## run every fuzz target for 3s (part of make test)
 				$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime 3s $$pkg || exit 1; \
 		done; \
 	done
+
+# The console's browser tests (cmd/gatehoused, TestConsole*) drive Debian's
+# chromium; they skip when it cannot be found, and fail under CI=true.
+.PHONY: chromium
+chromium: ## install Debian's chromium for the console's browser tests when it is missing (apt-get, as root)
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; else \
+		echo "chromium not found: apt-get install -y chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
+
+# Screenshots of the console's main pages for docs/console.md, taken by the
+# browser tests against a daemon with demo data.
+SCREENSHOT_DIR ?= docs/console
+.PHONY: console-screenshots
+console-screenshots: chromium ## write screenshots of the console's main pages to SCREENSHOT_DIR (default docs/console)
+	mkdir -p $(SCREENSHOT_DIR)
+	GATEHOUSE_TEST_SCREENSHOTS=$(abspath $(SCREENSHOT_DIR)) $(GO) test -count=1 -run '^TestConsoleScreenshots$$' ./cmd/gatehoused
 
 .PHONY: build
 build: cli ## build bin/gatehoused and the admin CLI bin/gatehouse (version from git describe, or VERSION=…)

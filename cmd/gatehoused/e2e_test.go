@@ -51,6 +51,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	closeSharedBrowser()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}

@@ -124,12 +124,24 @@
       try { data = JSON.parse(text); } catch (e) { data = { message: text }; }
     }
     data = snake(data);
+    if (resp.ok) noteRevision(data);
     if (!resp.ok) {
       const err = new ApiError(resp.status, data);
       if (resp.status === 401 && !path.startsWith('/console/')) { signInPage(err.message); err.handled = true; }
       throw err;
     }
     return data || {};
+  }
+  // lastRevision is the newest store revision any answer has shown; reads
+  // that can wait for one (decisions, the allowlist tester) ask for it, so
+  // they reflect what this console has just written.
+  let lastRevision = 0;
+  function noteRevision(v, depth) {
+    if (!v || typeof v !== 'object' || (depth || 0) > 3) return;
+    for (const [k, x] of Object.entries(v)) {
+      if (k === 'revision' && Number(x) > lastRevision) lastRevision = Number(x);
+      else if (x && typeof x === 'object' && !Array.isArray(x)) noteRevision(x, (depth || 0) + 1);
+    }
   }
   const GET = (p) => api('GET', p);
   const POST = (p, b) => api('POST', p, b === undefined ? {} : b);
@@ -423,7 +435,7 @@
         const url = input.value.trim();
         if (!url) { out.replaceChildren('Type a URL to test it.'); return; }
         try {
-          const r = await GET(`${base}:test?url=${enc(url)}&min_revision=${lastRev}`);
+          const r = await GET(`${base}:test?url=${enc(url)}&min_revision=${Math.max(lastRev, lastRevision)}`);
           if (my !== seq) return;
           out.replaceChildren(
             h('span', { class: r.allowed ? 'ok' : 'bad', id: 'tester-verdict' }, r.allowed ? 'Allowed' : 'Denied'), ' — ',
@@ -970,7 +982,7 @@
       const sid = val(f, 'session_id');
       const r = await POST(`/v1/sessions/${enc(sid)}:checkFeature`, {
         actor: { role: val(f, 'role'), id: val(f, 'actor_id') }, feature: val(f, 'feature'), url: val(f, 'url'), frame: val(f, 'frame'),
-        element: hasElement ? element : undefined,
+        element: hasElement ? element : undefined, min_revision: String(lastRevision),
       });
       const d = r.decision || {};
       const link = ruleLink(acct, d);
