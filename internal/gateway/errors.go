@@ -59,3 +59,19 @@ func (g *Gateway) errorHandler(ctx context.Context, mux *runtime.ServeMux, m run
 func (g *Gateway) writeStatus(w http.ResponseWriter, r *http.Request, code int, st *status.Status) {
 	runtime.DefaultHTTPErrorHandler(r.Context(), g.api, marshaler, w, r, &runtime.HTTPStatusError{HTTPStatus: code, Err: st.Err()})
 }
+
+// routingError answers a request no route takes: NOT_FOUND (404) for an
+// unknown path, UNIMPLEMENTED with HTTP 405 for a known path with another
+// method, INVALID_ARGUMENT (400) for a malformed one.
+func routingError(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+	var st *status.Status
+	switch httpStatus {
+	case http.StatusNotFound:
+		st = status.Newf(codes.NotFound, "no route %s %s; the routes are in /openapi.json", r.Method, r.URL.Path)
+	case http.StatusMethodNotAllowed:
+		st = status.Newf(codes.Unimplemented, "%s is not a method of %s; the routes are in /openapi.json", r.Method, r.URL.Path)
+	default:
+		st = status.Newf(codes.InvalidArgument, "malformed request %s %s: %s", r.Method, r.URL.Path, http.StatusText(httpStatus))
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, &runtime.HTTPStatusError{HTTPStatus: httpStatus, Err: st.Err()})
+}

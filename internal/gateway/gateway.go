@@ -137,6 +137,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		}),
 		runtime.WithMetadata(clientCertMetadata),
 		runtime.WithErrorHandler(g.errorHandler),
+		runtime.WithRoutingErrorHandler(routingError),
 	)
 	conn := maskConn{o.Conn, g}
 	if err := gatehousev1.RegisterAdminServiceHandlerClient(ctx, g.api, gatehousev1.NewAdminServiceClient(conn)); err != nil {
