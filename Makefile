@@ -25,7 +25,7 @@ help: ## list the targets
 generate: ## format and lint the protos, regenerate gen/
 	$(BUF) format -w
 	$(BUF) lint
-	rm -rf gen
+	rm -rf gen/gatehouse gen/openapiv2
 	$(BUF) generate
 
 .PHONY: check-generated

@@ -30,6 +30,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig"
 	"github.com/gatehouse-dev/gatehouse/internal/tracing"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -87,6 +88,13 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer func() { _ = lis.Close() }()
+	var httpLis net.Listener
+	if cfg.HTTPAddr != "" {
+		if httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+		defer func() { _ = httpLis.Close() }()
+	}
 	var metricsLis net.Listener
 	if cfg.MetricsAddr != "" {
 		if metricsLis, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
@@ -176,11 +184,26 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(lis) }()
+	stopHTTP := func(context.Context) {}
+	if httpLis != nil {
+		var reg prometheus.Registerer
+		if metrics != nil {
+			reg = metrics.Registry
+		}
+		if stopHTTP, err = startHTTP(httpLis, srv, tlsCfg, cfg, reg, log); err != nil {
+			srv.Shutdown(ctx)
+			<-serveErr
+			return err
+		}
+	}
 	log.Info("serving", "listen", lis.Addr().String(), "data_dir", cfg.DataDir,
 		"revision", snaps.Current().Revision(), "accounts", snaps.Current().NumAccounts(),
 		"startup", time.Since(start).String(), "gogc", gogc)
 	if cfg.Demo {
 		printDemoHelp(stderr, demoBanner(cfg, lis.Addr().String(), findTools(".")))
+		if httpLis != nil {
+			printDemoHelp(stderr, httpBanner(cfg, httpLis.Addr().String()))
+		}
 	}
 	if cfg.StatsInterval > 0 {
 		go logStats(followCtx, cfg.StatsInterval, snaps, log)
@@ -200,13 +223,24 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 
 	select {
 	case err := <-serveErr:
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		stopHTTP(sctx)
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("shutting down; letting in-flight calls finish", "timeout", cfg.ShutdownTimeout.String())
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
+	// The HTTP server stops accepting while the gRPC server ends its
+	// streams (HTTP streams among them) and lets in-flight calls finish.
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		stopHTTP(sctx)
+	}()
 	srv.Shutdown(sctx)
+	<-httpDone
 	return <-serveErr
 }
 

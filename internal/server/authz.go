@@ -165,6 +165,11 @@ func verifiedClientCert(ctx context.Context) *x509.Certificate {
 	if !ok {
 		return nil
 	}
+	if _, ok := p.AuthInfo.(inProcessAuthInfo); ok {
+		// The HTTP gateway: its HTTP server verified the certificate
+		// with the same client CA.
+		return gatewayClientCert(ctx)
+	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
 		return nil
