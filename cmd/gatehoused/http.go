@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/console"
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
@@ -32,7 +33,10 @@ func startHTTP(lis net.Listener, srv *server.Server, tlsCfg *tls.Config, cfg con
 		_ = conn.Close()
 		return nil, err
 	}
-	hs := gateway.NewServer(gw)
+	// The console at / and its guards (sign-in cookie, CSRF, loopback host
+	// names, security headers) sit in front of the whole address.
+	tcp, _ := lis.Addr().(*net.TCPAddr)
+	hs := gateway.NewServer(console.Handler(gw, console.Options{TLS: tlsCfg != nil, Loopback: tcp != nil && tcp.IP.IsLoopback()}))
 	hs.ErrorLog = slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)
 	done := make(chan struct{})
 	go func() {
@@ -67,6 +71,7 @@ func httpBanner(cfg config.Config, httpAddr string) string {
 	}
 	base := scheme + "://" + dialAddr(httpAddr)
 	var b strings.Builder
+	fmt.Fprintf(&b, "Web console:   %s/ (docs/console.md)\n", base)
 	fmt.Fprintf(&b, "HTTP/JSON API: %s/v1/ (docs/http.md)\n", base)
 	fmt.Fprintf(&b, "OpenAPI:       %s/openapi.json\n", base)
 	curl := []string{"curl", "-s"}

@@ -279,6 +279,7 @@
     const accountNav = document.getElementById('account-nav');
     const label = document.getElementById('account-label');
     renderGlobalNav();
+    main.removeAttribute('data-rendered');
     main.replaceChildren();
     accountNav.replaceChildren();
     label.textContent = '';
@@ -299,11 +300,15 @@
     } catch (err) {
       if (seq === renderSeq) showError(main, err);
     }
+    if (seq !== renderSeq) return;
     const focus = query.get('focus');
-    if (focus && seq === renderSeq) {
+    if (focus) {
       const el = document.querySelector(`[data-id="${CSS.escape(focus)}"]`);
       if (el) { el.scrollIntoView(); el.setAttribute('tabindex', '-1'); el.focus(); el.classList.add('focused'); }
     }
+    // data-rendered names the route once its page is complete (tests wait
+    // for it).
+    main.setAttribute('data-rendered', location.hash);
   }
   function renderGlobalNav() {
     const nav = document.getElementById('global-nav');
