@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"google.golang.org/grpc/metadata"
@@ -559,5 +561,208 @@ func TestConsoleScreenshots(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, s.name+".png"), png, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// acceptDialogs accepts every confirm() of the tab and returns the
+// messages it accepted, for the test to check that a destructive action
+// asked first.
+func acceptDialogs(t *testing.T, ctx context.Context) func() []string {
+	t.Helper()
+	var mu sync.Mutex
+	var seen []string
+	opened := make(chan string, 16)
+	if err := chromedp.Listen(ctx, func(ev any) {
+		if e, ok := ev.(*page.EventJavascriptDialogOpening); ok {
+			select {
+			case opened <- e.Message:
+			default:
+			}
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case msg := <-opened:
+				mu.Lock()
+				seen = append(seen, msg)
+				mu.Unlock()
+				_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+			}
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), seen...)
+	}
+}
+
+// TestConsoleBrowser_EveryPage: every page loads against a daemon with
+// demo data without an error, and the pages' main actions work through the
+// API: customization in French, business hours with the next opening and a
+// refused time next to its field, a session started and ended, the
+// notification queue (retry to a corrected recipient, drop), a credential
+// created (shown once) and revoked. Destructive actions ask first.
+func TestConsoleBrowser_EveryPage(t *testing.T) {
+	t.Parallel()
+	// A mail server that refuses connections keeps the records queued.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := closed.Addr().String()
+	_ = closed.Close()
+	d, base := consoleDaemon(t, "--demo", "--smtp-addr", refused)
+	c := dial(t, d.addr)
+	ctx := testContext(t)
+	// Two completed support sessions of a portal with a notification
+	// address queue two records.
+	for i := range 2 {
+		s := mustOK[*gatehousev1.StartSessionResponse](t, "support session")(c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: "demo",
+			Kind: gatehousev1.SessionKind_SESSION_KIND_SUPPORT, RepresentativeId: "bob", CustomerId: fmt.Sprintf("cust-%d", i), PortalId: "helpdesk-default"}))
+		mustOK[*gatehousev1.EndSessionResponse](t, "end")(c.sessions.EndSession(ctx, &gatehousev1.EndSessionRequest{SessionId: s.GetSession().GetId()}))
+	}
+	b := browser(t)
+	dialogs := acceptDialogs(t, b)
+	noAlert := func(route, ready string) {
+		t.Helper()
+		var alerts string
+		do(t, b, "page "+route, open(base, route), chromedp.WaitVisible(chromedp.CSS(ready)),
+			js(`Array.from(document.querySelectorAll('main .alert')).map(e => e.textContent).join('; ')`, &alerts))
+		if alerts != "" {
+			t.Errorf("%s shows an error: %s", route, alerts)
+		}
+	}
+	for _, p := range []struct{ route, ready string }{
+		{"#/", `main tr[data-id="demo"]`},
+		{"#/credentials", "#tokens table"},
+		{"#/a/demo/liveguide", "#liveguide-form"},
+		{"#/a/demo/allowlist", `#allowlist-table tr[data-id="site"]`},
+		{"#/a/demo/privacy", `#privacy-table tr[data-id="card"]`},
+		{"#/a/demo/customization", "#customization-form"},
+		{"#/a/demo/portals", `#portal-tree .node[data-id="helpdesk-default"]`},
+		{"#/a/demo/teams", `#team-tree .node[data-id="tier1"]`},
+		{"#/a/demo/representatives", `section[data-id="alice"] table.effective`},
+		{"#/a/demo/hours", "#add-hours"},
+		{"#/a/demo/sessions?state=all", "#sessions-table"},
+		{"#/a/demo/notifications", "#notifications-table"},
+		{"#/a/demo/audit", "main section.card"},
+		{"#/a/demo/explorer", "main h1"},
+	} {
+		noAlert(p.route, p.ready)
+	}
+
+	// Customization: the French texts, saved and read back over gRPC.
+	do(t, b, "customization fr",
+		open(base, "#/a/demo/customization?lang=fr"),
+		clear(`#customization-form input[name=agent_alias]`),
+		chromedp.SendKeys(chromedp.CSS(`#customization-form input[name=agent_alias]`), "Conseiller"),
+		chromedp.Click(chromedp.CSS(`#customization-form button[type=submit]`)),
+		until(`document.getElementById('toast').textContent === 'Saved'`))
+	cz := mustOK[*gatehousev1.GetCustomizationResponse](t, "customization")(c.admin.GetCustomization(ctx, &gatehousev1.GetCustomizationRequest{AccountId: "demo", Language: "fr"}))
+	if cz.GetCustomization().GetAgentAlias() != "Conseiller" || cz.GetCustomization().GetDisclaimerText() == "" {
+		t.Errorf("French texts after saving: %v", cz.GetCustomization())
+	}
+
+	// Business hours: a refused time is reported next to the weekly
+	// windows; a valid set shows whether it is open and its next opening.
+	var weeklyErr, status string
+	do(t, b, "hours with a bad time",
+		open(base, "#/a/demo/hours"),
+		chromedp.SendKeys(chromedp.CSS(`#add-hours input[name=name]`), "Office"),
+		clear(`#add-hours input[name=time_zone]`),
+		chromedp.SendKeys(chromedp.CSS(`#add-hours input[name=time_zone]`), "Europe/Paris"),
+		chromedp.SendKeys(chromedp.CSS(`#add-hours textarea[name=weekly]`), "MON 25:00-17:00"),
+		chromedp.Click(chromedp.CSS(`#add-hours button[type=submit]`)),
+		until(`!!document.querySelector('#add-hours textarea[name=weekly] + .field-error')`),
+		text(`#add-hours textarea[name=weekly] + .field-error`, &weeklyErr))
+	if weeklyErr == "" {
+		t.Error("no error next to the weekly windows")
+	}
+	do(t, b, "hours",
+		clear(`#add-hours textarea[name=weekly]`),
+		chromedp.SendKeys(chromedp.CSS(`#add-hours textarea[name=weekly]`), "MON 09:00-17:00\nTUE 09:00-17:00"),
+		chromedp.SendKeys(chromedp.CSS(`#add-hours textarea[name=holidays]`), "2026-12-25 closed Christmas"),
+		chromedp.Click(chromedp.CSS(`#add-hours button[type=submit]`)),
+		until(`(document.querySelector('section[data-id] .hours-status')?.textContent || '').includes('Next opening')`),
+		text(`section[data-id] .hours-status`, &status))
+	if !strings.Contains(status, "Open now") && !strings.Contains(status, "Closed now") {
+		t.Errorf("hours status %q", status)
+	}
+
+	// Sessions: start one in the console, end it (after a confirmation).
+	do(t, b, "start a session",
+		open(base, "#/a/demo/sessions"),
+		chromedp.SendKeys(chromedp.CSS(`#start-session input[name=representative_id]`), "alice"),
+		chromedp.SendKeys(chromedp.CSS(`#start-session input[name=customer_id]`), "dora"),
+		chromedp.Click(chromedp.CSS(`#start-session button[type=submit]`)),
+		until(`document.querySelectorAll('#sessions-table tbody tr').length === 1`))
+	var sid string
+	do(t, b, "end it",
+		js(`document.querySelector('#sessions-table tbody tr').dataset.id`, &sid),
+		chromedp.Click(chromedp.CSS(`#sessions-table tbody tr button.danger`)),
+		until(`!document.querySelector('#sessions-table')`))
+	got := mustOK[*gatehousev1.GetSessionResponse](t, "session")(c.sessions.GetSession(ctx, &gatehousev1.GetSessionRequest{SessionId: sid}))
+	if got.GetSession().GetState() != gatehousev1.SessionState_SESSION_STATE_ENDED {
+		t.Errorf("session %s after End: %v", sid, got.GetSession().GetState())
+	}
+
+	// Notifications: retry the first to a corrected recipient, drop the
+	// second.
+	var to string
+	do(t, b, "retry to a corrected recipient",
+		open(base, "#/a/demo/notifications"),
+		clear(`#notifications-table tbody tr input[name=to]`),
+		chromedp.SendKeys(chromedp.CSS(`#notifications-table tbody tr input[name=to]`), "ops@example.com"),
+		chromedp.Click(chromedp.CSS(`#notifications-table tbody tr button[type=submit]`)),
+		until(`document.getElementById('toast').textContent === 'Queued for retry'`),
+		until(`(document.querySelector('#notifications-table tbody tr td:nth-child(2)')?.textContent || '') !== ''`),
+		js(`Array.from(document.querySelectorAll('#notifications-table tbody tr td:nth-child(2)')).map(e => e.textContent).join(',')`, &to))
+	if !strings.Contains(to, "ops@example.com") {
+		t.Errorf("recipients after the retry: %q", to)
+	}
+	do(t, b, "drop one",
+		chromedp.Click(chromedp.CSS(`#notifications-table tbody tr:last-child button.danger`)),
+		until(`(document.querySelectorAll('#notifications-table tbody tr').length === 1) || !!document.querySelector('#no-notifications')`))
+	left := mustOK[*gatehousev1.ListNotificationsResponse](t, "notifications")(c.admin.ListNotifications(ctx, &gatehousev1.ListNotificationsRequest{AccountId: "demo"}))
+	if len(left.GetNotifications()) != 1 {
+		t.Errorf("notifications after one drop: %v", left.GetNotifications())
+	}
+
+	// Credentials: the bearer is shown once; revoking asks first.
+	var secret string
+	do(t, b, "create a credential",
+		open(base, "#/credentials"),
+		chromedp.SendKeys(chromedp.CSS(`#create-token input[name=name]`), "console test"),
+		chromedp.SendKeys(chromedp.CSS(`#create-token input[name=account_id]`), "demo"),
+		chromedp.Click(chromedp.CSS(`#create-token button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#token-secret`)),
+		text(`#token-secret`, &secret))
+	if !strings.HasPrefix(secret, "gh_k-") {
+		t.Fatalf("shown secret %q", secret)
+	}
+	var shownAgain bool
+	do(t, b, "revoke it",
+		chromedp.Click(chromedp.CSS(`#tokens tr:last-child button.danger`)),
+		until(`!document.querySelector('#tokens tr:last-child button.danger')`),
+		open(base, "#/credentials"),
+		js(`document.body.innerText.includes(`+fmt.Sprintf("%q", secret)+`)`, &shownAgain))
+	if shownAgain {
+		t.Error("the secret is shown again after a reload of the page")
+	}
+	toks := mustOK[*gatehousev1.ListCallerTokensResponse](t, "tokens")(c.admin.ListCallerTokens(ctx, &gatehousev1.ListCallerTokensRequest{}))
+	for _, tk := range toks.GetTokens() {
+		if tk.GetName() == "console test" && !tk.GetRevoked() {
+			t.Error("the credential is not revoked")
+		}
+	}
+	asked := dialogs()
+	if len(asked) != 3 {
+		t.Errorf("confirmations asked: %q, want end session, drop notification, revoke", asked)
 	}
 }
