@@ -774,9 +774,9 @@
       const status = h('p', { class: 'hours-status', 'aria-live': 'polite' }, 'Checking…');
       const card = h('section', { class: 'card', 'data-id': x.id }, h('h2', {}, x.name || x.id, ' ', h('span', { class: 'muted' }, `${x.id} — ${x.time_zone}`)), status);
       GET(`${base}/${enc(x.id)}:status`).then((st) => {
-        const next = st.next_open_time ? [' Next opening: ', h('strong', { class: 'next-open' }, fmtTime(st.next_open_time, st.time_zone)), ` (your time: ${fmtTime(st.next_open_time)})`] : ' It does not open again (no weekly windows ahead).';
+        const next = st.next_open_time ? [' Next opening: ', h('strong', { class: 'next-open' }, fmtTime(st.next_open_time, st.time_zone)), ` (your time: ${fmtTime(st.next_open_time)})`] : [' It does not open again (no weekly windows ahead).'];
         status.replaceChildren(st.open ? h('span', { class: 'ok' }, 'Open now') : h('span', { class: 'bad' }, 'Closed now'),
-          st.open && st.close_time ? ` — closes ${fmtTime(st.close_time, st.time_zone)}.` : '.', next);
+          st.open && st.close_time ? ` — closes ${fmtTime(st.close_time, st.time_zone)}.` : '.', ...next);
       }).catch((err) => { status.replaceChildren(); showError(status, err); });
       const f = form(x, async (fm) => {
         await PATCH(`${base}/${enc(x.id)}`, { id: x.id, etag: x.etag, name: val(fm, 'name'), time_zone: val(fm, 'time_zone'), weekly: parseWeekly(val(fm, 'weekly')), holidays: parseHolidays(val(fm, 'holidays')) },
