@@ -31,6 +31,7 @@ import (
 	"embed"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -38,6 +39,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 //go:embed static
@@ -70,22 +73,44 @@ type Options struct {
 	// Loopback restricts the Host header to loopback names: the address
 	// is a loopback address (see package comment, DNS rebinding).
 	Loopback bool
+	// Registerer, when set, receives gatehouse_console_refused_total.
+	Registerer prometheus.Registerer
 	// SignInCheckPath is the API path the sign-in asks, with the token,
 	// to check it: any answer but 401 accepts the token. Default
 	// /v1/accounts?page_size=1.
 	SignInCheckPath string
 }
 
+// Refusal reasons, the label of gatehouse_console_refused_total.
+const (
+	ReasonCrossOrigin = "cross_origin" // a cross-origin state-changing request
+	ReasonCSRF        = "csrf"         // no or a wrong X-Gatehouse-CSRF value
+	ReasonHost        = "host"         // a foreign Host on a loopback address
+	ReasonSignIn      = "sign_in"      // a sign-in with a malformed body (over MaxSignInBody, no token)
+	ReasonToken       = "token"        // a sign-in with a token the API does not accept
+)
+
 // Handler serves the console at "/" and api behind the console's guards.
+// It panics when opts.Registerer refuses its metric (registered twice).
 func Handler(api http.Handler, opts Options) http.Handler {
 	if opts.SignInCheckPath == "" {
 		opts.SignInCheckPath = "/v1/accounts?page_size=1"
+	}
+	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_console_refused_total",
+		Help: "Requests the console's guards refused, by reason (cross_origin, csrf, host, sign_in, token).",
+	}, []string{"reason"})
+	for _, r := range []string{ReasonCrossOrigin, ReasonCSRF, ReasonHost, ReasonSignIn, ReasonToken} {
+		refused.WithLabelValues(r)
+	}
+	if opts.Registerer != nil {
+		opts.Registerer.MustRegister(refused)
 	}
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		panic(err)
 	}
-	h := &handler{api: api, opts: opts, files: http.FileServerFS(static)}
+	h := &handler{api: api, opts: opts, files: http.FileServerFS(static), refused: refused}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", h.index)
 	mux.HandleFunc("GET /index.html", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/", http.StatusMovedPermanently) })
@@ -95,16 +120,26 @@ func Handler(api http.Handler, opts Options) http.Handler {
 	mux.HandleFunc("/", h.forward)
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		refused.WithLabelValues(ReasonCrossOrigin).Inc()
 		writeStatus(w, http.StatusForbidden, 7, "cross-origin request refused")
 	}))
 	return h.headers(cop.Handler(mux))
 }
 
 type handler struct {
-	api   http.Handler
-	opts  Options
-	files http.Handler
+	api     http.Handler
+	opts    Options
+	files   http.Handler
+	refused *prometheus.CounterVec
 }
+
+// refuse answers with a google.rpc.Status and counts the refusal.
+func (h *handler) refuse(w http.ResponseWriter, reason string, httpCode, grpcCode int, msg string) {
+	h.refused.WithLabelValues(reason).Inc()
+	writeStatus(w, httpCode, grpcCode, msg)
+}
+
+const csrfMessage = "missing or wrong " + CSRFHeader + " header (reload the console)"
 
 // headers sets the security headers and refuses foreign host names on a
 // loopback address.
@@ -118,7 +153,7 @@ func (h *handler) headers(next http.Handler) http.Handler {
 		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 		hd.Set("Cross-Origin-Resource-Policy", "same-origin")
 		if h.opts.Loopback && !LoopbackHost(r.Host) {
-			writeStatus(w, http.StatusMisdirectedRequest, 7,
+			h.refuse(w, ReasonHost, http.StatusMisdirectedRequest, 7,
 				"this address serves loopback host names only (localhost, 127.0.0.1, [::1]); host "+quote(r.Host)+" refused")
 			return
 		}
@@ -209,7 +244,7 @@ func csrfOK(r *http.Request) bool {
 // its bearer when it has no Authorization header of its own.
 func (h *handler) forward(w http.ResponseWriter, r *http.Request) {
 	if !safeMethod(r.Method) && browser(r) && !csrfOK(r) {
-		writeStatus(w, http.StatusForbidden, 7, "missing or wrong "+CSRFHeader+" header (reload the console)")
+		h.refuse(w, ReasonCSRF, http.StatusForbidden, 7, csrfMessage)
 		return
 	}
 	if c, err := r.Cookie(TokenCookie); err == nil && c.Value != "" && r.Header.Get("Authorization") == "" {
@@ -223,19 +258,19 @@ func (h *handler) forward(w http.ResponseWriter, r *http.Request) {
 // HttpOnly cookie.
 func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
 	if !csrfOK(r) {
-		writeStatus(w, http.StatusForbidden, 7, "missing or wrong "+CSRFHeader+" header (reload the console)")
+		h.refuse(w, ReasonCSRF, http.StatusForbidden, 7, csrfMessage)
 		return
 	}
 	var in struct {
 		Token string `json:"token"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, MaxSignInBody)).Decode(&in); err != nil || strings.TrimSpace(in.Token) == "" {
-		writeStatus(w, http.StatusBadRequest, 3, "send {\"token\": \"gh_k-…\"}")
+		h.refuse(w, ReasonSignIn, http.StatusBadRequest, 3, fmt.Sprintf("send {\"token\": \"gh_k-…\"} (at most %d bytes)", MaxSignInBody))
 		return
 	}
 	token := strings.TrimSpace(in.Token)
 	if !cookieSafe(token) {
-		writeStatus(w, http.StatusUnauthorized, 16, "the bearer token is not a Gatehouse token (those read gh_k-…_…)")
+		h.refuse(w, ReasonToken, http.StatusUnauthorized, 16, "the bearer token is not a Gatehouse token (those read gh_k-…_…)")
 		return
 	}
 	check := httptest.NewRequestWithContext(r.Context(), http.MethodGet, h.opts.SignInCheckPath, nil)
@@ -251,7 +286,7 @@ func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
 		if json.Unmarshal(rec.Body.Bytes(), &st) == nil && st.Message != "" {
 			msg = st.Message
 		}
-		writeStatus(w, http.StatusUnauthorized, 16, msg)
+		h.refuse(w, ReasonToken, http.StatusUnauthorized, 16, msg)
 		return
 	}
 	http.SetCookie(w, h.cookie(TokenCookie, token, true))
@@ -261,7 +296,7 @@ func (h *handler) signIn(w http.ResponseWriter, r *http.Request) {
 
 func (h *handler) signOut(w http.ResponseWriter, r *http.Request) {
 	if !csrfOK(r) {
-		writeStatus(w, http.StatusForbidden, 7, "missing or wrong "+CSRFHeader+" header (reload the console)")
+		h.refuse(w, ReasonCSRF, http.StatusForbidden, 7, csrfMessage)
 		return
 	}
 	c := h.cookie(TokenCookie, "", true)

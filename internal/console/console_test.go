@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // fakeAPI stands in for the HTTP/JSON API: it answers 401 without the
@@ -191,6 +193,39 @@ func TestCSRF_BrowserWritesWithoutCookie(t *testing.T) {
 	// Reads are not state-changing.
 	if w := c.do("GET", "/v1/accounts", "", map[string]string{"Sec-Fetch-Site": "cross-site"}); w.Code != 200 {
 		t.Errorf("cross-site read: %d", w.Code)
+	}
+}
+
+// Every refusal is counted by reason.
+func TestRefusalsCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	c := &client{t: t, h: Handler(fakeAPI(), Options{Loopback: true, Registerer: reg}), cookies: map[string]string{}}
+	c.do("GET", "/", "", nil)
+	c.do("POST", "/v1/accounts", "{}", map[string]string{"Sec-Fetch-Site": "cross-site"})
+	c.do("POST", "/v1/accounts", "{}", map[string]string{"Sec-Fetch-Site": "same-origin"})
+	c.do("GET", "/", "", map[string]string{"Host": "evil.example"})
+	csrf := map[string]string{CSRFHeader: c.cookies[CSRFCookie]}
+	c.do("POST", "/console/signin", strings.Repeat(" ", MaxSignInBody)+`{"token":"gh_k-good_secret"}`, csrf)
+	c.do("POST", "/console/signin", `{"token":"gh_k-bad_x"}`, csrf)
+	c.do("POST", "/console/signin", `{"token":"gh_k-a;b"}`, csrf)
+	got := map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "gatehouse_console_refused_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+	}
+	want := map[string]float64{ReasonCrossOrigin: 1, ReasonCSRF: 1, ReasonHost: 1, ReasonSignIn: 1, ReasonToken: 2}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("refusals %s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
 	}
 }
 
