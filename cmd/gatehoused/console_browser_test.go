@@ -157,7 +157,7 @@ func open(base, hash string) step {
 		if strings.HasPrefix(loc, base+"/") {
 			_, err = chromedp.Evaluate[bool](fmt.Sprintf(`(location.hash = %q, true)`, h))(ctx, tg)
 		} else {
-			_, err = chromedp.Navigate(base + "/" + h)(ctx, tg)
+			_, err = chromedp.Navigate(base+"/"+h)(ctx, tg)
 		}
 		if err != nil {
 			return err
