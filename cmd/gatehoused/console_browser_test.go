@@ -198,6 +198,14 @@ func consoleDaemon(t *testing.T, extra ...string) (*daemon, string) {
 	return d, "http://" + d.httpAddr()
 }
 
+// browserTestContext bounds a browser test's gRPC calls; a browser test
+// on a loaded machine runs longer than testTimeout.
+func browserTestContext(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 func mustOK[T any](t *testing.T, what string) func(T, error) T {
 	return func(v T, err error) T {
 		t.Helper()
@@ -216,7 +224,7 @@ func TestConsoleBrowser_ClickRestriction(t *testing.T) {
 	t.Parallel()
 	d, base := consoleDaemon(t)
 	c := dial(t, d.addr)
-	ctx := testContext(t)
+	ctx := browserTestContext(t)
 	mustOK[*gatehousev1.CreateAccountResponse](t, "account")(c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}))
 	mustOK[*gatehousev1.CreateRepresentativeResponse](t, "rep")(c.admin.CreateRepresentative(ctx, &gatehousev1.CreateRepresentativeRequest{AccountId: "acme",
 		Representative: &gatehousev1.Representative{Id: "alice", DisplayName: "Alice", LiveGuideEnabled: true}}))
@@ -295,7 +303,7 @@ func TestConsoleBrowser_PortalChain(t *testing.T) {
 	t.Parallel()
 	d, base := consoleDaemon(t)
 	c := dial(t, d.addr)
-	ctx := testContext(t)
+	ctx := browserTestContext(t)
 	mustOK[*gatehousev1.CreateAccountResponse](t, "account")(c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}))
 
 	b := browser(t)
@@ -339,13 +347,17 @@ func TestConsoleBrowser_PortalChain(t *testing.T) {
 		t.Fatalf("send_files before the change: %q", txt)
 	}
 
+	// With the keyboard: Space on the focused checkbox saves it, and the
+	// rebuilt page gives the focus back to the same checkbox.
 	do(t, b, "turn send_files off at the top portal",
 		open(base, "#/a/acme/portals"),
 		chromedp.WaitVisible(chromedp.CSS(`#portal-tree .node[data-id="hq"]`)),
-		chromedp.Click(chromedp.CSS(`#portal-tree .node[data-id="hq"] input[name=send_files]`)),
+		chromedp.Focus(chromedp.CSS(`#portal-tree .node[data-id="hq"] input[name=send_files]`)),
+		chromedp.KeyEvent(" "),
 		// the subportal two levels down names the top portal beside the function
 		until(`(document.querySelector('#portal-tree .node[data-id="paris"] [data-off-at="hq"]')?.textContent || '').includes('Headquarters (hq)')`),
-		until(`document.querySelector('#portal-tree .node[data-id="hq"] input[name=send_files]')?.checked === false`))
+		until(`document.querySelector('#portal-tree .node[data-id="hq"] input[name=send_files]')?.checked === false`),
+		until(`document.activeElement?.name === 'send_files' && document.activeElement.closest('[data-id]')?.dataset.id === 'hq'`))
 	txt, offAt := effective("send_files")
 	if offAt != "hq" || !strings.Contains(txt, "Headquarters (hq)") {
 		t.Errorf("representative two levels down: %q (off at %q), want off at the top portal", txt, offAt)
@@ -367,7 +379,7 @@ func TestConsoleBrowser_EtagConflict(t *testing.T) {
 	t.Parallel()
 	d, base := consoleDaemon(t)
 	c := dial(t, d.addr)
-	ctx := testContext(t)
+	ctx := browserTestContext(t)
 	mustOK[*gatehousev1.CreateAccountResponse](t, "account")(c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}))
 	a := browser(t)
 	b := tab(t, a)
@@ -412,7 +424,7 @@ func TestConsoleBrowser_MarkupStaysText(t *testing.T) {
 	t.Parallel()
 	d, base := consoleDaemon(t)
 	c := dial(t, d.addr)
-	ctx := testContext(t)
+	ctx := browserTestContext(t)
 	mustOK[*gatehousev1.CreateAccountResponse](t, "account")(c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}))
 	const payload = `<img src=x onerror="window.__xss=1;document.title='pwned'"><b>bold</b>`
 	b := browser(t)
@@ -474,7 +486,7 @@ func TestConsoleBrowser_SignIn(t *testing.T) {
 	}
 	bearer := strings.TrimSpace(string(raw))
 	c := dial(t, d.addr)
-	ctx := metadata.AppendToOutgoingContext(testContext(t), "authorization", "Bearer "+bearer)
+	ctx := metadata.AppendToOutgoingContext(browserTestContext(t), "authorization", "Bearer "+bearer)
 	mustOK[*gatehousev1.CreateAccountResponse](t, "account")(c.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}))
 
 	b := browser(t)
@@ -517,7 +529,7 @@ func TestConsoleScreenshots(t *testing.T) {
 	}
 	d, base := consoleDaemon(t, "--demo")
 	c := dial(t, d.addr)
-	ctx := testContext(t)
+	ctx := browserTestContext(t)
 	sess := mustOK[*gatehousev1.StartSessionResponse](t, "session")(c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: "demo",
 		Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE, RepresentativeId: "alice", CustomerId: "carol"})).GetSession()
 	mustOK[*gatehousev1.CreateBusinessHoursResponse](t, "hours")(c.admin.CreateBusinessHours(ctx, &gatehousev1.CreateBusinessHoursRequest{AccountId: "demo",
@@ -619,7 +631,7 @@ func TestConsoleBrowser_EveryPage(t *testing.T) {
 	_ = closed.Close()
 	d, base := consoleDaemon(t, "--demo", "--smtp-addr", refused)
 	c := dial(t, d.addr)
-	ctx := testContext(t)
+	ctx := browserTestContext(t)
 	// Two completed support sessions of a portal with a notification
 	// address queue two records.
 	for i := range 2 {
@@ -712,6 +724,39 @@ func TestConsoleBrowser_EveryPage(t *testing.T) {
 		t.Errorf("session %s after End: %v", sid, got.GetSession().GetState())
 	}
 
+	// External specialists of a support session: invite, then remove
+	// (after a confirmation).
+	sup := mustOK[*gatehousev1.StartSessionResponse](t, "support session")(c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: "demo",
+		Kind: gatehousev1.SessionKind_SESSION_KIND_SUPPORT, RepresentativeId: "bob", CustomerId: "erin", PortalId: "helpdesk-default"})).GetSession()
+	row := fmt.Sprintf(`#sessions-table tr[data-id=%q]`, sup.GetId())
+	do(t, b, "invite a specialist",
+		open(base, "#/a/demo/sessions"),
+		chromedp.SendKeys(chromedp.CSS(row+` input[name=specialist_id]`), "spec-1"),
+		chromedp.SendKeys(chromedp.CSS(row+` input[name=display_name]`), "Sam Specialist"),
+		chromedp.Click(chromedp.CSS(row+` form button[type=submit]`)),
+		until(fmt.Sprintf(`(document.querySelector(%q)?.textContent || '').includes('Sam Specialist')`, row)))
+	if s := mustOK[*gatehousev1.GetSessionResponse](t, "session")(c.sessions.GetSession(ctx, &gatehousev1.GetSessionRequest{SessionId: sup.GetId()})); len(s.GetSession().GetSpecialistIds()) != 1 {
+		t.Errorf("specialists after the invitation: %v", s.GetSession().GetSpecialistIds())
+	}
+	do(t, b, "remove the specialist",
+		chromedp.Click(chromedp.CSS(row+` td:nth-child(8) button.danger`)),
+		until(fmt.Sprintf(`!(document.querySelector(%q)?.textContent || 'Sam Specialist').includes('Sam Specialist')`, row)))
+	if s := mustOK[*gatehousev1.GetSessionResponse](t, "session")(c.sessions.GetSession(ctx, &gatehousev1.GetSessionRequest{SessionId: sup.GetId()})); len(s.GetSession().GetSpecialistIds()) != 0 {
+		t.Errorf("specialists after the removal: %v", s.GetSession().GetSpecialistIds())
+	}
+
+	// The co-browse URL: generated once; then only changed on purpose.
+	var cobrowse string
+	do(t, b, "generate the co-browse URL",
+		open(base, "#/a/demo/liveguide"),
+		chromedp.Click(chromedp.CSS(`#generate-cobrowse`)),
+		chromedp.WaitVisible(chromedp.CSS(`#cobrowse-url`)),
+		text(`#cobrowse-url`, &cobrowse))
+	acct := mustOK[*gatehousev1.GetAccountResponse](t, "account")(c.admin.GetAccount(ctx, &gatehousev1.GetAccountRequest{Id: "demo"}))
+	if cobrowse == "" || cobrowse != acct.GetAccount().GetCobrowseUrl() {
+		t.Errorf("co-browse URL shown %q, stored %q", cobrowse, acct.GetAccount().GetCobrowseUrl())
+	}
+
 	// Notifications: retry the first to a corrected recipient, drop the
 	// second.
 	var to string
@@ -762,7 +807,7 @@ func TestConsoleBrowser_EveryPage(t *testing.T) {
 		}
 	}
 	asked := dialogs()
-	if len(asked) != 3 {
-		t.Errorf("confirmations asked: %q, want end session, drop notification, revoke", asked)
+	if len(asked) != 4 {
+		t.Errorf("confirmations asked: %q, want end session, remove specialist, drop notification, revoke", asked)
 	}
 }

@@ -272,8 +272,26 @@
     return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query || '') };
   }
   let renderSeq = 0;
+  // focusKey names the focused control by its record (data-id) and field,
+  // so that a page rebuilt after a save gives the focus back to it: a
+  // keyboard user stays where they were.
+  function focusKey() {
+    const el = document.activeElement;
+    if (!el || !el.name || !document.getElementById('main').contains(el)) return null;
+    const rec = el.closest('[data-id]');
+    return { id: rec ? rec.dataset.id : '', name: el.name, form: el.form ? el.form.id : '' };
+  }
+  function restoreFocus(key) {
+    if (!key) return;
+    let scope = document.getElementById('main');
+    if (key.id) scope = scope.querySelector(`[data-id="${CSS.escape(key.id)}"]`);
+    else if (key.form) scope = document.getElementById(key.form);
+    const el = scope && scope.querySelector(`[name="${CSS.escape(key.name)}"]`);
+    if (el) el.focus();
+  }
   async function render() {
     const seq = ++renderSeq;
+    const kept = focusKey();
     const { parts, query } = parseHash();
     const main = document.getElementById('main');
     const accountNav = document.getElementById('account-nav');
@@ -305,6 +323,8 @@
     if (focus) {
       const el = document.querySelector(`[data-id="${CSS.escape(focus)}"]`);
       if (el) { el.scrollIntoView(); el.setAttribute('tabindex', '-1'); el.focus(); el.classList.add('focused'); }
+    } else {
+      restoreFocus(kept);
     }
     // data-rendered names the route once its page is complete (tests wait
     // for it).
@@ -612,12 +632,12 @@
           above ? h('span', { class: 'off-above', 'data-off-at': above.id }, ` off at ${portalName(above)}`) : null);
         const input = c.querySelector('input');
         input.addEventListener('change', async () => {
-          input.disabled = true;
+          input.setAttribute("aria-busy", "true");
           try {
             await PATCH(`${s.base}/portals/${enc(p.id)}`, { id: p.id, etag: p.etag, functions: { [fn]: input.checked } }, ['functions.' + fn]);
             toast(`${fnLabel(fn)} ${input.checked ? 'on' : 'off'} at ${p.name || p.id}`);
             render();
-          } catch (err) { input.checked = !input.checked; input.disabled = false; showError(box, err); }
+          } catch (err) { input.checked = !input.checked; input.removeAttribute("aria-busy"); showError(box, err); }
         });
         funcs.append(c);
       }
@@ -716,11 +736,11 @@
         const c = check(fnLabel(fn), fn, !!own[fn]);
         const input = c.querySelector('input');
         input.addEventListener('change', async () => {
-          input.disabled = true;
+          input.setAttribute("aria-busy", "true");
           try {
             await PATCH(`${s.base}/representatives/${enc(r.id)}`, { id: r.id, etag: r.etag, functions: { [fn]: input.checked } }, ['functions.' + fn]);
             render();
-          } catch (err) { input.checked = !input.checked; input.disabled = false; showError(card, err); }
+          } catch (err) { input.checked = !input.checked; input.removeAttribute("aria-busy"); showError(card, err); }
         });
         body.append(h('tr', { 'data-function': fn }, h('td', {}, fnLabel(fn)), h('td', {}, c), h('td', {}, eff)));
       }
