@@ -202,9 +202,13 @@ const (
 	bodyStateKey
 )
 
-// bodyState records that a request body ran over the limit, so that the
-// error it causes is answered as RESOURCE_EXHAUSTED.
-type bodyState struct{ tooLarge bool }
+// bodyState records how much of a request body was read, and that it ran
+// over the limit, so that the error it causes is answered as
+// RESOURCE_EXHAUSTED.
+type bodyState struct {
+	read     int64
+	tooLarge bool
+}
 
 func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
@@ -213,6 +217,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 		// none to lift.
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Time{})
+		w = &ndjsonWriter{ResponseWriter: w}
 	} else {
 		_ = rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
 	}
@@ -242,3 +247,37 @@ func clientCertMetadata(_ context.Context, r *http.Request) metadata.MD {
 	}
 	return metadata.Pairs(server.GatewayClientCertKey, string(r.TLS.VerifiedChains[0][0].Raw))
 }
+
+// ndjsonWriter labels a successful stream's body as newline-delimited
+// JSON (grpc-gateway writes one JSON object per line, {"result": …} or
+// {"error": …}).
+type ndjsonWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *ndjsonWriter) WriteHeader(code int) {
+	if !w.wrote && code == http.StatusOK {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+	}
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *ndjsonWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *ndjsonWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *ndjsonWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
