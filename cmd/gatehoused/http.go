@@ -32,7 +32,7 @@ func startHTTP(lis net.Listener, srv *server.Server, tlsCfg *tls.Config, cfg con
 		_ = conn.Close()
 		return nil, err
 	}
-	hs := gateway.NewServer(gw)
+	hs := gw.Server()
 	hs.ErrorLog = slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)
 	done := make(chan struct{})
 	go func() {

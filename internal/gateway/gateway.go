@@ -68,10 +68,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives the gateway's own errors; slog.Default when nil.
 	Logger *slog.Logger
+	// ReadTimeout and WriteTimeout override the package's defaults
+	// (ReadTimeout, WriteTimeout) when positive.
+	ReadTimeout, WriteTimeout time.Duration
 }
 
 // Gateway is the HTTP handler of the API.
 type Gateway struct {
+	readTimeout, writeTimeout time.Duration
+
 	mux     *http.ServeMux
 	api     *runtime.ServeMux
 	maxBody int64
@@ -104,7 +109,13 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	if o.Conn == nil {
 		return nil, fmt.Errorf("gateway: no connection")
 	}
-	g := &Gateway{maxBody: o.MaxBodyBytes, log: o.Logger}
+	g := &Gateway{maxBody: o.MaxBodyBytes, log: o.Logger, readTimeout: ReadTimeout, writeTimeout: WriteTimeout}
+	if o.ReadTimeout > 0 {
+		g.readTimeout = o.ReadTimeout
+	}
+	if o.WriteTimeout > 0 {
+		g.writeTimeout = o.WriteTimeout
+	}
 	if g.maxBody <= 0 {
 		g.maxBody = DefaultMaxBodyBytes
 	}
@@ -170,13 +181,13 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(gen.OpenAPI)
 }
 
-// NewServer returns an HTTP server of h with the limits of this package.
-func NewServer(h http.Handler) *http.Server {
+// Server returns an HTTP server of g with the limits of this package.
+func (g *Gateway) Server() *http.Server {
 	return &http.Server{
-		Handler:           h,
+		Handler:           g,
 		MaxHeaderBytes:    MaxHeaderBytes,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
+		ReadHeaderTimeout: min(ReadHeaderTimeout, g.readTimeout),
+		ReadTimeout:       g.readTimeout,
 		// WriteTimeout is set per request in serveAPI: streaming routes
 		// have none.
 		IdleTimeout: IdleTimeout,
@@ -219,7 +230,7 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 		_ = rc.SetWriteDeadline(time.Time{})
 		w = &ndjsonWriter{ResponseWriter: w}
 	} else {
-		_ = rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
+		_ = rc.SetWriteDeadline(time.Now().Add(g.writeTimeout))
 	}
 	ctx := r.Context()
 	st := &bodyState{}
