@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -759,5 +760,100 @@ func parityScenario() []pcase {
 		}},
 		{method: admin + "DeleteAccount", twin: func(s *side) proto.Message { return &gatehousev1.DeleteAccountRequest{Id: s.acct} }},
 		{method: admin + "GetAccount", wantErr: true, same: func(a *side) proto.Message { return &gatehousev1.GetAccountRequest{Id: a.acct} }},
+	}
+}
+
+// readmeCurl matches a curl call of the README's HTTP examples:
+// curl -s[N] [-X METHOD] URL [-d 'BODY'].
+var readmeCurl = regexp.MustCompile(`^curl -sN? (?:-X (\w+) )?"?(\$H[^" ]*)"?(?: -d '([^']*)')?$`)
+
+// TestREADME_HTTPExamples replays the README's curl calls against a
+// daemon with the demo data, as make run starts it: each must answer 200
+// (a stream, its first line with a result); the session id the README
+// writes as s-… is the one its StartSession call returned.
+func TestREADME_HTTPExamples(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls [][]string
+	for _, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "curl ") {
+			continue
+		}
+		m := readmeCurl.FindStringSubmatch(line)
+		if m == nil {
+			t.Fatalf("README curl call %q is not of the form this test replays", line)
+		}
+		calls = append(calls, m)
+	}
+	if len(calls) < 4 {
+		t.Fatalf("%d curl calls in the README, want one of each kind", len(calls))
+	}
+	d := start(t, nil, loopbackArgs(t.TempDir(), "--demo", "--http-addr", "127.0.0.1:0")...)
+	base := "http://" + d.httpAddr()
+	session := ""
+	kinds := map[string]bool{}
+	for _, m := range calls {
+		method, target, body := m[1], m[2], m[3]
+		if method == "" {
+			method = http.MethodGet
+		}
+		target = strings.Replace(target, "$H", base, 1)
+		if strings.Contains(target, "s-…") {
+			if session == "" {
+				t.Fatalf("%s uses a session before the README starts one", target)
+			}
+			target = strings.ReplaceAll(target, "s-…", session)
+		}
+		req, err := http.NewRequestWithContext(t.Context(), method, target, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var first []byte
+		if resp.Header.Get("Content-Type") == "application/x-ndjson" {
+			kinds["stream"] = true
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(nil, 16<<20)
+			sc.Scan()
+			first = sc.Bytes()
+			if !bytes.HasPrefix(first, []byte(`{"result":`)) {
+				t.Errorf("%s %s: first line %q", method, target, first)
+			}
+		} else {
+			first, _ = io.ReadAll(resp.Body)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %s %s: HTTP %d %s", method, target, body, resp.StatusCode, first)
+		}
+		var out struct {
+			Session struct {
+				ID string `json:"id"`
+			} `json:"session"`
+			Decision json.RawMessage `json:"decision"`
+		}
+		_ = json.Unmarshal(first, &out)
+		switch {
+		case out.Session.ID != "" && method == http.MethodPost:
+			session = out.Session.ID
+		case out.Decision != nil:
+			kinds["decision"] = true
+		case method == http.MethodPatch && strings.Contains(target, "update_mask=") && strings.Contains(body, `"etag"`):
+			kinds["write"] = true
+		case method == http.MethodGet:
+			kinds["read"] = true
+		}
+	}
+	for _, k := range []string{"read", "write", "decision", "stream"} {
+		if !kinds[k] {
+			t.Errorf("the README shows no %s over HTTP", k)
+		}
 	}
 }
