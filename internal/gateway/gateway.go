@@ -141,8 +141,11 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 			return md, ok
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
-			if key == "x-request-id" {
+			switch key {
+			case "x-request-id":
 				return "X-Request-Id", true
+			case "content-type": // gRPC's own, not the response's
+				return "", false
 			}
 			return runtime.MetadataHeaderPrefix + key, true
 		}),
