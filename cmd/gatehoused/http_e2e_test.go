@@ -395,6 +395,8 @@ type pcase struct {
 	wantErr bool
 	// msgs is how many messages of a stream are compared (default 1).
 	msgs int
+	// then runs after the step, before the next one.
+	then func(p *parity, a, b *side)
 }
 
 func (c pcase) run(p *parity, a, b *side) {
@@ -431,6 +433,34 @@ func (c pcase) run(p *parity, a, b *side) {
 	}
 	if gs != hs {
 		t.Errorf("%s: gRPC and HTTP differ\ngRPC: %s\nHTTP: %s", c.method, gs, hs)
+	}
+	if c.then != nil {
+		c.then(p, a, b)
+	}
+}
+
+// awaitOutboxEmpty waits until the notification sender has delivered the
+// notifications of both accounts: it writes to the store at its own pace,
+// and a write between the two calls of a read step would make them differ.
+func awaitOutboxEmpty(p *parity, a, b *side) {
+	t := p.t
+	t.Helper()
+	adminc := gatehousev1.NewAdminServiceClient(p.conn)
+	deadline := time.Now().Add(20 * time.Second)
+	for _, s := range []*side{a, b} {
+		for {
+			resp, err := adminc.ListNotifications(t.Context(), &gatehousev1.ListNotificationsRequest{AccountId: s.acct})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(resp.GetNotifications()) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("notifications of %s not delivered: %v", s.acct, resp.GetNotifications())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
 
@@ -711,7 +741,7 @@ func parityScenario() []pcase {
 		{method: sessions + "RemoveExternalSpecialist", twin: func(s *side) proto.Message {
 			return &gatehousev1.RemoveExternalSpecialistRequest{SessionId: s.ids["sup"], SpecialistId: "spec-1"}
 		}},
-		{method: sessions + "EndSession", twin: func(s *side) proto.Message {
+		{method: sessions + "EndSession", then: awaitOutboxEmpty, twin: func(s *side) proto.Message {
 			return &gatehousev1.EndSessionRequest{SessionId: s.ids["sup"], CustomerRating: 5}
 		}},
 		{method: admin + "ListNotifications", same: func(a *side) proto.Message {
