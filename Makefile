@@ -9,6 +9,7 @@ BUF       := $(TOOLS) buf
 LISTEN    ?= 127.0.0.1:8470
 DATA_DIR  ?= ./data
 METRICS_ADDR ?= 127.0.0.1:9470
+HTTP_ADDR ?= 127.0.0.1:8471
 FUZZTIME  ?= 30s
 SOAK_TIME ?= 10m
 CRASH_TIME ?= 5m
@@ -110,8 +111,8 @@ bin/grpcurl: tools.go.mod tools.go.sum
 	$(GO) build -modfile=tools.go.mod -o bin/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
 
 .PHONY: run
-run: build bin/grpcurl ## run the daemon on $(LISTEN) with demo data in $(DATA_DIR)
-	bin/gatehoused --listen $(LISTEN) --data-dir $(DATA_DIR) --demo --log-format text --metrics-addr $(METRICS_ADDR)
+run: build bin/grpcurl ## run the daemon on $(LISTEN) (HTTP/JSON on $(HTTP_ADDR)) with demo data in $(DATA_DIR)
+	bin/gatehoused --listen $(LISTEN) --http-addr $(HTTP_ADDR) --data-dir $(DATA_DIR) --demo --log-format text --metrics-addr $(METRICS_ADDR)
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each

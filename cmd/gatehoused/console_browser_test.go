@@ -178,17 +178,6 @@ func text(sel string, out *string) step {
 	return js(fmt.Sprintf(`(document.querySelector(%q) || {}).textContent || ''`, sel), out)
 }
 
-// httpAddr is the HTTP address the daemon logged ("serving http").
-func (d *daemon) httpAddr() string {
-	d.t.Helper()
-	e := d.awaitLog("serving http")
-	addr, _ := e["http_addr"].(string)
-	if addr == "" {
-		d.t.Fatalf("\"serving http\" without http_addr: %v", e)
-	}
-	return addr
-}
-
 // consoleDaemon starts a daemon with its HTTP address on a free loopback
 // port and returns it with the console's base URL.
 func consoleDaemon(t *testing.T, extra ...string) (*daemon, string) {

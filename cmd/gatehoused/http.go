@@ -33,11 +33,12 @@ func startHTTP(lis net.Listener, srv *server.Server, tlsCfg *tls.Config, cfg con
 		_ = conn.Close()
 		return nil, err
 	}
+	hs := gw.Server()
 	// The console at / and its guards (sign-in cookie, CSRF, loopback host
 	// names, security headers) sit in front of the whole address.
 	tcp, _ := lis.Addr().(*net.TCPAddr)
-	hs := gateway.NewServer(console.Handler(gw, console.Options{
-		TLS: tlsCfg != nil, Loopback: tcp != nil && tcp.IP.IsLoopback(), Registerer: reg}))
+	hs.Handler = console.Handler(gw, console.Options{
+		TLS: tlsCfg != nil, Loopback: tcp != nil && tcp.IP.IsLoopback(), Registerer: reg})
 	hs.ErrorLog = slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)
 	done := make(chan struct{})
 	go func() {

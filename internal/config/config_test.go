@@ -572,3 +572,38 @@ func TestOTelPlaintext(t *testing.T) {
 		}
 	}
 }
+
+// TestValidate_HTTPAddr: the HTTP address follows the rule of --listen —
+// beyond loopback only with authentication (or --insecure) — and an
+// empty one turns HTTP off.
+func TestValidate_HTTPAddr(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		mod     func(*config.Config)
+		wantErr string
+	}{
+		{"default", func(*config.Config) {}, ""},
+		{"off", func(c *config.Config) { c.HTTPAddr = "" }, ""},
+		{"any address without auth", func(c *config.Config) { c.HTTPAddr = "0.0.0.0:8471" }, "http-addr"},
+		{"public IP without auth", func(c *config.Config) { c.HTTPAddr = "192.0.2.1:8471" }, "not a loopback address"},
+		{"any address with token auth", func(c *config.Config) { c.HTTPAddr = ":8471"; c.Auth = "token" }, ""},
+		{"any address with --insecure", func(c *config.Config) { c.HTTPAddr = ":8471"; c.Insecure = true }, ""},
+		{"any address with mutual TLS", func(c *config.Config) {
+			c.HTTPAddr, c.TLSCert, c.TLSKey, c.TLSClientCA = ":8471", "c.pem", "k.pem", "ca.pem"
+		}, ""},
+		{"no port", func(c *config.Config) { c.HTTPAddr = "127.0.0.1" }, "http-addr"},
+		{"body limit 0", func(c *config.Config) { c.HTTPMaxBodyBytes = 0 }, "http-max-body-bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default()
+			tt.mod(&c)
+			err := c.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate = %v, want an error mentioning %q", err, tt.wantErr)
+			}
+		})
+	}
+}

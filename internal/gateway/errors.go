@@ -19,8 +19,9 @@ const (
 	reasonNoUpdateFields = "no_update_fields"
 )
 
-// countingBody notes in the request's bodyState when the body ran over
-// the limit of the http.MaxBytesReader it wraps.
+// countingBody counts the bytes of a request body in the request's
+// bodyState, and notes there when the body ran over the limit of the
+// http.MaxBytesReader it wraps.
 type countingBody struct {
 	io.ReadCloser
 	st *bodyState
@@ -28,6 +29,7 @@ type countingBody struct {
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	b.st.read += int64(n)
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		b.st.tooLarge = true

@@ -68,10 +68,15 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives the gateway's own errors; slog.Default when nil.
 	Logger *slog.Logger
+	// ReadTimeout and WriteTimeout override the package's defaults
+	// (ReadTimeout, WriteTimeout) when positive.
+	ReadTimeout, WriteTimeout time.Duration
 }
 
 // Gateway is the HTTP handler of the API.
 type Gateway struct {
+	readTimeout, writeTimeout time.Duration
+
 	mux     *http.ServeMux
 	api     *runtime.ServeMux
 	maxBody int64
@@ -104,7 +109,13 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	if o.Conn == nil {
 		return nil, fmt.Errorf("gateway: no connection")
 	}
-	g := &Gateway{maxBody: o.MaxBodyBytes, log: o.Logger}
+	g := &Gateway{maxBody: o.MaxBodyBytes, log: o.Logger, readTimeout: ReadTimeout, writeTimeout: WriteTimeout}
+	if o.ReadTimeout > 0 {
+		g.readTimeout = o.ReadTimeout
+	}
+	if o.WriteTimeout > 0 {
+		g.writeTimeout = o.WriteTimeout
+	}
 	if g.maxBody <= 0 {
 		g.maxBody = DefaultMaxBodyBytes
 	}
@@ -130,8 +141,11 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 			return md, ok
 		}),
 		runtime.WithOutgoingHeaderMatcher(func(key string) (string, bool) {
-			if key == "x-request-id" {
+			switch key {
+			case "x-request-id":
 				return "X-Request-Id", true
+			case "content-type": // gRPC's own, not the response's
+				return "", false
 			}
 			return runtime.MetadataHeaderPrefix + key, true
 		}),
@@ -170,13 +184,13 @@ func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(gen.OpenAPI)
 }
 
-// NewServer returns an HTTP server of h with the limits of this package.
-func NewServer(h http.Handler) *http.Server {
+// Server returns an HTTP server of g with the limits of this package.
+func (g *Gateway) Server() *http.Server {
 	return &http.Server{
-		Handler:           h,
+		Handler:           g,
 		MaxHeaderBytes:    MaxHeaderBytes,
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
+		ReadHeaderTimeout: min(ReadHeaderTimeout, g.readTimeout),
+		ReadTimeout:       g.readTimeout,
 		// WriteTimeout is set per request in serveAPI: streaming routes
 		// have none.
 		IdleTimeout: IdleTimeout,
@@ -202,9 +216,13 @@ const (
 	bodyStateKey
 )
 
-// bodyState records that a request body ran over the limit, so that the
-// error it causes is answered as RESOURCE_EXHAUSTED.
-type bodyState struct{ tooLarge bool }
+// bodyState records how much of a request body was read, and that it ran
+// over the limit, so that the error it causes is answered as
+// RESOURCE_EXHAUSTED.
+type bodyState struct {
+	read     int64
+	tooLarge bool
+}
 
 func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
@@ -213,8 +231,9 @@ func (g *Gateway) serveAPI(w http.ResponseWriter, r *http.Request) {
 		// none to lift.
 		_ = rc.SetReadDeadline(time.Time{})
 		_ = rc.SetWriteDeadline(time.Time{})
+		w = &ndjsonWriter{ResponseWriter: w}
 	} else {
-		_ = rc.SetWriteDeadline(time.Now().Add(WriteTimeout))
+		_ = rc.SetWriteDeadline(time.Now().Add(g.writeTimeout))
 	}
 	ctx := r.Context()
 	st := &bodyState{}
@@ -242,3 +261,37 @@ func clientCertMetadata(_ context.Context, r *http.Request) metadata.MD {
 	}
 	return metadata.Pairs(server.GatewayClientCertKey, string(r.TLS.VerifiedChains[0][0].Raw))
 }
+
+// ndjsonWriter labels a successful stream's body as newline-delimited
+// JSON (grpc-gateway writes one JSON object per line, {"result": …} or
+// {"error": …}).
+type ndjsonWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *ndjsonWriter) WriteHeader(code int) {
+	if !w.wrote && code == http.StatusOK {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+	}
+	w.wrote = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *ndjsonWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *ndjsonWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *ndjsonWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

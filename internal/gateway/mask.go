@@ -29,6 +29,11 @@ type maskConn struct {
 }
 
 func (c maskConn) Invoke(ctx context.Context, method string, args, reply any, opts ...grpc.CallOption) error {
+	if st, ok := ctx.Value(bodyStateKey).(*bodyState); ok && st.read == 0 {
+		if msg, ok := args.(proto.Message); ok {
+			clearEmptyMessages(msg.ProtoReflect())
+		}
+	}
 	if auto, _ := ctx.Value(autoMaskKey).(bool); auto {
 		if msg, ok := args.(proto.Message); ok {
 			if err := trimDerivedMask(ctx, msg.ProtoReflect()); err != nil {
@@ -38,6 +43,21 @@ func (c maskConn) Invoke(ctx context.Context, method string, args, reply any, op
 		}
 	}
 	return c.ClientConnInterface.Invoke(ctx, method, args, reply, opts...)
+}
+
+// clearEmptyMessages unsets the message fields of req that hold nothing.
+// grpc-gateway decodes a missing body into an empty message; cleared, a
+// request without a body reads as the same request over gRPC without
+// that field ("account: is required" rather than a complaint about one
+// of its fields).
+func clearEmptyMessages(req protoreflect.Message) {
+	fields := req.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Message() != nil && !fd.IsList() && !fd.IsMap() && req.Has(fd) && proto.Size(req.Get(fd).Message().Interface()) == 0 {
+			req.Clear(fd)
+		}
+	}
 }
 
 // versionFields are resource fields that never count as a change in a
