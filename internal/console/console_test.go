@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -225,6 +226,28 @@ func TestRefusalsCounted(t *testing.T) {
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("refusals %s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+}
+
+// Every metric of the console is documented in docs/operations.md.
+func TestMetricsDocumented(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	Handler(fakeAPI(), Options{Registerer: reg})
+	doc, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mfs) == 0 {
+		t.Fatal("no metric registered")
+	}
+	for _, mf := range mfs {
+		if !strings.Contains(string(doc), "`"+mf.GetName()+"{") && !strings.Contains(string(doc), "`"+mf.GetName()+"`") {
+			t.Errorf("docs/operations.md does not document %s", mf.GetName())
 		}
 	}
 }
