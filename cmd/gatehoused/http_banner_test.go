@@ -18,13 +18,13 @@ func TestHTTPBanner_FitsTheConfiguration(t *testing.T) {
 		wantNever []string
 	}{
 		{"plaintext", func(*config.Config) {}, "127.0.0.1:8471",
-			[]string{"HTTP/JSON API: http://127.0.0.1:8471/v1/", "OpenAPI:       http://127.0.0.1:8471/openapi.json",
+			[]string{"Web console:   http://127.0.0.1:8471/ ", "HTTP/JSON API: http://127.0.0.1:8471/v1/", "OpenAPI:       http://127.0.0.1:8471/openapi.json",
 				"curl -s http://127.0.0.1:8471/v1/accounts/demo/liveGuideSettings"},
-			[]string{"https", "Authorization", "console"}},
+			[]string{"https", "Authorization"}},
 		{"TLS, mutual TLS, token file, any address", func(c *config.Config) {
 			c.TLSCert, c.TLSKey, c.TLSClientCA, c.Auth, c.BootstrapTokenFile = "srv.crt", "srv.key", "ca.crt", "token", "op token"
 		}, "0.0.0.0:8471",
-			[]string{"https://127.0.0.1:8471/openapi.json",
+			[]string{"Web console:   https://127.0.0.1:8471/ ", "https://127.0.0.1:8471/openapi.json",
 				`curl -s --cacert srv.crt --cert CLIENT.crt --key CLIENT.key -H "Authorization: Bearer $(cat 'op token')" https://127.0.0.1:8471/v1/`},
 			[]string{"0.0.0.0"}},
 		{"token without a file", func(c *config.Config) { c.Auth = "token" }, "[::]:8471",

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/known/fieldmaskpb"
@@ -635,6 +636,12 @@ func parityScenario() []pcase {
 		{method: admin + "ListAllowlistEntries", same: func(a *side) proto.Message {
 			return &gatehousev1.ListAllowlistEntriesRequest{AccountId: a.acct, PageSize: 1}
 		}},
+		{method: admin + "TestAllowlistUrl", same: func(a *side) proto.Message {
+			return &gatehousev1.TestAllowlistUrlRequest{AccountId: a.acct, Url: "https://WWW.example.com/help/faq"}
+		}},
+		{method: admin + "TestAllowlistUrl", same: func(a *side) proto.Message {
+			return &gatehousev1.TestAllowlistUrlRequest{AccountId: a.acct, Url: "https://example.com.evil.net/help/"}
+		}},
 		{method: admin + "UpdateAllowlistEntry", twin: func(s *side) proto.Message {
 			return &gatehousev1.UpdateAllowlistEntryRequest{AccountId: s.acct, Entry: &gatehousev1.AllowlistEntry{Id: "help", Description: "help (v2)"}, UpdateMask: mask("description")}
 		}},
@@ -660,6 +667,9 @@ func parityScenario() []pcase {
 			return &gatehousev1.GetBusinessHoursRequest{AccountId: a.acct, Id: "always"}
 		}},
 		{method: admin + "ListBusinessHours", same: func(a *side) proto.Message { return &gatehousev1.ListBusinessHoursRequest{AccountId: a.acct} }},
+		{method: admin + "GetBusinessHoursStatus", same: func(a *side) proto.Message {
+			return &gatehousev1.GetBusinessHoursStatusRequest{AccountId: a.acct, Id: "always", Time: timestamppb.New(time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC))}
+		}},
 		{method: admin + "UpdateBusinessHours", twin: func(s *side) proto.Message {
 			return &gatehousev1.UpdateBusinessHoursRequest{AccountId: s.acct, BusinessHours: &gatehousev1.BusinessHours{Id: "always", Name: "Around the clock"}, UpdateMask: mask("name")}
 		}},
