@@ -605,8 +605,9 @@
       if (!kids.has(p)) kids.set(p, []);
       kids.get(p).push(i);
     }
-    const build = (parent, depth) => h(depth ? 'ul' : 'ul', depth ? { role: 'group' } : { class: 'tree', role: 'tree' },
-      (kids.get(parent) || []).map((i) => h('li', { role: 'treeitem', 'aria-expanded': kids.has(i.id) ? 'true' : null }, render1(i, depth), kids.has(i.id) ? build(i.id, depth + 1) : null)));
+    // Nested lists: every control is reached with Tab in document order.
+    const build = (parent, depth) => h('ul', depth ? {} : { class: 'tree' },
+      (kids.get(parent) || []).map((i) => h('li', {}, render1(i, depth), kids.has(i.id) ? build(i.id, depth + 1) : null)));
     return build('', 0);
   }
   const portalName = (p) => p ? `${p.name || p.id} (${p.id})` : '';
@@ -1023,6 +1024,11 @@
 
   // ---------- start ----------
   window.addEventListener('hashchange', render);
+  // The skip link moves the focus; it must not change the route.
+  document.querySelector('.skip').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    document.getElementById('main').focus();
+  });
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', render);
   else render();
 })();
