@@ -64,7 +64,8 @@
     const d = new Date(ts);
     if (isNaN(d)) return String(ts);
     try {
-      return d.toLocaleString(undefined, zone ? { timeZone: zone, dateStyle: 'medium', timeStyle: 'short', timeZoneName: 'short' } : undefined);
+      return d.toLocaleString(undefined, { timeZone: zone || undefined, weekday: 'short', year: 'numeric', month: 'short', day: 'numeric',
+        hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
     } catch (e) { return d.toISOString(); }
   }
 
@@ -809,7 +810,8 @@
           if (!confirmAction(`Delete business hours ${x.id}?`)) return;
           try { await DEL(`${base}/${enc(x.id)}?etag=${enc(x.etag)}`); render(); } catch (err) { showError(card, err); }
         } }, 'Delete'));
-      card.append(h('p', { class: 'muted' }, weeklyText(x.weekly).replace(/\n/g, ', ') || 'no weekly windows (never open)'));
+      card.append(h('p', { class: 'muted' }, weeklyText(x.weekly).replace(/\n/g, ', ') || 'no weekly windows (never open)'),
+        (x.holidays || []).length ? h('p', { class: 'muted holidays' }, 'Holidays and events: ', holidaysText(x.holidays).replace(/\n/g, '; ')) : null);
       main.append(card);
     }
     main.append(h('h2', {}, 'Add business hours'));
