@@ -14,20 +14,22 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // startHTTP serves the HTTP/JSON gateway of srv on lis, with TLS (and the
 // same client CA) when tlsCfg is set, until the returned function is
 // called; that one stops accepting, lets requests finish until ctx ends,
 // and closes the gateway's connection to srv.
-func startHTTP(lis net.Listener, srv *server.Server, tlsCfg *tls.Config, cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (func(context.Context), error) {
+func startHTTP(lis net.Listener, srv *server.Server, tlsCfg *tls.Config, cfg config.Config, metrics *server.Metrics, log *slog.Logger) (func(context.Context), error) {
 	conn, err := srv.DialInProcess()
 	if err != nil {
 		return nil, fmt.Errorf("http gateway: %w", err)
 	}
-	gw, err := gateway.New(context.Background(), gateway.Options{Conn: conn, MaxBodyBytes: cfg.HTTPMaxBodyBytes,
-		Registerer: reg, Logger: log.With("component", "http")})
+	o := gateway.Options{Conn: conn, MaxBodyBytes: cfg.HTTPMaxBodyBytes, Logger: log.With("component", "http")}
+	if metrics != nil {
+		o.Refused = metrics.HTTPRefused
+	}
+	gw, err := gateway.New(context.Background(), o)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err

@@ -64,8 +64,9 @@ type Options struct {
 	// Root, when set, serves every path outside /v1/ and /openapi.json
 	// (the web console); without it they answer NOT_FOUND.
 	Root http.Handler
-	// Registerer, when set, receives the gateway's metrics.
-	Registerer prometheus.Registerer
+	// Refused counts refused requests by reason (server.Metrics.HTTPRefused);
+	// when nil, an unregistered counter.
+	Refused *prometheus.CounterVec
 	// Logger receives the gateway's own errors; slog.Default when nil.
 	Logger *slog.Logger
 	// ReadTimeout and WriteTimeout override the package's defaults
@@ -122,17 +123,9 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
-	g.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gatehouse_http_refused_total",
-		Help: "HTTP requests the gateway refused before they became a gRPC call, by reason (body_too_large, no_update_fields).",
-	}, []string{"reason"})
-	for _, r := range []string{reasonBodyTooLarge, reasonNoUpdateFields} {
-		g.refused.WithLabelValues(r)
-	}
-	if o.Registerer != nil {
-		if err := o.Registerer.Register(g.refused); err != nil {
-			return nil, fmt.Errorf("gateway metrics: %w", err)
-		}
+	g.refused = o.Refused
+	if g.refused == nil {
+		g.refused = server.NewHTTPRefused()
 	}
 	g.api = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),

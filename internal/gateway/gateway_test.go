@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/gen"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -329,7 +330,8 @@ func TestHeaders_OnlyAllowedOnesBecomeMetadata(t *testing.T) {
 }
 
 func TestBody_OverLimitIsResourceExhausted(t *testing.T) {
-	g, rec := newTestGateway(t, Options{MaxBodyBytes: 100})
+	refused := server.NewHTTPRefused()
+	g, rec := newTestGateway(t, Options{MaxBodyBytes: 100, Refused: refused})
 	big := `{"display_name":"` + strings.Repeat("x", 200) + `"}`
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
@@ -362,7 +364,10 @@ func TestBody_OverLimitIsResourceExhausted(t *testing.T) {
 			}
 		})
 	}
-	// At the limit it passes.
+	if n := testutil.ToFloat64(refused.WithLabelValues("body_too_large")); n != 2 {
+		t.Errorf("gatehouse_http_refused_total{reason=body_too_large} = %v, want 2", n)
+	}
+	// Under the limit it passes.
 	req := httptest.NewRequest("POST", "/v1/accounts", strings.NewReader(`{"id":"a"}`))
 	g.ServeHTTP(httptest.NewRecorder(), req)
 	if got := rec.last(t).req.(*gatehousev1.CreateAccountRequest).GetAccount().GetId(); got != "a" {
@@ -375,7 +380,8 @@ func TestBody_OverLimitIsResourceExhausted(t *testing.T) {
 // with one the caller's mask is sent as given; a body with nothing to
 // change is refused before any call.
 func TestPatch_DerivedMask(t *testing.T) {
-	g, rec := newTestGateway(t, Options{})
+	refused := server.NewHTTPRefused()
+	g, rec := newTestGateway(t, Options{Refused: refused})
 	cases := []struct {
 		url, body string
 		want      []string // nil: refused with INVALID_ARGUMENT
@@ -392,10 +398,14 @@ func TestPatch_DerivedMask(t *testing.T) {
 		{"/v1/accounts/acme/liveGuideSettings", ``, nil},
 		{"/v1/accounts/acme/representatives/r1", `{"id":"r1","etag":"2"}`, nil},
 	}
+	refusals := 0
 	for _, c := range cases {
 		rec.calls = nil
 		w := httptest.NewRecorder()
 		g.ServeHTTP(w, httptest.NewRequest("PATCH", c.url, strings.NewReader(c.body)))
+		if c.want == nil {
+			refusals++
+		}
 		if c.want == nil {
 			if len(rec.calls) != 0 || w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"update_mask"`) {
 				t.Errorf("PATCH %s %s: HTTP %d %s, calls %d; want 400 naming update_mask and no call", c.url, c.body, w.Code, w.Body, len(rec.calls))
@@ -408,6 +418,9 @@ func TestPatch_DerivedMask(t *testing.T) {
 		if !slices.Equal(got, c.want) {
 			t.Errorf("PATCH %s %s: mask %q, want %q", c.url, c.body, got, c.want)
 		}
+	}
+	if n := testutil.ToFloat64(refused.WithLabelValues("no_update_fields")); n != float64(refusals) {
+		t.Errorf("gatehouse_http_refused_total{reason=no_update_fields} = %v, want %d", n, refusals)
 	}
 }
 
