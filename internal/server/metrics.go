@@ -22,7 +22,7 @@ type Metrics struct {
 	// HTTPRefused counts the HTTP requests the gateway (internal/gateway)
 	// refused before they became a call, by reason.
 	HTTPRefused *prometheus.CounterVec
-	grpc     *grpcprom.ServerMetrics
+	grpc        *grpcprom.ServerMetrics
 	// decisions[featureSlot][reason] are resolved once, so that counting a
 	// decision on the hot path is one atomic add.
 	decisions [numFeatureSlots][]prometheus.Counter
