@@ -24,6 +24,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -78,6 +79,7 @@ type Options struct {
 type Gateway struct {
 	readTimeout, writeTimeout time.Duration
 
+	handler http.Handler
 	mux     *http.ServeMux
 	api     *runtime.ServeMux
 	maxBody int64
@@ -145,6 +147,8 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		runtime.WithMetadata(clientCertMetadata),
 		runtime.WithErrorHandler(g.errorHandler),
 		runtime.WithRoutingErrorHandler(routingError),
+		// No X-HTTP-Method-Override: a request's method is its own.
+		runtime.WithDisablePathLengthFallback(),
 	)
 	conn := maskConn{o.Conn, g}
 	if err := gatehousev1.RegisterAdminServiceHandlerClient(ctx, g.api, gatehousev1.NewAdminServiceClient(conn)); err != nil {
@@ -166,11 +170,23 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		})
 	}
 	g.mux.Handle("/", root)
+	// A browser on another site must not be able to make a state-changing
+	// request with the credentials it attaches by itself (a client
+	// certificate, a cookie); curl and other non-browser clients send
+	// neither Sec-Fetch-Site nor Origin and are not affected.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.refused.WithLabelValues(reasonCrossOrigin).Inc()
+		st, _ := status.New(codes.PermissionDenied, "cross-origin request refused: a page of another site may not change Gatehouse").WithDetails(
+			&errdetails.ErrorInfo{Reason: "CROSS_ORIGIN", Domain: "gatehouse.dev"})
+		g.writeStatus(w, r, http.StatusForbidden, st)
+	}))
+	g.handler = cop.Handler(g.mux)
 	return g, nil
 }
 
 // ServeHTTP serves the API, the OpenAPI document and Options.Root.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")

@@ -450,3 +450,43 @@ func TestErrors_AreStatusJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossOrigin_BrowserWritesFromOtherSitesRefused: a state-changing
+// request a browser makes from another site is refused before any call;
+// reads, same-origin requests and non-browser clients pass.
+func TestCrossOrigin_BrowserWritesFromOtherSitesRefused(t *testing.T) {
+	refused := server.NewHTTPRefused()
+	g, rec := newTestGateway(t, Options{Refused: refused})
+	for _, c := range []struct {
+		method string
+		header []string
+		pass   bool
+	}{
+		{"POST", nil, true}, // curl
+		{"POST", []string{"Sec-Fetch-Site", "same-origin"}, true},
+		{"POST", []string{"Sec-Fetch-Site", "cross-site"}, false},
+		{"DELETE", []string{"Sec-Fetch-Site", "same-site"}, false},
+		{"POST", []string{"Origin", "https://evil.example"}, false},
+		{"GET", []string{"Sec-Fetch-Site", "cross-site"}, true},
+	} {
+		rec.calls = nil
+		req := httptest.NewRequest(c.method, "http://gatehouse.test/v1/accounts/a1", strings.NewReader(`{}`))
+		if c.method == "POST" {
+			req.URL.Path = "/v1/accounts"
+		}
+		if c.header != nil {
+			req.Header.Set(c.header[0], c.header[1])
+		}
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		if got := len(rec.calls) > 0; got != c.pass {
+			t.Errorf("%s %v: passed=%v (HTTP %d %s), want %v", c.method, c.header, got, w.Code, w.Body, c.pass)
+		}
+		if !c.pass && (w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "CROSS_ORIGIN")) {
+			t.Errorf("%s %v: HTTP %d %s, want 403 with ErrorInfo CROSS_ORIGIN", c.method, c.header, w.Code, w.Body)
+		}
+	}
+	if n := testutil.ToFloat64(refused.WithLabelValues("cross_origin")); n != 3 {
+		t.Errorf("gatehouse_http_refused_total{reason=cross_origin} = %v, want 3", n)
+	}
+}

@@ -100,9 +100,9 @@ func NewMetrics() *Metrics {
 func NewHTTPRefused() *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_http_refused_total",
-		Help: "HTTP requests the gateway refused before they became a call, by reason (body_too_large, no_update_fields).",
+		Help: "HTTP requests the gateway refused before they became a call, by reason (body_too_large, no_update_fields, cross_origin).",
 	}, []string{"reason"})
-	for _, r := range []string{"body_too_large", "no_update_fields"} {
+	for _, r := range []string{"body_too_large", "no_update_fields", "cross_origin"} {
 		c.WithLabelValues(r)
 	}
 	return c
