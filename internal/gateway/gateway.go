@@ -21,6 +21,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/gen"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	gatewayv1 "github.com/gatehouse-dev/gatehouse/gen/gateway/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
@@ -151,13 +152,13 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		runtime.WithDisablePathLengthFallback(),
 	)
 	conn := maskConn{o.Conn, g}
-	if err := gatehousev1.RegisterAdminServiceHandlerClient(ctx, g.api, gatehousev1.NewAdminServiceClient(conn)); err != nil {
+	if err := gatewayv1.RegisterAdminServiceHandlerClient(ctx, g.api, gatehousev1.NewAdminServiceClient(conn)); err != nil {
 		return nil, err
 	}
-	if err := gatehousev1.RegisterSessionServiceHandlerClient(ctx, g.api, gatehousev1.NewSessionServiceClient(conn)); err != nil {
+	if err := gatewayv1.RegisterSessionServiceHandlerClient(ctx, g.api, gatehousev1.NewSessionServiceClient(conn)); err != nil {
 		return nil, err
 	}
-	if err := gatehousev1.RegisterDecisionServiceHandlerClient(ctx, g.api, gatehousev1.NewDecisionServiceClient(conn)); err != nil {
+	if err := gatewayv1.RegisterDecisionServiceHandlerClient(ctx, g.api, gatehousev1.NewDecisionServiceClient(conn)); err != nil {
 		return nil, err
 	}
 	g.mux = http.NewServeMux()
