@@ -25,14 +25,14 @@ import (
 // realServer is a daemon's server on a bbolt store in a temporary
 // directory, seeded with the demo data, and the gateway's in-process
 // connection to it.
-func realServer(t *testing.T) *grpc.ClientConn {
+func realServer(t testing.TB) *grpc.ClientConn {
 	t.Helper()
 	return realServerLogging(t, io.Discard)
 }
 
 // realServerLogging is realServer with its log, every call at DEBUG, in
 // JSON to w.
-func realServerLogging(t *testing.T, w io.Writer) *grpc.ClientConn {
+func realServerLogging(t testing.TB, w io.Writer) *grpc.ClientConn {
 	t.Helper()
 	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st, err := bolt.Open(t.TempDir())
