@@ -26,7 +26,7 @@ help: ## list the targets
 generate: ## format and lint the protos, regenerate gen/
 	$(BUF) format -w
 	$(BUF) lint
-	rm -rf gen/gatehouse gen/openapiv2
+	rm -rf gen/gatehouse gen/gateway gen/openapiv2
 	$(BUF) generate
 
 .PHONY: check-generated

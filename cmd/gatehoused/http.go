@@ -15,20 +15,22 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // startHTTP serves the HTTP/JSON gateway of srv on lis, with TLS (and the
 // same client CA) when tlsCfg is set, until the returned function is
 // called; that one stops accepting, lets requests finish until ctx ends,
 // and closes the gateway's connection to srv.
-func startHTTP(lis net.Listener, srv *server.Server, tlsCfg *tls.Config, cfg config.Config, reg prometheus.Registerer, log *slog.Logger) (func(context.Context), error) {
+func startHTTP(lis net.Listener, srv *server.Server, tlsCfg *tls.Config, cfg config.Config, metrics *server.Metrics, log *slog.Logger) (func(context.Context), error) {
 	conn, err := srv.DialInProcess()
 	if err != nil {
 		return nil, fmt.Errorf("http gateway: %w", err)
 	}
-	gw, err := gateway.New(context.Background(), gateway.Options{Conn: conn, MaxBodyBytes: cfg.HTTPMaxBodyBytes,
-		Registerer: reg, Logger: log.With("component", "http")})
+	o := gateway.Options{Conn: conn, MaxBodyBytes: cfg.HTTPMaxBodyBytes, Logger: log.With("component", "http")}
+	if metrics != nil {
+		o.Refused = metrics.HTTPRefused
+	}
+	gw, err := gateway.New(context.Background(), o)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err
@@ -37,8 +39,11 @@ func startHTTP(lis net.Listener, srv *server.Server, tlsCfg *tls.Config, cfg con
 	// The console at / and its guards (sign-in cookie, CSRF, loopback host
 	// names, security headers) sit in front of the whole address.
 	tcp, _ := lis.Addr().(*net.TCPAddr)
-	hs.Handler = console.Handler(gw, console.Options{
-		TLS: tlsCfg != nil, Loopback: tcp != nil && tcp.IP.IsLoopback(), Registerer: reg})
+	co := console.Options{TLS: tlsCfg != nil, Loopback: tcp != nil && tcp.IP.IsLoopback()}
+	if metrics != nil {
+		co.Registerer = metrics.Registry
+	}
+	hs.Handler = console.Handler(gw, co)
 	hs.ErrorLog = slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)
 	done := make(chan struct{})
 	go func() {

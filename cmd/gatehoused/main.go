@@ -30,7 +30,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig"
 	"github.com/gatehouse-dev/gatehouse/internal/tracing"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -186,11 +185,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	go func() { serveErr <- srv.Serve(lis) }()
 	stopHTTP := func(context.Context) {}
 	if httpLis != nil {
-		var reg prometheus.Registerer
-		if metrics != nil {
-			reg = metrics.Registry
-		}
-		if stopHTTP, err = startHTTP(httpLis, srv, tlsCfg, cfg, reg, log); err != nil {
+		if stopHTTP, err = startHTTP(httpLis, srv, tlsCfg, cfg, metrics, log); err != nil {
 			srv.Shutdown(ctx)
 			<-serveErr
 			return err

@@ -17,6 +17,7 @@ import (
 const (
 	reasonBodyTooLarge   = "body_too_large"
 	reasonNoUpdateFields = "no_update_fields"
+	reasonCrossOrigin    = "cross_origin"
 )
 
 // countingBody counts the bytes of a request body in the request's

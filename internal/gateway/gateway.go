@@ -21,9 +21,11 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/gen"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	gatewayv1 "github.com/gatehouse-dev/gatehouse/gen/gateway/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -64,8 +66,9 @@ type Options struct {
 	// Root, when set, serves every path outside /v1/ and /openapi.json
 	// (the web console); without it they answer NOT_FOUND.
 	Root http.Handler
-	// Registerer, when set, receives the gateway's metrics.
-	Registerer prometheus.Registerer
+	// Refused counts refused requests by reason (server.Metrics.HTTPRefused);
+	// when nil, an unregistered counter.
+	Refused *prometheus.CounterVec
 	// Logger receives the gateway's own errors; slog.Default when nil.
 	Logger *slog.Logger
 	// ReadTimeout and WriteTimeout override the package's defaults
@@ -77,6 +80,7 @@ type Options struct {
 type Gateway struct {
 	readTimeout, writeTimeout time.Duration
 
+	handler http.Handler
 	mux     *http.ServeMux
 	api     *runtime.ServeMux
 	maxBody int64
@@ -122,17 +126,9 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.Default()
 	}
-	g.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "gatehouse_http_refused_total",
-		Help: "HTTP requests the gateway refused before they became a gRPC call, by reason (body_too_large, no_update_fields).",
-	}, []string{"reason"})
-	for _, r := range []string{reasonBodyTooLarge, reasonNoUpdateFields} {
-		g.refused.WithLabelValues(r)
-	}
-	if o.Registerer != nil {
-		if err := o.Registerer.Register(g.refused); err != nil {
-			return nil, fmt.Errorf("gateway metrics: %w", err)
-		}
+	g.refused = o.Refused
+	if g.refused == nil {
+		g.refused = server.NewHTTPRefused()
 	}
 	g.api = runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
@@ -152,15 +148,17 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		runtime.WithMetadata(clientCertMetadata),
 		runtime.WithErrorHandler(g.errorHandler),
 		runtime.WithRoutingErrorHandler(routingError),
+		// No X-HTTP-Method-Override: a request's method is its own.
+		runtime.WithDisablePathLengthFallback(),
 	)
 	conn := maskConn{o.Conn, g}
-	if err := gatehousev1.RegisterAdminServiceHandlerClient(ctx, g.api, gatehousev1.NewAdminServiceClient(conn)); err != nil {
+	if err := gatewayv1.RegisterAdminServiceHandlerClient(ctx, g.api, gatehousev1.NewAdminServiceClient(conn)); err != nil {
 		return nil, err
 	}
-	if err := gatehousev1.RegisterSessionServiceHandlerClient(ctx, g.api, gatehousev1.NewSessionServiceClient(conn)); err != nil {
+	if err := gatewayv1.RegisterSessionServiceHandlerClient(ctx, g.api, gatehousev1.NewSessionServiceClient(conn)); err != nil {
 		return nil, err
 	}
-	if err := gatehousev1.RegisterDecisionServiceHandlerClient(ctx, g.api, gatehousev1.NewDecisionServiceClient(conn)); err != nil {
+	if err := gatewayv1.RegisterDecisionServiceHandlerClient(ctx, g.api, gatehousev1.NewDecisionServiceClient(conn)); err != nil {
 		return nil, err
 	}
 	g.mux = http.NewServeMux()
@@ -173,11 +171,23 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 		})
 	}
 	g.mux.Handle("/", root)
+	// A browser on another site must not be able to make a state-changing
+	// request with the credentials it attaches by itself (a client
+	// certificate, a cookie); curl and other non-browser clients send
+	// neither Sec-Fetch-Site nor Origin and are not affected.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.refused.WithLabelValues(reasonCrossOrigin).Inc()
+		st, _ := status.New(codes.PermissionDenied, "cross-origin request refused: a page of another site may not change Gatehouse").WithDetails(
+			&errdetails.ErrorInfo{Reason: "CROSS_ORIGIN", Domain: "gatehouse.dev"})
+		g.writeStatus(w, r, http.StatusForbidden, st)
+	}))
+	g.handler = cop.Handler(g.mux)
 	return g, nil
 }
 
 // ServeHTTP serves the API, the OpenAPI document and Options.Root.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.ServeHTTP(w, r) }
 
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")

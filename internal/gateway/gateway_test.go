@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/gen"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -329,7 +330,8 @@ func TestHeaders_OnlyAllowedOnesBecomeMetadata(t *testing.T) {
 }
 
 func TestBody_OverLimitIsResourceExhausted(t *testing.T) {
-	g, rec := newTestGateway(t, Options{MaxBodyBytes: 100})
+	refused := server.NewHTTPRefused()
+	g, rec := newTestGateway(t, Options{MaxBodyBytes: 100, Refused: refused})
 	big := `{"display_name":"` + strings.Repeat("x", 200) + `"}`
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
@@ -362,7 +364,10 @@ func TestBody_OverLimitIsResourceExhausted(t *testing.T) {
 			}
 		})
 	}
-	// At the limit it passes.
+	if n := testutil.ToFloat64(refused.WithLabelValues("body_too_large")); n != 2 {
+		t.Errorf("gatehouse_http_refused_total{reason=body_too_large} = %v, want 2", n)
+	}
+	// Under the limit it passes.
 	req := httptest.NewRequest("POST", "/v1/accounts", strings.NewReader(`{"id":"a"}`))
 	g.ServeHTTP(httptest.NewRecorder(), req)
 	if got := rec.last(t).req.(*gatehousev1.CreateAccountRequest).GetAccount().GetId(); got != "a" {
@@ -375,7 +380,8 @@ func TestBody_OverLimitIsResourceExhausted(t *testing.T) {
 // with one the caller's mask is sent as given; a body with nothing to
 // change is refused before any call.
 func TestPatch_DerivedMask(t *testing.T) {
-	g, rec := newTestGateway(t, Options{})
+	refused := server.NewHTTPRefused()
+	g, rec := newTestGateway(t, Options{Refused: refused})
 	cases := []struct {
 		url, body string
 		want      []string // nil: refused with INVALID_ARGUMENT
@@ -392,10 +398,14 @@ func TestPatch_DerivedMask(t *testing.T) {
 		{"/v1/accounts/acme/liveGuideSettings", ``, nil},
 		{"/v1/accounts/acme/representatives/r1", `{"id":"r1","etag":"2"}`, nil},
 	}
+	refusals := 0
 	for _, c := range cases {
 		rec.calls = nil
 		w := httptest.NewRecorder()
 		g.ServeHTTP(w, httptest.NewRequest("PATCH", c.url, strings.NewReader(c.body)))
+		if c.want == nil {
+			refusals++
+		}
 		if c.want == nil {
 			if len(rec.calls) != 0 || w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `"update_mask"`) {
 				t.Errorf("PATCH %s %s: HTTP %d %s, calls %d; want 400 naming update_mask and no call", c.url, c.body, w.Code, w.Body, len(rec.calls))
@@ -408,6 +418,9 @@ func TestPatch_DerivedMask(t *testing.T) {
 		if !slices.Equal(got, c.want) {
 			t.Errorf("PATCH %s %s: mask %q, want %q", c.url, c.body, got, c.want)
 		}
+	}
+	if n := testutil.ToFloat64(refused.WithLabelValues("no_update_fields")); n != float64(refusals) {
+		t.Errorf("gatehouse_http_refused_total{reason=no_update_fields} = %v, want %d", n, refusals)
 	}
 }
 
@@ -435,5 +448,45 @@ func TestErrors_AreStatusJSON(t *testing.T) {
 		if w.Code != c.code {
 			t.Errorf("%s %s: HTTP %d, want %d", c.method, c.url, w.Code, c.code)
 		}
+	}
+}
+
+// TestCrossOrigin_BrowserWritesFromOtherSitesRefused: a state-changing
+// request a browser makes from another site is refused before any call;
+// reads, same-origin requests and non-browser clients pass.
+func TestCrossOrigin_BrowserWritesFromOtherSitesRefused(t *testing.T) {
+	refused := server.NewHTTPRefused()
+	g, rec := newTestGateway(t, Options{Refused: refused})
+	for _, c := range []struct {
+		method string
+		header []string
+		pass   bool
+	}{
+		{"POST", nil, true}, // curl
+		{"POST", []string{"Sec-Fetch-Site", "same-origin"}, true},
+		{"POST", []string{"Sec-Fetch-Site", "cross-site"}, false},
+		{"DELETE", []string{"Sec-Fetch-Site", "same-site"}, false},
+		{"POST", []string{"Origin", "https://evil.example"}, false},
+		{"GET", []string{"Sec-Fetch-Site", "cross-site"}, true},
+	} {
+		rec.calls = nil
+		req := httptest.NewRequest(c.method, "http://gatehouse.test/v1/accounts/a1", strings.NewReader(`{}`))
+		if c.method == "POST" {
+			req.URL.Path = "/v1/accounts"
+		}
+		if c.header != nil {
+			req.Header.Set(c.header[0], c.header[1])
+		}
+		w := httptest.NewRecorder()
+		g.ServeHTTP(w, req)
+		if got := len(rec.calls) > 0; got != c.pass {
+			t.Errorf("%s %v: passed=%v (HTTP %d %s), want %v", c.method, c.header, got, w.Code, w.Body, c.pass)
+		}
+		if !c.pass && (w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "CROSS_ORIGIN")) {
+			t.Errorf("%s %v: HTTP %d %s, want 403 with ErrorInfo CROSS_ORIGIN", c.method, c.header, w.Code, w.Body)
+		}
+	}
+	if n := testutil.ToFloat64(refused.WithLabelValues("cross_origin")); n != 3 {
+		t.Errorf("gatehouse_http_refused_total{reason=cross_origin} = %v, want 3", n)
 	}
 }

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,9 +25,16 @@ import (
 // realServer is a daemon's server on a bbolt store in a temporary
 // directory, seeded with the demo data, and the gateway's in-process
 // connection to it.
-func realServer(t *testing.T) *grpc.ClientConn {
+func realServer(t testing.TB) *grpc.ClientConn {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return realServerLogging(t, io.Discard)
+}
+
+// realServerLogging is realServer with its log, every call at DEBUG, in
+// JSON to w.
+func realServerLogging(t testing.TB, w io.Writer) *grpc.ClientConn {
+	t.Helper()
+	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	st, err := bolt.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -162,4 +171,58 @@ func TestUnary_OverRealServer(t *testing.T) {
 		t.Errorf("after PATCH: %v", got.Settings)
 	}
 	do("PATCH", base, string(body), http.StatusConflict) // the etag is stale now
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestCallLog_NamesTheHTTPClient: the call log line of an HTTP request
+// says protocol http and the HTTP client's address — not the in-process
+// connection's, nor an address the client claims in X-Forwarded-For.
+func TestCallLog_NamesTheHTTPClient(t *testing.T) {
+	var logs syncBuffer
+	conn := realServerLogging(t, &logs)
+	g, err := New(t.Context(), Options{Conn: conn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(g)
+	t.Cleanup(hs.Close)
+	req, _ := http.NewRequest("GET", hs.URL+"/v1/accounts/"+demo.AccountID, nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	req.Header.Set("X-Request-Id", "http-log-test")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if got := resp.Header.Get("X-Request-Id"); got != "http-log-test" {
+		t.Errorf("X-Request-Id = %q", got)
+	}
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) != nil || e["request_id"] != "http-log-test" {
+			continue
+		}
+		if e["protocol"] != "http" || e["peer.address"] != "127.0.0.1" {
+			t.Errorf("call log: protocol %v, peer.address %v; want http, 127.0.0.1", e["protocol"], e["peer.address"])
+		}
+		return
+	}
+	t.Fatalf("no call log line with the request id:\n%s", logs.String())
 }

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"math"
 	"net"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/test/bufconn"
 )
 
@@ -97,4 +99,27 @@ func gatewayClientCert(ctx context.Context) *x509.Certificate {
 		return nil
 	}
 	return cert
+}
+
+// callPeer returns the protocol of a call ("grpc", or "http" for a call of
+// the HTTP gateway) and the address of its caller: the connection's peer,
+// or for the gateway the HTTP client's address, which the gateway appends
+// last to x-forwarded-for (earlier entries are the client's own claims).
+func callPeer(ctx context.Context) (protocol, addr string) {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return "grpc", ""
+	}
+	if _, ok := p.AuthInfo.(inProcessAuthInfo); ok {
+		xff := metadata.ValueFromIncomingContext(ctx, "x-forwarded-for")
+		if len(xff) > 0 {
+			hops := strings.Split(xff[len(xff)-1], ",")
+			addr = strings.TrimSpace(hops[len(hops)-1])
+		}
+		return "http", addr
+	}
+	if p.Addr != nil {
+		addr = p.Addr.String()
+	}
+	return "grpc", addr
 }

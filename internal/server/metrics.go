@@ -19,7 +19,10 @@ import (
 type Metrics struct {
 	// Registry holds every metric; serve it with promhttp.
 	Registry *prometheus.Registry
-	grpc     *grpcprom.ServerMetrics
+	// HTTPRefused counts the HTTP requests the gateway (internal/gateway)
+	// refused before they became a call, by reason.
+	HTTPRefused *prometheus.CounterVec
+	grpc        *grpcprom.ServerMetrics
 	// decisions[featureSlot][reason] are resolved once, so that counting a
 	// decision on the hot path is one atomic add.
 	decisions [numFeatureSlots][]prometheus.Counter
@@ -87,9 +90,22 @@ func NewMetrics() *Metrics {
 		Name: "gatehouse_privacy_batch_work_limit_total",
 		Help: "Checks of CheckFeatures batches denied because the privacy work the batch's checks share ran out (also counted in gatehouse_privacy_work_limit_total).",
 	})
-	m.Registry.MustRegister(m.grpc, decisions, limits, m.workLimit, m.batchWorkLimit,
+	m.HTTPRefused = NewHTTPRefused()
+	m.Registry.MustRegister(m.grpc, decisions, limits, m.workLimit, m.batchWorkLimit, m.HTTPRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// NewHTTPRefused returns the counter of Metrics.HTTPRefused, unregistered.
+func NewHTTPRefused() *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_http_refused_total",
+		Help: "HTTP requests the gateway refused before they became a call, by reason (body_too_large, no_update_fields, cross_origin).",
+	}, []string{"reason"})
+	for _, r := range []string{"body_too_large", "no_update_fields", "cross_origin"} {
+		c.WithLabelValues(r)
+	}
+	return c
 }
 
 // countRefusal counts a call refused at a fixed limit; m may be nil.

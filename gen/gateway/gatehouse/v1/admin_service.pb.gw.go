@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 
+	extGatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
@@ -37,9 +38,9 @@ var (
 	_ = metadata.Join
 )
 
-func request_AdminService_CreateAccount_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_CreateAccount_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateAccountRequest
+		protoReq extGatehousev1.CreateAccountRequest
 		metadata runtime.ServerMetadata
 	)
 	dec := marshaler.NewDecoder(req.Body)
@@ -58,9 +59,9 @@ func request_AdminService_CreateAccount_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
-func local_request_AdminService_CreateAccount_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_CreateAccount_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateAccountRequest
+		protoReq extGatehousev1.CreateAccountRequest
 		metadata runtime.ServerMetadata
 	)
 	dec := marshaler.NewDecoder(req.Body)
@@ -76,9 +77,9 @@ func local_request_AdminService_CreateAccount_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func request_AdminService_GetAccount_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_GetAccount_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetAccountRequest
+		protoReq extGatehousev1.GetAccountRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -97,9 +98,9 @@ func request_AdminService_GetAccount_0(ctx context.Context, marshaler runtime.Ma
 	return msg, metadata, err
 }
 
-func local_request_AdminService_GetAccount_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_GetAccount_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetAccountRequest
+		protoReq extGatehousev1.GetAccountRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -117,9 +118,9 @@ func local_request_AdminService_GetAccount_0(ctx context.Context, marshaler runt
 
 var filter_AdminService_ListAccounts_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_AdminService_ListAccounts_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_ListAccounts_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAccountsRequest
+		protoReq extGatehousev1.ListAccountsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -135,9 +136,9 @@ func request_AdminService_ListAccounts_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_AdminService_ListAccounts_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_ListAccounts_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAccountsRequest
+		protoReq extGatehousev1.ListAccountsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -152,9 +153,9 @@ func local_request_AdminService_ListAccounts_0(ctx context.Context, marshaler ru
 
 var filter_AdminService_UpdateAccount_0 = &utilities.DoubleArray{Encoding: map[string]int{"account": 0, "id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 2, 2, 3}}
 
-func request_AdminService_UpdateAccount_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_UpdateAccount_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateAccountRequest
+		protoReq extGatehousev1.UpdateAccountRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -199,9 +200,9 @@ func request_AdminService_UpdateAccount_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
-func local_request_AdminService_UpdateAccount_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_UpdateAccount_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateAccountRequest
+		protoReq extGatehousev1.UpdateAccountRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -245,9 +246,9 @@ func local_request_AdminService_UpdateAccount_0(ctx context.Context, marshaler r
 
 var filter_AdminService_DeleteAccount_0 = &utilities.DoubleArray{Encoding: map[string]int{"id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_AdminService_DeleteAccount_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_DeleteAccount_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteAccountRequest
+		protoReq extGatehousev1.DeleteAccountRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -272,9 +273,9 @@ func request_AdminService_DeleteAccount_0(ctx context.Context, marshaler runtime
 	return msg, metadata, err
 }
 
-func local_request_AdminService_DeleteAccount_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_DeleteAccount_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteAccountRequest
+		protoReq extGatehousev1.DeleteAccountRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -296,9 +297,9 @@ func local_request_AdminService_DeleteAccount_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func request_AdminService_GetLiveGuideSettings_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_GetLiveGuideSettings_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetLiveGuideSettingsRequest
+		protoReq extGatehousev1.GetLiveGuideSettingsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -317,9 +318,9 @@ func request_AdminService_GetLiveGuideSettings_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func local_request_AdminService_GetLiveGuideSettings_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_GetLiveGuideSettings_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetLiveGuideSettingsRequest
+		protoReq extGatehousev1.GetLiveGuideSettingsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -337,9 +338,9 @@ func local_request_AdminService_GetLiveGuideSettings_0(ctx context.Context, mars
 
 var filter_AdminService_UpdateLiveGuideSettings_0 = &utilities.DoubleArray{Encoding: map[string]int{"settings": 0, "account_id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 2, 2, 3}}
 
-func request_AdminService_UpdateLiveGuideSettings_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_UpdateLiveGuideSettings_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateLiveGuideSettingsRequest
+		protoReq extGatehousev1.UpdateLiveGuideSettingsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -384,9 +385,9 @@ func request_AdminService_UpdateLiveGuideSettings_0(ctx context.Context, marshal
 	return msg, metadata, err
 }
 
-func local_request_AdminService_UpdateLiveGuideSettings_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_UpdateLiveGuideSettings_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateLiveGuideSettingsRequest
+		protoReq extGatehousev1.UpdateLiveGuideSettingsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -428,9 +429,9 @@ func local_request_AdminService_UpdateLiveGuideSettings_0(ctx context.Context, m
 	return msg, metadata, err
 }
 
-func request_AdminService_GetCustomization_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_GetCustomization_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetCustomizationRequest
+		protoReq extGatehousev1.GetCustomizationRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -457,9 +458,9 @@ func request_AdminService_GetCustomization_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func local_request_AdminService_GetCustomization_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_GetCustomization_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetCustomizationRequest
+		protoReq extGatehousev1.GetCustomizationRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -485,9 +486,9 @@ func local_request_AdminService_GetCustomization_0(ctx context.Context, marshale
 
 var filter_AdminService_UpdateCustomization_0 = &utilities.DoubleArray{Encoding: map[string]int{"customization": 0, "account_id": 1, "language": 2}, Base: []int{1, 1, 2, 3, 0, 0, 0}, Check: []int{0, 1, 2, 2, 2, 3, 4}}
 
-func request_AdminService_UpdateCustomization_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_UpdateCustomization_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateCustomizationRequest
+		protoReq extGatehousev1.UpdateCustomizationRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -540,9 +541,9 @@ func request_AdminService_UpdateCustomization_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func local_request_AdminService_UpdateCustomization_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_UpdateCustomization_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateCustomizationRequest
+		protoReq extGatehousev1.UpdateCustomizationRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -592,9 +593,9 @@ func local_request_AdminService_UpdateCustomization_0(ctx context.Context, marsh
 	return msg, metadata, err
 }
 
-func request_AdminService_GenerateCobrowseUrl_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_GenerateCobrowseUrl_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GenerateCobrowseUrlRequest
+		protoReq extGatehousev1.GenerateCobrowseUrlRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -622,9 +623,9 @@ func request_AdminService_GenerateCobrowseUrl_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func local_request_AdminService_GenerateCobrowseUrl_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_GenerateCobrowseUrl_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GenerateCobrowseUrlRequest
+		protoReq extGatehousev1.GenerateCobrowseUrlRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -649,9 +650,9 @@ func local_request_AdminService_GenerateCobrowseUrl_0(ctx context.Context, marsh
 	return msg, metadata, err
 }
 
-func request_AdminService_SetCobrowseUrl_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_SetCobrowseUrl_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SetCobrowseUrlRequest
+		protoReq extGatehousev1.SetCobrowseUrlRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -679,9 +680,9 @@ func request_AdminService_SetCobrowseUrl_0(ctx context.Context, marshaler runtim
 	return msg, metadata, err
 }
 
-func local_request_AdminService_SetCobrowseUrl_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_SetCobrowseUrl_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq SetCobrowseUrlRequest
+		protoReq extGatehousev1.SetCobrowseUrlRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -706,9 +707,9 @@ func local_request_AdminService_SetCobrowseUrl_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func request_AdminService_CreateAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_CreateAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateAllowlistEntryRequest
+		protoReq extGatehousev1.CreateAllowlistEntryRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -736,9 +737,9 @@ func request_AdminService_CreateAllowlistEntry_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func local_request_AdminService_CreateAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_CreateAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateAllowlistEntryRequest
+		protoReq extGatehousev1.CreateAllowlistEntryRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -763,9 +764,9 @@ func local_request_AdminService_CreateAllowlistEntry_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
-func request_AdminService_GetAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_GetAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetAllowlistEntryRequest
+		protoReq extGatehousev1.GetAllowlistEntryRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -792,9 +793,9 @@ func request_AdminService_GetAllowlistEntry_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func local_request_AdminService_GetAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_GetAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetAllowlistEntryRequest
+		protoReq extGatehousev1.GetAllowlistEntryRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -820,9 +821,9 @@ func local_request_AdminService_GetAllowlistEntry_0(ctx context.Context, marshal
 
 var filter_AdminService_ListAllowlistEntries_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_AdminService_ListAllowlistEntries_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_ListAllowlistEntries_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAllowlistEntriesRequest
+		protoReq extGatehousev1.ListAllowlistEntriesRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -847,9 +848,9 @@ func request_AdminService_ListAllowlistEntries_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func local_request_AdminService_ListAllowlistEntries_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_ListAllowlistEntries_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAllowlistEntriesRequest
+		protoReq extGatehousev1.ListAllowlistEntriesRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -873,9 +874,9 @@ func local_request_AdminService_ListAllowlistEntries_0(ctx context.Context, mars
 
 var filter_AdminService_UpdateAllowlistEntry_0 = &utilities.DoubleArray{Encoding: map[string]int{"entry": 0, "account_id": 1, "id": 2}, Base: []int{1, 1, 3, 2, 0, 0, 0}, Check: []int{0, 1, 1, 2, 2, 4, 3}}
 
-func request_AdminService_UpdateAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_UpdateAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateAllowlistEntryRequest
+		protoReq extGatehousev1.UpdateAllowlistEntryRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -928,9 +929,9 @@ func request_AdminService_UpdateAllowlistEntry_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func local_request_AdminService_UpdateAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_UpdateAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateAllowlistEntryRequest
+		protoReq extGatehousev1.UpdateAllowlistEntryRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -982,9 +983,9 @@ func local_request_AdminService_UpdateAllowlistEntry_0(ctx context.Context, mars
 
 var filter_AdminService_DeleteAllowlistEntry_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0, "id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
-func request_AdminService_DeleteAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_DeleteAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteAllowlistEntryRequest
+		protoReq extGatehousev1.DeleteAllowlistEntryRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1017,9 +1018,9 @@ func request_AdminService_DeleteAllowlistEntry_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func local_request_AdminService_DeleteAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_DeleteAllowlistEntry_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteAllowlistEntryRequest
+		protoReq extGatehousev1.DeleteAllowlistEntryRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1049,9 +1050,9 @@ func local_request_AdminService_DeleteAllowlistEntry_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
-func request_AdminService_CreatePrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_CreatePrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreatePrivacyRuleRequest
+		protoReq extGatehousev1.CreatePrivacyRuleRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1079,9 +1080,9 @@ func request_AdminService_CreatePrivacyRule_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func local_request_AdminService_CreatePrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_CreatePrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreatePrivacyRuleRequest
+		protoReq extGatehousev1.CreatePrivacyRuleRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1106,9 +1107,9 @@ func local_request_AdminService_CreatePrivacyRule_0(ctx context.Context, marshal
 	return msg, metadata, err
 }
 
-func request_AdminService_GetPrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_GetPrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetPrivacyRuleRequest
+		protoReq extGatehousev1.GetPrivacyRuleRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1135,9 +1136,9 @@ func request_AdminService_GetPrivacyRule_0(ctx context.Context, marshaler runtim
 	return msg, metadata, err
 }
 
-func local_request_AdminService_GetPrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_GetPrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetPrivacyRuleRequest
+		protoReq extGatehousev1.GetPrivacyRuleRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1163,9 +1164,9 @@ func local_request_AdminService_GetPrivacyRule_0(ctx context.Context, marshaler 
 
 var filter_AdminService_ListPrivacyRules_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_AdminService_ListPrivacyRules_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_ListPrivacyRules_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListPrivacyRulesRequest
+		protoReq extGatehousev1.ListPrivacyRulesRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1190,9 +1191,9 @@ func request_AdminService_ListPrivacyRules_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func local_request_AdminService_ListPrivacyRules_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_ListPrivacyRules_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListPrivacyRulesRequest
+		protoReq extGatehousev1.ListPrivacyRulesRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1216,9 +1217,9 @@ func local_request_AdminService_ListPrivacyRules_0(ctx context.Context, marshale
 
 var filter_AdminService_UpdatePrivacyRule_0 = &utilities.DoubleArray{Encoding: map[string]int{"rule": 0, "account_id": 1, "id": 2}, Base: []int{1, 1, 3, 2, 0, 0, 0}, Check: []int{0, 1, 1, 2, 2, 4, 3}}
 
-func request_AdminService_UpdatePrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_UpdatePrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdatePrivacyRuleRequest
+		protoReq extGatehousev1.UpdatePrivacyRuleRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1271,9 +1272,9 @@ func request_AdminService_UpdatePrivacyRule_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func local_request_AdminService_UpdatePrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_UpdatePrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdatePrivacyRuleRequest
+		protoReq extGatehousev1.UpdatePrivacyRuleRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1325,9 +1326,9 @@ func local_request_AdminService_UpdatePrivacyRule_0(ctx context.Context, marshal
 
 var filter_AdminService_DeletePrivacyRule_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0, "id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
-func request_AdminService_DeletePrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_DeletePrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeletePrivacyRuleRequest
+		protoReq extGatehousev1.DeletePrivacyRuleRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1360,9 +1361,9 @@ func request_AdminService_DeletePrivacyRule_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func local_request_AdminService_DeletePrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_DeletePrivacyRule_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeletePrivacyRuleRequest
+		protoReq extGatehousev1.DeletePrivacyRuleRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1392,9 +1393,9 @@ func local_request_AdminService_DeletePrivacyRule_0(ctx context.Context, marshal
 	return msg, metadata, err
 }
 
-func request_AdminService_CreatePortal_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_CreatePortal_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreatePortalRequest
+		protoReq extGatehousev1.CreatePortalRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1422,9 +1423,9 @@ func request_AdminService_CreatePortal_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_AdminService_CreatePortal_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_CreatePortal_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreatePortalRequest
+		protoReq extGatehousev1.CreatePortalRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1449,9 +1450,9 @@ func local_request_AdminService_CreatePortal_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func request_AdminService_GetPortal_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_GetPortal_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetPortalRequest
+		protoReq extGatehousev1.GetPortalRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1478,9 +1479,9 @@ func request_AdminService_GetPortal_0(ctx context.Context, marshaler runtime.Mar
 	return msg, metadata, err
 }
 
-func local_request_AdminService_GetPortal_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_GetPortal_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetPortalRequest
+		protoReq extGatehousev1.GetPortalRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1506,9 +1507,9 @@ func local_request_AdminService_GetPortal_0(ctx context.Context, marshaler runti
 
 var filter_AdminService_ListPortals_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_AdminService_ListPortals_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_ListPortals_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListPortalsRequest
+		protoReq extGatehousev1.ListPortalsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1533,9 +1534,9 @@ func request_AdminService_ListPortals_0(ctx context.Context, marshaler runtime.M
 	return msg, metadata, err
 }
 
-func local_request_AdminService_ListPortals_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_ListPortals_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListPortalsRequest
+		protoReq extGatehousev1.ListPortalsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1559,9 +1560,9 @@ func local_request_AdminService_ListPortals_0(ctx context.Context, marshaler run
 
 var filter_AdminService_UpdatePortal_0 = &utilities.DoubleArray{Encoding: map[string]int{"portal": 0, "account_id": 1, "id": 2}, Base: []int{1, 1, 3, 2, 0, 0, 0}, Check: []int{0, 1, 1, 2, 2, 4, 3}}
 
-func request_AdminService_UpdatePortal_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_UpdatePortal_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdatePortalRequest
+		protoReq extGatehousev1.UpdatePortalRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1614,9 +1615,9 @@ func request_AdminService_UpdatePortal_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_AdminService_UpdatePortal_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_UpdatePortal_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdatePortalRequest
+		protoReq extGatehousev1.UpdatePortalRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1668,9 +1669,9 @@ func local_request_AdminService_UpdatePortal_0(ctx context.Context, marshaler ru
 
 var filter_AdminService_DeletePortal_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0, "id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
-func request_AdminService_DeletePortal_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_DeletePortal_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeletePortalRequest
+		protoReq extGatehousev1.DeletePortalRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1703,9 +1704,9 @@ func request_AdminService_DeletePortal_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_AdminService_DeletePortal_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_DeletePortal_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeletePortalRequest
+		protoReq extGatehousev1.DeletePortalRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1735,9 +1736,9 @@ func local_request_AdminService_DeletePortal_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func request_AdminService_CreateTeam_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_CreateTeam_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateTeamRequest
+		protoReq extGatehousev1.CreateTeamRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1765,9 +1766,9 @@ func request_AdminService_CreateTeam_0(ctx context.Context, marshaler runtime.Ma
 	return msg, metadata, err
 }
 
-func local_request_AdminService_CreateTeam_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_CreateTeam_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateTeamRequest
+		protoReq extGatehousev1.CreateTeamRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1792,9 +1793,9 @@ func local_request_AdminService_CreateTeam_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func request_AdminService_GetTeam_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_GetTeam_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetTeamRequest
+		protoReq extGatehousev1.GetTeamRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1821,9 +1822,9 @@ func request_AdminService_GetTeam_0(ctx context.Context, marshaler runtime.Marsh
 	return msg, metadata, err
 }
 
-func local_request_AdminService_GetTeam_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_GetTeam_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetTeamRequest
+		protoReq extGatehousev1.GetTeamRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1849,9 +1850,9 @@ func local_request_AdminService_GetTeam_0(ctx context.Context, marshaler runtime
 
 var filter_AdminService_ListTeams_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_AdminService_ListTeams_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_ListTeams_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListTeamsRequest
+		protoReq extGatehousev1.ListTeamsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1876,9 +1877,9 @@ func request_AdminService_ListTeams_0(ctx context.Context, marshaler runtime.Mar
 	return msg, metadata, err
 }
 
-func local_request_AdminService_ListTeams_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_ListTeams_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListTeamsRequest
+		protoReq extGatehousev1.ListTeamsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1902,9 +1903,9 @@ func local_request_AdminService_ListTeams_0(ctx context.Context, marshaler runti
 
 var filter_AdminService_UpdateTeam_0 = &utilities.DoubleArray{Encoding: map[string]int{"team": 0, "account_id": 1, "id": 2}, Base: []int{1, 1, 3, 2, 0, 0, 0}, Check: []int{0, 1, 1, 2, 2, 4, 3}}
 
-func request_AdminService_UpdateTeam_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_UpdateTeam_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateTeamRequest
+		protoReq extGatehousev1.UpdateTeamRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -1957,9 +1958,9 @@ func request_AdminService_UpdateTeam_0(ctx context.Context, marshaler runtime.Ma
 	return msg, metadata, err
 }
 
-func local_request_AdminService_UpdateTeam_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_UpdateTeam_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateTeamRequest
+		protoReq extGatehousev1.UpdateTeamRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2011,9 +2012,9 @@ func local_request_AdminService_UpdateTeam_0(ctx context.Context, marshaler runt
 
 var filter_AdminService_DeleteTeam_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0, "id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
-func request_AdminService_DeleteTeam_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_DeleteTeam_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteTeamRequest
+		protoReq extGatehousev1.DeleteTeamRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2046,9 +2047,9 @@ func request_AdminService_DeleteTeam_0(ctx context.Context, marshaler runtime.Ma
 	return msg, metadata, err
 }
 
-func local_request_AdminService_DeleteTeam_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_DeleteTeam_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteTeamRequest
+		protoReq extGatehousev1.DeleteTeamRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2078,9 +2079,9 @@ func local_request_AdminService_DeleteTeam_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func request_AdminService_CreateRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_CreateRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateRepresentativeRequest
+		protoReq extGatehousev1.CreateRepresentativeRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2108,9 +2109,9 @@ func request_AdminService_CreateRepresentative_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func local_request_AdminService_CreateRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_CreateRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateRepresentativeRequest
+		protoReq extGatehousev1.CreateRepresentativeRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2135,9 +2136,9 @@ func local_request_AdminService_CreateRepresentative_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
-func request_AdminService_GetRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_GetRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetRepresentativeRequest
+		protoReq extGatehousev1.GetRepresentativeRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2164,9 +2165,9 @@ func request_AdminService_GetRepresentative_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func local_request_AdminService_GetRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_GetRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetRepresentativeRequest
+		protoReq extGatehousev1.GetRepresentativeRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2192,9 +2193,9 @@ func local_request_AdminService_GetRepresentative_0(ctx context.Context, marshal
 
 var filter_AdminService_ListRepresentatives_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_AdminService_ListRepresentatives_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_ListRepresentatives_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListRepresentativesRequest
+		protoReq extGatehousev1.ListRepresentativesRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2219,9 +2220,9 @@ func request_AdminService_ListRepresentatives_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func local_request_AdminService_ListRepresentatives_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_ListRepresentatives_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListRepresentativesRequest
+		protoReq extGatehousev1.ListRepresentativesRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2245,9 +2246,9 @@ func local_request_AdminService_ListRepresentatives_0(ctx context.Context, marsh
 
 var filter_AdminService_UpdateRepresentative_0 = &utilities.DoubleArray{Encoding: map[string]int{"representative": 0, "account_id": 1, "id": 2}, Base: []int{1, 1, 3, 2, 0, 0, 0}, Check: []int{0, 1, 1, 2, 2, 4, 3}}
 
-func request_AdminService_UpdateRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_UpdateRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateRepresentativeRequest
+		protoReq extGatehousev1.UpdateRepresentativeRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2300,9 +2301,9 @@ func request_AdminService_UpdateRepresentative_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func local_request_AdminService_UpdateRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_UpdateRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateRepresentativeRequest
+		protoReq extGatehousev1.UpdateRepresentativeRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2354,9 +2355,9 @@ func local_request_AdminService_UpdateRepresentative_0(ctx context.Context, mars
 
 var filter_AdminService_DeleteRepresentative_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0, "id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
-func request_AdminService_DeleteRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_DeleteRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteRepresentativeRequest
+		protoReq extGatehousev1.DeleteRepresentativeRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2389,9 +2390,9 @@ func request_AdminService_DeleteRepresentative_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func local_request_AdminService_DeleteRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_DeleteRepresentative_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteRepresentativeRequest
+		protoReq extGatehousev1.DeleteRepresentativeRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2421,9 +2422,9 @@ func local_request_AdminService_DeleteRepresentative_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
-func request_AdminService_CreateBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_CreateBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateBusinessHoursRequest
+		protoReq extGatehousev1.CreateBusinessHoursRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2451,9 +2452,9 @@ func request_AdminService_CreateBusinessHours_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func local_request_AdminService_CreateBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_CreateBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateBusinessHoursRequest
+		protoReq extGatehousev1.CreateBusinessHoursRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2478,9 +2479,9 @@ func local_request_AdminService_CreateBusinessHours_0(ctx context.Context, marsh
 	return msg, metadata, err
 }
 
-func request_AdminService_GetBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_GetBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetBusinessHoursRequest
+		protoReq extGatehousev1.GetBusinessHoursRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2507,9 +2508,9 @@ func request_AdminService_GetBusinessHours_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func local_request_AdminService_GetBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_GetBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetBusinessHoursRequest
+		protoReq extGatehousev1.GetBusinessHoursRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2535,9 +2536,9 @@ func local_request_AdminService_GetBusinessHours_0(ctx context.Context, marshale
 
 var filter_AdminService_ListBusinessHours_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_AdminService_ListBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_ListBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListBusinessHoursRequest
+		protoReq extGatehousev1.ListBusinessHoursRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2562,9 +2563,9 @@ func request_AdminService_ListBusinessHours_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func local_request_AdminService_ListBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_ListBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListBusinessHoursRequest
+		protoReq extGatehousev1.ListBusinessHoursRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2588,9 +2589,9 @@ func local_request_AdminService_ListBusinessHours_0(ctx context.Context, marshal
 
 var filter_AdminService_UpdateBusinessHours_0 = &utilities.DoubleArray{Encoding: map[string]int{"business_hours": 0, "account_id": 1, "id": 2}, Base: []int{1, 1, 3, 2, 0, 0, 0}, Check: []int{0, 1, 1, 2, 2, 4, 3}}
 
-func request_AdminService_UpdateBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_UpdateBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateBusinessHoursRequest
+		protoReq extGatehousev1.UpdateBusinessHoursRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2643,9 +2644,9 @@ func request_AdminService_UpdateBusinessHours_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func local_request_AdminService_UpdateBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_UpdateBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq UpdateBusinessHoursRequest
+		protoReq extGatehousev1.UpdateBusinessHoursRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2697,9 +2698,9 @@ func local_request_AdminService_UpdateBusinessHours_0(ctx context.Context, marsh
 
 var filter_AdminService_DeleteBusinessHours_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0, "id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
-func request_AdminService_DeleteBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_DeleteBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteBusinessHoursRequest
+		protoReq extGatehousev1.DeleteBusinessHoursRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2732,9 +2733,9 @@ func request_AdminService_DeleteBusinessHours_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func local_request_AdminService_DeleteBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_DeleteBusinessHours_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteBusinessHoursRequest
+		protoReq extGatehousev1.DeleteBusinessHoursRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2764,9 +2765,9 @@ func local_request_AdminService_DeleteBusinessHours_0(ctx context.Context, marsh
 	return msg, metadata, err
 }
 
-func request_AdminService_CreateCallerToken_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_CreateCallerToken_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateCallerTokenRequest
+		protoReq extGatehousev1.CreateCallerTokenRequest
 		metadata runtime.ServerMetadata
 	)
 	dec := marshaler.NewDecoder(req.Body)
@@ -2785,9 +2786,9 @@ func request_AdminService_CreateCallerToken_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func local_request_AdminService_CreateCallerToken_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_CreateCallerToken_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CreateCallerTokenRequest
+		protoReq extGatehousev1.CreateCallerTokenRequest
 		metadata runtime.ServerMetadata
 	)
 	dec := marshaler.NewDecoder(req.Body)
@@ -2805,9 +2806,9 @@ func local_request_AdminService_CreateCallerToken_0(ctx context.Context, marshal
 
 var filter_AdminService_ListCallerTokens_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_AdminService_ListCallerTokens_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_ListCallerTokens_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListCallerTokensRequest
+		protoReq extGatehousev1.ListCallerTokensRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -2823,9 +2824,9 @@ func request_AdminService_ListCallerTokens_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func local_request_AdminService_ListCallerTokens_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_ListCallerTokens_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListCallerTokensRequest
+		protoReq extGatehousev1.ListCallerTokensRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -2838,9 +2839,9 @@ func local_request_AdminService_ListCallerTokens_0(ctx context.Context, marshale
 	return msg, metadata, err
 }
 
-func request_AdminService_RevokeCallerToken_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_RevokeCallerToken_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RevokeCallerTokenRequest
+		protoReq extGatehousev1.RevokeCallerTokenRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2868,9 +2869,9 @@ func request_AdminService_RevokeCallerToken_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func local_request_AdminService_RevokeCallerToken_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_RevokeCallerToken_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RevokeCallerTokenRequest
+		protoReq extGatehousev1.RevokeCallerTokenRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2895,9 +2896,9 @@ func local_request_AdminService_RevokeCallerToken_0(ctx context.Context, marshal
 	return msg, metadata, err
 }
 
-func request_AdminService_BackupStore_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (AdminService_BackupStoreClient, runtime.ServerMetadata, error) {
+func request_AdminService_BackupStore_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (extGatehousev1.AdminService_BackupStoreClient, runtime.ServerMetadata, error) {
 	var (
-		protoReq BackupStoreRequest
+		protoReq extGatehousev1.BackupStoreRequest
 		metadata runtime.ServerMetadata
 	)
 	if req.Body != nil {
@@ -2917,9 +2918,9 @@ func request_AdminService_BackupStore_0(ctx context.Context, marshaler runtime.M
 
 var filter_AdminService_ListAuditEvents_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_AdminService_ListAuditEvents_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_ListAuditEvents_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAuditEventsRequest
+		protoReq extGatehousev1.ListAuditEventsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -2935,9 +2936,9 @@ func request_AdminService_ListAuditEvents_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
-func local_request_AdminService_ListAuditEvents_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_ListAuditEvents_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAuditEventsRequest
+		protoReq extGatehousev1.ListAuditEventsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -2952,9 +2953,9 @@ func local_request_AdminService_ListAuditEvents_0(ctx context.Context, marshaler
 
 var filter_AdminService_ListAuditEvents_1 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_AdminService_ListAuditEvents_1(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_ListAuditEvents_1(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAuditEventsRequest
+		protoReq extGatehousev1.ListAuditEventsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -2979,9 +2980,9 @@ func request_AdminService_ListAuditEvents_1(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
-func local_request_AdminService_ListAuditEvents_1(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_ListAuditEvents_1(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListAuditEventsRequest
+		protoReq extGatehousev1.ListAuditEventsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -3005,9 +3006,9 @@ func local_request_AdminService_ListAuditEvents_1(ctx context.Context, marshaler
 
 var filter_AdminService_ListNotifications_0 = &utilities.DoubleArray{Encoding: map[string]int{}, Base: []int(nil), Check: []int(nil)}
 
-func request_AdminService_ListNotifications_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_ListNotifications_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListNotificationsRequest
+		protoReq extGatehousev1.ListNotificationsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -3023,9 +3024,9 @@ func request_AdminService_ListNotifications_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func local_request_AdminService_ListNotifications_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_ListNotifications_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListNotificationsRequest
+		protoReq extGatehousev1.ListNotificationsRequest
 		metadata runtime.ServerMetadata
 	)
 	if err := req.ParseForm(); err != nil {
@@ -3040,9 +3041,9 @@ func local_request_AdminService_ListNotifications_0(ctx context.Context, marshal
 
 var filter_AdminService_ListNotifications_1 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_AdminService_ListNotifications_1(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_ListNotifications_1(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListNotificationsRequest
+		protoReq extGatehousev1.ListNotificationsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -3067,9 +3068,9 @@ func request_AdminService_ListNotifications_1(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func local_request_AdminService_ListNotifications_1(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_ListNotifications_1(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListNotificationsRequest
+		protoReq extGatehousev1.ListNotificationsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -3091,9 +3092,9 @@ func local_request_AdminService_ListNotifications_1(ctx context.Context, marshal
 	return msg, metadata, err
 }
 
-func request_AdminService_RetryNotification_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_RetryNotification_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RetryNotificationRequest
+		protoReq extGatehousev1.RetryNotificationRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -3121,9 +3122,9 @@ func request_AdminService_RetryNotification_0(ctx context.Context, marshaler run
 	return msg, metadata, err
 }
 
-func local_request_AdminService_RetryNotification_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_RetryNotification_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RetryNotificationRequest
+		protoReq extGatehousev1.RetryNotificationRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -3148,9 +3149,9 @@ func local_request_AdminService_RetryNotification_0(ctx context.Context, marshal
 	return msg, metadata, err
 }
 
-func request_AdminService_DeleteNotification_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_DeleteNotification_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteNotificationRequest
+		protoReq extGatehousev1.DeleteNotificationRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -3169,9 +3170,9 @@ func request_AdminService_DeleteNotification_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func local_request_AdminService_DeleteNotification_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_DeleteNotification_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq DeleteNotificationRequest
+		protoReq extGatehousev1.DeleteNotificationRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -3189,9 +3190,9 @@ func local_request_AdminService_DeleteNotification_0(ctx context.Context, marsha
 
 var filter_AdminService_TestAllowlistUrl_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_AdminService_TestAllowlistUrl_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_TestAllowlistUrl_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq TestAllowlistUrlRequest
+		protoReq extGatehousev1.TestAllowlistUrlRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -3216,9 +3217,9 @@ func request_AdminService_TestAllowlistUrl_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func local_request_AdminService_TestAllowlistUrl_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_TestAllowlistUrl_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq TestAllowlistUrlRequest
+		protoReq extGatehousev1.TestAllowlistUrlRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -3242,9 +3243,9 @@ func local_request_AdminService_TestAllowlistUrl_0(ctx context.Context, marshale
 
 var filter_AdminService_GetBusinessHoursStatus_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0, "id": 1}, Base: []int{1, 1, 2, 0, 0}, Check: []int{0, 1, 1, 2, 3}}
 
-func request_AdminService_GetBusinessHoursStatus_0(ctx context.Context, marshaler runtime.Marshaler, client AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_AdminService_GetBusinessHoursStatus_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.AdminServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetBusinessHoursStatusRequest
+		protoReq extGatehousev1.GetBusinessHoursStatusRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -3277,9 +3278,9 @@ func request_AdminService_GetBusinessHoursStatus_0(ctx context.Context, marshale
 	return msg, metadata, err
 }
 
-func local_request_AdminService_GetBusinessHoursStatus_0(ctx context.Context, marshaler runtime.Marshaler, server AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_AdminService_GetBusinessHoursStatus_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.AdminServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetBusinessHoursStatusRequest
+		protoReq extGatehousev1.GetBusinessHoursStatusRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -3314,7 +3315,7 @@ func local_request_AdminService_GetBusinessHoursStatus_0(ctx context.Context, ma
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
 // Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterAdminServiceHandlerFromEndpoint instead.
 // GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
-func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server AdminServiceServer) error {
+func RegisterAdminServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server extGatehousev1.AdminServiceServer) error {
 	mux.Handle(http.MethodPost, pattern_AdminService_CreateAccount_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -4393,15 +4394,15 @@ func RegisterAdminServiceHandlerFromEndpoint(ctx context.Context, mux *runtime.S
 // RegisterAdminServiceHandler registers the http handlers for service AdminService to "mux".
 // The handlers forward requests to the grpc endpoint over "conn".
 func RegisterAdminServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return RegisterAdminServiceHandlerClient(ctx, mux, NewAdminServiceClient(conn))
+	return RegisterAdminServiceHandlerClient(ctx, mux, extGatehousev1.NewAdminServiceClient(conn))
 }
 
 // RegisterAdminServiceHandlerClient registers the http handlers for service AdminService
-// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "AdminServiceClient".
-// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "AdminServiceClient"
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "extGatehousev1.AdminServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "extGatehousev1.AdminServiceClient"
 // doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
-// "AdminServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
-func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client AdminServiceClient) error {
+// "extGatehousev1.AdminServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterAdminServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client extGatehousev1.AdminServiceClient) error {
 	mux.Handle(http.MethodPost, pattern_AdminService_CreateAccount_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()

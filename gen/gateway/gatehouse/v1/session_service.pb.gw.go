@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 
+	extGatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
@@ -37,9 +38,9 @@ var (
 	_ = metadata.Join
 )
 
-func request_SessionService_StartSession_0(ctx context.Context, marshaler runtime.Marshaler, client SessionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_SessionService_StartSession_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.SessionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq StartSessionRequest
+		protoReq extGatehousev1.StartSessionRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -67,9 +68,9 @@ func request_SessionService_StartSession_0(ctx context.Context, marshaler runtim
 	return msg, metadata, err
 }
 
-func local_request_SessionService_StartSession_0(ctx context.Context, marshaler runtime.Marshaler, server SessionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_SessionService_StartSession_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.SessionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq StartSessionRequest
+		protoReq extGatehousev1.StartSessionRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -94,9 +95,9 @@ func local_request_SessionService_StartSession_0(ctx context.Context, marshaler 
 	return msg, metadata, err
 }
 
-func request_SessionService_GetSession_0(ctx context.Context, marshaler runtime.Marshaler, client SessionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_SessionService_GetSession_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.SessionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetSessionRequest
+		protoReq extGatehousev1.GetSessionRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -115,9 +116,9 @@ func request_SessionService_GetSession_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_SessionService_GetSession_0(ctx context.Context, marshaler runtime.Marshaler, server SessionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_SessionService_GetSession_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.SessionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetSessionRequest
+		protoReq extGatehousev1.GetSessionRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -133,9 +134,9 @@ func local_request_SessionService_GetSession_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func request_SessionService_EndSession_0(ctx context.Context, marshaler runtime.Marshaler, client SessionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_SessionService_EndSession_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.SessionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq EndSessionRequest
+		protoReq extGatehousev1.EndSessionRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -163,9 +164,9 @@ func request_SessionService_EndSession_0(ctx context.Context, marshaler runtime.
 	return msg, metadata, err
 }
 
-func local_request_SessionService_EndSession_0(ctx context.Context, marshaler runtime.Marshaler, server SessionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_SessionService_EndSession_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.SessionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq EndSessionRequest
+		protoReq extGatehousev1.EndSessionRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -190,9 +191,9 @@ func local_request_SessionService_EndSession_0(ctx context.Context, marshaler ru
 	return msg, metadata, err
 }
 
-func request_SessionService_InviteExternalSpecialist_0(ctx context.Context, marshaler runtime.Marshaler, client SessionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_SessionService_InviteExternalSpecialist_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.SessionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq InviteExternalSpecialistRequest
+		protoReq extGatehousev1.InviteExternalSpecialistRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -220,9 +221,9 @@ func request_SessionService_InviteExternalSpecialist_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
-func local_request_SessionService_InviteExternalSpecialist_0(ctx context.Context, marshaler runtime.Marshaler, server SessionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_SessionService_InviteExternalSpecialist_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.SessionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq InviteExternalSpecialistRequest
+		protoReq extGatehousev1.InviteExternalSpecialistRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -247,9 +248,9 @@ func local_request_SessionService_InviteExternalSpecialist_0(ctx context.Context
 	return msg, metadata, err
 }
 
-func request_SessionService_RemoveExternalSpecialist_0(ctx context.Context, marshaler runtime.Marshaler, client SessionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_SessionService_RemoveExternalSpecialist_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.SessionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RemoveExternalSpecialistRequest
+		protoReq extGatehousev1.RemoveExternalSpecialistRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -276,9 +277,9 @@ func request_SessionService_RemoveExternalSpecialist_0(ctx context.Context, mars
 	return msg, metadata, err
 }
 
-func local_request_SessionService_RemoveExternalSpecialist_0(ctx context.Context, marshaler runtime.Marshaler, server SessionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_SessionService_RemoveExternalSpecialist_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.SessionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq RemoveExternalSpecialistRequest
+		protoReq extGatehousev1.RemoveExternalSpecialistRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -304,9 +305,9 @@ func local_request_SessionService_RemoveExternalSpecialist_0(ctx context.Context
 
 var filter_SessionService_ListSessions_0 = &utilities.DoubleArray{Encoding: map[string]int{"account_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_SessionService_ListSessions_0(ctx context.Context, marshaler runtime.Marshaler, client SessionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_SessionService_ListSessions_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.SessionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListSessionsRequest
+		protoReq extGatehousev1.ListSessionsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -331,9 +332,9 @@ func request_SessionService_ListSessions_0(ctx context.Context, marshaler runtim
 	return msg, metadata, err
 }
 
-func local_request_SessionService_ListSessions_0(ctx context.Context, marshaler runtime.Marshaler, server SessionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_SessionService_ListSessions_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.SessionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq ListSessionsRequest
+		protoReq extGatehousev1.ListSessionsRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -360,7 +361,7 @@ func local_request_SessionService_ListSessions_0(ctx context.Context, marshaler 
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
 // Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterSessionServiceHandlerFromEndpoint instead.
 // GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
-func RegisterSessionServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server SessionServiceServer) error {
+func RegisterSessionServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server extGatehousev1.SessionServiceServer) error {
 	mux.Handle(http.MethodPost, pattern_SessionService_StartSession_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -512,15 +513,15 @@ func RegisterSessionServiceHandlerFromEndpoint(ctx context.Context, mux *runtime
 // RegisterSessionServiceHandler registers the http handlers for service SessionService to "mux".
 // The handlers forward requests to the grpc endpoint over "conn".
 func RegisterSessionServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return RegisterSessionServiceHandlerClient(ctx, mux, NewSessionServiceClient(conn))
+	return RegisterSessionServiceHandlerClient(ctx, mux, extGatehousev1.NewSessionServiceClient(conn))
 }
 
 // RegisterSessionServiceHandlerClient registers the http handlers for service SessionService
-// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "SessionServiceClient".
-// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "SessionServiceClient"
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "extGatehousev1.SessionServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "extGatehousev1.SessionServiceClient"
 // doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
-// "SessionServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
-func RegisterSessionServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client SessionServiceClient) error {
+// "extGatehousev1.SessionServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterSessionServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client extGatehousev1.SessionServiceClient) error {
 	mux.Handle(http.MethodPost, pattern_SessionService_StartSession_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()

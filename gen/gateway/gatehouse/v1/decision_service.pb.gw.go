@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 
+	extGatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
@@ -37,9 +38,9 @@ var (
 	_ = metadata.Join
 )
 
-func request_DecisionService_CheckFeature_0(ctx context.Context, marshaler runtime.Marshaler, client DecisionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_DecisionService_CheckFeature_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.DecisionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CheckFeatureRequest
+		protoReq extGatehousev1.CheckFeatureRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -67,9 +68,9 @@ func request_DecisionService_CheckFeature_0(ctx context.Context, marshaler runti
 	return msg, metadata, err
 }
 
-func local_request_DecisionService_CheckFeature_0(ctx context.Context, marshaler runtime.Marshaler, server DecisionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_DecisionService_CheckFeature_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.DecisionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CheckFeatureRequest
+		protoReq extGatehousev1.CheckFeatureRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -94,9 +95,9 @@ func local_request_DecisionService_CheckFeature_0(ctx context.Context, marshaler
 	return msg, metadata, err
 }
 
-func request_DecisionService_CheckFeatures_0(ctx context.Context, marshaler runtime.Marshaler, client DecisionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_DecisionService_CheckFeatures_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.DecisionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CheckFeaturesRequest
+		protoReq extGatehousev1.CheckFeaturesRequest
 		metadata runtime.ServerMetadata
 	)
 	dec := marshaler.NewDecoder(req.Body)
@@ -115,9 +116,9 @@ func request_DecisionService_CheckFeatures_0(ctx context.Context, marshaler runt
 	return msg, metadata, err
 }
 
-func local_request_DecisionService_CheckFeatures_0(ctx context.Context, marshaler runtime.Marshaler, server DecisionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_DecisionService_CheckFeatures_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.DecisionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq CheckFeaturesRequest
+		protoReq extGatehousev1.CheckFeaturesRequest
 		metadata runtime.ServerMetadata
 	)
 	dec := marshaler.NewDecoder(req.Body)
@@ -135,9 +136,9 @@ func local_request_DecisionService_CheckFeatures_0(ctx context.Context, marshale
 
 var filter_DecisionService_GetSessionPolicy_0 = &utilities.DoubleArray{Encoding: map[string]int{"session_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_DecisionService_GetSessionPolicy_0(ctx context.Context, marshaler runtime.Marshaler, client DecisionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func request_DecisionService_GetSessionPolicy_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.DecisionServiceClient, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetSessionPolicyRequest
+		protoReq extGatehousev1.GetSessionPolicyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -162,9 +163,9 @@ func request_DecisionService_GetSessionPolicy_0(ctx context.Context, marshaler r
 	return msg, metadata, err
 }
 
-func local_request_DecisionService_GetSessionPolicy_0(ctx context.Context, marshaler runtime.Marshaler, server DecisionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
+func local_request_DecisionService_GetSessionPolicy_0(ctx context.Context, marshaler runtime.Marshaler, server extGatehousev1.DecisionServiceServer, req *http.Request, pathParams map[string]string) (proto.Message, runtime.ServerMetadata, error) {
 	var (
-		protoReq GetSessionPolicyRequest
+		protoReq extGatehousev1.GetSessionPolicyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -188,9 +189,9 @@ func local_request_DecisionService_GetSessionPolicy_0(ctx context.Context, marsh
 
 var filter_DecisionService_WatchSessionPolicy_0 = &utilities.DoubleArray{Encoding: map[string]int{"session_id": 0}, Base: []int{1, 1, 0}, Check: []int{0, 1, 2}}
 
-func request_DecisionService_WatchSessionPolicy_0(ctx context.Context, marshaler runtime.Marshaler, client DecisionServiceClient, req *http.Request, pathParams map[string]string) (DecisionService_WatchSessionPolicyClient, runtime.ServerMetadata, error) {
+func request_DecisionService_WatchSessionPolicy_0(ctx context.Context, marshaler runtime.Marshaler, client extGatehousev1.DecisionServiceClient, req *http.Request, pathParams map[string]string) (extGatehousev1.DecisionService_WatchSessionPolicyClient, runtime.ServerMetadata, error) {
 	var (
-		protoReq WatchSessionPolicyRequest
+		protoReq extGatehousev1.WatchSessionPolicyRequest
 		metadata runtime.ServerMetadata
 		err      error
 	)
@@ -228,7 +229,7 @@ func request_DecisionService_WatchSessionPolicy_0(ctx context.Context, marshaler
 // StreamingRPC :currently unsupported pending https://github.com/grpc/grpc-go/issues/906.
 // Note that using this registration option will cause many gRPC library features to stop working. Consider using RegisterDecisionServiceHandlerFromEndpoint instead.
 // GRPC interceptors will not work for this type of registration. To use interceptors, you must use the "runtime.WithMiddlewares" option in the "runtime.NewServeMux" call.
-func RegisterDecisionServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server DecisionServiceServer) error {
+func RegisterDecisionServiceHandlerServer(ctx context.Context, mux *runtime.ServeMux, server extGatehousev1.DecisionServiceServer) error {
 	mux.Handle(http.MethodPost, pattern_DecisionService_CheckFeature_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
@@ -327,15 +328,15 @@ func RegisterDecisionServiceHandlerFromEndpoint(ctx context.Context, mux *runtim
 // RegisterDecisionServiceHandler registers the http handlers for service DecisionService to "mux".
 // The handlers forward requests to the grpc endpoint over "conn".
 func RegisterDecisionServiceHandler(ctx context.Context, mux *runtime.ServeMux, conn *grpc.ClientConn) error {
-	return RegisterDecisionServiceHandlerClient(ctx, mux, NewDecisionServiceClient(conn))
+	return RegisterDecisionServiceHandlerClient(ctx, mux, extGatehousev1.NewDecisionServiceClient(conn))
 }
 
 // RegisterDecisionServiceHandlerClient registers the http handlers for service DecisionService
-// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "DecisionServiceClient".
-// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "DecisionServiceClient"
+// to "mux". The handlers forward requests to the grpc endpoint over the given implementation of "extGatehousev1.DecisionServiceClient".
+// Note: the gRPC framework executes interceptors within the gRPC handler. If the passed in "extGatehousev1.DecisionServiceClient"
 // doesn't go through the normal gRPC flow (creating a gRPC client etc.) then it will be up to the passed in
-// "DecisionServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
-func RegisterDecisionServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client DecisionServiceClient) error {
+// "extGatehousev1.DecisionServiceClient" to call the correct interceptors. This client ignores the HTTP middlewares.
+func RegisterDecisionServiceHandlerClient(ctx context.Context, mux *runtime.ServeMux, client extGatehousev1.DecisionServiceClient) error {
 	mux.Handle(http.MethodPost, pattern_DecisionService_CheckFeature_0, func(w http.ResponseWriter, req *http.Request, pathParams map[string]string) {
 		ctx, cancel := context.WithCancel(req.Context())
 		defer cancel()
