@@ -12,6 +12,7 @@ GOLANGCI_LINT := $(GO) tool -modfile=lint.go.mod golangci-lint
 LISTEN    ?= 127.0.0.1:8470
 DATA_DIR  ?= ./data
 METRICS_ADDR ?= 127.0.0.1:9470
+HTTP_ADDR ?= 127.0.0.1:8471
 FUZZTIME  ?= 30s
 SOAK_TIME ?= 10m
 CRASH_TIME ?= 5m
@@ -28,7 +29,7 @@ help: ## list the targets
 generate: ## format and lint the protos, regenerate gen/
 	$(BUF) format -w
 	$(BUF) lint
-	rm -rf gen
+	rm -rf gen/gatehouse gen/gateway gen/openapiv2
 	$(BUF) generate
 
 .PHONY: check-generated
@@ -63,7 +64,7 @@ check-large-files: ## fail on a tracked file over 1 MB outside gen/ and testdata
 		if [ -n "$$big" ]; then echo "tracked files over $(MAX_TRACKED_BYTES) bytes (build output? add it to .gitignore and git rm --cached it):"; echo "$$big"; exit 1; fi
 
 .PHONY: test
-test: check-generated lint ## everything CI runs: generated code fresh, lint, all tests with -race, a brief fuzz of every target
+test: check-generated lint chromium ## everything CI runs: generated code fresh, lint, all tests with -race, a brief fuzz of every target
 	$(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz-smoke
 
@@ -80,6 +81,22 @@ fuzz-smoke: ## run every fuzz target for 3s (part of make test)
 				$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime 3s $$pkg || exit 1; \
 		done; \
 	done
+
+# The console's browser tests (cmd/gatehoused, TestConsole*) drive Debian's
+# chromium; they skip when it cannot be found, and fail under CI=true.
+.PHONY: chromium
+chromium: ## install Debian's chromium for the console's browser tests when it is missing (apt-get, as root)
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; else \
+		echo "chromium not found: apt-get install -y chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi
+
+# Screenshots of the console's main pages for docs/console.md, taken by the
+# browser tests against a daemon with demo data.
+SCREENSHOT_DIR ?= docs/console
+.PHONY: console-screenshots
+console-screenshots: chromium ## write screenshots of the console's main pages to SCREENSHOT_DIR (default docs/console)
+	mkdir -p $(SCREENSHOT_DIR)
+	GATEHOUSE_TEST_SCREENSHOTS=$(abspath $(SCREENSHOT_DIR)) $(GO) test -count=1 -run '^TestConsoleScreenshots$$' ./cmd/gatehoused
 
 .PHONY: build
 build: cli ## build bin/gatehoused and the admin CLI bin/gatehouse (version from git describe, or VERSION=…)
@@ -98,8 +115,8 @@ bin/grpcurl: tools.go.mod tools.go.sum
 	$(GO) build -modfile=tools.go.mod -o bin/grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl
 
 .PHONY: run
-run: build bin/grpcurl ## run the daemon on $(LISTEN) with demo data in $(DATA_DIR)
-	bin/gatehoused --listen $(LISTEN) --data-dir $(DATA_DIR) --demo --log-format text --metrics-addr $(METRICS_ADDR)
+run: build bin/grpcurl ## run the daemon on $(LISTEN) (HTTP/JSON on $(HTTP_ADDR)) with demo data in $(DATA_DIR)
+	bin/gatehoused --listen $(LISTEN) --http-addr $(HTTP_ADDR) --data-dir $(DATA_DIR) --demo --log-format text --metrics-addr $(METRICS_ADDR)
 
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each

@@ -51,6 +51,7 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	closeSharedBrowser()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}
@@ -84,7 +85,9 @@ func binary(t *testing.T) string {
 }
 
 // environ returns the test's environment without any GATEHOUSE_ or
-// OpenTelemetry (OTEL_) variable, plus extra (KEY=VALUE).
+// OpenTelemetry (OTEL_) variable, with HTTP off (GATEHOUSE_HTTP_ADDR
+// empty: its default is a fixed port; a test that serves HTTP passes
+// --http-addr 127.0.0.1:0), plus extra (KEY=VALUE).
 func environ(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -92,6 +95,7 @@ func environ(extra ...string) []string {
 			env = append(env, kv)
 		}
 	}
+	env = append(env, "GATEHOUSE_HTTP_ADDR=")
 	return append(env, extra...)
 }
 

@@ -210,6 +210,12 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var httpLis net.Listener
+	if cfg.HTTPAddr != "" {
+		if httpLis, err = m.listen(cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("http: %w", err)
+		}
+	}
 	var metricsLis net.Listener
 	if cfg.MetricsAddr != "" {
 		if metricsLis, err = m.listen(cfg.MetricsAddr); err != nil {
@@ -284,6 +290,14 @@ func (m *Main) Run(ctx context.Context) error {
 		stopMetrics := serveMetrics(metricsLis, cfg.MetricsAddr, metrics, cfg.Pprof, srv.HealthHandler(), log)
 		m.onClose(func() error { stopMetrics(); return nil })
 	}
+	// The HTTP server stops accepting while the gRPC server ends its
+	// streams (HTTP streams among them) and lets in-flight calls finish:
+	// the closer added after the gRPC server's starts the HTTP shutdown,
+	// this one, run after the gRPC server's, waits for it.
+	httpDone := make(chan struct{})
+	if httpLis != nil {
+		m.onClose(func() error { <-httpDone; return nil })
+	}
 	// The session sweeper stops after the gRPC server and before the
 	// replica and the store.
 	m.goUntilClose(func(ctx context.Context) {
@@ -295,11 +309,30 @@ func (m *Main) Run(ctx context.Context) error {
 		defer cancel()
 		srv.Shutdown(sctx)
 	})
+	if httpLis != nil {
+		stopHTTP, err := startHTTP(httpLis, srv, tlsCfg, cfg, metrics, log)
+		if err != nil {
+			close(httpDone)
+			return err
+		}
+		m.onClose(func() error {
+			go func() {
+				defer close(httpDone)
+				sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+				defer cancel()
+				stopHTTP(sctx)
+			}()
+			return nil
+		})
+	}
 	log.Info("serving", "listen", lis.Addr().String(), "data_dir", cfg.DataDir,
 		"revision", snaps.Current().Revision(), "accounts", snaps.Current().NumAccounts(),
 		"startup", time.Since(start).String(), "gogc", gogc)
 	if cfg.Demo {
 		printDemoHelp(m.Stderr, demoBanner(cfg, lis.Addr().String(), findTools(".")))
+		if httpLis != nil {
+			printDemoHelp(m.Stderr, httpBanner(cfg, httpLis.Addr().String()))
+		}
 	}
 	if cfg.StatsInterval > 0 {
 		go logStats(followCtx, cfg.StatsInterval, snaps, log)

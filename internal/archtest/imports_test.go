@@ -50,7 +50,7 @@ func under(pkg string, dirs ...string) bool {
 // grpcSpeakers may choose gRPC status codes: the gRPC edge, which maps
 // errs to statuses in one file, the generated code and the programs and
 // packages that are gRPC clients.
-var grpcSpeakers = []string{"gen", "client", "cmd/gatehouse", "cmd/gatehouse-loadtest", "internal/loadgen", "internal/server"}
+var grpcSpeakers = []string{"gen", "client", "cmd/gatehouse", "cmd/gatehouse-loadtest", "internal/loadgen", "internal/server", "internal/gateway"}
 
 // TestImports_StatusCodesOnlyAtTheEdge: outside the gRPC edge, code reports
 // errors as errs kinds; no package there imports grpc/codes or grpc/status.
@@ -96,6 +96,10 @@ var rules = []rule{
 	{pkgs: []string{"internal/accountdoc"}, may: []string{"gen", "internal/store"}},
 	// The gRPC edge.
 	{pkgs: []string{"internal/server"}, may: []string{"gen", "internal"}},
+	// The HTTP edge: grpc-gateway handlers that call the gRPC edge over an
+	// in-process connection; and the console's static files and guards.
+	{pkgs: []string{"internal/gateway"}, may: []string{"gen", "internal/server"}},
+	{pkgs: []string{"internal/console"}, noGRPC: true},
 	// The account document's JSON Schema, embedded.
 	{pkgs: []string{"schema"}, noGRPC: true},
 	// Decision tests: offline they run the server itself in memory.
@@ -134,9 +138,9 @@ func TestImports_Layers(t *testing.T) {
 }
 
 // edgeUsers may import the gRPC edge: the programs that serve it, and
-// policytest, whose offline runs serve the account under test in memory
+// the HTTP gateway in front of it, and policytest, whose offline runs serve the account under test in memory
 // with the server's own code.
-var edgeUsers = []string{"cmd/gatehoused", "cmd/gatehouse-loadtest", "policytest"}
+var edgeUsers = []string{"cmd/gatehoused", "cmd/gatehouse-loadtest", "policytest", "internal/gateway"}
 
 // TestImports_OnlyProgramsImportTheEdge: nothing below the edge depends
 // on it.

@@ -19,6 +19,11 @@ import (
 type Config struct {
 	// Listen is the gRPC listen address (host:port).
 	Listen string
+	// HTTPAddr is the HTTP/JSON API's listen address (host:port); empty
+	// serves no HTTP.
+	HTTPAddr string
+	// HTTPMaxBodyBytes bounds an HTTP request body.
+	HTTPMaxBodyBytes int64
 	// DataDir is the directory holding the bbolt file.
 	DataDir string
 	// Demo seeds demo data into an empty store at start.
@@ -140,6 +145,8 @@ type Config struct {
 func Default() Config {
 	return Config{
 		Listen:               "127.0.0.1:8470",
+		HTTPAddr:             "127.0.0.1:8471",
+		HTTPMaxBodyBytes:     8 << 20,
 		DataDir:              "./data",
 		LogLevel:             "info",
 		LogFormat:            "json",
@@ -171,6 +178,8 @@ func Default() Config {
 // RegisterFlags binds c's fields to flags of fs, with c's values as defaults.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", c.Listen, "gRPC listen address `host:port`")
+	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP/JSON API (and /openapi.json) listen address `host:port` (empty: no HTTP)")
+	fs.Int64Var(&c.HTTPMaxBodyBytes, "http-max-body-bytes", c.HTTPMaxBodyBytes, "largest HTTP request body accepted, in `bytes` (larger: RESOURCE_EXHAUSTED, HTTP 413)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the bbolt store file")
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed demo data into an empty store")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback listen address without authentication")
@@ -267,6 +276,17 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("listen %q: %w", c.Listen, err))
 	} else if !isLoopback(host) && !c.Insecure && c.Auth != "token" && c.TLSClientCA == "" {
 		errs = append(errs, fmt.Errorf("listen %q is not a loopback address and callers are not authenticated; use --auth token, or pass --insecure to serve it anyway", c.Listen))
+	}
+	if c.HTTPAddr != "" {
+		host, _, err := net.SplitHostPort(c.HTTPAddr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("http-addr %q: %w", c.HTTPAddr, err))
+		} else if !isLoopback(host) && !c.Insecure && c.Auth != "token" && c.TLSClientCA == "" {
+			errs = append(errs, fmt.Errorf("http-addr %q is not a loopback address and callers are not authenticated; use --auth token, or pass --insecure to serve it anyway", c.HTTPAddr))
+		}
+	}
+	if c.HTTPMaxBodyBytes < 1 {
+		errs = append(errs, fmt.Errorf("http-max-body-bytes %d: want at least 1", c.HTTPMaxBodyBytes))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("tls-cert and tls-key go together"))

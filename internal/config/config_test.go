@@ -247,6 +247,7 @@ func parse(t *testing.T, args []string, env map[string]string) (config.Config, e
 func TestRegisterFlags(t *testing.T) {
 	c, err := parse(t, []string{
 		"--listen", "[::1]:9000", "--data-dir", "/var/lib/gatehouse", "--demo", "--insecure",
+		"--http-addr", "[::1]:9001", "--http-max-body-bytes", "1048576",
 		"--log-level", "debug", "--log-format", "text", "--shutdown-timeout", "250ms",
 		"--cobrowse-base-domain", "cobrowse.example.com",
 		"--smtp-addr", "mail.example.com:587", "--smtp-from", "noreply@example.com", "--outbox-dir", "/var/spool/gh",
@@ -262,6 +263,7 @@ func TestRegisterFlags(t *testing.T) {
 	}
 	want := config.Config{
 		Listen: "[::1]:9000", DataDir: "/var/lib/gatehouse", Demo: true, Insecure: true,
+		HTTPAddr: "[::1]:9001", HTTPMaxBodyBytes: 1 << 20,
 		LogLevel: "debug", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 250 * time.Millisecond,
 		SessionMaxAge: 2 * time.Hour, SessionRetention: 0,
 		CobrowseBaseDomain: "cobrowse.example.com",
@@ -288,6 +290,8 @@ func TestRegisterFlags(t *testing.T) {
 func TestApplyEnv(t *testing.T) {
 	allEnv := map[string]string{
 		"GATEHOUSE_LISTEN":                  "0.0.0.0:9001",
+		"GATEHOUSE_HTTP_ADDR":               "0.0.0.0:9002",
+		"GATEHOUSE_HTTP_MAX_BODY_BYTES":     "4096",
 		"GATEHOUSE_DATA_DIR":                "/srv/gatehouse",
 		"GATEHOUSE_DEMO":                    "true",
 		"GATEHOUSE_INSECURE":                "1",
@@ -340,6 +344,7 @@ func TestApplyEnv(t *testing.T) {
 			want: func(c *config.Config) {
 				*c = config.Config{
 					Listen: "0.0.0.0:9001", DataDir: "/srv/gatehouse", Demo: true, Insecure: true,
+					HTTPAddr: "0.0.0.0:9002", HTTPMaxBodyBytes: 4096,
 					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 3 * time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
@@ -360,6 +365,7 @@ func TestApplyEnv(t *testing.T) {
 			want: func(c *config.Config) {
 				*c = config.Config{
 					Listen: "127.0.0.1:7000", DataDir: "/tmp/x", Demo: true, Insecure: true,
+					HTTPAddr: "0.0.0.0:9002", HTTPMaxBodyBytes: 4096,
 					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
@@ -380,6 +386,7 @@ func TestApplyEnv(t *testing.T) {
 			want: func(c *config.Config) {
 				*c = config.Config{
 					Listen: "127.0.0.1:8470", DataDir: "/srv/gatehouse", Demo: false, Insecure: false,
+					HTTPAddr: "0.0.0.0:9002", HTTPMaxBodyBytes: 4096,
 					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 3 * time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
@@ -472,7 +479,7 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 	slices.Sort(asked)
 	want := []string{
 		"GATEHOUSE_ACCEPT_META_ROLLBACK", "GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_CALLER_CPU_SHARE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR",
-		"GATEHOUSE_DECISION_TIMEOUT", "GATEHOUSE_DEMO", "GATEHOUSE_GC_PERCENT", "GATEHOUSE_INSECURE", "GATEHOUSE_LOG_LEVEL",
+		"GATEHOUSE_DECISION_TIMEOUT", "GATEHOUSE_DEMO", "GATEHOUSE_GC_PERCENT", "GATEHOUSE_HTTP_ADDR", "GATEHOUSE_HTTP_MAX_BODY_BYTES", "GATEHOUSE_INSECURE", "GATEHOUSE_LOG_LEVEL",
 		"GATEHOUSE_LOG_SLOW_CALL", "GATEHOUSE_MAX_CONN_STREAMS", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_INFLIGHT_PER_CALLER", "GATEHOUSE_MAX_META_STREAMS",
 		"GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_MAX_STREAMS", "GATEHOUSE_MAX_STREAMS_PER_CALLER", "GATEHOUSE_METRICS_ADDR",
 		"GATEHOUSE_OTEL_ENDPOINT", "GATEHOUSE_OTEL_INSECURE", "GATEHOUSE_OTEL_SAMPLE_RATIO", "GATEHOUSE_OUTBOX_DIR", "GATEHOUSE_PPROF",
@@ -566,5 +573,40 @@ func TestOTelPlaintext(t *testing.T) {
 		if got := c.OTelPlaintext(); got != tt.want {
 			t.Errorf("OTelPlaintext() with endpoint %q, insecure %v = %v, want %v", tt.endpoint, tt.insecure, got, tt.want)
 		}
+	}
+}
+
+// TestValidate_HTTPAddr: the HTTP address follows the rule of --listen —
+// beyond loopback only with authentication (or --insecure) — and an
+// empty one turns HTTP off.
+func TestValidate_HTTPAddr(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		mod     func(*config.Config)
+		wantErr string
+	}{
+		{"default", func(*config.Config) {}, ""},
+		{"off", func(c *config.Config) { c.HTTPAddr = "" }, ""},
+		{"any address without auth", func(c *config.Config) { c.HTTPAddr = "0.0.0.0:8471" }, "http-addr"},
+		{"public IP without auth", func(c *config.Config) { c.HTTPAddr = "192.0.2.1:8471" }, "not a loopback address"},
+		{"any address with token auth", func(c *config.Config) { c.HTTPAddr = ":8471"; c.Auth = "token" }, ""},
+		{"any address with --insecure", func(c *config.Config) { c.HTTPAddr = ":8471"; c.Insecure = true }, ""},
+		{"any address with mutual TLS", func(c *config.Config) {
+			c.HTTPAddr, c.TLSCert, c.TLSKey, c.TLSClientCA = ":8471", "c.pem", "k.pem", "ca.pem"
+		}, ""},
+		{"no port", func(c *config.Config) { c.HTTPAddr = "127.0.0.1" }, "http-addr"},
+		{"body limit 0", func(c *config.Config) { c.HTTPMaxBodyBytes = 0 }, "http-max-body-bytes"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default()
+			tt.mod(&c)
+			err := c.Validate()
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Errorf("Validate = %v, want nil", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Errorf("Validate = %v, want an error mentioning %q", err, tt.wantErr)
+			}
+		})
 	}
 }

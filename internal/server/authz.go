@@ -56,6 +56,7 @@ var (
 		"CreateTeam", "GetTeam", "ListTeams", "UpdateTeam", "DeleteTeam",
 		"CreateRepresentative", "GetRepresentative", "ListRepresentatives", "UpdateRepresentative", "DeleteRepresentative",
 		"CreateBusinessHours", "GetBusinessHours", "ListBusinessHours", "UpdateBusinessHours", "DeleteBusinessHours",
+		"TestAllowlistUrl", "GetBusinessHoursStatus",
 	}
 )
 
@@ -162,6 +163,11 @@ func verifiedClientCert(ctx context.Context) *x509.Certificate {
 	p, ok := peer.FromContext(ctx)
 	if !ok {
 		return nil
+	}
+	if _, ok := p.AuthInfo.(inProcessAuthInfo); ok {
+		// The HTTP gateway: its HTTP server verified the certificate
+		// with the same client CA.
+		return gatewayClientCert(ctx)
 	}
 	info, ok := p.AuthInfo.(credentials.TLSInfo)
 	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {

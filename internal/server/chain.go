@@ -13,7 +13,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 )
 
@@ -173,11 +172,12 @@ func (s *Server) logCall(ctx context.Context, fullMethod, kind string, start tim
 	}
 	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
 	attrs := make([]slog.Attr, 0, 14)
+	protocol, addr := callPeer(ctx)
 	attrs = append(attrs,
-		slog.String("protocol", "grpc"), slog.String("grpc.component", "server"),
+		slog.String("protocol", protocol), slog.String("grpc.component", "server"),
 		slog.String("grpc.service", service), slog.String("grpc.method", method), slog.String("grpc.method_type", kind))
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		attrs = append(attrs, slog.String("peer.address", p.Addr.String()))
+	if addr != "" {
+		attrs = append(attrs, slog.String("peer.address", addr))
 	}
 	attrs = append(attrs, slog.String("request_id", id))
 	if s.tracing {

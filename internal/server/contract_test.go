@@ -41,6 +41,7 @@ var implemented = map[string]bool{
 	"CreateCallerToken": true, "ListCallerTokens": true, "RevokeCallerToken": true,
 	"ListAuditEvents": true, "BackupStore": true,
 	"ListNotifications": true, "RetryNotification": true, "DeleteNotification": true,
+	"TestAllowlistUrl": true, "GetBusinessHoursStatus": true,
 	"CreatePrivacyRule": true, "GetPrivacyRule": true, "ListPrivacyRules": true, "UpdatePrivacyRule": true, "DeletePrivacyRule": true,
 	"ExportAccount": true, "ApplyAccount": true, "CheckHypothetical": true,
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Metrics are the daemon's Prometheus metrics: those of internal/observe
@@ -12,7 +13,10 @@ import (
 // metrics of go-grpc-middleware, in one Registry.
 type Metrics struct {
 	*observe.Metrics
-	grpc *grpcprom.ServerMetrics
+	// HTTPRefused counts the HTTP requests the gateway (internal/gateway)
+	// refused before they became a call, by reason.
+	HTTPRefused *prometheus.CounterVec
+	grpc        *grpcprom.ServerMetrics
 }
 
 // NewMetrics creates the metrics, including Go runtime and process
@@ -23,7 +27,8 @@ func NewMetrics() *Metrics {
 		grpc: grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram(
 			grpcprom.WithHistogramBuckets([]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}))),
 	}
-	m.Registry.MustRegister(m.grpc)
+	m.HTTPRefused = NewHTTPRefused()
+	m.Registry.MustRegister(m.grpc, m.HTTPRefused)
 	return m
 }
 
@@ -42,4 +47,16 @@ func (m *Metrics) countRequestSize(err error) {
 	if err != nil && errors.As(err, &rs) {
 		m.observed().CountRequestSize()
 	}
+}
+
+// NewHTTPRefused returns the counter of Metrics.HTTPRefused, unregistered.
+func NewHTTPRefused() *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "gatehouse_http_refused_total",
+		Help: "HTTP requests the gateway refused before they became a call, by reason (body_too_large, no_update_fields, cross_origin).",
+	}, []string{"reason"})
+	for _, r := range []string{"body_too_large", "no_update_fields", "cross_origin"} {
+		c.WithLabelValues(r)
+	}
+	return c
 }

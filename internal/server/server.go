@@ -28,9 +28,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/test/bufconn"
 )
 
 // Options configure a Server.
@@ -91,10 +93,11 @@ type Options struct {
 
 // tlsOption returns the transport credentials of cfg (none when nil).
 func tlsOption(cfg *tls.Config) []grpc.ServerOption {
-	if cfg == nil {
-		return nil
+	creds := insecure.NewCredentials()
+	if cfg != nil {
+		creds = credentials.NewTLS(cfg)
 	}
-	return []grpc.ServerOption{grpc.Creds(credentials.NewTLS(cfg))}
+	return []grpc.ServerOption{grpc.Creds(serverCreds{creds})}
 }
 
 // Server serves the Gatehouse API, health and reflection.
@@ -143,6 +146,10 @@ type Server struct {
 	// graceful stop does not wait for them.
 	done     chan struct{}
 	shutdown sync.Once
+	// inProcess is the listener of DialInProcess, served from its first
+	// call on.
+	inProcess     inProcessListener
+	inProcessOnce sync.Once
 }
 
 // New builds a server with its interceptors, outermost first (after the
@@ -171,6 +178,7 @@ func New(o Options) *Server {
 		s.slowCall = DefaultSlowCall
 	}
 	s.done = make(chan struct{})
+	s.inProcess = inProcessListener{bufconn.Listen(inProcessBuffer)}
 	s.warnPublicSuffixEntries()
 	s.obs = o.Metrics.observed()
 	var reg *prometheus.Registry

@@ -5257,11 +5257,318 @@ func (x *DeleteNotificationResponse) GetRevision() uint64 {
 	return 0
 }
 
+// TestAllowlistUrlRequest names an account and a URL to test.
+type TestAllowlistUrlRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// account_id names the account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// url is the page to test, as a browser would be asked to open it.
+	Url string `protobuf:"bytes,2,opt,name=url,proto3" json:"url,omitempty"`
+	// min_revision, when set, waits until the answer reflects at least that
+	// store revision (bounded by the call deadline).
+	MinRevision   uint64 `protobuf:"varint,3,opt,name=min_revision,json=minRevision,proto3" json:"min_revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestAllowlistUrlRequest) Reset() {
+	*x = TestAllowlistUrlRequest{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[98]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestAllowlistUrlRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestAllowlistUrlRequest) ProtoMessage() {}
+
+func (x *TestAllowlistUrlRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[98]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestAllowlistUrlRequest.ProtoReflect.Descriptor instead.
+func (*TestAllowlistUrlRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{98}
+}
+
+func (x *TestAllowlistUrlRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *TestAllowlistUrlRequest) GetUrl() string {
+	if x != nil {
+		return x.Url
+	}
+	return ""
+}
+
+func (x *TestAllowlistUrlRequest) GetMinRevision() uint64 {
+	if x != nil {
+		return x.MinRevision
+	}
+	return 0
+}
+
+// TestAllowlistUrlResponse is the allowlist's answer for one URL.
+type TestAllowlistUrlResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// allowed is true when a top-level page may open the URL.
+	Allowed bool `protobuf:"varint,1,opt,name=allowed,proto3" json:"allowed,omitempty"`
+	// reason is REASON_ALLOWED, REASON_URL_INVALID, REASON_URL_NOT_PERMITTED
+	// or REASON_DOMAIN_NOT_ALLOWLISTED.
+	Reason Reason `protobuf:"varint,2,opt,name=reason,proto3,enum=gatehouse.v1.Reason" json:"reason,omitempty"`
+	// message explains the reason in words.
+	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	// entry_id is the allowlist entry that allows the URL; empty when the
+	// URL is denied or the allowlist is empty (every http(s) page allowed).
+	EntryId string `protobuf:"bytes,4,opt,name=entry_id,json=entryId,proto3" json:"entry_id,omitempty"`
+	// normalized_url is the URL as parsed (WHATWG rules); empty when it
+	// cannot be parsed.
+	NormalizedUrl string `protobuf:"bytes,5,opt,name=normalized_url,json=normalizedUrl,proto3" json:"normalized_url,omitempty"`
+	// revision is the store revision the answer reflects.
+	Revision      uint64 `protobuf:"varint,6,opt,name=revision,proto3" json:"revision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestAllowlistUrlResponse) Reset() {
+	*x = TestAllowlistUrlResponse{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[99]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestAllowlistUrlResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestAllowlistUrlResponse) ProtoMessage() {}
+
+func (x *TestAllowlistUrlResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[99]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestAllowlistUrlResponse.ProtoReflect.Descriptor instead.
+func (*TestAllowlistUrlResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{99}
+}
+
+func (x *TestAllowlistUrlResponse) GetAllowed() bool {
+	if x != nil {
+		return x.Allowed
+	}
+	return false
+}
+
+func (x *TestAllowlistUrlResponse) GetReason() Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return Reason_REASON_UNSPECIFIED
+}
+
+func (x *TestAllowlistUrlResponse) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *TestAllowlistUrlResponse) GetEntryId() string {
+	if x != nil {
+		return x.EntryId
+	}
+	return ""
+}
+
+func (x *TestAllowlistUrlResponse) GetNormalizedUrl() string {
+	if x != nil {
+		return x.NormalizedUrl
+	}
+	return ""
+}
+
+func (x *TestAllowlistUrlResponse) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+// GetBusinessHoursStatusRequest names a business-hours set.
+type GetBusinessHoursStatusRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// account_id names the account.
+	AccountId string `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	// id names the business-hours set.
+	Id string `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
+	// time is the instant to evaluate; now when unset.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBusinessHoursStatusRequest) Reset() {
+	*x = GetBusinessHoursStatusRequest{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[100]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBusinessHoursStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBusinessHoursStatusRequest) ProtoMessage() {}
+
+func (x *GetBusinessHoursStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[100]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBusinessHoursStatusRequest.ProtoReflect.Descriptor instead.
+func (*GetBusinessHoursStatusRequest) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{100}
+}
+
+func (x *GetBusinessHoursStatusRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *GetBusinessHoursStatusRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *GetBusinessHoursStatusRequest) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+// GetBusinessHoursStatusResponse says whether a set is open.
+type GetBusinessHoursStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// open is true when the set is open at the time asked.
+	Open bool `protobuf:"varint,1,opt,name=open,proto3" json:"open,omitempty"`
+	// close_time is when an open set next closes; unset when closed, or
+	// when it stays open beyond the search horizon.
+	CloseTime *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=close_time,json=closeTime,proto3" json:"close_time,omitempty"`
+	// next_open_time is when the set next opens: after close_time when it is
+	// open now; unset when it never opens again within the search horizon.
+	NextOpenTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=next_open_time,json=nextOpenTime,proto3" json:"next_open_time,omitempty"`
+	// time_zone is the set's IANA time zone, for showing the times locally.
+	TimeZone string `protobuf:"bytes,4,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// time is the instant evaluated.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=time,proto3" json:"time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetBusinessHoursStatusResponse) Reset() {
+	*x = GetBusinessHoursStatusResponse{}
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[101]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetBusinessHoursStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetBusinessHoursStatusResponse) ProtoMessage() {}
+
+func (x *GetBusinessHoursStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_gatehouse_v1_admin_service_proto_msgTypes[101]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetBusinessHoursStatusResponse.ProtoReflect.Descriptor instead.
+func (*GetBusinessHoursStatusResponse) Descriptor() ([]byte, []int) {
+	return file_gatehouse_v1_admin_service_proto_rawDescGZIP(), []int{101}
+}
+
+func (x *GetBusinessHoursStatusResponse) GetOpen() bool {
+	if x != nil {
+		return x.Open
+	}
+	return false
+}
+
+func (x *GetBusinessHoursStatusResponse) GetCloseTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CloseTime
+	}
+	return nil
+}
+
+func (x *GetBusinessHoursStatusResponse) GetNextOpenTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextOpenTime
+	}
+	return nil
+}
+
+func (x *GetBusinessHoursStatusResponse) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *GetBusinessHoursStatusResponse) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
 var File_gatehouse_v1_admin_service_proto protoreflect.FileDescriptor
 
 const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
 	"\n" +
-	" gatehouse/v1/admin_service.proto\x12\fgatehouse.v1\x1a#gatehouse/v1/account_document.proto\x1a\x1cgatehouse/v1/resources.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n" +
+	" gatehouse/v1/admin_service.proto\x12\fgatehouse.v1\x1a#gatehouse/v1/account_document.proto\x1a\x1cgatehouse/v1/resources.proto\x1a\x18gatehouse/v1/types.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"G\n" +
 	"\x14CreateAccountRequest\x12/\n" +
 	"\aaccount\x18\x01 \x01(\v2\x15.gatehouse.v1.AccountR\aaccount\"H\n" +
 	"\x15CreateAccountResponse\x12/\n" +
@@ -5594,7 +5901,31 @@ const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
 	"\x19DeleteNotificationRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"8\n" +
 	"\x1aDeleteNotificationResponse\x12\x1a\n" +
-	"\brevision\x18\x01 \x01(\x04R\brevision2\xfe&\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\"m\n" +
+	"\x17TestAllowlistUrlRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x10\n" +
+	"\x03url\x18\x02 \x01(\tR\x03url\x12!\n" +
+	"\fmin_revision\x18\x03 \x01(\x04R\vminRevision\"\xda\x01\n" +
+	"\x18TestAllowlistUrlResponse\x12\x18\n" +
+	"\aallowed\x18\x01 \x01(\bR\aallowed\x12,\n" +
+	"\x06reason\x18\x02 \x01(\x0e2\x14.gatehouse.v1.ReasonR\x06reason\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x19\n" +
+	"\bentry_id\x18\x04 \x01(\tR\aentryId\x12%\n" +
+	"\x0enormalized_url\x18\x05 \x01(\tR\rnormalizedUrl\x12\x1a\n" +
+	"\brevision\x18\x06 \x01(\x04R\brevision\"~\n" +
+	"\x1dGetBusinessHoursStatusRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x0e\n" +
+	"\x02id\x18\x02 \x01(\tR\x02id\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"\xfe\x01\n" +
+	"\x1eGetBusinessHoursStatusResponse\x12\x12\n" +
+	"\x04open\x18\x01 \x01(\bR\x04open\x129\n" +
+	"\n" +
+	"close_time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tcloseTime\x12@\n" +
+	"\x0enext_open_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\fnextOpenTime\x12\x1b\n" +
+	"\ttime_zone\x18\x04 \x01(\tR\btimeZone\x12.\n" +
+	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time2\xd6(\n" +
 	"\fAdminService\x12X\n" +
 	"\rCreateAccount\x12\".gatehouse.v1.CreateAccountRequest\x1a#.gatehouse.v1.CreateAccountResponse\x12O\n" +
 	"\n" +
@@ -5650,7 +5981,9 @@ const file_gatehouse_v1_admin_service_proto_rawDesc = "" +
 	"\x11RetryNotification\x12&.gatehouse.v1.RetryNotificationRequest\x1a'.gatehouse.v1.RetryNotificationResponse\x12g\n" +
 	"\x12DeleteNotification\x12'.gatehouse.v1.DeleteNotificationRequest\x1a(.gatehouse.v1.DeleteNotificationResponse\x12X\n" +
 	"\rExportAccount\x12\".gatehouse.v1.ExportAccountRequest\x1a#.gatehouse.v1.ExportAccountResponse\x12U\n" +
-	"\fApplyAccount\x12!.gatehouse.v1.ApplyAccountRequest\x1a\".gatehouse.v1.ApplyAccountResponseB\xb7\x01\n" +
+	"\fApplyAccount\x12!.gatehouse.v1.ApplyAccountRequest\x1a\".gatehouse.v1.ApplyAccountResponse\x12a\n" +
+	"\x10TestAllowlistUrl\x12%.gatehouse.v1.TestAllowlistUrlRequest\x1a&.gatehouse.v1.TestAllowlistUrlResponse\x12s\n" +
+	"\x16GetBusinessHoursStatus\x12+.gatehouse.v1.GetBusinessHoursStatusRequest\x1a,.gatehouse.v1.GetBusinessHoursStatusResponseB\xb7\x01\n" +
 	"\x10com.gatehouse.v1B\x11AdminServiceProtoP\x01Z?github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1;gatehousev1\xa2\x02\x03GXX\xaa\x02\fGatehouse.V1\xca\x02\fGatehouse\\V1\xe2\x02\x18Gatehouse\\V1\\GPBMetadata\xea\x02\rGatehouse::V1b\x06proto3"
 
 var (
@@ -5665,7 +5998,7 @@ func file_gatehouse_v1_admin_service_proto_rawDescGZIP() []byte {
 	return file_gatehouse_v1_admin_service_proto_rawDescData
 }
 
-var file_gatehouse_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 98)
+var file_gatehouse_v1_admin_service_proto_msgTypes = make([]protoimpl.MessageInfo, 102)
 var file_gatehouse_v1_admin_service_proto_goTypes = []any{
 	(*CreateAccountRequest)(nil),            // 0: gatehouse.v1.CreateAccountRequest
 	(*CreateAccountResponse)(nil),           // 1: gatehouse.v1.CreateAccountResponse
@@ -5765,201 +6098,215 @@ var file_gatehouse_v1_admin_service_proto_goTypes = []any{
 	(*RetryNotificationResponse)(nil),       // 95: gatehouse.v1.RetryNotificationResponse
 	(*DeleteNotificationRequest)(nil),       // 96: gatehouse.v1.DeleteNotificationRequest
 	(*DeleteNotificationResponse)(nil),      // 97: gatehouse.v1.DeleteNotificationResponse
-	(*Account)(nil),                         // 98: gatehouse.v1.Account
-	(*fieldmaskpb.FieldMask)(nil),           // 99: google.protobuf.FieldMask
-	(*LiveGuideSettings)(nil),               // 100: gatehouse.v1.LiveGuideSettings
-	(*Customization)(nil),                   // 101: gatehouse.v1.Customization
-	(*timestamppb.Timestamp)(nil),           // 102: google.protobuf.Timestamp
-	(*AuditEvent)(nil),                      // 103: gatehouse.v1.AuditEvent
-	(*AllowlistEntry)(nil),                  // 104: gatehouse.v1.AllowlistEntry
-	(*PrivacyRule)(nil),                     // 105: gatehouse.v1.PrivacyRule
-	(*Portal)(nil),                          // 106: gatehouse.v1.Portal
-	(*Team)(nil),                            // 107: gatehouse.v1.Team
-	(*Representative)(nil),                  // 108: gatehouse.v1.Representative
-	(*BusinessHours)(nil),                   // 109: gatehouse.v1.BusinessHours
-	(*CallerToken)(nil),                     // 110: gatehouse.v1.CallerToken
-	(*Notification)(nil),                    // 111: gatehouse.v1.Notification
-	(*ExportAccountRequest)(nil),            // 112: gatehouse.v1.ExportAccountRequest
-	(*ApplyAccountRequest)(nil),             // 113: gatehouse.v1.ApplyAccountRequest
-	(*ExportAccountResponse)(nil),           // 114: gatehouse.v1.ExportAccountResponse
-	(*ApplyAccountResponse)(nil),            // 115: gatehouse.v1.ApplyAccountResponse
+	(*TestAllowlistUrlRequest)(nil),         // 98: gatehouse.v1.TestAllowlistUrlRequest
+	(*TestAllowlistUrlResponse)(nil),        // 99: gatehouse.v1.TestAllowlistUrlResponse
+	(*GetBusinessHoursStatusRequest)(nil),   // 100: gatehouse.v1.GetBusinessHoursStatusRequest
+	(*GetBusinessHoursStatusResponse)(nil),  // 101: gatehouse.v1.GetBusinessHoursStatusResponse
+	(*Account)(nil),                         // 102: gatehouse.v1.Account
+	(*fieldmaskpb.FieldMask)(nil),           // 103: google.protobuf.FieldMask
+	(*LiveGuideSettings)(nil),               // 104: gatehouse.v1.LiveGuideSettings
+	(*Customization)(nil),                   // 105: gatehouse.v1.Customization
+	(*timestamppb.Timestamp)(nil),           // 106: google.protobuf.Timestamp
+	(*AuditEvent)(nil),                      // 107: gatehouse.v1.AuditEvent
+	(*AllowlistEntry)(nil),                  // 108: gatehouse.v1.AllowlistEntry
+	(*PrivacyRule)(nil),                     // 109: gatehouse.v1.PrivacyRule
+	(*Portal)(nil),                          // 110: gatehouse.v1.Portal
+	(*Team)(nil),                            // 111: gatehouse.v1.Team
+	(*Representative)(nil),                  // 112: gatehouse.v1.Representative
+	(*BusinessHours)(nil),                   // 113: gatehouse.v1.BusinessHours
+	(*CallerToken)(nil),                     // 114: gatehouse.v1.CallerToken
+	(*Notification)(nil),                    // 115: gatehouse.v1.Notification
+	(Reason)(0),                             // 116: gatehouse.v1.Reason
+	(*ExportAccountRequest)(nil),            // 117: gatehouse.v1.ExportAccountRequest
+	(*ApplyAccountRequest)(nil),             // 118: gatehouse.v1.ApplyAccountRequest
+	(*ExportAccountResponse)(nil),           // 119: gatehouse.v1.ExportAccountResponse
+	(*ApplyAccountResponse)(nil),            // 120: gatehouse.v1.ApplyAccountResponse
 }
 var file_gatehouse_v1_admin_service_proto_depIdxs = []int32{
-	98,  // 0: gatehouse.v1.CreateAccountRequest.account:type_name -> gatehouse.v1.Account
-	98,  // 1: gatehouse.v1.CreateAccountResponse.account:type_name -> gatehouse.v1.Account
-	98,  // 2: gatehouse.v1.GetAccountResponse.account:type_name -> gatehouse.v1.Account
-	98,  // 3: gatehouse.v1.ListAccountsResponse.accounts:type_name -> gatehouse.v1.Account
-	98,  // 4: gatehouse.v1.UpdateAccountRequest.account:type_name -> gatehouse.v1.Account
-	99,  // 5: gatehouse.v1.UpdateAccountRequest.update_mask:type_name -> google.protobuf.FieldMask
-	98,  // 6: gatehouse.v1.UpdateAccountResponse.account:type_name -> gatehouse.v1.Account
-	100, // 7: gatehouse.v1.GetLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	100, // 8: gatehouse.v1.UpdateLiveGuideSettingsRequest.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	99,  // 9: gatehouse.v1.UpdateLiveGuideSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
-	100, // 10: gatehouse.v1.UpdateLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
-	101, // 11: gatehouse.v1.GetCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
-	101, // 12: gatehouse.v1.UpdateCustomizationRequest.customization:type_name -> gatehouse.v1.Customization
-	99,  // 13: gatehouse.v1.UpdateCustomizationRequest.update_mask:type_name -> google.protobuf.FieldMask
-	101, // 14: gatehouse.v1.UpdateCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
-	98,  // 15: gatehouse.v1.GenerateCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
-	98,  // 16: gatehouse.v1.SetCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
-	102, // 17: gatehouse.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
-	102, // 18: gatehouse.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
-	103, // 19: gatehouse.v1.ListAuditEventsResponse.events:type_name -> gatehouse.v1.AuditEvent
-	104, // 20: gatehouse.v1.CreateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
-	104, // 21: gatehouse.v1.CreateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
-	104, // 22: gatehouse.v1.GetAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
-	104, // 23: gatehouse.v1.ListAllowlistEntriesResponse.entries:type_name -> gatehouse.v1.AllowlistEntry
-	104, // 24: gatehouse.v1.UpdateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
-	99,  // 25: gatehouse.v1.UpdateAllowlistEntryRequest.update_mask:type_name -> google.protobuf.FieldMask
-	104, // 26: gatehouse.v1.UpdateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
-	105, // 27: gatehouse.v1.CreatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
-	105, // 28: gatehouse.v1.CreatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
-	105, // 29: gatehouse.v1.GetPrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
-	105, // 30: gatehouse.v1.ListPrivacyRulesResponse.rules:type_name -> gatehouse.v1.PrivacyRule
-	105, // 31: gatehouse.v1.UpdatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
-	99,  // 32: gatehouse.v1.UpdatePrivacyRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
-	105, // 33: gatehouse.v1.UpdatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
-	106, // 34: gatehouse.v1.CreatePortalRequest.portal:type_name -> gatehouse.v1.Portal
-	106, // 35: gatehouse.v1.CreatePortalResponse.portal:type_name -> gatehouse.v1.Portal
-	106, // 36: gatehouse.v1.GetPortalResponse.portal:type_name -> gatehouse.v1.Portal
-	106, // 37: gatehouse.v1.ListPortalsResponse.portals:type_name -> gatehouse.v1.Portal
-	106, // 38: gatehouse.v1.UpdatePortalRequest.portal:type_name -> gatehouse.v1.Portal
-	99,  // 39: gatehouse.v1.UpdatePortalRequest.update_mask:type_name -> google.protobuf.FieldMask
-	106, // 40: gatehouse.v1.UpdatePortalResponse.portal:type_name -> gatehouse.v1.Portal
-	107, // 41: gatehouse.v1.CreateTeamRequest.team:type_name -> gatehouse.v1.Team
-	107, // 42: gatehouse.v1.CreateTeamResponse.team:type_name -> gatehouse.v1.Team
-	107, // 43: gatehouse.v1.GetTeamResponse.team:type_name -> gatehouse.v1.Team
-	107, // 44: gatehouse.v1.ListTeamsResponse.teams:type_name -> gatehouse.v1.Team
-	107, // 45: gatehouse.v1.UpdateTeamRequest.team:type_name -> gatehouse.v1.Team
-	99,  // 46: gatehouse.v1.UpdateTeamRequest.update_mask:type_name -> google.protobuf.FieldMask
-	107, // 47: gatehouse.v1.UpdateTeamResponse.team:type_name -> gatehouse.v1.Team
-	108, // 48: gatehouse.v1.CreateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
-	108, // 49: gatehouse.v1.CreateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
-	108, // 50: gatehouse.v1.GetRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
-	108, // 51: gatehouse.v1.ListRepresentativesResponse.representatives:type_name -> gatehouse.v1.Representative
-	108, // 52: gatehouse.v1.UpdateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
-	99,  // 53: gatehouse.v1.UpdateRepresentativeRequest.update_mask:type_name -> google.protobuf.FieldMask
-	108, // 54: gatehouse.v1.UpdateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
-	109, // 55: gatehouse.v1.CreateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
-	109, // 56: gatehouse.v1.CreateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	109, // 57: gatehouse.v1.GetBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	109, // 58: gatehouse.v1.ListBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	109, // 59: gatehouse.v1.UpdateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
-	99,  // 60: gatehouse.v1.UpdateBusinessHoursRequest.update_mask:type_name -> google.protobuf.FieldMask
-	109, // 61: gatehouse.v1.UpdateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
-	110, // 62: gatehouse.v1.CreateCallerTokenRequest.token:type_name -> gatehouse.v1.CallerToken
-	110, // 63: gatehouse.v1.CreateCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
-	110, // 64: gatehouse.v1.ListCallerTokensResponse.tokens:type_name -> gatehouse.v1.CallerToken
-	110, // 65: gatehouse.v1.RevokeCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
-	111, // 66: gatehouse.v1.ListNotificationsResponse.notifications:type_name -> gatehouse.v1.Notification
-	111, // 67: gatehouse.v1.RetryNotificationResponse.notification:type_name -> gatehouse.v1.Notification
-	0,   // 68: gatehouse.v1.AdminService.CreateAccount:input_type -> gatehouse.v1.CreateAccountRequest
-	2,   // 69: gatehouse.v1.AdminService.GetAccount:input_type -> gatehouse.v1.GetAccountRequest
-	4,   // 70: gatehouse.v1.AdminService.ListAccounts:input_type -> gatehouse.v1.ListAccountsRequest
-	6,   // 71: gatehouse.v1.AdminService.UpdateAccount:input_type -> gatehouse.v1.UpdateAccountRequest
-	8,   // 72: gatehouse.v1.AdminService.DeleteAccount:input_type -> gatehouse.v1.DeleteAccountRequest
-	10,  // 73: gatehouse.v1.AdminService.GetLiveGuideSettings:input_type -> gatehouse.v1.GetLiveGuideSettingsRequest
-	12,  // 74: gatehouse.v1.AdminService.UpdateLiveGuideSettings:input_type -> gatehouse.v1.UpdateLiveGuideSettingsRequest
-	14,  // 75: gatehouse.v1.AdminService.GetCustomization:input_type -> gatehouse.v1.GetCustomizationRequest
-	16,  // 76: gatehouse.v1.AdminService.UpdateCustomization:input_type -> gatehouse.v1.UpdateCustomizationRequest
-	18,  // 77: gatehouse.v1.AdminService.GenerateCobrowseUrl:input_type -> gatehouse.v1.GenerateCobrowseUrlRequest
-	20,  // 78: gatehouse.v1.AdminService.SetCobrowseUrl:input_type -> gatehouse.v1.SetCobrowseUrlRequest
-	24,  // 79: gatehouse.v1.AdminService.CreateAllowlistEntry:input_type -> gatehouse.v1.CreateAllowlistEntryRequest
-	26,  // 80: gatehouse.v1.AdminService.GetAllowlistEntry:input_type -> gatehouse.v1.GetAllowlistEntryRequest
-	28,  // 81: gatehouse.v1.AdminService.ListAllowlistEntries:input_type -> gatehouse.v1.ListAllowlistEntriesRequest
-	30,  // 82: gatehouse.v1.AdminService.UpdateAllowlistEntry:input_type -> gatehouse.v1.UpdateAllowlistEntryRequest
-	32,  // 83: gatehouse.v1.AdminService.DeleteAllowlistEntry:input_type -> gatehouse.v1.DeleteAllowlistEntryRequest
-	34,  // 84: gatehouse.v1.AdminService.CreatePrivacyRule:input_type -> gatehouse.v1.CreatePrivacyRuleRequest
-	36,  // 85: gatehouse.v1.AdminService.GetPrivacyRule:input_type -> gatehouse.v1.GetPrivacyRuleRequest
-	38,  // 86: gatehouse.v1.AdminService.ListPrivacyRules:input_type -> gatehouse.v1.ListPrivacyRulesRequest
-	40,  // 87: gatehouse.v1.AdminService.UpdatePrivacyRule:input_type -> gatehouse.v1.UpdatePrivacyRuleRequest
-	42,  // 88: gatehouse.v1.AdminService.DeletePrivacyRule:input_type -> gatehouse.v1.DeletePrivacyRuleRequest
-	44,  // 89: gatehouse.v1.AdminService.CreatePortal:input_type -> gatehouse.v1.CreatePortalRequest
-	46,  // 90: gatehouse.v1.AdminService.GetPortal:input_type -> gatehouse.v1.GetPortalRequest
-	48,  // 91: gatehouse.v1.AdminService.ListPortals:input_type -> gatehouse.v1.ListPortalsRequest
-	50,  // 92: gatehouse.v1.AdminService.UpdatePortal:input_type -> gatehouse.v1.UpdatePortalRequest
-	52,  // 93: gatehouse.v1.AdminService.DeletePortal:input_type -> gatehouse.v1.DeletePortalRequest
-	54,  // 94: gatehouse.v1.AdminService.CreateTeam:input_type -> gatehouse.v1.CreateTeamRequest
-	56,  // 95: gatehouse.v1.AdminService.GetTeam:input_type -> gatehouse.v1.GetTeamRequest
-	58,  // 96: gatehouse.v1.AdminService.ListTeams:input_type -> gatehouse.v1.ListTeamsRequest
-	60,  // 97: gatehouse.v1.AdminService.UpdateTeam:input_type -> gatehouse.v1.UpdateTeamRequest
-	62,  // 98: gatehouse.v1.AdminService.DeleteTeam:input_type -> gatehouse.v1.DeleteTeamRequest
-	64,  // 99: gatehouse.v1.AdminService.CreateRepresentative:input_type -> gatehouse.v1.CreateRepresentativeRequest
-	66,  // 100: gatehouse.v1.AdminService.GetRepresentative:input_type -> gatehouse.v1.GetRepresentativeRequest
-	68,  // 101: gatehouse.v1.AdminService.ListRepresentatives:input_type -> gatehouse.v1.ListRepresentativesRequest
-	70,  // 102: gatehouse.v1.AdminService.UpdateRepresentative:input_type -> gatehouse.v1.UpdateRepresentativeRequest
-	72,  // 103: gatehouse.v1.AdminService.DeleteRepresentative:input_type -> gatehouse.v1.DeleteRepresentativeRequest
-	74,  // 104: gatehouse.v1.AdminService.CreateBusinessHours:input_type -> gatehouse.v1.CreateBusinessHoursRequest
-	76,  // 105: gatehouse.v1.AdminService.GetBusinessHours:input_type -> gatehouse.v1.GetBusinessHoursRequest
-	78,  // 106: gatehouse.v1.AdminService.ListBusinessHours:input_type -> gatehouse.v1.ListBusinessHoursRequest
-	80,  // 107: gatehouse.v1.AdminService.UpdateBusinessHours:input_type -> gatehouse.v1.UpdateBusinessHoursRequest
-	82,  // 108: gatehouse.v1.AdminService.DeleteBusinessHours:input_type -> gatehouse.v1.DeleteBusinessHoursRequest
-	84,  // 109: gatehouse.v1.AdminService.CreateCallerToken:input_type -> gatehouse.v1.CreateCallerTokenRequest
-	86,  // 110: gatehouse.v1.AdminService.ListCallerTokens:input_type -> gatehouse.v1.ListCallerTokensRequest
-	88,  // 111: gatehouse.v1.AdminService.RevokeCallerToken:input_type -> gatehouse.v1.RevokeCallerTokenRequest
-	90,  // 112: gatehouse.v1.AdminService.BackupStore:input_type -> gatehouse.v1.BackupStoreRequest
-	22,  // 113: gatehouse.v1.AdminService.ListAuditEvents:input_type -> gatehouse.v1.ListAuditEventsRequest
-	92,  // 114: gatehouse.v1.AdminService.ListNotifications:input_type -> gatehouse.v1.ListNotificationsRequest
-	94,  // 115: gatehouse.v1.AdminService.RetryNotification:input_type -> gatehouse.v1.RetryNotificationRequest
-	96,  // 116: gatehouse.v1.AdminService.DeleteNotification:input_type -> gatehouse.v1.DeleteNotificationRequest
-	112, // 117: gatehouse.v1.AdminService.ExportAccount:input_type -> gatehouse.v1.ExportAccountRequest
-	113, // 118: gatehouse.v1.AdminService.ApplyAccount:input_type -> gatehouse.v1.ApplyAccountRequest
-	1,   // 119: gatehouse.v1.AdminService.CreateAccount:output_type -> gatehouse.v1.CreateAccountResponse
-	3,   // 120: gatehouse.v1.AdminService.GetAccount:output_type -> gatehouse.v1.GetAccountResponse
-	5,   // 121: gatehouse.v1.AdminService.ListAccounts:output_type -> gatehouse.v1.ListAccountsResponse
-	7,   // 122: gatehouse.v1.AdminService.UpdateAccount:output_type -> gatehouse.v1.UpdateAccountResponse
-	9,   // 123: gatehouse.v1.AdminService.DeleteAccount:output_type -> gatehouse.v1.DeleteAccountResponse
-	11,  // 124: gatehouse.v1.AdminService.GetLiveGuideSettings:output_type -> gatehouse.v1.GetLiveGuideSettingsResponse
-	13,  // 125: gatehouse.v1.AdminService.UpdateLiveGuideSettings:output_type -> gatehouse.v1.UpdateLiveGuideSettingsResponse
-	15,  // 126: gatehouse.v1.AdminService.GetCustomization:output_type -> gatehouse.v1.GetCustomizationResponse
-	17,  // 127: gatehouse.v1.AdminService.UpdateCustomization:output_type -> gatehouse.v1.UpdateCustomizationResponse
-	19,  // 128: gatehouse.v1.AdminService.GenerateCobrowseUrl:output_type -> gatehouse.v1.GenerateCobrowseUrlResponse
-	21,  // 129: gatehouse.v1.AdminService.SetCobrowseUrl:output_type -> gatehouse.v1.SetCobrowseUrlResponse
-	25,  // 130: gatehouse.v1.AdminService.CreateAllowlistEntry:output_type -> gatehouse.v1.CreateAllowlistEntryResponse
-	27,  // 131: gatehouse.v1.AdminService.GetAllowlistEntry:output_type -> gatehouse.v1.GetAllowlistEntryResponse
-	29,  // 132: gatehouse.v1.AdminService.ListAllowlistEntries:output_type -> gatehouse.v1.ListAllowlistEntriesResponse
-	31,  // 133: gatehouse.v1.AdminService.UpdateAllowlistEntry:output_type -> gatehouse.v1.UpdateAllowlistEntryResponse
-	33,  // 134: gatehouse.v1.AdminService.DeleteAllowlistEntry:output_type -> gatehouse.v1.DeleteAllowlistEntryResponse
-	35,  // 135: gatehouse.v1.AdminService.CreatePrivacyRule:output_type -> gatehouse.v1.CreatePrivacyRuleResponse
-	37,  // 136: gatehouse.v1.AdminService.GetPrivacyRule:output_type -> gatehouse.v1.GetPrivacyRuleResponse
-	39,  // 137: gatehouse.v1.AdminService.ListPrivacyRules:output_type -> gatehouse.v1.ListPrivacyRulesResponse
-	41,  // 138: gatehouse.v1.AdminService.UpdatePrivacyRule:output_type -> gatehouse.v1.UpdatePrivacyRuleResponse
-	43,  // 139: gatehouse.v1.AdminService.DeletePrivacyRule:output_type -> gatehouse.v1.DeletePrivacyRuleResponse
-	45,  // 140: gatehouse.v1.AdminService.CreatePortal:output_type -> gatehouse.v1.CreatePortalResponse
-	47,  // 141: gatehouse.v1.AdminService.GetPortal:output_type -> gatehouse.v1.GetPortalResponse
-	49,  // 142: gatehouse.v1.AdminService.ListPortals:output_type -> gatehouse.v1.ListPortalsResponse
-	51,  // 143: gatehouse.v1.AdminService.UpdatePortal:output_type -> gatehouse.v1.UpdatePortalResponse
-	53,  // 144: gatehouse.v1.AdminService.DeletePortal:output_type -> gatehouse.v1.DeletePortalResponse
-	55,  // 145: gatehouse.v1.AdminService.CreateTeam:output_type -> gatehouse.v1.CreateTeamResponse
-	57,  // 146: gatehouse.v1.AdminService.GetTeam:output_type -> gatehouse.v1.GetTeamResponse
-	59,  // 147: gatehouse.v1.AdminService.ListTeams:output_type -> gatehouse.v1.ListTeamsResponse
-	61,  // 148: gatehouse.v1.AdminService.UpdateTeam:output_type -> gatehouse.v1.UpdateTeamResponse
-	63,  // 149: gatehouse.v1.AdminService.DeleteTeam:output_type -> gatehouse.v1.DeleteTeamResponse
-	65,  // 150: gatehouse.v1.AdminService.CreateRepresentative:output_type -> gatehouse.v1.CreateRepresentativeResponse
-	67,  // 151: gatehouse.v1.AdminService.GetRepresentative:output_type -> gatehouse.v1.GetRepresentativeResponse
-	69,  // 152: gatehouse.v1.AdminService.ListRepresentatives:output_type -> gatehouse.v1.ListRepresentativesResponse
-	71,  // 153: gatehouse.v1.AdminService.UpdateRepresentative:output_type -> gatehouse.v1.UpdateRepresentativeResponse
-	73,  // 154: gatehouse.v1.AdminService.DeleteRepresentative:output_type -> gatehouse.v1.DeleteRepresentativeResponse
-	75,  // 155: gatehouse.v1.AdminService.CreateBusinessHours:output_type -> gatehouse.v1.CreateBusinessHoursResponse
-	77,  // 156: gatehouse.v1.AdminService.GetBusinessHours:output_type -> gatehouse.v1.GetBusinessHoursResponse
-	79,  // 157: gatehouse.v1.AdminService.ListBusinessHours:output_type -> gatehouse.v1.ListBusinessHoursResponse
-	81,  // 158: gatehouse.v1.AdminService.UpdateBusinessHours:output_type -> gatehouse.v1.UpdateBusinessHoursResponse
-	83,  // 159: gatehouse.v1.AdminService.DeleteBusinessHours:output_type -> gatehouse.v1.DeleteBusinessHoursResponse
-	85,  // 160: gatehouse.v1.AdminService.CreateCallerToken:output_type -> gatehouse.v1.CreateCallerTokenResponse
-	87,  // 161: gatehouse.v1.AdminService.ListCallerTokens:output_type -> gatehouse.v1.ListCallerTokensResponse
-	89,  // 162: gatehouse.v1.AdminService.RevokeCallerToken:output_type -> gatehouse.v1.RevokeCallerTokenResponse
-	91,  // 163: gatehouse.v1.AdminService.BackupStore:output_type -> gatehouse.v1.BackupStoreResponse
-	23,  // 164: gatehouse.v1.AdminService.ListAuditEvents:output_type -> gatehouse.v1.ListAuditEventsResponse
-	93,  // 165: gatehouse.v1.AdminService.ListNotifications:output_type -> gatehouse.v1.ListNotificationsResponse
-	95,  // 166: gatehouse.v1.AdminService.RetryNotification:output_type -> gatehouse.v1.RetryNotificationResponse
-	97,  // 167: gatehouse.v1.AdminService.DeleteNotification:output_type -> gatehouse.v1.DeleteNotificationResponse
-	114, // 168: gatehouse.v1.AdminService.ExportAccount:output_type -> gatehouse.v1.ExportAccountResponse
-	115, // 169: gatehouse.v1.AdminService.ApplyAccount:output_type -> gatehouse.v1.ApplyAccountResponse
-	119, // [119:170] is the sub-list for method output_type
-	68,  // [68:119] is the sub-list for method input_type
-	68,  // [68:68] is the sub-list for extension type_name
-	68,  // [68:68] is the sub-list for extension extendee
-	0,   // [0:68] is the sub-list for field type_name
+	102, // 0: gatehouse.v1.CreateAccountRequest.account:type_name -> gatehouse.v1.Account
+	102, // 1: gatehouse.v1.CreateAccountResponse.account:type_name -> gatehouse.v1.Account
+	102, // 2: gatehouse.v1.GetAccountResponse.account:type_name -> gatehouse.v1.Account
+	102, // 3: gatehouse.v1.ListAccountsResponse.accounts:type_name -> gatehouse.v1.Account
+	102, // 4: gatehouse.v1.UpdateAccountRequest.account:type_name -> gatehouse.v1.Account
+	103, // 5: gatehouse.v1.UpdateAccountRequest.update_mask:type_name -> google.protobuf.FieldMask
+	102, // 6: gatehouse.v1.UpdateAccountResponse.account:type_name -> gatehouse.v1.Account
+	104, // 7: gatehouse.v1.GetLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	104, // 8: gatehouse.v1.UpdateLiveGuideSettingsRequest.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	103, // 9: gatehouse.v1.UpdateLiveGuideSettingsRequest.update_mask:type_name -> google.protobuf.FieldMask
+	104, // 10: gatehouse.v1.UpdateLiveGuideSettingsResponse.settings:type_name -> gatehouse.v1.LiveGuideSettings
+	105, // 11: gatehouse.v1.GetCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
+	105, // 12: gatehouse.v1.UpdateCustomizationRequest.customization:type_name -> gatehouse.v1.Customization
+	103, // 13: gatehouse.v1.UpdateCustomizationRequest.update_mask:type_name -> google.protobuf.FieldMask
+	105, // 14: gatehouse.v1.UpdateCustomizationResponse.customization:type_name -> gatehouse.v1.Customization
+	102, // 15: gatehouse.v1.GenerateCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
+	102, // 16: gatehouse.v1.SetCobrowseUrlResponse.account:type_name -> gatehouse.v1.Account
+	106, // 17: gatehouse.v1.ListAuditEventsRequest.start_time:type_name -> google.protobuf.Timestamp
+	106, // 18: gatehouse.v1.ListAuditEventsRequest.end_time:type_name -> google.protobuf.Timestamp
+	107, // 19: gatehouse.v1.ListAuditEventsResponse.events:type_name -> gatehouse.v1.AuditEvent
+	108, // 20: gatehouse.v1.CreateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
+	108, // 21: gatehouse.v1.CreateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
+	108, // 22: gatehouse.v1.GetAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
+	108, // 23: gatehouse.v1.ListAllowlistEntriesResponse.entries:type_name -> gatehouse.v1.AllowlistEntry
+	108, // 24: gatehouse.v1.UpdateAllowlistEntryRequest.entry:type_name -> gatehouse.v1.AllowlistEntry
+	103, // 25: gatehouse.v1.UpdateAllowlistEntryRequest.update_mask:type_name -> google.protobuf.FieldMask
+	108, // 26: gatehouse.v1.UpdateAllowlistEntryResponse.entry:type_name -> gatehouse.v1.AllowlistEntry
+	109, // 27: gatehouse.v1.CreatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
+	109, // 28: gatehouse.v1.CreatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
+	109, // 29: gatehouse.v1.GetPrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
+	109, // 30: gatehouse.v1.ListPrivacyRulesResponse.rules:type_name -> gatehouse.v1.PrivacyRule
+	109, // 31: gatehouse.v1.UpdatePrivacyRuleRequest.rule:type_name -> gatehouse.v1.PrivacyRule
+	103, // 32: gatehouse.v1.UpdatePrivacyRuleRequest.update_mask:type_name -> google.protobuf.FieldMask
+	109, // 33: gatehouse.v1.UpdatePrivacyRuleResponse.rule:type_name -> gatehouse.v1.PrivacyRule
+	110, // 34: gatehouse.v1.CreatePortalRequest.portal:type_name -> gatehouse.v1.Portal
+	110, // 35: gatehouse.v1.CreatePortalResponse.portal:type_name -> gatehouse.v1.Portal
+	110, // 36: gatehouse.v1.GetPortalResponse.portal:type_name -> gatehouse.v1.Portal
+	110, // 37: gatehouse.v1.ListPortalsResponse.portals:type_name -> gatehouse.v1.Portal
+	110, // 38: gatehouse.v1.UpdatePortalRequest.portal:type_name -> gatehouse.v1.Portal
+	103, // 39: gatehouse.v1.UpdatePortalRequest.update_mask:type_name -> google.protobuf.FieldMask
+	110, // 40: gatehouse.v1.UpdatePortalResponse.portal:type_name -> gatehouse.v1.Portal
+	111, // 41: gatehouse.v1.CreateTeamRequest.team:type_name -> gatehouse.v1.Team
+	111, // 42: gatehouse.v1.CreateTeamResponse.team:type_name -> gatehouse.v1.Team
+	111, // 43: gatehouse.v1.GetTeamResponse.team:type_name -> gatehouse.v1.Team
+	111, // 44: gatehouse.v1.ListTeamsResponse.teams:type_name -> gatehouse.v1.Team
+	111, // 45: gatehouse.v1.UpdateTeamRequest.team:type_name -> gatehouse.v1.Team
+	103, // 46: gatehouse.v1.UpdateTeamRequest.update_mask:type_name -> google.protobuf.FieldMask
+	111, // 47: gatehouse.v1.UpdateTeamResponse.team:type_name -> gatehouse.v1.Team
+	112, // 48: gatehouse.v1.CreateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
+	112, // 49: gatehouse.v1.CreateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
+	112, // 50: gatehouse.v1.GetRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
+	112, // 51: gatehouse.v1.ListRepresentativesResponse.representatives:type_name -> gatehouse.v1.Representative
+	112, // 52: gatehouse.v1.UpdateRepresentativeRequest.representative:type_name -> gatehouse.v1.Representative
+	103, // 53: gatehouse.v1.UpdateRepresentativeRequest.update_mask:type_name -> google.protobuf.FieldMask
+	112, // 54: gatehouse.v1.UpdateRepresentativeResponse.representative:type_name -> gatehouse.v1.Representative
+	113, // 55: gatehouse.v1.CreateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
+	113, // 56: gatehouse.v1.CreateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	113, // 57: gatehouse.v1.GetBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	113, // 58: gatehouse.v1.ListBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	113, // 59: gatehouse.v1.UpdateBusinessHoursRequest.business_hours:type_name -> gatehouse.v1.BusinessHours
+	103, // 60: gatehouse.v1.UpdateBusinessHoursRequest.update_mask:type_name -> google.protobuf.FieldMask
+	113, // 61: gatehouse.v1.UpdateBusinessHoursResponse.business_hours:type_name -> gatehouse.v1.BusinessHours
+	114, // 62: gatehouse.v1.CreateCallerTokenRequest.token:type_name -> gatehouse.v1.CallerToken
+	114, // 63: gatehouse.v1.CreateCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
+	114, // 64: gatehouse.v1.ListCallerTokensResponse.tokens:type_name -> gatehouse.v1.CallerToken
+	114, // 65: gatehouse.v1.RevokeCallerTokenResponse.token:type_name -> gatehouse.v1.CallerToken
+	115, // 66: gatehouse.v1.ListNotificationsResponse.notifications:type_name -> gatehouse.v1.Notification
+	115, // 67: gatehouse.v1.RetryNotificationResponse.notification:type_name -> gatehouse.v1.Notification
+	116, // 68: gatehouse.v1.TestAllowlistUrlResponse.reason:type_name -> gatehouse.v1.Reason
+	106, // 69: gatehouse.v1.GetBusinessHoursStatusRequest.time:type_name -> google.protobuf.Timestamp
+	106, // 70: gatehouse.v1.GetBusinessHoursStatusResponse.close_time:type_name -> google.protobuf.Timestamp
+	106, // 71: gatehouse.v1.GetBusinessHoursStatusResponse.next_open_time:type_name -> google.protobuf.Timestamp
+	106, // 72: gatehouse.v1.GetBusinessHoursStatusResponse.time:type_name -> google.protobuf.Timestamp
+	0,   // 73: gatehouse.v1.AdminService.CreateAccount:input_type -> gatehouse.v1.CreateAccountRequest
+	2,   // 74: gatehouse.v1.AdminService.GetAccount:input_type -> gatehouse.v1.GetAccountRequest
+	4,   // 75: gatehouse.v1.AdminService.ListAccounts:input_type -> gatehouse.v1.ListAccountsRequest
+	6,   // 76: gatehouse.v1.AdminService.UpdateAccount:input_type -> gatehouse.v1.UpdateAccountRequest
+	8,   // 77: gatehouse.v1.AdminService.DeleteAccount:input_type -> gatehouse.v1.DeleteAccountRequest
+	10,  // 78: gatehouse.v1.AdminService.GetLiveGuideSettings:input_type -> gatehouse.v1.GetLiveGuideSettingsRequest
+	12,  // 79: gatehouse.v1.AdminService.UpdateLiveGuideSettings:input_type -> gatehouse.v1.UpdateLiveGuideSettingsRequest
+	14,  // 80: gatehouse.v1.AdminService.GetCustomization:input_type -> gatehouse.v1.GetCustomizationRequest
+	16,  // 81: gatehouse.v1.AdminService.UpdateCustomization:input_type -> gatehouse.v1.UpdateCustomizationRequest
+	18,  // 82: gatehouse.v1.AdminService.GenerateCobrowseUrl:input_type -> gatehouse.v1.GenerateCobrowseUrlRequest
+	20,  // 83: gatehouse.v1.AdminService.SetCobrowseUrl:input_type -> gatehouse.v1.SetCobrowseUrlRequest
+	24,  // 84: gatehouse.v1.AdminService.CreateAllowlistEntry:input_type -> gatehouse.v1.CreateAllowlistEntryRequest
+	26,  // 85: gatehouse.v1.AdminService.GetAllowlistEntry:input_type -> gatehouse.v1.GetAllowlistEntryRequest
+	28,  // 86: gatehouse.v1.AdminService.ListAllowlistEntries:input_type -> gatehouse.v1.ListAllowlistEntriesRequest
+	30,  // 87: gatehouse.v1.AdminService.UpdateAllowlistEntry:input_type -> gatehouse.v1.UpdateAllowlistEntryRequest
+	32,  // 88: gatehouse.v1.AdminService.DeleteAllowlistEntry:input_type -> gatehouse.v1.DeleteAllowlistEntryRequest
+	34,  // 89: gatehouse.v1.AdminService.CreatePrivacyRule:input_type -> gatehouse.v1.CreatePrivacyRuleRequest
+	36,  // 90: gatehouse.v1.AdminService.GetPrivacyRule:input_type -> gatehouse.v1.GetPrivacyRuleRequest
+	38,  // 91: gatehouse.v1.AdminService.ListPrivacyRules:input_type -> gatehouse.v1.ListPrivacyRulesRequest
+	40,  // 92: gatehouse.v1.AdminService.UpdatePrivacyRule:input_type -> gatehouse.v1.UpdatePrivacyRuleRequest
+	42,  // 93: gatehouse.v1.AdminService.DeletePrivacyRule:input_type -> gatehouse.v1.DeletePrivacyRuleRequest
+	44,  // 94: gatehouse.v1.AdminService.CreatePortal:input_type -> gatehouse.v1.CreatePortalRequest
+	46,  // 95: gatehouse.v1.AdminService.GetPortal:input_type -> gatehouse.v1.GetPortalRequest
+	48,  // 96: gatehouse.v1.AdminService.ListPortals:input_type -> gatehouse.v1.ListPortalsRequest
+	50,  // 97: gatehouse.v1.AdminService.UpdatePortal:input_type -> gatehouse.v1.UpdatePortalRequest
+	52,  // 98: gatehouse.v1.AdminService.DeletePortal:input_type -> gatehouse.v1.DeletePortalRequest
+	54,  // 99: gatehouse.v1.AdminService.CreateTeam:input_type -> gatehouse.v1.CreateTeamRequest
+	56,  // 100: gatehouse.v1.AdminService.GetTeam:input_type -> gatehouse.v1.GetTeamRequest
+	58,  // 101: gatehouse.v1.AdminService.ListTeams:input_type -> gatehouse.v1.ListTeamsRequest
+	60,  // 102: gatehouse.v1.AdminService.UpdateTeam:input_type -> gatehouse.v1.UpdateTeamRequest
+	62,  // 103: gatehouse.v1.AdminService.DeleteTeam:input_type -> gatehouse.v1.DeleteTeamRequest
+	64,  // 104: gatehouse.v1.AdminService.CreateRepresentative:input_type -> gatehouse.v1.CreateRepresentativeRequest
+	66,  // 105: gatehouse.v1.AdminService.GetRepresentative:input_type -> gatehouse.v1.GetRepresentativeRequest
+	68,  // 106: gatehouse.v1.AdminService.ListRepresentatives:input_type -> gatehouse.v1.ListRepresentativesRequest
+	70,  // 107: gatehouse.v1.AdminService.UpdateRepresentative:input_type -> gatehouse.v1.UpdateRepresentativeRequest
+	72,  // 108: gatehouse.v1.AdminService.DeleteRepresentative:input_type -> gatehouse.v1.DeleteRepresentativeRequest
+	74,  // 109: gatehouse.v1.AdminService.CreateBusinessHours:input_type -> gatehouse.v1.CreateBusinessHoursRequest
+	76,  // 110: gatehouse.v1.AdminService.GetBusinessHours:input_type -> gatehouse.v1.GetBusinessHoursRequest
+	78,  // 111: gatehouse.v1.AdminService.ListBusinessHours:input_type -> gatehouse.v1.ListBusinessHoursRequest
+	80,  // 112: gatehouse.v1.AdminService.UpdateBusinessHours:input_type -> gatehouse.v1.UpdateBusinessHoursRequest
+	82,  // 113: gatehouse.v1.AdminService.DeleteBusinessHours:input_type -> gatehouse.v1.DeleteBusinessHoursRequest
+	84,  // 114: gatehouse.v1.AdminService.CreateCallerToken:input_type -> gatehouse.v1.CreateCallerTokenRequest
+	86,  // 115: gatehouse.v1.AdminService.ListCallerTokens:input_type -> gatehouse.v1.ListCallerTokensRequest
+	88,  // 116: gatehouse.v1.AdminService.RevokeCallerToken:input_type -> gatehouse.v1.RevokeCallerTokenRequest
+	90,  // 117: gatehouse.v1.AdminService.BackupStore:input_type -> gatehouse.v1.BackupStoreRequest
+	22,  // 118: gatehouse.v1.AdminService.ListAuditEvents:input_type -> gatehouse.v1.ListAuditEventsRequest
+	92,  // 119: gatehouse.v1.AdminService.ListNotifications:input_type -> gatehouse.v1.ListNotificationsRequest
+	94,  // 120: gatehouse.v1.AdminService.RetryNotification:input_type -> gatehouse.v1.RetryNotificationRequest
+	96,  // 121: gatehouse.v1.AdminService.DeleteNotification:input_type -> gatehouse.v1.DeleteNotificationRequest
+	117, // 122: gatehouse.v1.AdminService.ExportAccount:input_type -> gatehouse.v1.ExportAccountRequest
+	118, // 123: gatehouse.v1.AdminService.ApplyAccount:input_type -> gatehouse.v1.ApplyAccountRequest
+	98,  // 124: gatehouse.v1.AdminService.TestAllowlistUrl:input_type -> gatehouse.v1.TestAllowlistUrlRequest
+	100, // 125: gatehouse.v1.AdminService.GetBusinessHoursStatus:input_type -> gatehouse.v1.GetBusinessHoursStatusRequest
+	1,   // 126: gatehouse.v1.AdminService.CreateAccount:output_type -> gatehouse.v1.CreateAccountResponse
+	3,   // 127: gatehouse.v1.AdminService.GetAccount:output_type -> gatehouse.v1.GetAccountResponse
+	5,   // 128: gatehouse.v1.AdminService.ListAccounts:output_type -> gatehouse.v1.ListAccountsResponse
+	7,   // 129: gatehouse.v1.AdminService.UpdateAccount:output_type -> gatehouse.v1.UpdateAccountResponse
+	9,   // 130: gatehouse.v1.AdminService.DeleteAccount:output_type -> gatehouse.v1.DeleteAccountResponse
+	11,  // 131: gatehouse.v1.AdminService.GetLiveGuideSettings:output_type -> gatehouse.v1.GetLiveGuideSettingsResponse
+	13,  // 132: gatehouse.v1.AdminService.UpdateLiveGuideSettings:output_type -> gatehouse.v1.UpdateLiveGuideSettingsResponse
+	15,  // 133: gatehouse.v1.AdminService.GetCustomization:output_type -> gatehouse.v1.GetCustomizationResponse
+	17,  // 134: gatehouse.v1.AdminService.UpdateCustomization:output_type -> gatehouse.v1.UpdateCustomizationResponse
+	19,  // 135: gatehouse.v1.AdminService.GenerateCobrowseUrl:output_type -> gatehouse.v1.GenerateCobrowseUrlResponse
+	21,  // 136: gatehouse.v1.AdminService.SetCobrowseUrl:output_type -> gatehouse.v1.SetCobrowseUrlResponse
+	25,  // 137: gatehouse.v1.AdminService.CreateAllowlistEntry:output_type -> gatehouse.v1.CreateAllowlistEntryResponse
+	27,  // 138: gatehouse.v1.AdminService.GetAllowlistEntry:output_type -> gatehouse.v1.GetAllowlistEntryResponse
+	29,  // 139: gatehouse.v1.AdminService.ListAllowlistEntries:output_type -> gatehouse.v1.ListAllowlistEntriesResponse
+	31,  // 140: gatehouse.v1.AdminService.UpdateAllowlistEntry:output_type -> gatehouse.v1.UpdateAllowlistEntryResponse
+	33,  // 141: gatehouse.v1.AdminService.DeleteAllowlistEntry:output_type -> gatehouse.v1.DeleteAllowlistEntryResponse
+	35,  // 142: gatehouse.v1.AdminService.CreatePrivacyRule:output_type -> gatehouse.v1.CreatePrivacyRuleResponse
+	37,  // 143: gatehouse.v1.AdminService.GetPrivacyRule:output_type -> gatehouse.v1.GetPrivacyRuleResponse
+	39,  // 144: gatehouse.v1.AdminService.ListPrivacyRules:output_type -> gatehouse.v1.ListPrivacyRulesResponse
+	41,  // 145: gatehouse.v1.AdminService.UpdatePrivacyRule:output_type -> gatehouse.v1.UpdatePrivacyRuleResponse
+	43,  // 146: gatehouse.v1.AdminService.DeletePrivacyRule:output_type -> gatehouse.v1.DeletePrivacyRuleResponse
+	45,  // 147: gatehouse.v1.AdminService.CreatePortal:output_type -> gatehouse.v1.CreatePortalResponse
+	47,  // 148: gatehouse.v1.AdminService.GetPortal:output_type -> gatehouse.v1.GetPortalResponse
+	49,  // 149: gatehouse.v1.AdminService.ListPortals:output_type -> gatehouse.v1.ListPortalsResponse
+	51,  // 150: gatehouse.v1.AdminService.UpdatePortal:output_type -> gatehouse.v1.UpdatePortalResponse
+	53,  // 151: gatehouse.v1.AdminService.DeletePortal:output_type -> gatehouse.v1.DeletePortalResponse
+	55,  // 152: gatehouse.v1.AdminService.CreateTeam:output_type -> gatehouse.v1.CreateTeamResponse
+	57,  // 153: gatehouse.v1.AdminService.GetTeam:output_type -> gatehouse.v1.GetTeamResponse
+	59,  // 154: gatehouse.v1.AdminService.ListTeams:output_type -> gatehouse.v1.ListTeamsResponse
+	61,  // 155: gatehouse.v1.AdminService.UpdateTeam:output_type -> gatehouse.v1.UpdateTeamResponse
+	63,  // 156: gatehouse.v1.AdminService.DeleteTeam:output_type -> gatehouse.v1.DeleteTeamResponse
+	65,  // 157: gatehouse.v1.AdminService.CreateRepresentative:output_type -> gatehouse.v1.CreateRepresentativeResponse
+	67,  // 158: gatehouse.v1.AdminService.GetRepresentative:output_type -> gatehouse.v1.GetRepresentativeResponse
+	69,  // 159: gatehouse.v1.AdminService.ListRepresentatives:output_type -> gatehouse.v1.ListRepresentativesResponse
+	71,  // 160: gatehouse.v1.AdminService.UpdateRepresentative:output_type -> gatehouse.v1.UpdateRepresentativeResponse
+	73,  // 161: gatehouse.v1.AdminService.DeleteRepresentative:output_type -> gatehouse.v1.DeleteRepresentativeResponse
+	75,  // 162: gatehouse.v1.AdminService.CreateBusinessHours:output_type -> gatehouse.v1.CreateBusinessHoursResponse
+	77,  // 163: gatehouse.v1.AdminService.GetBusinessHours:output_type -> gatehouse.v1.GetBusinessHoursResponse
+	79,  // 164: gatehouse.v1.AdminService.ListBusinessHours:output_type -> gatehouse.v1.ListBusinessHoursResponse
+	81,  // 165: gatehouse.v1.AdminService.UpdateBusinessHours:output_type -> gatehouse.v1.UpdateBusinessHoursResponse
+	83,  // 166: gatehouse.v1.AdminService.DeleteBusinessHours:output_type -> gatehouse.v1.DeleteBusinessHoursResponse
+	85,  // 167: gatehouse.v1.AdminService.CreateCallerToken:output_type -> gatehouse.v1.CreateCallerTokenResponse
+	87,  // 168: gatehouse.v1.AdminService.ListCallerTokens:output_type -> gatehouse.v1.ListCallerTokensResponse
+	89,  // 169: gatehouse.v1.AdminService.RevokeCallerToken:output_type -> gatehouse.v1.RevokeCallerTokenResponse
+	91,  // 170: gatehouse.v1.AdminService.BackupStore:output_type -> gatehouse.v1.BackupStoreResponse
+	23,  // 171: gatehouse.v1.AdminService.ListAuditEvents:output_type -> gatehouse.v1.ListAuditEventsResponse
+	93,  // 172: gatehouse.v1.AdminService.ListNotifications:output_type -> gatehouse.v1.ListNotificationsResponse
+	95,  // 173: gatehouse.v1.AdminService.RetryNotification:output_type -> gatehouse.v1.RetryNotificationResponse
+	97,  // 174: gatehouse.v1.AdminService.DeleteNotification:output_type -> gatehouse.v1.DeleteNotificationResponse
+	119, // 175: gatehouse.v1.AdminService.ExportAccount:output_type -> gatehouse.v1.ExportAccountResponse
+	120, // 176: gatehouse.v1.AdminService.ApplyAccount:output_type -> gatehouse.v1.ApplyAccountResponse
+	99,  // 177: gatehouse.v1.AdminService.TestAllowlistUrl:output_type -> gatehouse.v1.TestAllowlistUrlResponse
+	101, // 178: gatehouse.v1.AdminService.GetBusinessHoursStatus:output_type -> gatehouse.v1.GetBusinessHoursStatusResponse
+	126, // [126:179] is the sub-list for method output_type
+	73,  // [73:126] is the sub-list for method input_type
+	73,  // [73:73] is the sub-list for extension type_name
+	73,  // [73:73] is the sub-list for extension extendee
+	0,   // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_gatehouse_v1_admin_service_proto_init() }
@@ -5969,13 +6316,14 @@ func file_gatehouse_v1_admin_service_proto_init() {
 	}
 	file_gatehouse_v1_account_document_proto_init()
 	file_gatehouse_v1_resources_proto_init()
+	file_gatehouse_v1_types_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_gatehouse_v1_admin_service_proto_rawDesc), len(file_gatehouse_v1_admin_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   98,
+			NumMessages:   102,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -70,6 +70,8 @@ const (
 	AdminService_DeleteNotification_FullMethodName      = "/gatehouse.v1.AdminService/DeleteNotification"
 	AdminService_ExportAccount_FullMethodName           = "/gatehouse.v1.AdminService/ExportAccount"
 	AdminService_ApplyAccount_FullMethodName            = "/gatehouse.v1.AdminService/ApplyAccount"
+	AdminService_TestAllowlistUrl_FullMethodName        = "/gatehouse.v1.AdminService/TestAllowlistUrl"
+	AdminService_GetBusinessHoursStatus_FullMethodName  = "/gatehouse.v1.AdminService/GetBusinessHoursStatus"
 )
 
 // AdminServiceClient is the client API for AdminService service.
@@ -217,6 +219,13 @@ type AdminServiceClient interface {
 	// and Delete RPCs applies; deleting what the document does not hold needs
 	// prune; expected_revision guards against changes made since (ABORTED).
 	ApplyAccount(ctx context.Context, in *ApplyAccountRequest, opts ...grpc.CallOption) (*ApplyAccountResponse, error)
+	// TestAllowlistUrl answers whether the account's allowlist lets a
+	// top-level page open url, why, and which entry allows it: the URL step
+	// of a decision, without a session.
+	TestAllowlistUrl(ctx context.Context, in *TestAllowlistUrlRequest, opts ...grpc.CallOption) (*TestAllowlistUrlResponse, error)
+	// GetBusinessHoursStatus says whether a business-hours set is open at a
+	// time (now by default), when it closes and when it next opens.
+	GetBusinessHoursStatus(ctx context.Context, in *GetBusinessHoursStatusRequest, opts ...grpc.CallOption) (*GetBusinessHoursStatusResponse, error)
 }
 
 type adminServiceClient struct {
@@ -746,6 +755,26 @@ func (c *adminServiceClient) ApplyAccount(ctx context.Context, in *ApplyAccountR
 	return out, nil
 }
 
+func (c *adminServiceClient) TestAllowlistUrl(ctx context.Context, in *TestAllowlistUrlRequest, opts ...grpc.CallOption) (*TestAllowlistUrlResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TestAllowlistUrlResponse)
+	err := c.cc.Invoke(ctx, AdminService_TestAllowlistUrl_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) GetBusinessHoursStatus(ctx context.Context, in *GetBusinessHoursStatusRequest, opts ...grpc.CallOption) (*GetBusinessHoursStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetBusinessHoursStatusResponse)
+	err := c.cc.Invoke(ctx, AdminService_GetBusinessHoursStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServiceServer is the server API for AdminService service.
 // All implementations must embed UnimplementedAdminServiceServer
 // for forward compatibility.
@@ -891,6 +920,13 @@ type AdminServiceServer interface {
 	// and Delete RPCs applies; deleting what the document does not hold needs
 	// prune; expected_revision guards against changes made since (ABORTED).
 	ApplyAccount(context.Context, *ApplyAccountRequest) (*ApplyAccountResponse, error)
+	// TestAllowlistUrl answers whether the account's allowlist lets a
+	// top-level page open url, why, and which entry allows it: the URL step
+	// of a decision, without a session.
+	TestAllowlistUrl(context.Context, *TestAllowlistUrlRequest) (*TestAllowlistUrlResponse, error)
+	// GetBusinessHoursStatus says whether a business-hours set is open at a
+	// time (now by default), when it closes and when it next opens.
+	GetBusinessHoursStatus(context.Context, *GetBusinessHoursStatusRequest) (*GetBusinessHoursStatusResponse, error)
 	mustEmbedUnimplementedAdminServiceServer()
 }
 
@@ -1053,6 +1089,12 @@ func (UnimplementedAdminServiceServer) ExportAccount(context.Context, *ExportAcc
 }
 func (UnimplementedAdminServiceServer) ApplyAccount(context.Context, *ApplyAccountRequest) (*ApplyAccountResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApplyAccount not implemented")
+}
+func (UnimplementedAdminServiceServer) TestAllowlistUrl(context.Context, *TestAllowlistUrlRequest) (*TestAllowlistUrlResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TestAllowlistUrl not implemented")
+}
+func (UnimplementedAdminServiceServer) GetBusinessHoursStatus(context.Context, *GetBusinessHoursStatusRequest) (*GetBusinessHoursStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetBusinessHoursStatus not implemented")
 }
 func (UnimplementedAdminServiceServer) mustEmbedUnimplementedAdminServiceServer() {}
 func (UnimplementedAdminServiceServer) testEmbeddedByValue()                      {}
@@ -1986,6 +2028,42 @@ func _AdminService_ApplyAccount_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_TestAllowlistUrl_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TestAllowlistUrlRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).TestAllowlistUrl(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_TestAllowlistUrl_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).TestAllowlistUrl(ctx, req.(*TestAllowlistUrlRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_GetBusinessHoursStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetBusinessHoursStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).GetBusinessHoursStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_GetBusinessHoursStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).GetBusinessHoursStatus(ctx, req.(*GetBusinessHoursStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AdminService_ServiceDesc is the grpc.ServiceDesc for AdminService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -2192,6 +2270,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ApplyAccount",
 			Handler:    _AdminService_ApplyAccount_Handler,
+		},
+		{
+			MethodName: "TestAllowlistUrl",
+			Handler:    _AdminService_TestAllowlistUrl_Handler,
+		},
+		{
+			MethodName: "GetBusinessHoursStatus",
+			Handler:    _AdminService_GetBusinessHoursStatus_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
