@@ -782,6 +782,8 @@ func TestE2E_RefusesBadConfiguration(t *testing.T) {
 		{"pprof without metrics", nil, []string{"--pprof"}, "pprof"},
 		{"pprof on a non-loopback metrics address", []string{"GATEHOUSE_PPROF=true"}, []string{"--metrics-addr", "0.0.0.0:0"}, "pprof"},
 		{"negative slow call", nil, []string{"--log-slow-call", "-1s"}, "log-slow-call"},
+		{"HTTP on a non-loopback address without authentication", []string{"GATEHOUSE_HTTP_ADDR=0.0.0.0:0"}, nil, "http-addr"},
+		{"HTTP body limit zero", nil, []string{"--http-addr", "127.0.0.1:0", "--http-max-body-bytes", "0"}, "http-max-body-bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -392,6 +392,9 @@ func TestPatch_DerivedMask(t *testing.T) {
 		{"/v1/accounts/acme/customizations/fr", `{"language":"fr","account_id":"acme","agent_alias":"Agent"}`, []string{"agent_alias"}},
 		{"/v1/accounts/acme/allowlist/e1", `{"id":"e1","description":"d","pattern":"example.com"}`, []string{"description", "pattern"}},
 		{"/v1/accounts/acme", `{"display_name":"Acme","etag":"1"}`, []string{"display_name"}},
+		// Output-only fields sent back as read are ignored (aip.dev/203).
+		{"/v1/accounts/acme", `{"id":"acme","display_name":"Acme","create_time":"2026-01-02T03:04:05Z","etag":"1","revision":"1"}`, []string{"display_name"}},
+		{"/v1/accounts/acme", `{"id":"acme","create_time":"2026-01-02T03:04:05Z","etag":"1"}`, nil},
 		{"/v1/accounts/acme/liveGuideSettings?update_mask=chat,etag", `{"chat":true,"etag":"7"}`, []string{"chat", "etag"}},
 		{"/v1/accounts/acme/liveGuideSettings", `{"etag":"7"}`, nil},
 		{"/v1/accounts/acme/liveGuideSettings", `{}`, nil},
@@ -488,5 +491,42 @@ func TestCrossOrigin_BrowserWritesFromOtherSitesRefused(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(refused.WithLabelValues("cross_origin")); n != 3 {
 		t.Errorf("gatehouse_http_refused_total{reason=cross_origin} = %v, want 3", n)
+	}
+}
+
+// TestUpdatableFields_EveryUpdateRPC: every RPC with an update_mask has its
+// updatable fields known to the gateway, each a field of the resource it
+// updates, so that a mask derived from a PATCH body is trimmed to them.
+func TestUpdatableFields_EveryUpdateRPC(t *testing.T) {
+	n := 0
+	for _, svc := range services() {
+		for i := range svc.Methods().Len() {
+			m := svc.Methods().Get(i)
+			in := m.Input()
+			if in.Fields().ByName("update_mask") == nil {
+				continue
+			}
+			n++
+			full := fmt.Sprintf("/%s/%s", svc.FullName(), m.Name())
+			fields := server.UpdatableFields(full)
+			if len(fields) == 0 {
+				t.Errorf("%s: no updatable fields known", full)
+				continue
+			}
+			var resource protoreflect.MessageDescriptor
+			for j := range in.Fields().Len() {
+				if fd := in.Fields().Get(j); fd.Name() != "update_mask" && fd.Message() != nil {
+					resource = fd.Message()
+				}
+			}
+			for _, f := range fields {
+				if resource == nil || resource.Fields().ByName(protoreflect.Name(f)) == nil {
+					t.Errorf("%s: updatable field %q is not a field of %v", full, f, resource)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no RPC with an update_mask")
 	}
 }

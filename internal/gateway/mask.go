@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -18,11 +19,13 @@ import (
 
 // maskConn is the gateway's connection to the server. On a PATCH without
 // an update_mask, grpc-gateway derives the mask from the fields the body
-// holds; maskConn drops from it the fields that identify or version the
-// resource rather than change it — its etag and revision, and the fields
-// the URL path binds (id, account_id, language) — so that a body read by
-// GET, edited and sent back updates what it changed. A body that names no
-// field to change is refused: an empty mask would mean "every field".
+// holds; maskConn keeps of it only the fields the RPC may update
+// (server.UpdatableFields), dropping those that identify, version or
+// describe the resource rather than change it — its etag and revision,
+// the fields the URL path binds (id, account_id, language), output-only
+// fields such as create_time — so that a body read by GET, edited and
+// sent back updates what it changed. A body that names no field to change
+// is refused: an empty mask would mean "every field".
 type maskConn struct {
 	grpc.ClientConnInterface
 	g *Gateway
@@ -36,7 +39,7 @@ func (c maskConn) Invoke(ctx context.Context, method string, args, reply any, op
 	}
 	if auto, _ := ctx.Value(autoMaskKey).(bool); auto {
 		if msg, ok := args.(proto.Message); ok {
-			if err := trimDerivedMask(ctx, msg.ProtoReflect()); err != nil {
+			if err := trimDerivedMask(ctx, msg.ProtoReflect(), server.UpdatableFields(method)); err != nil {
 				c.g.refused.WithLabelValues(reasonNoUpdateFields).Inc()
 				return err
 			}
@@ -67,8 +70,9 @@ var versionFields = []string{"etag", "revision"}
 var pathParam = regexp.MustCompile(`\{([^}=]+)`)
 
 // trimDerivedMask trims req's update_mask, derived from the body, as
-// maskConn says.
-func trimDerivedMask(ctx context.Context, req protoreflect.Message) error {
+// maskConn says; with updatable known, it also keeps only the paths that
+// start with one of them.
+func trimDerivedMask(ctx context.Context, req protoreflect.Message, updatable []string) error {
 	fields := req.Descriptor().Fields()
 	maskFD := fields.ByName("update_mask")
 	if maskFD == nil || maskFD.Message() == nil || maskFD.Message().FullName() != "google.protobuf.FieldMask" {
@@ -93,7 +97,8 @@ func trimDerivedMask(ctx context.Context, req protoreflect.Message) error {
 	mask, _ := req.Get(maskFD).Message().Interface().(*fieldmaskpb.FieldMask)
 	var kept []string
 	for _, p := range mask.GetPaths() {
-		if !slices.Contains(drop, p) {
+		top, _, _ := strings.Cut(p, ".")
+		if !slices.Contains(drop, p) && (updatable == nil || slices.Contains(updatable, top)) {
 			kept = append(kept, p)
 		}
 	}

@@ -171,6 +171,38 @@ func TestUnary_OverRealServer(t *testing.T) {
 		t.Errorf("after PATCH: %v", got.Settings)
 	}
 	do("PATCH", base, string(body), http.StatusConflict) // the etag is stale now
+
+	// An account as read, renamed and sent back whole: its output-only
+	// fields (create_time, cobrowse_url, …) are ignored.
+	acct := hs.URL + "/v1/accounts/" + demo.AccountID
+	var a struct {
+		Account map[string]any `json:"account"`
+	}
+	resp, err := http.Get(acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&a); err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	a.Account["display_name"] = "Renamed"
+	whole, _ := json.Marshal(a.Account)
+	req, _ := http.NewRequest("PATCH", acct, bytes.NewReader(whole))
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	var after struct {
+		Account struct {
+			DisplayName string `json:"display_name"`
+		} `json:"account"`
+	}
+	if resp.StatusCode != 200 || json.Unmarshal(b, &after) != nil || after.Account.DisplayName != "Renamed" {
+		t.Errorf("PATCH of the account as read: HTTP %d %s", resp.StatusCode, b)
+	}
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.

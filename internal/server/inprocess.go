@@ -123,3 +123,32 @@ func callPeer(ctx context.Context) (protocol, addr string) {
 	}
 	return "grpc", addr
 }
+
+// UpdatableFields returns the fields an Update RPC (its full method name)
+// may change — the first elements of the paths its update_mask accepts —
+// or nil for a method that takes no update mask. The HTTP gateway keeps
+// only those when it derives a mask from a PATCH body, ignoring output-only
+// and identifying fields a caller sends back as read (aip.dev/203).
+func UpdatableFields(fullMethod string) []string {
+	switch strings.TrimPrefix(fullMethod, adminSvc) {
+	case "UpdateAccount":
+		return accountMutable
+	case "UpdateLiveGuideSettings":
+		return settingsMutable
+	case "UpdateCustomization":
+		return customizationMutable
+	case "UpdateAllowlistEntry":
+		return allowlistEntries.mutable
+	case "UpdatePrivacyRule":
+		return privacyRules.mutable
+	case "UpdatePortal":
+		return portals.mutable
+	case "UpdateTeam":
+		return teams.mutable
+	case "UpdateRepresentative":
+		return representatives.mutable
+	case "UpdateBusinessHours":
+		return businessHours.mutable
+	}
+	return nil
+}
