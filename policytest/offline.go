@@ -10,8 +10,8 @@ import (
 	"os"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
-	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/gatehouse-dev/gatehouse/internal/replica"
+	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"

@@ -739,7 +739,7 @@ func parityScenario() []pcase {
 		{method: decide + "CheckHypothetical", same: func(a *side) proto.Message {
 			return &gatehousev1.CheckHypotheticalRequest{AccountId: a.acct,
 				Session: &gatehousev1.HypotheticalSession{Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE, RepresentativeId: "alice"},
-				Checks: []*gatehousev1.HypotheticalCheck{{Actor: agentOf, Feature: gatehousev1.Feature_FEATURE_CLICK, Url: "https://www.example.com/help/faq"}}}
+				Checks:  []*gatehousev1.HypotheticalCheck{{Actor: agentOf, Feature: gatehousev1.Feature_FEATURE_CLICK, Url: "https://www.example.com/help/faq"}}}
 		}},
 		{method: decide + "CheckHypothetical", wantErr: true, same: func(a *side) proto.Message {
 			return &gatehousev1.CheckHypotheticalRequest{AccountId: a.acct}

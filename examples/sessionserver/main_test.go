@@ -16,8 +16,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/client"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
-	gatehouseserver "github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/gatehouse-dev/gatehouse/internal/replica"
+	gatehouseserver "github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"google.golang.org/protobuf/encoding/protojson"
 )
