@@ -49,7 +49,7 @@ func BenchmarkCheckFeature(b *testing.B) {
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 			_ = resp.Body.Close()
-			if resp.StatusCode != 200 {
+			if resp.StatusCode != http.StatusOK {
 				b.Fatal(resp.Status)
 			}
 		}

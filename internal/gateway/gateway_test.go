@@ -293,7 +293,7 @@ func fieldString(m protoreflect.Message, path string) string {
 func TestServesOpenAPI(t *testing.T) {
 	g, _ := newTestGateway(t, Options{})
 	w := httptest.NewRecorder()
-	g.ServeHTTP(w, httptest.NewRequest("GET", "/openapi.json", nil))
+	g.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/openapi.json", nil))
 	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" || !slices.Equal(w.Body.Bytes(), gen.OpenAPI) {
 		t.Errorf("GET /openapi.json: %d %q, %d bytes", w.Code, w.Header().Get("Content-Type"), w.Body.Len())
 	}
@@ -305,7 +305,7 @@ func TestServesOpenAPI(t *testing.T) {
 // client certificate, whichever spelling it tries.
 func TestHeaders_OnlyAllowedOnesBecomeMetadata(t *testing.T) {
 	g, rec := newTestGateway(t, Options{})
-	req := httptest.NewRequest("GET", "/v1/accounts/a1", nil)
+	req := httptest.NewRequest(http.MethodGet, "/v1/accounts/a1", nil)
 	req.Header.Set("Authorization", "Bearer gh_k-x_y")
 	req.Header.Set("X-Request-Id", "req-1")
 	req.Header.Set("Traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
@@ -336,7 +336,7 @@ func TestBody_OverLimitIsResourceExhausted(t *testing.T) {
 	for _, chunked := range []bool{false, true} {
 		t.Run(fmt.Sprintf("chunked=%v", chunked), func(t *testing.T) {
 			rec.calls = nil
-			req := httptest.NewRequest("POST", "/v1/accounts", strings.NewReader(big))
+			req := httptest.NewRequest(http.MethodPost, "/v1/accounts", strings.NewReader(big))
 			if chunked {
 				req.ContentLength = -1
 			}
@@ -368,7 +368,7 @@ func TestBody_OverLimitIsResourceExhausted(t *testing.T) {
 		t.Errorf("gatehouse_http_refused_total{reason=body_too_large} = %v, want 2", n)
 	}
 	// Under the limit it passes.
-	req := httptest.NewRequest("POST", "/v1/accounts", strings.NewReader(`{"id":"a"}`))
+	req := httptest.NewRequest(http.MethodPost, "/v1/accounts", strings.NewReader(`{"id":"a"}`))
 	g.ServeHTTP(httptest.NewRecorder(), req)
 	if got := rec.last(t).req.(*gatehousev1.CreateAccountRequest).GetAccount().GetId(); got != "a" {
 		t.Errorf("account id %q", got)
@@ -405,7 +405,7 @@ func TestPatch_DerivedMask(t *testing.T) {
 	for _, c := range cases {
 		rec.calls = nil
 		w := httptest.NewRecorder()
-		g.ServeHTTP(w, httptest.NewRequest("PATCH", c.url, strings.NewReader(c.body)))
+		g.ServeHTTP(w, httptest.NewRequest(http.MethodPatch, c.url, strings.NewReader(c.body)))
 		if c.want == nil {
 			refusals++
 		}

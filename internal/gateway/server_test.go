@@ -96,7 +96,7 @@ func TestStream_OutlivesReadAndWriteTimeouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = resp.Body.Close() }()
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "application/x-ndjson" {
 		t.Fatalf("HTTP %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	start := time.Now()
@@ -188,7 +188,7 @@ func TestUnary_OverRealServer(t *testing.T) {
 	_ = resp.Body.Close()
 	a.Account["display_name"] = "Renamed"
 	whole, _ := json.Marshal(a.Account)
-	req, _ := http.NewRequest("PATCH", acct, bytes.NewReader(whole))
+	req, _ := http.NewRequest(http.MethodPatch, acct, bytes.NewReader(whole))
 	resp, err = http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func TestUnary_OverRealServer(t *testing.T) {
 			DisplayName string `json:"display_name"`
 		} `json:"account"`
 	}
-	if resp.StatusCode != 200 || json.Unmarshal(b, &after) != nil || after.Account.DisplayName != "Renamed" {
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &after) != nil || after.Account.DisplayName != "Renamed" {
 		t.Errorf("PATCH of the account as read: HTTP %d %s", resp.StatusCode, b)
 	}
 }
@@ -235,7 +235,7 @@ func TestCallLog_NamesTheHTTPClient(t *testing.T) {
 	}
 	hs := httptest.NewServer(g)
 	t.Cleanup(hs.Close)
-	req, _ := http.NewRequest("GET", hs.URL+"/v1/accounts/"+demo.AccountID, nil)
+	req, _ := http.NewRequest(http.MethodGet, hs.URL+"/v1/accounts/"+demo.AccountID, nil)
 	req.Header.Set("X-Forwarded-For", "203.0.113.9")
 	req.Header.Set("X-Request-Id", "http-log-test")
 	resp, err := http.DefaultClient.Do(req)
