@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/selector"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
@@ -418,6 +419,9 @@ const (
 	localMaxAttributes = 64
 	localMaxName       = 256
 	localMaxValue      = 4096
+	// localMaxElementBytes is the server's bound on one element's encoded
+	// size, ancestors included (internal/server request_size.go).
+	localMaxElementBytes = 64 << 10
 )
 
 // localQuery fills q from r when the server would accept r and the actor
@@ -445,7 +449,8 @@ func localQuery(sess *policy.Session, r *CheckRequest, q *policy.Query, sc *scra
 		return true
 	}
 	anc := e.GetAncestors()
-	if len(anc) > localMaxAncestors || !nodeOK(e.GetTag(), e.GetId(), e.GetClasses(), e.GetAttributes()) {
+	size := 0
+	if len(anc) > localMaxAncestors || !nodeOK(e.GetTag(), e.GetId(), e.GetClasses(), e.GetAttributes(), &size) {
 		return false
 	}
 	sc.el = selector.Element{Tag: e.GetTag(), ID: e.GetId(), Classes: e.GetClasses(), Attributes: e.GetAttributes()}
@@ -455,33 +460,42 @@ func localQuery(sess *policy.Session, r *CheckRequest, q *policy.Query, sc *scra
 		sc.anc = sc.anc[:0]
 		for _, a := range anc {
 			n := selector.Element{Tag: a.GetTag(), ID: a.GetId(), Classes: a.GetClasses(), Attributes: a.GetAttributes()}
-			if !nodeOK(n.Tag, n.ID, n.Classes, n.Attributes) {
+			if !nodeOK(n.Tag, n.ID, n.Classes, n.Attributes, &size) {
 				return false
 			}
 			sc.anc = append(sc.anc, n)
 		}
 		q.Ancestors = sc.anc
 	}
-	return true
+	// The bound is above the encoded size, which is computed only past it:
+	// an element the server refuses for its size goes to the server.
+	return size <= localMaxElementBytes || proto.Size(e) <= localMaxElementBytes
 }
 
-func nodeOK(tag, id string, classes []string, attrs map[string]string) bool {
+// nodeOK reports whether one node of an element is within the server's
+// bounds, and adds to *size an upper bound of its encoded size (each
+// string its length and 4 bytes of tag and length, each attribute 8 more,
+// as the server counts).
+func nodeOK(tag, id string, classes []string, attrs map[string]string, size *int) bool {
 	if len(tag) > localMaxName || len(id) > localMaxValue || len(classes) > localMaxClasses || len(attrs) > localMaxAttributes {
 		return false
 	}
+	n := len(tag) + len(id) + 16
 	for _, c := range classes {
 		if len(c) > localMaxName {
 			return false
 		}
+		n += len(c) + 4
 	}
-	if len(attrs) == 0 {
-		return true // ranging over an empty map still costs an iterator
-	}
-	for k, v := range attrs {
-		if len(k) > localMaxName || len(v) > localMaxValue {
-			return false
+	if len(attrs) != 0 { // ranging over an empty map still costs an iterator
+		for k, v := range attrs {
+			if len(k) > localMaxName || len(v) > localMaxValue {
+				return false
+			}
+			n += len(k) + len(v) + 16
 		}
 	}
+	*size += n
 	return true
 }
 

@@ -12,7 +12,8 @@ import (
 
 // adminOnly are ErrorInfo reasons of AdminService calls only, which the
 // client does not wrap.
-var adminOnly = map[string]bool{"COBROWSE_URL_ALREADY_SET": true, "COBROWSE_NAMES_EXHAUSTED": true, "LAST_SUBPORTAL": true}
+var adminOnly = map[string]bool{"COBROWSE_URL_ALREADY_SET": true, "COBROWSE_NAMES_EXHAUSTED": true, "LAST_SUBPORTAL": true,
+	"ACCOUNT_CHANGED": true, "APPLY_TOO_LARGE": true}
 
 // TestReasons_EveryServerReasonMapped: every ErrorInfo reason the server
 // declares (a const named reason… or Reason… in internal/server, the
