@@ -67,6 +67,11 @@ func startGatehouseAt(dir, addr string, auth bool, mod func(*server.Options)) (*
 		if g.bearer, _, err = server.BootstrapOperatorToken(ctx, st, "test operator", time.Now()); err != nil {
 			return abort(err)
 		}
+		// The first call must find the token: wait until the snapshot
+		// holds the commit that wrote it.
+		if _, err = snaps.WaitFor(ctx, st.Revision()); err != nil {
+			return abort(err)
+		}
 	}
 	if mod != nil {
 		mod(&o)
