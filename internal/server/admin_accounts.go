@@ -46,7 +46,7 @@ func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.Creat
 	if acct.ID == "" {
 		acct.ID = newID("a-")
 	}
-	_, err := a.s.write(ctx, func(tx store.Tx) error {
+	rev, err := a.s.write(ctx, func(tx store.Tx) error {
 		switch _, err := store.GetAccount(tx, acct.ID); {
 		case err == nil:
 			return alreadyExists("account", acct.ID)
@@ -62,6 +62,7 @@ func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.Creat
 	if err != nil {
 		return nil, a.s.status(ctx, err)
 	}
+	store.WrittenAt(&acct, rev)
 	return &gatehousev1.CreateAccountResponse{Account: accountToProto(&acct)}, nil
 }
 
@@ -120,7 +121,7 @@ func (a *adminService) UpdateAccount(ctx context.Context, req *gatehousev1.Updat
 		return nil, a.s.status(ctx, err)
 	}
 	var out policy.Account
-	_, err := a.s.write(ctx, func(tx store.Tx) error {
+	rev, err := a.s.write(ctx, func(tx store.Tx) error {
 		cur, err := getAccount(tx, in.GetId())
 		if err != nil {
 			return err
@@ -148,6 +149,7 @@ func (a *adminService) UpdateAccount(ctx context.Context, req *gatehousev1.Updat
 	if err != nil {
 		return nil, a.s.status(ctx, err)
 	}
+	store.WrittenAt(&out, rev)
 	return &gatehousev1.UpdateAccountResponse{Account: accountToProto(&out)}, nil
 }
 
@@ -157,6 +159,8 @@ func (a *adminService) DeleteAccount(ctx context.Context, req *gatehousev1.Delet
 	if err := v.err(); err != nil {
 		return nil, a.s.status(ctx, err)
 	}
+	batch := store.DeleteBatch(a.s.store.Limits())
+	more := false
 	rev, err := a.s.write(ctx, func(tx store.Tx) error {
 		cur, err := getAccount(tx, req.GetId())
 		switch {
@@ -170,13 +174,20 @@ func (a *adminService) DeleteAccount(ctx context.Context, req *gatehousev1.Delet
 				return err
 			}
 		}
-		if err := store.DeleteAccount(tx, req.GetId()); err != nil {
+		if more, err = store.DeleteAccount(tx, req.GetId(), batch); err != nil {
 			return err
 		}
 		return revokeTokensOf(tx, req.GetId())
 	})
 	if err != nil {
 		return nil, a.s.status(ctx, err)
+	}
+	// The account is gone for readers; the rest of its records go in
+	// batches the store's transactions can hold.
+	if more {
+		if last, err := a.s.finishAccountDeletion(context.WithoutCancel(ctx), req.GetId()); err == nil {
+			rev = last
+		}
 	}
 	return &gatehousev1.DeleteAccountResponse{Revision: rev}, nil
 }
@@ -230,7 +241,7 @@ func (a *adminService) UpdateLiveGuideSettings(ctx context.Context, req *gatehou
 		return nil, a.s.status(ctx, err)
 	}
 	var out policy.LiveGuideSettings
-	_, err := a.s.write(ctx, func(tx store.Tx) error {
+	rev, err := a.s.write(ctx, func(tx store.Tx) error {
 		cur, err := getSettings(tx, in.GetAccountId())
 		if err != nil {
 			return err
@@ -256,5 +267,6 @@ func (a *adminService) UpdateLiveGuideSettings(ctx context.Context, req *gatehou
 	if err != nil {
 		return nil, a.s.status(ctx, err)
 	}
+	store.WrittenAt(&out, rev)
 	return &gatehousev1.UpdateLiveGuideSettingsResponse{Settings: settingsToProto(&out)}, nil
 }

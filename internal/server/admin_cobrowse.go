@@ -146,13 +146,14 @@ func (a *adminService) GenerateCobrowseUrl(ctx context.Context, req *gatehousev1
 		return nil, a.s.status(ctx, err)
 	}
 	var acct policy.Account
-	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
 		acct, err = generateCobrowseURL(tx, req.GetAccountId(), a.s.cobrowseBase, randomCobrowseName)
 		return err
 	})
 	if err != nil {
 		return nil, a.s.status(ctx, err)
 	}
+	store.WrittenAt(&acct, rev)
 	return &gatehousev1.GenerateCobrowseUrlResponse{Url: acct.CobrowseURL, Account: accountToProto(&acct)}, nil
 }
 
@@ -185,7 +186,7 @@ func (a *adminService) setCobrowseURL(ctx context.Context, acctID, url string) (
 		return nil, a.s.status(ctx, err)
 	}
 	var acct policy.Account
-	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
 		if acct, err = getAccount(tx, acctID); err != nil {
 			return err
 		}
@@ -202,5 +203,6 @@ func (a *adminService) setCobrowseURL(ctx context.Context, acctID, url string) (
 	if err != nil {
 		return nil, a.s.status(ctx, err)
 	}
+	store.WrittenAt(&acct, rev)
 	return &gatehousev1.SetCobrowseUrlResponse{Url: acct.CobrowseURL, Account: accountToProto(&acct)}, nil
 }

@@ -87,7 +87,7 @@ func (a *adminService) UpdateCustomization(ctx context.Context, req *gatehousev1
 		return nil, a.s.status(ctx, err)
 	}
 	var out policy.Customization
-	_, err := a.s.write(ctx, func(tx store.Tx) error {
+	rev, err := a.s.write(ctx, func(tx store.Tx) error {
 		cur, err := getCustomization(tx, in.GetAccountId(), in.GetLanguage())
 		if err != nil {
 			return err
@@ -114,6 +114,7 @@ func (a *adminService) UpdateCustomization(ctx context.Context, req *gatehousev1
 	if err != nil {
 		return nil, a.s.status(ctx, err)
 	}
+	store.WrittenAt(&out, rev)
 	return &gatehousev1.UpdateCustomizationResponse{Customization: customizationToProto(&out)}, nil
 }
 

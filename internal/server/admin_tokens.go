@@ -60,7 +60,7 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 		// A certificate credential has no secret to hand out.
 		bearer, tok.Hash, tok.CertIdentity, tok.CertKind = "", "", certID, kind
 	}
-	_, err := a.s.write(ctx, func(tx store.Tx) error {
+	rev, err := a.s.write(ctx, func(tx store.Tx) error {
 		if tok.AccountID != "" {
 			if _, err := getAccount(tx, tok.AccountID); err != nil {
 				return err
@@ -76,6 +76,7 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 	if err != nil {
 		return nil, a.s.status(ctx, err)
 	}
+	store.WrittenAt(&tok, rev)
 	return &gatehousev1.CreateCallerTokenResponse{Token: tokenToProto(&tok), Bearer: bearer}, nil
 }
 
@@ -183,7 +184,7 @@ func (a *adminService) RevokeCallerToken(ctx context.Context, req *gatehousev1.R
 		return nil, a.s.status(ctx, err)
 	}
 	var tok auth.Token
-	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
 		tok, err = store.GetToken(tx, req.GetId())
 		if errors.Is(err, store.ErrNotFound) {
 			return notFound("token", req.GetId())
@@ -197,6 +198,7 @@ func (a *adminService) RevokeCallerToken(ctx context.Context, req *gatehousev1.R
 	if err != nil {
 		return nil, a.s.status(ctx, err)
 	}
+	store.WrittenAt(&tok, rev)
 	return &gatehousev1.RevokeCallerTokenResponse{Token: tokenToProto(&tok)}, nil
 }
 

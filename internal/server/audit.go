@@ -35,7 +35,7 @@ func (a *auditTx) remember(key string) {
 		return
 	}
 	var prev []byte
-	if v, err := a.Tx.Get(key); err == nil {
+	if v, _, err := a.Tx.Get(key); err == nil {
 		prev = bytes.Clone(v)
 	}
 	a.before[key] = prev
@@ -76,7 +76,7 @@ func (a *auditTx) flush(ctx context.Context, s *Server) error {
 	seq := 0
 	for _, key := range a.touched {
 		var after []byte
-		if v, err := a.Tx.Get(key); err == nil {
+		if v, _, err := a.Tx.Get(key); err == nil {
 			after = v
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -92,8 +92,8 @@ func (a *auditTx) flush(ctx context.Context, s *Server) error {
 				acct = store.OutboxAccount(after)
 			}
 		}
-		e := store.AuditEvent{ID: store.AuditID(a.Revision(), seq), AccountID: acct, Caller: caller, Time: now, RPC: rpc,
-			ResourceType: typ, ResourceID: id, Before: auditJSON(typ, before), After: auditJSON(typ, after), Revision: a.Revision()}
+		e := store.AuditEvent{ID: store.NextAuditID(a.Tx, seq), AccountID: acct, Caller: caller, Time: now, RPC: rpc,
+			ResourceType: typ, ResourceID: id, Before: auditJSON(typ, before), After: auditJSON(typ, after)}
 		if err := store.PutAuditEvent(a.Tx, &e); err != nil {
 			return err
 		}

@@ -78,7 +78,7 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 		id = newID(c.idPrefix)
 	}
 	var out D
-	_, err := s.write(ctx, func(tx store.Tx) error {
+	rev, err := s.write(ctx, func(tx store.Tx) error {
 		if _, err := getAccount(tx, acct); err != nil {
 			return err
 		}
@@ -110,6 +110,7 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 	if err != nil {
 		return zero, s.status(ctx, err)
 	}
+	store.WrittenAt(&out, rev)
 	return c.toProto(&out), nil
 }
 
@@ -207,7 +208,7 @@ func (c *collection[D, P]) update(ctx context.Context, s *Server, acct string, i
 		return zero, s.status(ctx, err)
 	}
 	var out D
-	_, err := s.write(ctx, func(tx store.Tx) error {
+	rev, err := s.write(ctx, func(tx store.Tx) error {
 		cur, err := c.load(tx, acct, inID)
 		if err != nil {
 			return err
@@ -227,6 +228,7 @@ func (c *collection[D, P]) update(ctx context.Context, s *Server, acct string, i
 	if err != nil {
 		return zero, s.status(ctx, err)
 	}
+	store.WrittenAt(&out, rev)
 	return c.toProto(&out), nil
 }
 

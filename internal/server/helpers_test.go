@@ -42,7 +42,10 @@ func MustStart(t testing.TB, dir string, opts ...func(*Options)) *testEnv {
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	st, err := bolt.Open(dir)
+	// Every write's function runs twice, the first run rolled back, as
+	// a store with optimistic concurrency may run it: writes must be pure
+	// functions of what they read.
+	st, err := bolt.OpenWith(dir, bolt.Options{RetryUpdates: 1})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

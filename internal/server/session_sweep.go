@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
@@ -65,6 +66,8 @@ func (s *Server) SweepSessions(ctx context.Context, lc SessionLifecycle) (ended,
 		}
 		n, e, d := 0, 0, 0
 		_, err = s.write(ctx, func(tx store.Tx) error {
+			// The function may run more than once: count this run only.
+			n, e, d = 0, 0, 0
 			batch, err := store.SessionsToSweep(tx, startedBefore, endedBefore, lc.Batch)
 			if err != nil {
 				return err
@@ -104,7 +107,11 @@ func (s *Server) SweepSessions(ctx context.Context, lc SessionLifecycle) (ended,
 }
 
 // RunSessionSweeper sweeps sessions every lc.Interval until ctx ends.
+//
+// It first finishes the account deletions a stop interrupted, and does so
+// again at every sweep.
 func (s *Server) RunSessionSweeper(ctx context.Context, lc SessionLifecycle) {
+	s.ResumeAccountDeletions(ctx)
 	if lc.MaxAge <= 0 && lc.Retention <= 0 {
 		return
 	}
@@ -126,5 +133,49 @@ func (s *Server) RunSessionSweeper(ctx context.Context, lc SessionLifecycle) {
 			return
 		case <-t.C:
 		}
+		s.ResumeAccountDeletions(ctx)
 	}
+}
+
+// ResumeAccountDeletions finishes every account deletion left pending (a
+// tombstone whose records a stopped daemon did not finish deleting).
+func (s *Server) ResumeAccountDeletions(ctx context.Context) {
+	var ids []string
+	err := s.store.View(ctx, func(tx store.ReadTx) (err error) {
+		ids, err = store.AccountsBeingDeleted(tx)
+		return err
+	})
+	if err != nil {
+		s.log.ErrorContext(ctx, "list pending account deletions", "err", err)
+		return
+	}
+	ctx = withOperation(auth.NewContext(ctx, sweepCaller), "DeleteAccount")
+	for _, id := range ids {
+		if _, err := s.finishAccountDeletion(ctx, id); err == nil {
+			s.log.InfoContext(ctx, "finished an interrupted account deletion", "account_id", id)
+		}
+	}
+}
+
+// finishAccountDeletion deletes the remaining records of an account being
+// deleted, one batch per transaction, and returns the last commit's
+// revision. A failure is logged; the next sweep resumes.
+func (s *Server) finishAccountDeletion(ctx context.Context, id string) (uint64, error) {
+	batch := store.DeleteBatch(s.store.Limits())
+	var rev uint64
+	for more := true; more; {
+		var err error
+		rev, err = s.write(ctx, func(tx store.Tx) (err error) {
+			more, err = store.ContinueAccountDeletion(tx, id, batch)
+			return err
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return s.store.Revision(), nil // finished meanwhile
+		}
+		if err != nil {
+			s.log.ErrorContext(ctx, "account deletion interrupted; it resumes at the next sweep", "account_id", id, "err", err)
+			return 0, err
+		}
+	}
+	return rev, nil
 }

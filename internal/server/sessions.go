@@ -48,7 +48,7 @@ func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.Sta
 		PortalID:         req.GetPortalId(),
 		StartTime:        now.UTC(),
 	}
-	_, err := ss.s.write(ctx, func(tx store.Tx) error {
+	rev, err := ss.s.write(ctx, func(tx store.Tx) error {
 		rep, err := getRepresentative(tx, acct, sess.RepresentativeID)
 		if err != nil {
 			return err
@@ -77,6 +77,7 @@ func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.Sta
 	if err != nil {
 		return nil, ss.s.status(ctx, err)
 	}
+	store.WrittenAt(&sess, rev)
 	return &gatehousev1.StartSessionResponse{Session: sessionToProto(&sess)}, nil
 }
 
@@ -134,7 +135,7 @@ func (ss *sessionService) EndSession(ctx context.Context, req *gatehousev1.EndSe
 		return nil, ss.s.status(ctx, err)
 	}
 	var sess policy.Session
-	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
 		sess, err = getSession(ctx, tx, req.GetSessionId())
 		if err != nil {
 			return err
@@ -159,6 +160,7 @@ func (ss *sessionService) EndSession(ctx context.Context, req *gatehousev1.EndSe
 	if err != nil {
 		return nil, ss.s.status(ctx, err)
 	}
+	store.WrittenAt(&sess, rev)
 	return &gatehousev1.EndSessionResponse{Session: sessionToProto(&sess)}, nil
 }
 

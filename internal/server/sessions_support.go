@@ -97,7 +97,7 @@ func (ss *sessionService) InviteExternalSpecialist(ctx context.Context, req *gat
 		return nil, ss.s.status(ctx, err)
 	}
 	var sess policy.Session
-	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
 		if sess, err = activeSupportSession(ctx, tx, req.GetSessionId()); err != nil {
 			return err
 		}
@@ -122,6 +122,7 @@ func (ss *sessionService) InviteExternalSpecialist(ctx context.Context, req *gat
 	if err != nil {
 		return nil, ss.s.status(ctx, err)
 	}
+	store.WrittenAt(&sess, rev)
 	return &gatehousev1.InviteExternalSpecialistResponse{Session: sessionToProto(&sess)}, nil
 }
 
@@ -133,7 +134,7 @@ func (ss *sessionService) RemoveExternalSpecialist(ctx context.Context, req *gat
 		return nil, ss.s.status(ctx, err)
 	}
 	var sess policy.Session
-	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
 		if sess, err = getSession(ctx, tx, req.GetSessionId()); err != nil {
 			return err
 		}
@@ -155,6 +156,7 @@ func (ss *sessionService) RemoveExternalSpecialist(ctx context.Context, req *gat
 	if err != nil {
 		return nil, ss.s.status(ctx, err)
 	}
+	store.WrittenAt(&sess, rev)
 	return &gatehousev1.RemoveExternalSpecialistResponse{Session: sessionToProto(&sess)}, nil
 }
 

@@ -131,7 +131,7 @@ func (f *Follower) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Sna
 			next = cur
 			return nil
 		}
-		changes, err := f.st.Changes(cur.Revision())
+		changes, err := tx.Changes(cur.Revision())
 		if err != nil {
 			return err
 		}
