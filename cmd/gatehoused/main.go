@@ -27,7 +27,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/notify"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/gatehouse-dev/gatehouse/internal/snapshot"
-	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/tlsconfig"
 	"github.com/gatehouse-dev/gatehouse/internal/tracing"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -117,7 +117,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 		defer stopTracing(sdktp, cfg.ShutdownTimeout, log)
 		tp = sdktp
 	}
-	st, err := openStore(cfg.DataDir, cfg.AcceptMetaRollback, log)
+	st, err := openConfigured(cfg, log)
 	if err != nil {
 		return err
 	}
@@ -231,7 +231,7 @@ func notifyBackend(cfg config.Config) (notify.Backend, error) {
 // startSender runs the completed-session notification sender until stop is
 // called; stop returns once the sender has made its last store write. wake
 // makes the sender look at the whole outbox at once (RetryNotification).
-func startSender(backend notify.Backend, st *bolt.Store, log *slog.Logger) (wake, stop func()) {
+func startSender(backend notify.Backend, st store.Store, log *slog.Logger) (wake, stop func()) {
 	sender := notify.NewSender(notify.Options{Store: st, Backend: backend, Logger: log.With("component", "notify")})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -249,7 +249,7 @@ func startSender(backend notify.Backend, st *bolt.Store, log *slog.Logger) (wake
 // operator token, so that a daemon with --auth token can be administered
 // from its first start. The file is created with mode 0600 and never
 // overwritten.
-func bootstrapToken(ctx context.Context, st *bolt.Store, path string, log *slog.Logger) error {
+func bootstrapToken(ctx context.Context, st store.Store, path string, log *slog.Logger) error {
 	// The file is claimed first, so a token is never created whose secret
 	// could not be written down.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

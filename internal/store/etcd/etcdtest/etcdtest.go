@@ -30,7 +30,7 @@ func Start(t testing.TB, configure ...func(*embed.Config)) *Server {
 	cfg := embed.NewConfig()
 	cfg.Name = "gatehouse-test"
 	cfg.Dir = t.TempDir()
-	cfg.LogLevel = "error"
+	cfg.LogLevel = "fatal" // Close logs its listeners' shutdown as errors
 	cfg.Logger = "zap"
 	loop := url.URL{Scheme: "http", Host: "127.0.0.1:0"}
 	cfg.ListenClientUrls = []url.URL{loop}
