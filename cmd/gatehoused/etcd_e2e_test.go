@@ -1,8 +1,14 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/store/etcd/etcdtest"
@@ -76,5 +82,52 @@ func TestE2E_EtcdUnreachable(t *testing.T) {
 	}
 	if out := d.stderr(); !strings.Contains(out, "127.0.0.1:1,127.0.0.1:9") {
 		t.Errorf("stderr does not name the endpoints:\n%s", out)
+	}
+}
+
+// TestE2E_EtcdAuth: --etcd-username and --etcd-password-file log in to an
+// etcd with auth on; a wrong password stops the start with etcd's reason.
+func TestE2E_EtcdAuth(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	ctx := testContext(t)
+	c, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, step := range []func() error{
+		func() error { _, err := c.UserAdd(ctx, "root", "s3cret"); return err },
+		func() error { _, err := c.UserGrantRole(ctx, "root", "root"); return err },
+		func() error { _, err := c.AuthEnable(ctx); return err },
+	} {
+		if err := step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	good, bad := filepath.Join(dir, "good.pw"), filepath.Join(dir, "bad.pw")
+	if err := os.WriteFile(good, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte("guess\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := func(pw string) []string {
+		return loopbackArgs(t.TempDir(), "--store", "etcd", "--etcd-endpoints", srv.Endpoints[0],
+			"--etcd-username", "root", "--etcd-password-file", pw, "--etcd-dial-timeout", "3s")
+	}
+	d := start(t, nil, args(good)...)
+	if _, err := dial(t, d.addr).admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}); err != nil {
+		t.Fatalf("CreateAccount: %v", err)
+	}
+	d.stop()
+
+	d = launch(t, nil, args(bad)...)
+	if code := d.awaitExit(exitTimeout); code == 0 {
+		t.Fatal("gatehoused started with a wrong etcd password")
+	}
+	if out := d.stderr(); !strings.Contains(out, "authentication failed") || !strings.Contains(out, srv.Endpoints[0]) {
+		t.Errorf("stderr does not say the etcd login failed:\n%s", out)
 	}
 }

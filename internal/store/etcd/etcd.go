@@ -179,8 +179,14 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// unreachable is the error of an Open that failed: it names the
+// endpoints, and says whether etcd did not answer in time or refused.
 func unreachable(opts Options, err error) error {
-	return fmt.Errorf("etcd at %s did not answer within %v: %w", strings.Join(opts.Endpoints, ","), opts.DialTimeout, err)
+	eps := strings.Join(opts.Endpoints, ",")
+	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded || status.Code(err) == codes.Unavailable {
+		return fmt.Errorf("etcd at %s did not answer within %v: %w", eps, opts.DialTimeout, err)
+	}
+	return fmt.Errorf("etcd at %s: %w", eps, err)
 }
 
 // Client returns the etcd client, for work that shares the connection.

@@ -267,3 +267,41 @@ func TestWriteInView(t *testing.T) {
 		return nil
 	})
 }
+
+// TestOpen_Auth: with etcd's auth on, Open with the right user and
+// password works and with a wrong password fails naming the endpoints
+// and saying why, not that etcd did not answer.
+func TestOpen_Auth(t *testing.T) {
+	srv := etcdtest.Start(t)
+	root, err := etcd.Open(context.Background(), etcd.Options{Endpoints: srv.Endpoints, Prefix: "/auth/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := root.Client()
+	if _, err := c.UserAdd(ctx, "root", "s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UserGrantRole(ctx, "root", "root"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.AuthEnable(ctx); err != nil {
+		t.Fatal(err)
+	}
+	root.Close()
+
+	s, err := etcd.Open(ctx, etcd.Options{Endpoints: srv.Endpoints, Prefix: "/auth/", Username: "root", Password: "s3cret"})
+	if err != nil {
+		t.Fatalf("Open with the right password: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	storetest.MustPut(t, s, "k", "v")
+
+	_, err = etcd.Open(ctx, etcd.Options{Endpoints: srv.Endpoints, Prefix: "/auth/", Username: "root", Password: "wrong", DialTimeout: 2 * time.Second})
+	if err == nil {
+		t.Fatal("Open with a wrong password succeeded")
+	}
+	if msg := err.Error(); !strings.Contains(msg, srv.Endpoints[0]) || strings.Contains(msg, "did not answer") || !strings.Contains(msg, "authentication failed") {
+		t.Errorf("error %q; want it to name %s and say authentication failed", msg, srv.Endpoints[0])
+	}
+}
