@@ -451,14 +451,11 @@ func (s *Store) mapErr(ctx context.Context, err error) error {
 		return fmt.Errorf("%w: %v", store.ErrTxnTooLarge, err)
 	case errors.Is(err, rpctypes.ErrNoSpace):
 		return fmt.Errorf("%w: %v", store.ErrNoSpace, err)
-	case status.Code(err) == codes.ResourceExhausted:
+	case errors.Is(err, rpctypes.ErrTooManyRequests):
+		return fmt.Errorf("etcd is overloaded: %w", err)
+	case status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "larger than max"):
+		// gRPC refused a message beyond its size limit.
 		return fmt.Errorf("%w: %v", store.ErrTxnTooLarge, err)
-	}
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed && errors.Is(err, context.Canceled) {
-		return store.ErrClosed
 	}
 	return fmt.Errorf("etcd: %w", err)
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/server/v3/embed"
+
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/etcd"
 	"github.com/gatehouse-dev/gatehouse/internal/store/etcd/etcdtest"
@@ -304,4 +306,35 @@ func TestOpen_Auth(t *testing.T) {
 	if msg := err.Error(); !strings.Contains(msg, srv.Endpoints[0]) || strings.Contains(msg, "did not answer") || !strings.Contains(msg, "authentication failed") {
 		t.Errorf("error %q; want it to name %s and say authentication failed", msg, srv.Endpoints[0])
 	}
+}
+
+// TestClusterLimitsBelowOptions: when the cluster's --max-txn-ops or
+// --max-request-bytes are smaller than the driver was told, etcd's refusal
+// is the store's ErrTooManyOps or ErrTxnTooLarge, and nothing commits.
+func TestClusterLimitsBelowOptions(t *testing.T) {
+	srv := etcdtest.Start(t, func(cfg *embed.Config) {
+		cfg.MaxTxnOps = 16
+		cfg.MaxRequestBytes = 200 << 10
+	})
+	s := open(t, srv, "")
+	before := s.Revision()
+	_, err := s.Update(context.Background(), func(tx store.Tx) error {
+		for i := range 20 {
+			if err := tx.Put(fmt.Sprintf("k/%02d", i), []byte("v")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if !errors.Is(err, store.ErrTooManyOps) {
+		t.Errorf("20 keys with --max-txn-ops 16: %v; want ErrTooManyOps", err)
+	}
+	_, err = s.Update(context.Background(), func(tx store.Tx) error {
+		return tx.Put("big", make([]byte, 500<<10))
+	})
+	if !errors.Is(err, store.ErrTxnTooLarge) {
+		t.Errorf("500 KiB with --max-request-bytes 200 KiB: %v; want ErrTxnTooLarge", err)
+	}
+	storetest.MustNoNewChanges(t, s, before)
+	storetest.MustNotExist(t, s, "big")
 }
