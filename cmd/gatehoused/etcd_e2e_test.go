@@ -115,7 +115,7 @@ func TestE2E_EtcdAuth(t *testing.T) {
 	}
 	args := func(pw string) []string {
 		return loopbackArgs(t.TempDir(), "--store", "etcd", "--etcd-endpoints", srv.Endpoints[0],
-			"--etcd-username", "root", "--etcd-password-file", pw, "--etcd-dial-timeout", "3s")
+			"--etcd-username", "root", "--etcd-password-file", pw, "--etcd-dial-timeout", "30s")
 	}
 	d := start(t, nil, args(good)...)
 	if _, err := dial(t, d.addr).admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}); err != nil {
