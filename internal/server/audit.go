@@ -100,7 +100,12 @@ func (a *auditTx) flush(ctx context.Context, s *Server) error {
 		seq++
 	}
 	if s.auditRetention > 0 && seq > 0 {
-		if _, err := store.PurgeAuditEvents(a.Tx, now.Add(-s.auditRetention), maxAuditPurge); err != nil {
+		purge := maxAuditPurge
+		if m := s.store.Limits().MaxOps; m > 0 {
+			// Room for the purge within the store's transaction limit.
+			purge = min(purge, max(1, m/16))
+		}
+		if _, err := store.PurgeAuditEvents(a.Tx, now.Add(-s.auditRetention), purge); err != nil {
 			return err
 		}
 	}

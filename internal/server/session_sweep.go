@@ -44,6 +44,12 @@ func (s *Server) SweepSessions(ctx context.Context, lc SessionLifecycle) (ended,
 	ctx = withOperation(auth.NewContext(ctx, sweepCaller), "SweepSessions")
 	if lc.Batch <= 0 {
 		lc.Batch = 500
+		// Ending a session writes up to four keys (the session, its
+		// notification, their audit events): stay within the store's
+		// transaction limit.
+		if m := s.store.Limits().MaxOps; m > 0 {
+			lc.Batch = min(lc.Batch, max(1, (m-16)/4))
+		}
 	}
 	for {
 		now := s.now().UTC()

@@ -39,8 +39,44 @@ func decodeAt(key string, b []byte, rev uint64, v any) error {
 	if err := decode(key, b, v); err != nil {
 		return err
 	}
+	if r := revisionOf(v); r != nil {
+		*r = rev
+	}
+	return nil
+}
+
+// revisionOf returns the Revision field of the record v points to, or nil.
+// The record kinds are switched on directly: reflection costs more than
+// the rest of reading a small record.
+func revisionOf(v any) *uint64 {
+	switch r := v.(type) {
+	case *policy.Account:
+		return &r.Revision
+	case *policy.LiveGuideSettings:
+		return &r.Revision
+	case *policy.Representative:
+		return &r.Revision
+	case *policy.Session:
+		return &r.Revision
+	case *policy.AllowlistEntry:
+		return &r.Revision
+	case *policy.PrivacyRule:
+		return &r.Revision
+	case *policy.Customization:
+		return &r.Revision
+	case *policy.Portal:
+		return &r.Revision
+	case *policy.Team:
+		return &r.Revision
+	case *policy.BusinessHours:
+		return &r.Revision
+	case *auth.Token:
+		return &r.Revision
+	case *AuditEvent:
+		return &r.Revision
+	}
 	if f := revisionField(v); f.IsValid() {
-		f.SetUint(rev)
+		return f.Addr().Interface().(*uint64)
 	}
 	return nil
 }
@@ -63,8 +99,8 @@ func revisionField(v any) reflect.Value {
 // has one, to 0: the revision of a write is known only after its commit
 // (WrittenAt), and reads take it from the driver.
 func clearRevision(v any) {
-	if f := revisionField(v); f.IsValid() {
-		f.SetUint(0)
+	if r := revisionOf(v); r != nil {
+		*r = 0
 	}
 }
 
@@ -73,8 +109,8 @@ func clearRevision(v any) {
 // commit. A record the transaction only read keeps the revision it was
 // read with.
 func WrittenAt(v any, rev uint64) {
-	if f := revisionField(v); f.IsValid() && f.Uint() == 0 {
-		f.SetUint(rev)
+	if r := revisionOf(v); r != nil && *r == 0 {
+		*r = rev
 	}
 }
 

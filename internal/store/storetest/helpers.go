@@ -153,3 +153,37 @@ func drain(ch <-chan struct{}) {
 		}
 	}
 }
+
+// errRollback rolls back the first run of an Interleaved Update.
+var errRollback = errors.New("rolled back to run again")
+
+// interleaved is a store.Store whose Updates conflict with a concurrent
+// writer once; see Interleaved.
+type interleaved struct {
+	store.Store
+	between func()
+}
+
+// Interleaved wraps s so that every Update runs its function once and
+// rolls it back, calls between (the commit of a concurrent writer, made
+// through s), then runs the function again and commits: what a driver with
+// optimistic concurrency does when what a write read changed before its
+// commit. Tests use it to check that a write's outcome is that of its last
+// run.
+func Interleaved(s store.Store, between func()) store.Store {
+	return interleaved{Store: s, between: between}
+}
+
+func (s interleaved) Update(ctx context.Context, fn func(store.Tx) error) (uint64, error) {
+	_, err := s.Store.Update(ctx, func(tx store.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		return 0, err
+	}
+	s.between()
+	return s.Store.Update(ctx, fn)
+}
