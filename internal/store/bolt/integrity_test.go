@@ -33,9 +33,28 @@ func writeSamples(t *testing.T, dir string) {
 			return err
 		}
 		tok := auth.Token{ID: "ops", Name: "operations", Role: auth.RoleOperator, Hash: "sha256:0123456789abcdef", CreateTime: fixtureTime}
-		return store.PutToken(tx, &tok)
+		if err := store.PutToken(tx, &tok); err != nil {
+			return err
+		}
+		// An account whose deletion is half done: its tombstone.
+		leaving := policy.Account{ID: "leaving", DisplayName: "Leaving"}
+		if err := store.PutAccount(tx, &leaving); err != nil {
+			return err
+		}
+		for _, id := range []string{"e1", "e2"} {
+			if err := store.PutAllowlistEntry(tx, "leaving", &policy.AllowlistEntry{ID: id, Pattern: id + ".example.com"}); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(context.Background(), func(tx store.Tx) error {
+		_, err := store.DeleteAccount(tx, "leaving", 1)
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	MustClose(t, s)
@@ -52,7 +71,7 @@ func (s txStore) Update(context.Context, func(store.Tx) error) (uint64, error) {
 	return 0, errors.New("read-only")
 }
 func (s txStore) Revision() uint64                                                     { return s.tx.Revision() }
-func (s txStore) Changes(uint64) ([]store.Change, error)                               { return nil, nil }
+func (s txStore) Limits() store.Limits                                                 { return store.Limits{} }
 func (s txStore) Subscribe() (<-chan struct{}, func())                                 { return make(chan struct{}), func() {} }
 func (s txStore) Close() error                                                         { return nil }
 func (s txStore) Backup(context.Context, func(uint64, int64) (io.Writer, error)) error { return nil }
@@ -192,7 +211,7 @@ func TestIntegrity_EveryBitFlipIsDamage(t *testing.T) {
 				bad[bit/8] ^= 1 << (bit % 8)
 				withRaw(t, s, key, bad, func(tx store.ReadTx) {
 					flips++
-					if _, err := tx.Get(key); !isDamage(err) {
+					if _, _, err := tx.Get(key); !isDamage(err) {
 						t.Fatalf("bit %d: Get = %v; want a *store.DamagedError", bit, err)
 					}
 					if err := readTyped(tx, key); !isDamage(err) {
@@ -285,6 +304,9 @@ func readTyped(tx store.ReadTx, key string) error {
 	case "cobrowse_index":
 		_, err := store.CobrowseOwner(tx, strings.TrimPrefix(key, "cobrowse/"))
 		return err
+	case "account_tombstone":
+		_, err := store.AccountsBeingDeleted(tx)
+		return err
 	case "caller_token":
 		_, err := store.GetToken(tx, info.Token)
 		return err
@@ -339,7 +361,7 @@ func TestIntegrity_StrictDecoding(t *testing.T) {
 		"t/demo/session/s-live", "token/ops", "outbox/00000000000000000002-s-support", "audit/00000000000000000002-0000"} {
 		var payload []byte
 		withRaw(t, s, "", nil, func(tx store.ReadTx) {
-			p, err := tx.Get(k)
+			p, _, err := tx.Get(k)
 			if err != nil {
 				t.Fatal(err)
 			}
