@@ -424,18 +424,19 @@ func checkCrashFile(t *testing.T, dir string, h *crashHistory) {
 		// Settings of the togglers.
 		for w := range togglers {
 			var s struct {
-				Restricted bool   `json:"agent_click_restricted"`
-				Revision   uint64 `json:"revision"`
+				Restricted bool `json:"agent_click_restricted"`
 			}
 			key := fmt.Appendf(nil, "t/tog-%d/settings", w)
-			raw, err := bolt.Unseal(key, kv.Get(key))
+			// The revision that wrote a record is in the driver's
+			// envelope (its mod revision), not in the record.
+			raw, modRev, err := bolt.UnsealRev(key, kv.Get(key))
 			if err != nil {
 				return fmt.Errorf("tog-%d settings: %w", w, err)
 			}
 			if err := json.Unmarshal(raw, &s); err != nil {
 				return fmt.Errorf("tog-%d settings: %v", w, err)
 			}
-			if err := checkToggle(w, &h.toggles[w], s.Restricted, s.Revision); err != nil {
+			if err := checkToggle(w, &h.toggles[w], s.Restricted, modRev); err != nil {
 				return err
 			}
 		}

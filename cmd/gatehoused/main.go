@@ -88,7 +88,8 @@ type Main struct {
 	// Stderr receives the demo banner (the log goes to Log).
 	Stderr io.Writer
 	// OpenStore opens the store once the listeners are bound and every
-	// other flag is checked (openBolt: the bbolt file in --data-dir).
+	// other flag is checked (openConfigured: --store, the bbolt file in
+	// --data-dir or the etcd cluster at --etcd-endpoints).
 	// Main closes the store it opened.
 	OpenStore func(config.Config, *slog.Logger) (store.Store, error)
 
@@ -104,9 +105,9 @@ type Main struct {
 }
 
 // NewMain returns a daemon with cfg, logging to stderr in cfg's format and
-// level, on a bbolt store.
+// level, on the store --store names.
 func NewMain(cfg config.Config, stderr io.Writer) *Main {
-	return &Main{Config: cfg, Log: newLogger(cfg, stderr), Stderr: stderr, OpenStore: openBolt, stopped: make(chan struct{})}
+	return &Main{Config: cfg, Log: newLogger(cfg, stderr), Stderr: stderr, OpenStore: openConfigured, stopped: make(chan struct{})}
 }
 
 // newLogger is the daemon's logger for --log-format and --log-level.

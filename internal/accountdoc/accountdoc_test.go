@@ -118,15 +118,17 @@ func TestRecordTx_SettleUndoesRevisionOnlyWrites(t *testing.T) {
 	defer st.Close()
 	ctx := context.Background()
 	e := policy.AllowlistEntry{ID: "e1", Pattern: "example.com"}
-	if _, err := st.Update(ctx, func(tx store.Tx) error {
+	first, err := st.Update(ctx, func(tx store.Tx) error {
 		a := policy.Account{ID: "acme", DisplayName: "Acme"}
 		if err := store.PutAccount(tx, &a); err != nil {
 			return err
 		}
 		return store.PutAllowlistEntry(tx, "acme", &e)
-	}); err != nil {
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	store.WrittenAt(&e, first)
 	rev := st.Revision()
 	var writes int
 	_, err = st.Update(ctx, func(tx store.Tx) error {

@@ -22,7 +22,7 @@ type Options struct {
 	// Current is the store revision the transaction builds on (the last
 	// commit); a plan reports it.
 	Current uint64
-	// Changes returns the commits after a revision (store.Store.Changes).
+	// Changes returns the commits after a revision (store.ReadTx.Changes).
 	Changes func(rev uint64) ([]store.Change, error)
 	// MaxWrites, when positive, is the most records the apply may write
 	// (put or delete) in its one transaction; more fail with *LimitError.

@@ -25,7 +25,7 @@ func (r *recordTx) remember(key string) error {
 	if _, seen := r.before[key]; seen {
 		return nil
 	}
-	v, err := r.Tx.Get(key)
+	v, _, err := r.Tx.Get(key)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		v = nil
@@ -39,8 +39,16 @@ func (r *recordTx) remember(key string) error {
 	return nil
 }
 
+// Put writes val unless key already holds it: a write of the same bytes
+// would still give the record a new revision (and so a new etag).
 func (r *recordTx) Put(key string, val []byte) error {
 	if err := r.remember(key); err != nil {
+		return err
+	}
+	switch cur, _, err := r.Tx.Get(key); {
+	case err == nil && bytes.Equal(cur, val):
+		return nil
+	case err != nil && !errors.Is(err, store.ErrNotFound):
 		return err
 	}
 	return r.Tx.Put(key, val)
@@ -60,7 +68,7 @@ func (r *recordTx) settle() (int, error) {
 	n := 0
 	for _, key := range r.touched {
 		before := r.before[key]
-		after, err := r.Tx.Get(key)
+		after, _, err := r.Tx.Get(key)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 			after = nil

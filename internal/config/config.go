@@ -26,6 +26,10 @@ type Config struct {
 	HTTPMaxBodyBytes int64
 	// DataDir is the directory holding the bbolt file.
 	DataDir string
+	// Store is the store driver: bolt (DataDir) or etcd (Etcd).
+	Store string
+	// Etcd configures the etcd store.
+	Etcd Etcd
 	// Demo seeds demo data into an empty store at start.
 	Demo bool
 	// Insecure allows serving a non-loopback address without
@@ -148,6 +152,8 @@ func Default() Config {
 		HTTPAddr:             "127.0.0.1:8471",
 		HTTPMaxBodyBytes:     8 << 20,
 		DataDir:              "./data",
+		Store:                StoreBolt,
+		Etcd:                 defaultEtcd(),
 		LogLevel:             "info",
 		LogFormat:            "json",
 		LogSlowCall:          100 * time.Millisecond,
@@ -181,6 +187,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP/JSON API (and /openapi.json) listen address `host:port` (empty: no HTTP)")
 	fs.Int64Var(&c.HTTPMaxBodyBytes, "http-max-body-bytes", c.HTTPMaxBodyBytes, "largest HTTP request body accepted, in `bytes` (larger: RESOURCE_EXHAUSTED, HTTP 413)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the bbolt store file")
+	c.registerStoreFlags(fs)
 	fs.BoolVar(&c.Demo, "demo", c.Demo, "seed demo data into an empty store")
 	fs.BoolVar(&c.Insecure, "insecure", c.Insecure, "allow a non-loopback listen address without authentication")
 	fs.StringVar(&c.Auth, "auth", c.Auth, "caller authentication: none (loopback development) or token (bearer tokens, and client certificates registered by identity when --tls-client-ca is set)")
@@ -326,6 +333,7 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data-dir must not be empty"))
 	}
+	errs = append(errs, c.validateStore()...)
 	if _, err := c.Level(); err != nil {
 		errs = append(errs, err)
 	}

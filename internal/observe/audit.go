@@ -21,10 +21,14 @@ type AuditTx struct {
 	// Summary, when set, is recorded first: the event of a write made of
 	// many (ApplyAccount), whose records' events follow it.
 	Summary *store.AuditEvent
+	purge   int // expired events one Flush deletes at most
 }
 
-// NewAuditTx wraps tx, remembering what it touches.
-func NewAuditTx(tx store.Tx) *AuditTx { return &AuditTx{Tx: tx, before: map[string][]byte{}} }
+// NewAuditTx wraps tx of a store with limits l, remembering what it
+// touches.
+func NewAuditTx(tx store.Tx, l store.Limits) *AuditTx {
+	return &AuditTx{Tx: tx, before: map[string][]byte{}, purge: AuditPurgeBatch(l)}
+}
 
 func (a *AuditTx) remember(key string) {
 	if _, seen := a.before[key]; seen {
@@ -34,7 +38,7 @@ func (a *AuditTx) remember(key string) {
 		return
 	}
 	var prev []byte
-	if v, err := a.Tx.Get(key); err == nil {
+	if v, _, err := a.Tx.Get(key); err == nil {
 		prev = bytes.Clone(v)
 	}
 	a.before[key] = prev
@@ -68,13 +72,23 @@ func Operation(ctx context.Context) string {
 // MaxAuditPurge bounds how many expired events one write deletes.
 const MaxAuditPurge = 100
 
+// AuditPurgeBatch is how many expired events one write deletes on a store
+// with limits l: MaxAuditPurge, or a sixteenth of a transaction's
+// operations when the store bounds them, leaving room for the write.
+func AuditPurgeBatch(l store.Limits) int {
+	if l.MaxOps > 0 {
+		return min(MaxAuditPurge, max(1, l.MaxOps/16))
+	}
+	return MaxAuditPurge
+}
+
 // Flush appends, in the transaction, one audit event per resource that
 // changed, naming caller and the operation rpc at time now, and purges up
-// to MaxAuditPurge events older than retention (0: keep them all).
+// to AuditPurgeBatch events older than retention (0: keep them all).
 func (a *AuditTx) Flush(caller, rpc string, now time.Time, retention time.Duration) error {
 	seq := 0
 	if e := a.Summary; e != nil {
-		e.ID, e.Caller, e.Time, e.RPC, e.Revision = store.AuditID(a.Revision(), seq), caller, now, rpc, a.Revision()
+		e.ID, e.Caller, e.Time, e.RPC = store.NextAuditID(a.Tx, seq), caller, now, rpc
 		if err := store.PutAuditEvent(a.Tx, e); err != nil {
 			return err
 		}
@@ -82,7 +96,7 @@ func (a *AuditTx) Flush(caller, rpc string, now time.Time, retention time.Durati
 	}
 	for _, key := range a.touched {
 		var after []byte
-		if v, err := a.Tx.Get(key); err == nil {
+		if v, _, err := a.Tx.Get(key); err == nil {
 			after = v
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
@@ -98,15 +112,15 @@ func (a *AuditTx) Flush(caller, rpc string, now time.Time, retention time.Durati
 				acct = store.OutboxAccount(after)
 			}
 		}
-		e := store.AuditEvent{ID: store.AuditID(a.Revision(), seq), AccountID: acct, Caller: caller, Time: now, RPC: rpc,
-			ResourceType: typ, ResourceID: id, Before: auditJSON(typ, before), After: auditJSON(typ, after), Revision: a.Revision()}
+		e := store.AuditEvent{ID: store.NextAuditID(a.Tx, seq), AccountID: acct, Caller: caller, Time: now, RPC: rpc,
+			ResourceType: typ, ResourceID: id, Before: auditJSON(typ, before), After: auditJSON(typ, after)}
 		if err := store.PutAuditEvent(a.Tx, &e); err != nil {
 			return err
 		}
 		seq++
 	}
 	if retention > 0 && seq > 0 {
-		if _, err := store.PurgeAuditEvents(a.Tx, now.Add(-retention), MaxAuditPurge); err != nil {
+		if _, err := store.PurgeAuditEvents(a.Tx, now.Add(-retention), a.purge); err != nil {
 			return err
 		}
 	}

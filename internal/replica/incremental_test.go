@@ -157,7 +157,8 @@ func randomWrite(tx store.Tx, rng *rand.Rand, ids []string, step int) (string, e
 		return "team delete " + acct, store.DeleteTeam(tx, acct, ts[n%len(ts)].ID)
 	default:
 		if n%5 == 0 {
-			return "account delete " + acct, store.DeleteAccount(tx, acct)
+			_, err := store.DeleteAccount(tx, acct, 0)
+			return "account delete " + acct, err
 		}
 		a := policy.Account{ID: "acct-new", DisplayName: "New"}
 		if err := store.PutAccount(tx, &a); err != nil {

@@ -132,7 +132,7 @@ func (r *Replica) apply(ctx context.Context, cur *policy.Snapshot) (*policy.Snap
 			next = cur
 			return nil
 		}
-		changes, err := r.st.Changes(cur.Revision())
+		changes, err := tx.Changes(cur.Revision())
 		if err != nil {
 			return err
 		}

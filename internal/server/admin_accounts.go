@@ -30,10 +30,11 @@ func (a *adminService) CreateAccount(ctx context.Context, req *gatehousev1.Creat
 	if acct.ID == "" {
 		acct.ID = service.NewID("a-")
 	}
-	_, err := a.s.write(ctx, func(tx store.Tx) error { return service.CreateAccount(tx, &acct) })
+	rev, err := a.s.write(ctx, func(tx store.Tx) error { return service.CreateAccount(tx, &acct) })
 	if err != nil {
 		return nil, err
 	}
+	store.WrittenAt(&acct, rev)
 	return &gatehousev1.CreateAccountResponse{Account: accountToProto(&acct)}, nil
 }
 
@@ -106,13 +107,14 @@ func (a *adminService) UpdateAccount(ctx context.Context, req *gatehousev1.Updat
 		return nil, err
 	}
 	var out policy.Account
-	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
 		out, err = updateAccountIn(tx, in, req.GetUpdateMask())
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	store.WrittenAt(&out, rev)
 	return &gatehousev1.UpdateAccountResponse{Account: accountToProto(&out)}, nil
 }
 
@@ -149,11 +151,21 @@ func (a *adminService) DeleteAccount(ctx context.Context, req *gatehousev1.Delet
 	if err := v.err(); err != nil {
 		return nil, err
 	}
-	rev, err := a.s.write(ctx, func(tx store.Tx) error {
-		return service.DeleteAccount(tx, req.GetId(), req.GetEtag())
+	batch := store.DeleteBatch(a.s.store.Limits())
+	more := false
+	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+		more, err = service.DeleteAccount(tx, req.GetId(), req.GetEtag(), batch)
+		return err
 	})
 	if err != nil {
 		return nil, err
+	}
+	// The account is gone for readers; the rest of its records go in
+	// batches the store's transactions can hold.
+	if more {
+		if last, err := a.s.deleter().FinishAccountDeletion(context.WithoutCancel(ctx), req.GetId()); err == nil {
+			rev = last
+		}
 	}
 	return &gatehousev1.DeleteAccountResponse{Revision: rev}, nil
 }
@@ -207,13 +219,14 @@ func (a *adminService) UpdateLiveGuideSettings(ctx context.Context, req *gatehou
 		return nil, err
 	}
 	var out policy.LiveGuideSettings
-	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
 		out, err = updateSettingsIn(tx, in, req.GetUpdateMask())
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	store.WrittenAt(&out, rev)
 	return &gatehousev1.UpdateLiveGuideSettingsResponse{Settings: settingsToProto(&out)}, nil
 }
 

@@ -16,13 +16,14 @@ func (a *adminService) GenerateCobrowseUrl(ctx context.Context, req *gatehousev1
 		return nil, err
 	}
 	var acct policy.Account
-	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
 		acct, err = service.GenerateCobrowseURL(tx, req.GetAccountId(), a.s.cobrowseBase, service.RandomCobrowseName)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	store.WrittenAt(&acct, rev)
 	return &gatehousev1.GenerateCobrowseUrlResponse{Url: acct.CobrowseURL, Account: accountToProto(&acct)}, nil
 }
 
@@ -61,12 +62,13 @@ func (a *adminService) setCobrowseURL(ctx context.Context, acctID, url string) (
 		return nil, err
 	}
 	var acct policy.Account
-	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
 		acct, err = service.SetCobrowseURL(tx, acctID, url)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	store.WrittenAt(&acct, rev)
 	return &gatehousev1.SetCobrowseUrlResponse{Url: acct.CobrowseURL, Account: accountToProto(&acct)}, nil
 }

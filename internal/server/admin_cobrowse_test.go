@@ -196,7 +196,7 @@ func TestCobrowse_GenerateConcurrentSameAccount(t *testing.T) {
 	}
 	var held []string
 	err := e.store.View(ctx, func(tx store.ReadTx) error {
-		return tx.Scan("cobrowse/", "", func(key string, val []byte) (bool, error) {
+		return tx.Scan("cobrowse/", "", func(key string, val []byte, _ uint64) (bool, error) {
 			held = append(held, strings.TrimPrefix(key, "cobrowse/")+"="+string(val))
 			return true, nil
 		})
@@ -229,6 +229,7 @@ func TestCobrowse_GenerateRetriesCollisions(t *testing.T) {
 	calls := 0
 	var got policy.Account
 	if _, err := e.store.Update(ctx, func(tx store.Tx) (err error) {
+		calls = 0 // the function may run more than once
 		got, err = service.GenerateCobrowseURL(tx, "second", "support.me", func() string { calls++; return names[calls-1] })
 		return err
 	}); err != nil {
@@ -238,8 +239,8 @@ func TestCobrowse_GenerateRetriesCollisions(t *testing.T) {
 		t.Fatalf("second got %q after %d names", got.CobrowseURL, calls)
 	}
 
-	calls = 0
 	_, err := e.store.Update(ctx, func(tx store.Tx) error {
+		calls = 0
 		_, err := service.GenerateCobrowseURL(tx, "third", "support.me", func() string { calls++; return "taken-name-1111" })
 		return err
 	})
@@ -398,7 +399,7 @@ func TestCobrowse_SetLogic(t *testing.T) {
 
 	var held []string
 	err = e.store.View(ctx, func(tx store.ReadTx) error {
-		return tx.Scan("cobrowse/", "", func(key string, val []byte) (bool, error) {
+		return tx.Scan("cobrowse/", "", func(key string, val []byte, _ uint64) (bool, error) {
 			held = append(held, strings.TrimPrefix(key, "cobrowse/")+"="+string(val))
 			return true, nil
 		})

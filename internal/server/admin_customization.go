@@ -89,13 +89,14 @@ func (a *adminService) UpdateCustomization(ctx context.Context, req *gatehousev1
 		return nil, err
 	}
 	var out policy.Customization
-	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
 		out, err = updateCustomizationIn(tx, in, req.GetUpdateMask())
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	store.WrittenAt(&out, rev)
 	return &gatehousev1.UpdateCustomizationResponse{Customization: customizationToProto(&out)}, nil
 }
 

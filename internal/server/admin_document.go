@@ -31,11 +31,12 @@ const reasonAccountChanged = "ACCOUNT_CHANGED"
 const DefaultMaxApplyWrites = 20000
 
 // maxApplyWrites is the bound of one apply on st: a store that declares its
-// operations per transaction (MaxTxnOps) leaves room for one audit event
-// per write, the apply's own event and a purge of expired audit events.
+// operations per transaction (Limits().MaxOps) leaves room for one audit
+// event per write, the apply's own event and a purge of expired audit
+// events.
 func maxApplyWrites(st store.Store) int {
-	if l, ok := st.(interface{ MaxTxnOps() int }); ok && l.MaxTxnOps() > 0 {
-		return max(1, (l.MaxTxnOps()-1-observe.MaxAuditPurge)/2)
+	if l := st.Limits(); l.MaxOps > 0 {
+		return max(1, (l.MaxOps-1-observe.AuditPurgeBatch(l))/2)
 	}
 	return DefaultMaxApplyWrites
 }
@@ -68,12 +69,12 @@ func (a *adminService) ApplyAccount(ctx context.Context, req *gatehousev1.ApplyA
 	}
 	rules := a.docRules(ctx, a.s.now().UTC())
 	opts := accountdoc.Options{DryRun: req.GetDryRun(), Prune: req.GetPrune(), ExpectedRevision: req.GetExpectedRevision(),
-		Changes: a.s.store.Changes, MaxWrites: maxApplyWrites(a.s.store)}
+		MaxWrites: maxApplyWrites(a.s.store)}
 	var resp *gatehousev1.ApplyAccountResponse
 	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
-		// Inside the write transaction no other commit can land: the
-		// store's revision is the one the plan builds on.
-		opts.Current = a.s.store.Revision()
+		// The plan builds on the revision the transaction reads; a commit
+		// landing meanwhile makes this one conflict (and run again).
+		opts.Current, opts.Changes = tx.Revision(), tx.Changes
 		resp, err = accountdoc.Apply(tx, rules, req.GetDocument(), opts)
 		if err != nil {
 			return err

@@ -467,7 +467,7 @@ type limitedStore struct {
 	ops int
 }
 
-func (l limitedStore) MaxTxnOps() int { return l.ops }
+func (l limitedStore) Limits() store.Limits { return store.Limits{MaxOps: l.ops} }
 
 // TestApplyAccount_OperationsLimit: a document needing more writes than
 // the store's transactions hold is refused whole (RESOURCE_EXHAUSTED with
@@ -476,7 +476,7 @@ func (l limitedStore) MaxTxnOps() int { return l.ops }
 func TestApplyAccount_OperationsLimit(t *testing.T) {
 	e := MustStart(t, "", func(o *Options) { o.Store = limitedStore{Store: o.Store, ops: 128} })
 	bound := maxApplyWrites(limitedStore{ops: 128})
-	if bound < 1 || 2*bound+1+observe.MaxAuditPurge > 128 {
+	if bound < 1 || 2*bound+1+observe.AuditPurgeBatch(store.Limits{MaxOps: 128}) > 128 {
 		t.Fatalf("maxApplyWrites = %d leaves no room for the audit events in 128 operations", bound)
 	}
 	doc := &gatehousev1.AccountDocument{Format: accountdoc.Format, Account: &gatehousev1.Account{Id: "big", DisplayName: "Big"}}

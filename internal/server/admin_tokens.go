@@ -58,12 +58,13 @@ func (a *adminService) CreateCallerToken(ctx context.Context, req *gatehousev1.C
 		// A certificate credential has no secret to hand out.
 		bearer, tok.Hash, tok.CertIdentity, tok.CertKind = "", "", certID, kind
 	}
-	_, err := a.s.write(ctx, func(tx store.Tx) error {
+	rev, err := a.s.write(ctx, func(tx store.Tx) error {
 		return service.CreateToken(tx, &tok)
 	})
 	if err != nil {
 		return nil, err
 	}
+	store.WrittenAt(&tok, rev)
 	return &gatehousev1.CreateCallerTokenResponse{Token: tokenToProto(&tok), Bearer: bearer}, nil
 }
 
@@ -135,12 +136,13 @@ func (a *adminService) RevokeCallerToken(ctx context.Context, req *gatehousev1.R
 		return nil, err
 	}
 	var tok auth.Token
-	_, err := a.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := a.s.write(ctx, func(tx store.Tx) (err error) {
 		tok, err = service.RevokeToken(tx, req.GetId())
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	store.WrittenAt(&tok, rev)
 	return &gatehousev1.RevokeCallerTokenResponse{Token: tokenToProto(&tok)}, nil
 }

@@ -76,13 +76,14 @@ func (c *collection[D, P]) create(ctx context.Context, s *Server, acct string, i
 		id = service.NewID(c.idPrefix)
 	}
 	var out D
-	_, err := s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := s.write(ctx, func(tx store.Tx) (err error) {
 		out, err = c.createIn(tx, acct, in, id)
 		return err
 	})
 	if err != nil {
 		return zero, err
 	}
+	store.WrittenAt(&out, rev)
 	return c.toProto(&out), nil
 }
 
@@ -210,13 +211,14 @@ func (c *collection[D, P]) update(ctx context.Context, s *Server, acct string, i
 		return zero, err
 	}
 	var out D
-	_, err := s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := s.write(ctx, func(tx store.Tx) (err error) {
 		out, err = c.updateIn(tx, acct, in, inID, etag, mask)
 		return err
 	})
 	if err != nil {
 		return zero, err
 	}
+	store.WrittenAt(&out, rev)
 	return c.toProto(&out), nil
 }
 

@@ -322,7 +322,7 @@ func (e *testEnv) damageSession(acct, id string) uint64 {
 	key := "t/" + acct + "/session/" + id
 	var raw []byte
 	if err := e.store.View(context.Background(), func(tx store.ReadTx) error {
-		v, err := tx.Get(key)
+		v, _, err := tx.Get(key)
 		raw = bytes.Clone(v)
 		return err
 	}); err != nil {

@@ -39,10 +39,19 @@ type testEnv struct {
 // empty) and stops it when the test ends.
 func MustStart(t testing.TB, dir string, opts ...func(*Options)) *testEnv {
 	t.Helper()
+	// Every write's function runs twice, the first run rolled back, as
+	// a store with optimistic concurrency may run it: writes must be pure
+	// functions of what they read.
+	return mustStartStore(t, dir, bolt.Options{RetryUpdates: 1}, opts...)
+}
+
+// mustStartStore is MustStart over a store opened with bo.
+func mustStartStore(t testing.TB, dir string, bo bolt.Options, opts ...func(*Options)) *testEnv {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	st, err := bolt.Open(dir)
+	st, err := bolt.OpenWith(dir, bo)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

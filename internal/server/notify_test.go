@@ -88,7 +88,11 @@ func TestNotify_CompletedSessionIsQueuedWithTheSessionEnd(t *testing.T) {
 		t.Errorf("queued %+v", m)
 	}
 	// One commit wrote both the ended session and the message.
-	changes, err := e.store.Changes(rev - 1)
+	var changes []store.Change
+	err := e.store.View(ctxT(t), func(tx store.ReadTx) (err error) {
+		changes, err = tx.Changes(rev - 1)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

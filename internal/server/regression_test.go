@@ -89,7 +89,7 @@ func (e *testEnv) dump() map[string]string {
 	e.t.Helper()
 	out := map[string]string{}
 	err := e.store.View(context.Background(), func(tx store.ReadTx) error {
-		return tx.Scan("", "", func(k string, v []byte) (bool, error) {
+		return tx.Scan("", "", func(k string, v []byte, _ uint64) (bool, error) {
 			out[k] = string(v)
 			return true, nil
 		})

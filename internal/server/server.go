@@ -263,7 +263,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 func (s *Server) write(ctx context.Context, fn func(store.Tx) error) (uint64, error) {
 	cctx, commit := s.innerSpan(ctx, "store.commit")
 	rev, err := s.store.Update(cctx, func(tx store.Tx) error {
-		at := observe.NewAuditTx(tx)
+		at := observe.NewAuditTx(tx, s.store.Limits())
 		if err := fn(at); err != nil {
 			return err
 		}

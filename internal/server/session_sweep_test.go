@@ -27,7 +27,7 @@ func (e *testEnv) storedSessionKeys() []string {
 	var keys []string
 	err := e.store.View(context.Background(), func(tx store.ReadTx) error {
 		for _, prefix := range []string{"sess/", "t/acme/session/"} {
-			if err := tx.Scan(prefix, "", func(k string, _ []byte) (bool, error) {
+			if err := tx.Scan(prefix, "", func(k string, _ []byte, _ uint64) (bool, error) {
 				keys = append(keys, k)
 				return true, nil
 			}); err != nil {

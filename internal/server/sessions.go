@@ -48,12 +48,13 @@ func (ss *sessionService) StartSession(ctx context.Context, req *gatehousev1.Sta
 		PortalID:         req.GetPortalId(),
 		StartTime:        now.UTC(),
 	}
-	_, err := ss.s.write(ctx, func(tx store.Tx) error {
+	rev, err := ss.s.write(ctx, func(tx store.Tx) error {
 		return service.StartSession(tx, &sess, now)
 	})
 	if err != nil {
 		return nil, err
 	}
+	store.WrittenAt(&sess, rev)
 	return &gatehousev1.StartSessionResponse{Session: sessionToProto(&sess)}, nil
 }
 
@@ -87,13 +88,14 @@ func (ss *sessionService) EndSession(ctx context.Context, req *gatehousev1.EndSe
 		return nil, err
 	}
 	var sess policy.Session
-	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
 		sess, err = service.EndSession(ctx, tx, req.GetSessionId(), ss.s.now(), req.GetCustomerRating(), req.GetRepresentativeRating())
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	store.WrittenAt(&sess, rev)
 	return &gatehousev1.EndSessionResponse{Session: sessionToProto(&sess)}, nil
 }
 
@@ -178,13 +180,14 @@ func (ss *sessionService) InviteExternalSpecialist(ctx context.Context, req *gat
 		return nil, err
 	}
 	var sess policy.Session
-	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
 		sess, err = service.InviteSpecialist(ctx, tx, req.GetSessionId(), policy.Specialist{ID: req.GetSpecialistId(), DisplayName: req.GetDisplayName()})
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	store.WrittenAt(&sess, rev)
 	return &gatehousev1.InviteExternalSpecialistResponse{Session: sessionToProto(&sess)}, nil
 }
 
@@ -196,12 +199,13 @@ func (ss *sessionService) RemoveExternalSpecialist(ctx context.Context, req *gat
 		return nil, err
 	}
 	var sess policy.Session
-	_, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
+	rev, err := ss.s.write(ctx, func(tx store.Tx) (err error) {
 		sess, err = service.RemoveSpecialist(ctx, tx, req.GetSessionId(), req.GetSpecialistId())
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
+	store.WrittenAt(&sess, rev)
 	return &gatehousev1.RemoveExternalSpecialistResponse{Session: sessionToProto(&sess)}, nil
 }

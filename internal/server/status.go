@@ -96,6 +96,8 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, "canceled")
+	case errors.Is(err, store.ErrAccountDeleting):
+		return status.Error(codes.Aborted, "the account is still being deleted; retry when its deletion has finished")
 	case errors.Is(err, store.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down")
 	case errors.Is(err, store.ErrNoSpace):

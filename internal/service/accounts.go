@@ -27,21 +27,24 @@ func CreateAccount(tx store.Tx, acct *policy.Account) error {
 // DeleteAccount deletes account id with everything it holds (conditional
 // on etag when it is set) and revokes the credentials scoped to it, so
 // that an account created later under the same id is not open to them.
-func DeleteAccount(tx store.Tx, id, etag string) error {
+// It deletes at most batch records (store.DeleteBatch); more reports that
+// records are left, to be deleted by AccountDeleter.FinishAccountDeletion
+// (the account is gone for readers from this commit on).
+func DeleteAccount(tx store.Tx, id, etag string, batch int) (more bool, err error) {
 	cur, err := GetAccount(tx, id)
 	switch {
 	case errors.Is(err, store.ErrCorrupt) && etag == "":
 		// Deleting a damaged account is the repair of last resort; it
 		// cannot be conditional, as the etag cannot be read.
 	case err != nil:
-		return err
+		return false, err
 	default:
 		if err := CheckEtag("account", cur.ID, etag, cur.Revision); err != nil {
-			return err
+			return false, err
 		}
 	}
-	if err := store.DeleteAccount(tx, id); err != nil {
-		return err
+	if more, err = store.DeleteAccount(tx, id, batch); err != nil {
+		return false, err
 	}
-	return RevokeTokensOf(tx, id)
+	return more, RevokeTokensOf(tx, id)
 }

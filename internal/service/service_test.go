@@ -174,7 +174,7 @@ func TestTokens_Bootstrap(t *testing.T) {
 	// Deleting an account revokes its credentials.
 	tok := auth.Token{ID: "t-acme", Name: "acme admin", Role: auth.RoleAdmin, AccountID: "acme", Hash: "x"}
 	write(t, st, func(tx store.Tx) error { return CreateToken(tx, &tok) })
-	write(t, st, func(tx store.Tx) error { return DeleteAccount(tx, "acme", "") })
+	write(t, st, func(tx store.Tx) error { _, err := DeleteAccount(tx, "acme", "", 1000); return err })
 	if err := st.View(ctx, func(tx store.ReadTx) error {
 		got, err := store.GetToken(tx, "t-acme")
 		if err == nil && !got.Revoked {

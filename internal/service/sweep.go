@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -41,6 +42,9 @@ type Sweeper struct {
 	Write Writer
 	Now   func() time.Time
 	Log   *slog.Logger
+	// Resume, when set, runs before the first sweep and after every
+	// interval: the server finishes interrupted account deletions there.
+	Resume func(ctx context.Context)
 }
 
 // Sweep ends the active sessions older than MaxAge and deletes the
@@ -55,6 +59,12 @@ func (s *Sweeper) Sweep(ctx context.Context, lc SessionLifecycle) (ended, delete
 	}
 	if lc.Batch <= 0 {
 		lc.Batch = 500
+		// Ending a session writes up to four keys (the session, its
+		// notification, their audit events): stay within the store's
+		// transaction limit.
+		if m := s.Store.Limits().MaxOps; m > 0 {
+			lc.Batch = min(lc.Batch, max(1, (m-16)/4))
+		}
 	}
 	for {
 		now := s.Now().UTC()
@@ -77,6 +87,8 @@ func (s *Sweeper) Sweep(ctx context.Context, lc SessionLifecycle) (ended, delete
 		}
 		n, e, d := 0, 0, 0
 		_, err = s.Write(ctx, func(tx store.Tx) error {
+			// The function may run more than once: count this run only.
+			n, e, d = 0, 0, 0
 			batch, err := store.SessionsToSweep(tx, startedBefore, endedBefore, lc.Batch)
 			if err != nil {
 				return err
@@ -116,7 +128,11 @@ func (s *Sweeper) Sweep(ctx context.Context, lc SessionLifecycle) (ended, delete
 }
 
 // Run sweeps sessions every lc.Interval until ctx ends.
+//
+// It first finishes the account deletions a stop interrupted (Resume),
+// and does so again at every sweep.
 func (s *Sweeper) Run(ctx context.Context, lc SessionLifecycle) {
+	s.resume(ctx)
 	if lc.MaxAge <= 0 && lc.Retention <= 0 {
 		return
 	}
@@ -138,5 +154,64 @@ func (s *Sweeper) Run(ctx context.Context, lc SessionLifecycle) {
 			return
 		case <-t.C:
 		}
+		s.resume(ctx)
 	}
+}
+
+func (s *Sweeper) resume(ctx context.Context) {
+	if s.Resume != nil {
+		s.Resume(ctx)
+	}
+}
+
+// AccountDeleter finishes account deletions: DeleteAccount commits a
+// tombstone (the account is gone from that commit on) and deletes the
+// account's records in batches sized from the store's limits.
+type AccountDeleter struct {
+	Store store.Store
+	Write Writer
+	Log   *slog.Logger
+}
+
+// ResumeAccountDeletions finishes every account deletion left pending (a
+// tombstone whose records a stopped daemon did not finish deleting). ctx
+// names the caller the audit log records.
+func (d *AccountDeleter) ResumeAccountDeletions(ctx context.Context) {
+	var ids []string
+	err := d.Store.View(ctx, func(tx store.ReadTx) (err error) {
+		ids, err = store.AccountsBeingDeleted(tx)
+		return err
+	})
+	if err != nil {
+		d.Log.ErrorContext(ctx, "list pending account deletions", "err", err)
+		return
+	}
+	for _, id := range ids {
+		if _, err := d.FinishAccountDeletion(ctx, id); err == nil {
+			d.Log.InfoContext(ctx, "finished an interrupted account deletion", "account_id", id)
+		}
+	}
+}
+
+// FinishAccountDeletion deletes the remaining records of an account being
+// deleted, one batch per transaction, and returns the last commit's
+// revision. A failure is logged; the next sweep resumes.
+func (d *AccountDeleter) FinishAccountDeletion(ctx context.Context, id string) (uint64, error) {
+	batch := store.DeleteBatch(d.Store.Limits())
+	var rev uint64
+	for more := true; more; {
+		var err error
+		rev, err = d.Write(ctx, func(tx store.Tx) (err error) {
+			more, err = store.ContinueAccountDeletion(tx, id, batch)
+			return err
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			return d.Store.Revision(), nil // finished meanwhile
+		}
+		if err != nil {
+			d.Log.ErrorContext(ctx, "account deletion interrupted; it resumes at the next sweep", "account_id", id, "err", err)
+			return 0, err
+		}
+	}
+	return rev, nil
 }

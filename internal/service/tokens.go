@@ -15,6 +15,9 @@ import (
 // that requires authentication be administered from its first start.
 func BootstrapOperatorToken(ctx context.Context, st store.Store, name string, now time.Time) (bearer string, created bool, err error) {
 	_, err = st.Update(ctx, func(tx store.Tx) error {
+		// The function may run more than once: only the last run's
+		// outcome counts.
+		bearer, created = "", false
 		toks, _, err := store.ListTokens(tx, "", 0)
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -8,6 +9,7 @@ import (
 )
 
 // AuditEvent records one resource written by one committed transaction.
+// Its Revision is the revision of that commit, as reads report it.
 type AuditEvent struct {
 	ID           string    `json:"id"`
 	AccountID    string    `json:"account_id,omitempty"`
@@ -28,8 +30,23 @@ const auditPrefix = "audit/"
 // AuditID returns the id of the seq-th event of the commit at revision rev.
 func AuditID(rev uint64, seq int) string { return fmt.Sprintf("%020d-%04d", rev, seq) }
 
-// PutAuditEvent writes an audit event under its id.
-func PutAuditEvent(tx Tx, e *AuditEvent) error { return putJSON(tx, auditPrefix+e.ID, e) }
+// NextAuditID returns the id of the seq-th event a write transaction
+// records: its revision part is the first revision the commit can have
+// (the revision tx reads at, plus one), a function of what tx reads, as
+// for outbox ids (see EnqueueOutbox). With one writer at a time (bbolt) it
+// is the commit's revision.
+func NextAuditID(tx ReadTx, seq int) string { return AuditID(tx.Revision()+1, seq) }
+
+// PutAuditEvent writes an audit event under its id, which must be free:
+// reading it first makes a concurrent commit that took it a conflict.
+func PutAuditEvent(tx Tx, e *AuditEvent) error {
+	if _, _, err := tx.Get(auditPrefix + e.ID); err == nil {
+		return fmt.Errorf("audit event %q already exists", e.ID)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	return putJSON(tx, auditPrefix+e.ID, e)
+}
 
 // ListAuditEvents returns up to limit events (0: no limit) after afterID,
 // oldest first, for which match is true, examining at most maxScan events
@@ -39,14 +56,14 @@ func PutAuditEvent(tx Tx, e *AuditEvent) error { return putJSON(tx, auditPrefix+
 // "" when no more event matches.
 func ListAuditEvents(tx ReadTx, afterID string, limit, maxScan int, match func(*AuditEvent) bool) (events []AuditEvent, next string, err error) {
 	scanned, last := 0, ""
-	err = tx.Scan(auditPrefix, afterKey(auditPrefix, afterID), func(key string, val []byte) (bool, error) {
+	err = tx.Scan(auditPrefix, afterKey(auditPrefix, afterID), func(key string, val []byte, rev uint64) (bool, error) {
 		if maxScan > 0 && scanned == maxScan {
 			next = last
 			return false, nil
 		}
 		scanned++
 		var e AuditEvent
-		if err := decode(key, val, &e); err != nil {
+		if err := decodeAt(key, val, rev, &e); err != nil {
 			return false, err
 		}
 		if !match(&e) {
@@ -68,9 +85,9 @@ func ListAuditEvents(tx ReadTx, afterID string, limit, maxScan int, match func(*
 // before, and returns how many it deleted.
 func PurgeAuditEvents(tx Tx, before time.Time, max int) (int, error) {
 	var keys []string
-	err := tx.Scan(auditPrefix, "", func(key string, val []byte) (bool, error) {
+	err := tx.Scan(auditPrefix, "", func(key string, val []byte, rev uint64) (bool, error) {
 		var e AuditEvent
-		if err := decode(key, val, &e); err != nil {
+		if err := decodeAt(key, val, rev, &e); err != nil {
 			return false, err
 		}
 		if !e.Time.Before(before) || len(keys) == max {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
@@ -27,6 +28,90 @@ func decode(key string, b []byte, v any) error {
 		return &DamagedError{Key: key, Err: errors.New("decode: data after the record")}
 	}
 	return nil
+}
+
+// decodeAt is decode for a record read with its mod revision: the record's
+// Revision field, if it has one, is set to rev, the revision of the commit
+// that last wrote it as the driver reports it. (What the stored JSON holds
+// there is not read: records of schema 3 store 0, older ones the revision
+// they were written at, which the upgrade made their mod revision.)
+func decodeAt(key string, b []byte, rev uint64, v any) error {
+	if err := decode(key, b, v); err != nil {
+		return err
+	}
+	if r := revisionOf(v); r != nil {
+		*r = rev
+	}
+	return nil
+}
+
+// revisionOf returns the Revision field of the record v points to, or nil.
+// The record kinds are switched on directly: reflection costs more than
+// the rest of reading a small record.
+func revisionOf(v any) *uint64 {
+	switch r := v.(type) {
+	case *policy.Account:
+		return &r.Revision
+	case *policy.LiveGuideSettings:
+		return &r.Revision
+	case *policy.Representative:
+		return &r.Revision
+	case *policy.Session:
+		return &r.Revision
+	case *policy.AllowlistEntry:
+		return &r.Revision
+	case *policy.PrivacyRule:
+		return &r.Revision
+	case *policy.Customization:
+		return &r.Revision
+	case *policy.Portal:
+		return &r.Revision
+	case *policy.Team:
+		return &r.Revision
+	case *policy.BusinessHours:
+		return &r.Revision
+	case *auth.Token:
+		return &r.Revision
+	case *AuditEvent:
+		return &r.Revision
+	}
+	if f := revisionField(v); f.IsValid() {
+		return f.Addr().Interface().(*uint64)
+	}
+	return nil
+}
+
+// revisionField returns the Revision field of the struct v points to, or
+// an invalid value when it has none.
+func revisionField(v any) reflect.Value {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.Elem().Kind() != reflect.Struct {
+		return reflect.Value{}
+	}
+	f := rv.Elem().FieldByName("Revision")
+	if !f.IsValid() || f.Kind() != reflect.Uint64 || !f.CanSet() {
+		return reflect.Value{}
+	}
+	return f
+}
+
+// clearRevision sets the Revision field of the record v points to, if it
+// has one, to 0: the revision of a write is known only after its commit
+// (WrittenAt), and reads take it from the driver.
+func clearRevision(v any) {
+	if r := revisionOf(v); r != nil {
+		*r = 0
+	}
+}
+
+// WrittenAt sets the Revision of a record that a transaction wrote (the
+// Put helpers leave it 0) to rev, the revision Update returned for its
+// commit. A record the transaction only read keeps the revision it was
+// read with.
+func WrittenAt(v any, rev uint64) {
+	if r := revisionOf(v); r != nil && *r == 0 {
+		*r = rev
+	}
 }
 
 // RecordKind describes one kind of record the store writes.
@@ -108,6 +193,7 @@ var recordKinds = []RecordKind{
 	jsonKind[policy.BusinessHours]("business_hours", tenantPrefix+"<account>/"+kindHours+"/<id>", owned(kindHours, true)),
 	idKind("session_index", sessionIndexPrefix+"<session>", hasPrefix(sessionIndexPrefix)),
 	idKind("cobrowse_index", cobrowseIndexPrefix+"<url>", hasPrefix(cobrowseIndexPrefix)),
+	idKind("account_tombstone", deletingPrefix+"<account>", hasPrefix(deletingPrefix)),
 	jsonKind[auth.Token]("caller_token", tokenPrefix+"<id>", hasPrefix(tokenPrefix)),
 	jsonKind[AuditEvent]("audit_event", auditPrefix+"<revision>-<seq>", hasPrefix(auditPrefix)),
 	jsonKind[OutboxMessage]("notification", outboxPrefix+"<revision>-<session>", hasPrefix(outboxPrefix)),
@@ -140,7 +226,7 @@ func CheckRecord(key string, val []byte) error {
 // scanAll is tx.Scan that goes on after damaged records: it calls bad with
 // each *DamagedError (key and cause) and resumes after its key. With bad
 // nil, a damaged record ends the scan with its error, as tx.Scan does.
-func scanAll(tx ReadTx, prefix, startAfter string, fn func(key string, val []byte) (bool, error), bad func(*DamagedError) error) error {
+func scanAll(tx ReadTx, prefix, startAfter string, fn func(key string, val []byte, rev uint64) (bool, error), bad func(*DamagedError) error) error {
 	for {
 		err := tx.Scan(prefix, startAfter, fn)
 		var de *DamagedError

@@ -9,8 +9,8 @@ import (
 )
 
 // The outbox holds messages waiting for delivery (completed-session
-// notifications). It is store-wide and ordered by the revision that queued
-// each message:
+// notifications). It is store-wide and ordered by the revision of the
+// write that queued each message (see EnqueueOutbox):
 //
 //	outbox/<20-digit revision>-<session>   OutboxMessage
 //
@@ -39,23 +39,29 @@ type OutboxMessage struct {
 	Created time.Time `json:"created"`
 }
 
-// OutboxID returns the id of the message queued for a session at revision
-// rev. Zero-padding the revision makes the key order the queue order.
+// OutboxID returns the id of the message queued for a session by a commit
+// at revision rev. Zero-padding the revision makes the key order the queue
+// order.
 func OutboxID(rev uint64, sessionID string) string {
 	return fmt.Sprintf("%020d-%s", rev, sessionID)
 }
 
 func outboxKey(id string) string { return outboxPrefix + id }
 
-// EnqueueOutbox queues m in tx, setting m.ID from the transaction's
-// revision and m.SessionID. It refuses a message without a session or a
-// recipient, and a second message for the same session in one transaction.
+// EnqueueOutbox queues m in tx, setting m.ID from m.SessionID and the
+// first revision the transaction's commit can have (the revision it reads
+// at, plus one), so that the id is a function of what the transaction
+// reads. With one writer at a time (bbolt) that is the commit's revision;
+// with concurrent writers it is a lower bound of it, and the id is read
+// first so that a concurrent commit that took it makes this one conflict
+// and run again. It refuses a message without a session or a recipient,
+// and a second message for the same session in one transaction.
 func EnqueueOutbox(tx Tx, m *OutboxMessage) error {
 	if m.SessionID == "" || strings.Contains(m.SessionID, "/") || m.To == "" {
 		return errors.New("outbox message needs a session id (without '/') and a recipient")
 	}
-	m.ID = OutboxID(tx.Revision(), m.SessionID)
-	if _, err := tx.Get(outboxKey(m.ID)); err == nil {
+	m.ID = OutboxID(tx.Revision()+1, m.SessionID)
+	if _, _, err := tx.Get(outboxKey(m.ID)); err == nil {
 		return fmt.Errorf("outbox message %q already queued", m.ID)
 	} else if !errors.Is(err, ErrNotFound) {
 		return err
@@ -78,7 +84,7 @@ func ListOutbox(tx ReadTx, afterID string, limit int) ([]OutboxMessage, bool, er
 // returns ErrNotFound when the message is no longer queued, so that a late
 // update never brings back a delivered message.
 func UpdateOutbox(tx Tx, m *OutboxMessage) error {
-	if _, err := tx.Get(outboxKey(m.ID)); err != nil {
+	if _, _, err := tx.Get(outboxKey(m.ID)); err != nil {
 		return err
 	}
 	return putJSON(tx, outboxKey(m.ID), m)
@@ -90,10 +96,10 @@ func DeleteOutbox(tx Tx, id string) error { return tx.Delete(outboxKey(id)) }
 // OutboxStats returns how many messages are queued and when the oldest was
 // queued (zero when none is).
 func OutboxStats(tx ReadTx) (queued int, oldest time.Time, err error) {
-	err = tx.Scan(outboxPrefix, "", func(key string, val []byte) (bool, error) {
+	err = tx.Scan(outboxPrefix, "", func(key string, val []byte, rev uint64) (bool, error) {
 		if queued == 0 {
 			var m OutboxMessage
-			if err := decode(key, val, &m); err != nil {
+			if err := decodeAt(key, val, rev, &m); err != nil {
 				return false, err
 			}
 			oldest = m.Created
@@ -113,9 +119,9 @@ func ListOutboxOf(tx ReadTx, acct string, since time.Time, afterID string, limit
 	}
 	var out []OutboxMessage
 	more := false
-	err := tx.Scan(outboxPrefix, afterKey(outboxPrefix, afterID), func(key string, val []byte) (bool, error) {
+	err := tx.Scan(outboxPrefix, afterKey(outboxPrefix, afterID), func(key string, val []byte, rev uint64) (bool, error) {
 		var m OutboxMessage
-		if err := decode(key, val, &m); err != nil {
+		if err := decodeAt(key, val, rev, &m); err != nil {
 			return false, err
 		}
 		if acct != "" && m.AccountID != acct || m.Created.Before(since) {

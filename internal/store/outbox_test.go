@@ -11,6 +11,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
+	"github.com/gatehouse-dev/gatehouse/internal/store/storetest"
 )
 
 func openOutboxStore(t *testing.T, dir string) *bolt.Store {
@@ -206,7 +207,7 @@ func TestOutbox_KeysAreStoreWide(t *testing.T) {
 	s := openOutboxStore(t, t.TempDir())
 	before := s.Revision()
 	m := enqueueMsg(t, s, "s-1", "ops@example.com")
-	changes, err := s.Changes(before)
+	changes, err := storetest.Changes(t, s, before)
 	if err != nil {
 		t.Fatal(err)
 	}

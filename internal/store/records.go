@@ -27,6 +27,7 @@ import (
 //	sess/<session>                   account id (global session index)
 //	cobrowse/<url>                   account id (co-browse URL uniqueness index)
 //	token/<id>                       auth.Token (caller credentials, hashed)
+//	deleting/<account>               account id (tombstone of an account being deleted)
 //
 // Everything an account owns lives under t/<account>/, so loading or
 // deleting an account is one prefix scan.
@@ -94,11 +95,11 @@ func ParseKey(key string) KeyInfo {
 
 func getJSON[T any](tx ReadTx, key string) (T, error) {
 	var v T
-	b, err := tx.Get(key)
+	b, rev, err := tx.Get(key)
 	if err != nil {
 		return v, err
 	}
-	if err := decode(key, b, &v); err != nil {
+	if err := decodeAt(key, b, rev, &v); err != nil {
 		return v, err
 	}
 	return v, nil
@@ -108,6 +109,7 @@ func putJSON(tx Tx, key string, v any) error {
 	if _, ok := KindOf(key); !ok {
 		return fmt.Errorf("encode %q: no record kind has this key", key)
 	}
+	clearRevision(v)
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %q: %w", key, err)
@@ -129,13 +131,13 @@ func putID(tx Tx, key, id string) error {
 func listJSON[T any](tx ReadTx, prefix, startAfter string, limit int) ([]T, bool, error) {
 	var out []T
 	more := false
-	err := tx.Scan(prefix, startAfter, func(key string, val []byte) (bool, error) {
+	err := tx.Scan(prefix, startAfter, func(key string, val []byte, rev uint64) (bool, error) {
 		if limit > 0 && len(out) == limit {
 			more = true
 			return false, nil
 		}
 		var v T
-		if err := decode(key, val, &v); err != nil {
+		if err := decodeAt(key, val, rev, &v); err != nil {
 			return false, err
 		}
 		out = append(out, v)
@@ -149,9 +151,16 @@ func GetAccount(tx ReadTx, id string) (policy.Account, error) {
 	return getJSON[policy.Account](tx, accountKey(id))
 }
 
-// PutAccount writes an account, stamping it with the transaction's revision.
+// PutAccount writes an account. Like every Put helper it sets the record's
+// Revision to 0: reads report the revision of the commit that last wrote a
+// record, and WrittenAt sets it once Update has returned it.
 func PutAccount(tx Tx, a *policy.Account) error {
-	a.Revision = tx.Revision()
+	switch deleting, err := accountDeleting(tx, a.ID); {
+	case err != nil:
+		return err
+	case deleting:
+		return fmt.Errorf("%w: %q", ErrAccountDeleting, a.ID)
+	}
 	return putJSON(tx, accountKey(a.ID), a)
 }
 
@@ -161,58 +170,163 @@ func ListAccounts(tx ReadTx, afterID string, limit int) ([]policy.Account, bool,
 	return listJSON[policy.Account](tx, accountPrefix, afterKey(accountPrefix, afterID), limit)
 }
 
-// DeleteAccount deletes an account and everything it owns, also when its
-// own record cannot be decoded. It returns ErrNotFound when the account
-// does not exist.
-func DeleteAccount(tx Tx, id string) error {
+// Deleting an account. Everything an account owns may be far more than
+// one transaction may write (10 000 allowlist entries; etcd allows 128
+// operations), so DeleteAccount removes the account record at once and, when
+// more remains than one batch, leaves a tombstone (deleting/<account>) that
+// ContinueAccountDeletion works through, a batch per transaction, and
+// removes with the last record. For readers the account is gone at the
+// first commit: its record, listing and loading answer ErrNotFound; its
+// sessions read as absent (GetSession, GetAccountSession), and decisions
+// about them find no account; and PutAccount refuses its id until the
+// deletion is finished (ErrAccountDeleting). AccountsBeingDeleted lists the
+// deletions a crash interrupted, so that they can be resumed.
+
+// deletingPrefix keys are the tombstones of accounts being deleted.
+const deletingPrefix = "deleting/"
+
+func deletingKey(acct string) string { return deletingPrefix + acct }
+
+// ErrAccountDeleting: the account id belongs to an account whose records
+// are still being deleted.
+var ErrAccountDeleting = errors.New("account is still being deleted")
+
+// DeleteBatch is how many of an account's records one deletion transaction
+// deletes on a store with limits l: each record costs up to three writes
+// (the record, a session's index entry, its audit event), with room for
+// the account's own keys.
+func DeleteBatch(l Limits) int {
+	const unbounded = 1000
+	if l.MaxOps <= 0 {
+		return unbounded
+	}
+	return max(1, (l.MaxOps-16)/3)
+}
+
+// accountDeleting reports whether acct has a tombstone.
+func accountDeleting(tx ReadTx, acct string) (bool, error) {
+	_, _, err := tx.Get(deletingKey(acct))
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// DeleteAccount deletes account id, also when its own record cannot be
+// decoded: the account record, its co-browse URL, and up to batch of the
+// records it owns (batch <= 0: all). When more remain it writes the
+// account's tombstone and returns more = true; the caller then calls
+// ContinueAccountDeletion in further transactions until it returns false.
+// It returns ErrNotFound when the account does not exist.
+func DeleteAccount(tx Tx, id string, batch int) (more bool, err error) {
 	acct, err := GetAccount(tx, id)
 	switch {
 	case errors.Is(err, ErrCorrupt):
 		// The account's own record cannot be read, so neither can its
 		// co-browse URL: release every URL the index gives it.
 		if err := releaseCobrowseURLsOf(tx, id); err != nil {
-			return err
+			return false, err
 		}
 	case err != nil:
-		return err
+		return false, err
 	case acct.CobrowseURL != "":
 		if err := SetCobrowseOwner(tx, acct.CobrowseURL, ""); err != nil {
-			return err
+			return false, err
 		}
 	}
+	if err := tx.Delete(accountKey(id)); err != nil {
+		return false, err
+	}
+	more, err = deleteOwnedBatch(tx, id, batch)
+	if err != nil || !more {
+		return more, err
+	}
+	return true, putID(tx, deletingKey(id), id)
+}
+
+// ContinueAccountDeletion deletes up to batch more records of an account
+// DeleteAccount left a tombstone for, and the tombstone with the last
+// ones. It returns whether records remain, or ErrNotFound when the account
+// has no deletion pending.
+func ContinueAccountDeletion(tx Tx, id string, batch int) (more bool, err error) {
+	switch deleting, err := accountDeleting(tx, id); {
+	case err != nil:
+		return false, err
+	case !deleting:
+		return false, ErrNotFound
+	}
+	more, err = deleteOwnedBatch(tx, id, batch)
+	if err != nil || more {
+		return more, err
+	}
+	return false, tx.Delete(deletingKey(id))
+}
+
+// AccountsBeingDeleted returns the accounts with a deletion pending. A
+// damaged tombstone ends the list with its *DamagedError.
+func AccountsBeingDeleted(tx ReadTx) ([]string, error) {
+	var ids []string
+	err := tx.Scan(deletingPrefix, "", func(key string, val []byte, _ uint64) (bool, error) {
+		id := key[len(deletingPrefix):]
+		if string(val) != id {
+			return false, &DamagedError{Key: key, Err: fmt.Errorf("tombstone names %q", val)}
+		}
+		ids = append(ids, id)
+		return true, nil
+	})
+	return ids, err
+}
+
+// deleteOwnedBatch deletes up to batch records under t/<id>/ (all when
+// batch <= 0), damaged ones included, with the index entries of the
+// sessions among them, and reports whether more remain.
+func deleteOwnedBatch(tx Tx, id string, batch int) (more bool, err error) {
 	var keys []string
-	// Damaged records are deleted with the rest.
-	err = scanAll(tx, tenantKeyPrefix(id), "", func(key string, _ []byte) (bool, error) {
+	full := func() bool { return batch > 0 && len(keys) == batch }
+	err = scanAll(tx, tenantKeyPrefix(id), "", func(key string, _ []byte, _ uint64) (bool, error) {
+		if full() {
+			more = true
+			return false, nil
+		}
 		keys = append(keys, key)
 		return true, nil
 	}, func(de *DamagedError) error {
+		if full() {
+			more = true
+			return errStopScan
+		}
 		keys = append(keys, de.Key)
 		return nil
 	})
+	if errors.Is(err, errStopScan) {
+		err = nil
+	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	for _, k := range keys {
 		if info := ParseKey(k); info.Session != "" {
 			if err := tx.Delete(sessionIndexKey(info.Session)); err != nil {
-				return err
+				return false, err
 			}
 		}
 		if err := tx.Delete(k); err != nil {
-			return err
+			return false, err
 		}
 	}
-	return tx.Delete(accountKey(id))
+	return more, nil
 }
+
+// errStopScan ends a scan early without an error for the caller.
+var errStopScan = errors.New("stop scan")
 
 // GetSettings returns an account's Live Guide settings, or ErrNotFound.
 func GetSettings(tx ReadTx, acct string) (policy.LiveGuideSettings, error) {
 	return getJSON[policy.LiveGuideSettings](tx, settingsKey(acct))
 }
 
-// PutSettings writes an account's Live Guide settings, stamping the revision.
+// PutSettings writes an account's Live Guide settings.
 func PutSettings(tx Tx, s *policy.LiveGuideSettings) error {
-	s.Revision = tx.Revision()
 	return putJSON(tx, settingsKey(s.AccountID), s)
 }
 
@@ -221,9 +335,8 @@ func GetRepresentative(tx ReadTx, acct, id string) (policy.Representative, error
 	return getOwned[policy.Representative](tx, acct, kindRep, id)
 }
 
-// PutRepresentative writes a representative, stamping the revision.
+// PutRepresentative writes a representative.
 func PutRepresentative(tx Tx, acct string, r *policy.Representative) error {
-	r.Revision = tx.Revision()
 	return putOwned(tx, acct, kindRep, r.ID, r)
 }
 
@@ -238,17 +351,17 @@ func ListRepresentatives(tx ReadTx, acct, afterID string, limit int) ([]policy.R
 
 // GetSession returns a session by id, or ErrNotFound.
 func GetSession(tx ReadTx, id string) (policy.Session, error) {
-	acct, err := tx.Get(sessionIndexKey(id))
+	acct, _, err := tx.Get(sessionIndexKey(id))
 	if err != nil {
 		return policy.Session{}, err
 	}
-	return getJSON[policy.Session](tx, sessionKey(string(acct), id))
+	return GetAccountSession(tx, string(acct), id)
 }
 
 // SessionAccount returns the account of a session as the session index
 // gives it, or ErrNotFound.
 func SessionAccount(tx ReadTx, id string) (string, error) {
-	acct, err := tx.Get(sessionIndexKey(id))
+	acct, _, err := tx.Get(sessionIndexKey(id))
 	if err != nil {
 		return "", err
 	}
@@ -258,12 +371,18 @@ func SessionAccount(tx ReadTx, id string) (string, error) {
 // GetAccountSession returns the session id of account acct, read by its
 // record's key alone (not through the session index), or ErrNotFound.
 func GetAccountSession(tx ReadTx, acct, id string) (policy.Session, error) {
+	// The session of an account being deleted is gone for readers.
+	switch deleting, err := accountDeleting(tx, acct); {
+	case err != nil:
+		return policy.Session{}, err
+	case deleting:
+		return policy.Session{}, ErrNotFound
+	}
 	return getJSON[policy.Session](tx, sessionKey(acct, id))
 }
 
-// PutSession writes a session and its index entry, stamping the revision.
+// PutSession writes a session and its index entry.
 func PutSession(tx Tx, s *policy.Session) error {
-	s.Revision = tx.Revision()
 	if err := putID(tx, sessionIndexKey(s.ID), s.AccountID); err != nil {
 		return err
 	}
@@ -272,7 +391,7 @@ func PutSession(tx Tx, s *policy.Session) error {
 
 // SessionExists reports whether a session id is taken.
 func SessionExists(tx ReadTx, id string) (bool, error) {
-	_, err := tx.Get(sessionIndexKey(id))
+	_, _, err := tx.Get(sessionIndexKey(id))
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}
@@ -288,9 +407,9 @@ func ActiveSessionsOf(tx ReadTx, acct, repID string) (int, error) {
 // is true.
 func CountActiveSessions(tx ReadTx, acct string, match func(*policy.Session) bool) (int, error) {
 	n := 0
-	err := tx.Scan(sessionPrefixOf(acct), "", func(key string, val []byte) (bool, error) {
+	err := tx.Scan(sessionPrefixOf(acct), "", func(key string, val []byte, rev uint64) (bool, error) {
 		var s policy.Session
-		if err := decode(key, val, &s); err != nil {
+		if err := decodeAt(key, val, rev, &s); err != nil {
 			return false, err
 		}
 		if s.State == policy.SessionStateActive && match(&s) {
@@ -325,45 +444,45 @@ func LoadAccount(tx ReadTx, acct string, withSessions bool) (policy.AccountData,
 			return de
 		}
 	}
-	err = scanAll(tx, prefix, "", func(key string, val []byte) (bool, error) {
+	err = scanAll(tx, prefix, "", func(key string, val []byte, rev uint64) (bool, error) {
 		kind, _, _ := strings.Cut(key[len(prefix):], "/")
 		var err error
 		switch kind {
 		case kindSettings:
-			err = decode(key, val, &d.Settings)
+			err = decodeAt(key, val, rev, &d.Settings)
 		case kindRep:
 			var r policy.Representative
-			if err = decode(key, val, &r); err == nil {
+			if err = decodeAt(key, val, rev, &r); err == nil {
 				d.Representatives = append(d.Representatives, r)
 			}
 		case kindAllow:
 			var e policy.AllowlistEntry
-			if err = decode(key, val, &e); err == nil {
+			if err = decodeAt(key, val, rev, &e); err == nil {
 				d.Allowlist = append(d.Allowlist, e)
 			}
 		case kindPrivacy:
 			var r policy.PrivacyRule
-			if err = decode(key, val, &r); err == nil {
+			if err = decodeAt(key, val, rev, &r); err == nil {
 				d.PrivacyRules = append(d.PrivacyRules, r)
 			}
 		case kindCustom:
 			var c policy.Customization
-			if err = decode(key, val, &c); err == nil {
+			if err = decodeAt(key, val, rev, &c); err == nil {
 				d.Customizations = append(d.Customizations, c)
 			}
 		case kindPortal:
 			var p policy.Portal
-			if err = decode(key, val, &p); err == nil {
+			if err = decodeAt(key, val, rev, &p); err == nil {
 				d.Portals = append(d.Portals, p)
 			}
 		case kindTeam:
 			var t policy.Team
-			if err = decode(key, val, &t); err == nil {
+			if err = decodeAt(key, val, rev, &t); err == nil {
 				d.Teams = append(d.Teams, t)
 			}
 		case kindHours:
 			var h policy.BusinessHours
-			if err = decode(key, val, &h); err == nil {
+			if err = decodeAt(key, val, rev, &h); err == nil {
 				d.BusinessHours = append(d.BusinessHours, h)
 			}
 		case kindSession:
@@ -371,7 +490,7 @@ func LoadAccount(tx ReadTx, acct string, withSessions bool) (policy.AccountData,
 				return true, nil
 			}
 			var s policy.Session
-			if err = decode(key, val, &s); err == nil {
+			if err = decodeAt(key, val, rev, &s); err == nil {
 				sessions = append(sessions, s)
 			}
 		}
@@ -469,7 +588,7 @@ func AccountIDs(tx ReadTx) ([]string, error) {
 	var ids []string
 	// A damaged account record still names an account: reading it then
 	// reports the damage.
-	err := scanAll(tx, accountPrefix, "", func(key string, _ []byte) (bool, error) {
+	err := scanAll(tx, accountPrefix, "", func(key string, _ []byte, _ uint64) (bool, error) {
 		ids = append(ids, key[len(accountPrefix):])
 		return true, nil
 	}, func(de *DamagedError) error {
@@ -502,7 +621,7 @@ func listOwned[T any](tx ReadTx, acct, kind, afterID string, limit int) ([]T, bo
 // (upTo <= 0: all). It reads keys only.
 func countOwned(tx ReadTx, acct, kind string, upTo int) (int, error) {
 	n := 0
-	err := tx.Scan(ownedPrefix(acct, kind), "", func(string, []byte) (bool, error) {
+	err := tx.Scan(ownedPrefix(acct, kind), "", func(string, []byte, uint64) (bool, error) {
 		n++
 		return upTo <= 0 || n < upTo, nil
 	})
@@ -526,9 +645,8 @@ func GetAllowlistEntry(tx ReadTx, acct, id string) (policy.AllowlistEntry, error
 	return getOwned[policy.AllowlistEntry](tx, acct, kindAllow, id)
 }
 
-// PutAllowlistEntry writes an allowlist entry, stamping the revision.
+// PutAllowlistEntry writes an allowlist entry.
 func PutAllowlistEntry(tx Tx, acct string, e *policy.AllowlistEntry) error {
-	e.Revision = tx.Revision()
 	return putOwned(tx, acct, kindAllow, e.ID, e)
 }
 
@@ -548,9 +666,8 @@ func GetPrivacyRule(tx ReadTx, acct, id string) (policy.PrivacyRule, error) {
 	return getOwned[policy.PrivacyRule](tx, acct, kindPrivacy, id)
 }
 
-// PutPrivacyRule writes a privacy rule, stamping the revision.
+// PutPrivacyRule writes a privacy rule.
 func PutPrivacyRule(tx Tx, acct string, r *policy.PrivacyRule) error {
-	r.Revision = tx.Revision()
 	return putOwned(tx, acct, kindPrivacy, r.ID, r)
 }
 
@@ -571,17 +688,15 @@ func GetCustomization(tx ReadTx, acct, lang string) (policy.Customization, error
 	return getJSON[policy.Customization](tx, ownedPrefix(acct, kindCustom)+lang)
 }
 
-// PutCustomization writes an account's texts for one language, stamping the
-// revision.
+// PutCustomization writes an account's texts for one language.
 func PutCustomization(tx Tx, c *policy.Customization) error {
-	c.Revision = tx.Revision()
 	return putJSON(tx, ownedPrefix(c.AccountID, kindCustom)+c.Language, c)
 }
 
 // CobrowseOwner returns the account that holds a co-browse URL, or
 // ErrNotFound.
 func CobrowseOwner(tx ReadTx, url string) (string, error) {
-	b, err := tx.Get(cobrowseIndexPrefix + url)
+	b, _, err := tx.Get(cobrowseIndexPrefix + url)
 	return string(b), err
 }
 
@@ -590,7 +705,7 @@ func releaseCobrowseURLsOf(tx Tx, acct string) error {
 	var keys []string
 	// A damaged index record names no account it could be released for;
 	// it stays, and reading it reports the damage.
-	err := scanAll(tx, cobrowseIndexPrefix, "", func(key string, val []byte) (bool, error) {
+	err := scanAll(tx, cobrowseIndexPrefix, "", func(key string, val []byte, rev uint64) (bool, error) {
 		if string(val) == acct {
 			keys = append(keys, key)
 		}
@@ -620,9 +735,8 @@ func GetPortal(tx ReadTx, acct, id string) (policy.Portal, error) {
 	return getOwned[policy.Portal](tx, acct, kindPortal, id)
 }
 
-// PutPortal writes a portal, stamping the revision.
+// PutPortal writes a portal.
 func PutPortal(tx Tx, acct string, p *policy.Portal) error {
-	p.Revision = tx.Revision()
 	return putOwned(tx, acct, kindPortal, p.ID, p)
 }
 
@@ -640,9 +754,8 @@ func GetTeam(tx ReadTx, acct, id string) (policy.Team, error) {
 	return getOwned[policy.Team](tx, acct, kindTeam, id)
 }
 
-// PutTeam writes a team, stamping the revision.
+// PutTeam writes a team.
 func PutTeam(tx Tx, acct string, t *policy.Team) error {
-	t.Revision = tx.Revision()
 	return putOwned(tx, acct, kindTeam, t.ID, t)
 }
 
@@ -660,9 +773,8 @@ func GetBusinessHours(tx ReadTx, acct, id string) (policy.BusinessHours, error) 
 	return getOwned[policy.BusinessHours](tx, acct, kindHours, id)
 }
 
-// PutBusinessHours writes a business-hours set, stamping the revision.
+// PutBusinessHours writes a business-hours set.
 func PutBusinessHours(tx Tx, acct string, h *policy.BusinessHours) error {
-	h.Revision = tx.Revision()
 	return putOwned(tx, acct, kindHours, h.ID, h)
 }
 
@@ -680,9 +792,8 @@ func GetToken(tx ReadTx, id string) (auth.Token, error) {
 	return getJSON[auth.Token](tx, tokenPrefix+id)
 }
 
-// PutToken writes a caller token, stamping the revision.
+// PutToken writes a caller token.
 func PutToken(tx Tx, t *auth.Token) error {
-	t.Revision = tx.Revision()
 	return putJSON(tx, tokenPrefix+t.ID, t)
 }
 
@@ -697,7 +808,7 @@ func ListTokens(tx ReadTx, afterID string, limit int) ([]auth.Token, bool, error
 // endedBefore; a zero time selects none of that kind.
 func SessionsToSweep(tx ReadTx, startedBefore, endedBefore time.Time, max int) ([]policy.Session, error) {
 	var out []policy.Session
-	err := scanAll(tx, sessionIndexPrefix, "", func(key string, acct []byte) (bool, error) {
+	err := scanAll(tx, sessionIndexPrefix, "", func(key string, acct []byte, _ uint64) (bool, error) {
 		id := strings.TrimPrefix(key, sessionIndexPrefix)
 		s, err := getJSON[policy.Session](tx, sessionKey(string(acct), id))
 		if errors.Is(err, ErrCorrupt) {
@@ -725,9 +836,9 @@ func ListSessions(tx ReadTx, acct, afterID string, limit int, match func(*policy
 	prefix := sessionPrefixOf(acct)
 	var out []policy.Session
 	more := false
-	err := tx.Scan(prefix, afterKey(prefix, afterID), func(key string, val []byte) (bool, error) {
+	err := tx.Scan(prefix, afterKey(prefix, afterID), func(key string, val []byte, rev uint64) (bool, error) {
 		var s policy.Session
-		if err := decode(key, val, &s); err != nil {
+		if err := decodeAt(key, val, rev, &s); err != nil {
 			return false, err
 		}
 		if !match(&s) {
@@ -754,9 +865,9 @@ func DeleteSession(tx Tx, s *policy.Session) error {
 // scanDecodable decodes every record under prefix as a T and calls ok with
 // each that decodes, bad with the key of each that does not.
 func scanDecodable[T any](tx ReadTx, prefix string, ok func(v T), bad func(key string, err error)) error {
-	return scanAll(tx, prefix, "", func(key string, val []byte) (bool, error) {
+	return scanAll(tx, prefix, "", func(key string, val []byte, rev uint64) (bool, error) {
 		var v T
-		if err := decode(key, val, &v); err != nil {
+		if err := decodeAt(key, val, rev, &v); err != nil {
 			return false, err
 		}
 		ok(v)

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,7 +30,9 @@ import (
 //
 //	1  JSON records as written
 //	2  every value sealed in a checksummed envelope (record.go)
-const SchemaVersion = 2
+//	3  kv values carry their mod revision in the envelope; a persisted,
+//	   bounded change log (bucket "changes")
+const SchemaVersion = 3
 
 // maxPlausibleSchema bounds the schema versions a sealed schema record may
 // name; a larger one is damage, not a newer binary's file.
@@ -41,10 +44,20 @@ const FileName = "gatehouse.db"
 var (
 	metaBucket    = []byte("meta")
 	kvBucket      = []byte("kv")
+	changesBucket = []byte("changes")
 	keySchema     = []byte("schema_version")
 	keyRevision   = []byte("revision")
-	changeHistory = 4096
 )
+
+// DefaultChangeHistory is how many commits the change log keeps by
+// default: a follower further behind than that reloads everything.
+const DefaultChangeHistory = 4096
+
+// maxLoggedKeys bounds the keys the change log records for one commit. A
+// larger commit (a bulk load; never one within etcd's limits) is logged
+// without its keys, and Changes across it is store.ErrCompacted: a
+// follower reloads everything, as it would rebuild most of it anyway.
+const maxLoggedKeys = 1024
 
 // Migration upgrades a store from one schema version to the next inside
 // the open-time transaction. migrations[v] upgrades version v to v+1.
@@ -53,6 +66,7 @@ type Migration func(tx *bbolt.Tx) error
 // migrations holds the upgrade steps.
 var migrations = map[int]Migration{
 	1: sealRecords,
+	2: addRevisions,
 }
 
 // Store is a bbolt-backed store.Store.
@@ -68,8 +82,9 @@ type Store struct {
 	// fallback is set when the store was opened from its older meta page.
 	fallback *MetaFallback
 
+	opts Options
+
 	mu      sync.Mutex
-	changes []store.Change
 	subs    map[int]chan struct{}
 	nextSub int
 }
@@ -83,6 +98,18 @@ type Options struct {
 	// store.ErrMetaRollback. The last commit may be lost; MetaFallback
 	// then describes what happened.
 	AcceptMetaRollback bool
+	// Limits bounds every write transaction as store.Limits says (zero:
+	// no bound, the default). Setting etcd's defaults makes the daemon
+	// and its tests fail where they would on etcd.
+	Limits store.Limits
+	// ChangeHistory is how many commits the change log keeps
+	// (DefaultChangeHistory when 0).
+	ChangeHistory int
+	// RetryUpdates runs every Update's function this many extra times
+	// first, rolling each run back, as a driver with optimistic
+	// concurrency does on a conflict: for tests that check that writes
+	// are pure functions of what they read.
+	RetryUpdates int
 }
 
 // Open opens (creating if needed) the store in dir. It refuses files with a
@@ -101,6 +128,10 @@ func OpenWith(dir string, o Options) (*Store, error) {
 func openWith(dir string, migs map[int]Migration, version int) (*Store, error) {
 	return open(dir, migs, version, Options{})
 }
+
+// errRetry rolls back a run of Update's function that Options.RetryUpdates
+// asked for.
+var errRetry = errors.New("forced retry")
 
 func open(dir string, migs map[int]Migration, version int, o Options) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -158,7 +189,10 @@ func openFile(path string, migs map[int]Migration, version int, o Options, db **
 		// version, "file size too small", …) is a damaged file.
 		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
 	}
-	s := &Store{db: *db, subs: map[int]chan struct{}{}, fallback: fallback}
+	if o.ChangeHistory <= 0 {
+		o.ChangeHistory = DefaultChangeHistory
+	}
+	s := &Store{db: *db, subs: map[int]chan struct{}{}, fallback: fallback, opts: o}
 	if err := s.verify(); err != nil {
 		_ = s.db.Close()
 		return nil, fmt.Errorf("%w: %s: %w", store.ErrCorrupt, path, err)
@@ -222,6 +256,9 @@ func (s *Store) init(migs map[int]Migration, version int) error {
 		}
 		kv, err := tx.CreateBucketIfNotExists(kvBucket)
 		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(changesBucket); err != nil {
 			return err
 		}
 		v := version
@@ -327,6 +364,50 @@ func sealRecords(tx *bbolt.Tx) error {
 	}
 }
 
+// addRevisions upgrades schema 2 to 3: every kv value is sealed again with
+// its mod revision. Records of earlier schemas held the revision that last
+// wrote them in their "revision" field, which becomes their mod revision
+// (so that etags stay what they were); records without one (indexes, the
+// outbox) get the store's revision. The change log starts empty: Changes
+// of earlier commits is store.ErrCompacted.
+func addRevisions(tx *bbolt.Tx) error {
+	kv, meta := tx.Bucket(kvBucket), tx.Bucket(metaBucket)
+	var cur uint64
+	if raw := meta.Get(keyRevision); raw != nil {
+		var err error
+		if cur, err = unsealU64(keyRevision, raw); err != nil {
+			return &store.DamagedError{Key: "meta/" + string(keyRevision), Err: err}
+		}
+	}
+	type kvPair struct{ k, v []byte }
+	var pairs []kvPair
+	err := kv.ForEach(func(k, v []byte) error {
+		p, err := unseal(k, v)
+		if err != nil {
+			// A damaged value stays as it is: reading it reports it.
+			return nil
+		}
+		rev := cur
+		var r struct {
+			Revision uint64 `json:"revision"`
+		}
+		if json.Unmarshal(p, &r) == nil && r.Revision > 0 && r.Revision <= cur {
+			rev = r.Revision
+		}
+		pairs = append(pairs, kvPair{bytes.Clone(k), sealAt(k, p, rev)})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range pairs {
+		if err := kv.Put(p.k, p.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func u64(v uint64) []byte {
 	b := make([]byte, 8)
 	binary.BigEndian.PutUint64(b, v)
@@ -349,9 +430,12 @@ func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
 		if err != nil {
 			return err
 		}
-		return fn(&tx{b: btx.Bucket(kvBucket), rev: rev})
+		return fn(&tx{b: btx.Bucket(kvBucket), changes: btx.Bucket(changesBucket), rev: rev})
 	}))
 }
+
+// Limits implements store.Store.
+func (s *Store) Limits() store.Limits { return s.opts.Limits }
 
 // readRevision returns the revision record of btx (0 in a new store).
 func readRevision(btx *bbolt.Tx) (uint64, error) {
@@ -387,61 +471,85 @@ func closedErr(err error) error {
 }
 
 // Update implements store.Store. Commits are fsynced before it returns.
+// Writers are serialized, so fn runs once (unless Options.RetryUpdates
+// asks for more runs).
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	cur := s.rev.Load()
-	t := &tx{rev: cur + 1, writable: true}
-	recorded := false
+	for range s.opts.RetryUpdates {
+		err := s.db.Update(func(btx *bbolt.Tx) error {
+			if err := fn(s.newTx(btx)); err != nil {
+				return err
+			}
+			return errRetry
+		})
+		if !errors.Is(err, errRetry) {
+			return 0, noSpaceErr(closedErr(err))
+		}
+	}
+	var t *tx
 	err := s.db.Update(func(btx *bbolt.Tx) error {
-		t.b = btx.Bucket(kvBucket)
+		t = s.newTx(btx)
 		if err := fn(t); err != nil {
 			return err
 		}
 		if len(t.keys) == 0 {
 			return nil
 		}
-		if err := btx.Bucket(metaBucket).Put(keyRevision, sealU64(keyRevision, t.rev)); err != nil {
+		if err := btx.Bucket(metaBucket).Put(keyRevision, sealU64(keyRevision, t.commit)); err != nil {
 			return err
 		}
-		// The change is recorded before the commit becomes visible, so a
-		// reader that sees revision N in a transaction always finds the
-		// change of N in Changes. Readers filter out changes newer than
-		// their transaction, and a failed commit removes its record.
-		s.record(store.Change{Revision: t.rev, Keys: t.keys})
-		recorded = true
-		return nil
+		// The change is logged in the commit itself, so a reader that
+		// sees revision N always finds the change of N in Changes.
+		return s.logChange(btx, store.Change{Revision: t.commit, Keys: t.keys})
 	})
 	if err != nil {
-		if recorded {
-			s.unrecord()
-		}
 		return 0, noSpaceErr(closedErr(err))
 	}
 	if len(t.keys) == 0 {
-		return cur, nil
+		return t.rev, nil
 	}
-	s.rev.Store(t.rev)
+	s.rev.Store(t.commit)
 	s.notify()
-	return t.rev, nil
+	return t.commit, nil
 }
 
-func (s *Store) record(c store.Change) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.changes) == changeHistory {
-		s.changes = append(s.changes[:0], s.changes[1:]...)
+// newTx starts a write transaction over btx. Writers are serialized, so
+// the commit's revision is the next one; the driver seals it into every
+// value the transaction writes (nothing outside the driver sees it before
+// Update returns).
+func (s *Store) newTx(btx *bbolt.Tx) *tx {
+	cur := s.rev.Load()
+	return &tx{b: btx.Bucket(kvBucket), changes: btx.Bucket(changesBucket), rev: cur, commit: cur + 1, writable: true, lim: s.opts.Limits}
+}
+
+// logChange appends c to the change log and drops the entries beyond the
+// history the store keeps.
+func (s *Store) logChange(btx *bbolt.Tx, c store.Change) error {
+	cb := btx.Bucket(changesBucket)
+	k := u64(c.Revision)
+	keys := c.Keys
+	if len(keys) > maxLoggedKeys {
+		keys = nil // stored as null: "too many to list"
 	}
-	s.changes = append(s.changes, c)
-}
-
-func (s *Store) unrecord() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.changes = s.changes[:len(s.changes)-1]
+	v, err := json.Marshal(keys)
+	if err != nil {
+		return err
+	}
+	if err := cb.Put(k, seal(k, v)); err != nil {
+		return err
+	}
+	keep := uint64(s.opts.ChangeHistory)
+	cur := cb.Cursor()
+	for first, _ := cur.First(); first != nil && binary.BigEndian.Uint64(first)+keep <= c.Revision; first, _ = cur.First() {
+		if err := cur.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) notify() {
@@ -455,29 +563,55 @@ func (s *Store) notify() {
 	}
 }
 
-// Changes implements store.Store. The driver keeps the last few thousand
-// commits of this process; older ones (and those before Open) are
-// ErrCompacted. Inside a View, the result covers every commit up to the
-// transaction's revision and may hold later ones, which the caller skips.
-func (s *Store) Changes(rev uint64) ([]store.Change, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	last := s.rev.Load()
-	if n := len(s.changes); n > 0 {
-		last = max(last, s.changes[n-1].Revision)
-	}
-	if rev >= last {
+// Changes implements store.ReadTx from the persisted change log, which
+// keeps the last Options.ChangeHistory commits (across restarts); older
+// ones, those compacted and those before the store had a change log
+// (schema 3) are store.ErrCompacted.
+func (t *tx) Changes(after uint64) ([]store.Change, error) {
+	if after >= t.rev {
 		return nil, nil
 	}
-	if len(s.changes) == 0 || s.changes[0].Revision > rev+1 {
+	c := t.changes.Cursor()
+	k, _ := c.First()
+	if k == nil || binary.BigEndian.Uint64(k) > after+1 {
 		return nil, store.ErrCompacted
 	}
-	i := int(rev + 1 - s.changes[0].Revision)
-	out := make([]store.Change, len(s.changes)-i)
-	for j, c := range s.changes[i:] {
-		out[j] = store.Change{Revision: c.Revision, Keys: append([]string(nil), c.Keys...)}
+	var out []store.Change
+	for k, v := c.Seek(u64(after + 1)); k != nil && binary.BigEndian.Uint64(k) <= t.rev; k, v = c.Next() {
+		rev := binary.BigEndian.Uint64(k)
+		p, err := unseal(k, v)
+		if err != nil {
+			return nil, &store.DamagedError{Key: fmt.Sprintf("changes/%d", rev), Err: err}
+		}
+		ch := store.Change{Revision: rev}
+		if err := json.Unmarshal(p, &ch.Keys); err != nil {
+			return nil, &store.DamagedError{Key: fmt.Sprintf("changes/%d", rev), Err: err}
+		}
+		if ch.Keys == nil {
+			return nil, fmt.Errorf("%w: commit %d wrote more keys than the change log lists", store.ErrCompacted, rev)
+		}
+		out = append(out, ch)
 	}
 	return out, nil
+}
+
+// Compact implements store.Compactor: it drops the change log's entries
+// up to rev.
+func (s *Store) Compact(ctx context.Context, rev uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return closedErr(s.db.Update(func(btx *bbolt.Tx) error {
+		c := btx.Bucket(changesBucket).Cursor()
+		for k, _ := c.First(); k != nil && binary.BigEndian.Uint64(k) <= rev; k, _ = c.First() {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
 }
 
 // Subscribe implements store.Store.
@@ -505,24 +639,37 @@ func (s *Store) Close() error {
 // tx adapts a bbolt bucket to store.Tx and records the keys it touches.
 type tx struct {
 	b        *bbolt.Bucket
-	rev      uint64
+	changes  *bbolt.Bucket
+	rev      uint64 // the revision reads see
+	commit   uint64 // write transactions: the revision of their commit
 	writable bool
+	lim      store.Limits
+	bytes    int
 	keys     []string
 	touched  map[string]struct{}
 }
 
 func (t *tx) Revision() uint64 { return t.rev }
 
-func (t *tx) Get(key string) ([]byte, error) {
+func (t *tx) Get(key string) ([]byte, uint64, error) {
 	v, ok := t.lookup(key)
 	if !ok {
-		return nil, store.ErrNotFound
+		return nil, 0, store.ErrNotFound
 	}
-	p, err := unseal([]byte(key), v)
+	p, rev, err := unsealRev([]byte(key), v)
 	if err != nil {
-		return nil, &store.DamagedError{Key: key, Err: err}
+		return nil, 0, &store.DamagedError{Key: key, Err: err}
 	}
-	return p, nil
+	return p, t.modRev(key, rev), nil
+}
+
+// modRev hides the revision of a value this transaction wrote: the
+// contract knows it only after the commit.
+func (t *tx) modRev(key string, rev uint64) uint64 {
+	if _, ok := t.touched[key]; ok {
+		return 0
+	}
+	return rev
 }
 
 // lookup finds key with a cursor: bbolt's Bucket.Get answers nil both for a
@@ -538,7 +685,7 @@ func (t *tx) lookup(key string) ([]byte, bool) {
 	return v, true
 }
 
-func (t *tx) Scan(prefix, startAfter string, fn func(string, []byte) (bool, error)) error {
+func (t *tx) Scan(prefix, startAfter string, fn func(string, []byte, uint64) (bool, error)) error {
 	c := t.b.Cursor()
 	p := []byte(prefix)
 	var k, v []byte
@@ -551,11 +698,12 @@ func (t *tx) Scan(prefix, startAfter string, fn func(string, []byte) (bool, erro
 		k, v = c.Seek(p)
 	}
 	for ; k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-		payload, err := unseal(k, v)
+		payload, rev, err := unsealRev(k, v)
 		if err != nil {
 			return &store.DamagedError{Key: string(k), Err: err}
 		}
-		more, err := fn(string(k), payload)
+		key := string(k)
+		more, err := fn(key, payload, t.modRev(key, rev))
 		if err != nil || !more {
 			return err
 		}
@@ -563,38 +711,47 @@ func (t *tx) Scan(prefix, startAfter string, fn func(string, []byte) (bool, erro
 	return nil
 }
 
-func (t *tx) touch(key string) {
+// touch records a write of key of n bytes, within the limits.
+func (t *tx) touch(key string, n int) error {
 	if t.touched == nil {
 		t.touched = map[string]struct{}{}
 	}
-	if _, ok := t.touched[key]; !ok {
+	_, seen := t.touched[key]
+	if !seen && t.lim.MaxOps > 0 && len(t.keys) == t.lim.MaxOps {
+		return fmt.Errorf("%w: more than %d keys", store.ErrTooManyOps, t.lim.MaxOps)
+	}
+	if t.lim.MaxTxnBytes > 0 && t.bytes+n > t.lim.MaxTxnBytes {
+		return fmt.Errorf("%w: more than %d bytes", store.ErrTxnTooLarge, t.lim.MaxTxnBytes)
+	}
+	t.bytes += n
+	if !seen {
 		t.touched[key] = struct{}{}
 		t.keys = append(t.keys, key)
 	}
+	return nil
 }
 
 func (t *tx) Put(key string, val []byte) error {
 	if key == "" {
 		return errors.New("empty key")
 	}
-	// bbolt keeps a reference to the value until the commit; seal copies
-	// val, so the caller may reuse its buffer as soon as Put returns.
-	if err := t.b.Put([]byte(key), seal([]byte(key), val)); err != nil {
+	if err := t.touch(key, len(key)+len(val)); err != nil {
 		return err
 	}
-	t.touch(key)
-	return nil
+	// bbolt keeps a reference to the value until the commit; sealAt
+	// copies val, so the caller may reuse its buffer as soon as Put
+	// returns.
+	return t.b.Put([]byte(key), sealAt([]byte(key), val, t.commit))
 }
 
 func (t *tx) Delete(key string) error {
 	if _, ok := t.lookup(key); !ok {
 		return nil
 	}
-	if err := t.b.Delete([]byte(key)); err != nil {
+	if err := t.touch(key, len(key)); err != nil {
 		return err
 	}
-	t.touch(key)
-	return nil
+	return t.b.Delete([]byte(key))
 }
 
 // Backup writes a consistent copy of the database file, taken in one read

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,10 +116,61 @@ func mustSchemaVersion(t testing.TB, dir string) uint64 {
 	return v
 }
 
+// etcdLimits are etcd's default bounds on one transaction (--max-txn-ops
+// 128, --max-request-bytes 1.5 MiB).
+var etcdLimits = store.Limits{MaxOps: 128, MaxTxnBytes: 3 << 19}
+
+// MustOpenOpts opens the store in dir with options and closes it when t
+// ends.
+func MustOpenOpts(t testing.TB, dir string, o Options) *Store {
+	t.Helper()
+	s, err := OpenWith(dir, o)
+	if err != nil {
+		t.Fatalf("open %s: %v", dir, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 func TestStore_Conformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store {
 		return MustOpen(t, t.TempDir())
 	})
+}
+
+// TestStore_ConformanceAsEtcd runs the suite with etcd's default limits
+// and every Update's function run twice, as an optimistic driver may.
+func TestStore_ConformanceAsEtcd(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return MustOpenOpts(t, t.TempDir(), Options{Limits: etcdLimits, RetryUpdates: 1})
+	})
+}
+
+// TestUpdate_RetryRunsFunctionAgain: with RetryUpdates, the function runs
+// 1+n times, and only the last run commits.
+func TestUpdate_RetryRunsFunctionAgain(t *testing.T) {
+	for _, n := range []int{0, 1, 3} {
+		s := MustOpenOpts(t, t.TempDir(), Options{RetryUpdates: n})
+		runs := 0
+		rev := storetest.MustUpdate(t, s, func(tx store.Tx) error {
+			runs++
+			return tx.Put(fmt.Sprintf("run/%d", runs), nil)
+		})
+		if runs != n+1 {
+			t.Errorf("RetryUpdates %d: %d runs; want %d", n, runs, n+1)
+		}
+		if keys, _ := storetest.MustScan(t, s, "run/", ""); len(keys) != 1 || keys[0] != fmt.Sprintf("run/%d", runs) {
+			t.Errorf("RetryUpdates %d: keys %q; want only the last run's", n, keys)
+		}
+		if rev != 1 {
+			t.Errorf("RetryUpdates %d: revision %d; want 1 (rolled-back runs make none)", n, rev)
+		}
+		// A function that fails stops at its first run.
+		runs = 0
+		if _, err := s.Update(context.Background(), func(tx store.Tx) error { runs++; return errors.New("no") }); err == nil || runs != 1 {
+			t.Errorf("RetryUpdates %d: a failing function ran %d times, err %v; want once, its error", n, runs, err)
+		}
+	}
 }
 
 func TestStore_PersistsAcrossReopen(t *testing.T) {
@@ -144,11 +196,13 @@ func TestStore_PersistsAcrossReopen(t *testing.T) {
 	if got, want := fmt.Sprint(keys, vals), fmt.Sprint([]string{"a", "c"}, []string{"4", "3"}); got != want {
 		t.Errorf("contents after reopen = %s; want %s", got, want)
 	}
-	if cs, err := s.Changes(rev); err != nil || cs != nil {
+	if cs, err := storetest.Changes(t, s, rev); err != nil || cs != nil {
 		t.Errorf("Changes(%d) after reopen = %+v, %v; want nil, nil", rev, cs, err)
 	}
-	if _, err := s.Changes(rev - 1); !errors.Is(err, store.ErrCompacted) {
-		t.Errorf("Changes(%d) for a commit before Open: %v; want ErrCompacted", rev-1, err)
+	// The change log outlives the process: a follower resumes from a
+	// revision it saw before the restart.
+	if cs, err := storetest.Changes(t, s, 0); err != nil || len(cs) != 4 || cs[3].Revision != rev || !slices.Equal(cs[1].Keys, []string{"c"}) {
+		t.Errorf("Changes(0) after reopen = %+v, %v; want the 4 commits before it", cs, err)
 	}
 	next := storetest.MustPut(t, s, "d", "5")
 	if next != rev+1 {
@@ -429,39 +483,36 @@ func TestOpen_RefusesSecondOpen(t *testing.T) {
 	}
 }
 
+// TestChanges_Compacted: the change log keeps the last ChangeHistory
+// commits, across reopening; older ones are ErrCompacted.
 func TestChanges_Compacted(t *testing.T) {
-	if testing.Short() {
-		t.Skip("thousands of commits")
-	}
-	s := MustOpen(t, t.TempDir())
-	// Every commit is still a commit; only the fsync is skipped to keep
-	// thousands of them fast.
-	s.db.NoSync = true
+	const history = 50
+	dir := t.TempDir()
+	s := MustOpenOpts(t, dir, Options{ChangeHistory: history})
 	base := s.Revision()
 	var revs []uint64
 	commit := func(i int) {
 		t.Helper()
 		revs = append(revs, storetest.MustPut(t, s, "k/"+strconv.Itoa(i%10), strconv.Itoa(i)))
 	}
-	for i := range changeHistory {
+	for i := range history {
 		commit(i)
 	}
-	if cs := storetest.MustChanges(t, s, base); len(cs) != changeHistory {
-		t.Fatalf("Changes(%d) after %d commits has %d changes; want all", base, changeHistory, len(cs))
+	if cs := storetest.MustChanges(t, s, base); len(cs) != history {
+		t.Fatalf("Changes(%d) after %d commits has %d changes; want all", base, history, len(cs))
 	}
 
-	commit(changeHistory)
-	if _, err := s.Changes(base); !errors.Is(err, store.ErrCompacted) {
-		t.Errorf("Changes(%d) after %d commits: %v; want ErrCompacted", base, changeHistory+1, err)
+	commit(history)
+	if _, err := storetest.Changes(t, s, base); !errors.Is(err, store.ErrCompacted) {
+		t.Errorf("Changes(%d) after %d commits: %v; want ErrCompacted", base, history+1, err)
 	}
 	oldest := revs[0]
-	cs, err := s.Changes(oldest)
+	cs, err := storetest.Changes(t, s, oldest)
 	if err != nil {
 		t.Fatalf("Changes(%d): %v", oldest, err)
 	}
-	if len(cs) != changeHistory || cs[0].Revision != revs[1] || cs[len(cs)-1].Revision != revs[len(revs)-1] {
-		t.Errorf("Changes(%d) = %d changes %d..%d; want %d changes %d..%d", oldest, len(cs),
-			cs[0].Revision, cs[len(cs)-1].Revision, changeHistory, revs[1], revs[len(revs)-1])
+	if len(cs) != history || cs[0].Revision != revs[1] || cs[len(cs)-1].Revision != revs[len(revs)-1] {
+		t.Fatalf("Changes(%d) = %d changes; want %d changes %d..%d", oldest, len(cs), history, revs[1], revs[len(revs)-1])
 	}
 	for i, c := range cs {
 		if c.Revision != revs[i+1] {
@@ -469,18 +520,34 @@ func TestChanges_Compacted(t *testing.T) {
 		}
 	}
 
-	for i := range 100 {
-		commit(changeHistory + 1 + i)
+	for i := range 20 {
+		commit(history + 1 + i)
 	}
-	if _, err := s.Changes(revs[50]); !errors.Is(err, store.ErrCompacted) {
-		t.Errorf("Changes(%d) after %d commits: %v; want ErrCompacted", revs[50], len(revs), err)
+	MustClose(t, s)
+	s = MustOpenOpts(t, dir, Options{ChangeHistory: history})
+	if _, err := storetest.Changes(t, s, revs[10]); !errors.Is(err, store.ErrCompacted) {
+		t.Errorf("Changes(%d) after %d commits and a reopen: %v; want ErrCompacted", revs[10], len(revs), err)
+	}
+	first := revs[len(revs)-history-1]
+	if cs := storetest.MustChanges(t, s, first); len(cs) != history {
+		t.Errorf("Changes(%d) after a reopen = %d changes; want %d", first, len(cs), history)
 	}
 	last := revs[len(revs)-1]
 	if cs := storetest.MustChanges(t, s, last-1); len(cs) != 1 || cs[0].Revision != last {
 		t.Errorf("Changes(%d) = %+v; want the last commit", last-1, cs)
 	}
-	if cs, err := s.Changes(last); err != nil || cs != nil {
+	if cs, err := storetest.Changes(t, s, last); err != nil || cs != nil {
 		t.Errorf("Changes(%d) = %+v, %v; want nil, nil", last, cs, err)
+	}
+	// The log is bounded in the file too.
+	n := 0
+	if err := s.db.View(func(btx *bbolt.Tx) error {
+		return btx.Bucket(changesBucket).ForEach(func(_, _ []byte) error { n++; return nil })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n != history {
+		t.Errorf("change log holds %d entries; want %d", n, history)
 	}
 }
 
@@ -576,7 +643,7 @@ func openChild(dir string) int {
 		}
 		res.Revision = s.Revision()
 		err := s.View(context.Background(), func(tx store.ReadTx) error {
-			return tx.Scan("", "", func(string, []byte) (bool, error) {
+			return tx.Scan("", "", func(string, []byte, uint64) (bool, error) {
 				res.Keys++
 				return true, nil
 			})
@@ -895,5 +962,28 @@ func TestOpen_UnreadableFileNamedOnce(t *testing.T) {
 				t.Errorf("error %q calls the file damaged", err)
 			}
 		})
+	}
+}
+
+// TestChanges_LargeCommitIsCompacted: a commit of more keys than the change
+// log lists makes Changes across it ErrCompacted (a follower reloads), and
+// Changes after it works again.
+func TestChanges_LargeCommitIsCompacted(t *testing.T) {
+	s := MustOpen(t, t.TempDir())
+	before := storetest.MustPut(t, s, "a", "1")
+	big := storetest.MustUpdate(t, s, func(tx store.Tx) error {
+		for i := range maxLoggedKeys + 1 {
+			if err := tx.Put(fmt.Sprintf("big/%05d", i), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if _, err := storetest.Changes(t, s, before); !errors.Is(err, store.ErrCompacted) {
+		t.Errorf("Changes across a commit of %d keys: %v; want ErrCompacted", maxLoggedKeys+1, err)
+	}
+	next := storetest.MustPut(t, s, "b", "2")
+	if cs := storetest.MustChanges(t, s, big); len(cs) != 1 || cs[0].Revision != next {
+		t.Errorf("Changes after the large commit = %+v; want {%d [b]}", cs, next)
 	}
 }

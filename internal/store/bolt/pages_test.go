@@ -62,34 +62,41 @@ func bigStoreFile(t *testing.T) ([]byte, int, map[string][]pageInfo) {
 	pages := map[string][]pageInfo{}
 	// Walk the tree from the root as bbolt does, to know which pages are
 	// in use (free pages keep stale contents).
-	var walk func(id int, depth int)
-	walk = func(id int, depth int) {
+	// The change log's pages are listed apart ("changes"): its root leaf
+	// may be empty, so a flip that empties it loses only history (Changes
+	// answers ErrCompacted and followers reload).
+	var walk func(id int, depth int, log bool)
+	walk = func(id int, depth int, log bool) {
 		p := data[id*ps:]
 		pi := pageInfo{id: id, flags: binary.LittleEndian.Uint16(p[8:]), count: int(binary.LittleEndian.Uint16(p[10:])), overflow: int(binary.LittleEndian.Uint32(p[12:]))}
 		switch pi.flags {
 		case branchPageFlag:
 			pages["branch"] = append(pages["branch"], pi)
 			for i := range pi.count {
-				walk(int(binary.LittleEndian.Uint64(p[pageHeaderSize+i*elementSize+8:])), depth+1)
+				walk(int(binary.LittleEndian.Uint64(p[pageHeaderSize+i*elementSize+8:])), depth+1, log)
 			}
 		case leafPageFlag:
 			kind := "leaf"
-			if depth == 0 && id == int(m.root) {
+			switch {
+			case depth == 0 && id == int(m.root):
 				kind = "root"
+			case log:
+				kind = "changes"
 			}
 			pages[kind] = append(pages[kind], pi)
 			for i := range pi.count {
 				e := pageHeaderSize + i*elementSize
 				if binary.LittleEndian.Uint32(p[e:])&bucketLeafFlag != 0 {
 					pos, ks := int(binary.LittleEndian.Uint32(p[e+4:])), int(binary.LittleEndian.Uint32(p[e+8:]))
+					name := string(p[e+pos : e+pos+ks])
 					if root := binary.LittleEndian.Uint64(p[e+pos+ks:]); root != 0 {
-						walk(int(root), 0)
+						walk(int(root), 0, name == string(changesBucket))
 					}
 				}
 			}
 		}
 	}
-	walk(int(m.root), 0)
+	walk(int(m.root), 0, false)
 	if m.freelist != noFreelist {
 		p := data[int(m.freelist)*ps:]
 		pages["freelist"] = []pageInfo{{id: int(m.freelist), flags: binary.LittleEndian.Uint16(p[8:]), count: int(binary.LittleEndian.Uint16(p[10:]))}}
@@ -120,7 +127,7 @@ func openDamaged(t *testing.T, dir string, data []byte) (openErr error, damaged 
 	defer s.Close()
 	_, damaged = s.DamagedRecords()
 	_ = s.View(context.Background(), func(tx store.ReadTx) error {
-		return tx.Scan("", "", func(string, []byte) (bool, error) { return true, nil })
+		return tx.Scan("", "", func(string, []byte, uint64) (bool, error) { return true, nil })
 	})
 	return nil, damaged
 }

@@ -1,0 +1,103 @@
+package config_test
+
+import (
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+)
+
+func TestValidate_Store(t *testing.T) {
+	etcd := func(eps ...string) func(*config.Config) {
+		return func(c *config.Config) { c.Store = "etcd"; c.Etcd.Endpoints = strings.Join(eps, ",") }
+	}
+	and := func(fs ...func(*config.Config)) func(*config.Config) {
+		return func(c *config.Config) {
+			for _, f := range fs {
+				f(c)
+			}
+		}
+	}
+	tests := []struct {
+		name    string
+		edit    func(*config.Config)
+		wantErr []string // nil: valid
+	}{
+		{"bolt default", func(*config.Config) {}, nil},
+		{"unknown store", func(c *config.Config) { c.Store = "redis" }, []string{`store "redis"`, "bolt or etcd"}},
+		{"empty store", func(c *config.Config) { c.Store = "" }, []string{`store ""`}},
+		{"etcd flags with bolt", func(c *config.Config) { c.Etcd.Endpoints = "127.0.0.1:2379" }, []string{"need --store etcd"}},
+		{"etcd password with bolt", func(c *config.Config) { c.Etcd.Username = "u"; c.Etcd.PasswordFile = "/pw" }, []string{"need --store etcd"}},
+		{"etcd loopback", etcd("127.0.0.1:2379"), nil},
+		{"etcd loopback v6 and localhost", etcd("[::1]:2379", "localhost:2379"), nil},
+		{"etcd loopback URL", etcd("http://127.0.0.1:2379"), nil},
+		{"etcd without endpoints", etcd(), []string{"--etcd-endpoints"}},
+		{"etcd endpoint without port", etcd("127.0.0.1"), []string{`etcd-endpoints "127.0.0.1"`}},
+		{"etcd endpoint bad scheme", etcd("unix://127.0.0.1:2379"), []string{`etcd-endpoints "unix://127.0.0.1:2379"`}},
+		{"etcd endpoint with path", etcd("http://127.0.0.1:2379/v3"), []string{`etcd-endpoints "http://127.0.0.1:2379/v3"`}},
+		{"etcd remote plaintext", etcd("10.0.0.5:2379"), []string{`"10.0.0.5:2379" is not a loopback address`, "--etcd-ca", "--insecure"}},
+		{"etcd one remote among loopback", etcd("127.0.0.1:2379", "etcd-2.example.com:2379"), []string{`"etcd-2.example.com:2379"`}},
+		{"etcd remote http URL", etcd("http://10.0.0.5:2379"), []string{"--insecure"}},
+		{"etcd remote insecure", and(etcd("10.0.0.5:2379"), func(c *config.Config) { c.Insecure = true }), nil},
+		{"etcd remote with CA", and(etcd("10.0.0.5:2379"), func(c *config.Config) { c.Etcd.CA = "/ca.pem" }), nil},
+		{"etcd remote https URL", etcd("https://10.0.0.5:2379"), nil},
+		{"etcd remote with client cert", and(etcd("10.0.0.5:2379"), func(c *config.Config) { c.Etcd.Cert, c.Etcd.Key = "/c.pem", "/k.pem" }), nil},
+		{"etcd cert without key", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.Cert = "/c.pem" }), []string{"etcd-cert and etcd-key go together"}},
+		{"etcd key without cert", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.Key = "/k.pem" }), []string{"etcd-cert and etcd-key go together"}},
+		{"etcd username without password", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.Username = "gh" }), []string{"etcd-username and etcd-password-file go together"}},
+		{"etcd password without username", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.PasswordFile = "/pw" }), []string{"go together"}},
+		{"etcd empty prefix", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.Prefix = "" }), []string{"etcd-prefix"}},
+		{"etcd zero dial timeout", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.DialTimeout = 0 }), []string{"etcd-dial-timeout"}},
+		{"etcd negative dial timeout", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.DialTimeout = -time.Second }), []string{"etcd-dial-timeout"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := config.Default()
+			tc.edit(&c)
+			err := c.Validate()
+			if tc.wantErr == nil {
+				if err != nil {
+					t.Fatalf("Validate() = %v; want nil", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Validate() = nil; want an error containing %q", tc.wantErr)
+			}
+			for _, w := range tc.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %q; want it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParse_StoreFlagsAndEnv(t *testing.T) {
+	c := config.Default()
+	env := map[string]string{"GATEHOUSE_ETCD_PREFIX": "/env/", "GATEHOUSE_ETCD_DIAL_TIMEOUT": "3s"}
+	_, err := c.Parse([]string{"--store", "etcd", "--etcd-endpoints", " 127.0.0.1:2379, ,127.0.0.1:22379 ", "--etcd-username", "gh", "--etcd-password-file", "/pw"},
+		io.Discard, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store != "etcd" || !slices.Equal(c.Etcd.EndpointList(), []string{"127.0.0.1:2379", "127.0.0.1:22379"}) ||
+		c.Etcd.Prefix != "/env/" || c.Etcd.DialTimeout != 3*time.Second || c.Etcd.Username != "gh" || c.Etcd.PasswordFile != "/pw" {
+		t.Errorf("parsed %+v, store %q", c.Etcd, c.Store)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("Validate() = %v", err)
+	}
+	d := config.Default()
+	if _, err := d.Parse(nil, io.Discard, func(k string) (string, bool) {
+		if k == "GATEHOUSE_ETCD_ENDPOINTS" {
+			return "127.0.0.1:1,127.0.0.1:2", true
+		}
+		return "", false
+	}); err != nil || !slices.Equal(d.Etcd.EndpointList(), []string{"127.0.0.1:1", "127.0.0.1:2"}) {
+		t.Errorf("GATEHOUSE_ETCD_ENDPOINTS: %q, %v", d.Etcd.Endpoints, err)
+	}
+}

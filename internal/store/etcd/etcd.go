@@ -1,0 +1,744 @@
+// Package etcd is the store.Store driver on an etcd v3 cluster, so that
+// several Gatehouse replicas share one consistent store.
+//
+// Layout: every key lives under a prefix (default /gatehouse/):
+//
+//	<prefix>kv/<key>    a value, sealed in the bbolt driver's integrity
+//	                    envelope (CRC-32C over the key and the payload);
+//	                    its etcd mod revision is the value's mod revision
+//	<prefix>meta/head   written by every commit, as its last operation:
+//	                    the sorted keys the commit wrote or deleted,
+//	                    sealed the same way. Its etcd history is the
+//	                    store's change log (ReadTx.Changes).
+//
+// The store revision is etcd's revision: a revision returned by Update on
+// one replica is a valid revision to wait for on every other.
+//
+// A View reads at one etcd revision: the first request of the transaction
+// (a read of the head key) fixes it and every later Get and Scan asks for
+// that revision. An Update runs its function over reads at one revision,
+// buffers the writes and commits them in one etcd transaction guarded by
+// the mod revision of every key it read (0 for a key read as missing).
+// A transaction that scanned, or read more keys than etcd lets one
+// transaction compare, is guarded by the head key instead, which every
+// commit writes: it commits only if nothing committed since its reads
+// (etcd's range comparisons cannot see a key deleted from a range). When a
+// guard fails, the function runs again after a short backoff.
+package etcd
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
+)
+
+// Defaults. MaxTxnOps and MaxRequestBytes are etcd's own defaults
+// (--max-txn-ops, --max-request-bytes); set them to the cluster's values.
+const (
+	DefaultPrefix          = "/gatehouse/"
+	DefaultDialTimeout     = 10 * time.Second
+	DefaultMaxTxnOps       = 128
+	DefaultMaxRequestBytes = 1536 * 1024
+
+	// requestReserve is the part of etcd's request size limit kept for
+	// what a commit sends besides the caller's keys and values: the
+	// prefix of each key, the envelopes, the head record and the guards.
+	requestReserve = 64 << 10
+	// scanPage is how many keys one range request of a Scan reads.
+	scanPage = 512
+	// maxBackoff bounds the wait between runs of a conflicting Update.
+	maxBackoff = 200 * time.Millisecond
+)
+
+// Options configure Open.
+type Options struct {
+	// Endpoints are the etcd client endpoints (host:port or URLs).
+	Endpoints []string
+	// Prefix is put before every key (DefaultPrefix when empty).
+	Prefix string
+	// TLS, when set, secures the connection (CA, client certificate).
+	TLS *tls.Config
+	// Username and Password authenticate with etcd's auth, when set.
+	Username, Password string
+	// DialTimeout bounds the wait for etcd at Open (DefaultDialTimeout).
+	DialTimeout time.Duration
+	// MaxTxnOps and MaxRequestBytes are the cluster's --max-txn-ops and
+	// --max-request-bytes (etcd's defaults when zero).
+	MaxTxnOps       int
+	MaxRequestBytes int
+}
+
+// Store is the etcd driver. It implements store.Store and store.Compactor.
+type Store struct {
+	c        *clientv3.Client
+	prefix   string
+	kvPrefix string
+	headKey  string
+	lim      store.Limits
+	maxCmps  int
+	maxReq   int
+	rev      atomic.Uint64 // the highest revision seen
+	notified atomic.Uint64 // the highest commit revision signalled
+
+	mu     sync.Mutex
+	closed bool
+	txns   sync.WaitGroup
+
+	subsMu sync.Mutex
+	subs   map[*sub]struct{}
+
+	stopWatch context.CancelFunc
+	watchDone chan struct{}
+}
+
+type sub struct {
+	ch   chan struct{}
+	once sync.Once
+}
+
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.Compactor = (*Store)(nil)
+)
+
+// Open connects to etcd and returns the store under opts.Prefix. It waits
+// at most opts.DialTimeout for etcd to answer and fails with an error
+// naming the endpoints when it does not.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if len(opts.Endpoints) == 0 {
+		return nil, errors.New("etcd: no endpoints")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	if opts.MaxTxnOps <= 0 {
+		opts.MaxTxnOps = DefaultMaxTxnOps
+	}
+	if opts.MaxRequestBytes <= 0 {
+		opts.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if opts.MaxTxnOps < 2 || opts.MaxRequestBytes <= 2*requestReserve {
+		return nil, fmt.Errorf("etcd: limits too small (max txn ops %d, max request bytes %d)", opts.MaxTxnOps, opts.MaxRequestBytes)
+	}
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   opts.Endpoints,
+		DialTimeout: opts.DialTimeout,
+		TLS:         opts.TLS,
+		Username:    opts.Username,
+		Password:    opts.Password,
+		Logger:      zap.NewNop(),
+		// Leave room for the largest request etcd accepts.
+		MaxCallSendMsgSize: opts.MaxRequestBytes + requestReserve,
+	})
+	if err != nil {
+		return nil, unreachable(opts, err)
+	}
+	s := &Store{
+		c:        c,
+		prefix:   opts.Prefix,
+		kvPrefix: opts.Prefix + "kv/",
+		headKey:  opts.Prefix + "meta/head",
+		// One operation of every transaction writes the head key.
+		lim:     store.Limits{MaxOps: opts.MaxTxnOps - 1, MaxTxnBytes: opts.MaxRequestBytes - requestReserve},
+		maxCmps: opts.MaxTxnOps,
+		maxReq:  opts.MaxRequestBytes,
+		subs:    map[*sub]struct{}{},
+	}
+	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+	resp, err := c.Get(pctx, s.headKey)
+	cancel()
+	if err != nil {
+		c.Close()
+		return nil, unreachable(opts, err)
+	}
+	s.observe(resp.Header.Revision)
+	s.notified.Store(uint64(resp.Header.Revision))
+	wctx, stop := context.WithCancel(context.Background())
+	s.stopWatch, s.watchDone = stop, make(chan struct{})
+	go s.follow(wctx, resp.Header.Revision+1)
+	return s, nil
+}
+
+// unreachable is the error of an Open that failed: it names the
+// endpoints, and says whether etcd did not answer in time or refused.
+func unreachable(opts Options, err error) error {
+	eps := strings.Join(opts.Endpoints, ",")
+	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded || status.Code(err) == codes.Unavailable {
+		return fmt.Errorf("etcd at %s did not answer within %v: %w", eps, opts.DialTimeout, err)
+	}
+	return fmt.Errorf("etcd at %s: %w", eps, err)
+}
+
+// Client returns the etcd client, for work that shares the connection.
+func (s *Store) Client() *clientv3.Client { return s.c }
+
+// Limits returns the bounds of one transaction: one operation and
+// requestReserve bytes less than etcd's, for the head record.
+func (s *Store) Limits() store.Limits { return s.lim }
+
+// Revision returns the highest etcd revision the store has seen: its own
+// commits, every transaction's read revision, and the commits of other
+// replicas its watch reports.
+func (s *Store) Revision() uint64 { return s.rev.Load() }
+
+func (s *Store) observe(rev int64) {
+	for {
+		cur := s.rev.Load()
+		if uint64(rev) <= cur || s.rev.CompareAndSwap(cur, uint64(rev)) {
+			return
+		}
+	}
+}
+
+// signal wakes every subscriber once for commits up to rev not signalled
+// yet.
+func (s *Store) signal(rev int64) {
+	for {
+		cur := s.notified.Load()
+		if uint64(rev) <= cur {
+			return
+		}
+		if s.notified.CompareAndSwap(cur, uint64(rev)) {
+			break
+		}
+	}
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	for sb := range s.subs {
+		select {
+		case sb.ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// follow watches the head key, which every commit writes, so that
+// Revision and Subscribe learn of other replicas' commits.
+func (s *Store) follow(ctx context.Context, from int64) {
+	defer close(s.watchDone)
+	wait := 10 * time.Millisecond
+	for ctx.Err() == nil {
+		wch := s.c.Watch(clientv3.WithRequireLeader(ctx), s.headKey, clientv3.WithRev(from))
+		for resp := range wch {
+			if resp.CompactRevision > 0 {
+				// Commits were compacted before the watch saw them:
+				// signal, so that followers reload, and go on from now.
+				from = resp.CompactRevision
+				s.observe(resp.CompactRevision)
+				s.signal(resp.CompactRevision)
+				break
+			}
+			if resp.Err() != nil {
+				break
+			}
+			wait = 10 * time.Millisecond
+			for _, ev := range resp.Events {
+				r := ev.Kv.ModRevision
+				from = max(from, r+1)
+				s.observe(r)
+				s.signal(r)
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+			wait = min(2*wait, time.Second)
+		}
+	}
+}
+
+// Subscribe implements store.Store.
+func (s *Store) Subscribe() (<-chan struct{}, func()) {
+	sb := &sub{ch: make(chan struct{}, 1)}
+	s.subsMu.Lock()
+	if s.subs != nil {
+		s.subs[sb] = struct{}{}
+	} else {
+		close(sb.ch)
+	}
+	s.subsMu.Unlock()
+	return sb.ch, func() {
+		s.subsMu.Lock()
+		defer s.subsMu.Unlock()
+		if _, ok := s.subs[sb]; ok {
+			delete(s.subs, sb)
+			sb.once.Do(func() { close(sb.ch) })
+		}
+	}
+}
+
+// Close waits for the transactions in flight, ends every subscription and
+// closes the connection. Closing twice is harmless.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.txns.Wait()
+	s.stopWatch()
+	<-s.watchDone
+	s.subsMu.Lock()
+	for sb := range s.subs {
+		sb.once.Do(func() { close(sb.ch) })
+	}
+	s.subs = nil
+	s.subsMu.Unlock()
+	return s.c.Close()
+}
+
+// enter registers a transaction, or fails when the store is closed.
+func (s *Store) enter(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	s.txns.Add(1)
+	return nil
+}
+
+// View implements store.Store.
+func (s *Store) View(ctx context.Context, fn func(store.ReadTx) error) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.txns.Done()
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return err
+	}
+	return fn(tx)
+}
+
+// Update implements store.Store.
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, error) {
+	if err := s.enter(ctx); err != nil {
+		return 0, err
+	}
+	defer s.txns.Done()
+	backoff := time.Millisecond
+	for {
+		tx, err := s.begin(ctx)
+		if err != nil {
+			return 0, err
+		}
+		tx.w = &writes{ops: map[string]*op{}, reads: map[string]int64{}}
+		if err := fn(tx); err != nil {
+			return 0, err
+		}
+		if len(tx.w.ops) == 0 {
+			return uint64(tx.rev), nil
+		}
+		rev, ok, err := s.commit(ctx, tx)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			s.observe(rev)
+			s.signal(rev)
+			return uint64(rev), nil
+		}
+		// What the function read changed before the commit: run it again.
+		d := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(2*backoff, maxBackoff)
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+// begin starts a transaction at etcd's current revision.
+func (s *Store) begin(ctx context.Context) (*tx, error) {
+	resp, err := s.c.Get(ctx, s.headKey)
+	if err != nil {
+		return nil, s.mapErr(ctx, err)
+	}
+	t := &tx{s: s, ctx: ctx, rev: resp.Header.Revision}
+	if len(resp.Kvs) > 0 {
+		t.head = resp.Kvs[0].ModRevision
+	}
+	s.observe(t.rev)
+	return t, nil
+}
+
+// commit sends tx's writes in one etcd transaction guarded by its reads.
+// ok is false when a guard failed.
+func (s *Store) commit(ctx context.Context, t *tx) (rev int64, ok bool, err error) {
+	keys := slices.Sorted(func(yield func(string) bool) {
+		for k := range t.w.ops {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	size := 0
+	ops := make([]clientv3.Op, 0, len(keys)+1)
+	for _, k := range keys {
+		full := s.kvPrefix + k
+		if o := t.w.ops[k]; o.del {
+			ops = append(ops, clientv3.OpDelete(full))
+			size += len(full) + 16
+		} else {
+			v := bolt.Seal([]byte(k), o.val)
+			ops = append(ops, clientv3.OpPut(full, string(v)))
+			size += len(full) + len(v) + 16
+		}
+	}
+	head := bolt.Seal([]byte(s.headKey), encodeKeys(keys))
+	ops = append(ops, clientv3.OpPut(s.headKey, string(head)))
+	size += len(s.headKey) + len(head) + 16
+	var cmps []clientv3.Cmp
+	if t.w.scanned || len(t.w.reads) > s.maxCmps {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.headKey), "=", t.head))
+		size += len(s.headKey) + 24
+	} else {
+		for k, r := range t.w.reads {
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.kvPrefix+k), "=", r))
+			size += len(s.kvPrefix) + len(k) + 24
+		}
+	}
+	if size > s.maxReq {
+		return 0, false, fmt.Errorf("%w: the commit would send about %d bytes to etcd, more than its %d", store.ErrTxnTooLarge, size, s.maxReq)
+	}
+	resp, err := s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return 0, false, s.mapErr(ctx, err)
+	}
+	return resp.Header.Revision, resp.Succeeded, nil
+}
+
+// mapErr turns an etcd client error into the store's.
+func (s *Store) mapErr(ctx context.Context, err error) error {
+	if cerr := ctx.Err(); cerr != nil {
+		return cerr
+	}
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, rpctypes.ErrCompacted):
+		return fmt.Errorf("%w: %v", store.ErrCompacted, err)
+	case errors.Is(err, rpctypes.ErrTooManyOps):
+		return fmt.Errorf("%w: %v", store.ErrTooManyOps, err)
+	case errors.Is(err, rpctypes.ErrRequestTooLarge):
+		return fmt.Errorf("%w: %v", store.ErrTxnTooLarge, err)
+	case errors.Is(err, rpctypes.ErrNoSpace):
+		return fmt.Errorf("%w: %v", store.ErrNoSpace, err)
+	case errors.Is(err, rpctypes.ErrTooManyRequests):
+		return fmt.Errorf("etcd is overloaded: %w", err)
+	case status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "larger than max"):
+		// gRPC refused a message beyond its size limit.
+		return fmt.Errorf("%w: %v", store.ErrTxnTooLarge, err)
+	}
+	return fmt.Errorf("etcd: %w", err)
+}
+
+// Compact implements store.Compactor with etcd's Compact: the history of
+// every key in the cluster before rev is dropped, so ReadTx.Changes with
+// an earlier revision is store.ErrCompacted from then on.
+func (s *Store) Compact(ctx context.Context, rev uint64) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.txns.Done()
+	_, err := s.c.Compact(ctx, int64(rev), clientv3.WithCompactPhysical())
+	if err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
+		return s.mapErr(ctx, err)
+	}
+	return nil
+}
+
+// op is one buffered write.
+type op struct {
+	del bool
+	val []byte
+}
+
+// writes is the state of a write transaction.
+type writes struct {
+	ops     map[string]*op
+	bytes   int
+	reads   map[string]int64 // key → mod revision read (0: missing)
+	scanned bool
+}
+
+// tx is a transaction at one etcd revision; w is nil in a View.
+type tx struct {
+	s    *Store
+	ctx  context.Context
+	rev  int64
+	head int64 // the head key's mod revision at rev: the last commit
+	w    *writes
+}
+
+func (t *tx) Revision() uint64 { return uint64(t.rev) }
+
+// read returns key's value at the transaction's revision.
+func (t *tx) read(key string) ([]byte, int64, error) {
+	resp, err := t.s.c.Get(t.ctx, t.s.kvPrefix+key, clientv3.WithRev(t.rev))
+	if err != nil {
+		return nil, 0, t.s.mapErr(t.ctx, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, 0, store.ErrNotFound
+	}
+	kv := resp.Kvs[0]
+	p, err := bolt.Unseal([]byte(key), kv.Value)
+	if err != nil {
+		return nil, kv.ModRevision, &store.DamagedError{Key: key, Err: err}
+	}
+	return p, kv.ModRevision, nil
+}
+
+func (t *tx) Get(key string) ([]byte, uint64, error) {
+	if t.w != nil {
+		if o, ok := t.w.ops[key]; ok {
+			if o.del {
+				return nil, 0, store.ErrNotFound
+			}
+			return o.val, 0, nil
+		}
+	}
+	v, rev, err := t.read(key)
+	if t.w != nil && (err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCorrupt)) {
+		t.w.reads[key] = rev
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return v, uint64(rev), nil
+}
+
+func (t *tx) Scan(prefix, startAfter string, fn func(key string, val []byte, rev uint64) (bool, error)) error {
+	var pending []string // buffered writes in range, sorted
+	if t.w != nil {
+		t.w.scanned = true
+		for k := range t.w.ops {
+			if strings.HasPrefix(k, prefix) && k > startAfter {
+				pending = append(pending, k)
+			}
+		}
+		slices.Sort(pending)
+	}
+	// emitPending yields the buffered puts before key (all when key is
+	// empty) and reports whether key itself is buffered.
+	emitPending := func(key string, last bool) (buffered, more bool, err error) {
+		for len(pending) > 0 && (last || pending[0] <= key) {
+			k := pending[0]
+			pending = pending[1:]
+			if k == key && !last {
+				buffered = true
+			}
+			if o := t.w.ops[k]; !o.del {
+				more, err := fn(k, o.val, 0)
+				if err != nil || !more {
+					return buffered, false, err
+				}
+			}
+		}
+		return buffered, true, nil
+	}
+	from := t.s.kvPrefix + prefix
+	if startAfter >= prefix {
+		from = t.s.kvPrefix + startAfter + "\x00"
+	}
+	end := clientv3.GetPrefixRangeEnd(t.s.kvPrefix + prefix)
+	for {
+		resp, err := t.s.c.Get(t.ctx, from, clientv3.WithRange(end), clientv3.WithRev(t.rev),
+			clientv3.WithLimit(scanPage), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+		if err != nil {
+			return t.s.mapErr(t.ctx, err)
+		}
+		for _, kv := range resp.Kvs {
+			k := strings.TrimPrefix(string(kv.Key), t.s.kvPrefix)
+			buffered, more, err := emitPending(k, false)
+			if err != nil || !more {
+				return err
+			}
+			if buffered {
+				continue
+			}
+			p, err := bolt.Unseal([]byte(k), kv.Value)
+			if err != nil {
+				return &store.DamagedError{Key: k, Err: err}
+			}
+			if more, err := fn(k, p, uint64(kv.ModRevision)); err != nil || !more {
+				return err
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			break
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+	_, _, err := emitPending("", true)
+	return err
+}
+
+// Changes reads the history of the head key, which every commit writes
+// with the keys it wrote, from etcd's watch.
+func (t *tx) Changes(after uint64) ([]store.Change, error) {
+	if after >= uint64(t.rev) {
+		return nil, nil
+	}
+	// A read at after fails when etcd has compacted it away: the
+	// history from there is incomplete. Revision 1 is etcd's first.
+	probe := max(int64(after), 1)
+	if _, err := t.s.c.Get(t.ctx, t.s.headKey, clientv3.WithRev(probe), clientv3.WithCountOnly()); err != nil {
+		return nil, t.s.mapErr(t.ctx, err)
+	}
+	if t.head <= int64(after) {
+		return nil, nil
+	}
+	ctx, cancel := context.WithCancel(t.ctx)
+	defer cancel()
+	var out []store.Change
+	wch := t.s.c.Watch(ctx, t.s.headKey, clientv3.WithRev(int64(after)+1))
+	for resp := range wch {
+		if resp.CompactRevision > 0 {
+			return nil, fmt.Errorf("%w: etcd compacted revision %d", store.ErrCompacted, resp.CompactRevision)
+		}
+		if err := resp.Err(); err != nil {
+			return nil, t.s.mapErr(t.ctx, err)
+		}
+		for _, ev := range resp.Events {
+			r := ev.Kv.ModRevision
+			if r > t.head {
+				return out, nil
+			}
+			keys, err := decodeKeys(bolt.Unseal([]byte(t.s.headKey), ev.Kv.Value))
+			if err != nil {
+				return nil, &store.DamagedError{Key: t.s.headKey, Err: fmt.Errorf("the change record of revision %d: %w", r, err)}
+			}
+			out = append(out, store.Change{Revision: uint64(r), Keys: keys})
+			if r == t.head {
+				return out, nil
+			}
+		}
+	}
+	if err := t.ctx.Err(); err != nil {
+		return nil, err
+	}
+	return nil, fmt.Errorf("etcd: the watch of the change history ended before revision %d", t.head)
+}
+
+// errReadOnly is the error of a write in a View.
+var errReadOnly = errors.New("write in a read-only transaction")
+
+func (t *tx) Put(key string, val []byte) error {
+	if t.w == nil {
+		return errReadOnly
+	}
+	if key == "" {
+		return errors.New("empty key")
+	}
+	w := t.w
+	o, ok := w.ops[key]
+	n := w.bytes + len(key) + len(val)
+	if ok {
+		n -= len(key) + len(o.val)
+	} else if t.s.lim.MaxOps > 0 && len(w.ops) >= t.s.lim.MaxOps {
+		return fmt.Errorf("%w: more than %d keys", store.ErrTooManyOps, t.s.lim.MaxOps)
+	}
+	if t.s.lim.MaxTxnBytes > 0 && n > t.s.lim.MaxTxnBytes {
+		return fmt.Errorf("%w: more than %d bytes", store.ErrTxnTooLarge, t.s.lim.MaxTxnBytes)
+	}
+	w.bytes = n
+	w.ops[key] = &op{val: slices.Clone(val)}
+	if w.ops[key].val == nil {
+		w.ops[key].val = []byte{}
+	}
+	return nil
+}
+
+func (t *tx) Delete(key string) error {
+	if t.w == nil {
+		return errReadOnly
+	}
+	w := t.w
+	if o, ok := w.ops[key]; ok {
+		if !o.del {
+			w.bytes -= len(o.val)
+			o.del, o.val = true, nil
+		}
+		return nil
+	}
+	if _, _, err := t.Get(key); errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil && !errors.Is(err, store.ErrCorrupt) {
+		return err
+	}
+	if t.s.lim.MaxOps > 0 && len(w.ops) >= t.s.lim.MaxOps {
+		return fmt.Errorf("%w: more than %d keys", store.ErrTooManyOps, t.s.lim.MaxOps)
+	}
+	if t.s.lim.MaxTxnBytes > 0 && w.bytes+len(key) > t.s.lim.MaxTxnBytes {
+		return fmt.Errorf("%w: more than %d bytes", store.ErrTxnTooLarge, t.s.lim.MaxTxnBytes)
+	}
+	w.bytes += len(key)
+	w.ops[key] = &op{del: true}
+	return nil
+}
+
+// encodeKeys and decodeKeys are the payload of the head record: a uvarint
+// count, then each key as a uvarint length and its bytes.
+func encodeKeys(keys []string) []byte {
+	out := binary.AppendUvarint(nil, uint64(len(keys)))
+	for _, k := range keys {
+		out = binary.AppendUvarint(out, uint64(len(k)))
+		out = append(out, k...)
+	}
+	return out
+}
+
+var errKeys = errors.New("bad key list")
+
+func decodeKeys(p []byte, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	n, l := binary.Uvarint(p)
+	if l <= 0 || n > uint64(len(p)) {
+		return nil, errKeys
+	}
+	p = p[l:]
+	keys := make([]string, 0, n)
+	for range n {
+		m, l := binary.Uvarint(p)
+		if l <= 0 || m > uint64(len(p)-l) {
+			return nil, errKeys
+		}
+		keys = append(keys, string(p[l:l+int(m)]))
+		p = p[l+int(m):]
+	}
+	if len(p) != 0 {
+		return nil, errKeys
+	}
+	return keys, nil
+}
