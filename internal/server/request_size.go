@@ -41,6 +41,11 @@ const (
 	// MaxAdminRequestBytes is the largest encoded AdminService request:
 	// the largest is a business-hours set with its 1 000 holidays.
 	MaxAdminRequestBytes = 1 << 20
+	// MaxDocumentBytes is the largest encoded ApplyAccount request: an
+	// account document at the collection limits (10 000 allowlist entries,
+	// 1 000 privacy rules) fits. --max-recv-msg-size (4 MiB by default)
+	// bounds every request too.
+	MaxDocumentBytes = 3 << 20
 )
 
 // sizeRule bounds the encoded size of one message type and of some of its
@@ -95,6 +100,17 @@ var requestSizeRules = sync.OnceValue(func() map[protoreflect.FullName]*sizeRule
 	rules[batchMD.FullName()] = &sizeRule{name: batchMD.FullName(), max: MaxBatchBytes, fields: []fieldSizeRule{
 		{num: batchMD.Fields().ByName("checks").Number(), name: "checks", what: "check", max: MaxCheckBytes, repeated: true, sub: check},
 	}, scanAbove: MaxElementBytes}
+	// CheckHypothetical is a batch of checks as CheckFeatures is.
+	hypMD := (&gatehousev1.CheckHypotheticalRequest{}).ProtoReflect().Descriptor()
+	hcMD := (&gatehousev1.HypotheticalCheck{}).ProtoReflect().Descriptor()
+	hcheck := &sizeRule{name: hcMD.FullName(), max: MaxCheckBytes, fields: []fieldSizeRule{
+		{num: hcMD.Fields().ByName("element").Number(), name: "element", what: "element", max: MaxElementBytes},
+	}, scanAbove: MaxElementBytes}
+	rules[hypMD.FullName()] = &sizeRule{name: hypMD.FullName(), max: MaxBatchBytes, fields: []fieldSizeRule{
+		{num: hypMD.Fields().ByName("checks").Number(), name: "checks", what: "check", max: MaxCheckBytes, repeated: true, sub: hcheck},
+	}, scanAbove: MaxElementBytes}
+	applyMD := (&gatehousev1.ApplyAccountRequest{}).ProtoReflect().Descriptor()
+	rules[applyMD.FullName()] = &sizeRule{name: applyMD.FullName(), max: MaxDocumentBytes}
 	return rules
 })
 
