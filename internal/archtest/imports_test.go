@@ -101,7 +101,7 @@ var rules = []rule{
 	{pkgs: []string{"internal/server"}, may: []string{"gen", "internal"}},
 	// The HTTP edge: grpc-gateway handlers that call the gRPC edge over an
 	// in-process connection; and the console's static files and guards.
-	{pkgs: []string{"internal/gateway"}, may: []string{"gen", "internal/server"}},
+	{pkgs: []string{"internal/gateway"}, may: []string{"gen", "internal/server", "schema"}},
 	{pkgs: []string{"internal/console"}, noGRPC: true},
 	// The account document's JSON Schema, embedded.
 	{pkgs: []string{"schema"}, noGRPC: true},

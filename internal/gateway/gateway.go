@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/schema"
+
 	"github.com/gatehouse-dev/gatehouse/gen"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	gatewayv1 "github.com/gatehouse-dev/gatehouse/gen/gateway/gatehouse/v1"
@@ -164,6 +166,7 @@ func New(ctx context.Context, o Options) (*Gateway, error) {
 	g.mux = http.NewServeMux()
 	g.mux.Handle("/v1/", http.HandlerFunc(g.serveAPI))
 	g.mux.HandleFunc("GET /openapi.json", serveOpenAPI)
+	g.mux.HandleFunc("GET "+schema.AccountV1Path, serveAccountSchema)
 	root := o.Root
 	if root == nil {
 		root = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -192,6 +195,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.handler.
 func serveOpenAPI(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(gen.OpenAPI)
+}
+
+// serveAccountSchema serves the JSON Schema of the account document
+// (gatehouse export, ApplyAccount), so that editors can validate a
+// document against the server it is meant for.
+func serveAccountSchema(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/schema+json")
+	_, _ = w.Write(schema.AccountV1)
 }
 
 // Server returns an HTTP server of g with the limits of this package.

@@ -16,6 +16,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/gen"
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
+	"github.com/gatehouse-dev/gatehouse/schema"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -296,6 +297,23 @@ func TestServesOpenAPI(t *testing.T) {
 	g.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/openapi.json", nil))
 	if w.Code != 200 || w.Header().Get("Content-Type") != "application/json" || !slices.Equal(w.Body.Bytes(), gen.OpenAPI) {
 		t.Errorf("GET /openapi.json: %d %q, %d bytes", w.Code, w.Header().Get("Content-Type"), w.Body.Len())
+	}
+}
+
+// TestServesAccountSchema: the account document's JSON Schema is served at
+// the path its $id names.
+func TestServesAccountSchema(t *testing.T) {
+	g, _ := newTestGateway(t, Options{})
+	w := httptest.NewRecorder()
+	g.ServeHTTP(w, httptest.NewRequest(http.MethodGet, schema.AccountV1Path, nil))
+	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/schema+json" || !slices.Equal(w.Body.Bytes(), schema.AccountV1) {
+		t.Fatalf("GET %s: %d %q, %d bytes", schema.AccountV1Path, w.Code, w.Header().Get("Content-Type"), w.Body.Len())
+	}
+	var doc struct {
+		ID string `json:"$id"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &doc); err != nil || !strings.HasSuffix(doc.ID, schema.AccountV1Path) {
+		t.Fatalf("served schema: $id %q (%v), want one ending in %s", doc.ID, err, schema.AccountV1Path)
 	}
 }
 
