@@ -1,6 +1,6 @@
 // Package store defines how Gatehouse persists its state: a small
 // transactional key-value interface (Store, Tx) that the embedded bbolt
-// driver implements today and an etcd driver can implement later, plus the
+// and etcd drivers (internal/store/bolt, internal/store/etcd) implement, plus the
 // key layout and typed record helpers shared by every driver.
 //
 // Every committed write gets one store revision, known when it commits.
