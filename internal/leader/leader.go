@@ -38,6 +38,10 @@ func (Always) Run(ctx context.Context, fn func(ctx context.Context)) { fn(ctx) }
 // DefaultTTL is the lease TTL of an etcd election when none is given.
 const DefaultTTL = 10 * time.Second
 
+// resignTimeout bounds the wait for etcd when the leadership is given up:
+// an etcd that does not answer lets the lease expire instead.
+const resignTimeout = 2 * time.Second
+
 // Etcd elects one leader among the replicas whose Etcd electors campaign
 // on the same prefix of one etcd cluster.
 type Etcd struct {
@@ -94,7 +98,7 @@ func (e *Etcd) term(ctx context.Context, fn func(ctx context.Context)) error {
 		// Give the leadership up at once (rather than at the lease's
 		// expiry): revoke the lease, which deletes the election key.
 		// ctx may be over, so with a context of its own.
-		rctx, cancel := context.WithTimeout(context.Background(), e.ttl)
+		rctx, cancel := context.WithTimeout(context.Background(), min(e.ttl, resignTimeout))
 		_, _ = e.client.Revoke(rctx, sess.Lease())
 		cancel()
 		sess.Orphan()
@@ -111,11 +115,21 @@ func (e *Etcd) term(ctx context.Context, fn func(ctx context.Context)) error {
 		}
 	}()
 	el := concurrency.NewElection(sess, e.prefix)
-	if err := el.Campaign(tctx, e.name); err != nil {
-		if ctx.Err() != nil {
-			return nil
+	// A campaign cancelled by ctx resigns with the client's context, which
+	// waits for etcd: shutdown does not wait for it (it ends when the
+	// client closes).
+	campaigned := make(chan error, 1)
+	go func() { campaigned <- el.Campaign(tctx, e.name) }()
+	select {
+	case err := <-campaigned:
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("campaign: %w", err)
 		}
-		return fmt.Errorf("campaign: %w", err)
+	case <-ctx.Done():
+		return nil
 	}
 	// Campaign does not notice a session that expired while it waited:
 	// check before leading.

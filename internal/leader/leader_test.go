@@ -2,6 +2,9 @@ package leader_test
 
 import (
 	"context"
+	"io"
+	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,5 +202,89 @@ func TestAlways(t *testing.T) {
 	})
 	if calls != 1 {
 		t.Fatalf("fn ran %d times; want 1", calls)
+	}
+}
+
+// TestEtcd_StopsWhileEtcdIsDown: Run returns soon after its context ends
+// even when etcd no longer answers, for the leader and for a replica
+// still campaigning (shutdown must not wait for etcd).
+func TestEtcd_StopsWhileEtcdIsDown(t *testing.T) {
+	srv := etcdtest.Start(t)
+	p := newProxy(t, srv.Endpoints[0])
+	var all campaigners
+	a := startReplica(t, newClient(t, []string{p.addr()}), "a", &all)
+	b := startReplica(t, newClient(t, []string{p.addr()}), "b", &all)
+	l := awaitLeader(t, 5*time.Second, a, b)
+	time.Sleep(200 * time.Millisecond) // the other is campaigning
+	p.close()
+	for _, r := range []*replica{other(l, a, b), l} {
+		start := time.Now()
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: Run did not return within 5s of its context ending with etcd unreachable", r.name)
+		}
+		t.Logf("%s returned in %v", r.name, time.Since(start))
+	}
+}
+
+// proxy forwards TCP connections to etcd until close, which cuts them
+// off from etcd but leaves the clients' ends open, swallowing what they
+// send, and refuses new ones: etcd hangs, as behind a partition.
+type proxy struct {
+	lis   net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{lis: lis}
+	go func() {
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, u)
+			p.mu.Unlock()
+			go func() { _, _ = io.Copy(u, c); _, _ = io.Copy(io.Discard, c) }()
+			go func() { _, _ = io.Copy(c, u) }()
+		}
+	}()
+	t.Cleanup(func() { p.close(); p.release() })
+	return p
+}
+
+func (p *proxy) addr() string { return p.lis.Addr().String() }
+
+func (p *proxy) close() {
+	_ = p.lis.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, c := range p.conns {
+		if i%2 == 1 { // etcd's end
+			_ = c.Close()
+		}
+	}
+}
+
+// release closes the clients' ends too.
+func (p *proxy) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
 	}
 }
