@@ -288,3 +288,34 @@ func (p *proxy) release() {
 		_ = c.Close()
 	}
 }
+
+// TestEtcd_PartitionedLeaderStepsDown: a leader cut off from etcd (its
+// connection hangs) stops its work once its lease can no longer be
+// renewed, and the replica that still reaches etcd takes over.
+func TestEtcd_PartitionedLeaderStepsDown(t *testing.T) {
+	srv := etcdtest.Start(t)
+	p := newProxy(t, srv.Endpoints[0])
+	var all campaigners
+	a := startReplica(t, newClient(t, []string{p.addr()}), "a", &all)
+	if awaitLeader(t, 5*time.Second, a) != a {
+		t.Fatal("a does not lead alone")
+	}
+	b := startReplica(t, newClient(t, srv.Endpoints), "b", &all)
+	time.Sleep(200 * time.Millisecond)
+	if !a.leading.Load() || b.leading.Load() {
+		t.Fatal("the leadership moved to a newcomer")
+	}
+	lost := a.lostCh()
+	cut := time.Now()
+	p.close()
+	// etcd grants at least about 2s whatever the TTL asked: wait for a
+	// few of those.
+	select {
+	case <-lost:
+	case <-time.After(8 * time.Second):
+		t.Fatal("the partitioned leader's fn context was not cancelled")
+	}
+	stepped := time.Since(cut)
+	awaitLeader(t, 8*time.Second, b)
+	t.Logf("a stepped down %v and b led %v after the partition", stepped, time.Since(cut))
+}
