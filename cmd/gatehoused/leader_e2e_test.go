@@ -1,11 +1,13 @@
 package main
 
 import (
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/store/etcd/etcdtest"
 )
 
@@ -101,4 +103,74 @@ func TestE2E_BoltAlwaysLeads(t *testing.T) {
 	d := start(t, nil, loopbackArgs(t.TempDir(), "--metrics-addr", "127.0.0.1:0")...)
 	awaitOneLeader(t, 5*time.Second, d)
 	d.stop()
+}
+
+// TestE2E_EtcdNotificationsFollowTheLeader: a session ended on a follower
+// is delivered by the leader's sender only (into the leader's outbox
+// directory); after the leader is killed, the next session's notification
+// is delivered by the replica that took over.
+func TestE2E_EtcdNotificationsFollowTheLeader(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	dirs := map[*daemon]string{}
+	launchOne := func() *daemon {
+		data := t.TempDir()
+		d := start(t, nil, loopbackArgs(data, "--demo", "--store", "etcd", "--etcd-endpoints", strings.Join(srv.Endpoints, ","),
+			"--etcd-prefix", "/e2e/", "--etcd-leader-ttl", "2s", "--metrics-addr", "127.0.0.1:0")...)
+		dirs[d] = filepath.Join(data, "outbox")
+		return d
+	}
+	a := launchOne()
+	b := launchOne()
+	lead := awaitOneLeader(t, 10*time.Second, a, b)
+	follower := a
+	if lead == a {
+		follower = b
+	}
+	c := dial(t, follower.addr)
+	ctx := testContext(t)
+	endSession := func(customer string) string {
+		t.Helper()
+		resp, err := c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: "demo", Kind: gatehousev1.SessionKind_SESSION_KIND_SUPPORT,
+			RepresentativeId: "bob", CustomerId: customer, PortalId: "helpdesk-default"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := resp.GetSession().GetId()
+		if _, err := c.sessions.EndSession(ctx, &gatehousev1.EndSessionRequest{SessionId: id, CustomerRating: 5}); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	// delivered reports which of the daemons' outbox directories hold a
+	// record of session id, waiting until one does.
+	delivered := func(id string) []*daemon {
+		t.Helper()
+		for deadline := time.Now().Add(testTimeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			var in []*daemon
+			for d, dir := range dirs {
+				files, _ := filepath.Glob(filepath.Join(dir, "*"+id+"*.xml"))
+				if len(files) > 0 {
+					in = append(in, d)
+				}
+			}
+			if len(in) > 0 {
+				return in
+			}
+		}
+		t.Fatalf("the notification of session %s was not delivered", id)
+		return nil
+	}
+	if in := delivered(endSession("cust-1")); len(in) != 1 || in[0] != lead {
+		t.Fatalf("delivered by %d daemons (the leader among them: %v); want the leader only", len(in), len(in) == 1 && in[0] == lead)
+	}
+	if err := lead.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	lead.awaitExit(exitTimeout)
+	id := endSession("cust-2")
+	if in := delivered(id); len(in) != 1 || in[0] != follower {
+		t.Fatalf("after the leader died, session %s was delivered by %d daemons; want the replica that took over", id, len(in))
+	}
+	follower.stop()
 }
