@@ -257,9 +257,8 @@ func (m *Main) Run(ctx context.Context) error {
 		}
 		log.Info("demo data", "seeded", seeded, "account", demo.AccountID)
 	}
-	// The notification sender stops before the store closes.
+	// The notification sender runs under the leadership (below).
 	sender := notify.NewSender(notify.Options{Store: st, Backend: backend, Logger: log.With("component", "notify")})
-	m.goUntilClose(sender.Run)
 	if cfg.BootstrapTokenFile != "" {
 		if err := bootstrapToken(ctx, st, cfg.BootstrapTokenFile, log); err != nil {
 			return err
@@ -299,10 +298,13 @@ func (m *Main) Run(ctx context.Context) error {
 	if httpLis != nil {
 		m.onClose(func() error { <-httpDone; return nil })
 	}
-	// The session sweeper stops after the gRPC server and before the
-	// replica and the store.
+	// The work that must happen once, the session sweeper and the
+	// notification sender, runs on the replica that leads; it stops after
+	// the gRPC server and before the replica and the store.
 	m.goUntilClose(func(ctx context.Context) {
-		srv.RunSessionSweeper(ctx, server.SessionLifecycle{MaxAge: cfg.SessionMaxAge, Retention: cfg.SessionRetention})
+		runLeading(ctx, elector(st, cfg, lis.Addr().String(), log), leaderGauge(metrics), log, sender.Run, func(ctx context.Context) {
+			srv.RunSessionSweeper(ctx, server.SessionLifecycle{MaxAge: cfg.SessionMaxAge, Retention: cfg.SessionRetention})
+		})
 	})
 	m.serve(func() error { return srv.Serve(lis) }, func() {
 		log.Info("shutting down; letting in-flight calls finish", "timeout", cfg.ShutdownTimeout.String())

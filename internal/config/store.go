@@ -32,6 +32,9 @@ type Etcd struct {
 	PasswordFile string
 	// DialTimeout bounds the wait for etcd at start.
 	DialTimeout time.Duration
+	// LeaderTTL is the lease TTL of the leader election: a leader that
+	// stops answering hands over at most this long after.
+	LeaderTTL time.Duration
 }
 
 // TLS reports whether the connection to etcd uses TLS.
@@ -59,7 +62,7 @@ func (e Etcd) EndpointList() []string {
 }
 
 func defaultEtcd() Etcd {
-	return Etcd{Prefix: "/gatehouse/", DialTimeout: 10 * time.Second}
+	return Etcd{Prefix: "/gatehouse/", DialTimeout: 10 * time.Second, LeaderTTL: 10 * time.Second}
 }
 
 func (c *Config) registerStoreFlags(fs *flag.FlagSet) {
@@ -72,6 +75,7 @@ func (c *Config) registerStoreFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Etcd.Username, "etcd-username", c.Etcd.Username, "authenticate to etcd as this `user` (with --etcd-password-file)")
 	fs.StringVar(&c.Etcd.PasswordFile, "etcd-password-file", c.Etcd.PasswordFile, "`file` holding the etcd password, for --etcd-username")
 	fs.DurationVar(&c.Etcd.DialTimeout, "etcd-dial-timeout", c.Etcd.DialTimeout, "how long start-up waits for etcd to answer before it fails naming the endpoints")
+	fs.DurationVar(&c.Etcd.LeaderTTL, "etcd-leader-ttl", c.Etcd.LeaderTTL, "lease TTL of the leader election (whole seconds, at least 1s): the replica that runs the session sweeper and the notification sender hands over at most this long after it stops answering")
 }
 
 // validateStore checks the store flags. An etcd endpoint that is not
@@ -115,6 +119,9 @@ func (c Config) validateStore() []error {
 	}
 	if e.DialTimeout <= 0 {
 		errs = append(errs, errors.New("etcd-dial-timeout must be positive"))
+	}
+	if e.LeaderTTL < time.Second || e.LeaderTTL%time.Second != 0 {
+		errs = append(errs, fmt.Errorf("etcd-leader-ttl %v: want whole seconds, at least 1s (etcd's lease unit)", e.LeaderTTL))
 	}
 	return errs
 }

@@ -52,6 +52,10 @@ func TestValidate_Store(t *testing.T) {
 		{"etcd empty prefix", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.Prefix = "" }), []string{"etcd-prefix"}},
 		{"etcd zero dial timeout", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.DialTimeout = 0 }), []string{"etcd-dial-timeout"}},
 		{"etcd negative dial timeout", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.DialTimeout = -time.Second }), []string{"etcd-dial-timeout"}},
+		{"etcd zero leader TTL", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.LeaderTTL = 0 }), []string{"etcd-leader-ttl"}},
+		{"etcd leader TTL under a second", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.LeaderTTL = 500 * time.Millisecond }), []string{"etcd-leader-ttl", "at least 1s"}},
+		{"etcd leader TTL not whole seconds", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.LeaderTTL = 1500 * time.Millisecond }), []string{"etcd-leader-ttl", "whole seconds"}},
+		{"etcd leader TTL 1s", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.LeaderTTL = time.Second }), nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,14 +82,14 @@ func TestValidate_Store(t *testing.T) {
 
 func TestParse_StoreFlagsAndEnv(t *testing.T) {
 	c := config.Default()
-	env := map[string]string{"GATEHOUSE_ETCD_PREFIX": "/env/", "GATEHOUSE_ETCD_DIAL_TIMEOUT": "3s"}
+	env := map[string]string{"GATEHOUSE_ETCD_PREFIX": "/env/", "GATEHOUSE_ETCD_DIAL_TIMEOUT": "3s", "GATEHOUSE_ETCD_LEADER_TTL": "4s"}
 	_, err := c.Parse([]string{"--store", "etcd", "--etcd-endpoints", " 127.0.0.1:2379, ,127.0.0.1:22379 ", "--etcd-username", "gh", "--etcd-password-file", "/pw"},
 		io.Discard, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Store != "etcd" || !slices.Equal(c.Etcd.EndpointList(), []string{"127.0.0.1:2379", "127.0.0.1:22379"}) ||
-		c.Etcd.Prefix != "/env/" || c.Etcd.DialTimeout != 3*time.Second || c.Etcd.Username != "gh" || c.Etcd.PasswordFile != "/pw" {
+		c.Etcd.Prefix != "/env/" || c.Etcd.DialTimeout != 3*time.Second || c.Etcd.Username != "gh" || c.Etcd.PasswordFile != "/pw" || c.Etcd.LeaderTTL != 4*time.Second {
 		t.Errorf("parsed %+v, store %q", c.Etcd, c.Store)
 	}
 	if err := c.Validate(); err != nil {

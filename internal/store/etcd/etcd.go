@@ -6,6 +6,7 @@
 //	<prefix>kv/<key>    a value, sealed in the bbolt driver's integrity
 //	                    envelope (CRC-32C over the key and the payload);
 //	                    its etcd mod revision is the value's mod revision
+//	<prefix>leader/     the leader election (Store.Elector)
 //	<prefix>meta/head   written by every commit, as its last operation:
 //	                    the sorted keys the commit wrote or deleted,
 //	                    sealed the same way. Its etcd history is the
@@ -32,6 +33,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -45,6 +47,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/gatehouse-dev/gatehouse/internal/leader"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 )
@@ -741,4 +744,10 @@ func decodeKeys(p []byte, err error) ([]string, error) {
 		return nil, errKeys
 	}
 	return keys, nil
+}
+
+// Elector returns a leader elector on this store's cluster, campaigning
+// under <prefix>leader/ with a lease of ttl; name identifies this replica.
+func (s *Store) Elector(ttl time.Duration, name string, log *slog.Logger) leader.Elector {
+	return leader.NewEtcd(s.c, s.prefix+"leader/", ttl, name, log)
 }

@@ -1,0 +1,165 @@
+// Package leader chooses the one replica that does the work that must
+// happen once (the session sweeper, the notification sender).
+//
+// An Elector runs a function while its replica holds the leadership and
+// cancels the function's context when the leadership is lost. Single
+// process stores (bbolt) use Always; the etcd store elects with etcd's
+// concurrency package (Etcd): a session lease of a TTL, a campaign on a
+// key prefix, and a new campaign after the session is lost.
+package leader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// Elector runs work under leadership.
+type Elector interface {
+	// Run campaigns until ctx ends. Each time this replica becomes the
+	// leader it calls fn, whose context is cancelled when the leadership
+	// is lost or ctx ends; Run waits for fn to return before it
+	// campaigns again or returns. fn does not overlap with itself.
+	Run(ctx context.Context, fn func(ctx context.Context))
+}
+
+// Always is the Elector of a single process: it is always the leader, and
+// Run calls fn once with ctx.
+type Always struct{}
+
+// Run calls fn(ctx).
+func (Always) Run(ctx context.Context, fn func(ctx context.Context)) { fn(ctx) }
+
+// DefaultTTL is the lease TTL of an etcd election when none is given.
+const DefaultTTL = 10 * time.Second
+
+// resignTimeout bounds the wait for etcd when the leadership is given up:
+// an etcd that does not answer lets the lease expire instead.
+const resignTimeout = 2 * time.Second
+
+// Etcd elects one leader among the replicas whose Etcd electors campaign
+// on the same prefix of one etcd cluster.
+type Etcd struct {
+	client *clientv3.Client
+	prefix string
+	ttl    time.Duration
+	name   string
+	log    *slog.Logger
+}
+
+// NewEtcd returns an elector campaigning on prefix (e.g.
+// "/gatehouse/leader/") with a lease of ttl (rounded up to whole seconds,
+// etcd's unit; DefaultTTL when not positive). name identifies this
+// replica in the election key's value. A leader that stops answering
+// etcd loses the leadership when its lease expires, at most ttl later.
+func NewEtcd(c *clientv3.Client, prefix string, ttl time.Duration, name string, log *slog.Logger) *Etcd {
+	if ttl <= 0 {
+		ttl = DefaultTTL
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Etcd{client: c, prefix: prefix, ttl: ttl, name: name, log: log}
+}
+
+// TTLSeconds returns the lease TTL in etcd's unit, rounded up.
+func (e *Etcd) TTLSeconds() int {
+	return int((e.ttl + time.Second - 1) / time.Second)
+}
+
+// Run campaigns until ctx ends; see Elector. After a failed campaign or a
+// lost session it waits a little (at most a third of the TTL) and
+// campaigns with a new session.
+func (e *Etcd) Run(ctx context.Context, fn func(ctx context.Context)) {
+	retry := min(e.ttl/3, time.Second)
+	for ctx.Err() == nil {
+		if err := e.term(ctx, fn); err != nil && ctx.Err() == nil {
+			e.log.Warn("leader election", "err", err, "retry_in", retry.String())
+			select {
+			case <-ctx.Done():
+			case <-time.After(retry):
+			}
+		}
+	}
+}
+
+// term is one session: campaign, lead while fn runs, resign.
+func (e *Etcd) term(ctx context.Context, fn func(ctx context.Context)) error {
+	sess, err := concurrency.NewSession(e.client, concurrency.WithTTL(e.TTLSeconds()), concurrency.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("session: %w", err)
+	}
+	defer func() {
+		// Give the leadership up at once (rather than at the lease's
+		// expiry): revoke the lease, which deletes the election key.
+		// ctx may be over, so with a context of its own.
+		rctx, cancel := context.WithTimeout(context.Background(), min(e.ttl, resignTimeout))
+		_, _ = e.client.Revoke(rctx, sess.Lease())
+		cancel()
+		sess.Orphan()
+	}()
+	// The term ends when ctx does or the session is lost (its lease
+	// expired or could not be kept alive).
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sess.Done():
+			cancel()
+		case <-tctx.Done():
+		}
+	}()
+	el := concurrency.NewElection(sess, e.prefix)
+	// A campaign cancelled by ctx resigns with the client's context, which
+	// waits for etcd: shutdown does not wait for it (it ends when the
+	// client closes).
+	campaigned := make(chan error, 1)
+	go func() { campaigned <- el.Campaign(tctx, e.name) }()
+	select {
+	case err := <-campaigned:
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("campaign: %w", err)
+		}
+	case <-ctx.Done():
+		return nil
+	}
+	// Campaign does not notice a session that expired while it waited:
+	// check before leading.
+	select {
+	case <-sess.Done():
+		return errors.New("session expired while campaigning")
+	default:
+	}
+	if tctx.Err() != nil {
+		return nil
+	}
+	// A lease revoked from outside deletes the key before the keep-alive
+	// notices: end the term when the key goes.
+	go func() {
+		for wr := range e.client.Watch(tctx, el.Key(), clientv3.WithRev(el.Rev()+1)) {
+			for _, ev := range wr.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	fn(tctx)
+	if ctx.Err() == nil {
+		select {
+		case <-sess.Done():
+			return errors.New("session lost")
+		default:
+		}
+	}
+	return nil
+}
