@@ -81,6 +81,31 @@ func (undecided) CheckFeature(context.Context, *gatehousev1.CheckFeatureRequest)
 	return undecidedAnswer, nil
 }
 
+// startChild starts this executable with args (a subcommand of its own),
+// with stdin and stdout as pipes and stderr shared; the child dies with
+// this process (bareSysProcAttr) and when its stdin closes.
+func startChild(args ...string) (*exec.Cmd, io.WriteCloser, io.ReadCloser, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.SysProcAttr = bareSysProcAttr()
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, nil, err
+	}
+	return cmd, in, out, nil
+}
+
 // bareProcess is a bare-server child process.
 type bareProcess struct {
 	Addr string
@@ -93,22 +118,8 @@ type bareProcess struct {
 // its address. The child dies with this process (its stdin closes, and on
 // Linux it gets SIGKILL when the parent thread exits) and after deadline.
 func startBare(deadline time.Duration) (*bareProcess, error) {
-	exe, err := os.Executable()
+	cmd, in, out, err := startChild("bare-server", "-deadline", deadline.String())
 	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(exe, "bare-server", "-deadline", deadline.String())
-	cmd.SysProcAttr = bareSysProcAttr()
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	line := make(chan string, 1)

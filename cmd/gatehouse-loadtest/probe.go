@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -181,22 +180,8 @@ type prober struct {
 // startProber starts a probe process with the given callers against addr.
 // It inherits this process's CPUs (make pins the load tool to its own).
 func startProber(addr, manifest string, callers int) (*prober, error) {
-	exe, err := os.Executable()
+	cmd, in, out, err := startChild("probe", "-addr", addr, "-manifest", manifest, "-callers", fmt.Sprint(callers))
 	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(exe, "probe", "-addr", addr, "-manifest", manifest, "-callers", fmt.Sprint(callers))
-	cmd.SysProcAttr = bareSysProcAttr()
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
 	s := bufio.NewScanner(out)
