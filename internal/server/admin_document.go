@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -142,21 +141,18 @@ func applyError(err error) error {
 		if !ok {
 			return item.Err
 		}
-		c := *e
-		if c.Kind == errs.Invalid {
-			c.Fields = make([]errs.FieldViolation, len(e.Fields))
+		if e.Kind == errs.Invalid && len(e.Fields) > 0 {
+			v := make(errs.Violations, len(e.Fields))
 			for i, f := range e.Fields {
 				field := item.Field
 				if _, rest, ok := strings.Cut(f.Field, "."); ok && !strings.HasPrefix(f.Field, "update_mask") {
 					field += "." + rest
 				}
-				c.Fields[i] = errs.FieldViolation{Field: field, Description: f.Description}
+				v[i] = errs.FieldViolation{Field: field, Description: f.Description}
 			}
-			c.Message = fmt.Sprintf("invalid request: %s: %s", c.Fields[0].Field, c.Fields[0].Description)
-			return &c
+			return v.Err()
 		}
-		c.Message = item.What + ": " + e.Message
-		return &c
+		return errs.Prefix(e, item.What+": ")
 	}
 	return err
 }
