@@ -76,7 +76,7 @@ func benchFamilies() []struct {
 // ns/op it reports cpu-ns/op, the CPU time of the benchmark's thread per
 // decision (Linux), which a loaded machine disturbs far less.
 func BenchmarkLocalCheck(b *testing.B) {
-	_, _, lg, sup := benchSessions(b)
+	_, c, lg, sup := benchSessions(b)
 	ctx := context.Background()
 	for _, f := range benchFamilies() {
 		ls := lg
@@ -84,12 +84,17 @@ func BenchmarkLocalCheck(b *testing.B) {
 			ls = sup
 		}
 		b.Run(f.name, func(b *testing.B) {
+			want := serverAnswer(b, c, ls, f.r)
 			before := ls.Stats().Local
 			b.ReportAllocs()
 			done := measureCPU(b)
 			for b.Loop() {
-				if _, err := ls.Check(ctx, f.r); err != nil {
+				d, err := ls.Check(ctx, f.r)
+				if err != nil {
 					b.Fatal(err)
+				}
+				if !sameAnswer(d, want) {
+					b.Fatalf("local %+v, server %+v", d, want)
 				}
 			}
 			done()
@@ -115,6 +120,7 @@ func BenchmarkDecisionsPerSecond(b *testing.B) {
 		}
 		r := f.r
 		r.SessionID = lg.ID()
+		want := serverAnswer(b, c, lg, r)
 		var wall, perCPU [2]float64
 		run := func(b *testing.B, i int, check func(context.Context, client.CheckRequest) (client.Decision, error)) {
 			b.ReportAllocs()
@@ -125,8 +131,13 @@ func BenchmarkDecisionsPerSecond(b *testing.B) {
 			b.RunParallel(func(pb *testing.PB) {
 				ctx := context.Background()
 				for pb.Next() {
-					if _, err := check(ctx, r); err != nil {
+					d, err := check(ctx, r)
+					if err != nil {
 						b.Error(err)
+						return
+					}
+					if !sameAnswer(d, want) {
+						b.Errorf("answer %+v, server %+v", d, want)
 						return
 					}
 				}
@@ -149,4 +160,21 @@ func BenchmarkDecisionsPerSecond(b *testing.B) {
 			b.Logf("%s: local/rpc %.0fx decisions/s, %.0fx decisions/cpu-s", f.name, wall[0]/wall[1], perCPU[0]/perCPU[1])
 		}
 	}
+}
+
+// serverAnswer is the server's answer (CheckFeature over the RPC) to r in
+// ls's session: what every timed answer is checked against.
+func serverAnswer(b *testing.B, c *client.Client, ls *client.LocalSession, r client.CheckRequest) client.Decision {
+	b.Helper()
+	r.SessionID = ls.ID()
+	d, err := c.Check(context.Background(), r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
+}
+
+// sameAnswer reports whether two decisions agree in outcome, reason and rule.
+func sameAnswer(a, b client.Decision) bool {
+	return a.Allowed == b.Allowed && a.Reason == b.Reason && a.Rule == b.Rule
 }

@@ -9,6 +9,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // BenchmarkCheckFeature compares one decision over the HTTP API (a
@@ -23,13 +24,26 @@ func BenchmarkCheckFeature(b *testing.B) {
 		b.Fatal(err)
 	}
 	id := sess.GetSession().GetId()
+	dc := gatehousev1.NewDecisionServiceClient(conn)
+	req := &gatehousev1.CheckFeatureRequest{SessionId: id, Actor: &gatehousev1.Actor{Role: gatehousev1.Role_ROLE_AGENT, Id: "alice"},
+		Feature: gatehousev1.Feature_FEATURE_CLICK, Url: "https://www.example.com/"}
+	// Every timed answer, over either protocol, must be this one.
+	first, err := dc.CheckFeature(b.Context(), req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	want := first.GetDecision()
+	same := func(d *gatehousev1.Decision) bool {
+		return d.GetAllowed() == want.GetAllowed() && d.GetReason() == want.GetReason() && d.GetRule() == want.GetRule()
+	}
 	b.Run("grpc-in-process", func(b *testing.B) {
-		dc := gatehousev1.NewDecisionServiceClient(conn)
-		req := &gatehousev1.CheckFeatureRequest{SessionId: id, Actor: &gatehousev1.Actor{Role: gatehousev1.Role_ROLE_AGENT, Id: "alice"},
-			Feature: gatehousev1.Feature_FEATURE_CLICK, Url: "https://www.example.com/"}
 		for b.Loop() {
-			if _, err := dc.CheckFeature(b.Context(), req); err != nil {
+			resp, err := dc.CheckFeature(b.Context(), req)
+			if err != nil {
 				b.Fatal(err)
+			}
+			if !same(resp.GetDecision()) {
+				b.Fatalf("decision %v, want %v", resp.GetDecision(), want)
 			}
 		}
 	})
@@ -47,10 +61,14 @@ func BenchmarkCheckFeature(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			_, _ = io.Copy(io.Discard, resp.Body)
+			body, err := io.ReadAll(resp.Body)
 			_ = resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				b.Fatal(resp.Status)
+			if err != nil || resp.StatusCode != http.StatusOK {
+				b.Fatal(resp.Status, err)
+			}
+			var got gatehousev1.CheckFeatureResponse
+			if err := protojson.Unmarshal(body, &got); err != nil || !same(got.GetDecision()) {
+				b.Fatalf("answer %s (%v), want %v", body, err, want)
 			}
 		}
 	})
