@@ -282,3 +282,59 @@ func freePorts(t testing.TB, n int) []string {
 	}
 	return out
 }
+
+// Leader returns the index of the member that is the Raft leader, as the
+// running members' maintenance Status reports it, waiting up to within
+// for one to be elected.
+func (c *Cluster) Leader(t testing.TB, within time.Duration) int {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		for i, m := range c.Members {
+			if !m.running() {
+				continue
+			}
+			id, lead, err := status(m.Client)
+			if err == nil && lead != 0 && id == lead {
+				return i
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no etcd member reports itself leader within %v", within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// running reports whether the member's process has been started and not
+// reaped.
+func (m *Member) running() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return false
+	}
+	select {
+	case <-m.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// status returns the member's own ID and the ID of the leader it follows
+// (0: none), from the maintenance Status API.
+func status(endpoint string) (id, leader uint64, err error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	resp, err := cli.Status(ctx, endpoint)
+	if err != nil {
+		return 0, 0, err
+	}
+	return resp.Header.MemberId, resp.Leader, nil
+}
