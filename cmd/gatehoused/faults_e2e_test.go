@@ -6,7 +6,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"net/mail"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -267,4 +269,235 @@ func TestFaults_EtcdMemberKilled(t *testing.T) {
 	a.stop()
 	b.stop()
 	c.stop()
+}
+
+// maxDecisionLatency bounds one decision of the loop that runs while the
+// other replica is killed: decisions come from the replica's own snapshot,
+// so the death of another replica must not slow them down.
+const maxDecisionLatency = 2 * time.Second
+
+// takeoverSlack is what a takeover may take beyond the lease TTL: etcd
+// revokes an expired lease at its next expiry check (every 500 ms) through
+// a Raft commit, the survivor's campaign then sees the old key deleted, and
+// the test polls gatehouse_leader every 50 ms; the rest is slack for a
+// loaded two-core machine.
+const takeoverSlack = 2 * time.Second
+
+// decisionLoop calls CheckFeature on c until ctx ends and reports how many
+// calls it made, the errors it saw and the slowest call.
+type decisionLoop struct {
+	calls   int
+	errors  []string
+	slowest time.Duration
+	done    chan struct{}
+}
+
+func startDecisionLoop(ctx context.Context, c *clients, req *gatehousev1.CheckFeatureRequest) *decisionLoop {
+	l := &decisionLoop{done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for ctx.Err() == nil {
+			began := time.Now()
+			cctx, cancel := context.WithTimeout(ctx, testTimeout)
+			_, err := c.decide.CheckFeature(cctx, req)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			l.calls++
+			l.slowest = max(l.slowest, time.Since(began))
+			if err != nil && len(l.errors) < 10 {
+				l.errors = append(l.errors, fmt.Sprintf("%v after %d calls", err, l.calls))
+			}
+		}
+	}()
+	return l
+}
+
+// deliveredSessions returns the sessions whose completed-session records
+// inbox holds, with how many times each arrived.
+func deliveredSessions(t *testing.T, inbox *smtpInbox) map[string]int {
+	t.Helper()
+	inbox.mu.Lock()
+	defer inbox.mu.Unlock()
+	n := map[string]int{}
+	for _, raw := range inbox.messages {
+		m, err := mail.ReadMessage(strings.NewReader(raw))
+		if err != nil {
+			t.Fatalf("undecodable message: %v", err)
+		}
+		// The outbox id is <kind>-<session id>.
+		_, sess, _ := strings.Cut(m.Header.Get("X-Gatehouse-Outbox-Id"), "-")
+		n[sess]++
+	}
+	return n
+}
+
+// TestFaults_LeaderReplicaKilled runs two replicas on a three-member etcd
+// cluster, both delivering completed-session records to one SMTP server,
+// and kills the one that leads with SIGKILL. The other:
+//   - keeps answering decisions: a loop of CheckFeature calls against it
+//     sees no failure and no slow answer;
+//   - takes over within the lease TTL (gatehouse_leader 1), and does the
+//     leader's work: its sweeper ends a session past --session-max-age, and
+//     its sender delivers the records queued before, during and after the
+//     takeover;
+//   - loses no completed-session record: every session whose end was
+//     acknowledged, and the one the sweeper ended, has its record
+//     delivered.
+func TestFaults_LeaderReplicaKilled(t *testing.T) {
+	t.Parallel()
+	binary(t)
+	const (
+		ttl    = 2 * time.Second
+		maxAge = 3 * time.Second
+	)
+	cl := etcdtest.StartCluster(t, 3)
+	dir := t.TempDir()
+	inbox, smtpAddr := startInbox(t, "gatehouse", "s3cret")
+	pwFile := filepath.Join(dir, "smtp.pw")
+	if err := os.WriteFile(pwFile, []byte("s3cret"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := func() []string {
+		return loopbackArgs(t.TempDir(), "--demo", "--store", "etcd", "--etcd-endpoints", strings.Join(cl.Endpoints(), ","),
+			"--etcd-prefix", "/faults/", "--etcd-leader-ttl", ttl.String(), "--metrics-addr", "127.0.0.1:0",
+			"--session-max-age", maxAge.String(),
+			"--smtp-addr", smtpAddr, "--smtp-username", "gatehouse", "--smtp-password-file", pwFile, "--smtp-from", "gatehouse@example.org")
+	}
+	budget := faultsTime(t)
+	deadline := time.Now().Add(budget)
+	ctx := testContext(t)
+
+	var (
+		mu        sync.Mutex
+		ended     = map[string]bool{} // sessions whose EndSession was acknowledged
+		swept     []string            // sessions past their max age when the leader was killed
+		endErrors []string
+	)
+	replicas := []*daemon{start(t, nil, args()...), start(t, nil, args()...)}
+	for round := 0; round < 1 || time.Now().Before(deadline); round++ {
+		lead := awaitOneLeader(t, 10*time.Second, replicas...)
+		var other *daemon
+		for _, d := range replicas {
+			if d != lead {
+				other = d
+			}
+		}
+		c := dial(t, other.addr)
+		// The leader's sweeper ran when it took over; a session started
+		// now is past its max age when the leader dies, and only the next
+		// leader's sweep can end it.
+		old, err := c.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: "demo", Kind: gatehousev1.SessionKind_SESSION_KIND_SUPPORT,
+			RepresentativeId: "bob", CustomerId: "cust-old", PortalId: "helpdesk-default"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := time.Now()
+
+		loopCtx, stopLoops := context.WithCancel(ctx)
+		decisions := startDecisionLoop(loopCtx, c, &gatehousev1.CheckFeatureRequest{SessionId: old.GetSession().GetId(),
+			Actor: agent("bob"), Feature: gatehousev1.Feature_FEATURE_CHAT})
+		// Sessions start and end on the survivor before, during and after
+		// the takeover: their records are queued while the leader lives,
+		// while nobody leads, and under the new leader.
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for n := 0; loopCtx.Err() == nil; n++ {
+				resp, err := c.sessions.StartSession(loopCtx, &gatehousev1.StartSessionRequest{AccountId: "demo", Kind: gatehousev1.SessionKind_SESSION_KIND_SUPPORT,
+					RepresentativeId: "bob", CustomerId: fmt.Sprintf("cust-%d-%d", round, n), PortalId: "helpdesk-default"})
+				if err == nil {
+					_, err = c.sessions.EndSession(loopCtx, &gatehousev1.EndSessionRequest{SessionId: resp.GetSession().GetId(), CustomerRating: 4})
+				}
+				mu.Lock()
+				switch {
+				case err == nil:
+					ended[resp.GetSession().GetId()] = true
+				case loopCtx.Err() == nil:
+					endErrors = append(endErrors, err.Error())
+				}
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+		})
+		time.Sleep(max(0, maxAge+200*time.Millisecond-time.Since(started)))
+		if err := lead.cmd.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		lead.awaitExit(exitTimeout)
+		killed := time.Now()
+		awaitOneLeader(t, 2*ttl+2*takeoverSlack, other)
+		took := time.Since(killed)
+		// The takeover is done when the new leader has swept the old
+		// session and delivered everything queued so far.
+		sess := old.GetSession().GetId()
+		for time.Now().Before(killed.Add(testTimeout)) {
+			got, err := c.sessions.GetSession(ctx, &gatehousev1.GetSessionRequest{SessionId: sess})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.GetSession().GetState() == gatehousev1.SessionState_SESSION_STATE_ENDED {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		sweptAfter := time.Since(killed)
+		time.Sleep(500 * time.Millisecond) // sessions end under the new leader
+		stopLoops()
+		wg.Wait()
+		<-decisions.done
+		mu.Lock()
+		swept = append(swept, sess)
+		mu.Unlock()
+		t.Logf("round %d: the leader was killed; the other replica led after %v (TTL %v), had swept the session past its max age after %v; %d decisions meanwhile, slowest %v",
+			round, took.Round(time.Millisecond), ttl, sweptAfter.Round(time.Millisecond), decisions.calls, decisions.slowest.Round(time.Millisecond))
+		if took > ttl+takeoverSlack {
+			t.Errorf("round %d: the other replica took over %v after the leader died; want within the lease TTL %v and %v", round, took, ttl, takeoverSlack)
+		}
+		for _, e := range decisions.errors {
+			t.Errorf("round %d: a decision on the surviving replica failed: %s", round, e)
+		}
+		if decisions.slowest > maxDecisionLatency {
+			t.Errorf("round %d: a decision on the surviving replica took %v; want at most %v", round, decisions.slowest, maxDecisionLatency)
+		}
+		if decisions.calls < 50 {
+			t.Errorf("round %d: only %d decisions while the leader was killed; the loop did not exercise much", round, decisions.calls)
+		}
+		other.awaitLog("swept sessions")
+		if t.Failed() {
+			return
+		}
+		// A new replica joins for the next round; it follows.
+		replicas = []*daemon{other, start(t, nil, args()...)}
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range endErrors {
+		t.Errorf("starting or ending a session on the surviving replica failed: %s", e)
+	}
+	want := maps.Clone(ended)
+	for _, s := range swept {
+		want[s] = true
+	}
+	var missing []string
+	for deadline := time.Now().Add(testTimeout); ; time.Sleep(50 * time.Millisecond) {
+		got := deliveredSessions(t, inbox)
+		missing = missing[:0]
+		for s := range want {
+			if got[s] == 0 {
+				missing = append(missing, s)
+			}
+		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		t.Fatalf("%d of %d ended sessions have no delivered completed-session record, e.g. %s", len(missing), len(want), missing[0])
+	}
+	t.Logf("%d completed-session records expected, all delivered", len(want))
+	for _, d := range replicas {
+		d.stop()
+	}
 }
