@@ -10,23 +10,26 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
+	"github.com/gatehouse-dev/gatehouse/internal/store/etcd"
+	"github.com/gatehouse-dev/gatehouse/internal/store/etcd/etcdtest"
 	bbolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
 
-// crashTime is how long TestCrash_KillDuringWrites kills and restarts the
-// daemon; CRASH_TIME (a Go duration) overrides it, as `make crash` does.
-func crashTime(t *testing.T) time.Duration {
+// crashTime is how long a crash test kills and restarts the daemon: d,
+// unless CRASH_TIME (a Go duration) overrides it, as `make crash` does.
+func crashTime(t *testing.T, d time.Duration) time.Duration {
 	t.Helper()
-	d := 15 * time.Second
 	if v := os.Getenv("CRASH_TIME"); v != "" {
 		var err error
 		if d, err = time.ParseDuration(v); err != nil {
@@ -55,7 +58,13 @@ type toggle struct {
 	ackedRev   uint64
 	ackedValue bool
 	// pending is the value of a write that got no answer, if any.
-	pending    *bool
+	pending *bool
+	// late is the value of a write that got no answer and was not in the
+	// store when it was checked, but that a store serving requests of
+	// their own (etcd) may still commit after the daemon died: until the
+	// toggler's next acknowledged write, whose commit guard makes the
+	// late one fail from then on.
+	late       *bool
 	writesSent int
 }
 
@@ -69,11 +78,29 @@ type crashHistory struct {
 	toggles  [togglers]toggle
 	revs     []uint64 // revisions of acknowledged writes
 	maxRev   uint64   // highest acknowledged revision
+	// lateWrites: a write sent to a daemon that died may still commit
+	// after the store was checked (etcd goes on with requests it had
+	// received).
+	lateWrites bool
 }
 
 func (h *crashHistory) ack(rev uint64) {
 	h.revs = append(h.revs, rev)
 	h.maxRev = max(h.maxRev, rev)
+}
+
+// reusedRevisions returns the revisions two acknowledged writes share:
+// each commit has a revision of its own, across restarts too.
+func (h *crashHistory) reusedRevisions() []uint64 {
+	seen := map[uint64]bool{}
+	var dup []uint64
+	for _, r := range h.revs {
+		if seen[r] {
+			dup = append(dup, r)
+		}
+		seen[r] = true
+	}
+	return dup
 }
 
 // TestCrash_KillDuringWrites runs the real daemon, writes from several
@@ -92,14 +119,39 @@ func (h *crashHistory) ack(rev uint64) {
 // on power loss.
 func TestCrash_KillDuringWrites(t *testing.T) {
 	t.Parallel()
-	binary(t)
-	budget := crashTime(t)
 	dir := t.TempDir()
+	runCrash(t, crashTime(t, 15*time.Second), 300*time.Millisecond, false, loopbackArgs(dir), func(t *testing.T, h *crashHistory) { checkCrashFile(t, dir, h) })
+}
+
+// TestCrash_KillDuringWritesEtcd is TestCrash_KillDuringWrites with the
+// store on a three-member etcd cluster of real processes: after every
+// kill the records under the daemon's prefix, read straight from etcd,
+// hold every acknowledged write and nothing half-applied, and no two
+// acknowledged writes share a revision.
+func TestCrash_KillDuringWritesEtcd(t *testing.T) {
+	t.Parallel()
+	binary(t)
+	cl := etcdtest.StartCluster(t, 3)
+	const prefix = "/crash/"
+	args := loopbackArgs(t.TempDir(), "--store", "etcd", "--etcd-endpoints", strings.Join(cl.Endpoints(), ","), "--etcd-prefix", prefix)
+	// A commit on a three-member etcd waits for two fsyncs: the writers
+	// get more time before each kill.
+	runCrash(t, crashTime(t, 10*time.Second), time.Second, true, args, func(t *testing.T, h *crashHistory) { checkCrashEtcd(t, cl.Endpoints(), prefix, h) })
+}
+
+// runCrash kills and restarts the daemon of args for budget, each time
+// within killWithin of the writers' start; see TestCrash_KillDuringWrites.
+// check inspects the store after every kill. lateWrites says the store may
+// commit a write of a killed daemon after check (see crashHistory).
+func runCrash(t *testing.T, budget, killWithin time.Duration, lateWrites bool, args []string, check func(*testing.T, *crashHistory)) {
+	t.Helper()
+	binary(t)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x5eed))
 	t.Logf("crash test for %v (CRASH_TIME)", budget)
 
-	h := &crashHistory{accounts: map[string]outcome{}, entries: map[string]outcome{}, deleted: map[string]outcome{}, sessions: map[string]outcome{}}
-	d := start(t, nil, loopbackArgs(dir)...)
+	h := &crashHistory{accounts: map[string]outcome{}, entries: map[string]outcome{}, deleted: map[string]outcome{}, sessions: map[string]outcome{},
+		lateWrites: lateWrites}
+	d := start(t, nil, args...)
 	setupCrashAccounts(t, dial(t, d.addr), h)
 	d.stop()
 
@@ -109,15 +161,15 @@ func TestCrash_KillDuringWrites(t *testing.T) {
 	for iter := 0; iter < 4 || time.Now().Before(deadline); iter++ {
 		if iter%6 == 5 {
 			// Kill it while it opens the store and builds the snapshot.
-			d := launch(t, nil, loopbackArgs(dir)...)
+			d := launch(t, nil, args...)
 			time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
 			_ = d.cmd.Process.Kill()
 			<-d.exited
 			startKills++
-			checkCrashFile(t, dir, h)
+			check(t, h)
 			continue
 		}
-		d := start(t, nil, loopbackArgs(dir)...)
+		d := start(t, nil, args...)
 		served := logUint(t, d.mustLog("serving"), "revision")
 		if served < lastServed || served < h.maxRev {
 			t.Fatalf("run %d serves revision %d; it served %d before and acknowledged %d", iter, served, lastServed, h.maxRev)
@@ -136,7 +188,7 @@ func TestCrash_KillDuringWrites(t *testing.T) {
 		wg.Go(func() { entryDeleter(ctx, t, c, h, seed) })
 		wg.Go(func() { sessionWriter(ctx, t, c, h) })
 		wg.Go(func() { accountWriter(ctx, t, c, h, iter) })
-		time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+		time.Sleep(time.Duration(rng.Int64N(int64(killWithin))))
 		if err := d.cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
@@ -148,12 +200,18 @@ func TestCrash_KillDuringWrites(t *testing.T) {
 		if t.Failed() {
 			return
 		}
-		checkCrashFile(t, dir, h)
+		check(t, h)
+		h.mu.Lock()
+		dup := h.reusedRevisions()
+		h.mu.Unlock()
+		if len(dup) > 0 {
+			t.Fatalf("revisions %v were acknowledged for more than one write", dup)
+		}
 		if t.Failed() {
 			return
 		}
 	}
-	d = start(t, nil, loopbackArgs(dir)...)
+	d = start(t, nil, args...)
 	checkCrashAPI(t, dial(t, d.addr), h)
 	d.stop()
 	h.mu.Lock()
@@ -233,7 +291,7 @@ func toggleWriter(ctx context.Context, t *testing.T, c *clients, h *crashHistory
 			return
 		}
 		h.mu.Lock()
-		tg.ackedRev, tg.ackedValue, tg.pending = resp.GetSettings().GetRevision(), v, nil
+		tg.ackedRev, tg.ackedValue, tg.pending, tg.late = resp.GetSettings().GetRevision(), v, nil, nil
 		h.ack(resp.GetSettings().GetRevision())
 		h.mu.Unlock()
 	}
@@ -436,7 +494,7 @@ func checkCrashFile(t *testing.T, dir string, h *crashHistory) {
 			if err := json.Unmarshal(raw, &s); err != nil {
 				return fmt.Errorf("tog-%d settings: %v", w, err)
 			}
-			if err := checkToggle(w, &h.toggles[w], s.Restricted, modRev); err != nil {
+			if err := checkToggle(w, &h.toggles[w], s.Restricted, modRev, h.lateWrites); err != nil {
 				return err
 			}
 		}
@@ -461,18 +519,166 @@ func checkCrashFile(t *testing.T, dir string, h *crashHistory) {
 	}
 }
 
+// checkCrashEtcd reads the records of a killed daemon straight from etcd,
+// under prefix, and checks them against what clients were told, as
+// checkCrashFile does for a bbolt file (the driver checks every value's
+// checksum as it reads it).
+func checkCrashEtcd(t *testing.T, endpoints []string, prefix string, h *crashHistory) {
+	t.Helper()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ctx := testContext(t)
+	st, err := etcd.Open(ctx, etcd.Options{Endpoints: endpoints, Prefix: prefix})
+	if err != nil {
+		t.Fatalf("open the etcd store of a killed daemon: %v", err)
+	}
+	defer st.Close()
+	err = st.View(ctx, func(tx store.ReadTx) error {
+		if rev := tx.Revision(); rev < h.maxRev {
+			return fmt.Errorf("etcd at revision %d; revision %d was acknowledged", rev, h.maxRev)
+		}
+		has := func(k string) (bool, error) {
+			_, _, err := tx.Get(k)
+			if errors.Is(err, store.ErrNotFound) {
+				return false, nil
+			}
+			return err == nil, err
+		}
+		keys := func(prefix string) (map[string][]byte, error) {
+			out := map[string][]byte{}
+			err := tx.Scan(prefix, "", func(k string, v []byte, _ uint64) (bool, error) {
+				out[strings.TrimPrefix(k, prefix)] = slices.Clone(v)
+				return true, nil
+			})
+			return out, err
+		}
+		for id, o := range h.accounts {
+			a, err := has("acct/" + id)
+			if err != nil {
+				return err
+			}
+			s, err := has("t/" + id + "/settings")
+			if err != nil {
+				return err
+			}
+			if a != s {
+				return fmt.Errorf("account %s half-created: account record %v, settings %v", id, a, s)
+			}
+			if o == acked && !a {
+				return fmt.Errorf("acknowledged account %s is missing", id)
+			}
+		}
+		accts, err := keys("acct/c-")
+		if err != nil {
+			return err
+		}
+		for id := range accts {
+			if _, ok := h.accounts["c-"+id]; !ok {
+				return fmt.Errorf("account c-%s exists, and no client ever created it", id)
+			}
+		}
+		present, err := keys("t/" + crashAccount + "/allow/")
+		if err != nil {
+			return err
+		}
+		for id := range present {
+			if _, ok := h.entries[id]; !ok {
+				return fmt.Errorf("entry %s exists, and no client ever created it", id)
+			}
+			if h.deleted[id] == acked {
+				return fmt.Errorf("entry %s was deleted (acknowledged) and is back", id)
+			}
+		}
+		for id, o := range h.entries {
+			if _, ok := present[id]; o == acked && !ok && h.deleted[id] == 0 {
+				return fmt.Errorf("acknowledged entry %s is missing", id)
+			}
+		}
+		index, err := keys("sess/")
+		if err != nil {
+			return err
+		}
+		for id, acct := range index {
+			if ok, err := has("t/" + string(acct) + "/session/" + id); err != nil || !ok {
+				return fmt.Errorf("session %s has an index entry and no record (%v)", id, err)
+			}
+		}
+		records, err := keys("t/" + crashAccount + "/session/")
+		if err != nil {
+			return err
+		}
+		for id := range records {
+			if _, ok := index[id]; !ok {
+				return fmt.Errorf("session %s has a record and no index entry", id)
+			}
+		}
+		for id := range h.sessions {
+			if _, ok := index[id]; !ok {
+				return fmt.Errorf("acknowledged session %s is missing", id)
+			}
+		}
+		for w := range togglers {
+			var s struct {
+				Restricted bool `json:"agent_click_restricted"`
+			}
+			raw, modRev, err := tx.Get(fmt.Sprintf("t/tog-%d/settings", w))
+			if err != nil {
+				return fmt.Errorf("tog-%d settings: %w", w, err)
+			}
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return fmt.Errorf("tog-%d settings: %v", w, err)
+			}
+			if err := checkToggle(w, &h.toggles[w], s.Restricted, modRev, h.lateWrites); err != nil {
+				return err
+			}
+		}
+		// Every value under the prefix passes its checksum.
+		if err := tx.Scan("", "", func(string, []byte, uint64) (bool, error) { return true, nil }); err != nil {
+			return fmt.Errorf("a record fails its checksum: %w", err)
+		}
+		// Every acknowledged commit carries its audit events: events
+		// whose mod revision is the commit's (on etcd the revision in an
+		// event's key is only the first one its commit could have had).
+		audited := map[uint64]bool{}
+		if err := tx.Scan("audit/", "", func(_ string, _ []byte, rev uint64) (bool, error) {
+			audited[rev] = true
+			return true, nil
+		}); err != nil {
+			return err
+		}
+		for _, r := range h.revs {
+			if !audited[r] {
+				return fmt.Errorf("acknowledged revision %d has no audit event", r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("etcd store after a kill: %v", err)
+	}
+}
+
 // checkToggle checks a toggler's stored setting: the acknowledged value,
-// or the value of the one write still in flight when the daemon died.
-func checkToggle(w int, tg *toggle, value bool, rev uint64) error {
+// or the value of the one write still in flight when the daemon died (or,
+// with lateWrites, of one that was in flight at an earlier death).
+func checkToggle(w int, tg *toggle, value bool, rev uint64, lateWrites bool) error {
+	unanswered := func(p *bool) bool { return p != nil && *p == value }
 	switch {
 	case rev < tg.ackedRev:
 		return fmt.Errorf("tog-%d settings at revision %d; revision %d was acknowledged", w, rev, tg.ackedRev)
 	case rev == tg.ackedRev && value != tg.ackedValue:
 		return fmt.Errorf("tog-%d settings at the acknowledged revision %d hold %v, the answer said %v", w, rev, value, tg.ackedValue)
-	case rev > tg.ackedRev && (tg.pending == nil || value != *tg.pending):
+	case rev > tg.ackedRev && !unanswered(tg.pending) && !unanswered(tg.late):
 		return fmt.Errorf("tog-%d settings at revision %d (acknowledged %d) hold %v, which no unanswered write sent", w, rev, tg.ackedRev, value)
 	}
-	// Settle what the store decided, so that the next run knows.
+	// Settle what the store decided, so that the next run knows; a write
+	// not in the store yet may still land where late writes happen.
+	switch {
+	case rev > tg.ackedRev:
+		tg.late = nil
+	case lateWrites && tg.pending != nil:
+		tg.late = tg.pending
+	}
 	tg.ackedRev, tg.ackedValue, tg.pending = rev, value, nil
 	return nil
 }
@@ -488,9 +694,8 @@ func checkCrashAPI(t *testing.T, c *clients, h *crashHistory) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tg := h.toggles[w]
-		if s.GetSettings().GetRevision() != tg.ackedRev || s.GetSettings().GetAgentClickRestricted() != tg.ackedValue {
-			t.Fatalf("tog-%d after restart: %v at %d; the file said %v at %d", w, s.GetSettings().GetAgentClickRestricted(), s.GetSettings().GetRevision(), tg.ackedValue, tg.ackedRev)
+		if err := checkToggle(w, &h.toggles[w], s.GetSettings().GetAgentClickRestricted(), s.GetSettings().GetRevision(), h.lateWrites); err != nil {
+			t.Fatalf("after restart: %v", err)
 		}
 	}
 	present := map[string]bool{}
@@ -538,28 +743,38 @@ func TestCheckToggle(t *testing.T) {
 	t.Parallel()
 	on, off := true, false
 	for _, tc := range []struct {
-		name  string
-		tg    toggle
-		value bool
-		rev   uint64
-		ok    bool
+		name     string
+		tg       toggle
+		late     bool // lateWrites
+		value    bool
+		rev      uint64
+		ok       bool
+		wantLate *bool // tg.late after an accepted check
 	}{
-		{"first write lost", toggle{ackedRev: 2, pending: &on}, false, 2, true},
-		{"first write committed unanswered", toggle{ackedRev: 2, pending: &on}, true, 9, true},
-		{"acknowledged value kept", toggle{ackedRev: 9, ackedValue: true}, true, 9, true},
-		{"acknowledged value changed", toggle{ackedRev: 9, ackedValue: true}, false, 9, false},
-		{"acknowledged write lost", toggle{ackedRev: 9, ackedValue: true}, false, 2, false},
-		{"newer value nobody sent", toggle{ackedRev: 9, ackedValue: true}, false, 12, false},
-		{"newer value of the wrong write", toggle{ackedRev: 9, ackedValue: true, pending: &off}, true, 12, false},
+		{"first write lost", toggle{ackedRev: 2, pending: &on}, false, false, 2, true, nil},
+		{"first write committed unanswered", toggle{ackedRev: 2, pending: &on}, false, true, 9, true, nil},
+		{"acknowledged value kept", toggle{ackedRev: 9, ackedValue: true}, false, true, 9, true, nil},
+		{"acknowledged value changed", toggle{ackedRev: 9, ackedValue: true}, false, false, 9, false, nil},
+		{"acknowledged write lost", toggle{ackedRev: 9, ackedValue: true}, false, false, 2, false, nil},
+		{"newer value nobody sent", toggle{ackedRev: 9, ackedValue: true}, false, false, 12, false, nil},
+		{"newer value of the wrong write", toggle{ackedRev: 9, ackedValue: true, pending: &off}, false, true, 12, false, nil},
+		// etcd: a write of a dead daemon may commit after the check.
+		{"unanswered write not there yet", toggle{ackedRev: 9, ackedValue: true, pending: &off}, true, true, 9, true, &off},
+		{"unanswered write landed late", toggle{ackedRev: 9, ackedValue: true, late: &off}, true, false, 12, true, nil},
+		{"late write of the wrong value", toggle{ackedRev: 9, ackedValue: true, late: &on}, true, false, 12, false, nil},
+		{"no late write without lateWrites", toggle{ackedRev: 9, ackedValue: true, pending: &off}, false, true, 9, true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tg := tc.tg
-			err := checkToggle(0, &tg, tc.value, tc.rev)
+			err := checkToggle(0, &tg, tc.value, tc.rev, tc.late)
 			if (err == nil) != tc.ok {
 				t.Fatalf("checkToggle(%+v, %v at %d) = %v; want ok=%v", tc.tg, tc.value, tc.rev, err, tc.ok)
 			}
 			if err == nil && (tg.ackedRev != tc.rev || tg.ackedValue != tc.value || tg.pending != nil) {
 				t.Fatalf("after an accepted check the history is %+v; want %v at %d settled", tg, tc.value, tc.rev)
+			}
+			if err == nil && (tg.late == nil) != (tc.wantLate == nil) || tg.late != nil && tc.wantLate != nil && *tg.late != *tc.wantLate {
+				t.Fatalf("after the check late = %v; want %v", tg.late, tc.wantLate)
 			}
 		})
 	}
