@@ -16,6 +16,7 @@ HTTP_ADDR ?= 127.0.0.1:8471
 FUZZTIME  ?= 30s
 SOAK_TIME ?= 10m
 CRASH_TIME ?= 5m
+FAULTS_TIME ?= 2m
 BENCHTIME ?= 1s
 # VERSION is stamped into both binaries (gatehoused --version, gatehouse --version).
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
@@ -141,8 +142,14 @@ soak: ## run mixed load against the daemon for SOAK_TIME (default 10m); report g
 	SOAK_TIME=$(SOAK_TIME) $(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./cmd/gatehoused
 
 .PHONY: crash
-crash: ## kill the daemon at random points during writes for CRASH_TIME (default 5m) and check the store after each
-	CRASH_TIME=$(CRASH_TIME) $(GO) test -count=1 -timeout 0 -v -run '^TestCrash_KillDuringWrites$$' ./cmd/gatehoused
+crash: ## kill the daemon at random points during writes for CRASH_TIME (default 5m), on bbolt and on etcd, and check the store after each
+	CRASH_TIME=$(CRASH_TIME) $(GO) test -count=1 -timeout 0 -v -run '^TestCrash_KillDuringWrites(Etcd)?$$' ./cmd/gatehoused
+
+# The fault tests run a few seconds each in make test; here each repeats
+# its faults for FAULTS_TIME and stops by itself (-timeout is a backstop).
+.PHONY: faults
+faults: etcd ## kill etcd members and the leading replica (docs/operations.md, "Fault tests") for FAULTS_TIME each (default 2m)
+	FAULTS_TIME=$(FAULTS_TIME) CRASH_TIME=$(FAULTS_TIME) $(GO) test -count=1 -timeout 60m -v -run '^(TestFaults_|TestCrash_KillDuringWritesEtcd$$)' ./cmd/gatehoused
 
 # Benchmarks, generated data and the load test (docs/performance.md).
 BENCH             ?= .
