@@ -121,6 +121,17 @@ var (
 	_ store.Compactor = (*Store)(nil)
 )
 
+// KeepAliveTime and KeepAliveTimeout are the client's keepalive: after
+// KeepAliveTime without a byte from a member that has requests in flight,
+// it pings, and closes the connection when no answer comes within
+// KeepAliveTimeout. Requests stuck on a member that stopped answering fail
+// over within their sum. 10 s is the shortest ping interval grpc-go allows
+// a client, and above the 5 s etcd's --grpc-keepalive-min-time lets through.
+const (
+	KeepAliveTime    = 10 * time.Second
+	KeepAliveTimeout = 3 * time.Second
+)
+
 // Open connects to etcd and returns the store under opts.Prefix. It waits
 // at most opts.DialTimeout for etcd to answer and fails with an error
 // naming the endpoints when it does not.
@@ -150,6 +161,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		Username:    opts.Username,
 		Password:    opts.Password,
 		Logger:      zap.NewNop(),
+		// A member that stops answering with its connections open (a
+		// hung machine, a partition that drops packets) would hold every
+		// request sent to it, and the watch that follows other replicas'
+		// commits, for good: keepalive pings close such a connection, and
+		// its requests move to the other members.
+		DialKeepAliveTime:    KeepAliveTime,
+		DialKeepAliveTimeout: KeepAliveTimeout,
 		// Leave room for the largest request etcd accepts.
 		MaxCallSendMsgSize: opts.MaxRequestBytes + requestReserve,
 	})
