@@ -280,8 +280,9 @@ const maxDecisionLatency = 2 * time.Second
 // revokes an expired lease at its next expiry check (every 500 ms) through
 // a Raft commit, the survivor's campaign then sees the old key deleted, and
 // the test polls gatehouse_leader every 50 ms; the rest is slack for a
-// loaded two-core machine.
-const takeoverSlack = 2 * time.Second
+// loaded two-core machine (2.0-2.9 s with a TTL of 2 s measured alone,
+// up to 4.8 s with other fault tests and builds running beside it).
+const takeoverSlack = 3 * time.Second
 
 // decisionLoop calls CheckFeature on c until ctx ends and reports how many
 // calls it made, the errors it saw and the slowest call.
