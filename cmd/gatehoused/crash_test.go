@@ -131,7 +131,7 @@ func TestCrash_KillDuringWrites(t *testing.T) {
 func TestCrash_KillDuringWritesEtcd(t *testing.T) {
 	t.Parallel()
 	binary(t)
-	cl := etcdtest.StartCluster(t, 3)
+	cl := etcdtest.StartClusterWith(t, 3, etcdtest.ClusterOptions{NoFsync: true})
 	const prefix = "/crash/"
 	args := loopbackArgs(t.TempDir(), "--store", "etcd", "--etcd-endpoints", strings.Join(cl.Endpoints(), ","), "--etcd-prefix", prefix)
 	// A commit on a three-member etcd waits for two fsyncs: the writers

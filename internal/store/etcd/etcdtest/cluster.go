@@ -105,6 +105,16 @@ type Cluster struct {
 	bin     string
 	initial string
 	t       testing.TB
+	extra   []string // more flags of every member
+}
+
+// ClusterOptions change how StartClusterWith runs the members.
+type ClusterOptions struct {
+	// NoFsync runs the members with --unsafe-no-fsync. A member killed
+	// with SIGKILL loses nothing the kernel accepted, so tests of process
+	// kills lose no strength; they gain the time of the fsyncs a busy
+	// shared disk makes slow. Not for tests of power loss or of latency.
+	NoFsync bool
 }
 
 // StartCluster starts an n-member etcd cluster of real processes (the
@@ -112,7 +122,16 @@ type Cluster struct {
 // kills every member when t ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartClusterWith(t, n, ClusterOptions{})
+}
+
+// StartClusterWith is StartCluster with options.
+func StartClusterWith(t testing.TB, n int, opts ClusterOptions) *Cluster {
+	t.Helper()
 	c := &Cluster{bin: Binary(t), t: t}
+	if opts.NoFsync {
+		c.extra = append(c.extra, "--unsafe-no-fsync")
+	}
 	base := t.TempDir()
 	ports := freePorts(t, 2*n)
 	var initial []string
@@ -172,6 +191,7 @@ func (c *Cluster) launch(m *Member, state string) error {
 		"--election-timeout", "500",
 		"--log-level", "warn",
 	)
+	cmd.Args = append(cmd.Args, c.extra...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start etcd member %s: %w", m.Name, err)
