@@ -192,7 +192,8 @@ func distinctRevisions(t *testing.T, revs map[string]uint64) {
 // four writers stream admin writes into a gatehoused replica. Writes go on:
 // a write may fail with UNAVAILABLE while etcd elects a leader, but no
 // stretch without an acknowledged write is longer than maxWriteGap; a
-// second replica answers decisions throughout, none failed or slow. After
+// second replica answers decisions throughout, none failed or slow, and
+// one of the two replicas leads at the end. After
 // each member restarts, every acknowledged write is read back at the
 // revision its answer carried, from the second replica and from one that
 // talks only to the restarted member.
@@ -201,7 +202,8 @@ func TestFaults_EtcdMemberKilled(t *testing.T) {
 	binary(t)
 	cl := etcdtest.StartClusterWith(t, 3, etcdtest.ClusterOptions{NoFsync: true})
 	etcdArgs := func(endpoints ...string) []string {
-		return loopbackArgs(t.TempDir(), "--store", "etcd", "--etcd-endpoints", strings.Join(endpoints, ","), "--etcd-prefix", "/faults/")
+		return loopbackArgs(t.TempDir(), "--store", "etcd", "--etcd-endpoints", strings.Join(endpoints, ","), "--etcd-prefix", "/faults/",
+			"--etcd-leader-ttl", "2s", "--metrics-addr", "127.0.0.1:0")
 	}
 	a := start(t, nil, etcdArgs(cl.Endpoints()...)...)
 	b := start(t, nil, etcdArgs(cl.Endpoints()...)...)
@@ -285,6 +287,8 @@ func TestFaults_EtcdMemberKilled(t *testing.T) {
 	distinctRevisions(t, log.acked)
 	log.mu.Unlock()
 
+	// The replicas' election survived the members' deaths: one leads.
+	awaitOneLeader(t, 10*time.Second, a, b)
 	checkEntriesReadBack(t, "replica b", cb, writers, log)
 	// A replica that talks only to the member restarted last reads the
 	// same: it caught up on everything written while it was down.
@@ -308,6 +312,10 @@ const maxDecisionLatency = 2 * time.Second
 // loaded two-core machine (2.0-2.9 s with a TTL of 2 s measured alone,
 // up to 4.8 s with other fault tests and builds running beside it).
 const takeoverSlack = 3 * time.Second
+
+// pastSessions is how many ended sessions the leader fault test writes
+// before its first fault.
+const pastSessions = 160
 
 // decisionLoop calls CheckFeature on c until ctx ends, a call every
 // couple of milliseconds (to leave the CPU to the processes under test),
@@ -403,7 +411,53 @@ func TestFaults_LeaderReplicaKilled(t *testing.T) {
 		swept     []string            // sessions past their max age when the leader was killed
 		endErrors []string
 	)
-	replicas := []*daemon{start(t, nil, args()...), start(t, nil, args()...)}
+	var all []*daemon
+	startReplica := func() *daemon {
+		d := start(t, nil, args()...)
+		all = append(all, d)
+		return d
+	}
+	// The harness logs the first lines of a failed test's daemons; the
+	// leader's work comes later.
+	t.Cleanup(func() {
+		if t.Failed() {
+			for i, d := range all {
+				t.Logf("replica %d (%s): %s", i, d.addr, leaderWorkLog(d))
+			}
+		}
+	})
+	replicas := []*daemon{startReplica(), startReplica()}
+	// Ended sessions the sweeper walks past, as on any busy deployment:
+	// a sweep whose write read them all never committed while sessions
+	// kept starting.
+	prefill := time.Now()
+	pc := dial(t, replicas[0].addr)
+	var pwg sync.WaitGroup
+	for w := range 8 {
+		pwg.Go(func() {
+			ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+			defer cancel()
+			for n := range pastSessions / 8 {
+				resp, err := pc.sessions.StartSession(ctx, &gatehousev1.StartSessionRequest{AccountId: "demo", Kind: gatehousev1.SessionKind_SESSION_KIND_SUPPORT,
+					RepresentativeId: "bob", CustomerId: fmt.Sprintf("past-%d-%d", w, n), PortalId: "helpdesk-default"})
+				if err == nil {
+					_, err = pc.sessions.EndSession(ctx, &gatehousev1.EndSessionRequest{SessionId: resp.GetSession().GetId()})
+				}
+				if err != nil {
+					t.Errorf("prefill: %v", err)
+					return
+				}
+				mu.Lock()
+				ended[resp.GetSession().GetId()] = true
+				mu.Unlock()
+			}
+		})
+	}
+	pwg.Wait()
+	if t.Failed() {
+		return
+	}
+	t.Logf("%d ended sessions written in %v", pastSessions, time.Since(prefill).Round(time.Millisecond))
 	for round := 0; round < 1 || time.Now().Before(deadline); round++ {
 		lead := awaitOneLeader(t, 10*time.Second, replicas...)
 		var other *daemon
@@ -498,7 +552,7 @@ func TestFaults_LeaderReplicaKilled(t *testing.T) {
 			return
 		}
 		// A new replica joins for the next round; it follows.
-		replicas = []*daemon{other, start(t, nil, args()...)}
+		replicas = []*daemon{other, startReplica()}
 	}
 
 	mu.Lock()
@@ -530,4 +584,17 @@ func TestFaults_LeaderReplicaKilled(t *testing.T) {
 	for _, d := range replicas {
 		d.stop()
 	}
+}
+
+// leaderWorkLog returns d's log entries about the leader's work, and its
+// warnings and errors, one a line.
+func leaderWorkLog(d *daemon) string {
+	var out []string
+	for _, e := range d.logs() {
+		msg, _ := e["msg"].(string)
+		if e["level"] == "WARN" || e["level"] == "ERROR" || strings.Contains(msg, "sweep") || strings.Contains(msg, "swept") || strings.Contains(msg, "leadership") {
+			out = append(out, fmt.Sprint(e))
+		}
+	}
+	return "\n" + strings.Join(out, "\n")
 }

@@ -76,26 +76,38 @@ func (s *Sweeper) Sweep(ctx context.Context, lc SessionLifecycle) (ended, delete
 			endedBefore = now.Add(-lc.Retention)
 		}
 		// Look before writing: a sweep with nothing to do commits nothing
-		// (and so makes no revision).
+		// (and so makes no revision). The look walks every session; the
+		// write reads only the ones it found again, so that it stays as
+		// short as an EndSession: on a store with optimistic concurrency
+		// (etcd) a write that read every session would conflict with
+		// every session started meanwhile and, under a steady stream of
+		// them, never commit.
 		var due []policy.Session
 		err := s.Store.View(ctx, func(tx store.ReadTx) (err error) {
-			due, err = store.SessionsToSweep(tx, startedBefore, endedBefore, 1)
+			due, err = store.SessionsToSweep(tx, startedBefore, endedBefore, lc.Batch)
 			return err
 		})
 		if err != nil || len(due) == 0 {
 			return ended, deleted, err
 		}
-		n, e, d := 0, 0, 0
+		e, d := 0, 0
 		_, err = s.Write(ctx, func(tx store.Tx) error {
 			// The function may run more than once: count this run only.
-			n, e, d = 0, 0, 0
-			batch, err := store.SessionsToSweep(tx, startedBefore, endedBefore, lc.Batch)
-			if err != nil {
-				return err
-			}
-			n = len(batch)
-			for i := range batch {
-				sess := &batch[i]
+			e, d = 0, 0
+			for i := range due {
+				// As it is now: ended, deleted or swept meanwhile, it may
+				// no longer be due.
+				cur, err := store.GetAccountSession(tx, due[i].AccountID, due[i].ID)
+				if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCorrupt) {
+					continue // gone, or undecodable: the snapshot reports it
+				}
+				if err != nil {
+					return err
+				}
+				if !store.SweepDue(&cur, startedBefore, endedBefore) {
+					continue
+				}
+				sess := &cur
 				if sess.State == policy.SessionStateEnded {
 					if err := store.DeleteSession(tx, sess); err != nil {
 						return err
@@ -118,7 +130,7 @@ func (s *Sweeper) Sweep(ctx context.Context, lc SessionLifecycle) (ended, delete
 			return ended, deleted, err
 		}
 		ended, deleted = ended+e, deleted+d
-		if n < lc.Batch {
+		if len(due) < lc.Batch {
 			return ended, deleted, err
 		}
 		if ctx.Err() != nil {

@@ -817,14 +817,21 @@ func SessionsToSweep(tx ReadTx, startedBefore, endedBefore time.Time, max int) (
 		if err != nil {
 			return false, fmt.Errorf("session %q: %w", id, err)
 		}
-		stale := s.State == policy.SessionStateActive && !startedBefore.IsZero() && s.StartTime.Before(startedBefore)
-		expired := s.State == policy.SessionStateEnded && !endedBefore.IsZero() && s.EndTime.Before(endedBefore)
-		if stale || expired {
+		if SweepDue(&s, startedBefore, endedBefore) {
 			out = append(out, s)
 		}
 		return max <= 0 || len(out) < max, nil
 	}, func(*DamagedError) error { return nil }) // a damaged index entry: nothing to decide
 	return out, err
+}
+
+// SweepDue reports whether the sweeper acts on s: an active session
+// started before startedBefore, or an ended one that ended before
+// endedBefore (a zero time: never).
+func SweepDue(s *policy.Session, startedBefore, endedBefore time.Time) bool {
+	stale := s.State == policy.SessionStateActive && !startedBefore.IsZero() && s.StartTime.Before(startedBefore)
+	expired := s.State == policy.SessionStateEnded && !endedBefore.IsZero() && s.EndTime.Before(endedBefore)
+	return stale || expired
 }
 
 // ListSessions returns, in id order, up to limit sessions of acct (0: no
