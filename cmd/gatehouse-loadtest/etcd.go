@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -235,6 +236,7 @@ func (e *etcdRun) run(ctx context.Context, abort context.CancelCauseFunc) (*etcd
 	rep.Startup = append(rep.Startup, row)
 	rep.summarizeStartup()
 	rep.loadAvg("started")
+	e.measureIdle(ctx, rep, bolt, a, b)
 
 	boltConns, err := dial(bolt.Addr, c.conns)
 	defer func() { boltConns.Close() }()
@@ -531,9 +533,21 @@ func (e *etcdRun) compareWrites(ctx context.Context, rep *etcdReport, bolt, a *d
 // session of it), recording every process's CPU per write.
 func (e *etcdRun) measureVisibility(ctx context.Context, rep *etcdReport, a, b *daemonProc, aConns, bConns loadgen.Conns) error {
 	m := e.m
+	// A typical account (the one nearest the median size among those
+	// with a session to ask about) and the largest.
 	var probes []loadgen.Probe
-	if p, ok := loadgen.VisibilityProbe(m, ""); ok {
-		probes = append(probes, p)
+	rank := map[string]int{}
+	for i, a := range m.Accounts {
+		rank[a.ID] = i
+	}
+	best := -1
+	for _, q := range m.Probes {
+		if p, ok := loadgen.VisibilityProbe(m, q.AccountID); ok {
+			if d := abs(rank[p.AccountID] - len(m.Accounts)/2); best < 0 || d < best {
+				best = d
+				probes = append(probes[:0], p)
+			}
+		}
 	}
 	if p, ok := loadgen.VisibilityProbe(m, m.Accounts[0].ID); ok && (len(probes) == 0 || p.AccountID != probes[0].AccountID) {
 		probes = append(probes, p)
@@ -573,6 +587,33 @@ func (e *etcdRun) measureVisibility(ctx context.Context, rep *etcdReport, a, b *
 			CPUPerWriteA: us((a1 - a0) / n), CPUPerWriteB: us((b1 - b0) / n), CPUPerWriteEtcd: us((e1 - e0) / n)})
 	}
 	return nil
+}
+
+// measureIdle records the CPU each process spends while nobody calls:
+// for the etcd replicas their watch and leader election, for etcd its
+// heartbeats. It is the background the per-write figures include.
+func (e *etcdRun) measureIdle(ctx context.Context, rep *etcdReport, bolt, a, b *daemonProc) {
+	const idle = 3 * time.Second
+	e.prog.show(fmt.Sprintf("idle CPU over %v", idle))
+	pids := map[string]int{"bbolt daemon": bolt.Pid, "etcd replica A": a.Pid, "etcd replica B": b.Pid}
+	for _, mem := range e.cluster.Members {
+		pids["etcd "+mem.Name] = mem.Pid()
+	}
+	before := map[string]time.Duration{}
+	for k, pid := range pids {
+		before[k] = procCPU(pid)
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(idle):
+	}
+	secs := time.Since(t0).Seconds()
+	for _, k := range slices.Sorted(maps.Keys(pids)) {
+		rep.IdleCPU = append(rep.IdleCPU, idleRow{Process: k, MSPerSecond: float64((procCPU(pids[k]) - before[k]).Milliseconds()) / secs})
+	}
+	e.prog.done()
 }
 
 // ---- child daemons ----
@@ -676,4 +717,11 @@ func loadAverage() [3]float64 {
 		out[i], _ = strconv.ParseFloat(f[i], 64)
 	}
 	return out
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }

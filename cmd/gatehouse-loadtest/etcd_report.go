@@ -45,7 +45,9 @@ type etcdReport struct {
 	Writes       []etcdWriteRow  `json:"writes"`
 	Visibility   []visibilityRow `json:"visibility"`
 	MemoryAfter  []memoryRow     `json:"memory_after"`
-	Targets      []target        `json:"targets"`
+	// IdleCPU is each process's CPU while nobody calls.
+	IdleCPU []idleRow `json:"idle_cpu"`
+	Targets []target  `json:"targets"`
 }
 
 type loadRow struct {
@@ -176,6 +178,11 @@ type visibilityRow struct {
 	CPUPerWriteEtcd float64 `json:"cpu_per_write_etcd_us"`
 }
 
+type idleRow struct {
+	Process     string  `json:"process"`
+	MSPerSecond float64 `json:"cpu_ms_per_s"`
+}
+
 type memoryRow struct {
 	Process string `json:"process"`
 	RSS     int64  `json:"rss_bytes"`
@@ -271,6 +278,12 @@ func (r *etcdReport) print(w io.Writer) {
 			v.Account, v.Allowlist, v.N, ms(v.Write.P50), ms(v.Write.P99), ms(v.FromAck.P50), ms(v.FromAck.P99), ms(v.FromAck.Max),
 			ms(v.FromSend.P50), ms(v.FromSend.P99), ms(v.FromSend.Max), ms(v.RoundTrip.P50), v.CPUPerWriteA, v.CPUPerWriteB, v.CPUPerWriteEtcd)
 	}
+
+	var idle []string
+	for _, x := range r.IdleCPU {
+		idle = append(idle, fmt.Sprintf("%s %.0f", x.Process, x.MSPerSecond))
+	}
+	fmt.Fprintf(w, "\nidle CPU (ms per second, nobody calling; included in the per-write CPU above): %s\n", strings.Join(idle, ", "))
 
 	fmt.Fprintln(w, "\nmemory at the end (MiB):")
 	for _, x := range r.MemoryAfter {
