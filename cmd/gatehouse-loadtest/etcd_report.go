@@ -35,6 +35,11 @@ type etcdReport struct {
 	EtcdRevision    uint64  `json:"etcd_revision"`
 	EtcdDBSize      int64   `json:"etcd_db_size_bytes"`
 	EtcdDBSizeInUse int64   `json:"etcd_db_size_in_use_bytes"`
+	// After the run's writes (EtcdWrites of them, through the daemons).
+	EtcdDBSizeAfter      int64  `json:"etcd_db_size_after_bytes"`
+	EtcdDBSizeInUseAfter int64  `json:"etcd_db_size_in_use_after_bytes"`
+	EtcdRevisionAfter    uint64 `json:"etcd_revision_after"`
+	EtcdWrites           int    `json:"etcd_writes"`
 
 	Startup        []startupRow     `json:"startup"`
 	StartupSummary []startupSummary `json:"startup_summary"`
@@ -245,6 +250,12 @@ func (r *etcdReport) print(w io.Writer) {
 	fmt.Fprintf(w, "load average (1 min) at each stage: %s\n", strings.Join(loads, ", "))
 	fmt.Fprintf(w, "data set into etcd: %d records in %.1fs (%.0f records/s, chunks within etcd's transaction limits), revision %d, database %.0f MiB (%.0f MiB in use)\n",
 		r.LoadRecords, r.LoadSeconds, float64(r.LoadRecords)/max(r.LoadSeconds, 1e-9), r.EtcdRevision, mib(r.EtcdDBSize), mib(r.EtcdDBSizeInUse))
+
+	if r.EtcdWrites > 0 {
+		fmt.Fprintf(w, "after %d admin writes through the replicas (revision %d): database %.0f MiB (%.0f MiB in use), %.1f KiB more per write (no compaction ran)\n",
+			r.EtcdWrites, r.EtcdRevisionAfter, mib(r.EtcdDBSizeAfter), mib(r.EtcdDBSizeInUseAfter),
+			float64(r.EtcdDBSizeInUseAfter-r.EtcdDBSizeInUse)/1024/float64(r.EtcdWrites))
+	}
 
 	fmt.Fprintln(w, "\nstart-up (exec to SERVING) and memory right after; medians:")
 	fmt.Fprintln(w, "  store  start-ups  seconds  VmRSS MiB  VmHWM MiB")
