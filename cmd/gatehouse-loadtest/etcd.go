@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -570,9 +571,14 @@ func (e *etcdRun) measureVisibility(ctx context.Context, rep *etcdReport, a, b *
 			}
 			return procCPU(a.Pid), procCPU(b.Pid), et
 		}
+		cw, err := watchCommits(ctx, e.cluster.Endpoints(), etcdPrefix+"meta/head")
+		if err != nil {
+			return err
+		}
 		a0, b0, e0 := cpu()
-		res, err := loadgen.MeasureVisibility(ctx, aConns[0], bConns[0], p, e.c.visibility, e.c.visibilityTO)
+		res, err := loadgen.MeasureVisibility(ctx, aConns[0], bConns[0], p, e.c.visibility, e.c.visibilityTO, cw.at)
 		a1, b1, e1 := cpu()
+		cw.close()
 		e.prog.done()
 		if err != nil {
 			return fmt.Errorf("visibility on %s: %w", p.AccountID, err)
@@ -581,7 +587,7 @@ func (e *etcdRun) measureVisibility(ctx context.Context, rep *etcdReport, a, b *
 		s := sizes[p.AccountID]
 		rep.Visibility = append(rep.Visibility, visibilityRow{Account: p.AccountID, Allowlist: s.Allowlist, PrivacyRules: s.PrivacyRules,
 			Representatives: s.Representatives, N: res.Write.Count(), Write: latencyOf(&res.Write), FromAck: latencyOf(&res.FromAck),
-			FromSend: latencyOf(&res.FromSend), RoundTrip: latencyOf(&res.RoundTrip),
+			FromSend: latencyOf(&res.FromSend), FromCommit: latencyOf(&res.FromCommit), RoundTrip: latencyOf(&res.RoundTrip),
 			CPUPerWriteA: us((a1 - a0) / n), CPUPerWriteB: us((b1 - b0) / n), CPUPerWriteEtcd: us((e1 - e0) / n)})
 	}
 	return nil
@@ -636,6 +642,85 @@ func (e *etcdRun) dbGrowth(ctx context.Context, rep *etcdReport) {
 	for _, v := range rep.Visibility {
 		rep.EtcdWrites += int(v.N)
 	}
+}
+
+// commitWatch times the commits of Gatehouse's head record, which every
+// commit writes, as a watch of it delivers them: the moment etcd
+// committed, as a client sees it, without any replica in between.
+type commitWatch struct {
+	cli     *clientv3.Client
+	stop    context.CancelFunc
+	done    chan struct{}
+	mu      sync.Mutex
+	seen    map[uint64]time.Time
+	last    uint64
+	arrived chan struct{}
+	err     error
+}
+
+func watchCommits(ctx context.Context, endpoints []string, head string) (*commitWatch, error) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cli.Get(ctx, head)
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	wctx, stop := context.WithCancel(ctx)
+	w := &commitWatch{cli: cli, stop: stop, done: make(chan struct{}), seen: map[uint64]time.Time{}, arrived: make(chan struct{})}
+	// From the next revision on: etcd delivers to such a watch at once.
+	wch := cli.Watch(wctx, head, clientv3.WithRev(resp.Header.Revision+1))
+	go func() {
+		defer close(w.done)
+		for resp := range wch {
+			now := time.Now()
+			w.mu.Lock()
+			if err := resp.Err(); err != nil && w.err == nil {
+				w.err = err
+			}
+			for _, ev := range resp.Events {
+				r := uint64(ev.Kv.ModRevision)
+				w.seen[r] = now
+				w.last = max(w.last, r)
+			}
+			close(w.arrived)
+			w.arrived = make(chan struct{})
+			w.mu.Unlock()
+		}
+	}()
+	return w, nil
+}
+
+// at returns when the commit of rev was delivered (a loadgen.CommitTime).
+func (w *commitWatch) at(ctx context.Context, rev uint64) (time.Time, error) {
+	for {
+		w.mu.Lock()
+		t, ok := w.seen[rev]
+		delete(w.seen, rev)
+		last, arrived, err := w.last, w.arrived, w.err
+		w.mu.Unlock()
+		switch {
+		case ok:
+			return t, nil
+		case err != nil:
+			return time.Time{}, err
+		case last > rev:
+			return time.Time{}, fmt.Errorf("revision %d is not a commit of the head record (the watch is at %d)", rev, last)
+		}
+		select {
+		case <-arrived:
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		}
+	}
+}
+
+func (w *commitWatch) close() {
+	w.stop()
+	<-w.done
+	w.cli.Close()
 }
 
 // ---- child daemons ----

@@ -174,7 +174,10 @@ type visibilityRow struct {
 	Write           latency `json:"write"`
 	FromAck         latency `json:"from_ack"`
 	FromSend        latency `json:"from_send"`
-	RoundTrip       latency `json:"round_trip"`
+	// FromCommit is from the moment a watch of etcd delivered the
+	// commit: the figure the target judges.
+	FromCommit latency `json:"from_commit"`
+	RoundTrip  latency `json:"round_trip"`
 	// CPU per write of replica A (the write), replica B (following the
 	// watch and rebuilding the account; also its two checks) and the etcd
 	// members together.
@@ -204,9 +207,10 @@ func (r *etcdReport) evaluate() {
 			fmt.Sprintf("%.2fx (rounds %s)", d.CPURatio, ratios(d.RoundCPURatios)), d.CPURatio > 0 && d.CPURatio <= etcdCPUTarget)
 	}
 	for _, v := range r.Visibility {
-		p99 := time.Duration(v.FromSend.P99 * 1e3)
-		add(fmt.Sprintf("write on replica A decides on replica B, p99 <= %v (%s, %d writes, from the write's send)", visibilityTarget, v.Account, v.N),
-			fmt.Sprintf("p99 %.1f ms from send, %.1f ms from acknowledgement", v.FromSend.P99/1e3, v.FromAck.P99/1e3), v.N >= 200 && p99 <= visibilityTarget)
+		p99 := time.Duration(v.FromCommit.P99 * 1e3)
+		add(fmt.Sprintf("write on replica A decides on replica B, p99 <= %v from the commit (%s, %d writes)", visibilityTarget, v.Account, v.N),
+			fmt.Sprintf("p99 %.1f ms from the commit (%.1f ms from A's acknowledgement, %.1f ms from the write's send)", v.FromCommit.P99/1e3, v.FromAck.P99/1e3, v.FromSend.P99/1e3),
+			v.N >= 200 && v.FromCommit.P99 > 0 && p99 <= visibilityTarget)
 	}
 }
 
@@ -268,10 +272,10 @@ func (r *etcdReport) print(w io.Writer) {
 	}
 
 	fmt.Fprintf(w, "\nCheckFeature, the same verified workload on each daemon (%d rounds of %.1fs phases, rotating):\n", len(firstRounds(r.Decisions)), r.PhaseSeconds)
-	fmt.Fprintln(w, "  callers  CPU us/call bbolt / etcd  ratio  (rounds)                 health us/call bbolt / etcd  ratio  calls/s bbolt / etcd")
+	fmt.Fprintln(w, "  callers  CPU us/call bbolt / etcd  ratio (median of rounds; rounds)   health us/call bbolt / etcd  ratio  calls/s bbolt / etcd")
 	for _, d := range r.Decisions {
-		fmt.Fprintf(w, "  %7d  %12.1f / %-10.1f %5.2f  (%-24s) %13.1f / %-8.1f %5.2f  %7.0f / %.0f\n", d.Concurrency, d.Bolt.CPUPerCallUS, d.Etcd.CPUPerCallUS,
-			d.CPURatio, ratios(d.RoundCPURatios), d.BoltHealth.CPUPerCallUS, d.EtcdHealth.CPUPerCallUS, d.HealthCPURatio, d.Bolt.CallsPerSec, d.Etcd.CallsPerSec)
+		fmt.Fprintf(w, "  %7d  %12.1f / %-10.1f %5.2f (%.2f; %s)  %13.1f / %-8.1f %5.2f  %7.0f / %.0f\n", d.Concurrency, d.Bolt.CPUPerCallUS, d.Etcd.CPUPerCallUS,
+			d.CPURatio, loadgen.Median(d.RoundCPURatios), ratios(d.RoundCPURatios), d.BoltHealth.CPUPerCallUS, d.EtcdHealth.CPUPerCallUS, d.HealthCPURatio, d.Bolt.CallsPerSec, d.Etcd.CallsPerSec)
 	}
 
 	fmt.Fprintln(w, "\nadmin writes (ms; CPU per write in us: the daemon's, and etcd's members together):")
@@ -283,10 +287,11 @@ func (r *etcdReport) print(w io.Writer) {
 	}
 
 	fmt.Fprintln(w, "\nwrite on replica A, then CheckFeature on replica B with its revision as min_revision (ms):")
-	fmt.Fprintln(w, "  account    allowlist  writes  write p50/p99   from ack p50/p99/max    from send p50/p99/max   B round trip p50  CPU us/write A / B / etcd")
+	fmt.Fprintln(w, "  account    allowlist  writes  write p50/p99   from commit p50/p99/max  from ack p50/p99/max    from send p50/p99/max   B round trip p50  CPU us/write A / B / etcd")
 	for _, v := range r.Visibility {
-		fmt.Fprintf(w, "  %-10s %9d  %6d  %5.1f / %-6.1f  %5.1f / %5.1f / %-6.1f  %5.1f / %5.1f / %-6.1f  %6.2f            %.0f / %.0f / %.0f\n",
-			v.Account, v.Allowlist, v.N, ms(v.Write.P50), ms(v.Write.P99), ms(v.FromAck.P50), ms(v.FromAck.P99), ms(v.FromAck.Max),
+		fmt.Fprintf(w, "  %-10s %9d  %6d  %5.1f / %-6.1f  %5.1f / %5.1f / %-6.1f   %5.1f / %5.1f / %-6.1f  %5.1f / %5.1f / %-6.1f  %6.2f            %.0f / %.0f / %.0f\n",
+			v.Account, v.Allowlist, v.N, ms(v.Write.P50), ms(v.Write.P99), ms(v.FromCommit.P50), ms(v.FromCommit.P99), ms(v.FromCommit.Max),
+			ms(v.FromAck.P50), ms(v.FromAck.P99), ms(v.FromAck.Max),
 			ms(v.FromSend.P50), ms(v.FromSend.P99), ms(v.FromSend.Max), ms(v.RoundTrip.P50), v.CPUPerWriteA, v.CPUPerWriteB, v.CPUPerWriteEtcd)
 	}
 

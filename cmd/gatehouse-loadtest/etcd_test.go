@@ -8,13 +8,13 @@ import (
 
 // TestEtcdReport_Targets: the etcd mode misses its targets when etcd's
 // CPU per decision is over 1.1x bbolt's, when a write decides on the
-// other replica later than 100 ms at p99 (from the write's send), or when
+// other replica later than 100 ms at p99 (from the commit), or when
 // fewer than 200 writes back that p99; a failed write fails the run.
 func TestEtcdReport_Targets(t *testing.T) {
 	good := func() *etcdReport {
 		return &etcdReport{
 			Decisions:  []decisionRow{{Concurrency: 16, CPURatio: 1.05}},
-			Visibility: []visibilityRow{{Account: "acct-0001", N: 250, FromSend: latency{P99: 40_000}, FromAck: latency{P99: 5_000}}},
+			Visibility: []visibilityRow{{Account: "acct-0001", N: 250, FromCommit: latency{P99: 30_000}, FromSend: latency{P99: 40_000}, FromAck: latency{P99: 5_000}}},
 			Writes:     []etcdWriteRow{{Name: "UpdateLiveGuideSettings", Account: "acct-0001"}},
 		}
 	}
@@ -33,7 +33,8 @@ func TestEtcdReport_Targets(t *testing.T) {
 	}{
 		{"CPU over 1.1x", func(r *etcdReport) { r.Decisions[0].CPURatio = 1.2 }, "CPU per call"},
 		{"no CPU measured", func(r *etcdReport) { r.Decisions[0].CPURatio = 0 }, "CPU per call"},
-		{"visibility p99 over 100 ms", func(r *etcdReport) { r.Visibility[0].FromSend.P99 = 101_000 }, "replica B"},
+		{"visibility p99 over 100 ms", func(r *etcdReport) { r.Visibility[0].FromCommit.P99 = 101_000 }, "replica B"},
+		{"commits not timed", func(r *etcdReport) { r.Visibility[0].FromCommit.P99 = 0 }, "replica B"},
 		{"too few writes", func(r *etcdReport) { r.Visibility[0].N = 199 }, "replica B"},
 	} {
 		r := good()

@@ -25,11 +25,19 @@ type VisibilityResult struct {
 	// write was sent. The commit lies between the two.
 	FromAck  Histogram
 	FromSend Histogram
+	// FromCommit is the same from the moment the commit was observed in
+	// the store itself (CommitTime), when MeasureVisibility has one.
+	FromCommit Histogram
 	// RoundTrip is the same check on B sent again right after (its
 	// snapshot has the revision): the part of FromAck that is the call
 	// itself, not the wait.
 	RoundTrip Histogram
 }
+
+// CommitTime returns when the commit of revision rev was observed in the
+// store (for etcd: when a watch of the store's head record delivered
+// it), waiting for it until ctx ends.
+type CommitTime func(ctx context.Context, rev uint64) (time.Time, error)
 
 // VisibilityProbe picks the probe MeasureVisibility toggles: a Live Guide
 // session of account (any account when empty) whose agent may click on
@@ -51,8 +59,9 @@ func VisibilityProbe(m *Manifest, account string) (Probe, bool) {
 // b's decision must be the one the new value gives (AGENT_CLICK_RESTRICTED
 // or allowed) at that revision or later; the first wrong answer or failed
 // call ends the measurement with a *MismatchError or a *CallError. wait
-// bounds each check on b.
-func MeasureVisibility(ctx context.Context, a, b *grpc.ClientConn, p Probe, n int, wait time.Duration) (VisibilityResult, error) {
+// bounds each check on b. committed, when not nil, times each commit
+// as the store saw it (VisibilityResult.FromCommit).
+func MeasureVisibility(ctx context.Context, a, b *grpc.ClientConn, p Probe, n int, wait time.Duration, committed CommitTime) (VisibilityResult, error) {
 	admin := gatehousev1.NewAdminServiceClient(a)
 	decide := gatehousev1.NewDecisionServiceClient(b)
 	r := VisibilityResult{Account: p.AccountID}
@@ -130,10 +139,20 @@ func MeasureVisibility(ctx context.Context, a, b *grpc.ClientConn, p Probe, n in
 		if err := check(ctx, rev); err != nil {
 			return r, err
 		}
+		rt := time.Since(t2)
+		if committed != nil {
+			cctx, cancel := context.WithTimeout(ctx, wait)
+			at, err := committed(cctx, rev)
+			cancel()
+			if err != nil {
+				return r, fmt.Errorf("the commit of revision %d was not observed in the store: %w", rev, err)
+			}
+			r.FromCommit.Record(t2.Sub(at))
+		}
 		r.Write.Record(t1.Sub(t0))
 		r.FromAck.Record(t2.Sub(t1))
 		r.FromSend.Record(t2.Sub(t0))
-		r.RoundTrip.Record(time.Since(t2))
+		r.RoundTrip.Record(rt)
 	}
 	return r, nil
 }

@@ -88,7 +88,7 @@ func TestMeasureVisibility_VerifiesEveryAnswer(t *testing.T) {
 	b := serveReplica(t, openEtcdPrefix(t, srv.Endpoints, ""))
 
 	t.Run("replicas on one etcd", func(t *testing.T) {
-		r, err := MeasureVisibility(ctx, a, b, p, 9, 10*time.Second)
+		r, err := MeasureVisibility(ctx, a, b, p, 9, 10*time.Second, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func TestMeasureVisibility_VerifiesEveryAnswer(t *testing.T) {
 		if _, err := WriteStore(ctx, other, d, WriteOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = MeasureVisibility(ctx, a, serveReplica(t, other), p, 4, 300*time.Millisecond)
+		_, err = MeasureVisibility(ctx, a, serveReplica(t, other), p, 4, 300*time.Millisecond, nil)
 		var ce *CallError
 		if !errors.As(err, &ce) || !strings.Contains(ce.Method, "replica B") {
 			t.Fatalf("B never reaching the write: %v, want a CallError of replica B", err)
@@ -176,7 +176,7 @@ func TestMeasureVisibility_VerifiesEveryAnswer(t *testing.T) {
 			}
 			a := serveReplica(t, st)
 			b := serveReplica(t, openEtcdPrefix(t, srv.Endpoints, "/"+strings.ReplaceAll(tc.name, " ", "-")+"/"))
-			_, err = MeasureVisibility(ctx, a, b, p, 4, 10*time.Second)
+			_, err = MeasureVisibility(ctx, a, b, p, 4, 10*time.Second, nil)
 			var mm *MismatchError
 			if !errors.As(err, &mm) {
 				t.Fatalf("changed store: %v, want a MismatchError", err)
