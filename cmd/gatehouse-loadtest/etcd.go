@@ -48,6 +48,7 @@ type etcdConfig struct {
 	failOnMiss   bool
 	daemonArgs   []string
 	visibilityTO time.Duration
+	followers    int
 }
 
 // etcdMode measures Gatehouse on a cluster of real etcd processes against
@@ -73,6 +74,7 @@ func etcdMode(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&c.writeRounds, "write-rounds", 2, "alternating bbolt/etcd rounds of the write series")
 	fs.IntVar(&c.visibility, "visibility", 250, "writes per visibility series (replica A to replica B)")
 	fs.DurationVar(&c.visibilityTO, "visibility-timeout", 10*time.Second, "how long replica B may take to reach a write's revision before the run fails")
+	fs.IntVar(&c.followers, "followers", 2, "replicas started after the first visibility series, which is then repeated on the typical account with them following too (0: skip)")
 	fs.IntVar(&c.startRounds, "startup-rounds", 2, "start-ups of each daemon, alternating (the last ones stay up for the measurements)")
 	fs.DurationVar(&c.wait, "wait", 5*time.Minute, "how long a daemon may take to report SERVING")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
@@ -554,42 +556,73 @@ func (e *etcdRun) measureVisibility(ctx context.Context, rep *etcdReport, a, b *
 	if len(probes) == 0 {
 		return errors.New("the manifest describes no Live Guide session whose agent may click: cannot measure visibility")
 	}
-	sizes := map[string]loadgen.AccountSize{}
-	for _, s := range m.Accounts {
-		sizes[s.ID] = s
-	}
 	for _, p := range probes {
-		e.prog.show(fmt.Sprintf("visibility: %d writes on %s through replica A, checked on replica B", e.c.visibility, p.AccountID))
-		var members []int
-		for _, mem := range e.cluster.Members {
-			members = append(members, mem.Pid())
+		if err := e.visibilitySeries(ctx, rep, p, a, b, nil, aConns, bConns); err != nil {
+			return err
 		}
-		cpu := func() (time.Duration, time.Duration, time.Duration) {
-			var et time.Duration
-			for _, pid := range members {
-				et += procCPU(pid)
-			}
-			return procCPU(a.Pid), procCPU(b.Pid), et
-		}
-		cw, err := watchCommits(ctx, e.cluster.Endpoints(), etcdPrefix+"meta/head")
+	}
+	if e.c.followers == 0 {
+		return nil
+	}
+	// The typical account again with more replicas following: what
+	// each one adds to etcd's work per write, and to the delay.
+	var followers []*daemonProc
+	for i := range e.c.followers {
+		f, _, err := e.startDaemon(ctx, "etcd", fmt.Sprintf("etcd-f%d", i))
 		if err != nil {
 			return err
 		}
-		a0, b0, e0 := cpu()
-		res, err := loadgen.MeasureVisibility(ctx, aConns[0], bConns[0], p, e.c.visibility, e.c.visibilityTO, cw.at)
-		a1, b1, e1 := cpu()
-		cw.close()
-		e.prog.done()
-		if err != nil {
-			return fmt.Errorf("visibility on %s: %w", p.AccountID, err)
-		}
-		n := time.Duration(max(res.Write.Count(), 1))
-		s := sizes[p.AccountID]
-		rep.Visibility = append(rep.Visibility, visibilityRow{Account: p.AccountID, Allowlist: s.Allowlist, PrivacyRules: s.PrivacyRules,
-			Representatives: s.Representatives, N: res.Write.Count(), Write: latencyOf(&res.Write), FromAck: latencyOf(&res.FromAck),
-			FromSend: latencyOf(&res.FromSend), FromCommit: latencyOf(&res.FromCommit), RoundTrip: latencyOf(&res.RoundTrip),
-			CPUPerWriteA: us((a1 - a0) / n), CPUPerWriteB: us((b1 - b0) / n), CPUPerWriteEtcd: us((e1 - e0) / n)})
+		followers = append(followers, f)
 	}
+	return e.visibilitySeries(ctx, rep, probes[0], a, b, followers, aConns, bConns)
+}
+
+// visibilitySeries is one visibility measurement on p's account, with
+// followers replicas following besides A and B.
+func (e *etcdRun) visibilitySeries(ctx context.Context, rep *etcdReport, p loadgen.Probe, a, b *daemonProc, followers []*daemonProc,
+	aConns, bConns loadgen.Conns) error {
+	e.prog.show(fmt.Sprintf("visibility: %d writes on %s through replica A, checked on replica B (%d replicas)", e.c.visibility, p.AccountID, 2+len(followers)))
+	var members []int
+	for _, mem := range e.cluster.Members {
+		members = append(members, mem.Pid())
+	}
+	cpu := func() (time.Duration, time.Duration, time.Duration, time.Duration) {
+		var et, ft time.Duration
+		for _, pid := range members {
+			et += procCPU(pid)
+		}
+		for _, f := range followers {
+			ft += procCPU(f.Pid)
+		}
+		return procCPU(a.Pid), procCPU(b.Pid), et, ft
+	}
+	cw, err := watchCommits(ctx, e.cluster.Endpoints(), etcdPrefix+"meta/head")
+	if err != nil {
+		return err
+	}
+	a0, b0, e0, f0 := cpu()
+	res, err := loadgen.MeasureVisibility(ctx, aConns[0], bConns[0], p, e.c.visibility, e.c.visibilityTO, cw.at)
+	a1, b1, e1, f1 := cpu()
+	cw.close()
+	e.prog.done()
+	if err != nil {
+		return fmt.Errorf("visibility on %s: %w", p.AccountID, err)
+	}
+	n := time.Duration(max(res.Write.Count(), 1))
+	var s loadgen.AccountSize
+	for _, x := range e.m.Accounts {
+		if x.ID == p.AccountID {
+			s = x
+		}
+	}
+	row := visibilityRow{Account: p.AccountID, Replicas: 2 + len(followers), Allowlist: s.Allowlist, PrivacyRules: s.PrivacyRules,
+		Representatives: s.Representatives, N: res.Write.Count(), Write: latencyOf(&res.Write), FromAck: latencyOf(&res.FromAck),
+		FromSend: latencyOf(&res.FromSend), FromCommit: latencyOf(&res.FromCommit), RoundTrip: latencyOf(&res.RoundTrip),
+		CPUPerWriteA: us((a1 - a0) / n), CPUPerWriteB: us((b1 - b0) / n), CPUPerWriteEtcd: us((e1 - e0) / n)}
+	if len(followers) > 0 {
+		row.CPUPerWriteFollower = us((f1 - f0) / n / time.Duration(len(followers)))
+	}
+	rep.Visibility = append(rep.Visibility, row)
 	return nil
 }
 

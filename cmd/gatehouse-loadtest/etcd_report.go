@@ -166,7 +166,10 @@ type etcdWriteRow struct {
 }
 
 type visibilityRow struct {
-	Account         string  `json:"account"`
+	Account string `json:"account"`
+	// Replicas is how many etcd replicas followed the store (A, B and
+	// idle followers).
+	Replicas        int     `json:"replicas"`
 	Allowlist       int     `json:"account_allowlist"`
 	PrivacyRules    int     `json:"account_privacy_rules"`
 	Representatives int     `json:"account_representatives"`
@@ -184,6 +187,9 @@ type visibilityRow struct {
 	CPUPerWriteA    float64 `json:"cpu_per_write_a_us"`
 	CPUPerWriteB    float64 `json:"cpu_per_write_b_us"`
 	CPUPerWriteEtcd float64 `json:"cpu_per_write_etcd_us"`
+	// CPUPerWriteFollower is an idle follower's CPU per write: following
+	// the watch and rebuilding the account, nothing else.
+	CPUPerWriteFollower float64 `json:"cpu_per_write_follower_us,omitempty"`
 }
 
 type idleRow struct {
@@ -208,7 +214,7 @@ func (r *etcdReport) evaluate() {
 	}
 	for _, v := range r.Visibility {
 		p99 := time.Duration(v.FromCommit.P99 * 1e3)
-		add(fmt.Sprintf("write on replica A decides on replica B, p99 <= %v from the commit (%s, %d writes)", visibilityTarget, v.Account, v.N),
+		add(fmt.Sprintf("write on replica A decides on replica B, p99 <= %v from the commit (%s, %d replicas, %d writes)", visibilityTarget, v.Account, v.Replicas, v.N),
 			fmt.Sprintf("p99 %.1f ms from the commit (%.1f ms from A's acknowledgement, %.1f ms from the write's send)", v.FromCommit.P99/1e3, v.FromAck.P99/1e3, v.FromSend.P99/1e3),
 			v.N >= 200 && v.FromCommit.P99 > 0 && p99 <= visibilityTarget)
 	}
@@ -287,12 +293,12 @@ func (r *etcdReport) print(w io.Writer) {
 	}
 
 	fmt.Fprintln(w, "\nwrite on replica A, then CheckFeature on replica B with its revision as min_revision (ms):")
-	fmt.Fprintln(w, "  account    allowlist  writes  write p50/p99   from commit p50/p99/max  from ack p50/p99/max    from send p50/p99/max   B round trip p50  CPU us/write A / B / etcd")
+	fmt.Fprintln(w, "  account    allowlist  replicas  writes  write p50/p99   from commit p50/p99/max  from ack p50/p99/max    from send p50/p99/max   B round trip p50  CPU us/write A / B / etcd / follower")
 	for _, v := range r.Visibility {
-		fmt.Fprintf(w, "  %-10s %9d  %6d  %5.1f / %-6.1f  %5.1f / %5.1f / %-6.1f   %5.1f / %5.1f / %-6.1f  %5.1f / %5.1f / %-6.1f  %6.2f            %.0f / %.0f / %.0f\n",
-			v.Account, v.Allowlist, v.N, ms(v.Write.P50), ms(v.Write.P99), ms(v.FromCommit.P50), ms(v.FromCommit.P99), ms(v.FromCommit.Max),
+		fmt.Fprintf(w, "  %-10s %9d  %8d  %6d  %5.1f / %-6.1f  %5.1f / %5.1f / %-6.1f   %5.1f / %5.1f / %-6.1f  %5.1f / %5.1f / %-6.1f  %6.2f            %.0f / %.0f / %.0f / %.0f\n",
+			v.Account, v.Allowlist, v.Replicas, v.N, ms(v.Write.P50), ms(v.Write.P99), ms(v.FromCommit.P50), ms(v.FromCommit.P99), ms(v.FromCommit.Max),
 			ms(v.FromAck.P50), ms(v.FromAck.P99), ms(v.FromAck.Max),
-			ms(v.FromSend.P50), ms(v.FromSend.P99), ms(v.FromSend.Max), ms(v.RoundTrip.P50), v.CPUPerWriteA, v.CPUPerWriteB, v.CPUPerWriteEtcd)
+			ms(v.FromSend.P50), ms(v.FromSend.P99), ms(v.FromSend.Max), ms(v.RoundTrip.P50), v.CPUPerWriteA, v.CPUPerWriteB, v.CPUPerWriteEtcd, v.CPUPerWriteFollower)
 	}
 
 	var idle []string
