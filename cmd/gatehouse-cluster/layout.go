@@ -68,7 +68,9 @@ type Config struct {
 // cluster: exit status 2.
 type usageError struct{ err error }
 
-func (e usageError) Error() string { return e.err.Error() + " (gatehouse-cluster --help lists the flags)" }
+func (e usageError) Error() string {
+	return e.err.Error() + " (gatehouse-cluster --help lists the flags)"
+}
 func (e usageError) Unwrap() error { return e.err }
 
 const usageText = `Usage: gatehouse-cluster [flags] [-- gatehoused flags]
