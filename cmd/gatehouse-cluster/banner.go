@@ -63,6 +63,10 @@ func (c *cluster) banner() string {
 	case !grpcurl:
 		b.WriteString("grpcurl: make bin/grpcurl builds it (the replicas have reflection).\n")
 	}
+	if len(cfg.HTTP) > 0 {
+		b.WriteString("Over HTTP/JSON (each replica's console is at its HTTP address):\n")
+		fmt.Fprintf(&b, "  curl -s http://%s/v1/accounts/%s/liveGuideSettings\n", cfg.HTTP[len(cfg.HTTP)-1], demoAccount)
+	}
 	if len(cfg.Metrics) > 0 {
 		b.WriteString("The replica that runs the session sweeper and the notification sender has gatehouse_leader 1:\n")
 		for _, m := range cfg.Metrics {

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -463,6 +465,8 @@ func TestCluster_ServesAcrossReplicasAndOutlivesAnEtcdMember(t *testing.T) {
 	setClickRestricted(ctx, t, ra, false)
 	runBannerCLI(t, s.stdout.String())
 
+	checkBannerHTTP(ctx, t, s.stdout.String())
+
 	// Kill the etcd leader: a new one is elected and writes go on.
 	leader := etcdLeader(ctx, t, a)
 	victim := member(t, kids, leader)
@@ -530,6 +534,46 @@ func runBannerCLI(t *testing.T, banner string) {
 	w, _ := strconv.ParseUint(written, 10, 64)
 	if at, _ := strconv.ParseUint(revision, 10, 64); w == 0 || at < w {
 		t.Errorf("the decision was answered at revision %q, the write before it returned %q", revision, written)
+	}
+}
+
+// checkBannerHTTP fetches the banner's curl URLs: the HTTP/JSON API
+// answers with the demo account's settings, the metrics pages with
+// gatehouse_leader, 1 on exactly one replica.
+func checkBannerHTTP(ctx context.Context, t *testing.T, banner string) {
+	t.Helper()
+	urls := regexp.MustCompile(`curl -s (http://\S+)`).FindAllStringSubmatch(banner, -1)
+	if len(urls) != 3 {
+		t.Fatalf("the banner has %d curl lines, want 3 (settings, two metrics pages):\n%s", len(urls), banner)
+	}
+	leaders := 0
+	for _, u := range urls {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u[1], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("GET %s: %v", u[1], err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %s, %v", u[1], resp.Status, err)
+		}
+		switch {
+		case strings.Contains(u[1], "/liveGuideSettings"):
+			if !strings.Contains(string(body), `"account_id":"demo"`) {
+				t.Errorf("GET %s: %s; want the demo account's settings", u[1], body)
+			}
+		case strings.Contains(string(body), "\ngatehouse_leader 1\n"):
+			leaders++
+		case !strings.Contains(string(body), "\ngatehouse_leader 0\n"):
+			t.Errorf("GET %s: no gatehouse_leader sample", u[1])
+		}
+	}
+	if leaders != 1 {
+		t.Errorf("%d replicas report gatehouse_leader 1, want 1", leaders)
 	}
 }
 
