@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -546,34 +547,39 @@ func checkBannerHTTP(ctx context.Context, t *testing.T, banner string) {
 	if len(urls) != 3 {
 		t.Fatalf("the banner has %d curl lines, want 3 (settings, two metrics pages):\n%s", len(urls), banner)
 	}
-	leaders := 0
-	for _, u := range urls {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u[1], nil)
+	get := func(u string) string {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			t.Fatalf("GET %s: %v", u[1], err)
+			t.Fatalf("GET %s: %v", u, err)
 		}
 		body, err := io.ReadAll(resp.Body)
 		_ = resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK {
-			t.Fatalf("GET %s: %s, %v", u[1], resp.Status, err)
+			t.Fatalf("GET %s: %s, %v", u, resp.Status, err)
 		}
-		switch {
-		case strings.Contains(u[1], "/liveGuideSettings"):
-			if !strings.Contains(string(body), `"account_id":"demo"`) {
-				t.Errorf("GET %s: %s; want the demo account's settings", u[1], body)
-			}
-		case strings.Contains(string(body), "\ngatehouse_leader 1\n"):
-			leaders++
-		case !strings.Contains(string(body), "\ngatehouse_leader 0\n"):
-			t.Errorf("GET %s: no gatehouse_leader sample", u[1])
-		}
+		return string(body)
 	}
-	if leaders != 1 {
-		t.Errorf("%d replicas report gatehouse_leader 1, want 1", leaders)
+	if body := get(urls[0][1]); !strings.Contains(urls[0][1], "/liveGuideSettings") || !strings.Contains(body, `"account_id":"demo"`) {
+		t.Errorf("GET %s: %s; want the demo account's settings", urls[0][1], body)
+	}
+	// The election may still be settling: wait a little for one leader.
+	var samples []string
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		samples = samples[:0]
+		for _, u := range urls[1:] {
+			samples = append(samples, regexp.MustCompile(`(?m)^gatehouse_leader \d$`).FindString(get(u[1])))
+		}
+		if slices.Equal(samples, []string{"gatehouse_leader 1", "gatehouse_leader 0"}) || slices.Equal(samples, []string{"gatehouse_leader 0", "gatehouse_leader 1"}) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the banner's metrics pages show %q; want gatehouse_leader 1 on exactly one replica", samples)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
