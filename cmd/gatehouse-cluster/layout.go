@@ -226,6 +226,11 @@ func loadState(c Config) (state, error) {
 	}
 	path := filepath.Join(c.Dir, stateFile)
 	b, err := os.ReadFile(path)
+	if err == nil && !hasMemberData(c.Dir) {
+		// No member ever wrote data here (a start that failed before
+		// etcd ran): the members recorded bind nothing yet.
+		err = os.ErrNotExist
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		// A random token keeps the members of two clusters from ever
 		// taking each other's peers for their own.
@@ -250,6 +255,13 @@ func loadState(c Config) (state, error) {
 			c.Dir, describe(have.Members), peers(have.Members), c.Dir)
 	}
 	return have, nil
+}
+
+// hasMemberData reports whether an etcd member's data directory exists in
+// dir.
+func hasMemberData(dir string) bool {
+	m, _ := filepath.Glob(filepath.Join(dir, "etcd-m*", "member"))
+	return len(m) > 0
 }
 
 func describe(ms []memberState) string {

@@ -95,8 +95,9 @@ func TestParseConfig_Help(t *testing.T) {
 }
 
 // TestLoadState_KeepsTheMembers: the first run records the members and a
-// token; a later run with the same peers reads the same token; one with
-// other peers, or more members, is refused with what to pass instead.
+// token; once a member has data, a later run with the same peers reads the
+// same token and one with other peers, or more members, is refused with
+// what to pass instead.
 func TestLoadState_KeepsTheMembers(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "cluster")
 	c, err := parseConfig([]string{"--dir", dir}, io.Discard)
@@ -109,6 +110,19 @@ func TestLoadState_KeepsTheMembers(t *testing.T) {
 	}
 	if first.Token == "" || len(first.Members) != 3 {
 		t.Fatalf("first state %+v", first)
+	}
+	// Until a member has data, other peers just replace the record.
+	moved := c
+	moved.EtcdPeers = []string{"127.0.0.1:9481", "127.0.0.1:9483", "127.0.0.1:9485"}
+	if st, err := loadState(moved); err != nil || st.Members[0].Peer != "127.0.0.1:9481" {
+		t.Fatalf("other peers before any member ran: %+v, %v; want them recorded", st, err)
+	}
+	first, err = loadState(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "etcd-m0", "member"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	again, err := loadState(c)
 	if err != nil || again.Token != first.Token {

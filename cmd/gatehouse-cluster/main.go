@@ -78,11 +78,11 @@ func run(args []string, sigs <-chan os.Signal, stdout, stderr io.Writer) error {
 	if err := checkBinaries(cfg); err != nil {
 		return err
 	}
-	st, err := loadState(cfg)
-	if err != nil {
+	if err := checkPorts(cfg); err != nil {
 		return err
 	}
-	if err := checkPorts(cfg); err != nil {
+	st, err := loadState(cfg)
+	if err != nil {
 		return err
 	}
 	c := &cluster{cfg: cfg, state: st, out: stderr, died: make(chan *proc, len(cfg.EtcdClients)+len(cfg.Listen))}
