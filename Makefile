@@ -198,6 +198,13 @@ overload: ## only the overload mode of the load test: CheckFeature at LOADTEST_O
 hostile: ## the hostile mode of the load test: a normal tenant's verified CheckFeature load alone and alongside hostile callers, alternating, the daemon and the load tool pinned to separate cores; ends with PASS or FAIL
 	$(MAKE) --no-print-directory loadtest-run LOADTEST_PIN=1 LOADTEST_RUN_ARGS='-baseline=false -hostile -json $(LOADTEST_DIR)/hostile.json $(LOADTEST_ARGS)'
 
+.PHONY: loadtest-etcd
+loadtest-etcd: $(if $(GATEHOUSE_ETCD_BIN),,bin/etcd) ## the etcd mode of the load test: a 3-member etcd of real processes on loopback holding the large store, replicas on it against a daemon on bbolt (CheckFeature CPU, write latency, replica-to-replica visibility, start-up, memory); fails on a wrong answer or a missed target
+	$(GO) build -o bin/gatehoused ./cmd/gatehoused
+	$(GO) build -o bin/gatehouse-loadtest ./cmd/gatehouse-loadtest
+	bin/gatehouse-loadtest gendata -data-dir $(LOADTEST_DIR) -scale $(SCALE) -seed $(SEED)
+	bin/gatehouse-loadtest etcd -data-dir $(LOADTEST_DIR) -gatehoused bin/gatehoused -etcd-bin $(or $(GATEHOUSE_ETCD_BIN),bin/etcd) -json $(LOADTEST_DIR)/etcd.json $(LOADTEST_ARGS)
+
 # loadtest-run generates (or re-stamps) the store, starts the daemon with
 # default flags and runs gatehouse-loadtest run against it. With
 # LOADTEST_PIN set, the daemon runs on LOADTEST_DAEMON_CPUS and the load

@@ -109,6 +109,8 @@ type Store struct {
 
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
+	// hist is the commits the head watch delivered (history.go).
+	hist history
 }
 
 type sub struct {
@@ -178,6 +180,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.notified.Store(uint64(resp.Header.Revision))
 	wctx, stop := context.WithCancel(context.Background())
 	s.stopWatch, s.watchDone = stop, make(chan struct{})
+	s.hist.reset(resp.Header.Revision + 1)
 	go s.follow(wctx, resp.Header.Revision+1)
 	return s, nil
 }
@@ -247,6 +250,7 @@ func (s *Store) follow(ctx context.Context, from int64) {
 				// Commits were compacted before the watch saw them:
 				// signal, so that followers reload, and go on from now.
 				from = resp.CompactRevision
+				s.hist.reset(from)
 				s.observe(resp.CompactRevision)
 				s.signal(resp.CompactRevision)
 				break
@@ -258,6 +262,8 @@ func (s *Store) follow(ctx context.Context, from int64) {
 			for _, ev := range resp.Events {
 				r := ev.Kv.ModRevision
 				from = max(from, r+1)
+				keys, err := decodeKeys(bolt.Unseal([]byte(s.headKey), ev.Kv.Value))
+				s.hist.add(r, keys, err == nil && ev.Type == clientv3.EventTypePut)
 				s.observe(r)
 				s.signal(r)
 			}
@@ -619,6 +625,9 @@ func (t *tx) Changes(after uint64) ([]store.Change, error) {
 	}
 	if t.head <= int64(after) {
 		return nil, nil
+	}
+	if out, ok := t.s.hist.since(t.ctx, int64(after), t.head); ok {
+		return out, nil
 	}
 	ctx, cancel := context.WithCancel(t.ctx)
 	defer cancel()
