@@ -127,6 +127,17 @@ bin/grpcurl: tools.go.mod tools.go.sum
 run: build bin/grpcurl ## run the daemon on $(LISTEN) (HTTP/JSON on $(HTTP_ADDR)) with demo data in $(DATA_DIR)
 	bin/gatehoused --listen $(LISTEN) --http-addr $(HTTP_ADDR) --data-dir $(DATA_DIR) --demo --log-format text --metrics-addr $(METRICS_ADDR)
 
+# run-cluster runs cmd/gatehouse-cluster: three etcd members (client ports
+# 8480, 8482, 8484) and two replicas (gRPC 8472 and 8474, HTTP 8473 and
+# 8475, metrics 9472 and 9474), so that it and make run fit side by side.
+CLUSTER_DIR  ?= ./data-cluster
+CLUSTER_ARGS ?=
+
+.PHONY: run-cluster
+run-cluster: build etcd bin/grpcurl ## run a three-member etcd cluster and two gatehoused replicas on it (gRPC 127.0.0.1:8472 and :8474) with demo data in $(CLUSTER_DIR) until Ctrl-C
+	$(GO) build -o bin/gatehouse-cluster ./cmd/gatehouse-cluster
+	bin/gatehouse-cluster --dir $(CLUSTER_DIR) $(CLUSTER_ARGS)
+
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each
 	@for pkg in $$($(GO) list ./internal/...); do \
