@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 
@@ -28,7 +29,8 @@ func openConfigured(cfg config.Config, log *slog.Logger) (store.Store, error) {
 // --etcd-dial-timeout for the cluster to answer.
 func openEtcd(cfg config.Config, log *slog.Logger) (store.Store, error) {
 	e := cfg.Etcd
-	opts := etcd.Options{Endpoints: e.EndpointList(), Prefix: e.Prefix, DialTimeout: e.DialTimeout, Username: e.Username}
+	opts := etcd.Options{Endpoints: e.EndpointList(), Prefix: e.Prefix, DialTimeout: e.DialTimeout, Username: e.Username,
+		FreshnessInterval: freshnessInterval(cfg.MaxStaleness)}
 	if e.TLS() {
 		var tc *tls.Config
 		var err error
@@ -55,4 +57,15 @@ func openEtcd(cfg config.Config, log *slog.Logger) (store.Store, error) {
 	}
 	log.Info("store opened", "driver", "etcd", "endpoints", e.Endpoints, "prefix", e.Prefix, "revision", st.Revision())
 	return st, nil
+}
+
+// freshnessInterval is how often a quiet replica confirms with etcd that
+// its data is current: a tenth of --max-staleness, between 50 ms and the
+// driver's default of 1 s, so that a replica in touch with etcd stays
+// well within the bound.
+func freshnessInterval(maxStaleness time.Duration) time.Duration {
+	if maxStaleness <= 0 {
+		return etcd.DefaultFreshnessInterval
+	}
+	return min(max(maxStaleness/10, 50*time.Millisecond), etcd.DefaultFreshnessInterval)
 }

@@ -44,6 +44,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -59,6 +61,12 @@ const (
 	DefaultDialTimeout     = 10 * time.Second
 	DefaultMaxTxnOps       = 128
 	DefaultMaxRequestBytes = 1536 * 1024
+	// DefaultRequestTimeout bounds the wait for etcd's answer to one
+	// request: past it the operation fails with store.ErrUnavailable.
+	DefaultRequestTimeout = 5 * time.Second
+	// DefaultFreshnessInterval is how often a quiet store confirms that
+	// it knows of every commit (store.Freshness).
+	DefaultFreshnessInterval = time.Second
 
 	// requestReserve is the part of etcd's request size limit kept for
 	// what a commit sends besides the caller's keys and values: the
@@ -68,6 +76,9 @@ const (
 	scanPage = 512
 	// maxBackoff bounds the wait between runs of a conflicting Update.
 	maxBackoff = 200 * time.Millisecond
+	// reconnectMaxDelay bounds the wait between attempts to reconnect to
+	// an etcd member that is down.
+	reconnectMaxDelay = time.Second
 )
 
 // Options configure Open.
@@ -86,6 +97,18 @@ type Options struct {
 	// --max-request-bytes (etcd's defaults when zero).
 	MaxTxnOps       int
 	MaxRequestBytes int
+	// RequestTimeout bounds the wait for each request to etcd
+	// (DefaultRequestTimeout): an etcd that does not answer in time (all
+	// members down, paused or cut off, or no leader) fails the operation
+	// with store.ErrUnavailable instead of holding it until the caller's
+	// deadline, or forever without one. etcd's client otherwise waits
+	// for a connection as long as the caller lets it.
+	RequestTimeout time.Duration
+	// FreshnessInterval is how often the store confirms with a
+	// linearizable read that it knows of every commit when no
+	// transaction did so meanwhile (DefaultFreshnessInterval); see
+	// CurrentAsOf.
+	FreshnessInterval time.Duration
 }
 
 // Store is the etcd driver. It implements store.Store and store.Compactor.
@@ -97,6 +120,11 @@ type Store struct {
 	lim      store.Limits
 	maxCmps  int
 	maxReq   int
+	eps      string // the endpoints, for errors
+	// reqTimeout bounds each request to etcd (Options.RequestTimeout).
+	reqTimeout time.Duration
+	// fresh holds the confirmations of CurrentAsOf.
+	fresh    confirmations
 	rev      atomic.Uint64 // the highest revision seen
 	notified atomic.Uint64 // the highest commit revision signalled
 
@@ -109,6 +137,9 @@ type Store struct {
 
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
+	freshDone chan struct{}
+	// hist is the commits the head watch delivered (history.go).
+	hist history
 }
 
 type sub struct {
@@ -151,6 +182,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.FreshnessInterval <= 0 {
+		opts.FreshnessInterval = DefaultFreshnessInterval
+	}
 	if opts.MaxTxnOps < 2 || opts.MaxRequestBytes <= 2*requestReserve {
 		return nil, fmt.Errorf("etcd: limits too small (max txn ops %d, max request bytes %d)", opts.MaxTxnOps, opts.MaxRequestBytes)
 	}
@@ -170,6 +207,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		DialKeepAliveTimeout: KeepAliveTimeout,
 		// Leave room for the largest request etcd accepts.
 		MaxCallSendMsgSize: opts.MaxRequestBytes + requestReserve,
+		// gRPC's default backoff between connection attempts grows to
+		// two minutes: an etcd back after an outage of a minute would be
+		// noticed a minute late. Retry at least every reconnectMaxDelay.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
+			MinConnectTimeout: opts.RequestTimeout,
+		})},
 	})
 	if err != nil {
 		return nil, unreachable(opts, err)
@@ -180,12 +224,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		kvPrefix: opts.Prefix + "kv/",
 		headKey:  opts.Prefix + "meta/head",
 		// One operation of every transaction writes the head key.
-		lim:     store.Limits{MaxOps: opts.MaxTxnOps - 1, MaxTxnBytes: opts.MaxRequestBytes - requestReserve},
-		maxCmps: opts.MaxTxnOps,
-		maxReq:  opts.MaxRequestBytes,
-		subs:    map[*sub]struct{}{},
+		lim:        store.Limits{MaxOps: opts.MaxTxnOps - 1, MaxTxnBytes: opts.MaxRequestBytes - requestReserve},
+		maxCmps:    opts.MaxTxnOps,
+		maxReq:     opts.MaxRequestBytes,
+		eps:        strings.Join(opts.Endpoints, ","),
+		reqTimeout: opts.RequestTimeout,
+		subs:       map[*sub]struct{}{},
 	}
 	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+	sent := time.Now()
 	resp, err := c.Get(pctx, s.headKey)
 	cancel()
 	if err != nil {
@@ -194,9 +241,16 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.observe(resp.Header.Revision)
 	s.notified.Store(uint64(resp.Header.Revision))
+	if len(resp.Kvs) > 0 {
+		s.confirm(resp.Kvs[0].ModRevision, sent)
+	} else {
+		s.confirm(0, sent)
+	}
 	wctx, stop := context.WithCancel(context.Background())
-	s.stopWatch, s.watchDone = stop, make(chan struct{})
+	s.stopWatch, s.watchDone, s.freshDone = stop, make(chan struct{}), make(chan struct{})
+	s.hist.reset(resp.Header.Revision + 1)
 	go s.follow(wctx, resp.Header.Revision+1)
+	go s.keepFresh(wctx, opts.FreshnessInterval)
 	return s, nil
 }
 
@@ -265,6 +319,7 @@ func (s *Store) follow(ctx context.Context, from int64) {
 				// Commits were compacted before the watch saw them:
 				// signal, so that followers reload, and go on from now.
 				from = resp.CompactRevision
+				s.hist.reset(from)
 				s.observe(resp.CompactRevision)
 				s.signal(resp.CompactRevision)
 				break
@@ -276,6 +331,8 @@ func (s *Store) follow(ctx context.Context, from int64) {
 			for _, ev := range resp.Events {
 				r := ev.Kv.ModRevision
 				from = max(from, r+1)
+				keys, err := decodeKeys(bolt.Unseal([]byte(s.headKey), ev.Kv.Value))
+				s.hist.add(r, keys, err == nil && ev.Type == clientv3.EventTypePut)
 				s.observe(r)
 				s.signal(r)
 			}
@@ -321,6 +378,7 @@ func (s *Store) Close() error {
 	s.txns.Wait()
 	s.stopWatch()
 	<-s.watchDone
+	<-s.freshDone
 	s.subsMu.Lock()
 	for sb := range s.subs {
 		sb.once.Do(func() { close(sb.ch) })
@@ -397,8 +455,13 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 }
 
 // begin starts a transaction at etcd's current revision.
+// Its read of the head key is linearizable: it also confirms that no
+// commit after the head's was made before it was sent (CurrentAsOf).
 func (s *Store) begin(ctx context.Context) (*tx, error) {
-	resp, err := s.c.Get(ctx, s.headKey)
+	rctx, cancel := s.request(ctx)
+	defer cancel()
+	sent := time.Now()
+	resp, err := s.c.Get(rctx, s.headKey)
 	if err != nil {
 		return nil, s.mapErr(ctx, err)
 	}
@@ -406,8 +469,15 @@ func (s *Store) begin(ctx context.Context) (*tx, error) {
 	if len(resp.Kvs) > 0 {
 		t.head = resp.Kvs[0].ModRevision
 	}
+	s.confirm(t.head, sent)
 	s.observe(t.rev)
 	return t, nil
+}
+
+// request returns the context of one request to etcd: ctx bounded by
+// Options.RequestTimeout.
+func (s *Store) request(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.reqTimeout)
 }
 
 // commit sends tx's writes in one etcd transaction guarded by its reads.
@@ -449,9 +519,16 @@ func (s *Store) commit(ctx context.Context, t *tx) (rev int64, ok bool, err erro
 	if size > s.maxReq {
 		return 0, false, fmt.Errorf("%w: the commit would send about %d bytes to etcd, more than its %d", store.ErrTxnTooLarge, size, s.maxReq)
 	}
-	resp, err := s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	rctx, cancel := s.request(ctx)
+	defer cancel()
+	resp, err := s.c.Txn(rctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
-		return 0, false, s.mapErr(ctx, err)
+		err = s.mapErr(ctx, err)
+		if errors.Is(err, store.ErrUnavailable) {
+			// The commit may have reached etcd before it stopped answering.
+			err = fmt.Errorf("%w: %w", store.ErrCommitUnknown, err)
+		}
+		return 0, false, err
 	}
 	return resp.Header.Revision, resp.Succeeded, nil
 }
@@ -462,7 +539,10 @@ func (s *Store) mapErr(ctx context.Context, err error) error {
 		return cerr
 	}
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), status.Code(err) == codes.DeadlineExceeded:
+		// The caller's context is live: the request's own bound passed.
+		return fmt.Errorf("%w: etcd at %s did not answer within %v", store.ErrUnavailable, s.eps, s.reqTimeout)
+	case errors.Is(err, context.Canceled):
 		return err
 	case errors.Is(err, rpctypes.ErrCompacted):
 		return fmt.Errorf("%w: %v", store.ErrCompacted, err)
@@ -477,8 +557,23 @@ func (s *Store) mapErr(ctx context.Context, err error) error {
 	case status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "larger than max"):
 		// gRPC refused a message beyond its size limit.
 		return fmt.Errorf("%w: %v", store.ErrTxnTooLarge, err)
+	case grpcCode(err) == codes.Unavailable:
+		// No connection, no leader, a leader change, a timeout inside
+		// etcd: its client gave up retrying.
+		return fmt.Errorf("%w: etcd at %s: %v", store.ErrUnavailable, s.eps, err)
 	}
 	return fmt.Errorf("etcd: %w", err)
+}
+
+// grpcCode is the code of an etcd client error: an etcd server error's
+// (rpctypes.EtcdError: no leader, leader changed, request timed out, …),
+// else its gRPC status code.
+func grpcCode(err error) codes.Code {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code()
+	}
+	return status.Code(err)
 }
 
 // Compact implements store.Compactor with etcd's Compact: the history of
@@ -489,7 +584,9 @@ func (s *Store) Compact(ctx context.Context, rev uint64) error {
 		return err
 	}
 	defer s.txns.Done()
-	_, err := s.c.Compact(ctx, int64(rev), clientv3.WithCompactPhysical())
+	rctx, cancel := s.request(ctx)
+	defer cancel()
+	_, err := s.c.Compact(rctx, int64(rev), clientv3.WithCompactPhysical())
 	if err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
 		return s.mapErr(ctx, err)
 	}
@@ -523,7 +620,9 @@ func (t *tx) Revision() uint64 { return uint64(t.rev) }
 
 // read returns key's value at the transaction's revision.
 func (t *tx) read(key string) ([]byte, int64, error) {
-	resp, err := t.s.c.Get(t.ctx, t.s.kvPrefix+key, clientv3.WithRev(t.rev))
+	rctx, cancel := t.s.request(t.ctx)
+	defer cancel()
+	resp, err := t.s.c.Get(rctx, t.s.kvPrefix+key, clientv3.WithRev(t.rev))
 	if err != nil {
 		return nil, 0, t.s.mapErr(t.ctx, err)
 	}
@@ -592,8 +691,10 @@ func (t *tx) Scan(prefix, startAfter string, fn func(key string, val []byte, rev
 	}
 	end := clientv3.GetPrefixRangeEnd(t.s.kvPrefix + prefix)
 	for {
-		resp, err := t.s.c.Get(t.ctx, from, clientv3.WithRange(end), clientv3.WithRev(t.rev),
+		rctx, cancel := t.s.request(t.ctx)
+		resp, err := t.s.c.Get(rctx, from, clientv3.WithRange(end), clientv3.WithRev(t.rev),
 			clientv3.WithLimit(scanPage), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+		cancel()
 		if err != nil {
 			return t.s.mapErr(t.ctx, err)
 		}
@@ -632,17 +733,28 @@ func (t *tx) Changes(after uint64) ([]store.Change, error) {
 	// A read at after fails when etcd has compacted it away: the
 	// history from there is incomplete. Revision 1 is etcd's first.
 	probe := max(int64(after), 1)
-	if _, err := t.s.c.Get(t.ctx, t.s.headKey, clientv3.WithRev(probe), clientv3.WithCountOnly()); err != nil {
+	rctx, rcancel := t.s.request(t.ctx)
+	_, err := t.s.c.Get(rctx, t.s.headKey, clientv3.WithRev(probe), clientv3.WithCountOnly())
+	rcancel()
+	if err != nil {
 		return nil, t.s.mapErr(t.ctx, err)
 	}
 	if t.head <= int64(after) {
 		return nil, nil
 	}
-	ctx, cancel := context.WithCancel(t.ctx)
-	defer cancel()
+	if out, ok := t.s.hist.since(t.ctx, int64(after), t.head); ok {
+		return out, nil
+	}
+	// The watch ends when etcd sends nothing for a request timeout: a
+	// watch whose etcd is gone waits, it does not fail.
+	ctx, cancel := context.WithCancelCause(t.ctx)
+	defer cancel(nil)
+	idle := time.AfterFunc(t.s.reqTimeout, func() { cancel(errWatchIdle) })
+	defer idle.Stop()
 	var out []store.Change
 	wch := t.s.c.Watch(ctx, t.s.headKey, clientv3.WithRev(int64(after)+1))
 	for resp := range wch {
+		idle.Reset(t.s.reqTimeout)
 		if resp.CompactRevision > 0 {
 			return nil, fmt.Errorf("%w: etcd compacted revision %d", store.ErrCompacted, resp.CompactRevision)
 		}
@@ -667,8 +779,15 @@ func (t *tx) Changes(after uint64) ([]store.Change, error) {
 	if err := t.ctx.Err(); err != nil {
 		return nil, err
 	}
+	if errors.Is(context.Cause(ctx), errWatchIdle) {
+		return nil, fmt.Errorf("%w: etcd at %s sent nothing of the change history for %v", store.ErrUnavailable, t.s.eps, t.s.reqTimeout)
+	}
 	return nil, fmt.Errorf("etcd: the watch of the change history ended before revision %d", t.head)
 }
+
+// errWatchIdle ends a watch of the change history that etcd stopped
+// feeding.
+var errWatchIdle = errors.New("watch idle")
 
 // errReadOnly is the error of a write in a View.
 var errReadOnly = errors.New("write in a read-only transaction")

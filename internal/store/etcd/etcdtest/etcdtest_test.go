@@ -68,15 +68,3 @@ func TestStartCluster_SurvivesOneMemberKilled(t *testing.T) {
 		t.Fatalf("restarted member reads %+v, %v", got, err)
 	}
 }
-
-// TestCluster_Leader: Leader names the member that leads; once it is
-// killed, another member is elected and Leader names that one.
-func TestCluster_Leader(t *testing.T) {
-	cl := etcdtest.StartCluster(t, 3)
-	first := cl.Leader(t, 10*time.Second)
-	cl.Kill(first)
-	second := cl.Leader(t, 10*time.Second)
-	if second == first {
-		t.Fatalf("Leader = %d after member %d (the leader) was killed", second, first)
-	}
-}
