@@ -168,8 +168,10 @@ func TestFreshness_EveryRequestBounded(t *testing.T) {
 	first := storetest.MustPut(t, s, "a", "1")
 	storetest.MustPut(t, s, "b", "2")
 	ops := map[string]func(tx store.ReadTx) error{
-		"Get":     func(tx store.ReadTx) error { _, _, err := tx.Get("a"); return err },
-		"Scan":    func(tx store.ReadTx) error { return tx.Scan("", "", func(string, []byte, uint64) (bool, error) { return true, nil }) },
+		"Get": func(tx store.ReadTx) error { _, _, err := tx.Get("a"); return err },
+		"Scan": func(tx store.ReadTx) error {
+			return tx.Scan("", "", func(string, []byte, uint64) (bool, error) { return true, nil })
+		},
 		"Changes": func(tx store.ReadTx) error { _, err := tx.Changes(first - 1); return err },
 	}
 	for name, op := range ops {
