@@ -78,7 +78,8 @@ func awaitHealth(ctx context.Context, t *testing.T, c *clients, want healthpb.He
 // refused and silent connections), the replicas keep answering decisions
 // from their snapshots, the same answers as before, within
 // --max-staleness; admin writes are UNAVAILABLE (STORE_UNAVAILABLE) after
-// the bounded request wait, or the caller's shorter deadline; past the
+// the bounded request wait, or the caller's shorter deadline; a third
+// replica stopped meanwhile exits cleanly; past the
 // bound health reports NOT_SERVING (gRPC and /healthz), decisions are
 // UNAVAILABLE (SNAPSHOT_STALE) and the staleness gauge is past it. With
 // the members back, both replicas report SERVING again without a
@@ -95,6 +96,8 @@ func TestE2E_EtcdAllMembersDown(t *testing.T) {
 			"--etcd-prefix", "/down/", "--max-staleness", bound.String(), "--etcd-leader-ttl", "2s", "--metrics-addr", "127.0.0.1:0")
 	}
 	a, b := start(t, nil, args()...), start(t, nil, args()...)
+	// c is stopped while etcd is down.
+	c := start(t, nil, args()...)
 	ca, cb := dial(t, a.addr), dial(t, b.addr)
 	if _, err := ca.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "acme", DisplayName: "Acme"}}); err != nil {
 		t.Fatal(err)
@@ -145,6 +148,11 @@ func TestE2E_EtcdAllMembersDown(t *testing.T) {
 		t.Errorf("reason %q; want STORE_UNAVAILABLE", errorInfo(t, st).GetReason())
 	}
 	t.Logf("admin write refused after %v", time.Since(start))
+	start = time.Now()
+	if code := c.terminate(); code != 0 {
+		t.Errorf("a replica stopped while etcd is down exited %d; want 0", code)
+	}
+	t.Logf("a replica stopped in %v while etcd was down", time.Since(start))
 	if d := time.Since(start); d > 15*time.Second {
 		t.Errorf("the admin write was refused after %v; want the 5s request timeout", d)
 	}

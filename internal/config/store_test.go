@@ -57,6 +57,8 @@ func TestValidate_Store(t *testing.T) {
 		{"etcd leader TTL not whole seconds", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.LeaderTTL = 1500 * time.Millisecond }), []string{"etcd-leader-ttl", "whole seconds"}},
 		{"etcd leader TTL 1s", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.LeaderTTL = time.Second }), nil},
 		{"negative max staleness", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.MaxStaleness = -time.Second }), []string{"max-staleness", "0 (no bound)"}},
+		{"max staleness under a second", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.MaxStaleness = 500 * time.Millisecond }), []string{"max-staleness 500ms", "at least 1s"}},
+		{"max staleness 1s", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.MaxStaleness = time.Second }), nil},
 		{"negative max staleness on bolt", func(c *config.Config) { c.MaxStaleness = -time.Second }, []string{"max-staleness"}},
 		{"no staleness bound", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.MaxStaleness = 0 }), nil},
 	}

@@ -85,7 +85,9 @@ func startOnEtcd(t *testing.T, endpoint, prefix string, bound time.Duration) *et
 // healthOf returns the health status of service ("" for the server).
 func (e *etcdEnv) healthOf(service string) healthpb.HealthCheckResponse_ServingStatus {
 	e.t.Helper()
-	resp, err := e.health.Check(ctxT(e.t), &healthpb.HealthCheckRequest{Service: service})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := e.health.Check(ctx, &healthpb.HealthCheckRequest{Service: service})
 	if err != nil {
 		e.t.Fatalf("health Check(%q): %v", service, err)
 	}
@@ -136,7 +138,9 @@ func TestStaleness_DecisionsRefusedPastTheBound(t *testing.T) {
 	e.MustCreateAccount("acme")
 	sess := e.MustStartSession("acme").GetId()
 	rev := e.MustUpdateSettings(&gatehousev1.LiveGuideSettings{AccountId: "acme", AgentClickRestricted: true}, "agent_click_restricted").GetRevision()
-	ctx := ctxT(t)
+	// One context for the whole test, which takes seconds by design.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	clickReq := func(actor *gatehousev1.Actor) *gatehousev1.CheckFeatureRequest {
 		return &gatehousev1.CheckFeatureRequest{SessionId: sess, Actor: actor, Feature: gatehousev1.Feature_FEATURE_CLICK, Url: "https://www.example.com/", MinRevision: rev}
 	}

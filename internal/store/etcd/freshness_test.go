@@ -156,3 +156,50 @@ func TestFreshness_CommitCutOff(t *testing.T) {
 	}
 	proxy.Restore()
 }
+
+// TestFreshness_EveryRequestBounded: each request a transaction makes
+// after its first (Get, a page of Scan, the history of Changes) and
+// Compact fail with ErrUnavailable within about the request timeout when
+// etcd stops answering in the middle, rather than waiting for it.
+func TestFreshness_EveryRequestBounded(t *testing.T) {
+	srv := etcdtest.Start(t)
+	proxy := etcdtest.StartProxy(t, srv.Endpoints[0])
+	s := openVia(t, proxy.Addr, "/fresh-bounded/")
+	first := storetest.MustPut(t, s, "a", "1")
+	storetest.MustPut(t, s, "b", "2")
+	ops := map[string]func(tx store.ReadTx) error{
+		"Get": func(tx store.ReadTx) error { _, _, err := tx.Get("a"); return err },
+		"Scan": func(tx store.ReadTx) error {
+			return tx.Scan("", "", func(string, []byte, uint64) (bool, error) { return true, nil })
+		},
+		"Changes": func(tx store.ReadTx) error { _, err := tx.Changes(first - 1); return err },
+	}
+	for name, op := range ops {
+		t.Run(name, func(t *testing.T) {
+			defer proxy.Restore()
+			var start time.Time
+			err := s.View(context.Background(), func(tx store.ReadTx) error {
+				proxy.Cut()
+				start = time.Now()
+				return op(tx)
+			})
+			if !errors.Is(err, store.ErrUnavailable) {
+				t.Fatalf("%s while cut off: %v; want ErrUnavailable", name, err)
+			}
+			if took := time.Since(start); took > 10*reqTimeout {
+				t.Errorf("%s failed after %v; want about the request timeout %v", name, took, reqTimeout)
+			}
+		})
+	}
+	t.Run("Compact", func(t *testing.T) {
+		defer proxy.Restore()
+		proxy.Cut()
+		start := time.Now()
+		if err := s.Compact(context.Background(), first); !errors.Is(err, store.ErrUnavailable) {
+			t.Fatalf("Compact while cut off: %v; want ErrUnavailable", err)
+		}
+		if took := time.Since(start); took > 10*reqTimeout {
+			t.Errorf("Compact failed after %v", took)
+		}
+	})
+}
