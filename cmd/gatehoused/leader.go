@@ -41,7 +41,7 @@ func leaderGauge(m *server.Metrics) prometheus.Gauge {
 	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "gatehouse_leader",
-		Help: "1 while this replica leads: it runs the session sweeper and the notification sender; 0 otherwise.",
+		Help: "1 while this replica leads: it runs the session sweeper, the notification sender and audit retention; 0 otherwise.",
 	})
 	m.Registry.MustRegister(g)
 	return g
@@ -49,10 +49,12 @@ func leaderGauge(m *server.Metrics) prometheus.Gauge {
 
 // runLeading runs every fn, concurrently, each time el makes this replica
 // the leader, until ctx ends; a lost leadership cancels them and waits
-// for them to return. gauge (when not nil) is 1 while they run.
+// for them to return. gauge (when not nil) is 1 while they run. On etcd
+// their context carries the term's store.Fence: a write they make after
+// the term ended, unnoticed (a pause past the lease), commits nothing.
 func runLeading(ctx context.Context, el leader.Elector, gauge prometheus.Gauge, log *slog.Logger, fns ...func(context.Context)) {
 	el.Run(ctx, func(lctx context.Context) {
-		log.Info("leadership gained: running the session sweeper and the notification sender")
+		log.Info("leadership gained: running the session sweeper and the notification sender, and audit retention")
 		if gauge != nil {
 			gauge.Set(1)
 		}
@@ -65,7 +67,7 @@ func runLeading(ctx context.Context, el leader.Elector, gauge prometheus.Gauge, 
 			gauge.Set(0)
 		}
 		if ctx.Err() == nil {
-			log.Warn("leadership lost: the session sweeper and the notification sender stopped here")
+			log.Warn("leadership lost: the session sweeper and the notification sender stopped here, as did audit retention")
 		} else {
 			log.Info("leadership given up at shutdown")
 		}
