@@ -47,6 +47,10 @@ func leaderGauge(m *server.Metrics) prometheus.Gauge {
 	return g
 }
 
+// leaderWork names, in the leadership's log lines, the work that runs on
+// the leader only.
+const leaderWork = "session sweeper, notification sender, audit retention"
+
 // runLeading runs every fn, concurrently, each time el makes this replica
 // the leader, until ctx ends; a lost leadership cancels them and waits
 // for them to return. gauge (when not nil) is 1 while they run. On etcd
@@ -54,7 +58,7 @@ func leaderGauge(m *server.Metrics) prometheus.Gauge {
 // the term ended, unnoticed (a pause past the lease), commits nothing.
 func runLeading(ctx context.Context, el leader.Elector, gauge prometheus.Gauge, log *slog.Logger, fns ...func(context.Context)) {
 	el.Run(ctx, func(lctx context.Context) {
-		log.Info("leadership gained: running the session sweeper and the notification sender, and audit retention")
+		log.Info("leadership gained: running the session sweeper and the notification sender", "work", leaderWork)
 		if gauge != nil {
 			gauge.Set(1)
 		}
@@ -67,7 +71,7 @@ func runLeading(ctx context.Context, el leader.Elector, gauge prometheus.Gauge, 
 			gauge.Set(0)
 		}
 		if ctx.Err() == nil {
-			log.Warn("leadership lost: the session sweeper and the notification sender stopped here, as did audit retention")
+			log.Warn("leadership lost: the session sweeper and the notification sender stopped here", "work", leaderWork)
 		} else {
 			log.Info("leadership given up at shutdown")
 		}

@@ -133,6 +133,12 @@ func (s *Sender) Run(ctx context.Context) {
 		}
 		err := s.pass(ctx, full)
 		if ctx.Err() != nil {
+			// A store error while stopping is still worth a line: a
+			// delivered message whose removal failed (on a leader
+			// deposed meanwhile, store.ErrFenced) will be sent again.
+			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				s.log.Error("notification outbox", "err", err)
+			}
 			return
 		}
 		wait := s.maxIdle
@@ -225,7 +231,10 @@ func (s *Sender) due(t time.Time) {
 func (s *Sender) attempt(ctx context.Context, m *store.OutboxMessage) error {
 	derr := s.backend.Deliver(ctx, m)
 	if derr != nil && ctx.Err() != nil {
-		return ctx.Err() // abandoned by shutdown: not the message's fault
+		// Abandoned by shutdown or a lost leadership: not the message's
+		// fault; it stays queued as it was.
+		s.log.Info("notification delivery abandoned; the message stays queued", "id", m.ID, "session_id", m.SessionID, "err", derr)
+		return ctx.Err()
 	}
 	// The outcome is recorded even when ctx ends meanwhile: a delivered
 	// message must leave the outbox now, not be sent again after a restart.
