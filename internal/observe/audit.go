@@ -70,15 +70,17 @@ func Operation(ctx context.Context) string {
 }
 
 // Flush appends, in the transaction, one audit event per resource that
-// changed, naming caller and the operation rpc at time now.
+// changed, naming caller and the operation rpc at time now, and orders
+// the transaction after every other that recorded events
+// (store.OrderAuditEvents).
 func (a *AuditTx) Flush(caller, rpc string, now time.Time) error {
-	seq := 0
+	seq, last := 0, ""
 	if e := a.Summary; e != nil {
 		e.ID, e.Caller, e.Time, e.RPC = store.NextAuditID(a.Tx, seq), caller, now, rpc
 		if err := store.PutAuditEvent(a.Tx, e); err != nil {
 			return err
 		}
-		seq++
+		seq, last = seq+1, e.ID
 	}
 	for _, key := range a.touched {
 		var after []byte
@@ -103,9 +105,12 @@ func (a *AuditTx) Flush(caller, rpc string, now time.Time) error {
 		if err := store.PutAuditEvent(a.Tx, &e); err != nil {
 			return err
 		}
-		seq++
+		seq, last = seq+1, e.ID
 	}
-	return nil
+	if seq == 0 {
+		return nil
+	}
+	return store.OrderAuditEvents(a.Tx, last)
 }
 
 // auditJSON is the stored record as the audit log shows it; secrets (a

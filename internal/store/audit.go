@@ -27,6 +27,25 @@ type AuditEvent struct {
 // transaction: audit/<20-digit revision>-<4-digit sequence>.
 const auditPrefix = "audit/"
 
+// auditSeqKey holds the id of the last audit event recorded. Every commit
+// that records audit events reads and writes it (OrderAuditEvents), so
+// that on a store with concurrent writers (etcd) two such commits conflict
+// and the later one runs again at a later revision: audit ids, which take
+// the revision a commit reads at (NextAuditID), then follow commit order,
+// and a reader that continues after an id never misses an event that
+// commits later. Outbox ids queued by audited writes follow it too.
+const auditSeqKey = "auditseq"
+
+// OrderAuditEvents records lastID, the id of the last event a write
+// transaction recorded, under auditSeqKey. Call it once per transaction
+// that records events, after them.
+func OrderAuditEvents(tx Tx, lastID string) error {
+	if _, _, err := tx.Get(auditSeqKey); err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	return tx.Put(auditSeqKey, []byte(lastID))
+}
+
 // AuditID returns the id of the seq-th event of the commit at revision rev.
 func AuditID(rev uint64, seq int) string { return fmt.Sprintf("%020d-%04d", rev, seq) }
 
