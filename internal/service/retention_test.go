@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"github.com/gatehouse-dev/gatehouse/internal/store/etcd"
@@ -35,6 +37,25 @@ func retentionStores(t *testing.T) map[string]store.Store {
 	}
 	t.Cleanup(func() { _ = e.Close() })
 	return map[string]store.Store{"bolt": b, "etcd": e}
+}
+
+// liveFence returns the fence of a live term on st: on etcd a key under
+// a lease, as the election's, else one whose Lost stays open.
+func liveFence(t *testing.T, st store.Store) store.Fence {
+	t.Helper()
+	e, ok := st.(*etcd.Store)
+	if !ok {
+		return store.Fence{Lost: make(chan struct{})}
+	}
+	lease, err := e.Client().Grant(context.Background(), 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.Client().Put(context.Background(), "/retention-term", "leader", clientv3.WithLease(lease.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store.Fence{Lost: make(chan struct{}), Key: "/retention-term", Rev: resp.Header.Revision}
 }
 
 // putEvents writes n audit events recorded at when, ids rev-0000…, in
@@ -101,7 +122,11 @@ func TestAuditPruner_DeletesExpiredInBatches(t *testing.T) {
 			putEvents(t, st, 2, 20, retentionNow.Add(-time.Hour))
 			cs := &countingStore{Store: st}
 			p := &AuditPruner{Store: cs, Retention: 24 * time.Hour, Now: func() time.Time { return retentionNow }}
-			n, err := p.Prune(context.Background())
+			// As on the leader: under the fence of a live term (on etcd
+			// its comparison shares the transaction's 128 with the
+			// batch's reads).
+			ctx := store.WithFence(context.Background(), liveFence(t, st))
+			n, err := p.Prune(ctx)
 			if err != nil || n != 300 {
 				t.Fatalf("Prune = %d, %v; want 300", n, err)
 			}
