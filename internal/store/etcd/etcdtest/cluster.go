@@ -33,12 +33,26 @@ type Cluster struct {
 	t testing.TB
 }
 
+// ClusterOptions change how StartClusterWith runs the members.
+type ClusterOptions struct {
+	// NoFsync runs the members with --unsafe-no-fsync (see
+	// etcdproc.Options): for tests of process kills on a busy shared
+	// disk, not of power loss or of latency.
+	NoFsync bool
+}
+
 // StartCluster starts an n-member etcd cluster of real processes (the
 // binary from Binary) on loopback ports, waits until it has a leader, and
 // kills every member when t ends.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c, err := etcdproc.Start(etcdproc.Options{Binary: Binary(t), Dir: t.TempDir(), Members: n})
+	return StartClusterWith(t, n, ClusterOptions{})
+}
+
+// StartClusterWith is StartCluster with options.
+func StartClusterWith(t testing.TB, n int, opts ClusterOptions) *Cluster {
+	t.Helper()
+	c, err := etcdproc.Start(etcdproc.Options{Binary: Binary(t), Dir: t.TempDir(), Members: n, NoFsync: opts.NoFsync})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,4 +76,16 @@ func (c *Cluster) WaitHealthy(t testing.TB, within time.Duration) {
 	if err := c.Cluster.WaitHealthy(within); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Leader returns the index of the member that is the Raft leader, as the
+// running members' maintenance Status reports it, waiting up to within
+// for one to be elected.
+func (c *Cluster) Leader(t testing.TB, within time.Duration) int {
+	t.Helper()
+	i, err := c.Cluster.Leader(within)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
 }
