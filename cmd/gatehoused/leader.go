@@ -41,18 +41,24 @@ func leaderGauge(m *server.Metrics) prometheus.Gauge {
 	}
 	g := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "gatehouse_leader",
-		Help: "1 while this replica leads: it runs the session sweeper and the notification sender; 0 otherwise.",
+		Help: "1 while this replica leads: it runs the session sweeper, the notification sender and audit retention; 0 otherwise.",
 	})
 	m.Registry.MustRegister(g)
 	return g
 }
 
+// leaderWork names, in the leadership's log lines, the work that runs on
+// the leader only.
+const leaderWork = "session sweeper, notification sender, audit retention"
+
 // runLeading runs every fn, concurrently, each time el makes this replica
 // the leader, until ctx ends; a lost leadership cancels them and waits
-// for them to return. gauge (when not nil) is 1 while they run.
+// for them to return. gauge (when not nil) is 1 while they run. On etcd
+// their context carries the term's store.Fence: a write they make after
+// the term ended, unnoticed (a pause past the lease), commits nothing.
 func runLeading(ctx context.Context, el leader.Elector, gauge prometheus.Gauge, log *slog.Logger, fns ...func(context.Context)) {
 	el.Run(ctx, func(lctx context.Context) {
-		log.Info("leadership gained: running the session sweeper and the notification sender")
+		log.Info("leadership gained: running the session sweeper and the notification sender", "work", leaderWork)
 		if gauge != nil {
 			gauge.Set(1)
 		}
@@ -65,7 +71,7 @@ func runLeading(ctx context.Context, el leader.Elector, gauge prometheus.Gauge, 
 			gauge.Set(0)
 		}
 		if ctx.Err() == nil {
-			log.Warn("leadership lost: the session sweeper and the notification sender stopped here")
+			log.Warn("leadership lost: the session sweeper and the notification sender stopped here", "work", leaderWork)
 		} else {
 			log.Info("leadership given up at shutdown")
 		}

@@ -299,13 +299,14 @@ func (m *Main) Run(ctx context.Context) error {
 	if httpLis != nil {
 		m.onClose(func() error { <-httpDone; return nil })
 	}
-	// The work that must happen once, the session sweeper and the
-	// notification sender, runs on the replica that leads; it stops after
+	// The work that must happen once, the session sweeper, the
+	// notification sender and audit retention, runs on the replica that
+	// leads, its writes fenced by the leadership's term; it stops after
 	// the gRPC server and before the replica and the store.
 	m.goUntilClose(func(ctx context.Context) {
 		runLeading(ctx, elector(st, cfg, lis.Addr().String(), log), leaderGauge(metrics), log, sender.Run, func(ctx context.Context) {
 			srv.RunSessionSweeper(ctx, server.SessionLifecycle{MaxAge: cfg.SessionMaxAge, Retention: cfg.SessionRetention})
-		})
+		}, srv.RunAuditRetention)
 	})
 	m.serve(func() error { return srv.Serve(lis) }, func() {
 		log.Info("shutting down; letting in-flight calls finish", "timeout", cfg.ShutdownTimeout.String())

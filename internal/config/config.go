@@ -149,6 +149,13 @@ type Config struct {
 	OTelSampleRatio float64
 }
 
+// DefaultAuditRetention is how long audit events are kept by default:
+// 400 days. Who changed a policy is asked about in yearly audits (PCI DSS
+// keeps audit trails a year; SOC 2 and ISO 27001 auditors review a year
+// of changes), so a policy store keeps a full year and a month's margin
+// for the audit to happen; longer (or 0: forever) is for a legal hold.
+const DefaultAuditRetention = 400 * 24 * time.Hour
+
 // Default returns the defaults: loopback on port 8470, ./data.
 func Default() Config {
 	return Config{
@@ -164,7 +171,7 @@ func Default() Config {
 		LogSlowCall:          100 * time.Millisecond,
 		GCPercent:            400,
 		Auth:                 "none",
-		AuditRetention:       90 * 24 * time.Hour,
+		AuditRetention:       DefaultAuditRetention,
 		SessionMaxAge:        24 * time.Hour,
 		SessionRetention:     30 * 24 * time.Hour,
 		ShutdownTimeout:      10 * time.Second,
@@ -200,7 +207,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "PEM `file` of the server certificate's private key")
 	fs.StringVar(&c.TLSClientCA, "tls-client-ca", c.TLSClientCA, "PEM `file` of the CA that client certificates must chain to (mutual TLS)")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "serve Prometheus metrics on this `host:port` at /metrics (empty: none)")
-	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "how long audit events are kept (0: forever)")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", c.AuditRetention, "how long audit events are kept; the leader deletes older ones (0: forever)")
 	fs.DurationVar(&c.SessionMaxAge, "session-max-age", c.SessionMaxAge, "end active sessions this long after their start, as EndSession would (0: never)")
 	fs.DurationVar(&c.SessionRetention, "session-retention", c.SessionRetention, "delete ended sessions this long after their end; until then late checks answer SESSION_ENDED (0: forever)")
 	fs.StringVar(&c.BootstrapTokenFile, "bootstrap-token-file", c.BootstrapTokenFile, "write a new operator token to this `file` when the store has none")

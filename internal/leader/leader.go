@@ -6,6 +6,13 @@
 // process stores (bbolt) use Always; the etcd store elects with etcd's
 // concurrency package (Etcd): a session lease of a TTL, a campaign on a
 // key prefix, and a new campaign after the session is lost.
+//
+// The context an etcd leader's fn runs with carries the term's
+// store.Fence: the election key and its create revision, and a channel
+// closed when the term is known lost. The etcd store commits a write made
+// with that context only while the key exists with that revision, so a
+// leader paused or cut off past its lease — deposed before it noticed —
+// commits nothing.
 package leader
 
 import (
@@ -13,10 +20,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
 // Elector runs work under leadership.
@@ -24,7 +34,10 @@ type Elector interface {
 	// Run campaigns until ctx ends. Each time this replica becomes the
 	// leader it calls fn, whose context is cancelled when the leadership
 	// is lost or ctx ends; Run waits for fn to return before it
-	// campaigns again or returns. fn does not overlap with itself.
+	// campaigns again or returns. fn does not overlap with itself. An
+	// elector whose leadership can be lost without its knowing puts the
+	// term's store.Fence on fn's context, so that the store refuses the
+	// writes of a term that is over.
 	Run(ctx context.Context, fn func(ctx context.Context))
 }
 
@@ -104,12 +117,22 @@ func (e *Etcd) term(ctx context.Context, fn func(ctx context.Context)) error {
 		sess.Orphan()
 	}()
 	// The term ends when ctx does or the session is lost (its lease
-	// expired or could not be kept alive).
+	// expired or could not be kept alive). lost is closed only in the
+	// second case: a leader that shuts down still holds its term until
+	// it resigns, and may record what its last work did.
 	tctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	lost := make(chan struct{})
+	var loseOnce sync.Once
+	lose := func() { loseOnce.Do(func() { close(lost) }) }
 	go func() {
 		select {
 		case <-sess.Done():
+			// The session also ends when ctx does (its keep-alive
+			// stops); the lease lives on until the resignation.
+			if ctx.Err() == nil {
+				lose()
+			}
 			cancel()
 		case <-tctx.Done():
 		}
@@ -147,13 +170,14 @@ func (e *Etcd) term(ctx context.Context, fn func(ctx context.Context)) error {
 		for wr := range e.client.Watch(tctx, el.Key(), clientv3.WithRev(el.Rev()+1)) {
 			for _, ev := range wr.Events {
 				if ev.Type == clientv3.EventTypeDelete {
+					lose()
 					cancel()
 					return
 				}
 			}
 		}
 	}()
-	fn(tctx)
+	fn(store.WithFence(tctx, store.Fence{Lost: lost, Key: el.Key(), Rev: el.Rev()}))
 	if ctx.Err() == nil {
 		select {
 		case <-sess.Done():

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/gatehouse-dev/gatehouse/internal/leader"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/etcd/etcdtest"
 )
 
@@ -318,4 +319,58 @@ func TestEtcd_PartitionedLeaderStepsDown(t *testing.T) {
 	stepped := time.Since(cut)
 	awaitLeader(t, 8*time.Second, b)
 	t.Logf("a stepped down %v and b led %v after the partition", stepped, time.Since(cut))
+}
+
+// TestEtcd_TermFence: fn's context carries the term's store.Fence (the
+// election key and its create revision). Its Lost closes when the term is
+// lost (the lease revoked from outside), not when the leader shuts down:
+// a stopping leader still holds its term until it resigns.
+func TestEtcd_TermFence(t *testing.T) {
+	srv := etcdtest.Start(t)
+	c := newClient(t, srv.Endpoints)
+	for _, how := range []string{"shutdown", "revoke"} {
+		t.Run(how, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			fences := make(chan store.Fence, 1)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				leader.NewEtcd(c, "/fence/"+how+"/", ttl, "a", nil).Run(ctx, func(lctx context.Context) {
+					f, _ := store.FenceOf(lctx)
+					fences <- f
+					<-lctx.Done()
+				})
+			}()
+			var f store.Fence
+			select {
+			case f = <-fences:
+			case <-time.After(5 * time.Second):
+				t.Fatal("no term")
+			}
+			resp, err := c.Get(context.Background(), f.Key)
+			if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].CreateRevision != f.Rev || string(resp.Kvs[0].Value) != "a" {
+				t.Fatalf("fence %+v; election key = %v, %v", f, resp, err)
+			}
+			if f.Over() {
+				t.Fatal("the fence of a live term is over")
+			}
+			if how == "shutdown" {
+				cancel()
+				<-done
+				if f.Over() {
+					t.Error("shutting down closed the fence's Lost")
+				}
+				return
+			}
+			if _, err := c.Revoke(context.Background(), clientv3.LeaseID(resp.Kvs[0].Lease)); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-f.Lost:
+			case <-time.After(3 * ttl):
+				t.Fatal("Lost not closed after the term's lease was revoked")
+			}
+		})
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/store"
@@ -84,10 +85,12 @@ type Sender struct {
 	maxIdle time.Duration
 	batch   int
 
-	// lastSeen is the highest outbox id seen so far; a message queued
-	// later has a higher id (ids start with the commit's revision), so
-	// after a commit only the messages after it need a look.
-	lastSeen string
+	// seenRev is the store revision up to which the outbox has been
+	// looked at (0: not yet): after a commit only the messages the
+	// commits since then wrote need a look, which the store's change
+	// feed names. (Outbox ids are not enough: with concurrent writers
+	// (etcd) a message may commit after one with a higher id.)
+	seenRev uint64
 	// nextDue is the earliest next attempt of a message seen and not yet
 	// due; zero when none is known.
 	nextDue time.Time
@@ -133,6 +136,12 @@ func (s *Sender) Run(ctx context.Context) {
 		}
 		err := s.pass(ctx, full)
 		if ctx.Err() != nil {
+			// A store error while stopping is still worth a line: a
+			// delivered message whose removal failed (on a leader
+			// deposed meanwhile, store.ErrFenced) will be sent again.
+			if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				s.log.Error("notification outbox", "err", err)
+			}
 			return
 		}
 		wait := s.maxIdle
@@ -174,35 +183,41 @@ func (s *Sender) Wake() {
 // must not run while the same Sender's Run does.
 func (s *Sender) SendDue(ctx context.Context) error { return s.pass(ctx, true) }
 
-// pass tries the due messages: all of them when full, else only those
-// queued after the last one seen.
+// pass tries the due messages: all of them when full, else those that
+// the commits since the last pass wrote.
 func (s *Sender) pass(ctx context.Context, full bool) error {
-	after := s.lastSeen
-	if full {
-		after = ""
-		s.nextDue = time.Time{}
+	if !full && s.seenRev > 0 {
+		err := s.changed(ctx)
+		if !errors.Is(err, store.ErrCompacted) {
+			return err
+		}
+		// The change feed no longer reaches back to the last pass (or
+		// a commit was too large to list): look at everything.
 	}
+	s.nextDue = time.Time{}
 	now := s.now()
-	for {
+	after := ""
+	for first := true; ; first = false {
 		var page []store.OutboxMessage
 		var more bool
+		var rev uint64
 		err := s.store.View(ctx, func(tx store.ReadTx) (err error) {
+			rev = tx.Revision()
 			page, more, err = store.ListOutbox(tx, after, s.batch)
 			return err
 		})
 		if err != nil {
 			return err
 		}
+		if first {
+			// Commits after the first page's revision are in the change
+			// feed from it, those of the messages of later pages among
+			// them: the next pass reads those again, and finds them
+			// delivered or not due.
+			s.seenRev = rev
+		}
 		for i := range page {
-			m := &page[i]
-			if m.ID > s.lastSeen {
-				s.lastSeen = m.ID
-			}
-			if m.NextAttempt.After(now) {
-				s.due(m.NextAttempt)
-				continue
-			}
-			if err := s.attempt(ctx, m); err != nil {
+			if err := s.try(ctx, &page[i], now); err != nil {
 				return err
 			}
 		}
@@ -211,6 +226,60 @@ func (s *Sender) pass(ctx context.Context, full bool) error {
 		}
 		after = page[len(page)-1].ID
 	}
+}
+
+// changed tries the due messages among those the commits after seenRev
+// wrote, oldest first. It returns store.ErrCompacted when the change feed
+// cannot tell.
+func (s *Sender) changed(ctx context.Context) error {
+	var ids []string
+	var rev uint64
+	err := s.store.View(ctx, func(tx store.ReadTx) error {
+		rev = tx.Revision()
+		changes, err := tx.Changes(s.seenRev)
+		ids = ids[:0]
+		for _, c := range changes {
+			for _, k := range c.Keys {
+				if _, typ, id, ok := store.ResourceOfKey(k); ok && typ == "notification" {
+					ids = append(ids, id)
+				}
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	now := s.now()
+	for _, id := range ids {
+		var m store.OutboxMessage
+		err := s.store.View(ctx, func(tx store.ReadTx) (err error) {
+			m, err = store.GetOutbox(tx, id)
+			return err
+		})
+		if errors.Is(err, store.ErrNotFound) {
+			continue // delivered or dropped
+		}
+		if err != nil {
+			return err
+		}
+		if err := s.try(ctx, &m, now); err != nil {
+			return err
+		}
+	}
+	s.seenRev = rev
+	return nil
+}
+
+// try attempts m if it is due at now, else notes when it falls due.
+func (s *Sender) try(ctx context.Context, m *store.OutboxMessage, now time.Time) error {
+	if m.NextAttempt.After(now) {
+		s.due(m.NextAttempt)
+		return nil
+	}
+	return s.attempt(ctx, m)
 }
 
 // due notes that a message falls due at t.
@@ -225,7 +294,10 @@ func (s *Sender) due(t time.Time) {
 func (s *Sender) attempt(ctx context.Context, m *store.OutboxMessage) error {
 	derr := s.backend.Deliver(ctx, m)
 	if derr != nil && ctx.Err() != nil {
-		return ctx.Err() // abandoned by shutdown: not the message's fault
+		// Abandoned by shutdown or a lost leadership: not the message's
+		// fault; it stays queued as it was.
+		s.log.Info("notification delivery abandoned; the message stays queued", "id", m.ID, "session_id", m.SessionID, "err", derr)
+		return ctx.Err()
 	}
 	// The outcome is recorded even when ctx ends meanwhile: a delivered
 	// message must leave the outbox now, not be sent again after a restart.

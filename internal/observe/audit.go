@@ -21,13 +21,13 @@ type AuditTx struct {
 	// Summary, when set, is recorded first: the event of a write made of
 	// many (ApplyAccount), whose records' events follow it.
 	Summary *store.AuditEvent
-	purge   int // expired events one Flush deletes at most
 }
 
-// NewAuditTx wraps tx of a store with limits l, remembering what it
-// touches.
-func NewAuditTx(tx store.Tx, l store.Limits) *AuditTx {
-	return &AuditTx{Tx: tx, before: map[string][]byte{}, purge: AuditPurgeBatch(l)}
+// NewAuditTx wraps tx, remembering what it touches. Expired events are
+// deleted by the audit retention job (service.AuditPruner), not by
+// writes.
+func NewAuditTx(tx store.Tx) *AuditTx {
+	return &AuditTx{Tx: tx, before: map[string][]byte{}}
 }
 
 func (a *AuditTx) remember(key string) {
@@ -69,30 +69,18 @@ func Operation(ctx context.Context) string {
 	return name
 }
 
-// MaxAuditPurge bounds how many expired events one write deletes.
-const MaxAuditPurge = 100
-
-// AuditPurgeBatch is how many expired events one write deletes on a store
-// with limits l: MaxAuditPurge, or a sixteenth of a transaction's
-// operations when the store bounds them, leaving room for the write.
-func AuditPurgeBatch(l store.Limits) int {
-	if l.MaxOps > 0 {
-		return min(MaxAuditPurge, max(1, l.MaxOps/16))
-	}
-	return MaxAuditPurge
-}
-
 // Flush appends, in the transaction, one audit event per resource that
-// changed, naming caller and the operation rpc at time now, and purges up
-// to AuditPurgeBatch events older than retention (0: keep them all).
-func (a *AuditTx) Flush(caller, rpc string, now time.Time, retention time.Duration) error {
-	seq := 0
+// changed, naming caller and the operation rpc at time now, and orders
+// the transaction after every other that recorded events
+// (store.OrderAuditEvents).
+func (a *AuditTx) Flush(caller, rpc string, now time.Time) error {
+	seq, last := 0, ""
 	if e := a.Summary; e != nil {
 		e.ID, e.Caller, e.Time, e.RPC = store.NextAuditID(a.Tx, seq), caller, now, rpc
 		if err := store.PutAuditEvent(a.Tx, e); err != nil {
 			return err
 		}
-		seq++
+		seq, last = seq+1, e.ID
 	}
 	for _, key := range a.touched {
 		var after []byte
@@ -117,14 +105,12 @@ func (a *AuditTx) Flush(caller, rpc string, now time.Time, retention time.Durati
 		if err := store.PutAuditEvent(a.Tx, &e); err != nil {
 			return err
 		}
-		seq++
+		seq, last = seq+1, e.ID
 	}
-	if retention > 0 && seq > 0 {
-		if _, err := store.PurgeAuditEvents(a.Tx, now.Add(-retention), a.purge); err != nil {
-			return err
-		}
+	if seq == 0 {
+		return nil
 	}
-	return nil
+	return store.OrderAuditEvents(a.Tx, last)
 }
 
 // auditJSON is the stored record as the audit log shows it; secrets (a

@@ -31,11 +31,11 @@ const DefaultMaxApplyWrites = 20000
 
 // maxApplyWrites is the bound of one apply on st: a store that declares its
 // operations per transaction (Limits().MaxOps) leaves room for one audit
-// event per write, the apply's own event and a purge of expired audit
-// events.
+// event per write, the apply's own event and the audit log's order key
+// (store.OrderAuditEvents).
 func maxApplyWrites(st store.Store) int {
 	if l := st.Limits(); l.MaxOps > 0 {
-		return max(1, (l.MaxOps-1-observe.AuditPurgeBatch(l))/2)
+		return max(1, (l.MaxOps-2)/2)
 	}
 	return DefaultMaxApplyWrites
 }

@@ -17,6 +17,8 @@ type Metrics struct {
 	// refused before they became a call, by reason.
 	HTTPRefused *prometheus.CounterVec
 	grpc        *grpcprom.ServerMetrics
+	// retention: the audit retention job (retention.go).
+	retention *retentionMetrics
 }
 
 // NewMetrics creates the metrics, including Go runtime and process
@@ -29,6 +31,7 @@ func NewMetrics() *Metrics {
 	}
 	m.HTTPRefused = NewHTTPRefused()
 	m.Registry.MustRegister(m.grpc, m.HTTPRefused)
+	m.retention = newRetentionMetrics(m.Registry)
 	return m
 }
 

@@ -276,11 +276,11 @@ func (s *Server) Shutdown(ctx context.Context) {
 func (s *Server) write(ctx context.Context, fn func(store.Tx) error) (uint64, error) {
 	cctx, commit := s.innerSpan(ctx, "store.commit")
 	rev, err := s.store.Update(cctx, func(tx store.Tx) error {
-		at := observe.NewAuditTx(tx, s.store.Limits())
+		at := observe.NewAuditTx(tx)
 		if err := fn(at); err != nil {
 			return err
 		}
-		return at.Flush(auditCaller(ctx), auditOperation(ctx), s.now().UTC(), s.auditRetention)
+		return at.Flush(auditCaller(ctx), auditOperation(ctx), s.now().UTC())
 	})
 	if err == nil {
 		commit.SetAttributes(observe.AttrRevision.Int64(int64(rev)))

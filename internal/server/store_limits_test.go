@@ -40,7 +40,7 @@ func TestStoreLimits_LargeWritesStayWithin(t *testing.T) {
 			return nil
 		})
 	}
-	// Expired audit events, more than one write may purge.
+	// Expired audit events, more than one transaction may delete.
 	for i := 0; i < 300; i += 100 {
 		storetest.MustUpdate(t, e.store, func(tx store.Tx) error {
 			for j := i; j < i+100; j++ {
@@ -66,5 +66,25 @@ func TestStoreLimits_LargeWritesStayWithin(t *testing.T) {
 	}
 	if left := e.keysOf("big"); len(left) != 0 {
 		t.Errorf("%d keys of the deleted account left", len(left))
+	}
+	// The audit retention job deletes the expired events — the 300 and
+	// those of the writes before the clock moved on — and keeps those of
+	// the sweep and the deletion.
+	n, err := e.srv.PruneAuditEvents(ctx)
+	if err != nil || n < 300 {
+		t.Fatalf("PruneAuditEvents under etcd's limits: %d, %v; want at least 300", n, err)
+	}
+	var kept []store.AuditEvent
+	storetest.MustView(t, e.store, func(tx store.ReadTx) (err error) {
+		kept, _, err = store.ListAuditEvents(tx, "", 0, 0, func(*store.AuditEvent) bool { return true })
+		return err
+	})
+	if len(kept) == 0 {
+		t.Fatal("no audit event left: the sweep's and the deletion's events are younger than the retention")
+	}
+	for _, ev := range kept {
+		if ev.Time.Before(clk.Now().Add(-24 * time.Hour)) {
+			t.Fatalf("event %s of %v kept; older than the retention", ev.ID, ev.Time)
+		}
 	}
 }

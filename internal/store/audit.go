@@ -27,6 +27,25 @@ type AuditEvent struct {
 // transaction: audit/<20-digit revision>-<4-digit sequence>.
 const auditPrefix = "audit/"
 
+// auditSeqKey holds the id of the last audit event recorded. Every commit
+// that records audit events reads and writes it (OrderAuditEvents), so
+// that on a store with concurrent writers (etcd) two such commits conflict
+// and the later one runs again at a later revision: audit ids, which take
+// the revision a commit reads at (NextAuditID), then follow commit order,
+// and a reader that continues after an id never misses an event that
+// commits later. Outbox ids queued by audited writes follow it too.
+const auditSeqKey = "auditseq"
+
+// OrderAuditEvents records lastID, the id of the last event a write
+// transaction recorded, under auditSeqKey. Call it once per transaction
+// that records events, after them.
+func OrderAuditEvents(tx Tx, lastID string) error {
+	if _, _, err := tx.Get(auditSeqKey); err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
+		return err
+	}
+	return tx.Put(auditSeqKey, []byte(lastID))
+}
+
 // AuditID returns the id of the seq-th event of the commit at revision rev.
 func AuditID(rev uint64, seq int) string { return fmt.Sprintf("%020d-%04d", rev, seq) }
 
@@ -81,30 +100,49 @@ func ListAuditEvents(tx ReadTx, afterID string, limit, maxScan int, match func(*
 	return events, next, err
 }
 
-// PurgeAuditEvents deletes up to max of the oldest events older than
-// before, and returns how many it deleted.
-func PurgeAuditEvents(tx Tx, before time.Time, max int) (int, error) {
-	var keys []string
+// ExpiredAuditEvents returns the ids of up to max (0: no bound) of the
+// oldest events, those recorded before before, oldest first. It stops at
+// the first event that is not that old: events are in commit order, and
+// their times follow it but for the clock skew between replicas, which
+// only delays an event's removal by as much.
+func ExpiredAuditEvents(tx ReadTx, before time.Time, max int) ([]string, error) {
+	var ids []string
 	err := tx.Scan(auditPrefix, "", func(key string, val []byte, rev uint64) (bool, error) {
+		if max > 0 && len(ids) == max {
+			return false, nil
+		}
 		var e AuditEvent
 		if err := decodeAt(key, val, rev, &e); err != nil {
 			return false, err
 		}
-		if !e.Time.Before(before) || len(keys) == max {
+		if !e.Time.Before(before) {
 			return false, nil
 		}
-		keys = append(keys, key)
+		ids = append(ids, e.ID)
 		return true, nil
 	})
-	if err != nil {
-		return 0, err
-	}
-	for _, k := range keys {
-		if err := tx.Delete(k); err != nil {
+	return ids, err
+}
+
+// DeleteAuditEvents deletes the events ids (those ExpiredAuditEvents
+// found; an event is never rewritten, so it stays expired) and returns how
+// many existed. It reads each by its key rather than scanning, so that on
+// a store with optimistic concurrency it conflicts with no other write.
+func DeleteAuditEvents(tx Tx, ids []string) (int, error) {
+	n := 0
+	for _, id := range ids {
+		switch _, _, err := tx.Get(auditPrefix + id); {
+		case errors.Is(err, ErrNotFound):
+			continue
+		case err != nil && !errors.Is(err, ErrCorrupt):
 			return 0, err
 		}
+		if err := tx.Delete(auditPrefix + id); err != nil {
+			return 0, err
+		}
+		n++
 	}
-	return len(keys), nil
+	return n, nil
 }
 
 // AuditResourceTypes lists, sorted, every resource type the audit log

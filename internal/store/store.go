@@ -85,6 +85,10 @@ func (e *DamagedError) Unwrap() []error { return []error{ErrCorrupt, e.Err} }
 //     Limits().MaxTxnBytes bytes; beyond them Put and Delete fail with
 //     ErrTooManyOps or ErrTxnTooLarge and nothing is committed. Callers
 //     that write more split the work (see DeleteAccount).
+//   - An Update whose context carries a Fence (WithFence) commits only
+//     while the fence's term of leadership lasts; otherwise it fails with
+//     ErrFenced and nothing is committed (see Fence). A driver several
+//     processes share checks the term in the commit itself.
 //   - ReadTx.Changes returns the keys of the commits after a revision, from
 //     a history the driver keeps across restarts and may compact; a
 //     revision older than that history is answered with ErrCompacted, and

@@ -477,6 +477,9 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	if err := store.CheckFence(ctx); err != nil {
+		return 0, err
+	}
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	for range s.opts.RetryUpdates {
@@ -498,6 +501,11 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 		}
 		if len(t.keys) == 0 {
 			return nil
+		}
+		// The one writer holds the write lock: a fence still held now
+		// is held at the commit.
+		if err := store.CheckFence(ctx); err != nil {
+			return err
 		}
 		if err := btx.Bucket(metaBucket).Put(keyRevision, sealU64(keyRevision, t.commit)); err != nil {
 			return err

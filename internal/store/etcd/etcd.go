@@ -25,6 +25,11 @@
 // commit writes: it commits only if nothing committed since its reads
 // (etcd's range comparisons cannot see a key deleted from a range). When a
 // guard fails, the function runs again after a short backoff.
+//
+// A write under a store.Fence (the work of the leader) also compares the
+// create revision of the fence's key, the election key of the term, in
+// the same etcd transaction: a leader deposed before it noticed commits
+// nothing and gets store.ErrFenced, not a retry.
 package etcd
 
 import (
@@ -423,6 +428,9 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 	defer s.txns.Done()
 	backoff := time.Millisecond
 	for {
+		if err := store.CheckFence(ctx); err != nil {
+			return 0, err
+		}
 		tx, err := s.begin(ctx)
 		if err != nil {
 			return 0, err
@@ -433,6 +441,9 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 		}
 		if len(tx.w.ops) == 0 {
 			return uint64(tx.rev), nil
+		}
+		if err := store.CheckFence(ctx); err != nil {
+			return 0, err
 		}
 		rev, ok, err := s.commit(ctx, tx)
 		if err != nil {
@@ -480,9 +491,12 @@ func (s *Store) request(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, s.reqTimeout)
 }
 
-// commit sends tx's writes in one etcd transaction guarded by its reads.
-// ok is false when a guard failed.
+// commit sends tx's writes in one etcd transaction guarded by its reads
+// and by the fence ctx carries. ok is false when a guard of its reads
+// failed; a failed fence is store.ErrFenced.
 func (s *Store) commit(ctx context.Context, t *tx) (rev int64, ok bool, err error) {
+	fence, fenced := store.FenceOf(ctx)
+	fenced = fenced && fence.Key != ""
 	keys := slices.Sorted(func(yield func(string) bool) {
 		for k := range t.w.ops {
 			if !yield(k) {
@@ -507,7 +521,16 @@ func (s *Store) commit(ctx context.Context, t *tx) (rev int64, ok bool, err erro
 	ops = append(ops, clientv3.OpPut(s.headKey, string(head)))
 	size += len(s.headKey) + len(head) + 16
 	var cmps []clientv3.Cmp
-	if t.w.scanned || len(t.w.reads) > s.maxCmps {
+	var orElse []clientv3.Op
+	if fenced {
+		// The term lasts while its key exists with the create revision
+		// it had when the term began. When the transaction fails, its
+		// else branch reads the key to tell a lost term from a conflict.
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(fence.Key), "=", fence.Rev))
+		orElse = append(orElse, clientv3.OpGet(fence.Key, clientv3.WithKeysOnly()))
+		size += 2*len(fence.Key) + 48
+	}
+	if t.w.scanned || len(cmps)+len(t.w.reads) > s.maxCmps {
 		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.headKey), "=", t.head))
 		size += len(s.headKey) + 24
 	} else {
@@ -521,7 +544,7 @@ func (s *Store) commit(ctx context.Context, t *tx) (rev int64, ok bool, err erro
 	}
 	rctx, cancel := s.request(ctx)
 	defer cancel()
-	resp, err := s.c.Txn(rctx).If(cmps...).Then(ops...).Commit()
+	resp, err := s.c.Txn(rctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
 	if err != nil {
 		err = s.mapErr(ctx, err)
 		if errors.Is(err, store.ErrUnavailable) {
@@ -529,6 +552,15 @@ func (s *Store) commit(ctx context.Context, t *tx) (rev int64, ok bool, err erro
 			err = fmt.Errorf("%w: %w", store.ErrCommitUnknown, err)
 		}
 		return 0, false, err
+	}
+	if !resp.Succeeded && fenced {
+		if len(resp.Responses) == 0 {
+			return 0, false, fmt.Errorf("etcd: a failed fenced commit returned no read of the fence key %q", fence.Key)
+		}
+		kvs := resp.Responses[0].GetResponseRange().GetKvs()
+		if len(kvs) == 0 || kvs[0].CreateRevision != fence.Rev {
+			return 0, false, fmt.Errorf("%w (the election key %s of revision %d is gone at revision %d)", store.ErrFenced, fence.Key, fence.Rev, resp.Header.Revision)
+		}
 	}
 	return resp.Header.Revision, resp.Succeeded, nil
 }

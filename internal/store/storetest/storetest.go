@@ -14,6 +14,7 @@
 //	compaction.go  compacted history answers ErrCompacted (store.Compactor)
 //	limits.go      the driver's declared operation and size limits
 //	values.go      large values and many keys
+//	fence.go       writes under a term of leadership (store.Fence)
 //
 // The suite holds for drivers that run an Update's function more than once
 // (optimistic concurrency): the bbolt driver's tests run it a second time
@@ -79,6 +80,10 @@ func Tests() []Test {
 		// Large values.
 		{"LargeValues", testLargeValues},
 		{"ManyKeys", testManyKeys},
+		// Fenced writes.
+		{"FenceHeld", testFenceHeld},
+		{"FenceLost", testFenceLost},
+		{"FenceLostDuringUpdate", testFenceLostDuringUpdate},
 	}
 }
 
