@@ -84,6 +84,10 @@ var rules = []rule{
 	{pkgs: []string{"internal/policy"}, may: []string{"internal/auth", "internal/selector", "internal/urlmatch", "internal/hours"}, noGRPC: true},
 	// Storage and what follows it. The etcd driver talks gRPC to etcd
 	// (etcd's client); it imports nothing of ours above the store.
+	// Real etcd processes for tests and the load test; the test helpers
+	// of the etcd driver run them.
+	{pkgs: []string{"internal/etcdproc"}},
+	{pkgs: []string{"internal/store/etcd/etcdtest"}, may: []string{"internal/etcdproc"}},
 	{pkgs: []string{"internal/store/etcd"}, may: []string{"internal/auth", "internal/policy", "internal/store", "internal/leader"}},
 	// Leader election (on etcd's client) for the work that runs once; its
 	// terms fence the store's writes (store.Fence).
