@@ -17,12 +17,12 @@ import (
 )
 
 // TestSweep_CommitsUnderSteadyWrites: on etcd a write commits only if what
-// it read is unchanged, and a write that scans (as every write of the
-// server does, for audit retention) only if nothing at all committed
-// since. A sweep among many sessions must still end the session past its
-// max age while sessions keep starting: its write reads only the sessions
-// it changes, not every session (which took longer than the gap between
-// two starts, so that it never committed).
+// it read is unchanged, and a write that scans only if nothing at all
+// committed since. A sweep among many sessions must still end the session
+// past its max age while sessions keep starting: its write reads only the
+// sessions it changes, not every session (which took longer than the gap
+// between two starts, so that it never committed). The test's writes all
+// scan, as the server's did for audit retention: the strictest case.
 func TestSweep_CommitsUnderSteadyWrites(t *testing.T) {
 	srv := etcdtest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -61,8 +61,7 @@ func TestSweep_CommitsUnderSteadyWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The server's write path scans in every write (audit retention):
-	// the same here, so that every write conflicts with every commit.
+	// Every write scans, so that it conflicts with every commit.
 	write := func(ctx context.Context, fn func(store.Tx) error) (uint64, error) {
 		return st.Update(ctx, func(tx store.Tx) error {
 			if err := fn(tx); err != nil {
