@@ -159,7 +159,7 @@ crash: ## kill the daemon at random points during writes for CRASH_TIME (default
 # The fault tests run a few seconds each in make test; here each repeats
 # its faults for FAULTS_TIME and stops by itself (-timeout is a backstop).
 .PHONY: faults
-faults: etcd ## kill etcd members and the leading replica (docs/operations.md, "Fault tests") for FAULTS_TIME each (default 2m)
+faults: etcd ## kill etcd members, the leading replica and (make crash on etcd) gatehoused, for FAULTS_TIME each (default 2m); docs/operations.md "Fault tests on etcd"
 	FAULTS_TIME=$(FAULTS_TIME) CRASH_TIME=$(FAULTS_TIME) $(GO) test -count=1 -timeout 60m -v -run '^(TestFaults_|TestCrash_KillDuringWritesEtcd$$)' ./cmd/gatehoused
 
 # Benchmarks, generated data and the load test (docs/performance.md).
