@@ -86,6 +86,8 @@ type Options struct {
 	// --max-request-bytes (etcd's defaults when zero).
 	MaxTxnOps       int
 	MaxRequestBytes int
+	// BackupDir is where Backup stages its copy (os.TempDir when empty).
+	BackupDir string
 }
 
 // Store is the etcd driver. It implements store.Store and store.Compactor.
@@ -97,8 +99,10 @@ type Store struct {
 	lim      store.Limits
 	maxCmps  int
 	maxReq   int
-	rev      atomic.Uint64 // the highest revision seen
-	notified atomic.Uint64 // the highest commit revision signalled
+	// backupDir is Options.BackupDir.
+	backupDir string
+	rev       atomic.Uint64 // the highest revision seen
+	notified  atomic.Uint64 // the highest commit revision signalled
 
 	mu     sync.Mutex
 	closed bool
@@ -166,6 +170,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		maxCmps: opts.MaxTxnOps,
 		maxReq:  opts.MaxRequestBytes,
 		subs:    map[*sub]struct{}{},
+
+		backupDir: opts.BackupDir,
 	}
 	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	resp, err := c.Get(pctx, s.headKey)
