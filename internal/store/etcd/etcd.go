@@ -193,6 +193,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 func unreachable(opts Options, err error) error {
 	eps := strings.Join(opts.Endpoints, ",")
 	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded || status.Code(err) == codes.Unavailable {
+		if why := diagnose(opts); why != "" {
+			return fmt.Errorf("etcd at %s did not answer within %v (%s): %w", eps, opts.DialTimeout, why, err)
+		}
 		return fmt.Errorf("etcd at %s did not answer within %v: %w", eps, opts.DialTimeout, err)
 	}
 	return fmt.Errorf("etcd at %s: %w", eps, err)
