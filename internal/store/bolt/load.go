@@ -108,3 +108,26 @@ func (s *Store) Load(ctx context.Context, rev uint64, fill func(put func(key str
 	s.notify()
 	return nil
 }
+
+// RaiseRevision makes every later commit's revision larger than floor
+// (the revision counter jumps; it never goes back). The change log keeps
+// no entry for the jump: nothing changed in it.
+func (s *Store) RaiseRevision(ctx context.Context, floor uint64) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.rev.Load() >= floor {
+		return nil
+	}
+	err := s.db.Update(func(btx *bbolt.Tx) error {
+		return btx.Bucket(metaBucket).Put(keyRevision, sealU64(keyRevision, floor))
+	})
+	if err != nil {
+		return noSpaceErr(closedErr(err))
+	}
+	s.rev.Store(floor)
+	s.notify()
+	return nil
+}

@@ -40,6 +40,15 @@ type Loader interface {
 	Load(ctx context.Context, rev uint64, fill func(put func(key string, val []byte) error) error) error
 }
 
+// RevisionRaiser is implemented by a driver whose revision can be raised
+// (the etcd driver's revision base, the bbolt driver's counter): a copy
+// into it first makes every later revision larger than the source's, so
+// that what was made from the source's revisions (audit and outbox ids,
+// etags, min_revision values) stays below what the target makes next.
+type RevisionRaiser interface {
+	RaiseRevision(ctx context.Context, floor uint64) error
+}
+
 // Options change a copy.
 type Options struct {
 	// Force copies into a target that holds keys: every source key is
@@ -133,7 +142,8 @@ func readErr(what string, err error) error {
 // into dst, and returns what it did and the digest of what it read (for
 // Verify). A dst that holds keys is refused with ErrTargetNotEmpty unless
 // o.Force. An empty dst that is a Loader is bulk-loaded at the source's
-// revision; any other is written in transactions within dst.Limits().
+// revision; any other is written in transactions within dst.Limits(),
+// after its revision was raised above the source's (RevisionRaiser).
 // A copy that fails part-way leaves dst partly written.
 func Copy(ctx context.Context, src, dst store.Store, o Options) (Report, *Digest, error) {
 	var rep Report
@@ -163,6 +173,11 @@ func Copy(ctx context.Context, src, dst store.Store, o Options) (Report, *Digest
 			}
 			rep.Loaded = true
 			return loader.Load(ctx, tx.Revision(), scan)
+		}
+		if r, ok := dst.(RevisionRaiser); ok {
+			if err := r.RaiseRevision(ctx, tx.Revision()); err != nil {
+				return fmt.Errorf("raise the target's revision above the source's %d: %w", tx.Revision(), err)
+			}
 		}
 		b := newBatcher(ctx, dst, &rep)
 		if err := scan(b.put); err != nil {

@@ -134,6 +134,11 @@ func TestCopy_BoltToEtcdAndBack(t *testing.T) {
 	srv := etcdtest.Start(t)
 	ctx := context.Background()
 	orig := openBolt(t, "")
+	// The source is far ahead of etcd's revision, as a long-used bbolt
+	// file is of a new cluster.
+	if err := orig.RaiseRevision(ctx, 100_000); err != nil {
+		t.Fatal(err)
+	}
 	want := seed(t, orig, 700)
 
 	e := openEtcd(t, srv)
@@ -153,6 +158,21 @@ func TestCopy_BoltToEtcdAndBack(t *testing.T) {
 		t.Fatalf("verify etcd copy: %d keys, %v", n, err)
 	}
 	sameContents(t, "etcd copy", contents(t, e), want)
+	// What was copied, and what is written next, is above the source's
+	// revision: ids, etags and min_revision values made from the source's
+	// revisions never meet a later write's.
+	if e.Revision() <= rep.SourceRevision || rep.TargetRevision <= rep.SourceRevision {
+		t.Errorf("etcd at %d (report %d) after a copy of revision %d", e.Revision(), rep.TargetRevision, rep.SourceRevision)
+	}
+	storetest.MustView(t, e, func(tx store.ReadTx) error {
+		return tx.Scan("", "", func(k string, _ []byte, rev uint64) (bool, error) {
+			if rev <= rep.SourceRevision {
+				t.Errorf("%s copied at revision %d, not above the source's %d", k, rev, rep.SourceRevision)
+				return false, nil
+			}
+			return true, nil
+		})
+	})
 
 	back := openBolt(t, "")
 	rep2, digest2, err := storecopy.Copy(ctx, e, back, storecopy.Options{})
