@@ -141,12 +141,12 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer, lookup fun
 		_, err = fmt.Fprintf(stdout, "%s equals %s at revision %d: %d keys\n", rep.To, rep.From, rep.SourceRevision, rep.Verified)
 		return err
 	}
-	how := fmt.Sprintf("in %d transactions, target now at revision %d", rep.Batches, rep.TargetRevision)
+	how := fmt.Sprintf("in %d write transaction%s, target now at revision %d", rep.Batches, plural(rep.Batches), rep.TargetRevision)
 	if rep.Loaded {
 		how = fmt.Sprintf("loaded at revision %d", rep.TargetRevision)
 	}
 	if rep.Deleted > 0 {
-		how += fmt.Sprintf(", %d keys the source lacks deleted", rep.Deleted)
+		how += fmt.Sprintf(", %d key%s the source lacks deleted", rep.Deleted, plural(rep.Deleted))
 	}
 	_, err = fmt.Fprintf(stdout, "copied %d keys (%d bytes of values) from %s at revision %d to %s, %s; verified %d keys\n",
 		rep.Keys, rep.Bytes, rep.From, rep.SourceRevision, rep.To, how, rep.Verified)
@@ -313,4 +313,11 @@ func (m migration) toBolt(ctx context.Context, rep migrateReport, src *etcd.Stor
 // isMigrate reports whether args start with the migrate subcommand.
 func isMigrate(args []string) bool {
 	return len(args) > 0 && strings.TrimSpace(args[0]) == migrateCommand
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }

@@ -241,7 +241,7 @@ func TestE2E_MigrateBoltToEtcdAndBack(t *testing.T) {
 	}
 	// Forced, the copy makes the prefix equal to the source again.
 	out, errOut, code = runTool(t, bin, append([]string{"migrate", "--force", "--to", "etcd", "--data-dir", src}, etcdFlags...)...)
-	if code != 0 || !strings.Contains(out, "keys the source lacks deleted") {
+	if code != 0 || !strings.Contains(out, "the source lacks deleted") {
 		t.Fatalf("forced migrate: exit %d\n%s%s", code, out, errOut)
 	}
 	if out, errOut, code := runTool(t, bin, append([]string{"migrate", "--check", "--to", "etcd", "--data-dir", src}, etcdFlags...)...); code != 0 {
