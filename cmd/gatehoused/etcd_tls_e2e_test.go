@@ -73,3 +73,42 @@ func TestE2E_EtcdTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestE2E_EtcdRefusesRemotePlaintext: a non-loopback etcd endpoint without
+// TLS is refused before anything connects (exit 1, the endpoint named, the
+// way out said), from a flag or from GATEHOUSE_ETCD_ENDPOINTS, by the
+// daemon and by gatehoused migrate alike; --insecure lets it through (and
+// the start then fails only because nothing answers there).
+func TestE2E_EtcdRefusesRemotePlaintext(t *testing.T) {
+	t.Parallel()
+	const remote = "192.0.2.1:2379" // TEST-NET-1: never answers
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"daemon flag", nil, loopbackArgs(t.TempDir(), "--store", "etcd", "--etcd-endpoints", remote, "--etcd-dial-timeout", "60s")},
+		{"daemon env", []string{"GATEHOUSE_STORE=etcd", "GATEHOUSE_ETCD_ENDPOINTS=" + remote}, loopbackArgs(t.TempDir(), "--etcd-dial-timeout", "60s")},
+		{"daemon among loopback", nil, loopbackArgs(t.TempDir(), "--store", "etcd", "--etcd-endpoints", "127.0.0.1:2379,http://" + remote, "--etcd-dial-timeout", "60s")},
+		{"migrate to etcd", nil, []string{"migrate", "--to", "etcd", "--data-dir", t.TempDir(), "--etcd-endpoints", remote, "--etcd-dial-timeout", "60s"}},
+		{"migrate to bolt", nil, []string{"migrate", "--to", "bolt", "--data-dir", t.TempDir(), "--etcd-endpoints", "https://127.0.0.1:2379,http://" + remote}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := launch(t, tc.env, tc.args...)
+			if code := d.awaitExit(exitTimeout); code != 1 {
+				t.Fatalf("exit %d, want 1 (refused configuration)", code)
+			}
+			out := d.stderr()
+			if !strings.Contains(out, remote) || !(strings.Contains(out, "not a loopback address and the connection is not secured") || strings.Contains(out, "TLS is on")) {
+				t.Errorf("stderr does not refuse the plaintext endpoint %s:\n%s", remote, out)
+			}
+			if strings.Contains(out, "did not answer") {
+				t.Errorf("it tried to connect first:\n%s", out)
+			}
+		})
+	}
+	d := launch(t, nil, loopbackArgs(t.TempDir(), "--store", "etcd", "--etcd-endpoints", remote, "--insecure", "--etcd-dial-timeout", "300ms")...)
+	if code := d.awaitExit(exitTimeout); code != 1 || !strings.Contains(d.stderr(), "did not answer") {
+		t.Errorf("--insecure: exit %d, want 1 after trying %s:\n%s", code, remote, d.stderr())
+	}
+}

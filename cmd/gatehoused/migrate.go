@@ -122,8 +122,9 @@ func runMigrate(ctx context.Context, args []string, stdout io.Writer, lookup fun
 	if err := config.ApplyEnv(fs, storeEnv); err != nil {
 		return migrateUsageError{err}
 	}
+	// Flags that parse but are refused fail as the daemon's do (exit 1).
 	if err := m.validate(); err != nil {
-		return migrateUsageError{err}
+		return err
 	}
 	rep, err := m.run(ctx)
 	if err != nil {

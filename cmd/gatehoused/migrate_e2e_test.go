@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -246,5 +247,73 @@ func TestE2E_MigrateBoltToEtcdAndBack(t *testing.T) {
 	}
 	if out, errOut, code := runTool(t, bin, append([]string{"migrate", "--check", "--to", "etcd", "--data-dir", src}, etcdFlags...)...); code != 0 {
 		t.Errorf("check after the forced copy: exit %d\n%s%s", code, out, errOut)
+	}
+}
+
+// TestE2E_MigrateRefusals: gatehoused migrate refuses, changing nothing, a
+// source that does not exist (it is not created), a bbolt file a daemon is
+// using, and a bbolt target that holds data (unless --force); an unknown
+// flag is a usage error.
+func TestE2E_MigrateRefusals(t *testing.T) {
+	t.Parallel()
+	bin := binary(t)
+	srv := etcdtest.Start(t)
+	etcdFlags := []string{"--etcd-endpoints", srv.Endpoints[0], "--etcd-prefix", "/refusals/"}
+	migrate := func(args ...string) (string, int) {
+		t.Helper()
+		_, errOut, code := runTool(t, bin, append(append([]string{"migrate"}, args...), etcdFlags...)...)
+		return errOut, code
+	}
+
+	missing := filepath.Join(t.TempDir(), "nope")
+	if out, code := migrate("--to", "etcd", "--data-dir", missing); code != 1 || !strings.Contains(out, "no such file") {
+		t.Errorf("missing source: exit %d, %s", code, out)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the missing source was created: %v", err)
+	}
+
+	busy := t.TempDir()
+	d := start(t, nil, loopbackArgs(busy, "--demo")...)
+	if out, code := migrate("--to", "etcd", "--data-dir", busy); code != 1 || !strings.Contains(out, "locked by another process") {
+		t.Errorf("source in use by a daemon: exit %d, %s", code, out)
+	}
+	d.stop()
+
+	// Put the demo store into etcd, then try to copy it over a bbolt
+	// target that holds data.
+	if out, code := migrate("--to", "etcd", "--data-dir", busy); code != 0 {
+		t.Fatalf("migrate --to etcd: exit %d, %s", code, out)
+	}
+	target := t.TempDir()
+	f := start(t, nil, loopbackArgs(target)...)
+	if _, err := dial(t, f.addr).admin.CreateAccount(testContext(t), &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: "keep", DisplayName: "Keep"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.stop()
+	before := digestOf(t, filepath.Join(target, bolt.FileName))
+	if out, code := migrate("--to", "bolt", "--data-dir", target); code != 1 || !strings.Contains(out, "holds keys already") {
+		t.Errorf("non-empty bbolt target: exit %d, %s", code, out)
+	}
+	sameDigest(t, "refused target", digestOf(t, filepath.Join(target, bolt.FileName)), before)
+	if out, code := migrate("--to", "bolt", "--data-dir", target, "--force"); code != 0 {
+		t.Fatalf("forced: exit %d, %s", code, out)
+	}
+	sameDigest(t, "forced target", digestOf(t, filepath.Join(target, bolt.FileName)), digestOf(t, filepath.Join(busy, bolt.FileName)))
+	entries, err := os.ReadDir(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if strings.Contains(e.Name(), ".migrate-") {
+			t.Errorf("target directory holds %s: a temporary file was left", e.Name())
+		}
+	}
+
+	if out, code := migrate("--to", "etcd", "--bogus"); code != 2 || !strings.Contains(out, "gatehoused migrate --help") {
+		t.Errorf("unknown flag: exit %d, %s", code, out)
+	}
+	if out, code := migrate("--to", "nowhere", "--data-dir", busy); code != 1 || !strings.Contains(out, `--to "nowhere"`) {
+		t.Errorf("--to nowhere: exit %d, %s", code, out)
 	}
 }
