@@ -89,7 +89,7 @@ func TestE2E_EtcdRefusesRemotePlaintext(t *testing.T) {
 	}{
 		{"daemon flag", nil, loopbackArgs(t.TempDir(), "--store", "etcd", "--etcd-endpoints", remote, "--etcd-dial-timeout", "60s")},
 		{"daemon env", []string{"GATEHOUSE_STORE=etcd", "GATEHOUSE_ETCD_ENDPOINTS=" + remote}, loopbackArgs(t.TempDir(), "--etcd-dial-timeout", "60s")},
-		{"daemon among loopback", nil, loopbackArgs(t.TempDir(), "--store", "etcd", "--etcd-endpoints", "127.0.0.1:2379,http://" + remote, "--etcd-dial-timeout", "60s")},
+		{"daemon among loopback", nil, loopbackArgs(t.TempDir(), "--store", "etcd", "--etcd-endpoints", "127.0.0.1:2379,http://"+remote, "--etcd-dial-timeout", "60s")},
 		{"migrate to etcd", nil, []string{"migrate", "--to", "etcd", "--data-dir", t.TempDir(), "--etcd-endpoints", remote, "--etcd-dial-timeout", "60s"}},
 		{"migrate to bolt", nil, []string{"migrate", "--to", "bolt", "--data-dir", t.TempDir(), "--etcd-endpoints", "https://127.0.0.1:2379,http://" + remote}},
 	} {
