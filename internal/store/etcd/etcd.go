@@ -224,9 +224,11 @@ func (s *Store) Client() *clientv3.Client { return s.c }
 // requestReserve bytes less than etcd's, for the head record.
 func (s *Store) Limits() store.Limits { return s.lim }
 
-// Revision returns the highest etcd revision the store has seen: its own
-// commits, every transaction's read revision, and the commits of other
-// replicas its watch reports.
+// Revision returns the store revision of the highest etcd revision the
+// store has seen (plus the prefix's base): its own commits, every
+// transaction's read revision, and the commits of other replicas its
+// watch reports. Every revision the driver hands out goes through out;
+// code that compares raw etcd revisions with store revisions must too.
 func (s *Store) Revision() uint64 { return s.out(int64(s.rev.Load())) }
 
 // out turns an etcd revision into the store's.
