@@ -58,8 +58,9 @@ Copy the whole store between bbolt and etcd, offline: every key, read in one
 transaction at one source revision, is written into the target (in
 transactions within etcd's limits, or loaded into a new bbolt file at the
 source's revision), then the target is read back and compared key by key
-with what was read (count and values). Nothing serves the target meanwhile:
-stop the daemons of both stores first (a bbolt file in use is refused).
+with what was read (count and values). Stop the daemons on the target first,
+and on a bbolt source (a bbolt file in use is refused); an etcd source may
+keep serving, but writes after the copy's revision are not in the copy.
 
   --to etcd   copies the bbolt store (--data-dir, or --bolt-file such as a
               backup) into etcd under --etcd-prefix; refused when the prefix
