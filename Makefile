@@ -127,6 +127,17 @@ bin/grpcurl: tools.go.mod tools.go.sum
 run: build bin/grpcurl ## run the daemon on $(LISTEN) (HTTP/JSON on $(HTTP_ADDR)) with demo data in $(DATA_DIR)
 	bin/gatehoused --listen $(LISTEN) --http-addr $(HTTP_ADDR) --data-dir $(DATA_DIR) --demo --log-format text --metrics-addr $(METRICS_ADDR)
 
+# run-cluster runs cmd/gatehouse-cluster: three etcd members (client ports
+# 8480, 8482, 8484) and two replicas (gRPC 8472 and 8474, HTTP 8473 and
+# 8475, metrics 9472 and 9474), so that it and make run fit side by side.
+CLUSTER_DIR  ?= ./data-cluster
+CLUSTER_ARGS ?=
+
+.PHONY: run-cluster
+run-cluster: build etcd bin/grpcurl ## run a three-member etcd cluster and two gatehoused replicas on it (gRPC 127.0.0.1:8472 and :8474) with demo data in $(CLUSTER_DIR) until Ctrl-C
+	$(GO) build -o bin/gatehouse-cluster ./cmd/gatehouse-cluster
+	bin/gatehouse-cluster --dir $(CLUSTER_DIR) $(CLUSTER_ARGS)
+
 .PHONY: fuzz
 fuzz: ## run every fuzz target for FUZZTIME each
 	@for pkg in $$($(GO) list ./internal/...); do \
@@ -186,6 +197,13 @@ overload: ## only the overload mode of the load test: CheckFeature at LOADTEST_O
 .PHONY: hostile
 hostile: ## the hostile mode of the load test: a normal tenant's verified CheckFeature load alone and alongside hostile callers, alternating, the daemon and the load tool pinned to separate cores; ends with PASS or FAIL
 	$(MAKE) --no-print-directory loadtest-run LOADTEST_PIN=1 LOADTEST_RUN_ARGS='-baseline=false -hostile -json $(LOADTEST_DIR)/hostile.json $(LOADTEST_ARGS)'
+
+.PHONY: loadtest-etcd
+loadtest-etcd: $(if $(GATEHOUSE_ETCD_BIN),,bin/etcd) ## the etcd mode of the load test: a 3-member etcd of real processes on loopback holding the large store, replicas on it against a daemon on bbolt (CheckFeature CPU, write latency, replica-to-replica visibility, start-up, memory); fails on a wrong answer or a missed target
+	$(GO) build -o bin/gatehoused ./cmd/gatehoused
+	$(GO) build -o bin/gatehouse-loadtest ./cmd/gatehouse-loadtest
+	bin/gatehouse-loadtest gendata -data-dir $(LOADTEST_DIR) -scale $(SCALE) -seed $(SEED)
+	bin/gatehouse-loadtest etcd -data-dir $(LOADTEST_DIR) -gatehoused bin/gatehoused -etcd-bin $(or $(GATEHOUSE_ETCD_BIN),bin/etcd) -json $(LOADTEST_DIR)/etcd.json $(LOADTEST_ARGS)
 
 # loadtest-run generates (or re-stamps) the store, starts the daemon with
 # default flags and runs gatehouse-loadtest run against it. With

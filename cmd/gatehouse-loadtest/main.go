@@ -4,6 +4,7 @@
 //	gatehouse-loadtest gendata -data-dir DIR [-scale large|small|tiny] [-seed N] [-force]
 //	gatehouse-loadtest run     [-addr 127.0.0.1:8470] -manifest DIR [-duration 60s] ...
 //	gatehouse-loadtest reflect -data-dir DIR [-writes 20]
+//	gatehouse-loadtest etcd    -data-dir DIR [-gatehoused bin/gatehoused] ...
 //
 // gendata fills an empty bbolt store with a deterministic tenant population
 // (internal/loadgen) and writes loadgen-manifest.json next to it.
@@ -18,6 +19,12 @@
 // reflect opens the store itself (the daemon must be stopped) and measures
 // how long the decision snapshot takes to reflect a write to one account,
 // and that only that account is rebuilt.
+//
+// etcd starts a cluster of real etcd processes on loopback, copies the
+// generated data set into it, starts gatehoused replicas on it and one on
+// the bbolt store, and measures them against each other in one run:
+// CheckFeature CPU per call, admin write latency, how soon a write on one
+// replica decides checks on another, start-up time and memory.
 package main
 
 import (
@@ -72,6 +79,9 @@ Usage:
       measure a running daemon on the store gendata generated (the default command)
   gatehouse-loadtest reflect -data-dir DIR [-writes 20]
       measure how fast the decision snapshot reflects writes (daemon stopped)
+  gatehouse-loadtest etcd -data-dir DIR [-gatehoused bin/gatehoused] [-members 3] ...
+      start a cluster of etcd processes and gatehoused replicas on it, and
+      measure them against a gatehoused on the bbolt store in DIR
   gatehouse-loadtest bare-server
       a bare grpc-go health server (started by run as a baseline)
   gatehouse-loadtest probe -addr ADDR -manifest DIR [-callers 4]
@@ -125,8 +135,10 @@ func dispatch(ctx context.Context, cmd string, args []string, stdout, stderr io.
 		return bareServer(ctx, args, os.Stdin, stdout, stderr)
 	case "probe":
 		return probeCommand(ctx, args, os.Stdin, stdout, stderr)
+	case "etcd":
+		return etcdMode(ctx, args, stdout, stderr)
 	}
-	return fmt.Errorf("unknown command %q (want gendata, run, reflect, bare-server or probe; see gatehouse-loadtest --help)", cmd)
+	return fmt.Errorf("unknown command %q (want gendata, run, reflect, etcd, bare-server or probe; see gatehouse-loadtest --help)", cmd)
 }
 
 // ---- gendata ----

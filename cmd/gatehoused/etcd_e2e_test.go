@@ -8,7 +8,9 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/store/etcd/etcdtest"
@@ -89,7 +91,9 @@ func TestE2E_EtcdUnreachable(t *testing.T) {
 // etcd with auth on; a wrong password stops the start with etcd's reason.
 func TestE2E_EtcdAuth(t *testing.T) {
 	t.Parallel()
-	srv := etcdtest.Start(t)
+	// bcrypt's lowest cost: at etcd's default each login hashes for long
+	// enough under -race on a loaded machine to use up the test's time.
+	srv := etcdtest.Start(t, func(c *embed.Config) { c.BcryptCost = uint(bcrypt.MinCost) })
 	ctx := testContext(t)
 	c, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {

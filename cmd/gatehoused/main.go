@@ -287,8 +287,9 @@ func (m *Main) Run(ctx context.Context) error {
 			CallerCPUShare: callerCPUShare(cfg.CallerCPUShare)},
 		Streams: server.StreamLimits{MaxStreams: cfg.MaxStreams, MaxStreamsPerCaller: perCallerStreams(cfg.MaxStreamsPerCaller),
 			MaxMetaStreams: cfg.MaxMetaStreams, MaxConnStreams: cfg.MaxConnStreams},
-		Reflection: cfg.Reflection,
-		SlowCall:   slowCall(cfg.LogSlowCall)})
+		Reflection:   cfg.Reflection,
+		MaxStaleness: cfg.MaxStaleness,
+		SlowCall:     slowCall(cfg.LogSlowCall)})
 	m.Server, m.Addr = srv, lis.Addr().String()
 	if metrics != nil {
 		stopMetrics := serveMetrics(metricsLis, cfg.MetricsAddr, metrics, cfg.Pprof, srv.HealthHandler(), log)

@@ -69,6 +69,7 @@ func TestMainRun_ServesAnyStoreAndCloses(t *testing.T) {
 	st := &closeTracker{Store: bs}
 	cfg := config.Default()
 	cfg.Listen, cfg.DataDir, cfg.Demo, cfg.MetricsAddr = "127.0.0.1:0", dir, true, ""
+	cfg.HTTPAddr = "127.0.0.1:0" // never the fixed default port: it may be taken
 	var logs syncBuffer
 	m := NewMain(cfg, &logs)
 	m.Store = st
@@ -119,6 +120,7 @@ func TestMainRun_PortTakenOpensNoStore(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := config.Default()
 			cfg.Listen, cfg.MetricsAddr, cfg.DataDir = tc.listen, tc.metrics, t.TempDir()
+			cfg.HTTPAddr = "127.0.0.1:0"
 			m := NewMain(cfg, &syncBuffer{})
 			opened := false
 			m.OpenStore = func(config.Config, *slog.Logger) (store.Store, error) {

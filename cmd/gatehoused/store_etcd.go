@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
@@ -27,10 +28,22 @@ func openEtcd(cfg config.Config, log *slog.Logger) (store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	opts.FreshnessInterval = freshnessInterval(cfg.MaxStaleness)
 	st, err := etcd.Open(context.Background(), opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	log.Info("store opened", "driver", "etcd", "endpoints", e.Endpoints, "prefix", e.Prefix, "revision", st.Revision())
 	return st, nil
+}
+
+// freshnessInterval is how often a quiet replica confirms with etcd that
+// its data is current: a tenth of --max-staleness, between 50 ms and the
+// driver's default of 1 s, so that a replica in touch with etcd stays
+// well within the bound.
+func freshnessInterval(maxStaleness time.Duration) time.Duration {
+	if maxStaleness <= 0 {
+		return etcd.DefaultFreshnessInterval
+	}
+	return min(max(maxStaleness/10, 50*time.Millisecond), etcd.DefaultFreshnessInterval)
 }

@@ -30,6 +30,10 @@ type Config struct {
 	Store string
 	// Etcd configures the etcd store.
 	Etcd Etcd
+	// MaxStaleness bounds the age of the data decisions are answered
+	// from on a store a replica can fall behind (etcd): past it decisions
+	// are refused and health reports NOT_SERVING. 0: no bound.
+	MaxStaleness time.Duration
 	// Demo seeds demo data into an empty store at start.
 	Demo bool
 	// Insecure allows serving a non-loopback address without
@@ -154,6 +158,7 @@ func Default() Config {
 		DataDir:              "./data",
 		Store:                StoreBolt,
 		Etcd:                 defaultEtcd(),
+		MaxStaleness:         30 * time.Second,
 		LogLevel:             "info",
 		LogFormat:            "json",
 		LogSlowCall:          100 * time.Millisecond,

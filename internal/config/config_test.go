@@ -264,7 +264,7 @@ func TestRegisterFlags(t *testing.T) {
 	want := config.Config{
 		Listen: "[::1]:9000", DataDir: "/var/lib/gatehouse", Demo: true, Insecure: true,
 		HTTPAddr: "[::1]:9001", HTTPMaxBodyBytes: 1 << 20,
-		Store: config.StoreBolt, Etcd: config.Default().Etcd,
+		Store: config.StoreBolt, Etcd: config.Default().Etcd, MaxStaleness: config.Default().MaxStaleness,
 		LogLevel: "debug", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 250 * time.Millisecond,
 		SessionMaxAge: 2 * time.Hour, SessionRetention: 0,
 		CobrowseBaseDomain: "cobrowse.example.com",
@@ -346,7 +346,7 @@ func TestApplyEnv(t *testing.T) {
 				*c = config.Config{
 					Listen: "0.0.0.0:9001", DataDir: "/srv/gatehouse", Demo: true, Insecure: true,
 					HTTPAddr: "0.0.0.0:9002", HTTPMaxBodyBytes: 4096,
-					Store: config.StoreBolt, Etcd: config.Default().Etcd,
+					Store: config.StoreBolt, Etcd: config.Default().Etcd, MaxStaleness: config.Default().MaxStaleness,
 					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 3 * time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
@@ -368,7 +368,7 @@ func TestApplyEnv(t *testing.T) {
 				*c = config.Config{
 					Listen: "127.0.0.1:7000", DataDir: "/tmp/x", Demo: true, Insecure: true,
 					HTTPAddr: "0.0.0.0:9002", HTTPMaxBodyBytes: 4096,
-					Store: config.StoreBolt, Etcd: config.Default().Etcd,
+					Store: config.StoreBolt, Etcd: config.Default().Etcd, MaxStaleness: config.Default().MaxStaleness,
 					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
@@ -390,7 +390,7 @@ func TestApplyEnv(t *testing.T) {
 				*c = config.Config{
 					Listen: "127.0.0.1:8470", DataDir: "/srv/gatehouse", Demo: false, Insecure: false,
 					HTTPAddr: "0.0.0.0:9002", HTTPMaxBodyBytes: 4096,
-					Store: config.StoreBolt, Etcd: config.Default().Etcd,
+					Store: config.StoreBolt, Etcd: config.Default().Etcd, MaxStaleness: config.Default().MaxStaleness,
 					LogLevel: "warn", LogFormat: "text", Auth: "none", AuditRetention: 90 * 24 * time.Hour, ShutdownTimeout: 3 * time.Second,
 					CobrowseBaseDomain: "co.example.org",
 					SMTPAddr:           "smtp.example.org:25", SMTPFrom: "gh@example.org", OutboxDir: "/srv/outbox",
@@ -488,7 +488,7 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 		"GATEHOUSE_ETCD_PASSWORD_FILE", "GATEHOUSE_ETCD_PREFIX", "GATEHOUSE_ETCD_USERNAME",
 		"GATEHOUSE_GC_PERCENT", "GATEHOUSE_HTTP_ADDR", "GATEHOUSE_HTTP_MAX_BODY_BYTES", "GATEHOUSE_INSECURE", "GATEHOUSE_LOG_LEVEL",
 		"GATEHOUSE_LOG_SLOW_CALL", "GATEHOUSE_MAX_CONN_STREAMS", "GATEHOUSE_MAX_INFLIGHT", "GATEHOUSE_MAX_INFLIGHT_PER_CALLER", "GATEHOUSE_MAX_META_STREAMS",
-		"GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_MAX_STREAMS", "GATEHOUSE_MAX_STREAMS_PER_CALLER", "GATEHOUSE_METRICS_ADDR",
+		"GATEHOUSE_MAX_RECV_MSG_SIZE", "GATEHOUSE_MAX_STALENESS", "GATEHOUSE_MAX_STREAMS", "GATEHOUSE_MAX_STREAMS_PER_CALLER", "GATEHOUSE_METRICS_ADDR",
 		"GATEHOUSE_OTEL_ENDPOINT", "GATEHOUSE_OTEL_INSECURE", "GATEHOUSE_OTEL_SAMPLE_RATIO", "GATEHOUSE_OUTBOX_DIR", "GATEHOUSE_PPROF",
 		"GATEHOUSE_REFLECTION", "GATEHOUSE_SESSION_MAX_AGE", "GATEHOUSE_SESSION_RETENTION", "GATEHOUSE_SHED_QUEUE_INTERVAL",
 		"GATEHOUSE_SHED_QUEUE_TARGET",

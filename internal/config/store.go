@@ -10,6 +10,11 @@ import (
 	"time"
 )
 
+// MinMaxStaleness is the smallest --max-staleness accepted (but 0, no
+// bound): about an etcd leader election with etcd's default timing, which
+// a replica should ride out without refusing decisions.
+const MinMaxStaleness = time.Second
+
 // Store drivers (--store).
 const (
 	StoreBolt = "bolt"
@@ -85,6 +90,7 @@ func (c *Config) registerStoreFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Etcd.Username, "etcd-username", c.Etcd.Username, "authenticate to etcd as this `user` (with --etcd-password-file)")
 	fs.StringVar(&c.Etcd.PasswordFile, "etcd-password-file", c.Etcd.PasswordFile, "`file` holding the etcd password, for --etcd-username")
 	fs.DurationVar(&c.Etcd.DialTimeout, "etcd-dial-timeout", c.Etcd.DialTimeout, "how long start-up waits for etcd to answer before it fails naming the endpoints")
+	fs.DurationVar(&c.MaxStaleness, "max-staleness", c.MaxStaleness, "with --store etcd, refuse decisions (UNAVAILABLE) and report NOT_SERVING once etcd has not confirmed this replica's data for this long, e.g. while etcd is unreachable (0: no bound, answer from the last snapshot however old; else at least 1s)")
 	fs.DurationVar(&c.Etcd.LeaderTTL, "etcd-leader-ttl", c.Etcd.LeaderTTL, "lease TTL of the leader election (whole seconds, at least 1s): the replica that runs the session sweeper and the notification sender hands over at most this long after it stops answering")
 }
 
@@ -93,6 +99,9 @@ func (c *Config) registerStoreFlags(fs *flag.FlagSet) {
 // address is without authentication.
 func (c Config) validateStore() []error {
 	var errs []error
+	if c.MaxStaleness != 0 && c.MaxStaleness < MinMaxStaleness {
+		errs = append(errs, fmt.Errorf("max-staleness %v: want 0 (no bound) or at least %v, such as 30s: a shorter bound would turn replicas away at every etcd leader election", c.MaxStaleness, MinMaxStaleness))
+	}
 	e := c.Etcd
 	etcdSet := e.Endpoints != "" || e.CA != "" || e.Cert != "" || e.Key != "" || e.Username != "" || e.PasswordFile != ""
 	switch c.Store {

@@ -64,6 +64,11 @@ func TestValidate_Store(t *testing.T) {
 		{"etcd leader TTL under a second", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.LeaderTTL = 500 * time.Millisecond }), []string{"etcd-leader-ttl", "at least 1s"}},
 		{"etcd leader TTL not whole seconds", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.LeaderTTL = 1500 * time.Millisecond }), []string{"etcd-leader-ttl", "whole seconds"}},
 		{"etcd leader TTL 1s", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.LeaderTTL = time.Second }), nil},
+		{"negative max staleness", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.MaxStaleness = -time.Second }), []string{"max-staleness", "0 (no bound)"}},
+		{"max staleness under a second", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.MaxStaleness = 500 * time.Millisecond }), []string{"max-staleness 500ms", "at least 1s"}},
+		{"max staleness 1s", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.MaxStaleness = time.Second }), nil},
+		{"negative max staleness on bolt", func(c *config.Config) { c.MaxStaleness = -time.Second }, []string{"max-staleness"}},
+		{"no staleness bound", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.MaxStaleness = 0 }), nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,7 +95,7 @@ func TestValidate_Store(t *testing.T) {
 
 func TestParse_StoreFlagsAndEnv(t *testing.T) {
 	c := config.Default()
-	env := map[string]string{"GATEHOUSE_ETCD_PREFIX": "/env/", "GATEHOUSE_ETCD_DIAL_TIMEOUT": "3s", "GATEHOUSE_ETCD_LEADER_TTL": "4s"}
+	env := map[string]string{"GATEHOUSE_ETCD_PREFIX": "/env/", "GATEHOUSE_ETCD_DIAL_TIMEOUT": "3s", "GATEHOUSE_ETCD_LEADER_TTL": "4s", "GATEHOUSE_MAX_STALENESS": "7s"}
 	_, err := c.Parse([]string{"--store", "etcd", "--etcd-endpoints", " 127.0.0.1:2379, ,127.0.0.1:22379 ", "--etcd-username", "gh", "--etcd-password-file", "/pw"},
 		io.Discard, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
@@ -100,8 +105,14 @@ func TestParse_StoreFlagsAndEnv(t *testing.T) {
 		c.Etcd.Prefix != "/env/" || c.Etcd.DialTimeout != 3*time.Second || c.Etcd.Username != "gh" || c.Etcd.PasswordFile != "/pw" || c.Etcd.LeaderTTL != 4*time.Second {
 		t.Errorf("parsed %+v, store %q", c.Etcd, c.Store)
 	}
+	if c.MaxStaleness != 7*time.Second {
+		t.Errorf("GATEHOUSE_MAX_STALENESS=7s: MaxStaleness %v", c.MaxStaleness)
+	}
 	if err := c.Validate(); err != nil {
 		t.Errorf("Validate() = %v", err)
+	}
+	if config.Default().MaxStaleness != 30*time.Second {
+		t.Errorf("default MaxStaleness %v; want 30s", config.Default().MaxStaleness)
 	}
 	d := config.Default()
 	if _, err := d.Parse(nil, io.Discard, func(k string) (string, bool) {

@@ -14,13 +14,20 @@ import (
 const AccountID = "demo"
 
 // Seed writes the demo account into st when st holds no account at all, and
-// reports whether it did. Existing data is never touched. The account has
+// reports whether it did. Existing data is never touched. Replicas that
+// seed one shared store at the same time seed it once: the store commits
+// the first, the others' transactions conflict, run again and find the
+// account there. The account has
 // Live Guide settings, an allowlist entry, two privacy rules, a portal with
 // its default subportal, a team and two representatives (alice may run Live
 // Guide sessions, bob may not).
 func Seed(ctx context.Context, st store.Store, now time.Time) (bool, error) {
 	seeded := false
 	_, err := st.Update(ctx, func(tx store.Tx) error {
+		// The function runs again when another writer committed since
+		// its reads (on etcd, another replica seeding at the same time):
+		// only the last run's outcome counts.
+		seeded = false
 		ids, err := store.AccountIDs(tx)
 		if err != nil || len(ids) > 0 {
 			return err

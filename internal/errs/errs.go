@@ -123,6 +123,14 @@ const ReasonLimit = "RESOURCE_LIMIT"
 // document needs more writes than one transaction may hold.
 const ReasonApplyTooLarge = "APPLY_TOO_LARGE"
 
+// ReasonSnapshotStale is the reason of a decision refused because the
+// replica's snapshot is older than its staleness bound (--max-staleness).
+const ReasonSnapshotStale = "SNAPSHOT_STALE"
+
+// ReasonStoreUnavailable is the reason of a call refused because the
+// store (etcd) did not answer in time.
+const ReasonStoreUnavailable = "STORE_UNAVAILABLE"
+
 // StaleEtag returns Conflict for a write conditional on etag sent while
 // current is the resource's etag.
 func StaleEtag(kind, id, current, sent string) *Error {

@@ -318,6 +318,9 @@ type Comparison struct {
 	RoundRatios    []float64
 	RoundP50Ratios []float64
 	RoundP99Ratios []float64
+	// RoundCPURatios are the per-round subject/baseline ratios of CPU per
+	// call (when both phases have a CPUClock).
+	RoundCPURatios []float64
 }
 
 // Median returns the median of xs (0 for none).
@@ -382,6 +385,9 @@ func Compare(ctx context.Context, rounds int, perPhase time.Duration, baseline, 
 		}
 		if b := got[0].Latency.Quantile(0.99); b > 0 {
 			c.RoundP99Ratios = append(c.RoundP99Ratios, float64(got[1].Latency.Quantile(0.99))/float64(b))
+		}
+		if b := got[0].CPUPerCall(); b > 0 && got[1].CPU > 0 {
+			c.RoundCPURatios = append(c.RoundCPURatios, float64(got[1].CPUPerCall())/float64(b))
 		}
 	}
 	return c

@@ -210,3 +210,65 @@ func TestSpread(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteStore_WithinTransactionLimits: on a store that bounds its
+// transactions as etcd does (and on one whose byte bound is far smaller
+// than a chunk of records), WriteStore commits every record in
+// transactions within the bounds, from several writers, and the store
+// reads back as the dataset.
+func TestWriteStore_WithinTransactionLimits(t *testing.T) {
+	t.Parallel()
+	d := mustGenerate(t, Small())
+	for _, lim := range []store.Limits{{MaxOps: 128, MaxTxnBytes: 3 << 19}, {MaxOps: 128, MaxTxnBytes: 4 << 10}} {
+		st, err := bolt.OpenWith(t.TempDir(), bolt.Options{Limits: lim})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		ctx := context.Background()
+		last := 0
+		rev, err := WriteStore(ctx, st, d, WriteOptions{Concurrency: 4, Progress: func(done, total int) { last = done }})
+		if err != nil {
+			t.Fatalf("limits %+v: %v", lim, err)
+		}
+		if rev != st.Revision() {
+			t.Errorf("limits %+v: returned revision %d, store at %d", lim, rev, st.Revision())
+		}
+		want := 0
+		bySession := map[string][]policy.Session{}
+		for _, s := range d.Sessions {
+			bySession[s.AccountID] = append(bySession[s.AccountID], s)
+		}
+		for i := range d.Accounts {
+			want += d.records(&d.Accounts[i], bySession[d.Accounts[i].Account.ID])
+		}
+		if last != want {
+			t.Errorf("limits %+v: progress ended at %d records, want %d", lim, last, want)
+		}
+		f, err := replica.New(ctx, st, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap := f.Current(); snap.NumAccounts() != len(d.Accounts) || snap.NumSessions() != len(d.Sessions) {
+			t.Fatalf("limits %+v: store holds %d accounts and %d sessions, want %d and %d", lim, snap.NumAccounts(), snap.NumSessions(), len(d.Accounts), len(d.Sessions))
+		}
+		err = st.View(ctx, func(tx store.ReadTx) error {
+			for i := range d.Accounts {
+				want := &d.Accounts[i]
+				got, _, err := store.LoadAccount(tx, want.Account.ID, false)
+				if err != nil {
+					return err
+				}
+				if len(got.Allowlist) != len(want.Allowlist) || len(got.PrivacyRules) != len(want.PrivacyRules) ||
+					len(got.Representatives) != len(want.Representatives) || len(got.Portals) != len(want.Portals) || len(got.Teams) != len(want.Teams) ||
+					len(got.Customizations) != len(want.Customizations) || len(got.BusinessHours) != len(want.BusinessHours) || got.Settings.AccountID != want.Account.ID {
+					t.Errorf("limits %+v: account %s read back differently", lim, want.Account.ID)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}

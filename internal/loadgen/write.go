@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
@@ -27,6 +28,10 @@ type WriteOptions struct {
 	// Progress, when set, is called after every commit with the number of
 	// records written so far and the total.
 	Progress func(done, total int)
+	// Concurrency is the number of writers on a store whose transactions
+	// are bounded (Limits not zero): they commit small chunks of records
+	// at once instead of whole accounts (default 8).
+	Concurrency int
 }
 
 // records returns the number of records WriteStore writes for account i
@@ -42,7 +47,10 @@ func (d *Dataset) records(ad *policy.AccountData, sessions []policy.Session) int
 
 // WriteStore writes d into an empty store through the typed helpers of
 // internal/store, a few large transactions (one fsync each) rather than one
-// per record. It returns the revision of the last commit.
+// per record. On a store that bounds its transactions (etcd) it commits
+// records in chunks within the bounds, several at once (the store is
+// complete only when it returns). It returns the revision of the last
+// commit.
 func WriteStore(ctx context.Context, st store.Store, d *Dataset, o WriteOptions) (uint64, error) {
 	if o.BatchRecords <= 0 {
 		o.BatchRecords = 25_000
@@ -64,6 +72,12 @@ func WriteStore(ctx context.Context, st store.Store, d *Dataset, o WriteOptions)
 	})
 	if err != nil {
 		return 0, err
+	}
+	if lim := st.Limits(); lim.MaxOps > 0 || lim.MaxTxnBytes > 0 {
+		if o.Concurrency <= 0 {
+			o.Concurrency = 8
+		}
+		return writeLimited(ctx, st, d, bySession, total, o)
 	}
 	var rev uint64
 	done := 0
@@ -94,64 +108,149 @@ func WriteStore(ctx context.Context, st store.Store, d *Dataset, o WriteOptions)
 	return rev, nil
 }
 
-// writeAccount writes one account and everything it owns. Records are
-// copied, because the helpers stamp the revision into what they write.
+// writeAccount writes one account and everything it owns.
 func writeAccount(tx store.Tx, ad *policy.AccountData, sessions []policy.Session) error {
-	id := ad.Account.ID
-	acct := ad.Account
-	if err := store.PutAccount(tx, &acct); err != nil {
-		return err
-	}
-	if acct.CobrowseURL != "" {
-		if err := store.SetCobrowseOwner(tx, acct.CobrowseURL, id); err != nil {
-			return err
-		}
-	}
-	settings := ad.Settings
-	if err := store.PutSettings(tx, &settings); err != nil {
-		return err
-	}
-	for _, c := range ad.Customizations {
-		if err := store.PutCustomization(tx, &c); err != nil {
-			return err
-		}
-	}
-	for _, h := range ad.BusinessHours {
-		if err := store.PutBusinessHours(tx, id, &h); err != nil {
-			return err
-		}
-	}
-	for _, p := range ad.Portals {
-		if err := store.PutPortal(tx, id, &p); err != nil {
-			return err
-		}
-	}
-	for _, t := range ad.Teams {
-		if err := store.PutTeam(tx, id, &t); err != nil {
-			return err
-		}
-	}
-	for _, r := range ad.Representatives {
-		if err := store.PutRepresentative(tx, id, &r); err != nil {
-			return err
-		}
-	}
-	for _, e := range ad.Allowlist {
-		if err := store.PutAllowlistEntry(tx, id, &e); err != nil {
-			return err
-		}
-	}
-	for _, r := range ad.PrivacyRules {
-		if err := store.PutPrivacyRule(tx, id, &r); err != nil {
-			return err
-		}
-	}
-	for _, s := range sessions {
-		if err := store.PutSession(tx, &s); err != nil {
+	for _, step := range accountSteps(ad, sessions) {
+		if err := step(tx); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// accountSteps returns the writes of one account and everything it owns,
+// one per record (a record writes at most two keys: itself and an index
+// entry), in the order WriteStore commits them. Records are copied at
+// each call, because the helpers stamp the revision into what they write
+// and a transaction may run its function again.
+func accountSteps(ad *policy.AccountData, sessions []policy.Session) []func(store.Tx) error {
+	id := ad.Account.ID
+	steps := []func(store.Tx) error{func(tx store.Tx) error {
+		acct := ad.Account
+		if err := store.PutAccount(tx, &acct); err != nil {
+			return err
+		}
+		if acct.CobrowseURL != "" {
+			return store.SetCobrowseOwner(tx, acct.CobrowseURL, id)
+		}
+		return nil
+	}, func(tx store.Tx) error {
+		settings := ad.Settings
+		return store.PutSettings(tx, &settings)
+	}}
+	for _, c := range ad.Customizations {
+		steps = append(steps, func(tx store.Tx) error { return store.PutCustomization(tx, &c) })
+	}
+	for _, h := range ad.BusinessHours {
+		steps = append(steps, func(tx store.Tx) error { return store.PutBusinessHours(tx, id, &h) })
+	}
+	for _, p := range ad.Portals {
+		steps = append(steps, func(tx store.Tx) error { return store.PutPortal(tx, id, &p) })
+	}
+	for _, t := range ad.Teams {
+		steps = append(steps, func(tx store.Tx) error { return store.PutTeam(tx, id, &t) })
+	}
+	for _, r := range ad.Representatives {
+		steps = append(steps, func(tx store.Tx) error { return store.PutRepresentative(tx, id, &r) })
+	}
+	for _, e := range ad.Allowlist {
+		steps = append(steps, func(tx store.Tx) error { return store.PutAllowlistEntry(tx, id, &e) })
+	}
+	for _, r := range ad.PrivacyRules {
+		steps = append(steps, func(tx store.Tx) error { return store.PutPrivacyRule(tx, id, &r) })
+	}
+	for _, s := range sessions {
+		steps = append(steps, func(tx store.Tx) error { return store.PutSession(tx, &s) })
+	}
+	return steps
+}
+
+// writeLimited is WriteStore on a store whose transactions are bounded
+// (etcd's operations and request size per transaction): it commits
+// records in chunks that fit, from o.Concurrency writers at once, and
+// splits a chunk the store still refuses as too large in two.
+func writeLimited(ctx context.Context, st store.Store, d *Dataset, bySession map[string][]policy.Session, total int, o WriteOptions) (uint64, error) {
+	lim := st.Limits()
+	per := o.BatchRecords
+	if lim.MaxOps > 0 {
+		per = min(per, max(1, lim.MaxOps/2-1))
+	}
+	var steps []func(store.Tx) error
+	for i := range d.Accounts {
+		steps = append(steps, accountSteps(&d.Accounts[i], bySession[d.Accounts[i].Account.ID])...)
+	}
+	// Records counted by d.records (sessions twice) against steps (one
+	// per record): progress reports records.
+	scale := float64(total) / float64(max(len(steps), 1))
+	var chunks [][]func(store.Tx) error
+	for start := 0; start < len(steps); start += per {
+		chunks = append(chunks, steps[start:min(start+per, len(steps))])
+	}
+	var (
+		mu      sync.Mutex
+		next    int
+		done    int
+		rev     uint64
+		firstEr error
+	)
+	var commit func(chunk []func(store.Tx) error) error
+	commit = func(chunk []func(store.Tx) error) error {
+		r, err := st.Update(ctx, func(tx store.Tx) error {
+			for _, step := range chunk {
+				if err := step(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if (errors.Is(err, store.ErrTooManyOps) || errors.Is(err, store.ErrTxnTooLarge)) && len(chunk) > 1 {
+			if err := commit(chunk[:len(chunk)/2]); err != nil {
+				return err
+			}
+			return commit(chunk[len(chunk)/2:])
+		}
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		rev = max(rev, r)
+		done += len(chunk)
+		if o.Progress != nil {
+			o.Progress(min(int(float64(done)*scale+0.5), total), total)
+		}
+		mu.Unlock()
+		return nil
+	}
+	var wg sync.WaitGroup
+	for range max(o.Concurrency, 1) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				mu.Lock()
+				i := next
+				next++
+				stop := firstEr != nil
+				mu.Unlock()
+				if stop || i >= len(chunks) {
+					return
+				}
+				if err := commit(chunks[i]); err != nil {
+					mu.Lock()
+					if firstEr == nil {
+						firstEr = fmt.Errorf("write records %d..%d: %w", i*per, i*per+len(chunks[i])-1, err)
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstEr != nil {
+		return 0, firstEr
+	}
+	return rev, nil
 }
 
 // ManifestName is the file name of the manifest, next to the store file.

@@ -34,7 +34,8 @@ func (r *WriteResult) fail(method string, req proto.Message, err error) {
 // MeasureSettingsUpdates calls UpdateLiveGuideSettings n times in a row on
 // one account, toggling language_selector (a switch no decision reads) and
 // leaving it as it was. It stops early when budget has passed. Every call
-// commits with fsync and returns once the decision snapshot reflects it.
+// commits with fsync and returns once the decision snapshot reflects it;
+// an answer that does not echo the value written counts as a failed call.
 func MeasureSettingsUpdates(ctx context.Context, conn *grpc.ClientConn, account string, n int, budget time.Duration) WriteResult {
 	admin := gatehousev1.NewAdminServiceClient(conn)
 	r := WriteResult{Name: "UpdateLiveGuideSettings", Account: account}
@@ -53,8 +54,14 @@ func MeasureSettingsUpdates(ctx context.Context, conn *grpc.ClientConn, account 
 			UpdateMask: mask,
 		}
 		t0 := time.Now()
-		if _, err := admin.UpdateLiveGuideSettings(ctx, req); err != nil {
+		resp, err := admin.UpdateLiveGuideSettings(ctx, req)
+		if err != nil {
 			r.fail("UpdateLiveGuideSettings", req, err)
+			return
+		}
+		if got := resp.GetSettings(); got.GetLanguageSelector() != !value || got.GetAccountId() != account {
+			r.fail("UpdateLiveGuideSettings", req, fmt.Errorf("answered account %q language_selector=%t, want %q %t",
+				got.GetAccountId(), got.GetLanguageSelector(), account, !value))
 			return
 		}
 		value = !value

@@ -36,6 +36,9 @@ type Metrics struct {
 	// requestSize counts requests refused for their encoded size before
 	// they were decoded.
 	requestSize prometheus.Counter
+	// stale counts calls refused because the snapshot was older than
+	// the staleness bound (errs.ReasonSnapshotStale).
+	stale prometheus.Counter
 	// workLimit counts decisions denied because the element was too costly
 	// to evaluate against the account's privacy rules.
 	workLimit prometheus.Counter
@@ -84,6 +87,7 @@ func NewMetrics() *Metrics {
 	m.collectionFull = limits.WithLabelValues("collection_size")
 	m.applyTooLarge = limits.WithLabelValues("apply_writes")
 	m.requestSize = limits.WithLabelValues("request_size")
+	m.stale = limits.WithLabelValues("max_staleness")
 	m.workLimit = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gatehouse_privacy_work_limit_total",
 		Help: "Decisions denied because evaluating the element against the account's privacy rules would exceed the per-decision work limit.",
@@ -110,6 +114,8 @@ func (m *Metrics) CountRefusal(err error) {
 		m.collectionFull.Inc()
 	case errs.ReasonOf(err) == errs.ReasonApplyTooLarge:
 		m.applyTooLarge.Inc()
+	case errs.ReasonOf(err) == errs.ReasonSnapshotStale:
+		m.stale.Inc()
 	}
 }
 
@@ -155,6 +161,8 @@ func (m *Metrics) Watch(snaps *replica.Replica, st store.Store, now func() time.
 			func() float64 { return float64(st.Revision()) }),
 		gauge("gatehouse_snapshot_rebuild_seconds", "Duration of the last snapshot rebuild.",
 			func() float64 { return snaps.LastBuild().Seconds() }),
+		gauge("gatehouse_snapshot_staleness_seconds", "How long ago the store last confirmed that the snapshot held every commit (always 0 on bbolt); past --max-staleness decisions are refused and health reports NOT_SERVING.",
+			func() float64 { return snaps.Staleness(time.Now()).Seconds() }),
 		gauge("gatehouse_snapshot_accounts", "Accounts in the snapshot.",
 			func() float64 { return float64(snaps.Current().NumAccounts()) }),
 		gauge("gatehouse_snapshot_sessions", "Sessions in the snapshot.",

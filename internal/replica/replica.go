@@ -31,17 +31,85 @@ type Replica struct {
 
 	// lastBuild is the duration of the last rebuild, for metrics.
 	lastBuild atomic.Int64
+
+	// fresh is the store's store.Freshness, nil when the store is always
+	// current (the bbolt file).
+	fresh store.Freshness
+	// base is when New started; asOf is the time, as a duration after
+	// base, up to which the current snapshot is known to hold every
+	// commit. Both carry the monotonic clock: a jump of the wall clock
+	// changes no staleness.
+	base time.Time
+	asOf atomic.Int64
 }
+
+// freshnessPoll is how often a replica of a store that can fall behind
+// takes up the store's confirmations that it is current (Staleness).
+const freshnessPoll = 50 * time.Millisecond
 
 // New loads the whole store into a first snapshot.
 func New(ctx context.Context, st store.Store, log *slog.Logger) (*Replica, error) {
-	r := &Replica{st: st, log: log, changed: make(chan struct{})}
+	r := &Replica{st: st, log: log, changed: make(chan struct{}), base: time.Now()}
+	r.fresh, _ = st.(store.Freshness)
 	snap, err := r.loadAll(ctx)
 	if err != nil {
 		return nil, err
 	}
 	r.cur.Store(snap)
+	// loadAll's read confirmed the snapshot current after base.
+	r.takeFreshness()
 	return r, nil
+}
+
+// Staleness returns how long before now the current snapshot was last
+// known to hold every commit of the store: the age of the data decisions
+// are answered from, as far as the store can vouch for it. It is 0 on a
+// store that is always current (one without store.Freshness: the bbolt
+// file). It never blocks; Run takes up the store's confirmations.
+func (r *Replica) Staleness(now time.Time) time.Duration {
+	if r.fresh == nil {
+		return 0
+	}
+	return max(now.Sub(r.base)-time.Duration(r.asOf.Load()), 0)
+}
+
+// TracksStaleness reports whether the store can fall behind unnoticed,
+// so that Staleness can grow.
+func (r *Replica) TracksStaleness() bool { return r.fresh != nil }
+
+// takeFreshness advances asOf to the store's latest confirmation that
+// covers the current snapshot's revision. A snapshot that has not applied
+// a confirmed commit yet is not covered by that confirmation: it keeps its
+// older time until it catches up.
+func (r *Replica) takeFreshness() {
+	if r.fresh == nil {
+		return
+	}
+	at, ok := r.fresh.CurrentAsOf(r.Current().Revision())
+	if !ok {
+		return
+	}
+	n := int64(at.Sub(r.base))
+	for {
+		cur := r.asOf.Load()
+		if n <= cur || r.asOf.CompareAndSwap(cur, n) {
+			return
+		}
+	}
+}
+
+// followFreshness takes up the store's confirmations until ctx ends.
+func (r *Replica) followFreshness(ctx context.Context) {
+	t := time.NewTicker(freshnessPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.takeFreshness()
+		}
+	}
 }
 
 // Current returns the latest snapshot. It never blocks.
@@ -54,6 +122,11 @@ func (r *Replica) LastBuild() time.Duration { return time.Duration(r.lastBuild.L
 func (r *Replica) Run(ctx context.Context) {
 	ch, cancel := r.st.Subscribe()
 	defer cancel()
+	if r.fresh != nil {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() { defer close(done); r.followFreshness(ctx) }()
+	}
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	for {
@@ -110,6 +183,7 @@ func (r *Replica) catchUp(ctx context.Context) error {
 		return err
 	}
 	r.swap(next)
+	r.takeFreshness()
 	r.lastBuild.Store(int64(time.Since(start)))
 	return nil
 }

@@ -156,7 +156,14 @@ func validateNode(v *violations, field string, ancestor int, tag, id string, cla
 // only way a decision can take long, so the default deadline is given
 // here, where it is needed, rather than to every call (a timer and a
 // context each).
+//
+// Every call that answers from the snapshot reads it here, so this is
+// where a snapshot older than the staleness bound is refused (staleErr),
+// before and after any wait.
 func (s *Server) snapshotAt(ctx context.Context, minRev uint64) (*policy.Snapshot, error) {
+	if err := s.staleErr(); err != nil {
+		return nil, err
+	}
 	if snap := s.callSnapshot(ctx); snap.Revision() >= minRev {
 		return snap, nil
 	}
@@ -171,6 +178,9 @@ func (s *Server) snapshotAt(ctx context.Context, minRev uint64) (*policy.Snapsho
 	observe.EndInner(wait, err)
 	addRevisionWait(ctx, time.Since(start))
 	if err != nil {
+		return nil, err
+	}
+	if err := s.staleErr(); err != nil {
 		return nil, err
 	}
 	if c, ok := auth.FromContext(ctx); ok {

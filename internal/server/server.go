@@ -84,6 +84,12 @@ type Options struct {
 	// continues the callers' W3C trace context; see tracingOption. Without
 	// it nothing is instrumented.
 	TracerProvider trace.TracerProvider
+	// MaxStaleness bounds the age of the snapshot decisions are answered
+	// from, on a store whose replica can fall behind (etcd): past it,
+	// decisions are refused with UNAVAILABLE and the health service
+	// reports NOT_SERVING until the replica catches up (see staleness.go).
+	// 0: no bound.
+	MaxStaleness time.Duration
 	// SlowCall is how long a successful call may take before its log line
 	// is written at INFO rather than DEBUG (default DefaultSlowCall;
 	// negative: never). Failed calls are logged at the level of their
@@ -139,6 +145,8 @@ type Server struct {
 	// decisionTimeout bounds a decision's wait for a revision when the
 	// call has no deadline (Limits.DecisionTimeout); see snapshotAt.
 	decisionTimeout time.Duration
+	// stale bounds the age of the snapshot (Options.MaxStaleness).
+	stale staleness
 
 	grpc   *grpc.Server
 	health *health.Server
@@ -226,6 +234,11 @@ func New(o Options) *Server {
 	if s.metrics != nil {
 		s.metrics.grpc.InitializeMetrics(s.grpc)
 		s.obs.Watch(s.snaps, s.store, s.now)
+	}
+	if o.MaxStaleness > 0 && s.snaps.TracksStaleness() {
+		s.stale.max = o.MaxStaleness
+		s.stale.wake = make(chan struct{})
+		go s.watchStaleness()
 	}
 	return s
 }

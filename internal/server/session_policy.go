@@ -200,6 +200,12 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 	beating := false // woken by the heartbeat ticker
 	for {
 		changed := d.s.watches.changed(shared)
+		staled := d.s.staleWake()
+		// No policy, nor heartbeat, from a snapshot older than the
+		// staleness bound: the stream ends, and the client falls back.
+		if err := d.s.staleErr(); err != nil {
+			return err
+		}
 		snap := d.s.snaps.Current()
 		// No policy of a snapshot in which the caller's credential is
 		// revoked (the stream limiter ends the stream as well).
@@ -262,6 +268,7 @@ func (d *decisionService) WatchSessionPolicy(req *gatehousev1.WatchSessionPolicy
 		}
 		select {
 		case <-changed:
+		case <-staled:
 		case <-tick:
 			beating = true
 		case <-ctx.Done():

@@ -100,6 +100,17 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.Aborted, "the account is still being deleted; retry when its deletion has finished")
 	case errors.Is(err, store.ErrClosed):
 		return status.Error(codes.Unavailable, "server is shutting down")
+	case errors.Is(err, store.ErrCommitUnknown):
+		// etcd stopped answering after the commit was sent.
+		log.ErrorContext(ctx, "store did not confirm a commit", "err", err)
+		return statusOf(errs.Refuse(errs.Unavailable, errs.ReasonStoreUnavailable, map[string]string{"outcome": "unknown"},
+			"the store (etcd) did not confirm the write in time; it may or may not have been applied: read it before you retry")).Err()
+	case errors.Is(err, store.ErrUnavailable):
+		// Nothing was committed. Decisions keep being answered from the
+		// replica's snapshot, up to --max-staleness.
+		log.WarnContext(ctx, "store unavailable", "err", err)
+		return statusOf(errs.Refuse(errs.Unavailable, errs.ReasonStoreUnavailable, nil,
+			"the store (etcd) cannot be reached; nothing was written; retry later")).Err()
 	case errors.Is(err, store.ErrNoSpace):
 		// Nothing was committed; the condition may pass, so the client may
 		// retry later. Decisions keep being served from the last snapshot.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/etcd/etcdtest"
@@ -70,5 +71,38 @@ func TestRaiseRevision(t *testing.T) {
 	}
 	if other := open(t, srv, "/not-raised/"); other.Revision() >= floor {
 		t.Errorf("another prefix at %d: the base is per prefix", other.Revision())
+	}
+}
+
+// TestRaiseRevision_Freshness: on a prefix with a revision base, the
+// store confirms itself current at the store revisions it hands out (a
+// replica's snapshot revision), not at etcd's lower ones.
+func TestRaiseRevision_Freshness(t *testing.T) {
+	srv := etcdtest.Start(t)
+	ctx := context.Background()
+	s := open(t, srv, "/raised-fresh/")
+	if err := s.RaiseRevision(ctx, 7_000_000); err != nil {
+		t.Fatal(err)
+	}
+	rev := storetest.MustPut(t, s, "k", "v")
+	storetest.MustView(t, s, func(tx store.ReadTx) error { return nil }) // a confirming read
+	if _, ok := s.CurrentAsOf(rev); !ok {
+		t.Fatalf("CurrentAsOf(%d) not confirmed after a read: a replica on this prefix would count as stale", rev)
+	}
+	// A later commit ends rev's currency: rev is confirmed current only
+	// up to before that commit, never after (confirmations in etcd's
+	// lower numbering would all look "at or before rev").
+	rev2 := storetest.MustPut(t, s, "k", "w")
+	committed := time.Now()
+	storetest.MustView(t, s, func(tx store.ReadTx) error { return nil })
+	if at, ok := s.CurrentAsOf(rev); !ok || !at.Before(committed) {
+		t.Fatalf("CurrentAsOf(%d) = %v, %v after the commit at %d acknowledged at %v: a stale snapshot would count as fresh", rev, at, ok, rev2, committed)
+	}
+	if _, ok := s.CurrentAsOf(rev2); !ok {
+		t.Fatalf("CurrentAsOf(%d) not confirmed", rev2)
+	}
+	reopened := open(t, srv, "/raised-fresh/")
+	if _, ok := reopened.CurrentAsOf(reopened.Revision()); !ok {
+		t.Fatalf("a replica opening the prefix is not current at its revision %d", reopened.Revision())
 	}
 }

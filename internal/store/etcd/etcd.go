@@ -51,6 +51,8 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -66,6 +68,12 @@ const (
 	DefaultDialTimeout     = 10 * time.Second
 	DefaultMaxTxnOps       = 128
 	DefaultMaxRequestBytes = 1536 * 1024
+	// DefaultRequestTimeout bounds the wait for etcd's answer to one
+	// request: past it the operation fails with store.ErrUnavailable.
+	DefaultRequestTimeout = 5 * time.Second
+	// DefaultFreshnessInterval is how often a quiet store confirms that
+	// it knows of every commit (store.Freshness).
+	DefaultFreshnessInterval = time.Second
 
 	// requestReserve is the part of etcd's request size limit kept for
 	// what a commit sends besides the caller's keys and values: the
@@ -75,6 +83,9 @@ const (
 	scanPage = 512
 	// maxBackoff bounds the wait between runs of a conflicting Update.
 	maxBackoff = 200 * time.Millisecond
+	// reconnectMaxDelay bounds the wait between attempts to reconnect to
+	// an etcd member that is down.
+	reconnectMaxDelay = time.Second
 )
 
 // Options configure Open.
@@ -93,6 +104,18 @@ type Options struct {
 	// --max-request-bytes (etcd's defaults when zero).
 	MaxTxnOps       int
 	MaxRequestBytes int
+	// RequestTimeout bounds the wait for each request to etcd
+	// (DefaultRequestTimeout): an etcd that does not answer in time (all
+	// members down, paused or cut off, or no leader) fails the operation
+	// with store.ErrUnavailable instead of holding it until the caller's
+	// deadline, or forever without one. etcd's client otherwise waits
+	// for a connection as long as the caller lets it.
+	RequestTimeout time.Duration
+	// FreshnessInterval is how often the store confirms with a
+	// linearizable read that it knows of every commit when no
+	// transaction did so meanwhile (DefaultFreshnessInterval); see
+	// CurrentAsOf.
+	FreshnessInterval time.Duration
 	// BackupDir is where Backup stages its copy (os.TempDir when empty).
 	BackupDir string
 }
@@ -107,6 +130,11 @@ type Store struct {
 	lim      store.Limits
 	maxCmps  int
 	maxReq   int
+	eps      string // the endpoints, for errors
+	// reqTimeout bounds each request to etcd (Options.RequestTimeout).
+	reqTimeout time.Duration
+	// fresh holds the confirmations of CurrentAsOf.
+	fresh confirmations
 	// backupDir is Options.BackupDir.
 	backupDir string
 	// base is added to etcd's revisions to make the store's.
@@ -123,6 +151,9 @@ type Store struct {
 
 	stopWatch context.CancelFunc
 	watchDone chan struct{}
+	freshDone chan struct{}
+	// hist is the commits the head watch delivered (history.go).
+	hist history
 }
 
 type sub struct {
@@ -154,6 +185,12 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.MaxRequestBytes <= 0 {
 		opts.MaxRequestBytes = DefaultMaxRequestBytes
 	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.FreshnessInterval <= 0 {
+		opts.FreshnessInterval = DefaultFreshnessInterval
+	}
 	if opts.MaxTxnOps < 2 || opts.MaxRequestBytes <= 2*requestReserve {
 		return nil, fmt.Errorf("etcd: limits too small (max txn ops %d, max request bytes %d)", opts.MaxTxnOps, opts.MaxRequestBytes)
 	}
@@ -166,6 +203,13 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		Logger:      zap.NewNop(),
 		// Leave room for the largest request etcd accepts.
 		MaxCallSendMsgSize: opts.MaxRequestBytes + requestReserve,
+		// gRPC's default backoff between connection attempts grows to
+		// two minutes: an etcd back after an outage of a minute would be
+		// noticed a minute late. Retry at least every reconnectMaxDelay.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: reconnectMaxDelay},
+			MinConnectTimeout: opts.RequestTimeout,
+		})},
 	})
 	if err != nil {
 		return nil, unreachable(opts, err)
@@ -177,14 +221,16 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		headKey:  opts.Prefix + "meta/head",
 		baseKey:  opts.Prefix + "meta/base",
 		// One operation of every transaction writes the head key.
-		lim:     store.Limits{MaxOps: opts.MaxTxnOps - 1, MaxTxnBytes: opts.MaxRequestBytes - requestReserve},
-		maxCmps: opts.MaxTxnOps,
-		maxReq:  opts.MaxRequestBytes,
-		subs:    map[*sub]struct{}{},
-
-		backupDir: opts.BackupDir,
+		lim:        store.Limits{MaxOps: opts.MaxTxnOps - 1, MaxTxnBytes: opts.MaxRequestBytes - requestReserve},
+		maxCmps:    opts.MaxTxnOps,
+		maxReq:     opts.MaxRequestBytes,
+		eps:        strings.Join(opts.Endpoints, ","),
+		reqTimeout: opts.RequestTimeout,
+		subs:       map[*sub]struct{}{},
+		backupDir:  opts.BackupDir,
 	}
 	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+	sent := time.Now()
 	resp, err := c.Get(pctx, s.headKey)
 	var base uint64
 	if err == nil {
@@ -198,9 +244,16 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.base.Store(base)
 	s.observe(resp.Header.Revision)
 	s.notified.Store(uint64(resp.Header.Revision))
+	if len(resp.Kvs) > 0 {
+		s.confirm(resp.Kvs[0].ModRevision, sent)
+	} else {
+		s.confirm(0, sent)
+	}
 	wctx, stop := context.WithCancel(context.Background())
-	s.stopWatch, s.watchDone = stop, make(chan struct{})
+	s.stopWatch, s.watchDone, s.freshDone = stop, make(chan struct{}), make(chan struct{})
+	s.hist.reset(resp.Header.Revision + 1)
 	go s.follow(wctx, resp.Header.Revision+1)
+	go s.keepFresh(wctx, opts.FreshnessInterval)
 	return s, nil
 }
 
@@ -277,6 +330,7 @@ func (s *Store) follow(ctx context.Context, from int64) {
 				// Commits were compacted before the watch saw them:
 				// signal, so that followers reload, and go on from now.
 				from = resp.CompactRevision
+				s.hist.reset(from)
 				s.observe(resp.CompactRevision)
 				s.signal(resp.CompactRevision)
 				break
@@ -288,6 +342,8 @@ func (s *Store) follow(ctx context.Context, from int64) {
 			for _, ev := range resp.Events {
 				r := ev.Kv.ModRevision
 				from = max(from, r+1)
+				keys, err := decodeKeys(bolt.Unseal([]byte(s.headKey), ev.Kv.Value))
+				s.hist.add(r, keys, err == nil && ev.Type == clientv3.EventTypePut)
 				s.observe(r)
 				s.signal(r)
 			}
@@ -333,6 +389,7 @@ func (s *Store) Close() error {
 	s.txns.Wait()
 	s.stopWatch()
 	<-s.watchDone
+	<-s.freshDone
 	s.subsMu.Lock()
 	for sb := range s.subs {
 		sb.once.Do(func() { close(sb.ch) })
@@ -409,8 +466,13 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 }
 
 // begin starts a transaction at etcd's current revision.
+// Its read of the head key is linearizable: it also confirms that no
+// commit after the head's was made before it was sent (CurrentAsOf).
 func (s *Store) begin(ctx context.Context) (*tx, error) {
-	resp, err := s.c.Get(ctx, s.headKey)
+	rctx, cancel := s.request(ctx)
+	defer cancel()
+	sent := time.Now()
+	resp, err := s.c.Get(rctx, s.headKey)
 	if err != nil {
 		return nil, s.mapErr(ctx, err)
 	}
@@ -418,8 +480,15 @@ func (s *Store) begin(ctx context.Context) (*tx, error) {
 	if len(resp.Kvs) > 0 {
 		t.head = resp.Kvs[0].ModRevision
 	}
+	s.confirm(t.head, sent)
 	s.observe(t.rev)
 	return t, nil
+}
+
+// request returns the context of one request to etcd: ctx bounded by
+// Options.RequestTimeout.
+func (s *Store) request(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.reqTimeout)
 }
 
 // commit sends tx's writes in one etcd transaction guarded by its reads.
@@ -461,9 +530,16 @@ func (s *Store) commit(ctx context.Context, t *tx) (rev int64, ok bool, err erro
 	if size > s.maxReq {
 		return 0, false, fmt.Errorf("%w: the commit would send about %d bytes to etcd, more than its %d", store.ErrTxnTooLarge, size, s.maxReq)
 	}
-	resp, err := s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	rctx, cancel := s.request(ctx)
+	defer cancel()
+	resp, err := s.c.Txn(rctx).If(cmps...).Then(ops...).Commit()
 	if err != nil {
-		return 0, false, s.mapErr(ctx, err)
+		err = s.mapErr(ctx, err)
+		if errors.Is(err, store.ErrUnavailable) {
+			// The commit may have reached etcd before it stopped answering.
+			err = fmt.Errorf("%w: %w", store.ErrCommitUnknown, err)
+		}
+		return 0, false, err
 	}
 	return resp.Header.Revision, resp.Succeeded, nil
 }
@@ -474,7 +550,10 @@ func (s *Store) mapErr(ctx context.Context, err error) error {
 		return cerr
 	}
 	switch {
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, context.DeadlineExceeded), status.Code(err) == codes.DeadlineExceeded:
+		// The caller's context is live: the request's own bound passed.
+		return fmt.Errorf("%w: etcd at %s did not answer within %v", store.ErrUnavailable, s.eps, s.reqTimeout)
+	case errors.Is(err, context.Canceled):
 		return err
 	case errors.Is(err, rpctypes.ErrCompacted):
 		return fmt.Errorf("%w: %v", store.ErrCompacted, err)
@@ -489,8 +568,23 @@ func (s *Store) mapErr(ctx context.Context, err error) error {
 	case status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "larger than max"):
 		// gRPC refused a message beyond its size limit.
 		return fmt.Errorf("%w: %v", store.ErrTxnTooLarge, err)
+	case grpcCode(err) == codes.Unavailable:
+		// No connection, no leader, a leader change, a timeout inside
+		// etcd: its client gave up retrying.
+		return fmt.Errorf("%w: etcd at %s: %v", store.ErrUnavailable, s.eps, err)
 	}
 	return fmt.Errorf("etcd: %w", err)
+}
+
+// grpcCode is the code of an etcd client error: an etcd server error's
+// (rpctypes.EtcdError: no leader, leader changed, request timed out, …),
+// else its gRPC status code.
+func grpcCode(err error) codes.Code {
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		return ee.Code()
+	}
+	return status.Code(err)
 }
 
 // Compact implements store.Compactor with etcd's Compact: the history of
@@ -505,7 +599,9 @@ func (s *Store) Compact(ctx context.Context, rev uint64) error {
 	if erev <= 0 {
 		return nil
 	}
-	_, err := s.c.Compact(ctx, erev, clientv3.WithCompactPhysical())
+	rctx, cancel := s.request(ctx)
+	defer cancel()
+	_, err := s.c.Compact(rctx, erev, clientv3.WithCompactPhysical())
 	if err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
 		return s.mapErr(ctx, err)
 	}
@@ -539,7 +635,9 @@ func (t *tx) Revision() uint64 { return t.s.out(t.rev) }
 
 // read returns key's value at the transaction's revision.
 func (t *tx) read(key string) ([]byte, int64, error) {
-	resp, err := t.s.c.Get(t.ctx, t.s.kvPrefix+key, clientv3.WithRev(t.rev))
+	rctx, cancel := t.s.request(t.ctx)
+	defer cancel()
+	resp, err := t.s.c.Get(rctx, t.s.kvPrefix+key, clientv3.WithRev(t.rev))
 	if err != nil {
 		return nil, 0, t.s.mapErr(t.ctx, err)
 	}
@@ -608,8 +706,10 @@ func (t *tx) Scan(prefix, startAfter string, fn func(key string, val []byte, rev
 	}
 	end := clientv3.GetPrefixRangeEnd(t.s.kvPrefix + prefix)
 	for {
-		resp, err := t.s.c.Get(t.ctx, from, clientv3.WithRange(end), clientv3.WithRev(t.rev),
+		rctx, cancel := t.s.request(t.ctx)
+		resp, err := t.s.c.Get(rctx, from, clientv3.WithRange(end), clientv3.WithRev(t.rev),
 			clientv3.WithLimit(scanPage), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+		cancel()
 		if err != nil {
 			return t.s.mapErr(t.ctx, err)
 		}
@@ -653,17 +753,31 @@ func (t *tx) Changes(after uint64) ([]store.Change, error) {
 	// A read at after fails when etcd has compacted it away: the
 	// history from there is incomplete. Revision 1 is etcd's first.
 	probe := max(int64(after), 1)
-	if _, err := t.s.c.Get(t.ctx, t.s.headKey, clientv3.WithRev(probe), clientv3.WithCountOnly()); err != nil {
+	rctx, rcancel := t.s.request(t.ctx)
+	_, err := t.s.c.Get(rctx, t.s.headKey, clientv3.WithRev(probe), clientv3.WithCountOnly())
+	rcancel()
+	if err != nil {
 		return nil, t.s.mapErr(t.ctx, err)
 	}
 	if t.head <= int64(after) {
 		return nil, nil
 	}
-	ctx, cancel := context.WithCancel(t.ctx)
-	defer cancel()
+	if out, ok := t.s.hist.since(t.ctx, int64(after), t.head); ok {
+		for i := range out {
+			out[i].Revision = t.s.out(int64(out[i].Revision))
+		}
+		return out, nil
+	}
+	// The watch ends when etcd sends nothing for a request timeout: a
+	// watch whose etcd is gone waits, it does not fail.
+	ctx, cancel := context.WithCancelCause(t.ctx)
+	defer cancel(nil)
+	idle := time.AfterFunc(t.s.reqTimeout, func() { cancel(errWatchIdle) })
+	defer idle.Stop()
 	var out []store.Change
 	wch := t.s.c.Watch(ctx, t.s.headKey, clientv3.WithRev(int64(after)+1))
 	for resp := range wch {
+		idle.Reset(t.s.reqTimeout)
 		if resp.CompactRevision > 0 {
 			return nil, fmt.Errorf("%w: etcd compacted revision %d", store.ErrCompacted, resp.CompactRevision)
 		}
@@ -688,8 +802,15 @@ func (t *tx) Changes(after uint64) ([]store.Change, error) {
 	if err := t.ctx.Err(); err != nil {
 		return nil, err
 	}
+	if errors.Is(context.Cause(ctx), errWatchIdle) {
+		return nil, fmt.Errorf("%w: etcd at %s sent nothing of the change history for %v", store.ErrUnavailable, t.s.eps, t.s.reqTimeout)
+	}
 	return nil, fmt.Errorf("etcd: the watch of the change history ended before revision %d", t.head)
 }
+
+// errWatchIdle ends a watch of the change history that etcd stopped
+// feeding.
+var errWatchIdle = errors.New("watch idle")
 
 // errReadOnly is the error of a write in a View.
 var errReadOnly = errors.New("write in a read-only transaction")
@@ -825,15 +946,18 @@ func (s *Store) RaiseRevision(ctx context.Context, floor uint64) error {
 	}
 	defer s.txns.Done()
 	for {
-		resp, err := s.c.Get(ctx, s.headKey)
+		rctx, cancel := s.request(ctx)
+		resp, err := s.c.Get(rctx, s.headKey)
+		var base uint64
+		var mod int64
+		if err == nil {
+			base, mod, err = s.readBase(rctx, resp.Header.Revision)
+		}
+		cancel()
 		if err != nil {
 			return s.mapErr(ctx, err)
 		}
 		now := resp.Header.Revision
-		base, mod, err := s.readBase(ctx, now)
-		if err != nil {
-			return s.mapErr(ctx, err)
-		}
 		s.base.Store(base)
 		s.observe(now)
 		// The next commit is at etcd revision now+1 or later.
@@ -842,8 +966,10 @@ func (s *Store) RaiseRevision(ctx context.Context, floor uint64) error {
 		}
 		nb := floor - uint64(now)
 		val := bolt.Seal([]byte(s.baseKey), binary.BigEndian.AppendUint64(nil, nb))
-		tr, err := s.c.Txn(ctx).If(clientv3.Compare(clientv3.ModRevision(s.baseKey), "=", mod)).
+		rctx, cancel = s.request(ctx)
+		tr, err := s.c.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(s.baseKey), "=", mod)).
 			Then(clientv3.OpPut(s.baseKey, string(val))).Commit()
+		cancel()
 		if err != nil {
 			return s.mapErr(ctx, err)
 		}

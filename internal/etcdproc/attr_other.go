@@ -1,0 +1,7 @@
+//go:build !linux
+
+package etcdproc
+
+import "syscall"
+
+func childAttr() *syscall.SysProcAttr { return nil }
