@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -29,16 +31,15 @@ const http2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 // speaks TLS to a client that does not. It returns "" when every
 // endpoint looks fine at this level.
 func diagnose(opts Options) string {
-	var notes []string
-	for i, ep := range opts.Endpoints {
-		if i == maxProbed {
-			break
-		}
-		if n := probe(ep, opts.TLS); n != "" {
-			notes = append(notes, n)
-		}
+	eps := opts.Endpoints[:min(len(opts.Endpoints), maxProbed)]
+	// In parallel: a failed start waits for the slowest probe only.
+	notes := make([]string, len(eps))
+	var wg sync.WaitGroup
+	for i, ep := range eps {
+		wg.Go(func() { notes[i] = probe(ep, opts.TLS) })
 	}
-	return strings.Join(notes, "; ")
+	wg.Wait()
+	return strings.Join(slices.DeleteFunc(notes, func(n string) bool { return n == "" }), "; ")
 }
 
 func probe(ep string, tc *tls.Config) string {
