@@ -21,7 +21,11 @@ read transaction while the server keeps serving) into FILE. The copy is
 written to a temporary file beside FILE, synced to disk and renamed over
 FILE only when complete, so FILE is never a partial store. Restore by
 stopping gatehoused and putting the file in place as <data-dir>/gatehouse.db.
---timeout bounds the whole transfer.`,
+--timeout bounds the whole transfer.
+
+The copy is a bbolt store file on either store: from an etcd-backed server
+it holds every key at one etcd revision. Restore it into etcd with
+gatehoused migrate --to etcd --bolt-file FILE.`,
 		Example: "  gatehouse backup --file gatehouse-$(date +%F).db",
 		Args:    args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -42,13 +42,14 @@ func main() {
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Stderr)
 	var usage config.UsageError
+	var musage migrateUsageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return
 	case errors.Is(err, config.ErrVersion):
 		fmt.Println("gatehoused version", buildinfo.Display())
 		return
-	case errors.As(err, &usage):
+	case errors.As(err, &usage), errors.As(err, &musage):
 		fmt.Fprintln(os.Stderr, "gatehoused:", err)
 		stop()
 		os.Exit(2)
@@ -61,6 +62,9 @@ func main() {
 // run parses the configuration and serves until ctx ends or a server
 // stops by itself.
 func run(ctx context.Context, args []string, stderr io.Writer) error {
+	if isMigrate(args) {
+		return runMigrate(ctx, args[1:], os.Stdout, os.LookupEnv)
+	}
 	cfg := config.Default()
 	if _, err := cfg.Parse(args, os.Stdout, os.LookupEnv); err != nil {
 		return err

@@ -2,14 +2,9 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
-
-	"go.etcd.io/etcd/client/pkg/v3/transport"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
@@ -29,28 +24,11 @@ func openConfigured(cfg config.Config, log *slog.Logger) (store.Store, error) {
 // --etcd-dial-timeout for the cluster to answer.
 func openEtcd(cfg config.Config, log *slog.Logger) (store.Store, error) {
 	e := cfg.Etcd
-	opts := etcd.Options{Endpoints: e.EndpointList(), Prefix: e.Prefix, DialTimeout: e.DialTimeout, Username: e.Username,
-		FreshnessInterval: freshnessInterval(cfg.MaxStaleness)}
-	if e.TLS() {
-		var tc *tls.Config
-		var err error
-		if e.CA != "" || e.Cert != "" {
-			tc, err = transport.TLSInfo{TrustedCAFile: e.CA, CertFile: e.Cert, KeyFile: e.Key}.ClientConfig()
-		} else {
-			tc = &tls.Config{MinVersion: tls.VersionTLS12}
-		}
-		if err != nil {
-			return nil, fmt.Errorf("etcd TLS: %w", err)
-		}
-		opts.TLS = tc
+	opts, err := e.ClientOptions()
+	if err != nil {
+		return nil, err
 	}
-	if e.PasswordFile != "" {
-		pw, err := os.ReadFile(e.PasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("etcd-password-file: %w", err)
-		}
-		opts.Password = strings.TrimRight(string(pw), "\r\n")
-	}
+	opts.FreshnessInterval = freshnessInterval(cfg.MaxStaleness)
 	st, err := etcd.Open(context.Background(), opts)
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)

@@ -54,6 +54,8 @@ func (c *Config) Parse(args []string, stdout io.Writer, lookup func(string) (str
 // PrintUsage writes the daemon's usage: every flag with its default.
 func PrintUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, `Usage: gatehoused [flags]
+       gatehoused migrate --to etcd|bolt [flags]  (copy the store between
+                         bbolt and etcd; gatehoused migrate --help)
 
 gatehoused serves the Gatehouse gRPC API (policy decisions, sessions,
 administration) over a bbolt store until SIGINT or SIGTERM. Every flag but

@@ -48,11 +48,21 @@ func (e Etcd) TLS() bool {
 		return true
 	}
 	for _, ep := range e.EndpointList() {
-		if strings.HasPrefix(ep, "https://") {
+		if endpointScheme(ep) == "https" {
 			return true
 		}
 	}
 	return false
+}
+
+// endpointScheme returns the URL scheme of an endpoint, lower-cased, or ""
+// for host:port.
+func endpointScheme(ep string) string {
+	scheme, _, ok := strings.Cut(ep, "://")
+	if !ok {
+		return ""
+	}
+	return strings.ToLower(scheme)
 }
 
 // EndpointList returns Endpoints split at commas, blanks dropped.
@@ -116,6 +126,13 @@ func (c Config) validateStore() []error {
 		if !isLoopback(host) && !e.TLS() && !c.Insecure {
 			errs = append(errs, fmt.Errorf("etcd endpoint %q is not a loopback address and the connection is not secured; set --etcd-ca (and --etcd-cert, --etcd-key), or pass --insecure to use it anyway", ep))
 		}
+		// etcd's client connects to an http:// endpoint without TLS
+		// whatever its TLS configuration says (and takes the scheme of
+		// the first endpoint for all of them), so TLS and http:// do not
+		// mix: the connection would not be what the flags promise.
+		if e.TLS() && endpointScheme(ep) == "http" {
+			errs = append(errs, fmt.Errorf("etcd endpoint %q is http:// but TLS is on (--etcd-ca, --etcd-cert or an https:// endpoint): etcd's client would connect to it without TLS; write it https://%s or as host:port", ep, strings.SplitN(ep, "://", 2)[1]))
+		}
 	}
 	if e.Prefix == "" {
 		errs = append(errs, errors.New("etcd-prefix must not be empty"))
@@ -133,6 +150,18 @@ func (c Config) validateStore() []error {
 		errs = append(errs, fmt.Errorf("etcd-leader-ttl %v: want whole seconds, at least 1s (etcd's lease unit)", e.LeaderTTL))
 	}
 	return errs
+}
+
+// Check validates the etcd flags as gatehoused --store etcd does; insecure
+// is --insecure (a non-loopback endpoint without TLS is refused without
+// it).
+func (e Etcd) Check(insecure bool) error {
+	if e.LeaderTTL == 0 {
+		// Only a daemon campaigns: a tool's flags need no TTL.
+		e.LeaderTTL = defaultEtcd().LeaderTTL
+	}
+	c := Config{Store: StoreEtcd, Etcd: e, Insecure: insecure}
+	return errors.Join(c.validateStore()...)
 }
 
 // endpointHost returns the host of an endpoint given as host:port or as

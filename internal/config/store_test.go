@@ -45,6 +45,14 @@ func TestValidate_Store(t *testing.T) {
 		{"etcd remote with CA", and(etcd("10.0.0.5:2379"), func(c *config.Config) { c.Etcd.CA = "/ca.pem" }), nil},
 		{"etcd remote https URL", etcd("https://10.0.0.5:2379"), nil},
 		{"etcd remote with client cert", and(etcd("10.0.0.5:2379"), func(c *config.Config) { c.Etcd.Cert, c.Etcd.Key = "/c.pem", "/k.pem" }), nil},
+		// etcd's client speaks plaintext to http:// endpoints whatever its
+		// TLS configuration: with TLS on they are refused, loopback too.
+		{"etcd http URL with CA", and(etcd("http://10.0.0.5:2379"), func(c *config.Config) { c.Etcd.CA = "/ca.pem" }), []string{`"http://10.0.0.5:2379" is http:// but TLS is on`, "https://10.0.0.5:2379"}},
+		{"etcd loopback http URL with client cert", and(etcd("http://127.0.0.1:2379"), func(c *config.Config) { c.Etcd.Cert, c.Etcd.Key = "/c.pem", "/k.pem" }), []string{"is http:// but TLS is on"}},
+		{"etcd upper-case HTTP URL with CA", and(etcd("HTTP://10.0.0.5:2379"), func(c *config.Config) { c.Etcd.CA = "/ca.pem" }), []string{"is http:// but TLS is on"}},
+		{"etcd http before https", etcd("http://10.0.0.6:2379", "https://10.0.0.5:2379"), []string{`"http://10.0.0.6:2379" is http:// but TLS is on`}},
+		{"etcd https before http", etcd("https://10.0.0.5:2379", "http://127.0.0.1:2379"), []string{`"http://127.0.0.1:2379" is http:// but TLS is on`}},
+		{"etcd upper-case HTTPS URL", etcd("HTTPS://10.0.0.5:2379"), nil},
 		{"etcd cert without key", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.Cert = "/c.pem" }), []string{"etcd-cert and etcd-key go together"}},
 		{"etcd key without cert", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.Key = "/k.pem" }), []string{"etcd-cert and etcd-key go together"}},
 		{"etcd username without password", and(etcd("127.0.0.1:2379"), func(c *config.Config) { c.Etcd.Username = "gh" }), []string{"etcd-username and etcd-password-file go together"}},

@@ -11,6 +11,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/replica"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
@@ -55,6 +56,15 @@ func mustStartStore(t testing.TB, dir string, bo bolt.Options, opts ...func(*Opt
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
+	e := mustStartOn(t, st, opts...)
+	e.dir, e.store = dir, st
+	return e
+}
+
+// mustStartOn starts a server over st (any driver), closing st when the
+// test ends.
+func mustStartOn(t testing.TB, st store.Store, opts ...func(*Options)) *testEnv {
+	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	snaps, err := replica.New(ctx, st, log)
@@ -83,7 +93,7 @@ func mustStartStore(t testing.TB, dir string, bo bolt.Options, opts ...func(*Opt
 		t.Fatal(err)
 	}
 	e := &testEnv{
-		t: t, dir: dir, addr: lis.Addr().String(), store: st, srv: srv, conn: conn,
+		t: t, addr: lis.Addr().String(), srv: srv, conn: conn,
 		admin:    gatehousev1.NewAdminServiceClient(conn),
 		sessions: gatehousev1.NewSessionServiceClient(conn),
 		decide:   gatehousev1.NewDecisionServiceClient(conn),

@@ -122,22 +122,27 @@ func Open(dir string) (*Store, error) {
 
 // OpenWith is Open with options.
 func OpenWith(dir string, o Options) (*Store, error) {
-	return open(dir, migrations, SchemaVersion, o)
+	return open(filepath.Join(dir, FileName), migrations, SchemaVersion, o)
+}
+
+// OpenFile is OpenWith for a store file of any name (a backup, a copy),
+// creating it and its directory when missing.
+func OpenFile(path string, o Options) (*Store, error) {
+	return open(path, migrations, SchemaVersion, o)
 }
 
 func openWith(dir string, migs map[int]Migration, version int) (*Store, error) {
-	return open(dir, migs, version, Options{})
+	return open(filepath.Join(dir, FileName), migs, version, Options{})
 }
 
 // errRetry rolls back a run of Update's function that Options.RetryUpdates
 // asked for.
 var errRetry = errors.New("forced retry")
 
-func open(dir string, migs map[int]Migration, version int, o Options) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+func open(path string, migs map[int]Migration, version int, o Options) (*Store, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
-	path := filepath.Join(dir, FileName)
 	// Opening reads the whole file through bbolt's memory map. bbolt
 	// panics on some kinds of damage, and a damaged pointer the checks
 	// below miss would make it read outside the mapping: a fault that

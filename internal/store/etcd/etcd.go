@@ -11,9 +11,16 @@
 //	                    the sorted keys the commit wrote or deleted,
 //	                    sealed the same way. Its etcd history is the
 //	                    store's change log (ReadTx.Changes).
+//	<prefix>meta/base   the prefix's revision base (RaiseRevision),
+//	                    absent (0) unless the prefix was loaded from a
+//	                    store whose revision was ahead of etcd's
 //
-// The store revision is etcd's revision: a revision returned by Update on
-// one replica is a valid revision to wait for on every other.
+// The store revision is etcd's revision plus the prefix's base: a
+// revision returned by Update on one replica is a valid revision to wait
+// for on every other. The base is 0 unless a copy of another store was
+// loaded into the prefix (gatehoused migrate): then it keeps the store's
+// revisions above those of the copied data, whose ids, etags and audit
+// and outbox keys were made from the source's revisions.
 //
 // A View reads at one etcd revision: the first request of the transaction
 // (a read of the head key) fixes it and every later Get and Scan asks for
@@ -114,6 +121,8 @@ type Options struct {
 	// transaction did so meanwhile (DefaultFreshnessInterval); see
 	// CurrentAsOf.
 	FreshnessInterval time.Duration
+	// BackupDir is where Backup stages its copy (os.TempDir when empty).
+	BackupDir string
 }
 
 // Store is the etcd driver. It implements store.Store and store.Compactor.
@@ -122,6 +131,7 @@ type Store struct {
 	prefix   string
 	kvPrefix string
 	headKey  string
+	baseKey  string
 	lim      store.Limits
 	maxCmps  int
 	maxReq   int
@@ -129,8 +139,12 @@ type Store struct {
 	// reqTimeout bounds each request to etcd (Options.RequestTimeout).
 	reqTimeout time.Duration
 	// fresh holds the confirmations of CurrentAsOf.
-	fresh    confirmations
-	rev      atomic.Uint64 // the highest revision seen
+	fresh confirmations
+	// backupDir is Options.BackupDir.
+	backupDir string
+	// base is added to etcd's revisions to make the store's.
+	base     atomic.Uint64
+	rev      atomic.Uint64 // the highest etcd revision seen
 	notified atomic.Uint64 // the highest commit revision signalled
 
 	mu     sync.Mutex
@@ -228,6 +242,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		prefix:   opts.Prefix,
 		kvPrefix: opts.Prefix + "kv/",
 		headKey:  opts.Prefix + "meta/head",
+		baseKey:  opts.Prefix + "meta/base",
 		// One operation of every transaction writes the head key.
 		lim:        store.Limits{MaxOps: opts.MaxTxnOps - 1, MaxTxnBytes: opts.MaxRequestBytes - requestReserve},
 		maxCmps:    opts.MaxTxnOps,
@@ -235,15 +250,21 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		eps:        strings.Join(opts.Endpoints, ","),
 		reqTimeout: opts.RequestTimeout,
 		subs:       map[*sub]struct{}{},
+		backupDir:  opts.BackupDir,
 	}
 	pctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
 	sent := time.Now()
 	resp, err := c.Get(pctx, s.headKey)
+	var base uint64
+	if err == nil {
+		base, _, err = s.readBase(pctx, resp.Header.Revision)
+	}
 	cancel()
 	if err != nil {
 		c.Close()
 		return nil, unreachable(opts, err)
 	}
+	s.base.Store(base)
 	s.observe(resp.Header.Revision)
 	s.notified.Store(uint64(resp.Header.Revision))
 	if len(resp.Kvs) > 0 {
@@ -264,6 +285,9 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 func unreachable(opts Options, err error) error {
 	eps := strings.Join(opts.Endpoints, ",")
 	if errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded || status.Code(err) == codes.Unavailable {
+		if why := diagnose(opts); why != "" {
+			return fmt.Errorf("etcd at %s did not answer within %v (%s): %w", eps, opts.DialTimeout, why, err)
+		}
 		return fmt.Errorf("etcd at %s did not answer within %v: %w", eps, opts.DialTimeout, err)
 	}
 	return fmt.Errorf("etcd at %s: %w", eps, err)
@@ -276,10 +300,15 @@ func (s *Store) Client() *clientv3.Client { return s.c }
 // requestReserve bytes less than etcd's, for the head record.
 func (s *Store) Limits() store.Limits { return s.lim }
 
-// Revision returns the highest etcd revision the store has seen: its own
-// commits, every transaction's read revision, and the commits of other
-// replicas its watch reports.
-func (s *Store) Revision() uint64 { return s.rev.Load() }
+// Revision returns the store revision of the highest etcd revision the
+// store has seen (plus the prefix's base): its own commits, every
+// transaction's read revision, and the commits of other replicas its
+// watch reports. Every revision the driver hands out goes through out;
+// code that compares raw etcd revisions with store revisions must too.
+func (s *Store) Revision() uint64 { return s.out(int64(s.rev.Load())) }
+
+// out turns an etcd revision into the store's.
+func (s *Store) out(rev int64) uint64 { return uint64(rev) + s.base.Load() }
 
 func (s *Store) observe(rev int64) {
 	for {
@@ -440,7 +469,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 			return 0, err
 		}
 		if len(tx.w.ops) == 0 {
-			return uint64(tx.rev), nil
+			return s.out(tx.rev), nil
 		}
 		if err := store.CheckFence(ctx); err != nil {
 			return 0, err
@@ -452,7 +481,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 		if ok {
 			s.observe(rev)
 			s.signal(rev)
-			return uint64(rev), nil
+			return s.out(rev), nil
 		}
 		// What the function read changed before the commit: run it again.
 		d := backoff/2 + rand.N(backoff/2+1)
@@ -616,9 +645,13 @@ func (s *Store) Compact(ctx context.Context, rev uint64) error {
 		return err
 	}
 	defer s.txns.Done()
+	erev := int64(rev) - int64(s.base.Load())
+	if erev <= 0 {
+		return nil
+	}
 	rctx, cancel := s.request(ctx)
 	defer cancel()
-	_, err := s.c.Compact(rctx, int64(rev), clientv3.WithCompactPhysical())
+	_, err := s.c.Compact(rctx, erev, clientv3.WithCompactPhysical())
 	if err != nil && !errors.Is(err, rpctypes.ErrCompacted) {
 		return s.mapErr(ctx, err)
 	}
@@ -648,7 +681,7 @@ type tx struct {
 	w    *writes
 }
 
-func (t *tx) Revision() uint64 { return uint64(t.rev) }
+func (t *tx) Revision() uint64 { return t.s.out(t.rev) }
 
 // read returns key's value at the transaction's revision.
 func (t *tx) read(key string) ([]byte, int64, error) {
@@ -685,7 +718,7 @@ func (t *tx) Get(key string) ([]byte, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	return v, uint64(rev), nil
+	return v, t.s.out(rev), nil
 }
 
 func (t *tx) Scan(prefix, startAfter string, fn func(key string, val []byte, rev uint64) (bool, error)) error {
@@ -743,7 +776,7 @@ func (t *tx) Scan(prefix, startAfter string, fn func(key string, val []byte, rev
 			if err != nil {
 				return &store.DamagedError{Key: k, Err: err}
 			}
-			if more, err := fn(k, p, uint64(kv.ModRevision)); err != nil || !more {
+			if more, err := fn(k, p, t.s.out(kv.ModRevision)); err != nil || !more {
 				return err
 			}
 		}
@@ -759,9 +792,14 @@ func (t *tx) Scan(prefix, startAfter string, fn func(key string, val []byte, rev
 // Changes reads the history of the head key, which every commit writes
 // with the keys it wrote, from etcd's watch.
 func (t *tx) Changes(after uint64) ([]store.Change, error) {
-	if after >= uint64(t.rev) {
+	if after >= t.Revision() {
 		return nil, nil
 	}
+	base := t.s.base.Load()
+	if after < base {
+		return nil, fmt.Errorf("%w: revision %d is before the prefix's revision base %d (its data was loaded from another store)", store.ErrCompacted, after, base)
+	}
+	after -= base
 	// A read at after fails when etcd has compacted it away: the
 	// history from there is incomplete. Revision 1 is etcd's first.
 	probe := max(int64(after), 1)
@@ -775,6 +813,9 @@ func (t *tx) Changes(after uint64) ([]store.Change, error) {
 		return nil, nil
 	}
 	if out, ok := t.s.hist.since(t.ctx, int64(after), t.head); ok {
+		for i := range out {
+			out[i].Revision = t.s.out(int64(out[i].Revision))
+		}
 		return out, nil
 	}
 	// The watch ends when etcd sends nothing for a request timeout: a
@@ -802,7 +843,7 @@ func (t *tx) Changes(after uint64) ([]store.Change, error) {
 			if err != nil {
 				return nil, &store.DamagedError{Key: t.s.headKey, Err: fmt.Errorf("the change record of revision %d: %w", r, err)}
 			}
-			out = append(out, store.Change{Revision: uint64(r), Keys: keys})
+			out = append(out, store.Change{Revision: t.s.out(r), Keys: keys})
 			if r == t.head {
 				return out, nil
 			}
@@ -919,4 +960,73 @@ func decodeKeys(p []byte, err error) ([]string, error) {
 // under <prefix>leader/ with a lease of ttl; name identifies this replica.
 func (s *Store) Elector(ttl time.Duration, name string, log *slog.Logger) leader.Elector {
 	return leader.NewEtcd(s.c, s.prefix+"leader/", ttl, name, log)
+}
+
+// readBase reads the prefix's revision base at etcd revision rev (0 when
+// it has none) and the mod revision of its key.
+func (s *Store) readBase(ctx context.Context, rev int64) (base uint64, mod int64, err error) {
+	resp, err := s.c.Get(ctx, s.baseKey, clientv3.WithRev(rev))
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, 0, nil
+	}
+	kv := resp.Kvs[0]
+	p, err := bolt.Unseal([]byte(s.baseKey), kv.Value)
+	if err == nil && len(p) != 8 {
+		err = fmt.Errorf("%d-byte revision base", len(p))
+	}
+	if err != nil {
+		return 0, 0, &store.DamagedError{Key: s.baseKey, Err: err}
+	}
+	return binary.BigEndian.Uint64(p), kv.ModRevision, nil
+}
+
+// RaiseRevision makes every revision of the store from now on larger than
+// floor, by raising the prefix's revision base (never lowering it). A copy
+// of a store at revision floor is loaded after it (gatehoused migrate), so
+// that the revisions of later writes — and the audit and outbox ids, etags
+// and min_revision values made from them — stay above those of the copied
+// data, as they would have in the source. It is for a prefix no replica
+// serves: a running replica keeps the base it read at Open.
+func (s *Store) RaiseRevision(ctx context.Context, floor uint64) error {
+	if err := s.enter(ctx); err != nil {
+		return err
+	}
+	defer s.txns.Done()
+	for {
+		rctx, cancel := s.request(ctx)
+		resp, err := s.c.Get(rctx, s.headKey)
+		var base uint64
+		var mod int64
+		if err == nil {
+			base, mod, err = s.readBase(rctx, resp.Header.Revision)
+		}
+		cancel()
+		if err != nil {
+			return s.mapErr(ctx, err)
+		}
+		now := resp.Header.Revision
+		s.base.Store(base)
+		s.observe(now)
+		// The next commit is at etcd revision now+1 or later.
+		if uint64(now)+base >= floor {
+			return nil
+		}
+		nb := floor - uint64(now)
+		val := bolt.Seal([]byte(s.baseKey), binary.BigEndian.AppendUint64(nil, nb))
+		rctx, cancel = s.request(ctx)
+		tr, err := s.c.Txn(rctx).If(clientv3.Compare(clientv3.ModRevision(s.baseKey), "=", mod)).
+			Then(clientv3.OpPut(s.baseKey, string(val))).Commit()
+		cancel()
+		if err != nil {
+			return s.mapErr(ctx, err)
+		}
+		if tr.Succeeded {
+			s.base.Store(nb)
+			s.observe(tr.Header.Revision)
+			return nil
+		}
+	}
 }

@@ -84,7 +84,13 @@ func (s *Store) CurrentAsOf(rev uint64) (time.Time, bool) { return s.fresh.asOf(
 // sent saw: head, the head key's mod revision (0 when it does not exist:
 // no commit yet).
 func (s *Store) confirm(head int64, sent time.Time) {
-	s.fresh.add(uint64(max(head, 0)), sent)
+	// Confirmations are asked about store revisions (the prefix's base
+	// added), as every revision the store hands out is.
+	var rev uint64
+	if head > 0 {
+		rev = s.out(head)
+	}
+	s.fresh.add(rev, sent)
 }
 
 // keepFresh reads the head key whenever no transaction did for an

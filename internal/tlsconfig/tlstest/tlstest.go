@@ -138,3 +138,18 @@ func (ca *CA) WriteClient(t *testing.T, dir, name, cn string, uris ...string) (c
 	writePEM(t, certFile, c.Certificate[0], keyFile, c.PrivateKey.(*ecdsa.PrivateKey))
 	return certFile, keyFile
 }
+
+// WriteServer issues a server certificate for 127.0.0.1 and localhost
+// signed by ca and writes it and its key into dir as <name>.pem and
+// <name>-key.pem.
+func (ca *CA) WriteServer(t *testing.T, dir, name string) (certFile, keyFile string) {
+	t.Helper()
+	tmpl := template("localhost")
+	tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	tmpl.DNSNames = []string{"localhost"}
+	tmpl.KeyUsage, tmpl.ExtKeyUsage = x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	der, key := issue(t, tmpl, ca.cert, ca.key)
+	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	writePEM(t, certFile, der, keyFile, key)
+	return certFile, keyFile
+}

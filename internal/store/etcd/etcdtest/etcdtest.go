@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -61,4 +62,16 @@ func Start(t testing.TB, configure ...func(*embed.Config)) *Server {
 		s.Endpoints = append(s.Endpoints, l.Addr().String())
 	}
 	return s
+}
+
+// WithClientTLS is a Start option: the member serves its clients over TLS
+// only, with the certificate in certFile and keyFile, and requires a
+// client certificate that chains to the CA in caFile.
+func WithClientTLS(certFile, keyFile, caFile string) func(*embed.Config) {
+	return func(cfg *embed.Config) {
+		u := url.URL{Scheme: "https", Host: "127.0.0.1:0"}
+		cfg.ListenClientUrls = []url.URL{u}
+		cfg.AdvertiseClientUrls = []url.URL{u}
+		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: certFile, KeyFile: keyFile, TrustedCAFile: caFile, ClientCertAuth: true}
+	}
 }
