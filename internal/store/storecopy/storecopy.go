@@ -206,7 +206,6 @@ type batcher struct {
 	ctx   context.Context
 	dst   store.Store
 	rep   *Report
-	keys  int
 	bytes int
 	lim   store.Limits
 	ops   []batchOp
