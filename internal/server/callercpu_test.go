@@ -41,7 +41,7 @@ func TestCallerCPU_Share(t *testing.T) {
 		c.procCPU = func() time.Duration { return now.Sub(time.Unix(1000, 0)) * time.Duration(cores) }
 		for end := now.Add(time.Second); now.Before(end); now = now.Add(time.Millisecond) {
 			for range cores {
-				if ok, retry := c.admit(heavy, now); ok {
+				if ok, retry := c.admit(heavy, now, false); ok {
 					c.charge(heavy, heavyCost)
 					o.heavyServed++
 				} else {
@@ -52,7 +52,7 @@ func TestCallerCPU_Share(t *testing.T) {
 					if lightCost == 0 {
 						break
 					}
-					if ok, _ := c.admit(light, now); ok {
+					if ok, _ := c.admit(light, now, false); ok {
 						c.charge(light, lightCost)
 					} else {
 						o.lightRefused++

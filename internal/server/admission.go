@@ -1,0 +1,306 @@
+package server
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Bounds of the admission gate's limit on the work in flight
+// (admissionGate), in decisions of the average cost.
+const (
+	minGateLimit = 8
+	maxGateLimit = 4096
+)
+
+// admissionGate bounds the decisions in flight, from their arrival on the
+// connection (the tap, before the request is read or a goroutine started
+// for it) to their end, so that the queue in front of the CPU stays near
+// the queue target however many callers there are. A decision past the
+// limit is refused on arrival, in microseconds, with RetryInfo.
+//
+// What is bounded is the work in flight: each decision counts for what
+// the decisions of its connection cost lately (handler time, waits for a
+// revision excluded, and the decoding of a large request; a moving
+// average), so that a queue of costly decisions is as long as its work,
+// not as its number. The limit adapts with every decision that reaches its
+// handler, from the wait it measured (arrival to handler) and the work
+// that was in flight ahead of it when it arrived: by Little's law that
+// work took the wait to be served, so work×target/wait in flight would have
+// kept its wait at the target. A wait longer than the target sets the limit
+// to that estimate at once (not below an eighth of the limit, nor
+// minGateLimit decisions). Decisions that arrived before that cut do not
+// cut again: their wait was formed by the limit before it, which would cut
+// for the same queue twice (like TCP Vegas's window, the limit moves once
+// per round trip of its feedback). A wait under half the target with the
+// limit half used lets one more decision's work in. So the limit follows
+// what the CPU serves within the target, call by call; it is enforced all
+// the time, also when callers that were told to retry come back together,
+// and under light load it is never reached.
+//
+// Fairness between connections: a decision whose connection is over its
+// share is refused once the work in flight reaches three quarters of the
+// limit; the others are let in while the work of those within their share
+// is under the limit, and a connection with nothing in flight gets one in
+// (up to twice the limit) unless its callers are refused for their CPU. A
+// connection is over its
+// share when its callers were refused for their share of the CPU lately
+// (callerCPU, which knows the caller from the decoded request and takes
+// the gate's long waits as contention), or when its work in flight is
+// more than gateFairSlack times its share (the work in flight of all over
+// the connections that have some). So a client with a few calls next to a
+// crowd on other connections, or with cheap calls next to costly ones, is
+// refused after them.
+//
+// The RetryInfo delay adapts, per connection, to how many of its
+// decisions are turned away: it doubles after an interval in which more
+// were refused than half as many as were admitted (up to maxRetryDelay)
+// and halves after one in which fewer than an eighth (down to
+// overloadRetryDelay), so that the callers waiting out their delay come
+// back at a rate the server refuses cheaply; each caller is told a random
+// delay between half and one and a half times it (jitter), so that they do
+// not come back together. Callers that ignore it lengthen only their own
+// connection's delay.
+type admissionGate struct {
+	target, interval time.Duration
+
+	mu     sync.Mutex
+	conns  map[string]*gateConn // connections with decisions in flight or a recent cost
+	active int                  // connections with decisions in flight
+	work   float64              // the work in flight, ns (each decision at its connection's cost when it arrived)
+	fair   float64              // the part of work let in as within its connection's share
+	n      int                  // decisions in flight
+	limit  float64              // work in flight allowed, ns
+	cost   float64              // a decision's cost, ns (moving average over all connections)
+	cutAt  time.Time            // the last cut: decisions that arrived before it are not its feedback
+	longAt time.Time            // the last decision that waited longer than target
+
+	windowAt          time.Time
+	admitted, refused int
+	retry             time.Duration
+
+	limitGauge prometheus.Gauge // nil without metrics
+}
+
+// gateConn is a connection's decisions in flight and their recent cost.
+type gateConn struct {
+	inflight int
+	cost     float64 // ns per decision, moving average; 0: none measured
+	seen     time.Time
+	// The connection's RetryInfo delay and its decisions admitted and
+	// refused in the current interval (rollWindow).
+	retry             time.Duration
+	admitted, refused int
+}
+
+// gateCostDefault is the cost of a decision before any was measured.
+const gateCostDefault = float64(50 * time.Microsecond)
+
+// gateFairSlack is how many times its share of the work in flight a
+// connection may have before it counts as over its share: a session
+// server carrying many accounts' decisions has more than the share of one
+// that carries one caller's, and is not over it for that.
+const gateFairSlack = 2
+
+// gateConnIdle is how long a connection without decisions in flight keeps
+// its record.
+const gateConnIdle = 10 * time.Second
+
+func newAdmissionGate(target, interval time.Duration, limitGauge prometheus.Gauge) *admissionGate {
+	g := &admissionGate{target: target, interval: interval, conns: map[string]*gateConn{},
+		retry: overloadRetryDelay, cost: gateCostDefault, limitGauge: limitGauge}
+	g.limit = maxGateLimit * g.cost
+	g.setGauge()
+	return g
+}
+
+// gateTicket is a decision's place in the gate: what it was admitted with.
+type gateTicket struct {
+	at    time.Time
+	ahead float64 // work in flight before it, ns
+	work  float64 // its own, ns
+	fair  bool    // let in as within its connection's share
+	conn  string
+}
+
+// arrive is asked by the tap when a decision arrives on connection conn
+// ("" when unknown) at now; flagged says that the connection's callers were
+// refused for their share of the CPU lately (callerCPU.connOverShare). It
+// returns the decision's ticket, to be given back to leave, or reports
+// that it is refused, with the RetryInfo delay to tell it (before jitter).
+func (g *admissionGate) arrive(now time.Time, conn string, flagged bool) (t gateTicket, retry time.Duration, ok bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.rollWindow(now)
+	var c *gateConn
+	if conn != "" {
+		if c = g.conns[conn]; c == nil && len(g.conns) < maxConnRecords {
+			c = &gateConn{retry: overloadRetryDelay}
+			g.conns[conn] = c
+		}
+	}
+	work := g.cost
+	if c != nil && c.cost > 0 {
+		work = c.cost
+	}
+	fair := c != nil && !flagged
+	if fair {
+		active := g.active
+		if c.inflight == 0 {
+			active++
+		}
+		fair = float64(c.inflight+1)*work <= gateFairSlack*(g.work+work)/float64(active)
+	}
+	// Decisions of connections over their share are let in while all the
+	// work in flight is under three quarters of the limit; the others while
+	// the work of those within their share is under the limit, so that
+	// work let in before a cut cannot crowd them out. A connection that is
+	// not refused for its callers' CPU and has nothing in flight gets one
+	// decision in up to twice the limit, so that no such connection starves
+	// (nor stays judged at the average cost). One decision is always let
+	// in: an idle server serves any.
+	first := c != nil && !flagged && c.inflight == 0 && g.work+work <= 2*g.limit
+	if g.n > 0 && !first && (!fair && g.work+work > g.limit*3/4 || fair && g.fair+work > g.limit) {
+		g.refused++
+		if c != nil {
+			c.refused++
+			return gateTicket{}, c.retry, false
+		}
+		return gateTicket{}, g.retry, false
+	}
+	if c != nil {
+		if c.inflight == 0 {
+			g.active++
+		}
+		c.inflight++
+		c.admitted++
+		c.seen = now
+	}
+	t = gateTicket{at: now, ahead: g.work, work: work, fair: fair, conn: conn}
+	g.work += work
+	if fair {
+		g.fair += work
+	}
+	g.n++
+	g.admitted++
+	return t, 0, true
+}
+
+// leave ends a decision let in by arrive; cost is what it cost (0: not
+// measured).
+func (g *admissionGate) leave(t gateTicket, cost time.Duration) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.n--
+	g.work = max(g.work-t.work, 0)
+	if t.fair {
+		g.fair = max(g.fair-t.work, 0)
+	}
+	if g.n == 0 {
+		g.work, g.fair = 0, 0 // no rounding left over
+	}
+	if cost > 0 {
+		g.cost += (float64(cost) - g.cost) / 64
+	}
+	c := g.conns[t.conn]
+	if c == nil || t.conn == "" {
+		return
+	}
+	if c.inflight--; c.inflight == 0 {
+		g.active--
+	}
+	if cost > 0 {
+		if c.cost == 0 {
+			c.cost = float64(cost)
+		} else {
+			c.cost += (float64(cost) - c.cost) / 8
+		}
+	}
+}
+
+// observe adapts the limit to a decision admitted with t that reached its
+// handler at now.
+func (g *admissionGate) observe(t gateTicket, now time.Time) {
+	wait := now.Sub(t.at)
+	if wait <= g.target && 2*wait > g.target {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if wait > g.target {
+		g.longAt = now
+		if t.at.Before(g.cutAt) {
+			return // formed by the limit before the last cut
+		}
+		est := (t.ahead + t.work) * float64(g.target) / float64(wait)
+		if l := max(est, g.limit/8, minGateLimit*g.cost); l < g.limit {
+			g.limit, g.cutAt = l, now
+			g.setGauge()
+		}
+		return
+	}
+	if 2*(t.ahead+t.work) >= g.limit && g.limit < maxGateLimit*g.cost {
+		g.limit = min(g.limit+t.work, maxGateLimit*g.cost)
+		g.setGauge()
+	}
+}
+
+// rollWindow adapts the RetryInfo delays, the gate's and each
+// connection's, at the end of an interval; g.mu held.
+func (g *admissionGate) rollWindow(now time.Time) {
+	el := now.Sub(g.windowAt)
+	if el < g.interval && el >= 0 {
+		return
+	}
+	idle := el >= 2*g.interval || el < 0
+	g.retry = adaptRetry(g.retry, g.admitted, g.refused, idle)
+	g.windowAt, g.admitted, g.refused = now, 0, 0
+	for id, c := range g.conns {
+		c.retry = adaptRetry(c.retry, c.admitted, c.refused, idle)
+		c.admitted, c.refused = 0, 0
+		if c.inflight == 0 && now.Sub(c.seen) > gateConnIdle {
+			delete(g.conns, id)
+		}
+	}
+}
+
+// adaptRetry returns the RetryInfo delay after an interval with admitted
+// and refused decisions told retry: doubled (up to maxRetryDelay) when
+// more than half as many were refused as admitted, halved (down to
+// overloadRetryDelay) when fewer than an eighth, the floor after an idle
+// interval or one without refusals.
+func adaptRetry(retry time.Duration, admitted, refused int, idle bool) time.Duration {
+	switch {
+	case idle || refused == 0:
+		return overloadRetryDelay
+	case 2*refused > admitted:
+		return min(2*retry, maxRetryDelay)
+	case 8*refused < admitted:
+		return max(retry/2, overloadRetryDelay)
+	}
+	return retry
+}
+
+// setGauge publishes the limit in decisions of the average cost; g.mu
+// held.
+func (g *admissionGate) setGauge() {
+	if g.limitGauge != nil {
+		g.limitGauge.Set(g.limit / g.cost)
+	}
+}
+
+// contended reports whether a decision waited longer than the target
+// within the last interval before now.
+func (g *admissionGate) contended(now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return now.Sub(g.longAt) < g.interval
+}
+
+// currentLimit returns the gate's limit in decisions of the average cost.
+func (g *admissionGate) currentLimit() float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.limit / g.cost
+}
