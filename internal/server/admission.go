@@ -43,8 +43,8 @@ const (
 // share is refused once the work in flight reaches three quarters of the
 // limit; the others are let in while the work of those within their share
 // is under the limit, and a connection with nothing in flight gets one in
-// (up to twice the limit) unless its callers are refused for their CPU. A
-// connection is over its
+// beyond that unless its callers are refused for their CPU (as many such
+// decisions as the limit's number of decisions). A connection is over its
 // share when its callers were refused for their share of the CPU lately
 // (callerCPU, which knows the caller from the decoded request and takes
 // the gate's long waits as contention), or when its work in flight is
@@ -70,6 +70,7 @@ type admissionGate struct {
 	active int                  // connections with decisions in flight
 	work   float64              // the work in flight, ns (each decision at its connection's cost when it arrived)
 	fair   float64              // the part of work let in as within its connection's share
+	firsts int                  // decisions in flight let in past the limit as an idle connection's one
 	n      int                  // decisions in flight
 	limit  float64              // work in flight allowed, ns
 	cost   float64              // a decision's cost, ns (moving average over all connections)
@@ -121,7 +122,13 @@ type gateTicket struct {
 	ahead float64 // work in flight before it, ns
 	work  float64 // its own, ns
 	fair  bool    // let in as within its connection's share
-	conn  string
+	first bool    // let in past the limit as an idle connection's one decision
+	// within is set for a decision let in as within its connection's
+	// share, or as the one decision of an idle connection that is not
+	// refused for its callers' CPU: the queue shedder behind the gate
+	// does not shed it (limiter.unaryInterceptor).
+	within bool
+	conn   string
 }
 
 // arrive is asked by the tap when a decision arrives on connection conn
@@ -157,11 +164,13 @@ func (g *admissionGate) arrive(now time.Time, conn string, flagged bool) (t gate
 	// the work of those within their share is under the limit, so that
 	// work let in before a cut cannot crowd them out. A connection that is
 	// not refused for its callers' CPU and has nothing in flight gets one
-	// decision in up to twice the limit, so that no such connection starves
-	// (nor stays judged at the average cost). One decision is always let
-	// in: an idle server serves any.
-	first := c != nil && !flagged && c.inflight == 0 && g.work+work <= 2*g.limit
-	if g.n > 0 && !first && (!fair && g.work+work > g.limit*3/4 || fair && g.fair+work > g.limit) {
+	// decision in beyond that, so that no such connection starves (nor
+	// stays judged at the average cost), as long as fewer such decisions
+	// are in flight than the limit's number of decisions. One decision is
+	// always let in: an idle server serves any.
+	over := g.n > 0 && (!fair && g.work+work > g.limit*3/4 || fair && g.fair+work > g.limit)
+	first := over && c != nil && !flagged && c.inflight == 0 && float64(g.firsts) < max(g.limit/g.cost, minGateLimit)
+	if over && !first {
 		g.refused++
 		if c != nil {
 			c.refused++
@@ -177,7 +186,10 @@ func (g *admissionGate) arrive(now time.Time, conn string, flagged bool) (t gate
 		c.admitted++
 		c.seen = now
 	}
-	t = gateTicket{at: now, ahead: g.work, work: work, fair: fair, conn: conn}
+	t = gateTicket{at: now, ahead: g.work, work: work, fair: fair, first: first, within: fair || first, conn: conn}
+	if first {
+		g.firsts++
+	}
 	g.work += work
 	if fair {
 		g.fair += work
@@ -196,6 +208,9 @@ func (g *admissionGate) leave(t gateTicket, cost time.Duration) {
 	g.work = max(g.work-t.work, 0)
 	if t.fair {
 		g.fair = max(g.fair-t.work, 0)
+	}
+	if t.first {
+		g.firsts--
 	}
 	if g.n == 0 {
 		g.work, g.fair = 0, 0 // no rounding left over

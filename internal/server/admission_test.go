@@ -5,8 +5,17 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // gateSim is a closed loop of callers on connections in front of one CPU
@@ -335,5 +344,86 @@ func TestAdmissionGate_FairByCost(t *testing.T) {
 	}
 	if res.refused[1] == 0 {
 		t.Errorf("the costly connection had none refused")
+	}
+}
+
+// TestAdmissionGate_FewNeverRefusedOverGRPC serves a real server with a
+// 1ms queue target: a crowd of 200 callers on one connection is refused
+// on arrival (RESOURCE_EXHAUSTED, ErrorInfo shed=queue_delay, early=true,
+// RetryInfo), while a caller with one call at a time on a connection of
+// its own is never refused, neither by the gate nor by the queue shedder
+// behind it.
+func TestAdmissionGate_FewNeverRefusedOverGRPC(t *testing.T) {
+	t.Parallel()
+	e := MustStart(t, "", withLimits(Limits{QueueTarget: time.Millisecond, QueueInterval: 10 * time.Millisecond, CallerCPUShare: -1}))
+	ctx := ctxT(t)
+	req := &gatehousev1.CheckFeatureRequest{SessionId: "s-none", Actor: agent("a"), Feature: gatehousev1.Feature_FEATURE_CLICK, Url: "https://example.com/"}
+	var crowdOK, crowdRefused, fewOK, fewRefused atomic.Int64
+	var early atomic.Pointer[status.Status]
+	stop := time.Now().Add(1500 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(stop) {
+				_, err := e.decide.CheckFeature(ctx, req)
+				switch st, _ := status.FromError(err); st.Code() {
+				case codes.NotFound:
+					crowdOK.Add(1)
+				case codes.ResourceExhausted:
+					crowdRefused.Add(1)
+					if errorMeta(st)["early"] == "true" {
+						early.Store(st)
+					}
+					time.Sleep(time.Millisecond) // ignores RetryInfo
+				default:
+					t.Errorf("crowd: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	few, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer few.Close()
+	fewClient := gatehousev1.NewDecisionServiceClient(few)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for time.Now().Before(stop) {
+			_, err := fewClient.CheckFeature(ctx, req)
+			switch status.Code(err) {
+			case codes.NotFound:
+				fewOK.Add(1)
+			case codes.ResourceExhausted:
+				fewRefused.Add(1)
+				t.Errorf("the few: refused: %v", err)
+			default:
+				t.Errorf("the few: %v", err)
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	wg.Wait()
+	t.Logf("crowd: %d answered, %d refused; few: %d answered, %d refused", crowdOK.Load(), crowdRefused.Load(), fewOK.Load(), fewRefused.Load())
+	if fewOK.Load() == 0 {
+		t.Error("the few: nothing answered")
+	}
+	st := early.Load()
+	if st == nil {
+		t.Fatalf("crowd: no refusal on arrival among %d refusals", crowdRefused.Load())
+	}
+	var retry time.Duration
+	for _, d := range st.Details() {
+		if r, ok := d.(*errdetails.RetryInfo); ok {
+			retry = r.GetRetryDelay().AsDuration()
+		}
+	}
+	if errorReason(st) != reasonOverloaded || errorMeta(st)["shed"] != shedQueueDelay || retry <= 0 {
+		t.Errorf("refusal on arrival %q: reason %q, meta %v, retry %v", st.Message(), errorReason(st), errorMeta(st), retry)
 	}
 }

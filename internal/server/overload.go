@@ -223,9 +223,12 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	if l.queue != nil {
 		wait := queueWait(ctx, now)
 		l.metrics.observeDelay(wait)
-		// Only decisions are shed by queue delay.
+		// Only decisions are shed by queue delay, and of those the gate
+		// let in, only those of connections over their share: the
+		// gate bounds the queue, and a caller within its share is not
+		// refused for others' load.
 		if decision {
-			if ok, limit, retry := l.queue.admit(now, wait); !ok {
+			if ok, limit, retry := l.queue.admit(now, wait); !ok && (a == nil || !a.gated || !a.ticket.within) {
 				l.metrics.countShed(shedQueueDelay)
 				return nil, queueOverloaded(wait, limit, jitter(retry))
 			}
