@@ -39,19 +39,16 @@ const (
 // the time, also when callers that were told to retry come back together,
 // and under light load it is never reached.
 //
-// Fairness between connections: a decision whose connection is over its
-// share is refused once the work in flight reaches three quarters of the
-// limit; the others are let in while the work of those within their share
-// is under the limit, and a connection with nothing in flight gets one in
-// beyond that unless its callers are refused for their CPU (as many such
-// decisions as the limit's number of decisions). A connection is over its
-// share when its callers were refused for their share of the CPU lately
-// (callerCPU, which knows the caller from the decoded request and takes
-// the gate's long waits as contention), or when its work in flight is
-// more than gateFairSlack times its share (the work in flight of all over
-// the connections that have some). So a client with a few calls next to a
-// crowd on other connections, or with cheap calls next to costly ones, is
-// refused after them.
+// Fairness between connections: the gate prefers, in three tiers, the
+// connections within their share of the work in flight (the work in flight
+// of all over the connections that have some), then the others, then those
+// whose callers were refused for their share of the CPU lately (callerCPU,
+// which knows the caller from the decoded request and takes the gate's
+// long waits as contention): they are let in while the work in flight is
+// within the whole limit, three quarters of it and half of it. So a client
+// with a few calls next to a crowd on other connections, or with cheap
+// calls next to costly ones, is refused after them, and a caller over its
+// CPU share before anyone.
 //
 // The RetryInfo delay adapts, per connection, to how many of its
 // decisions are turned away: it doubles after an interval in which more
@@ -69,7 +66,7 @@ type admissionGate struct {
 	conns  map[string]*gateConn // connections with decisions in flight or a recent cost
 	active int                  // connections with decisions in flight
 	work   float64              // the work in flight, ns (each decision at its connection's cost when it arrived)
-	fair   float64              // the part of work let in as within its connection's share
+	p0     float64              // the part of work let in as within its connection's share (tier 0)
 	firsts int                  // decisions in flight let in past the limit as an idle connection's one
 	n      int                  // decisions in flight
 	limit  float64              // work in flight allowed, ns
@@ -98,12 +95,6 @@ type gateConn struct {
 // gateCostDefault is the cost of a decision before any was measured.
 const gateCostDefault = float64(50 * time.Microsecond)
 
-// gateFairSlack is how many times its share of the work in flight a
-// connection may have before it counts as over its share: a session
-// server carrying many accounts' decisions has more than the share of one
-// that carries one caller's, and is not over it for that.
-const gateFairSlack = 2
-
 // gateConnIdle is how long a connection without decisions in flight keeps
 // its record.
 const gateConnIdle = 10 * time.Second
@@ -121,12 +112,11 @@ type gateTicket struct {
 	at    time.Time
 	ahead float64 // work in flight before it, ns
 	work  float64 // its own, ns
-	fair  bool    // let in as within its connection's share
+	p0    bool    // let in as within its connection's share (tier 0)
 	first bool    // let in past the limit as an idle connection's one decision
-	// within is set for a decision let in as within its connection's
-	// share, or as the one decision of an idle connection that is not
-	// refused for its callers' CPU: the queue shedder behind the gate
-	// does not shed it (limiter.unaryInterceptor).
+	// within is set for a decision of a connection whose callers are not
+	// refused for their CPU share: the queue shedder behind the gate does
+	// not shed it (limiter.unaryInterceptor).
 	within bool
 	conn   string
 }
@@ -151,24 +141,39 @@ func (g *admissionGate) arrive(now time.Time, conn string, flagged bool) (t gate
 	if c != nil && c.cost > 0 {
 		work = c.cost
 	}
-	fair := c != nil && !flagged
-	if fair {
+	// The connection's tier: 0 within its share of the work in flight
+	// (the work in flight of all over the connections that have some), 1
+	// over it, 2 refused for its callers' CPU share lately, or unknown.
+	tier := 2
+	if c != nil && !flagged {
+		tier = 1
 		active := g.active
 		if c.inflight == 0 {
 			active++
 		}
-		fair = float64(c.inflight+1)*work <= gateFairSlack*(g.work+work)/float64(active)
+		if float64(c.inflight+1)*work <= (g.work+work)/float64(active) {
+			tier = 0
+		}
 	}
-	// Decisions of connections over their share are let in while all the
-	// work in flight is under three quarters of the limit; the others while
-	// the work of those within their share is under the limit, so that
-	// work let in before a cut cannot crowd them out. A connection that is
-	// not refused for its callers' CPU and has nothing in flight gets one
-	// decision in beyond that, so that no such connection starves (nor
-	// stays judged at the average cost), as long as fewer such decisions
-	// are in flight than the limit's number of decisions. One decision is
-	// always let in: an idle server serves any.
-	over := g.n > 0 && (!fair && g.work+work > g.limit*3/4 || fair && g.fair+work > g.limit)
+	// Tier 2 is let in while the work in flight, its own included, is
+	// within half the limit, tier 1 three quarters, tier 0 the whole
+	// limit, or, after a cut left more work in flight than the limit,
+	// while tier 0's own work is within a quarter of it. A connection
+	// that is not refused for its callers' CPU and has nothing in flight
+	// gets one decision in beyond that, so that no such connection starves
+	// (nor stays judged at the average cost), as long as fewer such
+	// decisions are in flight than the limit's number of decisions. One
+	// decision is always let in: an idle server serves any.
+	var over bool
+	switch after := g.work + work; tier {
+	case 0:
+		over = after > g.limit && (g.p0+work > g.limit/4 || after > 2*g.limit)
+	case 1:
+		over = after > g.limit*3/4
+	default:
+		over = after > g.limit/2
+	}
+	over = over && g.n > 0
 	first := over && c != nil && !flagged && c.inflight == 0 && float64(g.firsts) < max(g.limit/g.cost, minGateLimit)
 	if over && !first {
 		g.refused++
@@ -186,13 +191,13 @@ func (g *admissionGate) arrive(now time.Time, conn string, flagged bool) (t gate
 		c.admitted++
 		c.seen = now
 	}
-	t = gateTicket{at: now, ahead: g.work, work: work, fair: fair, first: first, within: fair || first, conn: conn}
+	t = gateTicket{at: now, ahead: g.work, work: work, p0: tier == 0, first: first, within: tier < 2 || first, conn: conn}
 	if first {
 		g.firsts++
 	}
 	g.work += work
-	if fair {
-		g.fair += work
+	if t.p0 {
+		g.p0 += work
 	}
 	g.n++
 	g.admitted++
@@ -206,14 +211,14 @@ func (g *admissionGate) leave(t gateTicket, cost time.Duration) {
 	defer g.mu.Unlock()
 	g.n--
 	g.work = max(g.work-t.work, 0)
-	if t.fair {
-		g.fair = max(g.fair-t.work, 0)
+	if t.p0 {
+		g.p0 = max(g.p0-t.work, 0)
 	}
 	if t.first {
 		g.firsts--
 	}
 	if g.n == 0 {
-		g.work, g.fair = 0, 0 // no rounding left over
+		g.work, g.p0 = 0, 0 // no rounding left over
 	}
 	if cost > 0 {
 		g.cost += (float64(cost) - g.cost) / 64
