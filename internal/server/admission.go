@@ -39,32 +39,36 @@ const (
 // the time, also when callers that were told to retry come back together,
 // and under light load it is never reached.
 //
-// Fairness between connections: the gate prefers, in three tiers, the
-// connections within their share of the work in flight (the work in flight
-// of all over the connections that have some), then the others, then those
-// whose callers were refused for their share of the CPU lately (callerCPU,
-// which knows the caller from the decoded request and takes the gate's
-// long waits as contention): they are let in while the work in flight is
-// within the whole limit, three quarters of it and half of it. So a client
-// with a few calls next to a crowd on other connections, or with cheap
-// calls next to costly ones, is refused after them, and a caller over its
-// CPU share before anyone.
+// Fairness between connections: the gate lets connections in by tier, while
+// the work in flight is within the whole limit, three quarters of it or
+// half of it: first most connections, then those whose decisions cost more
+// than twice the average lately, then those whose callers were refused for
+// their share of the CPU lately (callerCPU, which knows the caller from the
+// decoded request and takes the gate's long waits as contention). A
+// connection with nothing in flight gets its one decision in beyond that.
+// So a client with one call at a time next to a crowd, or with cheap calls
+// next to costly ones, is refused after them, and a caller over its CPU
+// share before anyone. Shares of the work in flight per connection would
+// refuse a session server carrying many accounts' cheap decisions before a
+// client with one caller over its CPU share: the caller is what is shared
+// fairly, and only callerCPU knows it.
 //
-// The RetryInfo delay adapts, per connection, to how many of its
-// decisions are turned away: it doubles after an interval in which more
-// were refused than half as many as were admitted (up to maxRetryDelay)
-// and halves after one in which fewer than an eighth (down to
-// overloadRetryDelay), so that the callers waiting out their delay come
-// back at a rate the server refuses cheaply; each caller is told a random
-// delay between half and one and a half times it (jitter), so that they do
-// not come back together. Callers that ignore it lengthen only their own
-// connection's delay.
+// The RetryInfo delay adapts to how many decisions are turned away: it
+// doubles after an interval in which more were refused than half as many
+// as were admitted (up to maxRetryDelay) and halves after one in which
+// fewer than an eighth (down to overloadRetryDelay), so that the callers
+// waiting out their delay come back at a rate the server refuses cheaply;
+// each caller is told a random delay between half and one and a half times
+// it (jitter), so that they do not come back together. A connection's
+// refusals count in it up to twice its admissions, so that callers that
+// ignore RetryInfo do not lengthen the delay told to others; connections
+// whose callers are over their CPU share are told a delay of their own,
+// adapted to their own refusals.
 type admissionGate struct {
 	target, interval time.Duration
 
 	mu     sync.Mutex
 	conns  map[string]*gateConn // connections with decisions in flight or a recent cost
-	active int                  // connections with decisions in flight
 	work   float64              // the work in flight, ns (each decision at its connection's cost when it arrived)
 	p0     float64              // the part of work let in as within its connection's share (tier 0)
 	firsts int                  // decisions in flight let in past the limit as an idle connection's one
@@ -94,6 +98,10 @@ type gateConn struct {
 
 // gateCostDefault is the cost of a decision before any was measured.
 const gateCostDefault = float64(50 * time.Microsecond)
+
+// gateCostlyFactor is how many times the average cost a connection's
+// decisions must cost lately for it to be let in after the others.
+const gateCostlyFactor = 2
 
 // gateConnIdle is how long a connection without decisions in flight keeps
 // its record.
@@ -141,18 +149,14 @@ func (g *admissionGate) arrive(now time.Time, conn string, flagged bool) (t gate
 	if c != nil && c.cost > 0 {
 		work = c.cost
 	}
-	// The connection's tier: 0 within its share of the work in flight
-	// (the work in flight of all over the connections that have some), 1
-	// over it, 2 refused for its callers' CPU share lately, or unknown.
+	// The connection's tier: 0 for most, 1 when its decisions cost more
+	// than gateCostlyFactor times the average lately, 2 when its callers
+	// were refused for their CPU share lately, or it is unknown.
 	tier := 2
 	if c != nil && !flagged {
-		tier = 1
-		active := g.active
-		if c.inflight == 0 {
-			active++
-		}
-		if float64(c.inflight+1)*work <= (g.work+work)/float64(active) {
-			tier = 0
+		tier = 0
+		if work > gateCostlyFactor*g.cost {
+			tier = 1
 		}
 	}
 	// Tier 2 is let in while the work in flight, its own included, is
@@ -177,16 +181,16 @@ func (g *admissionGate) arrive(now time.Time, conn string, flagged bool) (t gate
 	first := over && c != nil && !flagged && c.inflight == 0 && float64(g.firsts) < max(g.limit/g.cost, minGateLimit)
 	if over && !first {
 		g.refused++
-		if c != nil {
-			c.refused++
+		if c == nil {
+			return gateTicket{}, g.retry, false
+		}
+		c.refused++
+		if tier == 2 {
 			return gateTicket{}, c.retry, false
 		}
 		return gateTicket{}, g.retry, false
 	}
 	if c != nil {
-		if c.inflight == 0 {
-			g.active++
-		}
 		c.inflight++
 		c.admitted++
 		c.seen = now
@@ -227,9 +231,7 @@ func (g *admissionGate) leave(t gateTicket, cost time.Duration) {
 	if c == nil || t.conn == "" {
 		return
 	}
-	if c.inflight--; c.inflight == 0 {
-		g.active--
-	}
+	c.inflight--
 	if cost > 0 {
 		if c.cost == 0 {
 			c.cost = float64(cost)
@@ -274,7 +276,13 @@ func (g *admissionGate) rollWindow(now time.Time) {
 		return
 	}
 	idle := el >= 2*g.interval || el < 0
-	g.retry = adaptRetry(g.retry, g.admitted, g.refused, idle)
+	// A connection's refusals count in the gate's delay up to twice its
+	// admissions: callers that ignore RetryInfo do not lengthen it.
+	admitted, refused := g.admitted, g.refused
+	for _, c := range g.conns {
+		refused -= max(c.refused-2*c.admitted-2, 0)
+	}
+	g.retry = adaptRetry(g.retry, admitted, refused, idle)
 	g.windowAt, g.admitted, g.refused = now, 0, 0
 	for id, c := range g.conns {
 		c.retry = adaptRetry(c.retry, c.admitted, c.refused, idle)
