@@ -70,7 +70,7 @@ type admissionGate struct {
 	mu     sync.Mutex
 	conns  map[string]*gateConn // connections with decisions in flight or a recent cost
 	work   float64              // the work in flight, ns (each decision at its connection's cost when it arrived)
-	p0     float64              // the part of work let in as within its connection's share (tier 0)
+	p0     float64              // the part of work let in in tier 0
 	firsts int                  // decisions in flight let in past the limit as an idle connection's one
 	n      int                  // decisions in flight
 	limit  float64              // work in flight allowed, ns
@@ -120,7 +120,7 @@ type gateTicket struct {
 	at    time.Time
 	ahead float64 // work in flight before it, ns
 	work  float64 // its own, ns
-	p0    bool    // let in as within its connection's share (tier 0)
+	p0    bool    // let in in tier 0
 	first bool    // let in past the limit as an idle connection's one decision
 	// within is set for a decision of a connection whose callers are not
 	// refused for their CPU share: the queue shedder behind the gate does
