@@ -137,8 +137,8 @@ func (l Limits) withDefaults() Limits {
 // server's other interceptors, so a shed call is still logged. m, when
 // set, receives the shedding metrics. sessionAccount returns the account
 // of a session ("" when unknown), for the per-caller share of callers
-// without a credential.
-func (l Limits) serverOptions(m *Metrics, sessionAccount func(context.Context, string) string) []grpc.ServerOption {
+// without a credential. The admission gate is returned too (nil when off).
+func (l Limits) serverOptions(m *Metrics, sessionAccount func(context.Context, string) string) ([]grpc.ServerOption, *admissionGate) {
 	l = l.withDefaults()
 	lim := &limiter{
 		unary:          make(chan struct{}, l.MaxInflight),
@@ -174,7 +174,7 @@ func (l Limits) serverOptions(m *Metrics, sessionAccount func(context.Context, s
 			Timeout:           l.KeepaliveTimeout,
 		}),
 		grpc.ChainUnaryInterceptor(lim.unaryInterceptor),
-	)
+	), lim.gate
 }
 
 // limiter is a counting semaphore (a buffered channel: a send acquires a
