@@ -299,8 +299,8 @@ func (m *shedMetrics) observeDelay(d time.Duration) {
 }
 
 // queueOverloadedEarly is the status of a decision refused on arrival
-// because a queue stands and as many decisions are in flight as it allows
-// (admitArrival).
+// because the admission gate has as much work in flight as its limit allows
+// for the decision's connection (admissionGate.arrive).
 func queueOverloadedEarly(limit, retry time.Duration) error {
 	e := errs.Refuse(errs.ResourceExhausted, reasonOverloaded, map[string]string{"shed": shedQueueDelay, "early": "true"},
 		"server is overloaded: decisions waited longer than %s for the CPU; retry with backoff", limit)
