@@ -242,7 +242,7 @@ func newShedMetrics(m *Metrics) *shedMetrics {
 	}
 	shed := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_shed_total",
-		Help: "Unary calls refused with RESOURCE_EXHAUSTED to shed load, by reason: inflight (--max-inflight calls were running), inflight_caller (the caller had --max-inflight-per-caller calls running) queue_delay (the call waited for the CPU longer than --shed-queue-target while a queue stood) or caller_cpu (the caller's decisions used more than --caller-cpu-share of the CPU while it was contended).",
+		Help: "Unary calls refused with RESOURCE_EXHAUSTED to shed load, by reason: inflight (--max-inflight calls were running), inflight_caller (the caller had --max-inflight-per-caller calls running) queue_delay (refused on arrival by the admission gate, or the call waited for the CPU longer than --shed-queue-target while a queue stood) or caller_cpu (the caller's decisions used more than --caller-cpu-share of the CPU while it was contended).",
 	}, []string{"reason"})
 	delay := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "gatehouse_queue_delay_seconds",
