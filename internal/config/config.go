@@ -232,7 +232,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxMetaStreams, "max-meta-streams", c.MaxMetaStreams, "health Watch and reflection streams open at once, apart from --max-streams")
 	fs.IntVar(&c.MaxConnStreams, "max-conn-streams", c.MaxConnStreams, "calls and streams one HTTP/2 connection may have open at once (clients queue beyond it)")
 	fs.StringVar(&c.Reflection, "reflection", c.Reflection, "server reflection: public (no credential), authenticated (any registered credential) or off")
-	fs.DurationVar(&c.ShedQueueTarget, "shed-queue-target", c.ShedQueueTarget, "refuse decisions that waited for the CPU longer than this while a queue stands (RESOURCE_EXHAUSTED, health checks exempt; 0: off)")
+	fs.DurationVar(&c.ShedQueueTarget, "shed-queue-target", c.ShedQueueTarget, "how long a decision should wait for the CPU: past the work the CPU serves within it, decisions are refused on arrival (RESOURCE_EXHAUSTED with RetryInfo, connections over their share first; health checks exempt; 0: off)")
 	fs.Float64Var(&c.CallerCPUShare, "caller-cpu-share", c.CallerCPUShare, "share of the CPU one account's (or credential's) decisions may use while the CPU is contended and other callers are active; past it they are refused with RESOURCE_EXHAUSTED and RetryInfo (0: off)")
 	fs.DurationVar(&c.ShedQueueInterval, "shed-queue-interval", c.ShedQueueInterval, "a queue stands after three intervals of this long in a row in each of which most decisions waited longer than shed-queue-target")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "deadline of a decision whose caller sets none")

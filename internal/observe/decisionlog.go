@@ -28,13 +28,22 @@ const (
 	// (the metric keeps it). Only when more accounts than this log within
 	// one second are lines of the others dropped for want of a budget.
 	decisionLogMaxAccounts = 4096
+	// decisionLogReserve is the part of the daemon's bound that accounts
+	// over their fair share of it (the bound over the accounts logging in
+	// this second or the last) cannot take: it is left to the others.
+	decisionLogReserve = decisionLogPerSecond / 4
 )
 
 // DecisionLog writes a sampled, rate-bounded record of decisions for the
 // accounts that turned it on (Account.decision_log_percent): each account
 // has a token bucket of DecisionLogAccountPerSecond lines a second, and
 // the daemon one of decisionLogPerSecond that every account's lines also
-// take from. The zero value works, with the real clock and no metrics.
+// take from. The daemon's bound is shared fairly: an account that has
+// logged its fair share of it in the current second (the bound over the
+// accounts that log in this second or did in the last) takes from it only
+// while more than decisionLogReserve lines are left, so that busy accounts
+// that come first do not use up what a quieter one needs. The zero value
+// works, with the real clock and no metrics.
 type DecisionLog struct {
 	log *slog.Logger
 	// now is the clock (time.Now when nil).
@@ -47,6 +56,10 @@ type DecisionLog struct {
 	accounts map[string]*accountLogBudget
 	// forgotAt is when forgetIdle last ran; it runs at most once a second.
 	forgotAt time.Time
+	// second is the current second (Unix); active and prevActive count the
+	// accounts that asked to log in it and in the one before.
+	second             int64
+	active, prevActive int
 }
 
 // accountLogBudget is one account's bucket and the lines it dropped since
@@ -54,6 +67,9 @@ type DecisionLog struct {
 type accountLogBudget struct {
 	limiter *rate.Limiter
 	dropped int
+	// second and lines are the lines logged in the current second.
+	second int64
+	lines  int
 }
 
 // NewDecisionLog returns a decision log writing to log; its dropped lines
@@ -126,10 +142,23 @@ func (l *DecisionLog) take(account string) (dropped int, ok bool) {
 		b = &accountLogBudget{limiter: rate.NewLimiter(DecisionLogAccountPerSecond, DecisionLogAccountPerSecond)}
 		l.accounts[account] = b
 	}
-	if !b.limiter.AllowN(now, 1) || !l.global.AllowN(now, 1) {
+	if sec := now.Unix(); sec != l.second {
+		l.prevActive = 0
+		if sec == l.second+1 {
+			l.prevActive = l.active
+		}
+		l.second, l.active = sec, 0
+	}
+	if b.second != l.second {
+		b.second, b.lines = l.second, 0
+		l.active++
+	}
+	over := float64(b.lines) >= float64(decisionLogPerSecond)/float64(max(l.active, l.prevActive))
+	if !b.limiter.AllowN(now, 1) || over && l.global.TokensAt(now) < decisionLogReserve+1 || !l.global.AllowN(now, 1) {
 		b.dropped++
 		return 0, false
 	}
+	b.lines++
 	dropped, b.dropped = b.dropped, 0
 	return dropped, true
 }

@@ -81,6 +81,46 @@ func TestDecisionLog_FloodingAccountKeepsToItsShare(t *testing.T) {
 	}
 }
 
+// TestDecisionLog_QuietAccountKeepsItsShare: four accounts flooding the
+// log first in every second do not use up the daemon's bound: a fifth
+// that logs ten lines a second after them, under its fair share, loses
+// none of them once it counts as active, while the flooding ones are held
+// to the bound.
+func TestDecisionLog_QuietAccountKeepsItsShare(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	now := time.Unix(1_000_000, 0)
+	l := &DecisionLog{log: slog.New(slog.NewJSONHandler(&buf, nil)), now: func() time.Time { return now }}
+	snap := logSnapshot("a", "b", "c", "d", "e")
+	decide := func(acct string, n int) {
+		for range n {
+			l.Record(context.Background(), snap, &policy.Query{SessionID: "s-" + acct, Feature: policy.FeatureChat}, policy.Decision{Allowed: true, Reason: policy.ReasonAllowed})
+		}
+	}
+	for sec := range 3 {
+		buf.mu.Lock()
+		buf.b.Reset()
+		buf.mu.Unlock()
+		for _, acct := range []string{"a", "b", "c", "d"} {
+			decide(acct, 200)
+		}
+		decide("e", 10)
+		lines, _ := logLines(t, &buf)
+		total := 0
+		for _, n := range lines {
+			total += n
+		}
+		t.Logf("second %d: %v", sec, lines)
+		if total > decisionLogPerSecond {
+			t.Errorf("second %d: %d lines, over the daemon's bound %d", sec, total, decisionLogPerSecond)
+		}
+		if sec > 0 && lines["e"] != 10 {
+			t.Errorf("second %d: the quiet account logged %d of its 10 lines", sec, lines["e"])
+		}
+		now = now.Add(time.Second)
+	}
+}
+
 // TestDecisionLog_BoundedAccounts: however many accounts log, the budgets
 // tracked stay bounded, and once they idle new accounts get budgets again.
 func TestDecisionLog_BoundedAccounts(t *testing.T) {

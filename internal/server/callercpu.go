@@ -64,7 +64,11 @@ type callerCPU struct {
 	share float64
 	rate  float64 // ns of handler time a caller earns per ns: share of the CPU the process got
 	// procCPU reads the CPU time the process has used (selfCPUTime).
-	procCPU  func() time.Duration
+	procCPU func() time.Duration
+	// queued, when set, reports whether decisions waited longer than the
+	// queue target lately (admissionGate.contended): the CPU is then
+	// contended whatever share of it decisions used.
+	queued   func(time.Time) bool
 	lastProc time.Duration
 
 	mu        sync.Mutex
@@ -93,8 +97,9 @@ func newCallerCPU(share float64) *callerCPU {
 }
 
 // admit reports whether k may start a decision at now, and when not, how
-// long it should wait.
-func (c *callerCPU) admit(k inflightKey, now time.Time) (bool, time.Duration) {
+// long it should wait. queued says that decisions wait for the CPU now
+// (admissionGate.contended), which is contention too.
+func (c *callerCPU) admit(k inflightKey, now time.Time, queued bool) (bool, time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el := now.Sub(c.windowAt); el >= callerCPUWindow || el < 0 {
@@ -107,7 +112,7 @@ func (c *callerCPU) admit(k inflightKey, now time.Time) (bool, time.Duration) {
 	}
 	c.refill(b, now)
 	b.seen = now
-	if b.tokens >= 0 || !c.contended || c.active < 2 {
+	if b.tokens >= 0 || !(c.contended || queued) || c.active < 2 {
 		return true, 0
 	}
 	return false, time.Duration(float64(-b.tokens) / c.rate)
@@ -135,7 +140,7 @@ func (c *callerCPU) measure(now time.Time, el time.Duration) {
 	// leaves the daemon a third of a core, a caller's quarter is a quarter
 	// of that third.
 	c.contended = el > 0 && el < 2*callerCPUWindow && float64(got) >= 0.2*capacity &&
-		float64(used) >= callerCPUContended*float64(got)
+		float64(used) >= callerCPUContended*float64(got) || c.queued != nil && c.queued(now)
 	if el > 0 && el < 2*callerCPUWindow && got > 0 {
 		c.rate = c.share * max(float64(got)/float64(el), 0.1)
 	}
@@ -223,6 +228,15 @@ func (c *callerCPU) refuseConn(id string) (bool, time.Duration) {
 		return true, r.retry
 	}
 	return false, 0
+}
+
+// connOverShare reports whether decisions on connection id were refused
+// for their callers' CPU share lately (noteConn).
+func (c *callerCPU) connOverShare(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.conns[id]
+	return r != nil && r.refused >= 1
 }
 
 // contendedNow reports whether the CPU was contended in the last window.

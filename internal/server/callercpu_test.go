@@ -23,7 +23,8 @@ import (
 // one is refused once its bucket is empty, with a retry of the time its
 // bucket needs, and over a second gets about its share; the light one
 // everything it asks for. Alone, or while the decisions use less than half
-// the CPU, nobody is refused.
+// the CPU and do not wait longer than the queue target, nobody is refused;
+// when they wait longer, the CPU is contended whatever share decisions use.
 func TestCallerCPU_Share(t *testing.T) {
 	t.Parallel()
 	cores := runtime.GOMAXPROCS(0)
@@ -33,15 +34,16 @@ func TestCallerCPU_Share(t *testing.T) {
 		heavyServed, heavyRefused, lightRefused int
 		maxRetry                                time.Duration
 	}
-	run := func(share float64, heavyCost, lightCost time.Duration) (o outcome) {
+	run := func(share float64, heavyCost, lightCost time.Duration, queued bool) (o outcome) {
 		c := newCallerCPU(share)
+		c.queued = func(time.Time) bool { return queued }
 		now := time.Unix(1000, 0)
 		// The process has the cores to itself and uses them all: for
 		// decisions, or for other work when they do not.
 		c.procCPU = func() time.Duration { return now.Sub(time.Unix(1000, 0)) * time.Duration(cores) }
 		for end := now.Add(time.Second); now.Before(end); now = now.Add(time.Millisecond) {
 			for range cores {
-				if ok, retry := c.admit(heavy, now); ok {
+				if ok, retry := c.admit(heavy, now, queued); ok {
 					c.charge(heavy, heavyCost)
 					o.heavyServed++
 				} else {
@@ -52,7 +54,7 @@ func TestCallerCPU_Share(t *testing.T) {
 					if lightCost == 0 {
 						break
 					}
-					if ok, _ := c.admit(light, now); ok {
+					if ok, _ := c.admit(light, now, queued); ok {
 						c.charge(light, lightCost)
 					} else {
 						o.lightRefused++
@@ -64,7 +66,7 @@ func TestCallerCPU_Share(t *testing.T) {
 	}
 	// Heavy 1ms, light 150µs a millisecond: the light callers use 30 % of
 	// the CPU, the heavy one would take the rest.
-	o := run(0.25, time.Millisecond, 150*time.Microsecond)
+	o := run(0.25, time.Millisecond, 150*time.Microsecond, false)
 	want := int((time.Duration(cores)*time.Second/4 + callerCPUBurst) / time.Millisecond)
 	t.Logf("contended: heavy served %d (want about %d), refused %d, longest retry %v; light refused %d", o.heavyServed, want, o.heavyRefused, o.maxRetry, o.lightRefused)
 	if o.heavyServed < want*8/10 || o.heavyServed > want*12/10 {
@@ -76,13 +78,20 @@ func TestCallerCPU_Share(t *testing.T) {
 	if o.lightRefused > 0 {
 		t.Errorf("light caller refused %d times", o.lightRefused)
 	}
-	if o := run(0.25, time.Millisecond, 0); o.heavyRefused > 0 {
+	if o := run(0.25, time.Millisecond, 0, true); o.heavyRefused > 0 {
 		t.Errorf("a caller alone was refused %d times (served %d)", o.heavyRefused, o.heavyServed)
 	}
 	// Decisions of 100µs and 2 x 50µs a millisecond: 20 % of the CPU the
 	// process uses; not contended, whatever one caller's share of it.
-	if o := run(0.05, 100*time.Microsecond, 50*time.Microsecond); o.heavyRefused > 0 || o.lightRefused > 0 {
+	if o := run(0.06, 100*time.Microsecond, 50*time.Microsecond, false); o.heavyRefused > 0 || o.lightRefused > 0 {
 		t.Errorf("uncontended CPU: heavy caller refused %d times, light %d", o.heavyRefused, o.lightRefused)
+	}
+	// The same while decisions wait longer than the queue target (the
+	// transport, the garbage collector or writes hold the CPU): contended;
+	// the heavy caller (10 %) is held to its share (6 %), the light ones
+	// (5 % each) never refused.
+	if o := run(0.06, 100*time.Microsecond, 50*time.Microsecond, true); o.heavyRefused == 0 || o.lightRefused > 0 {
+		t.Errorf("decisions queueing: heavy caller refused %d times, light %d; want the heavy one only", o.heavyRefused, o.lightRefused)
 	}
 }
 

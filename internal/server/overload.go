@@ -55,17 +55,23 @@ type Limits struct {
 	// per-caller share. A call past it is refused at once like one past
 	// MaxInflight (ErrorInfo metadata shed=inflight_caller, scope=caller).
 	MaxInflightPerCaller int
-	// QueueTarget and QueueInterval shed decisions (DecisionService calls,
-	// the hot path) that queued for the CPU too long, from the call's
-	// arrival on its connection to its handler's start (the request's
-	// reading and decoding included, microseconds for a decision; see
-	// arrival): once a queue stands, that is after three QueueIntervals
-	// (default 100ms) in a row in each of which most calls waited longer
-	// than QueueTarget (default 5ms), every decision that waited longer than
+	// QueueTarget and QueueInterval bound the queue of decisions
+	// (DecisionService calls, the hot path) in front of the CPU, from a
+	// call's arrival on its connection to its handler's start (the
+	// request's reading and decoding included, microseconds for a
+	// decision; see arrival). The admission gate (admissionGate) lets in
+	// as many decisions at once as the CPU serves within QueueTarget
+	// (default 5ms), a limit it adapts with every decision's wait, and
+	// refuses the others on arrival, connections over their share of the
+	// work in flight first; its RetryInfo delay adapts every QueueInterval
+	// (default 100ms). Behind it, once a queue stands anyway (three
+	// QueueIntervals in a row in each of which most calls waited longer
+	// than QueueTarget), every decision that waited longer than
 	// QueueTarget is shed, until an interval without such a wait (see
-	// queueShedder). A shed call gets RESOURCE_EXHAUSTED (ErrorInfo reason
-	// OVERLOADED, metadata shed=queue_delay; RetryInfo). Health checks are
-	// never shed. A negative QueueTarget turns this off.
+	// queueShedder). A refused call gets RESOURCE_EXHAUSTED (ErrorInfo
+	// reason OVERLOADED, metadata shed=queue_delay, early=true when
+	// refused on arrival; RetryInfo). Health checks are never shed. A
+	// negative QueueTarget turns both off.
 	QueueTarget   time.Duration
 	QueueInterval time.Duration
 	// CallerCPUShare is the share of the CPU (of GOMAXPROCS cores) one
@@ -131,8 +137,8 @@ func (l Limits) withDefaults() Limits {
 // server's other interceptors, so a shed call is still logged. m, when
 // set, receives the shedding metrics. sessionAccount returns the account
 // of a session ("" when unknown), for the per-caller share of callers
-// without a credential.
-func (l Limits) serverOptions(m *Metrics, sessionAccount func(context.Context, string) string) []grpc.ServerOption {
+// without a credential. The admission gate is returned too (nil when off).
+func (l Limits) serverOptions(m *Metrics, sessionAccount func(context.Context, string) string) ([]grpc.ServerOption, *admissionGate) {
 	l = l.withDefaults()
 	lim := &limiter{
 		unary:          make(chan struct{}, l.MaxInflight),
@@ -145,9 +151,13 @@ func (l Limits) serverOptions(m *Metrics, sessionAccount func(context.Context, s
 	opts := []grpc.ServerOption{}
 	if l.QueueTarget > 0 {
 		lim.queue = newQueueShedder(l.QueueTarget, l.QueueInterval)
+		lim.gate = newAdmissionGate(l.QueueTarget, l.QueueInterval, lim.metrics.gateLimit())
 	}
 	if l.CallerCPUShare > 0 {
 		lim.cpu, lim.cpuShare = newCallerCPU(l.CallerCPUShare), l.CallerCPUShare
+		if lim.gate != nil {
+			lim.cpu.queued = lim.gate.contended
+		}
 	}
 	if lim.queue != nil || lim.cpu != nil {
 		opts = append(opts, grpc.InTapHandle(lim.tap))
@@ -164,7 +174,7 @@ func (l Limits) serverOptions(m *Metrics, sessionAccount func(context.Context, s
 			Timeout:           l.KeepaliveTimeout,
 		}),
 		grpc.ChainUnaryInterceptor(lim.unaryInterceptor),
-	)
+	), lim.gate
 }
 
 // limiter is a counting semaphore (a buffered channel: a send acquires a
@@ -172,8 +182,10 @@ func (l Limits) serverOptions(m *Metrics, sessionAccount func(context.Context, s
 // Streams are limited by streamLimiter.
 type limiter struct {
 	unary chan struct{}
-	// queue sheds unary calls that queued too long; nil when off.
+	// queue sheds unary calls that queued too long, gate bounds the
+	// decisions in flight from their arrival; nil when off.
 	queue   *queueShedder
+	gate    *admissionGate
 	metrics *shedMetrics
 	// perCaller holds each caller's share of unary; nil when off.
 	perCaller      *callerInflight
@@ -194,19 +206,29 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 		return handler(ctx, req)
 	}
 	decision := strings.HasPrefix(info.FullMethod, decisionPrefix)
-	if a, ok := ctx.Value(arrivalKey{}).(*arrival); ok && a.done != nil {
-		defer a.done()
-	}
+	a, _ := ctx.Value(arrivalKey{}).(*arrival)
 	var now time.Time
 	if l.queue != nil || (decision && l.cpu != nil) {
 		now = time.Now()
 	}
+	if a != nil && a.done != nil {
+		// The decision's cost weighs its connection's work in the
+		// gate's fairness: its handler's time but waits for a
+		// revision, and the decoding of a large request.
+		defer func() { a.done(time.Since(now) - a.waited + a.decoded) }()
+	}
+	if a != nil && a.gated {
+		l.gate.observe(a.ticket, now)
+	}
 	if l.queue != nil {
 		wait := queueWait(ctx, now)
 		l.metrics.observeDelay(wait)
-		// Only decisions are shed by queue delay.
+		// Only decisions are shed by queue delay, and of those the gate
+		// let in, only those of connections over their share: the
+		// gate bounds the queue, and a caller within its share is not
+		// refused for others' load.
 		if decision {
-			if ok, limit, retry := l.queue.admit(now, wait); !ok {
+			if ok, limit, retry := l.queue.admit(now, wait); !ok && (a == nil || !a.gated || !a.ticket.within) {
 				l.metrics.countShed(shedQueueDelay)
 				return nil, queueOverloaded(wait, limit, jitter(retry))
 			}
@@ -217,7 +239,10 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 		k = inflightKeyOf(ctx, req, l.sessionAccount)
 	}
 	if decision && l.cpu != nil && k.kind != 0 {
-		ok, retry := l.cpu.admit(k, now)
+		// Decisions that wait longer than the queue target are
+		// contention too, whatever share of the CPU decisions used.
+		queued := l.gate != nil && l.gate.contended(now)
+		ok, retry := l.cpu.admit(k, now, queued)
 		if l.cpu.contendedNow() {
 			// The connection's record of refusals lets the tap refuse
 			// most decisions of a connection that carries only callers

@@ -209,6 +209,10 @@ func New(o Options) *Server {
 	if s.maxRev <= 0 {
 		s.maxRev = 5 * time.Second
 	}
+	limitOpts, gate := o.Limits.serverOptions(o.Metrics, s.sessionAccount)
+	if gate != nil {
+		s.policyBytes.contended = gate.contended
+	}
 	unary := []grpc.UnaryServerInterceptor{s.unaryChain}
 	stream := []grpc.StreamServerInterceptor{s.streamChain}
 	if s.metrics != nil {
@@ -219,7 +223,7 @@ func New(o Options) *Server {
 		grpc.ForceServerCodecV2(newRequestCodec()),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-	}, slices.Concat(o.Limits.serverOptions(o.Metrics, s.sessionAccount), streams.serverOptions(), tlsOption(o.TLS), tracingOption(o.TracerProvider))...)...)
+	}, slices.Concat(limitOpts, streams.serverOptions(), tlsOption(o.TLS), tracingOption(o.TracerProvider))...)...)
 	gatehousev1.RegisterAdminServiceServer(s.grpc, &adminService{s: s})
 	gatehousev1.RegisterSessionServiceServer(s.grpc, &sessionService{s: s})
 	gatehousev1.RegisterDecisionServiceServer(s.grpc, &decisionService{s: s})

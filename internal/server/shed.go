@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
@@ -56,9 +55,12 @@ type arrival struct {
 	// (addRevisionWait), decoded how long decoding a large request took
 	// (addDecodeCost).
 	waited, decoded time.Duration
-	// done, when set, ends the call's place in the queue shedder's gate
-	// (admitArrival).
-	done func()
+	// done, when set, ends the call's place in the admission gate with
+	// its cost; ticket is that place (admissionGate.arrive), gated whether
+	// it went through the gate.
+	done   func(cost time.Duration)
+	ticket gateTicket
+	gated  bool
 }
 
 type arrivalKey struct{}
@@ -70,11 +72,12 @@ func (a *arrival) Value(key any) any {
 	return a.Context.Value(key)
 }
 
-// tap is the server's InTapHandle: it stamps each call's arrival, and
-// while the CPU is contended refuses a decision whose connection used more
-// than its share of the CPU (callerCPU) before its request is read or a
-// goroutine started for it. Health checks are never shed nor timed, so
-// they are not stamped.
+// tap is the server's InTapHandle: it stamps each call's arrival, refuses
+// a decision past the admission gate's limit (admissionGate), and while the
+// CPU is contended refuses a decision whose connection used more than its
+// share of the CPU (callerCPU), before its request is read or a goroutine
+// started for it. Health checks are never shed nor timed, so they are not
+// stamped.
 func (l *limiter) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
 	if strings.HasPrefix(info.FullMethodName, healthPrefix) {
 		return ctx, nil
@@ -83,21 +86,25 @@ func (l *limiter) tap(ctx context.Context, info *tap.Info) (context.Context, err
 	unaryDecision := strings.HasPrefix(info.FullMethodName, decisionPrefix) &&
 		info.FullMethodName != gatehousev1.DecisionService_WatchSessionPolicy_FullMethodName
 	a := &arrival{at: now}
-	if l.queue != nil && unaryDecision {
-		release, retry, ok := l.queue.admitArrival()
+	if l.gate != nil && unaryDecision {
+		var conn string
+		if k := connKey(ctx); k.kind != 0 {
+			conn = k.id
+		}
+		flagged := l.cpu != nil && conn != "" && l.cpu.connOverShare(conn)
+		t, retry, ok := l.gate.arrive(now, conn, flagged)
 		if !ok {
 			l.metrics.countShed(shedQueueDelay)
-			return nil, tapStatus(queueOverloadedEarly(l.queue.target, jitter(retry)))
+			return nil, tapStatus(queueOverloadedEarly(l.gate.target, jitter(retry)))
 		}
+		a.ticket, a.gated = t, true
 		// The decision leaves the gate when its handler returns (the
-		// limiter calls a.done) or, if it never gets there, when its
-		// stream ends.
-		var once sync.Once
-		rel := func() { once.Do(release) }
-		stop := context.AfterFunc(ctx, rel)
-		a.done = func() {
+		// limiter calls a.done with its cost) or, if it never gets
+		// there, when its stream ends.
+		stop := context.AfterFunc(ctx, func() { l.gate.leave(t, 0) })
+		a.done = func(cost time.Duration) {
 			if stop() {
-				rel()
+				l.gate.leave(t, cost)
 			}
 		}
 	}
@@ -163,62 +170,6 @@ type queueShedder struct {
 	above       int // whole intervals in a row in which most calls waited longer than target
 	standing    bool
 	retry       time.Duration // the RetryInfo delay shed calls are told (before jitter)
-
-	// gate bounds the decisions in flight from arrival to their end
-	// while a queue stands (admitArrival); read without the lock.
-	gate struct {
-		standing atomic.Bool
-		retry    atomic.Int64 // the current RetryInfo delay, ns
-		inflight atomic.Int64
-		peak     atomic.Int64 // the most in flight this interval
-		limit    atomic.Int64
-	}
-}
-
-// Bounds of the gate's limit on decisions in flight (admitArrival).
-const (
-	minGateLimit = 8
-	maxGateLimit = 4096
-)
-
-// admitArrival is asked by the tap when a decision arrives, before its
-// request is read or a goroutine started for it. While a queue stands it
-// refuses the decision when as many are in flight (arrived and not
-// finished) as the gate's limit, which adapts every interval: while a
-// queue stands and most decisions waited longer than the target it shrinks
-// by a quarter, while they did not it grows by an eighth, and with no
-// queue standing it is at least twice the most in flight. So the calls in
-// flight, and with them the wait of the calls served, stay near what the
-// CPU serves within the target, and the rest are refused at once (a shed
-// answer in microseconds) rather than after their wait. The caller must
-// call the returned release when the decision ends (nil when refused).
-func (q *queueShedder) admitArrival() (release func(), retry time.Duration, ok bool) {
-	g := &q.gate
-	n := g.inflight.Add(1)
-	if g.standing.Load() && n > g.limit.Load() {
-		g.inflight.Add(-1)
-		return nil, max(time.Duration(g.retry.Load()), overloadRetryDelay), false
-	}
-	for p := g.peak.Load(); n > p && !g.peak.CompareAndSwap(p, n); p = g.peak.Load() {
-	}
-	return func() { g.inflight.Add(-1) }, 0, true
-}
-
-// adaptGate sets the gate's limit at the end of an interval; q.mu held.
-func (q *queueShedder) adaptGate(mostlyLong bool) {
-	g := &q.gate
-	l, peak := g.limit.Load(), g.peak.Swap(g.inflight.Load())
-	switch {
-	case !q.standing:
-		l = max(l, 2*peak)
-	case mostlyLong:
-		l = l * 3 / 4
-	default:
-		l += l/8 + 1
-	}
-	g.limit.Store(min(max(l, minGateLimit), maxGateLimit))
-	g.standing.Store(q.standing)
-	g.retry.Store(int64(q.retry))
 }
 
 // maxRetryDelay bounds the RetryInfo delay of a call shed for queueing.
@@ -230,9 +181,7 @@ const maxRetryDelay = 5 * time.Second
 const standingWindows = 3
 
 func newQueueShedder(target, interval time.Duration) *queueShedder {
-	q := &queueShedder{target: target, interval: interval, retry: overloadRetryDelay}
-	q.gate.limit.Store(maxGateLimit)
-	return q
+	return &queueShedder{target: target, interval: interval, retry: overloadRetryDelay}
 }
 
 // admit reports whether a call that reached its handler at now after
@@ -246,7 +195,6 @@ func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit,
 		// empty.
 		q.standing, q.above = false, 0
 		q.retry = overloadRetryDelay
-		q.adaptGate(false)
 		q.windowStart, q.windowN, q.windowLong = now, 0, 0
 	case el >= q.interval:
 		if 2*q.windowLong > q.windowN {
@@ -260,7 +208,6 @@ func (q *queueShedder) admit(now time.Time, wait time.Duration) (ok bool, limit,
 		} else {
 			q.retry = max(q.retry/2, overloadRetryDelay)
 		}
-		q.adaptGate(2*q.windowLong > q.windowN)
 		q.windowStart, q.windowN, q.windowLong = now, 0, 0
 	}
 	q.windowN++
@@ -283,6 +230,7 @@ func jitter(d time.Duration) time.Duration {
 type shedMetrics struct {
 	shed       map[string]prometheus.Counter
 	queueDelay prometheus.Histogram
+	limit      prometheus.Gauge
 }
 
 // newShedMetrics registers the shedding metrics with m's registry (or
@@ -294,20 +242,35 @@ func newShedMetrics(m *Metrics) *shedMetrics {
 	}
 	shed := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_shed_total",
-		Help: "Unary calls refused with RESOURCE_EXHAUSTED to shed load, by reason: inflight (--max-inflight calls were running), inflight_caller (the caller had --max-inflight-per-caller calls running) queue_delay (the call waited for the CPU longer than --shed-queue-target while a queue stood) or caller_cpu (the caller's decisions used more than --caller-cpu-share of the CPU while it was contended).",
+		Help: "Unary calls refused with RESOURCE_EXHAUSTED to shed load, by reason: inflight (--max-inflight calls were running), inflight_caller (the caller had --max-inflight-per-caller calls running) queue_delay (refused on arrival by the admission gate, or the call waited for the CPU longer than --shed-queue-target while a queue stood) or caller_cpu (the caller's decisions used more than --caller-cpu-share of the CPU while it was contended).",
 	}, []string{"reason"})
 	delay := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "gatehouse_queue_delay_seconds",
 		Help:    "Time from a unary call's arrival on its connection to its handler's start (queueing for the CPU, and reading and decoding its request), health checks excluded.",
 		Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1},
 	})
+	limit := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "gatehouse_admission_limit",
+		Help: "Decisions the admission gate lets be in flight at once (arrived and not finished), adapted to what the CPU serves within --shed-queue-target; past it a decision is refused on arrival (gatehouse_shed_total{reason=\"queue_delay\"}).",
+	})
 	shed = register(m.Registry, shed)
 	delay = register(m.Registry, delay)
+	limit = register(m.Registry, limit)
 	return &shedMetrics{
 		shed: map[string]prometheus.Counter{shedInflight: shed.WithLabelValues(shedInflight), shedQueueDelay: shed.WithLabelValues(shedQueueDelay),
 			shedInflightCaller: shed.WithLabelValues(shedInflightCaller), shedCallerCPU: shed.WithLabelValues(shedCallerCPU)},
 		queueDelay: delay,
+		limit:      limit,
 	}
+}
+
+// gateLimit returns the gauge of the admission gate's limit (nil without
+// metrics).
+func (m *shedMetrics) gateLimit() prometheus.Gauge {
+	if m == nil {
+		return nil
+	}
+	return m.limit
 }
 
 func register[C prometheus.Collector](reg *prometheus.Registry, c C) C {
@@ -336,11 +299,11 @@ func (m *shedMetrics) observeDelay(d time.Duration) {
 }
 
 // queueOverloadedEarly is the status of a decision refused on arrival
-// because a queue stands and as many decisions are in flight as it allows
-// (admitArrival).
+// because the admission gate has as much work in flight as its limit allows
+// for the decision's connection (admissionGate.arrive).
 func queueOverloadedEarly(limit, retry time.Duration) error {
 	e := errs.Refuse(errs.ResourceExhausted, reasonOverloaded, map[string]string{"shed": shedQueueDelay, "early": "true"},
-		"server is overloaded: decisions wait longer than %s for the CPU; retry with backoff", limit)
+		"server is overloaded: decisions waited longer than %s for the CPU; retry with backoff", limit)
 	e.RetryAfter = retry
 	return e
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,5 +43,37 @@ func TestStreamBytes_PacesEachCaller(t *testing.T) {
 	cancel()
 	if err := sb.wait(canceled, a, PolicyStreamBurstBytes); err == nil {
 		t.Error("a canceled stream's wait returned nil")
+	}
+}
+
+// TestStreamBytes_SlowerWhileDecisionsQueue: while decisions wait longer
+// than the queue target, a caller's policy bytes past its burst go at
+// PolicyStreamContendedBytesPerSecond, not PolicyStreamBytesPerSecond; once
+// they no longer wait, at the full rate again.
+func TestStreamBytes_SlowerWhileDecisionsQueue(t *testing.T) {
+	t.Parallel()
+	sb := newStreamBytes(nil)
+	var queued atomic.Bool
+	sb.contended = func(time.Time) bool { return queued.Load() }
+	ctx := context.Background()
+	timed := func(k inflightKey, n int) time.Duration {
+		start := time.Now()
+		if err := sb.wait(ctx, k, n); err != nil {
+			t.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	a, b := inflightKey{keyAccount, "a"}, inflightKey{keyAccount, "b"}
+	queued.Store(true)
+	timed(a, PolicyStreamBurstBytes)
+	// A fifth of a second's bytes at the contended rate.
+	if d := timed(a, PolicyStreamContendedBytesPerSecond/5); d < 150*time.Millisecond {
+		t.Errorf("while decisions queue, a fifth of a second's bytes at the contended rate took only %v", d)
+	}
+	queued.Store(false)
+	timed(b, PolicyStreamBurstBytes)
+	// The same bytes at the full rate: an eighth of that.
+	if d := timed(b, PolicyStreamContendedBytesPerSecond/5); d > 120*time.Millisecond {
+		t.Errorf("without queueing, %d bytes past the burst took %v", PolicyStreamContendedBytesPerSecond/5, d)
 	}
 }
