@@ -240,8 +240,11 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	}
 	if decision && l.cpu != nil && k.kind != 0 {
 		// Decisions that wait longer than the queue target are
-		// contention too, whatever share of the CPU decisions used.
-		queued := l.gate != nil && l.gate.contended(now)
+		// contention too, whatever share of the CPU decisions used —
+		// but only while other decisions are in flight: a lone caller
+		// whose calls wait for a CPU that other processes hold takes
+		// nobody's share.
+		queued := l.gate != nil && l.gate.contended(now) && len(l.unary) > 0
 		ok, retry := l.cpu.admit(k, now, queued)
 		if l.cpu.contendedNow() {
 			// The connection's record of refusals lets the tap refuse
