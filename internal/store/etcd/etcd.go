@@ -114,7 +114,7 @@ const (
 	// maxRebases bounds how many times one run of an Update's function
 	// is committed again at a newer head (see the package comment)
 	// before the function runs again.
-	maxRebases = 16
+	maxRebases = 32
 	// reconnectMaxDelay bounds the wait between attempts to reconnect to
 	// an etcd member that is down.
 	reconnectMaxDelay = time.Second
