@@ -33,6 +33,36 @@
 // (etcd's range comparisons cannot see a key deleted from a range). When a
 // guard fails, the function runs again after a short backoff.
 //
+// Under a steady stream of commits a write guarded by the head would run
+// again on every one of them, related or not, and might never commit. So
+// when the head guard fails, the driver first checks the commits in
+// between, from the head records its watch delivered (history.go), against
+// what the transaction read: the keys it Got (found or not) and, for each
+// Scan, the keys with its prefix after its startAfter, up to the key at
+// which the function ended the scan (to the end of the prefix otherwise).
+// When none of those commits wrote or deleted any of them, the same writes
+// are sent again guarded by the head at the last of those commits, without
+// running the function again (a rebase), at most maxRebases times a run.
+//
+// A rebase is serializable. Let R be the revision the transaction read at,
+// H0 the head then (the last commit at or before R) and H1 the head the
+// rebase guards with. Every commit writes the head key, listing every key
+// it wrote or deleted, and nothing else writes under <prefix>kv/, so the
+// commits in (H0, H1] are exactly the head records in that range, and a
+// key none of them lists has the same value (or absence) and mod revision
+// at H1 as at R; a range none of them touches holds the same keys. Hence
+// every Get and Scan of the function returns at H1 exactly what it
+// returned at R: run at H1, the function would have made the same writes,
+// and its commit, guarded by the head at H1, lands right after H1 with
+// nothing in between — the same as a run at H1 that commits at once. A
+// gap the history does not hold in full (compacted, a damaged record, or
+// not delivered within historyWait) is not checked: the function runs
+// again. A transaction whose reads the keys and ranges do not describe
+// runs again too: one that read the change history (Changes ends at the
+// head it read at) or saw a read fail with an error it may have ignored.
+// The transaction's Revision stays R: it is still a revision its reads
+// see, and below the commit's, which is all the contract says of it.
+//
 // A write under a store.Fence (the work of the leader) also compares the
 // create revision of the fence's key, the election key of the term, in
 // the same etcd transaction: a leader deposed before it noticed commits
@@ -88,6 +118,10 @@ const (
 	scanPage = 512
 	// maxBackoff bounds the wait between runs of a conflicting Update.
 	maxBackoff = 200 * time.Millisecond
+	// maxRebases bounds how many times one run of an Update's function
+	// is committed again at a newer head (see the package comment)
+	// before the function runs again.
+	maxRebases = 32
 	// reconnectMaxDelay bounds the wait between attempts to reconnect to
 	// an etcd member that is down.
 	reconnectMaxDelay = time.Second
@@ -474,7 +508,23 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) (uint64, er
 		if err := store.CheckFence(ctx); err != nil {
 			return 0, err
 		}
-		rev, ok, err := s.commit(ctx, tx)
+		guard := tx.head
+		rev, ok, moved, err := s.commit(ctx, tx, guard)
+		// The head moved past a transaction guarded by it: when no commit
+		// in between touched what the function read, its reads hold at
+		// the new head too, and the same writes are sent again guarded
+		// by it (rebase) rather than running the function again.
+		for n := 0; err == nil && !ok && n < maxRebases; n++ {
+			next, valid := s.rebase(ctx, tx, guard, moved)
+			if !valid {
+				break
+			}
+			if err := store.CheckFence(ctx); err != nil {
+				return 0, err
+			}
+			guard = next
+			rev, ok, moved, err = s.commit(ctx, tx, guard)
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -520,10 +570,45 @@ func (s *Store) request(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, s.reqTimeout)
 }
 
+// rebase decides whether t's reads, made at t.rev where the last commit
+// was from, still hold after the commits up to moved, the head's mod
+// revision a failed commit guarded by from found: they do when the
+// commits the head watch delivered after from (up to moved, or the
+// latest delivered if later) cover the whole gap and none of them wrote
+// a key t read (Get, found or not) or a key inside a range t scanned
+// (up to where the scan stopped). It returns the revision of the last of
+// those commits, the head to guard the commit with next. valid is false
+// when the function must run again: a conflict, a gap the history does
+// not cover (compacted, or not delivered within historyWait), or a
+// transaction whose reads the check cannot describe (see writes.opaque).
+func (s *Store) rebase(ctx context.Context, t *tx, from, moved int64) (next int64, valid bool) {
+	if t.w.opaque || moved <= from {
+		return 0, false
+	}
+	to := max(moved, s.hist.delivered())
+	changes, ok := s.hist.since(ctx, from, to)
+	if !ok {
+		return 0, false
+	}
+	next = moved
+	for _, c := range changes {
+		for _, k := range c.Keys {
+			if t.w.touches(k) {
+				return 0, false
+			}
+		}
+		next = max(next, int64(c.Revision))
+	}
+	return next, true
+}
+
 // commit sends tx's writes in one etcd transaction guarded by its reads
-// and by the fence ctx carries. ok is false when a guard of its reads
-// failed; a failed fence is store.ErrFenced.
-func (s *Store) commit(ctx context.Context, t *tx) (rev int64, ok bool, err error) {
+// (or, for a transaction that scanned or read too many keys to compare,
+// by the head key at revision head) and by the fence ctx carries. ok is
+// false when a guard of its reads failed; then moved is the head's mod
+// revision etcd found instead of head, when the head guarded the commit
+// (0 otherwise). A failed fence is store.ErrFenced.
+func (s *Store) commit(ctx context.Context, t *tx, head int64) (rev int64, ok bool, moved int64, err error) {
 	fence, fenced := store.FenceOf(ctx)
 	fenced = fenced && fence.Key != ""
 	keys := slices.Sorted(func(yield func(string) bool) {
@@ -546,9 +631,9 @@ func (s *Store) commit(ctx context.Context, t *tx) (rev int64, ok bool, err erro
 			size += len(full) + len(v) + 16
 		}
 	}
-	head := bolt.Seal([]byte(s.headKey), encodeKeys(keys))
-	ops = append(ops, clientv3.OpPut(s.headKey, string(head)))
-	size += len(s.headKey) + len(head) + 16
+	record := bolt.Seal([]byte(s.headKey), encodeKeys(keys))
+	ops = append(ops, clientv3.OpPut(s.headKey, string(record)))
+	size += len(s.headKey) + len(record) + 16
 	var cmps []clientv3.Cmp
 	var orElse []clientv3.Op
 	if fenced {
@@ -559,9 +644,11 @@ func (s *Store) commit(ctx context.Context, t *tx) (rev int64, ok bool, err erro
 		orElse = append(orElse, clientv3.OpGet(fence.Key, clientv3.WithKeysOnly()))
 		size += 2*len(fence.Key) + 48
 	}
-	if t.w.scanned || len(cmps)+len(t.w.reads) > s.maxCmps {
-		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.headKey), "=", t.head))
-		size += len(s.headKey) + 24
+	headGuard := t.w.scanned || len(cmps)+len(t.w.reads) > s.maxCmps
+	if headGuard {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.headKey), "=", head))
+		orElse = append(orElse, clientv3.OpGet(s.headKey, clientv3.WithKeysOnly()))
+		size += 2*len(s.headKey) + 48
 	} else {
 		for k, r := range t.w.reads {
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(s.kvPrefix+k), "=", r))
@@ -569,7 +656,7 @@ func (s *Store) commit(ctx context.Context, t *tx) (rev int64, ok bool, err erro
 		}
 	}
 	if size > s.maxReq {
-		return 0, false, fmt.Errorf("%w: the commit would send about %d bytes to etcd, more than its %d", store.ErrTxnTooLarge, size, s.maxReq)
+		return 0, false, 0, fmt.Errorf("%w: the commit would send about %d bytes to etcd, more than its %d", store.ErrTxnTooLarge, size, s.maxReq)
 	}
 	rctx, cancel := s.request(ctx)
 	defer cancel()
@@ -580,18 +667,26 @@ func (s *Store) commit(ctx context.Context, t *tx) (rev int64, ok bool, err erro
 			// The commit may have reached etcd before it stopped answering.
 			err = fmt.Errorf("%w: %w", store.ErrCommitUnknown, err)
 		}
-		return 0, false, err
+		return 0, false, 0, err
 	}
-	if !resp.Succeeded && fenced {
-		if len(resp.Responses) == 0 {
-			return 0, false, fmt.Errorf("etcd: a failed fenced commit returned no read of the fence key %q", fence.Key)
-		}
+	if resp.Succeeded {
+		return resp.Header.Revision, true, 0, nil
+	}
+	if len(resp.Responses) != len(orElse) {
+		return 0, false, 0, fmt.Errorf("etcd: a failed commit returned %d reads, not %d", len(resp.Responses), len(orElse))
+	}
+	if fenced {
 		kvs := resp.Responses[0].GetResponseRange().GetKvs()
 		if len(kvs) == 0 || kvs[0].CreateRevision != fence.Rev {
-			return 0, false, fmt.Errorf("%w (the election key %s of revision %d is gone at revision %d)", store.ErrFenced, fence.Key, fence.Rev, resp.Header.Revision)
+			return 0, false, 0, fmt.Errorf("%w (the election key %s of revision %d is gone at revision %d)", store.ErrFenced, fence.Key, fence.Rev, resp.Header.Revision)
 		}
 	}
-	return resp.Header.Revision, resp.Succeeded, nil
+	if headGuard {
+		if kvs := resp.Responses[len(resp.Responses)-1].GetResponseRange().GetKvs(); len(kvs) > 0 {
+			moved = kvs[0].ModRevision
+		}
+	}
+	return resp.Header.Revision, false, moved, nil
 }
 
 // mapErr turns an etcd client error into the store's.
@@ -670,6 +765,35 @@ type writes struct {
 	bytes   int
 	reads   map[string]int64 // key → mod revision read (0: missing)
 	scanned bool
+	// ranges are the key ranges the transaction's scans read.
+	ranges []scanned
+	// opaque is set when the transaction read something the keys and
+	// ranges above do not describe: the change history (Changes), or a
+	// read that failed with an error the function may have ignored. Such
+	// a transaction is never rebased.
+	opaque bool
+}
+
+// scanned is the key range one Scan read: the keys with prefix after
+// after, up to and including stop when bounded (the key at which the
+// function ended the scan), else to the end of the prefix.
+type scanned struct {
+	prefix, after, stop string
+	bounded             bool
+}
+
+// touches reports whether a commit that wrote or deleted key changes
+// what the transaction read.
+func (w *writes) touches(key string) bool {
+	if _, ok := w.reads[key]; ok {
+		return true
+	}
+	for _, r := range w.ranges {
+		if strings.HasPrefix(key, r.prefix) && key > r.after && (!r.bounded || key <= r.stop) {
+			return true
+		}
+	}
+	return false
 }
 
 // tx is a transaction at one etcd revision; w is nil in a View.
@@ -712,8 +836,12 @@ func (t *tx) Get(key string) ([]byte, uint64, error) {
 		}
 	}
 	v, rev, err := t.read(key)
-	if t.w != nil && (err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCorrupt)) {
-		t.w.reads[key] = rev
+	if t.w != nil {
+		if err == nil || errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrCorrupt) {
+			t.w.reads[key] = rev
+		} else {
+			t.w.opaque = true
+		}
 	}
 	if err != nil {
 		return nil, 0, err
@@ -725,6 +853,18 @@ func (t *tx) Scan(prefix, startAfter string, fn func(key string, val []byte, rev
 	var pending []string // buffered writes in range, sorted
 	if t.w != nil {
 		t.w.scanned = true
+		// The range read runs to the end of the prefix unless the
+		// function ends the scan, at the key it was given last.
+		i := len(t.w.ranges)
+		t.w.ranges = append(t.w.ranges, scanned{prefix: prefix, after: startAfter})
+		inner := fn
+		fn = func(k string, v []byte, rev uint64) (bool, error) {
+			more, err := inner(k, v, rev)
+			if err == nil && !more {
+				t.w.ranges[i].stop, t.w.ranges[i].bounded = k, true
+			}
+			return more, err
+		}
 		for k := range t.w.ops {
 			if strings.HasPrefix(k, prefix) && k > startAfter {
 				pending = append(pending, k)
@@ -761,6 +901,9 @@ func (t *tx) Scan(prefix, startAfter string, fn func(key string, val []byte, rev
 			clientv3.WithLimit(scanPage), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 		cancel()
 		if err != nil {
+			if t.w != nil {
+				t.w.opaque = true
+			}
 			return t.s.mapErr(t.ctx, err)
 		}
 		for _, kv := range resp.Kvs {
@@ -792,6 +935,11 @@ func (t *tx) Scan(prefix, startAfter string, fn func(key string, val []byte, rev
 // Changes reads the history of the head key, which every commit writes
 // with the keys it wrote, from etcd's watch.
 func (t *tx) Changes(after uint64) ([]store.Change, error) {
+	if t.w != nil {
+		// What it returns ends at the transaction's head: it is not
+		// valid at a later one.
+		t.w.opaque = true
+	}
 	if after >= t.Revision() {
 		return nil, nil
 	}

@@ -108,3 +108,11 @@ func (h *history) since(ctx context.Context, after, head int64) (out []store.Cha
 		}
 	}
 }
+
+// delivered returns the revision up to which the watch delivered every
+// commit.
+func (h *history) delivered() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.to
+}

@@ -65,6 +65,8 @@ func Tests() []Test {
 		// Conflicts and retries.
 		{"OnlyLastRunCommits", testOnlyLastRunCommits},
 		{"ConflictingWritersSerialize", testConflictingWritersSerialize},
+		{"ScanningWriteUnderTraffic", testScanningWriteUnderTraffic},
+		{"ScanningWriteSeesConflicts", testScanningWriteSeesConflicts},
 		// Concurrent writers and readers.
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"ViewIsConsistent", testViewIsConsistent},
