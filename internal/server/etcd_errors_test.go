@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -19,6 +20,7 @@ import (
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/replica"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/etcd"
 	"github.com/gatehouse-dev/gatehouse/internal/store/etcd/etcdtest"
 )
@@ -278,5 +280,31 @@ func TestEtcdErrors_ClusterLimitsBelowTheDriver(t *testing.T) {
 				t.Errorf("reason %q (%q); want STORE_TXN_LIMIT", errorReason(st), st.Message())
 			}
 		})
+	}
+}
+
+// TestMapError_StoreRefusals: each refusal a store driver returns has its
+// own code at the edge, never INTERNAL, however it is wrapped.
+func TestMapError_StoreRefusals(t *testing.T) {
+	t.Parallel()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, c := range []struct {
+		err    error
+		code   codes.Code
+		reason string
+	}{
+		{store.ErrAccessDenied, codes.Unavailable, "STORE_UNAVAILABLE"},
+		{fmt.Errorf("%w: %w: etcd: too many requests", store.ErrUnavailable, store.ErrOverloaded), codes.Unavailable, "STORE_UNAVAILABLE"},
+		{store.ErrUnavailable, codes.Unavailable, "STORE_UNAVAILABLE"},
+		{fmt.Errorf("%w: %w", store.ErrCommitUnknown, store.ErrUnavailable), codes.Unavailable, "STORE_UNAVAILABLE"},
+		{store.ErrNoSpace, codes.Unavailable, ""},
+		{store.ErrTooManyOps, codes.ResourceExhausted, "STORE_TXN_LIMIT"},
+		{store.ErrTxnTooLarge, codes.ResourceExhausted, "STORE_TXN_LIMIT"},
+		{store.ErrCompacted, codes.Aborted, ""},
+	} {
+		st := status.Convert(mapError(context.Background(), log, fmt.Errorf("apply: %w", c.err)))
+		if st.Code() != c.code || errorReason(st) != c.reason {
+			t.Errorf("%v: %v %q (reason %q); want %v, reason %q", c.err, st.Code(), st.Message(), errorReason(st), c.code, c.reason)
+		}
 	}
 }

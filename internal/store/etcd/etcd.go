@@ -570,6 +570,9 @@ func (s *Store) mapErr(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
 	}
+	// etcd's client converts its server's statuses; one that reaches us
+	// unconverted is converted here.
+	err = rpctypes.Error(err)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), status.Code(err) == codes.DeadlineExceeded:
 		// The caller's context is live: the request's own bound passed.
@@ -637,6 +640,7 @@ func grpcCode(err error) codes.Code {
 // mayHaveApplied reports whether a commit that failed with err may have been
 // applied: etcd took the request and did not say it refused it.
 func mayHaveApplied(err error) bool {
+	err = rpctypes.Error(err)
 	var ee rpctypes.EtcdError
 	if errors.As(err, &ee) {
 		c := ee.Code()
