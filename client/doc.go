@@ -64,7 +64,11 @@
 // ErrPermissionDenied, ErrUnauthenticated, ErrUnavailable, ...,
 // context.DeadlineExceeded) and of the server's ErrorInfo reason
 // (ErrSessionEnded, ErrRepresentativeNotAllowed, ErrPortalClosed,
-// ErrOverloaded, ...); ErrSessionNotFound marks NOT_FOUND for the session a
+// ErrOverloaded, ...). Two of them say that a replica on etcd cannot
+// serve: ErrSnapshotStale (its data is older than its staleness bound; it
+// refuses decisions) and ErrStoreUnavailable (its store cannot be reached
+// or refuses it; it refuses writes); both also match ErrUnavailable, and
+// another replica may answer. ErrSessionNotFound marks NOT_FOUND for the session a
 // call names. errors.As gives the *Error with the field violations of an
 // INVALID_ARGUMENT, the reason's metadata and the server's retry delay;
 // status.FromError and status.Code still see the original status.
@@ -87,7 +91,9 @@
 // not confirmed by the server (a policy message or heartbeat) within the
 // staleness bound (WithStaleness, default DefaultStaleness) is not used:
 // checks go to CheckFeature, and when that fails too they are denied with
-// ErrPolicyUnavailable. LocalSession.CheckMany decides a batch the same
+// ErrPolicyUnavailable. A watch the server ends with ErrSnapshotStale makes
+// the local policy stale at once: it came from the replica's data, which
+// is older than the replica's bound. LocalSession.CheckMany decides a batch the same
 // way, with the server's batch semantics. An ended session answers SESSION_ENDED locally; a
 // watch the server ended for good (credential revoked, session or
 // account deleted) stops local answers at once. docs/client.md has the

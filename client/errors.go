@@ -79,6 +79,28 @@ var (
 	// ErrStreamLimit: the server, or the caller's share of it, has as many
 	// streams open as it allows.
 	ErrStreamLimit = errors.New("gatehouse: stream limit reached")
+	// ErrSnapshotStale: the replica's data is older than its staleness
+	// bound (UNAVAILABLE, reason SNAPSHOT_STALE): its store (etcd) has not
+	// confirmed it for longer than the replica's --max-staleness, so it
+	// refused to decide. Nothing was decided; retry later or ask another
+	// replica. (*Error).Metadata holds "staleness" and "max_staleness".
+	// Also matches ErrUnavailable. A LocalSession whose policy watch ends
+	// so stops deciding locally at once (its policy came from that data).
+	ErrSnapshotStale = errors.New("gatehouse: replica data older than its staleness bound")
+	// ErrStoreUnavailable: the replica's store (etcd) could not serve the
+	// call (UNAVAILABLE, reason STORE_UNAVAILABLE): unreachable, without a
+	// leader, overloaded, or refusing the replica's credentials
+	// ((*Error).Metadata["cause"]: "overloaded", "access_denied", or
+	// absent). Nothing was written, except when Metadata["outcome"] is
+	// "unknown": the write may have been applied, read before retrying.
+	// Decisions keep being answered from the replica's snapshot. Also
+	// matches ErrUnavailable.
+	ErrStoreUnavailable = errors.New("gatehouse: store unavailable")
+	// ErrStoreTxnLimit: the write needs more operations or bytes than one
+	// transaction of the replica's store may hold (RESOURCE_EXHAUSTED,
+	// reason STORE_TXN_LIMIT); nothing was written. Also matches
+	// ErrResourceExhausted.
+	ErrStoreTxnLimit = errors.New("gatehouse: write larger than one store transaction")
 )
 
 var byCode = map[codes.Code]error{
@@ -112,6 +134,9 @@ var byReason = map[string]error{
 	"RESOURCE_IN_USE":       ErrResourceInUse,
 	"RESOURCE_LIMIT":        ErrCollectionFull,
 	"STREAM_LIMIT":          ErrStreamLimit,
+	"SNAPSHOT_STALE":        ErrSnapshotStale,
+	"STORE_UNAVAILABLE":     ErrStoreUnavailable,
+	"STORE_TXN_LIMIT":       ErrStoreTxnLimit,
 }
 
 // FieldViolation is one field of a request the server refused with

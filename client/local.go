@@ -521,6 +521,13 @@ func (s *LocalSession) run(ctx context.Context, first chan<- error) {
 			report(nil)
 			return
 		}
+		if errors.Is(fromStatus(err, true), ErrSnapshotStale) {
+			// The server's data is older than its staleness bound, and the
+			// local policy is that data: it is no fresher. Stop answering
+			// locally at once rather than when the last heartbeat ages
+			// past the local bound.
+			s.heard.Store(-int64(s.o.staleness) - 1)
+		}
 		if final(err) {
 			ce := fromStatus(err, true)
 			if !reported {

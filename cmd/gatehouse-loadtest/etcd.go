@@ -696,15 +696,21 @@ func watchCommits(ctx context.Context, endpoints []string, head string) (*commit
 	if err != nil {
 		return nil, err
 	}
-	resp, err := cli.Get(ctx, head)
-	if err != nil {
-		cli.Close()
-		return nil, err
-	}
 	wctx, stop := context.WithCancel(ctx)
 	w := &commitWatch{cli: cli, stop: stop, done: make(chan struct{}), seen: map[uint64]time.Time{}, arrived: make(chan struct{})}
-	// From the next revision on: etcd delivers to such a watch at once.
-	wch := cli.Watch(wctx, head, clientv3.WithRev(resp.Header.Revision+1))
+	// From etcd's current revision on, once etcd has set the watch up: a
+	// watch from a revision already past (even the one after a Get, when
+	// anything commits in between) is served on etcd's 100 ms resync
+	// loop, and would report commits late.
+	wch := cli.Watch(wctx, head, clientv3.WithCreatedNotify())
+	if wr, ok := <-wch; !ok || !wr.Created {
+		stop()
+		cli.Close()
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("watch %s: not set up (%v)", head, wr.Err())
+	}
 	go func() {
 		defer close(w.done)
 		for resp := range wch {

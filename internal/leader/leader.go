@@ -164,17 +164,21 @@ func (e *Etcd) term(ctx context.Context, fn func(ctx context.Context)) error {
 	if tctx.Err() != nil {
 		return nil
 	}
-	// A lease revoked from outside deletes the key before the keep-alive
-	// notices: end the term when the key goes.
+	// A lease revoked from outside, or the key deleted, ends the term
+	// before the keep-alive could notice: watch the key from now on.
+	gone, err := e.watchKey(tctx, el.Key(), el.Rev())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("watch the election key: %w", err)
+	}
 	go func() {
-		for wr := range e.client.Watch(tctx, el.Key(), clientv3.WithRev(el.Rev()+1)) {
-			for _, ev := range wr.Events {
-				if ev.Type == clientv3.EventTypeDelete {
-					lose()
-					cancel()
-					return
-				}
-			}
+		select {
+		case <-gone:
+			lose()
+			cancel()
+		case <-tctx.Done():
 		}
 	}()
 	fn(store.WithFence(tctx, store.Fence{Lost: lost, Key: el.Key(), Rev: el.Rev()}))
@@ -186,4 +190,99 @@ func (e *Etcd) term(ctx context.Context, fn func(ctx context.Context)) error {
 		}
 	}
 	return nil
+}
+
+// watchKey returns a channel closed once key no longer exists with create
+// revision rev (deleted, or deleted and made again), watched until ctx
+// ends.
+//
+// The watch starts at etcd's current revision, not at rev+1: etcd serves
+// a watch that starts at a past revision from its loop for watchers that
+// are behind, which runs every 100 ms, so a loss in the term's first
+// moments would be noticed up to 100 ms late. Instead the watch is
+// opened from now and the key then read: a loss before the read shows in
+// the read, one after it in the watch (which was in place before the
+// read). A watch that ends (etcd restarted, the connection lost) is
+// opened again the same way.
+func (e *Etcd) watchKey(ctx context.Context, key string, rev int64) (<-chan struct{}, error) {
+	gone := make(chan struct{})
+	wch, stop, lost, err := e.openKeyWatch(ctx, key, rev)
+	if err != nil {
+		return nil, err
+	}
+	if lost {
+		close(gone)
+		return gone, nil
+	}
+	go func() {
+		retry := 10 * time.Millisecond
+		for {
+			for wr := range wch {
+				for _, ev := range wr.Events {
+					if ev.Type == clientv3.EventTypeDelete || ev.Kv.CreateRevision != rev {
+						stop()
+						close(gone)
+						return
+					}
+				}
+			}
+			stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(retry):
+				}
+				retry = min(2*retry, time.Second)
+				wch, stop, lost, err = e.openKeyWatch(ctx, key, rev)
+				if lost {
+					close(gone)
+					return
+				}
+				if err == nil {
+					break
+				}
+			}
+		}
+	}()
+	return gone, nil
+}
+
+// openKeyWatch opens a watch of key from etcd's current revision, waits
+// until etcd has set it up, and then reads key: lost is true when it no
+// longer exists with create revision rev. stop ends the watch.
+func (e *Etcd) openKeyWatch(ctx context.Context, key string, rev int64) (wch clientv3.WatchChan, stop func(), lost bool, err error) {
+	wctx, cancel := context.WithCancel(ctx)
+	wch = e.client.Watch(wctx, key, clientv3.WithCreatedNotify())
+	select {
+	case wr, ok := <-wch:
+		if !ok || !wr.Created {
+			cancel()
+			if err := ctx.Err(); err != nil {
+				return nil, nil, false, err
+			}
+			if !ok {
+				return nil, nil, false, errors.New("watch ended before it was set up")
+			}
+			if err := wr.Err(); err != nil {
+				return nil, nil, false, err
+			}
+			return nil, nil, false, errors.New("watch answered before it was set up")
+		}
+	case <-ctx.Done():
+		cancel()
+		return nil, nil, false, ctx.Err()
+	}
+	rctx, rcancel := context.WithTimeout(ctx, max(e.ttl, resignTimeout))
+	resp, err := e.client.Get(rctx, key)
+	rcancel()
+	if err != nil {
+		cancel()
+		return nil, nil, false, err
+	}
+	if len(resp.Kvs) == 0 || resp.Kvs[0].CreateRevision != rev {
+		cancel()
+		return nil, nil, true, nil
+	}
+	return wch, cancel, false, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
@@ -29,6 +30,10 @@ const errorDomain = "gatehouse.dev"
 // because a portal or team chain would be, or is, deeper than
 // policy.MaxChainDepth.
 const reasonChainTooDeep = "CHAIN_TOO_DEEP"
+
+// reasonStoreTxnLimit is the ErrorInfo reason of a write refused because
+// it needs more operations or bytes than one store transaction may hold.
+const reasonStoreTxnLimit = "STORE_TXN_LIMIT"
 
 // kindCodes is the status code of each errs.Kind.
 var kindCodes = [...]codes.Code{
@@ -105,6 +110,13 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 		log.ErrorContext(ctx, "store did not confirm a commit", "err", err)
 		return statusOf(errs.Refuse(errs.Unavailable, errs.ReasonStoreUnavailable, map[string]string{"outcome": "unknown"},
 			"the store (etcd) did not confirm the write in time; it may or may not have been applied: read it before you retry")).Err()
+	case errors.Is(err, store.ErrOverloaded):
+		// etcd answered but refused the request; nothing was committed.
+		log.WarnContext(ctx, "store overloaded: etcd refused a request (too many requests)", "err", err)
+		e := errs.Refuse(errs.Unavailable, errs.ReasonStoreUnavailable, map[string]string{"cause": "overloaded"},
+			"the store (etcd) is overloaded and refused the request; nothing was written; retry later")
+		e.RetryAfter = time.Second
+		return statusOf(e).Err()
 	case errors.Is(err, store.ErrUnavailable):
 		// Nothing was committed. Decisions keep being answered from the
 		// replica's snapshot, up to --max-staleness.
@@ -114,8 +126,28 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, store.ErrNoSpace):
 		// Nothing was committed; the condition may pass, so the client may
 		// retry later. Decisions keep being served from the last snapshot.
+		// The cause says what to do: free the disk (bbolt), or compact,
+		// defragment and disarm etcd's NOSPACE alarm.
 		log.ErrorContext(ctx, "store cannot grow", "err", err)
 		return status.Error(codes.Unavailable, "the store is out of space; nothing was written")
+	case errors.Is(err, store.ErrAccessDenied):
+		// etcd refused this replica's credentials: the caller can do
+		// nothing about it, and another replica may still be let in.
+		log.ErrorContext(ctx, "store refused this replica's credentials: restore the etcd user's role and permissions on --etcd-prefix (or its password), see docs/operations.md", "err", err)
+		return statusOf(errs.Refuse(errs.Unavailable, errs.ReasonStoreUnavailable, map[string]string{"cause": "access_denied"},
+			"the store (etcd) refused this replica's credentials; nothing was written; an operator must restore its access")).Err()
+	case errors.Is(err, store.ErrTooManyOps), errors.Is(err, store.ErrTxnTooLarge):
+		// More than one store transaction may hold; nothing was committed.
+		// When etcd itself refused it, its limits are below the driver's
+		// and the cause says which flag to raise.
+		log.WarnContext(ctx, "write larger than one store transaction", "err", err)
+		return statusOf(errs.Refuse(errs.ResourceExhausted, reasonStoreTxnLimit, nil,
+			"the write is larger than one store transaction may hold; nothing was written; write less at once")).Err()
+	case errors.Is(err, store.ErrCompacted):
+		// The store's history this call needed is gone; a retry reads
+		// the current state.
+		log.WarnContext(ctx, "store history compacted", "err", err)
+		return status.Error(codes.Aborted, "the store's history this call needed was compacted; nothing was written; retry")
 	}
 	// A status made by grpc-go itself (a transport error on a stream, a
 	// message over the size limit) passes as it is.

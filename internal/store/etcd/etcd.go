@@ -662,8 +662,9 @@ func (s *Store) commit(ctx context.Context, t *tx, head int64) (rev int64, ok bo
 	defer cancel()
 	resp, err := s.c.Txn(rctx).If(cmps...).Then(ops...).Else(orElse...).Commit()
 	if err != nil {
+		mayHave := mayHaveApplied(err)
 		err = s.mapErr(ctx, err)
-		if errors.Is(err, store.ErrUnavailable) {
+		if mayHave && errors.Is(err, store.ErrUnavailable) {
 			// The commit may have reached etcd before it stopped answering.
 			err = fmt.Errorf("%w: %w", store.ErrCommitUnknown, err)
 		}
@@ -689,11 +690,31 @@ func (s *Store) commit(ctx context.Context, t *tx, head int64) (rev int64, ok bo
 	return resp.Header.Revision, false, moved, nil
 }
 
-// mapErr turns an etcd client error into the store's.
+// mapErr turns an etcd client error into the store's; the table is in
+// docs/design-choices.md ("etcd errors"). Every etcd error becomes one of
+// the store's sentinels, so that the gRPC edge answers each with its own
+// code and never with INTERNAL:
+//
+//   - no connection, no leader, a leader change, a member stopped,
+//     behind or unhealthy, a request timeout inside etcd, its CORRUPT
+//     alarm, and any etcd error not listed below: store.ErrUnavailable;
+//   - "too many requests" (etcd's apply queue is full): ErrUnavailable
+//     with store.ErrOverloaded;
+//   - permission denied, an invalid or expired auth token, a failed
+//     authentication, the user or its role gone: store.ErrAccessDenied;
+//   - the NOSPACE alarm (database over --quota-backend-bytes):
+//     store.ErrNoSpace, as a full disk under bbolt;
+//   - a request etcd finds too large, or with too many operations:
+//     store.ErrTxnTooLarge and store.ErrTooManyOps (the cluster's limits
+//     are below the ones the driver was given);
+//   - a compacted revision: store.ErrCompacted.
 func (s *Store) mapErr(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil {
 		return cerr
 	}
+	// etcd's client converts its server's statuses; one that reaches us
+	// unconverted is converted here.
+	err = rpctypes.Error(err)
 	switch {
 	case errors.Is(err, context.DeadlineExceeded), status.Code(err) == codes.DeadlineExceeded:
 		// The caller's context is live: the request's own bound passed.
@@ -703,22 +724,48 @@ func (s *Store) mapErr(ctx context.Context, err error) error {
 	case errors.Is(err, rpctypes.ErrCompacted):
 		return fmt.Errorf("%w: %v", store.ErrCompacted, err)
 	case errors.Is(err, rpctypes.ErrTooManyOps):
-		return fmt.Errorf("%w: %v", store.ErrTooManyOps, err)
+		return fmt.Errorf("%w: etcd at %s refused a transaction within the %d operations this replica assumes (%v): set etcd's --max-txn-ops to at least %d",
+			store.ErrTooManyOps, s.eps, s.maxCmps, err, s.maxCmps)
 	case errors.Is(err, rpctypes.ErrRequestTooLarge):
-		return fmt.Errorf("%w: %v", store.ErrTxnTooLarge, err)
-	case errors.Is(err, rpctypes.ErrNoSpace):
-		return fmt.Errorf("%w: %v", store.ErrNoSpace, err)
-	case errors.Is(err, rpctypes.ErrTooManyRequests):
-		return fmt.Errorf("etcd is overloaded: %w", err)
+		return fmt.Errorf("%w: etcd at %s refused a request within the %d bytes this replica assumes (%v): set etcd's --max-request-bytes to at least %d",
+			store.ErrTxnTooLarge, s.eps, s.maxReq, err, s.maxReq)
 	case status.Code(err) == codes.ResourceExhausted && strings.Contains(err.Error(), "larger than max"):
 		// gRPC refused a message beyond its size limit.
 		return fmt.Errorf("%w: %v", store.ErrTxnTooLarge, err)
+	case errors.Is(err, rpctypes.ErrNoSpace):
+		return fmt.Errorf("%w: etcd at %s raised its NOSPACE alarm: its database reached --quota-backend-bytes (%v); compact, defragment and disarm the alarm (docs/operations.md)",
+			store.ErrNoSpace, s.eps, err)
+	case errors.Is(err, rpctypes.ErrTooManyRequests):
+		return fmt.Errorf("%w: %w: etcd at %s: %v", store.ErrUnavailable, store.ErrOverloaded, s.eps, err)
+	case accessDenied(err):
+		return fmt.Errorf("%w: etcd at %s: %v", store.ErrAccessDenied, s.eps, err)
+	case errors.Is(err, rpctypes.ErrCorrupt):
+		return fmt.Errorf("%w: etcd at %s raised its CORRUPT alarm: its members disagree on the data (%v)", store.ErrUnavailable, s.eps, err)
 	case grpcCode(err) == codes.Unavailable:
 		// No connection, no leader, a leader change, a timeout inside
 		// etcd: its client gave up retrying.
 		return fmt.Errorf("%w: etcd at %s: %v", store.ErrUnavailable, s.eps, err)
 	}
-	return fmt.Errorf("etcd: %w", err)
+	// Not a leader or learner, a future revision (a member behind), and
+	// errors of requests the driver never sends (leases, members, empty
+	// or duplicate keys): etcd could not serve this request.
+	return fmt.Errorf("%w: etcd at %s refused the request: %v", store.ErrUnavailable, s.eps, err)
+}
+
+// accessDenied reports whether err is etcd refusing the credentials the
+// store connected with, or their permissions.
+func accessDenied(err error) bool {
+	for _, e := range []error{
+		rpctypes.ErrPermissionDenied, rpctypes.ErrInvalidAuthToken, rpctypes.ErrAuthFailed,
+		rpctypes.ErrUserNotFound, rpctypes.ErrUserEmpty, rpctypes.ErrRoleNotFound, rpctypes.ErrRoleNotGranted,
+		rpctypes.ErrPermissionNotGranted, rpctypes.ErrAuthOldRevision, rpctypes.ErrAuthNotEnabled,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	c := grpcCode(err)
+	return c == codes.PermissionDenied || c == codes.Unauthenticated
 }
 
 // grpcCode is the code of an etcd client error: an etcd server error's
@@ -730,6 +777,18 @@ func grpcCode(err error) codes.Code {
 		return ee.Code()
 	}
 	return status.Code(err)
+}
+
+// mayHaveApplied reports whether a commit that failed with err may have been
+// applied: etcd took the request and did not say it refused it.
+func mayHaveApplied(err error) bool {
+	err = rpctypes.Error(err)
+	var ee rpctypes.EtcdError
+	if errors.As(err, &ee) {
+		c := ee.Code()
+		return c == codes.Unavailable || c == codes.DeadlineExceeded
+	}
+	return true
 }
 
 // Compact implements store.Compactor with etcd's Compact: the history of
