@@ -48,7 +48,7 @@ func TestMapErr_EveryEtcdError(t *testing.T) {
 	for in, want := range cases {
 		// Also as the gRPC status etcd's server sends (before the
 		// client's conversion).
-		for _, e := range []error{in, status.Error(codes.Code(grpcCode(in)), rpctypes.ErrorDesc(in))} {
+		for _, e := range []error{in, status.Error(grpcCode(in), rpctypes.ErrorDesc(in))} {
 			got := s.mapErr(context.Background(), e)
 			if !errors.Is(got, want) {
 				t.Errorf("mapErr(%v) = %v; want %v", e, got, want)
