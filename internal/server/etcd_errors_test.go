@@ -30,11 +30,14 @@ import (
 // reach a caller with their own code and a clear message, never
 // INTERNAL, and commit nothing.
 
-// serveOnEtcd starts a server over an etcd store opened with opts and
-// stops both when the test ends.
-func serveOnEtcd(t *testing.T, opts etcd.Options) *testEnv {
+// serveOnEtcd starts a server over an etcd store opened with opts (a
+// request timeout of 3s unless opts sets one), with edit applied to its
+// Options when given, and stops both when the test ends.
+func serveOnEtcd(t *testing.T, opts etcd.Options, edit ...func(*Options)) (*testEnv, *etcd.Store) {
 	t.Helper()
-	opts.RequestTimeout = 3 * time.Second
+	if opts.RequestTimeout == 0 {
+		opts.RequestTimeout = 3 * time.Second
+	}
 	st, err := etcd.Open(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +50,11 @@ func serveOnEtcd(t *testing.T, opts etcd.Options) *testEnv {
 	}
 	followed := make(chan struct{})
 	go func() { defer close(followed); snaps.Run(ctx) }()
-	srv := New(Options{Store: st, Snapshots: snaps, Logger: log, Limits: Limits{QueueTarget: -1, CallerCPUShare: -1}})
+	o := Options{Store: st, Snapshots: snaps, Logger: log, Limits: Limits{QueueTarget: -1, CallerCPUShare: -1}}
+	for _, e := range edit {
+		e(&o)
+	}
+	srv := New(o)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +76,7 @@ func serveOnEtcd(t *testing.T, opts etcd.Options) *testEnv {
 	return &testEnv{t: t, addr: lis.Addr().String(), srv: srv, conn: conn,
 		admin:    gatehousev1.NewAdminServiceClient(conn),
 		sessions: gatehousev1.NewSessionServiceClient(conn),
-		decide:   gatehousev1.NewDecisionServiceClient(conn)}
+		decide:   gatehousev1.NewDecisionServiceClient(conn)}, st
 }
 
 // rawEtcd is a client of the test's own, to inspect and change etcd.
@@ -153,7 +160,7 @@ func TestEtcdErrors_AccessDenied(t *testing.T) {
 		}
 	}
 	root := rawEtcd(t, srv.Endpoints, "root", "root-pw")
-	e := serveOnEtcd(t, etcd.Options{Endpoints: srv.Endpoints, Prefix: prefix, Username: "gh", Password: "gh-pw"})
+	e, _ := serveOnEtcd(t, etcd.Options{Endpoints: srv.Endpoints, Prefix: prefix, Username: "gh", Password: "gh-pw"})
 	e.MustCreateAccount("acme")
 
 	cases := []struct {
@@ -236,7 +243,7 @@ func TestEtcdErrors_NoSpace(t *testing.T) {
 	t.Parallel()
 	srv := etcdtest.Start(t, func(c *embed.Config) { c.QuotaBackendBytes = 2 << 20 })
 	raw := rawEtcd(t, srv.Endpoints, "", "")
-	e := serveOnEtcd(t, etcd.Options{Endpoints: srv.Endpoints, Prefix: "/ns/"})
+	e, _ := serveOnEtcd(t, etcd.Options{Endpoints: srv.Endpoints, Prefix: "/ns/"})
 	e.MustCreateAccount("acme")
 	// Fill the database until etcd raises its alarm.
 	big := strings.Repeat("x", 256<<10)
@@ -282,7 +289,7 @@ func TestEtcdErrors_ClusterLimitsBelowTheDriver(t *testing.T) {
 			t.Parallel()
 			srv := etcdtest.Start(t, c.configure)
 			raw := rawEtcd(t, srv.Endpoints, "", "")
-			e := serveOnEtcd(t, etcd.Options{Endpoints: srv.Endpoints, Prefix: "/lim/"})
+			e, _ := serveOnEtcd(t, etcd.Options{Endpoints: srv.Endpoints, Prefix: "/lim/"})
 			st := refusedWrite(t, e, raw, "acme", codes.ResourceExhausted)
 			if errorReason(st) != "STORE_TXN_LIMIT" {
 				t.Errorf("reason %q (%q); want STORE_TXN_LIMIT", errorReason(st), st.Message())

@@ -2,20 +2,14 @@ package server
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
-	"github.com/gatehouse-dev/gatehouse/internal/replica"
 	"github.com/gatehouse-dev/gatehouse/internal/store/etcd"
 	"github.com/gatehouse-dev/gatehouse/internal/store/etcd/etcdtest"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
@@ -40,46 +34,11 @@ type etcdEnv struct {
 // at endpoint under prefix, and stops it when the test ends.
 func startOnEtcd(t *testing.T, endpoint, prefix string, bound time.Duration) *etcdEnv {
 	t.Helper()
-	st, err := etcd.Open(context.Background(), etcd.Options{Endpoints: []string{endpoint}, Prefix: prefix,
-		FreshnessInterval: staleInterval, RequestTimeout: staleRequest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	snaps, err := replica.New(ctx, st, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	followed := make(chan struct{})
-	go func() { defer close(followed); snaps.Run(ctx) }()
 	m := NewMetrics()
-	srv := New(Options{Store: st, Snapshots: snaps, Logger: log, Metrics: m, MaxStaleness: bound, Limits: Limits{QueueTarget: -1, CallerCPUShare: -1}})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = conn.Close()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		srv.Shutdown(sctx)
-		cancel()
-		<-followed
-		_ = st.Close()
-	})
-	return &etcdEnv{
-		testEnv: &testEnv{t: t, addr: lis.Addr().String(), srv: srv, conn: conn,
-			admin:    gatehousev1.NewAdminServiceClient(conn),
-			sessions: gatehousev1.NewSessionServiceClient(conn),
-			decide:   gatehousev1.NewDecisionServiceClient(conn)},
-		etcd: st, metrics: m, health: healthpb.NewHealthClient(conn),
-	}
+	e, st := serveOnEtcd(t, etcd.Options{Endpoints: []string{endpoint}, Prefix: prefix,
+		FreshnessInterval: staleInterval, RequestTimeout: staleRequest},
+		func(o *Options) { o.Metrics, o.MaxStaleness = m, bound })
+	return &etcdEnv{testEnv: e, etcd: st, metrics: m, health: healthpb.NewHealthClient(e.conn)}
 }
 
 // healthOf returns the health status of service ("" for the server).
