@@ -12,6 +12,10 @@ import (
 const (
 	minGateLimit = 8
 	maxGateLimit = 4096
+	// DefaultGateMinInflight is the default number of decisions in
+	// flight below which the gate refuses no caller within its CPU share
+	// (Limits.GateMinInflight).
+	DefaultGateMinInflight = 64
 )
 
 // admissionGate bounds the decisions in flight, from their arrival on the
@@ -66,6 +70,7 @@ const (
 // adapted to their own refusals.
 type admissionGate struct {
 	target, interval time.Duration
+	minInflight      int // see DefaultGateMinInflight
 
 	mu     sync.Mutex
 	conns  map[string]*gateConn // connections with decisions in flight or a recent cost
@@ -111,6 +116,7 @@ func newAdmissionGate(target, interval time.Duration, limitGauge prometheus.Gaug
 	g := &admissionGate{target: target, interval: interval, conns: map[string]*gateConn{},
 		retry: overloadRetryDelay, cost: gateCostDefault, limitGauge: limitGauge}
 	g.limit = maxGateLimit * g.cost
+	g.minInflight = DefaultGateMinInflight
 	g.setGauge()
 	return g
 }
@@ -177,7 +183,16 @@ func (g *admissionGate) arrive(now time.Time, conn string, flagged bool) (t gate
 	default:
 		over = after > g.limit/2
 	}
-	over = over && g.n > 0
+	// Below minInflight decisions in flight the gate refuses only callers
+	// over their CPU share (tier 2): so few decisions queue for a few
+	// milliseconds of work at most, and a core kept busy by a closed loop
+	// of 16 or 50 callers, whose waits pass the target now and then, is
+	// not overload.
+	if tier < 2 {
+		over = over && g.n >= max(g.minInflight, 1)
+	} else {
+		over = over && g.n > 0
+	}
 	first := over && c != nil && !flagged && c.inflight == 0 && float64(g.firsts) < max(g.limit/g.cost, minGateLimit)
 	if over && !first {
 		g.refused++

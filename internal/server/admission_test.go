@@ -334,6 +334,7 @@ func TestAdmissionGate_Limit(t *testing.T) {
 func TestAdmissionGate_FairByCost(t *testing.T) {
 	t.Parallel()
 	g := newAdmissionGate(5*time.Millisecond, 100*time.Millisecond, nil)
+	g.minInflight = 0 // the tiers, as they act past DefaultGateMinInflight decisions in flight
 	sim := gateSim{refuse: 2 * time.Microsecond, run: 3 * time.Second, warm: 500 * time.Millisecond,
 		conns: []int{10, 8}, costs: []time.Duration{20 * time.Microsecond, time.Millisecond}}
 	res := sim.play(g)
@@ -425,5 +426,30 @@ func TestAdmissionGate_FewNeverRefusedOverGRPC(t *testing.T) {
 	}
 	if errorReason(st) != reasonOverloaded || errorMeta(st)["shed"] != shedQueueDelay || retry <= 0 {
 		t.Errorf("refusal on arrival %q: reason %q, meta %v, retry %v", st.Message(), errorReason(st), errorMeta(st), retry)
+	}
+}
+
+// TestAdmissionGate_FewCallersNeverRefused: fewer callers than
+// DefaultGateMinInflight, all within their share, are never refused
+// however long their decisions queue: 16 callers of costly decisions (a
+// closed loop of CheckFeatures batches) keep one core busy with waits far
+// past the target, which is the closed loop's own queue, not overload.
+// With the floor off (minInflight 0) the same load is refused.
+func TestAdmissionGate_FewCallersNeverRefused(t *testing.T) {
+	t.Parallel()
+	for _, floor := range []int{DefaultGateMinInflight, 0} {
+		g := newAdmissionGate(5*time.Millisecond, 100*time.Millisecond, nil)
+		g.minInflight = floor
+		sim := gateSim{refuse: 2 * time.Microsecond, run: 2 * time.Second, warm: 300 * time.Millisecond,
+			conns: []int{8, 8}, costs: []time.Duration{20 * time.Microsecond, 2 * time.Millisecond}}
+		res := sim.play(g)
+		refused := res.refused[0] + res.refused[1]
+		t.Logf("floor %d: served %d+%d, refused %d+%d", floor, res.served[0], res.served[1], res.refused[0], res.refused[1])
+		if floor > 0 && refused != 0 {
+			t.Errorf("floor %d: %d decisions of 16 callers refused", floor, refused)
+		}
+		if floor == 0 && refused == 0 {
+			t.Errorf("floor off: none of the 16 callers' decisions refused; the test no longer exercises the floor")
+		}
 	}
 }

@@ -74,6 +74,10 @@ type Limits struct {
 	// negative QueueTarget turns both off.
 	QueueTarget   time.Duration
 	QueueInterval time.Duration
+	// GateMinInflight is the number of decisions in flight below which
+	// the admission gate refuses no caller within its CPU share (0:
+	// DefaultGateMinInflight; negative: none, the gate's limit alone).
+	GateMinInflight int
 	// CallerCPUShare is the share of the CPU (of GOMAXPROCS cores) one
 	// caller's decisions may use while the CPU is contended and other
 	// callers are active (default DefaultCallerCPUShare, a quarter); a
@@ -152,6 +156,9 @@ func (l Limits) serverOptions(m *Metrics, sessionAccount func(context.Context, s
 	if l.QueueTarget > 0 {
 		lim.queue = newQueueShedder(l.QueueTarget, l.QueueInterval)
 		lim.gate = newAdmissionGate(l.QueueTarget, l.QueueInterval, lim.metrics.gateLimit())
+		if l.GateMinInflight != 0 {
+			lim.gate.minInflight = max(l.GateMinInflight, 0)
+		}
 	}
 	if l.CallerCPUShare > 0 {
 		lim.cpu, lim.cpuShare = newCallerCPU(l.CallerCPUShare), l.CallerCPUShare

@@ -136,7 +136,7 @@ func (a *arrivals) Pop() any {
 func TestShedding_HealthNeverShed(t *testing.T) {
 	t.Parallel()
 	m := NewMetrics()
-	e := MustStart(t, "", withLimits(Limits{QueueTarget: time.Nanosecond, QueueInterval: 10 * time.Millisecond}), func(o *Options) { o.Metrics = m })
+	e := MustStart(t, "", withLimits(Limits{QueueTarget: time.Nanosecond, QueueInterval: 10 * time.Millisecond, GateMinInflight: -1}), func(o *Options) { o.Metrics = m })
 	ctx := ctxT(t)
 	health := healthpb.NewHealthClient(e.conn)
 	req := &gatehousev1.CheckFeatureRequest{SessionId: "s-none", Actor: agent("a"), Feature: gatehousev1.Feature_FEATURE_CLICK, Url: "https://example.com/"}
