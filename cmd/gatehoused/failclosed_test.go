@@ -14,6 +14,7 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/server"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	bbolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
@@ -355,8 +356,9 @@ func TestE2E_LimitFlags(t *testing.T) {
 }
 
 // TestE2E_ShedQueueFlags: --shed-queue-target and --shed-queue-interval
-// reach the server: with a target no call can meet, decisions from a few
-// callers at once end up shed with RESOURCE_EXHAUSTED (shed=queue_delay,
+// reach the server: with a target no call can meet, decisions from more
+// callers at once than the admission gate's floor
+// (server.DefaultGateMinInflight) end up shed with RESOURCE_EXHAUSTED (shed=queue_delay,
 // RetryInfo) while health checks are served; with --shed-queue-target 0
 // none is.
 func TestE2E_ShedQueueFlags(t *testing.T) {
@@ -370,7 +372,7 @@ func TestE2E_ShedQueueFlags(t *testing.T) {
 		var mu sync.Mutex
 		var wg sync.WaitGroup
 		end := time.Now().Add(3 * time.Second)
-		for range 8 {
+		for range 2 * server.DefaultGateMinInflight {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
