@@ -124,9 +124,10 @@ type Config struct {
 	// of 0 turns queue-delay shedding off.
 	ShedQueueTarget   time.Duration
 	ShedQueueInterval time.Duration
-	// CallerCPUShare is the share of the CPU one caller's decisions may
-	// use while it is contended (see server.Limits.CallerCPUShare); 0
-	// turns the limit off.
+	// CallerCPUShare is the share of the CPU one caller's calls may use
+	// while it is contended, or an equal share among the active callers
+	// when that is larger (see server.Limits.CallerCPUShare); 0 turns the
+	// limit off.
 	CallerCPUShare float64
 	// DecisionTimeout is the deadline of a decision whose caller set none.
 	DecisionTimeout time.Duration
@@ -187,7 +188,7 @@ func Default() Config {
 		Reflection:           "authenticated",
 		ShedQueueTarget:      5 * time.Millisecond,
 		ShedQueueInterval:    100 * time.Millisecond,
-		CallerCPUShare:       0.25,
+		CallerCPUShare:       0.1,
 		DecisionTimeout:      time.Second,
 		OTelSampleRatio:      0.01,
 	}
@@ -233,7 +234,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConnStreams, "max-conn-streams", c.MaxConnStreams, "calls and streams one HTTP/2 connection may have open at once (clients queue beyond it)")
 	fs.StringVar(&c.Reflection, "reflection", c.Reflection, "server reflection: public (no credential), authenticated (any registered credential) or off")
 	fs.DurationVar(&c.ShedQueueTarget, "shed-queue-target", c.ShedQueueTarget, "how long a decision should wait for the CPU: past the work the CPU serves within it, decisions are refused on arrival (RESOURCE_EXHAUSTED with RetryInfo, connections over their share first; health checks exempt; 0: off)")
-	fs.Float64Var(&c.CallerCPUShare, "caller-cpu-share", c.CallerCPUShare, "share of the CPU one account's (or credential's) decisions may use while the CPU is contended and other callers are active; past it they are refused with RESOURCE_EXHAUSTED and RetryInfo (0: off)")
+	fs.Float64Var(&c.CallerCPUShare, "caller-cpu-share", c.CallerCPUShare, "share of the CPU one account's (or credential's) calls may use while the CPU is contended and other callers are active, or an equal share among the active callers when larger; past it its calls are held until the share refills (up to 200ms), or refused with RESOURCE_EXHAUSTED and RetryInfo (0: off)")
 	fs.DurationVar(&c.ShedQueueInterval, "shed-queue-interval", c.ShedQueueInterval, "a queue stands after three intervals of this long in a row in each of which most decisions waited longer than shed-queue-target")
 	fs.DurationVar(&c.DecisionTimeout, "decision-timeout", c.DecisionTimeout, "deadline of a decision whose caller sets none")
 	fs.DurationVar(&c.StatsInterval, "stats-interval", c.StatsInterval, "log runtime statistics (goroutines, memory, revision) this often (0: never)")
@@ -400,7 +401,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("reflection %q: want public, authenticated or off", c.Reflection))
 	}
 	if c.CallerCPUShare < 0 || c.CallerCPUShare > 1 {
-		errs = append(errs, fmt.Errorf("caller-cpu-share %g: want 0 (off) or a share of the CPU up to 1, such as 0.25", c.CallerCPUShare))
+		errs = append(errs, fmt.Errorf("caller-cpu-share %g: want 0 (off) or a share of the CPU up to 1, such as 0.1", c.CallerCPUShare))
 	}
 	if c.ShedQueueTarget < 0 {
 		errs = append(errs, fmt.Errorf("shed-queue-target %s: want 0 (off) or a positive duration such as 5ms", c.ShedQueueTarget))

@@ -16,7 +16,7 @@ import (
 )
 
 // DefaultCallerCPUShare is the default of Limits.CallerCPUShare.
-const DefaultCallerCPUShare = 0.25
+const DefaultCallerCPUShare = 0.1
 
 // shedCallerCPU is the shed reason of a decision refused because its caller
 // used more than its share of the CPU while the CPU was contended.
@@ -35,23 +35,65 @@ const (
 	callerCPUActive = time.Second
 	// callerCPUIdle is how long an unused caller's bucket is kept.
 	callerCPUIdle = 10 * time.Second
-	// callerCPUContended is the share of the CPU the decisions of all
+	// callerCPUContended is the share of the CPU the calls of all
 	// callers must have used in the last window for the CPU to count as
 	// contended.
 	callerCPUContended = 0.5
+	// callerCPUMaxHold is the longest a call of a caller past its share
+	// is held for its bucket to refill before it runs, and
+	// callerCPUMaxHeld how many of one caller's calls may be held at
+	// once; past either the call is refused with RetryInfo.
+	callerCPUMaxHold = 200 * time.Millisecond
+	callerCPUMaxHeld = 32
+	// callerCPUMaxOverhead bounds what a call is charged for the work
+	// outside the handlers: the process's other work (streams, the
+	// replica's rebuilds, the sweeper) is not the calls'.
+	callerCPUMaxOverhead = 100 * time.Microsecond
+	// callerCPUCostDefault is what a caller's call is expected to cost
+	// before one was measured.
+	callerCPUCostDefault = 100 * time.Microsecond
+	// maxCallerBuckets bounds the callers callerCPU keeps a bucket for;
+	// past it a new caller is not held to a share until buckets expire.
+	maxCallerBuckets = 1 << 16
+)
+
+// Verdicts of callerCPU.admit.
+const (
+	cpuAdmit  = iota // run now
+	cpuHold          // run after the wait admit returns (the caller is past its share)
+	cpuRefuse        // refuse, with the wait as RetryInfo
 )
 
 // callerCPU gives each caller (inflightKeyOf: an account, or a credential
-// scoped to all accounts) a fair share of the CPU that decisions use. Every
-// decision's cost (its handler's wall time less any wait for a revision,
-// which costs no CPU, plus the decoding of a large request) is charged to
-// its caller's token bucket, which refills at the share of the CPU the
-// process got in the last callerCPUWindow (GOMAXPROCS cores on a machine of
-// its own) up to callerCPUBurst. While the CPU is contended (the process
-// was busy and decisions took at least callerCPUContended of its CPU) and
-// another caller is active, a caller whose bucket is empty is refused
-// RESOURCE_EXHAUSTED with a RetryInfo of the time its bucket needs to
-// refill.
+// scoped to all accounts) a fair share of the CPU that calls use. Every
+// unary call's cost is charged to its caller's token bucket: its handler's
+// wall time less any wait for a revision (which costs no CPU), plus the
+// decoding of a large request, plus what each call costs outside the
+// handlers (the transport, the codec, the garbage collector: the CPU the
+// process got in the last window that no handler was charged for, divided
+// among the window's calls), so that a caller of many cheap calls pays for
+// them too. A write is charged its wall time, its wait for the store's
+// single writer and for the snapshot included: the write path is as
+// scarce as the CPU. The bucket refills at the caller's share of the CPU
+// the process got in the last callerCPUWindow (GOMAXPROCS cores on a
+// machine of its own) up to callerCPUBurst; the share is the configured
+// one or an equal share among the active callers (1/active), whichever is
+// larger, so that two callers that both want the whole CPU get half each.
+//
+// While the CPU is contended (the process was busy and calls took at least
+// callerCPUContended of its CPU, or decisions waited longer than the queue
+// target) and another caller is active, a call of a caller whose bucket is
+// empty is held until the bucket has refilled (its expected cost reserved,
+// so that a caller's held calls are let go one by one at its share's pace)
+// if that is within callerCPUMaxHold, the call's deadline allows it and
+// fewer than callerCPUMaxHeld of the caller's calls are held; otherwise it
+// is refused RESOURCE_EXHAUSTED with a RetryInfo of that time. Holding
+// rather than refusing is what bounds a caller that keeps calling without
+// waiting out its RetryInfo: a refusal costs the server nearly what a cheap
+// call does, and its caller sends the next one at once, while a held call
+// costs a goroutine and keeps its caller waiting (as Kubernetes' API
+// Priority and Fairness queues a flow's requests rather than rejecting
+// them while its queue has room).
 //
 // The per-caller limit on concurrent calls (callerInflight) bounds how many
 // calls a caller has running, not what they cost: four callers sending
@@ -62,7 +104,10 @@ const (
 // alone, or on an idle daemon, may use it all.
 type callerCPU struct {
 	share float64
-	rate  float64 // ns of handler time a caller earns per ns: share of the CPU the process got
+	rate  float64 // ns of cost a caller earns per ns: its share of the CPU the process got
+	// overhead is what a call costs outside the handlers, estimated every
+	// window (measure).
+	overhead time.Duration
 	// procCPU reads the CPU time the process has used (selfCPUTime).
 	procCPU func() time.Duration
 	// queued, when set, reports whether decisions waited longer than the
@@ -82,13 +127,16 @@ type callerCPU struct {
 	// for their callers' CPU while the CPU was contended (noteConn).
 	conns map[string]*connRefusals
 
-	used atomic.Int64 // handler ns charged since windowAt
+	used  atomic.Int64 // handler ns charged since windowAt
+	calls atomic.Int64 // calls charged since windowAt
 }
 
 type cpuBucket struct {
 	tokens time.Duration
-	at     time.Time // tokens as of at
-	seen   time.Time // last decision
+	at     time.Time     // tokens as of at
+	seen   time.Time     // last call
+	cost   time.Duration // what a call of the caller costs lately (moving average); 0: none measured
+	held   int           // calls held for the bucket to refill
 }
 
 func newCallerCPU(share float64) *callerCPU {
@@ -96,10 +144,14 @@ func newCallerCPU(share float64) *callerCPU {
 		buckets: map[inflightKey]*cpuBucket{}, conns: map[string]*connRefusals{}}
 }
 
-// admit reports whether k may start a decision at now, and when not, how
-// long it should wait. queued says that decisions wait for the CPU now
-// (admissionGate.contended), which is contention too.
-func (c *callerCPU) admit(k inflightKey, now time.Time, queued bool) (bool, time.Duration) {
+// admit returns what to do with a call of k at now (cpuAdmit, cpuHold or
+// cpuRefuse) and, when not cpuAdmit, how long the caller's bucket needs to
+// refill: the hold, or the RetryInfo delay. A held call's expected cost is
+// reserved in the bucket and returned (prepaid), to be given to charge,
+// and its end of hold reported with unhold. queued says that decisions
+// wait for the CPU now (admissionGate.contended), which is contention too.
+// A hold must end before deadline (zero: none).
+func (c *callerCPU) admit(k inflightKey, now, deadline time.Time, queued bool) (verdict int, wait, prepaid time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el := now.Sub(c.windowAt); el >= callerCPUWindow || el < 0 {
@@ -107,15 +159,39 @@ func (c *callerCPU) admit(k inflightKey, now time.Time, queued bool) (bool, time
 	}
 	b := c.buckets[k]
 	if b == nil {
+		if len(c.buckets) >= maxCallerBuckets {
+			return cpuAdmit, 0, 0
+		}
 		b = &cpuBucket{tokens: callerCPUBurst, at: now}
 		c.buckets[k] = b
 	}
 	c.refill(b, now)
 	b.seen = now
 	if b.tokens >= 0 || !(c.contended || queued) || c.active < 2 {
-		return true, 0
+		return cpuAdmit, 0, 0
 	}
-	return false, time.Duration(float64(-b.tokens) / c.rate)
+	wait = time.Duration(float64(-b.tokens) / c.rate)
+	if b.held >= callerCPUMaxHeld || wait > callerCPUMaxHold || !deadline.IsZero() && now.Add(wait).After(deadline) {
+		return cpuRefuse, wait, 0
+	}
+	prepaid = b.cost
+	if prepaid == 0 {
+		prepaid = callerCPUCostDefault
+	}
+	b.held++
+	b.tokens -= prepaid
+	return cpuHold, wait, prepaid
+}
+
+// unhold ends the hold of one of k's calls (admit returned cpuHold),
+// giving back refund of what it reserved when the call does not run.
+func (c *callerCPU) unhold(k inflightKey, refund time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b := c.buckets[k]; b != nil && b.held > 0 {
+		b.held--
+		b.tokens += refund
+	}
 }
 
 func (c *callerCPU) refill(b *cpuBucket, now time.Time) {
@@ -134,17 +210,21 @@ func (c *callerCPU) measure(now time.Time, el time.Duration) {
 	c.lastProc = proc
 	capacity := float64(el) * float64(runtime.GOMAXPROCS(0))
 	// The CPU is contended when the process was busy (it got at least a
-	// fifth of its cores, or a machine shared with other work gave it
-	// less than it wanted) and decisions took at least half of what it
-	// got. Shares are of what it got: on a machine whose other work
-	// leaves the daemon a third of a core, a caller's quarter is a quarter
-	// of that third.
-	c.contended = el > 0 && el < 2*callerCPUWindow && float64(got) >= 0.2*capacity &&
-		float64(used) >= callerCPUContended*float64(got) || c.queued != nil && c.queued(now)
-	if el > 0 && el < 2*callerCPUWindow && got > 0 {
-		c.rate = c.share * max(float64(got)/float64(el), 0.1)
+	// fifth of its cores) and calls took at least half of what it got, or
+	// decisions waited longer than the queue target (queued). Shares are
+	// of what it got: on a machine whose other work leaves the daemon a
+	// third of a core, a caller's tenth is a tenth of that third.
+	calls := c.calls.Swap(0)
+	// What the calls cost outside their handlers: the CPU the process got
+	// that no handler was charged for, per call (a moving average, so that
+	// a window with a garbage collection does not swing it).
+	if el > 0 && el < 2*callerCPUWindow && calls > 0 {
+		per := time.Duration(max(int64(got)-used, 0) / calls)
+		c.overhead += (min(per, callerCPUMaxOverhead) - c.overhead) / 4
 	}
-	c.busy.Store(c.contended)
+	charged := float64(used) + float64(calls)*float64(c.overhead)
+	c.contended = el > 0 && el < 2*callerCPUWindow && float64(got) >= 0.2*capacity &&
+		charged >= callerCPUContended*float64(got) || c.queued != nil && c.queued(now)
 	c.active = 0
 	for k, b := range c.buckets {
 		switch idle := now.Sub(b.seen); {
@@ -152,15 +232,23 @@ func (c *callerCPU) measure(now time.Time, el time.Duration) {
 			if k.kind != keyConn {
 				c.active++
 			}
-		case idle > callerCPUIdle:
+		case idle > callerCPUIdle && b.held == 0:
 			delete(c.buckets, k)
 		}
 	}
+	if el > 0 && el < 2*callerCPUWindow && got > 0 {
+		share := c.share
+		if c.active > 0 {
+			share = max(share, 1/float64(c.active))
+		}
+		c.rate = share * max(float64(got)/float64(el), 0.1)
+	}
+	c.busy.Store(c.contended)
 	for id, r := range c.conns {
 		// Each window halves the record, so that a connection's past
 		// fades within a second; without contention it is dropped.
-		r.refused, r.admitted = r.refused/2, r.admitted/2
-		if !c.contended || r.refused+r.admitted < 1 {
+		r.refused, r.held, r.admitted = r.refused/2, r.held/2, r.admitted/2
+		if !c.contended || r.refused+r.held+r.admitted < 1 {
 			delete(c.conns, id)
 		}
 	}
@@ -168,11 +256,11 @@ func (c *callerCPU) measure(now time.Time, el time.Duration) {
 }
 
 // connRefusals is a connection's recent decisions: how many its callers'
-// CPU shares refused and admitted (decayed), and the last retry told.
+// CPU shares refused, held and admitted (decayed), and the last retry told.
 type connRefusals struct {
-	refused, admitted float64
-	retry             time.Duration
-	acc               float64
+	refused, held, admitted float64
+	retry                   time.Duration
+	acc                     float64
 }
 
 // maxConnRefusal bounds the share of a connection's decisions the tap
@@ -180,9 +268,9 @@ type connRefusals struct {
 // whose share has refilled is served again.
 const maxConnRefusal = 0.9
 
-// noteConn records that a decision on connection id was refused (or
-// admitted) for its caller's CPU share.
-func (c *callerCPU) noteConn(id string, refused bool, retry time.Duration) {
+// noteConn records what a decision on connection id got from its caller's
+// CPU share (admit's verdict; wait, the retry told a refused one).
+func (c *callerCPU) noteConn(id string, verdict int, wait time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.conns[id]
@@ -193,10 +281,13 @@ func (c *callerCPU) noteConn(id string, refused bool, retry time.Duration) {
 		r = &connRefusals{}
 		c.conns[id] = r
 	}
-	if refused {
+	switch verdict {
+	case cpuRefuse:
 		r.refused++
-		r.retry = retry
-	} else {
+		r.retry = wait
+	case cpuHold:
+		r.held++
+	default:
 		r.admitted++
 	}
 }
@@ -222,7 +313,7 @@ func (c *callerCPU) refuseConn(id string) (bool, time.Duration) {
 	}
 	// Refuse whenever the refused shares add up to a whole decision:
 	// deterministic, evenly spread.
-	r.acc += min(r.refused/(r.refused+r.admitted), maxConnRefusal)
+	r.acc += min(r.refused/(r.refused+r.held+r.admitted), maxConnRefusal)
 	if r.acc >= 1 {
 		r.acc--
 		return true, r.retry
@@ -231,34 +322,43 @@ func (c *callerCPU) refuseConn(id string) (bool, time.Duration) {
 }
 
 // connOverShare reports whether decisions on connection id were refused
-// for their callers' CPU share lately (noteConn).
+// or held for their callers' CPU share lately (noteConn).
 func (c *callerCPU) connOverShare(id string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.conns[id]
-	return r != nil && r.refused >= 1
+	return r != nil && r.refused+r.held >= 1
 }
 
 // contendedNow reports whether the CPU was contended in the last window.
 func (c *callerCPU) contendedNow() bool { return c.busy.Load() }
 
-// charge adds a decision's cost to k's bucket; a connection's (keyConn)
-// is the same cost again, not counted twice in the CPU's use.
-func (c *callerCPU) charge(k inflightKey, d time.Duration) {
-	if d <= 0 {
-		return
-	}
+// charge adds a call's cost d (its handler's, and its decoding's) to k's
+// bucket, with what a call costs outside the handlers; prepaid is what admit
+// reserved for it (a held call), which is given back. A connection's
+// (keyConn) is the same cost again, not counted twice in the CPU's use.
+func (c *callerCPU) charge(k inflightKey, d, prepaid time.Duration) {
+	d = max(d, 0)
 	if k.kind != keyConn {
 		c.used.Add(int64(d))
+		c.calls.Add(1)
 	}
 	c.mu.Lock()
 	if b := c.buckets[k]; b != nil {
+		d += c.overhead
+		if b.cost == 0 {
+			b.cost = d
+		} else {
+			b.cost += (d - b.cost) / 8
+		}
 		// A caller runs into debt only while the CPU is contended, and
-		// by at most a burst: time used while nobody waited, or one
-		// long call, is not held against it for long.
+		// by at most a burst beyond what its held calls reserved: time
+		// used while nobody waited, or one long call, is not held
+		// against it for long.
+		b.tokens += prepaid
 		floor := time.Duration(0)
 		if c.contended {
-			floor = -callerCPUBurst
+			floor = -callerCPUBurst - time.Duration(b.held)*b.cost
 		}
 		b.tokens = max(b.tokens-d, min(b.tokens, floor))
 	}

@@ -17,92 +17,145 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// TestCallerCPU_Share drives callerCPU with a clock of its own: in each
-// millisecond, on each core, a heavy caller tries a decision of heavyCost
-// and two light ones one of lightCost each. While the CPU is contended, the heavy
-// one is refused once its bucket is empty, with a retry of the time its
-// bucket needs, and over a second gets about its share; the light one
-// everything it asks for. Alone, or while the decisions use less than half
-// the CPU and do not wait longer than the queue target, nobody is refused;
-// when they wait longer, the CPU is contended whatever share decisions use.
+// TestCallerCPU_Share drives callerCPU with a clock of its own for a
+// second: a heavy caller with one closed-loop client per core that wants
+// the whole CPU, next to light callers that each decide at a steady pace.
+// The process uses what the calls use. While the CPU is contended the
+// heavy caller is held (not refused) once its bucket is empty, each hold
+// within callerCPUMaxHold, and gets about its share: the configured one
+// among many callers, an equal one among few; the light callers are never
+// held. Alone, or on a CPU the calls keep less than a fifth busy, nobody
+// is held; when decisions wait longer than the queue target, the CPU is
+// contended however little of it the calls use.
 func TestCallerCPU_Share(t *testing.T) {
 	t.Parallel()
 	cores := runtime.GOMAXPROCS(0)
-	heavy := inflightKey{keyAccount, "heavy"}
-	lights := []inflightKey{{keyAccount, "light-1"}, {keyAccount, "light-2"}}
 	type outcome struct {
-		heavyServed, heavyRefused, lightRefused int
-		maxRetry                                time.Duration
+		heavyCPU             time.Duration // what the heavy caller's calls that ran cost
+		heavyHeld, lightHeld int
+		refused              int
+		maxHold              time.Duration
 	}
-	run := func(share float64, heavyCost, lightCost time.Duration, queued bool) (o outcome) {
+	// run plays a second of calls in steps of 50µs: share is the
+	// configured share, heavyCost what one of the heavy caller's calls
+	// costs and heavyGap how long each of its clients waits between
+	// calls, lights how many light callers there are, each making a call
+	// of lightCost every millisecond on every core.
+	run := func(share float64, heavyCost, heavyGap time.Duration, lights int, lightCost time.Duration, queued bool) (o outcome) {
 		c := newCallerCPU(share)
 		c.queued = func(time.Time) bool { return queued }
-		now := time.Unix(1000, 0)
-		// The process has the cores to itself and uses them all: for
-		// decisions, or for other work when they do not.
-		c.procCPU = func() time.Duration { return now.Sub(time.Unix(1000, 0)) * time.Duration(cores) }
-		for end := now.Add(time.Second); now.Before(end); now = now.Add(time.Millisecond) {
-			for range cores {
-				if ok, retry := c.admit(heavy, now, queued); ok {
-					c.charge(heavy, heavyCost)
-					o.heavyServed++
-				} else {
-					o.heavyRefused++
-					o.maxRetry = max(o.maxRetry, retry)
+		start := time.Unix(1000, 0)
+		now := start
+		var used time.Duration // the process's CPU: what the calls used, plus 2µs each outside the handlers
+		c.procCPU = func() time.Duration { return used }
+		heavy := inflightKey{keyAccount, "heavy"}
+		type slot struct {
+			free    time.Time     // when its client sends its next call
+			due     time.Time     // a held call's end of hold
+			prepaid time.Duration // and its reservation
+		}
+		slots := make([]slot, cores)
+		for i := range slots {
+			slots[i].free = start
+		}
+		const step = 50 * time.Microsecond
+		for end := start.Add(time.Second); now.Before(end); now = now.Add(step) {
+			for i := range slots {
+				s := &slots[i]
+				if !s.due.IsZero() && !now.Before(s.due) {
+					c.unhold(heavy, 0)
+					c.charge(heavy, heavyCost, s.prepaid)
+					used += heavyCost + 2*time.Microsecond
+					o.heavyCPU += heavyCost
+					s.due, s.free = time.Time{}, now.Add(heavyCost+heavyGap)
 				}
-				for _, light := range lights {
-					if lightCost == 0 {
-						break
+				if !s.due.IsZero() || now.Before(s.free) {
+					continue
+				}
+				switch v, wait, prepaid := c.admit(heavy, now, time.Time{}, queued); v {
+				case cpuAdmit:
+					c.charge(heavy, heavyCost, 0)
+					used += heavyCost + 2*time.Microsecond
+					o.heavyCPU += heavyCost
+					s.free = now.Add(heavyCost + heavyGap)
+				case cpuHold:
+					o.heavyHeld++
+					o.maxHold = max(o.maxHold, wait)
+					s.due, s.prepaid = now.Add(wait), prepaid
+				default:
+					o.refused++
+					s.free = now.Add(time.Millisecond)
+				}
+			}
+			if now.Sub(start)%time.Millisecond != 0 {
+				continue
+			}
+			for l := range lights {
+				k := inflightKey{keyAccount, fmt.Sprintf("light-%d", l)}
+				for range cores {
+					if v, _, _ := c.admit(k, now, time.Time{}, queued); v != cpuAdmit {
+						o.lightHeld++
+						continue
 					}
-					if ok, _ := c.admit(light, now, queued); ok {
-						c.charge(light, lightCost)
-					} else {
-						o.lightRefused++
-					}
+					c.charge(k, lightCost, 0)
+					used += lightCost + 2*time.Microsecond
 				}
 			}
 		}
 		return o
 	}
-	// Heavy 1ms, light 150µs a millisecond: the light callers use 30 % of
-	// the CPU, the heavy one would take the rest.
-	o := run(0.25, time.Millisecond, 150*time.Microsecond, false)
-	want := int((time.Duration(cores)*time.Second/4 + callerCPUBurst) / time.Millisecond)
-	t.Logf("contended: heavy served %d (want about %d), refused %d, longest retry %v; light refused %d", o.heavyServed, want, o.heavyRefused, o.maxRetry, o.lightRefused)
-	if o.heavyServed < want*8/10 || o.heavyServed > want*12/10 {
-		t.Errorf("heavy caller served %d decisions of 1ms in a second, want about %d", o.heavyServed, want)
+	second := time.Duration(cores) * time.Second
+	check := func(name string, o outcome, wantShare float64) {
+		t.Helper()
+		got := float64(o.heavyCPU) / float64(second)
+		t.Logf("%s: heavy caller used %.2f of the CPU (want about %.2f), held %d times (longest %v), refused %d; light callers held %d times",
+			name, got, wantShare, o.heavyHeld, o.maxHold, o.refused, o.lightHeld)
+		if got < wantShare*0.8 || got > wantShare*1.2+float64(callerCPUBurst)/float64(second) {
+			t.Errorf("%s: heavy caller used %.2f of the CPU, want about %.2f", name, got, wantShare)
+		}
+		if o.heavyHeld == 0 || o.maxHold > callerCPUMaxHold || o.refused > 0 {
+			t.Errorf("%s: heavy caller held %d times (longest %v), refused %d; want held, within %v, never refused", name, o.heavyHeld, o.maxHold, o.refused, callerCPUMaxHold)
+		}
+		if o.lightHeld > 0 {
+			t.Errorf("%s: light callers held or refused %d times", name, o.lightHeld)
+		}
 	}
-	if o.heavyRefused == 0 || o.maxRetry <= 0 || o.maxRetry > 4*callerCPUBurst/time.Duration(cores) {
-		t.Errorf("heavy caller refused %d times, longest retry %v; want refusals telling it to come back within %v", o.heavyRefused, o.maxRetry, 4*callerCPUBurst)
+	// Ten light callers of 30µs a millisecond (30 % of the CPU) and a
+	// heavy one of 1ms calls: among eleven callers the heavy one gets the
+	// configured share, a quarter.
+	check("share among many", run(0.25, time.Millisecond, 0, 10, 30*time.Microsecond, false), 0.25)
+	// One light caller: an equal share among two, half, is larger than
+	// the configured tenth.
+	check("equal share among few", run(0.1, time.Millisecond, 0, 1, 300*time.Microsecond, false), 0.5)
+	if o := run(0.1, time.Millisecond, 0, 0, 0, true); o.heavyHeld+o.refused > 0 {
+		t.Errorf("a caller alone was held %d times, refused %d", o.heavyHeld, o.refused)
 	}
-	if o.lightRefused > 0 {
-		t.Errorf("light caller refused %d times", o.lightRefused)
-	}
-	if o := run(0.25, time.Millisecond, 0, true); o.heavyRefused > 0 {
-		t.Errorf("a caller alone was refused %d times (served %d)", o.heavyRefused, o.heavyServed)
-	}
-	// Decisions of 100µs and 2 x 50µs a millisecond: 20 % of the CPU the
-	// process uses; not contended, whatever one caller's share of it.
-	if o := run(0.06, 100*time.Microsecond, 50*time.Microsecond, false); o.heavyRefused > 0 || o.lightRefused > 0 {
-		t.Errorf("uncontended CPU: heavy caller refused %d times, light %d", o.heavyRefused, o.lightRefused)
+	// A call of 100µs and twenty of 2µs a millisecond: less than a fifth
+	// of the CPU; not contended, whatever one caller's share of it.
+	if o := run(0.02, 100*time.Microsecond, 900*time.Microsecond, 20, 2*time.Microsecond, false); o.heavyHeld+o.refused+o.lightHeld > 0 {
+		t.Errorf("uncontended CPU: heavy caller held %d times, refused %d; light %d", o.heavyHeld, o.refused, o.lightHeld)
 	}
 	// The same while decisions wait longer than the queue target (the
 	// transport, the garbage collector or writes hold the CPU): contended;
-	// the heavy caller (10 %) is held to its share (6 %), the light ones
-	// (5 % each) never refused.
-	if o := run(0.06, 100*time.Microsecond, 50*time.Microsecond, true); o.heavyRefused == 0 || o.lightRefused > 0 {
-		t.Errorf("decisions queueing: heavy caller refused %d times, light %d; want the heavy one only", o.heavyRefused, o.lightRefused)
+	// the heavy caller (10 %) is held to an equal share among 21 callers
+	// (4.8 %, more than the configured 2 %), the light ones (0.2 % each)
+	// never.
+	o := run(0.02, 100*time.Microsecond, 900*time.Microsecond, 20, 2*time.Microsecond, true)
+	if o.heavyHeld == 0 || o.lightHeld > 0 {
+		t.Errorf("decisions queueing: heavy caller held %d times, light %d; want the heavy one only", o.heavyHeld, o.lightHeld)
 	}
 }
 
-// TestCallerCPU_ExpensiveCallerRefusedOverGRPC: on a real server, an
-// account whose decisions are costly (the largest element against rules
-// that read all of it) from four callers at once that ignore RetryInfo,
-// next to a light account deciding every few milliseconds on a connection
-// of its own, is refused RESOURCE_EXHAUSTED with ErrorInfo shed=caller_cpu
-// and a RetryInfo (by its bucket, or at the tap), counted in
-// gatehouse_shed_total{reason="caller_cpu"}; the light account never is.
-func TestCallerCPU_ExpensiveCallerRefusedOverGRPC(t *testing.T) {
+// TestCallerCPU_ExpensiveCallerHeldOverGRPC: on a real server, an account
+// whose decisions are costly (the largest element against rules that read
+// all of it), from more callers at once than callerCPUMaxHeld that ignore
+// RetryInfo, next to a light account deciding every few milliseconds on a
+// connection of its own, has its calls held for its share to refill
+// (gatehouse_caller_cpu_hold_seconds) and, past what may be held, refused
+// RESOURCE_EXHAUSTED with ErrorInfo shed=caller_cpu and a RetryInfo (by its
+// bucket, or at the tap), counted in gatehouse_shed_total{reason="caller_cpu"};
+// the light account is never held nor refused.
+func TestCallerCPU_ExpensiveCallerHeldOverGRPC(t *testing.T) {
 	t.Parallel()
 	if raceEnabled {
 		// The share judges CPU time: under the race detector gRPC's own
@@ -132,7 +185,7 @@ func TestCallerCPU_ExpensiveCallerRefusedOverGRPC(t *testing.T) {
 	var firstShed atomic.Pointer[status.Status]
 	var wg sync.WaitGroup
 	stop := time.Now().Add(1500 * time.Millisecond)
-	for range 4 {
+	for range callerCPUMaxHeld + 16 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -193,6 +246,9 @@ func TestCallerCPU_ExpensiveCallerRefusedOverGRPC(t *testing.T) {
 	if shed != shedCallerCPU || retry <= 0 {
 		t.Errorf("refusal %q: shed=%q, retry %v; want shed=%s and a RetryInfo", st.Message(), shed, retry, shedCallerCPU)
 	}
+	if held := holdCount(t, m); held == 0 {
+		t.Errorf("gatehouse_caller_cpu_hold_seconds counted no held call")
+	}
 	if got := shedCount(t, m, shedCallerCPU); got != float64(heavyShed.Load()) {
 		t.Errorf("gatehouse_shed_total{reason=%q} = %v, want %d", shedCallerCPU, got, heavyShed.Load())
 	}
@@ -220,6 +276,22 @@ func shedCount(t *testing.T, m *Metrics, reason string) float64 {
 	return 0
 }
 
+// holdCount returns the number of calls gatehouse_caller_cpu_hold_seconds
+// observed.
+func holdCount(t *testing.T, m *Metrics) uint64 {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "gatehouse_caller_cpu_hold_seconds" {
+			return mf.GetMetric()[0].GetHistogram().GetSampleCount()
+		}
+	}
+	return 0
+}
+
 // TestCallerCPU_ConnRefusals: the tap refuses a connection's decisions in
 // the share its callers' buckets refused lately, at most nine in ten, and
 // refuses nothing on a connection whose callers were not refused.
@@ -227,14 +299,20 @@ func TestCallerCPU_ConnRefusals(t *testing.T) {
 	t.Parallel()
 	c := newCallerCPU(0.25)
 	for i := range 1000 {
-		c.noteConn("hostile", true, 20*time.Millisecond)
-		c.noteConn("mixed", i%10 == 0, 20*time.Millisecond)
-		c.noteConn("good", false, 0)
+		c.noteConn("hostile", cpuRefuse, 20*time.Millisecond)
+		v := cpuAdmit
+		if i%10 == 0 {
+			v = cpuRefuse
+		}
+		c.noteConn("mixed", v, 20*time.Millisecond)
+		c.noteConn("held", cpuHold, 20*time.Millisecond)
+		c.noteConn("good", cpuAdmit, 0)
 	}
 	for _, tc := range []struct {
-		conn     string
-		min, max int
-	}{{"hostile", 890, 900}, {"mixed", 95, 105}, {"good", 0, 0}, {"unknown", 0, 0}} {
+		conn      string
+		min, max  int
+		overShare bool
+	}{{"hostile", 890, 900, true}, {"mixed", 95, 105, true}, {"held", 0, 0, true}, {"good", 0, 0, false}, {"unknown", 0, 0, false}} {
 		refused := 0
 		for range 1000 {
 			if ok, retry := c.refuseConn(tc.conn); ok {
@@ -246,6 +324,9 @@ func TestCallerCPU_ConnRefusals(t *testing.T) {
 		}
 		if refused < tc.min || refused > tc.max {
 			t.Errorf("%s: tap refused %d of 1000, want %d–%d", tc.conn, refused, tc.min, tc.max)
+		}
+		if got := c.connOverShare(tc.conn); got != tc.overShare {
+			t.Errorf("%s: over its share %t, want %t", tc.conn, got, tc.overShare)
 		}
 	}
 }

@@ -10,6 +10,8 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
 	"github.com/gatehouse-dev/gatehouse/internal/errs"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // inflightKey names the caller whose share of the unary pool a call takes.
@@ -40,8 +42,9 @@ func (k inflightKey) String() string {
 // to one, the credential of one scoped to all accounts. Without a
 // credential (--auth none) it is the account the request names, in its
 // account_id field or through the session it names (sessionAccount, one
-// lookup in the call's snapshot; for a batch, its first check's); a
-// request that names neither has no caller. It allocates nothing.
+// lookup in the call's snapshot; for a batch, its first check's), or in the
+// account_id of the resource it carries (nestedAccountID: admin writes); a
+// request that names none has no caller. Decisions allocate nothing.
 func inflightKeyOf(ctx context.Context, req any, sessionAccount func(context.Context, string) string) inflightKey {
 	if c, ok := auth.FromContext(ctx); ok {
 		switch {
@@ -68,8 +71,34 @@ func inflightKeyOf(ctx context.Context, req any, sessionAccount func(context.Con
 				return inflightKey{keyAccount, id}
 			}
 		}
+		return inflightKey{}
+	}
+	if m, ok := req.(proto.Message); ok {
+		if id := nestedAccountID(m.ProtoReflect()); id != "" {
+			return inflightKey{keyAccount, id}
+		}
 	}
 	return inflightKey{}
+}
+
+// nestedAccountID returns the account_id of the first message-typed field
+// of m that has one (UpdateLiveGuideSettingsRequest.settings.account_id and
+// its like: the admin writes that carry a whole resource), or "".
+func nestedAccountID(m protoreflect.Message) string {
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Kind() != protoreflect.MessageKind || fd.IsList() || fd.IsMap() || !m.Has(fd) {
+			continue
+		}
+		sub := m.Get(fd).Message()
+		if af := sub.Descriptor().Fields().ByName("account_id"); af != nil && af.Kind() == protoreflect.StringKind && !af.IsList() {
+			if id := sub.Get(af).String(); id != "" {
+				return id
+			}
+		}
+	}
+	return ""
 }
 
 // inflightSlots is the size of callerInflight's table of counters.

@@ -13,6 +13,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 // holdCalls starts n calls that block until ctx ends (each retries when it
@@ -255,4 +257,64 @@ func BenchmarkLimiter(b *testing.B) {
 			})
 		})
 	}
+}
+
+// TestInflightKeyOf_EveryRequestNamingAnAccount walks every RPC of the
+// services: a request whose account_id (its own, or that of the resource it
+// carries, such as UpdateLiveGuideSettingsRequest.settings) names an
+// account is that account's call without a credential, so that its cost
+// counts in the account's shares (callerInflight, callerCPU).
+func TestInflightKeyOf_EveryRequestNamingAnAccount(t *testing.T) {
+	t.Parallel()
+	local := auth.NewContext(context.Background(), auth.Local)
+	checked := 0
+	for _, svc := range []string{gatehousev1.AdminService_ServiceDesc.ServiceName, gatehousev1.DecisionService_ServiceDesc.ServiceName,
+		gatehousev1.SessionService_ServiceDesc.ServiceName} {
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		methods := d.(protoreflect.ServiceDescriptor).Methods()
+		for i := range methods.Len() {
+			in := methods.Get(i).Input()
+			mt, err := protoregistry.GlobalTypes.FindMessageByName(in.FullName())
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := mt.New()
+			if !setAccountID(m, "acme") {
+				continue
+			}
+			checked++
+			if k := inflightKeyOf(local, m.Interface(), nil); k != (inflightKey{keyAccount, "acme"}) {
+				t.Errorf("%s: key %v, want account \"acme\"", in.FullName(), k)
+			}
+		}
+	}
+	if checked < 20 {
+		t.Errorf("only %d requests name an account; the walk no longer finds them", checked)
+	}
+}
+
+// setAccountID sets m's account_id, or that of its first message field that
+// has one, to id; false when m has neither.
+func setAccountID(m protoreflect.Message, id string) bool {
+	fields := m.Descriptor().Fields()
+	if fd := fields.ByName("account_id"); fd != nil && fd.Kind() == protoreflect.StringKind {
+		m.Set(fd, protoreflect.ValueOfString(id))
+		return true
+	}
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if fd.Kind() != protoreflect.MessageKind || fd.IsList() || fd.IsMap() {
+			continue
+		}
+		sub := m.Mutable(fd).Message()
+		if af := sub.Descriptor().Fields().ByName("account_id"); af != nil && af.Kind() == protoreflect.StringKind {
+			sub.Set(af, protoreflect.ValueOfString(id))
+			return true
+		}
+		m.Clear(fd)
+	}
+	return false
 }

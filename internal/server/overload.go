@@ -79,11 +79,13 @@ type Limits struct {
 	// DefaultGateMinInflight; negative: none, the gate's limit alone).
 	GateMinInflight int
 	// CallerCPUShare is the share of the CPU (of GOMAXPROCS cores) one
-	// caller's decisions may use while the CPU is contended and other
-	// callers are active (default DefaultCallerCPUShare, a quarter); a
-	// decision of a caller past it is refused with RESOURCE_EXHAUSTED
-	// (ErrorInfo metadata shed=caller_cpu, scope=caller; RetryInfo: when
-	// its share has refilled). See callerCPU. Negative turns it off.
+	// caller's unary calls may use while the CPU is contended and other
+	// callers are active (default DefaultCallerCPUShare, a tenth), or an
+	// equal share among the active callers when that is larger; a call of
+	// a caller past it is held until the share has refilled (up to
+	// callerCPUMaxHold), or refused with RESOURCE_EXHAUSTED (ErrorInfo
+	// metadata shed=caller_cpu, scope=caller; RetryInfo: when its share
+	// has refilled). See callerCPU. Negative turns it off.
 	CallerCPUShare float64
 	// DecisionTimeout is the deadline given to a DecisionService call whose
 	// caller set none (default 1s), so that a decision waiting for a
@@ -215,7 +217,7 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	decision := strings.HasPrefix(info.FullMethod, decisionPrefix)
 	a, _ := ctx.Value(arrivalKey{}).(*arrival)
 	var now time.Time
-	if l.queue != nil || (decision && l.cpu != nil) {
+	if l.queue != nil || l.cpu != nil {
 		now = time.Now()
 	}
 	if a != nil && a.done != nil {
@@ -242,30 +244,48 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 		}
 	}
 	var k inflightKey
-	if l.perCaller != nil || (decision && l.cpu != nil) {
+	if l.perCaller != nil || l.cpu != nil {
 		k = inflightKeyOf(ctx, req, l.sessionAccount)
 	}
-	if decision && l.cpu != nil && k.kind != 0 {
+	if l.cpu != nil && k.kind != 0 {
 		// Decisions that wait longer than the queue target are
-		// contention too, whatever share of the CPU decisions used —
-		// but only while other decisions are in flight: a lone caller
-		// whose calls wait for a CPU that other processes hold takes
-		// nobody's share.
+		// contention too, whatever share of the CPU calls used — but
+		// only while other calls are in flight: a lone caller whose
+		// calls wait for a CPU that other processes hold takes nobody's
+		// share.
 		queued := l.gate != nil && l.gate.contended(now) && len(l.unary) > 0
-		ok, retry := l.cpu.admit(k, now, queued)
-		if l.cpu.contendedNow() {
-			// The connection's record of refusals lets the tap refuse
-			// most decisions of a connection that carries only callers
-			// over their share before their requests are read.
+		deadline, _ := ctx.Deadline()
+		verdict, wait, prepaid := l.cpu.admit(k, now, deadline, queued)
+		if decision && l.cpu.contendedNow() {
+			// The connection's record lets the tap refuse most decisions
+			// of a connection that carries only callers refused for
+			// their share before their requests are read, and the gate
+			// let its decisions in after others'.
 			if ck := connKey(ctx); ck.kind != 0 {
-				l.cpu.noteConn(ck.id, !ok, retry)
+				l.cpu.noteConn(ck.id, verdict, wait)
 			}
 		}
-		if !ok {
+		switch verdict {
+		case cpuRefuse:
 			l.metrics.countShed(shedCallerCPU)
-			return nil, callerCPUOverloaded(k, l.cpuShare, jitter(retry))
+			return nil, callerCPUOverloaded(k, l.cpuShare, jitter(wait))
+		case cpuHold:
+			// A held call takes no CPU: it leaves the admission gate
+			// while it waits (its cost unmeasured).
+			if a != nil && a.done != nil {
+				a.done(0)
+			}
+			err := sleepCtx(ctx, wait)
+			held := time.Since(now)
+			if err != nil {
+				l.cpu.unhold(k, prepaid)
+				return nil, err // the caller's deadline or cancellation (status.go maps it)
+			}
+			l.cpu.unhold(k, 0)
+			l.metrics.observeHold(held)
+			now = time.Now()
 		}
-		defer func() { l.cpu.charge(k, time.Since(now)-revisionWait(ctx)+decodeCost(ctx)) }()
+		defer func() { l.cpu.charge(k, time.Since(now)-revisionWait(ctx)+decodeCost(ctx), prepaid) }()
 	}
 	select {
 	case l.unary <- struct{}{}:
@@ -286,6 +306,18 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	// DecisionTimeout is applied by snapshotAt, where a decision waits,
 	// not here: a timer and a context per call cost more than the decision.
 	return handler(ctx, req)
+}
+
+// sleepCtx waits d, or until ctx ends (its error).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // overloaded is the status of a shed call.

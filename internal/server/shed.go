@@ -231,6 +231,7 @@ type shedMetrics struct {
 	shed       map[string]prometheus.Counter
 	queueDelay prometheus.Histogram
 	limit      prometheus.Gauge
+	held       prometheus.Histogram
 }
 
 // newShedMetrics registers the shedding metrics with m's registry (or
@@ -242,7 +243,7 @@ func newShedMetrics(m *Metrics) *shedMetrics {
 	}
 	shed := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_shed_total",
-		Help: "Unary calls refused with RESOURCE_EXHAUSTED to shed load, by reason: inflight (--max-inflight calls were running), inflight_caller (the caller had --max-inflight-per-caller calls running) queue_delay (refused on arrival by the admission gate, or the call waited for the CPU longer than --shed-queue-target while a queue stood) or caller_cpu (the caller's decisions used more than --caller-cpu-share of the CPU while it was contended).",
+		Help: "Unary calls refused with RESOURCE_EXHAUSTED to shed load, by reason: inflight (--max-inflight calls were running), inflight_caller (the caller had --max-inflight-per-caller calls running) queue_delay (refused on arrival by the admission gate, or the call waited for the CPU longer than --shed-queue-target while a queue stood) or caller_cpu (the caller's calls used more than its share of the CPU, --caller-cpu-share or an equal share among the active callers, while it was contended, and could not be held until the share refilled).",
 	}, []string{"reason"})
 	delay := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "gatehouse_queue_delay_seconds",
@@ -253,14 +254,21 @@ func newShedMetrics(m *Metrics) *shedMetrics {
 		Name: "gatehouse_admission_limit",
 		Help: "Decisions the admission gate lets be in flight at once (arrived and not finished), adapted to what the CPU serves within --shed-queue-target; past it a decision is refused on arrival (gatehouse_shed_total{reason=\"queue_delay\"}).",
 	})
+	held := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "gatehouse_caller_cpu_hold_seconds",
+		Help:    "How long unary calls of callers past their share of the CPU (--caller-cpu-share) were held for their share to refill before they ran, while the CPU was contended; calls that could not be held are refused (gatehouse_shed_total{reason=\"caller_cpu\"}).",
+		Buckets: []float64{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2},
+	})
 	shed = register(m.Registry, shed)
 	delay = register(m.Registry, delay)
 	limit = register(m.Registry, limit)
+	held = register(m.Registry, held)
 	return &shedMetrics{
 		shed: map[string]prometheus.Counter{shedInflight: shed.WithLabelValues(shedInflight), shedQueueDelay: shed.WithLabelValues(shedQueueDelay),
 			shedInflightCaller: shed.WithLabelValues(shedInflightCaller), shedCallerCPU: shed.WithLabelValues(shedCallerCPU)},
 		queueDelay: delay,
 		limit:      limit,
+		held:       held,
 	}
 }
 
@@ -289,6 +297,12 @@ func register[C prometheus.Collector](reg *prometheus.Registry, c C) C {
 func (m *shedMetrics) countShed(reason string) {
 	if m != nil {
 		m.shed[reason].Inc()
+	}
+}
+
+func (m *shedMetrics) observeHold(d time.Duration) {
+	if m != nil {
+		m.held.Observe(d.Seconds())
 	}
 }
 
