@@ -39,6 +39,10 @@ const (
 	// callers must have used in the last window for the CPU to count as
 	// contended.
 	callerCPUContended = 0.5
+	// callerCPUBusy is the share of its cores the process must have got
+	// in the last window for the CPU to count as contended (with
+	// callerCPUContended).
+	callerCPUBusy = 0.75
 	// callerCPUMaxHold is the longest a call of a caller past its share
 	// is held for its bucket to refill before it runs, and
 	// callerCPUMaxHeld how many of one caller's calls may be held at
@@ -209,9 +213,11 @@ func (c *callerCPU) measure(now time.Time, el time.Duration) {
 	got := proc - c.lastProc // the CPU the process got in the window
 	c.lastProc = proc
 	capacity := float64(el) * float64(runtime.GOMAXPROCS(0))
-	// The CPU is contended when the process was busy (it got at least a
-	// fifth of its cores) and calls took at least half of what it got, or
-	// decisions waited longer than the queue target (queued). Shares are
+	// The CPU is contended when the process was busy (it got at least
+	// three quarters of its cores) and calls took at least half of what it
+	// got, or decisions waited longer than the queue target (queued): a
+	// caller is held to its share only while others would use the CPU it
+	// takes, not on a daemon with cores to spare. Shares are
 	// of what it got: on a machine whose other work leaves the daemon a
 	// third of a core, a caller's tenth is a tenth of that third.
 	calls := c.calls.Swap(0)
@@ -223,7 +229,7 @@ func (c *callerCPU) measure(now time.Time, el time.Duration) {
 		c.overhead += (min(per, callerCPUMaxOverhead) - c.overhead) / 4
 	}
 	charged := float64(used) + float64(calls)*float64(c.overhead)
-	c.contended = el > 0 && el < 2*callerCPUWindow && float64(got) >= 0.2*capacity &&
+	c.contended = el > 0 && el < 2*callerCPUWindow && float64(got) >= callerCPUBusy*capacity &&
 		charged >= callerCPUContended*float64(got) || c.queued != nil && c.queued(now)
 	c.active = 0
 	for k, b := range c.buckets {

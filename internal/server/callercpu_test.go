@@ -24,7 +24,7 @@ import (
 // heavy caller is held (not refused) once its bucket is empty, each hold
 // within callerCPUMaxHold, and gets about its share: the configured one
 // among many callers, an equal one among few; the light callers are never
-// held. Alone, or on a CPU the calls keep less than a fifth busy, nobody
+// held. Without a queue it may use what the light callers leave. Alone, or on a CPU the calls keep less than three quarters busy, nobody
 // is held; when decisions wait longer than the queue target, the CPU is
 // contended however little of it the calls use.
 func TestCallerCPU_Share(t *testing.T) {
@@ -46,8 +46,16 @@ func TestCallerCPU_Share(t *testing.T) {
 		c.queued = func(time.Time) bool { return queued }
 		start := time.Unix(1000, 0)
 		now := start
-		var used time.Duration // the process's CPU: what the calls used, plus 2µs each outside the handlers
-		c.procCPU = func() time.Duration { return used }
+		// The process's CPU: what the calls used, plus 2µs each outside
+		// the handlers; while decisions queue, all its cores (work no
+		// call is charged with fills what the calls leave).
+		var used time.Duration
+		c.procCPU = func() time.Duration {
+			if queued {
+				return now.Sub(start) * time.Duration(cores)
+			}
+			return used
+		}
 		heavy := inflightKey{keyAccount, "heavy"}
 		type slot struct {
 			free    time.Time     // when its client sends its next call
@@ -121,17 +129,31 @@ func TestCallerCPU_Share(t *testing.T) {
 		}
 	}
 	// Ten light callers of 30µs a millisecond (30 % of the CPU) and a
-	// heavy one of 1ms calls: among eleven callers the heavy one gets the
-	// configured share, a quarter.
-	check("share among many", run(0.25, time.Millisecond, 0, 10, 30*time.Microsecond, false), 0.25)
+	// heavy one of 1ms calls, while decisions wait longer than the queue
+	// target: among eleven callers the heavy one gets the configured
+	// share, a quarter.
+	check("share among many", run(0.25, time.Millisecond, 0, 10, 30*time.Microsecond, true), 0.25)
 	// One light caller: an equal share among two, half, is larger than
 	// the configured tenth.
-	check("equal share among few", run(0.1, time.Millisecond, 0, 1, 300*time.Microsecond, false), 0.5)
+	check("equal share among few", run(0.1, time.Millisecond, 0, 1, 300*time.Microsecond, true), 0.5)
+	// Without a queue the heavy caller is held only while the CPU is
+	// three quarters busy: it gets more than its share, up to what the
+	// light callers leave, and they are never held.
+	if o := run(0.25, time.Millisecond, 0, 10, 30*time.Microsecond, false); o.lightHeld > 0 ||
+		float64(o.heavyCPU) < 0.25*float64(second) || float64(o.heavyCPU) > 0.7*float64(second)+float64(callerCPUBurst) {
+		t.Errorf("busy CPU without a queue: heavy caller used %v of %v, light callers held %d times; want between its share and what they leave, and none",
+			o.heavyCPU, second, o.lightHeld)
+	}
 	if o := run(0.1, time.Millisecond, 0, 0, 0, true); o.heavyHeld+o.refused > 0 {
 		t.Errorf("a caller alone was held %d times, refused %d", o.heavyHeld, o.refused)
 	}
 	// A call of 100µs and twenty of 2µs a millisecond: less than a fifth
 	// of the CPU; not contended, whatever one caller's share of it.
+	// Nor are calls that leave a third of it idle: the heavy caller of
+	// 300µs with a 700µs gap and ten light callers of 20µs.
+	if o := run(0.02, 300*time.Microsecond, 700*time.Microsecond, 10, 20*time.Microsecond, false); o.heavyHeld+o.refused+o.lightHeld > 0 {
+		t.Errorf("a CPU two thirds busy: heavy caller held %d times, refused %d; light %d", o.heavyHeld, o.refused, o.lightHeld)
+	}
 	if o := run(0.02, 100*time.Microsecond, 900*time.Microsecond, 20, 2*time.Microsecond, false); o.heavyHeld+o.refused+o.lightHeld > 0 {
 		t.Errorf("uncontended CPU: heavy caller held %d times, refused %d; light %d", o.heavyHeld, o.refused, o.lightHeld)
 	}
