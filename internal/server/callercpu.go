@@ -49,6 +49,9 @@ const (
 	// once; past either the call is refused with RetryInfo.
 	callerCPUMaxHold = 200 * time.Millisecond
 	callerCPUMaxHeld = 32
+	// callerCPUMaxHeldTotal bounds the calls held at once, all callers
+	// together.
+	callerCPUMaxHeldTotal = 1024
 	// callerCPUMaxOverhead bounds what a call is charged for the work
 	// outside the handlers: the process's other work (streams, the
 	// replica's rebuilds, the sweeper) is not the calls'.
@@ -89,8 +92,10 @@ const (
 // target) and another caller is active, a call of a caller whose bucket is
 // empty is held until the bucket has refilled (its expected cost reserved,
 // so that a caller's held calls are let go one by one at its share's pace)
-// if that is within callerCPUMaxHold, the call's deadline allows it and
-// fewer than callerCPUMaxHeld of the caller's calls are held; otherwise it
+// if that is within callerCPUMaxHold (a session or admin call: for at
+// most that long, then it runs), the call's deadline allows it and
+// fewer than callerCPUMaxHeld of the caller's calls (and
+// callerCPUMaxHeldTotal of all) are held; otherwise it
 // is refused RESOURCE_EXHAUSTED with a RetryInfo of that time. Holding
 // rather than refusing is what bounds a caller that keeps calling without
 // waiting out its RetryInfo: a refusal costs the server nearly what a cheap
@@ -122,6 +127,7 @@ type callerCPU struct {
 
 	mu        sync.Mutex
 	buckets   map[inflightKey]*cpuBucket
+	held      int // calls held, all callers together
 	windowAt  time.Time
 	contended bool
 	active    int
@@ -150,12 +156,15 @@ func newCallerCPU(share float64) *callerCPU {
 
 // admit returns what to do with a call of k at now (cpuAdmit, cpuHold or
 // cpuRefuse) and, when not cpuAdmit, how long the caller's bucket needs to
-// refill: the hold, or the RetryInfo delay. A held call's expected cost is
+// refill: the hold, or the RetryInfo delay. With runAfterHold (session and
+// admin calls, whose clients do not all retry) a call that may be held is
+// held at most callerCPUMaxHold and then runs, however long its share
+// needs. A held call's expected cost is
 // reserved in the bucket and returned (prepaid), to be given to charge,
 // and its end of hold reported with unhold. queued says that decisions
 // wait for the CPU now (admissionGate.contended), which is contention too.
 // A hold must end before deadline (zero: none).
-func (c *callerCPU) admit(k inflightKey, now, deadline time.Time, queued bool) (verdict int, wait, prepaid time.Duration) {
+func (c *callerCPU) admit(k inflightKey, now, deadline time.Time, queued, runAfterHold bool) (verdict int, wait, prepaid time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el := now.Sub(c.windowAt); el >= callerCPUWindow || el < 0 {
@@ -175,7 +184,15 @@ func (c *callerCPU) admit(k inflightKey, now, deadline time.Time, queued bool) (
 		return cpuAdmit, 0, 0
 	}
 	wait = time.Duration(float64(-b.tokens) / c.rate)
-	if b.held >= callerCPUMaxHeld || wait > callerCPUMaxHold || !deadline.IsZero() && now.Add(wait).After(deadline) {
+	if runAfterHold && b.held < callerCPUMaxHeld && c.held < callerCPUMaxHeldTotal {
+		// Held for as long as may be, then run: within callerCPUMaxHold
+		// and half of what is left of the call's deadline.
+		wait = min(wait, callerCPUMaxHold)
+		if !deadline.IsZero() {
+			wait = min(wait, max(deadline.Sub(now)/2, 0))
+		}
+	}
+	if b.held >= callerCPUMaxHeld || c.held >= callerCPUMaxHeldTotal || wait > callerCPUMaxHold || !deadline.IsZero() && now.Add(wait).After(deadline) {
 		return cpuRefuse, wait, 0
 	}
 	prepaid = b.cost
@@ -183,6 +200,7 @@ func (c *callerCPU) admit(k inflightKey, now, deadline time.Time, queued bool) (
 		prepaid = callerCPUCostDefault
 	}
 	b.held++
+	c.held++
 	b.tokens -= prepaid
 	return cpuHold, wait, prepaid
 }
@@ -194,6 +212,7 @@ func (c *callerCPU) unhold(k inflightKey, refund time.Duration) {
 	defer c.mu.Unlock()
 	if b := c.buckets[k]; b != nil && b.held > 0 {
 		b.held--
+		c.held--
 		b.tokens += refund
 	}
 }

@@ -80,7 +80,7 @@ func TestCallerCPU_Share(t *testing.T) {
 				if !s.due.IsZero() || now.Before(s.free) {
 					continue
 				}
-				switch v, wait, prepaid := c.admit(heavy, now, time.Time{}, queued); v {
+				switch v, wait, prepaid := c.admit(heavy, now, time.Time{}, queued, false); v {
 				case cpuAdmit:
 					c.charge(heavy, heavyCost, 0)
 					used += heavyCost + 2*time.Microsecond
@@ -101,7 +101,7 @@ func TestCallerCPU_Share(t *testing.T) {
 			for l := range lights {
 				k := inflightKey{keyAccount, fmt.Sprintf("light-%d", l)}
 				for range cores {
-					if v, _, _ := c.admit(k, now, time.Time{}, queued); v != cpuAdmit {
+					if v, _, _ := c.admit(k, now, time.Time{}, queued, false); v != cpuAdmit {
 						o.lightHeld++
 						continue
 					}
@@ -350,5 +350,91 @@ func TestCallerCPU_ConnRefusals(t *testing.T) {
 		if got := c.connOverShare(tc.conn); got != tc.overShare {
 			t.Errorf("%s: over its share %t, want %t", tc.conn, got, tc.overShare)
 		}
+	}
+}
+
+// TestCallerCPU_HoldBounds: a caller past its share has its calls held
+// while the hold is short, within the call's deadline and within
+// callerCPUMaxHeld calls of its own and callerCPUMaxHeldTotal of all
+// callers; each held call reserves its expected cost, so the next one
+// waits longer; past any bound the call is refused, and a hold that ends
+// without the call running gives its reservation back.
+func TestCallerCPU_HoldBounds(t *testing.T) {
+	t.Parallel()
+	c := newCallerCPU(0.1)
+	now := time.Unix(1000, 0)
+	c.procCPU = func() time.Duration { return 0 }
+	c.measure(now, 0)
+	c.contended, c.active, c.rate = true, 100, 0.1
+	// over makes k a caller past its share: its bucket a millisecond
+	// short, its calls measured at 100µs.
+	over := func(k inflightKey) {
+		c.buckets[k] = &cpuBucket{tokens: -time.Millisecond, at: now, seen: now, cost: 100 * time.Microsecond}
+	}
+	a := inflightKey{keyAccount, "a"}
+	over(a)
+	var last time.Duration
+	for i := range callerCPUMaxHeld {
+		v, wait, prepaid := c.admit(a, now, time.Time{}, false, false)
+		if v != cpuHold || wait <= last || prepaid != 100*time.Microsecond {
+			t.Fatalf("call %d: verdict %d, wait %v (previous %v), prepaid %v; want held, longer than the one before, 100µs reserved", i, v, wait, last, prepaid)
+		}
+		last = wait
+	}
+	if v, _, _ := c.admit(a, now, time.Time{}, false, false); v != cpuRefuse {
+		t.Errorf("call past %d held of one caller: verdict %d, want refused", callerCPUMaxHeld, v)
+	}
+	// A hold that ends without its call gives the reservation back.
+	before := c.buckets[a].tokens
+	c.unhold(a, 100*time.Microsecond)
+	if got := c.buckets[a].tokens - before; got != 100*time.Microsecond {
+		t.Errorf("unhold with a refund gave back %v, want 100µs", got)
+	}
+	// A deadline sooner than the hold: refused.
+	b := inflightKey{keyAccount, "b"}
+	over(b)
+	if v, wait, _ := c.admit(b, now, now.Add(time.Millisecond), false, false); v != cpuRefuse || wait <= time.Millisecond {
+		t.Errorf("call whose deadline ends before its hold: verdict %d, wait %v; want refused", v, wait)
+	}
+	// A hold longer than callerCPUMaxHold: refused.
+	c.buckets[b].tokens = -time.Duration(float64(callerCPUMaxHold) * c.rate * 2)
+	if v, _, _ := c.admit(b, now, time.Time{}, false, false); v != cpuRefuse {
+		t.Errorf("call whose hold would pass %v: verdict %d, want refused", callerCPUMaxHold, v)
+	}
+	// All callers together: callerCPUMaxHeldTotal.
+	for i := 0; c.held < callerCPUMaxHeldTotal; i++ {
+		k := inflightKey{keyAccount, fmt.Sprintf("many-%d", i/callerCPUMaxHeld)}
+		if i%callerCPUMaxHeld == 0 {
+			over(k)
+		}
+		if v, _, _ := c.admit(k, now, time.Time{}, false, false); v != cpuHold {
+			t.Fatalf("caller %v, call %d with %d held in all: verdict %d, want held", k, i, c.held, v)
+		}
+	}
+	z := inflightKey{keyAccount, "z"}
+	over(z)
+	if v, _, _ := c.admit(z, now, time.Time{}, false, false); v != cpuRefuse {
+		t.Errorf("a new caller's call with %d held in all: verdict %d, want refused", c.held, v)
+	}
+	if v, _, _ := c.admit(z, now, time.Time{}, false, true); v != cpuRefuse {
+		t.Errorf("a new caller's admin call with %d held in all: verdict %d, want refused", c.held, v)
+	}
+	// A session or admin call (runAfterHold) whose share needs longer
+	// than callerCPUMaxHold, or than half its deadline, is held that long
+	// and then runs.
+	w := inflightKey{keyAccount, "w"}
+	c2 := newCallerCPU(0.1)
+	c2.procCPU = func() time.Duration { return 0 }
+	c2.measure(now, 0)
+	c2.contended, c2.active, c2.rate = true, 100, 0.1
+	c2.buckets[w] = &cpuBucket{tokens: -time.Second, at: now, seen: now, cost: time.Millisecond}
+	if v, wait, _ := c2.admit(w, now, time.Time{}, false, true); v != cpuHold || wait != callerCPUMaxHold {
+		t.Errorf("admin call of a caller 10s short of its share: verdict %d, hold %v; want held %v", v, wait, callerCPUMaxHold)
+	}
+	if v, wait, _ := c2.admit(w, now, now.Add(100*time.Millisecond), false, true); v != cpuHold || wait != 50*time.Millisecond {
+		t.Errorf("admin call with 100ms left: verdict %d, hold %v; want held 50ms", v, wait)
+	}
+	if v, _, _ := c2.admit(w, now, time.Time{}, false, false); v != cpuRefuse {
+		t.Errorf("decision of the same caller: verdict %d, want refused", v)
 	}
 }

@@ -255,7 +255,7 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 		// share.
 		queued := l.gate != nil && l.gate.contended(now) && len(l.unary) > 0
 		deadline, _ := ctx.Deadline()
-		verdict, wait, prepaid := l.cpu.admit(k, now, deadline, queued)
+		verdict, wait, prepaid := l.cpu.admit(k, now, deadline, queued, !decision)
 		if decision && l.cpu.contendedNow() {
 			// The connection's record lets the tap refuse most decisions
 			// of a connection that carries only callers refused for
