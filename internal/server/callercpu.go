@@ -79,9 +79,9 @@ const (
 // handlers (the transport, the codec, the garbage collector: the CPU the
 // process got in the last window that no handler was charged for, divided
 // among the window's calls), so that a caller of many cheap calls pays for
-// them too. A write is charged its wall time, its wait for the store's
-// single writer and for the snapshot included: the write path is as
-// scarce as the CPU. The bucket refills at the caller's share of the CPU
+// them too. A write is charged its transaction's work and its wait for the
+// snapshot to reflect it (the rebuild it causes), not its wait for the
+// store's writer nor its commit's I/O. The bucket refills at the caller's share of the CPU
 // the process got in the last callerCPUWindow (GOMAXPROCS cores on a
 // machine of its own) up to callerCPUBurst; the share is the configured
 // one or an equal share among the active callers (1/active), whichever is
@@ -401,10 +401,11 @@ func callerCPUOverloaded(k inflightKey, share float64, retry time.Duration) erro
 	return e
 }
 
-// addRevisionWait records, in the arrival stamp of ctx's call, time the
-// handler spent waiting for a revision: it costs no CPU, so its caller is
-// not charged for it (callerCPU).
-func addRevisionWait(ctx context.Context, d time.Duration) {
+// addIdleWait records, in the arrival stamp of ctx's call, time the
+// handler spent waiting without using the CPU — for a revision, for the
+// store's writer, for a commit's I/O — so that its caller is not charged
+// for it (callerCPU).
+func addIdleWait(ctx context.Context, d time.Duration) {
 	if a, ok := ctx.Value(arrivalKey{}).(*arrival); ok {
 		a.waited += d
 	}
@@ -427,8 +428,8 @@ func decodeCost(ctx context.Context) time.Duration {
 	return 0
 }
 
-// revisionWait returns what addRevisionWait recorded for ctx's call.
-func revisionWait(ctx context.Context) time.Duration {
+// idleWait returns what addIdleWait recorded for ctx's call.
+func idleWait(ctx context.Context) time.Duration {
 	if a, ok := ctx.Value(arrivalKey{}).(*arrival); ok {
 		return a.waited
 	}

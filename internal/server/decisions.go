@@ -176,7 +176,7 @@ func (s *Server) snapshotAt(ctx context.Context, minRev uint64) (*policy.Snapsho
 	wctx, wait := s.innerSpan(ctx, "snapshot.wait")
 	snap, err := s.snaps.WaitFor(wctx, minRev)
 	observe.EndInner(wait, err)
-	addRevisionWait(ctx, time.Since(start))
+	addIdleWait(ctx, time.Since(start))
 	if err != nil {
 		return nil, err
 	}

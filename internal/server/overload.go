@@ -285,7 +285,7 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 			l.metrics.observeHold(held)
 			now = time.Now()
 		}
-		defer func() { l.cpu.charge(k, time.Since(now)-revisionWait(ctx)+decodeCost(ctx), prepaid) }()
+		defer func() { l.cpu.charge(k, time.Since(now)-idleWait(ctx)+decodeCost(ctx), prepaid) }()
 	}
 	select {
 	case l.unary <- struct{}{}:

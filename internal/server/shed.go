@@ -51,8 +51,8 @@ const (
 type arrival struct {
 	context.Context
 	at time.Time
-	// waited is how long the handler waited for a revision
-	// (addRevisionWait), decoded how long decoding a large request took
+	// waited is how long the handler waited without using the CPU
+	// (addIdleWait), decoded how long decoding a large request took
 	// (addDecodeCost).
 	waited, decoded time.Duration
 	// done, when set, ends the call's place in the admission gate with
