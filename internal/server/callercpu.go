@@ -79,9 +79,9 @@ const (
 // handlers (the transport, the codec, the garbage collector: the CPU the
 // process got in the last window that no handler was charged for, divided
 // among the window's calls), so that a caller of many cheap calls pays for
-// them too. A write is charged its transaction's work and its wait for the
-// snapshot to reflect it (the rebuild it causes), not its wait for the
-// store's writer nor its commit's I/O. The bucket refills at the caller's share of the CPU
+// them too. A write is charged its transaction, its commit and its wait for
+// the snapshot to reflect it (the rebuild it causes), not its wait for the
+// store's writer. The bucket refills at the caller's share of the CPU
 // the process got in the last callerCPUWindow (GOMAXPROCS cores on a
 // machine of its own) up to callerCPUBurst; the share is the configured
 // one or an equal share among the active callers (1/active), whichever is

@@ -279,21 +279,24 @@ func (s *Server) Shutdown(ctx context.Context) {
 // commit, so that the next decision sees the write (read-your-writes).
 func (s *Server) write(ctx context.Context, fn func(store.Tx) error) (uint64, error) {
 	cctx, commit := s.innerSpan(ctx, "store.commit")
-	// What the caller's CPU share is charged for (callerCPU): the
-	// transaction's work, not the wait for the store's writer nor the
-	// commit's I/O (nor, on etcd, its round trips).
+	// The caller's CPU share (callerCPU) is not charged for the wait for
+	// the store's writer, until the transaction first runs; the
+	// transaction, its commit and the snapshot's rebuild are the write's.
 	start := time.Now()
-	var work time.Duration
+	var began time.Time
 	rev, err := s.store.Update(cctx, func(tx store.Tx) error {
-		t0 := time.Now()
-		defer func() { work += time.Since(t0) }()
+		if began.IsZero() {
+			began = time.Now()
+		}
 		at := observe.NewAuditTx(tx)
 		if err := fn(at); err != nil {
 			return err
 		}
 		return at.Flush(auditCaller(ctx), auditOperation(ctx), s.now().UTC())
 	})
-	addIdleWait(ctx, time.Since(start)-work)
+	if !began.IsZero() {
+		addIdleWait(ctx, began.Sub(start))
+	}
 	if err == nil {
 		commit.SetAttributes(observe.AttrRevision.Int64(int64(rev)))
 	}

@@ -11,7 +11,8 @@ import (
 // TestWrite_WaitForTheWriterIsNotCharged: a write that waits for the
 // store's writer (another write's transaction holds it) records that wait
 // as idle (addIdleWait), so its caller's CPU share is not charged for it,
-// while the write that held the writer is charged its transaction's time.
+// while the write that held the writer is charged its transaction's time
+// (and its commit's).
 func TestWrite_WaitForTheWriterIsNotCharged(t *testing.T) {
 	t.Parallel()
 	e := MustStart(t, "")
