@@ -345,8 +345,19 @@ func TestConsoleBrowser_PortalChain(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#portal-tree .node[data-id="hq"]`)),
 		chromedp.Focus(chromedp.CSS(`#portal-tree .node[data-id="hq"] input[name=send_files]`)),
 		chromedp.KeyEvent(" "),
-		// the subportal two levels down names the top portal beside the function
-		until(`(document.querySelector('#portal-tree .node[data-id="paris"] [data-off-at="hq"]')?.textContent || '').includes('Headquarters (hq)')`),
+		// the save has finished: no switch is busy, or the save failed
+		// (its alert is read below)
+		until(`!document.querySelector('#portal-tree [aria-busy="true"]') || !!document.querySelector('#portal-tree [role=alert]')`))
+	var alert string
+	do(t, b, "read the portal tree's alerts", text(`#portal-tree [role=alert]`, &alert))
+	if alert != "" {
+		t.Fatalf("turning send_files off at hq: %s", alert)
+	}
+	do(t, b, "the portal tree after the save",
+		// the subportal two levels down names the top portal beside the
+		// function (other functions are off at hq from the start, so
+		// the send_files switch's own note is the one to look at)
+		until(`(document.querySelector('#portal-tree .node[data-id="paris"] input[name=send_files]')?.closest('label')?.querySelector('[data-off-at="hq"]')?.textContent || '').includes('Headquarters (hq)')`),
 		until(`document.querySelector('#portal-tree .node[data-id="hq"] input[name=send_files]')?.checked === false`),
 		until(`document.activeElement?.name === 'send_files' && document.activeElement.closest('[data-id]')?.dataset.id === 'hq'`))
 	txt, offAt := effective("send_files")
