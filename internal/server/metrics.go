@@ -17,6 +17,9 @@ type Metrics struct {
 	// refused before they became a call, by reason.
 	HTTPRefused *prometheus.CounterVec
 	grpc        *grpcprom.ServerMetrics
+	// callLogSuppressed counts the call log lines not written for their
+	// code's budget (calllog.go).
+	callLogSuppressed *prometheus.CounterVec
 	// retention: the audit retention job (retention.go).
 	retention *retentionMetrics
 }
@@ -30,7 +33,8 @@ func NewMetrics() *Metrics {
 			grpcprom.WithHistogramBuckets([]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}))),
 	}
 	m.HTTPRefused = NewHTTPRefused()
-	m.Registry.MustRegister(m.grpc, m.HTTPRefused)
+	m.callLogSuppressed = newCallLogSuppressed()
+	m.Registry.MustRegister(m.grpc, m.HTTPRefused, m.callLogSuppressed)
 	m.retention = newRetentionMetrics(m.Registry)
 	return m
 }
