@@ -13,6 +13,8 @@ import (
 	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -262,5 +264,64 @@ func TestCallLog_SuppressedMetricServed(t *testing.T) {
 	const want = "Aborted AlreadyExists Canceled DeadlineExceeded FailedPrecondition InvalidArgument NotFound OutOfRange PermissionDenied ResourceExhausted Unauthenticated Unavailable"
 	if got != want {
 		t.Errorf("series of gatehouse_call_log_suppressed_total: %s, want %s", got, want)
+	}
+}
+
+// TestCallLog_CauseLinesBounded: the line a store condition adds to a
+// failed call (here "write larger than one store transaction", on a store
+// whose transactions hold two keys, so that every create fails) has its
+// own budget per code beside the call log's: a caller repeating the write
+// cannot make either line unbounded, and every line left out is counted
+// and reported by the next one.
+func TestCallLog_CauseLinesBounded(t *testing.T) {
+	t.Parallel()
+	const perSecond, calls = 5, 300
+	logs := &syncBuffer{}
+	m := NewMetrics()
+	began := time.Now()
+	e := mustStartStore(t, "", bolt.Options{Limits: store.Limits{MaxOps: 2}}, func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		o.Metrics = m
+		o.CallLogRate = perSecond
+	})
+	create := func(ctx context.Context, i int) {
+		t.Helper()
+		_, err := e.admin.CreateAccount(ctx, &gatehousev1.CreateAccountRequest{Account: &gatehousev1.Account{Id: fmt.Sprintf("acct-%d", i), DisplayName: "A"}})
+		wantCode(t, err, codes.ResourceExhausted)
+	}
+	for i := range calls {
+		create(ctxT(t), i)
+	}
+	elapsed := time.Since(began)
+	const msg = "write larger than one store transaction"
+	causes := func() []map[string]any {
+		var out []map[string]any
+		for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+			var l map[string]any
+			if err := json.Unmarshal([]byte(line), &l); err != nil {
+				t.Fatal(err)
+			}
+			if l["msg"] == msg {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	bound := perSecond + int(perSecond*elapsed.Seconds()) + 1
+	if got := len(causes()); got > bound || got == 0 {
+		t.Errorf("%d failed writes in %v logged %q %d times, want 1 to %d", calls, elapsed.Round(time.Millisecond), msg, got, bound)
+	}
+	time.Sleep(2 * time.Second / perSecond)
+	create(ctxT(t), calls)
+	lines, finished := causes(), callLogLines(t, logs)[codes.ResourceExhausted.String()]
+	if n := len(lines) + suppressedIn(lines); n != calls+1 {
+		t.Errorf("%q: %d lines + %d reported suppressed, want every call (%d)", msg, len(lines), suppressedIn(lines), calls+1)
+	}
+	if n := len(finished) + suppressedIn(finished); n != calls+1 {
+		t.Errorf("finished call: %d lines + %d reported suppressed, want every call (%d)", len(finished), suppressedIn(finished), calls+1)
+	}
+	want := float64(2*(calls+1) - len(lines) - len(finished))
+	if got := metricValue(t, m, "gatehouse_call_log_suppressed_total", "code=ResourceExhausted"); got != want {
+		t.Errorf("gatehouse_call_log_suppressed_total{code=ResourceExhausted} = %v, want %v", got, want)
 	}
 }

@@ -146,8 +146,9 @@ type Server struct {
 	rules map[string]access
 	// slowCall is Options.SlowCall with its default applied.
 	slowCall time.Duration
-	// callLog bounds the call log lines of failed calls (nil: no bound).
-	callLog *callLogBudget
+	// callLog bounds the call log lines of failed calls, causeLog the
+	// lines of their causes (nil: no bound).
+	callLog, causeLog *callLogBudget
 	// decisionTimeout bounds a decision's wait for a revision when the
 	// call has no deadline (Limits.DecisionTimeout); see snapshotAt.
 	decisionTimeout time.Duration
@@ -192,6 +193,7 @@ func New(o Options) *Server {
 		s.slowCall = DefaultSlowCall
 	}
 	s.callLog = newCallLogBudget(o.CallLogRate, o.Metrics)
+	s.causeLog = newCallLogBudget(o.CallLogRate, o.Metrics)
 	s.done = make(chan struct{})
 	s.inProcess = inProcessListener{bufconn.Listen(inProcessBuffer)}
 	s.warnPublicSuffixEntries()
