@@ -220,7 +220,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
 	fs.DurationVar(&c.LogSlowCall, "log-slow-call", c.LogSlowCall, "log a successful call that took at least this long at info (failed calls are logged within --call-log-rate, every call at debug; 0: no successful call at info)")
-	fs.IntVar(&c.CallLogRate, "call-log-rate", c.CallLogRate, "log lines a second of failed calls per gRPC code, for the codes a caller can cause (all but INTERNAL, UNKNOWN, DATA_LOSS, UNIMPLEMENTED); lines past it are counted in gatehouse_call_log_suppressed_total and reported by the next line's suppressed attribute (0: no bound)")
+	fs.IntVar(&c.CallLogRate, "call-log-rate", c.CallLogRate, "log lines a second of failed calls per gRPC code, for the codes a caller can cause (all but INTERNAL, UNKNOWN, DATA_LOSS, UNIMPLEMENTED); lines past it are counted in gatehouse_call_log_suppressed_total and reported by the next line's suppressed attribute; the same bound applies to CheckHypothetical's dry-run lines and to the HTTP server's error lines (0: no bound)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target heap growth in `percent` (Go's GOGC; the GOGC environment variable, when set, wins)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve net/http/pprof at /debug/pprof/ on --metrics-addr (which must be loopback unless --insecure)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may finish after SIGTERM")

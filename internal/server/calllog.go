@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"log/slog"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +55,24 @@ type codeLogBudget struct {
 	counter prometheus.Counter
 }
 
+// newDryRunLogBudget returns the budget of CheckHypothetical's dry-run
+// lines, the one line of successful calls that is written for every call
+// at INFO: perSecond lines a second as newCallLogBudget, counted under code
+// OK.
+func newDryRunLogBudget(perSecond int, m *Metrics) *codeLogBudget {
+	if perSecond < 0 {
+		return nil
+	}
+	if perSecond == 0 {
+		perSecond = DefaultCallLogRate
+	}
+	var counter prometheus.Counter
+	if m != nil {
+		counter = m.callLogSuppressed.WithLabelValues(codes.OK.String())
+	}
+	return newCodeLogBudget(perSecond, counter)
+}
+
 // newCallLogBudget returns the budget of perSecond lines a second per code
 // (nil, no bound, when perSecond is negative; DefaultCallLogRate when 0),
 // counting suppressed lines in m when it is set.
@@ -68,13 +88,19 @@ func newCallLogBudget(perSecond int, m *Metrics) *callLogBudget {
 		if !callLogLimited(c) {
 			continue
 		}
-		cb := &codeLogBudget{limiter: rate.NewLimiter(rate.Limit(perSecond), perSecond)}
+		var counter prometheus.Counter
 		if m != nil {
-			cb.counter = m.callLogSuppressed.WithLabelValues(c.String())
+			counter = m.callLogSuppressed.WithLabelValues(c.String())
 		}
-		b.lines[c] = cb
+		b.lines[c] = newCodeLogBudget(perSecond, counter)
 	}
 	return b
+}
+
+// newCodeLogBudget returns a bucket of perSecond lines a second, bursts of
+// as many, counting suppressed lines in counter when it is set.
+func newCodeLogBudget(perSecond int, counter prometheus.Counter) *codeLogBudget {
+	return &codeLogBudget{limiter: rate.NewLimiter(rate.Limit(perSecond), perSecond), counter: counter}
 }
 
 // take reports whether a line of a call that ended with code may be
@@ -84,7 +110,15 @@ func (b *callLogBudget) take(code codes.Code) (suppressed int64, ok bool) {
 	if b == nil || int(code) >= numCodes || b.lines[code] == nil {
 		return 0, true
 	}
-	cb := b.lines[code]
+	return b.lines[code].take()
+}
+
+// take reports whether a line may be written now and, if so, how many
+// were suppressed since the last one written.
+func (cb *codeLogBudget) take() (suppressed int64, ok bool) {
+	if cb == nil {
+		return 0, true
+	}
 	if !cb.limiter.Allow() {
 		cb.suppressed.Add(1)
 		if cb.counter != nil {
@@ -100,12 +134,53 @@ func (b *callLogBudget) take(code codes.Code) (suppressed int64, ok bool) {
 func newCallLogSuppressed() *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_call_log_suppressed_total",
-		Help: "Log lines of failed calls not written because their code's budget (--call-log-rate lines a second) was used up, by gRPC code; the next line of the code says how many in its suppressed attribute.",
+		Help: "Log lines of failed calls (and of their store causes) not written because their code's budget (--call-log-rate lines a second) was used up, by gRPC code (OK: CheckHypothetical's dry-run lines); the next line of the code says how many in its suppressed attribute.",
 	}, []string{"code"})
 	for code := range codes.Code(numCodes) {
-		if callLogLimited(code) {
+		if callLogLimited(code) || code == codes.OK {
 			c.WithLabelValues(code.String())
 		}
 	}
 	return c
+}
+
+// NewLimitedHandler returns a handler that passes at most perSecond of the
+// records it is given a second to h (bursts of as many; every record when
+// perSecond is 0 or less). A record past the budget is dropped and counted
+// in suppressed (when not nil), and the next record passed on carries
+// suppressed, how many were dropped since the previous one. It bounds the
+// lines a source writes per event that anyone who can connect can cause
+// at any rate: net/http's server writes one per failed TLS handshake.
+func NewLimitedHandler(h slog.Handler, perSecond int, suppressed prometheus.Counter) slog.Handler {
+	if perSecond <= 0 {
+		return h
+	}
+	return &limitedHandler{Handler: h, budget: newCodeLogBudget(perSecond, suppressed)}
+}
+
+// limitedHandler is NewLimitedHandler's handler; handlers derived from it
+// share its budget.
+type limitedHandler struct {
+	slog.Handler
+	budget *codeLogBudget
+}
+
+func (l *limitedHandler) Handle(ctx context.Context, r slog.Record) error {
+	n, ok := l.budget.take()
+	if !ok {
+		return nil
+	}
+	if n > 0 {
+		r = r.Clone()
+		r.AddAttrs(slog.Int64("suppressed", n))
+	}
+	return l.Handler.Handle(ctx, r)
+}
+
+func (l *limitedHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &limitedHandler{Handler: l.Handler.WithAttrs(attrs), budget: l.budget}
+}
+
+func (l *limitedHandler) WithGroup(name string) slog.Handler {
+	return &limitedHandler{Handler: l.Handler.WithGroup(name), budget: l.budget}
 }

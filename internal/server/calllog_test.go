@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +17,8 @@ import (
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/bolt"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -68,9 +72,12 @@ func TestCallLog_FloodBoundedPerCode(t *testing.T) {
 		o.Metrics = m
 		o.CallLogRate = perSecond
 	})
-	op := withToken(ctxT(t), e.tokens["operator"])
-	decider := withToken(ctxT(t), e.tokens["decider-a"])
-	bogus := withToken(ctxT(t), "gh_not-a-token")
+	// A loaded machine may take long for the floods: a deadline of its own.
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	op := withToken(ctx, e.tokens["operator"])
+	decider := withToken(ctx, e.tokens["decider-a"])
+	bogus := withToken(ctx, "gh_not-a-token")
 	check := &gatehousev1.CheckFeatureRequest{SessionId: e.sessions["a"], Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT}
 
 	floods := []struct {
@@ -242,8 +249,8 @@ func TestCallLog_SuppressedLineAllocatesNothing(t *testing.T) {
 }
 
 // TestCallLog_SuppressedMetricServed: the counter of suppressed lines has
-// a series for every bounded code from the start, and none for the codes
-// that are logged every time.
+// a series for every bounded code from the start (and OK, for the dry-run
+// lines), and none for the codes that are logged every time.
 func TestCallLog_SuppressedMetricServed(t *testing.T) {
 	t.Parallel()
 	m := NewMetrics()
@@ -261,7 +268,7 @@ func TestCallLog_SuppressedMetricServed(t *testing.T) {
 		}
 	}
 	got := strings.Join(labels, " ")
-	const want = "Aborted AlreadyExists Canceled DeadlineExceeded FailedPrecondition InvalidArgument NotFound OutOfRange PermissionDenied ResourceExhausted Unauthenticated Unavailable"
+	const want = "Aborted AlreadyExists Canceled DeadlineExceeded FailedPrecondition InvalidArgument NotFound OK OutOfRange PermissionDenied ResourceExhausted Unauthenticated Unavailable"
 	if got != want {
 		t.Errorf("series of gatehouse_call_log_suppressed_total: %s, want %s", got, want)
 	}
@@ -323,5 +330,125 @@ func TestCallLog_CauseLinesBounded(t *testing.T) {
 	want := float64(2*(calls+1) - len(lines) - len(finished))
 	if got := metricValue(t, m, "gatehouse_call_log_suppressed_total", "code=ResourceExhausted"); got != want {
 		t.Errorf("gatehouse_call_log_suppressed_total{code=ResourceExhausted} = %v, want %v", got, want)
+	}
+}
+
+// linesWith returns the lines of logs whose msg contains msg.
+func linesWith(t *testing.T, logs *syncBuffer, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.SplitSeq(strings.TrimSpace(logs.String()), "\n") {
+		var l map[string]any
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if m, _ := l["msg"].(string); strings.Contains(m, msg) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestCallLog_DryRunLinesBounded: CheckHypothetical, which a decider may
+// call, writes its line at INFO for every successful call; a caller
+// repeating it gets the same budget as a failure's code (counted under
+// OK), and no call goes unreported.
+func TestCallLog_DryRunLinesBounded(t *testing.T) {
+	t.Parallel()
+	const perSecond, calls = 5, 300
+	logs := &syncBuffer{}
+	m := NewMetrics()
+	began := time.Now()
+	e := MustStart(t, "", func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+		o.Metrics = m
+		o.CallLogRate = perSecond
+	})
+	e.MustCreateAccount("acme")
+	dryRun := func() {
+		t.Helper()
+		if _, err := e.decide.CheckHypothetical(ctxT(t), &gatehousev1.CheckHypotheticalRequest{AccountId: "acme",
+			Session: &gatehousev1.HypotheticalSession{Kind: gatehousev1.SessionKind_SESSION_KIND_LIVE_GUIDE, RepresentativeId: "alice"},
+			Checks:  []*gatehousev1.HypotheticalCheck{{Actor: agent("alice"), Feature: gatehousev1.Feature_FEATURE_CHAT}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range calls {
+		dryRun()
+	}
+	const msg = "hypothetical decisions (dry run, no session)"
+	bound := perSecond + int(perSecond*time.Since(began).Seconds()) + 1
+	if got := len(linesWith(t, logs, msg)); got > bound || got == 0 {
+		t.Errorf("%d dry runs logged %d lines, want 1 to %d", calls, got, bound)
+	}
+	time.Sleep(2 * time.Second / perSecond)
+	dryRun()
+	lines := linesWith(t, logs, msg)
+	if n := len(lines) + suppressedIn(lines); n != calls+1 {
+		t.Errorf("%d lines + %d reported suppressed, want every call (%d)", len(lines), suppressedIn(lines), calls+1)
+	}
+	if got, want := metricValue(t, m, "gatehouse_call_log_suppressed_total", "code=OK"), float64(calls+1-len(lines)); got != want {
+		t.Errorf("gatehouse_call_log_suppressed_total{code=OK} = %v, want %v", got, want)
+	}
+}
+
+// TestLimitedHandler_TLSHandshakeErrors: net/http writes a line to its
+// ErrorLog for every connection whose TLS handshake fails, which anyone
+// who can connect causes at any rate; through NewLimitedHandler, as the
+// daemon's HTTP server logs, at most the budget is written, the rest is
+// counted and reported by the next line.
+func TestLimitedHandler_TLSHandshakeErrors(t *testing.T) {
+	t.Parallel()
+	const perSecond, conns = 5, 200
+	logs := &syncBuffer{}
+	suppressed := prometheus.NewCounter(prometheus.CounterOpts{Name: "suppressed"})
+	began := time.Now()
+	h := NewLimitedHandler(slog.NewJSONHandler(logs, nil), perSecond, suppressed)
+	srv := httptest.NewUnstartedServer(http.NotFoundHandler())
+	srv.Config.ErrorLog = slog.NewLogLogger(slog.New(h).With("component", "http").Handler(), slog.LevelWarn)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+	badHandshake := func() {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		// Plain HTTP to the TLS port: the server answers 400 and logs.
+		if _, err := c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, c)
+	}
+	for range conns {
+		badHandshake()
+	}
+	const msg = "TLS handshake error"
+	bound := perSecond + int(perSecond*time.Since(began).Seconds()) + 1
+	if got := len(linesWith(t, logs, msg)); got > bound || got == 0 {
+		t.Errorf("%d failed handshakes logged %d lines, want 1 to %d", conns, got, bound)
+	}
+	time.Sleep(2 * time.Second / perSecond)
+	badHandshake()
+	// The server logs after it answered; wait for the last line.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		lines := linesWith(t, logs, msg)
+		n := len(lines) + suppressedIn(lines)
+		if n == conns+1 {
+			if got, want := testutil.ToFloat64(suppressed), float64(conns+1-len(lines)); got != want {
+				t.Errorf("suppressed counter %v, want %v", got, want)
+			}
+			if lines[0]["component"] != "http" {
+				t.Errorf("line lost its attributes: %v", lines[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lines + %d reported suppressed, want every handshake (%d)", len(lines), suppressedIn(lines), conns+1)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -16,7 +16,11 @@ type Metrics struct {
 	// HTTPRefused counts the HTTP requests the gateway (internal/gateway)
 	// refused before they became a call, by reason.
 	HTTPRefused *prometheus.CounterVec
-	grpc        *grpcprom.ServerMetrics
+	// HTTPLogSuppressed counts the lines of the HTTP server's own error
+	// log (a failed TLS handshake, …) not written for their budget
+	// (NewLimitedHandler).
+	HTTPLogSuppressed prometheus.Counter
+	grpc              *grpcprom.ServerMetrics
 	// callLogSuppressed counts the call log lines not written for their
 	// code's budget (calllog.go).
 	callLogSuppressed *prometheus.CounterVec
@@ -34,7 +38,11 @@ func NewMetrics() *Metrics {
 	}
 	m.HTTPRefused = NewHTTPRefused()
 	m.callLogSuppressed = newCallLogSuppressed()
-	m.Registry.MustRegister(m.grpc, m.HTTPRefused, m.callLogSuppressed)
+	m.HTTPLogSuppressed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_http_log_suppressed_total",
+		Help: "Lines of the HTTP server's own error log (failed TLS handshakes and other connection errors) not written because --call-log-rate lines a second were written; the next line says how many in its suppressed attribute.",
+	})
+	m.Registry.MustRegister(m.grpc, m.HTTPRefused, m.callLogSuppressed, m.HTTPLogSuppressed)
 	m.retention = newRetentionMetrics(m.Registry)
 	return m
 }

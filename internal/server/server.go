@@ -149,6 +149,8 @@ type Server struct {
 	// callLog bounds the call log lines of failed calls, causeLog the
 	// lines of their causes (nil: no bound).
 	callLog, causeLog *callLogBudget
+	// dryRunLog bounds CheckHypothetical's lines (nil: no bound).
+	dryRunLog *codeLogBudget
 	// decisionTimeout bounds a decision's wait for a revision when the
 	// call has no deadline (Limits.DecisionTimeout); see snapshotAt.
 	decisionTimeout time.Duration
@@ -194,6 +196,7 @@ func New(o Options) *Server {
 	}
 	s.callLog = newCallLogBudget(o.CallLogRate, o.Metrics)
 	s.causeLog = newCallLogBudget(o.CallLogRate, o.Metrics)
+	s.dryRunLog = newDryRunLogBudget(o.CallLogRate, o.Metrics)
 	s.done = make(chan struct{})
 	s.inProcess = inProcessListener{bufconn.Listen(inProcessBuffer)}
 	s.warnPublicSuffixEntries()
