@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
@@ -104,22 +105,22 @@ func newCodeLogBudget(perSecond int, counter prometheus.Counter) *codeLogBudget 
 }
 
 // take reports whether a line of a call that ended with code may be
-// written now and, if so, how many lines of that code were suppressed
+// written at now and, if so, how many lines of that code were suppressed
 // since the last one written.
-func (b *callLogBudget) take(code codes.Code) (suppressed int64, ok bool) {
+func (b *callLogBudget) take(code codes.Code, now time.Time) (suppressed int64, ok bool) {
 	if b == nil || int(code) >= numCodes || b.lines[code] == nil {
 		return 0, true
 	}
-	return b.lines[code].take()
+	return b.lines[code].take(now)
 }
 
-// take reports whether a line may be written now and, if so, how many
+// take reports whether a line may be written at now and, if so, how many
 // were suppressed since the last one written.
-func (cb *codeLogBudget) take() (suppressed int64, ok bool) {
+func (cb *codeLogBudget) take(now time.Time) (suppressed int64, ok bool) {
 	if cb == nil {
 		return 0, true
 	}
-	if !cb.limiter.Allow() {
+	if !cb.limiter.AllowN(now, 1) {
 		cb.suppressed.Add(1)
 		if cb.counter != nil {
 			cb.counter.Inc()
@@ -166,7 +167,11 @@ type limitedHandler struct {
 }
 
 func (l *limitedHandler) Handle(ctx context.Context, r slog.Record) error {
-	n, ok := l.budget.take()
+	now := r.Time
+	if now.IsZero() {
+		now = time.Now()
+	}
+	n, ok := l.budget.take(now)
 	if !ok {
 		return nil
 	}

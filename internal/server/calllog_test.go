@@ -452,3 +452,33 @@ func TestLimitedHandler_TLSHandshakeErrors(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// BenchmarkLogCall measures logCall for a failed call whose line is
+// written, suppressed by its code's budget, or below the log level: the
+// two last cost no formatting and no allocation.
+func BenchmarkLogCall(b *testing.B) {
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4242}})
+	err := status.Error(codes.Unauthenticated, "the bearer token is not a Gatehouse token")
+	for _, bc := range []struct {
+		name  string
+		level slog.Level
+		rate  int
+	}{
+		{"written", slog.LevelInfo, -1},
+		{"suppressed", slog.LevelInfo, 1},
+		{"level_off", slog.LevelWarn, 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			e := MustStart(b, "", func(o *Options) {
+				o.Logger = slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: bc.level}))
+				o.CallLogRate = bc.rate
+			})
+			e.srv.logCall(ctx, decisionSvc+"CheckFeature", "unary", time.Now(), "", err) // uses the burst
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				e.srv.logCall(ctx, decisionSvc+"CheckFeature", "unary", time.Now(), "0123456789abcdef", err)
+			}
+		})
+	}
+}

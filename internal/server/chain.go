@@ -164,7 +164,8 @@ func (s *Server) logCall(ctx context.Context, fullMethod, kind string, start tim
 		code = status.Code(err)
 	}
 	lvl := callLevel(code)
-	took := time.Since(start)
+	now := time.Now()
+	took := now.Sub(start)
 	if code == codes.OK && s.slowCall > 0 && took >= s.slowCall {
 		lvl = slog.LevelInfo
 	}
@@ -174,7 +175,7 @@ func (s *Server) logCall(ctx context.Context, fullMethod, kind string, start tim
 	var suppressed int64
 	if code != codes.OK {
 		var ok bool
-		if suppressed, ok = s.callLog.take(code); !ok {
+		if suppressed, ok = s.callLog.take(code, now); !ok {
 			return
 		}
 	}

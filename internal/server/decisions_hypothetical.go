@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
@@ -125,7 +126,7 @@ func (d *decisionService) logDryRun(ctx context.Context, acct, caller, rep strin
 	if !d.s.log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	suppressed, ok := d.s.dryRunLog.take()
+	suppressed, ok := d.s.dryRunLog.take(time.Now())
 	if !ok {
 		return
 	}

@@ -79,7 +79,7 @@ func (c causeLog) write(ctx context.Context, lvl slog.Level, code codes.Code, ms
 	if !c.log.Enabled(ctx, lvl) {
 		return
 	}
-	suppressed, ok := c.budget.take(code)
+	suppressed, ok := c.budget.take(code, time.Now())
 	if !ok {
 		return
 	}
