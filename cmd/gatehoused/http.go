@@ -15,6 +15,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/demo"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // startHTTP serves the HTTP/JSON gateway of srv on lis, with TLS (and the
@@ -44,7 +45,13 @@ func startHTTP(lis net.Listener, srv *server.Server, tlsCfg *tls.Config, cfg con
 		co.Registerer = metrics.Registry
 	}
 	hs.Handler = console.Handler(gw, co)
-	hs.ErrorLog = slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelWarn)
+	// net/http logs a line per failed TLS handshake, which anyone who can
+	// connect causes at any rate: within --call-log-rate lines a second.
+	var suppressed prometheus.Counter
+	if metrics != nil {
+		suppressed = metrics.HTTPLogSuppressed
+	}
+	hs.ErrorLog = slog.NewLogLogger(server.NewLimitedHandler(log.With("component", "http").Handler(), cfg.CallLogRate, suppressed), slog.LevelWarn)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -289,7 +289,8 @@ func (m *Main) Run(ctx context.Context) error {
 			MaxMetaStreams: cfg.MaxMetaStreams, MaxConnStreams: cfg.MaxConnStreams},
 		Reflection:   cfg.Reflection,
 		MaxStaleness: cfg.MaxStaleness,
-		SlowCall:     slowCall(cfg.LogSlowCall)})
+		SlowCall:     slowCall(cfg.LogSlowCall),
+		CallLogRate:  callLogRate(cfg.CallLogRate)})
 	m.Server, m.Addr = srv, lis.Addr().String()
 	if metrics != nil {
 		stopMetrics := serveMetrics(metricsLis, cfg.MetricsAddr, metrics, cfg.Pprof, srv.HealthHandler(), log)
@@ -473,6 +474,15 @@ func slowCall(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// callLogRate is server.Options.CallLogRate for --call-log-rate (0: no
+// bound).
+func callLogRate(perSecond int) int {
+	if perSecond == 0 {
+		return -1
+	}
+	return perSecond
 }
 
 // serveMetrics serves Prometheus metrics on lis (bound to addr) at /metrics, health at

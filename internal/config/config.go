@@ -69,6 +69,10 @@ type Config struct {
 	// line is written at info; faster ones are logged at debug only. 0
 	// logs no successful call at info.
 	LogSlowCall time.Duration
+	// CallLogRate bounds the log lines of failed calls a second, per gRPC
+	// code, for the codes a caller can cause (refusals, invalid requests,
+	// shed calls); past it lines are counted, not written. 0: no bound.
+	CallLogRate int
 	// Pprof serves net/http/pprof at /debug/pprof/ on MetricsAddr.
 	Pprof bool
 	// GCPercent is the garbage collector's target heap growth (Go's GOGC),
@@ -170,6 +174,7 @@ func Default() Config {
 		LogLevel:             "info",
 		LogFormat:            "json",
 		LogSlowCall:          100 * time.Millisecond,
+		CallLogRate:          20,
 		GCPercent:            400,
 		Auth:                 "none",
 		AuditRetention:       DefaultAuditRetention,
@@ -214,7 +219,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.BootstrapTokenFile, "bootstrap-token-file", c.BootstrapTokenFile, "write a new operator token to this `file` when the store has none")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: json or text")
-	fs.DurationVar(&c.LogSlowCall, "log-slow-call", c.LogSlowCall, "log a successful call that took at least this long at info (failed calls are always logged, every call at debug; 0: no successful call at info)")
+	fs.DurationVar(&c.LogSlowCall, "log-slow-call", c.LogSlowCall, "log a successful call that took at least this long at info (failed calls are logged within --call-log-rate, every call at debug; 0: no successful call at info)")
+	fs.IntVar(&c.CallLogRate, "call-log-rate", c.CallLogRate, "log lines a second of failed calls per gRPC code, for the codes a caller can cause (all but INTERNAL, UNKNOWN, DATA_LOSS, UNIMPLEMENTED); lines past it are counted in gatehouse_call_log_suppressed_total and reported by the next line's suppressed attribute; the same bound applies to CheckHypothetical's dry-run lines and to the HTTP server's error lines (0: no bound)")
 	fs.IntVar(&c.GCPercent, "gc-percent", c.GCPercent, "garbage collector target heap growth in `percent` (Go's GOGC; the GOGC environment variable, when set, wins)")
 	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve net/http/pprof at /debug/pprof/ on --metrics-addr (which must be loopback unless --insecure)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "how long in-flight calls may finish after SIGTERM")
@@ -333,6 +339,9 @@ func (c Config) Validate() error {
 	}
 	if c.LogSlowCall < 0 {
 		errs = append(errs, errors.New("log-slow-call must not be negative"))
+	}
+	if c.CallLogRate < 0 {
+		errs = append(errs, fmt.Errorf("call-log-rate %d: want 0 (no bound) or lines a second, such as 20", c.CallLogRate))
 	}
 	if c.AuditRetention < 0 {
 		errs = append(errs, errors.New("audit-retention must not be negative"))

@@ -144,6 +144,8 @@ func TestValidate(t *testing.T) {
 		{name: "negative gc percent", edit: func(c *config.Config) { c.GCPercent = -1 }, wantErr: []string{"gc-percent -1"}},
 		{name: "no slow-call logging", edit: func(c *config.Config) { c.LogSlowCall = 0 }},
 		{name: "negative slow call", edit: func(c *config.Config) { c.LogSlowCall = -time.Second }, wantErr: []string{"log-slow-call"}},
+		{name: "call log unbounded", edit: func(c *config.Config) { c.CallLogRate = 0 }},
+		{name: "negative call log rate", edit: func(c *config.Config) { c.CallLogRate = -1 }, wantErr: []string{"call-log-rate -1"}},
 
 		{name: "otel collector", edit: func(c *config.Config) { c.OTelEndpoint = "otel-collector.observability:4317" }},
 		{name: "otel collector loopback v6", edit: func(c *config.Config) { c.OTelEndpoint = "[::1]:4317" }},
@@ -256,7 +258,7 @@ func TestRegisterFlags(t *testing.T) {
 		"--max-streams", "2000", "--max-streams-per-caller", "0", "--max-meta-streams", "8", "--max-conn-streams", "100", "--reflection", "public",
 		"--session-max-age", "2h", "--session-retention", "0",
 		"--otel-endpoint", "otel-collector:4317", "--otel-insecure", "--otel-sample-ratio", "0.25",
-		"--log-slow-call", "250ms", "--pprof", "--gc-percent", "150",
+		"--log-slow-call", "250ms", "--call-log-rate", "0", "--pprof", "--gc-percent", "150",
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -273,7 +275,7 @@ func TestRegisterFlags(t *testing.T) {
 		MaxRecvMsgSize: 8 << 20, MaxInflight: 64, MaxInflightPerCaller: 16, ShedQueueInterval: time.Second, CallerCPUShare: 0.5, DecisionTimeout: 250 * time.Millisecond, StatsInterval: 30 * time.Second,
 		MaxStreams: 2000, MaxStreamsPerCaller: 0, MaxMetaStreams: 8, MaxConnStreams: 100, Reflection: "public",
 		OTelEndpoint: "otel-collector:4317", OTelInsecure: true, OTelSampleRatio: 0.25,
-		LogSlowCall: 250 * time.Millisecond, Pprof: true, GCPercent: 150,
+		LogSlowCall: 250 * time.Millisecond, CallLogRate: 0, Pprof: true, GCPercent: 150,
 	}
 	if c != want {
 		t.Errorf("flags gave %+v, want %+v", c, want)
@@ -325,6 +327,7 @@ func TestApplyEnv(t *testing.T) {
 		"GATEHOUSE_MAX_CONN_STREAMS":        "50",
 		"GATEHOUSE_REFLECTION":              "off",
 		"GATEHOUSE_LOG_SLOW_CALL":           "1s",
+		"GATEHOUSE_CALL_LOG_RATE":           "5",
 		"GATEHOUSE_PPROF":                   "true",
 		"GATEHOUSE_GC_PERCENT":              "200",
 	}
@@ -356,7 +359,7 @@ func TestApplyEnv(t *testing.T) {
 					ShedQueueTarget: 2 * time.Millisecond, ShedQueueInterval: 50 * time.Millisecond, CallerCPUShare: 0.1,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
-					LogSlowCall: time.Second, Pprof: true, GCPercent: 200,
+					LogSlowCall: time.Second, CallLogRate: 5, Pprof: true, GCPercent: 200,
 				}
 			},
 		},
@@ -378,7 +381,7 @@ func TestApplyEnv(t *testing.T) {
 					ShedQueueTarget: 2 * time.Millisecond, ShedQueueInterval: 50 * time.Millisecond, CallerCPUShare: 0.1,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
-					LogSlowCall: time.Second, Pprof: true, GCPercent: 200,
+					LogSlowCall: time.Second, CallLogRate: 5, Pprof: true, GCPercent: 200,
 				}
 			},
 		},
@@ -400,7 +403,7 @@ func TestApplyEnv(t *testing.T) {
 					ShedQueueTarget: 2 * time.Millisecond, ShedQueueInterval: 50 * time.Millisecond, CallerCPUShare: 0.1,
 					SessionMaxAge: 12 * time.Hour, SessionRetention: 7 * 24 * time.Hour,
 					OTelEndpoint: "collector.example.org:4317", OTelInsecure: true, OTelSampleRatio: 0.5,
-					LogSlowCall: time.Second, Pprof: true, GCPercent: 200,
+					LogSlowCall: time.Second, CallLogRate: 5, Pprof: true, GCPercent: 200,
 				}
 			},
 		},
@@ -482,7 +485,7 @@ func TestApplyEnvLooksUpOnlyUnsetFlags(t *testing.T) {
 	}
 	slices.Sort(asked)
 	want := []string{
-		"GATEHOUSE_ACCEPT_META_ROLLBACK", "GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_CALLER_CPU_SHARE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR",
+		"GATEHOUSE_ACCEPT_META_ROLLBACK", "GATEHOUSE_AUDIT_RETENTION", "GATEHOUSE_AUTH", "GATEHOUSE_BOOTSTRAP_TOKEN_FILE", "GATEHOUSE_CALLER_CPU_SHARE", "GATEHOUSE_CALL_LOG_RATE", "GATEHOUSE_COBROWSE_BASE_DOMAIN", "GATEHOUSE_DATA_DIR",
 		"GATEHOUSE_DECISION_TIMEOUT", "GATEHOUSE_DEMO",
 		"GATEHOUSE_ETCD_CA", "GATEHOUSE_ETCD_CERT", "GATEHOUSE_ETCD_DIAL_TIMEOUT", "GATEHOUSE_ETCD_ENDPOINTS", "GATEHOUSE_ETCD_KEY", "GATEHOUSE_ETCD_LEADER_TTL",
 		"GATEHOUSE_ETCD_PASSWORD_FILE", "GATEHOUSE_ETCD_PREFIX", "GATEHOUSE_ETCD_USERNAME",

@@ -28,7 +28,10 @@ const DefaultSlowCall = 100 * time.Millisecond
 //
 // Call log policy: a call that failed is logged at the level of its code
 // (callLevel); a successful call is logged at DEBUG, or at INFO when it
-// took at least Options.SlowCall. A request id is the caller's
+// took at least Options.SlowCall. The lines of failed calls with a code a
+// caller can cause are bounded per code (Options.CallLogRate, see
+// callLogBudget); a line over the budget costs no formatting either, and
+// the next one written says how many were suppressed. A request id is the caller's
 // x-request-id when it sent a valid one, echoed in the response header;
 // otherwise one is generated only when the call is logged or failed. A
 // failed call returns its request id in the x-request-id trailer, so that
@@ -153,19 +156,28 @@ func callLevel(code codes.Code) slog.Level {
 }
 
 // logCall writes the "finished call" line of a call when its level is
-// enabled; otherwise it allocates nothing.
+// enabled and, for a failed call, its code's budget allows; otherwise it
+// allocates nothing.
 func (s *Server) logCall(ctx context.Context, fullMethod, kind string, start time.Time, id string, err error) {
 	code := codes.OK
 	if err != nil {
 		code = status.Code(err)
 	}
 	lvl := callLevel(code)
-	took := time.Since(start)
+	now := time.Now()
+	took := now.Sub(start)
 	if code == codes.OK && s.slowCall > 0 && took >= s.slowCall {
 		lvl = slog.LevelInfo
 	}
 	if !s.log.Enabled(ctx, lvl) {
 		return
+	}
+	var suppressed int64
+	if code != codes.OK {
+		var ok bool
+		if suppressed, ok = s.callLog.take(code, now); !ok {
+			return
+		}
 	}
 	if id == "" {
 		id = newRequestID()
@@ -196,5 +208,8 @@ func (s *Server) logCall(ctx context.Context, fullMethod, kind string, start tim
 	// Milliseconds with microsecond precision, as a string: the format of
 	// the call logs so far.
 	attrs = append(attrs, slog.String("grpc.time_ms", fmt.Sprint(float32(took.Microseconds())/1000)))
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Int64("suppressed", suppressed))
+	}
 	s.log.LogAttrs(ctx, lvl, "finished call", attrs...)
 }

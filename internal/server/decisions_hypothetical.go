@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	gatehousev1 "github.com/gatehouse-dev/gatehouse/gen/gatehouse/v1"
 	"github.com/gatehouse-dev/gatehouse/internal/auth"
@@ -114,8 +115,25 @@ func (d *decisionService) CheckHypothetical(ctx context.Context, req *gatehousev
 	if c, ok := auth.FromContext(ctx); ok {
 		caller = c.Name
 	}
-	d.s.log.LogAttrs(ctx, slog.LevelInfo, "hypothetical decisions (dry run, no session)",
-		slog.String("account", acct), slog.String("caller", caller), slog.String("representative", sess.RepresentativeID),
-		slog.Int("kind", int(sess.Kind)), slog.Int("checks", len(qs)), slog.Int("allowed", allowed), slog.Uint64("revision", snap.Revision()))
+	d.logDryRun(ctx, acct, caller, sess.RepresentativeID, int(sess.Kind), len(qs), allowed, snap.Revision())
 	return resp, nil
+}
+
+// logDryRun writes the line of a CheckHypothetical call within its budget
+// (Options.CallLogRate lines a second): the line after suppressed ones
+// says how many (suppressed).
+func (d *decisionService) logDryRun(ctx context.Context, acct, caller, rep string, kind, checks, allowed int, rev uint64) {
+	if !d.s.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	suppressed, ok := d.s.dryRunLog.take(time.Now())
+	if !ok {
+		return
+	}
+	attrs := []slog.Attr{slog.String("account", acct), slog.String("caller", caller), slog.String("representative", rep),
+		slog.Int("kind", kind), slog.Int("checks", checks), slog.Int("allowed", allowed), slog.Uint64("revision", rev)}
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Int64("suppressed", suppressed))
+	}
+	d.s.log.LogAttrs(ctx, slog.LevelInfo, "hypothetical decisions (dry run, no session)", attrs...)
 }

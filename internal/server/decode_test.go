@@ -50,13 +50,16 @@ func badPayloads(md protoreflect.MessageDescriptor) map[string][]byte {
 // TestUndecodableRequestsAreInvalidArgument sends, over a real connection,
 // bytes that do not decode to every RPC of every service: each answer is
 // INVALID_ARGUMENT (grpc-go would say INTERNAL), and the calls are logged
-// and counted like any other.
+// and counted like any other. The call log is unbounded here, so that
+// every call has its line; within --call-log-rate they are suppressed and
+// counted like any other failure (TestCallLog_FloodBoundedPerCode).
 func TestUndecodableRequestsAreInvalidArgument(t *testing.T) {
 	var logs syncBuffer
 	m := NewMetrics()
 	e := MustStart(t, "", func(o *Options) {
 		o.Metrics = m
 		o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		o.CallLogRate = -1
 	})
 	e.MustCreateAccount("acme")
 	files := []protoreflect.FileDescriptor{

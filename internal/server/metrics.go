@@ -16,7 +16,14 @@ type Metrics struct {
 	// HTTPRefused counts the HTTP requests the gateway (internal/gateway)
 	// refused before they became a call, by reason.
 	HTTPRefused *prometheus.CounterVec
-	grpc        *grpcprom.ServerMetrics
+	// HTTPLogSuppressed counts the lines of the HTTP server's own error
+	// log (a failed TLS handshake, …) not written for their budget
+	// (NewLimitedHandler).
+	HTTPLogSuppressed prometheus.Counter
+	grpc              *grpcprom.ServerMetrics
+	// callLogSuppressed counts the call log lines not written for their
+	// code's budget (calllog.go).
+	callLogSuppressed *prometheus.CounterVec
 	// retention: the audit retention job (retention.go).
 	retention *retentionMetrics
 }
@@ -30,7 +37,12 @@ func NewMetrics() *Metrics {
 			grpcprom.WithHistogramBuckets([]float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}))),
 	}
 	m.HTTPRefused = NewHTTPRefused()
-	m.Registry.MustRegister(m.grpc, m.HTTPRefused)
+	m.callLogSuppressed = newCallLogSuppressed()
+	m.HTTPLogSuppressed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_http_log_suppressed_total",
+		Help: "Lines of the HTTP server's own error log (failed TLS handshakes and other connection errors) not written because --call-log-rate lines a second were written; the next line says how many in its suppressed attribute.",
+	})
+	m.Registry.MustRegister(m.grpc, m.HTTPRefused, m.callLogSuppressed, m.HTTPLogSuppressed)
 	m.retention = newRetentionMetrics(m.Registry)
 	return m
 }

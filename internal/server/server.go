@@ -95,6 +95,10 @@ type Options struct {
 	// negative: never). Failed calls are logged at the level of their
 	// code; see callLevel.
 	SlowCall time.Duration
+	// CallLogRate bounds the "finished call" lines of failed calls a
+	// second, per gRPC code, for the codes a caller can cause (see
+	// callLogBudget; default DefaultCallLogRate; negative: no bound).
+	CallLogRate int
 }
 
 // tlsOption returns the transport credentials of cfg (none when nil).
@@ -142,6 +146,11 @@ type Server struct {
 	rules map[string]access
 	// slowCall is Options.SlowCall with its default applied.
 	slowCall time.Duration
+	// callLog bounds the call log lines of failed calls, causeLog the
+	// lines of their causes (nil: no bound).
+	callLog, causeLog *callLogBudget
+	// dryRunLog bounds CheckHypothetical's lines (nil: no bound).
+	dryRunLog *codeLogBudget
 	// decisionTimeout bounds a decision's wait for a revision when the
 	// call has no deadline (Limits.DecisionTimeout); see snapshotAt.
 	decisionTimeout time.Duration
@@ -185,6 +194,9 @@ func New(o Options) *Server {
 	if s.slowCall == 0 {
 		s.slowCall = DefaultSlowCall
 	}
+	s.callLog = newCallLogBudget(o.CallLogRate, o.Metrics)
+	s.causeLog = newCallLogBudget(o.CallLogRate, o.Metrics)
+	s.dryRunLog = newDryRunLogBudget(o.CallLogRate, o.Metrics)
 	s.done = make(chan struct{})
 	s.inProcess = inProcessListener{bufconn.Listen(inProcessBuffer)}
 	s.warnPublicSuffixEntries()

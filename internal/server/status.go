@@ -60,10 +60,42 @@ func (s *Server) toStatus(ctx context.Context, err error) error {
 		return nil
 	}
 	s.obs.CountRefusal(err)
-	return mapError(ctx, s.log, err)
+	return mapErrorTo(ctx, causeLog{log: s.log, budget: s.causeLog}, err)
 }
 
+// causeLog writes the line that says why a call failed, beside its
+// "finished call" line. The lines of the codes a caller can cause (a store
+// that cannot be reached fails every caller's writes, at any rate) share a
+// budget per code of their own, as the call log does (callLogBudget); the
+// server's faults (INTERNAL, DATA_LOSS) are always written.
+type causeLog struct {
+	log    *slog.Logger
+	budget *callLogBudget // nil: no bound
+}
+
+// write logs msg with err at lvl for a call that fails with code, within
+// the code's budget.
+func (c causeLog) write(ctx context.Context, lvl slog.Level, code codes.Code, msg string, err error) {
+	if !c.log.Enabled(ctx, lvl) {
+		return
+	}
+	suppressed, ok := c.budget.take(code, time.Now())
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		c.log.LogAttrs(ctx, lvl, msg, slog.Any("err", err), slog.Int64("suppressed", suppressed))
+		return
+	}
+	c.log.LogAttrs(ctx, lvl, msg, slog.Any("err", err))
+}
+
+// mapError is mapErrorTo with no bound on log.
 func mapError(ctx context.Context, log *slog.Logger, err error) error {
+	return mapErrorTo(ctx, causeLog{log: log}, err)
+}
+
+func mapErrorTo(ctx context.Context, log causeLog, err error) error {
 	var e *errs.Error
 	var ue *policy.UnreadableError
 	var se *policy.SessionUnreadableError
@@ -73,12 +105,12 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 		// An internal error that was logged where it happened (a panic,
 		// with its stack) has no cause left to log.
 		if e.Cause != nil {
-			log.ErrorContext(ctx, "internal error", "err", e.Cause)
+			log.write(ctx, slog.LevelError, codes.Internal, "internal error", e.Cause)
 		}
 		return status.Error(codes.Internal, "internal error")
 	case e != nil:
 		if e.Cause != nil {
-			log.ErrorContext(ctx, e.Message, "err", e.Cause)
+			log.write(ctx, slog.LevelError, kindCodes[e.Kind], e.Message, e.Cause)
 		}
 		return statusOf(e).Err()
 	case errors.As(err, &cd):
@@ -86,16 +118,16 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 			Metadata: map[string]string{"kind": cd.Kind, "id": cd.ID, "limit": strconv.Itoa(policy.MaxChainDepth)}})
 		return st.Err()
 	case errors.Is(err, policy.ErrBrokenChain):
-		log.ErrorContext(ctx, "stored portal or team chain broken", "err", err)
+		log.write(ctx, slog.LevelError, codes.DataLoss, "stored portal or team chain broken", err)
 		return status.Error(codes.DataLoss, "a stored portal or team chain is broken; an operator must repair the store")
 	case errors.As(err, &se):
-		log.ErrorContext(ctx, "decision refused: session unreadable", "session_id", se.SessionID, "account_id", se.AccountID, "err", se.Why)
+		log.log.ErrorContext(ctx, "decision refused: session unreadable", "session_id", se.SessionID, "account_id", se.AccountID, "err", se.Why)
 		return status.Errorf(codes.DataLoss, "session %q cannot be read from the store; its decisions are refused until an operator repairs it", se.SessionID)
 	case errors.As(err, &ue):
-		log.ErrorContext(ctx, "decision refused: account unreadable", "account_id", ue.AccountID, "err", ue.Why)
+		log.log.ErrorContext(ctx, "decision refused: account unreadable", "account_id", ue.AccountID, "err", ue.Why)
 		return status.Errorf(codes.DataLoss, "account %q cannot be read from the store; its decisions are refused until an operator repairs it", ue.AccountID)
 	case errors.Is(err, store.ErrCorrupt):
-		log.ErrorContext(ctx, "stored record undecodable", "err", err)
+		log.write(ctx, slog.LevelError, codes.DataLoss, "stored record undecodable", err)
 		return status.Error(codes.DataLoss, "a stored record cannot be decoded; an operator must repair the store")
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, "deadline exceeded")
@@ -107,12 +139,12 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 		return status.Error(codes.Unavailable, "server is shutting down")
 	case errors.Is(err, store.ErrCommitUnknown):
 		// etcd stopped answering after the commit was sent.
-		log.ErrorContext(ctx, "store did not confirm a commit", "err", err)
+		log.write(ctx, slog.LevelError, codes.Unavailable, "store did not confirm a commit", err)
 		return statusOf(errs.Refuse(errs.Unavailable, errs.ReasonStoreUnavailable, map[string]string{"outcome": "unknown"},
 			"the store (etcd) did not confirm the write in time; it may or may not have been applied: read it before you retry")).Err()
 	case errors.Is(err, store.ErrOverloaded):
 		// etcd answered but refused the request; nothing was committed.
-		log.WarnContext(ctx, "store overloaded: etcd refused a request (too many requests)", "err", err)
+		log.write(ctx, slog.LevelWarn, codes.Unavailable, "store overloaded: etcd refused a request (too many requests)", err)
 		e := errs.Refuse(errs.Unavailable, errs.ReasonStoreUnavailable, map[string]string{"cause": "overloaded"},
 			"the store (etcd) is overloaded and refused the request; nothing was written; retry later")
 		e.RetryAfter = time.Second
@@ -120,7 +152,7 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 	case errors.Is(err, store.ErrUnavailable):
 		// Nothing was committed. Decisions keep being answered from the
 		// replica's snapshot, up to --max-staleness.
-		log.WarnContext(ctx, "store unavailable", "err", err)
+		log.write(ctx, slog.LevelWarn, codes.Unavailable, "store unavailable", err)
 		return statusOf(errs.Refuse(errs.Unavailable, errs.ReasonStoreUnavailable, nil,
 			"the store (etcd) cannot be reached; nothing was written; retry later")).Err()
 	case errors.Is(err, store.ErrNoSpace):
@@ -128,25 +160,25 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 		// retry later. Decisions keep being served from the last snapshot.
 		// The cause says what to do: free the disk (bbolt), or compact,
 		// defragment and disarm etcd's NOSPACE alarm.
-		log.ErrorContext(ctx, "store cannot grow", "err", err)
+		log.write(ctx, slog.LevelError, codes.Unavailable, "store cannot grow", err)
 		return status.Error(codes.Unavailable, "the store is out of space; nothing was written")
 	case errors.Is(err, store.ErrAccessDenied):
 		// etcd refused this replica's credentials: the caller can do
 		// nothing about it, and another replica may still be let in.
-		log.ErrorContext(ctx, "store refused this replica's credentials: restore the etcd user's role and permissions on --etcd-prefix (or its password), see docs/operations.md", "err", err)
+		log.write(ctx, slog.LevelError, codes.Unavailable, "store refused this replica's credentials: restore the etcd user's role and permissions on --etcd-prefix (or its password), see docs/operations.md", err)
 		return statusOf(errs.Refuse(errs.Unavailable, errs.ReasonStoreUnavailable, map[string]string{"cause": "access_denied"},
 			"the store (etcd) refused this replica's credentials; nothing was written; an operator must restore its access")).Err()
 	case errors.Is(err, store.ErrTooManyOps), errors.Is(err, store.ErrTxnTooLarge):
 		// More than one store transaction may hold; nothing was committed.
 		// When etcd itself refused it, its limits are below the driver's
 		// and the cause says which flag to raise.
-		log.WarnContext(ctx, "write larger than one store transaction", "err", err)
+		log.write(ctx, slog.LevelWarn, codes.ResourceExhausted, "write larger than one store transaction", err)
 		return statusOf(errs.Refuse(errs.ResourceExhausted, reasonStoreTxnLimit, nil,
 			"the write is larger than one store transaction may hold; nothing was written; write less at once")).Err()
 	case errors.Is(err, store.ErrCompacted):
 		// The store's history this call needed is gone; a retry reads
 		// the current state.
-		log.WarnContext(ctx, "store history compacted", "err", err)
+		log.write(ctx, slog.LevelWarn, codes.Aborted, "store history compacted", err)
 		return status.Error(codes.Aborted, "the store's history this call needed was compacted; nothing was written; retry")
 	}
 	// A status made by grpc-go itself (a transport error on a stream, a
@@ -154,7 +186,7 @@ func mapError(ctx context.Context, log *slog.Logger, err error) error {
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
-	log.ErrorContext(ctx, "internal error", "err", err)
+	log.write(ctx, slog.LevelError, codes.Internal, "internal error", err)
 	return status.Error(codes.Internal, "internal error")
 }
 
