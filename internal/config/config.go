@@ -191,7 +191,7 @@ func Default() Config {
 		MaxMetaStreams:       64,
 		MaxConnStreams:       1024,
 		Reflection:           "authenticated",
-		ShedQueueTarget:      5 * time.Millisecond,
+		ShedQueueTarget:      3 * time.Millisecond,
 		ShedQueueInterval:    100 * time.Millisecond,
 		CallerCPUShare:       0.1,
 		DecisionTimeout:      time.Second,
@@ -413,7 +413,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("caller-cpu-share %g: want 0 (off) or a share of the CPU up to 1, such as 0.1", c.CallerCPUShare))
 	}
 	if c.ShedQueueTarget < 0 {
-		errs = append(errs, fmt.Errorf("shed-queue-target %s: want 0 (off) or a positive duration such as 5ms", c.ShedQueueTarget))
+		errs = append(errs, fmt.Errorf("shed-queue-target %s: want 0 (off) or a positive duration such as 3ms", c.ShedQueueTarget))
 	}
 	if c.ShedQueueTarget > 0 && c.ShedQueueInterval <= c.ShedQueueTarget {
 		errs = append(errs, fmt.Errorf("shed-queue-interval %s: want a duration longer than shed-queue-target %s, such as 100ms", c.ShedQueueInterval, c.ShedQueueTarget))

@@ -61,7 +61,7 @@ type Limits struct {
 	// request's reading and decoding included, microseconds for a
 	// decision; see arrival). The admission gate (admissionGate) lets in
 	// as many decisions at once as the CPU serves within QueueTarget
-	// (default 5ms), a limit it adapts with every decision's wait, and
+	// (default 3ms), a limit it adapts with every decision's wait, and
 	// refuses the others on arrival, connections over their share of the
 	// work in flight first; its RetryInfo delay adapts every QueueInterval
 	// (default 100ms). Behind it, once a queue stands anyway (three

@@ -17,7 +17,7 @@ import (
 
 // Defaults of the queue-delay shedder (see Limits.QueueTarget).
 const (
-	DefaultQueueTarget   = 5 * time.Millisecond
+	DefaultQueueTarget   = 3 * time.Millisecond
 	DefaultQueueInterval = 100 * time.Millisecond
 )
 
