@@ -124,7 +124,7 @@ func TestValidate(t *testing.T) {
 		{name: "negative queue target", edit: func(c *config.Config) { c.ShedQueueTarget = -time.Millisecond }, wantErr: []string{"shed-queue-target -1ms"}},
 		{name: "caller CPU share off", edit: func(c *config.Config) { c.CallerCPUShare = 0 }},
 		{name: "caller CPU share above 1", edit: func(c *config.Config) { c.CallerCPUShare = 1.5 }, wantErr: []string{"caller-cpu-share 1.5"}},
-		{name: "queue interval not above target", edit: func(c *config.Config) { c.ShedQueueInterval = c.ShedQueueTarget }, wantErr: []string{"shed-queue-interval 5ms"}},
+		{name: "queue interval not above target", edit: func(c *config.Config) { c.ShedQueueInterval = c.ShedQueueTarget }, wantErr: []string{"shed-queue-interval 3ms"}},
 		{name: "short decision timeout", edit: func(c *config.Config) { c.DecisionTimeout = time.Millisecond }},
 		{name: "zero decision timeout", edit: func(c *config.Config) { c.DecisionTimeout = 0 }, wantErr: []string{"decision-timeout"}},
 		{name: "stats every minute", edit: func(c *config.Config) { c.StatsInterval = time.Minute }},

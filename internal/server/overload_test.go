@@ -22,7 +22,7 @@ func TestLimits_Defaults(t *testing.T) {
 	l := Limits{}.withDefaults()
 	want := Limits{
 		MaxRecvMsgSize: 4 << 20, MaxInflight: 1024, MaxInflightPerCaller: 256, DecisionTimeout: time.Second,
-		QueueTarget: 5 * time.Millisecond, QueueInterval: 100 * time.Millisecond, CallerCPUShare: DefaultCallerCPUShare,
+		QueueTarget: 3 * time.Millisecond, QueueInterval: 100 * time.Millisecond, CallerCPUShare: DefaultCallerCPUShare,
 		KeepaliveMinTime: 10 * time.Second, MaxConnectionIdle: 15 * time.Minute,
 		KeepaliveTime: time.Minute, KeepaliveTimeout: 20 * time.Second,
 	}
