@@ -2,9 +2,7 @@ package client_test
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
-	"os"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/client"
@@ -31,12 +29,7 @@ func TestDial_MutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := mustStart(t, true, func(o *server.Options) { o.TLS = srvTLS })
-	pemBytes, err := os.ReadFile(serverCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pemBytes)
+	roots := tlstest.Pool(t, serverCert)
 
 	// The server requires a client certificate; one that is not registered
 	// authenticates nobody, so the token decides.
@@ -121,12 +114,7 @@ func TestLocalSession_CertificateRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := mustStart(t, true, func(o *server.Options) { o.TLS = srvTLS })
-	pemBytes, err := os.ReadFile(serverCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pemBytes)
+	roots := tlstest.Pool(t, serverCert)
 	conn, err := grpc.NewClient(g.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12,
 		Certificates: []tls.Certificate{ca.IssueClient(t, "operator-side")}})))
 	if err != nil {

@@ -4,10 +4,8 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,12 +29,7 @@ func TestE2E_CallLogRate(t *testing.T) {
 	const perSecond, calls, conns = 3, 400, 150
 	dir := t.TempDir()
 	certFile, keyFile := tlstest.WriteSelfSigned(t, dir, "gatehouse-test")
-	pemBytes, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemBytes)
+	pool := tlstest.Pool(t, certFile)
 	d := start(t, nil, loopbackArgs(filepath.Join(dir, "data"), "--auth", "token", "--tls-cert", certFile, "--tls-key", keyFile,
 		"--http-addr", "127.0.0.1:0", "--call-log-rate", "3")...)
 

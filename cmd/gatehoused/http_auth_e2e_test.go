@@ -4,7 +4,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -41,12 +40,7 @@ func TestHTTP_AuthenticationAsGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	operator := strings.TrimSpace(string(raw))
-	pemBytes, err := os.ReadFile(serverCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pemBytes)
+	roots := tlstest.Pool(t, serverCert)
 	admin := ca.IssueClient(t, "acme-admin")  // registered below, for account acme
 	stranger := ca.IssueClient(t, "stranger") // from the CA, registered as nobody
 

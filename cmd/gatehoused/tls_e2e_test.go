@@ -4,8 +4,6 @@ package main
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -22,12 +20,7 @@ func TestE2E_TLS(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	certFile, keyFile := tlstest.WriteSelfSigned(t, dir, "gatehouse-test")
-	pemBytes, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemBytes)
+	pool := tlstest.Pool(t, certFile)
 	clientCert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)

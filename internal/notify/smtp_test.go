@@ -3,7 +3,6 @@ package notify_test
 import (
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"net"
 	"net/mail"
 	"os"
@@ -241,12 +240,7 @@ func TestSMTP_ImplicitTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pemBytes, err := os.ReadFile(certFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pemBytes)
+	roots := tlstest.Pool(t, certFile)
 	ms := startMailServerWith(t, mailOptions{users: map[string]string{"gatehouse": "s3cret"},
 		implicitTLS: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}})
 	m := goldenMessage(t)

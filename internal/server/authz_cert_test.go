@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -168,12 +166,7 @@ func startCertEnv(t *testing.T) *certEnv {
 	if _, err := e.srv.snaps.WaitFor(ctxT(t), e.store.Revision()); err != nil {
 		t.Fatal(err)
 	}
-	pemBytes, err := os.ReadFile(serverCert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pemBytes)
+	roots := tlstest.Pool(t, serverCert)
 	dial := func(cert tls.Certificate) certClients {
 		t.Helper()
 		conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{

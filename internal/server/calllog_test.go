@@ -376,17 +376,7 @@ func TestCallLog_DryRunLinesBounded(t *testing.T) {
 	for range calls {
 		dryRun()
 	}
-	const msg = "hypothetical decisions (dry run, no session)"
-	bound := perSecond + int(perSecond*time.Since(began).Seconds()) + 1
-	if got := len(linesWith(t, logs, msg)); got > bound || got == 0 {
-		t.Errorf("%d dry runs logged %d lines, want 1 to %d", calls, got, bound)
-	}
-	time.Sleep(2 * time.Second / perSecond)
-	dryRun()
-	lines := linesWith(t, logs, msg)
-	if n := len(lines) + suppressedIn(lines); n != calls+1 {
-		t.Errorf("%d lines + %d reported suppressed, want every call (%d)", len(lines), suppressedIn(lines), calls+1)
-	}
+	lines := budgetedLines(t, logs, "hypothetical decisions (dry run, no session)", calls, perSecond, began, dryRun)
 	if got, want := metricValue(t, m, "gatehouse_call_log_suppressed_total", "code=OK"), float64(calls+1-len(lines)); got != want {
 		t.Errorf("gatehouse_call_log_suppressed_total{code=OK} = %v, want %v", got, want)
 	}
@@ -425,29 +415,37 @@ func TestLimitedHandler_TLSHandshakeErrors(t *testing.T) {
 	for range conns {
 		badHandshake()
 	}
-	const msg = "TLS handshake error"
-	bound := perSecond + int(perSecond*time.Since(began).Seconds()) + 1
-	if got := len(linesWith(t, logs, msg)); got > bound || got == 0 {
-		t.Errorf("%d failed handshakes logged %d lines, want 1 to %d", conns, got, bound)
+	lines := budgetedLines(t, logs, "TLS handshake error", conns, perSecond, began, badHandshake)
+	if got, want := testutil.ToFloat64(suppressed), float64(conns+1-len(lines)); got != want {
+		t.Errorf("suppressed counter %v, want %v", got, want)
 	}
-	time.Sleep(2 * time.Second / perSecond)
-	badHandshake()
-	// The server logs after it answered; wait for the last line.
+	if lines[0]["component"] != "http" {
+		t.Errorf("line lost its attributes: %v", lines[0])
+	}
+}
+
+// budgetedLines checks the lines with msg in logs after n events since
+// began under a budget of perSecond lines a second: at least one and at
+// most the budget's were written. It then waits for the budget to refill,
+// causes one more event with once, and waits (the server may log after it
+// answered) until the lines written and the suppressed ones they report
+// account for all n+1; it returns the lines.
+func budgetedLines(t *testing.T, logs *syncBuffer, msg string, n, perSecond int, began time.Time, once func()) []map[string]any {
+	t.Helper()
+	bound := perSecond + int(float64(perSecond)*time.Since(began).Seconds()) + 1
+	if got := len(linesWith(t, logs, msg)); got > bound || got == 0 {
+		t.Errorf("%d events logged %d lines %q, want 1 to %d", n, got, msg, bound)
+	}
+	time.Sleep(2 * time.Second / time.Duration(perSecond))
+	once()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		lines := linesWith(t, logs, msg)
-		n := len(lines) + suppressedIn(lines)
-		if n == conns+1 {
-			if got, want := testutil.ToFloat64(suppressed), float64(conns+1-len(lines)); got != want {
-				t.Errorf("suppressed counter %v, want %v", got, want)
-			}
-			if lines[0]["component"] != "http" {
-				t.Errorf("line lost its attributes: %v", lines[0])
-			}
-			break
+		if len(lines)+suppressedIn(lines) == n+1 {
+			return lines
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d lines + %d reported suppressed, want every handshake (%d)", len(lines), suppressedIn(lines), conns+1)
+			t.Fatalf("%d lines + %d reported suppressed, want every event (%d)", len(lines), suppressedIn(lines), n+1)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

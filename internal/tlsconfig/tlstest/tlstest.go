@@ -153,3 +153,18 @@ func (ca *CA) WriteServer(t *testing.T, dir, name string) (certFile, keyFile str
 	writePEM(t, certFile, der, keyFile, key)
 	return certFile, keyFile
 }
+
+// Pool returns a certificate pool holding the PEM certificates of
+// certFile (a server's, to trust as a root).
+func Pool(t *testing.T, certFile string) *x509.CertPool {
+	t.Helper()
+	pemBytes, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatalf("%s holds no PEM certificate", certFile)
+	}
+	return pool
+}
