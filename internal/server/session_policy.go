@@ -365,7 +365,16 @@ func (w *watchPolicies) acquire(k watchKey, snaps *replica.Replica, done <-chan 
 	}
 	sp := w.m[k]
 	if sp == nil {
+		// What follow compares the next swap with starts as the
+		// current snapshot's: left empty, a swap that removes the
+		// session (and its account) would look like no change, and the
+		// watch would miss it. A swap follow has taken but not yet
+		// compared wakes the watchers at worst once too often.
+		snap := snaps.Current()
 		sp = &sharedPolicy{key: k, w: w, wake: make(chan struct{})}
+		if sp.seenSess = snap.Session(k.session); sp.seenSess != nil {
+			sp.seenAcct = snap.Account(sp.seenSess.AccountID)
+		}
 		w.m[k] = sp
 	}
 	sp.refs++
