@@ -61,11 +61,9 @@ type codeLogBudget struct {
 // at INFO: perSecond lines a second as newCallLogBudget, counted under code
 // OK.
 func newDryRunLogBudget(perSecond int, m *Metrics) *codeLogBudget {
-	if perSecond < 0 {
+	perSecond, bounded := callLogRate(perSecond)
+	if !bounded {
 		return nil
-	}
-	if perSecond == 0 {
-		perSecond = DefaultCallLogRate
 	}
 	var counter prometheus.Counter
 	if m != nil {
@@ -78,11 +76,9 @@ func newDryRunLogBudget(perSecond int, m *Metrics) *codeLogBudget {
 // (nil, no bound, when perSecond is negative; DefaultCallLogRate when 0),
 // counting suppressed lines in m when it is set.
 func newCallLogBudget(perSecond int, m *Metrics) *callLogBudget {
-	if perSecond < 0 {
+	perSecond, bounded := callLogRate(perSecond)
+	if !bounded {
 		return nil
-	}
-	if perSecond == 0 {
-		perSecond = DefaultCallLogRate
 	}
 	b := &callLogBudget{}
 	for c := range codes.Code(numCodes) {
@@ -96,6 +92,16 @@ func newCallLogBudget(perSecond int, m *Metrics) *callLogBudget {
 		b.lines[c] = newCodeLogBudget(perSecond, counter)
 	}
 	return b
+}
+
+// callLogRate applies Options.CallLogRate's default (0:
+// DefaultCallLogRate) and reports whether it bounds anything (negative: no
+// bound).
+func callLogRate(perSecond int) (int, bool) {
+	if perSecond == 0 {
+		return DefaultCallLogRate, true
+	}
+	return perSecond, perSecond > 0
 }
 
 // newCodeLogBudget returns a bucket of perSecond lines a second, bursts of
