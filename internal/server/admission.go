@@ -341,6 +341,13 @@ func (g *admissionGate) contended(now time.Time) bool {
 	return now.Sub(g.longAt) < g.interval
 }
 
+// inflight returns the decisions in flight: arrived and not finished.
+func (g *admissionGate) inflight() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.n
+}
+
 // currentLimit returns the gate's limit in decisions of the average cost.
 func (g *admissionGate) currentLimit() float64 {
 	g.mu.Lock()

@@ -89,7 +89,7 @@ const (
 //
 // While the CPU is contended (the process was busy and calls took at least
 // callerCPUContended of its CPU, or decisions waited longer than the queue
-// target) and another caller is active, a call of a caller whose bucket is
+// target), another caller is active and other calls are running, a call of a caller whose bucket is
 // empty is held until the bucket has refilled (its expected cost reserved,
 // so that a caller's held calls are let go one by one at its share's pace)
 // if that is within callerCPUMaxHold (a session or admin call: for at
@@ -161,10 +161,13 @@ func newCallerCPU(share float64) *callerCPU {
 // held at most callerCPUMaxHold and then runs, however long its share
 // needs. A held call's expected cost is
 // reserved in the bucket and returned (prepaid), to be given to charge,
-// and its end of hold reported with unhold. queued says that decisions
-// wait for the CPU now (admissionGate.contended), which is contention too.
+// and its end of hold reported with unhold. others says that other calls
+// are running: without them nobody waits for what this call takes, and it
+// runs whatever its share (a lone client calling one call at a time on a
+// machine busy with other work). queued says that decisions wait for the
+// CPU now (admissionGate.contended), which is contention too.
 // A hold must end before deadline (zero: none).
-func (c *callerCPU) admit(k inflightKey, now, deadline time.Time, queued, runAfterHold bool) (verdict int, wait, prepaid time.Duration) {
+func (c *callerCPU) admit(k inflightKey, now, deadline time.Time, others, queued, runAfterHold bool) (verdict int, wait, prepaid time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el := now.Sub(c.windowAt); el >= callerCPUWindow || el < 0 {
@@ -180,7 +183,7 @@ func (c *callerCPU) admit(k inflightKey, now, deadline time.Time, queued, runAft
 	}
 	c.refill(b, now)
 	b.seen = now
-	if b.tokens >= 0 || !(c.contended || queued) || c.active < 2 {
+	if b.tokens >= 0 || !others || !(c.contended || queued) || c.active < 2 {
 		return cpuAdmit, 0, 0
 	}
 	wait = time.Duration(float64(-b.tokens) / c.rate)

@@ -80,7 +80,7 @@ func TestCallerCPU_Share(t *testing.T) {
 				if !s.due.IsZero() || now.Before(s.free) {
 					continue
 				}
-				switch v, wait, prepaid := c.admit(heavy, now, time.Time{}, queued, false); v {
+				switch v, wait, prepaid := c.admit(heavy, now, time.Time{}, true, queued, false); v {
 				case cpuAdmit:
 					c.charge(heavy, heavyCost, 0)
 					used += heavyCost + 2*time.Microsecond
@@ -101,7 +101,7 @@ func TestCallerCPU_Share(t *testing.T) {
 			for l := range lights {
 				k := inflightKey{keyAccount, fmt.Sprintf("light-%d", l)}
 				for range cores {
-					if v, _, _ := c.admit(k, now, time.Time{}, queued, false); v != cpuAdmit {
+					if v, _, _ := c.admit(k, now, time.Time{}, true, queued, false); v != cpuAdmit {
 						o.lightHeld++
 						continue
 					}
@@ -375,13 +375,13 @@ func TestCallerCPU_HoldBounds(t *testing.T) {
 	over(a)
 	var last time.Duration
 	for i := range callerCPUMaxHeld {
-		v, wait, prepaid := c.admit(a, now, time.Time{}, false, false)
+		v, wait, prepaid := c.admit(a, now, time.Time{}, true, false, false)
 		if v != cpuHold || wait <= last || prepaid != 100*time.Microsecond {
 			t.Fatalf("call %d: verdict %d, wait %v (previous %v), prepaid %v; want held, longer than the one before, 100µs reserved", i, v, wait, last, prepaid)
 		}
 		last = wait
 	}
-	if v, _, _ := c.admit(a, now, time.Time{}, false, false); v != cpuRefuse {
+	if v, _, _ := c.admit(a, now, time.Time{}, true, false, false); v != cpuRefuse {
 		t.Errorf("call past %d held of one caller: verdict %d, want refused", callerCPUMaxHeld, v)
 	}
 	// A hold that ends without its call gives the reservation back.
@@ -393,12 +393,12 @@ func TestCallerCPU_HoldBounds(t *testing.T) {
 	// A deadline sooner than the hold: refused.
 	b := inflightKey{keyAccount, "b"}
 	over(b)
-	if v, wait, _ := c.admit(b, now, now.Add(time.Millisecond), false, false); v != cpuRefuse || wait <= time.Millisecond {
+	if v, wait, _ := c.admit(b, now, now.Add(time.Millisecond), true, false, false); v != cpuRefuse || wait <= time.Millisecond {
 		t.Errorf("call whose deadline ends before its hold: verdict %d, wait %v; want refused", v, wait)
 	}
 	// A hold longer than callerCPUMaxHold: refused.
 	c.buckets[b].tokens = -time.Duration(float64(callerCPUMaxHold) * c.rate * 2)
-	if v, _, _ := c.admit(b, now, time.Time{}, false, false); v != cpuRefuse {
+	if v, _, _ := c.admit(b, now, time.Time{}, true, false, false); v != cpuRefuse {
 		t.Errorf("call whose hold would pass %v: verdict %d, want refused", callerCPUMaxHold, v)
 	}
 	// All callers together: callerCPUMaxHeldTotal.
@@ -407,17 +407,22 @@ func TestCallerCPU_HoldBounds(t *testing.T) {
 		if i%callerCPUMaxHeld == 0 {
 			over(k)
 		}
-		if v, _, _ := c.admit(k, now, time.Time{}, false, false); v != cpuHold {
+		if v, _, _ := c.admit(k, now, time.Time{}, true, false, false); v != cpuHold {
 			t.Fatalf("caller %v, call %d with %d held in all: verdict %d, want held", k, i, c.held, v)
 		}
 	}
 	z := inflightKey{keyAccount, "z"}
 	over(z)
-	if v, _, _ := c.admit(z, now, time.Time{}, false, false); v != cpuRefuse {
+	if v, _, _ := c.admit(z, now, time.Time{}, true, false, false); v != cpuRefuse {
 		t.Errorf("a new caller's call with %d held in all: verdict %d, want refused", c.held, v)
 	}
-	if v, _, _ := c.admit(z, now, time.Time{}, false, true); v != cpuRefuse {
+	if v, _, _ := c.admit(z, now, time.Time{}, true, false, true); v != cpuRefuse {
 		t.Errorf("a new caller's admin call with %d held in all: verdict %d, want refused", c.held, v)
+	}
+	// With no other call running nobody waits for what the call takes:
+	// it runs, whatever its share.
+	if v, _, _ := c.admit(z, now, time.Time{}, false, false, false); v != cpuAdmit {
+		t.Errorf("a call past its share with no other call running: verdict %d, want run", v)
 	}
 	// A session or admin call (runAfterHold) whose share needs longer
 	// than callerCPUMaxHold, or than half its deadline, is held that long
@@ -428,13 +433,13 @@ func TestCallerCPU_HoldBounds(t *testing.T) {
 	c2.measure(now, 0)
 	c2.contended, c2.active, c2.rate = true, 100, 0.1
 	c2.buckets[w] = &cpuBucket{tokens: -time.Second, at: now, seen: now, cost: time.Millisecond}
-	if v, wait, _ := c2.admit(w, now, time.Time{}, false, true); v != cpuHold || wait != callerCPUMaxHold {
+	if v, wait, _ := c2.admit(w, now, time.Time{}, true, false, true); v != cpuHold || wait != callerCPUMaxHold {
 		t.Errorf("admin call of a caller 10s short of its share: verdict %d, hold %v; want held %v", v, wait, callerCPUMaxHold)
 	}
-	if v, wait, _ := c2.admit(w, now, now.Add(100*time.Millisecond), false, true); v != cpuHold || wait != 50*time.Millisecond {
+	if v, wait, _ := c2.admit(w, now, now.Add(100*time.Millisecond), true, false, true); v != cpuHold || wait != 50*time.Millisecond {
 		t.Errorf("admin call with 100ms left: verdict %d, hold %v; want held 50ms", v, wait)
 	}
-	if v, _, _ := c2.admit(w, now, time.Time{}, false, false); v != cpuRefuse {
+	if v, _, _ := c2.admit(w, now, time.Time{}, true, false, false); v != cpuRefuse {
 		t.Errorf("decision of the same caller: verdict %d, want refused", v)
 	}
 }

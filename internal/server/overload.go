@@ -249,13 +249,24 @@ func (l *limiter) unaryInterceptor(ctx context.Context, req any, info *grpc.Unar
 	}
 	if l.cpu != nil && k.kind != 0 {
 		// Decisions that wait longer than the queue target are
-		// contention too, whatever share of the CPU calls used — but
-		// only while other calls are in flight: a lone caller whose
-		// calls wait for a CPU that other processes hold takes nobody's
-		// share.
-		queued := l.gate != nil && l.gate.contended(now) && len(l.unary) > 0
+		// contention too, whatever share of the CPU calls used. Either
+		// holds a caller back only while other calls are in flight (in
+		// a handler, or decisions arrived and waiting): a lone caller
+		// whose calls wait for a CPU that other processes hold takes
+		// nobody's share.
+		others := len(l.unary) > 0
+		if !others && l.gate != nil {
+			// Decisions that arrived and wait for the CPU count too: on
+			// a busy core they are queued, not in a handler.
+			n := l.gate.inflight()
+			if a != nil && a.gated {
+				n-- // this one
+			}
+			others = n > 0
+		}
+		queued := l.gate != nil && l.gate.contended(now)
 		deadline, _ := ctx.Deadline()
-		verdict, wait, prepaid := l.cpu.admit(k, now, deadline, queued, !decision)
+		verdict, wait, prepaid := l.cpu.admit(k, now, deadline, others, queued, !decision)
 		if decision && l.cpu.contendedNow() {
 			// The connection's record lets the tap refuse most decisions
 			// of a connection that carries only callers refused for
